@@ -1,0 +1,174 @@
+"""Storage for landing, outbox and publish zones: a local directory or an S3 prefix.
+
+One small interface so every caller is written once. S3 goes through boto3 with the standard
+credential chain and ``AWS_ENDPOINT_URL`` (moto's server on 127.0.0.1 in tests). Writes to S3
+use SSE-KMS when ``PHMX_KMS_KEY_ID`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from phmx.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://") or uri.startswith("s3a://")
+
+
+def join(root: str, *parts: str) -> str:
+    """Join path parts under a local or ``s3://`` root with forward slashes."""
+    clean = [p.strip("/") for p in parts if p]
+    if is_s3(root):
+        return "/".join([root.rstrip("/"), *clean])
+    return str(Path(root, *clean))
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri.split("://", 1)[1]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+_client = None
+
+
+def s3_client():  # noqa: ANN201 - boto3 client type is dynamic
+    """A boto3 S3 client (cached per process) honouring AWS_ENDPOINT_URL."""
+    global _client
+    if _client is None:
+        import boto3
+
+        _client = boto3.client(
+            "s3",
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
+            region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2",
+        )
+    return _client
+
+
+def reset_client() -> None:
+    """Forget the cached client (tests that start a new endpoint call this)."""
+    global _client
+    _client = None
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file found under a root: its full URI, path relative to the root, and size."""
+
+    uri: str
+    relpath: str
+    size: int
+
+
+def list_files(root: str, prefix: str = "") -> Iterator[StoredFile]:
+    """Every file below ``root/prefix``, sorted by relative path (deterministic runs)."""
+    base = join(root, prefix) if prefix else root
+    if is_s3(base):
+        bucket, key = split_s3(base)
+        key = key.rstrip("/") + "/" if key else ""
+        root_key = split_s3(root)[1].rstrip("/")
+        paginator = s3_client().get_paginator("list_objects_v2")
+        found = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                if obj["Key"].endswith("/"):
+                    continue
+                rel = obj["Key"][len(root_key) + 1 :] if root_key else obj["Key"]
+                found.append(StoredFile(f"s3://{bucket}/{obj['Key']}", rel, obj["Size"]))
+        yield from sorted(found, key=lambda f: f.relpath)
+        return
+    p = Path(base)
+    if not p.exists():
+        return
+    for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+        yield StoredFile(str(f), str(f.relative_to(root)).replace(os.sep, "/"), f.stat().st_size)
+
+
+def read_bytes(uri: str) -> bytes:
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        return Path(uri).read_bytes()
+    except Exception as exc:  # noqa: BLE001 - re-raised with the location
+        raise StorageError(f"cannot read {uri}: {type(exc).__name__}") from exc
+
+
+def write_bytes(uri: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+    """Write a whole object/file. On S3 with a KMS key configured, SSE-KMS is requested."""
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            extra: dict[str, str] = {"ContentType": content_type}
+            kms = os.environ.get("PHMX_KMS_KEY_ID")
+            if kms:
+                extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            return
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise StorageError(f"cannot write {uri}: {type(exc).__name__}") from exc
+
+
+def write_text(uri: str, text: str, *, content_type: str = "text/plain; charset=utf-8") -> None:
+    write_bytes(uri, text.encode("utf-8"), content_type=content_type)
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+    return Path(uri).exists()
+
+
+def copy(src: str, dst: str) -> None:
+    if not is_s3(src) and not is_s3(dst):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        return
+    write_bytes(dst, read_bytes(src))
+
+
+def delete_prefix(root: str) -> None:
+    """Remove everything under a root (used for staging areas and tests)."""
+    if is_s3(root):
+        bucket, key = split_s3(root)
+        keys = [{"Key": split_s3(f.uri)[1]} for f in list_files(root)]
+        for i in range(0, len(keys), 1000):
+            s3_client().delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + 1000]})
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def delta_storage_options() -> dict[str, str]:
+    """Options for the ``deltalake`` package (delta-rs) to reach the same S3 endpoint."""
+    opts: dict[str, str] = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        opts["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            opts["AWS_ALLOW_HTTP"] = "true"
+    opts["AWS_REGION"] = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if os.environ.get(k):
+            opts[k] = os.environ[k]
+    return opts

@@ -1,0 +1,248 @@
+"""The contracts between stages: every table's name, layer and columns, in one module.
+
+Stages read and write tables named here and nowhere else. docs/tables.md is generated from
+this module (``python -m phmx.tables``). Column types are Spark SQL DDL types.
+
+Layers:
+* ``bronze``: as submitted (every feed column a string; dates normalised to ISO by intake),
+  plus lineage. One table per feed (columns from the feed spec in mappings/feeds/) plus
+  ``bronze.quarantine`` and ``bronze.submissions``.
+* ``silver``: the canonical model, one row per source record, typed, with security labels.
+* ``gold``: members (identity resolved), consent decisions, measures.
+* ``audit``: the append-only ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table contract: ``layer.name``, its columns (name -> DDL type) and merge keys."""
+
+    layer: str
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    keys: tuple[str, ...] = ()
+    doc: str = ""
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def ddl(self) -> str:
+        return ", ".join(f"{c} {t}" for c, t in self.columns)
+
+
+def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
+    parsed = []
+    for part in cols.split(","):
+        part = part.strip()
+        if part:
+            c, t = part.split(None, 1)
+            parsed.append((c, t.replace(";", ",")))
+    return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc)
+
+
+# Lineage carried by every bronze row (after the feed's own columns).
+LINEAGE = _t(
+    "bronze",
+    "_lineage",
+    "submission_id string, submitter string, feed string, period string, source_file string,"
+    "source_file_sha256 string, row_number bigint, ingested_at timestamp",
+)
+
+SUBMISSIONS = _t(
+    "bronze",
+    "submissions",
+    "submission_id string, submitter string, feed string, period string, source_file string,"
+    "source_file_sha256 string, received_at timestamp, status string, rows_landed bigint,"
+    "rows_accepted bigint, rows_quarantined bigint, file_errors string, supersedes string,"
+    "receipt_uri string, spec_version string",
+    keys="submission_id",
+    doc="One row per received file. status: accepted / accepted_with_errors / rejected / duplicate.",
+)
+
+QUARANTINE = _t(
+    "bronze",
+    "quarantine",
+    "submission_id string, submitter string, feed string, period string, source_file string,"
+    "row_number bigint, rule_id string, field string, message string, raw_record string,"
+    "quarantined_at timestamp",
+    keys="submission_id row_number rule_id field",
+    doc="Rejected rows: one row per (row, rule). raw_record stays in the PHI zone, never in receipts.",
+)
+
+# ---- silver: the canonical model -------------------------------------------------------
+_SILVER_LINEAGE = "submission_id string, period string, row_number bigint"
+_LABELS = "security_labels array<string>, sensitivity string"
+
+PERSON = _t(
+    "silver",
+    "person",
+    "source string, source_person_id string, cin string, ssn string, county_client_number string,"
+    "given_name string, middle_name string, family_name string, birth_date date, sex string,"
+    "address_line string, city string, state string, zip string, county_fips string, phone string,"
+    "email string, race string, ethnicity string, language string, record_date date,"
+    f"submission_id string, period string, row_number bigint, {_LABELS}",
+    keys="source source_person_id",
+    doc="A person as one source knows them. source = submitter id; source_person_id is local to it.",
+)
+
+COVERAGE = _t(
+    "silver",
+    "coverage",
+    "source string, source_person_id string, plan_id string, aid_code string, start_date date,"
+    f"end_date date, {_SILVER_LINEAGE}",
+    keys="source source_person_id plan_id start_date",
+)
+
+ENCOUNTER = _t(
+    "silver",
+    "encounter",
+    "source string, encounter_id string, source_person_id string, setting string,"
+    "service_date date, admit_date date, discharge_date date, place_of_service string,"
+    "procedure_codes array<string>, diagnosis_codes array<string>, provider_id string,"
+    f"plan_id string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source encounter_id",
+    doc="Medical encounters and claims. setting: ED, IP, OP, RX.",
+)
+
+BH_SERVICE = _t(
+    "silver",
+    "bh_service",
+    "source string, service_id string, source_person_id string, program string, record_type string,"
+    "county_fips string, service_date date, end_date date, mode_of_service string,"
+    "service_function string, units double, provider_id string, diagnosis_codes array<string>,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source service_id",
+    doc="County behavioral health: program MH (CSI-like) or SUD (CalOMS-like).",
+)
+
+DENTAL_SERVICE = _t(
+    "silver",
+    "dental_service",
+    "source string, service_id string, source_person_id string, service_date date, cdt_code string,"
+    f"tooth string, provider_id string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source service_id",
+)
+
+IMMUNIZATION = _t(
+    "silver",
+    "immunization",
+    "source string, immunization_id string, source_person_id string, admin_date date, cvx string,"
+    "mvx string, lot string, protection_indicator string, provider_id string,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source immunization_id",
+)
+
+MEDICATION = _t(
+    "silver",
+    "medication",
+    "source string, rx_claim_id string, source_person_id string, fill_date date, ndc string,"
+    f"days_supply int, quantity double, prescriber_id string, plan_id string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source rx_claim_id",
+)
+
+# Consent records: written by the consent registry (consent/); see consent/ for the full model.
+CONSENT = _t(
+    "silver",
+    "consent",
+    "consent_id string, version int, source string, source_person_id string, grantor string,"
+    "status string, period_start timestamp, period_end timestamp, recorded_at timestamp,"
+    "provisions string, "
+    f"{_SILVER_LINEAGE}",
+    keys="consent_id version",
+    doc="Every version of every consent. provisions is the normalised JSON provision tree.",
+)
+
+# ---- gold --------------------------------------------------------------------------------
+MEMBER_XWALK = _t(
+    "gold",
+    "member_xwalk",
+    "source string, source_person_id string, member_id string, link_method string,"
+    "link_probability double, run_id string, linked_at timestamp",
+    keys="source source_person_id",
+    doc="Which member each source person record belongs to. member_id is stable across runs.",
+)
+
+MEMBER = _t(
+    "gold",
+    "member",
+    "member_id string, cin string, given_name string, family_name string, birth_date date,"
+    "sex string, zip string, county_fips string, lhj string, race string, ethnicity string,"
+    "source_count int, run_id string",
+    keys="member_id",
+    doc="The golden record per member (survivorship rules in jobs/identity).",
+)
+
+CONSENT_DECISION = _t(
+    "gold",
+    "consent_decision",
+    "member_id string, data_class string, purpose string, recipient string, decision string,"
+    "rule_ids array<string>, consent_ids array<string>, valid_from timestamp, valid_to timestamp,"
+    "policy_version string, run_id string, decided_at timestamp",
+    keys="member_id data_class purpose recipient",
+    doc="permit/deny per (member, data class, purpose, recipient), with the rules and consents behind it.",
+)
+
+LEDGER = _t(
+    "audit",
+    "ledger",
+    "seq bigint, entry_type string, recorded_at timestamp, run_id string, payload string,"
+    "prev_hash string, entry_hash string",
+    keys="seq",
+    doc="Append-only, hash-chained. Entries: decision_batch, disclosure, checkpoint.",
+)
+
+ALL: tuple[Table, ...] = (
+    SUBMISSIONS,
+    QUARANTINE,
+    PERSON,
+    COVERAGE,
+    ENCOUNTER,
+    BH_SERVICE,
+    DENTAL_SERVICE,
+    IMMUNIZATION,
+    MEDICATION,
+    CONSENT,
+    MEMBER_XWALK,
+    MEMBER,
+    CONSENT_DECISION,
+    LEDGER,
+)
+
+SILVER_EVENT_TABLES: tuple[Table, ...] = (ENCOUNTER, BH_SERVICE, DENTAL_SERVICE, IMMUNIZATION, MEDICATION)
+
+
+def by_fqn(fqn: str) -> Table:
+    for t in ALL:
+        if t.fqn == fqn:
+            return t
+    raise KeyError(fqn)
+
+
+def markdown() -> str:
+    """The table contracts as Markdown (docs/tables.md)."""
+    out = ["# Table contracts", "", "Audience: anyone writing a stage or reading the lakehouse.",
+           "Generated from `phmx/tables.py` by `python -m phmx.tables`; do not edit by hand.", ""]
+    out += ["Every bronze feed table carries its feed's columns (all strings) plus lineage: "
+            + ", ".join(f"`{c}`" for c in LINEAGE.column_names) + ".", ""]
+    for t in ALL:
+        out += [f"## {t.fqn}", "", t.doc or "", "", f"Merge keys: {', '.join(t.keys) or '(append only)'}", "",
+                "| column | type |", "|---|---|"]
+        out += [f"| {c} | {ty} |" for c, ty in t.columns]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(markdown() + "\n")
