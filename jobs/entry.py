@@ -1,0 +1,33 @@
+"""The shared ``python -m jobs.<stage>`` entry point: parse the period and run id, run, print counts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from phmx.context import RunContext, StageResult
+from phmx.errors import PhmxError
+
+
+def run_stage(stage: str, *, period: str = "all", run_id: str | None = None) -> StageResult:
+    """Import ``jobs.<stage>`` and run it on the process-wide engine session."""
+    from phmx.engine import get_spark
+
+    module = importlib.import_module(f"jobs.{stage}")
+    ctx = RunContext.new(period=period, run_id=run_id)
+    return module.run(get_spark(), ctx)
+
+
+def main(stage: str, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m jobs.{stage}")
+    parser.add_argument("--period", default="all", help="YYYY-MM, or all")
+    parser.add_argument("--run-id", default=None)
+    args = parser.parse_args(argv)
+    try:
+        result = run_stage(stage, period=args.period, run_id=args.run_id)
+    except PhmxError as exc:
+        sys.stderr.write(f"phmx {stage}: {exc}\n")
+        return exc.exit_code
+    sys.stdout.write(result.to_json() + "\n")
+    return 0

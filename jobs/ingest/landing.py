@@ -1,0 +1,51 @@
+"""Finding submissions in the landing zone: ``<landing>/<submitter>/<feed>/<period>/<file>``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from phmx import storage
+
+PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+SUBMITTER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A file in the landing zone and what its path says about it."""
+
+    uri: str
+    relpath: str
+    submitter: str
+    feed: str
+    period: str
+    name: str
+    size: int
+    layout_ok: bool
+
+
+def scan(landing_root: str, period: str = "all") -> list[LandedFile]:
+    """Every landed file (optionally one period's), sorted so runs are deterministic."""
+    out = []
+    for f in storage.list_files(landing_root):
+        parts = f.relpath.split("/")
+        if parts[0].startswith("_"):
+            continue  # _quarantine and other hub-owned folders
+        if len(parts) == 4:
+            submitter, feed, per, name = parts
+            ok = bool(SUBMITTER.match(submitter))
+        else:
+            submitter = parts[0] if parts and SUBMITTER.match(parts[0]) else ""
+            feed, per, name, ok = (parts[1] if len(parts) > 2 else ""), "", parts[-1], False
+        if period != "all" and per != period:
+            continue
+        out.append(LandedFile(f.uri, f.relpath, submitter, feed, per, name, f.size, ok))
+    return out
+
+
+def submission_id(submitter: str, feed: str, period: str, relpath: str, sha256: str) -> str:
+    """Deterministic id: the same file at the same place is the same submission on every run."""
+    digest = hashlib.sha256("\x1f".join([submitter, feed, period, relpath, sha256]).encode()).hexdigest()
+    return f"sub-{digest[:20]}"

@@ -1,0 +1,155 @@
+"""Row validation, vectorised with Arrow compute: every rule runs over a whole chunk at once.
+
+Each failed check yields (row index, rule id, field, message); messages describe what was
+expected and never echo the submitted value. Rows with an ``error`` are quarantined; ``warning``
+findings are reported on the receipt and the row is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from phmx.feedspec import FeedSpec, FieldSpec, load_valueset
+
+if TYPE_CHECKING:
+    from jobs.ingest.formats import Chunk
+
+# Type -> (regex, human description). Values outside these shapes fail rule "format".
+TYPE_PATTERNS: dict[str, tuple[str, str]] = {
+    "integer": (r"^-?[0-9]+$", "a whole number"),
+    "decimal": (r"^-?[0-9]+(\.[0-9]+)?$", "a number like 12 or 12.5"),
+    "cin": (r"^9[0-9]{7}[A-Z]$", "a Medi-Cal CIN: the digit 9, seven digits, then a capital letter"),
+    "ssn": (r"^[0-9]{3}-?[0-9]{2}-?[0-9]{4}$", "nine digits, optionally as 123-45-6789"),
+    "zip": (r"^[0-9]{5}(-?[0-9]{4})?$", "a 5-digit ZIP code (ZIP+4 allowed)"),
+    "phone": (r"^\(?[0-9]{3}\)?[-. ]?[0-9]{3}[-. ]?[0-9]{4}$", "a 10-digit phone number"),
+    "npi": (r"^[0-9]{10}$", "a 10-digit NPI"),
+    "email": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address"),
+}
+_FMT_HUMAN = {"%Y%m%d": "CCYYMMDD", "%Y-%m-%d": "CCYY-MM-DD", "%m/%d/%Y": "MM/DD/CCYY",
+              "%Y-%m-%dT%H:%M:%S": "CCYY-MM-DDThh:mm:ss"}
+_ISO = {"date": "%Y-%m-%d", "timestamp": "%Y-%m-%dT%H:%M:%S"}
+
+
+@dataclass
+class Finding:
+    """One failed check on one row (index into the chunk)."""
+
+    index: int
+    rule_id: str
+    field: str
+    message: str
+    severity: str = "error"
+
+
+@dataclass
+class ValidatedChunk:
+    """A chunk split into accepted rows (normalised columns) and findings."""
+
+    accepted: pa.Table
+    accepted_rows: np.ndarray
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _indices(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    arr = mask.to_numpy(zero_copy_only=False) if hasattr(mask, "to_numpy") else np.asarray(mask)
+    return np.flatnonzero(np.asarray(arr, dtype=bool))
+
+
+def _add(findings: list[Finding], mask: pa.Array, rule: str, f: FieldSpec | None, msg: str,
+         severity: str = "error") -> None:
+    mask = pc.fill_null(mask, False)
+    for i in _indices(mask):
+        findings.append(Finding(int(i), rule, f.name if f else "", msg, severity))
+
+
+def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], findings: list[Finding]) -> pa.Array:
+    """Check one field; return its normalised array (dates to ISO text)."""
+    present = pc.is_valid(arr)
+    sev = f.severity
+    if f.required:
+        _add(findings, pc.invert(present), "required", f, f"{f.name} is required", "error")
+    if f.required_if:
+        for other, values in f.required_if.items():
+            cond = pc.is_in(columns[other], value_set=pa.array([str(v) for v in values]))
+            _add(findings, pc.and_(cond, pc.invert(present)), "required", f,
+                 f"{f.name} is required when {other} is {'/'.join(map(str, values))}", "error")
+    allowed = pc.is_in(arr, value_set=pa.array(list(f.allow), pa.string())) if f.allow else None
+
+    def failing(mask: pa.Array) -> pa.Array:
+        mask = pc.and_(present, mask)
+        return pc.and_(mask, pc.invert(allowed)) if allowed is not None else mask
+
+    if f.max_length:
+        _add(findings, failing(pc.greater(pc.utf8_length(arr), f.max_length)), "max_length", f,
+             f"{f.name} is longer than {f.max_length} characters", sev)
+    if f.type in TYPE_PATTERNS:
+        pattern, human = TYPE_PATTERNS[f.type]
+        rule = "cin_shape" if f.type == "cin" else "format"
+        _add(findings, failing(pc.invert(pc.match_substring_regex(arr, pattern))), rule, f,
+             f"{f.name} must be {human}", sev)
+    if f.pattern:
+        _add(findings, failing(pc.invert(pc.match_substring_regex(arr, f.pattern))), "format", f,
+             f"{f.name} does not match the required pattern {f.pattern}", sev)
+    if f.type in ("code", "county_fips") and f.valueset:
+        vs = load_valueset(f.valueset)
+        member = pc.is_in(arr, value_set=pa.array(sorted(vs.codes), pa.string()))
+        for p in vs.prefixes:
+            member = pc.or_(member, pc.starts_with(arr, p))
+        _add(findings, failing(pc.invert(member)), "code_set", f,
+             f"{f.name} is not a code in value set {vs.name} (version {vs.version})", sev)
+    if f.type in ("date", "timestamp"):
+        fmt = f.format or _ISO[f.type]
+        parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+        bad = pc.and_(present, pc.is_null(parsed))
+        if allowed is not None:
+            bad = pc.and_(bad, pc.invert(allowed))
+        _add(findings, bad, "format", f, f"{f.name} must be a valid date as {_FMT_HUMAN.get(fmt, fmt)}", sev)
+        years = pc.year(parsed)
+        _add(findings, pc.or_(pc.less(years, 1900), pc.greater(years, 2100)), "date_range", f,
+             f"{f.name} is outside 1900-2100", sev)
+        return pc.strftime(parsed, format=_ISO[f.type])
+    return arr
+
+
+def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: set[str]) -> ValidatedChunk:
+    """Run field checks and row rules over one chunk; ``seen_keys`` carries duplicates across chunks."""
+    n = len(chunk)
+    findings: list[Finding] = []
+    columns = {name: pa.array(values, pa.string()) for name, values in chunk.columns.items()}
+    normalised: dict[str, pa.Array] = {}
+    for f in spec.fields:
+        normalised[f.name] = _check_field(f, columns[f.name], columns, findings)
+    for rule in spec.rules:
+        if rule.check == "date_order":
+            a, b = (normalised[x] for x in rule.fields)
+            _add(findings, pc.and_(pc.and_(pc.is_valid(a), pc.is_valid(b)), pc.greater(a, b)), rule.id, None,
+                 rule.message or f"{rule.fields[0]} is after {rule.fields[1]}", rule.severity)
+        elif rule.check == "one_of_required":
+            anyp = pc.is_valid(normalised[rule.fields[0]])
+            for x in rule.fields[1:]:
+                anyp = pc.or_(anyp, pc.is_valid(normalised[x]))
+            _add(findings, pc.invert(anyp), rule.id, None,
+                 rule.message or f"one of {', '.join(rule.fields)} is required", rule.severity)
+        elif rule.check == "duplicate_key" and n:
+            keys = pc.binary_join_element_wise(
+                *[pc.fill_null(normalised[x], "") for x in rule.fields], "\x1f"
+            ).to_pylist()
+            for i, k in enumerate(keys):
+                if k in seen_keys:
+                    findings.append(Finding(i, rule.id, "", rule.message or "duplicate record in this file",
+                                            rule.severity))
+                else:
+                    seen_keys.add(k)
+    bad = np.zeros(n, dtype=bool)
+    for fd in findings:
+        if fd.severity == "error":
+            bad[fd.index] = True
+    keep = np.flatnonzero(~bad)
+    table = pa.table(normalised) if normalised else pa.table({})
+    accepted = table.take(pa.array(keep, pa.int64())) if n else table
+    return ValidatedChunk(accepted=accepted, accepted_rows=keep, findings=findings)
