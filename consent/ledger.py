@@ -1,0 +1,321 @@
+"""The audit ledger: append-only, hash-chained, with Ed25519-signed checkpoints.
+
+Every entry is one row of ``audit.ledger`` (contract ``phmx.tables.LEDGER``)::
+
+    seq, entry_type, recorded_at, run_id, payload (canonical JSON), prev_hash, entry_hash
+
+``entry_hash = SHA-256(canonical JSON of {seq, entry_type, recorded_at, run_id, payload,
+prev_hash})``; ``prev_hash`` is the previous entry's hash (64 zeros for the first). Canonical JSON
+is UTF-8, keys sorted, no whitespace, no floats (see :func:`canonical`). Every append ends with a
+``checkpoint`` entry whose payload signs ``(upto_seq, head_hash, key_id)`` with the ledger's
+Ed25519 key (:mod:`consent.signing`), so rewriting history needs the private key.
+
+Which members' data went out in a disclosure is kept in ``audit.disclosure_member`` (one row per
+member and class); the disclosure entry pins the row count and a SHA-256 digest over those rows.
+
+Append only: this module has no update or delete, and the tables are created with
+``delta.appendOnly=true`` so Delta writers refuse to remove rows. Concurrency: one writer at a
+time. Appends take an exclusive lock file next to the table (``O_CREAT|O_EXCL``; local roots),
+then read the last seq and hash and append; after the commit the Delta version must be exactly
+one more than the one read (optimistic check), else the append is reported as a conflict. On S3
+the lock file is not atomic: run ledger writers in one Airflow pool with one slot (documented in
+docs/auditor-guide.md); a fork would still be caught by ``phmx audit verify`` (duplicate seq).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from consent import signing
+from consent.tables import DISCLOSURE_MEMBER
+from phmx import lakehouse, storage
+from phmx.errors import LedgerError
+from phmx.log import get_logger
+from phmx.tables import LEDGER
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+GENESIS = "0" * 64
+CHECKPOINT_CONTEXT = b"phmx-ledger-checkpoint-v1\n"
+ENTRY_TYPES = ("decision_batch", "disclosure", "checkpoint", "note")
+_APPEND_ONLY = {"delta.appendOnly": "true"}
+_thread_lock = threading.Lock()
+
+
+# ---- canonical form and hashes --------------------------------------------------------------
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8. Floats are refused (not canonical)."""
+    _no_floats(obj)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _no_floats(obj: Any) -> None:
+    if isinstance(obj, float):
+        raise LedgerError("ledger payloads carry no floats (use integers or strings)")
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _no_floats(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            _no_floats(v)
+
+
+def iso(ts: datetime) -> str:
+    """A UTC timestamp as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (microseconds, as Delta stores them)."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(seq: int, entry_type: str, recorded_at: str, run_id: str, payload: str, prev_hash: str) -> str:
+    """SHA-256 (hex) of the canonical JSON of an entry's fields (payload as its canonical string)."""
+    body = {"seq": int(seq), "entry_type": entry_type, "recorded_at": recorded_at, "run_id": run_id or "",
+            "payload": payload, "prev_hash": prev_hash}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def checkpoint_message(upto_seq: int, head_hash: str, key_id: str) -> bytes:
+    """The bytes a checkpoint signs (domain-separated so a signature cannot be reused elsewhere)."""
+    return CHECKPOINT_CONTEXT + canonical({"upto_seq": int(upto_seq), "head_hash": head_hash, "key_id": key_id})
+
+
+def members_digest(rows: Iterator[tuple[str, str, list[str], list[str]]]) -> str:
+    """SHA-256 over sorted ``member_id\\tdata_class\\trule_ids\\tconsent_ids`` lines."""
+    lines = sorted(
+        f"{m}\t{c}\t{','.join(sorted(r or []))}\t{','.join(sorted(k or []))}\n" for m, c, r, k in rows
+    )
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8"))
+    return h.hexdigest()
+
+
+# ---- storage ---------------------------------------------------------------------------------
+def ledger_path() -> str:
+    return lakehouse.table_path(LEDGER)
+
+
+def _opts(path: str) -> dict[str, str] | None:
+    return storage.delta_storage_options() if storage.is_s3(path) else None
+
+
+def _exists(path: str) -> bool:
+    if storage.is_s3(path):
+        return any(True for _ in storage.list_files(storage.join(path, "_delta_log")))
+    return Path(path, "_delta_log").is_dir()
+
+
+def _ledger_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("seq", pa.int64()), ("entry_type", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()), ("payload", pa.string()), ("prev_hash", pa.string()), ("entry_hash", pa.string()),
+    ])
+
+
+def _members_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("seq", pa.int64()), ("member_id", pa.string()), ("data_class", pa.string()),
+                      ("rule_ids", pa.list_(pa.string())), ("consent_ids", pa.list_(pa.string()))])
+
+
+@contextmanager
+def _writer_lock(path: str, timeout_s: float = 120.0) -> Iterator[None]:
+    """One appender at a time: a thread lock plus an exclusive lock file for local roots."""
+    with _thread_lock:
+        if storage.is_s3(path):
+            yield
+            return
+        lock = Path(path).parent / f".{Path(path).name}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                break
+            except FileExistsError:
+                if time.monotonic() > deadline:
+                    raise LedgerError("the ledger is locked by another writer", hint=f"remove {lock} if stale") from None
+                time.sleep(0.05)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The ledger's last entry as read before an append, and the Delta version it was read at."""
+
+    seq: int
+    entry_hash: str
+    version: int | None
+
+
+def read_head(path: str | None = None) -> Head:
+    """The last seq and hash (0 and the genesis hash for an empty ledger)."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    path = path or ledger_path()
+    if not _exists(path):
+        return Head(0, GENESIS, None)
+    dt = DeltaTable(path, storage_options=_opts(path))
+    tbl = dt.to_pyarrow_table(columns=["seq", "entry_hash"])
+    if tbl.num_rows == 0:
+        return Head(0, GENESIS, dt.version())
+    idx = pc.index(tbl["seq"], pc.max(tbl["seq"])).as_py()
+    return Head(int(tbl["seq"][idx].as_py()), str(tbl["entry_hash"][idx].as_py()), dt.version())
+
+
+def _write(path: str, table: pa.Table) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(path, table, mode="append", configuration=_APPEND_ONLY if not _exists(path) else None,
+                    storage_options=_opts(path))
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append: its type, run id and payload (a JSON-able dict, no floats)."""
+
+    entry_type: str
+    run_id: str
+    payload: dict[str, Any]
+
+
+def append(entries: list[NewEntry], *, checkpoint: bool = True,
+           members: dict[int, pa.Table] | None = None, _at: datetime | None = None) -> list[int]:
+    """Append entries (and a signed checkpoint) in one Delta commit; return their seqs.
+
+    ``members`` maps an index into ``entries`` to the disclosure-member rows of that entry (columns
+    member_id, data_class, rule_ids, consent_ids); they are written first, with the entry's seq,
+    and the entry's payload gets their count and digest.
+    """
+    import pyarrow as pa
+
+    for e in entries:
+        if e.entry_type not in ENTRY_TYPES or e.entry_type == "checkpoint":
+            raise LedgerError(f"unknown or reserved ledger entry type {e.entry_type!r}")
+    path = ledger_path()
+    signer = signing.get_signer() if checkpoint else None
+    with _writer_lock(path):
+        head = read_head(path)
+        now = _at or datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        prev, seq = head.entry_hash, head.seq
+        for i, e in enumerate(entries):
+            seq += 1
+            payload = dict(e.payload)
+            if members and i in members:
+                payload["members"] = _write_members(seq, members[i])
+            rows.append(_row(seq, e.entry_type, now, e.run_id, payload, prev))
+            prev = rows[-1]["entry_hash"]
+        if signer is not None:
+            seq += 1
+            sig = signer.sign(checkpoint_message(seq - 1, prev, signer.key_id))
+            payload = {"upto_seq": seq - 1, "head_hash": prev, "key_id": signer.key_id, "alg": "Ed25519",
+                       "signature": sig}
+            rows.append(_row(seq, "checkpoint", now, entries[-1].run_id if entries else "", payload, prev))
+        if not rows:
+            return []
+        _write(path, pa.Table.from_pylist(rows, schema=_ledger_schema()))
+        after = read_head(path)
+        expected = None if head.version is None else head.version + 1
+        if after.seq != seq or (expected is not None and after.version != expected):
+            raise LedgerError("concurrent ledger append detected; run `phmx audit verify`",
+                              hint="ledger writers must be serialised (one Airflow pool slot)")
+    log.info("ledger: appended %d entries (seq %d..%d)", len(rows), rows[0]["seq"], rows[-1]["seq"])
+    return [r["seq"] for r in rows[: len(entries)]]
+
+
+def _row(seq: int, entry_type: str, now: datetime, run_id: str, payload: dict[str, Any], prev: str) -> dict[str, Any]:
+    text = canonical(payload).decode("utf-8")
+    rec = iso(now)
+    return {"seq": seq, "entry_type": entry_type, "recorded_at": now.astimezone(UTC), "run_id": run_id or "",
+            "payload": text, "prev_hash": prev, "entry_hash": entry_hash(seq, entry_type, rec, run_id, text, prev)}
+
+
+def _write_members(seq: int, table: pa.Table) -> dict[str, Any]:
+    import pyarrow as pa
+
+    n = table.num_rows
+    cols = {c: table[c] if c in table.column_names else pa.nulls(n, pa.list_(pa.string()))
+            for c in ("member_id", "data_class", "rule_ids", "consent_ids")}
+    data = pa.table({"seq": pa.array([seq] * n, pa.int64()), **cols}).cast(_members_schema())
+    rows = zip(*(data[c].to_pylist() for c in ("member_id", "data_class", "rule_ids", "consent_ids")),
+               strict=True)
+    digest = members_digest(rows)
+    by_class: dict[str, int] = {}
+    for c in data["data_class"].to_pylist():
+        by_class[c] = by_class.get(c, 0) + 1
+    if n:
+        _write(lakehouse.table_path(DISCLOSURE_MEMBER), data)
+    distinct = len(set(data["member_id"].to_pylist()))
+    return {"table": DISCLOSURE_MEMBER.fqn, "rows": n, "distinct_members": distinct,
+            "by_class": dict(sorted(by_class.items())), "digest": digest}
+
+
+# ---- the two calls other stages make ----------------------------------------------------------
+def record_decision_batch(*, run_id: str, policy_version: str, decisions_version: int | None,
+                          counts: dict[str, int], digest: str | None = None) -> int:
+    """Record that a decision batch was computed (counts by rule/decision, table version, digest)."""
+    payload = {"table": "gold.consent_decision", "policy_version": policy_version,
+               "table_version": decisions_version, "counts": dict(sorted(counts.items())), "digest": digest}
+    return append([NewEntry("decision_batch", run_id, payload)])[0]
+
+
+def record_disclosure(spark: SparkSession | None, *, recipient: str, purpose: str, run_id: str,
+                      files: list[tuple[str, str]], members_by_class: DataFrame | None,
+                      rule_ids: list[str], consent_ids: list[str], at: datetime | None = None) -> int:
+    """Append one disclosure (what went to whom, in which files) and a signed checkpoint; return its seq.
+
+    ``members_by_class`` has ``member_id`` and ``data_class`` (and optionally ``rule_ids`` and
+    ``consent_ids`` per member, as :func:`consent.enforce.disclosure_members` returns); it is
+    collected once through Arrow (counts are per member, not per event).
+    """
+    at = at or datetime.now(UTC)
+    payload = {
+        "recipient": recipient, "purpose": purpose, "disclosed_at": iso(at),
+        "files": [{"uri": u, "sha256": h} for u, h in sorted(files)],
+        "rule_ids": sorted(set(rule_ids)), "consent_ids": sorted(set(consent_ids)),
+    }
+    members = None
+    if members_by_class is not None:
+        cols = [c for c in ("member_id", "data_class", "rule_ids", "consent_ids") if c in members_by_class.columns]
+        members = {0: members_by_class.select(*cols).distinct().toArrow()}
+    return append([NewEntry("disclosure", run_id, payload)], members=members)[0]
+
+
+def checkpoint() -> int:
+    """Sign the current head with a checkpoint entry of its own; return the checkpoint's seq."""
+    append([], checkpoint=True)
+    return read_head().seq
+
+
+def read_entries(path: str | None = None) -> pa.Table:
+    """The whole ledger as an Arrow table sorted by seq (via delta-rs; no engine needed)."""
+    from deltalake import DeltaTable
+
+    path = path or ledger_path()
+    if not _exists(path):
+        return _ledger_schema().empty_table()
+    return DeltaTable(path, storage_options=_opts(path)).to_pyarrow_table().sort_by("seq")

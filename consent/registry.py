@@ -1,0 +1,132 @@
+"""The consent registry: county consent forms (CSV) and FHIR Consent resources -> silver.consent.
+
+Every version of every consent is kept. A consent's id is ``<source>:<local id>`` so two
+counties' form numbers never collide. Versions are numbered in the order the hub received them
+(ingested_at, submission, row); an identical resubmission of a version is not a new version.
+
+Provisions are stored as JSON: a list of nodes ``{path, parent, depth, effect, purposes,
+recipients, data_classes, period_start, period_end}`` where ``path`` encodes the tree ("0",
+"0.1", ...) and each node already carries its *effective* constraints (a child provision is an
+exception inside its parent, so an empty constraint inherits the parent's). Empty list = any.
+Recipients are submitter ids, or ``role:<role>`` (``all_treating`` on a form = ``role:treating``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from consent.tables import CONSENT
+from phmx import lakehouse
+from phmx.log import get_logger
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+BRONZE_FORMS = "bronze.consent_forms"
+FORM_COLUMNS = (
+    "consent_form_id", "client_id", "program", "signed_at", "grantor", "purposes", "recipients",
+    "data_classes", "expires_on", "revoked_at", "status",
+)
+FORM_STATUS = {"active": "active", "revoked": "inactive", "entered_in_error": "entered-in-error"}
+PROGRAM_POLICY = {"SUD": "42CFRPart2", "MH": "WIC5328"}
+ROLE_ALIASES = {"all_treating": "role:treating"}
+
+
+def read_forms(spark: SparkSession) -> DataFrame | None:
+    """bronze.consent_forms, or None when intake has not landed any form yet."""
+    if not lakehouse.exists(BRONZE_FORMS):
+        return None
+    return lakehouse.read(spark, BRONZE_FORMS)
+
+
+def _ts(col: str):  # noqa: ANN202 - pyspark Column
+    from pyspark.sql import functions as F
+
+    c = F.trim(F.col(col))
+    return F.when(c.isNull() | (c == ""), F.lit(None).cast("timestamp")).otherwise(
+        F.try_to_timestamp(F.regexp_replace(c, "Z$", "")))
+
+
+def _date(col: str):  # noqa: ANN202 - pyspark Column
+    from pyspark.sql import functions as F
+
+    c = F.trim(F.col(col))
+    return F.when(c.isNull() | (c == ""), F.lit(None).cast("date")).otherwise(
+        F.try_to_timestamp(c, F.lit("yyyy-MM-dd")).cast("date"))
+
+
+def _split(col: str):  # noqa: ANN202 - pyspark Column
+    from pyspark.sql import functions as F
+
+    parts = F.split(F.coalesce(F.trim(F.col(col)), F.lit("")), r"\|")
+    parts = F.transform(parts, lambda x: F.trim(x))
+    return F.filter(parts, lambda x: x != "")
+
+
+def forms_to_consent(forms: DataFrame) -> DataFrame:
+    """Normalise county consent-form rows into silver.consent rows (every version, deduplicated).
+
+    Runs on the engine (no Python per row). A form is one permit provision for its purposes,
+    recipients and data classes, valid from ``signed_at`` through the end of ``expires_on``.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    df = forms
+    for c in FORM_COLUMNS:
+        if c not in df.columns:
+            df = df.withColumn(c, F.lit(None).cast("string"))
+    status_map = F.create_map(*[F.lit(x) for kv in FORM_STATUS.items() for x in kv])
+    policy_map = F.create_map(*[F.lit(x) for kv in PROGRAM_POLICY.items() for x in kv])
+    alias_map = F.create_map(*[F.lit(x) for kv in ROLE_ALIASES.items() for x in kv])
+    expires = _date("expires_on")
+    recipients = F.transform(_split("recipients"), lambda r: F.coalesce(alias_map[r], r))
+    node = F.struct(
+        F.lit("0").alias("path"),
+        F.lit(None).cast("string").alias("parent"),
+        F.lit(0).alias("depth"),
+        F.lit("permit").alias("effect"),
+        F.array_sort(F.array_distinct(_split("purposes"))).alias("purposes"),
+        F.array_sort(F.array_distinct(recipients)).alias("recipients"),
+        F.array_sort(F.array_distinct(F.transform(_split("data_classes"), lambda x: F.upper(x)))).alias("data_classes"),
+        F.lit(None).cast("string").alias("period_start"),
+        F.lit(None).cast("string").alias("period_end"),
+    )
+    content = F.concat_ws("\x1f", *[F.coalesce(F.trim(F.col(c)), F.lit("")) for c in FORM_COLUMNS])
+    out = df.select(
+        F.concat_ws(":", F.col("submitter"), F.trim(F.col("consent_form_id"))).alias("consent_id"),
+        F.col("submitter").alias("source"),
+        F.trim(F.col("client_id")).alias("source_person_id"),
+        F.lower(F.trim(F.col("grantor"))).alias("grantor"),
+        F.coalesce(status_map[F.lower(F.trim(F.col("status")))], F.lit("rejected")).alias("status"),
+        _ts("signed_at").alias("period_start"),
+        F.when(expires.isNull(), F.lit(None).cast("timestamp"))
+        .otherwise(F.to_timestamp(F.date_add(expires, 1))).alias("period_end"),
+        F.col("ingested_at").cast("timestamp").alias("recorded_at"),
+        F.to_json(F.array(node)).alias("provisions"),
+        F.col("submission_id"),
+        F.col("period"),
+        F.col("row_number").cast("bigint").alias("row_number"),
+        _ts("revoked_at").alias("revoked_at"),
+        F.lit("county_csv").alias("source_format"),
+        F.coalesce(policy_map[F.upper(F.trim(F.col("program")))], F.lit("HIPAA")).alias("policy"),
+        F.sha2(content, 256).alias("content_sha256"),
+    )
+    first = Window.partitionBy("consent_id", "content_sha256").orderBy("recorded_at", "submission_id", "row_number")
+    out = out.withColumn("_first", F.row_number().over(first)).where(F.col("_first") == 1).drop("_first")
+    order = Window.partitionBy("consent_id").orderBy("recorded_at", "submission_id", "row_number")
+    out = out.withColumn("version", F.row_number().over(order).cast("int"))
+    return lakehouse.conform_to(out, CONSENT)
+
+
+def refresh(spark: SparkSession) -> int:
+    """Normalise every landed consent form into silver.consent (a MERGE: reruns are idempotent)."""
+    forms = read_forms(spark)
+    if forms is None:
+        lakehouse.ensure(spark, CONSENT)
+        return 0
+    rows = forms_to_consent(forms)
+    lakehouse.merge(spark, rows, CONSENT)
+    return int(lakehouse.read(spark, CONSENT).count())

@@ -1,0 +1,42 @@
+"""The consent stage end to end on tiny synthetic data: registry, decisions, enforcement, ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from consent_testdata import PLAN, PLAN_B, form, write_forms, write_members, write_submissions
+
+from consent import enforce, ledger
+from consent.tables import CONSENT, CONSENT_DECISION
+from jobs.consent import run
+from phmx import lakehouse
+from phmx.context import RunContext
+
+
+def test_stage_runs_and_sud_needs_consent(spark, phmx_home):
+    write_members(spark, [("m1", "c1", date(1980, 1, 1)), ("m2", "c2", date(1985, 1, 1))])
+    write_submissions(spark, [PLAN, PLAN_B])
+    write_forms(spark, [form("f1", "c1")])
+    result = run(spark, RunContext.new(run_id="r1"))
+    assert result.counts["consent_versions"] == 1
+    d = lakehouse.read(spark, CONSENT_DECISION)
+    sud = {(r.member_id, r.recipient, r.purpose): r.decision
+           for r in d.where("data_class = 'SUD'").collect()}
+    assert sud[("m1", PLAN, "TREAT")] == "permit"
+    assert sud[("m1", PLAN_B, "TREAT")] == "deny"
+    assert sud[("m2", PLAN, "TREAT")] == "deny"
+    assert lakehouse.read(spark, CONSENT).count() == 1
+
+    events = spark.createDataFrame(
+        [("e1", "m1", ["SUD", "42CFRPart2"]), ("e2", "m2", ["SUD"]), ("e3", "m2", [])],
+        "event_id string, member_id string, security_labels array<string>")
+    ok = enforce.permitted_rows(spark, events, recipient=PLAN, purpose="TREAT", at=datetime.now(UTC))
+    assert sorted(r.event_id for r in ok.collect()) == ["e1", "e3"]
+
+    seq = ledger.record_disclosure(spark, recipient=PLAN, purpose="TREAT", run_id="r1",
+                                   files=[("file:///x.parquet", "a" * 64)],
+                                   members_by_class=spark.createDataFrame([("m1", "SUD")], "member_id string, data_class string"),
+                                   rule_ids=["PART2-CONSENT"], consent_ids=["county_06001_bh:f1"])
+    entries = ledger.read_entries().to_pylist()
+    assert [e["entry_type"] for e in entries] == ["decision_batch", "checkpoint", "disclosure", "checkpoint"]
+    assert entries[2]["seq"] == seq and entries[3]["prev_hash"] == entries[2]["entry_hash"]
