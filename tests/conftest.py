@@ -33,3 +33,23 @@ def phmx_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 "PHMX_KEYS_DIR"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def land(phmx_home: Path):
+    """Write a file into the landing zone: land(submitter, feed, period, name, rows or text)."""
+
+    def _land(submitter: str, feed: str, period: str, name: str, content: bytes | str | list[str]) -> Path:
+        if isinstance(content, list):
+            content = "\n".join(content) + "\n"
+        p = phmx_home / "landing" / submitter / feed / period / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content.encode() if isinstance(content, str) else content)
+        return p
+
+    return _land
+
+
+def csv_rows(header: list[str], rows: list[dict[str, str]], sep: str = ",") -> list[str]:
+    """Header + rows as delimited lines (missing keys empty)."""
+    return [sep.join(header)] + [sep.join(r.get(h, "") for h in header) for r in rows]

@@ -1,0 +1,96 @@
+"""Conform: bronze -> silver canonical tables, driven by each feed spec's ``targets:``.
+
+For every bronze table and every target the spec names, select (or aggregate) the target's
+columns with the spec's Spark SQL expressions, keep the latest version of each key, attach
+security labels, and MERGE into the silver table. Rows of a superseded submission disappear
+because each (silver table, source) is refreshed from bronze as a whole.
+
+Adding a county's variant of a feed needs no code: a spec with ``bronze_table`` pointing at the
+shared bronze table lands in the same place and is conformed by the base spec's targets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jobs.conform.labels import with_labels
+from phmx import lakehouse
+from phmx.context import RunContext, StageResult
+from phmx.errors import SpecError
+from phmx.feedspec import FeedSpec, all_specs
+from phmx.log import get_logger
+from phmx.tables import ALL
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+SILVER = {t.name: t for t in ALL if t.layer == "silver"}
+_LINEAGE_COLS = ("submission_id", "period", "row_number")
+
+
+def base_specs() -> dict[str, FeedSpec]:
+    """The spec holding the targets of each bronze table (the one whose feed names the table)."""
+    out: dict[str, FeedSpec] = {}
+    for spec in all_specs().values():
+        if spec.targets and spec.bronze_table == spec.feed:
+            out[spec.bronze_table] = spec
+    return out
+
+
+def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[str, Any]) -> DataFrame:
+    """One silver target from one bronze table, as the spec's expressions say."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if target not in SILVER:
+        raise SpecError(f"{spec.path}: targets.{target}: not a silver table ({', '.join(sorted(SILVER))})")
+    table = SILVER[target]
+    columns: dict[str, str] = {k: str(v) for k, v in (mapping.get("columns") or {}).items()}
+    unknown = set(columns) - set(table.column_names)
+    if unknown:
+        raise SpecError(f"{spec.path}: targets.{target}.columns: unknown column(s) {sorted(unknown)}")
+    source_expr = str(mapping.get("source", "submitter"))
+    df = bronze
+    if mapping.get("where"):
+        df = df.where(F.expr(str(mapping["where"])))
+    if mapping.get("group_by"):
+        keys = ["submitter", *mapping["group_by"]]
+        aggs = [F.expr(e).alias(c) for c, e in columns.items()]
+        aggs += [F.max("submission_id").alias("submission_id"), F.max("period").alias("period"),
+                 F.min("row_number").alias("row_number")]
+        df = df.groupBy(*keys).agg(*aggs).withColumn("source", F.expr(source_expr))
+    else:
+        sel = [F.expr(e).alias(c) for c, e in columns.items()]
+        sel += [F.col(c) for c in _LINEAGE_COLS if c not in columns]
+        sel.append(F.expr(source_expr).alias("source"))
+        df = df.select(*sel)
+    # Keep the latest version of every key (later period, then later row) so resends converge.
+    w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
+    df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+    if "security_labels" in table.column_names:
+        df = with_labels(df, spec.labels)
+    return lakehouse.conform_to(df, table)
+
+
+def run(spark: SparkSession, ctx: RunContext) -> StageResult:
+    """Conform every bronze table that exists into the silver tables its spec targets."""
+    counts: dict[str, int] = {}
+    for bronze_table, spec in sorted(base_specs().items()):
+        fqn = f"bronze.{bronze_table}"
+        if not lakehouse.exists(fqn):
+            continue
+        bronze = lakehouse.read(spark, fqn)
+        for target, mapping in spec.targets.items():
+            df = build_target(bronze, spec, target, mapping)
+            table = SILVER[target]
+            sources = sorted({r[0] for r in df.select("source").distinct().collect()})
+            if not sources:
+                continue
+            scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
+            lakehouse.merge(spark, df, table, delete_where=scope)
+            key = f"{spec.feed}->{target}"
+            counts[key] = lakehouse.read(spark, table).where(scope.replace("t.", "")).count()
+            log.info("conformed %s rows of %s into %s", counts[key], fqn, table.fqn)
+    return StageResult("conform", counts)

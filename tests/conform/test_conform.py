@@ -1,0 +1,70 @@
+"""Conform: bronze -> silver per the feed specs' targets, with security labels."""
+
+from __future__ import annotations
+
+from conftest import csv_rows
+
+from jobs import conform, ingest
+from phmx import lakehouse
+from phmx.context import RunContext
+from phmx.feedspec import get_spec
+
+CLAIMS = get_spec("claims").field_names
+SUD = get_spec("sud_caloms").field_names
+MH = get_spec("mh_csi").field_names
+
+
+def test_claim_lines_become_one_encounter_with_labels(spark, phmx_home, land):
+    lines = [
+        {"claim_id": "C1", "claim_line": "1", "member_local_id": "BC1", "claim_type": "I", "service_from": "2025-01-05",
+         "place_of_service": "23", "revenue_code": "0450", "dx1": "F1120", "dx2": "F17210", "plan_id": "BC"},
+        {"claim_id": "C1", "claim_line": "2", "member_local_id": "BC1", "claim_type": "I", "service_from": "2025-01-05",
+         "cpt_hcpcs": "99284", "dx1": "F329", "plan_id": "BC"},
+        {"claim_id": "C2", "claim_line": "1", "member_local_id": "BC2", "claim_type": "P", "service_from": "2025-01-07",
+         "place_of_service": "11", "cpt_hcpcs": "99213", "dx1": "E119", "plan_id": "BC"},
+    ]
+    land("mcp_bluecoast", "claims", "2025-01", "c.csv", csv_rows(CLAIMS, lines))
+    ingest.run(spark, RunContext.new())
+    result = conform.run(spark, RunContext.new())
+    assert result.counts["claims->encounter"] == 2
+    enc = {r.encounter_id: r for r in lakehouse.read(spark, "silver.encounter").collect()}
+    assert enc["C1"].setting == "ED"
+    assert enc["C1"].diagnosis_codes == ["F1120", "F17210", "F329"]
+    assert enc["C1"].procedure_codes == ["99284"]
+    assert {"SUD", "ETH", "MH"} <= set(enc["C1"].security_labels)
+    assert "42CFRPart2" not in enc["C1"].security_labels  # a general claim is not a Part 2 record
+    assert enc["C1"].sensitivity == "sud"
+    assert enc["C2"].setting == "OP" and enc["C2"].security_labels == [] and enc["C2"].sensitivity == "general"
+
+
+def test_county_feeds_label_whole_records_and_keep_mh_and_sud_id_spaces_apart(spark, phmx_home, land):
+    sud = [{"record_type": "A", "provider_id": "010001", "client_id": "77", "given_name": "A", "family_name": "B",
+            "birth_date": "1990-02-03", "sex": "M", "zip": "00000", "admission_date": "2025-01-02",
+            "diagnosis": "F1120"}]
+    mh = [{"record_type": "C", "county_code": "01", "client_number": "77", "given_name": "C", "family_name": "D",
+           "birth_date": "1991-02-03", "sex": "F", "zip": "94607"},
+          {"record_type": "S", "county_code": "01", "client_number": "77", "service_date": "2025-01-03",
+           "mode_of_service": "15", "service_function": "30", "units_of_service": "1", "diagnosis": "F329"}]
+    land("county_06001_bh", "sud_caloms", "2025-01", "s.csv", csv_rows(SUD, sud))
+    land("county_06001_bh", "mh_csi", "2025-01", "m.csv", csv_rows(MH, mh))
+    ingest.run(spark, RunContext.new())
+    conform.run(spark, RunContext.new())
+    people = {(r.source, r.source_person_id): r for r in lakehouse.read(spark, "silver.person").collect()}
+    assert set(people) == {("county_06001_bh:sud", "77"), ("county_06001_bh:mh", "77")}
+    assert people[("county_06001_bh:sud", "77")].zip is None  # 00000 = homeless, not a ZIP
+    assert people[("county_06001_bh:mh", "77")].county_fips == "06001"
+    svc = {r.program: r for r in lakehouse.read(spark, "silver.bh_service").collect()}
+    assert {"SUD", "42CFRPart2"} <= set(svc["SUD"].security_labels) and svc["SUD"].sensitivity == "sud"
+    assert "MH" in svc["MH"].security_labels and svc["MH"].sensitivity == "mh"
+    assert svc["MH"].county_fips == "06001" and svc["SUD"].county_fips == "06001"
+
+
+def test_conform_twice_is_idempotent(spark, phmx_home, land):
+    lines = [{"claim_id": "C9", "claim_line": "1", "member_local_id": "BC9", "claim_type": "P",
+              "service_from": "2025-01-05", "dx1": "E119", "plan_id": "BC"}]
+    land("mcp_bluecoast", "claims", "2025-01", "c.csv", csv_rows(CLAIMS, lines))
+    ingest.run(spark, RunContext.new())
+    conform.run(spark, RunContext.new())
+    first = sorted(map(tuple, lakehouse.read(spark, "silver.encounter").collect()))
+    conform.run(spark, RunContext.new())
+    assert sorted(map(tuple, lakehouse.read(spark, "silver.encounter").collect())) == first
