@@ -74,6 +74,6 @@ output "cloudtrail_arn" {
 }
 
 output "vpc_id" {
-  description = "VPC id."
+  description = "Id of the private VPC."
   value       = module.network.vpc_id
 }

@@ -1,5 +1,5 @@
 output "arn" {
-  description = "Trail ARN."
+  description = "ARN of the CloudTrail trail."
   value       = aws_cloudtrail.this.arn
 }
 
