@@ -1,46 +1,139 @@
-"""Bulk enforcement: the rows of an outbound dataset that a recipient may receive (joins only)."""
+"""Bulk enforcement: the rows of an outbound dataset that a recipient may receive (joins only).
+
+:func:`permitted_rows` is what the publish stage calls for each outbound dataset (recipient,
+purpose, disclosure time). Decisions in force at that time are pivoted to one row per member
+(one 0/1 column per data class) and joined to the events; everything else is column
+expressions. No Python runs per row.
+
+Per row and per data class the row carries (by its ``security_labels``):
+
+* the class is permitted: nothing happens;
+* denied, and the policy says ``redact`` for it, the row carries none of the class's
+  ``withhold_if_labels`` (i.e. it is not a record of a Part 2 / LPS program) and its codes
+  explain the label: the class's codes are removed from the named columns (e.g. SUD diagnoses
+  dropped from an otherwise permitted encounter) and the class's labels removed;
+* denied otherwise: the row is withheld.
+
+GENERAL must be permitted for a row to go at all. Members with no decision get nothing (deny by
+default). ``permit_deidentified`` counts as permit only when the caller passes
+``deidentified=True`` (output de-identified per 45 CFR 164.514(b), e.g. LHJ aggregates).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from consent import engine, labels
+from consent.policy import Policy, load_policy
 from consent.tables import CONSENT_DECISION
 from phmx import lakehouse
+from phmx.log import get_logger
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-SUD_LABELS = ("SUD", "ETH", "ETHUD", "OPIOIDUD", "42CFRPart2")
-MH_LABELS = ("MH", "PSY", "BH")
+log = get_logger(__name__)
 
 
-def _has_any(labels: Column, codes: tuple[str, ...]) -> Column:
-    from pyspark.sql import functions as F
+def decisions_for(spark: SparkSession, *, recipient: str, purpose: str, at: datetime,
+                  policy: Policy | None = None, decisions: DataFrame | None = None) -> DataFrame:
+    """Decisions in force at ``at`` for one (recipient, purpose).
 
-    return F.coalesce(F.arrays_overlap(labels, F.array(*[F.lit(c) for c in codes])), F.lit(False))
-
-
-def permitted_rows(spark: SparkSession, events: DataFrame, *, recipient: str, purpose: str, at: datetime,
-                   member_col: str = "member_id") -> DataFrame:
-    """Rows of ``events`` that ``recipient`` may receive for ``purpose`` at time ``at``.
-
-    A row passes when every data class it carries is permitted for its member by the decision in
-    force at ``at``. Members without decisions get nothing (deny by default).
+    From ``decisions`` if given, else gold.consent_decision; if that table has no row for this
+    pair (a recipient the stage does not decide every run), the engine decides it now.
     """
     from pyspark.sql import functions as F
 
-    ts = F.lit(at.replace(tzinfo=None) if at.tzinfo else at).cast("timestamp")
-    d = lakehouse.read(spark, CONSENT_DECISION).where(
-        (F.col("recipient") == recipient) & (F.col("purpose") == purpose)
-        & (F.col("valid_from") <= ts) & (F.col("valid_to").isNull() | (ts < F.col("valid_to")))
-    )
-    ok = d.groupBy("member_id").agg(*[
-        F.max(F.when((F.col("data_class") == c) & (F.col("decision") == "permit"), 1).otherwise(0)).alias(f"_ok_{c}")
-        for c in ("SUD", "MH", "GENERAL")
+    if decisions is None and lakehouse.exists(CONSENT_DECISION):
+        decisions = lakehouse.read(spark, CONSENT_DECISION)
+    pair = (F.col("recipient") == recipient) & (F.col("purpose") == purpose)
+    if decisions is None or decisions.where(pair).limit(1).count() == 0:
+        log.info("consent: no stored decisions for this recipient and purpose; deciding now")
+        from datetime import UTC
+
+        decisions = engine.decide(spark, pairs=[(recipient, purpose)], run_id="on-demand",
+                                  decided_at=datetime.now(UTC), policy=policy)
+    return engine.decision_at(decisions.where(pair), at)
+
+
+def _ok(decision: Column, deidentified: bool) -> Column:
+    from pyspark.sql import functions as F
+
+    ok = decision == "permit"
+    if deidentified:
+        ok = ok | (decision == "permit_deidentified")
+    return F.when(ok, 1).otherwise(0)
+
+
+def permitted_rows(spark: SparkSession, events: DataFrame, *, recipient: str, purpose: str, at: datetime,
+                   member_col: str = "member_id", deidentified: bool = False, policy: Policy | None = None,
+                   decisions: DataFrame | None = None) -> DataFrame:
+    """Rows of ``events`` that ``recipient`` may receive for ``purpose`` at ``at``, denied classes redacted.
+
+    ``events`` needs ``member_col`` and ``security_labels``; code columns named by the policy's
+    redaction rules (``diagnosis_codes``) are redacted when present. The result has the same
+    columns as ``events``.
+    """
+    from pyspark.sql import functions as F
+
+    policy = policy or load_policy()
+    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, policy=policy, decisions=decisions)
+    names = sorted(policy.classes)
+    wide = d.groupBy(F.col("member_id").alias("_consent_member")).agg(*[
+        F.max(F.when(F.col("data_class") == c, _ok(F.col("decision"), deidentified)).otherwise(0)).alias(f"_ok_{c}")
+        for c in names
     ])
-    joined = events.join(ok.withColumnRenamed("member_id", "_m"), F.col(member_col) == F.col("_m"), "inner")
-    labels = F.coalesce(F.col("security_labels"), F.array().cast("array<string>"))
-    sud, mh = _has_any(labels, SUD_LABELS), _has_any(labels, MH_LABELS)
-    keep = ((~sud) | (F.col("_ok_SUD") == 1)) & ((~mh) | (F.col("_ok_MH") == 1)) & (F.col("_ok_GENERAL") == 1)
-    return joined.where(keep).select(*events.columns)
+    x = events.join(wide, events[member_col] == wide["_consent_member"], "left")
+    present = set(events.columns)
+    keep = F.coalesce(F.col("_ok_GENERAL"), F.lit(0)) == 1
+    lab = "security_labels"
+    for c in names:
+        dc = policy.classes[c]
+        if c == "GENERAL":
+            continue
+        has = labels.class_expr(F.col(lab), c, policy)
+        denied = has & (F.coalesce(F.col(f"_ok_{c}"), F.lit(0)) == 0)
+        can_redact = dc.action == "redact" and dc.valueset is not None and all(col in present for col in dc.columns)
+        if can_redact:
+            vs = policy.valueset(dc.valueset)  # type: ignore[arg-type]
+            explained = F.lit(True)
+            for col in dc.columns:
+                explained = explained & labels.any_code_in(F.col(col), vs)
+            redact = denied & ~labels.has_labels(F.col(lab), any_of=dc.withhold_if_labels) & explained \
+                if dc.withhold_if_labels else denied & explained
+            keep = keep & ~(denied & ~redact)
+            for col in dc.columns:
+                x = x.withColumn(col, F.when(redact, labels.drop_codes(F.col(col), vs)).otherwise(F.col(col)))
+            drop = F.array(*[F.lit(v) for v in (*dc.any_labels, *dc.all_labels)])
+            x = x.withColumn(lab, F.when(redact, F.array_except(F.col(lab), drop)).otherwise(F.col(lab)))
+        else:
+            keep = keep & ~denied
+        # Later classes see this class's redaction through the updated label column.
+    return x.where(keep).select(*events.columns)
+
+
+def row_classes(labels_col: str | Column = "security_labels", policy: Policy | None = None) -> Column:
+    """``array<string>`` of the policy data classes a row is in (GENERAL always)."""
+    from pyspark.sql import functions as F
+
+    policy = policy or load_policy()
+    arr = F.array(*[F.when(labels.class_expr(labels_col, c, policy), F.lit(c)) for c in sorted(policy.classes)])
+    return F.filter(arr, lambda v: v.isNotNull())
+
+
+def disclosure_members(spark: SparkSession, permitted: DataFrame, *, recipient: str, purpose: str, at: datetime,
+                       member_col: str = "member_id", policy: Policy | None = None,
+                       decisions: DataFrame | None = None) -> DataFrame:
+    """(member_id, data_class, rule_ids, consent_ids) of what ``permitted`` discloses: for the ledger.
+
+    Pass the rows actually sent (after :func:`permitted_rows`), then hand the result to
+    ``consent.ledger.record_disclosure(members_by_class=...)``.
+    """
+    from pyspark.sql import functions as F
+
+    policy = policy or load_policy()
+    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, policy=policy, decisions=decisions)
+    mc = permitted.select(F.col(member_col).alias("member_id"),
+                          F.explode(row_classes("security_labels", policy)).alias("data_class")).distinct()
+    return mc.join(d.select("member_id", "data_class", "rule_ids", "consent_ids"), ["member_id", "data_class"], "left")

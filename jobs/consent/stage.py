@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from consent import engine, ledger, registry
+from consent.policy import Policy, load_policy
 from consent.tables import CONSENT_DECISION
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
@@ -18,25 +20,33 @@ log = get_logger(__name__)
 
 
 def recipients(spark: SparkSession) -> list[str]:
-    """Plans that submit to the hub (mcp_*): the recipients of record-level feeds."""
+    """Recipients decided every run: plans that submit (mcp_*) plus PHMX_CONSENT_RECIPIENTS."""
     from pyspark.sql import functions as F
 
     subs = lakehouse.read(spark, SUBMISSIONS)
     rows = subs.where(F.col("submitter").startswith("mcp_")).select("submitter").distinct().collect()
-    return sorted({r[0] for r in rows})
+    extra = [r.strip() for r in os.environ.get("PHMX_CONSENT_RECIPIENTS", "").split(",") if r.strip()]
+    return sorted({r[0] for r in rows} | set(extra))
+
+
+def outbound_pairs(policy: Policy, recips: list[str]) -> list[tuple[str, str]]:
+    """(recipient, purpose) of every outbound dataset the policy lists for these recipients."""
+    return sorted({(r, p) for r in recips for p in policy.outbound_purposes(r)})
 
 
 def run_stage(spark: SparkSession, ctx: RunContext) -> StageResult:
     from pyspark.sql import functions as F
 
+    policy = load_policy()
     n_consents = registry.refresh(spark)
     recips = recipients(spark)
-    decisions = engine.decide(spark, recipients=recips, run_id=ctx.run_id, now=ctx.started_at)
+    pairs = outbound_pairs(policy, recips)
+    decisions = engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
     written = lakehouse.read(spark, CONSENT_DECISION)
     counts = {f"{r['decision']}": int(r["n"]) for r in
               written.groupBy("decision").agg(F.count("*").alias("n")).collect()}
-    seq = ledger.record_decision_batch(run_id=ctx.run_id, policy_version=engine.POLICY_VERSION,
+    seq = ledger.record_decision_batch(run_id=ctx.run_id, policy_version=policy.version,
                                        decisions_version=lakehouse.version(CONSENT_DECISION), counts=counts)
     log.info("consent: %d consent versions, %s decisions, ledger seq %d", n_consents, counts, seq)
     return StageResult("consent", counts={"consent_versions": n_consents, **counts, "ledger_seq": seq,
