@@ -186,6 +186,12 @@ def tokenize(src: str) -> list[tuple[str, str]]:
             out.append(("str", src[i + 1:j - 1]))
             i = j
             continue
+        if src[i] == "'":
+            # bc-python-hcl2 renders lists nested in expressions as Python reprs: ['${x}']
+            j = src.index("'", i + 1)
+            out.append(("str", src[i + 1:j]))
+            i = j + 1
+            continue
         m = _TOKEN.match(src, i)
         if not m:
             raise TfEvalError(f"cannot tokenize {src[i:i + 20]!r} in {src!r}")
@@ -552,8 +558,9 @@ class Module:
         """optional(...) object attributes absent from the value become null."""
         t = self.variables[name].attrs.get("type")
         if isinstance(t, str) and isinstance(v, dict):
-            opts = re.findall(r"(\w+)\s*=\s*optional\(", t)
-            if opts and "map(object" in t.replace(" ", ""):
+            # HCL source (name = optional(...)) or bc-python-hcl2's repr ('name': '${optional(...)}')
+            opts = re.findall(r"['\"]?(\w+)['\"]?\s*[=:]\s*['\"]?(?:\$\{)?optional\(", t)
+            if opts and "map(object" in re.sub(r"\s", "", t):
                 return {k: ({**{o: None for o in opts}, **item} if isinstance(item, dict) else item)
                         for k, item in v.items()}
         return v
