@@ -7,6 +7,8 @@ process one period (backfill by period), or leave it "all".
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
@@ -29,7 +31,8 @@ def _run(stage: str) -> dict:
     catchup=False,
     max_active_runs=1,
     params={"period": "all"},
-    default_args={"retries": 1, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={"retries": int(os.environ.get("PHMX_TASK_RETRIES", "1")),
+                  "retry_delay": pendulum.duration(minutes=2)},
     tags=["phmx"],
     doc_md=__doc__,
 )
