@@ -53,3 +53,48 @@ def land(phmx_home: Path):
 def csv_rows(header: list[str], rows: list[dict[str, str]], sep: str = ",") -> list[str]:
     """Header + rows as delimited lines (missing keys empty)."""
     return [sep.join(header)] + [sep.join(r.get(h, "") for h in header) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 (and KMS) endpoint over HTTP on 127.0.0.1: moto's threaded server, for the whole run.
+
+    Sets the standard AWS variables so boto3, delta-rs and the embedded engine all reach it.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                             "AWS_ALLOW_HTTP", "AWS_REGION", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_ALLOW_HTTP="true", AWS_REGION="us-west-2", AWS_DEFAULT_REGION="us-west-2")
+    from phmx import storage
+
+    storage.reset_client()
+    yield endpoint
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    storage.reset_client()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the moto endpoint; returns its name."""
+    import re
+    import uuid
+
+    from phmx import storage
+
+    name = ("t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40] + "-" + uuid.uuid4().hex[:8]).strip("-")
+    storage.s3_client().create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    return name

@@ -1,0 +1,39 @@
+"""Settings, storage (local and S3) and the error family."""
+
+from __future__ import annotations
+
+from phmx import settings, storage
+from phmx.cli import main as cli_main
+from phmx.errors import ConfigError, EngineError, PhmxError, SpecError
+
+
+def test_settings_default_under_home_and_env_overrides(phmx_home, monkeypatch):
+    cfg = settings.load()
+    assert cfg.lakehouse_root == str(phmx_home / "lakehouse")
+    monkeypatch.setenv("PHMX_PUBLISH_ROOT", "s3://bucket/publish/")
+    assert settings.load().publish_root == "s3://bucket/publish"
+    assert settings.load().as_env()["PHMX_PUBLISH_ROOT"] == "s3://bucket/publish"
+
+
+def test_storage_same_api_local_and_s3(phmx_home, s3_bucket):
+    for root in (str(phmx_home / "zone"), f"s3://{s3_bucket}/zone"):
+        storage.write_text(storage.join(root, "a", "b.txt"), "hello")
+        storage.write_bytes(storage.join(root, "c.bin"), b"\x00\x01")
+        files = [f.relpath for f in storage.list_files(root)]
+        assert files == ["a/b.txt", "c.bin"]
+        assert storage.read_bytes(storage.join(root, "a", "b.txt")) == b"hello"
+        assert storage.exists(storage.join(root, "c.bin"))
+        storage.delete_prefix(root)
+        assert list(storage.list_files(root)) == []
+
+
+def test_errors_have_stable_distinct_exit_codes():
+    codes = [c.exit_code for c in (PhmxError, ConfigError, SpecError, EngineError)]
+    assert len(set(codes)) == len(codes)
+    err = EngineError("boom", stage="conform", table="silver.person", sql="SELECT 1")
+    assert "stage=conform" in str(err) and "silver.person" in str(err) and "SELECT 1" in str(err)
+
+
+def test_cli_tables_prints_the_contracts(capsys):
+    assert cli_main(["tables"]) == 0
+    assert "## silver.person" in capsys.readouterr().out
