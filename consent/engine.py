@@ -266,17 +266,17 @@ def decide(spark: SparkSession, *, pairs: list[tuple[str, str]], run_id: str, de
     seg_dec = agg.select(*seg_keys, "seg_end", decision.alias("decision"), rules.alias("rule_ids"),
                          cids.alias("consent_ids"))
 
-    # -- 4. coalesce adjacent segments with the same outcome
+    # -- 4. coalesce adjacent segments with the same outcome. A run starts where the outcome differs
+    # from the previous segment's; it ends where the next run starts (the last segment of every
+    # timeline is open-ended, so the last run is too). Windows and a filter only: a GROUP BY on a
+    # derived island key lost that key on the embedded engine (its optimiser pruned it).
     w_c = Window.partitionBy(*_COMBO).orderBy("seg_start")
-    same = (F.lag("decision").over(w_c) == F.col("decision")) & (F.lag("rule_ids").over(w_c) == F.col("rule_ids")) \
-        & (F.lag("consent_ids").over(w_c) == F.col("consent_ids"))
-    islands = seg_dec.withColumn("_new", F.when(F.coalesce(same, F.lit(False)), 0).otherwise(1)) \
-        .withColumn("_island", F.sum("_new").over(w_c.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
-    timeline = islands.groupBy(*_COMBO, "decision", "rule_ids", "consent_ids", "_island").agg(
-        F.min("seg_start").alias("valid_from"),
-        F.when(F.max(F.when(F.col("seg_end").isNull(), 1).otherwise(0)) == 1, F.lit(None).cast("timestamp"))
-        .otherwise(F.max("seg_end")).alias("valid_to"),
-    ).drop("_island")
+    outcome = F.concat_ws("|", F.col("decision"), F.array_join("rule_ids", ","), F.array_join("consent_ids", ","))
+    starts = seg_dec.withColumn("_outcome", outcome) \
+        .withColumn("_prev", F.lag("_outcome").over(w_c)) \
+        .where(F.col("_prev").isNull() | (F.col("_prev") != F.col("_outcome")))
+    timeline = starts.withColumn("valid_to", F.lead("seg_start").over(w_c)) \
+        .withColumnRenamed("seg_start", "valid_from")
 
     # -- members and combos no provision touches: the baseline, open interval
     plain = inputs.members.select("member_id").crossJoin(grid.select(
