@@ -63,7 +63,14 @@ class Receipt:
     spec_version: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (row numbers from vectorised checks) as plain numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def group_findings(findings: list[tuple[int, str, str, str]], how_to_fix: dict[str, str] | None = None
