@@ -276,10 +276,16 @@ def _write_members(seq: int, table: pa.Table) -> dict[str, Any]:
 
 # ---- the two calls other stages make ----------------------------------------------------------
 def record_decision_batch(*, run_id: str, policy_version: str, decisions_version: int | None,
-                          counts: dict[str, int], digest: str | None = None) -> int:
-    """Record that a decision batch was computed (counts by rule/decision, table version, digest)."""
-    payload = {"table": "gold.consent_decision", "policy_version": policy_version,
-               "table_version": decisions_version, "counts": dict(sorted(counts.items())), "digest": digest}
+                          counts: dict[str, int], breakdown: dict[str, list[list[Any]]] | None = None,
+                          decided_at: datetime | None = None) -> int:
+    """Record a decision batch: policy version, the Delta version of gold.consent_decision it wrote,
+    counts, and breakdowns (by rule/recipient/decision, by class/purpose/decision) of the
+    decisions in force at ``decided_at``."""
+    payload: dict[str, Any] = {"table": "gold.consent_decision", "policy_version": policy_version,
+                               "table_version": decisions_version, "counts": dict(sorted(counts.items())),
+                               "decided_at": iso(decided_at or datetime.now(UTC))}
+    for k, rows in sorted((breakdown or {}).items()):
+        payload[k] = sorted([list(r) for r in rows])
     return append([NewEntry("decision_batch", run_id, payload)])[0]
 
 

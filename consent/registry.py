@@ -13,10 +13,14 @@ Recipients are submitter ids, or ``role:<role>`` (``all_treating`` on a form = `
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from consent import fhir
 from consent.tables import CONSENT
-from phmx import lakehouse
+from phmx import lakehouse, storage
+from phmx import settings as settings_mod
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
@@ -121,12 +125,72 @@ def forms_to_consent(forms: DataFrame) -> DataFrame:
     return lakehouse.conform_to(out, CONSENT)
 
 
-def refresh(spark: SparkSession) -> int:
-    """Normalise every landed consent form into silver.consent (a MERGE: reruns are idempotent)."""
+FHIR_FEED = "consent_fhir"
+
+
+def fhir_files(landing_root: str | None = None) -> list[storage.StoredFile]:
+    """NDJSON files landed as ``<landing>/<submitter>/consent_fhir/<period>/*.ndjson``."""
+    root = landing_root or settings_mod.load().landing_root
+    if not storage.is_s3(root) and not Path(root).is_dir():
+        return []
+    return [f for f in storage.list_files(root)
+            if f.relpath.endswith(".ndjson") and f.relpath.count("/") >= 2 and f.relpath.split("/")[1] == FHIR_FEED]
+
+
+def fhir_to_consent(spark: SparkSession, files: list[storage.StoredFile]) -> tuple[DataFrame | None, int]:
+    """Parse landed FHIR Consent NDJSON (Python per resource: it is parsing, not deciding).
+
+    Returns silver.consent rows (versions numbered per consent by meta.versionId, else by
+    recorded time) and the number of rejected lines.
+    """
+    import hashlib
+
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    rows, rejected = [], 0
+    for f in files:
+        submitter, _, period = f.relpath.split("/")[:3]
+        data = storage.read_bytes(f.uri)
+        sub_id = "fhir-" + hashlib.sha256(data).hexdigest()[:16]
+        got, errors = fhir.read_ndjson(data.decode("utf-8"), source=submitter, recorded_at=_mtime(f),
+                                       submission_id=sub_id, period=period)
+        for n, reason in errors:
+            log.warning("consent: rejected FHIR line %d of a %s file: %s", n, FHIR_FEED, reason)
+        rejected += len(errors)
+        rows += got
+    if not rows:
+        return None, rejected
+    ddl = CONSENT.ddl.replace("version int, ", "") + ", meta_version int"
+    cols = [c for c, _ in CONSENT.columns if c != "version"] + ["meta_version"]
+    df = spark.createDataFrame([tuple(r.get(c) for c in cols) for r in rows], ddl)
+    first = Window.partitionBy("consent_id", "content_sha256").orderBy("recorded_at", "submission_id", "row_number")
+    df = df.withColumn("_f", F.row_number().over(first)).where("_f = 1").drop("_f")
+    order = Window.partitionBy("consent_id").orderBy(F.col("meta_version").asc_nulls_last(), "recorded_at",
+                                                      "submission_id", "row_number")
+    df = df.withColumn("version", F.row_number().over(order).cast("int"))
+    return lakehouse.conform_to(df, CONSENT), rejected
+
+
+def _mtime(f: storage.StoredFile) -> datetime:
+    if storage.is_s3(f.uri):
+        return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.fromtimestamp(Path(f.uri).stat().st_mtime, UTC).replace(tzinfo=None)
+
+
+def refresh(spark: SparkSession) -> dict[str, int]:
+    """Normalise every landed consent form and FHIR Consent into silver.consent (MERGE: idempotent)."""
+    counts = {"consent_forms": 0, "fhir_consents": 0, "fhir_rejected": 0}
+    lakehouse.ensure(spark, CONSENT)
     forms = read_forms(spark)
-    if forms is None:
-        lakehouse.ensure(spark, CONSENT)
-        return 0
-    rows = forms_to_consent(forms)
-    lakehouse.merge(spark, rows, CONSENT)
-    return int(lakehouse.read(spark, CONSENT).count())
+    if forms is not None:
+        rows = forms_to_consent(forms)
+        lakehouse.merge(spark, rows, CONSENT)
+        counts["consent_forms"] = 1
+    fdf, rejected = fhir_to_consent(spark, fhir_files())
+    counts["fhir_rejected"] = rejected
+    if fdf is not None:
+        lakehouse.merge(spark, fdf, CONSENT)
+        counts["fhir_consents"] = 1
+    counts["consent_versions"] = int(lakehouse.read(spark, CONSENT).count())
+    return counts

@@ -1,4 +1,9 @@
-"""The consent stage's steps, in order (kept apart from ``__init__`` so importing is cheap)."""
+"""The consent stage's steps, in order (kept apart from ``__init__`` so importing is cheap).
+
+1. registry: county forms (bronze.consent_forms) and landed FHIR Consent NDJSON -> silver.consent
+2. decisions for every outbound (recipient, purpose) the policy lists -> gold.consent_decision
+3. a decision_batch entry (and a signed checkpoint) in the ledger
+"""
 
 from __future__ import annotations
 
@@ -38,16 +43,26 @@ def run_stage(spark: SparkSession, ctx: RunContext) -> StageResult:
     from pyspark.sql import functions as F
 
     policy = load_policy()
-    n_consents = registry.refresh(spark)
+    reg = registry.refresh(spark)
     recips = recipients(spark)
     pairs = outbound_pairs(policy, recips)
     decisions = engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
     written = lakehouse.read(spark, CONSENT_DECISION)
-    counts = {f"{r['decision']}": int(r["n"]) for r in
-              written.groupBy("decision").agg(F.count("*").alias("n")).collect()}
+    now = engine.decision_at(written, ctx.started_at)
+    by_rule = [[r[0], r[1], r[2], int(r[3])] for r in
+               now.select(F.explode("rule_ids").alias("rule_id"), "recipient", "decision")
+               .groupBy("rule_id", "recipient", "decision").count().collect()]
+    by_cp = [[r[0], r[1], r[2], int(r[3])] for r in
+             now.groupBy("data_class", "purpose", "decision").count().collect()]
+    counts: dict[str, int] = {}
+    for _, _, d, n in by_cp:
+        counts[d] = counts.get(d, 0) + n
+    counts["decision_rows"] = int(written.count())
     seq = ledger.record_decision_batch(run_id=ctx.run_id, policy_version=policy.version,
-                                       decisions_version=lakehouse.version(CONSENT_DECISION), counts=counts)
-    log.info("consent: %d consent versions, %s decisions, ledger seq %d", n_consents, counts, seq)
-    return StageResult("consent", counts={"consent_versions": n_consents, **counts, "ledger_seq": seq,
-                                          "recipients": len(recips)})
+                                       decisions_version=lakehouse.version(CONSENT_DECISION), counts=counts,
+                                       breakdown={"by_rule_recipient": by_rule, "by_class_purpose": by_cp},
+                                       decided_at=ctx.started_at)
+    log.info("consent: %d consent versions, %d recipients, ledger seq %d", reg["consent_versions"], len(recips), seq)
+    return StageResult("consent", counts={**reg, **counts, "recipients": len(recips), "pairs": len(pairs),
+                                          "ledger_seq": seq}, details={"policy_version": policy.version})
