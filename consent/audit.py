@@ -76,11 +76,11 @@ def _rows(path: str, problems: list[Problem]) -> Iterator[tuple[str, dict[str, A
         return
     for uri in files:
         try:
-            tbl = _read_file(uri)
-        except Exception as exc:  # noqa: BLE001
+            rows = _read_file(uri).to_pylist()
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is a finding, named by its location
             problems.append(Problem(None, "file_unreadable", f"data file cannot be read: {type(exc).__name__}", uri))
             continue
-        for row in tbl.to_pylist():
+        for row in rows:
             yield uri, row
 
 
