@@ -12,11 +12,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import tf_eval  # noqa: E402
-
-REPO = HERE.parents[1]
-TF_ROOT = REPO / "infra" / "terraform"
-ENV_DIR = TF_ROOT / "envs" / "example"
-TFVARS = sorted(ENV_DIR.glob("*.tfvars"))
+from tf_layout import ENV_DIR, TF_ROOT, TFVARS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, TF_ROOT
+from tf_layout import REPO, TF_ROOT
 
 # checkov's own entry point (.venv/bin/checkov) with the PyPI update check stubbed out.
 RUNNER = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from conftest import ENV_DIR, REPO
 from tf_eval import load_env
+from tf_layout import ENV_DIR, REPO
 
 DOC = REPO / "docs" / "operator-guide-terraform.md"
 

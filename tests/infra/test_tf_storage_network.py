@@ -7,8 +7,8 @@ import ipaddress
 import json
 
 import pytest
-from conftest import ENV_DIR
 from tf_eval import Instance, Module, decide, load_env
+from tf_layout import ENV_DIR
 
 PHI_ZONES = ["landing", "lakehouse", "outbox", "publish"]
 KMS_ZONES = PHI_ZONES + ["ledger", "artifacts"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import tf_eval
-from conftest import ENV_DIR, TF_ROOT
+from tf_layout import ENV_DIR, TF_ROOT
 
 TF_FILES = sorted(TF_ROOT.rglob("*.tf"))
 TFVARS_FILES = sorted(TF_ROOT.rglob("*.tfvars"))

@@ -142,8 +142,15 @@ data "aws_iam_policy_document" "airflow_ops" {
   statement {
     sid       = "ReadDagBucketConfig"
     effect    = "Allow"
-    actions   = ["s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock", "s3:GetBucketLocation"]
+    actions   = ["s3:GetBucketPublicAccessBlock", "s3:GetBucketLocation", "s3:GetBucketVersioning"]
     resources = [local.artifacts]
+  }
+
+  statement {
+    sid       = "ReadAccountPublicAccessBlock"
+    effect    = "Allow"
+    actions   = ["s3:GetAccountPublicAccessBlock"]
+    resources = ["*"]
   }
 
   statement {
