@@ -110,6 +110,15 @@ class ClinicalBuilder:
         m = self.w.month_of(d)
         return 0 <= m < len(p.plan_months) and p.plan_months[m] is not None and p.alive_on(d)
 
+    def enrolled_through(self, p: Person, a: dt.date, b: dt.date) -> bool:
+        """Enrolled (any plan) and alive every month from ``a`` to ``b``: follow-up stays visible."""
+        if not (p.alive_on(a) and p.alive_on(b)):
+            return False
+        m0, m1 = self.w.month_of(a), self.w.month_of(b)
+        if m0 < 0 or m1 >= len(p.plan_months):
+            return False
+        return all(p.plan_months[m] is not None for m in range(m0, m1 + 1))
+
     def build(self, p: Person) -> Clinical:
         cl = Clinical()
         r = self.rng
@@ -149,7 +158,7 @@ class ClinicalBuilder:
             age = p.age_at(d)
             if age < (13 if kind == "ed_sud" else 6 if kind in ("ed_mh", "ip_mh") else 0):
                 return
-            if not (self.enrolled(p, d) and self.enrolled(p, dis + dt.timedelta(days=31))):
+            if not self.enrolled_through(p, d, dis + dt.timedelta(days=31)):
                 continue
             if any(abs((e.date - d).days) < 60 for e in cl.index):
                 continue
@@ -177,7 +186,10 @@ class ClinicalBuilder:
         r = self.rng
         homeless_dx = (r.choice(ref.DX_HOMELESS),) if p.homeless and r.random() < 0.6 else ()
         if ev.kind == "ed_mh":
-            dx = (r.choice(ref.DX_SMI if p.smi and r.random() < 0.5 else ref.DX_MH_ED),) + homeless_dx
+            dx = (r.choice(ref.DX_SMI if p.smi and r.random() < 0.5 else ref.DX_MH_ED),)
+            if dx[0] == "T1491XA":
+                dx += (r.choice(ref.DX_SELF_HARM_CAUSE),)
+            dx += homeless_dx
             cl.claims.append(Claim("ed", ev.date, ev.date, "23", [(ref.REV_ED, r.choice(ref.CPT_ED))], dx,
                                    institutional=True, professional_too=r.random() < 0.5))
         elif ev.kind == "ed_sud":
@@ -313,7 +325,15 @@ class ClinicalBuilder:
                 minutes = r.randrange(lo, hi + 1) if hi else 0
                 units = 1 if minutes else r.randrange(1, 8)
                 cl.mh.append(MhService(d, mode, fn, units, minutes, dx))
-        cl.mh.sort(key=lambda s: s.date)
+        # one service per (date, mode, function): CSI treats a repeat as a duplicate record
+        seen: set[tuple] = set()
+        unique = []
+        for s in sorted(cl.mh, key=lambda s: s.date):
+            k = (s.date, s.mode, s.function)
+            if k not in seen:
+                seen.add(k)
+                unique.append(s)
+        cl.mh = unique
 
     def _caloms(self, p: Person, cl: Clinical) -> None:
         r, w = self.rng, self.w

@@ -195,5 +195,14 @@ class SourceView:
         return s
 
 
+_UPPER: dict[str, str] = {}
+
+
 def upper_ascii(s: str) -> str:
-    return strip_accents(s).upper()
+    """Upper-case ASCII as MEDS-fed plan systems hold names (cached: names repeat a lot)."""
+    out = _UPPER.get(s)
+    if out is None:
+        out = strip_accents(s).upper()
+        if len(_UPPER) < 200_000:
+            _UPPER[s] = out
+    return out

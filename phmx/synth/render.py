@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import string
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,10 +17,11 @@ from phmx.synth import reference as ref
 from phmx.synth.clinical import Clinical, ClinicalBuilder
 from phmx.synth.config import SynthConfig
 from phmx.synth.ids import Scrambler, rng_for
+from phmx.synth.layouts import LAYOUTS
 from phmx.synth.noise import SourceView, upper_ascii
 from phmx.synth.population import Person, PopulationBuilder, assign_conditions, plan_id
 from phmx.synth.world import World
-from phmx.synth.writers.delimited import csv_writer
+from phmx.synth.writers.delimited import format_row
 
 Key = tuple[str, str, str]  # submitter, feed, period
 
@@ -59,10 +59,10 @@ class ChunkPayload:
 
 
 class ChunkRows:
-    """Rows of one chunk, serialised as they come so a chunk's memory stays small."""
+    """Rows of one chunk, formatted to lines as they come so a chunk's memory stays small."""
 
     def __init__(self) -> None:
-        self.files: dict[Key, list] = {}  # key -> [StringIO, csv writer, row count]
+        self.files: dict[Key, list] = {}  # key -> [lines, delimiter]
         self.person_map: list[list[str]] = []
         self.people: list[list[str]] = []
         self.index_events: list[list[str]] = []
@@ -70,18 +70,17 @@ class ChunkRows:
     def add(self, key: Key, row: list[str]) -> None:
         entry = self.files.get(key)
         if entry is None:
-            buf = io.StringIO()
-            entry = self.files[key] = [buf, csv_writer(buf, key[1]), 0]
-        entry[1].writerow(row)
-        entry[2] += 1
+            entry = self.files[key] = [[], LAYOUTS[key[1]].delimiter]
+        entry[0].append(format_row(row, entry[1]))
 
     def payload(self) -> ChunkPayload:
-        return ChunkPayload({k: (v[0].getvalue(), v[2]) for k, v in sorted(self.files.items())},
+        return ChunkPayload({k: ("".join(v[0]), len(v[0])) for k, v in sorted(self.files.items())},
                             _csv_text(self.person_map), _csv_text(self.people), _csv_text(self.index_events),
                             len(self.people))
 
 
-PEOPLE_FIELDS = ("person_id", "household_id", "twin_of", "sex", "birth_date", "death_date", "county_fips",
+PEOPLE_FIELDS = ("person_id", "household_id", "twin_of", "given_name", "middle_name", "family_name", "family_name_new",
+                 "sex", "birth_date", "death_date", "cin", "ssn", "county_fips",
                  "moved_county", "name_changed", "homeless", "smi", "mh", "sud", "chronic", "enrolled_months",
                  "plans", "county_mh_client", "county_sud_client")
 PERSON_MAP_FIELDS = ("submitter", "feed", "source_person_id", "person_id")
@@ -172,20 +171,30 @@ class ChunkRenderer:
             v = self.view(views, plan, "plan", p)
             lid = self.local_plan_id(plan, p)
             pid_code = plan_id(plan)
+            cin, ssn, dob, sex = v.cin, v.ssn, ymd(v.dob), v.sex
             span_start = ""
             prev_state: tuple | None = None
+            bases: dict[tuple, list[str]] = {}
             for m, month in enumerate(months):
                 cur = p.plan_months[m] == plan
                 prev = m > 0 and p.plan_months[m - 1] == plan
+                if not cur and not prev:
+                    continue
+                mm = m if cur else m - 1
+                names, addr, phone = v.names(mm), v.address(mm), v.phone(mm)
+                state = (names, addr, phone)
+                base = bases.get(state)
+                if base is None:
+                    given, middle, family = names
+                    line, city, zip5, fips = addr
+                    base = bases[state] = [lid, cin, ssn, upper_ascii(given), upper_ascii(middle), upper_ascii(family), dob,
+                                           sex, line, city, "CA", zip5, fips, phone, p.email, lang, race_code, eth,
+                                           pid_code, p.aid]
                 if cur:
                     if m == 0:
                         span_start = ymd(p.cov_start)
                     elif not prev:
                         span_start = ymd(max(month.first, p.dob))
-                    given, middle, family = v.names(m)
-                    line, city, zip5, fips = v.address(m)
-                    phone = v.phone(m)
-                    state = (family, line, phone)
                     if (m > 0 and not prev) or (m == 0 and p.cov_start >= month.first):
                         maint = "021"
                     elif prev_state is not None and state != prev_state:
@@ -193,18 +202,10 @@ class ChunkRenderer:
                     else:
                         maint = "030"
                     prev_state = state
-                    row = [lid, v.cin, v.ssn, upper_ascii(given), upper_ascii(middle), upper_ascii(family), ymd(v.dob),
-                           v.sex, line, city, "CA", zip5, fips, phone, p.email, lang, race_code, eth, pid_code,
-                           p.aid, span_start, "", maint]
-                    self.emit(plan, "enrollment", month.period, row, lid, p)
-                elif prev:
-                    end = months[m - 1].last
-                    given, middle, family = v.names(m - 1)
-                    line, city, zip5, fips = v.address(m - 1)
-                    row = [lid, v.cin, v.ssn, upper_ascii(given), upper_ascii(middle), upper_ascii(family), ymd(v.dob),
-                           v.sex, line, city, "CA", zip5, fips, v.phone(m - 1), p.email, lang, race_code, eth,
-                           pid_code, p.aid, span_start, ymd(end), "024"]
-                    self.emit(plan, "enrollment", month.period, row, lid, p)
+                    self.emit(plan, "enrollment", month.period, [*base, span_start, "", maint], lid, p)
+                else:
+                    end = months[m - 1].last if p.dod is None or p.dod > months[m - 1].last else p.dod
+                    self.emit(plan, "enrollment", month.period, [*base, span_start, ymd(end), "024"], lid, p)
                     prev_state = None
 
     def plan_on(self, p: Person, d: dt.date) -> str | None:
@@ -235,7 +236,7 @@ class ChunkRenderer:
                 cid = self.next_id(prefix + "P")
                 cpt = c.lines[0][1] if not c.institutional else (r.choice(ref.CPT_ED) if c.kind == "ed" else r.choice(ref.CPT_IP))
                 doc = r.choice(prov.pcp) if c.kind == "ip" else npi
-                self.emit(plan, "claims", period, [cid, "1", lid, v.cin, "P", iso(c.start), iso(c.end if c.kind != "ip" else c.start),
+                self.emit(plan, "claims", period, [cid, "1", lid, v.cin, "P", iso(c.start), iso(c.end),
                                                    "", "", c.pos, "", cpt, *dx, doc, plan_id(plan)], lid, p)
 
     def pharmacy(self, p: Person, cl: Clinical, views: dict[str, SourceView]) -> None:
@@ -272,6 +273,7 @@ class ChunkRenderer:
         mh_ids: dict[str, tuple[str, str, dt.date | None]] = {}  # fips -> (id, duplicate id, switch date)
         consent_candidates: list[tuple[str, str, str, dt.date]] = []  # program, fips, client id, date
         last_c: dict[str, tuple] = {}  # client -> demographics last sent in a C row
+        c_sent: set[tuple[str, str]] = set()  # (client, period): at most one C row per client per file
         periodic_done: set[str] = set()
         for s in cl.mh:
             period = self.period(s.date)
@@ -295,7 +297,8 @@ class ChunkRenderer:
             given, _middle, family = v.names(m)
             zip5 = v.address(m)[2]
             state = (family, zip5, v.cin)
-            if last_c.get(client) != state:
+            if last_c.get(client) != state and (client, period) not in c_sent:
+                c_sent.add((client, period))
                 race, eth = self._county_race(p, caloms=False)
                 self.emit(sub, "mh_csi", period, ["C", code, client, v.cin, v.ssn, v.render(given), v.render(family), iso(v.dob),
                                                   v.sex, race, eth, zip5, "", "", "", "", "", "", "", "", ""], client, p)
@@ -313,7 +316,6 @@ class ChunkRenderer:
             v = self.view(views, sub, "county", p)
             client = "S" + self.scrambler(f"sud:{fips}", 8)(p.idx)
             provider = r.choice(self.w.providers[fips].caloms)
-            consent_candidates.append(("SUD", fips, client, max(ep.admit, self.w.start)))
             events: list[tuple[str, dt.date]] = []
             if ep.admit >= self.w.start:
                 events.append(("A", ep.admit))
@@ -329,6 +331,8 @@ class ChunkRenderer:
                 period = self.period(d)
                 if period is None:
                     continue
+                if rt in ("A", "U") or not any(e[0] != "D" for e in events):
+                    consent_candidates.append(("SUD", fips, client, d))
                 m = self.w.month_of(d)
                 given, _middle, family = v.names(m)
                 zip5 = "00000" if p.homeless else v.address(m)[2]
@@ -412,6 +416,8 @@ class ChunkRenderer:
             return
         r, w = self.rng, self.w
         v = SourceView(p, "registry", r, self.cfg.noise)
+        if v.dob > cl.imm[0][0]:
+            v.dob = p.dob  # CAIR rejects doses before the birth date, so such a typo never stays
         rid = self.scrambler("registry", 9)(p.idx)
         dup_from: dt.date | None = None
         dup = ""
@@ -444,7 +450,7 @@ class ChunkRenderer:
             oral = cvx in ref.ORAL_CVX
             route = "PO" if oral else "SC" if cvx in ("03", "21", "94") and r.random() < 0.7 else "IM"
             site = "" if oral else r.choice(("LT", "RT")) if age < 3 else r.choice(("LD", "RD", "LA", "RA"))
-            lot = "".join(r.choice(string.ascii_uppercase + string.digits) for _ in range(r.randrange(6, 9)))
+            lot = r.choice(w.lots.get(cvx, ("",)))
             pid_here = dup if dup_from is not None and d >= dup_from else rid
             self.emit("cair2", "immunizations", period, [
                 self.next_id("V", 8), pid_here, v.render(given), v.render(middle), v.render(family), iso(v.dob), v.sex,
@@ -457,7 +463,8 @@ class ChunkRenderer:
         counties = {a[3] for _, a in p.addr_hist}
         plans = sorted({x for x in p.plan_months if x})
         self.out.people.append([
-            p.pid, p.hh, p.twin_of, p.sex, iso(p.dob), iso(p.dod), p.county_first, "1" if len(counties) > 1 else "0",
+            p.pid, p.hh, p.twin_of, p.given, p.middle, p.family_at(0), p.family_hist[-1][1] if len(p.family_hist) > 1 else "",
+            p.sex, iso(p.dob), iso(p.dod), p.cin, p.ssn, p.county_first, "1" if len(counties) > 1 else "0",
             "1" if len(p.family_hist) > 1 else "0", "1" if p.homeless else "0", "1" if p.smi else "0",
             "1" if p.mh else "0", "1" if p.sud else "0", "|".join(p.chronic),
             str(sum(1 for x in p.plan_months if x)), "|".join(plans), "1" if cl.county_mh_client else "0",

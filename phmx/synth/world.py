@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import string
 from dataclasses import dataclass
 from functools import lru_cache
 
 from faker import Faker
 
 from phmx.synth.ids import Scrambler, derive_seed, luhn_npi, rng_for
-from phmx.synth.reference import CountyGeo, county_geo
+from phmx.synth.reference import CVX_MVX, CountyGeo, county_geo
 
 # Relative Medi-Cal populations (rough) to weight where households live.
 COUNTY_WEIGHT = {"06037": 10.0, "06001": 1.7, "06013": 1.1, "06075": 0.9, "06059": 2.4, "06073": 2.3,
@@ -51,6 +52,7 @@ class World:
     streets: dict[str, tuple[str, ...]]
     providers: dict[str, Providers]
     scramblers: dict[str, Scrambler]
+    lots: dict[str, tuple[str, ...]]
 
     @property
     def start(self) -> dt.date:
@@ -106,6 +108,14 @@ def _providers(seed: int, geo: CountyGeo) -> Providers:
     )
 
 
+def _lots(seed: int) -> dict[str, tuple[str, ...]]:
+    """Vaccine lot numbers per CVX: real lots are shared by many doses, so draw from a pool."""
+    r = rng_for(seed, "lots")
+    alphabet = string.ascii_uppercase + string.digits
+    return {cvx: tuple("".join(r.choice(alphabet) for _ in range(r.randrange(6, 9))) for _ in range(25))
+            for cvx in sorted(CVX_MVX)}
+
+
 @lru_cache(maxsize=4)
 def build_world(seed: int, counties: tuple[str, ...], start: str, months: int) -> World:
     geos = tuple(county_geo(f) for f in counties)
@@ -116,6 +126,7 @@ def build_world(seed: int, counties: tuple[str, ...], start: str, months: int) -
         months=build_months(start, months),
         streets={g.fips: _streets(seed, g.fips) for g in geos},
         providers={g.fips: _providers(seed, g) for g in geos},
+        lots=_lots(seed),
         scramblers={name: Scrambler(seed, name, digits) for name, digits in (
             ("cin", 7), ("plan", 9), ("county_mh", 8), ("county_sud", 8), ("dental", 10), ("registry", 9),
         )},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO, Any, BinaryIO
 
 from phmx.synth.layouts import LAYOUTS
@@ -22,6 +22,19 @@ def csv_writer(text_fh: IO[str], feed: str) -> Any:  # noqa: ANN401 - csv writer
     """A csv.writer with the feed's dialect, writing to a text stream."""
     return csv.writer(text_fh, delimiter=LAYOUTS[feed].delimiter, lineterminator=LINE_END,
                       quoting=csv.QUOTE_MINIMAL)
+
+
+def format_row(row: Sequence[str], delimiter: str) -> str:
+    """One row as a line, byte-identical to ``csv_writer``'s output but without its per-field cost.
+
+    Rows needing quoting (a delimiter, quote or line break inside a value) go through csv itself.
+    """
+    line = delimiter.join(row)
+    if '"' in line or "\n" in line or "\r" in line or line.count(delimiter) != len(row) - 1 or len(row) < 2:
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=delimiter, lineterminator=LINE_END, quoting=csv.QUOTE_MINIMAL).writerow(row)
+        return buf.getvalue()
+    return line + LINE_END
 
 
 def header_line(feed: str) -> str:
