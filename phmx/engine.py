@@ -62,7 +62,7 @@ def _start_sail() -> str:
     global _server
     from pysail.spark import SparkConnectServer
 
-    os.environ.setdefault("RUST_LOG", "warn")
+    os.environ.setdefault("RUST_LOG", "error")  # Sail warns on every no-op hint; errors still show
     _prepare_object_store_env()
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
