@@ -11,6 +11,8 @@ The embedded default keeps everything under ``./var`` (or ``$PHMX_HOME``). Any r
 | PHMX_OUTBOX_ROOT      | $PHMX_HOME/outbox           | receipts: outbox/<submitter>/...          |
 | PHMX_PUBLISH_ROOT     | $PHMX_HOME/publish          | feeds: publish/<recipient>/<feed>/<period>|
 | PHMX_KEYS_DIR         | $PHMX_HOME/keys             | local key files (0600)                    |
+| PHMX_LEDGER_ROOT      | $PHMX_LAKEHOUSE_ROOT        | where audit.ledger lives (its own bucket) |
+| PHMX_LEDGER_KMS_KEY_ID| $PHMX_KMS_KEY_ID            | KMS key for ledger-bucket writes          |
 | PHMX_KMS_KEY_ID       | (unset)                     | KMS key for SSE-KMS writes and envelopes  |
 | PHMX_RUNNER           | inprocess                   | inprocess / spark_submit / emr_serverless |
 | SPARK_REMOTE          | (unset)                     | sc://host:port of a Spark Connect server  |
@@ -42,7 +44,9 @@ class Settings:
     outbox_root: str
     publish_root: str
     keys_dir: str
+    ledger_root: str = ""
     kms_key_id: str | None = None
+    ledger_kms_key_id: str | None = None
     runner: str = "inprocess"
     engine: str = "sail"
     spark_remote: str | None = None
@@ -60,6 +64,7 @@ class Settings:
             outbox_root=str(Path(h, "outbox")),
             publish_root=str(Path(h, "publish")),
             keys_dir=str(Path(h, "keys")),
+            ledger_root=str(Path(h, "lakehouse")),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -71,12 +76,15 @@ class Settings:
             "PHMX_OUTBOX_ROOT": self.outbox_root,
             "PHMX_PUBLISH_ROOT": self.publish_root,
             "PHMX_KEYS_DIR": self.keys_dir,
+            "PHMX_LEDGER_ROOT": self.ledger_root,
             "PHMX_RUNNER": self.runner,
             "PHMX_ENGINE": self.engine,
             "PHMX_SHUFFLE_PARTITIONS": str(self.shuffle_partitions),
         }
         if self.kms_key_id:
             env["PHMX_KMS_KEY_ID"] = self.kms_key_id
+        if self.ledger_kms_key_id:
+            env["PHMX_LEDGER_KMS_KEY_ID"] = self.ledger_kms_key_id
         if self.spark_remote:
             env["SPARK_REMOTE"] = self.spark_remote
         return env
@@ -87,14 +95,18 @@ def load() -> Settings:
     home = os.environ.get("PHMX_HOME", str(Path("var").resolve()))
     remote = os.environ.get("SPARK_REMOTE") or None
     engine = os.environ.get("PHMX_ENGINE") or ("connect" if remote else "sail")
+    lakehouse_root = _root("PHMX_LAKEHOUSE_ROOT", home, "lakehouse")
+    kms = os.environ.get("PHMX_KMS_KEY_ID") or None
     return Settings(
         home=str(Path(home).resolve()) if "://" not in home else home,
         landing_root=_root("PHMX_LANDING_ROOT", home, "landing"),
-        lakehouse_root=_root("PHMX_LAKEHOUSE_ROOT", home, "lakehouse"),
+        lakehouse_root=lakehouse_root,
         outbox_root=_root("PHMX_OUTBOX_ROOT", home, "outbox"),
         publish_root=_root("PHMX_PUBLISH_ROOT", home, "publish"),
         keys_dir=_root("PHMX_KEYS_DIR", home, "keys"),
-        kms_key_id=os.environ.get("PHMX_KMS_KEY_ID") or None,
+        ledger_root=(os.environ.get("PHMX_LEDGER_ROOT") or lakehouse_root).rstrip("/"),
+        kms_key_id=kms,
+        ledger_kms_key_id=os.environ.get("PHMX_LEDGER_KMS_KEY_ID") or kms,
         runner=os.environ.get("PHMX_RUNNER", "inprocess"),
         engine=engine,
         spark_remote=remote,
