@@ -73,6 +73,13 @@ class ChunkRows:
             entry = self.files[key] = [[], LAYOUTS[key[1]].delimiter]
         entry[0].append(format_row(row, entry[1]))
 
+    def add_line(self, key: Key, line: str) -> None:
+        """A line already formatted by ``format_row`` (for rows that repeat with small changes)."""
+        entry = self.files.get(key)
+        if entry is None:
+            entry = self.files[key] = [[], LAYOUTS[key[1]].delimiter]
+        entry[0].append(line)
+
     def payload(self) -> ChunkPayload:
         return ChunkPayload({k: ("".join(v[0]), len(v[0])) for k, v in sorted(self.files.items())},
                             _csv_text(self.person_map), _csv_text(self.people), _csv_text(self.index_events),
@@ -115,6 +122,10 @@ class ChunkRenderer:
 
     def emit(self, submitter: str, feed: str, period: str, row: list[str], sid: str, p: Person) -> None:
         self.out.add((submitter, feed, period), row)
+        self.register(submitter, feed, sid, p)
+
+    def register(self, submitter: str, feed: str, sid: str, p: Person) -> None:
+        """Record (submitter, feed, source id) -> person once, for the ground truth map."""
         k = (submitter, feed, sid)
         if k not in self.seen:
             self.seen.add(k)
@@ -174,7 +185,8 @@ class ChunkRenderer:
             cin, ssn, dob, sex = v.cin, v.ssn, ymd(v.dob), v.sex
             span_start = ""
             prev_state: tuple | None = None
-            bases: dict[tuple, list[str]] = {}
+            bases: dict[tuple, str] = {}
+            add = self.out.add_line
             for m, month in enumerate(months):
                 cur = p.plan_months[m] == plan
                 prev = m > 0 and p.plan_months[m - 1] == plan
@@ -187,9 +199,10 @@ class ChunkRenderer:
                 if base is None:
                     given, middle, family = names
                     line, city, zip5, fips = addr
-                    base = bases[state] = [lid, cin, ssn, upper_ascii(given), upper_ascii(middle), upper_ascii(family), dob,
-                                           sex, line, city, "CA", zip5, fips, phone, p.email, lang, race_code, eth,
-                                           pid_code, p.aid]
+                    # the first 20 fields as a formatted prefix (ending with the delimiter)
+                    base = bases[state] = format_row(
+                        [lid, cin, ssn, upper_ascii(given), upper_ascii(middle), upper_ascii(family), dob, sex, line, city,
+                         "CA", zip5, fips, phone, p.email, lang, race_code, eth, pid_code, p.aid, ""], "|")[:-1]
                 if cur:
                     if m == 0:
                         span_start = ymd(p.cov_start)
@@ -202,11 +215,12 @@ class ChunkRenderer:
                     else:
                         maint = "030"
                     prev_state = state
-                    self.emit(plan, "enrollment", month.period, [*base, span_start, "", maint], lid, p)
+                    add((plan, "enrollment", month.period), f"{base}{span_start}||{maint}\n")
                 else:
                     end = months[m - 1].last if p.dod is None or p.dod > months[m - 1].last else p.dod
-                    self.emit(plan, "enrollment", month.period, [*base, span_start, ymd(end), "024"], lid, p)
+                    add((plan, "enrollment", month.period), f"{base}{span_start}|{ymd(end)}|024\n")
                     prev_state = None
+            self.register(plan, "enrollment", lid, p)
 
     def plan_on(self, p: Person, d: dt.date) -> str | None:
         m = self.w.month_of(d)
