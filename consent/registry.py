@@ -101,7 +101,9 @@ def forms_to_consent(forms: DataFrame) -> DataFrame:
     content = F.concat_ws("\x1f", *[F.coalesce(F.trim(F.col(c)), F.lit("")) for c in FORM_COLUMNS])
     out = df.select(
         F.concat_ws(":", F.col("submitter"), F.trim(F.col("consent_form_id"))).alias("consent_id"),
-        F.col("submitter").alias("source"),
+        # A county's MH (CSI) and SUD (CalOMS) systems are separate person-id spaces; conform names
+        # their sources <submitter>:mh and <submitter>:sud (mappings/feeds/mh_csi.yaml, sud_caloms.yaml).
+        F.concat(F.col("submitter"), F.lit(":"), F.lower(F.trim(F.col("program")))).alias("source"),
         F.trim(F.col("client_id")).alias("source_person_id"),
         F.lower(F.trim(F.col("grantor"))).alias("grantor"),
         F.coalesce(status_map[F.lower(F.trim(F.col("status")))], F.lit("rejected")).alias("status"),
