@@ -103,7 +103,7 @@ def classic_builder(app_name: str = "phmx") -> Any:
     """A classic JVM SparkSession builder with Delta, for sites that can reach Maven.
 
     Uses delta-spark's ``configure_spark_with_delta_pip``, which adds
-    ``io.delta:delta-spark_2.13`` to ``spark.jars.packages`` (resolved from Maven at start).
+    the matching ``io.delta:delta-spark_4.2_2.13`` to ``spark.jars.packages`` (resolved from Maven at start).
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession

@@ -1,0 +1,63 @@
+"""The engine: embedded Sail once per process, a clean exit, the Spark Connect route, the classic route."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from phmx.engine import get_spark
+    s1 = get_spark(); s2 = get_spark()
+    assert s1 is s2
+    path = sys.argv[1]
+    s1.range(3).write.format("delta").mode("overwrite").save(path)
+    s1.createDataFrame([(1,)], "id long").createOrReplaceTempView("src")
+    s1.sql(f"MERGE INTO delta.`{path}` t USING src s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *")
+    print("rows", s1.read.format("delta").load(path).count())
+""")
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # The timeout only guards against a hang at exit (the failure this design prevents).
+    return subprocess.run([sys.executable, "-c", SCRIPT, *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+
+
+def test_embedded_engine_runs_delta_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "PHMX_HOME": str(tmp_path)}
+    env.pop("SPARK_REMOTE", None)
+    proc = _run([str(tmp_path / "t")], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rows 3" in proc.stdout
+
+
+def test_spark_remote_route_connects_to_another_server(tmp_path):
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    try:
+        host, port = server.listening_address
+        env = {**os.environ, "PHMX_HOME": str(tmp_path), "SPARK_REMOTE": f"sc://{host}:{port}"}
+        env.pop("PHMX_ENGINE", None)
+        proc = _run([str(tmp_path / "t")], env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "rows 3" in proc.stdout
+        assert "embedded Sail engine listening" not in proc.stderr  # it did not start its own
+    finally:
+        server.stop()
+
+
+def test_classic_route_is_configured_with_delta():
+    from phmx.engine import classic_builder
+
+    opts = classic_builder()._options
+    assert opts["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert opts["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert "io.delta:delta-spark_4.2_2.13:4.4.1" in opts["spark.jars.packages"]  # matches pyspark 4.2
