@@ -244,7 +244,7 @@ class ClinicalBuilder:
     # ------------------------------------------------------------------ routine care
     def _routine(self, p: Person, cl: Clinical) -> None:
         r, w, y = self.rng, self.w, self.years
-        office_p = min(0.6, 0.12 + 0.15 * len(p.chronic))
+        office_p = min(0.65, 0.18 + 0.15 * len(p.chronic))
         for month in w.months:
             if r.random() < office_p:
                 d = _rand_date(r, month.first, month.last)
@@ -253,7 +253,10 @@ class ClinicalBuilder:
                     dx = dx or (r.choice(ref.DX_ROUTINE),)
                     if p.homeless and r.random() < 0.5:
                         dx = dx[:3] + (r.choice(ref.DX_HOMELESS),)
-                    cl.claims.append(Claim("office", d, d, "11", [("", r.choice(ref.CPT_OFFICE))], dx))
+                    lines = [("", r.choice(ref.CPT_OFFICE))]
+                    if r.random() < 0.35:  # labs billed on the same professional claim
+                        lines += [("", "36415"), ("", "83036" if "diabetes" in p.chronic else r.choice(("80053", "80061", "85025")))]
+                    cl.claims.append(Claim("office", d, d, "11", lines, dx))
             if p.mh and r.random() < 0.3:
                 d = _rand_date(r, month.first, month.last)
                 if self.enrolled(p, d) and not cl.blocked("mh", d) and not cl.blocked("amb", d):

@@ -53,6 +53,8 @@ class PopulationRates:
 
     child_share_target: float = 0.40  # under 21, as in Medi-Cal
     twin_rate: float = 0.03  # families whose children include a twin pair
+    junior_rate: float = 0.08  # sons given their father's given name (same household, same name)
+    lookalike_rate: float = 0.004  # unrelated people sharing given name, family name and birth date
     birth_rate: float = 0.012  # per person-year, babies born during the window
     move_within_county: float = 0.08
     move_between_counties: float = 0.03  # only when more than one county is generated

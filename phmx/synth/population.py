@@ -11,6 +11,7 @@ import bisect
 import datetime as dt
 import itertools
 import random
+from collections import Counter
 
 from phmx.synth.config import PopulationRates
 from phmx.synth.ids import make_cin, make_ssn
@@ -31,11 +32,12 @@ class Person:
     __slots__ = (
         "idx", "pid", "hh", "twin_of", "group", "sex", "dob", "dod", "given", "middle", "family_hist",
         "mother_maiden", "cin", "ssn", "relative_ssn", "addr_hist", "phone_hist", "email", "plan_months",
-        "cov_start", "aid", "homeless", "smi", "mh", "sud", "chronic", "language", "race_pick",
+        "cov_start", "aid", "homeless", "smi", "mh", "sud", "chronic", "language", "race_pick", "lookalike_of",
     )
 
     def __init__(self) -> None:
         self.twin_of = ""
+        self.lookalike_of = ""
         self.dod: dt.date | None = None
         self.relative_ssn = ""
         self.homeless = self.smi = self.mh = self.sud = False
@@ -171,6 +173,9 @@ class PopulationBuilder:
                 if compound_kids and mother_family != father_family:
                     family = f"{father_family}{'-' if hyphen else ' '}{mother_family}"
             p.given = self._given(group, sex)
+            if role in ("child", "twin") and sex == "M" and people and people[0].sex == "M" \
+                    and r.random() < self.r.junior_rate:
+                p.given = people[0].given  # a son named after his father: same name, same address
             if role == "twin" and twin_first is not None:
                 # twins: different given names, often the same initial (hard for linkage)
                 for _ in range(8):
@@ -293,6 +298,29 @@ class PopulationBuilder:
             p.cov_start = max(cs, p.dob.replace(day=1))
             if p.cov_start > w.start:
                 p.cov_start = w.start
+
+
+def make_lookalikes(people: list[Person], rng: random.Random, rate: float) -> None:
+    """Unrelated people who share given name, family name and birth date with someone else.
+
+    In a state of 15 million, two Maria Garcias born on the same day exist; only the CIN, the
+    address and the SSN tell them apart. Copies the identity of an adult in another household
+    onto a single adult, leaving everything else (CIN, address, clinical history) their own.
+    """
+    sizes = Counter(p.hh for p in people)
+    singles = [p for p in people if sizes[p.hh] == 1 and len(p.family_hist) == 1 and not p.twin_of]
+    n = int(len(people) * rate + rng.random())
+    for _ in range(n):
+        if len(singles) < 2:
+            return
+        a, b = rng.sample(singles, 2)
+        if a.hh == b.hh or a.dob.year < 1930 or b.lookalike_of or a.lookalike_of:
+            continue
+        b.given, b.sex, b.dob = a.given, a.sex, a.dob
+        b.family_hist = [(0, a.family_at(0))]
+        b.group = a.group
+        b.lookalike_of = a.pid
+        b.cov_start = max(b.cov_start, b.dob.replace(day=1))
 
 
 def assign_conditions(p: Person, rng: random.Random, rates: PopulationRates, start: dt.date) -> None:

@@ -19,7 +19,7 @@ from phmx.synth.config import SynthConfig
 from phmx.synth.ids import Scrambler, rng_for
 from phmx.synth.layouts import LAYOUTS
 from phmx.synth.noise import SourceView, upper_ascii
-from phmx.synth.population import Person, PopulationBuilder, assign_conditions, plan_id
+from phmx.synth.population import Person, PopulationBuilder, assign_conditions, make_lookalikes, plan_id
 from phmx.synth.world import World
 from phmx.synth.writers.delimited import format_row
 
@@ -86,7 +86,7 @@ class ChunkRows:
                             len(self.people))
 
 
-PEOPLE_FIELDS = ("person_id", "household_id", "twin_of", "given_name", "middle_name", "family_name", "family_name_new",
+PEOPLE_FIELDS = ("person_id", "household_id", "twin_of", "lookalike_of", "given_name", "middle_name", "family_name", "family_name_new",
                  "sex", "birth_date", "death_date", "cin", "ssn", "county_fips",
                  "moved_county", "name_changed", "homeless", "smi", "mh", "sud", "chronic", "enrolled_months",
                  "plans", "county_mh_client", "county_sud_client")
@@ -147,6 +147,7 @@ class ChunkRenderer:
             hh_id = f"H{self.chunk:05d}{hh:06d}"
             people += builder.household(hh_id, self.first_idx + len(people), self.size - len(people))
             hh += 1
+        make_lookalikes(people, r, cfg.population.lookalike_rate)
         clin = ClinicalBuilder(self.w, cfg.clinical, r)
         for p in people:
             assign_conditions(p, r, cfg.population, self.w.start)
@@ -248,10 +249,12 @@ class ChunkRenderer:
                                                        c.pos, rev, cpt, *dx, npi, plan_id(plan)], lid, p)
             if not c.institutional or c.professional_too:
                 cid = self.next_id(prefix + "P")
-                cpt = c.lines[0][1] if not c.institutional else (r.choice(ref.CPT_ED) if c.kind == "ed" else r.choice(ref.CPT_IP))
+                cpts = [cpt for _rev, cpt in c.lines] if not c.institutional else \
+                    [r.choice(ref.CPT_ED) if c.kind == "ed" else r.choice(ref.CPT_IP)]
                 doc = r.choice(prov.pcp) if c.kind == "ip" else npi
-                self.emit(plan, "claims", period, [cid, "1", lid, v.cin, "P", iso(c.start), iso(c.end),
-                                                   "", "", c.pos, "", cpt, *dx, doc, plan_id(plan)], lid, p)
+                for n, cpt in enumerate(cpts, 1):
+                    self.emit(plan, "claims", period, [cid, str(n), lid, v.cin, "P", iso(c.start), iso(c.end),
+                                                       "", "", c.pos, "", cpt, *dx, doc, plan_id(plan)], lid, p)
 
     def pharmacy(self, p: Person, cl: Clinical, views: dict[str, SourceView]) -> None:
         r = self.rng
@@ -477,7 +480,7 @@ class ChunkRenderer:
         counties = {a[3] for _, a in p.addr_hist}
         plans = sorted({x for x in p.plan_months if x})
         self.out.people.append([
-            p.pid, p.hh, p.twin_of, p.given, p.middle, p.family_at(0), p.family_hist[-1][1] if len(p.family_hist) > 1 else "",
+            p.pid, p.hh, p.twin_of, p.lookalike_of, p.given, p.middle, p.family_at(0), p.family_hist[-1][1] if len(p.family_hist) > 1 else "",
             p.sex, iso(p.dob), iso(p.dod), p.cin, p.ssn, p.county_first, "1" if len(counties) > 1 else "0",
             "1" if len(p.family_hist) > 1 else "0", "1" if p.homeless else "0", "1" if p.smi else "0",
             "1" if p.mh else "0", "1" if p.sud else "0", "|".join(p.chronic),

@@ -164,3 +164,20 @@ def test_zip_codes_belong_to_the_county(dataset):
     zips = {f: {z for _, z in county_geo(f).city_zips} for f in ("06001", "06013", "06075")}
     for _submitter, row in dataset.rows("enrollment"):
         assert row["zip"] in zips[row["county_fips"]]
+
+
+def test_lookalikes_and_juniors_are_distinct_people(dataset):
+    """Same name and birth date (lookalikes) or same name and address (juniors): different people."""
+    people = _people(dataset)
+    looks = [p for p in people.values() if p["lookalike_of"]]
+    assert looks
+    for p in looks:
+        other = people[p["lookalike_of"]]
+        assert (p["given_name"], p["family_name"], p["birth_date"]) == (other["given_name"], other["family_name"], other["birth_date"])
+        assert p["cin"] != other["cin"] and p["household_id"] != other["household_id"]
+    by_hh = defaultdict(list)
+    for p in people.values():
+        by_hh[p["household_id"]].append(p)
+    juniors = [m for members in by_hh.values() for m in members[1:]
+               if m["given_name"] == members[0]["given_name"] and m["birth_date"] != members[0]["birth_date"]]
+    assert juniors
