@@ -86,31 +86,57 @@ def permitted_rows(spark: SparkSession, events: DataFrame, *, recipient: str, pu
     ])
     x = events.join(wide, events[member_col] == wide["_consent_member"], "left")
     present = set(events.columns)
+    lab = F.col("security_labels")
+    # Flags first, all from the row as it arrived (flat expressions: nested per-class rewrites of
+    # the same columns blew up the engine's plan); then one rewrite per redacted column.
     keep = F.coalesce(F.col("_ok_GENERAL"), F.lit(0)) == 1
-    lab = "security_labels"
+    drop_in: dict[str, list[tuple[str, object]]] = {}
+    drop_labels: list[tuple[str, tuple[str, ...]]] = []
     for c in names:
         dc = policy.classes[c]
         if c == "GENERAL":
             continue
-        has = labels.class_expr(F.col(lab), c, policy)
-        denied = has & (F.coalesce(F.col(f"_ok_{c}"), F.lit(0)) == 0)
+        denied = labels.class_expr(lab, c, policy) & (F.coalesce(F.col(f"_ok_{c}"), F.lit(0)) == 0)
         can_redact = dc.action == "redact" and dc.valueset is not None and all(col in present for col in dc.columns)
-        if can_redact:
-            vs = policy.valueset(dc.valueset)  # type: ignore[arg-type]
-            explained = F.lit(True)
-            for col in dc.columns:
-                explained = explained & labels.any_code_in(F.col(col), vs)
-            redact = denied & ~labels.has_labels(F.col(lab), any_of=dc.withhold_if_labels) & explained \
-                if dc.withhold_if_labels else denied & explained
-            keep = keep & ~(denied & ~redact)
-            for col in dc.columns:
-                x = x.withColumn(col, F.when(redact, labels.drop_codes(F.col(col), vs)).otherwise(F.col(col)))
-            drop = F.array(*[F.lit(v) for v in (*dc.any_labels, *dc.all_labels)])
-            x = x.withColumn(lab, F.when(redact, F.array_except(F.col(lab), drop)).otherwise(F.col(lab)))
-        else:
-            keep = keep & ~denied
-        # Later classes see this class's redaction through the updated label column.
-    return x.where(keep).select(*events.columns)
+        if not can_redact:
+            x = x.withColumn(f"_withhold_{c}", denied)
+            keep = keep & ~F.col(f"_withhold_{c}")
+            continue
+        vs = policy.valueset(dc.valueset)  # type: ignore[arg-type]
+        explained = F.lit(True)
+        for col in dc.columns:
+            explained = explained & labels.any_code_in(F.col(col), vs)
+        redact = denied & explained
+        if dc.withhold_if_labels:
+            redact = redact & ~labels.has_labels(lab, any_of=dc.withhold_if_labels)
+        x = x.withColumn(f"_redact_{c}", redact).withColumn(f"_withhold_{c}", denied & ~redact)
+        keep = keep & ~F.col(f"_withhold_{c}")
+        for col in dc.columns:
+            drop_in.setdefault(col, []).append((c, vs))
+        drop_labels.append((c, (*dc.any_labels, *dc.all_labels)))
+    x = x.where(keep)
+    for col, items in drop_in.items():
+        x = x.withColumn(col, F.filter(F.col(col), _keep_code(items)))
+    if drop_labels:
+        gone = F.array().cast("array<string>")
+        for c, labs in drop_labels:
+            gone = F.concat(gone, F.when(F.col(f"_redact_{c}"), F.array(*[F.lit(v) for v in labs]))
+                            .otherwise(F.array().cast("array<string>")))
+        x = x.withColumn("security_labels", F.array_except(F.col("security_labels"), gone))
+    return x.select(*events.columns)
+
+
+def _keep_code(items: list[tuple[str, object]]):  # noqa: ANN202 - a one-argument lambda for F.filter
+    """A lambda keeping a code unless a redacted class's value set holds it."""
+    from pyspark.sql import functions as F
+
+    def keep(code: Column) -> Column:
+        hit = F.lit(False)
+        for c, vs in items:
+            hit = hit | (F.col(f"_redact_{c}") & labels.code_in(code, vs))  # type: ignore[arg-type]
+        return ~hit
+
+    return keep
 
 
 def row_classes(labels_col: str | Column = "security_labels", policy: Policy | None = None) -> Column:
