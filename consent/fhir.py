@@ -98,16 +98,24 @@ def _codes(concepts: list[Any] | None) -> list[str]:
 
 
 def _classes(labels: list[str], policy: Policy) -> tuple[list[str], bool]:
-    """Policy data classes named by security labels; and whether any label was unknown."""
-    out, unknown = [], False
-    for lab in labels:
-        hits = [n for n, dc in policy.classes.items() if lab in dc.any_labels or lab == n]
-        if lab == "PSYTHPN":
-            hits = ["PSYTHPN"]
-        if not hits:
-            unknown = True
-        out += hits
-    return sorted(set(out)), unknown
+    """Policy data classes a provision's security labels name; and whether any label was unknown.
+
+    A class is named when the labels meet its rule (one of ``any``, all of ``all``), or by its own
+    name (e.g. ``SUDCN``).
+    """
+    got = set(labels)
+    out, known = set(), set()
+    for name, dc in policy.classes.items():
+        if name in got:
+            out.add(name)
+            known.add(name)
+            continue
+        if not dc.any_labels and not dc.all_labels:
+            continue
+        if (not dc.any_labels or got & set(dc.any_labels)) and set(dc.all_labels) <= got:
+            out.add(name)
+            known |= (got & set(dc.any_labels)) | set(dc.all_labels)
+    return sorted(out), bool(got - known)
 
 
 def _nodes(prov: Any, effect: str, path: str, depth: int, parent: dict[str, Any] | None, policy: Policy,
