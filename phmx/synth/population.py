@@ -214,7 +214,10 @@ class PopulationBuilder:
     def _births(self, people: list[Person], specs: list, hh_id: str, first_idx: int, limit: int) -> None:
         """A baby born during the window to a mother of child-bearing age."""
         mothers = [p for p, s in zip(people, specs, strict=False) if s[0] == "mother" and 18 <= p.age_at(self.w.start) <= 42]
-        if not mothers or len(people) >= limit or self.rng.random() >= self.r.birth_rate * 12:
+        # About half the population lives with a mother of child-bearing age, so this gives
+        # roughly birth_rate births per person-year overall.
+        chance = min(0.6, self.r.birth_rate * 2 * len(people) * self.nmonths / 12)
+        if not mothers or len(people) >= limit or self.rng.random() >= chance:
             return
         mom, r = mothers[0], self.rng
         dad = next((p for p in people if p.hh == hh_id and p.sex == "M" and p.age_at(self.w.start) >= 18), None)
