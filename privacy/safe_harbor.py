@@ -4,8 +4,9 @@ Every output column comes from a policy field (deny by default: input columns no
 dropped). All work is DataFrame expressions except pseudonyms and free-text scrubbing, which are
 vectorised UDFs. What each action does, and the paragraph of the rule it serves:
 
-* ``year``: the year of a date; all other date elements go ((b)(2)(i)(C)). The birth year of a
-  person aged 90 or over is set to null, because it would imply the age.
+* ``year``: the year of a date; all other date elements go ((b)(2)(i)(C)). The birth year is set
+  to null when the person is 90 or over at the as-of date or by the release year (a birth year
+  of 1934 published in 2026 says "over 89" by itself).
 * ``age``: age in whole years at the policy's ``as_of`` date; 90 and over become ``"90+"``
   (or 90 with ``as: int``) ((C)).
 * ``age_band``: the band containing the age; policies may not split ages 90 and over.
@@ -122,8 +123,12 @@ def apply_policy(
     age_col: Column | None = None
     over89: Column | None = None
     if policy.age_birth_date:
-        age_col = age_years(_as_date(df, policy.age_birth_date), _ref_date(df, policy, today))
-        over89 = age_col >= AGE_TOP
+        birth = _as_date(df, policy.age_birth_date)
+        age_col = age_years(birth, _ref_date(df, policy, today))
+        # A birth year is "indicative of" 90+ if the person is 90+ at the as-of date, or would
+        # be by the release year (anyone can subtract the year; the checker does the same).
+        release_year = int((today or datetime.now(UTC).date().isoformat())[:4])
+        over89 = (age_col >= AGE_TOP) | (F.year(birth) <= release_year - AGE_TOP)
 
     restricted = restricted_zip3(policy.zip3_list)
     pseudo_fields: list[str] = []
