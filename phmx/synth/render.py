@@ -299,7 +299,6 @@ class ChunkRenderer:
             m = self.w.month_of(s.date)
             fips = p.addr_at(m)[3]
             sub = county_submitter(fips)
-            v = self.view(views, sub, "county", p)
             ids = mh_ids.get(fips)
             if ids is None:
                 base = self.scrambler(f"mh:{fips}", 8)(p.idx)
@@ -309,7 +308,10 @@ class ChunkRenderer:
                     switch = s.date + dt.timedelta(days=r.randrange(10, 200))
                 ids = mh_ids[fips] = (base, dup, switch)
                 consent_candidates.append(("MH", fips, base, s.date))
-            client = ids[1] if ids[2] is not None and s.date >= ids[2] else ids[0]
+            duplicate = ids[2] is not None and s.date >= ids[2]
+            client = ids[1] if duplicate else ids[0]
+            # a re-registration is keyed again by a clerk: its own copy of the person, its own errors
+            v = self.view(views, sub + "#dup" if duplicate else sub, "county", p)
             code = ref.county_code(fips)
             given, _middle, family = v.names(m)
             zip5 = v.address(m)[2]
@@ -432,15 +434,19 @@ class ChunkRenderer:
         if not cl.imm:
             return
         r, w = self.rng, self.w
-        v = SourceView(p, "registry", r, self.cfg.noise)
-        if v.dob > cl.imm[0][0]:
-            v.dob = p.dob  # CAIR rejects doses before the birth date, so such a typo never stays
+        v_main = SourceView(p, "registry", r, self.cfg.noise)
+        if v_main.dob > cl.imm[0][0]:
+            v_main.dob = p.dob  # CAIR rejects doses before the birth date, so such a typo never stays
+        v_dup = v_main
         rid = self.scrambler("registry", 9)(p.idx)
         dup_from: dt.date | None = None
         dup = ""
         if r.random() < self.cfg.noise.registry_duplicate_patient and len(cl.imm) > 1:
             dup = self.scrambler("registry", 9)(p.idx + 500_000_000)
             dup_from = r.choice(cl.imm[1:])[0]
+            v_dup = SourceView(p, "registry", r, self.cfg.noise)  # entered again, with its own errors
+            if v_dup.dob > dup_from:
+                v_dup.dob = p.dob
         protection = "Y" if r.random() < self.cfg.clinical.imm_protection_y else r.choice(("N", "N", "N", ""))
         publicity = r.choice(("02", "02", "02", "01", ""))
         race = ref.CDC_RACE[p.group]
@@ -454,6 +460,8 @@ class ChunkRenderer:
             if period is None:
                 continue
             m = max(0, w.month_of(d))
+            use_dup = dup_from is not None and d >= dup_from
+            v = v_dup if use_dup else v_main
             given, middle, family = v.names(m)
             if baby_name and (d - p.dob).days < 3:
                 given, middle = ("BABY GIRL" if p.sex == "F" else "BABY BOY"), ""
@@ -468,7 +476,7 @@ class ChunkRenderer:
             route = "PO" if oral else "SC" if cvx in ("03", "21", "94") and r.random() < 0.7 else "IM"
             site = "" if oral else r.choice(("LT", "RT")) if age < 3 else r.choice(("LD", "RD", "LA", "RA"))
             lot = r.choice(w.lots.get(cvx, ("",)))
-            pid_here = dup if dup_from is not None and d >= dup_from else rid
+            pid_here = dup if use_dup else rid
             self.emit("cair2", "immunizations", period, [
                 self.next_id("V", 8), pid_here, v.render(given), v.render(middle), v.render(family), iso(v.dob), v.sex,
                 maiden, line, city, zip5, phone, race_code, eth, iso(d), cvx, r.choice(ref.CVX_MVX.get(cvx, ("",))),
