@@ -1,16 +1,32 @@
-"""The identity stage (first, deterministic version): exact CIN, then exact name + birth date.
+"""The identity stage: silver.person -> gold.member_xwalk, gold.member and the identity tables.
 
-member_id is a hash of the cluster's anchoring key, so it is stable across runs; existing
-crosswalk entries keep their id.
+Modes (``PHMX_IDENTITY_MODE`` or ``ctx.settings.extra["identity_mode"]``):
+
+* ``full``: standardise everything, block and score all candidate pairs, train the model (EM),
+  cluster, keep member ids stable against the previous crosswalk.
+* ``incremental``: score only pairs with at least one new or changed record, with the stored
+  model; unchanged records stay with their members (forced edges), new records join them
+  or form new members, and may merge members when the evidence says so (guards still apply).
+* ``auto`` (default): incremental when a model and a crosswalk exist and at most
+  ``INCREMENTAL_MAX_SHARE`` of the records are new or changed; otherwise full.
+
+Reviewer decisions (gold.review_decisions) are honoured in both modes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import time
+from typing import TYPE_CHECKING, Any
 
-from jobs.identity import geo
+import pandas as pd
+
+from jobs.identity import config, golden, ids, linkage, model_store, review
+from jobs.identity.comparisons import pattern_string
+from jobs.identity.tables import IDENTITY_EVENTS, IDENTITY_RECORDS, LINK_PAIRS, REVIEW_QUEUE
 from phmx import lakehouse, tables
 from phmx.context import RunContext, StageResult
+from phmx.errors import ConfigError
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
@@ -18,62 +34,219 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+INCREMENTAL_MAX_SHARE = 0.2
+MODES = ("auto", "full", "incremental")
 
-def _clean_name(col):  # noqa: ANN001, ANN202
-    from pyspark.sql import functions as F
 
-    return F.regexp_replace(F.upper(F.trim(col)), "[^A-Z]", "")
+def _mode(ctx: RunContext) -> str:
+    mode = str(ctx.settings.extra.get("identity_mode") or os.environ.get("PHMX_IDENTITY_MODE") or "auto")
+    if mode not in MODES:
+        raise ConfigError(f"identity mode {mode!r} is not one of {MODES}", hint="set PHMX_IDENTITY_MODE")
+    return mode
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
-    """Link ``silver.person`` into members; write ``gold.member_xwalk`` and ``gold.member``."""
-    from pyspark.sql import functions as F
-
+    """Link ``silver.person`` into members and write the gold identity tables."""
+    t0 = time.perf_counter()
+    settings = config.load(ctx.settings.extra.get("identity_settings"))
+    mode = _mode(ctx)
     person = lakehouse.read(spark, tables.PERSON)
-    cin = F.upper(F.trim(F.col("cin")))
-    valid_cin = cin.rlike("^9[0-9]{7}[A-Z]$")
-    given, family = _clean_name(F.col("given_name")), _clean_name(F.col("family_name"))
-    name_key = F.when((F.length(given) > 0) & (F.length(family) > 0) & F.col("birth_date").isNotNull(),
-                      F.concat_ws("|", given, family, F.col("birth_date").cast("string")))
-    p = person.select("*", F.when(valid_cin, cin).alias("_cin"), name_key.alias("_nk"))
-    # A name key inherits the CIN of any record sharing it, so CIN-less records join their CIN's member.
-    nk_cin = p.where(F.col("_cin").isNotNull() & F.col("_nk").isNotNull()).groupBy("_nk") \
-        .agg(F.min("_cin").alias("_nk_cin"))
-    p = p.join(nk_cin, "_nk", "left")
-    anchor = F.coalesce(F.concat(F.lit("C|"), F.col("_cin")), F.concat(F.lit("C|"), F.col("_nk_cin")),
-                        F.concat(F.lit("N|"), F.col("_nk")),
-                        F.concat_ws("|", F.lit("R"), F.col("source"), F.col("source_person_id")))
-    method = F.when(F.col("_cin").isNotNull(), F.lit("exact_cin")) \
-        .when(F.col("_nk_cin").isNotNull() | F.col("_nk").isNotNull(), F.lit("exact_name_dob")) \
-        .otherwise(F.lit("singleton"))
-    p = p.select("*", F.concat(F.lit("M"), F.substring(F.sha2(anchor, 256), 1, 16)).alias("_new_id"),
-                 method.alias("link_method"))
-    old = lakehouse.read(spark, tables.MEMBER_XWALK).select(
-        "source", "source_person_id", F.col("member_id").alias("_old_id"))
-    p = p.join(old, ["source", "source_person_id"], "left")
-    p = p.withColumn("member_id", F.coalesce("_old_id", "_new_id"))
-    xwalk = p.select("source", "source_person_id", "member_id", "link_method",
-                     F.lit(1.0).alias("link_probability"), F.lit(ctx.run_id).alias("run_id"),
-                     F.current_timestamp().alias("linked_at"))
-    lakehouse.merge(spark, xwalk, tables.MEMBER_XWALK)
-    members = golden_simple(spark, p, ctx)
+    scratch = linkage.Scratch(spark)
+    std = linkage.prepare(person, scratch)
+    n_records = std.count()
+    if n_records == 0:
+        for t in (tables.MEMBER_XWALK, tables.MEMBER, LINK_PAIRS, REVIEW_QUEUE, IDENTITY_EVENTS, IDENTITY_RECORDS):
+            lakehouse.ensure(spark, t)
+        return StageResult(stage="identity", counts={"records": 0, "members": 0, "mode": mode})
+    _check_unique_rids(std, n_records)
+
+    old_xwalk = lakehouse.read(spark, tables.MEMBER_XWALK)
+    events = lakehouse.read(spark, IDENTITY_EVENTS)
+    stored = model_store.load() if mode != "full" else None
+    incremental, n_new, std = _incremental_plan(spark, mode, stored, std, scratch, n_records)
+
+    forced_parts = []
+    if incremental:
+        assert stored is not None
+        scored = linkage.score(spark, std, settings, scratch, model=stored, new_col="is_new")
+        forced_parts.append(_membership_edges(std, old_xwalk))
+    else:
+        scored = linkage.score(spark, std, settings, scratch)
+        model_store.save(scored.model, ctx.run_id)
+    accepted, rejected = review.decisions_for(spark, std)
+    forced_parts.append(accepted)
+    forced = pd.concat(forced_parts, ignore_index=True)
+    links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
+    clusters = linkage.cluster_frame(spark, std, links.labels)
+    assignment = ids.assign(clusters, old_xwalk, events, run_id=ctx.run_id, at=ctx.started_at, put=scratch.put)
+    records = scratch.put(assignment.records, "assigned")
+
+    pairs = _pairs_table(spark, scored, links, records, settings, ctx)
+    pairs = scratch.put(pairs, "link_pairs")
+    xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
+    lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
+    queue = _queue(spark, pairs, ctx)
+    if incremental:
+        lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
+        lakehouse.merge(spark, queue, REVIEW_QUEUE)
+    else:
+        lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
+        lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
+    lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
+    members = golden.build(spark, _golden_input(person, std, records), settings, ctx.run_id)
     lakehouse.overwrite(lakehouse.conform_to(members, tables.MEMBER), tables.MEMBER)
-    counts = {"records": p.count(), "members": members.count()}
-    log.info("identity: %s records -> %s members", counts["records"], counts["members"])
-    return StageResult(stage="identity", counts=counts)
-
-
-def golden_simple(spark: SparkSession, p: DataFrame, ctx: RunContext) -> DataFrame:
-    """Most recent non-null value per field (first version of survivorship)."""
     from pyspark.sql import functions as F
 
-    def pick(c: str):  # noqa: ANN202
-        return F.max_by(F.col(c), F.when(F.col(c).isNotNull(), F.coalesce("record_date", F.lit("1900-01-01")
-                                                                           .cast("date")))).alias(c)
+    state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
+    lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
 
-    g = p.groupBy("member_id").agg(
-        pick("_cin").alias("cin"), pick("given_name"), pick("family_name"), pick("birth_date"), pick("sex"),
-        pick("zip"), pick("county_fips"), pick("race"), pick("ethnicity"),
-        F.countDistinct("source").cast("int").alias("source_count"))
-    g = g.withColumn("run_id", F.lit(ctx.run_id))
-    return geo.add_lhj(spark, g)
+    ev_counts = {r["event_type"]: int(r["count"]) for r in
+                 lakehouse.read(spark, IDENTITY_EVENTS).where(F.col("run_id") == ctx.run_id)
+                 .groupBy("event_type").count().collect()}
+    counts: dict[str, Any] = {
+        "mode": "incremental" if incremental else "full",
+        "records": n_records,
+        "new_or_changed_records": n_new,
+        "members": lakehouse.read(spark, tables.MEMBER).count(),
+        "candidate_pairs": scored.counts.get("candidate_pairs", 0),
+        "link_edges": links.stats.get("link_edges", 0),
+        "review_items": lakehouse.read(spark, REVIEW_QUEUE).where(F.col("status") == "open").count(),
+        "guard_refused_edges": links.stats.get("refused_edges", 0) + links.stats.get("edge_guarded", 0),
+        "members_new": ev_counts.get("new", 0),
+        "merges": ev_counts.get("merge", 0),
+        "splits": ev_counts.get("split", 0),
+        "retired": ev_counts.get("retire", 0),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    details = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
+               "cluster": links.stats, "timings": {k: v for k, v in scored.counts.items() if k.endswith("seconds")}}
+    log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
+             counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
+    return StageResult(stage="identity", counts=counts, details=details)
+
+
+def _check_unique_rids(std: DataFrame, n: int) -> None:
+    distinct = std.select("rid").distinct().count()
+    if distinct != n:
+        from phmx.errors import EngineError
+
+        raise EngineError(f"identity: {n - distinct} record keys collide (duplicate source keys or a hash "
+                          "collision); silver.person must have one row per (source, source_person_id)",
+                          stage="identity", table="silver.person")
+
+
+def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFrame, scratch: linkage.Scratch,
+                      n_records: int) -> tuple[bool, int, DataFrame]:
+    """Decide full vs incremental; in incremental mode add ``is_new`` to the features."""
+    from pyspark.sql import functions as F
+
+    if mode == "full" or stored is None or not lakehouse.exists(tables.MEMBER_XWALK):
+        if mode == "incremental":
+            log.warning("identity: incremental run requested but no model or crosswalk yet; running full")
+        return False, n_records, std
+    prev = lakehouse.read(spark, IDENTITY_RECORDS).select("rid", F.col("fingerprint").alias("_old_fp"))
+    flags = std.select("rid", "fingerprint").join(prev, "rid", "left").select(
+        "rid", (F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("fingerprint"))).alias("is_new"))
+    n_new = flags.where(F.col("is_new")).count()
+    if mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records:
+        return False, n_records, std
+    flagged = scratch.put(std.join(flags, "rid"), "std_flagged")
+    return True, n_new, flagged
+
+
+def _membership_edges(std: DataFrame, old_xwalk: DataFrame) -> pd.DataFrame:
+    """Forced edges keeping unchanged records with their current members (a star per member)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    old = std.where(~F.col("is_new")).select("rid", "source", "source_person_id") \
+        .join(old_xwalk.select("source", "source_person_id", "member_id"), ["source", "source_person_id"])
+    anchor = old.withColumn("anchor", F.min("rid").over(Window.partitionBy("member_id")))
+    return anchor.where(F.col("rid") != F.col("anchor")).select(
+        F.least("rid", "anchor").alias("rid_l"), F.greatest("rid", "anchor").alias("rid_r")).toPandas()
+
+
+def _pairs_table(spark: SparkSession, scored: linkage.Scored, links: linkage.Links, records: DataFrame,
+                 settings: config.IdentitySettings, ctx: RunContext) -> DataFrame:
+    """gold.link_pairs rows: scored pairs at or above the review threshold, with a decision."""
+    from pyspark.sql import functions as F
+
+    from jobs.identity.blocking import rule_name_column
+
+    reasons = pd.concat([
+        links.guarded.rename(columns={"guard": "reason"})[["rid_l", "rid_r", "reason"]].assign(
+            reason=lambda d: "edge_guard:" + d["reason"]),
+        links.refused[["rid_l", "rid_r", "reason"]].assign(reason=lambda d: "cluster_guard:" + d["reason"]),
+    ], ignore_index=True).drop_duplicates(["rid_l", "rid_r"])
+    reasons = reasons.astype({"rid_l": "int64", "rid_r": "int64", "reason": "object"})
+    reason_df = spark.createDataFrame(reasons, "rid_l bigint, rid_r bigint, reason string")
+    r = records.select("rid", "source", "source_person_id", "member_id")
+    left = r.select(F.col("rid").alias("rid_l"), F.col("source").alias("source_l"),
+                    F.col("source_person_id").alias("source_person_id_l"), F.col("member_id").alias("member_l"))
+    right = r.select(F.col("rid").alias("rid_r"), F.col("source").alias("source_r"),
+                     F.col("source_person_id").alias("source_person_id_r"), F.col("member_id").alias("member_r"))
+    p = links.kept_pairs.join(left, "rid_l").join(right, "rid_r").join(reason_df, ["rid_l", "rid_r"], "left")
+    p = p.withColumn("decision", F.when(F.col("member_l") == F.col("member_r"), F.lit("linked"))
+                     .when(F.col("reason").isNotNull(), F.lit("guard_refused"))
+                     .otherwise(F.lit("review")))
+    p = p.withColumn("reason", F.when(F.col("decision") == "review", F.lit("probability_band"))
+                     .otherwise(F.col("reason")))
+    return p.select(
+        "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
+        "decision", "reason", pattern_string(settings).alias("gamma"), rule_name_column(settings).alias("blocking_rule"),
+        F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("scored_at"),
+        "rid_l", "rid_r")
+
+
+def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings: config.IdentitySettings,
+           ctx: RunContext, *, incremental: bool) -> DataFrame:
+    """gold.member_xwalk: each record's member, how it was linked and the best link probability."""
+    from pyspark.sql import functions as F
+
+    linked = pairs.where(F.col("decision") == "linked")
+    best = linked.select(F.col("rid_l").alias("rid"), "match_probability").unionByName(
+        linked.select(F.col("rid_r").alias("rid"), "match_probability")) \
+        .groupBy("rid").agg(F.max("match_probability").alias("p"))
+    sizes = records.groupBy("member_id").agg(F.count(F.lit(1)).alias("_size"))
+    x = records.join(best, "rid", "left").join(sizes, "member_id")
+    method = F.when(F.col("_size") == 1, F.lit("singleton")) \
+        .when(F.col("p").isNotNull(), F.lit("probabilistic")).otherwise(F.lit("review_accept"))
+    prob = F.when(F.col("_size") == 1, F.lit(1.0)).otherwise(F.coalesce(F.col("p"), F.lit(1.0)))
+    x = x.select("source", "source_person_id", "member_id", method.alias("link_method"), prob.alias("link_probability"))
+    if incremental:
+        # Unchanged records that were linked before and have no fresh pair keep their method.
+        old = old_xwalk.select("source", "source_person_id", F.col("link_method").alias("_om"),
+                               F.col("link_probability").alias("_op"))
+        x = x.join(old, ["source", "source_person_id"], "left").select(
+            "source", "source_person_id", "member_id",
+            F.when((F.col("link_method") == "review_accept") & F.col("_om").isNotNull(), F.col("_om"))
+            .otherwise(F.col("link_method")).alias("link_method"),
+            F.when((F.col("link_method") == "review_accept") & F.col("_op").isNotNull(), F.col("_op"))
+            .otherwise(F.col("link_probability")).alias("link_probability"))
+    return x.select("*", F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("linked_at"))
+
+
+def _queue(spark: SparkSession, pairs: DataFrame, ctx: RunContext) -> DataFrame:
+    """Open review items: pairs left in different members that a reviewer should look at."""
+    from pyspark.sql import functions as F
+
+    q = pairs.where(F.col("decision").isin("review", "guard_refused"))
+    q = q.select(
+        review.pair_id_column(F.col("source_l"), F.col("source_person_id_l"), F.col("source_r"),
+                              F.col("source_person_id_r")).alias("pair_id"),
+        "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
+        "gamma", "reason", F.lit("open").alias("status"), F.lit(ctx.run_id).alias("run_id"),
+        F.lit(ctx.started_at).cast("timestamp").alias("queued_at"))
+    decided = lakehouse.read(spark, review.REVIEW_DECISIONS).select("pair_id")
+    return q.join(decided, "pair_id", "left_anti").select(*REVIEW_QUEUE.column_names)
+
+
+def _golden_input(person: DataFrame, std: DataFrame, records: DataFrame) -> DataFrame:
+    """Records with their member id, standardised features and the raw fields survivorship uses."""
+    from pyspark.sql import functions as F
+
+    raw = person.select("source", "source_person_id", F.trim("given_name").alias("given_name_raw"),
+                        F.trim("family_name").alias("family_name_raw"), "race", "ethnicity")
+    feats = std.select("rid", "cin", "birth_date", "sex", "zip5", "county_fips", "record_date")
+    return records.select("rid", "source", "source_person_id", "member_id").join(feats, "rid") \
+        .join(raw, ["source", "source_person_id"], "left")

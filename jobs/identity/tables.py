@@ -24,12 +24,12 @@ LINK_PAIRS = _t(
     "gold",
     "link_pairs",
     "source_l string, source_person_id_l string, source_r string, source_person_id_r string,"
-    "match_weight double, match_probability double, decision string, gamma string,"
+    "match_weight double, match_probability double, decision string, reason string, gamma string,"
     "blocking_rule string, run_id string, scored_at timestamp",
     keys="source_l source_person_id_l source_r source_person_id_r",
-    doc="Scored candidate pairs at or above the review threshold. decision: link / review / "
-        "reject_guard / accepted / rejected (reviewer). gamma: the comparison levels, one "
-        "field=level per comma.",
+    doc="Scored candidate pairs at or above the review threshold. decision: linked (same member), "
+        "review (probability in the review band), guard_refused (scored as a link, kept apart by a "
+        "guard; reason names it). gamma: the comparison levels, comparison=level, comma-separated.",
 )
 
 REVIEW_QUEUE = _t(
@@ -66,3 +66,14 @@ IDENTITY_EVENTS = _t(
 )
 
 ALL: tuple[Table, ...] = (LINK_PAIRS, REVIEW_QUEUE, REVIEW_DECISIONS, IDENTITY_EVENTS)
+
+IDENTITY_RECORDS = _t(
+    "gold",
+    "identity_records",
+    "source string, source_person_id string, rid bigint, fingerprint bigint, run_id string",
+    keys="source source_person_id",
+    doc="The identity stage's memory of the record versions it last linked (a hash of the "
+        "standardised identifying fields), so incremental runs score only new and changed records.",
+)
+
+ALL = (*ALL, IDENTITY_RECORDS)

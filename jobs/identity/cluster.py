@@ -1,0 +1,234 @@
+"""Clustering with guards: link edges -> members, never joining people whose strong ids conflict.
+
+Plain connected components over-merge: A-B and B-C links put A and C together even when A and
+C hold different valid CINs (B had none). So:
+
+1. Connected components over all link edges (scipy, vectorised; a million records is a few
+   hundred milliseconds). Most components hold at most one CIN, one SSN and birth dates close
+   together: they are accepted as they are.
+2. Components that could conflict are rebuilt edge by edge, strongest first (Kruskal order),
+   keeping for each partial cluster its CINs, SSNs, birth dates and reviewer-rejected pairs.
+   A union that would bring two different valid CINs (or SSNs, or birth dates far apart and
+   not a typo of one another) together is refused unless the edge's weight clears the link
+   weight by the override margin; a union against a reviewer's reject is always refused.
+   Forced edges (reviewer accepts, existing members in incremental mode) come first and are
+   never refused.
+
+Edges arrive here already collected (only links, a few per record), so memory stays bounded
+by the number of linked records, not by the number of candidate pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from jobs.identity.config import IdentitySettings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+@dataclass
+class GuardParams:
+    """The cluster guards (from settings)."""
+
+    cin: bool = True
+    ssn: bool = True
+    dob_days: int = 31
+    override_weight: float = float("inf")
+
+    @classmethod
+    def from_settings(cls, s: IdentitySettings) -> GuardParams:
+        return cls(cin=s.guard_cin, ssn=s.guard_ssn, dob_days=s.guard_dob_days,
+                   override_weight=s.link_weight + s.override_margin_bits)
+
+
+@dataclass
+class ClusterResult:
+    """``labels``: (rid, cluster) for every record on a kept edge; ``refused``: edges a guard
+    refused, with the reason (they go to the review queue)."""
+
+    labels: pd.DataFrame
+    refused: pd.DataFrame
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _ordinal(d: str) -> int | None:
+    try:
+        return date(int(d[:4]), int(d[4:6]), int(d[6:8])).toordinal()
+    except (ValueError, TypeError):
+        return None
+
+
+def dates_compatible(a: str, b: str, max_days: int) -> bool:
+    """Two yyyymmdd birth dates could be one person's: equal, close, day/month transposed,
+    one digit wrong, or two adjacent digits swapped."""
+    if a == b:
+        return True
+    oa, ob = _ordinal(a), _ordinal(b)
+    if oa is not None and ob is not None and abs(oa - ob) <= max_days:
+        return True
+    if len(a) == len(b) == 8:
+        if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
+            return True
+        diff = [i for i in range(8) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]:
+            return True
+    return False
+
+
+class _Clusters:
+    """Union-find whose roots carry the strong identifiers seen in their cluster."""
+
+    def __init__(self, n: int, cins: list, ssns: list, dobs: list, tokens: dict[int, set[int]]) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+        self.cins = [{c} if c else set() for c in cins]
+        self.ssns = [{s} if s else set() for s in ssns]
+        self.dobs = [{d} if d else set() for d in dobs]
+        self.tokens = [tokens.get(i, set()) for i in range(n)]
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def conflict(self, a: int, b: int, g: GuardParams) -> str | None:
+        ta, tb = self.tokens[a], self.tokens[b]
+        if ta and tb and any(-t in tb for t in ta):
+            return "reviewer_rejected"
+        if g.cin and self.cins[a] and self.cins[b] and self.cins[a].isdisjoint(self.cins[b]):
+            return "cin"
+        if g.ssn and self.ssns[a] and self.ssns[b] and self.ssns[a].isdisjoint(self.ssns[b]):
+            return "ssn"
+        for x in self.dobs[a]:
+            for y in self.dobs[b]:
+                if not dates_compatible(x, y, g.dob_days):
+                    return "birth_date"
+        return None
+
+    def union(self, a: int, b: int) -> None:
+        if self.size[a] < self.size[b]:
+            a, b = b, a
+        self.parent[b] = a
+        self.size[a] += self.size[b]
+        for attr in ("cins", "ssns", "dobs", "tokens"):
+            getattr(self, attr)[a] |= getattr(self, attr)[b]
+            getattr(self, attr)[b] = set()
+
+
+def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
+            cannot: pd.DataFrame | None = None) -> ClusterResult:
+    """Cluster link edges under the guards.
+
+    ``edges``: rid_l, rid_r, weight, forced (bool). ``attrs``: rid, cin, ssn, dob_str for (at
+    least) the records on the edges. ``cannot``: rid_l, rid_r pairs a reviewer rejected.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    empty_refused = pd.DataFrame({"rid_l": pd.Series([], dtype="int64"), "rid_r": pd.Series([], dtype="int64"),
+                                  "weight": pd.Series([], dtype="float64"), "reason": pd.Series([], dtype="object")})
+    if edges.empty:
+        return ClusterResult(pd.DataFrame({"rid": pd.Series([], dtype="int64"),
+                                           "cluster": pd.Series([], dtype="int64")}), empty_refused)
+    left = edges["rid_l"].to_numpy(dtype=np.int64)
+    right = edges["rid_r"].to_numpy(dtype=np.int64)
+    nodes, inv = np.unique(np.concatenate([left, right]), return_inverse=True)
+    li, ri = inv[: len(left)], inv[len(left):]
+    n = len(nodes)
+    graph = coo_matrix((np.ones(len(li), dtype=np.int8), (li, ri)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+
+    a = attrs.drop_duplicates("rid").set_index("rid").reindex(nodes)
+    cins = a["cin"].where(a["cin"].notna(), None).tolist()
+    ssns = a["ssn"].where(a["ssn"].notna(), None).tolist()
+    dobs = a["dob_str"].where(a["dob_str"].notna(), None).tolist()
+
+    # Which components might conflict (vectorised): several CINs / SSNs, spread-out birth
+    # dates, or a reviewer-rejected pair inside.
+    frame = pd.DataFrame({"comp": comp, "cin": a["cin"].to_numpy(), "ssn": a["ssn"].to_numpy(),
+                          "dob": pd.to_datetime(a["dob_str"], format="%Y%m%d", errors="coerce").to_numpy()})
+    per = frame.groupby("comp").agg(cins=("cin", "nunique"), ssns=("ssn", "nunique"), dmin=("dob", "min"),
+                                    dmax=("dob", "max"), ndob=("dob", "nunique"))
+    spread = (per["dmax"] - per["dmin"]).dt.days.fillna(0)
+    risky = ((per["cins"] > 1) & guards.cin) | ((per["ssns"] > 1) & guards.ssn) | \
+        ((per["ndob"] > 1) & (spread > guards.dob_days))
+    tokens: dict[int, set[int]] = {}
+    if cannot is not None and not cannot.empty:
+        pos = pd.Series(np.arange(n), index=nodes)
+        cl = pos.reindex(cannot["rid_l"].to_numpy()).to_numpy()
+        cr = pos.reindex(cannot["rid_r"].to_numpy()).to_numpy()
+        for k, (x, y) in enumerate(zip(cl, cr, strict=True), start=1):
+            if np.isnan(x) or np.isnan(y):
+                continue
+            x, y = int(x), int(y)
+            if comp[x] == comp[y]:
+                risky.loc[comp[x]] = True
+            tokens.setdefault(x, set()).add(k)
+            tokens.setdefault(y, set()).add(-k)
+    risky_comps = set(per.index[risky.to_numpy()].tolist())
+
+    labels = comp.copy()
+    refused_rows: list[tuple[int, int, float, str]] = []
+    overrides = 0
+    if risky_comps:
+        mask = np.isin(comp[li], list(risky_comps))
+        sub = pd.DataFrame({"l": li[mask], "r": ri[mask], "w": edges["weight"].to_numpy()[mask],
+                            "f": edges["forced"].to_numpy(dtype=bool)[mask]})
+        sub = sub.sort_values(["f", "w"], ascending=[False, False], kind="mergesort")
+        uf = _Clusters(n, cins, ssns, dobs, tokens)
+        for x, y, w, forced in sub.itertuples(index=False):
+            rx, ry = uf.find(int(x)), uf.find(int(y))
+            if rx == ry:
+                continue
+            if not forced:
+                reason = uf.conflict(rx, ry, guards)
+                if reason is not None:
+                    if reason != "reviewer_rejected" and w >= guards.override_weight:
+                        overrides += 1
+                    else:
+                        refused_rows.append((int(nodes[x]), int(nodes[y]), float(w), reason))
+                        continue
+            uf.union(rx, ry)
+        risky_nodes = np.flatnonzero(np.isin(comp, list(risky_comps)))
+        base = comp.max() + 1
+        for i in risky_nodes:
+            labels[i] = base + uf.find(int(i))
+    # Label each cluster by its smallest record id (deterministic).
+    lab = pd.DataFrame({"rid": nodes, "label": labels})
+    lab["cluster"] = lab.groupby("label")["rid"].transform("min")
+    refused = pd.DataFrame(refused_rows, columns=["rid_l", "rid_r", "weight", "reason"]) if refused_rows else empty_refused
+    stats = {"linked_records": int(n), "components": int(comp.max() + 1), "risky_components": len(risky_comps),
+             "refused_edges": len(refused_rows), "guard_overrides": overrides,
+             "clusters": int(lab["cluster"].nunique())}
+    return ClusterResult(lab[["rid", "cluster"]], refused, stats)
+
+
+def edge_guard_reasons(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Series:
+    """For each edge, the name of the first edge guard that fires (else None)."""
+    reasons = pd.Series([None] * len(edges), index=edges.index, dtype="object")
+    for guard in settings.edge_guards:
+        fire = np.ones(len(edges), dtype=bool)
+        for cname, labels in guard.when:
+            fire &= edges[f"g_{cname}"].isin(_gammas(settings, cname, labels)).to_numpy()
+        for cname, labels in guard.unless:
+            fire &= ~edges[f"g_{cname}"].isin(_gammas(settings, cname, labels)).to_numpy()
+        reasons = reasons.where(~(fire & reasons.isna().to_numpy()), guard.name)
+    return reasons
+
+
+def _gammas(settings: IdentitySettings, cname: str, labels: Iterable[str]) -> list[int]:
+    comp = settings.comparison(cname)
+    wanted = set(labels)
+    return [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]

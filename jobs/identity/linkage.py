@@ -1,0 +1,232 @@
+"""The linkage engine: standardise -> block -> compare -> train -> score -> cluster.
+
+One code path for the stage (``silver.person``), ``phmx identity link`` (any person files) and
+``explain``. Intermediate frames are materialised in a scratch area (the embedded engine has no
+cache): the standardised records and the comparison vectors are each computed once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from jobs.identity import blocking, comparisons, standardise
+from jobs.identity.cluster import ClusterResult, GuardParams, cluster, edge_guard_reasons
+from jobs.identity.config import IdentitySettings
+from jobs.identity.model import Model, estimate_u, probability_column, train
+from phmx import lakehouse, storage
+from phmx.log import get_logger
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+
+class Scratch:
+    """Where intermediate frames are written once and read back.
+
+    With ``root=None`` they are Delta tables in the lakehouse's ``work`` layer (through
+    :mod:`phmx.lakehouse`); with a root (the ``link`` command) they are Delta tables below it.
+    """
+
+    def __init__(self, spark: SparkSession, root: str | None = None, prefix: str = "identity") -> None:
+        self.spark = spark
+        self.root = root
+        self.prefix = prefix
+
+    def _name(self, name: str) -> str:
+        return f"work.{self.prefix}_{name}"
+
+    def put(self, df: DataFrame, name: str) -> DataFrame:
+        if self.root is None:
+            lakehouse.overwrite(df, self._name(name))
+            return lakehouse.read(self.spark, self._name(name))
+        path = storage.join(self.root, f"{self.prefix}_{name}")
+        df.write.format("delta").mode("overwrite").save(path)
+        return self.spark.read.format("delta").load(path)
+
+
+@dataclass
+class Scored:
+    """Result of scoring: materialised standardised records and comparison vectors, a model."""
+
+    std: DataFrame
+    gammas: DataFrame
+    model: Model
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def scored(self, settings: IdentitySettings) -> DataFrame:
+        """Comparison vectors with ``match_weight`` and ``match_probability``."""
+        w = self.model.weight_column(settings)
+        return self.gammas.select("*", w.alias("match_weight")) \
+            .withColumn("match_probability", probability_column(w))
+
+
+def prepare(person: DataFrame, scratch: Scratch, *, tf_columns: tuple[str, ...] = ("gn", "fn"),
+            extra: DataFrame | None = None) -> DataFrame:
+    """Standardise person rows, add term frequencies, materialise. ``extra`` columns (keyed by
+    rid) may be joined on (the incremental ``is_new`` flag)."""
+    # Materialised before the term-frequency self-join: the embedded engine mis-resolves
+    # columns when a derived (not yet written) frame is joined with itself.
+    base = scratch.put(standardise.standardise(person), "std_base")
+    std = standardise.add_term_frequencies(base, tf_columns)
+    if extra is not None:
+        std = std.join(extra, "rid", "left")
+    return scratch.put(std, "std")
+
+
+def exact_u(std: DataFrame, settings: IdentitySettings) -> dict[str, float]:
+    """u of each comparison's top level when it is exact on its own column: sum of p_v^2."""
+    from pyspark.sql import functions as F
+
+    out = {}
+    aggs = []
+    for c in settings.comparisons:
+        if c.levels[0].kind == "exact" and c.levels[0].column in (None, c.column):
+            aggs.append(c)
+    for c in aggs:
+        counts = std.where(F.col(c.column).isNotNull()).groupBy(c.column).agg(F.count(F.lit(1)).alias("n"))
+        row = counts.agg(F.sum(F.col("n") * F.col("n")).alias("sq"), F.sum("n").alias("tot")).collect()[0]
+        if row["tot"]:
+            out[c.name] = float(row["sq"]) / float(row["tot"]) ** 2
+    return out
+
+
+def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch) -> dict[str, pd.DataFrame]:
+    """Per comparison, level counts over all pairs of a random sample of records.
+
+    u needs only each comparison's marginal level distribution, so each comparison is
+    evaluated on the distinct value combinations of its own columns in the sample, crossed
+    with themselves and weighted by their counts: names repeat, so this is far fewer (and
+    narrower) rows than crossing whole records.
+    """
+    from pyspark.sql import functions as F
+
+    total = std.count()
+    k = min(settings.u_sample_records, total)
+    frac = min(1.0, 1.5 * k / max(total, 1))
+    sample = std.sample(fraction=frac, seed=settings.seed).limit(k) if frac < 1.0 else std
+    sample = scratch.put(sample.select("rid", *comparisons.needed_features(settings)), "u_sample")
+    out: dict[str, pd.DataFrame] = {}
+    for comp in settings.comparisons:
+        cols = list(comp.columns)
+        vals = sample.groupBy(*cols).agg(F.count(F.lit(1)).alias("n"), F.min("rid").alias("vid"))
+        left = vals.select(F.col("vid").alias("rid_l"), F.col("n").alias("n_l"), *[F.col(c).alias(f"l_{c}") for c in cols])
+        right = vals.select(F.col("vid").alias("rid_r"), F.col("n").alias("n_r"), *[F.col(c).alias(f"r_{c}") for c in cols])
+        sides = left.crossJoin(right).where(F.col("rid_l") <= F.col("rid_r"))
+        weight = F.when(F.col("rid_l") == F.col("rid_r"), F.col("n_l") * (F.col("n_l") - 1) / 2) \
+            .otherwise(F.col("n_l") * F.col("n_r"))
+        for c in comparisons.jw_columns(settings):
+            if c in cols:
+                sides = comparisons.with_jaro_winkler(sides, c)
+        g = sides.select(comparisons.gamma_column(comp), weight.alias("w"))
+        out[comp.name] = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas()
+    return out
+
+
+def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    return gammas.groupBy(*comparisons.gamma_names(settings), "rules") \
+        .agg(F.count(F.lit(1)).alias("n")).toPandas()
+
+
+def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
+          model: Model | None = None, new_col: str | None = None) -> Scored:
+    """Block, compare and (unless ``model`` is given) train; return materialised vectors."""
+    t0 = time.perf_counter()
+    pairs, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
+    pairs = scratch.put(pairs, "pairs")
+    sides = comparisons.with_sides(pairs, std, settings)
+    gammas = scratch.put(comparisons.compare(sides, settings, keep=("rule",)), "gammas")
+    n_pairs = gammas.count()
+    t1 = time.perf_counter()
+    counts: dict[str, Any] = {"candidate_pairs": n_pairs, "blocking_seconds": round(t1 - t0, 2),
+                              "oversized_blocks": sum(stats.skipped_keys.values()) if stats else 0}
+    if model is None:
+        n_records = std.count()
+        u = estimate_u(sample_u_levels(std, settings, scratch), settings, exact_u(std, settings))
+        patterns = pattern_counts(gammas, settings)
+        total_pairs = n_records * (n_records - 1) / 2
+        tf_u = {c.name: float(u[c.name][-1]) for c in settings.comparisons if c.tf}
+        model = train(patterns, u, settings, total_pairs=total_pairs, tf_u=tf_u)
+        model.meta.update({"records": n_records, "candidate_pairs": n_pairs, "trained_at": time.time(),
+                           "settings": settings.source_file})
+        counts["training_seconds"] = round(time.perf_counter() - t1, 2)
+        counts["patterns"] = len(patterns)
+    return Scored(std=std, gammas=gammas, model=model, counts=counts)
+
+
+@dataclass
+class Links:
+    """Everything clustering produced: labels, scored pairs worth keeping, refused edges."""
+
+    labels: pd.DataFrame
+    kept_pairs: DataFrame
+    refused: pd.DataFrame
+    guarded: pd.DataFrame
+    stats: dict[str, Any]
+
+
+def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
+         forced: pd.DataFrame | None = None, cannot: pd.DataFrame | None = None) -> Links:
+    """Pick link edges, apply edge and cluster guards, cluster.
+
+    ``forced``: rid_l, rid_r edges that must link (reviewer accepts, existing members).
+    ``cannot``: rid_l, rid_r pairs that must not end up together (reviewer rejects).
+    """
+    from pyspark.sql import functions as F
+
+    g_cols = comparisons.gamma_names(settings)
+    kept = scored.scored(settings).where(F.col("match_probability") >= F.lit(settings.review_probability))
+    edges = kept.select("rid_l", "rid_r", "match_weight", *g_cols).toPandas()
+    edges["guard"] = edge_guard_reasons(edges, settings)
+    link_mask = (edges["match_weight"] >= settings.link_weight) & edges["guard"].isna()
+    guarded = edges.loc[(edges["match_weight"] >= settings.link_weight) & edges["guard"].notna(),
+                        ["rid_l", "rid_r", "match_weight", "guard"]]
+    link_edges = edges.loc[link_mask, ["rid_l", "rid_r", "match_weight"]].rename(columns={"match_weight": "weight"})
+    link_edges["forced"] = False
+    if forced is not None and not forced.empty:
+        f = forced[["rid_l", "rid_r"]].copy()
+        f["weight"] = math.inf
+        f["forced"] = True
+        link_edges = pd.concat([f, link_edges], ignore_index=True)
+    rids = pd.unique(pd.concat([link_edges["rid_l"], link_edges["rid_r"]], ignore_index=True))
+    attrs = _attrs(spark, scored.std, rids)
+    result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)
+    stats = dict(result.stats)
+    stats["link_edges"] = int(link_mask.sum())
+    stats["edge_guarded"] = len(guarded)
+    return Links(labels=result.labels, kept_pairs=kept, refused=result.refused, guarded=guarded, stats=stats)
+
+
+def _attrs(spark: SparkSession, std: DataFrame, rids: Any) -> pd.DataFrame:
+    """Strong identifiers (cin, ssn, dob_str) of the records on link edges."""
+    from pyspark.sql import functions as F
+
+    if len(rids) == 0:
+        return pd.DataFrame({"rid": [], "cin": [], "ssn": [], "dob_str": []})
+    ids = spark.createDataFrame(pd.DataFrame({"rid": pd.Series(rids, dtype="int64")}))
+    return std.join(F.broadcast(ids) if len(rids) < 100_000 else ids, "rid", "left_semi") \
+        .select("rid", "cin", "ssn", "dob_str").toPandas()
+
+
+def cluster_frame(spark: SparkSession, std: DataFrame, labels: pd.DataFrame) -> DataFrame:
+    """Every record with its cluster (a singleton's cluster is its own rid)."""
+    from pyspark.sql import functions as F
+
+    if labels.empty:
+        return std.select("rid", "source", "source_person_id", F.col("rid").alias("cluster"))
+    lab = spark.createDataFrame(labels.astype({"rid": "int64", "cluster": "int64"}))
+    return std.select("rid", "source", "source_person_id").join(lab, "rid", "left") \
+        .withColumn("cluster", F.coalesce(F.col("cluster"), F.col("rid")))
+
+
+def new_scratch_prefix() -> str:
+    return f"identity_{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,80 @@
+"""Clerical review: possible matches wait in gold.review_queue; decisions are honoured later.
+
+A pair lands in the queue when its probability is in the review band, or when it scored as a
+link but a guard refused it (an edge guard such as different given names, or a cluster guard
+such as two valid CINs). A reviewer's ``accept`` forces the two records into one member on
+every later run; ``reject`` keeps them apart (a cannot-link constraint in clustering).
+Decisions are keyed by the records' source keys, so they survive changes of member ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from jobs.identity.tables import REVIEW_DECISIONS, REVIEW_QUEUE
+from phmx import lakehouse
+from phmx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+DECISIONS = ("accept", "reject")
+
+
+def pair_id_column(sl: Column, pl: Column, sr: Column, pr: Column) -> Column:
+    """A stable id for an unordered pair of records (source keys, not member ids)."""
+    from pyspark.sql import functions as F
+
+    a = F.concat_ws("\u001f", sl, pl)
+    b = F.concat_ws("\u001f", sr, pr)
+    return F.substring(F.sha2(F.concat_ws("\u001e", F.least(a, b), F.greatest(a, b)), 256), 1, 20)
+
+
+def decisions_for(spark: SparkSession, std: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted, rejected) reviewer decisions as rid pairs of records present in ``std``."""
+    from pyspark.sql import functions as F
+
+    dec = lakehouse.read(spark, REVIEW_DECISIONS)
+    keys = std.select("rid", "source", "source_person_id")
+    left = keys.select(F.col("rid").alias("rid_l"), F.col("source").alias("source_l"),
+                       F.col("source_person_id").alias("source_person_id_l"))
+    right = keys.select(F.col("rid").alias("rid_r"), F.col("source").alias("source_r"),
+                        F.col("source_person_id").alias("source_person_id_r"))
+    rows = dec.join(left, ["source_l", "source_person_id_l"]).join(right, ["source_r", "source_person_id_r"]) \
+        .select("rid_l", "rid_r", "decision").toPandas()
+    acc = rows.loc[rows["decision"] == "accept", ["rid_l", "rid_r"]].reset_index(drop=True)
+    rej = rows.loc[rows["decision"] == "reject", ["rid_l", "rid_r"]].reset_index(drop=True)
+    return acc, rej
+
+
+def open_items(spark: SparkSession) -> pd.DataFrame:
+    """The open review items, highest probability first (for ``phmx identity review``)."""
+    from pyspark.sql import functions as F
+
+    q = lakehouse.read(spark, REVIEW_QUEUE).where(F.col("status") == "open")
+    return q.orderBy(F.col("match_probability").desc(), F.col("pair_id")).toPandas()
+
+
+def decide(spark: SparkSession, pair_id: str, decision: str, *, reviewer: str, note: str = "",
+           at: datetime | None = None) -> None:
+    """Record a reviewer's decision for a queued pair and mark the queue item decided."""
+    from pyspark.sql import functions as F
+
+    if decision not in DECISIONS:
+        raise ConfigError(f"decision must be one of {DECISIONS}")
+    q = lakehouse.read(spark, REVIEW_QUEUE).where(F.col("pair_id") == F.lit(pair_id))
+    item = q.limit(1).collect()
+    if not item:
+        raise ConfigError(f"no review item with pair id {pair_id!r}", hint="list them with `phmx identity review`")
+    it = item[0]
+    when = at or datetime.now(UTC)
+    row = pd.DataFrame([{
+        "pair_id": pair_id, "source_l": it["source_l"], "source_person_id_l": it["source_person_id_l"],
+        "source_r": it["source_r"], "source_person_id_r": it["source_person_id_r"], "decision": decision,
+        "reviewer": reviewer, "note": note, "decided_at": when}])
+    lakehouse.merge(spark, spark.createDataFrame(row, REVIEW_DECISIONS.ddl), REVIEW_DECISIONS)
+    decided = q.withColumn("status", F.lit("decided"))
+    lakehouse.merge(spark, decided, REVIEW_QUEUE)
