@@ -25,6 +25,19 @@ FIELD_TYPES = {"string", "integer", "decimal", "date", "timestamp", "code", "cin
                "npi", "county_fips", "email"}
 FORMAT_TYPES = {"delimited", "fixed_width", "x12_834", "hl7_vxu", "fhir_ndjson"}
 SENSITIVITIES = {"general", "mh", "sud"}
+SPEC_KEYS = {
+    "feed", "version", "title", "description", "submitters", "sensitivity", "labels", "format", "on_resubmit",
+    "natural_key", "fields", "rules", "targets", "how_to_fix", "bronze_table", "notes",
+}
+ROW_CHECKS = {"date_order", "duplicate_key", "one_of_required", "within_coverage"}
+# How each format numbers its records on receipts (the ``row_number`` lineage column).
+RECORD_UNITS = {
+    "delimited": "line",
+    "fixed_width": "line",
+    "x12_834": "segment",
+    "hl7_vxu": "line",
+    "fhir_ndjson": "line",
+}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -45,7 +58,18 @@ class FieldSpec:
     severity: str = "error"
     identifier: bool = False
     description: str = ""
+    # Declarative clean-up applied to the extracted text before any check (all formats):
+    # ``take`` keeps the first n characters (an HL7 or FHIR timestamp's date part),
+    # ``strip_prefix`` drops a literal prefix (``Patient/`` of a FHIR reference), ``value_map``
+    # (YAML key ``map``) recodes submitted values (a county's ``1``/``2`` to ``M``/``F``).
+    take: int | None = None
+    strip_prefix: str | None = None
+    value_map: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_transform(self) -> bool:
+        return bool(self.take or self.strip_prefix or self.value_map)
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,8 @@ class RuleSpec:
     severity: str = "error"
     message: str = ""
     when: str | None = None
+    # Check-specific settings, e.g. ``against`` for ``within_coverage``.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,7 @@ class FeedSpec:
     targets: dict[str, Any]
     description: str = ""
     how_to_fix: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def format_type(self) -> str:
@@ -98,6 +125,16 @@ class FeedSpec:
     def accepts_submitter(self, submitter: str) -> bool:
         return re.fullmatch(self.submitter_pattern, submitter) is not None
 
+    @property
+    def variant_of(self) -> str | None:
+        """The base feed whose bronze table this spec shares (``enrollment_834`` -> ``enrollment``)."""
+        return self.bronze_table if self.bronze_table != self.feed else None
+
+    @property
+    def record_unit(self) -> str:
+        """What a receipt's row number counts in this feed's files."""
+        return RECORD_UNITS.get(self.format_type, "line")
+
 
 def _fail(path: Path, key: str, msg: str) -> SpecError:
     return SpecError(f"{path.name}: {key}: {msg}", hint=f"edit {path}")
@@ -110,6 +147,9 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
     for key in ("feed", "version", "fields", "format"):
         if key not in doc:
             raise _fail(path, key, "missing")
+    unknown = sorted(set(doc) - SPEC_KEYS)
+    if unknown:
+        raise _fail(path, unknown[0], f"unknown key (spec keys are {', '.join(sorted(SPEC_KEYS))})")
     feed = str(doc["feed"])
     if not _NAME.match(feed):
         raise _fail(path, "feed", f"must match {_NAME.pattern}")
@@ -125,7 +165,7 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
     fields: list[FieldSpec] = []
     known = {
         "name", "source", "type", "required", "required_if", "format", "valueset", "pattern", "allow",
-        "max_length", "severity", "identifier", "description",
+        "max_length", "severity", "identifier", "description", "take", "strip_prefix", "map",
     }
     for i, f in enumerate(doc["fields"] or []):
         key = f"fields[{i}]"
@@ -150,6 +190,17 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
                 raise _fail(path, f"{key}.pattern", f"bad regex: {exc}") from exc
         if f.get("severity", "error") not in {"error", "warning"}:
             raise _fail(path, f"{key}.severity", "must be error or warning")
+        if f.get("take") is not None and (not isinstance(f["take"], int) or f["take"] < 1):
+            raise _fail(path, f"{key}.take", "must be a positive whole number of characters")
+        vmap = f.get("map") or {}
+        if not isinstance(vmap, dict):
+            raise _fail(path, f"{key}.map", "must map submitted values to spec values")
+        if f.get("required_if"):
+            if not isinstance(f["required_if"], dict):
+                raise _fail(path, f"{key}.required_if", "must map a field name to a list of values")
+            for other in f["required_if"]:
+                if other not in {str(x.get("name")) for x in doc["fields"] if isinstance(x, dict)}:
+                    raise _fail(path, f"{key}.required_if", f"unknown field {other!r}")
         fields.append(
             FieldSpec(
                 name=name,
@@ -165,6 +216,9 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
                 severity=f.get("severity", "error"),
                 identifier=bool(f.get("identifier", False)),
                 description=str(f.get("description", "")),
+                take=f.get("take"),
+                strip_prefix=str(f["strip_prefix"]) if f.get("strip_prefix") else None,
+                value_map={str(k): str(v) for k, v in vmap.items()},
                 extra={k: v for k, v in f.items() if k not in known},
             )
         )
@@ -178,14 +232,22 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
         for k in ("id", "check", "fields"):
             if k not in r:
                 raise _fail(path, f"{key}.{k}", "missing")
-        if r["check"] not in {"date_order", "duplicate_key", "one_of_required"}:
-            raise _fail(path, f"{key}.check", f"unknown check {r['check']!r}")
+        if r["check"] not in ROW_CHECKS:
+            raise _fail(path, f"{key}.check", f"unknown check {r['check']!r} (one of {sorted(ROW_CHECKS)})")
         for fname in r["fields"]:
             if fname not in names:
                 raise _fail(path, f"{key}.fields", f"unknown field {fname!r}")
+        severity = r.get("severity", "error")
+        if severity not in {"error", "warning"}:
+            raise _fail(path, f"{key}.severity", "must be error or warning")
+        params = {k: v for k, v in r.items() if k not in {"id", "check", "fields", "severity", "message", "when"}}
+        if r["check"] == "within_coverage":
+            _check_within_coverage(path, key, r, params, severity)
+        if r["check"] == "date_order" and len(r["fields"]) != 2:
+            raise _fail(path, f"{key}.fields", "date_order compares exactly two fields")
         rules.append(RuleSpec(id=str(r["id"]), check=r["check"], fields=tuple(r["fields"]),
-                              severity=r.get("severity", "error"), message=str(r.get("message", "")),
-                              when=r.get("when")))
+                              severity=severity, message=str(r.get("message", "")),
+                              when=r.get("when"), params=params))
     for k in doc.get("natural_key") or []:
         if k not in names:
             raise _fail(path, "natural_key", f"unknown field {k!r}")
@@ -205,8 +267,22 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
         rules=tuple(rules),
         targets=dict(doc.get("targets") or {}),
         description=str(doc.get("description", "")),
-        how_to_fix=dict(doc.get("how_to_fix") or {}),
+        how_to_fix={str(k): str(v) for k, v in (doc.get("how_to_fix") or {}).items()},
+        notes=tuple(str(n) for n in doc.get("notes") or ()),
     )
+
+
+def _check_within_coverage(path: Path, key: str, r: dict[str, Any], params: dict[str, Any],
+                           severity: str) -> None:
+    """``within_coverage`` is a cross-file check run after rows are written: warnings only."""
+    if severity != "warning":
+        raise _fail(path, f"{key}.severity", "within_coverage runs after rows are loaded, so it must be a warning")
+    if len(r["fields"]) != 3:
+        raise _fail(path, f"{key}.fields", "within_coverage needs [member id, plan id, service date]")
+    against = params.get("against")
+    if not isinstance(against, dict) or not against.get("table") or len(against.get("fields") or []) != 4:
+        raise _fail(path, f"{key}.against", "needs {table: <bronze table>, fields: [member id, plan id, "
+                    "coverage start, coverage end]}")
 
 
 @lru_cache(maxsize=256)

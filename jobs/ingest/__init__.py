@@ -1,156 +1,72 @@
-"""Ingest: landing -> bronze, with per-row validation, quarantine, receipts and a submissions ledger.
+"""Ingest: landing -> bronze, with per-record validation, quarantine, receipts and a submissions ledger.
 
-For every landed file: parse with the feed's parser, validate every row against the feed spec
-(vectorised), write accepted rows to ``bronze.<feed>`` with lineage, quarantined rows to
-``bronze.quarantine`` with their rule, record the submission in ``bronze.submissions`` and
-write a receipt to the submitter's outbox. One bad file never stops the others.
+For every landed file: parse with the feed's parser (delimited, fixed-width, X12 834, HL7 VXU,
+FHIR NDJSON), validate every record against the feed spec (vectorised), write accepted rows to
+``bronze.<spec.bronze_table>`` with lineage, quarantined records to ``bronze.quarantine`` with
+their rule, record the submission in ``bronze.submissions`` and write a receipt to the
+submitter's outbox. One bad file never stops the others.
 
-Conservation: for every file, rows landed = rows accepted + rows quarantined.
+Conservation: for every file, records landed = records accepted + records quarantined.
 Idempotency: submission ids are deterministic; a file already processed is skipped; the same
 bytes sent again elsewhere get a ``duplicate`` receipt and change nothing. A corrected file for
 the same (submitter, feed, period) replaces the earlier submission's rows when the feed spec
 says ``on_resubmit: replace``; both submissions stay in the ledger.
+Cross-file: claims are checked against the enrollment the hub holds (``within_coverage``
+rules, warnings) after the batch's bronze rows are written; enrollment files are processed
+first so that a plan's roster and claims sent together see each other.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from jobs.ingest.formats import FileRejected, get_parser
+from jobs.ingest import bronze
+from jobs.ingest.coverage import check_within_coverage, coverage_tables
 from jobs.ingest.landing import LandedFile, scan, submission_id
-from jobs.ingest.receipts import Receipt, group_findings, write_receipt
-from jobs.ingest.validate import validate_chunk
+from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file
+from jobs.ingest.receipts import Receipt, write_receipt
+from jobs.ingest.specs import load_specs
 from phmx import lakehouse, storage
 from phmx.context import RunContext, StageResult
 from phmx.errors import PhmxError
-from phmx.feedspec import FeedSpec, all_specs
+from phmx.feedspec import FeedSpec
 from phmx.log import get_logger
-from phmx.tables import LINEAGE, QUARANTINE, SUBMISSIONS
+from phmx.tables import SUBMISSIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+__all__ = ["FileOutcome", "bronze_columns", "bronze_schema", "process_file", "run"]
 
 log = get_logger(__name__)
 
 FLUSH_ROWS = 1_000_000
 
 
-@dataclass
-class FileOutcome:
-    """Everything one file produced: receipt, accepted Arrow batches, quarantine rows."""
-
-    receipt: Receipt
-    spec: FeedSpec | None
-    accepted: list[pa.Table] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-
-
-def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, received_at: datetime,
-                 chunk_rows: int = 100_000) -> FileOutcome:
-    """Parse and validate one file into a receipt, accepted rows and quarantine rows (no writes)."""
-    sha = hashlib.sha256(data).hexdigest()
-    sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha)
-    spec = specs.get(lf.feed)
-    receipt = Receipt(submission_id=sid, submitter=lf.submitter, feed=lf.feed, period=lf.period,
-                      source_file=lf.relpath, source_file_sha256=sha,
-                      received_at=received_at.isoformat(timespec="seconds"), status="accepted",
-                      spec_version=spec.version if spec else "")
-    out = FileOutcome(receipt, spec)
-    lineage = {"submission_id": sid, "submitter": lf.submitter, "feed": lf.feed, "period": lf.period,
-               "source_file": lf.relpath, "source_file_sha256": sha}
-
-    def quarantine(row: int, rule: str, fld: str, msg: str, raw: str) -> None:
-        out.quarantine.append({**lineage, "row_number": row, "rule_id": rule, "field": fld, "message": msg,
-                               "raw_record": raw, "quarantined_at": received_at})
-
-    def reject(rule: str, msg: str, records: list[tuple[int, str]] | None = None) -> FileOutcome:
-        receipt.status = "rejected"
-        receipt.file_errors.append({"rule_id": rule, "message": msg})
-        for row, raw in records or []:
-            quarantine(row, rule, "", msg, raw)
-        receipt.rows_landed = receipt.rows_quarantined = len(records or [])
-        receipt.rows_accepted = 0
-        out.accepted.clear()
-        return out
-
-    if not lf.layout_ok:
-        return reject("bad_period" if lf.feed else "unknown_feed",
-                      "file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>")
-    from jobs.ingest.landing import PERIOD
-
-    if not PERIOD.match(lf.period):
-        return reject("bad_period", "the period folder must be YYYY-MM")
-    if spec is None:
-        return reject("unknown_feed", f"no feed spec named {lf.feed!r}")
-    if not spec.accepts_submitter(lf.submitter):
-        return reject("unknown_submitter", f"feed {spec.feed} is not accepted from this submitter")
-
-    parse = get_parser(spec)
-    seen: set[str] = set()
-    errors: list[tuple[int, str, str, str]] = []
-    warnings: list[tuple[int, str, str, str]] = []
-    landed = accepted_n = quarantined_n = 0
-    try:
-        for chunk in parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows):
-            receipt.notes.extend(n for n in chunk.notes if n not in receipt.notes)
-            for issue in chunk.issues:
-                quarantine(issue.row_number, issue.rule_id, issue.field, issue.message, issue.raw)
-                errors.append((issue.row_number, issue.rule_id, issue.field, issue.message))
-            bad_rows = {i.row_number for i in chunk.issues}
-            landed += len(chunk) + len(bad_rows)
-            quarantined_n += len(bad_rows)
-            if not len(chunk):
-                continue
-            vc = validate_chunk(chunk, spec, seen)
-            rejected_idx: set[int] = set()
-            for fd in vc.findings:
-                row = chunk.row_numbers[fd.index]
-                item = (row, fd.rule_id, fd.field, fd.message)
-                if fd.severity == "error":
-                    errors.append(item)
-                    quarantine(row, fd.rule_id, fd.field, fd.message, chunk.raw[fd.index])
-                    rejected_idx.add(fd.index)
-                else:
-                    warnings.append(item)
-            quarantined_n += len(rejected_idx)
-            accepted_n += vc.accepted.num_rows
-            if vc.accepted.num_rows:
-                rows = pa.array([chunk.row_numbers[i] for i in vc.accepted_rows], pa.int64())
-                tbl = vc.accepted
-                for k, v in lineage.items():
-                    tbl = tbl.append_column(k, pa.array([v] * tbl.num_rows, pa.string()))
-                tbl = tbl.append_column("row_number", rows)
-                tbl = tbl.append_column("ingested_at", pa.array([received_at] * tbl.num_rows,
-                                                                 pa.timestamp("us", tz="UTC")))
-                out.accepted.append(tbl)
-    except FileRejected as fr:
-        return reject(fr.rule_id, fr.message, fr.records)
-    receipt.rows_landed, receipt.rows_accepted, receipt.rows_quarantined = landed, accepted_n, quarantined_n
-    receipt.errors = group_findings(errors, spec.how_to_fix)
-    receipt.warnings = group_findings(warnings, spec.how_to_fix)
-    if accepted_n == 0 and quarantined_n > 0:
-        receipt.status = "rejected"
-        receipt.file_errors.append({"rule_id": "no_valid_rows", "message": "no row passed validation"})
-    elif quarantined_n:
-        receipt.status = "accepted_with_errors"
-    return out
-
-
 def _previous_submissions(spark: SparkSession) -> list[dict[str, Any]]:
     if not lakehouse.exists(SUBMISSIONS):
         return []
-    return [r.asDict() for r in lakehouse.read(spark, SUBMISSIONS).collect()]
+    cols = ["submission_id", "submitter", "feed", "period", "source_file_sha256", "status"]
+    return [r.asDict() for r in lakehouse.read(spark, SUBMISSIONS).select(*cols).collect()]
+
+
+def _ordered(files: list[LandedFile], specs: dict[str, FeedSpec]) -> list[LandedFile]:
+    """Files whose rows other feeds are checked against (enrollment) go first; otherwise path order."""
+    first = coverage_tables(specs)
+
+    def rank(lf: LandedFile) -> int:
+        spec = specs.get(lf.feed)
+        return 0 if spec is not None and spec.bronze_table in first else 1
+
+    return sorted(files, key=lambda lf: (rank(lf), lf.relpath))
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Ingest every landed file of the context's period (or all periods)."""
     cfg = ctx.settings
-    specs = all_specs()
+    specs = load_specs()
     previous = _previous_submissions(spark)
     known_ids = {p["submission_id"] for p in previous}
     by_sha: dict[tuple[str, str, str], str] = {
@@ -161,11 +77,12 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     buffers: dict[str, list[FileOutcome]] = {}
     buffered_rows = 0
     outcomes: list[FileOutcome] = []
+    unrecorded: list[FileOutcome] = []
     counts = {"files": 0, "skipped_already_ingested": 0, "rows_landed": 0, "rows_accepted": 0,
               "rows_quarantined": 0, "rejected_files": 0, "duplicate_files": 0}
     per_feed: dict[str, dict[str, int]] = {}
 
-    for lf in scan(cfg.landing_root, ctx.period):
+    for lf in _ordered(scan(cfg.landing_root, ctx.period), specs):
         data = storage.read_bytes(lf.uri)
         sha = hashlib.sha256(data).hexdigest()
         sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha)
@@ -175,10 +92,12 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         counts["files"] += 1
         dup = by_sha.get((lf.submitter, lf.feed, sha))
         if dup:
+            spec = specs.get(lf.feed)
             r = Receipt(sid, lf.submitter, lf.feed, lf.period, lf.relpath, sha,
                         received_at.isoformat(timespec="seconds"), "duplicate", duplicate_of=dup,
-                        notes=["the same bytes were received before; nothing was changed"])
-            outcome = FileOutcome(r, specs.get(lf.feed))
+                        notes=["the same bytes were received before; nothing was changed"],
+                        spec_version=spec.version if spec else "")
+            outcome = FileOutcome(r, None)
             counts["duplicate_files"] += 1
         else:
             try:
@@ -191,12 +110,12 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                                               received_at.isoformat(timespec="seconds"), "rejected",
                                               file_errors=[{"rule_id": "internal_error",
                                                             "message": type(exc).__name__}]), None)
-            if outcome.receipt.status not in ("rejected",):
+            if outcome.receipt.status != "rejected":
                 by_sha[(lf.submitter, lf.feed, sha)] = sid
-        if outcome.receipt.status == "rejected":
+        r = outcome.receipt
+        if r.status == "rejected":
             counts["rejected_files"] += 1
             _quarantine_file(cfg.lakehouse_root, sid, lf, data)
-        r = outcome.receipt
         counts["rows_landed"] += r.rows_landed
         counts["rows_accepted"] += r.rows_accepted
         counts["rows_quarantined"] += r.rows_quarantined
@@ -215,14 +134,15 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         outcomes.append(outcome)
         if outcome.spec is not None:
             buffers.setdefault(outcome.spec.bronze_table, []).append(outcome)
-        buffered_rows += r.rows_accepted
+        else:
+            unrecorded.append(outcome)
+        buffered_rows += r.rows_accepted + r.rows_quarantined
         if buffered_rows >= FLUSH_ROWS:
-            _flush(spark, buffers, cfg.outbox_root)
+            _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
             buffers, buffered_rows = {}, 0
-    _flush(spark, buffers, cfg.outbox_root)
-    _record(spark, [o for o in outcomes if o.spec is None], cfg.outbox_root)
-    return StageResult("ingest", counts, {"per_feed": per_feed,
-                                          "statuses": _status_counts(outcomes)})
+    _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
+    _record(spark, unrecorded, cfg.outbox_root, cfg.lakehouse_root)
+    return StageResult("ingest", counts, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
 
 
 def _status_counts(outcomes: list[FileOutcome]) -> dict[str, int]:
@@ -232,51 +152,45 @@ def _status_counts(outcomes: list[FileOutcome]) -> dict[str, int]:
     return c
 
 
-def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_root: str) -> None:
-    """Write buffered files: bronze rows (replacing superseded scopes), quarantine, ledger, receipts.
+def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_root: str, lakehouse_root: str,
+           specs: dict[str, FeedSpec]) -> None:
+    """Write buffered files: bronze rows (replacing superseded scopes), cross-file checks, then the
+    quarantine, ledger and receipts.
 
-    Each bronze write is an overwrite with ``replaceWhere`` naming exactly the submissions (and
-    for replace-mode feeds, the submitter+period scopes) in this batch, so re-running a batch
-    never duplicates rows and never touches another submission's rows.
+    Each bronze write is one overwrite with ``replaceWhere`` naming exactly the submissions (and
+    for replace-mode feeds, the submitter+feed+period scopes) in this batch, so re-running a
+    batch never duplicates rows and never touches another submission's rows.
     """
-    for bronze_table, outcomes in buffers.items():
-        spec = outcomes[0].spec
-        assert spec is not None
-        fqn = f"bronze.{bronze_table}"
-        batches = [t for o in outcomes for t in o.accepted]
+    first = coverage_tables(specs)
+    order = sorted(buffers, key=lambda t: (t not in first, t))
+    for bronze_table in order:
+        outcomes = buffers[bronze_table]
         written = [o for o in outcomes if o.receipt.status in ("accepted", "accepted_with_errors")]
-        if written:
-            scopes = []
-            for o in written:
-                r = o.receipt
-                if spec.on_resubmit == "replace":
-                    scopes.append(f"(submitter = {lakehouse.sql_literal(r.submitter)} AND feed = "
-                                  f"{lakehouse.sql_literal(r.feed)} AND period = {lakehouse.sql_literal(r.period)})")
-                else:
-                    scopes.append(f"submission_id = {lakehouse.sql_literal(r.submission_id)}")
-            predicate = " OR ".join(sorted(set(scopes)))
-            table = pa.concat_tables(batches, promote_options="default") if batches else None
-            if table is not None and table.num_rows:
-                df = spark.createDataFrame(table)
+        if not written:
+            continue
+        scopes = []
+        for o in written:
+            r = o.receipt
+            assert o.spec is not None
+            if o.spec.on_resubmit == "replace":
+                scopes.append(f"(submitter = {lakehouse.sql_literal(r.submitter)} AND feed = "
+                              f"{lakehouse.sql_literal(r.feed)} AND period = {lakehouse.sql_literal(r.period)})")
             else:
-                cols = spec.field_names + LINEAGE.column_names
-                ddl = ", ".join(f"{c} {'bigint' if c == 'row_number' else 'timestamp' if c == 'ingested_at' else 'string'}"
-                                for c in cols)
-                df = spark.createDataFrame([], ddl)
-            lakehouse.overwrite(df, fqn, replace_where=predicate)
-        _record(spark, outcomes, outbox_root)
+                scopes.append(f"submission_id = {lakehouse.sql_literal(r.submission_id)}")
+        spec = written[0].spec
+        assert spec is not None
+        bronze.write(spark, f"bronze.{bronze_table}", [t for o in written for t in o.accepted],
+                     bronze_schema(spec, specs), " OR ".join(sorted(set(scopes))), lakehouse_root)
+    all_outcomes = [o for t in order for o in buffers[t]]
+    check_within_coverage(spark, all_outcomes, specs)
+    _record(spark, all_outcomes, outbox_root, lakehouse_root)
 
 
-def _record(spark: SparkSession, outcomes: list[FileOutcome], outbox_root: str) -> None:
+def _record(spark: SparkSession, outcomes: list[FileOutcome], outbox_root: str, lakehouse_root: str) -> None:
     """Quarantine rows, the submissions ledger and receipts for a batch of files."""
     if not outcomes:
         return
-    q = [row for o in outcomes for row in o.quarantine]
-    if q:
-        qdf = spark.createDataFrame(pa.Table.from_pylist(q))
-        ids = sorted({o.receipt.submission_id for o in outcomes if o.quarantine})
-        pred = "submission_id IN (" + ", ".join(lakehouse.sql_literal(i) for i in ids) + ")"
-        lakehouse.overwrite(lakehouse.conform_to(qdf, QUARANTINE), QUARANTINE, replace_where=pred)
+    bronze.write_quarantine(spark, outcomes, lakehouse_root)
     rows = []
     for o in outcomes:
         r = o.receipt
@@ -288,6 +202,8 @@ def _record(spark: SparkSession, outcomes: list[FileOutcome], outbox_root: str) 
                      "rows_quarantined": r.rows_quarantined,
                      "file_errors": "; ".join(f"{f['rule_id']}: {f['message']}" for f in r.file_errors),
                      "supersedes": ",".join(r.supersedes), "receipt_uri": uri, "spec_version": r.spec_version})
+    import pyarrow as pa
+
     sdf = spark.createDataFrame(pa.Table.from_pylist(rows))
     lakehouse.merge(spark, sdf, SUBMISSIONS)
 

@@ -12,31 +12,21 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jobs.ingest.rules import RULES, how_to_fix
 from phmx import storage
 
 MAX_ROWS_LISTED = 200
 
-HOW_TO_FIX: dict[str, str] = {
-    "required": "Fill in the field for every listed row.",
-    "format": "Correct the value to the format the feed spec gives for this field.",
-    "cin_shape": "A Medi-Cal CIN is 9 characters: the digit 9, seven digits, a capital letter. Leave it empty if unknown.",
-    "code_set": "Use a code from the value set named in the feed spec.",
-    "max_length": "Shorten the value to the spec's maximum length.",
-    "date_range": "Check the year; dates must fall between 1900 and 2100.",
-    "column_count": "The row has a different number of fields than the header; check delimiters and quotes.",
-    "quoting": "A quote is not closed; quote fields that contain the delimiter and close every quote.",
-    "duplicate_key": "Send each record once per file.",
-    "file_empty": "The file was empty: export again and resend.",
-    "file_binary": "Send the delimited text export, not a spreadsheet or archive.",
-    "file_encoding": "Save the file as UTF-8 (or Latin-1) text.",
-    "wrong_delimiter": "Export with the delimiter the feed spec names.",
-    "header_missing": "Put the header row the feed spec lists as the first line.",
-    "header_columns": "Add the missing required columns to the header and every row.",
-    "unknown_feed": "Place the file under landing/<submitter>/<feed>/<YYYY-MM>/ with a feed from the published list.",
-    "unknown_submitter": "This feed is not accepted from this submitter; contact the hub operator.",
-    "bad_period": "The folder above the file must be the reporting period as YYYY-MM.",
-    "internal_error": "The hub could not process this file; the operator has been notified. Resend unchanged later.",
+# Kept for callers that imported it: the catalogue in jobs.ingest.rules is the source.
+HOW_TO_FIX: dict[str, str] = {rid: r.how_to_fix for rid, r in RULES.items()}
+
+UNIT_TEXT = {
+    "line": "Row numbers are line numbers in your file (line 1 is the header when the feed has one).",
+    "segment": "Row numbers are segment positions in your X12 file, counting the ISA segment as 1; each "
+               "member loop is numbered by its INS segment.",
 }
+UNIT_TEXT_HL7 = ("Row numbers are line numbers in your HL7 file (one segment per line): the line of the RXA "
+                 "segment of each vaccination; each listed row also names its message (1 = the first MSH).")
 
 
 @dataclass
@@ -61,6 +51,14 @@ class Receipt:
     supersedes: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     spec_version: str = ""
+    record_unit: str = "line"
+    format: str = ""
+
+    @property
+    def unit_text(self) -> str:
+        if self.format == "hl7_vxu":
+            return UNIT_TEXT_HL7
+        return UNIT_TEXT.get(self.record_unit, UNIT_TEXT["line"])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=_plain)
@@ -73,19 +71,30 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def group_findings(findings: list[tuple[int, str, str, str]], how_to_fix: dict[str, str] | None = None
-                   ) -> list[dict[str, Any]]:
-    """Group (row, rule, field, message) findings by rule and field, listing row numbers."""
-    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    for row, rule, fld, msg in findings:
-        groups[(rule, fld, msg)].append(row)
-    fixes = {**HOW_TO_FIX, **(how_to_fix or {})}
+def group_findings(findings: list[tuple[int, str, str, str]] | list[tuple[int, str, str, str, str]],
+                   how_to_fix_texts: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Group (row, rule, field, message[, locator]) findings by rule and field, listing row numbers.
+
+    Each group carries its rule id, field, the problem (never a value), how many rows, the first
+    row numbers (and where the format has them, locators such as ``message 12``), and how to fix.
+    """
+    groups: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+    for item in findings:
+        row, rule, fld, msg = item[:4]
+        loc = item[4] if len(item) > 4 else ""
+        groups[(rule, fld, msg)][int(row)] = loc
     out = []
-    for (rule, fld, msg), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], min(kv[1]))):
-        rows = sorted(set(rows))
-        out.append({"rule_id": rule, "field": fld, "message": msg, "count": len(rows),
-                    "rows": rows[:MAX_ROWS_LISTED], "rows_truncated": len(rows) > MAX_ROWS_LISTED,
-                    "how_to_fix": fixes.get(rule, "See the feed spec for this rule.")})
+    for (rule, fld, msg), by_row in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], min(kv[1]))):
+        rows = sorted(by_row)
+        group: dict[str, Any] = {
+            "rule_id": rule, "field": fld, "message": msg, "count": len(rows), "rows": rows[:MAX_ROWS_LISTED],
+            "rows_truncated": len(rows) > MAX_ROWS_LISTED, "how_to_fix": how_to_fix(rule, how_to_fix_texts),
+            "level": RULES[rule].level if rule in RULES else "row",
+        }
+        locs = [by_row[r] for r in rows[:MAX_ROWS_LISTED]]
+        if any(locs):
+            group["locations"] = locs
+        out.append(group)
     return out
 
 
@@ -109,6 +118,32 @@ _STATUS_TEXT = {
 }
 
 
+def _row_text(group: dict[str, Any]) -> str:
+    locs = group.get("locations")
+    if locs:
+        return ", ".join(f"{row} ({loc})" if loc else str(row) for row, loc in zip(group["rows"], locs, strict=False))
+    return ", ".join(map(str, group["rows"]))
+
+
+def next_steps(r: Receipt) -> list[str]:
+    """Plain advice for the submitter, by status."""
+    if r.status == "accepted":
+        steps = ["Nothing to do: every record was loaded."]
+        if r.warnings:
+            steps.append("Review the warnings: the rows were loaded, but the values look wrong.")
+        return steps
+    if r.status == "duplicate":
+        return ["Nothing to do: this exact file was already received. To correct a submission, send a changed "
+                "file for the same period; it replaces the earlier one."]
+    if r.status == "rejected":
+        return ["Fix the file problems listed above, check the file with `phmx validate FILE --feed "
+                f"{r.feed}`, and send it again to the same period folder."]
+    return ["The listed rows were not loaded; the rest were.",
+            f"Correct the listed rows and send the whole corrected file for period {r.period} again: it replaces "
+            "this submission (feeds that append instead say so in their submission guide).",
+            f"Check the corrected file first with `phmx validate FILE --feed {r.feed}`."]
+
+
 def render_html(r: Receipt) -> str:
     """A plain, self-contained HTML receipt for people (no scripts, no external assets)."""
     e = html.escape
@@ -118,13 +153,13 @@ def render_html(r: Receipt) -> str:
             return "<p>None.</p>"
         rows = "".join(
             f"<tr><td>{e(i['rule_id'])}</td><td>{e(i['field'])}</td><td>{i['count']}</td>"
-            f"<td>{e(', '.join(map(str, i['rows'])))}{' ...' if i['rows_truncated'] else ''}</td>"
+            f"<td>{e(_row_text(i))}{' ...' if i['rows_truncated'] else ''}</td>"
             f"<td>{e(i['message'])}</td><td>{e(i['how_to_fix'])}</td></tr>" for i in items)
         return ("<table><thead><tr><th>rule</th><th>field</th><th>rows</th><th>row numbers</th>"
                 f"<th>problem</th><th>how to fix</th></tr></thead><tbody>{rows}</tbody></table>")
 
-    file_errs = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])} "
-                        f"({e(HOW_TO_FIX.get(f['rule_id'], ''))})</li>" for f in r.file_errors)
+    file_errs = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])}. How to fix: "
+                        f"{e(how_to_fix(f['rule_id']))}</li>" for f in r.file_errors)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Receipt {e(r.submission_id)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
@@ -147,5 +182,6 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:to
 <h2>Errors (rows quarantined)</h2>{table(r.errors)}
 <h2>Warnings (rows accepted)</h2>{table(r.warnings)}
 {'<h2>Notes</h2><ul>' + ''.join(f'<li>{e(n)}</li>' for n in r.notes) + '</ul>' if r.notes else ''}
-<p>Row numbers are line numbers in your file (line 1 is the header). Values are never repeated here.</p>
+<p>{e(r.unit_text)} Values you sent are never repeated here.</p>
+<h2>What to do next</h2><ul>{''.join(f'<li>{e(t)}</li>' for t in next_steps(r))}</ul>
 </body></html>"""

@@ -7,6 +7,7 @@ findings are reported on the receipt and the row is accepted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -95,7 +96,7 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
     if f.pattern:
         _add(findings, failing(pc.invert(pc.match_substring_regex(arr, f.pattern))), "format", f,
              f"{f.name} does not match the required pattern {f.pattern}", sev)
-    if f.type in ("code", "county_fips") and f.valueset:
+    if f.valueset:
         vs = load_valueset(f.valueset)
         member = pc.is_in(arr, value_set=pa.array(sorted(vs.codes), pa.string()))
         for p in vs.prefixes:
@@ -104,23 +105,73 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
              f"{f.name} is not a code in value set {vs.name} (version {vs.version})", sev)
     if f.type in ("date", "timestamp"):
         fmt = f.format or _ISO[f.type]
-        parsed = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
-        bad = pc.and_(present, pc.is_null(parsed))
+        # Parse each distinct value once: a month's file repeats the same few hundred dates.
+        enc = pc.dictionary_encode(arr)
+        parsed_d = pc.strptime(enc.dictionary, format=fmt, unit="s", error_is_null=True)
+        years_d = pc.year(parsed_d)
+        out_of_range_d = pc.or_(pc.less(years_d, 1900), pc.greater(years_d, 2100))
+        iso_d = pc.strftime(parsed_d, format=_ISO[f.type])
+        parsed_ok = pc.take(pc.is_valid(parsed_d), enc.indices)
+        bad = pc.and_(present, pc.invert(pc.fill_null(parsed_ok, False)))
         if allowed is not None:
             bad = pc.and_(bad, pc.invert(allowed))
         _add(findings, bad, "format", f, f"{f.name} must be a valid date as {_FMT_HUMAN.get(fmt, fmt)}", sev)
-        years = pc.year(parsed)
-        _add(findings, pc.or_(pc.less(years, 1900), pc.greater(years, 2100)), "date_range", f,
-             f"{f.name} is outside 1900-2100", sev)
-        return pc.strftime(parsed, format=_ISO[f.type])
+        _add(findings, pc.take(out_of_range_d, enc.indices), "date_range", f, f"{f.name} is outside 1900-2100", sev)
+        # Unparseable values only survive as warnings or allowed codes: keep them as sent.
+        return pc.coalesce(pc.take(iso_d, enc.indices), arr)
     return arr
+
+
+_NULL = pa.scalar(None, pa.string())
+
+
+def _as_array(values: list[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if values.type == pa.string() else values.cast(pa.string())
+    return pa.array(values, pa.string())
+
+
+def _blank_to_null(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.greater(pc.binary_length(arr), 0), arr, _NULL)
+
+
+def apply_transforms(f: FieldSpec, arr: pa.Array) -> pa.Array:
+    """The spec's declarative clean-up of one field (``take``, ``strip_prefix``, ``map``), vectorised."""
+    if not f.has_transform:
+        return arr
+    if f.strip_prefix:
+        arr = pc.replace_substring_regex(arr, "^" + re.escape(f.strip_prefix), "")
+    if f.take:
+        arr = pc.utf8_slice_codeunits(arr, 0, f.take)
+    if f.value_map:
+        keys = pa.array(list(f.value_map), pa.string())
+        mapped = pc.take(pa.array(list(f.value_map.values()), pa.string()), pc.index_in(arr, value_set=keys))
+        arr = pc.coalesce(mapped, arr)
+    return _blank_to_null(arr)
+
+
+def _duplicates(keys: list[str], seen_keys: set[str]) -> list[int]:
+    """Indices whose key was already seen in this file (earlier in the chunk or an earlier chunk)."""
+    unique = set(keys)
+    if len(unique) == len(keys) and seen_keys.isdisjoint(unique):
+        seen_keys |= unique
+        return []
+    out = []
+    for i, k in enumerate(keys):
+        if k in seen_keys:
+            out.append(i)
+        else:
+            seen_keys.add(k)
+    return out
 
 
 def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: set[str]) -> ValidatedChunk:
     """Run field checks and row rules over one chunk; ``seen_keys`` carries duplicates across chunks."""
     n = len(chunk)
     findings: list[Finding] = []
-    columns = {name: pa.array(values, pa.string()) for name, values in chunk.columns.items()}
+    columns = {f.name: apply_transforms(f, _as_array(chunk.columns[f.name])) for f in spec.fields}
     normalised: dict[str, pa.Array] = {}
     for f in spec.fields:
         normalised[f.name] = _check_field(f, columns[f.name], columns, findings)
@@ -139,17 +190,17 @@ def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: set[str]) -> Validat
             keys = pc.binary_join_element_wise(
                 *[pc.fill_null(normalised[x], "") for x in rule.fields], "\x1f"
             ).to_pylist()
-            for i, k in enumerate(keys):
-                if k in seen_keys:
-                    findings.append(Finding(i, rule.id, "", rule.message or "duplicate record in this file",
-                                            rule.severity))
-                else:
-                    seen_keys.add(k)
+            for i in _duplicates(keys, seen_keys):
+                findings.append(Finding(i, rule.id, "", rule.message or "duplicate record in this file",
+                                        rule.severity))
+        # within_coverage is a cross-file check: jobs.ingest.coverage runs it after bronze is written.
     bad = np.zeros(n, dtype=bool)
     for fd in findings:
         if fd.severity == "error":
             bad[fd.index] = True
-    keep = np.flatnonzero(~bad)
     table = pa.table(normalised) if normalised else pa.table({})
+    if not bad.any():
+        return ValidatedChunk(accepted=table, accepted_rows=np.arange(n), findings=findings)
+    keep = np.flatnonzero(~bad)
     accepted = table.take(pa.array(keep, pa.int64())) if n else table
     return ValidatedChunk(accepted=accepted, accepted_rows=keep, findings=findings)

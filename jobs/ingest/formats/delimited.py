@@ -1,107 +1,279 @@
 """Delimited text: comma, pipe or tab; quoted fields; CRLF; UTF-8 or Latin-1; header checks.
 
-Uses the standard library's csv module (C-accelerated), which handles quoting and embedded
-delimiters correctly; row numbers are physical line numbers (the header is line 1).
+Two readers, one result. The fast path reads the body with Arrow's C++ CSV reader (pyarrow.csv)
+and maps records back to physical line numbers with numpy; it applies whenever every record
+sits on one line (no quoted line breaks, no lone CR line endings), which is nearly every file
+submitters send. Anything else (a quoted field spanning lines, a quote left open, old Mac line
+endings) goes through the standard library's csv module, which handles every quoting corner
+and counts lines as it goes. Both yield the same chunks: row numbers are physical line numbers
+(the header is line 1), a row with the wrong number of fields is quarantined as
+``column_count`` and an unterminated quote as ``quoting``, and their neighbours go on.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from jobs.ingest.formats.base import Chunk, FileRejected, RecordIssue
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
 
 _OTHER_DELIMITERS = [",", "|", "\t", ";"]
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_NULL = pa.scalar(None, pa.string())
 
 
 def _name(d: str) -> str:
     return {"\t": "tab", ",": "comma", "|": "pipe", ";": "semicolon"}.get(d, repr(d))
 
 
-def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
-    """Parse a delimited file into chunks of field columns keyed by the spec's field names."""
-    fmt = spec.format
-    delimiter = str(fmt.get("delimiter", ","))
-    has_header = bool(fmt.get("header", True))
-    text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
-    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    lines = text.splitlines()
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=str(fmt.get("quote", '"')))
-    sources = [str(f.source if f.source is not None else f.name) for f in spec.fields]
-    if has_header:
-        header = next(reader, None)
-        while header is not None and not any(h.strip() for h in header):
-            header = next(reader, None)
-        if header is None:
+class _Header:
+    """Where the header is, and which column feeds each spec field."""
+
+    def __init__(self, spec: FeedSpec, text: str, delimiter: str, quote: str, has_header: bool,
+                 notes: list[str]) -> None:
+        sources = [str(f.source if f.source is not None else f.name) for f in spec.fields]
+        self.line_no = 0  # physical line of the header (0: no header)
+        if not has_header:
+            self.positions: list[int | None] = list(range(len(sources)))
+            self.width = len(sources)
+            return
+        found = next(((i, line) for i, line in enumerate(_iter_lines(text)) if line.strip()), None)
+        if found is None:
             raise FileRejected("file_empty", "the file has no header and no records")
+        idx, line = found
+        self.line_no = idx + 1
+        header = next(csv.reader([line], delimiter=delimiter, quotechar=quote), [])
         header_norm = [h.strip().lower() for h in header]
-        body_records = [(i + 2, line) for i, line in enumerate(lines[1:]) if line.strip()]
+
+        def body() -> list[tuple[int, str]]:
+            return [(i + 1, ln) for i, ln in enumerate(_LINE_BREAK.split(text)) if i > idx and ln.strip()]
+
         if len(header_norm) == 1 and len(sources) > 1:
             other = next((d for d in _OTHER_DELIMITERS if d != delimiter and d in header[0]), None)
             if other:
                 raise FileRejected(
                     "wrong_delimiter",
                     f"the header is separated by {_name(other)}; this feed is {_name(delimiter)}-delimited",
-                    records=body_records,
+                    records=body(),
                 )
         index = {h: i for i, h in enumerate(header_norm)}
-        missing_required = [f.name for f, s in zip(spec.fields, sources, strict=True)
-                            if s.lower() not in index and f.required]
-        if len(missing_required) == len([f for f in spec.fields if f.required]) and missing_required:
+        required = [f.name for f in spec.fields if f.required]
+        missing = [f.name for f, s in zip(spec.fields, sources, strict=True) if s.lower() not in index and f.required]
+        if missing and len(missing) == len(required):
             raise FileRejected("header_missing",
                                "the first line is not the header row this feed requires "
-                               f"(expected columns such as {', '.join(sources[:4])})", records=body_records)
-        if missing_required:
-            raise FileRejected("header_columns",
-                               "required columns missing from the header: " + ", ".join(missing_required),
-                               records=body_records)
-        positions = [index.get(s.lower()) for s in sources]
-        unknown = [h for h in header_norm if h not in {s.lower() for s in sources}]
+                               f"(expected columns such as {', '.join(sources[:4])})", records=body())
+        if missing:
+            names = [s for f, s in zip(spec.fields, sources, strict=True) if f.name in missing]
+            raise FileRejected("header_columns", "required columns missing from the header: " + ", ".join(names),
+                               records=body())
+        self.positions = [index.get(s.lower()) for s in sources]
+        known = {s.lower() for s in sources}
+        unknown = [h for h in header_norm if h not in known]
         if unknown:
             notes.append(f"ignored {len(unknown)} column(s) not in the spec: {', '.join(unknown[:10])}")
-        width = len(header_norm)
-    else:
-        positions = list(range(len(sources)))
-        width = len(sources)
+        self.width = len(header_norm)
 
+
+def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    """Parse a delimited file into chunks of field columns keyed by the spec's field names."""
+    fmt = spec.format
+    delimiter = str(fmt.get("delimiter", ","))
+    quote = str(fmt.get("quote", '"'))
+    text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
+    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
+    lone_cr = text.count("\r") != text.count("\r\n")
+    header = _Header(spec, text, delimiter, quote, bool(fmt.get("header", True)), notes)
+    utf8 = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    fast = None if lone_cr else _fast(text, utf8 if encoding == "utf-8" else None, header, spec, delimiter,
+                                      quote, chunk_rows)
+    if fast is None:
+        yield from _slow(text, header, spec, delimiter, quote, chunk_rows, notes)
+        return
+    first = True
+    for chunk in fast:
+        if first:
+            chunk.notes = notes
+            first = False
+        yield chunk
+
+
+# ---- fast path: Arrow's CSV reader ----------------------------------------------------------
+def _fast(text: str, data: bytes | None, header: _Header, spec: FeedSpec, delimiter: str, quote: str,
+          chunk_rows: int) -> list[Chunk] | None:
+    """Read the body with pyarrow.csv; None when the file needs the line-by-line reader.
+
+    ``data`` is the submitted UTF-8 bytes (BOM removed) when the file is UTF-8, so the body is
+    read without a copy; otherwise the decoded text is re-encoded.
+    """
+    if header.width < 2:
+        return None
+    if header.line_no:
+        src = data if data is not None else text.encode("utf-8")
+        cut = 0
+        for _ in range(header.line_no):
+            nl = src.find(b"\n", cut)
+            cut = len(src) if nl < 0 else nl + 1
+        body = src[cut:]
+    else:
+        body = data if data is not None else text.encode("utf-8")
+    first_line = header.line_no + 1
+    if not body.strip():
+        return [_empty_chunk(spec)]
+    b = np.frombuffer(body, dtype=np.uint8)
+    nl = np.flatnonzero(b == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(b)]))
+    if starts[-1] == len(b):  # the file ends with a line break: no empty last line
+        starts, ends = starts[:-1], ends[:-1]
+    # Content length without a CR before the LF (CRLF files).
+    has_cr = np.zeros(len(ends), dtype=bool)
+    nonempty = ends > starts
+    has_cr[nonempty] = b[ends[nonempty] - 1] == 13
+    length = ends - starts - has_cr
+    qcode = ord(quote)
+    if qcode < 128:
+        qmask = (b == qcode).view(np.uint8)
+        if qmask.any():
+            parity = np.bitwise_xor.reduceat(qmask, starts[nonempty]) if nonempty.any() else np.zeros(0, np.uint8)
+            if parity.any():
+                return None  # a quoted field spans lines, or a quote is left open
+        del qmask
+    bad_rows: list[tuple[str, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad_rows.append((row.text, row.actual_columns))
+        return "skip"
+
+    width = header.width
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=True,
+                                           block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote, double_quote=True,
+                                             newlines_in_values=False, ignore_empty_lines=True,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(width)},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+
+    def line_text(i: int) -> str:
+        return body[starts[i]:starts[i] + length[i]].decode("utf-8")
+
+    # Records are the non-empty lines, less whitespace-only lines and lines of the wrong width,
+    # both of which Arrow hands to on_invalid (found again here by their length, then text).
+    issues: list[RecordIssue] = []
+    skip: set[int] = set()
+    if bad_rows:
+        wanted: dict[str, int] = {}
+        for t, ncols in bad_rows:
+            wanted[t.rstrip("\r")] = ncols
+        lengths = np.array(sorted({len(t.encode("utf-8")) for t in wanted}), dtype=np.int64)
+        found = 0
+        for i in np.flatnonzero(np.isin(length, lengths) & (length > 0)).tolist():
+            t = line_text(i)
+            if t in wanted:
+                skip.add(i)
+                found += 1
+                if t.strip():
+                    issues.append(RecordIssue(first_line + i, "column_count", "",
+                                              f"expected {width} fields, found {wanted[t]}", t))
+        if found != len(bad_rows):
+            return None
+    line_idx = np.flatnonzero(length > 0)
+    if skip:
+        line_idx = line_idx[~np.isin(line_idx, np.fromiter(skip, dtype=np.int64))]
+    if len(line_idx) != table.num_rows:
+        return None
+    cols: dict[str, pa.Array] = {}
+    for f, pos in zip(spec.fields, header.positions, strict=True):
+        if pos is None:
+            cols[f.name] = pa.nulls(table.num_rows, pa.string())
+            continue
+        arr = pc.utf8_trim_whitespace(table.column(pos).combine_chunks())
+        cols[f.name] = pc.if_else(pc.greater(pc.binary_length(arr), 0), arr, _NULL)
+    row_numbers = line_idx + first_line
+    out: list[Chunk] = []
+    n = table.num_rows
+    for off in range(0, max(n, 1), chunk_rows):
+        m = min(chunk_rows, n - off)
+        idx = line_idx[off:off + m]
+        out.append(Chunk({k: v.slice(off, m) for k, v in cols.items()}, row_numbers[off:off + m],
+                         LazyRaw(m, lambda i, idx=idx: line_text(int(idx[i]))), issues if off == 0 else []))
+    return out
+
+
+def _iter_lines(text: str) -> Iterator[str]:
+    """Physical lines without their line breaks, lazily (CRLF, LF or CR)."""
+    pos = 0
+    for m in _LINE_BREAK.finditer(text):
+        yield text[pos:m.start()]
+        pos = m.end()
+    if pos < len(text):
+        yield text[pos:]
+
+
+def _empty_chunk(spec: FeedSpec) -> Chunk:
+    return Chunk({f.name: [] for f in spec.fields}, [], [])
+
+
+# ---- slow path: the standard library's csv reader -------------------------------------------
+def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str, chunk_rows: int,
+          notes: list[str]) -> Iterator[Chunk]:
+    """Line-by-line reading for files the fast path cannot map to lines."""
+    lines = _LINE_BREAK.split(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote)
+    for _ in range(header.line_no):
+        next(reader, None)
     names = spec.field_names
+    positions, width = header.positions, header.width
     cols: dict[str, list[str | None]] = {n: [] for n in names}
     row_numbers: list[int] = []
     raw: list[str] = []
     issues: list[RecordIssue] = []
+    last_line = header.line_no
     try:
         for rec in reader:
-            if not rec or (len(rec) == 1 and not rec[0].strip()):
-                continue
             line_no = reader.line_num
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                last_line = line_no
+                continue
+            first = last_line + 1
+            while first < line_no and not lines[first - 1].strip():
+                first += 1
+            text_of = "\n".join(lines[first - 1:line_no])
             if len(rec) != width:
-                issues.append(RecordIssue(line_no, "column_count", "",
-                                          f"expected {width} fields, found {len(rec)}",
-                                          _raw(lines, line_no)))
+                issues.append(RecordIssue(first, "column_count", "", f"expected {width} fields, found {len(rec)}",
+                                          text_of))
             else:
                 for n, pos in zip(names, positions, strict=True):
                     v = rec[pos].strip() if pos is not None else ""
                     cols[n].append(v or None)
-                row_numbers.append(line_no)
-                raw.append(_raw(lines, line_no))
+                row_numbers.append(first)
+                raw.append(text_of)
+            last_line = line_no
             if len(row_numbers) + len(issues) >= chunk_rows:
                 yield Chunk(cols, row_numbers, raw, issues, notes)
                 cols, row_numbers, raw, issues, notes = {n: [] for n in names}, [], [], [], []
     except csv.Error as exc:
         # An unterminated quote swallows the rest of the file: quarantine what is left, line by line.
-        start = (row_numbers[-1] if row_numbers else (1 if has_header else 0)) + 1
-        for i in range(start, len(lines) + 1):
+        for i in range(last_line + 1, len(lines) + 1):
             if lines[i - 1].strip():
                 issues.append(RecordIssue(i, "quoting", "", f"unreadable quoting ({type(exc).__name__})",
                                           lines[i - 1]))
     yield Chunk(cols, row_numbers, raw, issues, notes)
-
-
-def _raw(lines: list[str], line_no: int) -> str:
-    return lines[line_no - 1] if 0 < line_no <= len(lines) else ""

@@ -1,0 +1,74 @@
+"""Writing intake's Arrow batches to Delta through the engine, in one commit per table per batch.
+
+Accepted rows are staged as Parquet files under ``<lakehouse>/_staging/<id>/`` and the engine
+reads them back and writes the Delta table with one ``replaceWhere`` overwrite. Why not
+``spark.createDataFrame(arrow)``: over Spark Connect that ships the rows inside the query plan,
+and a plan larger than the gRPC message limit (128 MiB, about 400,000 enrollment rows) fails;
+staging keeps one atomic commit at any size and lets the engine read columnar files natively.
+The staging folder is removed after the write (and is harmless if a crash leaves it behind).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from phmx import lakehouse, storage
+from phmx.tables import QUARANTINE
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.ingest.process import FileOutcome
+
+STAGE_ROWS = 250_000
+
+
+def _ddl_type(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    return "string"
+
+
+def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Schema, predicate: str,
+          lakehouse_root: str) -> None:
+    """Replace the rows matching ``predicate`` in ``fqn`` with ``tables`` (possibly none), atomically."""
+    rows = sum(t.num_rows for t in tables)
+    if rows == 0:
+        ddl = ", ".join(f"{f.name} {_ddl_type(f.type)}" for f in schema)
+        lakehouse.overwrite(spark.createDataFrame([], ddl), fqn, replace_where=predicate)
+        return
+    stage = storage.join(lakehouse_root, "_staging", uuid.uuid4().hex)
+    try:
+        part = 0
+        for t in tables:
+            t = t.cast(schema) if t.schema != schema else t
+            for off in range(0, t.num_rows, STAGE_ROWS):
+                buf = io.BytesIO()
+                pq.write_table(t.slice(off, STAGE_ROWS), buf, compression="snappy")
+                storage.write_bytes(storage.join(stage, f"part-{part:05d}.parquet"), buf.getvalue())
+                part += 1
+        df = spark.read.parquet(stage.replace("s3a://", "s3://"))
+        lakehouse.overwrite(df, fqn, replace_where=predicate)
+    finally:
+        storage.delete_prefix(stage)
+
+
+def write_quarantine(spark: SparkSession, outcomes: list[FileOutcome], lakehouse_root: str) -> None:
+    """Quarantine rows of a batch of files: their submissions' earlier quarantine rows are replaced."""
+    with_rows = [o for o in outcomes if o.quarantine]
+    if not with_rows:
+        return
+    schema = pa.schema([pa.field(c, pa.int64() if t == "bigint" else pa.timestamp("us", tz="UTC")
+                                 if t == "timestamp" else pa.string()) for c, t in QUARANTINE.columns])
+    tables = [pa.Table.from_pylist([{c: row.get(c) for c in schema.names} for row in o.quarantine], schema=schema)
+              for o in with_rows]
+    ids = sorted({o.receipt.submission_id for o in with_rows})
+    pred = "submission_id IN (" + ", ".join(lakehouse.sql_literal(i) for i in ids) + ")"
+    write(spark, QUARANTINE.fqn, tables, schema, pred, lakehouse_root)

@@ -1,0 +1,76 @@
+"""Vectorised helpers for segment formats (X12, HL7): pick elements and first matches with Arrow.
+
+Parsing a million member loops one segment at a time in Python is the slow way. These helpers
+let the X12 and HL7 parsers split every segment of one type at once (``pc.split_pattern``),
+read the n-th element of every segment (null where a segment is shorter), and pick, for each
+record, the first segment that matches, all as array operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NULL = pa.scalar(None, pa.string())
+
+
+def element(lists: pa.ListArray | pa.LargeListArray, k: int) -> pa.Array:
+    """The k-th item (0-based) of every list, null where the list is shorter or null."""
+    n = len(lists)
+    if n == 0:
+        return pa.array([], pa.string())
+    offsets = np.asarray(lists.offsets)
+    start, end = offsets[:-1], offsets[1:]
+    pos = start + k
+    ok = pos < end
+    if lists.null_count:
+        ok &= np.asarray(lists.is_valid())
+    flat = lists.values
+    idx = pa.array(np.where(ok, pos, 0), type=pa.int64(), mask=~ok)
+    if len(flat) == 0:
+        return pa.nulls(n, pa.string())
+    out = flat.take(idx)
+    return out.cast(pa.string()) if out.type != pa.string() else out
+
+
+def split(values: pa.Array, sep: str) -> pa.Array:
+    """Split strings on a literal separator (null stays null)."""
+    return pc.split_pattern(values, pattern=sep)
+
+
+def blank_to_null(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.greater(pc.binary_length(arr), 0), arr, NULL)
+
+
+def first_per_group(groups: np.ndarray, n_groups: int, values: pa.Array) -> pa.Array:
+    """For each group 0..n_groups-1 the value at its first position in ``groups`` (null if none).
+
+    ``groups`` holds a group id per candidate (-1 = no group), in file order.
+    """
+    if n_groups == 0:
+        return pa.array([], pa.string())
+    ok = groups >= 0
+    cand = np.flatnonzero(ok)
+    if not len(cand):
+        return pa.nulls(n_groups, pa.string())
+    uniq, first = np.unique(groups[cand], return_index=True)
+    pick = np.full(n_groups, 0, dtype=np.int64)
+    has = np.zeros(n_groups, dtype=bool)
+    pick[uniq] = cand[first]
+    has[uniq] = True
+    out = values.take(pa.array(pick, mask=~has))
+    return out.cast(pa.string()) if out.type != pa.string() else out
+
+
+def group_of(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The group (index into starts) each position falls in, with [start, end) ranges; -1 if none.
+
+    ``starts`` is sorted and the ranges do not overlap.
+    """
+    if not len(starts):
+        return np.full(len(positions), -1, dtype=np.int64)
+    g = np.searchsorted(starts, positions, side="right") - 1
+    ok = g >= 0
+    ok[ok] = positions[ok] < ends[g[ok]]
+    return np.where(ok, g, -1)

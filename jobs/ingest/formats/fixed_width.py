@@ -1,0 +1,176 @@
+"""Fixed-width records: county legacy layouts where the record type decides the layout.
+
+A CSI-like file holds client (C), service (S) and periodic (P) records, each with its own
+field positions, optionally between a header record and a trailer record that counts the
+detail records. The spec says it all as data::
+
+    format:
+      type: fixed_width
+      record_type: {start: 1, length: 1}
+      header: {type: H}                                   # optional: first record
+      trailer: {type: T, count: {start: 2, length: 9}}    # optional: last record, detail count
+      layouts:
+        C: {length: 125, fields: {record_type: [1, 1], client_number: [4, 20], ...}}
+
+Positions are 1-based ``[start, length]`` in characters. Slicing is vectorised with Arrow
+(``utf8_slice_codeunits`` on every line of a record type at once). Blank lines are skipped; a
+record longer than its layout is quarantined as ``record_length`` (a shifted field would load
+wrong values); a shorter one is read with the missing tail blank, since many tools trim trailing
+spaces. A missing trailer or a trailer count that does not match rejects the file: records were
+lost or added in transit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.decode import decode_text
+from jobs.ingest.formats.lines import split_lines
+
+if TYPE_CHECKING:
+    from phmx.feedspec import FeedSpec
+
+_NULL = pa.scalar(None, pa.string())
+
+
+def _pos(v: Any) -> tuple[int, int] | None:
+    if isinstance(v, dict):
+        v = [v.get("start"), v.get("length")]
+    if (isinstance(v, list | tuple) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            and v[0] >= 1 and v[1] >= 1):
+        return int(v[0]), int(v[1])
+    return None
+
+
+def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
+    """Layout problems: unknown fields, bad or overlapping positions, fields past the record length."""
+    fmt = spec.format
+    problems: list[tuple[str, str]] = []
+    if _pos(fmt.get("record_type")) is None:
+        problems.append(("format.record_type", "needs {start, length} (1-based)"))
+    layouts = fmt.get("layouts")
+    if not isinstance(layouts, dict) or not layouts:
+        return [*problems, ("format.layouts", "needs one layout per record type")]
+    names = set(spec.field_names)
+    for rtype, layout in layouts.items():
+        key = f"format.layouts.{rtype}"
+        if not isinstance(layout, dict) or not isinstance(layout.get("fields"), dict):
+            problems.append((key, "needs length and fields"))
+            continue
+        length = layout.get("length")
+        spans = []
+        for fname, raw in layout["fields"].items():
+            p = _pos(raw)
+            if fname not in names:
+                problems.append((f"{key}.fields.{fname}", "not a field of this spec"))
+            if p is None:
+                problems.append((f"{key}.fields.{fname}", "needs [start, length] (1-based)"))
+                continue
+            spans.append((p[0], p[0] + p[1] - 1, fname))
+            if isinstance(length, int) and p[0] + p[1] - 1 > length:
+                problems.append((f"{key}.fields.{fname}", f"ends past the record length {length}"))
+        spans.sort()
+        for (_, e1, a), (s2, _, b) in zip(spans, spans[1:], strict=False):
+            if s2 <= e1:
+                problems.append((f"{key}.fields", f"{a} and {b} overlap"))
+        if not isinstance(length, int) or length < 1:
+            problems.append((f"{key}.length", "needs the record length in characters"))
+    for part in ("header", "trailer"):
+        cfg = fmt.get(part)
+        if cfg is None:
+            continue
+        if not isinstance(cfg, dict) or not cfg.get("type"):
+            problems.append((f"format.{part}", "needs the record type"))
+        elif str(cfg["type"]) in {str(k) for k in layouts}:
+            problems.append((f"format.{part}.type", "must differ from every detail record type"))
+    trailer = fmt.get("trailer")
+    if isinstance(trailer, dict) and trailer.get("count") is not None and _pos(trailer["count"]) is None:
+        problems.append(("format.trailer.count", "needs {start, length}"))
+    return problems
+
+
+def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    """Parse a fixed-width file into chunks, one record type at a time."""
+    fmt = spec.format
+    text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
+    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
+    lines = split_lines(text)
+    rt_start, rt_len = _pos(fmt["record_type"]) or (1, 1)
+    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
+    if not nonblank:
+        raise FileRejected("file_empty", "the file is empty")
+    header_cfg, trailer_cfg = fmt.get("header"), fmt.get("trailer")
+
+    def rtype(i: int) -> str:
+        return lines[i][rt_start - 1:rt_start - 1 + rt_len].strip()
+
+    detail = nonblank
+    if header_cfg:
+        if rtype(detail[0]) != str(header_cfg["type"]):
+            raise FileRejected("header_missing", f"the first record is not the header record "
+                               f"(type {header_cfg['type']})", records=[(i + 1, lines[i]) for i in detail])
+        detail = detail[1:]
+    if trailer_cfg:
+        if not detail or rtype(detail[-1]) != str(trailer_cfg["type"]):
+            raise FileRejected("trailer_missing", f"the last record is not the trailer record "
+                               f"(type {trailer_cfg['type']}): the file may be cut short",
+                               records=[(i + 1, lines[i]) for i in detail])
+        trailer_line = lines[detail[-1]]
+        detail = detail[:-1]
+        cnt = _pos(trailer_cfg.get("count"))
+        if cnt:
+            value = trailer_line[cnt[0] - 1:cnt[0] - 1 + cnt[1]].strip()
+            if not value.isdigit() or int(value) != len(detail):
+                raise FileRejected("trailer_count", f"the trailer counts {'an unreadable number of' if not value.isdigit() else value} "
+                                   f"records but the file holds {len(detail)}",
+                                   records=[(i + 1, lines[i]) for i in detail])
+    if not detail:
+        yield Chunk({f.name: [] for f in spec.fields}, [], [], [], notes)
+        return
+    layouts = {str(k): v for k, v in fmt["layouts"].items()}
+    idx = np.array(detail, dtype=np.int64)
+    arr = pa.array([lines[i] for i in detail], pa.string())
+    types = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(arr, rt_start - 1, rt_start - 1 + rt_len))
+    issues: list[RecordIssue] = []
+    known = pa.array(sorted(layouts), pa.string())
+    unknown = np.flatnonzero(~np.asarray(pc.fill_null(pc.is_in(types, value_set=known), False)))
+    for j in unknown.tolist():
+        issues.append(RecordIssue(int(idx[j]) + 1, "record_type", "",
+                                  f"record type is not one of {', '.join(sorted(layouts))}", lines[idx[j]]))
+    first = True
+    for t, layout in sorted(layouts.items()):
+        sel = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(types, t), False)))
+        if not len(sel):
+            continue
+        recs = arr.take(pa.array(sel))
+        too_long = np.asarray(pc.greater(pc.utf8_length(pc.utf8_rtrim_whitespace(recs)), int(layout["length"])))
+        for j in np.flatnonzero(too_long).tolist():
+            line = int(idx[sel[j]])
+            issues.append(RecordIssue(line + 1, "record_length", "",
+                                      f"record type {t} is longer than its layout ({layout['length']} characters)",
+                                      lines[line]))
+        keep = sel[~too_long]
+        recs = arr.take(pa.array(keep))
+        positions = {name: _pos(p) for name, p in layout["fields"].items()}
+        for off in range(0, len(keep), chunk_rows):
+            part = recs.slice(off, chunk_rows)
+            cols: dict[str, pa.Array] = {}
+            for f in spec.fields:
+                p = positions.get(f.name)
+                if p is None:
+                    cols[f.name] = pa.nulls(len(part), pa.string())
+                    continue
+                v = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1]))
+                cols[f.name] = pc.if_else(pc.greater(pc.binary_length(v), 0), v, _NULL)
+            rows = idx[keep[off:off + chunk_rows]] + 1
+            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: lines[int(rows[i]) - 1]), issues if first else [],
+                        notes if first else [])
+            first = False
+    if first:
+        yield Chunk({f.name: [] for f in spec.fields}, [], [], issues, notes)

@@ -1,0 +1,348 @@
+"""HL7 v2.5.1 VXU^V04 immunization messages (CDC IG 1.5, CAIR2): one RXA = one record.
+
+Files are batches (FHS/BHS ... BTS/FTS) or bare message streams; segments end with CR (LF and
+CRLF are accepted too), so a segment is a line and a record is numbered by the line of its RXA
+segment, with its message number as the locator (``message 12``).
+
+Which segment a field comes from: message-level segments (MSH, PID, PD1, NK1, ...) are read
+from the record's message; order-level segments (ORC, RXA, RXR, OBX, NTE) from the record's own
+ORC/RXA group: the ORC just before its RXA, and the RXR/OBX after it up to the next ORC or RXA.
+
+Field paths (``source``), 1-based as in the HL7 standard:
+
+``PID-5.1``            field 5, component 1 (MSH-n counts MSH-1 as the field separator)
+``PID-3[5=MR].1``      the repetition of field 3 whose component 5 is MR, component 1
+``OBX{3.1=64994-7}-5.1``  the first OBX whose field 3 component 1 is 64994-7, field 5 comp 1
+``[PID-13.6, PID-13.7]``  a list of paths is concatenated (area code + local number)
+
+Checks, each quarantining only the records concerned: a message header that does not use the
+required separators ``|^~\\&`` (``hl7_msh``), a message that is not VXU^V04
+(``hl7_message_type``), a message without RXA (``hl7_no_rxa``; counted as one record), an
+unreadable segment line or segments outside any message (``hl7_segment``). Batch envelopes:
+FHS/BHS without FTS/BTS (``hl7_batch``), BTS-1 and FTS-1 counts (``hl7_bts_count``,
+``hl7_fts_count``) reject the file, as a broken envelope means messages were lost.
+
+Parsing is vectorised with Arrow (segments of one type split in bulk); python-hl7 is used for
+what it does best here, resolving escape sequences (``\\F\\``, ``\\S\\``, ``\\T\\``...) in the
+few values that carry them. (Its full parser builds an object per component and ran at a few
+hundred messages a second on our machines: too slow for registry volumes.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import hl7
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.ingest.formats.arrowtext import blank_to_null, element, first_per_group, group_of, split
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.decode import decode_text
+from jobs.ingest.formats.lines import split_lines
+
+if TYPE_CHECKING:
+    from phmx.feedspec import FeedSpec
+
+ORDER_SEGMENTS = frozenset({"ORC", "RXA", "RXR", "OBX", "NTE", "TQ1", "TQ2"})
+BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
+ENCODING = "|^~\\&"
+_PATH = re.compile(
+    r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\{(?P<cf>\d+)(?:\.(?P<cc>\d+))?=(?P<cv>[^}]*)\})?-(?P<f>\d+)"
+    r"(?:\[(?P<rc>\d+)=(?P<rv>[^\]]*)\])?(?:\.(?P<c>\d+)(?:\.(?P<s>\d+))?)?$"
+)
+_SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}(\||$)")
+_UNESCAPE = hl7.parse("MSH|^~\\&|PHMX|PHMX|PHMX|PHMX|20250101||VXU^V04^VXU_V04|1|P|2.5.1")
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """A compiled HL7 field path."""
+
+    seg: str
+    cond: tuple[int, int, str] | None   # (field, component, value) selecting the segment
+    field: int
+    rep: tuple[int, str] | None          # (component, value) selecting the repetition
+    comp: int | None
+    sub: int | None
+
+
+def compile_path(src: str) -> FieldPath:
+    m = _PATH.match(src.strip())
+    if not m:
+        raise ValueError(f"{src!r} is not an HL7 path like PID-5.1 or PID-3[5=MR].1")
+    cond = (int(m["cf"]), int(m["cc"] or 1), m["cv"]) if m["cf"] else None
+    rep = (int(m["rc"]), m["rv"]) if m["rc"] else None
+    return FieldPath(m["seg"], cond, int(m["f"]), rep, int(m["c"]) if m["c"] else None,
+                     int(m["s"]) if m["s"] else None)
+
+
+def sources(src: Any) -> list[str]:  # noqa: ANN401 - YAML value
+    return [str(s) for s in src] if isinstance(src, list | tuple) else [str(src)]
+
+
+def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
+    problems = []
+    for i, f in enumerate(spec.fields):
+        for s in sources(f.source):
+            try:
+                compile_path(s)
+            except ValueError as exc:
+                problems.append((f"fields[{i}].source", str(exc)))
+    return problems
+
+
+def _index(path: FieldPath) -> int:
+    """Position of field n in the split segment (MSH-1 is the separator itself)."""
+    return path.field - 1 if path.seg == "MSH" else path.field
+
+
+def _select(values: pa.Array, sep: str, n: int | None) -> pa.Array:
+    return values if n is None else element(split(values, sep), n - 1)
+
+
+def _field_value(els: pa.Array, path: FieldPath) -> pa.Array:
+    """The path's value in every segment of its type (before choosing the segment per record)."""
+    fld = element(els, _index(path))
+    if path.rep is None:
+        val = element(split(fld, "~"), 0)
+    else:
+        reps = split(fld, "~")
+        offsets = np.asarray(reps.offsets)
+        parent = np.repeat(np.arange(len(reps)), np.diff(offsets))
+        flat = reps.values
+        hit = np.asarray(pc.fill_null(pc.equal(element(split(flat, "^"), path.rep[0] - 1), path.rep[1]), False))
+        val = first_per_group(np.where(hit, parent, -1), len(reps), flat)
+    return _select(_select(val, "^", path.comp), "&", path.sub)
+
+
+def _unescape(arr: pa.Array) -> pa.Array:
+    has = np.flatnonzero(np.asarray(pc.fill_null(pc.match_substring(arr, "\\"), False)))
+    if not len(has):
+        return arr
+    values = arr.to_pylist()
+    for i in has.tolist():
+        values[i] = str(_UNESCAPE.unescape(values[i]))
+    return pa.array(values, pa.string())
+
+
+def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    """Parse a VXU batch or message stream into chunks of vaccinations (one per RXA)."""
+    text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
+    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
+    lines = split_lines(text.lstrip("\ufeff"))
+    keep = [i for i, ln in enumerate(lines) if ln.strip()]
+    if not keep:
+        raise FileRejected("file_empty", "the file is empty")
+    seg_line = np.array(keep, dtype=np.int64)             # line index of each segment
+    segs = pa.array([lines[i].lstrip() for i in keep], pa.string())
+    n = len(segs)
+    ids = pc.utf8_slice_codeunits(segs, 0, 3)
+
+    def where(*names: str) -> np.ndarray:
+        return np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=pa.array(list(names))), False)))
+
+    msh = where("MSH")
+    batch_pos = where(*BATCH_SEGMENTS)
+    ends = np.sort(np.concatenate((msh, batch_pos, [n])))
+    msg_end = ends[np.searchsorted(ends, msh, side="right")]
+    seg_msg = group_of(np.arange(n), msh, msg_end)
+    n_msg = len(msh)
+    rxa = where("RXA")
+    rxa_msg = seg_msg[rxa]
+
+    def msg_raw(m: int) -> str:
+        return "\r".join(segs.slice(int(msh[m]), int(msg_end[m] - msh[m])).to_pylist())
+
+    # ---- records: one per RXA inside a message, one per message without any RXA, one per run of stray lines
+    rec_rows: list[int] = []
+    rec_msg: list[int] = []
+    rec_rxa: list[int] = []   # segment index of the RXA, -1 when none
+    msg_has_rxa = np.zeros(n_msg, dtype=bool)
+    msg_has_rxa[rxa_msg[rxa_msg >= 0]] = True
+    issue: dict[int, tuple[str, str]] = {}
+    stray_runs: list[tuple[int, int]] = []
+    outside = (seg_msg < 0)
+    outside[batch_pos] = False
+    for p in np.flatnonzero(outside).tolist():
+        if stray_runs and stray_runs[-1][1] == p:
+            stray_runs[-1] = (stray_runs[-1][0], p + 1)
+        else:
+            stray_runs.append((p, p + 1))
+    order = sorted([(int(p), "rxa") for p in rxa if seg_msg[p] >= 0]
+                   + [(int(msh[m]), "msg") for m in range(n_msg) if not msg_has_rxa[m]]
+                   + [(a, "stray") for a, _ in stray_runs])
+    stray_end = dict(stray_runs)
+    for pos, kind in order:
+        rec = len(rec_rows)
+        rec_rows.append(int(seg_line[pos]) + 1)
+        if kind == "rxa":
+            rec_msg.append(int(seg_msg[pos]))
+            rec_rxa.append(pos)
+        elif kind == "msg":
+            rec_msg.append(int(seg_msg[pos]))
+            rec_rxa.append(-1)
+            issue[rec] = ("hl7_no_rxa", "the message holds no RXA segment")
+        else:
+            rec_msg.append(-1)
+            rec_rxa.append(-1)
+            issue[rec] = ("hl7_segment", f"{stray_end[pos] - pos} segment line(s) outside any message (no MSH)")
+    n_rec = len(rec_rows)
+    rec_msg_np = np.array(rec_msg, dtype=np.int64)
+    rec_rxa_np = np.array(rec_rxa, dtype=np.int64)
+    stray_raw = {a: "\r".join(segs.slice(a, b - a).to_pylist()) for a, b in stray_runs}
+    stray_of_rec = {i: order[i][0] for i in range(n_rec) if order[i][1] == "stray"}
+
+    def raw_of(i: int) -> str:
+        m = rec_msg[i]
+        return msg_raw(m) if m >= 0 else stray_raw[stray_of_rec[i]]
+
+    raw = LazyRaw(n_rec, raw_of)
+    rows_np = np.array(rec_rows, dtype=np.int64)
+    locators = [f"message {m + 1}" if m >= 0 else "outside any message" for m in rec_msg]
+    _check_batches(segs, ids, batch_pos, msh, rows_np, raw)
+
+    # ---- message-level problems
+    msh_text = segs.take(pa.array(msh)) if n_msg else pa.array([], pa.string())
+    bad_msh = np.asarray(pc.invert(pc.fill_null(pc.starts_with(msh_text, "MSH" + ENCODING + "|"), False))) \
+        if n_msg else np.zeros(0, bool)
+    msh_els = split(msh_text, "|")
+    mtype = element(split(element(msh_els, 8), "^"), 0)
+    mevent = element(split(element(msh_els, 8), "^"), 1)
+    not_vxu = np.asarray(pc.invert(pc.fill_null(pc.and_(pc.equal(mtype, "VXU"), pc.equal(mevent, "V04")), False))) \
+        if n_msg else np.zeros(0, bool)
+    bad_line = np.asarray(pc.invert(pc.fill_null(pc.match_substring_regex(segs, _SEG_ID.pattern), False)))
+    msg_bad_seg = np.zeros(n_msg, dtype=bool)
+    bl = seg_msg[np.flatnonzero(bad_line & (seg_msg >= 0))]
+    msg_bad_seg[bl] = True
+    for i in range(n_rec):
+        m = rec_msg[i]
+        if m < 0:
+            continue
+        if bad_msh[m]:
+            issue[i] = ("hl7_msh", f"the MSH segment does not start with MSH{ENCODING}| (required separators)")
+        elif msg_bad_seg[m]:
+            issue.setdefault(i, ("hl7_segment", "the message holds a segment line that cannot be read"))
+        elif not_vxu[m]:
+            issue[i] = ("hl7_message_type", "the message is not a VXU^V04")
+
+    # ---- the order group of each RXA record: its ORC (just before) and RXR/OBX/NTE (after, up to next ORC/RXA)
+    orc = where("ORC")
+    grp_bounds = np.sort(np.concatenate((orc, rxa, msh, batch_pos, [n])))
+    rxa_recs = np.flatnonzero(rec_rxa_np >= 0)      # records are in file order, so RXA positions ascend
+    rec_rxa_sorted = rec_rxa_np[rxa_recs]
+    grp_end = grp_bounds[np.searchsorted(grp_bounds, rec_rxa_sorted, side="right")] if len(rec_rxa_sorted) else \
+        np.zeros(0, np.int64)
+    # ORC: the record of the next RXA if nothing else lies between them in the message.
+    orc_rec = np.full(len(orc), -1, dtype=np.int64)
+    if len(orc) and len(rec_rxa_sorted):
+        k = np.searchsorted(rec_rxa_sorted, orc, side="right")
+        ok = k < len(rec_rxa_sorted)
+        nxt = rec_rxa_sorted[np.minimum(k, len(rec_rxa_sorted) - 1)]
+        nb = grp_bounds[np.searchsorted(grp_bounds, orc, side="right")]
+        ok &= nb == nxt
+        orc_rec[ok] = rxa_recs[np.minimum(k, len(rec_rxa_sorted) - 1)[ok]]
+
+    cache: dict[str, tuple[np.ndarray, pa.Array]] = {}
+
+    def seg_type(seg_id: str) -> tuple[np.ndarray, pa.Array]:
+        if seg_id not in cache:
+            pos = where(seg_id)
+            cache[seg_id] = (pos, split(segs.take(pa.array(pos)), "|"))
+        return cache[seg_id]
+
+    def record_groups(path: FieldPath, pos: np.ndarray) -> np.ndarray:
+        """The record each candidate segment serves (-1 none)."""
+        if path.seg == "ORC":
+            return orc_rec.copy()
+        if path.seg in ORDER_SEGMENTS:
+            g = group_of(pos, rec_rxa_sorted, grp_end)
+            return np.where(g >= 0, rxa_recs[np.maximum(g, 0)], -1) if len(rxa_recs) else np.full(len(pos), -1)
+        return seg_msg[pos] if len(pos) else np.zeros(0, np.int64)
+
+    cols: dict[str, pa.Array] = {}
+    for f in spec.fields:
+        parts = []
+        for src in sources(f.source):
+            path = compile_path(src)
+            pos, els = seg_type(path.seg)
+            groups = record_groups(path, pos)
+            if path.cond:
+                cf, cc, cv = path.cond
+                hit = pc.equal(element(split(element(els, cf - 1 if path.seg == "MSH" else cf), "^"), cc - 1), cv)
+                groups = np.where(np.asarray(pc.fill_null(hit, False)), groups, -1)
+            val = _field_value(els, path)
+            if path.seg in ORDER_SEGMENTS:
+                per_rec = first_per_group(groups, n_rec, val)
+            else:
+                per_msg = first_per_group(groups, n_msg, val)
+                idx = pa.array(np.maximum(rec_msg_np, 0), mask=rec_msg_np < 0)
+                per_rec = per_msg.take(idx) if n_msg else pa.nulls(n_rec, pa.string())
+            parts.append(per_rec)
+        if len(parts) == 1:
+            value = parts[0]
+        else:
+            value = pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "")
+        cols[f.name] = blank_to_null(pc.utf8_trim_whitespace(_unescape(value)))
+
+    issues = [RecordIssue(int(rows_np[i]), rule, "", msg, raw[i], locators[i]) for i, (rule, msg) in sorted(issue.items())]
+    good = np.array([i for i in range(n_rec) if i not in issue], dtype=np.int64)
+    take = pa.array(good)
+    cols = {k: v.take(take) for k, v in cols.items()}
+    total = len(good)
+    for off in range(0, max(total, 1), chunk_rows):
+        m = min(chunk_rows, total - off)
+        idx = good[off:off + m]
+        yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, rows_np[idx],
+                    LazyRaw(m, lambda i, idx=idx: raw[int(idx[i])]), issues if off == 0 else [],
+                    notes if off == 0 else [], [locators[int(x)] for x in idx])
+
+
+def _check_batches(segs: pa.Array, ids: pa.Array, batch_pos: np.ndarray, msh: np.ndarray, rows: np.ndarray,
+                   raw: LazyRaw) -> None:
+    """FHS/BHS/BTS/FTS nesting and counts; a broken batch envelope rejects the file."""
+    if not len(batch_pos):
+        return
+    def reject(rule: str, msg: str) -> None:
+        raise FileRejected(rule, msg, records=[(int(rows[i]), raw[i]) for i in range(len(rows))])
+
+    kinds = [str(x) for x in ids.take(pa.array(batch_pos)).to_pylist()]
+    texts = [str(x) for x in segs.take(pa.array(batch_pos)).to_pylist()]
+    open_file = open_batch = False
+    batches = 0
+    batch_start = -1
+    for pos, kind, text in zip(batch_pos.tolist(), kinds, texts, strict=True):
+        if kind == "FHS":
+            if open_file:
+                reject("hl7_batch", f"a second FHS at segment {pos + 1} before FTS")
+            open_file, batches = True, 0
+        elif kind == "BHS":
+            if open_batch:
+                reject("hl7_batch", f"a BHS at segment {pos + 1} before the previous batch's BTS")
+            open_batch, batch_start = True, pos
+            batches += 1
+        elif kind == "BTS":
+            if not open_batch:
+                reject("hl7_batch", f"BTS at segment {pos + 1} without BHS")
+            count = int(np.count_nonzero((msh > batch_start) & (msh < pos)))
+            value = text.split("|")[1].strip() if "|" in text else ""
+            if value != str(count):
+                reject("hl7_bts_count", f"BTS-1 at segment {pos + 1} does not equal the {count} message(s) in the batch")
+            open_batch = False
+        elif kind == "FTS":
+            if not open_file:
+                reject("hl7_batch", f"FTS at segment {pos + 1} without FHS")
+            if open_batch:
+                reject("hl7_batch", "the last batch has no BTS: the file is cut short")
+            value = text.split("|")[1].strip() if "|" in text else ""
+            if value != str(batches):
+                reject("hl7_fts_count", f"FTS-1 at segment {pos + 1} does not equal the {batches} batch(es) in the file")
+            open_file = False
+    if open_batch:
+        reject("hl7_batch", "the batch has no BTS trailer: the file is cut short")
+    if open_file:
+        reject("hl7_batch", "the file has no FTS trailer: the file is cut short")

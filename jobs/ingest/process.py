@@ -1,0 +1,188 @@
+"""One file in, one verdict out: parse + validate into accepted rows, quarantine rows and a receipt.
+
+Pure Python and Arrow, no engine and no lakehouse: ``phmx validate`` runs exactly this offline,
+and ``jobs.ingest.run`` runs it for every landed file before writing anything.
+
+Conservation: for every file, rows landed = rows accepted + rows quarantined, where a record
+is whatever the format calls one (a line, a member loop, an RXA, an NDJSON line). A parser
+reports each unreadable record once (a :class:`RecordIssue`); a file it cannot read at all
+raises :class:`FileRejected` with every record it could still count, and all of them are
+quarantined under that rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from jobs.ingest.formats import FileRejected, get_parser
+from jobs.ingest.landing import PERIOD, LandedFile, submission_id
+from jobs.ingest.receipts import Receipt, group_findings
+from jobs.ingest.rules import how_to_fix
+from jobs.ingest.validate import validate_chunk
+from phmx.feedspec import FeedSpec
+from phmx.tables import LINEAGE
+
+# A finding as the receipt sees it: (row number, rule id, field, message, locator).
+Finding = tuple[int, str, str, str, str]
+
+
+@dataclass
+class FileOutcome:
+    """Everything one file produced: receipt, accepted Arrow batches, quarantine rows."""
+
+    receipt: Receipt
+    spec: FeedSpec | None
+    accepted: list[pa.Table] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    # Raw warning findings, kept so a later cross-file check can add to them and regroup.
+    warning_findings: list[Finding] = field(default_factory=list)
+
+
+def bronze_columns(spec: FeedSpec, specs: dict[str, FeedSpec]) -> list[str]:
+    """The feed columns of ``bronze.<spec.bronze_table>``: the base feed's fields.
+
+    A format variant (``enrollment_834``) writes the base feed's table, so its rows carry the
+    base spec's columns (fields the variant does not send are null).
+    """
+    base = specs.get(spec.bronze_table)
+    if base is not None and base.feed == spec.bronze_table:
+        return base.field_names
+    return spec.field_names
+
+
+def bronze_schema(spec: FeedSpec, specs: dict[str, FeedSpec]) -> pa.Schema:
+    """The Arrow schema of the bronze table a spec writes (feed columns + lineage)."""
+    cols = [pa.field(c, pa.string()) for c in bronze_columns(spec, specs)]
+    for name, ddl in LINEAGE.columns:
+        typ = pa.int64() if ddl == "bigint" else pa.timestamp("us", tz="UTC") if ddl == "timestamp" else pa.string()
+        cols.append(pa.field(name, typ))
+    return pa.schema(cols)
+
+
+def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, received_at: datetime,
+                 chunk_rows: int = 100_000, check_submitter: bool = True) -> FileOutcome:
+    """Parse and validate one file into a receipt, accepted rows and quarantine rows (no writes)."""
+    sha = hashlib.sha256(data).hexdigest()
+    sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha)
+    spec = specs.get(lf.feed)
+    receipt = Receipt(submission_id=sid, submitter=lf.submitter, feed=lf.feed, period=lf.period,
+                      source_file=lf.relpath, source_file_sha256=sha,
+                      received_at=received_at.isoformat(timespec="seconds"), status="accepted",
+                      spec_version=spec.version if spec else "",
+                      record_unit=spec.record_unit if spec else "line",
+                      format=spec.format_type if spec else "")
+    out = FileOutcome(receipt, spec)
+    lineage = {"submission_id": sid, "submitter": lf.submitter, "feed": lf.feed, "period": lf.period,
+               "source_file": lf.relpath, "source_file_sha256": sha}
+
+    def quarantine(row: int, rule: str, fld: str, msg: str, raw: str) -> None:
+        out.quarantine.append({**lineage, "row_number": int(row), "rule_id": rule, "field": fld, "message": msg,
+                               "raw_record": raw, "quarantined_at": received_at})
+
+    def reject(rule: str, msg: str, records: list[tuple[int, str]] | None = None) -> FileOutcome:
+        receipt.status = "rejected"
+        receipt.file_errors.append({"rule_id": rule, "message": msg})
+        out.quarantine.clear()
+        out.accepted.clear()
+        out.warning_findings.clear()
+        receipt.errors, receipt.warnings = [], []
+        for row, raw in records or []:
+            quarantine(row, rule, "", msg, raw)
+        receipt.rows_landed = receipt.rows_quarantined = len(records or [])
+        receipt.rows_accepted = 0
+        if records:
+            receipt.errors = group_findings([(r, rule, "", msg, "") for r, _ in records], _fixes(spec))
+        return out
+
+    if not lf.layout_ok:
+        return reject("bad_period" if lf.feed else "unknown_feed",
+                      "file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>")
+    if not PERIOD.match(lf.period):
+        return reject("bad_period", "the period folder must be YYYY-MM")
+    if spec is None:
+        return reject("unknown_feed", f"no feed spec named {lf.feed!r}")
+    if check_submitter and not spec.accepts_submitter(lf.submitter):
+        return reject("unknown_submitter", f"feed {spec.feed} is not accepted from this submitter")
+
+    parse = get_parser(spec)
+    columns = bronze_columns(spec, specs)
+    schema = bronze_schema(spec, specs)
+    seen: set[str] = set()
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    landed = accepted_n = quarantined_n = 0
+    try:
+        for chunk in parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows):
+            receipt.notes.extend(n for n in chunk.notes if n not in receipt.notes)
+            for issue in chunk.issues:
+                quarantine(issue.row_number, issue.rule_id, issue.field, issue.message, issue.raw)
+                errors.append((issue.row_number, issue.rule_id, issue.field, issue.message, issue.locator))
+            landed += len(chunk) + len(chunk.issues)
+            quarantined_n += len(chunk.issues)
+            if not len(chunk):
+                continue
+            rows = np.asarray(chunk.row_numbers, dtype=np.int64)
+            locs = chunk.locators
+            vc = validate_chunk(chunk, spec, seen)
+            rejected_idx: set[int] = set()
+            for fd in vc.findings:
+                row = int(rows[fd.index])
+                item = (row, fd.rule_id, fd.field, fd.message, locs[fd.index] if locs else "")
+                if fd.severity == "error":
+                    errors.append(item)
+                    quarantine(row, fd.rule_id, fd.field, fd.message, chunk.raw[fd.index])
+                    rejected_idx.add(fd.index)
+                else:
+                    warnings.append(item)
+            quarantined_n += len(rejected_idx)
+            n_ok = vc.accepted.num_rows
+            accepted_n += n_ok
+            if n_ok:
+                out.accepted.append(_with_lineage(vc.accepted, columns, schema, lineage, rows[vc.accepted_rows],
+                                                  received_at))
+    except FileRejected as fr:
+        return reject(fr.rule_id, fr.message, fr.records)
+    receipt.rows_landed, receipt.rows_accepted, receipt.rows_quarantined = landed, accepted_n, quarantined_n
+    fixes = _fixes(spec)
+    receipt.errors = group_findings(errors, fixes)
+    receipt.warnings = group_findings(warnings, fixes)
+    out.warning_findings = warnings
+    if accepted_n == 0 and quarantined_n > 0:
+        receipt.status = "rejected"
+        receipt.file_errors.append({"rule_id": "no_valid_rows", "message": "no record passed validation"})
+    elif accepted_n == 0 and landed == 0:
+        receipt.notes.append("the file holds no records")
+    elif quarantined_n:
+        receipt.status = "accepted_with_errors"
+    return out
+
+
+def _fixes(spec: FeedSpec | None) -> dict[str, str]:
+    """How-to-fix texts for a feed: its spec's rules take their check's text unless the spec says more."""
+    if spec is None:
+        return {}
+    fixes = {r.id: how_to_fix(r.check) for r in spec.rules}
+    fixes.update(spec.how_to_fix)
+    return fixes
+
+
+def _with_lineage(tbl: pa.Table, columns: list[str], schema: pa.Schema, lineage: dict[str, str],
+                  rows: np.ndarray, received_at: datetime) -> pa.Table:
+    """Accepted rows in the bronze table's column order, lineage appended."""
+    n = tbl.num_rows
+    present = set(tbl.column_names)
+    arrays: list[pa.Array] = [tbl.column(c) if c in present else pa.nulls(n, pa.string()) for c in columns]
+    for name, _ in LINEAGE.columns:
+        if name == "row_number":
+            arrays.append(pa.array(rows, pa.int64()))
+        elif name == "ingested_at":
+            arrays.append(pa.repeat(pa.scalar(received_at, pa.timestamp("us", tz="UTC")), n))
+        else:
+            arrays.append(pa.repeat(pa.scalar(lineage[name], pa.string()), n))
+    return pa.Table.from_arrays(arrays, schema=schema)

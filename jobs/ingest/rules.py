@@ -1,0 +1,152 @@
+"""Every rule intake can cite, in one catalogue: its level, what it means, and how to fix it.
+
+Receipts take their "how to fix" text from here (a feed spec's ``how_to_fix`` may override it
+per feed), and the generated submission guides list the rules that apply to each format.
+Levels: ``file`` (the whole file is rejected, every record in it quarantined under the rule),
+``transaction`` (an X12 transaction set or HL7 batch: its records are quarantined, the rest
+of the file goes on), ``record`` (one record could not be read), ``field`` and ``row`` (one
+record failed a check; with severity warning it is accepted and reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: str
+    formats: tuple[str, ...]
+    meaning: str
+    how_to_fix: str
+
+
+_ALL = ("delimited", "fixed_width", "x12_834", "hl7_vxu", "fhir_ndjson")
+_TEXT = ("delimited", "fixed_width")
+
+RULES: dict[str, Rule] = {r.id: r for r in [
+    # ---- file level -------------------------------------------------------------------------
+    Rule("file_empty", "file", _ALL, "The file is empty (or only blank lines).",
+         "Export again and resend; an empty file loads nothing."),
+    Rule("file_binary", "file", _ALL, "The file is not text (a spreadsheet, archive or image).",
+         "Send the text export the feed spec names, not a spreadsheet or archive."),
+    Rule("file_encoding", "file", _ALL, "The file is not in an accepted character encoding.",
+         "Save the file as UTF-8 (or Latin-1 where the spec allows it)."),
+    Rule("bad_period", "file", _ALL, "The file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>.",
+         "Put the file in the folder of its reporting period, named YYYY-MM."),
+    Rule("unknown_feed", "file", _ALL, "No published feed has this folder name.",
+         "Use a feed folder from the published list (see the submitter guide)."),
+    Rule("unknown_submitter", "file", _ALL, "This feed is not accepted from this submitter.",
+         "Check the submitter folder name; contact the hub operator to be enrolled for the feed."),
+    Rule("no_valid_rows", "file", _ALL, "Every record in the file failed validation.",
+         "Fix the errors listed and resend the whole file."),
+    Rule("internal_error", "file", _ALL, "The hub could not process the file.",
+         "The operator has been notified. Resend unchanged later."),
+    Rule("wrong_delimiter", "file", ("delimited",), "The header is separated by another delimiter.",
+         "Export with the delimiter the feed spec names."),
+    Rule("header_missing", "file", _TEXT, "The header row (or header record) is missing.",
+         "Put the header the feed spec lists as the first line."),
+    Rule("header_columns", "file", ("delimited",), "Required columns are missing from the header.",
+         "Add the missing required columns to the header and every row."),
+    Rule("trailer_missing", "file", ("fixed_width",), "The trailer record is missing: the file may be cut short.",
+         "Send the complete file, ending with the trailer record."),
+    Rule("trailer_count", "file", ("fixed_width",),
+         "The trailer's record count differs from the records in the file: records were lost or added.",
+         "Regenerate the file so the trailer counts every detail record, and resend it whole."),
+    Rule("x12_isa", "file", ("x12_834",), "The file does not start with a valid ISA interchange header.",
+         "Send the X12 file as produced by your translator, starting with a 106-character ISA segment."),
+    Rule("x12_gs", "file", ("x12_834",),
+         "A functional group is not a benefit enrollment group (GS01 BE, GS08 005010X220A1).",
+         "Send 834 5010 X220A1 transactions only in this feed."),
+    Rule("x12_ge_missing", "file", ("x12_834",), "A functional group has no GE trailer: the file is cut short.",
+         "Send the complete interchange."),
+    Rule("x12_ge_count", "file", ("x12_834",), "GE01 differs from the number of transaction sets in the group.",
+         "Regenerate the interchange with your translator; do not edit X12 files by hand."),
+    Rule("x12_ge_control", "file", ("x12_834",), "GE02 differs from the group control number in GS06.",
+         "Regenerate the interchange with your translator."),
+    Rule("x12_iea_missing", "file", ("x12_834",), "The interchange has no IEA trailer: the file is cut short.",
+         "Send the complete interchange."),
+    Rule("x12_iea_count", "file", ("x12_834",), "IEA01 differs from the number of functional groups.",
+         "Regenerate the interchange with your translator."),
+    Rule("x12_iea_control", "file", ("x12_834",), "IEA02 differs from the interchange control number in ISA13.",
+         "Regenerate the interchange with your translator."),
+    Rule("x12_trailing_data", "file", ("x12_834",), "There is data after the last IEA trailer.",
+         "Send one complete interchange per file, with nothing after IEA."),
+    Rule("hl7_batch", "file", ("hl7_vxu",), "A batch header (FHS or BHS) has no matching trailer (FTS or BTS).",
+         "Send the complete batch file."),
+    Rule("hl7_bts_count", "file", ("hl7_vxu",), "BTS-1 differs from the number of messages in the batch.",
+         "Regenerate the batch so BTS-1 counts its messages."),
+    Rule("hl7_fts_count", "file", ("hl7_vxu",), "FTS-1 differs from the number of batches in the file.",
+         "Regenerate the file so FTS-1 counts its batches."),
+    # ---- transaction level --------------------------------------------------------------------
+    Rule("x12_st", "transaction", ("x12_834",), "A transaction set is not an 834 (ST01) for 005010X220A1 (ST03).",
+         "Send only 834 transaction sets in this feed."),
+    Rule("x12_se_missing", "transaction", ("x12_834",), "A transaction set has no SE trailer.",
+         "Regenerate the transaction set; every member loop in it was quarantined."),
+    Rule("x12_se_count", "transaction", ("x12_834",),
+         "SE01 differs from the number of segments in the transaction set: segments were lost or added.",
+         "Regenerate the transaction set; every member loop in it was quarantined."),
+    Rule("x12_se_control", "transaction", ("x12_834",), "SE02 differs from the control number in ST02.",
+         "Regenerate the transaction set; every member loop in it was quarantined."),
+    # ---- record level -------------------------------------------------------------------------
+    Rule("column_count", "record", ("delimited",), "The row has a different number of fields than the header.",
+         "Check delimiters and quotes in the listed rows."),
+    Rule("quoting", "record", ("delimited",), "A quote is not closed, so the rest of the file cannot be split.",
+         "Quote fields that contain the delimiter or a line break, and close every quote."),
+    Rule("record_type", "record", ("fixed_width",), "The record type in the first columns is not one the layout defines.",
+         "Use one of the record types of the layout."),
+    Rule("record_length", "record", ("fixed_width",), "The record is longer than its layout.",
+         "Pad or cut each record to the layout's length; check that no field shifted."),
+    Rule("x12_segment", "record", ("x12_834",), "A member loop holds a segment that is not an 834 segment.",
+         "Check the listed member loop for a damaged segment identifier."),
+    Rule("x12_loop", "record", ("x12_834",), "A member loop lacks a segment it requires (e.g. NM1*IL).",
+         "Send every required segment of the member loop."),
+    Rule("x12_element", "record", ("x12_834",), "An INS segment's required elements are missing or invalid.",
+         "INS01 is Y or N and INS02 a relationship code."),
+    Rule("hl7_msh", "record", ("hl7_vxu",), "A message header (MSH) cannot be read.",
+         "Start each message with MSH|^~\\&| and the fields of the CAIR2 guide."),
+    Rule("hl7_segment", "record", ("hl7_vxu",), "A message holds a segment line that cannot be read, or "
+         "segments appear outside any message.", "Check the listed message for a damaged or stray segment."),
+    Rule("hl7_message_type", "record", ("hl7_vxu",), "The message is not a VXU^V04.",
+         "Send only VXU^V04 messages in this feed."),
+    Rule("hl7_no_rxa", "record", ("hl7_vxu",), "The message holds no RXA (no vaccination).",
+         "Each VXU message needs at least one ORC/RXA group."),
+    Rule("fhir_json", "record", ("fhir_ndjson",), "The line is not one JSON object.",
+         "Write one resource per line as compact JSON."),
+    Rule("fhir_resource_type", "record", ("fhir_ndjson",), "The resource is not of the type this feed takes.",
+         "Send each resource type to its own feed folder."),
+    Rule("fhir_invalid", "record", ("fhir_ndjson",), "The resource does not validate against FHIR R4.",
+         "Fix the listed elements; validate with a FHIR R4 validator before sending."),
+    # ---- field and row level -------------------------------------------------------------------
+    Rule("required", "field", _ALL, "A required field is empty.", "Fill in the field for every listed row."),
+    Rule("format", "field", _ALL, "A value does not have the field's format.",
+         "Correct the value to the format the feed spec gives for this field."),
+    Rule("cin_shape", "field", _ALL,
+         "A Medi-Cal CIN is 9 characters: the digit 9, seven digits, a capital letter.",
+         "Correct the CIN, or leave it empty if unknown."),
+    Rule("code_set", "field", _ALL, "A code is not in the field's value set.",
+         "Use a code from the value set named in the feed spec."),
+    Rule("max_length", "field", _ALL, "A value is longer than the spec allows.",
+         "Shorten the value to the spec's maximum length."),
+    Rule("date_range", "field", _ALL, "A date is outside 1900-2100.", "Check the year."),
+    Rule("date_order", "row", _ALL, "Two dates are in the wrong order (e.g. an end before its start).",
+         "Correct the dates so the later one is not before the earlier one."),
+    Rule("duplicate_key", "row", _ALL, "The record's natural key repeats an earlier record in the same file.",
+         "Send each record once per file."),
+    Rule("one_of_required", "row", _ALL, "None of a group of fields is filled.", "Fill at least one of them."),
+    Rule("service_within_coverage", "row", ("delimited",),
+         "The service date is not inside any coverage span of the member with the same plan in the enrollment "
+         "the hub holds (a warning: the row is accepted).",
+         "Check the member id, plan id and service date; send the enrollment that covers the service."),
+    Rule("duplicate", "file", _ALL, "The same bytes were received before; nothing was changed.",
+         "Nothing to fix. To correct a submission, send a changed file for the same period."),
+]}
+
+
+def how_to_fix(rule_id: str, overrides: dict[str, str] | None = None) -> str:
+    """The fix text for a rule id (a spec's own text first, then the catalogue)."""
+    if overrides and rule_id in overrides:
+        return overrides[rule_id]
+    rule = RULES.get(rule_id)
+    return rule.how_to_fix if rule else "See the feed spec for this rule."
