@@ -349,12 +349,16 @@ class ClinicalBuilder:
                 return
         if p.age_at(admit) < 12:
             return
-        los = r.randrange(20, 240)
+        service_type = r.choice(ref.CALOMS_SERVICE_TYPES)
+        # narcotic treatment programs run for years (hence CalOMS annual updates); the rest weeks to months
+        los = r.randrange(200, 900) if service_type == "5" else r.randrange(20, 240)
+        if service_type == "5" and admit < w.start:
+            admit = w.start - dt.timedelta(days=r.randrange(20, 700))
         dis = admit + dt.timedelta(days=los)
         status = r.choice(ref.CALOMS_DISCHARGE)
         if p.dod is not None and dis >= p.dod:
             dis, status = p.dod, "7"
-        cl.sud.append(SudEpisode(admit, dis if dis <= w.end else None, drug, r.choice(ref.CALOMS_SERVICE_TYPES),
+        cl.sud.append(SudEpisode(admit, dis if dis <= w.end else None, drug, service_type,
                                  status if dis <= w.end else "", dx))
         cl.sud.sort(key=lambda e: e.admit)
 

@@ -304,7 +304,7 @@ CALOMS_DRUG_DX = (
     ("16", "F1123"), ("15", "F1120"), ("9", "F1220"), ("8", "F1420"), ("12", "F1320"),
 )
 CALOMS_OPIOID_DRUGS = frozenset({"1", "14", "15", "16"})
-CALOMS_SERVICE_TYPES = ("3", "3", "3", "4", "4", "2", "1", "5")
+CALOMS_SERVICE_TYPES = ("3", "3", "3", "4", "4", "2", "1", "5", "5")
 CALOMS_DISCHARGE = ("1", "2", "3", "4", "5", "6", "6", "5", "8")
 CALOMS_DECLINED, CALOMS_UNKNOWN, CALOMS_UNABLE = "99900", "99901", "99904"
 

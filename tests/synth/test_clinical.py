@@ -113,6 +113,10 @@ def test_chronic_conditions_homelessness_and_pharmacy(dataset):
     assert ndcs.keys() & MOUD_NDCS and "69547035302" in ndcs
     zips = Counter(row["zip"] for _s, row in dataset.rows("sud_caloms"))
     assert zips["00000"] > 0
+    kinds = Counter(row["record_type"] for _s, row in dataset.rows("sud_caloms"))
+    assert kinds["A"] > 0 and kinds["D"] > 0 and kinds["U"] > 0
+    for _s, row in dataset.rows("sud_caloms"):
+        assert row["diagnosis"].startswith("F1") and len(row["provider_id"]) == 6
 
 
 def test_children_dental_evaluations_and_fluoride(dataset):
