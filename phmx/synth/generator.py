@@ -196,9 +196,9 @@ def generate(out_dir: str | Path, *, members: int, counties: list[str], seed: in
                 if rel not in sink.opened:
                     feed_files[feed].append((key, rel))
                 sink.append(rel, text, headers[feed], nrows)
-            sink.append("ground_truth/person_map.csv", payload.person_map)
+            sink.append("ground_truth/person_map.csv", payload.person_map, rows=payload.person_map.count("\n"))
             sink.append("ground_truth/people.csv", payload.people, rows=payload.people_count)
-            sink.append("ground_truth/index_events.csv", payload.index_events)
+            sink.append("ground_truth/index_events.csv", payload.index_events, rows=payload.index_events.count("\n"))
             people += payload.people_count
             log.info("synth chunk %d/%d written (%d people)", i + 1, n_chunks, people)
         _write_variants(sink, variant_specs, feed_files)
@@ -210,6 +210,7 @@ def generate(out_dir: str | Path, *, members: int, counties: list[str], seed: in
         }
         (root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         if remote:
+            _remove_previous_remote(out)
             _upload_tree(root, out)
     finally:
         if remote:
@@ -219,11 +220,11 @@ def generate(out_dir: str | Path, *, members: int, counties: list[str], seed: in
 
 
 def _summarise(out: str, sink: _LocalSink, people: int, seed: int, chunks: int, workers: int, t0: float) -> SynthSummary:
-    files = {rel: n for rel, n in sorted(sink.rows.items()) if rel.startswith("landing/")}
+    files = {rel: sink.rows[rel] for rel in sorted(sink.opened)}
     by_feed: dict[str, int] = defaultdict(int)
     for rel, n in files.items():
-        by_feed[rel.split("/")[2]] += n
-    files["ground_truth/people.csv"] = people
+        if rel.startswith("landing/"):
+            by_feed[rel.split("/")[2]] += n
     return SynthSummary(out, people, round(time.perf_counter() - t0, 3), files, dict(sorted(by_feed.items())),
                         seed, chunks, workers)
 
@@ -244,6 +245,22 @@ def _write_variants(sink: _LocalSink, variant_specs: list[tuple[str, str]], feed
                 n = spec.writer(_dict_rows(sink.root / rel, feed), fh)
             sink.opened.add(out_rel)
             sink.rows[out_rel] += int(n)
+
+
+def _remove_previous_remote(dest: str) -> None:
+    """Delete the objects a previous synth run listed in its manifest under ``dest``."""
+    manifest = storage.join(dest, MANIFEST)
+    if not storage.exists(manifest):
+        return
+    try:
+        old = json.loads(storage.read_bytes(manifest))
+    except (StorageError, ValueError):
+        return
+    bucket, prefix = storage.split_s3(dest)
+    keys = [{"Key": f"{prefix.rstrip('/')}/{rel}" if prefix else rel} for rel in sorted(old.get("files", {}))]
+    client = storage.s3_client()
+    for i in range(0, len(keys), 1000):
+        client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + 1000]})
 
 
 def _upload_tree(local_root: Path, dest: str) -> None:

@@ -97,3 +97,5 @@ def test_s3_output(s3_bucket, tmp_path):
     assert local.files == s.files
     text = storage.read_bytes(listed[rel].uri).decode()
     assert next(csv.reader(io.StringIO(text), delimiter="|"))[0] == "member_local_id"
+    shorter = generate(f"s3://{s3_bucket}/synth", **{**SMALL, "months": 1})
+    assert {f.relpath for f in storage.list_files(f"s3://{s3_bucket}/synth")} == set(shorter.files) | {"ground_truth/manifest.json"}
