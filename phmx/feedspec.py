@@ -324,9 +324,13 @@ class ValueSet:
     codes: frozenset[str]
     prefixes: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    # Regular expressions (RE2-compatible) for code families a prefix cannot express,
+    # e.g. ICD-10-CM poisonings whose 6th character is the intent.
+    patterns: tuple[str, ...] = ()
 
     def contains(self, code: str) -> bool:
-        return code in self.codes or any(code.startswith(p) for p in self.prefixes)
+        return (code in self.codes or any(code.startswith(p) for p in self.prefixes)
+                or any(re.search(p, code) for p in self.patterns))
 
 
 @lru_cache(maxsize=128)
@@ -342,5 +346,12 @@ def load_valueset(name: str) -> ValueSet:
     else:
         labels = {}
         code_set = frozenset(str(c) for c in codes)
-    return ValueSet(name=name, version=str(doc.get("version", "")), source=str(doc.get("source", "")),
-                    codes=code_set, prefixes=tuple(str(x) for x in doc.get("prefixes") or ()), labels=labels)
+    patterns = tuple(str(x) for x in doc.get("patterns") or ())
+    for pat in patterns:
+        try:
+            re.compile(pat)
+        except re.error as exc:
+            raise SpecError(f"{p.name}: patterns: bad regex: {exc}", hint=f"edit {p}") from exc
+    return ValueSet(name=name, version=str(doc.get("version", "")), source=str(doc.get("source", "")).strip(),
+                    codes=code_set, prefixes=tuple(str(x) for x in doc.get("prefixes") or ()), labels=labels,
+                    patterns=patterns)

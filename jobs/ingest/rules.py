@@ -139,6 +139,9 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "The service date is not inside any coverage span of the member with the same plan in the enrollment "
          "the hub holds (a warning: the row is accepted).",
          "Check the member id, plan id and service date; send the enrollment that covers the service."),
+    Rule("x12_999", "field", ("x12_834",),
+         "pyx12's full 005010X220A1 validation found a problem (phmx validate --x12-strict only; intake does not "
+         "apply it).", "Fix the segment or element as the implementation guide requires."),
     Rule("duplicate", "file", _ALL, "The same bytes were received before; nothing was changed.",
          "Nothing to fix. To correct a submission, send a changed file for the same period."),
 ]}

@@ -68,6 +68,17 @@ def _add(findings: list[Finding], mask: pa.Array, rule: str, f: FieldSpec | None
         findings.append(Finding(int(i), rule, f.name if f else "", msg, severity))
 
 
+_DIRECTIVE_WIDTH = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2, "y": 2}
+
+
+def compact_width(fmt: str) -> int | None:
+    """The exact length of dates in a format made only of fixed-width directives (``%Y%m%d``: 8)."""
+    parts = re.findall(r"%(.)|(.)", fmt)
+    if any(lit for _, lit in parts) or any(d not in _DIRECTIVE_WIDTH for d, _ in parts):
+        return None
+    return sum(_DIRECTIVE_WIDTH[d] for d, _ in parts)
+
+
 def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], findings: list[Finding]) -> pa.Array:
     """Check one field; return its normalised array (dates to ISO text)."""
     present = pc.is_valid(arr)
@@ -101,6 +112,8 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
         member = pc.is_in(arr, value_set=pa.array(sorted(vs.codes), pa.string()))
         for p in vs.prefixes:
             member = pc.or_(member, pc.starts_with(arr, p))
+        for p in vs.patterns:
+            member = pc.or_(member, pc.match_substring_regex(arr, p))
         _add(findings, failing(pc.invert(member)), "code_set", f,
              f"{f.name} is not a code in value set {vs.name} (version {vs.version})", sev)
     if f.type in ("date", "timestamp"):
@@ -111,7 +124,13 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
         years_d = pc.year(parsed_d)
         out_of_range_d = pc.or_(pc.less(years_d, 1900), pc.greater(years_d, 2100))
         iso_d = pc.strftime(parsed_d, format=_ISO[f.type])
-        parsed_ok = pc.take(pc.is_valid(parsed_d), enc.indices)
+        ok_d = pc.is_valid(parsed_d)
+        width = compact_width(fmt)
+        if width:  # CCYYMMDD: a digit short is not a date (strptime would read 1978103 as 1978-10-03)
+            ok_d = pc.and_(ok_d, pc.equal(pc.utf8_length(enc.dictionary), width))
+            parsed_d = pc.if_else(ok_d, parsed_d, pa.scalar(None, parsed_d.type))
+            iso_d = pc.strftime(parsed_d, format=_ISO[f.type])
+        parsed_ok = pc.take(ok_d, enc.indices)
         bad = pc.and_(present, pc.invert(pc.fill_null(parsed_ok, False)))
         if allowed is not None:
             bad = pc.and_(bad, pc.invert(allowed))

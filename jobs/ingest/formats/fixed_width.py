@@ -143,7 +143,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     for j in unknown.tolist():
         issues.append(RecordIssue(int(idx[j]) + 1, "record_type", "",
                                   f"record type is not one of {', '.join(sorted(layouts))}", lines[idx[j]]))
-    first = True
+    selected: list[tuple[dict, np.ndarray]] = []
     for t, layout in sorted(layouts.items()):
         sel = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(types, t), False)))
         if not len(sel):
@@ -155,7 +155,10 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
             issues.append(RecordIssue(line + 1, "record_length", "",
                                       f"record type {t} is longer than its layout ({layout['length']} characters)",
                                       lines[line]))
-        keep = sel[~too_long]
+        selected.append((layout, sel[~too_long]))
+    # Every issue is known before the first chunk goes out (they travel with it).
+    first = True
+    for layout, keep in selected:
         recs = arr.take(pa.array(keep))
         positions = {name: _pos(p) for name, p in layout["fields"].items()}
         for off in range(0, len(keep), chunk_rows):
@@ -169,8 +172,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                 v = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1]))
                 cols[f.name] = pc.if_else(pc.greater(pc.binary_length(v), 0), v, _NULL)
             rows = idx[keep[off:off + chunk_rows]] + 1
-            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: lines[int(rows[i]) - 1]), issues if first else [],
-                        notes if first else [])
+            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: lines[int(rows[i]) - 1]),
+                        issues if first else [], notes if first else [])
             first = False
     if first:
         yield Chunk({f.name: [] for f in spec.fields}, [], [], issues, notes)
