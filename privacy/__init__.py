@@ -1,7 +1,11 @@
-"""De-identification for everything that leaves the hub.
+"""De-identification for everything that leaves the hub (docs/privacy.md).
 
-Modules: ``keys`` (key providers, rotation), ``pseudonyms`` (keyed HMAC pseudonyms per
-recipient), ``crypto`` (column encryption at rest), ``safe_harbor`` (45 CFR 164.514(b)(2)
-transform and checker), ``scrub`` (free text with Presidio), ``suppression`` (CalHHS DDG small
-cells), ``attack`` (LP audit of published aggregates).
+* ``keys``: key providers (local key files, AWS KMS envelope), HKDF, rotation by version.
+* ``pseudonyms`` / ``hmac_engine``: keyed HMAC pseudonyms per recipient, on the engine.
+* ``crypto``: AES-256-GCM column encryption at rest, data keys, blind indexes.
+* ``policy`` / ``safe_harbor`` / ``checker``: 45 CFR 164.514(b)(2) policies, transform, checker.
+* ``scrub`` / ``recognizers``: free text with Presidio (offline), our recognizers.
+* ``suppression`` / ``cells`` / ``attack``: CalHHS DDG small-cell suppression and the LP audit.
+* ``feedgen``: synthetic measure feeds for tests and benchmarks; ``eval``: the labelled set.
+* ``cli``: ``phmx privacy ...`` (``register(subparsers)``).
 """

@@ -296,11 +296,15 @@ def derived_leaks(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = THRESHOLD,
-          strict: bool = False, exact: bool = False) -> AttackReport:
+          strict: bool = False, exact: bool = False,
+          cache: dict[frozenset[int], dict[int, CellBound] | None] | None = None) -> AttackReport:
     """Bound every suppressed cell of a published measure feed by linear programming.
 
     ``spec`` (a :class:`privacy.suppression.SuppressionSpec`, optional) adds the relations the
-    shape does not show: the geography total, stratum roll-ups and period roll-ups.
+    shape does not show: the geography total, stratum roll-ups and period roll-ups. ``cache``
+    (a dict kept by the caller) reuses the bounds of linked groups already solved on the same
+    table: a group's LP depends only on its set of cells, so an unchanged group is not re-solved
+    (privacy.suppression passes one between its rounds).
     """
     table = published_table.reset_index(drop=True)
     system = build_system(table, **_relation_options(spec))
@@ -311,7 +315,13 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
     comps = components(system, vals)
     report.components = len(comps)
     for comp in comps:
-        bounds = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact)
+        key = frozenset(comp)
+        if cache is not None and key in cache:
+            bounds = cache[key]
+        else:
+            bounds = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact)
+            if cache is not None:
+                cache[key] = bounds
         if bounds is None:
             report.infeasible_components += 1
             continue

@@ -333,8 +333,10 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     # 3-4: complements by the DDG rules, then by the attacker audit until it passes
     rounds, report = 0, AttackReport()
     complements = _apply_rules(st, spec.threshold)
+    cache: dict[Any, Any] = {}
     while True:
-        report = audit(_masked_output(st, spec), spec, threshold=spec.threshold) if st.code else AttackReport()
+        report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache)
+                  if st.code else AttackReport())
         if report.ok or rounds >= spec.max_rounds:
             break
         rounds += 1
