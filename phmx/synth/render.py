@@ -188,14 +188,20 @@ class ChunkRenderer:
             prev_state: tuple | None = None
             bases: dict[tuple, str] = {}
             add = self.out.add_line
+            # most people have no life event in the window: one state for every month
+            steady = len(p.family_hist) == 1 and len(p.addr_hist) == 1 and len(p.phone_hist) == 1
+            constant = (v.names(0), v.address(0), v.phone(0)) if steady else None
             for m, month in enumerate(months):
                 cur = p.plan_months[m] == plan
                 prev = m > 0 and p.plan_months[m - 1] == plan
                 if not cur and not prev:
                     continue
                 mm = m if cur else m - 1
-                names, addr, phone = v.names(mm), v.address(mm), v.phone(mm)
-                state = (names, addr, phone)
+                if constant is not None:
+                    state = constant
+                else:
+                    state = (v.names(mm), v.address(mm), v.phone(mm))
+                names, addr, phone = state
                 base = bases.get(state)
                 if base is None:
                     given, middle, family = names
