@@ -111,6 +111,22 @@ def test_committed_policy_loads():
     assert pol.basis == "safe_harbor" and "procedure_codes" in pol.code_columns
 
 
+def test_committed_policy_end_to_end(spark, provider):
+    rows = [("m1", dt.date(1950, 2, 3), "95823", dt.date(2024, 5, 6), "F", "ED", "F32.1", "99283",
+             "Pt Maria Lopez seen 05/06/2024, CIN 91234567A; call 559-555-0134.", "91234567A", "Maria",
+             "Lopez", "1 Oak St", "5595550134")]
+    df = spark.createDataFrame(rows, "member_id string, birth_date date, zip string, service_date date, sex string, "
+                                     "setting string, diagnosis_code string, procedure_codes string, "
+                                     "referral_reason string, cin string, given_name string, family_name string, "
+                                     "address_line string, phone string")
+    pol = load_policy("research_encounters")
+    out = apply_policy(df, pol, recipient="research-a", provider=provider, today="2026-01-15")
+    row = out.collect()[0].asDict()
+    assert row["referral_reason"] == "Pt <PERSON> seen <DATE>, CIN <CIN>; call <PHONE>."
+    assert row["zip3"] == "958" and row["birth_year"] == 1950 and row["diagnosis_category"] == "F32"
+    assert_clean(out, what="research_encounters", code_columns=pol.code_columns)
+
+
 def test_kept_date_column_fails(raw):
     pol = parse_policy({"output": "t", "version": 1,
                         "fields": {"service_date": {"action": "keep", "reviewed": "test of the guard"}}})
