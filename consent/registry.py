@@ -1,7 +1,9 @@
 """The consent registry: county consent forms (CSV) and FHIR Consent resources -> silver.consent.
 
-Every version of every consent is kept. A consent's id is ``<source>:<local id>`` so two
-counties' form numbers never collide. Versions are numbered in the order the hub received them
+Every version of every consent is kept. A county form's id is ``<submitter>:<form id>`` so two
+counties' form numbers never collide; its ``source`` is ``<submitter>:sud`` or ``<submitter>:mh``
+(the county's SUD and MH systems are separate person-id spaces, as conform names them). FHIR
+consents use the submitter as source and ``<submitter>:<resource id>`` as id. Versions are numbered in the order the hub received them
 (ingested_at, submission, row); an identical resubmission of a version is not a new version.
 
 Provisions are stored as JSON: a list of nodes ``{path, parent, depth, effect, purposes,

@@ -37,10 +37,14 @@ def write_forms(spark, forms: list[dict[str, str]]) -> None:
     lakehouse.overwrite(df, "bronze.consent_forms")
 
 
-def write_members(spark, members: list[tuple[str, str, date]], *, source: str = COUNTY) -> None:
-    """members: (member_id, source_person_id, birth_date)."""
+def write_members(spark, members: list[tuple[str, str, date]],
+                  sources: tuple[str, ...] = (COUNTY, f"{COUNTY}:sud", f"{COUNTY}:mh")) -> None:
+    """members: (member_id, source_person_id, birth_date), linked in each of ``sources``.
+
+    County forms name the SUD / MH person-id space (``<submitter>:sud``); FHIR uses the submitter.
+    """
     now = datetime(2024, 1, 1, tzinfo=UTC)
-    xw = spark.createDataFrame([(source, sp, m, "exact", 1.0, "r0", now) for m, sp, _ in members],
+    xw = spark.createDataFrame([(src, sp, m, "exact", 1.0, "r0", now) for m, sp, _ in members for src in sources],
                                lakehouse.conform_to(spark.createDataFrame([], MEMBER_XWALK.ddl), MEMBER_XWALK).schema)
     lakehouse.overwrite(xw, MEMBER_XWALK)
     rows = [(m, None, None, None, b, "F", "94612", "06001", "alameda", None, None, 1, "r0") for m, _, b in members]

@@ -102,7 +102,7 @@ def oracle_permits(scn: dict, member: int, at: datetime) -> bool:
     return False
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(scn=scenario_st)
 def test_no_sud_row_leaves_without_a_permitting_consent(spark, scn):

@@ -21,7 +21,7 @@ def test_stage_runs_and_sud_needs_consent(spark, phmx_home):
     assert result.counts["consent_versions"] == 1
     d = lakehouse.read(spark, CONSENT_DECISION)
     sud = {(r.member_id, r.recipient, r.purpose): r.decision
-           for r in d.where("data_class = 'SUD'").collect()}
+           for r in d.where("data_class = 'SUD' AND valid_to IS NULL").collect()}
     assert sud[("m1", PLAN, "TREAT")] == "permit"
     assert sud[("m1", PLAN_B, "TREAT")] == "deny"
     assert sud[("m2", PLAN, "TREAT")] == "deny"
