@@ -257,7 +257,14 @@ def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str
             while first < line_no and not lines[first - 1].strip():
                 first += 1
             text_of = "\n".join(lines[first - 1:line_no])
-            if len(rec) != width:
+            if len(rec) != width and line_no > first:
+                # A quote left open swallowed the following lines into one bad record: quarantine each
+                # physical line, so no line of the file goes uncounted.
+                for i in range(first, line_no + 1):
+                    if lines[i - 1].strip():
+                        issues.append(RecordIssue(i, "quoting", "", "a quote is not closed on this or an earlier "
+                                                  "line, so the line cannot be split into fields", lines[i - 1]))
+            elif len(rec) != width:
                 issues.append(RecordIssue(first, "column_count", "", f"expected {width} fields, found {len(rec)}",
                                           text_of))
             else:
