@@ -1,0 +1,194 @@
+"""The stage's inputs: every silver event joined to its member, plus coverage and demographics.
+
+Why compute on gold members: a member's ED visit may come from one plan and the follow-up from
+the county or another plan; only after identity resolution do both count for the same person.
+Every event is joined to ``member_id`` through gold.member_xwalk (source, source_person_id);
+events whose source person is not in the crosswalk are left out (identity has not seen them).
+
+Claims of one visit arrive as several encounters (an institutional and a professional claim of
+the same ED visit): :func:`ed_visits` and :func:`inpatient_stays` collapse them into one unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from phmx import lakehouse
+from phmx.log import get_logger
+from phmx.tables import (
+    BH_SERVICE,
+    COVERAGE,
+    DENTAL_SERVICE,
+    ENCOUNTER,
+    IMMUNIZATION,
+    MEDICATION,
+    MEMBER,
+    MEMBER_XWALK,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+OPEN_END = "9999-12-31"
+
+
+def empty_labels() -> Column:
+    from pyspark.sql import functions as F
+
+    return F.array().cast("array<string>")
+
+
+def labels_of(col: str = "security_labels") -> Column:
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.col(col), empty_labels())
+
+
+def union_labels(col: str = "security_labels") -> Column:
+    """Aggregate: the sorted, distinct union of a label column over a group."""
+    from pyspark.sql import functions as F
+
+    return F.array_sort(F.array_distinct(F.flatten(F.collect_list(labels_of(col)))))
+
+
+@dataclass
+class Inputs:
+    """DataFrames the measure families read (lazy; nothing is computed until written)."""
+
+    members: DataFrame      # member_id, birth_date, sex, race, ethnicity, lhj
+    encounters: DataFrame   # member_id, unit_key, setting, service_date, admit_date, discharge_date, pos, ...
+    bh: DataFrame           # member_id, program, service_date, end_date, mode, function, dx, labels
+    dental: DataFrame       # member_id, service_date, cdt_code, labels
+    immunizations: DataFrame  # member_id, admin_date, cvx, labels
+    medications: DataFrame  # member_id, fill_date, ndc, labels
+    coverage: DataFrame     # member_id, plan_id, start_date, end_date (open end = 9999-12-31)
+    islands: DataFrame      # member_id, island_start, island_end: merged continuous coverage
+    homeless_records: DataFrame | None  # member_id, event_date, labels (interim, from bronze)
+
+
+def _link(df: DataFrame, xwalk: DataFrame) -> DataFrame:
+    return df.join(xwalk, ["source", "source_person_id"], "inner")
+
+
+def load(spark: SparkSession) -> Inputs:
+    """Read silver and gold and link every row to its member."""
+    from pyspark.sql import functions as F
+
+    xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
+    members = lakehouse.read(spark, MEMBER).select("member_id", "birth_date", "sex", "race", "ethnicity", "lhj")
+    no_codes = F.array().cast("array<string>")
+    enc = _link(lakehouse.read(spark, ENCOUNTER), xwalk).select(
+        "member_id",
+        F.concat_ws(":", "source", "encounter_id").alias("unit_key"),
+        "setting", "service_date", "admit_date", "discharge_date",
+        F.col("place_of_service").alias("pos"),
+        F.coalesce("procedure_codes", no_codes).alias("procedure_codes"),
+        F.coalesce("diagnosis_codes", no_codes).alias("diagnosis_codes"),
+        F.element_at(F.coalesce("diagnosis_codes", no_codes), 1).alias("principal_dx"),
+        labels_of().alias("security_labels"),
+    )
+    bh = _link(lakehouse.read(spark, BH_SERVICE), xwalk).select(
+        "member_id", "program", "record_type", "service_date", "end_date",
+        F.col("mode_of_service").alias("mode"), F.col("service_function").alias("function"),
+        F.coalesce("diagnosis_codes", no_codes).alias("diagnosis_codes"),
+        labels_of().alias("security_labels"),
+    )
+    dental = _link(lakehouse.read(spark, DENTAL_SERVICE), xwalk).select(
+        "member_id", "service_date", "cdt_code", labels_of().alias("security_labels"))
+    imm = _link(lakehouse.read(spark, IMMUNIZATION), xwalk).select(
+        "member_id", "admin_date", F.trim("cvx").alias("cvx"), labels_of().alias("security_labels"))
+    meds = _link(lakehouse.read(spark, MEDICATION), xwalk).select(
+        "member_id", "fill_date", "ndc", labels_of().alias("security_labels"))
+    coverage = _link(lakehouse.read(spark, COVERAGE), xwalk).where(F.col("start_date").isNotNull()).select(
+        "member_id", "plan_id", "start_date",
+        F.coalesce("end_date", F.lit(OPEN_END).cast("date")).alias("end_date"))
+    return Inputs(members, enc, bh, dental, imm, meds, coverage, coverage_islands(coverage),
+                  interim_bronze_homeless_records(spark, xwalk))
+
+
+def coverage_islands(coverage: DataFrame) -> DataFrame:
+    """Merge each member's coverage rows (any plan, any source) into disjoint continuous spans.
+
+    Rows that overlap or touch (the next starts the day after one ends) join one island, so a
+    plan switch without a day's gap is continuous enrollment in Medi-Cal managed care.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    w = Window.partitionBy("member_id").orderBy("start_date", "end_date")
+    prev_end = F.max("end_date").over(w.rowsBetween(Window.unboundedPreceding, -1))
+    starts = coverage.select("member_id", "start_date", "end_date").withColumn(
+        "new_island", F.when(prev_end.isNull() | (F.col("start_date") > F.date_add(prev_end, 1)), 1).otherwise(0))
+    numbered = starts.withColumn("island", F.sum("new_island").over(w.rowsBetween(Window.unboundedPreceding, 0)))
+    return numbered.groupBy("member_id", "island").agg(
+        F.min("start_date").alias("island_start"), F.max("end_date").alias("island_end")).drop("island")
+
+
+def ed_visits(inputs: Inputs) -> DataFrame:
+    """One row per member and ED date: every ED claim of that day (facility and professional) merged.
+
+    unit_id is the smallest ``source:encounter_id`` of the day's claims (stable across reruns).
+    """
+    from pyspark.sql import functions as F
+
+    return (inputs.encounters.where(F.col("setting") == "ED")
+            .groupBy("member_id", F.col("service_date").alias("anchor_date"))
+            .agg(F.min("unit_key").alias("unit_id"),
+                 F.collect_set("principal_dx").alias("principal_dx"),
+                 F.array_distinct(F.flatten(F.collect_list("diagnosis_codes"))).alias("all_dx"),
+                 union_labels().alias("security_labels"))
+            .where(F.col("anchor_date").isNotNull()))
+
+
+def inpatient_stays(inputs: Inputs) -> DataFrame:
+    """One row per member and admission date: the stay's claims merged, discharge = latest."""
+    from pyspark.sql import functions as F
+
+    ip = inputs.encounters.where(F.col("setting") == "IP").withColumn(
+        "admit", F.coalesce("admit_date", "service_date"))
+    return (ip.groupBy("member_id", "admit")
+            .agg(F.min("unit_key").alias("unit_id"),
+                 F.max(F.coalesce("discharge_date", "admit")).alias("anchor_date"),
+                 F.collect_set("principal_dx").alias("principal_dx"),
+                 F.array_distinct(F.flatten(F.collect_list("diagnosis_codes"))).alias("all_dx"),
+                 union_labels().alias("security_labels"))
+            .withColumnRenamed("admit", "admit_date")
+            .where(F.col("admit_date").isNotNull()))
+
+
+def interim_bronze_homeless_records(spark: SparkSession, xwalk: DataFrame) -> DataFrame | None:
+    """INTERIM: homelessness recorded by county BH submitters, read from bronze.
+
+    The county SUD (CalOMS) record writes ZIP 00000 for a homeless client and the CSI periodic
+    record a living arrangement of 07; conform nulls the ZIP and drops the periodic record, so
+    silver cannot tell. Until silver carries a homeless flag (requested in the stage's report),
+    this reads the two bronze tables, keyed the way conform keys them (``<submitter>:sud`` /
+    ``<submitter>:mh`` and the client number). CalOMS rows are 42 CFR Part 2 records, so they
+    carry those labels. Returns None when neither bronze table exists.
+    """
+    from pyspark.sql import functions as F
+
+    frames = []
+    if lakehouse.exists("bronze.sud_caloms"):
+        cal = lakehouse.read(spark, "bronze.sud_caloms")
+        frames.append(cal.where(F.trim("zip") == "00000").select(
+            F.concat(F.col("submitter"), F.lit(":sud")).alias("source"),
+            F.col("client_id").alias("source_person_id"),
+            F.coalesce(F.to_date("discharge_date"), F.to_date("admission_date")).alias("event_date"),
+            F.array(F.lit("42CFRPart2"), F.lit("ETH"), F.lit("SUD")).alias("security_labels")))
+    if lakehouse.exists("bronze.mh_csi"):
+        csi = lakehouse.read(spark, "bronze.mh_csi")
+        frames.append(csi.where((F.col("record_type") == "P") & (F.trim("living_arrangement") == "07")).select(
+            F.concat(F.col("submitter"), F.lit(":mh")).alias("source"),
+            F.col("client_number").alias("source_person_id"),
+            F.to_date("service_date").alias("event_date"),
+            F.array(F.lit("MH")).alias("security_labels")))
+    if not frames:
+        return None
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f)
+    return _link(out, xwalk).select("member_id", "event_date", "security_labels")

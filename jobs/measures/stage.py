@@ -1,0 +1,117 @@
+"""The measures stage: silver + gold members -> gold.measure_event and gold.member_risk.
+
+Each measure group (FUM, FUA, FUH, ...) is computed and written on its own, with an overwrite
+of exactly that period's rows of that group's measure ids (``replaceWhere``), so rerunning a
+period replaces its rows and never touches another period or measure: idempotent by
+construction. The stage result carries counts only (units, denominators, numerators, rates per
+measure; members per risk tier and ECM flag) and the seconds each group took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from jobs.measures import config as config_mod
+from jobs.measures.dental import dental
+from jobs.measures.followup import discharge_followup, ed_followup
+from jobs.measures.immunization import immunization
+from jobs.measures.inputs import load
+from jobs.measures.period import MeasurePeriod, resolve
+from jobs.measures.risk import member_risk
+from jobs.measures.strata import finalize
+from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
+from jobs.measures.wellchild import well_care_year, well_child
+from phmx import lakehouse
+from phmx.context import RunContext, StageResult
+from phmx.errors import ConfigError
+from phmx.log import get_logger
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from jobs.measures.config import MeasuresConfig, MeasureSpec
+    from jobs.measures.inputs import Inputs
+
+log = get_logger(__name__)
+
+STAGE = "measures"
+
+Family = Callable[["Inputs", "MeasuresConfig", "MeasureSpec", MeasurePeriod], "DataFrame"]
+FAMILIES: dict[str, Family] = {
+    "ed_followup": ed_followup,
+    "discharge_followup": discharge_followup,
+    "dental": dental,
+    "immunization": immunization,
+    "well_child": well_child,
+    "well_care_year": well_care_year,
+}
+
+
+def compute_group(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod,
+                  run_id: str) -> DataFrame:
+    """One measure group's gold.measure_event rows (lazy)."""
+    units = FAMILIES[spec.family](inputs, cfg, spec, period)
+    return finalize(units, inputs, cfg, period, run_id, spec.get("unit_labels") or ())
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return ", ".join(lakehouse.sql_literal(v) for v in values)
+
+
+def write_group(df: DataFrame, spec: MeasureSpec, period: MeasurePeriod) -> None:
+    where = f"period = {lakehouse.sql_literal(period.label)} AND measure_id IN ({_in_list(spec.measure_ids)})"
+    lakehouse.overwrite(df, MEASURE_EVENT, replace_where=where)
+
+
+def run_stage(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None = None,
+              risk: bool = True, cfg: MeasuresConfig | None = None) -> StageResult:
+    """Compute and write the period's measures (all groups, or those named) and member risk."""
+    from pyspark.sql import functions as F
+
+    cfg = cfg or config_mod.default()
+    wanted = groups or list(cfg.measures)
+    unknown = [g for g in wanted if g not in cfg.measures]
+    if unknown:
+        raise ConfigError(f"unknown measure group(s) {unknown}", hint=f"known: {', '.join(cfg.measures)}")
+    period = resolve(spark, ctx.period, fallback_year=ctx.started_at.year)
+    inputs = load(spark)
+    seconds: dict[str, float] = {}
+    for name in wanted:
+        spec = cfg.measures[name]
+        t = time.perf_counter()
+        write_group(compute_group(inputs, cfg, spec, period, ctx.run_id), spec, period)
+        seconds[name] = round(time.perf_counter() - t, 2)
+        log.info("measures %s written for period %s in %.1f s", name, period.label, seconds[name])
+    if risk:
+        t = time.perf_counter()
+        lakehouse.overwrite(member_risk(inputs, cfg, period, ctx.run_id), MEMBER_RISK,
+                            replace_where=f"period = {lakehouse.sql_literal(period.label)}")
+        seconds["member_risk"] = round(time.perf_counter() - t, 2)
+
+    counts: dict[str, int | float | str] = {"period": period.label}
+    ids = [mid for g in wanted for mid in cfg.measures[g].measure_ids]
+    written = lakehouse.read(spark, MEASURE_EVENT).where(
+        (F.col("period") == period.label) & F.col("measure_id").isin(ids))
+    rows = written.groupBy("measure_id").agg(
+        F.count("*").alias("units"), F.sum(F.col("in_denominator").cast("int")).alias("den"),
+        F.sum(F.col("in_numerator").cast("int")).alias("num")).collect()
+    rates: dict[str, dict[str, float | int]] = {}
+    for r in sorted(rows, key=lambda r: ids.index(r["measure_id"])):
+        den, num = int(r["den"] or 0), int(r["num"] or 0)
+        counts[f"{r['measure_id']}_denominator"] = den
+        counts[f"{r['measure_id']}_numerator"] = num
+        rates[r["measure_id"]] = {"units": int(r["units"]), "denominator": den, "numerator": num,
+                                  "rate": round(num / den, 4) if den else 0.0}
+    if risk:
+        mr = lakehouse.read(spark, MEMBER_RISK).where(F.col("period") == period.label)
+        agg = mr.groupBy("risk_tier").agg(F.count("*").alias("n")).collect()
+        for r in agg:
+            counts[f"risk_{r['risk_tier']}"] = int(r["n"])
+        ecm = mr.agg(*[F.sum(F.col(c).cast("int")).alias(c)
+                       for c in ("ecm_homeless", "ecm_high_utilizer", "ecm_smi_sud")]).collect()[0]
+        for c in ("ecm_homeless", "ecm_high_utilizer", "ecm_smi_sud"):
+            counts[c] = int(ecm[c] or 0)
+    return StageResult(STAGE, counts, {"rates": rates, "seconds": seconds, "period_start": str(period.start),
+                                       "period_end": str(period.end), "config_versions": cfg.versions})
