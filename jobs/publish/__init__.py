@@ -1,13 +1,21 @@
-"""Publish: consented, de-identified, suppressed feeds to each recipient, recorded as disclosures.
+"""Publish: the feeds local health jurisdictions and plans receive, each a disclosure in the ledger.
 
-The county service-count feed (one per local health jurisdiction): distinct members with a
-service, by LHJ x month x source kind (plan claims, county mental health, county SUD, dental,
-immunizations). Only rows the consent engine permits for purpose PUBHLTH to that LHJ are
-counted; cells of 1-10 are suppressed (DDG 2.0), and every package is a disclosure in the ledger.
+* LHJ feed (``lhj_measures``), one per jurisdiction (58 counties, Berkeley, Long Beach, Pasadena):
+  measure x stratifier cells with counts, rates and 95% intervals, small cells suppressed; CSV,
+  Parquet, FHIR MeasureReport Bundle, service counts, data dictionary, HTML report.
+* Plan feed (``plan_bulk_fhir``), one per plan submitter: FHIR Bulk Data NDJSON of its attributed
+  members, only what consent permits for treatment, with pseudonymous ids.
+
+Every package is signed (Ed25519 manifest), delivered all-or-nothing as a new version
+(``publish/<recipient>/<feed>/<period>/v<N>/`` + ``latest``), recorded in the ledger and in
+``gold.feed_log``. Entry points: :func:`run` (the stage), :func:`summarize_publish` (what is
+published), ``phmx feeds`` / ``phmx feeds verify DIR`` (:mod:`jobs.publish.cli`).
 """
 
 from __future__ import annotations
 
-from jobs.publish.stage import run
+from jobs.publish.recipients import recipient_id
+from jobs.publish.stage import publish_recipient, recipients, run
+from jobs.publish.summary import summarize_publish
 
-__all__ = ["run"]
+__all__ = ["publish_recipient", "recipient_id", "recipients", "run", "summarize_publish"]

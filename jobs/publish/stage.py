@@ -1,80 +1,136 @@
-"""The publish stage: one service-count package per LHJ, consent-gated, suppressed, ledgered."""
+"""The publish stage: LHJ measure feeds and plan care-team feeds, each a ledgered disclosure.
+
+``run`` does everything in this process: :func:`jobs.publish.prepare.prepare` once for all LHJs,
+then :func:`publish_recipient` for every recipient (a failure is logged and the others still
+publish; the stage then fails naming the recipients that did not). The Airflow DAG runs the same
+steps as separate tasks: ``publish_prepare`` -> ``publish_recipient`` mapped over the recipients
+-> ``publish_report``.
+
+Per recipient: build the package, write it to staging, record the disclosure in the ledger (the
+files' final locations and SHA-256, the members counted by data class), promote it (all or
+nothing), then log it in ``gold.feed_log``. Recording before promoting means the ledger never
+misses a disclosure; if the promotion then fails, a ``note`` entry says the disclosure was not
+delivered.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from jobs.publish.events import member_events
-from jobs.publish.suppression import suppress_counts
-from phmx import storage
+from jobs.publish import feed_log, lhj_feed, package, plan_feed, prepare, signing
+from jobs.publish.cells import Scope
+from jobs.publish.recipients import is_lhj, is_plan, lhj_name, plan_recipients, recipient_id
 from phmx.context import RunContext, StageResult
+from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = get_logger(__name__)
 
-FEED = "service_counts"
-PURPOSE = "PUBHLTH"
+__all__ = ["publish_recipient", "recipient_id", "recipients", "run"]
 
 
-def recipient_id(lhj: str) -> str:
-    """``lhj_<slug>``: the recipient id of a local health jurisdiction (e.g. lhj_long_beach)."""
-    return "lhj_" + re.sub(r"[^a-z0-9]+", "_", lhj.lower()).strip("_")
+def recipients(spark: SparkSession, ctx: RunContext) -> list[str]:
+    """Prepare the LHJ work for this run and return every recipient to publish to (LHJs, then plans)."""
+    prepared = prepare.prepare(spark, ctx)
+    return prepared.recipients + plan_recipients(spark)
+
+
+def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipient: str, purpose: str, run_id: str,
+                        members: DataFrame, rule_ids: list[str], consent_ids: list[str]) -> tuple[package.Delivered, int]:
+    from consent import ledger
+
+    try:
+        seq = ledger.record_disclosure(spark, recipient=recipient, purpose=purpose, run_id=run_id,
+                                       files=staged.uris(), members_by_class=members, rule_ids=rule_ids,
+                                       consent_ids=consent_ids, at=staged.generated_at)
+    except Exception:
+        package.discard(staged)
+        raise
+    try:
+        delivered = package.promote(staged)
+    except Exception:
+        ledger.append([ledger.NewEntry("note", run_id, {"kind": "disclosure_not_delivered", "disclosure_seq": seq,
+                                                        "recipient": recipient, "reason": "promotion failed"})])
+        raise
+    return delivered, seq
+
+
+def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared) -> dict[str, Any]:
+    lhj = lhj_name(recipient)
+    mine, state, svc = prepare.lhj_frames(spark, prepared, lhj)
+    t = lhj_feed.tables(mine, state, svc, prepared.ci_method)
+    signer = signing.get_signer(ctx.settings)
+    now = datetime.now(UTC)
+    pkg = lhj_feed.build(recipient=recipient, lhj=lhj, period=ctx.period, run_id=ctx.run_id, t=t,
+                         ci_method=prepared.ci_method, signer=signer, generated_at=now)
+    staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
+    members = prepare.disclosure_members(spark, prepared.run_id, recipient)
+    delivered, seq = _record_and_promote(
+        spark, staged, recipient=recipient, purpose=lhj_feed.PURPOSE, run_id=ctx.run_id, members=members,
+        rule_ids=prepared.rules.get(recipient) or list(lhj_feed.RULE_IDS),
+        consent_ids=prepared.consents.get(recipient, []))
+    n_members = prepared.members.get(recipient, 0)
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, cells=t.cells, suppressed=t.suppressed,
+                    members=n_members)
+    return {"recipient": recipient, "feed": lhj_feed.FEED, "version": delivered.version, "uri": delivered.uri,
+            "ledger_seq": seq, "cells": t.cells, "suppressed_cells": t.suppressed, "members": n_members}
+
+
+def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[str, Any]:
+    from pyspark.sql import functions as F
+
+    rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
+    signer = signing.get_signer(ctx.settings)
+    now = datetime.now(UTC)
+    pkg, counts = plan_feed.build(recipient=recipient, period=ctx.period, run_id=ctx.run_id, rows=rows,
+                                  generated_at=now)
+    staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
+    members = rows.members.select("member_id", "data_class", "rule_ids", "consent_ids")
+    rules = sorted({r[0] for r in members.select(F.explode("rule_ids")).distinct().collect() if r[0]})
+    consents = sorted({r[0] for r in members.select(F.explode("consent_ids")).distinct().collect() if r[0]})
+    delivered, seq = _record_and_promote(spark, staged, recipient=recipient, purpose=plan_feed.PURPOSE,
+                                         run_id=ctx.run_id, members=members, rule_ids=rules, consent_ids=consents)
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.attributed)
+    return {"recipient": recipient, "feed": plan_feed.FEED, "version": delivered.version, "uri": delivered.uri,
+            "ledger_seq": seq, "resources": counts, "members": rows.attributed}
+
+
+def publish_recipient(spark: SparkSession, ctx: RunContext, recipient: str,
+                      prepared: prepare.Prepared | None = None) -> dict[str, Any]:
+    """Build, stage, ledger and deliver one recipient's feed (an Airflow mapped task calls this)."""
+    if is_lhj(recipient):
+        return publish_lhj(spark, ctx, recipient, prepared or prepare.load(spark, ctx.run_id))
+    if is_plan(recipient):
+        return publish_plan(spark, ctx, recipient)
+    raise ConfigError(f"no feed is defined for recipient {recipient!r}", hint="recipients are lhj_* or mcp_*")
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
-    """Publish the service-count feed of every LHJ that has members."""
-    from pyspark.sql import functions as F
-
-    from consent import enforce, ledger
-
-    at = ctx.started_at
-    events = member_events(spark)
-    if ctx.period != "all":
-        events = events.where(F.date_format("event_date", "yyyy-MM") == ctx.period)
-    lhjs = sorted(r[0] for r in events.select("lhj").distinct().collect() if r[0])
-    published: dict[str, str] = {}
-    totals = {"lhj_feeds": 0, "cells": 0, "suppressed_cells": 0, "withheld_rows": 0}
-    for lhj in lhjs:
-        recipient = recipient_id(lhj)
-        mine = events.where(F.col("lhj") == lhj)
-        allowed = enforce.permitted_rows(spark, mine, recipient=recipient, purpose=PURPOSE, at=at)
-        agg = (allowed.groupBy(F.date_format("event_date", "yyyy-MM").alias("month"), "source_kind")
-               .agg(F.countDistinct("member_id").alias("members"))
-               .orderBy("month", "source_kind").toPandas())
-        agg.insert(0, "lhj", lhj)
-        table = suppress_counts(agg, count_col="members",
-                                sensitive=lambda kind: kind in ("county_sud", "county_mh"))
-        totals["cells"] += len(table)
-        totals["suppressed_cells"] += int(table["annotation"].notna().sum())
-        base = storage.join(ctx.settings.publish_root, recipient, FEED, ctx.period)
-        buf = io.StringIO()
-        table.to_csv(buf, index=False)
-        data = buf.getvalue().encode()
-        sha = hashlib.sha256(data).hexdigest()
-        storage.write_bytes(storage.join(base, f"{FEED}.csv"), data, content_type="text/csv")
-        manifest = {"recipient": recipient, "lhj": lhj, "feed": FEED, "period": ctx.period, "run_id": ctx.run_id,
-                    "purpose": PURPOSE, "generated_at": at.astimezone(UTC).isoformat(timespec="seconds"),
-                    "files": [{"name": f"{FEED}.csv", "sha256": sha, "rows": len(table)}],
-                    "suppression": "cells 1-10 suppressed (CalHHS DDG 2.0); annotation 1 = small cell"}
-        storage.write_text(storage.join(base, "manifest.json"), json.dumps(manifest, indent=2, sort_keys=True),
-                           content_type="application/json")
-        members = (allowed.select("member_id", F.explode_outer(F.when(F.size("security_labels") > 0,
-                                                                      F.col("security_labels"))
-                                                               .otherwise(F.array(F.lit("GENERAL"))))
-                                  .alias("data_class")).distinct())
-        ledger.record_disclosure(spark, recipient=recipient, purpose=PURPOSE, run_id=ctx.run_id,
-                                 files=[(storage.join(base, f"{FEED}.csv"), sha)], members_by_class=members,
-                                 rule_ids=["publish.aggregate.deidentified"], consent_ids=[],
-                                 at=datetime.now(UTC))
-        published[lhj] = base
-        totals["lhj_feeds"] += 1
-    log.info("published %d LHJ feeds", totals["lhj_feeds"])
-    return StageResult("publish", totals, {"paths": published})
+    """Publish every LHJ feed and every plan feed of the period."""
+    prepared = prepare.prepare(spark, ctx)
+    todo = prepared.recipients + plan_recipients(spark)
+    done: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for r in todo:
+        try:
+            done.append(publish_recipient(spark, ctx, r, prepared))
+        except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
+            log.error("publish to %s failed: %s", r, type(exc).__name__ if not isinstance(exc, PhmxError) else exc)
+            failed.append(r)
+    counts: dict[str, int | float | str] = {
+        "lhj_feeds": sum(1 for d in done if is_lhj(d["recipient"])),
+        "plan_feeds": sum(1 for d in done if is_plan(d["recipient"])),
+        "cells": sum(int(d.get("cells", 0)) for d in done),
+        "suppressed_cells": sum(int(d.get("suppressed_cells", 0)) for d in done),
+        "failed": len(failed),
+    }
+    result = StageResult("publish", counts, {"paths": {d["recipient"]: d["uri"] for d in done}, "failed": failed})
+    if failed:
+        raise PhmxError(f"publish failed for {len(failed)} of {len(todo)} recipients: {', '.join(failed)}",
+                        hint="the others were published; see the log, fix, and re-run (a new version is made)")
+    log.info("published %d LHJ feeds and %d plan feeds", counts["lhj_feeds"], counts["plan_feeds"])
+    return result

@@ -1,0 +1,65 @@
+"""``gold.feed_log``: what was published to whom and when (read by ``phmx feeds``).
+
+Written with delta-rs (``deltalake``) rather than the engine: each recipient's task appends one
+row, possibly at the same time as other recipients' tasks (Airflow mapped tasks), and delta-rs
+retries an append that lost the commit race. Reading needs no engine either, so ``phmx feeds``
+answers in a moment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from jobs.publish.tables import FEED_LOG
+from phmx import lakehouse, storage
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from jobs.publish.package import Delivered
+
+
+def _schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("recipient", pa.string()), ("feed", pa.string()), ("period", pa.string()), ("version", pa.int32()),
+        ("uri", pa.string()), ("run_id", pa.string()), ("published_at", pa.timestamp("us", tz="UTC")),
+        ("files", pa.int32()), ("bytes", pa.int64()), ("manifest_sha256", pa.string()), ("key_id", pa.string()),
+        ("ledger_seq", pa.int64()), ("cells", pa.int32()), ("suppressed_cells", pa.int32()), ("members", pa.int32()),
+        ("status", pa.string()),
+    ])
+
+
+def _opts(path: str) -> dict[str, str] | None:
+    return storage.delta_storage_options() if storage.is_s3(path) else None
+
+
+def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0, suppressed: int = 0,
+           members: int = 0) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    row: dict[str, Any] = {
+        "recipient": d.recipient, "feed": d.feed, "period": d.period, "version": d.version, "uri": d.uri,
+        "run_id": run_id, "published_at": d.published_at.astimezone(UTC), "files": len(d.files), "bytes": d.bytes,
+        "manifest_sha256": d.manifest_sha256, "key_id": d.key_id, "ledger_seq": ledger_seq, "cells": cells,
+        "suppressed_cells": suppressed, "members": members, "status": "published",
+    }
+    path = lakehouse.table_path(FEED_LOG)
+    write_deltalake(path, pa.Table.from_pylist([row], schema=_schema()), mode="append", storage_options=_opts(path))
+
+
+def read(recipient: str | None = None) -> list[dict[str, Any]]:
+    """Every logged delivery (newest first), optionally for one recipient."""
+    from deltalake import DeltaTable
+
+    path = lakehouse.table_path(FEED_LOG)
+    if not lakehouse.exists(FEED_LOG):
+        return []
+    rows = DeltaTable(path, storage_options=_opts(path)).to_pyarrow_table().to_pylist()
+    if recipient:
+        rows = [r for r in rows if r["recipient"] == recipient]
+    return sorted(rows, key=lambda r: (r["published_at"] or datetime.min.replace(tzinfo=UTC), r["recipient"]),
+                  reverse=True)

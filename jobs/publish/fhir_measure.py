@@ -1,0 +1,157 @@
+"""The LHJ table as a FHIR R4 Bundle of summary MeasureReports (validated with fhir.resources R4B).
+
+One MeasureReport per period (year, quarter or month) reporting the hub's PHM measure set
+(``Measure/phmx-phm-measures``, one group per measure): populations ``denominator`` and
+``numerator``, ``measureScore`` = the rate (a proportion), the 95% interval as an extension, and a
+stratifier per published stratifier (two-way ones with stratum components). Suppressed values are
+omitted; the element carries the data-absent-reason extension (``masked``, or ``not-applicable``
+for no data) and the DDG annotation code (:data:`ANNOTATION_EXT`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+
+from jobs.publish.catalog import describe
+from jobs.publish.cells import ALL
+
+HUB = "https://phmx.calaim.example/fhir"
+MEASURE_SET = f"{HUB}/Measure/phmx-phm-measures"
+MEASURE_CS = f"{HUB}/CodeSystem/phmx-measure"
+STRATIFIER_CS = f"{HUB}/CodeSystem/phmx-stratifier"
+ANNOTATION_EXT = f"{HUB}/StructureDefinition/ddg-annotation"
+CI_EXT = f"{HUB}/StructureDefinition/confidence-interval-95"
+DAR_EXT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+POP_CS = "http://terminology.hl7.org/CodeSystem/measure-population"
+_SAFE_ID = re.compile(r"[^A-Za-z0-9\-.]")
+
+
+def _num(v: Any) -> float | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return None
+    return float(v)
+
+
+def period_bounds(period: str) -> tuple[str, str]:
+    """ISO start and end dates of ``2025``, ``2025-Q2`` or ``2025-03``."""
+    y = int(period[:4])
+    if len(period) == 4:
+        return f"{y}-01-01", f"{y}-12-31"
+    if "-Q" in period:
+        q = int(period[-1])
+        start, end_month = date(y, 3 * q - 2, 1), 3 * q
+    else:
+        start, end_month = date(y, int(period[5:7]), 1), int(period[5:7])
+    nxt = date(y + 1, 1, 1) if end_month == 12 else date(y, end_month + 1, 1)
+    return start.isoformat(), date.fromordinal(nxt.toordinal() - 1).isoformat()
+
+
+def _absent(annotation: str | None) -> dict[str, Any]:
+    code = "not-applicable" if annotation == "3" else "masked"
+    ext = [{"url": DAR_EXT, "valueCode": code}]
+    if annotation:
+        ext.append({"url": ANNOTATION_EXT, "valueCode": str(annotation)})
+    return {"extension": ext}
+
+
+def _population(kind: str, count: Any, annotation: str | None) -> dict[str, Any]:
+    pop: dict[str, Any] = {"code": {"coding": [{"system": POP_CS, "code": kind}]}}
+    c = _num(count)
+    if c is None:
+        pop["_count"] = _absent(annotation)
+    else:
+        pop["count"] = int(c)
+    return pop
+
+
+def _score(row: dict[str, Any]) -> dict[str, Any]:
+    r = _num(row.get("rate"))
+    if r is None:
+        return _absent(row.get("annotation") or "3")
+    q: dict[str, Any] = {"value": round(r, 6), "unit": "proportion", "system": "http://unitsofmeasure.org",
+                         "code": "1"}
+    lo, hi = _num(row.get("ci_low")), _num(row.get("ci_high"))
+    if lo is not None and hi is not None:
+        q["extension"] = [{"url": CI_EXT, "valueRange": {"low": {"value": round(lo, 6)},
+                                                          "high": {"value": round(hi, 6)}}}]
+    return q
+
+
+def _populations(row: dict[str, Any]) -> list[dict[str, Any]]:
+    a = row.get("annotation")
+    return [_population("denominator", row.get("denominator"), a), _population("numerator", row.get("numerator"), a)]
+
+
+def _concept(text: str, system: str | None = None) -> dict[str, Any]:
+    if system:
+        return {"coding": [{"system": system, "code": text}], "text": text}
+    return {"text": text}
+
+
+def _stratum(row: dict[str, Any]) -> dict[str, Any]:
+    s: dict[str, Any] = {"population": _populations(row), "measureScore": _score(row)}
+    strat, value = str(row["stratifier"]), str(row["stratum"])
+    if "*" in strat:
+        s["component"] = [{"code": _concept(d, STRATIFIER_CS), "value": _concept(v)}
+                          for d, v in zip(strat.split("*"), value.split("*"), strict=True)]
+    else:
+        s["value"] = _concept(value)
+    if row.get("annotation"):
+        s["extension"] = [{"url": ANNOTATION_EXT, "valueCode": str(row["annotation"])}]
+    return s
+
+
+def measure_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime) -> list[dict[str, Any]]:
+    """One summary MeasureReport (as a dict) per period in ``table`` (one LHJ's suppressed rows)."""
+    reports = []
+    when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
+    for period, rows in table.groupby("period", sort=False):
+        start, end = period_bounds(str(period))
+        groups = []
+        for measure, mrows in rows.groupby("measure_id", sort=False):
+            recs = mrows.to_dict("records")
+            total = next((r for r in recs if r["stratifier"] == ALL), None)
+            name, _ = describe(str(measure))
+            group: dict[str, Any] = {"id": _SAFE_ID.sub("-", str(measure)),
+                                     "code": {"coding": [{"system": MEASURE_CS, "code": str(measure), "display": name}],
+                                              "text": name}}
+            if total is not None:
+                group["population"] = _populations(total)
+                group["measureScore"] = _score(total)
+            by_strat: dict[str, list[dict[str, Any]]] = {}
+            for r in recs:
+                if r["stratifier"] != ALL:
+                    by_strat.setdefault(str(r["stratifier"]), []).append(r)
+            group["stratifier"] = [{"code": [_concept(d, STRATIFIER_CS) for d in s.split("*")],
+                                    "stratum": [_stratum(r) for r in strata]} for s, strata in by_strat.items()]
+            groups.append(group)
+        reports.append({
+            "resourceType": "MeasureReport",
+            "id": _SAFE_ID.sub("-", f"{recipient}-{period}")[:64],
+            "status": "complete", "type": "summary", "measure": MEASURE_SET,
+            "subject": {"display": f"{lhj} local health jurisdiction"},
+            "date": when, "reporter": {"display": "phmx statewide PHM hub"},
+            "period": {"start": start, "end": end},
+            "improvementNotation": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-improvement-notation",
+                                                "code": "increase"}]},
+            "group": groups,
+        })
+    return reports
+
+
+def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime, bundle_id: str) -> bytes:
+    """The validated collection Bundle as JSON bytes (raises if any resource does not validate)."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    reports = measure_reports(table, lhj=lhj, recipient=recipient, generated_at=generated_at)
+    doc = {"resourceType": "Bundle", "id": _SAFE_ID.sub("-", bundle_id)[:64], "type": "collection",
+           "timestamp": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
+           "entry": [{"fullUrl": f"{HUB}/MeasureReport/{r['id']}", "resource": r} for r in reports]}
+    Bundle.model_validate(doc)
+    return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")

@@ -1,0 +1,143 @@
+"""One LHJ's package: suppressed measure table (CSV + Parquet), FHIR MeasureReport Bundle, service
+counts, data dictionary, HTML report. Pure Python on a few thousand rows: the engine work happened
+once for every LHJ (:mod:`jobs.publish.prepare`).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from jobs.publish import dictionary, fhir_measure, report_html, signing, stats, suppression
+from jobs.publish.cells import CELL_COLUMNS
+from jobs.publish.package import Package
+
+FEED = "lhj_measures"
+PURPOSE = "PUBHLTH"
+OUTPUT_COLUMNS = ["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator", "rate",
+                  "ci_low", "ci_high", "annotation"]
+LEGAL_BASIS = ("De-identified aggregate to a public health authority: 42 CFR 2.54 (Part 2 records), "
+               "45 CFR 164.514(b) and 164.512(b); small cells suppressed per CalHHS DDG 2.0")
+RULE_IDS = ("PART2-2.54-DEID-PUBLIC-HEALTH", "HIPAA-164.514-DEID-PUBLIC-HEALTH")
+
+
+@dataclass(frozen=True)
+class LhjTables:
+    """The published tables of one LHJ and the figures the manifest and feed log record."""
+
+    measures: pd.DataFrame
+    state: pd.DataFrame
+    services: pd.DataFrame
+    suppression_method: str
+    cells: int
+    suppressed: int
+
+
+def finalize(table: pd.DataFrame, ci_method: str) -> pd.DataFrame:
+    """Add rate and 95% CI where both counts are published and the denominator is positive."""
+    out = table.copy()
+    num = out["numerator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    den = out["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    ok = ~np.isnan(num) & ~np.isnan(den) & (den > 0)
+    r = np.where(ok, stats.rate(np.nan_to_num(num), np.nan_to_num(den)), np.nan)
+    lo, hi = stats.interval(np.nan_to_num(num), np.where(ok, den, 0), ci_method)
+    out["rate"] = np.round(r, 6)
+    out["ci_low"] = np.round(np.where(ok, lo, np.nan), 6)
+    out["ci_high"] = np.round(np.where(ok, hi, np.nan), 6)
+    return out
+
+
+def suppress_and_finalize(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
+    if cells.empty:
+        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in [*OUTPUT_COLUMNS, "sensitive"]})
+        return empty, "none (no cells)"
+    table, method = suppression.suppress(cells[CELL_COLUMNS].reset_index(drop=True))
+    return finalize(table, ci_method), method
+
+
+def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str) -> LhjTables:
+    measures, method = suppress_and_finalize(cells, ci_method)
+    state_t, _ = suppress_and_finalize(state, ci_method)
+    svc = suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
+        pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
+    suppressed = int(measures["annotation"].isin(["1", "2"]).sum()) if len(measures) else 0
+    return LhjTables(measures, state_t, svc, method, len(measures), suppressed)
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("lhj", pa.string()), ("measure_id", pa.string()), ("period", pa.string()),
+                        ("stratifier", pa.string()), ("stratum", pa.string()), ("numerator", pa.int64()),
+                        ("denominator", pa.int64()), ("rate", pa.float64()), ("ci_low", pa.float64()),
+                        ("ci_high", pa.float64()), ("annotation", pa.string())])
+    frame = df[OUTPUT_COLUMNS].copy()
+    for c in ("numerator", "denominator"):
+        frame[c] = frame[c].astype("Int64")
+    tbl = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(tbl, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def check_deidentified(measures: pd.DataFrame, services: pd.DataFrame) -> None:
+    """The Safe Harbor checker over the text columns (the last gate; raises PrivacyError)."""
+    from privacy.checker import assert_clean
+
+    # Counts and rates are aggregates; period is a reporting bucket, not a person's date; LHJ names
+    # are the jurisdiction itself (the recipient), so names/geography patterns are not applied to them.
+    if len(measures):
+        assert_clean(measures[["measure_id", "stratifier", "stratum", "annotation"]].astype("string"),
+                     what="LHJ measures table", names=False)
+    if len(services):
+        assert_clean(services[["source_kind", "annotation"]].astype("string"), what="LHJ service counts", names=False)
+
+
+def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, ci_method: str,
+          signer: signing.Signer, generated_at: datetime, extra_meta: dict[str, Any] | None = None) -> Package:
+    """Assemble the package (not yet delivered)."""
+    check_deidentified(t.measures, t.services)
+    pkg = Package(recipient, FEED, period, run_id)
+    out = t.measures[OUTPUT_COLUMNS] if len(t.measures) else pd.DataFrame(columns=OUTPUT_COLUMNS)
+    pkg.add("measures.csv", _csv(out), "text/csv")
+    pkg.add("measures.parquet", _parquet(out), "application/vnd.apache.parquet")
+    pkg.add("service_counts.csv", _csv(t.services[["lhj", "month", "source_kind", "members", "annotation"]]),
+            "text/csv")
+    pkg.add("measure_report.json", fhir_measure.bundle(out, lhj=lhj, recipient=recipient, generated_at=generated_at,
+                                                       bundle_id=f"{recipient}-{period}-{run_id}"),
+            "application/fhir+json")
+    meas = t.measures[["measure_id", "sensitive"]] if len(t.measures) else pd.DataFrame(columns=["measure_id", "sensitive"])
+    pkg.add("data_dictionary.md", dictionary.markdown(meas, ci_method=f"{ci_method} 95% interval",
+                                                      suppression_method=t.suppression_method), "text/markdown")
+    pkg.add("data_dictionary.csv", dictionary.csv_text(), "text/csv")
+    files = sorted([*pkg.files, "report.html"])
+    html = report_html.render(lhj=lhj, recipient=recipient, period=period, run_id=run_id, table=t.measures,
+                              state=t.state, suppression_method=t.suppression_method, ci_method=ci_method,
+                              fingerprint=signing.fingerprint(signer.public_key()), key_id=signer.key_id,
+                              generated_at=generated_at, files=files)
+    pkg.add("report.html", html, "text/html; charset=utf-8")
+    ann = t.measures["annotation"].value_counts().to_dict() if len(t.measures) else {}
+    pkg.meta = {
+        "lhj": lhj, "purpose": PURPOSE, "legal_basis": LEGAL_BASIS, "rule_ids": list(RULE_IDS),
+        "content": {"measures": sorted(set(t.measures["measure_id"])) if len(t.measures) else [],
+                    "cells": t.cells, "suppressed_cells": t.suppressed,
+                    "annotations": {str(k): int(v) for k, v in sorted(ann.items())},
+                    "service_count_rows": len(t.services)},
+        "methods": {"confidence_interval": f"{ci_method} 95%", "suppression": t.suppression_method,
+                    "small_cell_threshold": suppression.THRESHOLD, "rate": "proportion numerator/denominator"},
+        "report": "report.html",
+        **(extra_meta or {}),
+    }
+    return pkg

@@ -1,0 +1,266 @@
+"""A feed package: its files, a signed manifest, and delivery that is all-or-nothing and versioned.
+
+Layout under the publish root (a local directory or an ``s3://`` prefix)::
+
+    <recipient>/<feed>/<period>/v1/...        every publish of a period is a new version; old ones stay
+    <recipient>/<feed>/<period>/v2/...
+    <recipient>/<feed>/<period>/latest        pointer: {"version": "v2", "manifest_sha256": ...}
+    _staging/<recipient>/<feed>/<period>/<id>/   where a package is written before it is promoted
+    _keys/<key_id>.pem                        the hub's published manifest-signing public key
+
+Every package holds ``manifest.json`` (each file's name, size and SHA-256, the publisher's key id
+and fingerprint, what the feed is), ``manifest.sig`` (raw Ed25519 signature over the exact bytes of
+manifest.json) and ``publisher.pem`` (the public key), so it verifies offline with nothing else.
+
+Never a partial feed: files go to a staging prefix first; only a complete package is promoted
+(a directory rename on local disk; on S3 server-side copies with manifest.json and manifest.sig
+last, then the ``latest`` pointer). Any failure removes the staging copy and any partly promoted
+version, so a recipient never sees a version without its manifest, and ``latest`` only ever
+names complete versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jobs.publish import signing
+from phmx import storage
+from phmx.errors import PhmxError, StorageError
+from phmx.log import get_logger
+
+log = get_logger(__name__)
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+PUBLIC_KEY = "publisher.pem"
+LATEST = "latest"
+STAGING = "_staging"
+KEYS = "_keys"
+FORMAT = "phmx-feed-manifest/1"
+PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 maximum
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+@dataclass
+class Package:
+    """Files of one feed for one recipient and period (name -> bytes), and what the manifest says."""
+
+    recipient: str
+    feed: str
+    period: str
+    run_id: str
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> (data, media type)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, data: bytes | str, media_type: str) -> None:
+        if name in (MANIFEST, SIGNATURE, PUBLIC_KEY, LATEST) or name.startswith("/") or ".." in name.split("/"):
+            raise PhmxError(f"reserved or unsafe package file name {name!r}")
+        self.files[name] = (data.encode("utf-8") if isinstance(data, str) else data, media_type)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where a package went: the version folder, its number, the manifest digest, sizes, file hashes."""
+
+    recipient: str
+    feed: str
+    period: str
+    version: int
+    uri: str
+    manifest_sha256: str
+    key_id: str
+    files: dict[str, str]  # name -> sha256
+    bytes: int
+    published_at: datetime
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def period_root(root: str, recipient: str, feed: str, period: str) -> str:
+    return storage.join(root, recipient, feed, period)
+
+
+def versions(base: str) -> list[int]:
+    """Version numbers that exist under ``<recipient>/<feed>/<period>`` (complete or not)."""
+    found: set[int] = set()
+    if storage.is_s3(base):
+        bucket, key = storage.split_s3(base)
+        pages = storage.s3_client().get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=key.rstrip("/") + "/", Delimiter="/")
+        for page in pages:
+            for cp in page.get("CommonPrefixes", []):
+                m = _VERSION.match(cp["Prefix"].rstrip("/").rsplit("/", 1)[-1])
+                if m:
+                    found.add(int(m.group(1)))
+    elif Path(base).is_dir():
+        for p in Path(base).iterdir():
+            m = _VERSION.match(p.name)
+            if m and p.is_dir():
+                found.add(int(m.group(1)))
+    return sorted(found)
+
+
+def read_latest(base: str) -> dict[str, Any] | None:
+    uri = storage.join(base, LATEST)
+    if not storage.exists(uri):
+        return None
+    return json.loads(storage.read_bytes(uri))
+
+
+def manifest_bytes(pkg: Package, *, version: int, signer: signing.Signer, generated_at: datetime,
+                   delivery: dict[str, Any] | None) -> bytes:
+    """The manifest: canonical JSON (sorted keys, 2-space indent, UTF-8) so its bytes are stable."""
+    pub = signer.public_key()
+    files = [{"name": name, "sha256": sha256(data), "bytes": len(data), "media_type": media}
+             for name, (data, media) in sorted(pkg.files.items())]
+    doc = {
+        "format": FORMAT,
+        "recipient": pkg.recipient, "feed": pkg.feed, "period": pkg.period, "version": f"v{version}",
+        "run_id": pkg.run_id, "generated_at": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "publisher": {"name": "phmx statewide PHM hub", "alg": "Ed25519", "key_id": signer.key_id,
+                      "fingerprint": signing.fingerprint(pub), "public_key_file": PUBLIC_KEY,
+                      "signature_file": SIGNATURE},
+        "files": files,
+        **pkg.meta,
+    }
+    if delivery:
+        doc["delivery"] = delivery
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _presigned(final: str, names: list[str]) -> dict[str, Any]:
+    bucket, key = storage.split_s3(final)
+    client = storage.s3_client()
+    urls = {n: client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": f"{key}/{n}"},
+                                             ExpiresIn=PRESIGN_SECONDS) for n in names}
+    expires = (datetime.now(UTC) + timedelta(seconds=PRESIGN_SECONDS)).isoformat(timespec="seconds")
+    return {"storage": "s3", "location": final, "presigned_urls": urls, "urls_expire_at": expires,
+            "sse": "aws:kms" if os.environ.get("PHMX_KMS_KEY_ID") else "default"}
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A complete package written to staging, not yet visible: where it will go and its hashes."""
+
+    recipient: str
+    feed: str
+    period: str
+    version: int
+    base: str
+    staging: str
+    final: str
+    names: list[str]
+    manifest_sha256: str
+    key_id: str
+    files: dict[str, str]  # name -> sha256 (manifest.json included)
+    bytes: int
+    generated_at: datetime
+
+    def uris(self) -> list[tuple[str, str]]:
+        """(final URI, sha256) of every file, for the ledger's disclosure entry."""
+        return [(storage.join(self.final, n), h) for n, h in sorted(self.files.items())]
+
+
+def stage(pkg: Package, root: str, *, signer: signing.Signer | None = None, now: datetime | None = None) -> Staged:
+    """Write the signed package under the staging prefix as the next version (nothing visible yet)."""
+    signer = signer or signing.get_signer()
+    now = now or datetime.now(UTC)
+    base = period_root(root, pkg.recipient, pkg.feed, pkg.period)
+    have = versions(base)
+    version = (max(have) if have else 0) + 1
+    final = storage.join(base, f"v{version}")
+    staging = storage.join(root, STAGING, pkg.recipient, pkg.feed, pkg.period, f"v{version}-{uuid.uuid4().hex[:12]}")
+    files = {k: v for k, v in pkg.files.items() if k != PUBLIC_KEY}
+    files[PUBLIC_KEY] = (signing.public_pem(signer.public_key()), "application/x-pem-file")
+    staged = Package(pkg.recipient, pkg.feed, pkg.period, pkg.run_id, files, pkg.meta)
+    delivery = _presigned(final, sorted([*files, MANIFEST, SIGNATURE])) if storage.is_s3(root) else None
+    manifest = manifest_bytes(staged, version=version, signer=signer, generated_at=now, delivery=delivery)
+    signature = signer.sign(manifest)
+    try:
+        for name, (data, media) in sorted(files.items()):
+            storage.write_bytes(storage.join(staging, name), data, content_type=media)
+        storage.write_bytes(storage.join(staging, MANIFEST), manifest, content_type="application/json")
+        storage.write_bytes(storage.join(staging, SIGNATURE), signature, content_type="application/octet-stream")
+    except Exception as exc:
+        _discard(staging)
+        if isinstance(exc, PhmxError):
+            raise
+        raise StorageError(f"staging {pkg.recipient}/{pkg.feed}/{pkg.period} failed: {type(exc).__name__}",
+                           hint="nothing was published; re-run the publish") from exc
+    total = sum(len(d) for d, _ in files.values()) + len(manifest) + len(signature)
+    hashes = {n: sha256(d) for n, (d, _) in files.items()} | {MANIFEST: sha256(manifest)}
+    return Staged(pkg.recipient, pkg.feed, pkg.period, version, base, staging, final,
+                  [*sorted(files), MANIFEST, SIGNATURE], sha256(manifest), signer.key_id, hashes, total, now)
+
+
+def promote(st: Staged) -> Delivered:
+    """Make a staged package visible as its version and point ``latest`` at it. All or nothing."""
+    promoted = False
+    try:
+        _promote(st.staging, st.final, st.names)
+        promoted = True
+        pointer = {"version": f"v{st.version}", "manifest_sha256": st.manifest_sha256,
+                   "published_at": st.generated_at.astimezone(UTC).isoformat(timespec="seconds")}
+        storage.write_text(storage.join(st.base, LATEST), json.dumps(pointer, sort_keys=True) + "\n",
+                           content_type="application/json")
+    except Exception as exc:
+        _discard(st.staging)
+        if not promoted:
+            _discard(st.final)
+        if isinstance(exc, PhmxError):
+            raise
+        raise StorageError(f"delivery of {st.recipient}/{st.feed}/{st.period} failed: {type(exc).__name__}",
+                           hint="nothing was published; re-run the publish") from exc
+    _discard(st.staging)
+    log.info("delivered %s/%s/%s v%d (%d files)", st.recipient, st.feed, st.period, st.version, len(st.names))
+    return Delivered(st.recipient, st.feed, st.period, st.version, st.final, st.manifest_sha256, st.key_id,
+                     st.files, st.bytes, st.generated_at)
+
+
+def discard(st: Staged) -> None:
+    """Drop a staged package that will not be promoted."""
+    _discard(st.staging)
+
+
+def deliver(pkg: Package, root: str, *, signer: signing.Signer | None = None,
+            now: datetime | None = None) -> Delivered:
+    """Stage, sign and promote a package as the next version; update ``latest``. All or nothing."""
+    return promote(stage(pkg, root, signer=signer, now=now))
+
+
+def _promote(staging: str, final: str, names: list[str]) -> None:
+    """Local: one directory rename. S3: copy each object, manifest and signature last."""
+    if not storage.is_s3(final):
+        target = Path(final)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            raise StorageError(f"version folder {final} already exists", hint="another publish is running")
+        os.replace(staging, target)
+        return
+    client = storage.s3_client()
+    sb, sk = storage.split_s3(staging)
+    fb, fk = storage.split_s3(final)
+    extra: dict[str, str] = {}
+    kms = os.environ.get("PHMX_KMS_KEY_ID")
+    if kms:
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
+    for name in names:
+        client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource={"Bucket": sb, "Key": f"{sk}/{name}"},
+                           MetadataDirective="COPY", **extra)
+
+
+def _discard(uri: str) -> None:
+    try:
+        storage.delete_prefix(uri)
+    except Exception:  # noqa: BLE001 - best effort cleanup; the original error is what matters
+        log.warning("could not remove %s after a failed delivery", uri)

@@ -1,0 +1,184 @@
+"""The once-for-every-LHJ step: consent, counting and rollups for all 61 jurisdictions at once.
+
+Reads ``gold.measure_event`` (the measures stage) and every silver event (service counts), gates
+both through the consent engine in one pass for all LHJs (:mod:`jobs.publish.consent_gate`),
+aggregates on the engine once, and keeps the results in work tables (``gold.feed_cells``,
+``gold.feed_service_counts``, ``gold.feed_members``) plus a small JSON summary, so each
+recipient's packaging (an Airflow mapped task, or a loop in-process) only filters its own rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from jobs.publish import cells as cells_mod
+from jobs.publish import consent_gate, tables
+from jobs.publish.events import member_events
+from jobs.publish.recipients import STATE, recipient_id
+from phmx import lakehouse, storage
+from phmx.log import get_logger
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from phmx.context import RunContext
+
+log = get_logger(__name__)
+
+CI_METHOD = "wilson"
+MEASURE_COLUMNS = ("member_id", "measure_id", "period", "anchor_date", "in_denominator", "in_numerator", "exclusion_reason",
+                   "lhj", "age_band", "sex", "race_ethnicity", "plan_id", "security_labels", "sensitivity")
+
+
+@dataclass
+class Prepared:
+    """What every LHJ's packaging needs, for one run."""
+
+    run_id: str
+    period: str
+    ci_method: str
+    recipients: list[str]
+    rules: dict[str, list[str]] = field(default_factory=dict)
+    consents: dict[str, list[str]] = field(default_factory=dict)
+    members: dict[str, int] = field(default_factory=dict)
+    cells: pd.DataFrame | None = None
+    services: pd.DataFrame | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "period": self.period, "ci_method": self.ci_method,
+                "recipients": self.recipients, "rules": self.rules, "consents": self.consents,
+                "members": self.members}
+
+
+def summary_uri(run_id: str) -> str:
+    from phmx import settings
+
+    return storage.join(settings.load().lakehouse_root, "work", "publish", run_id, "prepared.json")
+
+
+def _measure_frame(spark: SparkSession) -> DataFrame | None:
+    from pyspark.sql import functions as F
+
+    t = tables.measure_event_table()
+    if not lakehouse.exists(t):
+        log.info("gold.measure_event does not exist yet: LHJ feeds carry service counts only")
+        return None
+    me = lakehouse.read(spark, t)
+    cols = [F.col(c) if c in me.columns else F.lit(None).alias(c) for c in MEASURE_COLUMNS]
+    return me.select(*cols).withColumn("security_labels", F.coalesce("security_labels", F.array().cast("array<string>")))
+
+
+def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
+    """Gate, count and roll up for every LHJ; write the work tables; return the in-memory result.
+
+    Consent is planned once per frame and materialised (:func:`jobs.publish.tables.materialize`):
+    the decisions, the permitted measure units and the permitted service rows are each written
+    once, and the counts and the ledger's member list read the stored rows.
+    """
+    from pyspark.sql import functions as F
+
+    scope = cells_mod.Scope(ctx.period)
+    at = ctx.started_at
+    decisions = tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark, now=at),
+                                                               tables.FEED_DECISIONS), tables.FEED_DECISIONS.fqn)
+    gated: list[DataFrame] = []
+    me = _measure_frame(spark)
+    base = pd.DataFrame()
+    if me is not None:
+        ok, _ = consent_gate.lhj_permitted(spark, me, at=at, decisions=decisions)
+        ok = tables.materialize(spark, ok, tables.work_table("measure_rows"))
+        base = cells_mod.base_cube(ok, scope).toPandas()
+        gated.append(ok.select("member_id", "security_labels"))
+    cell_table = cells_mod.rollup(base, scope)
+
+    # Service counts need one row per member, month, kind and label set, not every event.
+    month = F.date_format("event_date", "yyyy-MM")
+    ev = (member_events(spark).where(F.col("lhj").isNotNull() & F.col("event_date").isNotNull())
+          .select("member_id", "lhj", month.alias("month"), "source_kind", "security_labels"))
+    pred = scope.predicate()
+    if pred:
+        ev = ev.where(pred)
+    ev = ev.dropDuplicates(["member_id", "lhj", "month", "source_kind", "security_labels"])
+    ok_ev, _ = consent_gate.lhj_permitted(spark, ev, at=at, decisions=decisions)
+    ok_ev = tables.materialize(spark, ok_ev, tables.work_table("service_rows"))
+    services = (ok_ev.groupBy("lhj", "month", "source_kind").agg(F.countDistinct("member_id").alias("members"))
+                .toPandas())
+    gated.append(ok_ev.select("member_id", "security_labels"))
+
+    counted = gated[0]
+    for g in gated[1:]:
+        counted = counted.unionByName(g)
+    counted = counted.dropDuplicates(["member_id", "security_labels"])
+    members = consent_gate.lhj_disclosure_members(spark, counted, at=at, decisions=decisions)
+    members = members.dropDuplicates(["recipient", "member_id", "data_class"]).withColumn("run_id", F.lit(ctx.run_id))
+    written = tables.materialize(spark, lakehouse.conform_to(members, tables.FEED_MEMBERS), tables.FEED_MEMBERS.fqn)
+
+    ct = cell_table.assign(run_id=ctx.run_id)
+    st = services.assign(run_id=ctx.run_id)
+    tables.materialize(spark, spark.createDataFrame(ct[tables.FEED_CELLS.column_names] if len(ct) else [],
+                                                    tables.FEED_CELLS.ddl), tables.FEED_CELLS.fqn)
+    tables.materialize(spark, spark.createDataFrame(st[tables.FEED_SERVICE_COUNTS.column_names] if len(st) else [],
+                                                    tables.FEED_SERVICE_COUNTS.ddl), tables.FEED_SERVICE_COUNTS.fqn)
+
+    stats = (written.groupBy("recipient").agg(
+        F.countDistinct("member_id").alias("members"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.coalesce("rule_ids", F.array().cast("array<string>"))))))
+        .alias("rules"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list(F.coalesce("consent_ids", F.array().cast("array<string>"))))))
+        .alias("consents")).collect())
+    lhjs = set(cell_table["lhj"]) if len(cell_table) else set()
+    lhjs |= set(services["lhj"]) if len(services) else set()
+    lhjs.discard(STATE)
+    prepared = Prepared(ctx.run_id, ctx.period, CI_METHOD, sorted(recipient_id(x) for x in lhjs if x),
+                        rules={r["recipient"]: list(r["rules"]) for r in stats},
+                        consents={r["recipient"]: list(r["consents"]) for r in stats},
+                        members={r["recipient"]: int(r["members"]) for r in stats},
+                        cells=cell_table, services=services)
+    storage.write_text(summary_uri(ctx.run_id), json.dumps(prepared.summary(), indent=1, sort_keys=True),
+                       content_type="application/json")
+    log.info("prepared %d LHJ feeds: %d cells, %d service-count rows", len(prepared.recipients), len(cell_table),
+             len(services))
+    return prepared
+
+
+def load(spark: SparkSession, run_id: str) -> Prepared:
+    """The prepared summary of ``run_id`` (cells and counts are read per recipient when needed)."""
+    from phmx.errors import ConfigError
+
+    uri = summary_uri(run_id)
+    if not storage.exists(uri):
+        raise ConfigError(f"no prepared publish for run {run_id}", hint="run the publish prepare step first")
+    doc = json.loads(storage.read_bytes(uri))
+    return Prepared(doc["run_id"], doc["period"], doc["ci_method"], list(doc["recipients"]), doc["rules"],
+                    doc["consents"], doc["members"])
+
+
+def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(this LHJ's cells, the state cells, this LHJ's service counts), from memory or the work tables."""
+    from pyspark.sql import functions as F
+
+    if prepared.cells is not None and prepared.services is not None:
+        c, s = prepared.cells, prepared.services
+        mine = c[c["lhj"] == lhj] if len(c) else c
+        state = c[c["lhj"] == STATE] if len(c) else c
+        svc = s[s["lhj"] == lhj] if len(s) else s
+        return mine.reset_index(drop=True), state.reset_index(drop=True), svc.reset_index(drop=True)
+    run = F.col("run_id") == prepared.run_id
+    cells = lakehouse.read(spark, tables.FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
+    svc = lakehouse.read(spark, tables.FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
+    cells = cells_mod.ordered(cells) if len(cells) else cells
+    mine = cells[cells["lhj"] == lhj].reset_index(drop=True) if len(cells) else cells
+    state = cells[cells["lhj"] == STATE].reset_index(drop=True) if len(cells) else cells
+    return mine, state, svc.sort_values(["month", "source_kind"]).reset_index(drop=True) if len(svc) else svc
+
+
+def disclosure_members(spark: SparkSession, run_id: str, recipient: str) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return (lakehouse.read(spark, tables.FEED_MEMBERS)
+            .where((F.col("run_id") == run_id) & (F.col("recipient") == recipient))
+            .select("member_id", "data_class", "rule_ids", "consent_ids"))

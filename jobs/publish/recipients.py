@@ -1,0 +1,79 @@
+"""Who receives feeds: the 61 local health jurisdictions and the plans that submit to the hub.
+
+* LHJs: the 58 counties and the city health departments of Berkeley, Long Beach and Pasadena,
+  named in ``mappings/geo/lhj.yaml`` (the same table identity uses to set ``gold.member.lhj``).
+  Recipient id ``lhj_<slug>``: ``lhj_alameda``, ``lhj_long_beach``.
+* Plans: the distinct managed care plan submitters (``mcp_*``) found in ``silver.coverage``
+  (the plan's own enrollment): ``mcp_bluecoast``, ``mcp_sierra``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from phmx.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LHJ_FILE = Path(__file__).resolve().parents[2] / "mappings" / "geo" / "lhj.yaml"
+LHJ_PREFIX = "lhj_"
+PLAN_PREFIX = "mcp_"
+STATE = "California"
+
+
+def recipient_id(lhj: str) -> str:
+    """``lhj_<slug>``: the recipient id of a local health jurisdiction (e.g. lhj_long_beach)."""
+    return LHJ_PREFIX + re.sub(r"[^a-z0-9]+", "_", lhj.lower()).strip("_")
+
+
+@lru_cache(maxsize=2)
+def lhj_names(path: str = str(LHJ_FILE)) -> tuple[str, ...]:
+    """The 61 LHJ names (counties, then the three cities), from the versioned geography table."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the LHJ table {path}: {type(exc).__name__}") from exc
+    counties = doc.get("counties")
+    if not isinstance(counties, dict):
+        raise ConfigError(f"{path}: key 'counties' must map county FIPS to names")
+    cities = doc.get("cities") or {}
+    return tuple(str(v) for _, v in sorted(counties.items())) + tuple(sorted(str(c) for c in cities))
+
+
+def lhj_by_recipient() -> dict[str, str]:
+    """``{recipient id: LHJ name}`` for all 61 LHJs."""
+    return {recipient_id(n): n for n in lhj_names()}
+
+
+def is_lhj(recipient: str) -> bool:
+    return recipient.startswith(LHJ_PREFIX)
+
+
+def is_plan(recipient: str) -> bool:
+    return recipient.startswith(PLAN_PREFIX)
+
+
+def lhj_name(recipient: str) -> str:
+    """The LHJ name of an ``lhj_*`` recipient id (ConfigError if it is not one of the 61)."""
+    names = lhj_by_recipient()
+    if recipient not in names:
+        raise ConfigError(f"unknown LHJ recipient {recipient!r}", hint="recipient ids are lhj_<county or city>")
+    return names[recipient]
+
+
+def plan_recipients(spark: SparkSession) -> list[str]:
+    """Plan submitters with enrollment in silver.coverage (the plans whose care teams get a feed)."""
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.tables import COVERAGE
+
+    rows = (lakehouse.read(spark, COVERAGE).where(F.col("source").startswith(PLAN_PREFIX))
+            .select("source").distinct().collect())
+    return sorted(r[0] for r in rows if r[0])
