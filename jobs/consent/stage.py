@@ -48,6 +48,7 @@ def run_stage(spark: SparkSession, ctx: RunContext) -> StageResult:
     pairs = outbound_pairs(policy, recips)
     decisions = engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
+    engine.cleanup_scratch()
     written = lakehouse.read(spark, CONSENT_DECISION)
     now = engine.decision_at(written, ctx.started_at)
     by_rule = [[r[0], r[1], r[2], int(r[3])] for r in
