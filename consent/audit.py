@@ -97,6 +97,12 @@ def verify(path: str | None = None, *, public_keys: dict[str, Any] | None = None
     keys = public_keys if public_keys is not None else signing.load_public_keys()
     problems: list[Problem] = []
     warnings: list[Problem] = []
+    if not _exists(path):
+        warnings.append(Problem(None, "no_ledger", "no ledger has been written yet"))
+        if expect_head is not None:
+            problems.append(Problem(int(expect_head[0]), "expected_head_missing", "there is no ledger at all"))
+        return VerifyReport(ok=not problems, entries=0, checkpoints=0, last_signed_seq=0, unsigned_tail=0,
+                            disclosures=0, problems=problems, warnings=warnings)
     entries = sorted(_rows(path, problems), key=lambda fr: (fr[1].get("seq") or 0))
     rep = VerifyReport(ok=False, entries=len(entries), checkpoints=0, last_signed_seq=0, unsigned_tail=0, disclosures=0,
                        problems=problems, warnings=warnings)
