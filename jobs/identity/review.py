@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.identity.tables import REVIEW_DECISIONS, REVIEW_QUEUE
+from jobs.identity.tables import LINK_PAIRS, REVIEW_DECISIONS, REVIEW_QUEUE
 from phmx import lakehouse
 from phmx.errors import ConfigError
 
@@ -60,7 +60,11 @@ def open_items(spark: SparkSession) -> pd.DataFrame:
 
 def decide(spark: SparkSession, pair_id: str, decision: str, *, reviewer: str, note: str = "",
            at: datetime | None = None) -> None:
-    """Record a reviewer's decision for a queued pair and mark the queue item decided."""
+    """Record a reviewer's decision for a pair and mark its queue item decided.
+
+    The pair is looked up in the review queue, then among the scored pairs (gold.link_pairs),
+    so a reviewer can also reject a link that was made automatically (the next run splits it).
+    """
     from pyspark.sql import functions as F
 
     if decision not in DECISIONS:
@@ -68,7 +72,11 @@ def decide(spark: SparkSession, pair_id: str, decision: str, *, reviewer: str, n
     q = lakehouse.read(spark, REVIEW_QUEUE).where(F.col("pair_id") == F.lit(pair_id))
     item = q.limit(1).collect()
     if not item:
-        raise ConfigError(f"no review item with pair id {pair_id!r}", hint="list them with `phmx identity review`")
+        lp = lakehouse.read(spark, LINK_PAIRS)
+        item = lp.where(F.col("pair_id") == F.lit(pair_id)).limit(1).collect()
+    if not item:
+        raise ConfigError(f"no review item or scored pair with pair id {pair_id!r}",
+                          hint="list them with `phmx identity review`")
     it = item[0]
     when = at or datetime.now(UTC)
     row = pd.DataFrame([{

@@ -192,6 +192,8 @@ def _pairs_table(spark: SparkSession, scored: linkage.Scored, links: linkage.Lin
     p = p.withColumn("reason", F.when(F.col("decision") == "review", F.lit("probability_band"))
                      .otherwise(F.col("reason")))
     return p.select(
+        review.pair_id_column(F.col("source_l"), F.col("source_person_id_l"), F.col("source_r"),
+                              F.col("source_person_id_r")).alias("pair_id"),
         "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "decision", "reason", pattern_string(settings).alias("gamma"), rule_name_column(settings).alias("blocking_rule"),
         F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("scored_at"),
@@ -232,9 +234,7 @@ def _queue(spark: SparkSession, pairs: DataFrame, ctx: RunContext) -> DataFrame:
 
     q = pairs.where(F.col("decision").isin("review", "guard_refused"))
     q = q.select(
-        review.pair_id_column(F.col("source_l"), F.col("source_person_id_l"), F.col("source_r"),
-                              F.col("source_person_id_r")).alias("pair_id"),
-        "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
+        "pair_id", "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "gamma", "reason", F.lit("open").alias("status"), F.lit(ctx.run_id).alias("run_id"),
         F.lit(ctx.started_at).cast("timestamp").alias("queued_at"))
     decided = lakehouse.read(spark, review.REVIEW_DECISIONS).select("pair_id")

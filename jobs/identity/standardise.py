@@ -20,11 +20,25 @@ from typing import TYPE_CHECKING
 from jobs.identity import config
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
-# Accented letters and their ASCII base (the engine has no Unicode normalisation function).
-_ACCENTED = "ÁÀÂÄÃÅĀáàâäãåāÉÈÊËĒéèêëēÍÌÎÏĪíìîïīÓÒÔÖÕØŌóòôöõøōÚÙÛÜŪúùûüūÑñÇçÝŸýÿŠšŽž"
-_PLAIN = "AAAAAAAaaaaaaaEEEEEeeeeeIIIIIiiiiiOOOOOOOoooooooUUUUUuuuuuNnCcYYyySsZz"
+def _fold_table() -> tuple[str, str]:
+    """Accented Latin letters (Spanish, Vietnamese, Tagalog, ...) and their ASCII base letters,
+    for ``translate`` (the engine has no Unicode normalisation function)."""
+    import unicodedata
+
+    extra = {"Đ": "D", "đ": "d", "Ø": "O", "ø": "o", "Ł": "L", "ł": "l", "ß": "s", "Æ": "A", "æ": "a"}
+    src, dst = [], []
+    for code in [*range(0x00C0, 0x0250), *range(0x1E00, 0x1F00)]:
+        ch = chr(code)
+        base = extra.get(ch) or unicodedata.normalize("NFKD", ch)[:1]
+        if base != ch and base.isascii() and base.isalpha():
+            src.append(ch)
+            dst.append(base)
+    return "".join(src), "".join(dst)
+
+
+_ACCENTED, _PLAIN = _fold_table()
 
 #: Given-name values that mean "not known" (newborn registrations, test records).
 PLACEHOLDER_GIVEN = ("UNKNOWN", "UNK", "BABY", "BABYBOY", "BABYGIRL", "BOY", "GIRL", "INFANT",
@@ -106,14 +120,14 @@ def family_tokens(c: Column) -> Column:
     return F.when(F.size(toks) > 0, toks)
 
 
-def nickname_canonical(gn: Column) -> Column:
-    """The canonical form of a given name via the nickname table (itself when not listed)."""
-    F = _f()
-    table = config.nicknames()
-    pairs = []
-    for k, v in sorted(table.items()):
-        pairs += [F.lit(k), F.lit(v)]
-    return F.coalesce(F.element_at(F.create_map(*pairs), gn), gn)
+def nickname_frame(spark: SparkSession) -> DataFrame:
+    """(nickname, canonical) rows from the nickname table, to join on the given name.
+
+    A join, not a map literal: the embedded engine rebuilds a literal map for every row,
+    which made a million records take minutes.
+    """
+    rows = sorted(config.nicknames().items())
+    return spark.createDataFrame(rows, "_nick string, _canon string")
 
 
 def sex(c: Column) -> Column:
@@ -175,12 +189,22 @@ def address_key(c: Column) -> Column:
     unit_re = "|".join(u.replace("#", "\\#") for u in units)
     s = F.regexp_replace(s, f"\\s({unit_re})(\\s+[A-Z0-9]+)?(\\s.*)?$", "")
     mapping = {**abbr["suffixes"], **abbr["directionals"]}
-    pairs = []
-    for k, v in sorted(mapping.items()):
-        pairs += [F.lit(k), F.lit(v)]
-    m = F.create_map(*pairs)
-    toks = F.transform(F.split(s, " "), lambda t: F.coalesce(F.element_at(m, t), t))
-    out = F.trim(F.array_join(toks, " "))
+    by_target: dict[str, list[str]] = {}
+    for k, v in mapping.items():
+        if k != v:
+            by_target.setdefault(v, []).append(k)
+
+    def standard(token: Column) -> Column:
+        # A flat CASE per token: a literal map is rebuilt per row by the engine (very slow),
+        # and a chain of regexp_replace calls nests too deep for the Spark Connect protocol.
+        expr = None
+        for target, variants in sorted(by_target.items()):
+            cond = token.isin(sorted(variants))
+            expr = F.when(cond, F.lit(target)) if expr is None else expr.when(cond, F.lit(target))
+        return expr.otherwise(token) if expr is not None else token
+
+    s = F.array_join(F.transform(F.split(s, " "), standard), " ")
+    out = F.trim(F.regexp_replace(s, " +", " "))
     return F.when(F.length(out) > 2, out)
 
 
@@ -247,9 +271,10 @@ def standardise(person: DataFrame) -> DataFrame:
         F.col("_county_fips").alias("county_fips"),
         F.col("_record_date").cast("date").alias("record_date"),
     )
-    std = std.select(
-        "*",
-        nickname_canonical(F.col("gn")).alias("gn_canon"),
+    nick = F.broadcast(nickname_frame(person.sparkSession))
+    std = std.join(nick, std["gn"] == nick["_nick"], "left").select(
+        *[F.col(c) for c in std.columns],
+        F.coalesce(F.col("_canon"), F.col("gn")).alias("gn_canon"),
         F.soundex(F.col("gn")).alias("gn_sdx"),
         F.substring(F.col("gn"), 1, 1).alias("gn_initial"),
         F.soundex(F.coalesce(F.get(F.col("fn_tokens"), 0), F.col("fn"))).alias("fn_sdx"),

@@ -23,10 +23,10 @@ def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table
 LINK_PAIRS = _t(
     "gold",
     "link_pairs",
-    "source_l string, source_person_id_l string, source_r string, source_person_id_r string,"
+    "pair_id string, source_l string, source_person_id_l string, source_r string, source_person_id_r string,"
     "match_weight double, match_probability double, decision string, reason string, gamma string,"
     "blocking_rule string, run_id string, scored_at timestamp",
-    keys="source_l source_person_id_l source_r source_person_id_r",
+    keys="pair_id",
     doc="Scored candidate pairs at or above the review threshold. decision: linked (same member), "
         "review (probability in the review band), guard_refused (scored as a link, kept apart by a "
         "guard; reason names it). gamma: the comparison levels, comparison=level, comma-separated.",

@@ -166,7 +166,8 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
 
     def emit(pid: int, source: str, fields: set[str]) -> None:
         counters[source] = counters.get(source, 0) + 1
-        spid = f"{source[:3].upper()}{counters[source]:08d}"
+        prefix = "".join(part[:2] for part in source.split("_")).upper()
+        spid = f"{prefix}{counters[source]:08d}"
         g = str(given[pid])
         if r.random() < rates.nickname and g.upper() in inverse_nick:
             g = r.choice(inverse_nick[g.upper()]).title()

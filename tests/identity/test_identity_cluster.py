@@ -1,0 +1,74 @@
+"""Clustering guards: conflicting strong identifiers never end up in one member."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from jobs.identity.cluster import GuardParams, cluster, dates_compatible
+
+
+def _edges(rows):
+    return pd.DataFrame(rows, columns=["rid_l", "rid_r", "weight"]).assign(forced=False)
+
+
+def _attrs(rows):
+    return pd.DataFrame(rows, columns=["rid", "cin", "ssn", "dob_str"])
+
+
+def _members(result):
+    lab = dict(zip(result.labels["rid"], result.labels["cluster"], strict=True))
+    return lab
+
+
+def test_transitive_chain_cannot_join_two_cins():
+    # 1 and 3 hold different valid CINs; 2 (no CIN) links strongly to both.
+    edges = _edges([(1, 2, 30.0), (2, 3, 25.0)])
+    attrs = _attrs([(1, "91111111A", None, "19900102"), (2, None, None, "19900102"),
+                    (3, "92222222B", None, "19900102")])
+    res = cluster(edges, attrs, GuardParams(override_weight=40.0))
+    lab = _members(res)
+    assert lab[1] == lab[2] != lab[3]  # the stronger edge wins, the other is refused
+    assert res.refused.iloc[0]["reason"] == "cin"
+
+
+def test_override_margin_lets_overwhelming_evidence_through():
+    edges = _edges([(1, 2, 50.0)])
+    attrs = _attrs([(1, "91111111A", None, "19900102"), (2, "91111112A", None, "19900102")])
+    lab = _members(cluster(edges, attrs, GuardParams(override_weight=40.0)))
+    assert lab[1] == lab[2]
+    lab = _members(cluster(edges, attrs, GuardParams(override_weight=60.0)))
+    assert lab[1] != lab[2]
+
+
+def test_ssn_and_far_birth_dates_conflict_but_typos_do_not():
+    edges = _edges([(1, 2, 20.0), (3, 4, 20.0), (5, 6, 20.0), (7, 8, 20.0)])
+    attrs = _attrs([
+        (1, None, "123456780", "19900102"), (2, None, "223456780", "19900102"),  # two SSNs
+        (3, None, None, "19900102"), (4, None, None, "19620517"),  # father and son
+        (5, None, None, "19900102"), (6, None, None, "19900201"),  # day/month transposed
+        (7, None, None, "19851010"), (8, None, None, "19581010"),  # year digits swapped
+    ])
+    lab = _members(cluster(edges, attrs, GuardParams(override_weight=99.0)))
+    assert lab[1] != lab[2] and lab[3] != lab[4]
+    assert lab[5] == lab[6] and lab[7] == lab[8]
+
+
+def test_forced_edges_and_reviewer_rejections():
+    edges = pd.DataFrame([(1, 2, float("inf"), True), (2, 3, 20.0, False), (3, 4, 20.0, False)],
+                         columns=["rid_l", "rid_r", "weight", "forced"])
+    attrs = _attrs([(1, "91111111A", None, None), (2, "92222222B", None, None), (3, None, None, None),
+                    (4, None, None, None)])
+    cannot = pd.DataFrame([(1, 4)], columns=["rid_l", "rid_r"])
+    res = cluster(edges, attrs, GuardParams(override_weight=99.0), cannot)
+    lab = _members(res)
+    assert lab[1] == lab[2] == lab[3]  # forced despite two CINs
+    assert lab[4] != lab[1]  # a reviewer said 1 and 4 are different people
+    assert "reviewer_rejected" in set(res.refused["reason"])
+
+
+def test_dates_compatible():
+    assert dates_compatible("19900102", "19900102", 31)
+    assert dates_compatible("19900102", "19900120", 31)
+    assert dates_compatible("19900102", "19900201", 0)  # transposed
+    assert dates_compatible("19900102", "19900103", 0)  # one digit
+    assert not dates_compatible("19900102", "19910305", 31)

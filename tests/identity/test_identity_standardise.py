@@ -1,0 +1,90 @@
+"""Standardisers on the engine: names, dates, sex, SSN, CIN, phone, ZIP, addresses."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from jobs.identity import standardise
+
+COLS = ("source string, source_person_id string, cin string, ssn string, given_name string, middle_name string,"
+        " family_name string, birth_date date, sex string, address_line string, city string, zip string,"
+        " phone string")
+
+
+@pytest.fixture(scope="module")
+def std_rows(spark):
+    rows = [
+        # id, cin, ssn, given, middle, family, dob, sex, address, city, zip, phone
+        ("1", "91234567a", "123-45-6780", "  José ", "m.", "García-López", dt.date(1990, 1, 2), "female",
+         "123 North Main Street Apt 5", "San José", "94703-1234", "(510) 555-2345"),
+        ("2", "X1234567A", "000-12-3456", "BOB", "", "de la Cruz Jr.", dt.date(1890, 1, 2), "U",
+         "45 W. Elm Ave. #7", "City of Oakland", "00000", "1-510-234-5678"),
+        ("3", "9123-4567-B", "666123456", "Baby Girl", None, "O'Brien", None, "2", "PO Box 12", "", "9470",
+         "111-111-1111"),
+        ("4", "912345678", "111111111", "Mary Ann", "", "SMITH", dt.date(2001, 12, 3), "X", None, None, "2134",
+         "5105550123"),
+        ("5", None, "901-23-4567", "Pepe", None, "Nguyễn", dt.date(1985, 6, 7), "M", "9 Camino Real Boulevard",
+         None, "95112", "2135550199"),
+        ("6", None, "123-00-4567", "robert", None, "Hernández Sánchez", None, "MALE", "77 elm st unit b", None,
+         None, "415-234-5678"),
+        ("7", None, "123-45-0000", "UNKNOWN", None, "Lee", None, "f", None, None, None, None),
+    ]
+    df = spark.createDataFrame([("s", *r) for r in rows], COLS)
+    return {r["source_person_id"]: r for r in standardise.standardise(df).collect()}
+
+
+def test_names_case_accents_punctuation_nicknames_and_family_parts(std_rows):
+    r = std_rows["1"]
+    assert (r["gn"], r["gn_canon"], r["mi"]) == ("JOSE", "JOSE", "M")
+    assert r["fn"] == "GARCIALOPEZ" and r["fn_tokens"] == ["GARCIA", "LOPEZ"]
+    assert std_rows["2"]["fn"] == "DELACRUZ" and std_rows["2"]["fn_tokens"] == ["CRUZ"]  # particles, suffix
+    assert std_rows["2"]["gn_canon"] == "ROBERT" and std_rows["6"]["gn_canon"] == "ROBERT"  # Bob ~ Robert
+    assert std_rows["5"]["gn_canon"] == "JOSE"  # Pepe ~ Jose
+    assert std_rows["3"]["fn"] == "OBRIEN"
+    assert std_rows["4"]["gn"] == "MARY" and std_rows["4"]["mi"] == "A"  # two-part given name
+    assert std_rows["5"]["fn"] == "NGUYEN"
+    assert std_rows["6"]["fn_tokens"] == ["HERNANDEZ", "SANCHEZ"]
+    # Placeholder given names carry no evidence.
+    assert std_rows["3"]["gn"] is None and std_rows["3"]["mi"] is None
+    assert std_rows["7"]["gn"] is None
+
+
+def test_dates_sex_and_identifiers(std_rows):
+    assert std_rows["1"]["dob_str"] == "19900102" and std_rows["1"]["birth_year"] == 1990
+    assert std_rows["2"]["birth_date"] is None  # before 1900: a placeholder
+    assert [std_rows[k]["sex"] for k in "1234567"] == ["F", None, "F", "X", "M", "M", "F"]
+    assert std_rows["1"]["cin"] == "91234567A"
+    assert std_rows["3"]["cin"] == "91234567B"  # separators removed
+    assert std_rows["2"]["cin"] is None and std_rows["4"]["cin"] is None  # wrong shape
+    assert std_rows["1"]["ssn"] == "123456780"
+    # Invalid SSNs: area 000 / 666 / 9xx, group 00, serial 0000, one repeated digit.
+    for k in "234567":
+        assert std_rows[k]["ssn"] is None, k
+
+
+def test_phone_zip_and_address(std_rows):
+    assert std_rows["1"]["phone"] == "5105552345"
+    assert std_rows["2"]["phone"] == "5102345678"  # leading 1 dropped
+    assert std_rows["3"]["phone"] is None  # one repeated digit
+    assert std_rows["4"]["phone"] is None  # fictional 555-01xx
+    assert std_rows["1"]["zip5"] == "94703"
+    assert std_rows["2"]["zip5"] is None  # 00000 placeholder
+    assert std_rows["4"]["zip5"] == "02134"  # lost leading zero restored
+    assert std_rows["1"]["addr_key"] == "123 N MAIN ST"  # USPS abbreviations, unit removed
+    assert std_rows["2"]["addr_key"] == "45 W ELM AVE"
+    assert std_rows["6"]["addr_key"] == "77 ELM ST"
+    assert std_rows["5"]["addr_key"] == "9 CAM REAL BLVD"
+    assert std_rows["1"]["city"] == "SAN JOSE" and std_rows["2"]["city"] == "OAKLAND"
+
+
+def test_term_frequencies_and_fingerprint(spark):
+    rows = [("s", str(i), n) for i, n in enumerate(["Ana", "ANA", "Luz", "Eva"])]
+    df = spark.createDataFrame(rows, "source string, source_person_id string, given_name string")
+    std = standardise.add_term_frequencies(standardise.standardise(df), ("gn",))
+    rows = std.collect()
+    tf = {r["gn"]: r["tf_gn"] for r in rows}
+    assert tf == {"ANA": 0.5, "LUZ": 0.25, "EVA": 0.25}
+    fps = [r["fingerprint"] for r in rows]
+    assert len(set(fps)) == 3  # the two ANA records standardise alike
