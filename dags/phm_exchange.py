@@ -1,8 +1,19 @@
-"""The statewide exchange, one task per stage: ingest -> conform -> identity -> consent -> publish.
+"""The statewide exchange: one task per stage, ingest -> conform -> identity -> consent -> ... -> publish.
 
-Thin on purpose: each task calls the stage's job entry point (jobs.entry.run_stage) with the
-run's period and run id; all logic lives in jobs/. Trigger with conf {"period": "YYYY-MM"} to
-process one period (backfill by period), or leave it "all".
+Thin on purpose: each task runs a stage's job entry point with the run's period and run id, on
+the runner ``PHMX_RUNNER`` selects (``phmx.runners``: in this Airflow worker, spark-submit or EMR
+Serverless) without changing the DAG's structure; all logic lives in jobs/. Trigger with conf
+{"period": "YYYY-MM"} to process one period (backfill by period), or leave it "all".
+
+Publishing fans out per recipient (dynamic task mapping, ``.expand``), so one failing recipient
+does not block the others:
+
+* ``publish_prepare`` (runner): consent, counting and rollups for every LHJ at once;
+* ``publish_recipients`` (this worker, no engine): the recipient ids the prepare step found;
+* ``publish_recipient`` (runner, mapped over those ids): build, sign, ledger and deliver one
+  recipient's package, retried on its own;
+* ``publish_report`` (this worker; runs when all are done, whatever their state): what was
+  published, from ``gold.feed_log``; fails the run naming any recipient that got no feed.
 """
 
 from __future__ import annotations
@@ -10,18 +21,40 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from jobs import STAGES
+from phmx.runners import mapped_stage_task, stage_task
+
+PUBLISH = "publish"
+# Recipients published at the same time. The ledger serialises appends with a lock file on local
+# roots; with the ledger on S3 set PHMX_PUBLISH_PARALLEL=1 (see docs/lhj-guide.md, operations).
+PUBLISH_PARALLEL = int(os.environ.get("PHMX_PUBLISH_PARALLEL", "4"))
 
 
-def _run(stage: str) -> dict:
-    from jobs.entry import run_stage
+def _publish_recipients() -> list[str]:
+    """The recipient ids of this run (read from the prepare step's summary; no engine)."""
+    from jobs.publish import run_recipients
 
-    ctx = get_current_context()
-    period = (ctx["params"] or {}).get("period", "all")
-    result = run_stage(stage, period=period, run_id=ctx["run_id"])
-    return {"stage": result.stage, "counts": result.counts}
+    return run_recipients(get_current_context()["run_id"])
+
+
+def _publish_report() -> dict:
+    """What this run published; raises naming the recipients that got no feed."""
+    from jobs.publish import report
+
+    return report(get_current_context()["run_id"])
+
+
+def _publish_tasks() -> tuple:
+    prepare = stage_task(PUBLISH, task_id="publish_prepare", options={"step": "prepare"})
+    ids = task(task_id="publish_recipients")(_publish_recipients)()
+    each = mapped_stage_task(PUBLISH, option="recipient", values=ids, task_id="publish_recipient",
+                             max_active_tis_per_dagrun=PUBLISH_PARALLEL)
+    done = task(task_id="publish_report", trigger_rule=TriggerRule.ALL_DONE)(_publish_report)()
+    prepare >> ids
+    each >> done
+    return prepare, done
 
 
 @dag(
@@ -39,10 +72,10 @@ def _run(stage: str) -> dict:
 def phm_exchange() -> None:
     previous = None
     for stage in STAGES:
-        current = task(task_id=stage)(_run)(stage)
+        first, last = _publish_tasks() if stage == PUBLISH else (stage_task(stage),) * 2
         if previous is not None:
-            previous >> current
-        previous = current
+            previous >> first
+        previous = last
 
 
 phm_exchange()

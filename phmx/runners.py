@@ -1,0 +1,392 @@
+"""Task runners: how one pipeline stage runs, chosen by ``PHMX_RUNNER`` without touching DAG structure.
+
+The DAG files build their tasks through :func:`stage_task` (or :func:`mapped_stage_task` for a
+task mapped over values, e.g. one publish task per recipient); the runner decides what each task is:
+
+| PHMX_RUNNER      | task                              | where the stage runs                                     |
+|------------------|-----------------------------------|----------------------------------------------------------|
+| inprocess        | ``@task`` calling jobs.entry      | inside the Airflow worker, on the embedded engine        |
+| spark_submit     | ``SparkSubmitOperator``           | a classic Spark driver with delta-spark (``--packages``) |
+| emr_serverless   | ``EmrServerlessStartJobOperator`` | a job run on the EMR Serverless application              |
+
+The two cluster runners start the same driver, ``jobs/submit.py --stage S --period P --run-id R``
+(extra ``--option key=value`` pairs for mapped tasks), which calls ``get_spark()`` and
+``jobs.entry.run_stage``: one code path whichever runner is chosen.
+
+The cluster settings are read here, from the environment, through two small dataclasses
+(:class:`SparkSubmitConfig`, :class:`EmrServerlessConfig`); the Terraform output
+``phmx_settings`` and the outputs ``emr_*`` name the EMR values. Any mistake is raised when the
+DAG file is parsed, as a :class:`~phmx.errors.ConfigError` naming the variable and how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phmx import settings as settings_mod
+from phmx import storage
+from phmx.errors import ConfigError
+
+RUNNERS: tuple[str, ...] = ("inprocess", "spark_submit", "emr_serverless")
+
+# Jinja templates the operators render at run time: the run's period (trigger conf
+# {"period": "YYYY-MM"}, default "all") and Airflow's run id.
+PERIOD_TEMPLATE = "{{ params.period }}"
+RUN_ID_TEMPLATE = "{{ run_id }}"
+# The same two values as environment variables (the driver's defaults for --period and --run-id).
+RUN_ENV_TEMPLATES: dict[str, str] = {"PHMX_JOB_PERIOD": PERIOD_TEMPLATE, "PHMX_JOB_RUN_ID": RUN_ID_TEMPLATE}
+
+DELTA_SQL_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+# The Delta jars that ship with every EMR 7 release (the same list as the Terraform module
+# emr_serverless's output spark_submit_parameters).
+EMR_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+EMR_DELTA_PARAMETERS = " ".join(
+    [f"--conf spark.jars={EMR_DELTA_JARS}"] + [f"--conf {k}={v}" for k, v in DELTA_SQL_CONF.items()]
+)
+HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.4.1"  # the same as phmx.engine.classic_builder
+VENV_ARCHIVE_NAME = "phmx-venv.tar.gz"
+
+_OPTION_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def submit_script() -> str:
+    """Path of the driver script (``jobs/submit.py``) of the installed ``jobs`` package."""
+    import jobs
+
+    return str(Path(jobs.__file__).resolve().parent / "submit.py")
+
+
+def delta_package() -> str:
+    """The delta-spark Maven coordinate matching the installed delta-spark and pyspark.
+
+    Follows delta-spark's own ``configure_spark_with_delta_pip``: from Delta 4.1 the artifact
+    names the Spark line, ``io.delta:delta-spark_<spark major.minor>_2.13:<delta version>``.
+    Set ``PHMX_DELTA_PACKAGE`` when the cluster's Spark differs from the client's.
+    """
+    delta_version = importlib.metadata.version("delta_spark")
+    spark_version = importlib.metadata.version("pyspark")
+    major_minor = ".".join(spark_version.split(".")[:2])
+    return f"io.delta:delta-spark_{major_minor}_2.13:{delta_version}"
+
+
+def job_arguments(stage: str, options: Mapping[str, str] | None = None) -> list[str]:
+    """The driver's arguments: ``--stage S --period {{ params.period }} --run-id {{ run_id }}``."""
+    args = ["--stage", stage, "--period", PERIOD_TEMPLATE, "--run-id", RUN_ID_TEMPLATE]
+    for key, value in sorted((options or {}).items()):
+        if not _OPTION_KEY.match(key):
+            raise ConfigError(f"job option name {key!r} is not a lowercase identifier", hint="use e.g. recipient")
+        args += ["--option", f"{key}={value}"]
+    return args
+
+
+def job_environment(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
+    """The phmx settings a cluster driver needs (same buckets, keys and partitions as Airflow).
+
+    An allow-list (``Settings.as_env`` plus the log level), never the whole environment, so no
+    unrelated variable reaches a job definition. ``PHMX_ENGINE=classic``: the driver is a JVM
+    Spark session with Delta, not the embedded engine.
+    """
+    cfg = cfg or settings_mod.load()
+    env = cfg.as_env()
+    env.pop("PHMX_RUNNER", None)
+    env["PHMX_ENGINE"] = "classic"
+    if os.environ.get("PHMX_LOG_LEVEL"):
+        env["PHMX_LOG_LEVEL"] = os.environ["PHMX_LOG_LEVEL"]
+    return dict(sorted(env.items()))
+
+
+def _data_roots(cfg: settings_mod.Settings) -> dict[str, str]:
+    return {"PHMX_LANDING_ROOT": cfg.landing_root, "PHMX_LAKEHOUSE_ROOT": cfg.lakehouse_root,
+            "PHMX_OUTBOX_ROOT": cfg.outbox_root, "PHMX_PUBLISH_ROOT": cfg.publish_root,
+            "PHMX_LEDGER_ROOT": cfg.ledger_root}
+
+
+# ---- configuration of the two cluster runners ------------------------------------------------
+@dataclass(frozen=True)
+class SparkSubmitConfig:
+    """Settings of the ``spark_submit`` runner (all optional).
+
+    | variable              | default                         | meaning                                  |
+    |-----------------------|---------------------------------|------------------------------------------|
+    | PHMX_SPARK_CONN_ID    | spark_default                   | Airflow connection naming the master     |
+    | PHMX_DELTA_PACKAGE    | from the installed delta-spark  | delta-spark Maven coordinate             |
+    | PHMX_SPARK_APPLICATION| jobs/submit.py of this install  | driver script spark-submit runs          |
+    """
+
+    conn_id: str = "spark_default"
+    delta_package: str = field(default_factory=delta_package)
+    application: str = field(default_factory=submit_script)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSubmitConfig:
+        env = os.environ if env is None else env
+        return cls(conn_id=env.get("PHMX_SPARK_CONN_ID") or "spark_default",
+                   delta_package=env.get("PHMX_DELTA_PACKAGE") or delta_package(),
+                   application=env.get("PHMX_SPARK_APPLICATION") or submit_script())
+
+    def packages(self, cfg: settings_mod.Settings) -> str:
+        """delta-spark, plus hadoop-aws when any data root is on S3."""
+        pkgs = [self.delta_package]
+        if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
+            pkgs.append(HADOOP_AWS_PACKAGE)
+        return ",".join(pkgs)
+
+    def conf(self, cfg: settings_mod.Settings) -> dict[str, str]:
+        """Delta's SQL extension and catalog; S3A for ``s3://`` roots, with SSE-KMS when a key is set."""
+        conf = dict(DELTA_SQL_CONF)
+        conf["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
+        conf["spark.sql.session.timeZone"] = "UTC"
+        if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
+            conf["spark.hadoop.fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+            if cfg.kms_key_id:
+                conf["spark.hadoop.fs.s3a.encryption.algorithm"] = "SSE-KMS"
+                conf["spark.hadoop.fs.s3a.encryption.key"] = cfg.kms_key_id
+        return conf
+
+
+@dataclass(frozen=True)
+class EmrServerlessConfig:
+    """Settings of the ``emr_serverless`` runner; the first four are required.
+
+    | variable                        | Terraform output (envs/example) | meaning                               |
+    |---------------------------------|---------------------------------|---------------------------------------|
+    | PHMX_EMR_APPLICATION_ID         | emr_application_id              | the Spark application                 |
+    | PHMX_EMR_EXECUTION_ROLE_ARN     | emr_execution_role_arn          | job runtime role (pipeline-spark)     |
+    | PHMX_EMR_CODE_URI               | emr_code_uri                    | s3:// prefix holding submit.py        |
+    | PHMX_EMR_LOG_URI                | emr_log_uri                     | s3:// prefix for job logs             |
+    | PHMX_EMR_SPARK_SUBMIT_PARAMETERS| emr_spark_submit_parameters     | Delta on EMR (default: the same text) |
+    | PHMX_EMR_VENV_ARCHIVE           | <code uri>phmx-venv.tar.gz      | packed venv; empty for a custom image |
+    | PHMX_EMR_AWS_CONN_ID            | aws_default                     | Airflow AWS connection                |
+    | PHMX_EMR_JOB_TIMEOUT_MINUTES    | 180                             | how long a task waits for its job run |
+    """
+
+    application_id: str
+    execution_role_arn: str
+    code_uri: str
+    log_uri: str
+    spark_submit_parameters: str = EMR_DELTA_PARAMETERS
+    venv_archive: str | None = None
+    aws_conn_id: str = "aws_default"
+    job_timeout_minutes: int = 180
+
+    REQUIRED: tuple[tuple[str, str, str], ...] = (
+        ("application_id", "PHMX_EMR_APPLICATION_ID", "emr_application_id"),
+        ("execution_role_arn", "PHMX_EMR_EXECUTION_ROLE_ARN", "emr_execution_role_arn"),
+        ("code_uri", "PHMX_EMR_CODE_URI", "emr_code_uri"),
+        ("log_uri", "PHMX_EMR_LOG_URI", "emr_log_uri"),
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EmrServerlessConfig:
+        env = os.environ if env is None else env
+        missing = [(var, out) for _, var, out in cls.REQUIRED if not env.get(var)]
+        if missing:
+            names = ", ".join(var for var, _ in missing)
+            outs = ", ".join(f"{var} = terraform output -raw {out}" for var, out in missing)
+            raise ConfigError(f"PHMX_RUNNER=emr_serverless needs {names}", hint=f"set {outs}")
+        values = {attr: env[var].strip() for attr, var, _ in cls.REQUIRED}
+        for attr in ("code_uri", "log_uri"):
+            if not storage.is_s3(values[attr]):
+                var = next(v for a, v, _ in cls.REQUIRED if a == attr)
+                raise ConfigError(f"{var} must be an s3:// URI", hint=f"use terraform output -raw emr_{attr}")
+        archive = env.get("PHMX_EMR_VENV_ARCHIVE")
+        if archive is None:
+            archive = values["code_uri"].rstrip("/") + "/" + VENV_ARCHIVE_NAME
+        try:
+            timeout = int(env.get("PHMX_EMR_JOB_TIMEOUT_MINUTES") or 180)
+        except ValueError:
+            raise ConfigError("PHMX_EMR_JOB_TIMEOUT_MINUTES must be a whole number of minutes") from None
+        return cls(**values,
+                   spark_submit_parameters=(env.get("PHMX_EMR_SPARK_SUBMIT_PARAMETERS") or EMR_DELTA_PARAMETERS).strip(),
+                   venv_archive=archive.strip() or None,
+                   aws_conn_id=env.get("PHMX_EMR_AWS_CONN_ID") or "aws_default",
+                   job_timeout_minutes=timeout)
+
+    @property
+    def entry_point(self) -> str:
+        """``<code uri>/submit.py``: where the deploy step uploads jobs/submit.py."""
+        return self.code_uri.rstrip("/") + "/submit.py"
+
+    def submit_parameters(self, job_env: Mapping[str, str]) -> str:
+        """Delta confs, the packed environment, and the phmx settings for driver and executors.
+
+        EMR splits sparkSubmitParameters on whitespace, so a value with a space is refused.
+        """
+        parts = [self.spark_submit_parameters]
+        if self.venv_archive:
+            parts += [f"--conf spark.archives={self.venv_archive}#environment",
+                      "--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON=./environment/bin/python",
+                      "--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python",
+                      "--conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"]
+        for key, value in job_env.items():
+            if re.search(r"\s", value) or not value:
+                raise ConfigError(f"{key} is empty or contains whitespace; EMR cannot pass it",
+                                  hint=f"set {key} to a value without spaces")
+            parts += [f"--conf spark.emr-serverless.driverEnv.{key}={value}",
+                      f"--conf spark.executorEnv.{key}={value}"]
+        return " ".join(parts)
+
+
+# ---- the factory ---------------------------------------------------------------------------
+def runner_name(cfg: settings_mod.Settings | None = None) -> str:
+    """The configured runner (``PHMX_RUNNER``), checked against :data:`RUNNERS`."""
+    name = (cfg or settings_mod.load()).runner.strip().lower() or "inprocess"
+    if name not in RUNNERS:
+        raise ConfigError(f"unknown PHMX_RUNNER {name!r}", hint="use one of " + ", ".join(RUNNERS))
+    return name
+
+
+def run_inprocess(stage: str, **options: str) -> dict[str, Any]:
+    """The in-process task body: run the stage on this worker's engine session; counts to XCom."""
+    from airflow.sdk import get_current_context
+
+    from jobs.submit import run_job
+
+    ctx = get_current_context()
+    period = (ctx["params"] or {}).get("period", "all")
+    result = run_job(stage, period=period, run_id=ctx["run_id"], options=options)
+    return {"stage": result.stage, "counts": result.counts}
+
+
+def _inprocess_callable(stage: str, options: tuple[str, ...] = ()) -> Callable[..., dict[str, Any]]:
+    """A task body named for the stage whose signature names only its ``options`` (or nothing).
+
+    Airflow passes a callable every context variable its signature accepts; a ``**kwargs``
+    body would receive the whole context as stage options. So the signature is explicit.
+    """
+
+    def run(**options: str) -> dict[str, Any]:
+        return run_inprocess(stage, **options)
+
+    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in options]
+    run.__signature__ = inspect.Signature(params, return_annotation=dict)  # type: ignore[attr-defined]
+    run.__name__ = run.__qualname__ = f"run_{stage}"
+    run.__doc__ = f"Run the {stage} stage in this Airflow worker (PHMX_RUNNER=inprocess)."
+    return run
+
+
+def _spark_submit_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -> dict[str, Any]:
+    sub = SparkSubmitConfig.from_env()
+    return {
+        "task_id": task_id,
+        "conn_id": sub.conn_id,
+        "application": sub.application,
+        "packages": sub.packages(cfg),
+        "conf": sub.conf(cfg),
+        "env_vars": job_environment(cfg),
+        "name": f"phmx-{task_id}",
+    }
+
+
+def _emr_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -> dict[str, Any]:
+    emr = EmrServerlessConfig.from_env()
+    local = {var: root for var, root in _data_roots(cfg).items() if not storage.is_s3(root)}
+    if local:
+        raise ConfigError("PHMX_RUNNER=emr_serverless needs every data root on S3; local: " + ", ".join(sorted(local)),
+                          hint="set them from terraform output phmx_settings")
+    waiter_delay = 30
+    return {
+        "task_id": task_id,
+        "application_id": emr.application_id,
+        "execution_role_arn": emr.execution_role_arn,
+        "aws_conn_id": emr.aws_conn_id,
+        "name": f"phmx-{task_id}-{PERIOD_TEMPLATE}",
+        "configuration_overrides": {
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": emr.log_uri}},
+        },
+        "wait_for_completion": True,
+        "waiter_delay": waiter_delay,
+        "waiter_max_attempts": max(1, emr.job_timeout_minutes * 60 // waiter_delay),
+        "_driver": {"entryPoint": emr.entry_point,
+                    "sparkSubmitParameters": emr.submit_parameters(job_environment(cfg))},
+    }
+
+
+def stage_task(stage: str, *, task_id: str | None = None, options: Mapping[str, str] | None = None,
+               **task_kwargs: Any) -> Any:
+    """One task running ``stage`` with the configured runner; call inside a DAG context.
+
+    ``options`` are extra keyword arguments for the stage (``run_stage(..., **options)``; on a
+    cluster, ``--option key=value``). ``task_kwargs`` go to the operator (e.g. ``pool``,
+    ``max_active_tis_per_dag``). Returns what the DAG wires with ``>>``.
+    """
+    cfg = settings_mod.load()
+    name = runner_name(cfg)
+    task_id = task_id or stage
+    if name == "inprocess":
+        from airflow.sdk import task
+
+        opts = dict(options or {})
+        job_arguments(stage, opts)  # validates the option names when the DAG is parsed
+        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, tuple(opts)))(**opts)
+    if name == "spark_submit":
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        kw = _spark_submit_kwargs(stage, task_id, cfg)
+        return SparkSubmitOperator(application_args=job_arguments(stage, options), **kw, **task_kwargs)
+    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+
+    kw = _emr_kwargs(stage, task_id, cfg)
+    driver = kw.pop("_driver")
+    driver["entryPointArguments"] = job_arguments(stage, options)
+    return EmrServerlessStartJobOperator(job_driver={"sparkSubmit": driver}, **kw, **task_kwargs)
+
+
+def mapped_stage_task(stage: str, *, option: str, values: Any, task_id: str | None = None,
+                      **task_kwargs: Any) -> Any:
+    """``stage`` mapped over ``values`` (a list or an upstream XComArg): one task instance per value.
+
+    Each instance runs the stage with ``option=value`` (e.g. ``recipient="lhj_alameda"``):
+    in process as the stage's ``run(spark, ctx, recipient=value)``, on a cluster as
+    ``--option recipient=value``. Airflow does not render templates inside values that come
+    from XCom, so on a cluster the period and run id travel in the job's environment
+    (``PHMX_JOB_PERIOD``, ``PHMX_JOB_RUN_ID``, rendered in the unmapped part) rather than as arguments.
+    """
+    cfg = settings_mod.load()
+    name = runner_name(cfg)
+    task_id = task_id or stage
+    job_arguments(stage, {option: "x"})  # validates the option name when the DAG is parsed
+    if name == "inprocess":
+        from airflow.sdk import task
+
+        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, (option,))).expand(**{option: values})
+
+    def instance_args(value: Any) -> list[str]:
+        return ["--stage", stage, "--option", f"{option}={value}"]
+
+    if name == "spark_submit":
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        kw = _spark_submit_kwargs(stage, task_id, cfg)
+        kw["env_vars"] = {**kw["env_vars"], **RUN_ENV_TEMPLATES}
+        return SparkSubmitOperator.partial(**kw, **task_kwargs).expand(application_args=_map(values, instance_args))
+    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+
+    kw = _emr_kwargs(stage, task_id, cfg)
+    driver = kw.pop("_driver")
+    kw["configuration_overrides"] = {**kw["configuration_overrides"], "applicationConfiguration": [{
+        "classification": "spark-defaults",
+        "properties": {f"spark.emr-serverless.driverEnv.{k}": v for k, v in RUN_ENV_TEMPLATES.items()},
+    }]}
+
+    def instance_driver(value: Any) -> dict[str, Any]:
+        return {"sparkSubmit": {**driver, "entryPointArguments": instance_args(value)}}
+
+    return EmrServerlessStartJobOperator.partial(**kw, **task_kwargs).expand(job_driver=_map(values, instance_driver))
+
+
+def _map(values: Any, fn: Callable[[Any], Any]) -> Any:
+    """A literal list maps eagerly; an upstream XComArg maps at run time (``XComArg.map``)."""
+    if isinstance(values, (list, tuple)):
+        return [fn(v) for v in values]
+    return values.map(fn)
