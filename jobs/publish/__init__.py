@@ -15,7 +15,7 @@ published), ``phmx feeds`` / ``phmx feeds verify DIR`` (:mod:`jobs.publish.cli`)
 from __future__ import annotations
 
 from jobs.publish.recipients import recipient_id
-from jobs.publish.stage import publish_recipient, recipients, run
+from jobs.publish.stage import publish_recipient, recipients, report, run, run_recipients
 from jobs.publish.summary import summarize_publish
 
-__all__ = ["publish_recipient", "recipient_id", "recipients", "run", "summarize_publish"]
+__all__ = ["publish_recipient", "recipient_id", "recipients", "report", "run", "run_recipients", "summarize_publish"]

@@ -36,6 +36,7 @@ class LhjTables:
     suppression_method: str
     cells: int
     suppressed: int
+    suppression_spec: dict[str, Any] | None = None
 
 
 def finalize(table: pd.DataFrame, ci_method: str) -> pd.DataFrame:
@@ -66,7 +67,8 @@ def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_
     svc = suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
     suppressed = int(measures["annotation"].isin(["1", "2"]).sum()) if len(measures) else 0
-    return LhjTables(measures, state_t, svc, method, len(measures), suppressed)
+    spec = suppression.privacy_spec(cells) if len(cells) and method.startswith("privacy.") else None
+    return LhjTables(measures, state_t, svc, method, len(measures), suppressed, spec)
 
 
 def _csv(df: pd.DataFrame) -> bytes:
@@ -90,6 +92,15 @@ def _parquet(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     pq.write_table(tbl, buf, compression="zstd")
     return buf.getvalue()
+
+
+def _jsonable(obj: Any) -> Any:
+    """Tuples to lists, so the spec is JSON (the manifest records exactly what was applied)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
 
 
 def check_deidentified(measures: pd.DataFrame, services: pd.DataFrame) -> None:
@@ -136,6 +147,7 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
                     "annotations": {str(k): int(v) for k, v in sorted(ann.items())},
                     "service_count_rows": len(t.services)},
         "methods": {"confidence_interval": f"{ci_method} 95%", "suppression": t.suppression_method,
+                    "suppression_spec": _jsonable(t.suppression_spec),
                     "small_cell_threshold": suppression.THRESHOLD, "rate": "proportion numerator/denominator"},
         "report": "report.html",
         **(extra_meta or {}),

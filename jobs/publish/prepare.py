@@ -18,7 +18,7 @@ import pandas as pd
 from jobs.publish import cells as cells_mod
 from jobs.publish import consent_gate, tables
 from jobs.publish.events import member_events
-from jobs.publish.recipients import STATE, recipient_id
+from jobs.publish.recipients import STATE, plan_recipients, recipient_id
 from phmx import lakehouse, storage
 from phmx.log import get_logger
 
@@ -45,13 +45,19 @@ class Prepared:
     rules: dict[str, list[str]] = field(default_factory=dict)
     consents: dict[str, list[str]] = field(default_factory=dict)
     members: dict[str, int] = field(default_factory=dict)
+    plans: list[str] = field(default_factory=list)
     cells: pd.DataFrame | None = None
     services: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "period": self.period, "ci_method": self.ci_method,
-                "recipients": self.recipients, "rules": self.rules, "consents": self.consents,
-                "members": self.members}
+                "recipients": self.recipients, "plans": self.plans, "rules": self.rules,
+                "consents": self.consents, "members": self.members}
+
+    @property
+    def all_recipients(self) -> list[str]:
+        """Every recipient of this run: the LHJs with members, then the plans."""
+        return self.recipients + self.plans
 
 
 def summary_uri(run_id: str) -> str:
@@ -137,7 +143,7 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
                         rules={r["recipient"]: list(r["rules"]) for r in stats},
                         consents={r["recipient"]: list(r["consents"]) for r in stats},
                         members={r["recipient"]: int(r["members"]) for r in stats},
-                        cells=cell_table, services=services)
+                        plans=plan_recipients(spark), cells=cell_table, services=services)
     storage.write_text(summary_uri(ctx.run_id), json.dumps(prepared.summary(), indent=1, sort_keys=True),
                        content_type="application/json")
     log.info("prepared %d LHJ feeds: %d cells, %d service-count rows", len(prepared.recipients), len(cell_table),
@@ -145,8 +151,8 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     return prepared
 
 
-def load(spark: SparkSession, run_id: str) -> Prepared:
-    """The prepared summary of ``run_id`` (cells and counts are read per recipient when needed)."""
+def read_summary(run_id: str) -> Prepared:
+    """The prepared summary of ``run_id`` from storage (no engine needed: Airflow tasks read it)."""
     from phmx.errors import ConfigError
 
     uri = summary_uri(run_id)
@@ -154,7 +160,13 @@ def load(spark: SparkSession, run_id: str) -> Prepared:
         raise ConfigError(f"no prepared publish for run {run_id}", hint="run the publish prepare step first")
     doc = json.loads(storage.read_bytes(uri))
     return Prepared(doc["run_id"], doc["period"], doc["ci_method"], list(doc["recipients"]), doc["rules"],
-                    doc["consents"], doc["members"])
+                    doc["consents"], doc["members"], list(doc.get("plans", [])))
+
+
+def load(spark: SparkSession, run_id: str) -> Prepared:
+    """The prepared summary of ``run_id`` (cells and counts are read per recipient when needed)."""
+    del spark  # the frames are read lazily by lhj_frames
+    return read_summary(run_id)
 
 
 def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

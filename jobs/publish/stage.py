@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.publish import feed_log, lhj_feed, package, plan_feed, prepare, signing
 from jobs.publish.cells import Scope
-from jobs.publish.recipients import is_lhj, is_plan, lhj_name, plan_recipients, recipient_id
+from jobs.publish.recipients import is_lhj, is_plan, lhj_name, recipient_id
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -35,8 +35,25 @@ __all__ = ["publish_recipient", "recipient_id", "recipients", "run"]
 
 def recipients(spark: SparkSession, ctx: RunContext) -> list[str]:
     """Prepare the LHJ work for this run and return every recipient to publish to (LHJs, then plans)."""
-    prepared = prepare.prepare(spark, ctx)
-    return prepared.recipients + plan_recipients(spark)
+    return prepare.prepare(spark, ctx).all_recipients
+
+
+def run_recipients(run_id: str) -> list[str]:
+    """The recipients the prepare step of ``run_id`` found (read from storage; no engine)."""
+    return prepare.read_summary(run_id).all_recipients
+
+
+def report(run_id: str) -> dict[str, Any]:
+    """What run ``run_id`` published (from gold.feed_log); PhmxError naming any recipient left out."""
+    expected = run_recipients(run_id)
+    done = {r["recipient"]: r for r in feed_log.read() if r["run_id"] == run_id}
+    missing = sorted(set(expected) - set(done))
+    summary = {"expected": len(expected), "published": len(set(expected) & set(done)), "missing": missing,
+               "versions": {r: f"v{done[r]['version']}" for r in sorted(done)}}
+    if missing:
+        raise PhmxError(f"publish failed for {len(missing)} of {len(expected)} recipients: {', '.join(missing)}",
+                        hint="the others were published; fix and re-run (a new version is made)")
+    return summary
 
 
 def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipient: str, purpose: str, run_id: str,
@@ -109,10 +126,25 @@ def publish_recipient(spark: SparkSession, ctx: RunContext, recipient: str,
     raise ConfigError(f"no feed is defined for recipient {recipient!r}", hint="recipients are lhj_* or mcp_*")
 
 
-def run(spark: SparkSession, ctx: RunContext) -> StageResult:
-    """Publish every LHJ feed and every plan feed of the period."""
+def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipient: str | None = None) -> StageResult:
+    """Publish every LHJ feed and every plan feed of the period (or one step of that, for Airflow).
+
+    ``step="prepare"``: only the once-for-all work (the DAG's ``publish_prepare``);
+    ``recipient=<id>``: only that recipient's feed, from the prepared work (a mapped task);
+    neither: everything, in this process.
+    """
+    if step is not None and step != "prepare":
+        raise ConfigError(f"unknown publish step {step!r}", hint="use step=prepare, or recipient=<id>")
+    if step == "prepare":
+        prepared = prepare.prepare(spark, ctx)
+        return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
+                           {"recipients": prepared.all_recipients})
+    if recipient is not None:
+        out = publish_recipient(spark, ctx, recipient)
+        counts = {k: v for k, v in out.items() if isinstance(v, int | float | str)}
+        return StageResult("publish", counts, {"recipient": recipient, "uri": out["uri"]})
     prepared = prepare.prepare(spark, ctx)
-    todo = prepared.recipients + plan_recipients(spark)
+    todo = prepared.all_recipients
     done: list[dict[str, Any]] = []
     failed: list[str] = []
     for r in todo:

@@ -34,8 +34,8 @@ def wilson(numerator: np.ndarray, denominator: np.ndarray, z: float = Z95) -> tu
         denom = 1.0 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        low = np.clip(centre - half, 0.0, 1.0)
-        high = np.clip(centre + half, 0.0, 1.0)
+        low = np.where(x <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exact at the edges (no float dust)
+        high = np.where(x >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
     bad = ~(n > 0)
     return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 

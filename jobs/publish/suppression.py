@@ -8,7 +8,7 @@ reference the tests compare behaviour with; deliberately simple and conservative
 
 1. **Primary** (code 1): a numerator or denominator of 1-10 is blanked; zero stays visible. The
    implied count ``denominator - numerator`` (units *not* meeting the measure) is a cell too: when
-   it is 1-10 the numerator is blanked (it would reveal it). SUD and mental-health measures
+   it is 1-10 and the denominator is published, the numerator is blanked (it would reveal it). SUD and mental-health measures
    (DDG 5.6.2: always suppress below 11 whatever the score) use the same threshold, and it
    cannot be lowered for them.
 2. **Complementary** (code 2): every additive relation in the table (the total = the strata of
@@ -102,7 +102,7 @@ def suppress_cells(table: pd.DataFrame, *, threshold: int = THRESHOLD, max_round
         small = (vals[c] > 0) & (vals[c] < limit)
         code[c][small] = SMALL_CELL
     gap = vals["denominator"] - vals["numerator"]
-    implied = (gap > 0) & (gap < limit) & (code["numerator"] == "")
+    implied = (gap > 0) & (gap < limit) & (code["numerator"] == "") & (code["denominator"] == "")
     code["numerator"][implied] = SMALL_CELL
     rels = relations(out)
     for c in COLUMNS:
@@ -149,8 +149,24 @@ def _privacy_api() -> Callable[..., pd.DataFrame] | None:
     return fn if callable(fn) else None
 
 
+SPEC_FILE = "privacy/policies/suppression_lhj.yaml"
+
+
+def base_spec() -> dict[str, Any]:
+    """The privacy package's LHJ default spec (``privacy/policies/suppression_lhj.yaml``), if present."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / SPEC_FILE
+    if not path.is_file():
+        return {}
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
 def privacy_spec(table: pd.DataFrame) -> dict[str, Any]:
-    """The privacy package's SuppressionSpec for one LHJ's table, as a dict.
+    """The privacy package's SuppressionSpec for one LHJ's table, as a dict: the LHJ default
+    (:func:`base_spec`) with what this table needs on top:
 
     * sensitive measures (the measures stage's sensitivity ``sud`` / ``mh``) map to DDG topics,
       so they are always masked below 11 (5.6.2);
@@ -160,12 +176,14 @@ def privacy_spec(table: pd.DataFrame) -> dict[str, Any]:
       denominators (units are assigned to one period by their anchor date, so both add up);
     * LHJ population unknown here, so the geography score assumes the smallest (conservative).
     """
-    spec: dict[str, Any] = {}
+    spec: dict[str, Any] = dict(base_spec())
     sens = table.groupby("measure_id")["sensitivity"].first().to_dict() if "sensitivity" in table else {}
     if not sens and "sensitive" in table:
         sens = {m: ("mh" if v else "general") for m, v in table.groupby("measure_id")["sensitive"].max().items()}
-    spec["measure_topics"] = {str(m): (TOPICS.get(str(s), str(s)),) for m, s in sens.items()
-                              if str(s) not in ("general", "", "None")}
+    topics = {str(k): tuple(v) for k, v in (spec.get("measure_topics") or {}).items()}
+    topics.update({str(m): (TOPICS.get(str(s), str(s)),) for m, s in sens.items()
+                   if str(s) not in ("general", "", "None")})
+    spec["measure_topics"] = topics
     periods = sorted(set(table["period"].astype(str)))
     grains = {grain_of(p) for p in periods}
     spec["period_granularity"] = "month" if "month" in grains else "quarter" if "quarter" in grains else "year"

@@ -214,3 +214,27 @@ def test_packages_verify_and_summary_and_feed_log(published):
     log = feed_log.read()
     assert {r["recipient"] for r in log} == {s["recipient"] for s in summary}
     assert all(r["ledger_seq"] and r["status"] == "published" and r["run_id"] == RUN for r in log)
+
+
+def test_airflow_steps_prepare_then_one_recipient_makes_a_new_version_and_report_names_the_rest(published, spark):
+    """The mapped-task path: prepare once, publish one recipient from the stored work, report."""
+    from jobs import publish
+    from phmx.context import RunContext
+    from phmx.errors import PhmxError
+
+    home, _ = published
+    run2 = "run-publish-test-2"
+    prep = publish.run(spark, RunContext.new(period="all", run_id=run2), step="prepare")
+    assert prep.details["recipients"] == ["lhj_alameda", "lhj_berkeley", "lhj_long_beach", "mcp_bluecoast",
+                                          "mcp_sierra"]
+    assert publish.run_recipients(run2) == prep.details["recipients"]
+    one = publish.run(spark, RunContext.new(period="all", run_id=run2), recipient="lhj_long_beach")
+    assert one.counts["version"] == 2
+    base = home / "publish" / "lhj_long_beach" / "lhj_measures" / "all"
+    assert json.loads((base / "latest").read_text())["version"] == "v2" and (base / "v1").is_dir()
+    v1 = (base / "v1" / "measures.csv").read_text()
+    assert (base / "v2" / "measures.csv").read_text() == v1  # same data, same table (read from the work tables)
+    with pytest.raises(PhmxError) as exc:
+        publish.report(run2)
+    assert "lhj_alameda" in str(exc.value) and "lhj_long_beach" not in str(exc.value)
+    assert publish.report(RUN)["published"] == 5
