@@ -321,11 +321,16 @@ def decide(spark: SparkSession, *, pairs: list[tuple[str, str]], run_id: str, de
         .withColumnRenamed("seg_start", "valid_from")
 
     # -- members and combos no provision touches: the baseline, open interval
-    plain = inputs.members.select("member_id").crossJoin(grid.select(
+    base = grid.select(
         "data_class", "purpose", "recipient", F.col("base_effect").alias("decision"),
         F.array_sort(F.concat("base_rules", F.when(F.col("base_effect") == "permit", F.col("annotations"))
-                              .otherwise(empty))).alias("rule_ids"))) \
-        .join(touched, _COMBO, "left_anti") \
+                              .otherwise(empty))).alias("rule_ids"))
+    # Members no provision touches (most of them) take the baseline for everything: a cross join
+    # with no anti join over the big side; touched members take it for their untouched combos.
+    touched_members = touched.select("member_id").distinct()
+    untouched = inputs.members.select("member_id").join(touched_members, "member_id", "left_anti")
+    plain = untouched.crossJoin(base).unionByName(
+        touched_members.crossJoin(base).join(touched, _COMBO, "left_anti")) \
         .withColumn("consent_ids", empty) \
         .withColumn("valid_from", _ts(OPEN_START)).withColumn("valid_to", F.lit(None).cast("timestamp"))
     cols = [*_COMBO, "decision", "rule_ids", "consent_ids", "valid_from", "valid_to"]
