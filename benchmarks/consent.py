@@ -15,8 +15,9 @@ Everything runs in a fresh PHMX_HOME under var/bench/consent-*.
 
 Measured here (2 cores, 24 GiB): 200,000 members -> 24.5 M decision rows in 156 s (157 k rows/s,
 3.4 GiB peak RSS); 1,000,000 ledger entries appended in 72 s and verified in 79 s (12.6 k/s,
-1.3 GiB). The full 1,000,000-member decision run was not completed on this shared machine: peak
-memory grew past 15 GiB in the Delta write (see the report); expect about 13 minutes.
+1.3 GiB). The full 1,000,000-member decision run was not completed on this shared machine: an
+attempt before the baseline cross-join change passed 15 GiB RSS and was stopped; at the measured
+rate it needs about 13 minutes.
 """
 
 from __future__ import annotations
