@@ -101,7 +101,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             counts["duplicate_files"] += 1
         else:
             try:
-                outcome = process_file(lf, data, specs, received_at=received_at)
+                outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha)
             except PhmxError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the others

@@ -51,7 +51,7 @@ def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Sche
             t = t.cast(schema) if t.schema != schema else t
             for off in range(0, t.num_rows, STAGE_ROWS):
                 buf = io.BytesIO()
-                pq.write_table(t.slice(off, STAGE_ROWS), buf, compression="snappy")
+                pq.write_table(t.slice(off, STAGE_ROWS), buf, compression="none")
                 storage.write_bytes(storage.join(stage, f"part-{part:05d}.parquet"), buf.getvalue())
                 part += 1
         df = spark.read.parquet(stage.replace("s3a://", "s3://"))

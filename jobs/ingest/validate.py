@@ -64,6 +64,10 @@ def _indices(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def _add(findings: list[Finding], mask: pa.Array, rule: str, f: FieldSpec | None, msg: str,
          severity: str = "error") -> None:
     mask = pc.fill_null(mask, False)
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    if mask.true_count == 0:  # the usual case: skip the bit unpacking
+        return
     for i in _indices(mask):
         findings.append(Finding(int(i), rule, f.name if f else "", msg, severity))
 
@@ -153,7 +157,9 @@ def _as_array(values: list[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array
 
 
 def _blank_to_null(arr: pa.Array) -> pa.Array:
-    return pc.if_else(pc.greater(pc.binary_length(arr), 0), arr, _NULL)
+    from jobs.ingest.formats.arrowtext import blank_to_null
+
+    return blank_to_null(arr)
 
 
 def apply_transforms(f: FieldSpec, arr: pa.Array) -> pa.Array:
@@ -171,6 +177,31 @@ def apply_transforms(f: FieldSpec, arr: pa.Array) -> pa.Array:
     return _blank_to_null(arr)
 
 
+class KeyTracker:
+    """Natural keys seen so far in one file, to flag a record repeating an earlier one (Arrow, no Python loop)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[pa.Array]] = {}
+
+    def duplicates(self, keys: pa.Array, rule_id: str = "") -> list[int]:
+        """Indices whose key appeared earlier in this chunk or in an earlier chunk of the file."""
+        n = len(keys)
+        dup = np.zeros(n, dtype=bool)
+        previous = self._seen.setdefault(rule_id, [])
+        if previous:
+            prev = pa.concat_arrays(previous) if len(previous) > 1 else previous[0]
+            dup |= np.asarray(pc.is_in(keys, value_set=prev))
+            previous[:] = [prev]
+        if pc.count_distinct(keys).as_py() < n:
+            ids = np.asarray(pc.index_in(keys, value_set=pc.unique(keys)))
+            _, first = np.unique(ids, return_index=True)
+            repeat = np.ones(n, dtype=bool)
+            repeat[first] = False
+            dup |= repeat
+        previous.append(keys)
+        return np.flatnonzero(dup).tolist()
+
+
 def _duplicates(keys: list[str], seen_keys: set[str]) -> list[int]:
     """Indices whose key was already seen in this file (earlier in the chunk or an earlier chunk)."""
     unique = set(keys)
@@ -186,8 +217,9 @@ def _duplicates(keys: list[str], seen_keys: set[str]) -> list[int]:
     return out
 
 
-def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: set[str]) -> ValidatedChunk:
-    """Run field checks and row rules over one chunk; ``seen_keys`` carries duplicates across chunks."""
+def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: KeyTracker | set[str]) -> ValidatedChunk:
+    """Run field checks and row rules over one chunk; ``seen_keys`` carries duplicates across chunks
+    (a :class:`KeyTracker`, or a plain set of key strings)."""
     n = len(chunk)
     findings: list[Finding] = []
     columns = {f.name: apply_transforms(f, _as_array(chunk.columns[f.name])) for f in spec.fields}
@@ -206,10 +238,12 @@ def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: set[str]) -> Validat
             _add(findings, pc.invert(anyp), rule.id, None,
                  rule.message or f"one of {', '.join(rule.fields)} is required", rule.severity)
         elif rule.check == "duplicate_key" and n:
-            keys = pc.binary_join_element_wise(
-                *[pc.fill_null(normalised[x], "") for x in rule.fields], "\x1f"
-            ).to_pylist()
-            for i in _duplicates(keys, seen_keys):
+            joined = pc.binary_join_element_wise(*[pc.fill_null(normalised[x], "") for x in rule.fields], "\x1f")
+            if isinstance(seen_keys, KeyTracker):
+                dups = seen_keys.duplicates(joined, rule.id)
+            else:
+                dups = _duplicates(joined.to_pylist(), seen_keys)
+            for i in dups:
                 findings.append(Finding(i, rule.id, "", rule.message or "duplicate record in this file",
                                         rule.severity))
         # within_coverage is a cross-file check: jobs.ingest.coverage runs it after bronze is written.

@@ -15,16 +15,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from jobs.ingest.formats.arrowtext import blank_to_null, trim
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
-from jobs.ingest.formats.decode import decode_text
+from jobs.ingest.formats.decode import check_text_bytes, decode_text
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
@@ -42,7 +42,7 @@ class _Header:
     """Where the header is, and which column feeds each spec field."""
 
     def __init__(self, spec: FeedSpec, text: str, delimiter: str, quote: str, has_header: bool,
-                 notes: list[str]) -> None:
+                 notes: list[str], full_text: Callable[[], str] | None = None) -> None:
         sources = [str(f.source if f.source is not None else f.name) for f in spec.fields]
         self.line_no = 0  # physical line of the header (0: no header)
         if not has_header:
@@ -58,7 +58,8 @@ class _Header:
         header_norm = [h.strip().lower() for h in header]
 
         def body() -> list[tuple[int, str]]:
-            return [(i + 1, ln) for i, ln in enumerate(_LINE_BREAK.split(text)) if i > idx and ln.strip()]
+            whole = full_text() if full_text else text
+            return [(i + 1, ln) for i, ln in enumerate(_LINE_BREAK.split(whole)) if i > idx and ln.strip()]
 
         if len(header_norm) == 1 and len(sources) > 1:
             other = next((d for d in _OTHER_DELIMITERS if d != delimiter and d in header[0]), None)
@@ -92,65 +93,63 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     fmt = spec.format
     delimiter = str(fmt.get("delimiter", ","))
     quote = str(fmt.get("quote", '"'))
-    text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
+    encodings = fmt.get("encodings", ["utf-8", "latin-1"])
+    has_header = bool(fmt.get("header", True))
+    check_text_bytes(data)
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    lone_cr = b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
+    if "utf-8" in encodings and not lone_cr:
+        # Fast path on the bytes as sent (no decoded copy of the file); Arrow checks the UTF-8.
+        head = _utf8_head(data, start)
+        if head is not None:
+            notes: list[str] = []
+            header = _Header(spec, head, delimiter, quote, has_header, notes,
+                             full_text=lambda: decode_text(data, encodings)[0])
+            fast = _fast(memoryview(data)[start:], data, start, header, spec, delimiter, quote, chunk_rows)
+            if fast is not None:
+                fast[0].notes = notes
+                yield from fast
+                return
+    text, encoding = decode_text(data, encodings)
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    lone_cr = text.count("\r") != text.count("\r\n")
-    header = _Header(spec, text, delimiter, quote, bool(fmt.get("header", True)), notes)
-    utf8 = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    fast = None if lone_cr else _fast(text, utf8 if encoding == "utf-8" else None, header, spec, delimiter,
-                                      quote, chunk_rows)
-    if fast is None:
-        yield from _slow(text, header, spec, delimiter, quote, chunk_rows, notes)
-        return
-    first = True
-    for chunk in fast:
-        if first:
-            chunk.notes = notes
-            first = False
-        yield chunk
+    header = _Header(spec, text, delimiter, quote, has_header, notes)
+    yield from _slow(text, header, spec, delimiter, quote, chunk_rows, notes)
+
+
+def _utf8_head(data: bytes, start: int, size: int = 1 << 20) -> str | None:
+    """The first megabyte as text (to find the header), or None when it is not UTF-8."""
+    chunk = data[start:start + size]
+    if len(data) > start + size:
+        cut = chunk.rfind(b"\n")
+        chunk = chunk[:cut + 1] if cut >= 0 else chunk
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 # ---- fast path: Arrow's CSV reader ----------------------------------------------------------
-def _fast(text: str, data: bytes | None, header: _Header, spec: FeedSpec, delimiter: str, quote: str,
-          chunk_rows: int) -> list[Chunk] | None:
+def _fast(body_all: memoryview, data: bytes, start: int, header: _Header, spec: FeedSpec, delimiter: str,
+          quote: str, chunk_rows: int) -> list[Chunk] | None:
     """Read the body with pyarrow.csv; None when the file needs the line-by-line reader.
 
-    ``data`` is the submitted UTF-8 bytes (BOM removed) when the file is UTF-8, so the body is
-    read without a copy; otherwise the decoded text is re-encoded.
+    Works on the submitted bytes through a memoryview: no copy of the file is made.
     """
     if header.width < 2:
         return None
-    if header.line_no:
-        src = data if data is not None else text.encode("utf-8")
-        cut = 0
-        for _ in range(header.line_no):
-            nl = src.find(b"\n", cut)
-            cut = len(src) if nl < 0 else nl + 1
-        body = src[cut:]
-    else:
-        body = data if data is not None else text.encode("utf-8")
+    cut = start
+    for _ in range(header.line_no):
+        nl = data.find(b"\n", cut)
+        cut = len(data) if nl < 0 else nl + 1
+    body = body_all[cut - start:]
     first_line = header.line_no + 1
-    if not body.strip():
+    n = len(body)
+    if n == 0:
         return [_empty_chunk(spec)]
-    b = np.frombuffer(body, dtype=np.uint8)
-    nl = np.flatnonzero(b == 10)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.concatenate((nl, [len(b)]))
-    if starts[-1] == len(b):  # the file ends with a line break: no empty last line
-        starts, ends = starts[:-1], ends[:-1]
-    # Content length without a CR before the LF (CRLF files).
-    has_cr = np.zeros(len(ends), dtype=bool)
-    nonempty = ends > starts
-    has_cr[nonempty] = b[ends[nonempty] - 1] == 13
-    length = ends - starts - has_cr
+    lines = _Lines(body, data, cut)
     qcode = ord(quote)
-    if qcode < 128:
-        qmask = (b == qcode).view(np.uint8)
-        if qmask.any():
-            parity = np.bitwise_xor.reduceat(qmask, starts[nonempty]) if nonempty.any() else np.zeros(0, np.uint8)
-            if parity.any():
-                return None  # a quoted field spans lines, or a quote is left open
-        del qmask
+    if qcode < 128 and data.find(quote.encode(), cut) >= 0 and lines.quote_parity_odd(qcode):
+        return None  # a quoted field spans lines, or a quote is left open
     bad_rows: list[tuple[str, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -160,7 +159,7 @@ def _fast(text: str, data: bytes | None, header: _Header, spec: FeedSpec, delimi
     width = header.width
     try:
         table = pacsv.read_csv(
-            io.BytesIO(body),
+            pa.BufferReader(pa.py_buffer(body)),
             read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=True,
                                            block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=quote, double_quote=True,
@@ -171,42 +170,43 @@ def _fast(text: str, data: bytes | None, header: _Header, spec: FeedSpec, delimi
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
-
-    def line_text(i: int) -> str:
-        return body[starts[i]:starts[i] + length[i]].decode("utf-8")
-
-    # Records are the non-empty lines, less whitespace-only lines and lines of the wrong width,
-    # both of which Arrow hands to on_invalid (found again here by their length, then text).
     issues: list[RecordIssue] = []
-    skip: set[int] = set()
-    if bad_rows:
-        wanted: dict[str, int] = {}
-        for t, ncols in bad_rows:
-            wanted[t.rstrip("\r")] = ncols
-        lengths = np.array(sorted({len(t.encode("utf-8")) for t in wanted}), dtype=np.int64)
-        found = 0
-        for i in np.flatnonzero(np.isin(length, lengths) & (length > 0)).tolist():
-            t = line_text(i)
-            if t in wanted:
-                skip.add(i)
-                found += 1
-                if t.strip():
-                    issues.append(RecordIssue(first_line + i, "column_count", "",
-                                              f"expected {width} fields, found {wanted[t]}", t))
-        if found != len(bad_rows):
+    if not bad_rows and table.num_rows == lines.count:
+        # Every physical line is a record (the usual file): no per-line bookkeeping needed.
+        line_idx = np.arange(lines.count, dtype=np.int64)
+    else:
+        # Records are the non-empty lines, less whitespace-only lines and lines of the wrong width,
+        # both of which Arrow hands to on_invalid (found again here by their length, then text).
+        length = lines.length
+        skip: set[int] = set()
+        if bad_rows:
+            wanted: dict[str, int] = {}
+            for t, ncols in bad_rows:
+                wanted[t.rstrip("\r")] = ncols
+            lengths = np.array(sorted({len(t.encode("utf-8")) for t in wanted}), dtype=np.int64)
+            found = 0
+            for i in np.flatnonzero(np.isin(length, lengths) & (length > 0)).tolist():
+                t = lines.text(i)
+                if t in wanted:
+                    skip.add(i)
+                    found += 1
+                    if t.strip():
+                        issues.append(RecordIssue(first_line + i, "column_count", "",
+                                                  f"expected {width} fields, found {wanted[t]}", t))
+            if found != len(bad_rows):
+                return None
+        line_idx = np.flatnonzero(length > 0)
+        if skip:
+            line_idx = line_idx[~np.isin(line_idx, np.fromiter(skip, dtype=np.int64))]
+        if len(line_idx) != table.num_rows:
             return None
-    line_idx = np.flatnonzero(length > 0)
-    if skip:
-        line_idx = line_idx[~np.isin(line_idx, np.fromiter(skip, dtype=np.int64))]
-    if len(line_idx) != table.num_rows:
-        return None
+    line_text = lines.text
     cols: dict[str, pa.Array] = {}
     for f, pos in zip(spec.fields, header.positions, strict=True):
         if pos is None:
             cols[f.name] = pa.nulls(table.num_rows, pa.string())
             continue
-        arr = pc.utf8_trim_whitespace(table.column(pos).combine_chunks())
-        cols[f.name] = pc.if_else(pc.greater(pc.binary_length(arr), 0), arr, _NULL)
+        cols[f.name] = blank_to_null(trim(table.column(pos)))
     row_numbers = line_idx + first_line
     out: list[Chunk] = []
     n = table.num_rows
@@ -216,6 +216,51 @@ def _fast(text: str, data: bytes | None, header: _Header, spec: FeedSpec, delimi
         out.append(Chunk({k: v.slice(off, m) for k, v in cols.items()}, row_numbers[off:off + m],
                          LazyRaw(m, lambda i, idx=idx: line_text(int(idx[i]))), issues if off == 0 else []))
     return out
+
+
+class _Lines:
+    """Physical lines of the body, located lazily (most files never need more than their count)."""
+
+    def __init__(self, body: memoryview, data: bytes, cut: int) -> None:
+        self.body = body
+        n = len(body)
+        breaks = data.count(b"\n", cut)
+        self.count = breaks + (1 if n and data[-1:] != b"\n" else 0)
+        self._starts: np.ndarray | None = None
+
+    def _locate(self) -> None:
+        b = np.frombuffer(self.body, dtype=np.uint8)
+        nl = np.flatnonzero(b == 10)
+        starts = np.concatenate(([0], nl + 1))
+        ends = np.concatenate((nl, [len(b)]))
+        if len(starts) and starts[-1] == len(b):  # the file ends with a line break: no empty last line
+            starts, ends = starts[:-1], ends[:-1]
+        has_cr = np.zeros(len(ends), dtype=bool)
+        nonempty = ends > starts
+        has_cr[nonempty] = b[ends[nonempty] - 1] == 13
+        self._starts, self._ends, self._length = starts, ends, ends - starts - has_cr
+
+    @property
+    def starts(self) -> np.ndarray:
+        if self._starts is None:
+            self._locate()
+        return self._starts
+
+    @property
+    def length(self) -> np.ndarray:
+        self.starts  # noqa: B018 - locate on first use
+        return self._length
+
+    def text(self, i: int) -> str:
+        s = int(self.starts[i])
+        return bytes(self.body[s:s + int(self._length[i])]).decode("utf-8")
+
+    def quote_parity_odd(self, qcode: int) -> bool:
+        """Whether some line holds an odd number of quote characters."""
+        b = np.frombuffer(self.body, dtype=np.uint8)
+        qmask = (b == qcode).view(np.uint8)
+        starts = self.starts[self._ends > self.starts]
+        return bool(len(starts) and np.bitwise_xor.reduceat(qmask, starts).any())
 
 
 def _iter_lines(text: str) -> Iterator[str]:

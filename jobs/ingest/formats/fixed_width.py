@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from jobs.ingest.formats.arrowtext import blank_to_null, trim
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
 from jobs.ingest.formats.lines import split_lines
@@ -169,8 +170,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                 if p is None:
                     cols[f.name] = pa.nulls(len(part), pa.string())
                     continue
-                v = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1]))
-                cols[f.name] = pc.if_else(pc.greater(pc.binary_length(v), 0), v, _NULL)
+                cols[f.name] = blank_to_null(trim(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1])))
             rows = idx[keep[off:off + chunk_rows]] + 1
             yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: lines[int(rows[i]) - 1]),
                         issues if first else [], notes if first else [])
