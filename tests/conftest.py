@@ -7,9 +7,16 @@ PHMX_HOME so tables never leak between tests.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# Tests are imported in importlib mode (test files in different folders may share a basename);
+# each folder's own helper modules (e.g. tests/consent/consent_testdata.py) stay importable by name.
+for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
+    if _folder.is_dir() and not _folder.name.startswith((".", "_")) and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 
 os.environ.setdefault("PHMX_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
