@@ -57,11 +57,6 @@ def land(phmx_home: Path):
     return _land
 
 
-def csv_rows(header: list[str], rows: list[dict[str, str]], sep: str = ",") -> list[str]:
-    """Header + rows as delimited lines (missing keys empty)."""
-    return [sep.join(header)] + [sep.join(r.get(h, "") for h in header) for r in rows]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A real S3 (and KMS) endpoint over HTTP on 127.0.0.1: moto's threaded server, for the whole run.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import csv_rows
+from testkit import csv_rows
 
 from jobs import conform, ingest
 from phmx import lakehouse

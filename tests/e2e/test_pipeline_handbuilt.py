@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import csv_rows
+from testkit import csv_rows
 
 from phmx import lakehouse
 from phmx.feedspec import get_spec

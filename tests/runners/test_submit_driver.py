@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import csv_rows
+from testkit import csv_rows
 
 from phmx import lakehouse, runners
 from phmx.feedspec import get_spec
