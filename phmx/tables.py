@@ -150,16 +150,18 @@ MEDICATION = _t(
     keys="source rx_claim_id",
 )
 
-# Consent records: written by the consent registry (consent/); see consent/ for the full model.
+# Consent records: written by the consent registry (consent/registry.py).
 CONSENT = _t(
     "silver",
     "consent",
     "consent_id string, version int, source string, source_person_id string, grantor string,"
     "status string, period_start timestamp, period_end timestamp, recorded_at timestamp,"
-    "provisions string, "
-    f"{_SILVER_LINEAGE}",
+    "provisions string, submission_id string, period string, row_number bigint,"
+    "revoked_at timestamp, source_format string, policy string, content_sha256 string",
     keys="consent_id version",
-    doc="Every version of every consent. provisions is the normalised JSON provision tree.",
+    doc="Every version of every consent (history kept). status: active / inactive / rejected / "
+    "entered-in-error. provisions: the normalised provision tree as JSON (a list of nodes with "
+    "their path, effect and effective constraints). revoked_at: when a revocation took effect.",
 )
 
 # ---- gold --------------------------------------------------------------------------------
@@ -188,8 +190,10 @@ CONSENT_DECISION = _t(
     "member_id string, data_class string, purpose string, recipient string, decision string,"
     "rule_ids array<string>, consent_ids array<string>, valid_from timestamp, valid_to timestamp,"
     "policy_version string, run_id string, decided_at timestamp",
-    keys="member_id data_class purpose recipient",
-    doc="permit/deny per (member, data class, purpose, recipient), with the rules and consents behind it.",
+    keys="member_id data_class purpose recipient valid_from",
+    doc="permit / deny / permit_deidentified per (member, data class, purpose, recipient) for the "
+    "interval [valid_from, valid_to) (valid_to null = open); one row per interval, with the rules "
+    "and consents behind it.",
 )
 
 LEDGER = _t(
@@ -199,6 +203,15 @@ LEDGER = _t(
     "prev_hash string, entry_hash string",
     keys="seq",
     doc="Append-only, hash-chained. Entries: decision_batch, disclosure, checkpoint.",
+)
+
+DISCLOSURE_MEMBER = _t(
+    "audit",
+    "disclosure_member",
+    "seq bigint, member_id string, data_class string",
+    keys="seq member_id data_class",
+    doc="Which members' data of which class went out in the disclosure recorded at ledger entry "
+    "seq. The ledger entry pins a SHA-256 digest of these rows, so they are tamper-evident too.",
 )
 
 ALL: tuple[Table, ...] = (
@@ -216,6 +229,7 @@ ALL: tuple[Table, ...] = (
     MEMBER,
     CONSENT_DECISION,
     LEDGER,
+    DISCLOSURE_MEMBER,
 )
 
 SILVER_EVENT_TABLES: tuple[Table, ...] = (ENCOUNTER, BH_SERVICE, DENTAL_SERVICE, IMMUNIZATION, MEDICATION)
