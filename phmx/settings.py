@@ -15,6 +15,8 @@ The embedded default keeps everything under ``./var`` (or ``$PHMX_HOME``). Any r
 | PHMX_LEDGER_KMS_KEY_ID| $PHMX_KMS_KEY_ID            | KMS key for ledger-bucket writes          |
 | PHMX_KMS_KEY_ID       | (unset)                     | KMS key for SSE-KMS writes and envelopes  |
 | PHMX_RUNNER           | inprocess                   | inprocess / spark_submit / emr_serverless |
+| PHMX_CONSENT_RECIPIENTS | (unset)                   | extra recipients (comma-separated) the    |
+|                       |                             | consent stage decides for, beyond mcp_*   |
 | SPARK_REMOTE          | (unset)                     | sc://host:port of a Spark Connect server  |
 | PHMX_ENGINE           | sail                        | sail (embedded) / connect / classic       |
 | PHMX_SHUFFLE_PARTITIONS | 4                         | spark.sql.shuffle.partitions              |
