@@ -115,30 +115,26 @@ def admissions(inputs: Inputs, cfg: MeasuresConfig, kinds: list[str]) -> DataFra
     return out.where(F.col("adm_date").isNotNull())
 
 
-def _events(evidence: DataFrame) -> DataFrame:
+def _events(evidence: DataFrame, *, ranked: bool) -> DataFrame:
     return evidence.selectExpr("member_id AS _em", "event_date AS _ed", "source AS _es",
-                               *(["rank AS _er"] if "rank" in evidence.columns else []),
-                               "security_labels AS _el")
+                               *(["rank AS _er"] if ranked else []), "security_labels AS _el")
 
 
 def earliest_evidence(units: DataFrame, evidence: DataFrame, first_day: int, last_day: int) -> DataFrame:
     """Add ev_date, ev_source, ev_labels: the earliest evidence in [anchor + first_day, anchor + last_day]
     (least sensitive source on ties); nulls when there is none. ``units`` needs member_id, unit_id,
-    anchor_date (one row per unit)."""
+    anchor_date (one row per unit); ``evidence`` comes from :func:`followup_evidence`."""
     from pyspark.sql import functions as F
 
-    from jobs.measures.enrollment import collapse
+    from jobs.measures.enrollment import join_collapse
 
-    cols = units.columns
-    ev = _events(evidence)
-    joined = units.join(ev, (F.col("member_id") == F.col("_em"))
-                        & (F.col("_ed") >= F.date_add(F.col("anchor_date"), first_day))
-                        & (F.col("_ed") <= F.date_add(F.col("anchor_date"), last_day)), "left")
-    key = F.datediff(F.col("_ed"), F.col("anchor_date")) * 10 + F.col("_er")
-    best = collapse(joined, cols, F.min_by(F.struct(F.col("_ed").alias("d"), F.col("_es").alias("s"),
-                                                    F.col("_el").alias("l")), key).alias("_ev"))
-    return best.select(*cols, F.col("_ev.d").alias("ev_date"), F.col("_ev.s").alias("ev_source"),
-                       F.col("_ev.l").alias("ev_labels"))
+    on = ((F.col("member_id") == F.col("_em"))
+          & (F.col("_ed") >= F.date_add(F.col("anchor_date"), first_day))
+          & (F.col("_ed") <= F.date_add(F.col("anchor_date"), last_day)))
+    best = join_collapse(units, _events(evidence, ranked=True), on, drop=["_em", "_er"],
+                         order=[F.col("_ed").asc_nulls_last(), F.col("_er").asc_nulls_last()])
+    return (best.withColumnRenamed("_ed", "ev_date").withColumnRenamed("_es", "ev_source")
+            .withColumnRenamed("_el", "ev_labels"))
 
 
 def dated_events_in_window(units: DataFrame, events: DataFrame, start_col: str, end_col: str,
@@ -151,25 +147,20 @@ def dated_events_in_window(units: DataFrame, events: DataFrame, start_col: str, 
     """
     from pyspark.sql import functions as F
 
-    from jobs.measures.enrollment import collapse
+    from jobs.measures.enrollment import join_collapse
     from jobs.measures.inputs import empty_labels
 
-    cols = units.columns
-    ev = _events(events)
-    joined = units.join(ev, (F.col("member_id") == F.col("_em"))
-                        & F.col("_ed").between(F.col(start_col), F.col(end_col)), "left")
-    agg = collapse(joined, cols,
-                   F.array_sort(F.collect_set("_ed")).alias("_ds"),
-                   F.collect_list(F.struct(F.col("_ed").alias("d"), F.col("_es").alias("s"),
-                                           F.col("_el").alias("l"))).alias("_evs"))
-    nth = F.when(F.size("_ds") >= needed, F.element_at("_ds", needed))
-    agg = agg.select(*cols, F.size("_ds").alias("n_dates"), nth.alias("nth_date"), "_evs")
+    on = (F.col("member_id") == F.col("_em")) & F.col("_ed").between(F.col(start_col), F.col(end_col))
+    agg = join_collapse(units, _events(events, ranked=False), on, drop=["_em", "_ed", "_es", "_el"], aggs={
+        "_ds": F.collect_set("_ed"),
+        "_evs": F.collect_list(F.struct(F.col("_ed").alias("d"), F.col("_es").alias("s"), F.col("_el").alias("l"))),
+    })
+    agg = agg.withColumn("_ds", F.array_sort("_ds"))
+    agg = agg.withColumn("n_dates", F.size("_ds")).withColumn(
+        "nth_date", F.when(F.size("_ds") >= needed, F.element_at("_ds", needed)))
     counted = F.filter("_evs", lambda e: e["d"] <= F.col("nth_date"))
-    return agg.select(
-        *cols, "n_dates", "nth_date",
-        F.when(F.col("nth_date").isNotNull(),
-               F.concat_ws("+", F.array_sort(F.array_distinct(F.transform(counted, lambda e: e["s"])))))
-        .alias("ev_sources"),
-        F.when(F.col("nth_date").isNotNull(),
-               F.array_sort(F.array_distinct(F.flatten(F.transform(counted, lambda e: e["l"])))))
-        .otherwise(empty_labels()).alias("ev_labels"))
+    return (agg.withColumn("ev_sources", F.when(F.col("nth_date").isNotNull(), F.concat_ws(
+                "+", F.array_sort(F.array_distinct(F.transform(counted, lambda e: e["s"]))))))
+            .withColumn("ev_labels", F.when(F.col("nth_date").isNotNull(), F.array_sort(F.array_distinct(
+                F.flatten(F.transform(counted, lambda e: e["l"]))))).otherwise(empty_labels()))
+            .drop("_ds", "_evs"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.measures.enrollment import collapse, covered_without_gap
+from jobs.measures.enrollment import covered_without_gap, join_collapse
 from jobs.measures.evidence import admissions, any_dx, earliest_evidence, followup_evidence
 from jobs.measures.inputs import ed_visits, empty_labels, inpatient_stays
 from jobs.measures.strata import age_at
@@ -63,15 +63,14 @@ def _flag_admitted(units: DataFrame, adm: DataFrame, first: int, last: int, out:
     admission than its own)."""
     from pyspark.sql import functions as F
 
-    cols = units.columns
     a = adm.selectExpr("member_id AS _am", "adm_date AS _ad")
-    cond = ((F.col("member_id") == F.col("_am"))
-            & (F.col("_ad") >= F.date_add(F.col("anchor_date"), first))
-            & (F.col("_ad") <= F.date_add(F.col("anchor_date"), last)))
+    on = ((F.col("member_id") == F.col("_am"))
+          & (F.col("_ad") >= F.date_add(F.col("anchor_date"), first))
+          & (F.col("_ad") <= F.date_add(F.col("anchor_date"), last)))
     if skip_own_admit:
-        cond = cond & (F.col("_ad") != F.col("admit_date"))
-    joined = units.join(a, cond, "left")
-    return collapse(joined, cols, (F.count("_am") > 0).alias(out))
+        on = on & (F.col("_ad") != F.col("admit_date"))
+    flagged = join_collapse(units, a, on, drop=["_am", "_ad"], aggs={"_n_adm": F.count("_am")})
+    return flagged.withColumn(out, F.col("_n_adm") > 0).drop("_n_adm")
 
 
 def first_in_chain(units: DataFrame, days: int, out: str = "first_in_chain") -> DataFrame:

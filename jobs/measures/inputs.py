@@ -30,6 +30,8 @@ from phmx.tables import (
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from jobs.measures.scratch import Scratch
+
 log = get_logger(__name__)
 
 OPEN_END = "9999-12-31"
@@ -67,14 +69,17 @@ class Inputs:
     coverage: DataFrame     # member_id, plan_id, start_date, end_date (open end = 9999-12-31)
     islands: DataFrame      # member_id, island_start, island_end: merged continuous coverage
     homeless_records: DataFrame | None  # member_id, event_date, labels (interim, from bronze)
+    ed: DataFrame | None = None      # ed_visits(), once materialised
+    stays: DataFrame | None = None   # inpatient_stays(), once materialised
 
 
 def _link(df: DataFrame, xwalk: DataFrame) -> DataFrame:
     return df.join(xwalk, ["source", "source_person_id"], "inner")
 
 
-def load(spark: SparkSession) -> Inputs:
-    """Read silver and gold and link every row to its member."""
+def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
+    """Read silver and gold and link every row to its member; with ``scratch``, materialise the
+    linked frames (and the ED visits and stays) once for all measure groups."""
     from pyspark.sql import functions as F
 
     xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
@@ -105,8 +110,23 @@ def load(spark: SparkSession) -> Inputs:
     coverage = _link(lakehouse.read(spark, COVERAGE), xwalk).where(F.col("start_date").isNotNull()).select(
         "member_id", "plan_id", "start_date",
         F.coalesce("end_date", F.lit(OPEN_END).cast("date")).alias("end_date"))
-    return Inputs(members, enc, bh, dental, imm, meds, coverage, coverage_islands(coverage),
-                  interim_bronze_homeless_records(spark, xwalk))
+    inputs = Inputs(members, enc, bh, dental, imm, meds, coverage, coverage_islands(coverage),
+                    interim_bronze_homeless_records(spark, xwalk))
+    return materialise(inputs, scratch) if scratch is not None else inputs
+
+
+def materialise(inputs: Inputs, scratch: Scratch) -> Inputs:
+    """Write every shared input once (see jobs.measures.scratch) and read them back."""
+    put = scratch.put
+    out = Inputs(
+        members=put(inputs.members, "members"), encounters=put(inputs.encounters, "encounters"),
+        bh=put(inputs.bh, "bh"), dental=put(inputs.dental, "dental"),
+        immunizations=put(inputs.immunizations, "immunizations"), medications=put(inputs.medications, "medications"),
+        coverage=put(inputs.coverage, "coverage"), islands=put(inputs.islands, "islands"),
+        homeless_records=put(inputs.homeless_records, "homeless") if inputs.homeless_records is not None else None)
+    out.ed = put(ed_visits(out), "ed_visits")
+    out.stays = put(inpatient_stays(out), "stays")
+    return out
 
 
 def coverage_islands(coverage: DataFrame) -> DataFrame:
@@ -134,6 +154,8 @@ def ed_visits(inputs: Inputs) -> DataFrame:
     """
     from pyspark.sql import functions as F
 
+    if inputs.ed is not None:
+        return inputs.ed
     return (inputs.encounters.where(F.col("setting") == "ED")
             .groupBy("member_id", F.col("service_date").alias("anchor_date"))
             .agg(F.min("unit_key").alias("unit_id"),
@@ -147,6 +169,8 @@ def inpatient_stays(inputs: Inputs) -> DataFrame:
     """One row per member and admission date: the stay's claims merged, discharge = latest."""
     from pyspark.sql import functions as F
 
+    if inputs.stays is not None:
+        return inputs.stays
     ip = inputs.encounters.where(F.col("setting") == "IP").withColumn(
         "admit", F.coalesce("admit_date", "service_date"))
     return (ip.groupBy("member_id", "admit")

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING
 from jobs.measures.enrollment import plan_on
 from jobs.measures.evidence import any_dx
 from jobs.measures.inputs import empty_labels, inpatient_stays, labels_of
-from jobs.measures.strata import sensitivity_of
+from jobs.measures.strata import sensitivity_of, shape
 from jobs.measures.tables import MEMBER_RISK
-from phmx import lakehouse
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -155,4 +154,4 @@ def member_risk(inputs: Inputs, cfg: MeasuresConfig, period: MeasurePeriod, run_
     df = df.select("*", F.lit(period.label).alias("period"), F.coalesce("lhj", F.lit("Unknown")).alias("lhj_cat"),
                    sensitivity_of(F.col("security_labels"), F.lit("general")).alias("sensitivity"),
                    F.lit(run_id).alias("run_id")).drop("lhj").withColumnRenamed("lhj_cat", "lhj")
-    return lakehouse.conform_to(df, MEMBER_RISK)
+    return shape(df, MEMBER_RISK)

@@ -20,6 +20,7 @@ from jobs.measures.immunization import immunization
 from jobs.measures.inputs import load
 from jobs.measures.period import MeasurePeriod, resolve
 from jobs.measures.risk import member_risk
+from jobs.measures.scratch import Scratch
 from jobs.measures.strata import finalize
 from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
 from jobs.measures.wellchild import well_care_year, well_child
@@ -67,7 +68,20 @@ def write_group(df: DataFrame, spec: MeasureSpec, period: MeasurePeriod) -> None
 
 def run_stage(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None = None,
               risk: bool = True, cfg: MeasuresConfig | None = None) -> StageResult:
-    """Compute and write the period's measures (all groups, or those named) and member risk."""
+    """Compute and write the period's measures (all groups, or those named) and member risk.
+
+    The shared inputs are materialised once in the ``work`` layer for the run and removed at
+    the end (see jobs.measures.scratch).
+    """
+    scratch = Scratch(spark, ctx.run_id)
+    try:
+        return _run(spark, ctx, scratch, groups=groups, risk=risk, cfg=cfg)
+    finally:
+        scratch.drop()
+
+
+def _run(spark: SparkSession, ctx: RunContext, scratch: Scratch, *, groups: list[str] | None,
+         risk: bool, cfg: MeasuresConfig | None) -> StageResult:
     from pyspark.sql import functions as F
 
     cfg = cfg or config_mod.default()
@@ -76,8 +90,9 @@ def run_stage(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None 
     if unknown:
         raise ConfigError(f"unknown measure group(s) {unknown}", hint=f"known: {', '.join(cfg.measures)}")
     period = resolve(spark, ctx.period, fallback_year=ctx.started_at.year)
-    inputs = load(spark)
-    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    inputs = load(spark, scratch)
+    seconds: dict[str, float] = {"inputs": round(time.perf_counter() - t, 2)}
     for name in wanted:
         spec = cfg.measures[name]
         t = time.perf_counter()

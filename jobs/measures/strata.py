@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.measures.enrollment import plan_on
 from jobs.measures.tables import MEASURE_EVENT
-from phmx import lakehouse
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from jobs.measures.config import MeasuresConfig
     from jobs.measures.inputs import Inputs
     from jobs.measures.period import MeasurePeriod
+    from phmx.tables import Table
 
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
     ("0-5", 0, 5), ("6-11", 6, 11), ("12-17", 12, 17), ("18-20", 18, 20),
@@ -129,4 +129,12 @@ def finalize(units: DataFrame, inputs: Inputs, cfg: MeasuresConfig, period: Meas
         sensitivity_of(F.col("labels_sorted"), F.col("measure_sensitivity")).alias("sensitivity"),
         F.lit(run_id).alias("run_id"),
     )
-    return lakehouse.conform_to(df, MEASURE_EVENT)
+    return shape(df, MEASURE_EVENT)
+
+
+def shape(df: DataFrame, table: Table) -> DataFrame:
+    """Select and cast to the contract's columns (like lakehouse.conform_to, without asking the
+    engine for the frame's columns: every column of the contract is known to be there)."""
+    from pyspark.sql import functions as F
+
+    return df.select(*[F.col(c).cast(t).alias(c) for c, t in table.columns])

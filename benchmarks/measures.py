@@ -1,0 +1,140 @@
+"""Measures stage benchmark: time per measure group and total, peak memory, over a synthetic lakehouse.
+
+    python -m benchmarks.measures                    # 100,000 members
+    python -m benchmarks.measures --quick            # 10,000 members (under a minute once built)
+    python -m benchmarks.measures --members 1000000  # if you have the time
+
+The lakehouse (synthetic submitters -> ingest -> conform -> identity) is built once per size
+under var/bench/measures/m<N>/ in a child process, and reused on later runs (``--rebuild`` to
+start over), so the figures here are the measures stage alone: its peak RSS is this process's
+(the embedded engine runs in-process). Reports input rows (silver events + coverage), units
+written (gold.measure_event rows), seconds per measure group, member-risk seconds, total
+seconds, rows/s, peak RSS, and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COUNTIES = ["06001", "06013", "06075", "06037"]
+BUILD_STAGES = ("ingest", "conform", "identity")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> str:
+    import psutil
+
+    return (f"{platform.machine()} {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, engine {os.environ.get('PHMX_ENGINE', 'sail')}")
+
+
+def build(home: Path, members: int) -> dict:
+    """Synthetic data -> ingest -> conform -> identity, in this process (called in a child)."""
+    from jobs.entry import run_stage
+    from phmx.synth import generate
+
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    os.environ["PHMX_HOME"] = str(home)
+    t = time.perf_counter()
+    generate(home, members=members, counties=COUNTIES, seed=7)
+    out = {"synth_seconds": round(time.perf_counter() - t, 1)}
+    for stage in BUILD_STAGES:
+        t = time.perf_counter()
+        run_stage(stage, period="all", run_id=f"bench-build-{members}")
+        out[f"{stage}_seconds"] = round(time.perf_counter() - t, 1)
+    (home / "built.json").write_text(json.dumps(out))
+    return out
+
+
+def _ensure_built(home: Path, members: int, rebuild: bool) -> dict:
+    marker = home / "built.json"
+    if marker.exists() and not rebuild:
+        return {**json.loads(marker.read_text()), "reused": True}
+    cmd = [sys.executable, "-m", "benchmarks.measures", "--build-only", "--members", str(members),
+           "--root", str(home.parent)]
+    subprocess.run(cmd, check=True, env={**os.environ, "PHMX_LOG_LEVEL": "WARNING"})
+    return {**json.loads(marker.read_text()), "reused": False}
+
+
+def _input_rows(spark) -> int:  # noqa: ANN001
+    from phmx import lakehouse
+    from phmx.tables import COVERAGE, SILVER_EVENT_TABLES
+
+    return sum(lakehouse.read(spark, t).count() for t in (*SILVER_EVENT_TABLES, COVERAGE))
+
+
+def measure(home: Path, period: str) -> dict:
+    """Run the measures stage on a built lakehouse; per-group seconds from the stage itself."""
+    from jobs.measures.stage import run_stage
+    from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
+    from phmx import lakehouse
+    from phmx.context import RunContext
+    from phmx.engine import get_spark
+
+    os.environ["PHMX_HOME"] = str(home)
+    spark = get_spark()
+    rows_in = _input_rows(spark)
+    members = lakehouse.read(spark, "gold.member").count()
+    t = time.perf_counter()
+    result = run_stage(spark, RunContext.new(period=period, run_id="bench-measures"))
+    total = time.perf_counter() - t
+    units = lakehouse.read(spark, MEASURE_EVENT).where(f"period = '{result.counts['period']}'").count()
+    risk_rows = lakehouse.read(spark, MEMBER_RISK).where(f"period = '{result.counts['period']}'").count()
+    return {"members": members, "input_rows": rows_in, "measure_event_rows": units, "member_risk_rows": risk_rows,
+            "period": result.counts["period"], "seconds_total": round(total, 1),
+            "seconds_per_group": result.details["seconds"],
+            "input_rows_per_s": round(rows_in / total) if total else None,
+            "rates": {k: v["rate"] for k, v in result.details["rates"].items()},
+            "peak_rss_mb": round(_peak_rss_mb())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.measures", description=__doc__)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="10,000 members")
+    parser.add_argument("--period", default="all", help="measurement period (default: the data's latest year)")
+    parser.add_argument("--root", default="var/bench/measures")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the lakehouse even if one exists")
+    parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    members = 10_000 if args.quick else args.members
+    home = Path(args.root).resolve() / f"m{members}"
+    if args.build_only:
+        build(home, members)
+        return 0
+    built = _ensure_built(home, members, args.rebuild)
+    out = {"machine": machine(), "build": built, **measure(home, args.period)}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"machine: {out['machine']}")
+    b = out["build"]
+    print(f"lakehouse ({'reused' if b.get('reused') else 'built'}): synth {b.get('synth_seconds')} s, "
+          + ", ".join(f"{s} {b.get(f'{s}_seconds')} s" for s in BUILD_STAGES))
+    print(f"members {out['members']:,}; silver event + coverage rows {out['input_rows']:,}; period {out['period']}")
+    print(f"{'group':14s} {'seconds':>8s}")
+    for g, s in out["seconds_per_group"].items():
+        print(f"{g:14s} {s:8.2f}")
+    print(f"total {out['seconds_total']} s (incl. reading inputs and the result counts); "
+          f"{out['input_rows_per_s']:,} input rows/s; {out['measure_event_rows']:,} measure_event rows, "
+          f"{out['member_risk_rows']:,} member_risk rows; peak RSS {out['peak_rss_mb']:,} MB")
+    print("rates: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in out["rates"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
