@@ -24,6 +24,14 @@ def check_format(spec: FeedSpec) -> list[tuple[str, str]]:
     return list(check(spec)) if check else []
 
 
+def check_how_to_fix(spec: FeedSpec) -> list[tuple[str, str]]:
+    """``how_to_fix`` keys must be rule ids (the catalogue's or the spec's own), so a typo is caught."""
+    from jobs.ingest.rules import RULES
+
+    known = set(RULES) | {r.id for r in spec.rules}
+    return [(f"how_to_fix.{k}", "not a rule id") for k in spec.how_to_fix if k not in known]
+
+
 def check_variants(specs: dict[str, FeedSpec]) -> list[tuple[FeedSpec, str, str]]:
     """A spec writing another feed's bronze table may only use that feed's field names."""
     problems = []
@@ -62,7 +70,7 @@ def _checked(key: tuple[tuple[str, str], ...], specs: dict[str, FeedSpec]) -> di
     if key in _cache and all(_cache[key][k] is v for k, v in specs.items()):
         return _cache[key]
     for spec in specs.values():
-        for k, problem in check_format(spec):
+        for k, problem in check_format(spec) + check_how_to_fix(spec):
             raise SpecError(f"{Path(spec.path).name}: {k}: {problem}", hint=f"edit {spec.path}")
     for spec, k, problem in check_variants(specs):
         raise SpecError(f"{Path(spec.path).name}: {k}: {problem}", hint=f"edit {spec.path}")

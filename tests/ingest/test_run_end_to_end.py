@@ -93,3 +93,16 @@ def test_a_corrected_834_replaces_only_its_own_feed_scope(spark, phmx_home, synt
     v2 = next(r for r in receipts(phmx_home, "mcp_bluecoast") if r["source_file"].endswith("v2.x12"))
     v1 = next(r for r in receipts(phmx_home, "mcp_bluecoast") if r["source_file"].endswith("v1.x12"))
     assert v2["supersedes"] == [v1["submission_id"]]
+
+
+def test_an_empty_corrected_file_withdraws_the_period(spark, phmx_home):
+    land(phmx_home, "mcp_bluecoast", "enrollment", "2025-01", "v1.txt",
+         HEADER + "\n" + enrollment_row(1) + "\n" + enrollment_row(2) + "\n")
+    land(phmx_home, "mcp_bluecoast", "enrollment", "2025-02", "feb.txt", HEADER + "\n" + enrollment_row(3) + "\n")
+    ingest.run(spark, RunContext.new())
+    land(phmx_home, "mcp_bluecoast", "enrollment", "2025-01", "v2.txt", HEADER + "\n")
+    ingest.run(spark, RunContext.new())
+    v2 = next(r for r in receipts(phmx_home, "mcp_bluecoast") if r["source_file"].endswith("v2.txt"))
+    assert v2["status"] == "accepted" and v2["rows_landed"] == 0 and len(v2["supersedes"]) == 1
+    left = lakehouse.read(spark, "bronze.enrollment").collect()
+    assert [r.member_local_id for r in left] == ["BC000003"]

@@ -68,8 +68,10 @@ def _spec_dir(tmp_path: Path, name: str, text: str) -> Path:
      "  - {id: c, check: within_coverage, fields: [a, a, a], against: {table: enrollment, fields: [a, b, c, d]}}\n",
      "rules[0].severity"),
     ("feed: x1\nversion: '1'\nformt: {type: delimited}\nformat: {type: delimited}\nfields: []\n", "formt"),
+    ("feed: x1\nversion: '1'\nformat: {type: delimited}\nfields:\n  - {name: a}\nhow_to_fix: {requird: x}\n",
+     "how_to_fix.requird"),
 ], ids=["date-without-format", "unknown-valueset", "bad-x12-path", "bad-hl7-path", "bad-resource", "variant-extra",
-        "coverage-as-error", "typo-key"])
+        "coverage-as-error", "typo-key", "typo-fix-rule"])
 def test_spec_mistakes_name_the_file_and_key(tmp_path, text, key):
     d = _spec_dir(tmp_path, "x1.yaml", text)
     with pytest.raises(SpecError) as exc:

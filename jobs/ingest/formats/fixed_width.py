@@ -29,10 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.ingest.formats.arrowtext import blank_to_null, trim
+from jobs.ingest.formats.arrowtext import blank_to_null, physical_lines, trim
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
-from jobs.ingest.formats.lines import split_lines
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
@@ -101,49 +100,54 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     fmt = spec.format
     text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    lines = split_lines(text)
+    all_lines = physical_lines(text).cast(pa.string())
     rt_start, rt_len = _pos(fmt["record_type"]) or (1, 1)
-    nonblank = [i for i, ln in enumerate(lines) if ln.strip()]
-    if not nonblank:
+    nonblank = np.flatnonzero(np.asarray(pc.greater(pc.binary_length(trim(all_lines)), 0)))
+    if not len(nonblank):
         raise FileRejected("file_empty", "the file is empty")
     header_cfg, trailer_cfg = fmt.get("header"), fmt.get("trailer")
 
+    def line(i: int) -> str:
+        return str(all_lines[int(i)].as_py())
+
     def rtype(i: int) -> str:
-        return lines[i][rt_start - 1:rt_start - 1 + rt_len].strip()
+        return line(i)[rt_start - 1:rt_start - 1 + rt_len].strip()
+
+    def records(idx: np.ndarray) -> list[tuple[int, str]]:
+        return list(zip((idx + 1).tolist(), all_lines.take(pa.array(idx)).to_pylist(), strict=True))
 
     detail = nonblank
     if header_cfg:
         if rtype(detail[0]) != str(header_cfg["type"]):
             raise FileRejected("header_missing", f"the first record is not the header record "
-                               f"(type {header_cfg['type']})", records=[(i + 1, lines[i]) for i in detail])
+                               f"(type {header_cfg['type']})", records=records(detail))
         detail = detail[1:]
     if trailer_cfg:
-        if not detail or rtype(detail[-1]) != str(trailer_cfg["type"]):
+        if not len(detail) or rtype(detail[-1]) != str(trailer_cfg["type"]):
             raise FileRejected("trailer_missing", f"the last record is not the trailer record "
-                               f"(type {trailer_cfg['type']}): the file may be cut short",
-                               records=[(i + 1, lines[i]) for i in detail])
-        trailer_line = lines[detail[-1]]
+                               f"(type {trailer_cfg['type']}): the file may be cut short", records=records(detail))
+        trailer_line = line(detail[-1])
         detail = detail[:-1]
         cnt = _pos(trailer_cfg.get("count"))
         if cnt:
             value = trailer_line[cnt[0] - 1:cnt[0] - 1 + cnt[1]].strip()
             if not value.isdigit() or int(value) != len(detail):
-                raise FileRejected("trailer_count", f"the trailer counts {'an unreadable number of' if not value.isdigit() else value} "
-                                   f"records but the file holds {len(detail)}",
-                                   records=[(i + 1, lines[i]) for i in detail])
-    if not detail:
+                counted = value if value.isdigit() else "an unreadable number of"
+                raise FileRejected("trailer_count", f"the trailer counts {counted} records but the file holds "
+                                   f"{len(detail)}", records=records(detail))
+    if not len(detail):
         yield Chunk({f.name: [] for f in spec.fields}, [], [], [], notes)
         return
     layouts = {str(k): v for k, v in fmt["layouts"].items()}
-    idx = np.array(detail, dtype=np.int64)
-    arr = pa.array([lines[i] for i in detail], pa.string())
+    idx = detail.astype(np.int64)
+    arr = all_lines.take(pa.array(idx))
     types = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(arr, rt_start - 1, rt_start - 1 + rt_len))
     issues: list[RecordIssue] = []
     known = pa.array(sorted(layouts), pa.string())
     unknown = np.flatnonzero(~np.asarray(pc.fill_null(pc.is_in(types, value_set=known), False)))
     for j in unknown.tolist():
         issues.append(RecordIssue(int(idx[j]) + 1, "record_type", "",
-                                  f"record type is not one of {', '.join(sorted(layouts))}", lines[idx[j]]))
+                                  f"record type is not one of {', '.join(sorted(layouts))}", line(idx[j])))
     selected: list[tuple[dict, np.ndarray]] = []
     for t, layout in sorted(layouts.items()):
         sel = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(types, t), False)))
@@ -152,10 +156,9 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         recs = arr.take(pa.array(sel))
         too_long = np.asarray(pc.greater(pc.utf8_length(pc.utf8_rtrim_whitespace(recs)), int(layout["length"])))
         for j in np.flatnonzero(too_long).tolist():
-            line = int(idx[sel[j]])
-            issues.append(RecordIssue(line + 1, "record_length", "",
+            issues.append(RecordIssue(int(idx[sel[j]]) + 1, "record_length", "",
                                       f"record type {t} is longer than its layout ({layout['length']} characters)",
-                                      lines[line]))
+                                      str(arr[int(sel[j])].as_py())))
         selected.append((layout, sel[~too_long]))
     # Every issue is known before the first chunk goes out (they travel with it).
     first = True
@@ -172,7 +175,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                     continue
                 cols[f.name] = blank_to_null(trim(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1])))
             rows = idx[keep[off:off + chunk_rows]] + 1
-            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: lines[int(rows[i]) - 1]),
+            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: line(int(rows[i]) - 1)),
                         issues if first else [], notes if first else [])
             first = False
     if first:

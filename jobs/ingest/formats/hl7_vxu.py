@@ -40,10 +40,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.ingest.formats.arrowtext import blank_to_null, element, first_per_group, group_of, split
+from jobs.ingest.formats.arrowtext import (
+    blank_to_null,
+    element,
+    first_per_group,
+    group_of,
+    physical_lines,
+    split,
+    trim,
+)
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
-from jobs.ingest.formats.lines import split_lines
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
@@ -134,12 +141,13 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     """Parse a VXU batch or message stream into chunks of vaccinations (one per RXA)."""
     text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    lines = split_lines(text.lstrip("\ufeff"))
-    keep = [i for i, ln in enumerate(lines) if ln.strip()]
-    if not keep:
+    lines = physical_lines(text.lstrip("\ufeff"))
+    nonblank = np.asarray(pc.greater(pc.binary_length(trim(lines)), 0))
+    seg_line = np.flatnonzero(nonblank)             # line index of each segment
+    if not len(seg_line):
         raise FileRejected("file_empty", "the file is empty")
-    seg_line = np.array(keep, dtype=np.int64)             # line index of each segment
-    segs = pa.array([lines[i].lstrip() for i in keep], pa.string())
+    segs = pc.utf8_ltrim_whitespace(lines.take(pa.array(seg_line))).cast(pa.string())
+    del lines
     n = len(segs)
     ids = pc.utf8_slice_codeunits(segs, 0, 3)
 
@@ -153,57 +161,47 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     seg_msg = group_of(np.arange(n), msh, msg_end)
     n_msg = len(msh)
     rxa = where("RXA")
-    rxa_msg = seg_msg[rxa]
 
     def msg_raw(m: int) -> str:
         return "\r".join(segs.slice(int(msh[m]), int(msg_end[m] - msh[m])).to_pylist())
 
-    # ---- records: one per RXA inside a message, one per message without any RXA, one per run of stray lines
-    rec_rows: list[int] = []
-    rec_msg: list[int] = []
-    rec_rxa: list[int] = []   # segment index of the RXA, -1 when none
+    # ---- records, in file order: each RXA inside a message; each message without any RXA; each run
+    # of stray lines outside any message (the last two are quarantined, so nothing goes uncounted).
     msg_has_rxa = np.zeros(n_msg, dtype=bool)
-    msg_has_rxa[rxa_msg[rxa_msg >= 0]] = True
-    issue: dict[int, tuple[str, str]] = {}
-    stray_runs: list[tuple[int, int]] = []
-    outside = (seg_msg < 0)
+    rxa_in = rxa[seg_msg[rxa] >= 0]
+    msg_has_rxa[seg_msg[rxa_in]] = True
+    outside = seg_msg < 0
     outside[batch_pos] = False
-    for p in np.flatnonzero(outside).tolist():
-        if stray_runs and stray_runs[-1][1] == p:
-            stray_runs[-1] = (stray_runs[-1][0], p + 1)
-        else:
-            stray_runs.append((p, p + 1))
-    order = sorted([(int(p), "rxa") for p in rxa if seg_msg[p] >= 0]
-                   + [(int(msh[m]), "msg") for m in range(n_msg) if not msg_has_rxa[m]]
-                   + [(a, "stray") for a, _ in stray_runs])
-    stray_end = dict(stray_runs)
-    for pos, kind in order:
-        rec = len(rec_rows)
-        rec_rows.append(int(seg_line[pos]) + 1)
-        if kind == "rxa":
-            rec_msg.append(int(seg_msg[pos]))
-            rec_rxa.append(pos)
-        elif kind == "msg":
-            rec_msg.append(int(seg_msg[pos]))
-            rec_rxa.append(-1)
-            issue[rec] = ("hl7_no_rxa", "the message holds no RXA segment")
-        else:
-            rec_msg.append(-1)
-            rec_rxa.append(-1)
-            issue[rec] = ("hl7_segment", f"{stray_end[pos] - pos} segment line(s) outside any message (no MSH)")
-    n_rec = len(rec_rows)
-    rec_msg_np = np.array(rec_msg, dtype=np.int64)
-    rec_rxa_np = np.array(rec_rxa, dtype=np.int64)
-    stray_raw = {a: "\r".join(segs.slice(a, b - a).to_pylist()) for a, b in stray_runs}
-    stray_of_rec = {i: order[i][0] for i in range(n_rec) if order[i][1] == "stray"}
+    prev = np.concatenate(([False], outside[:-1]))
+    stray_start = np.flatnonzero(outside & ~prev)
+    stray_stop = np.flatnonzero(outside & ~np.concatenate((outside[1:], [False]))) + 1
+    empty_msg = msh[~msg_has_rxa]
+    rec_pos = np.concatenate((rxa_in, empty_msg, stray_start))
+    kind = np.concatenate((np.zeros(len(rxa_in), np.int8), np.ones(len(empty_msg), np.int8),
+                           np.full(len(stray_start), 2, np.int8)))
+    order = np.argsort(rec_pos, kind="stable")
+    rec_pos, kind = rec_pos[order], kind[order]
+    n_rec = len(rec_pos)
+    rows_np = seg_line[rec_pos] + 1
+    rec_msg_np = np.where(kind == 2, -1, seg_msg[rec_pos] if n_rec else np.zeros(0, np.int64)).astype(np.int64)
+    rec_rxa_np = np.where(kind == 0, rec_pos, -1).astype(np.int64)
+    stray_len = dict(zip(stray_start.tolist(), (stray_stop - stray_start).tolist(), strict=True))
+    issue: dict[int, tuple[str, str]] = {}
+    for i in np.flatnonzero(kind == 1).tolist():
+        issue[i] = ("hl7_no_rxa", "the message holds no RXA segment")
+    for i in np.flatnonzero(kind == 2).tolist():
+        issue[i] = ("hl7_segment", f"{stray_len[int(rec_pos[i])]} segment line(s) outside any message (no MSH)")
 
     def raw_of(i: int) -> str:
-        m = rec_msg[i]
-        return msg_raw(m) if m >= 0 else stray_raw[stray_of_rec[i]]
+        m = int(rec_msg_np[i])
+        if m >= 0:
+            return msg_raw(m)
+        a = int(rec_pos[i])
+        return "\r".join(segs.slice(a, stray_len[a]).to_pylist())
 
     raw = LazyRaw(n_rec, raw_of)
-    rows_np = np.array(rec_rows, dtype=np.int64)
-    locators = [f"message {m + 1}" if m >= 0 else "outside any message" for m in rec_msg]
+    locators = LazyRaw(n_rec, lambda i: f"message {int(rec_msg_np[i]) + 1}" if rec_msg_np[i] >= 0
+                       else "outside any message")
     _check_batches(segs, ids, batch_pos, msh, rows_np, raw)
 
     # ---- message-level problems
@@ -217,18 +215,16 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         if n_msg else np.zeros(0, bool)
     bad_line = np.asarray(pc.invert(pc.fill_null(pc.match_substring_regex(segs, _SEG_ID.pattern), False)))
     msg_bad_seg = np.zeros(n_msg, dtype=bool)
-    bl = seg_msg[np.flatnonzero(bad_line & (seg_msg >= 0))]
-    msg_bad_seg[bl] = True
-    for i in range(n_rec):
-        m = rec_msg[i]
-        if m < 0:
-            continue
-        if bad_msh[m]:
-            issue[i] = ("hl7_msh", f"the MSH segment does not start with MSH{ENCODING}| (required separators)")
-        elif msg_bad_seg[m]:
-            issue.setdefault(i, ("hl7_segment", "the message holds a segment line that cannot be read"))
-        elif not_vxu[m]:
+    msg_bad_seg[seg_msg[np.flatnonzero(bad_line & (seg_msg >= 0))]] = True
+    in_msg = rec_msg_np >= 0
+    m_of = np.maximum(rec_msg_np, 0)
+    if n_msg:
+        for i in np.flatnonzero(in_msg & not_vxu[m_of]).tolist():
             issue[i] = ("hl7_message_type", "the message is not a VXU^V04")
+        for i in np.flatnonzero(in_msg & msg_bad_seg[m_of]).tolist():
+            issue[i] = ("hl7_segment", "the message holds a segment line that cannot be read")
+        for i in np.flatnonzero(in_msg & bad_msh[m_of]).tolist():
+            issue[i] = ("hl7_msh", f"the MSH segment does not start with MSH{ENCODING}| (required separators)")
 
     # ---- the order group of each RXA record: its ORC (just before) and RXR/OBX/NTE (after, up to next ORC/RXA)
     orc = where("ORC")
@@ -290,7 +286,9 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         cols[f.name] = blank_to_null(pc.utf8_trim_whitespace(_unescape(value)))
 
     issues = [RecordIssue(int(rows_np[i]), rule, "", msg, raw[i], locators[i]) for i, (rule, msg) in sorted(issue.items())]
-    good = np.array([i for i in range(n_rec) if i not in issue], dtype=np.int64)
+    bad = np.zeros(n_rec, dtype=bool)
+    bad[list(issue)] = True
+    good = np.flatnonzero(~bad)
     take = pa.array(good)
     cols = {k: v.take(take) for k, v in cols.items()}
     total = len(good)
@@ -299,7 +297,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         idx = good[off:off + m]
         yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, rows_np[idx],
                     LazyRaw(m, lambda i, idx=idx: raw[int(idx[i])]), issues if off == 0 else [],
-                    notes if off == 0 else [], [locators[int(x)] for x in idx])
+                    notes if off == 0 else [], LazyRaw(m, lambda i, idx=idx: locators[int(idx[i])]))
 
 
 def _check_batches(segs: pa.Array, ids: pa.Array, batch_pos: np.ndarray, msh: np.ndarray, rows: np.ndarray,

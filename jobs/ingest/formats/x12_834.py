@@ -245,9 +245,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     segs = pc.utf8_trim(split(pa.array([text], pa.large_string()), term).flatten(), characters="\r\n")
     segs = segs.filter(pc.greater(pc.binary_length(segs), 0))
     n = len(segs)
-    sid_list = split(segs, elem)
-    ids = element(sid_list, 0)
-    del sid_list
+    # Segment ids are at most 3 characters before the first element separator.
+    ids = element(pc.split_pattern(pc.utf8_slice_codeunits(segs, 0, 4), pattern=elem, max_splits=1), 0)
 
     def positions_of(names: Sequence[str]) -> np.ndarray:
         return np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=pa.array(list(names))), False)))
