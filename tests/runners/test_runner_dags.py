@@ -156,34 +156,79 @@ def rendered(tmp_path_factory) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
+RUNNER_CLASSES = {"spark_submit": "SparkSubmitOperator", "emr_serverless": "EmrServerlessStartJobOperator"}
+
+
 def _exchange(rendered: dict, case: str) -> dict:
     assert rendered[case]["errors"] == {}, rendered[case]["errors"]
-    tasks = rendered[case]["dags"]["phm_exchange"]
-    assert list(tasks) == list(STAGES)  # the same tasks, in the same order, whatever the runner
-    for before, after in zip(STAGES, STAGES[1:], strict=False):
-        assert tasks[before]["downstream"] == [after]
-    return tasks
+    return rendered[case]["dags"]["phm_exchange"]
 
 
-def _args(stage: str) -> list[str]:
-    return ["--stage", stage, "--period", "2025-03", "--run-id", "manual__r1"]
+def _structure(tasks: dict) -> dict:
+    return {tid: (t["downstream"], t["mapped"]) for tid, t in tasks.items()}
+
+
+def _stage_of(t: dict) -> str:
+    """The stage a runner-made task runs (from its callable, or its driver's --stage)."""
+    if "callable" in t:
+        return t["callable"].removeprefix("run_")
+    f = t["fields"]
+    if t["mapped"]:
+        args = next(iter(t["expand"].values()))["xcom_sample"]
+        args = args["sparkSubmit"]["entryPointArguments"] if isinstance(args, dict) else args
+    else:
+        args = f["application_args"] if "application_args" in f else f["job_driver"]["sparkSubmit"]["entryPointArguments"]
+    return args[args.index("--stage") + 1]
+
+
+def _runner_tasks(tasks: dict, runner: str) -> dict:
+    """The tasks the runner factory made (not the DAG's own small helper tasks)."""
+    cls = RUNNER_CLASSES.get(runner)
+    if cls is None:
+        return {tid: t for tid, t in tasks.items() if t.get("callable", "").startswith("run_")}
+    return {tid: t for tid, t in tasks.items() if t["cls"] == cls}
+
+
+def _unmapped_args(stage: str, args: list[str]) -> list[str]:
+    head = ["--stage", stage, "--period", "2025-03", "--run-id", "manual__r1"]
+    assert args[:6] == head, args
+    rest = args[6:]
+    assert len(rest) % 2 == 0 and all(rest[i] == "--option" and "=" in rest[i + 1] for i in range(0, len(rest), 2))
+    return rest
+
+
+def test_every_runner_renders_the_same_dag_structure(rendered):
+    shapes = {case: _structure(_exchange(rendered, case)) for case in ("inprocess", "spark_submit", "emr_serverless")}
+    assert shapes["inprocess"] == shapes["spark_submit"] == shapes["emr_serverless"]
+    for case in shapes:
+        tasks = _exchange(rendered, case)
+        staged = {_stage_of(t) for t in _runner_tasks(tasks, case).values()}
+        assert staged == set(STAGES), case  # every stage runs through the configured runner
+        for stage in STAGES:
+            if stage in tasks:  # the straight part of the line: each stage task feeds the next
+                nxt = STAGES[STAGES.index(stage) + 1] if stage != STAGES[-1] else None
+                if nxt in tasks:
+                    assert tasks[stage]["downstream"] == [nxt]
 
 
 def test_inprocess_runner_keeps_python_tasks_calling_the_stage(rendered):
-    tasks = _exchange(rendered, "inprocess")
-    for stage, t in tasks.items():
-        assert t["cls"] == "_PythonDecoratedOperator" and not t["mapped"]
-        assert t["callable"] == f"run_{stage}"
+    tasks = _runner_tasks(_exchange(rendered, "inprocess"), "inprocess")
+    assert {"ingest", "conform", "identity"} <= set(tasks)
+    for tid, t in tasks.items():
+        assert t["cls"] == "_PythonDecoratedOperator", tid
+        assert t["callable"] == f"run_{_stage_of(t)}"
 
 
 def test_spark_submit_runner_submits_the_driver_with_delta(rendered):
-    tasks = _exchange(rendered, "spark_submit")
-    for stage, t in tasks.items():
+    tasks = _runner_tasks(_exchange(rendered, "spark_submit"), "spark_submit")
+    assert {"ingest", "conform", "identity"} <= set(tasks)
+    for t in tasks.values():
         f = t["fields"]
-        assert t["cls"] == "SparkSubmitOperator"
+        stage = _stage_of(t)
+        if not t["mapped"]:
+            _unmapped_args(stage, f["application_args"])
+            assert f["_conn_id"] == "spark_default"
         assert f["application"] == str(REPO / "jobs" / "submit.py")
-        assert f["application_args"] == _args(stage)
-        assert f["_conn_id"] == "spark_default"
         packages = f["packages"].split(",")
         assert packages[0] == runners.delta_package() and packages[0].startswith("io.delta:delta-spark_")
         assert runners.HADOOP_AWS_PACKAGE in packages  # the roots are on S3
@@ -196,6 +241,8 @@ def test_spark_submit_runner_submits_the_driver_with_delta(rendered):
         assert env["PHMX_ENGINE"] == "classic" and "PHMX_RUNNER" not in env
         for var in ("PHMX_LANDING_ROOT", "PHMX_LAKEHOUSE_ROOT", "PHMX_LEDGER_ROOT", "PHMX_KMS_KEY_ID"):
             assert env[var] == S3_ROOTS[var]
+    assert tasks["ingest"]["fields"]["application_args"] == ["--stage", "ingest", "--period", "2025-03",
+                                                             "--run-id", "manual__r1"]
 
 
 def test_spark_submit_on_local_roots_needs_no_s3_packages(rendered):
@@ -208,19 +255,22 @@ def test_spark_submit_on_local_roots_needs_no_s3_packages(rendered):
 
 
 def test_emr_serverless_runner_starts_job_runs_on_the_application(rendered):
-    tasks = _exchange(rendered, "emr_serverless")
-    for stage, t in tasks.items():
+    tasks = _runner_tasks(_exchange(rendered, "emr_serverless"), "emr_serverless")
+    assert {"ingest", "conform", "identity"} <= set(tasks)
+    for tid, t in tasks.items():
         f = t["fields"]
-        assert t["cls"] == "EmrServerlessStartJobOperator"
         assert f["application_id"] == EMR["PHMX_EMR_APPLICATION_ID"]
         assert f["execution_role_arn"] == EMR["PHMX_EMR_EXECUTION_ROLE_ARN"]
-        assert f["name"] == f"phmx-{stage}-2025-03"
+        assert f["name"] == f"phmx-{tid}-2025-03"
         assert f["wait_for_completion"] is True and f["waiter_delay"] * f["waiter_max_attempts"] == 180 * 60
-        assert f["configuration_overrides"] == {
-            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": EMR["PHMX_EMR_LOG_URI"]}}}
-        driver = f["job_driver"]["sparkSubmit"]
+        assert f["configuration_overrides"]["monitoringConfiguration"] == {
+            "s3MonitoringConfiguration": {"logUri": EMR["PHMX_EMR_LOG_URI"]}}
+        if t["mapped"]:
+            driver = next(iter(t["expand"].values()))["xcom_sample"]["sparkSubmit"]
+        else:
+            driver = f["job_driver"]["sparkSubmit"]
+            _unmapped_args(_stage_of(t), driver["entryPointArguments"])
         assert driver["entryPoint"] == "s3://phmx-dev-artifacts-111122223333/jobs/submit.py"
-        assert driver["entryPointArguments"] == _args(stage)
         params = driver["sparkSubmitParameters"]
         assert params.startswith(runners.EMR_DELTA_PARAMETERS + " ")
         assert "--conf spark.archives=s3://phmx-dev-artifacts-111122223333/jobs/phmx-venv.tar.gz#environment" in params
@@ -230,6 +280,8 @@ def test_emr_serverless_runner_starts_job_runs_on_the_application(rendered):
             assert f"--conf spark.emr-serverless.driverEnv.{var}={S3_ROOTS[var]}" in params
             assert f"--conf spark.executorEnv.{var}={S3_ROOTS[var]}" in params
         assert "PHMX_RUNNER" not in params and "PHMX_EMR_" not in params
+    assert tasks["ingest"]["fields"]["job_driver"]["sparkSubmit"]["entryPointArguments"] == [
+        "--stage", "ingest", "--period", "2025-03", "--run-id", "manual__r1"]
 
 
 def test_emr_with_a_custom_image_sends_no_archive(rendered):
