@@ -2,7 +2,14 @@
 
     python -m benchmarks.measures                    # 100,000 members
     python -m benchmarks.measures --quick            # 10,000 members (under a minute once built)
-    python -m benchmarks.measures --members 1000000  # if you have the time
+    python -m benchmarks.measures --members 1000000 --replicate-from 100000
+                                                     # 1M members: the 100k lakehouse x10
+
+A full synthetic build of 1,000,000 members (generate, ingest, conform, identity) takes well
+over an hour on 2 cores, so ``--replicate-from N`` builds the larger lakehouse by copying the
+N-member one (members, crosswalk, coverage and every silver event table, plus the two bronze
+tables the interim homelessness evidence reads) with every identifier suffixed ``~<copy>``:
+the same clinical distribution, members x (size / N).
 
 The lakehouse (synthetic submitters -> ingest -> conform -> identity) is built once per size
 under var/bench/measures/m<N>/ in a child process, and reused on later runs (``--rebuild`` to
@@ -59,12 +66,57 @@ def build(home: Path, members: int) -> dict:
     return out
 
 
-def _ensure_built(home: Path, members: int, rebuild: bool) -> dict:
+# table -> identifier columns suffixed in each copy
+REPLICATED = {
+    "gold.member": ["member_id"],
+    "gold.member_xwalk": ["source_person_id", "member_id"],
+    "silver.coverage": ["source_person_id"],
+    "silver.encounter": ["source_person_id", "encounter_id"],
+    "silver.bh_service": ["source_person_id", "service_id"],
+    "silver.dental_service": ["source_person_id", "service_id"],
+    "silver.immunization": ["source_person_id", "immunization_id"],
+    "silver.medication": ["source_person_id", "rx_claim_id"],
+    "bronze.sud_caloms": ["client_id"],
+    "bronze.mh_csi": ["client_number"],
+}
+
+
+def replicate(src: Path, home: Path, factor: int) -> dict:
+    """Build a lakehouse ``factor`` times the size of ``src`` by copying it with suffixed ids."""
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.engine import get_spark
+
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    spark = get_spark()
+    t = time.perf_counter()
+    copies = spark.range(factor).select(F.col("id").cast("string").alias("_copy"))
+    for table, ids in REPLICATED.items():
+        os.environ["PHMX_HOME"] = str(src)
+        if not lakehouse.exists(table):
+            continue
+        df = lakehouse.read(spark, table).crossJoin(copies)
+        for c in ids:
+            df = df.withColumn(c, F.concat(F.col(c), F.lit("~"), F.col("_copy")))
+        df = df.drop("_copy")
+        os.environ["PHMX_HOME"] = str(home)
+        lakehouse.overwrite(df, table)
+    out = {"replicated_from": str(src), "factor": factor, "replicate_seconds": round(time.perf_counter() - t, 1)}
+    (home / "built.json").write_text(json.dumps(out))
+    return out
+
+
+def _ensure_built(home: Path, members: int, rebuild: bool, replicate_from: int | None = None) -> dict:
     marker = home / "built.json"
     if marker.exists() and not rebuild:
         return {**json.loads(marker.read_text()), "reused": True}
     cmd = [sys.executable, "-m", "benchmarks.measures", "--build-only", "--members", str(members),
            "--root", str(home.parent)]
+    if replicate_from:
+        _ensure_built(home.parent / f"m{replicate_from}", replicate_from, False)
+        cmd += ["--replicate-from", str(replicate_from)]
     subprocess.run(cmd, check=True, env={**os.environ, "PHMX_LOG_LEVEL": "WARNING"})
     return {**json.loads(marker.read_text()), "reused": False}
 
@@ -108,23 +160,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", default="all", help="measurement period (default: the data's latest year)")
     parser.add_argument("--root", default="var/bench/measures")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the lakehouse even if one exists")
+    parser.add_argument("--replicate-from", type=int, default=None,
+                        help="build by copying the lakehouse of this many members (ids suffixed)")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     members = 10_000 if args.quick else args.members
     home = Path(args.root).resolve() / f"m{members}"
     if args.build_only:
-        build(home, members)
+        if args.replicate_from:
+            src = Path(args.root).resolve() / f"m{args.replicate_from}"
+            replicate(src, home, max(1, members // args.replicate_from))
+        else:
+            build(home, members)
         return 0
-    built = _ensure_built(home, members, args.rebuild)
+    built = _ensure_built(home, members, args.rebuild, args.replicate_from)
     out = {"machine": machine(), "build": built, **measure(home, args.period)}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     print(f"machine: {out['machine']}")
     b = out["build"]
-    print(f"lakehouse ({'reused' if b.get('reused') else 'built'}): synth {b.get('synth_seconds')} s, "
-          + ", ".join(f"{s} {b.get(f'{s}_seconds')} s" for s in BUILD_STAGES))
+    if "factor" in b:
+        print(f"lakehouse ({'reused' if b.get('reused') else 'built'}): the {b['replicated_from']} lakehouse "
+              f"x{b['factor']} ({b['replicate_seconds']} s)")
+    else:
+        print(f"lakehouse ({'reused' if b.get('reused') else 'built'}): synth {b.get('synth_seconds')} s, "
+              + ", ".join(f"{s} {b.get(f'{s}_seconds')} s" for s in BUILD_STAGES))
     print(f"members {out['members']:,}; silver event + coverage rows {out['input_rows']:,}; period {out['period']}")
     print(f"{'group':14s} {'seconds':>8s}")
     for g, s in out["seconds_per_group"].items():
