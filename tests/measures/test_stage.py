@@ -112,6 +112,9 @@ def build_world() -> World:
     w.member("fuh_county", ADULT)
     w.ip("fuh_county", "2025-06-01", "2025-06-03", ["F319"])
     w.county("fuh_county", "MH", "2025-06-05", mode="15", dx=["F319"])
+    w.member("fuh_transfer", ADULT)  # direct transfer to a medical bed on the discharge date
+    w.ip("fuh_transfer", "2025-07-01", "2025-07-05", ["F200"])
+    w.ip("fuh_transfer", "2025-07-05", "2025-07-10", ["J189"])
     w.member("trc_tcm", ADULT)
     w.ip("trc_tcm", "2025-06-01", "2025-06-04", ["J189"])
     w.op("trc_tcm", "2025-06-20", ["Z09"], procs=["99495"])
@@ -179,19 +182,26 @@ def build_world() -> World:
     w.op("risk_homeless_dx", "2025-06-06", ["Z5901", "I10"])
     w.member("risk_caloms", ADULT, race=None, ethnicity=None, lhj=None)
     w.county("risk_caloms", "SUD", "2025-03-03", person="C-caloms")
+    w.member("risk_csi", ADULT)
+    w.county("risk_csi", "MH", "2024-11-11", person="C-csi", dx=["F411"])
     w.member("risk_none", ADULT, sex="M", race="2028-9")
     w.member("risk_nocov", ADULT, coverage=[])
     return w
 
 
-def _bronze_caloms(spark: Any) -> None:
-    """The interim homelessness source: a CalOMS admission with ZIP 00000 in bronze."""
+def _bronze_homeless(spark: Any) -> None:
+    """The interim homelessness sources in bronze: a CalOMS admission with ZIP 00000 and a CSI
+    periodic record with living arrangement 07."""
     from phmx import lakehouse
 
     df = spark.createDataFrame(
         [("county_06001_bh", "C-caloms", "00000", "2025-03-03", None)],
         "submitter string, client_id string, zip string, admission_date string, discharge_date string")
     lakehouse.append(df, "bronze.sud_caloms")
+    df = spark.createDataFrame(
+        [("county_06001_bh", "C-csi", "P", "2025-02-02", "07"), ("county_06001_bh", "C-csi", "P", "2024-02-02", "07")],
+        "submitter string, client_number string, record_type string, service_date string, living_arrangement string")
+    lakehouse.append(df, "bronze.mh_csi")
 
 
 def _s(v: Any) -> str | None:
@@ -228,7 +238,7 @@ def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
                     "PHMX_KEYS_DIR"):
             mp.delenv(var, raising=False)
         build_world().write(spark)
-        _bronze_caloms(spark)
+        _bronze_homeless(spark)
         result = run_stage(spark, RunContext.new(period=PERIOD, run_id="run-t1"))
         events = lakehouse.read(spark, MEASURE_EVENT).toPandas()
         risk = lakehouse.read(spark, MEMBER_RISK).toPandas()
@@ -322,6 +332,7 @@ FUH_30 = {
     ("fuh_readmit", "2025-03-05", False, False, "readmission_30d", None, None),
     ("fuh_readmit", "2025-03-25", True, True, None, "2025-03-27", "plan_claim"),
     ("fuh_county", "2025-06-03", True, True, None, "2025-06-05", "county_mh"),
+    ("fuh_transfer", "2025-07-05", False, False, "readmission_30d", None, None),
 }
 
 
@@ -340,6 +351,8 @@ def test_trc_any_discharge_with_ambulatory_followup(world_run):
         ("fuh_readmit", "2025-03-05", False, False, "readmission_30d", None, None),
         ("fuh_readmit", "2025-03-25", True, True, None, "2025-03-27", "plan_claim"),
         ("fuh_county", "2025-06-03", True, True, None, "2025-06-05", "county_mh"),
+        ("fuh_transfer", "2025-07-05", False, False, "readmission_30d", None, None),
+        ("fuh_transfer", "2025-07-10", *no),
         ("trc_tcm", "2025-06-04", True, True, None, "2025-06-20", "plan_claim"),
         ("trc_none", "2025-06-04", *no),
         ("risk_planned", "2025-02-03", *no),
@@ -464,12 +477,15 @@ def test_risk_points_and_ecm_flags(world_run):
     assert _risk(world_run, "risk_nocov").plan_id == "none"
 
 
-def test_calOMS_zip_00000_flags_homelessness_with_part2_labels(world_run):
+def test_county_records_flag_homelessness_with_their_labels(world_run):
     caloms = _risk(world_run, "risk_caloms")
     assert bool(caloms.ecm_homeless) and bool(caloms.sud) and bool(caloms.ecm_smi_sud)
     assert (caloms.social_points, caloms.behavioral_points, caloms.risk_tier) == (3, 3, "high")
     assert "42CFRPart2" in list(caloms.security_labels) and caloms.sensitivity == "sud"
     assert caloms.lhj == "Unknown"
+    csi = _risk(world_run, "risk_csi")  # living arrangement 07 in 2025; the 2024 service is outside the lookback
+    assert bool(csi.ecm_homeless) and not bool(csi.ecm_smi_sud)
+    assert (csi.social_points, csi.behavioral_points, csi.points, list(csi.security_labels)) == (3, 0, 3, ["MH"])
 
 
 def test_stage_result_counts_only(world_run):
