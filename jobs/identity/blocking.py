@@ -27,7 +27,8 @@ class BlockingStats:
 
 def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str | None = None,
                     with_stats: bool = False) -> tuple[DataFrame, BlockingStats | None]:
-    """``(rid_l, rid_r, rule)`` with ``rid_l < rid_r``; ``rule`` is the first rule's index.
+    """``(rid_l, rid_r, rule, rules)`` with ``rid_l < rid_r``: ``rule`` is the first rule that
+    found the pair, ``rules`` a bit mask of all of them (EM trains per rule).
 
     ``new_col`` names a boolean column marking new records: pairs of two old records are
     skipped (they were scored in an earlier run).
@@ -58,7 +59,8 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
     union = frames[0]
     for f in frames[1:]:
         union = union.unionByName(f)
-    pairs = union.groupBy("rid_l", "rid_r").agg(F.min("rule").alias("rule"))
+    pairs = union.groupBy("rid_l", "rid_r").agg(
+        F.min("rule").alias("rule"), F.bit_or(F.shiftleft(F.lit(1), F.col("rule"))).cast("int").alias("rules"))
     return pairs, (BlockingStats(skipped) if with_stats else None)
 
 

@@ -8,9 +8,10 @@ C hold different valid CINs (B had none). So:
    together: they are accepted as they are.
 2. Components that could conflict are rebuilt edge by edge, strongest first (Kruskal order),
    keeping for each partial cluster its CINs, SSNs, birth dates and reviewer-rejected pairs.
-   A union that would bring two different valid CINs (or SSNs, or birth dates far apart and
-   not a typo of one another) together is refused unless the edge's weight clears the link
-   weight by the override margin; a union against a reviewer's reject is always refused.
+   A union that would bring two different valid CINs (or SSNs) together is refused unless the
+   edge's weight clears the link weight by the override margin; birth dates far apart (and not
+   a typo of one another), two records of a source that keeps one record per person
+   (``guards.unique_sources``), or a reviewer's reject are always refused.
    Forced edges (reviewer accepts, existing members in incremental mode) come first and are
    never refused.
 
@@ -33,6 +34,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
+#: Conflicts strong evidence may override (a CIN or SSN typo makes another valid number).
+#: Birth dates far apart (a father and his namesake son share everything else), two records
+#: of a source that keeps one record per person, and a reviewer's reject are never overridden.
+OVERRIDABLE = frozenset({"cin", "ssn"})
+
+
 @dataclass
 class GuardParams:
     """The cluster guards (from settings)."""
@@ -41,11 +48,18 @@ class GuardParams:
     ssn: bool = True
     dob_days: int = 31
     override_weight: float = float("inf")
+    unique_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, s: IdentitySettings) -> GuardParams:
         return cls(cin=s.guard_cin, ssn=s.guard_ssn, dob_days=s.guard_dob_days,
-                   override_weight=s.link_weight + s.override_margin_bits)
+                   override_weight=s.link_weight + s.override_margin_bits,
+                   unique_sources=s.unique_sources)
+
+    def is_unique_source(self, source: str | None) -> bool:
+        from fnmatch import fnmatch
+
+        return bool(source) and any(fnmatch(str(source), p) for p in self.unique_sources)
 
 
 @dataclass
@@ -67,7 +81,7 @@ def _ordinal(d: str) -> int | None:
 
 def dates_compatible(a: str, b: str, max_days: int) -> bool:
     """Two yyyymmdd birth dates could be one person's: equal, close, day/month transposed,
-    one digit wrong, or two adjacent digits swapped."""
+    the year off by one, one digit wrong, or two adjacent digits swapped."""
     if a == b:
         return True
     oa, ob = _ordinal(a), _ordinal(b)
@@ -76,6 +90,8 @@ def dates_compatible(a: str, b: str, max_days: int) -> bool:
     if len(a) == len(b) == 8:
         if a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
             return True
+        if a[4:] == b[4:] and a[:4].isdigit() and b[:4].isdigit() and abs(int(a[:4]) - int(b[:4])) == 1:
+            return True  # year off by one
         diff = [i for i in range(8) if a[i] != b[i]]
         if len(diff) == 1:
             return True
@@ -87,13 +103,15 @@ def dates_compatible(a: str, b: str, max_days: int) -> bool:
 class _Clusters:
     """Union-find whose roots carry the strong identifiers seen in their cluster."""
 
-    def __init__(self, n: int, cins: list, ssns: list, dobs: list, tokens: dict[int, set[int]]) -> None:
+    def __init__(self, n: int, cins: list, ssns: list, dobs: list, tokens: dict[int, set[int]],
+                 sources: list) -> None:
         self.parent = list(range(n))
         self.size = [1] * n
         self.cins = [{c} if c else set() for c in cins]
         self.ssns = [{s} if s else set() for s in ssns]
         self.dobs = [{d} if d else set() for d in dobs]
         self.tokens = [tokens.get(i, set()) for i in range(n)]
+        self.sources = [{s} if s else set() for s in sources]
 
     def find(self, x: int) -> int:
         root = x
@@ -107,6 +125,8 @@ class _Clusters:
         ta, tb = self.tokens[a], self.tokens[b]
         if ta and tb and any(-t in tb for t in ta):
             return "reviewer_rejected"
+        if self.sources[a] and self.sources[b] and not self.sources[a].isdisjoint(self.sources[b]):
+            return "same_source"
         if g.cin and self.cins[a] and self.cins[b] and self.cins[a].isdisjoint(self.cins[b]):
             return "cin"
         if g.ssn and self.ssns[a] and self.ssns[b] and self.ssns[a].isdisjoint(self.ssns[b]):
@@ -122,7 +142,7 @@ class _Clusters:
             a, b = b, a
         self.parent[b] = a
         self.size[a] += self.size[b]
-        for attr in ("cins", "ssns", "dobs", "tokens"):
+        for attr in ("cins", "ssns", "dobs", "tokens", "sources"):
             getattr(self, attr)[a] |= getattr(self, attr)[b]
             getattr(self, attr)[b] = set()
 
@@ -154,16 +174,21 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     cins = a["cin"].where(a["cin"].notna(), None).tolist()
     ssns = a["ssn"].where(a["ssn"].notna(), None).tolist()
     dobs = a["dob_str"].where(a["dob_str"].notna(), None).tolist()
+    src_col = a["source"] if "source" in a.columns else pd.Series([None] * n, index=a.index)
+    uniq = src_col.map(lambda x: x if guards.is_unique_source(x) else None)
+    sources = uniq.where(uniq.notna(), None).tolist()
 
     # Which components might conflict (vectorised): several CINs / SSNs, spread-out birth
     # dates, or a reviewer-rejected pair inside.
     frame = pd.DataFrame({"comp": comp, "cin": a["cin"].to_numpy(), "ssn": a["ssn"].to_numpy(),
                           "dob": pd.to_datetime(a["dob_str"], format="%Y%m%d", errors="coerce").to_numpy()})
+    frame["usrc"] = uniq.to_numpy()
     per = frame.groupby("comp").agg(cins=("cin", "nunique"), ssns=("ssn", "nunique"), dmin=("dob", "min"),
-                                    dmax=("dob", "max"), ndob=("dob", "nunique"))
+                                    dmax=("dob", "max"), ndob=("dob", "nunique"), nusrc=("usrc", "count"),
+                                    dusrc=("usrc", "nunique"))
     spread = (per["dmax"] - per["dmin"]).dt.days.fillna(0)
     risky = ((per["cins"] > 1) & guards.cin) | ((per["ssns"] > 1) & guards.ssn) | \
-        ((per["ndob"] > 1) & (spread > guards.dob_days))
+        ((per["ndob"] > 1) & (spread > guards.dob_days)) | (per["nusrc"] > per["dusrc"])
     tokens: dict[int, set[int]] = {}
     if cannot is not None and not cannot.empty:
         pos = pd.Series(np.arange(n), index=nodes)
@@ -187,7 +212,7 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
         sub = pd.DataFrame({"l": li[mask], "r": ri[mask], "w": edges["weight"].to_numpy()[mask],
                             "f": edges["forced"].to_numpy(dtype=bool)[mask]})
         sub = sub.sort_values(["f", "w"], ascending=[False, False], kind="mergesort")
-        uf = _Clusters(n, cins, ssns, dobs, tokens)
+        uf = _Clusters(n, cins, ssns, dobs, tokens, sources)
         for x, y, w, forced in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
@@ -195,7 +220,7 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
             if not forced:
                 reason = uf.conflict(rx, ry, guards)
                 if reason is not None:
-                    if reason != "reviewer_rejected" and w >= guards.override_weight:
+                    if reason in OVERRIDABLE and w >= guards.override_weight:
                         overrides += 1
                     else:
                         refused_rows.append((int(nodes[x]), int(nodes[y]), float(w), reason))

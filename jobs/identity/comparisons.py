@@ -38,14 +38,15 @@ def jaro_winkler_udf() -> Any:
 
 
 def needed_features(settings: IdentitySettings) -> list[str]:
-    """Feature columns the comparisons and rule bits read (without ``rid``)."""
+    """Feature columns the comparisons read (without ``rid``). Only these are joined onto the
+    pairs: the join's cost grows with every column carried."""
     cols: list[str] = []
     for c in settings.comparisons:
         cols += list(c.columns)
         if c.tf:
-            cols.append(f"tf_{c.column}")
-    for r in settings.rules:
-        cols += list(r.keys)
+            cols.append(f"tf_{c.tf_column}")
+    if "gn" in cols and "fn" in cols and "fn_tokens" not in cols:
+        cols.append("fn_tokens")  # for swapped names
     return list(dict.fromkeys(cols))
 
 
@@ -84,7 +85,8 @@ def level_condition(comp: Comparison, level: Level) -> Column:
     if level.kind == "levenshtein":
         return F.levenshtein(left, right) <= F.lit(level.max)
     if level.kind == "token_overlap":
-        return F.size(F.array_intersect(left, right)) > 0
+        # ``|``-separated tokens (strings join faster than arrays on the engine).
+        return F.arrays_overlap(F.split(left, "\\|"), F.split(right, "\\|"))
     if level.kind == "prefix":
         n = int(level.n or 1)
         return F.substring(left, 1, n) == F.substring(right, 1, n)
@@ -94,6 +96,28 @@ def level_condition(comp: Comparison, level: Level) -> Column:
                 & (F.substring(left, 5, 2) == F.substring(right, 7, 2))
                 & (F.substring(left, 7, 2) == F.substring(right, 5, 2))
                 & (F.substring(left, 5, 2) != F.substring(left, 7, 2)))
+    if level.kind == "transposition":
+        # Two adjacent characters swapped, everything else equal (a common keying error).
+        length = F.length(left)
+        cond = F.lit(False)
+        for i in range(1, 16):
+            cond = cond | ((length > i) & (F.substring(left, 1, i - 1) == F.substring(right, 1, i - 1))
+                           & (F.substring(left, i, 1) == F.substring(right, i + 1, 1))
+                           & (F.substring(left, i + 1, 1) == F.substring(right, i, 1))
+                           & (F.substring(left, i + 2, 20) == F.substring(right, i + 2, 20)))
+        return (length == F.length(right)) & (left != right) & cond
+    if level.kind == "initial":
+        # One side is only an initial, and it is the other's first letter.
+        return (((F.length(left) == 1) | (F.length(right) == 1))
+                & (F.substring(left, 1, 1) == F.substring(right, 1, 1)))
+    if level.kind == "date_year_off":
+        # yyyymmdd: same month and day, year off by at most ``max``.
+        return ((F.substring(left, 5, 4) == F.substring(right, 5, 4))
+                & (F.abs(F.substring(left, 1, 4).cast("int") - F.substring(right, 1, 4).cast("int"))
+                   <= F.lit(level.max)))
+    if level.kind == "date_within":
+        d = F.abs(F.datediff(F.to_date(left, "yyyyMMdd"), F.to_date(right, "yyyyMMdd")))
+        return d <= F.lit(level.max)
     if level.kind == "else":
         return F.lit(True)
     raise ValueError(f"unknown level kind {level.kind}")
@@ -117,19 +141,6 @@ def gamma_column(comp: Comparison) -> Column:
     return expr.otherwise(F.lit(0)).cast("tinyint").alias(f"g_{comp.name}")
 
 
-def rule_bits_column(settings: IdentitySettings) -> Column:
-    """A bit per blocking rule the pair satisfies (all keys equal and present)."""
-    from pyspark.sql import functions as F
-
-    total = F.lit(0)
-    for i, rule in enumerate(settings.rules):
-        cond = F.lit(True)
-        for k in rule.keys:
-            cond = cond & (_l(k) == _r(k))
-        total = total + F.when(cond, F.lit(1 << i)).otherwise(F.lit(0))
-    return total.cast("int").alias("rules")
-
-
 def with_sides(pairs: DataFrame, std: DataFrame, settings: IdentitySettings) -> DataFrame:
     """Join both records' features onto ``(rid_l, rid_r)`` pairs as ``l_*`` / ``r_*`` columns."""
     from pyspark.sql import functions as F
@@ -141,24 +152,63 @@ def with_sides(pairs: DataFrame, std: DataFrame, settings: IdentitySettings) -> 
 
 
 def compare(sides: DataFrame, settings: IdentitySettings, *, keep: tuple[str, ...] = ()) -> DataFrame:
-    """Comparison vectors: ``rid_l, rid_r, g_<comparison>..., tf_<comparison>..., rules``.
+    """Comparison vectors: ``rid_l, rid_r, g_<comparison>..., tf_<comparison>...`` (and
+    ``rules``, the bit mask of blocking rules that found the pair, when the pairs carry it).
 
     ``sides`` is the output of :func:`with_sides` (or any frame with ``l_``/``r_`` features).
     ``tf_<comparison>`` is the value's frequency when the pair agrees exactly (else null).
     """
     from pyspark.sql import functions as F
 
-    staged = sides
+    staged = unswap_names(sides)
     for c in jw_columns(settings):
         staged = with_jaro_winkler(staged, c)
     out = [F.col("rid_l"), F.col("rid_r"), *[F.col(k) for k in keep]]
     out += [gamma_column(c) for c in settings.comparisons]
     for c in settings.comparisons:
         if c.tf:
-            out.append(F.when(_l(c.column) == _r(c.column),
-                              F.greatest(_l(f"tf_{c.column}"), _r(f"tf_{c.column}"))).alias(f"tf_{c.name}"))
-    out.append(rule_bits_column(settings))
+            t = c.tf_column
+            out.append(F.when(_l(t) == _r(t), F.greatest(_l(f"tf_{t}"), _r(f"tf_{t}"))).alias(f"tf_{c.name}"))
+    if "rules" in sides.columns and "rules" not in keep:
+        out.append(F.col("rules"))
     return staged.select(*out)
+
+
+def unswap_names(sides: DataFrame) -> DataFrame:
+    """Compare given and family names crosswise when one record has them swapped.
+
+    Some sources put the family name in the given-name field (about 1% of records): when the
+    right record's given name is the left's first family-name part (or the reverse) and the
+    names do not already agree, the right record's names are swapped before comparison, so
+    a swap costs nothing instead of two strong disagreements.
+    """
+    from pyspark.sql import functions as F
+
+    cols = set(sides.columns)
+    if not {"l_gn", "r_gn", "l_fn", "r_fn"} <= cols:
+        return sides
+
+    def first(side: str) -> Column:
+        toks = f"{side}_fn_tokens"
+        if toks not in cols:
+            return F.col(f"{side}_fn")
+        return F.coalesce(F.regexp_extract(F.col(toks), "^([^|]+)", 1), F.col(f"{side}_fn"))
+
+    swap = F.coalesce((_l("gn") != _r("gn")) & ~_l("fn").eqNullSafe(_r("fn"))
+                      & ((_l("gn") == first("r")) | (_r("gn") == first("l"))), F.lit(False))
+    r_given, r_family = first("r"), _r("gn")
+    new = {
+        "gn": r_given, "gn_canon": r_given, "fn": r_family, "fn_tokens": r_family,
+        "tf_gn": F.lit(None).cast("double"), "tf_fn": F.lit(None).cast("double"),
+    }
+    out = []
+    for c in sides.columns:
+        name = c[2:] if c.startswith("r_") else None
+        if name in new:
+            out.append(F.when(swap, new[name]).otherwise(F.col(c)).alias(c))
+        else:
+            out.append(F.col(c))
+    return sides.select(*out)
 
 
 def with_jaro_winkler(sides: DataFrame, col: str) -> DataFrame:

@@ -21,12 +21,13 @@ SETTINGS_FILE = MAPPINGS / "identity" / "settings.yaml"
 NICKNAMES_FILE = MAPPINGS / "identity" / "nicknames.yaml"
 ADDRESS_FILE = MAPPINGS / "identity" / "address_abbreviations.yaml"
 
-LEVEL_KINDS = {"exact", "jaro_winkler", "levenshtein", "token_overlap", "date_transposed", "prefix", "else"}
+LEVEL_KINDS = {"exact", "jaro_winkler", "levenshtein", "transposition", "token_overlap", "date_transposed",
+               "date_year_off", "date_within", "prefix", "initial", "else"}
 
 #: Standardised feature columns that blocking keys and comparisons may name.
 FEATURES = {
-    "gn", "gn_canon", "gn_sdx", "gn_initial", "mi", "fn", "fn_sdx", "fn_tokens", "birth_date",
-    "dob_str", "birth_year", "sex", "cin", "ssn", "phone", "zip5", "addr_key", "city",
+    "gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "mi", "fn", "fn_sdx", "fn_tokens", "name_set", "birth_date",
+    "dob_str", "birth_year", "dob_md", "dob_ym", "sex", "cin", "ssn", "phone", "zip5", "addr_key", "city",
 }
 
 
@@ -40,6 +41,7 @@ class Level:
     threshold: float | None = None
     max: int | None = None
     n: int | None = None
+    max_bits: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Comparison:
     levels: tuple[Level, ...]
     tf: bool = False
     only_if_null: str | None = None
+
+    @property
+    def tf_column(self) -> str:
+        """The column whose value frequency adjusts the top (exact) level's weight."""
+        return self.levels[0].column or self.column
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -83,6 +90,7 @@ class EdgeGuard:
     name: str
     when: tuple[tuple[str, tuple[str, ...]], ...]
     unless: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    review: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class IdentitySettings:
     source_trust: tuple[str, ...]
     survivorship: dict[str, str] = field(default_factory=dict)
     edge_guards: tuple[EdgeGuard, ...] = ()
+    unique_sources: tuple[str, ...] = ()
     source_file: str = ""
 
     @property
@@ -169,17 +178,22 @@ def _level(raw: Any, where: str) -> Level:
     threshold = raw.get("threshold")
     if kind == "jaro_winkler" and not (isinstance(threshold, int | float) and 0 < threshold <= 1):
         raise ConfigError(f"{where}.threshold: jaro_winkler needs a threshold in (0, 1]")
-    if kind == "levenshtein" and not isinstance(raw.get("max"), int):
-        raise ConfigError(f"{where}.max: levenshtein needs an integer max")
+    if kind in ("levenshtein", "date_year_off", "date_within") and not isinstance(raw.get("max"), int):
+        raise ConfigError(f"{where}.max: {kind} needs an integer max")
     if kind == "prefix" and not isinstance(raw.get("n"), int):
         raise ConfigError(f"{where}.n: prefix needs an integer n")
     label = raw.get("label") or {
         "jaro_winkler": f"jw_{threshold}", "levenshtein": f"lev_{raw.get('max')}",
+        "date_year_off": f"year_off_{raw.get('max')}", "date_within": f"within_{raw.get('max')}_days",
         "prefix": f"prefix_{raw.get('n')}",
     }.get(kind, kind)
+    max_bits = raw.get("max_bits")
+    if max_bits is not None and not isinstance(max_bits, int | float):
+        raise ConfigError(f"{where}.max_bits: a number (the most this level may add, in bits)")
     return Level(kind=kind, label=str(label), column=column,
                  threshold=float(threshold) if threshold is not None else None,
-                 max=raw.get("max"), n=raw.get("n"))
+                 max=raw.get("max"), n=raw.get("n"),
+                 max_bits=float(max_bits) if max_bits is not None else None)
 
 
 def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
@@ -220,6 +234,8 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         levels = tuple(_level(lv, f"{where}.levels[{j}]") for j, lv in enumerate(_need(c, "levels", where, list)))
         if not levels or levels[-1].kind != "else" or any(lv.kind == "else" for lv in levels[:-1]):
             raise ConfigError(f"{where}.levels: the last level (and only the last) must be kind 'else'")
+        if c.get("tf") and levels[0].kind != "exact":
+            raise ConfigError(f"{where}.tf: term-frequency adjustment needs an exact first level")
         only = c.get("only_if_null")
         if only is not None and only not in FEATURES:
             raise ConfigError(f"{where}.only_if_null: unknown feature {only!r}")
@@ -244,7 +260,7 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
                     raise ConfigError(f"{where}.{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
                 items.append((cname, tuple(labels)))
             parts[part] = tuple(items)
-        edge_guards.append(EdgeGuard(gname, parts["when"], parts["unless"]))
+        edge_guards.append(EdgeGuard(gname, parts["when"], parts["unless"], bool(g.get("review", True))))
     surv = data.get("survivorship") or {}
     return IdentitySettings(
         link_probability=link_p,
@@ -265,6 +281,7 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         source_trust=tuple(surv.get("source_trust") or ("*",)),
         survivorship=dict(surv.get("fields") or {}),
         edge_guards=tuple(edge_guards),
+        unique_sources=tuple(str(x) for x in (guards.get("unique_sources") or ())),
         source_file=source,
     )
 
@@ -287,20 +304,23 @@ def load(path: str | Path | None = None) -> IdentitySettings:
 
 
 @lru_cache(maxsize=2)
-def nicknames(path: str = str(NICKNAMES_FILE)) -> dict[str, str]:
-    """Nickname -> canonical given name (canonical names map to themselves)."""
+def nicknames(path: str = str(NICKNAMES_FILE)) -> dict[str, tuple[str, ...]]:
+    """Given name -> the nickname groups (canonical names) it belongs to, sorted.
+
+    A canonical name belongs to its own group; a nickname to every group that lists it.
+    """
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must map canonical names to lists of nicknames")
-    out: dict[str, str] = {}
+    groups: dict[str, set[str]] = {}
     for canon, variants in data.items():
         if not isinstance(variants, list):
             raise ConfigError(f"{path}: {canon}: expected a list of nicknames")
-        out.setdefault(str(canon).upper(), str(canon).upper())
-    for canon, variants in data.items():
+        c = str(canon).upper()
+        groups.setdefault(c, set()).add(c)
         for v in variants:
-            out.setdefault(str(v).upper(), str(canon).upper())
-    return out
+            groups.setdefault(str(v).upper(), set()).add(c)
+    return {k: tuple(sorted(v)) for k, v in groups.items()}
 
 
 @lru_cache(maxsize=2)

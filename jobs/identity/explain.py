@@ -66,11 +66,13 @@ def explain_records(spark: SparkSession, settings: IdentitySettings, left: tuple
     two = person.where(cond)
     std = standardise.standardise(two)
     # Term frequencies from the last run's standardised records when present.
+    tf_cols = sorted({f"tf_{c.tf_column}" for c in settings.comparisons if c.tf})
     if lakehouse.exists("work.identity_std"):
-        tf = lakehouse.read(spark, "work.identity_std").select("rid", "tf_gn", "tf_fn")
+        tf = lakehouse.read(spark, "work.identity_std").select("rid", *tf_cols)
         std = std.join(tf, "rid", "left")
     else:
-        std = std.withColumn("tf_gn", F.lit(None).cast("double")).withColumn("tf_fn", F.lit(None).cast("double"))
+        for c in tf_cols:
+            std = std.withColumn(c, F.lit(None).cast("double"))
     rows = std.collect()
     keyed = {(r["source"], r["source_person_id"]): r for r in rows}
     if left not in keyed or right not in keyed:

@@ -68,13 +68,14 @@ class Scored:
             .withColumn("match_probability", probability_column(w))
 
 
-def prepare(person: DataFrame, scratch: Scratch, *, tf_columns: tuple[str, ...] = ("gn", "fn"),
+def prepare(person: DataFrame, scratch: Scratch, settings: IdentitySettings,
             extra: DataFrame | None = None) -> DataFrame:
     """Standardise person rows, add term frequencies, materialise. ``extra`` columns (keyed by
     rid) may be joined on (the incremental ``is_new`` flag)."""
     # Materialised before the term-frequency self-join: the embedded engine mis-resolves
     # columns when a derived (not yet written) frame is joined with itself.
     base = scratch.put(standardise.standardise(person), "std_base")
+    tf_columns = tuple(dict.fromkeys(c.tf_column for c in settings.comparisons if c.tf))
     std = standardise.add_term_frequencies(base, tf_columns)
     if extra is not None:
         std = std.join(extra, "rid", "left")
@@ -82,16 +83,17 @@ def prepare(person: DataFrame, scratch: Scratch, *, tf_columns: tuple[str, ...] 
 
 
 def exact_u(std: DataFrame, settings: IdentitySettings) -> dict[str, float]:
-    """u of each comparison's top level when it is exact on its own column: sum of p_v^2."""
+    """u of each comparison's top level when it is exact agreement: sum of p_v^2 over its column."""
     from pyspark.sql import functions as F
 
     out = {}
     aggs = []
     for c in settings.comparisons:
-        if c.levels[0].kind == "exact" and c.levels[0].column in (None, c.column):
+        if c.levels[0].kind == "exact":
             aggs.append(c)
     for c in aggs:
-        counts = std.where(F.col(c.column).isNotNull()).groupBy(c.column).agg(F.count(F.lit(1)).alias("n"))
+        col = c.levels[0].column or c.column
+        counts = std.where(F.col(col).isNotNull()).groupBy(col).agg(F.count(F.lit(1)).alias("n"))
         row = counts.agg(F.sum(F.col("n") * F.col("n")).alias("sq"), F.sum("n").alias("tot")).collect()[0]
         if row["tot"]:
             out[c.name] = float(row["sq"]) / float(row["tot"]) ** 2
@@ -144,7 +146,7 @@ def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scrat
     pairs, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
     pairs = scratch.put(pairs, "pairs")
     sides = comparisons.with_sides(pairs, std, settings)
-    gammas = scratch.put(comparisons.compare(sides, settings, keep=("rule",)), "gammas")
+    gammas = scratch.put(comparisons.compare(sides, settings, keep=("rule", "rules")), "gammas")
     n_pairs = gammas.count()
     t1 = time.perf_counter()
     counts: dict[str, Any] = {"candidate_pairs": n_pairs, "blocking_seconds": round(t1 - t0, 2),
@@ -211,10 +213,10 @@ def _attrs(spark: SparkSession, std: DataFrame, rids: Any) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
     if len(rids) == 0:
-        return pd.DataFrame({"rid": [], "cin": [], "ssn": [], "dob_str": []})
+        return pd.DataFrame({"rid": [], "cin": [], "ssn": [], "dob_str": [], "source": []})
     ids = spark.createDataFrame(pd.DataFrame({"rid": pd.Series(rids, dtype="int64")}))
     return std.join(F.broadcast(ids) if len(rids) < 100_000 else ids, "rid", "left_semi") \
-        .select("rid", "cin", "ssn", "dob_str").toPandas()
+        .select("rid", "cin", "ssn", "dob_str", "source").toPandas()
 
 
 def cluster_frame(spark: SparkSession, std: DataFrame, labels: pd.DataFrame) -> DataFrame:

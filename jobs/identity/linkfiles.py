@@ -48,8 +48,9 @@ ALIASES = {"postal_code": "zip", "zip_code": "zip", "postcode": "zip", "first_na
            "date_of_birth": "birth_date", "gender": "sex", "street": "address_line", "address": "address_line"}
 #: Canonical field -> standardised features it makes available.
 FEATURES_OF = {
-    "given_name": {"gn", "gn_canon", "gn_sdx", "gn_initial", "mi"}, "middle_name": {"mi"},
-    "family_name": {"fn", "fn_sdx", "fn_tokens"}, "birth_date": {"birth_date", "dob_str", "birth_year"},
+    "given_name": {"gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "mi"}, "middle_name": {"mi"},
+    "family_name": {"fn", "fn_sdx", "fn_tokens"},
+    "birth_date": {"birth_date", "dob_str", "birth_year", "dob_md", "dob_ym"},
     "sex": {"sex"}, "cin": {"cin"}, "ssn": {"ssn"}, "phone": {"phone"}, "zip": {"zip5"},
     "address_line": {"addr_key"}, "city": {"city"},
 }
@@ -196,13 +197,15 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_path: str, out_di
     available: set[str] = set()
     for name in present:
         available |= FEATURES_OF.get(name, set())
+    if {"given_name", "family_name"} <= present:
+        available.add("name_set")
     s = base.restricted_to(available)
     if not s.rules or not s.comparisons:
         raise ConfigError("the mapping gives too few fields to block and compare records",
                           hint="map at least names and a birth date, or an identifier")
     work = storage.join(out_dir, "_work")
     scratch = linkage.Scratch(spark, root=work)
-    std = linkage.prepare(person, scratch)
+    std = linkage.prepare(person, scratch, s)
     n = std.count()
     if std.select("rid").distinct().count() != n:
         raise ConfigError("record ids are not unique within an input (or two inputs share a stem)")

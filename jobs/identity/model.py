@@ -270,6 +270,7 @@ def train(patterns: pd.DataFrame, u: dict[str, np.ndarray], settings: IdentitySe
     for c in settings.comparisons:
         m[c.name] = _normalise(sums[c.name] / weights[c.name], settings.min_probability) \
             if weights[c.name] > 0 else m0[c.name]
+    m = {c.name: _monotone(m[c.name], u[c.name], [lv.max_bits for lv in c.levels]) for c in settings.comparisons}
     model = Model(m={k: [float(x) for x in v] for k, v in m.items()},
                   u={k: [float(x) for x in v] for k, v in u.items()},
                   prior=1e-6, tf_u=dict(tf_u or {}),
@@ -279,10 +280,32 @@ def train(patterns: pd.DataFrame, u: dict[str, np.ndarray], settings: IdentitySe
     return model
 
 
+def _monotone(m: np.ndarray, u: np.ndarray, caps: list[float | None]) -> np.ndarray:
+    """Cap each level's Bayes factor at the top (exact) level's, and at its ``max_bits``.
+
+    A weaker level must never count for more than exact agreement; a rare level whose u was
+    barely seen in the random sample would otherwise get an absurd weight. The capped
+    level's lost m goes to ``else`` (m stays a distribution).
+    """
+    m = np.asarray(m, dtype=float).copy()
+    top = len(m) - 1
+    top_bf = m[top] / u[top]
+    for g in range(1, top):
+        cap = top_bf
+        bits = caps[top - g] if caps is not None else None
+        if bits is not None:
+            cap = min(cap, 2.0 ** bits)
+        if m[g] / u[g] > cap:
+            m[0] += m[g] - cap * u[g]
+            m[g] = cap * u[g]
+    return m
+
+
 def _comparisons_on_keys(settings: IdentitySettings, keys: tuple[str, ...]) -> set[str]:
     """Comparisons whose columns overlap a blocking rule's keys (or derive from them)."""
     derived = {"birth_date": {"dob_str", "birth_date", "birth_year"}, "birth_year": {"dob_str"},
-               "fn_sdx": {"fn"}, "gn_sdx": {"gn"}, "gn_initial": {"gn"}, "gn_canon": {"gn", "gn_canon"},
+               "fn_sdx": {"fn"}, "gn_sdx": {"gn"}, "gn_initial": {"gn"}, "gn_canon": {"gn", "gn_canon"}, "gn_key": {"gn", "gn_canon"},
+               "dob_md": {"dob_str"}, "dob_ym": {"dob_str"}, "name_set": {"gn", "fn"},
                "zip5": {"zip5"}}
     cols = set(keys)
     for k in keys:

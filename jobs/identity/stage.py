@@ -52,7 +52,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     mode = _mode(ctx)
     person = lakehouse.read(spark, tables.PERSON)
     scratch = linkage.Scratch(spark)
-    std = linkage.prepare(person, scratch)
+    std = linkage.prepare(person, scratch, settings)
     n_records = std.count()
     if n_records == 0:
         for t in (tables.MEMBER_XWALK, tables.MEMBER, LINK_PAIRS, REVIEW_QUEUE, IDENTITY_EVENTS, IDENTITY_RECORDS):
@@ -65,6 +65,8 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     stored = model_store.load() if mode != "full" else None
     incremental, n_new, std = _incremental_plan(spark, mode, stored, std, scratch, n_records)
 
+    phases = {"standardise": round(time.perf_counter() - t0, 2)}
+    t1 = time.perf_counter()
     forced_parts = []
     if incremental:
         assert stored is not None
@@ -76,8 +78,12 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     accepted, rejected = review.decisions_for(spark, std)
     forced_parts.append(accepted)
     forced = pd.concat(forced_parts, ignore_index=True)
+    phases["block_compare_train"] = round(time.perf_counter() - t1, 2)
+    t1 = time.perf_counter()
     links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
     clusters = linkage.cluster_frame(spark, std, links.labels)
+    phases["cluster"] = round(time.perf_counter() - t1, 2)
+    t1 = time.perf_counter()
     assignment = ids.assign(clusters, old_xwalk, events, run_id=ctx.run_id, at=ctx.started_at, put=scratch.put)
     records = scratch.put(assignment.records, "assigned")
 
@@ -85,7 +91,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     pairs = scratch.put(pairs, "link_pairs")
     xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
     lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
-    queue = _queue(spark, pairs, ctx)
+    queue = _queue(spark, pairs, settings, ctx)
     if incremental:
         lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
         lakehouse.merge(spark, queue, REVIEW_QUEUE)
@@ -100,6 +106,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
     lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
 
+    phases["ids_and_writes"] = round(time.perf_counter() - t1, 2)
     ev_counts = {r["event_type"]: int(r["count"]) for r in
                  lakehouse.read(spark, IDENTITY_EVENTS).where(F.col("run_id") == ctx.run_id)
                  .groupBy("event_type").count().collect()}
@@ -119,7 +126,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         "seconds": round(time.perf_counter() - t0, 2),
     }
     details = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
-               "cluster": links.stats, "timings": {k: v for k, v in scored.counts.items() if k.endswith("seconds")}}
+               "cluster": links.stats, "phase_seconds": phases}
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
@@ -228,11 +235,15 @@ def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings:
     return x.select("*", F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("linked_at"))
 
 
-def _queue(spark: SparkSession, pairs: DataFrame, ctx: RunContext) -> DataFrame:
-    """Open review items: pairs left in different members that a reviewer should look at."""
+def _queue(spark: SparkSession, pairs: DataFrame, settings: config.IdentitySettings, ctx: RunContext) -> DataFrame:
+    """Open review items: pairs left in different members that a reviewer should look at
+    (edge guards marked ``review: false`` refuse without asking: household members)."""
     from pyspark.sql import functions as F
 
+    silent = [f"edge_guard:{g.name}" for g in settings.edge_guards if not g.review]
     q = pairs.where(F.col("decision").isin("review", "guard_refused"))
+    if silent:
+        q = q.where(~F.col("reason").isin(silent))
     q = q.select(
         "pair_id", "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "gamma", "reason", F.lit("open").alias("status"), F.lit(ctx.run_id).alias("run_id"),

@@ -5,10 +5,13 @@ Spark Connect serves and the embedded engine has), so 1M records standardise in 
 the stage, the ``link`` command and ``explain`` share one definition.
 
 Features (see :data:`jobs.identity.config.FEATURES`):
-``gn`` first given-name token; ``gn_canon`` its nickname-canonical form; ``gn_sdx`` Soundex;
+``gn`` first given-name token; ``gn_canon`` the nickname groups it belongs to (``|``-separated);
+``gn_key`` the first of them (a blocking key); ``gn_sdx`` Soundex;
 ``gn_initial``; ``mi`` middle initial; ``fn`` family name without spaces or hyphens;
-``fn_tokens`` its significant parts (for hyphenated and two-part names); ``fn_sdx``;
-``birth_date``, ``dob_str`` (yyyymmdd), ``birth_year``; ``sex`` M/F/X; ``cin`` valid Medi-Cal
+``fn_tokens`` its significant parts, ``|``-separated (hyphenated and two-part names); ``fn_sdx``;
+``name_set`` given name and first family part in sorted order (finds swapped names);
+``birth_date``, ``dob_str`` (yyyymmdd), ``birth_year``, ``dob_md`` (mmdd), ``dob_ym`` (yyyymm);
+``sex`` M/F/X; ``cin`` valid Medi-Cal
 CIN; ``ssn`` valid SSN; ``phone`` 10 digits; ``zip5``; ``addr_key`` house number + USPS street;
 ``city``. Invalid or placeholder values become null (no evidence), never a wrong agreement.
 """
@@ -50,7 +53,8 @@ FAMILY_PARTICLES = ("DE", "LA", "DEL", "LOS", "LAS", "Y", "E", "VAN", "VON", "DE
                     "DOS", "DAS", "DU", "LE", "ST", "MC", "MAC", "O", "BIN", "BEN", "AL", "EL")
 #: SSNs that are valid in form but known not to identify anyone (advertising, test values).
 BAD_SSNS = ("123456789", "078051120", "219099999", "987654320", "987654321")
-BAD_PHONES_PREFIX = ("5550",)
+#: Address lines that say there is no address.
+PLACEHOLDER_ADDRESS = r"^(NO FIXED ADDRESS|NO ADDRESS|HOMELESS|GENERAL DELIVERY|UNKNOWN|UNK|NONE|NA|DECLINED|TRANSIENT)$"
 
 
 def _f():  # noqa: ANN202 - the functions module, imported lazily
@@ -121,13 +125,13 @@ def family_tokens(c: Column) -> Column:
 
 
 def nickname_frame(spark: SparkSession) -> DataFrame:
-    """(nickname, canonical) rows from the nickname table, to join on the given name.
+    """(given name, its nickname groups) rows from the nickname table, to join on the name.
 
     A join, not a map literal: the embedded engine rebuilds a literal map for every row,
     which made a million records take minutes.
     """
-    rows = sorted(config.nicknames().items())
-    return spark.createDataFrame(rows, "_nick string, _canon string")
+    rows = [(k, list(v)) for k, v in sorted(config.nicknames().items())]
+    return spark.createDataFrame(rows, "_nick string, _canon array<string>")
 
 
 def sex(c: Column) -> Column:
@@ -205,7 +209,7 @@ def address_key(c: Column) -> Column:
 
     s = F.array_join(F.transform(F.split(s, " "), standard), " ")
     out = F.trim(F.regexp_replace(s, " +", " "))
-    return F.when(F.length(out) > 2, out)
+    return F.when((F.length(out) > 2) & ~out.rlike(PLACEHOLDER_ADDRESS), out)
 
 
 def city(c: Column) -> Column:
@@ -259,7 +263,7 @@ def standardise(person: DataFrame) -> DataFrame:
         F.when(gn.isNotNull() | F.col("_middle_name").isNotNull(),
                middle_initial(F.col("_middle_name"), F.col("_given_name"))).alias("mi"),
         fn.alias("fn"),
-        family_tokens(F.col("_family_name")).alias("fn_tokens"),
+        family_tokens(F.col("_family_name")).alias("_fn_parts"),
         dob.alias("birth_date"),
         sex(F.col("_sex")).alias("sex"),
         cin(F.col("_cin")).alias("cin"),
@@ -274,13 +278,22 @@ def standardise(person: DataFrame) -> DataFrame:
     nick = F.broadcast(nickname_frame(person.sparkSession))
     std = std.join(nick, std["gn"] == nick["_nick"], "left").select(
         *[F.col(c) for c in std.columns],
-        F.coalesce(F.col("_canon"), F.col("gn")).alias("gn_canon"),
+        F.when(F.col("gn").isNotNull(), F.coalesce(F.array_join(F.col("_canon"), "|"), F.col("gn"))).alias("gn_canon"),
+        F.when(F.col("gn").isNotNull(), F.coalesce(F.get(F.col("_canon"), 0), F.col("gn"))).alias("gn_key"),
         F.soundex(F.col("gn")).alias("gn_sdx"),
         F.substring(F.col("gn"), 1, 1).alias("gn_initial"),
-        F.soundex(F.coalesce(F.get(F.col("fn_tokens"), 0), F.col("fn"))).alias("fn_sdx"),
+        F.array_join(F.col("_fn_parts"), "|").alias("fn_tokens"),
+        F.soundex(F.coalesce(F.get(F.col("_fn_parts"), 0), F.col("fn"))).alias("fn_sdx"),
         F.date_format(F.col("birth_date"), "yyyyMMdd").alias("dob_str"),
         F.year(F.col("birth_date")).alias("birth_year"),
+        F.date_format(F.col("birth_date"), "MMdd").alias("dob_md"),
+        F.date_format(F.col("birth_date"), "yyyyMM").alias("dob_ym"),
+        # Given name and first family-name part, in sorted order: blocks swapped names together.
+        F.when(F.col("gn").isNotNull() & F.col("fn").isNotNull(),
+               F.array_join(F.array_sort(F.array(F.col("gn"), F.coalesce(F.get(F.col("_fn_parts"), 0), F.col("fn")))),
+                            "|")).alias("name_set"),
     )
+    std = std.drop("_fn_parts")
     fp_cols = ["gn", "mi", "fn", "dob_str", "sex", "cin", "ssn", "phone", "zip5", "addr_key", "city", "county_fips"]
     return std.withColumn("fingerprint", F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000"))
                                                        for c in fp_cols]))

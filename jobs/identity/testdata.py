@@ -237,7 +237,8 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
             sources.append(("cair2", cair_fields))
         for src, fields in sources:
             emit(pid, src, fields)
-            if r.random() < rates.dup_in_source:
+            # Plans and dental keep one record per member; counties and the registry duplicate.
+            if src.startswith(("county_", "cair2")) and r.random() < rates.dup_in_source:
                 emit(pid, src, fields)
     person = pd.DataFrame(rows, columns=PERSON_COLUMNS)
     return person, pd.DataFrame(truth, columns=["source", "source_person_id", "person_id"])

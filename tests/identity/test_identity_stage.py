@@ -37,9 +37,9 @@ def _hard_cases() -> tuple[pd.DataFrame, pd.DataFrame]:
         ("mcp_bluecoast", "T2", "91000002B", "Carla", "Quintanilla", d, "F", "10 Oak St", "94601", "5102223344", "twin-b"),
         ("cair2", "T3", None, "Camila", "Quintanilla", d, "F", "10 Oak Street", "94601", "5102223344", "twin-a"),
         ("cair2", "T4", None, "Carla", "Quintanilla", d, "F", "10 Oak Street", "94601", "5102223344", "twin-b"),
-        ("mcp_bluecoast", "L1", "91000003C", "Maria", "Garcia", dt.date(1980, 5, 5), "F", "1 Elm St", "92101", None, "look-a"),
-        ("mcp_goldstate", "L2", "91000004D", "Maria", "Garcia", dt.date(1980, 5, 5), "F", "9 Pine Ave", "93706", None, "look-b"),
-        ("dental_medical", "L3", "91000004D", "Maria", "Garcia", dt.date(1980, 5, 5), "F", None, "93706", None, "look-b"),
+        ("mcp_bluecoast", "L1", "93817265C", "Maria", "Garcia", dt.date(1980, 5, 5), "F", "1 Elm St", "92101", None, "look-a"),
+        ("mcp_goldstate", "L2", "95142738D", "Maria", "Garcia", dt.date(1980, 5, 5), "F", "9 Pine Ave", "93706", None, "look-b"),
+        ("dental_medical", "L3", "95142738D", "Maria", "Garcia", dt.date(1980, 5, 5), "F", None, "93706", None, "look-b"),
     ]
     cols = ["source", "source_person_id", "cin", "given_name", "family_name", "birth_date", "sex", "address_line",
             "zip", "phone", "person_id"]

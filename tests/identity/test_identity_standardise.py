@@ -38,14 +38,15 @@ def std_rows(spark):
 def test_names_case_accents_punctuation_nicknames_and_family_parts(std_rows):
     r = std_rows["1"]
     assert (r["gn"], r["gn_canon"], r["mi"]) == ("JOSE", "JOSE", "M")
-    assert r["fn"] == "GARCIALOPEZ" and r["fn_tokens"] == ["GARCIA", "LOPEZ"]
-    assert std_rows["2"]["fn"] == "DELACRUZ" and std_rows["2"]["fn_tokens"] == ["CRUZ"]  # particles, suffix
+    assert r["fn"] == "GARCIALOPEZ" and r["fn_tokens"] == "GARCIA|LOPEZ"
+    assert std_rows["2"]["fn"] == "DELACRUZ" and std_rows["2"]["fn_tokens"] == "CRUZ"  # particles, suffix
     assert std_rows["2"]["gn_canon"] == "ROBERT" and std_rows["6"]["gn_canon"] == "ROBERT"  # Bob ~ Robert
     assert std_rows["5"]["gn_canon"] == "JOSE"  # Pepe ~ Jose
     assert std_rows["3"]["fn"] == "OBRIEN"
     assert std_rows["4"]["gn"] == "MARY" and std_rows["4"]["mi"] == "A"  # two-part given name
     assert std_rows["5"]["fn"] == "NGUYEN"
-    assert std_rows["6"]["fn_tokens"] == ["HERNANDEZ", "SANCHEZ"]
+    assert std_rows["6"]["fn_tokens"] == "HERNANDEZ|SANCHEZ"
+    assert std_rows["6"]["name_set"] == "HERNANDEZ|ROBERT"
     # Placeholder given names carry no evidence.
     assert std_rows["3"]["gn"] is None and std_rows["3"]["mi"] is None
     assert std_rows["7"]["gn"] is None

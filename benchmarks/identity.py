@@ -1,0 +1,263 @@
+"""Identity benchmark: linkage quality on synthetic ground truth, Splink side by side, and scale.
+
+    .venv/bin/python -m benchmarks.identity [--quick] [--members 10000 100000] [--no-splink]
+                                            [--scale 1000000] [--work DIR]
+
+For each population size: ``phmx synth`` files (all four kinds of source), silver.person-shaped
+records built from them (benchmarks/identity_synth.py), then, each in its own process on the
+same records, the phmx identity stage (full run) and Splink 5 with DuckDB
+(benchmarks/identity_splink.py; two conventional models: all fields, and without the
+household-shared phone and address; each timed on its own, peak RSS is the Splink process's). Reported per tool: pairwise precision / recall / F1 against
+``ground_truth/person_map.csv``, cluster-level figures (B-cubed F1, share of people whose
+records form exactly one cluster, clusters that merge two people, twins and lookalikes
+merged), wall time, records/s and peak RSS of the process. ``--scale N`` deduplicates N source
+records with phmx alone and reports records/s and peak memory. The machine (cores, RAM) is
+printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+def _pairs(sizes: pd.Series) -> int:
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def metrics(assign: pd.DataFrame, truth: pd.DataFrame, people: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Quality of a clustering. ``assign``: uid, cluster; ``truth``: uid, person_id."""
+    m = assign.merge(truth, on="uid", how="inner")
+    tp = _pairs(m.groupby(["cluster", "person_id"]).size())
+    pred = _pairs(m.groupby("cluster").size())
+    true = _pairs(m.groupby("person_id").size())
+    p = tp / pred if pred else 1.0
+    r = tp / true if true else 1.0
+    # B-cubed: per record, the share of its cluster that is its person, and the reverse.
+    cp = m.groupby(["cluster", "person_id"]).size().rename("n_cp").reset_index()
+    m2 = m.merge(cp, on=["cluster", "person_id"])
+    m2["n_c"] = m2.groupby("cluster")["uid"].transform("size")
+    m2["n_p"] = m2.groupby("person_id")["uid"].transform("size")
+    b3p = float((m2["n_cp"] / m2["n_c"]).mean())
+    b3r = float((m2["n_cp"] / m2["n_p"]).mean())
+    per_person = m.groupby("person_id")["cluster"].nunique()
+    per_cluster = m.groupby("cluster")["person_id"].nunique()
+    exact = m.groupby("person_id").agg(nc=("cluster", "nunique"), first=("cluster", "first"))
+    csize = m.groupby("cluster").size()
+    psize = m.groupby("person_id").size()
+    exact_ok = (exact["nc"] == 1) & (exact["first"].map(csize).to_numpy() == psize.reindex(exact.index).to_numpy())
+    out = {
+        "records": len(m), "people": int(psize.size), "clusters": int(csize.size),
+        "pair_precision": round(p, 5), "pair_recall": round(r, 5),
+        "pair_f1": round(2 * p * r / (p + r) if p + r else 0.0, 5),
+        "b3_f1": round(2 * b3p * b3r / (b3p + b3r), 5),
+        "people_exact": round(float(exact_ok.mean()), 5),
+        "people_split": int((per_person > 1).sum()),
+        "clusters_merging_people": int((per_cluster > 1).sum()),
+    }
+    if people is not None:
+        out.update(_hard_case_merges(m, people))
+    return out
+
+
+def _hard_case_merges(m: pd.DataFrame, people: pd.DataFrame) -> dict[str, int]:
+    """Twins and lookalikes (planted by the generator) wrongly put in one cluster."""
+    clusters_of = m.groupby("person_id")["cluster"].apply(set)
+    out = {}
+    for col, name in (("twin_of", "twins_merged"), ("lookalike_of", "lookalikes_merged")):
+        if col not in people.columns:
+            continue
+        pairs = people.loc[people[col].notna() & (people[col] != ""), ["person_id", col]]
+        n = 0
+        for a, b in pairs.itertuples(index=False):
+            if a in clusters_of.index and b in clusters_of.index and clusters_of[a] & clusters_of[b]:
+                n += 1
+        out[name] = n
+    return out
+
+
+# ---- workers (one process per tool, so wall time and peak RSS are each tool's own) -----------
+def _worker_phmx(input_path: str, out_path: str) -> dict[str, Any]:
+    home = tempfile.mkdtemp(prefix="phmx-bench-identity-")
+    os.environ["PHMX_HOME"] = home
+    os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
+    os.environ["PHMX_IDENTITY_MODE"] = "full"
+    from jobs.identity import run, testdata
+    from phmx import lakehouse, tables
+    from phmx.context import RunContext
+    from phmx.engine import get_spark
+
+    spark = get_spark()
+    person = pd.read_parquet(input_path)
+    lakehouse.overwrite(testdata.to_spark(spark, person[[c for c in testdata.PERSON_COLUMNS]]), tables.PERSON)
+    t0 = time.perf_counter()
+    result = run(spark, RunContext.new(run_id="bench"))
+    seconds = time.perf_counter() - t0
+    xw = lakehouse.read(spark, tables.MEMBER_XWALK).select("source", "source_person_id", "member_id").toPandas()
+    xw["uid"] = xw["source"] + "|" + xw["source_person_id"]
+    xw.rename(columns={"member_id": "cluster"})[["uid", "cluster"]].to_parquet(out_path)
+    shutil.rmtree(home, ignore_errors=True)
+    return {"seconds": round(seconds, 2), "phases": result.details.get("phase_seconds"),
+            "counts": result.counts, "maxrss_mb": _maxrss_mb()}
+
+
+SPLINK_VARIANTS = ("standard", "no_household")
+
+
+def _worker_splink(input_path: str, out_path: str) -> dict[str, Any]:
+    from benchmarks import identity_splink
+
+    person = pd.read_parquet(input_path)
+    frames, seconds = [], {}
+    for variant in SPLINK_VARIANTS:
+        res = identity_splink.run(person, variant=variant)
+        seconds[variant] = res["seconds"]
+        for th, cl in res["clusters"].items():
+            frames.append(cl.rename(columns={"unique_id": "uid", "cluster_id": "cluster"})
+                          .assign(threshold=th, variant=variant))
+    pd.concat(frames).astype({"cluster": "string"}).to_parquet(out_path)
+    return {"seconds": seconds, "maxrss_mb": _maxrss_mb()}
+
+
+def _maxrss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _spawn(tool: str, input_path: Path, out_path: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.identity", "--worker", tool, "--input", str(input_path),
+           "--out", str(out_path)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} worker failed:\n{proc.stderr[-4000:]}")
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    info["process_wall_seconds"] = round(wall, 2)
+    return info
+
+
+# ---- orchestration ---------------------------------------------------------------------------
+def machine() -> str:
+    import platform
+
+    import psutil
+
+    return (f"{platform.node()}: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+            f"Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}")
+
+
+def _people(root: Path) -> pd.DataFrame | None:
+    f = root / "ground_truth" / "people.csv"
+    return pd.read_csv(f, dtype=str, usecols=["person_id", "twin_of", "lookalike_of"]) if f.exists() else None
+
+
+def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> list[dict[str, Any]]:
+    """Quality and time of phmx (and Splink) on one synthetic population."""
+    from benchmarks.identity_synth import ensure_synth, load_person
+
+    root = ensure_synth(work / f"synth-{members}", members, months=months)
+    person, truth = load_person(root)
+    inp = work / f"person-{members}.parquet"
+    person.to_parquet(inp)
+    truth = truth.assign(uid=truth["source"] + "|" + truth["source_person_id"])[["uid", "person_id"]]
+    people = _people(root)
+    rows = []
+    info = _spawn("phmx", inp, work / "phmx-clusters.parquet")
+    q = metrics(pd.read_parquet(work / "phmx-clusters.parquet"), truth, people)
+    rows.append({"members": members, "tool": "phmx", "threshold": "settings", **q,
+                 "seconds": info["seconds"], "records_per_s": round(len(person) / info["seconds"]),
+                 "peak_rss_mb": info["maxrss_mb"], "phases": info.get("phases")})
+    if splink:
+        info = _spawn("splink", inp, work / "splink-clusters.parquet")
+        cl = pd.read_parquet(work / "splink-clusters.parquet")
+        for (variant, th), grp in cl.groupby(["variant", "threshold"]):
+            q = metrics(grp[["uid", "cluster"]], truth, people)
+            sec = info["seconds"][variant]
+            rows.append({"members": members, "tool": f"splink:{variant}", "threshold": th, **q,
+                         "seconds": sec, "records_per_s": round(len(person) / sec),
+                         "peak_rss_mb": info["maxrss_mb"]})
+    return rows
+
+
+def scale(records: int, work: Path) -> dict[str, Any]:
+    """Deduplicate about ``records`` source records with phmx; records/s and peak memory."""
+    from benchmarks.identity_synth import ensure_synth, load_person
+
+    ratio = 1.9  # source records per synthetic person over a 12-month window (measured)
+    members = math.ceil(records / ratio)
+    root = ensure_synth(work / f"synth-{members}", members, workers=2)
+    person, truth = load_person(root)
+    person = person.sort_values(["source", "source_person_id"]).head(records)
+    inp = work / f"person-scale-{records}.parquet"
+    person.to_parquet(inp)
+    info = _spawn("phmx", inp, work / "phmx-scale-clusters.parquet")
+    truth = truth.assign(uid=truth["source"] + "|" + truth["source_person_id"])[["uid", "person_id"]]
+    q = metrics(pd.read_parquet(work / "phmx-scale-clusters.parquet"), truth, _people(root))
+    return {"records": len(person), "members_generated": members, "seconds": info["seconds"],
+            "records_per_s": round(len(person) / info["seconds"]), "peak_rss_mb": info["maxrss_mb"],
+            "phases": info.get("phases"), **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1")}}
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    cols = ["members", "tool", "threshold", "records", "pair_precision", "pair_recall", "pair_f1", "b3_f1",
+            "people_exact", "clusters_merging_people", "twins_merged", "lookalikes_merged", "seconds",
+            "records_per_s", "peak_rss_mb"]
+    frame = pd.DataFrame(rows)
+    print(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
+    for r in rows:
+        if r.get("phases"):
+            print(f"phmx phases at {r['members']} members: {r['phases']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.identity", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one small population (under a minute)")
+    ap.add_argument("--members", type=int, nargs="*", default=[10_000, 100_000])
+    ap.add_argument("--no-splink", action="store_true")
+    ap.add_argument("--scale", type=int, default=0, help="also deduplicate this many source records")
+    ap.add_argument("--work", default=str(ROOT / "var" / "bench" / "identity"))
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--worker", choices=("phmx", "splink"), help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        fn = _worker_phmx if args.worker == "phmx" else _worker_splink
+        print(json.dumps(fn(args.input, args.out)))
+        return 0
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print(machine())
+    sizes = [1_000] if args.quick else args.members
+    results: dict[str, Any] = {"machine": machine(), "compare": [], "scale": None}
+    for n in sizes:
+        rows = compare_at(n, work, splink=not args.no_splink, months=3 if args.quick else 12)
+        results["compare"] += rows
+        _print_rows(rows)
+    if args.scale:
+        res = scale(args.scale, work)
+        results["scale"] = res
+        print(f"scale: {res}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
