@@ -22,7 +22,7 @@ from phmx.synth.writers.x12_834 import write_834
 from tests.ingest.conftest import synth_rows
 from tests.ingest.helpers import assert_conserved, run_file
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 # One corruption step: (kind, position in [0, 1), payload byte).

@@ -94,16 +94,46 @@ def group_of(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return np.where(ok, g, -1)
 
 
-def physical_lines(text: str) -> pa.Array:
-    """Every physical line of ``text`` (CRLF, LF or a lone CR ends a line), without an empty last line.
+def _from_offsets(data: bytes, starts: np.ndarray, end: int) -> pa.Array:
+    """A string array whose i-th value is ``data[starts[i]:starts[i+1]]`` (the last up to ``end``), zero-copy."""
+    offsets = np.concatenate((starts, [end])).astype(np.int64)
+    arr = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
+    return arr.cast(pa.string()) if end < 2**31 - 1 else arr
 
-    The same lines ``jobs.ingest.formats.lines.split_lines`` gives, as one Arrow array instead of a
-    million Python strings.
+
+def physical_lines(data: bytes) -> pa.Array:
+    """Every physical line of UTF-8 ``data`` (CRLF, LF or a lone CR ends a line), no empty last line.
+
+    Line breaks are located with numpy on the bytes and the lines are views into them: one Arrow
+    array and no Python string per line (the same lines as ``lines.split_lines`` on the text).
     """
-    arr = pa.array([text], pa.large_string())
-    if "\r" in text:
-        arr = pc.replace_substring(pc.replace_substring(arr, "\r\n", "\n"), "\r", "\n")
-    lines = pc.split_pattern(arr, pattern="\n").flatten()
-    if len(lines) and lines[len(lines) - 1].as_py() == "":
-        lines = lines.slice(0, len(lines) - 1)
-    return lines
+    b = np.frombuffer(data, dtype=np.uint8)
+    lf = np.flatnonzero(b == 10)
+    cr = np.flatnonzero(b == 13)
+    if len(cr):
+        nxt = cr + 1
+        lone = cr[(nxt >= len(b)) | (b[np.minimum(nxt, len(b) - 1)] != 10)]
+        breaks = np.sort(np.concatenate((lf, lone)))
+    else:
+        breaks = lf
+    starts = np.concatenate(([0], breaks + 1))
+    if starts[-1] == len(b):  # ends with a line break: no empty last line
+        starts = starts[:-1]
+    return pc.utf8_rtrim(_from_offsets(data, starts, len(b)), characters="\r\n")
+
+
+def split_segments(data: bytes, terminator: str) -> pa.Array:
+    """X12 segments of UTF-8 ``data``: split at each terminator, surrounding line breaks removed, empties kept."""
+    t = terminator.encode("utf-8")
+    b = np.frombuffer(data, dtype=np.uint8)
+    if len(t) == 1:
+        ends = np.flatnonzero(b == t[0])
+    else:  # a multi-byte terminator: find it the slow way (never seen in practice)
+        ends, i = [], data.find(t)
+        while i >= 0:
+            ends.append(i + len(t) - 1)
+            i = data.find(t, i + len(t))
+        ends = np.array(ends, dtype=np.int64)
+    starts = np.concatenate(([0], ends + 1))
+    arr = _from_offsets(data, starts, len(b))
+    return pc.utf8_trim(arr, characters=terminator + "\r\n")

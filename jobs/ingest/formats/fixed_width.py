@@ -100,7 +100,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     fmt = spec.format
     text, encoding = decode_text(data, fmt.get("encodings", ["utf-8", "latin-1"]))
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    all_lines = physical_lines(text).cast(pa.string())
+    raw_bytes = data if encoding == "utf-8" else text.encode("utf-8")
+    all_lines = physical_lines(raw_bytes[3:] if raw_bytes.startswith(b"\xef\xbb\xbf") else raw_bytes)
     rt_start, rt_len = _pos(fmt["record_type"]) or (1, 1)
     nonblank = np.flatnonzero(np.asarray(pc.greater(pc.binary_length(trim(all_lines)), 0)))
     if not len(nonblank):

@@ -112,19 +112,30 @@ def _select(values: pa.Array, sep: str, n: int | None) -> pa.Array:
     return values if n is None else element(split(values, sep), n - 1)
 
 
-def _field_value(els: pa.Array, path: FieldPath) -> pa.Array:
-    """The path's value in every segment of its type (before choosing the segment per record)."""
-    fld = element(els, _index(path))
-    if path.rep is None:
-        val = element(split(fld, "~"), 0)
-    else:
-        reps = split(fld, "~")
-        offsets = np.asarray(reps.offsets)
-        parent = np.repeat(np.arange(len(reps)), np.diff(offsets))
-        flat = reps.values
-        hit = np.asarray(pc.fill_null(pc.equal(element(split(flat, "^"), path.rep[0] - 1), path.rep[1]), False))
-        val = first_per_group(np.where(hit, parent, -1), len(reps), flat)
-    return _select(_select(val, "^", path.comp), "&", path.sub)
+def _field_value(els: pa.Array, path: FieldPath, cache: dict | None = None) -> pa.Array:
+    """The path's value in every segment of its type (before choosing the segment per record).
+
+    ``cache`` keeps each field's repetition and component split, so PID-5.1, PID-5.2 and PID-5.3
+    split PID-5 once.
+    """
+    cache = {} if cache is None else cache
+    key = (path.seg, path.field, path.rep)
+    if key not in cache:
+        fld = element(els, _index(path))
+        if path.rep is None:
+            val = element(split(fld, "~"), 0)
+        else:
+            reps = split(fld, "~")
+            offsets = np.asarray(reps.offsets)
+            parent = np.repeat(np.arange(len(reps)), np.diff(offsets))
+            flat = reps.values
+            hit = np.asarray(pc.fill_null(pc.equal(element(split(flat, "^"), path.rep[0] - 1), path.rep[1]), False))
+            val = first_per_group(np.where(hit, parent, -1), len(reps), flat)
+        cache[key] = (val, split(val, "^"))
+    val, comps = cache[key]
+    if path.comp is None:
+        return val
+    return _select(element(comps, path.comp - 1), "&", path.sub)
 
 
 def _unescape(arr: pa.Array) -> pa.Array:
@@ -141,12 +152,13 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     """Parse a VXU batch or message stream into chunks of vaccinations (one per RXA)."""
     text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
-    lines = physical_lines(text.lstrip("\ufeff"))
+    raw_bytes = data if encoding == "utf-8" else text.encode("utf-8")
+    lines = physical_lines(raw_bytes[3:] if raw_bytes.startswith(b"\xef\xbb\xbf") else raw_bytes)
     nonblank = np.asarray(pc.greater(pc.binary_length(trim(lines)), 0))
     seg_line = np.flatnonzero(nonblank)             # line index of each segment
     if not len(seg_line):
         raise FileRejected("file_empty", "the file is empty")
-    segs = pc.utf8_ltrim_whitespace(lines.take(pa.array(seg_line))).cast(pa.string())
+    segs = pc.utf8_ltrim_whitespace(lines.take(pa.array(seg_line)))
     del lines
     n = len(segs)
     ids = pc.utf8_slice_codeunits(segs, 0, 3)
@@ -261,6 +273,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         return seg_msg[pos] if len(pos) else np.zeros(0, np.int64)
 
     cols: dict[str, pa.Array] = {}
+    field_cache: dict = {}
     for f in spec.fields:
         parts = []
         for src in sources(f.source):
@@ -271,7 +284,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                 cf, cc, cv = path.cond
                 hit = pc.equal(element(split(element(els, cf - 1 if path.seg == "MSH" else cf), "^"), cc - 1), cv)
                 groups = np.where(np.asarray(pc.fill_null(hit, False)), groups, -1)
-            val = _field_value(els, path)
+            val = _field_value(els, path, field_cache)
             if path.seg in ORDER_SEGMENTS:
                 per_rec = first_per_group(groups, n_rec, val)
             else:

@@ -44,7 +44,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.ingest.formats.arrowtext import blank_to_null, element, first_per_group, group_of, split
+from jobs.ingest.formats.arrowtext import (
+    blank_to_null,
+    element,
+    first_per_group,
+    group_of,
+    split,
+    split_segments,
+)
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
 
@@ -242,7 +249,9 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
     text = text.lstrip("\ufeff \t\r\n")
     elem, comp, _rep, term = _separators(text)
-    segs = pc.utf8_trim(split(pa.array([text], pa.large_string()), term).flatten(), characters="\r\n")
+    stripped = data.lstrip()
+    body = stripped if encoding == "utf-8" and stripped.startswith(b"ISA") else text.encode("utf-8")
+    segs = split_segments(body, term)
     segs = segs.filter(pc.greater(pc.binary_length(segs), 0))
     n = len(segs)
     # Segment ids are at most 3 characters before the first element separator.
