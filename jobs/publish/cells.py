@@ -9,7 +9,8 @@ has the same rows for a measure and the strata of each stratifier partition the 
 Cell rows (the feed contract's first columns): ``lhj, measure_id, period, stratifier, stratum,
 numerator, denominator`` plus ``sensitivity`` (general / mh / sud: the highest of the measure's
 rows) and ``sensitive`` (not general: DDG 5.6.2 always-suppress topics).
-Periods: ``2025`` (year), ``2025-Q1`` (quarter), ``2025-01`` (month).
+Periods: ``2025`` (year), ``2025-Q1`` (quarter), ``2025-01`` (month). Years carry every
+stratifier; quarters and months the total only (the trend), except in a one-month run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ ONE_WAY: tuple[tuple[str, str], ...] = (
 )
 TWO_WAY: tuple[tuple[str, str], ...] = (("age_band", "sex"),)
 GRAINS = ("year", "quarter", "month")
+# Grains published with every stratifier; finer grains (quarters, months) carry the total only:
+# the trend per measure. Quarter or month x stratum cells would be almost all suppressed, and the
+# complementary suppression across them and the year made the privacy audit slow and sometimes
+# unable to protect a table (benchmarks/feeds.py); a one-month run stratifies its month.
+STRATIFIED_GRAINS = ("year",)
 GENERAL_SENSITIVITY = ("general", "", None)
 DIMS = [name for name, _ in ONE_WAY]
 CELL_COLUMNS = ["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator", "sensitivity",
@@ -130,7 +136,8 @@ def rollup(base: pd.DataFrame, scope: Scope, *, with_state: bool = True) -> pd.D
     base = _period_columns(base)
     parts = []
     for grain in scope.grains:
-        for strat, dims in _stratifiers():
+        strats = _stratifiers() if grain in STRATIFIED_GRAINS or len(scope.grains) == 1 else _stratifiers()[:1]
+        for strat, dims in strats:
             g = base.groupby(["lhj", "measure_id", grain, *dims], as_index=False)[["numerator", "denominator"]].sum()
             g = g.rename(columns={grain: "period"})
             g["stratifier"] = strat

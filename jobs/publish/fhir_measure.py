@@ -111,11 +111,15 @@ def measure_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_
     """One summary MeasureReport (as a dict) per period in ``table`` (one LHJ's suppressed rows)."""
     reports = []
     when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
-    for period, rows in table.groupby("period", sort=False):
+    cols = ["measure_id", "period", "stratifier", "stratum", "numerator", "denominator", "rate", "ci_low", "ci_high",
+            "annotation"]
+    nested: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for rec in table[cols].astype(object).where(table[cols].notna(), None).to_dict("records"):
+        nested.setdefault(str(rec["period"]), {}).setdefault(str(rec["measure_id"]), []).append(rec)
+    for period, by_measure in nested.items():
         start, end = period_bounds(str(period))
         groups = []
-        for measure, mrows in rows.groupby("measure_id", sort=False):
-            recs = mrows.to_dict("records")
+        for measure, recs in by_measure.items():
             total = next((r for r in recs if r["stratifier"] == ALL), None)
             name, _ = describe(str(measure))
             group: dict[str, Any] = {"id": _SAFE_ID.sub("-", str(measure)),
@@ -128,8 +132,9 @@ def measure_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_
             for r in recs:
                 if r["stratifier"] != ALL:
                     by_strat.setdefault(str(r["stratifier"]), []).append(r)
-            group["stratifier"] = [{"code": [_concept(d, STRATIFIER_CS) for d in s.split("*")],
-                                    "stratum": [_stratum(r) for r in strata]} for s, strata in by_strat.items()]
+            if by_strat:  # FHIR arrays are never empty: no element when a period has the total only
+                group["stratifier"] = [{"code": [_concept(d, STRATIFIER_CS) for d in s.split("*")],
+                                        "stratum": [_stratum(r) for r in strata]} for s, strata in by_strat.items()]
             groups.append(group)
         reports.append({
             "resourceType": "MeasureReport",

@@ -14,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 from jobs.publish import dictionary, fhir_measure, report_html, signing, stats, suppression
-from jobs.publish.cells import CELL_COLUMNS
+from jobs.publish.cells import ALL, CELL_COLUMNS
 from jobs.publish.package import Package
+from phmx.log import get_logger
+
+log = get_logger(__name__)
 
 FEED = "lhj_measures"
 PURPOSE = "PUBHLTH"
@@ -53,17 +56,51 @@ def finalize(table: pd.DataFrame, ci_method: str) -> pd.DataFrame:
     return out
 
 
+# Less detail, in order, when the privacy audit cannot protect a table: (name, rows kept).
+DETAIL_LEVELS: tuple[tuple[str, Any], ...] = (
+    ("full", lambda t: t),
+    ("no two-way stratifiers", lambda t: t[~t["stratifier"].astype(str).str.contains("*", regex=False)]),
+    ("year only, one-way stratifiers", lambda t: t[(t["period"].astype(str).str.len() == 4)
+                                                   & ~t["stratifier"].astype(str).str.contains("*", regex=False)]),
+)
+
+
 def suppress_and_finalize(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
+    """Suppress and add rates; publish the most detailed table the privacy audit accepts.
+
+    ``privacy.suppression`` raises PrivacyError when its attacker audit still bounds a suppressed
+    cell too tightly; then the next, coarser level is tried (two-way tables dropped, then
+    quarters and months). If even the coarsest fails, the error propagates and this recipient's
+    feed is not published (the others are).
+    """
+    from phmx.errors import PrivacyError
+
     if cells.empty:
         empty = pd.DataFrame({c: pd.Series(dtype="object") for c in [*OUTPUT_COLUMNS, "sensitive"]})
         return empty, "none (no cells)"
-    table, method = suppression.suppress(cells[CELL_COLUMNS].reset_index(drop=True))
-    return finalize(table, ci_method), method
+    base = cells[CELL_COLUMNS].reset_index(drop=True)
+    for i, (level, keep) in enumerate(DETAIL_LEVELS):
+        try:
+            table, method = suppression.suppress(keep(base).reset_index(drop=True))
+        except PrivacyError:
+            if i == len(DETAIL_LEVELS) - 1:
+                raise
+            log.warning("suppression audit failed at detail level %r; trying less detail", level)
+            continue
+        return finalize(table, ci_method), method + (f"; detail level: {level}" if i else "")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str) -> LhjTables:
+def state_table(state: pd.DataFrame, ci_method: str) -> pd.DataFrame:
+    """The statewide rows, suppressed: they only feed the report's comparison charts, so the
+    totals per period are enough. The same for every LHJ of a run (compute once)."""
+    return suppress_and_finalize(state[state["stratifier"] == ALL] if len(state) else state, ci_method)[0]
+
+
+def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str, *,
+           state_published: pd.DataFrame | None = None) -> LhjTables:
     measures, method = suppress_and_finalize(cells, ci_method)
-    state_t, _ = suppress_and_finalize(state, ci_method)
+    state_t = state_published if state_published is not None else state_table(state, ci_method)
     svc = suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
     suppressed = int(measures["annotation"].isin(["1", "2"]).sum()) if len(measures) else 0

@@ -79,7 +79,9 @@ def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipien
 def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared) -> dict[str, Any]:
     lhj = lhj_name(recipient)
     mine, state, svc = prepare.lhj_frames(spark, prepared, lhj)
-    t = lhj_feed.tables(mine, state, svc, prepared.ci_method)
+    if prepared.state_published is None:
+        prepared.state_published = lhj_feed.state_table(state, prepared.ci_method)
+    t = lhj_feed.tables(mine, state, svc, prepared.ci_method, state_published=prepared.state_published)
     signer = signing.get_signer(ctx.settings)
     now = datetime.now(UTC)
     pkg = lhj_feed.build(recipient=recipient, lhj=lhj, period=ctx.period, run_id=ctx.run_id, t=t,

@@ -213,6 +213,9 @@ def suppress(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         if c in table.columns:
             out[c] = table[c].to_numpy()
     summary = out.attrs.get("privacy.suppression", {})
+    # pandas deep-copies attrs on every operation on the frame (and its slices): drop the summary
+    # (audit details, a score per table) or every later step on the table crawls.
+    out.attrs = {}
     return out, (f"privacy.suppression.suppress (CalHHS DDG 2.0 masking with publication scoring, "
                  f"complementary suppression and an LP attacker audit; {summary.get('primary', 0)} primary, "
                  f"{summary.get('complementary', 0)} complementary)")

@@ -109,3 +109,37 @@ def test_sensitive_measures_map_to_ddg_topics():
     spec = suppression.privacy_spec(t)
     assert spec["measure_topics"]["FUA-7"] == ("sud",) and "OEV-CH" not in spec["measure_topics"]
     assert spec["threshold"] == 11  # the privacy package's LHJ default spec underneath
+
+
+def test_less_detail_when_the_privacy_audit_cannot_protect_a_table(monkeypatch):
+    from jobs.publish import lhj_feed
+    from phmx.errors import PrivacyError
+
+    yuba = cells.rollup(_base(), cells.Scope("all"))
+    yuba = yuba[yuba.lhj == "Yuba"].reset_index(drop=True)
+    real = suppression.suppress
+    seen = []
+
+    def picky(table):
+        seen.append(len(table))
+        if table["stratifier"].str.contains("*", regex=False).any():
+            raise PrivacyError("suppressed feed: 1 suppressed cell(s) can be bounded too tightly")
+        return real(table)
+
+    monkeypatch.setattr(suppression, "suppress", picky)
+    out, method = lhj_feed.suppress_and_finalize(yuba, "wilson")
+    assert len(seen) == 2 and seen[1] < seen[0] and "detail level: no two-way stratifiers" in method
+    assert not out["stratifier"].str.contains("*", regex=False).any() and (out["stratifier"] == "sex").any()
+    monkeypatch.setattr(suppression, "suppress", lambda t: (_ for _ in ()).throw(PrivacyError("no")))
+    with pytest.raises(PrivacyError):
+        lhj_feed.suppress_and_finalize(yuba, "wilson")
+
+
+def test_fallback_is_used_when_the_privacy_package_is_absent(monkeypatch):
+    monkeypatch.setattr(suppression, "_privacy_api", lambda: None)
+    yuba = cells.rollup(_base(), cells.Scope("all"))
+    yuba = yuba[yuba.lhj == "Yuba"].reset_index(drop=True)
+    out, method = suppression.suppress(yuba)
+    assert "fallback" in method
+    shown = out["denominator"].dropna()
+    assert not ((shown > 0) & (shown < 11)).any()
