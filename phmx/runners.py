@@ -111,6 +111,16 @@ def _data_roots(cfg: settings_mod.Settings) -> dict[str, str]:
             "PHMX_LEDGER_ROOT": cfg.ledger_root}
 
 
+def _shared_roots(cfg: settings_mod.Settings) -> dict[str, str]:
+    """Everything a job run must share with every other: the data roots and the keys.
+
+    On EMR Serverless a local folder lives as long as one job run. A local PHMX_KEYS_DIR there
+    would mint a new master key version and new signing keys in every run (pseudonyms that no
+    longer join, checkpoints signed by throwaway keys), so it is refused like a local data root.
+    """
+    return {**_data_roots(cfg), "PHMX_KEYS_DIR": cfg.keys_dir}
+
+
 # ---- configuration of the two cluster runners ------------------------------------------------
 @dataclass(frozen=True)
 class SparkSubmitConfig:
@@ -290,10 +300,12 @@ def _spark_submit_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -
 
 def _emr_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -> dict[str, Any]:
     emr = EmrServerlessConfig.from_env()
-    local = {var: root for var, root in _data_roots(cfg).items() if not storage.is_s3(root)}
+    local = {var: root for var, root in _shared_roots(cfg).items() if not storage.is_s3(root)}
     if local:
-        raise ConfigError("PHMX_RUNNER=emr_serverless needs every data root on S3; local: " + ", ".join(sorted(local)),
-                          hint="set them from terraform output phmx_settings")
+        raise ConfigError("PHMX_RUNNER=emr_serverless needs every data root and the keys dir on S3; local: "
+                          + ", ".join(sorted(local)),
+                          hint="set them from terraform output phmx_settings (PHMX_KEYS_DIR: an s3:// prefix "
+                               "only the pipeline roles can read)")
     waiter_delay = 30
     return {
         "task_id": task_id,

@@ -104,6 +104,7 @@ S3_ROOTS = {
     "PHMX_PUBLISH_ROOT": "s3://phmx-dev-publish-111122223333",
     "PHMX_LEDGER_ROOT": "s3://phmx-dev-ledger-111122223333/ledger",
     "PHMX_KMS_KEY_ID": "arn:aws:kms:us-west-2:111122223333:key/0000-test",
+    "PHMX_KEYS_DIR": "s3://phmx-dev-lakehouse-111122223333/_keys",
 }
 EMR = {
     "PHMX_EMR_APPLICATION_ID": "00fexampleapp",
@@ -294,7 +295,8 @@ def test_emr_with_a_custom_image_sends_no_archive(rendered):
 @pytest.mark.parametrize(("case", "needles"), [
     ("emr_missing", ["PHMX_RUNNER=emr_serverless needs", "PHMX_EMR_APPLICATION_ID", "PHMX_EMR_CODE_URI",
                      "terraform output -raw emr_log_uri"]),
-    ("emr_local_roots", ["every data root on S3", "PHMX_LAKEHOUSE_ROOT", "PHMX_LEDGER_ROOT"]),
+    ("emr_local_roots", ["every data root and the keys dir on S3", "PHMX_LAKEHOUSE_ROOT", "PHMX_LEDGER_ROOT",
+                         "PHMX_KEYS_DIR"]),
     ("unknown", ["unknown PHMX_RUNNER 'kubernetes'", "inprocess, spark_submit, emr_serverless"]),
 ])
 def test_configuration_mistakes_are_dag_import_errors_that_say_how_to_fix(rendered, case, needles):
