@@ -44,13 +44,17 @@ def code_in(code: Column, vs: ValueSet) -> Column:
     from pyspark.sql import functions as F
 
     c = normalise_code(code)
-    inc = F.lit(False)
-    for p in vs.include:
-        inc = inc | c.startswith(p)
-    exc = F.lit(False)
-    for p in vs.exclude:
-        exc = exc | c.startswith(p)
+    # One anchored regular expression per list, not a chain of ORs: a long value set would
+    # otherwise nest deeper than Spark Connect's protobuf decoder allows.
+    inc = c.rlike(_prefix_regex(vs.include)) if vs.include else F.lit(False)
+    exc = c.rlike(_prefix_regex(vs.exclude)) if vs.exclude else F.lit(False)
     return F.coalesce(inc & ~exc, F.lit(False))
+
+
+def _prefix_regex(prefixes: tuple[str, ...] | list[str]) -> str:
+    import re
+
+    return "^(" + "|".join(re.escape(p) for p in prefixes) + ")"
 
 
 def any_code_in(codes: str | Column, vs: ValueSet) -> Column:

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "phmx.synth.cli",
     "jobs.ingest.cli",
     "jobs.identity.cli",
+    "jobs.measures.cli",
     "consent.cli",
     "privacy.cli",
     "jobs.publish.cli",
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run the pipeline in this process (no Airflow)")
-    p.add_argument("--period", default="all", help="YYYY-MM, or all")
+    p.add_argument("--period", default="all",
+                   help="YYYY-MM (one month's submissions; measures use its year), YYYY, R12-YYYY-MM, or all")
     p.add_argument("--run-id", default=None)
     p.add_argument("--stages", nargs="*", default=list(STAGES), choices=list(STAGES))
     p.set_defaults(func=_cmd_run)

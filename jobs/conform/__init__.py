@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobs.conform.labels import with_labels
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.errors import SpecError
@@ -70,7 +69,11 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
     df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
     if "security_labels" in table.column_names:
-        df = with_labels(df, spec.labels)
+        from consent.labels import label_expr, sensitivity_expr
+
+        dx = "diagnosis_codes" if "diagnosis_codes" in df.columns else None
+        df = df.withColumn("security_labels", label_expr(dx, list(spec.labels)))
+        df = df.withColumn("sensitivity", sensitivity_expr("security_labels"))
     return lakehouse.conform_to(df, table)
 
 

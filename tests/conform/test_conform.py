@@ -31,7 +31,7 @@ def test_claim_lines_become_one_encounter_with_labels(spark, phmx_home, land):
     assert enc["C1"].setting == "ED"
     assert enc["C1"].diagnosis_codes == ["F1120", "F17210", "F329"]
     assert enc["C1"].procedure_codes == ["99284"]
-    assert {"SUD", "ETH", "MH"} <= set(enc["C1"].security_labels)
+    assert {"SUD", "MH"} <= set(enc["C1"].security_labels)
     assert "42CFRPart2" not in enc["C1"].security_labels  # a general claim is not a Part 2 record
     assert enc["C1"].sensitivity == "sud"
     assert enc["C2"].setting == "OP" and enc["C2"].security_labels == [] and enc["C2"].sensitivity == "general"

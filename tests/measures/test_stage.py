@@ -319,8 +319,9 @@ def test_fua_part2_labels_only_when_county_sud_evidence_met_the_numerator(world_
     fua = ev[ev.measure_id.isin(["FUA-7", "FUA-30"])]
     labels = {(r.measure_id, r.member_id[2:]): sorted(r.security_labels) for r in fua.itertuples()}
     assert labels[("FUA-30", "fua_county")] == ["42CFRPart2", "ETH", "SUD"]
-    assert labels[("FUA-7", "fua_county")] == ["ETH", "SUD"]
-    assert labels[("FUA-30", "fua_tie")] == ["ETH", "SUD"]  # the same-day plan claim wins the tie
+    # Codes add SUD; program labels (42CFRPart2, ETH) come only from a Part 2 program's feed.
+    assert labels[("FUA-7", "fua_county")] == ["SUD"]
+    assert labels[("FUA-30", "fua_tie")] == ["SUD"]  # the same-day plan claim wins the tie
     assert set(fua.sensitivity) == {"sud"}
 
 
@@ -485,7 +486,7 @@ def test_county_records_flag_homelessness_with_their_labels(world_run):
     assert caloms.lhj == "Unknown"
     csi = _risk(world_run, "risk_csi")  # living arrangement 07 in 2025; the 2024 service is outside the lookback
     assert bool(csi.ecm_homeless) and not bool(csi.ecm_smi_sud)
-    assert (csi.social_points, csi.behavioral_points, csi.points, list(csi.security_labels)) == (3, 0, 3, ["MH"])
+    assert (csi.social_points, csi.behavioral_points, csi.points, sorted(csi.security_labels)) == (3, 0, 3, ["MH"])
 
 
 def test_stage_result_counts_only(world_run):

@@ -7,15 +7,12 @@ of the current PHMX_HOME with the real table contracts. All data is invented.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from phmx import lakehouse
+from phmx.feedspec import get_spec
 from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
@@ -29,8 +26,14 @@ from phmx.tables import (
 )
 
 PLAN = "mcp_test"
-_LABEL_RULES = [(r["label"], re.compile(r["pattern"])) for r in yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "mappings" / "security_labels.yaml").read_text())["rules"]]
+def _label_rules() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    from consent.labels import CODE_VALUESETS
+    from consent.policy import load_valueset
+
+    return [(vs.label, tuple(vs.include), tuple(vs.exclude)) for vs in map(load_valueset, CODE_VALUESETS)]
+
+
+_LABEL_RULES = _label_rules()
 
 
 def d(s: str | None) -> date | None:
@@ -38,8 +41,10 @@ def d(s: str | None) -> date | None:
 
 
 def dx_labels(dx: list[str]) -> list[str]:
-    """The labels conform would put on a row with these diagnoses (mappings/security_labels.yaml)."""
-    return sorted({label for label, rx in _LABEL_RULES for code in dx if rx.match(code)})
+    """The labels conform would put on a row with these diagnoses (consent/valuesets/)."""
+    codes = [c.replace(".", "").upper() for c in dx]
+    return sorted({label for label, inc, exc in _LABEL_RULES for c in codes
+                   if c.startswith(inc) and not c.startswith(exc or ("\0",))})
 
 
 class World:
@@ -102,7 +107,7 @@ class World:
         person = person or f"C-{key}"
         if not any(r["source"] == source and r["source_person_id"] == person for r in self.rows["xwalk"]):
             self.link(key, source, person)
-        feed = ["42CFRPart2", "ETH", "SUD"] if program == "SUD" else []
+        feed = list(get_spec("sud_caloms" if program == "SUD" else "mh_csi").labels)  # as conform labels them
         dxs = dx or (["F1120"] if program == "SUD" else ["F200"])
         self.rows["bh"].append(dict(
             source=source, service_id=self._id("S"), source_person_id=person, program=program,
