@@ -145,7 +145,6 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
     return arr
 
 
-_NULL = pa.scalar(None, pa.string())
 
 
 def _as_array(values: list[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 _OTHER_DELIMITERS = [",", "|", "\t", ";"]
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_NULL = pa.scalar(None, pa.string())
 
 
 def _name(d: str) -> str:

@@ -36,7 +36,6 @@ from jobs.ingest.formats.decode import decode_text
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
 
-_NULL = pa.scalar(None, pa.string())
 
 
 def _pos(v: Any) -> tuple[int, int] | None:
