@@ -57,7 +57,7 @@ class VerifyReport:
 def _files(path: str) -> list[str]:
     from deltalake import DeltaTable
 
-    dt = DeltaTable(path, storage_options=storage.delta_storage_options() if storage.is_s3(path) else None)
+    dt = DeltaTable(path, storage_options=storage.delta_storage_options(path) if storage.is_s3(path) else None)
     return sorted(dt.file_uris())
 
 
@@ -211,7 +211,7 @@ def disclosures_for_member(member_id: str, *, since: datetime | None = None, unt
         return []
     from deltalake import DeltaTable
 
-    dt = DeltaTable(mpath, storage_options=storage.delta_storage_options() if storage.is_s3(mpath) else None)
+    dt = DeltaTable(mpath, storage_options=storage.delta_storage_options(mpath) if storage.is_s3(mpath) else None)
     rows = dt.to_pyarrow_table(filters=[("member_id", "=", member_id)])
     if rows.num_rows == 0:
         return []

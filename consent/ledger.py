@@ -110,7 +110,7 @@ def ledger_path() -> str:
 
 
 def _opts(path: str) -> dict[str, str] | None:
-    return storage.delta_storage_options() if storage.is_s3(path) else None
+    return storage.delta_storage_options(path) if storage.is_s3(path) else None
 
 
 def _exists(path: str) -> bool:

@@ -32,7 +32,7 @@ def _read_delta(path: str, columns: list[str] | None = None) -> list[dict[str, A
 
     if not ledger._exists(path):  # noqa: SLF001 - same package
         return []
-    dt = DeltaTable(path, storage_options=storage.delta_storage_options() if storage.is_s3(path) else None)
+    dt = DeltaTable(path, storage_options=storage.delta_storage_options(path) if storage.is_s3(path) else None)
     return dt.to_pyarrow_table(columns=columns).to_pylist()
 
 

@@ -51,7 +51,7 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
 
 def public_keys_dir(settings: settings_mod.Settings | None = None) -> str:
     s = settings or settings_mod.load()
-    return storage.join(s.lakehouse_root, "audit", "ledger_keys")
+    return storage.join(s.ledger_root, "audit", "ledger_keys")
 
 
 def _private_dir(settings: settings_mod.Settings) -> str:

@@ -52,6 +52,10 @@ def _prepare_object_store_env() -> None:
         os.environ.setdefault("AWS_ENDPOINT_URL", endpoint)
         if endpoint.startswith("http://"):
             os.environ.setdefault("AWS_ALLOW_HTTP", "true")
+    kms = os.environ.get("PHMX_KMS_KEY_ID")
+    if kms:  # every object the engine writes to S3 is SSE-KMS with the PHI key
+        os.environ.setdefault("AWS_SERVER_SIDE_ENCRYPTION", "aws:kms")
+        os.environ.setdefault("AWS_SSE_KMS_KEY_ID", kms)
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         os.environ["AWS_REGION"] = "us-west-2"
     os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-west-2"))

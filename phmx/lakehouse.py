@@ -34,13 +34,20 @@ def _fqn(table: Table | str) -> str:
 
 
 def table_path(table: Table | str, root: str | None = None) -> str:
-    """``<lakehouse root>/<layer>/<name>`` for a table contract or a ``layer.name`` string."""
+    """``<lakehouse root>/<layer>/<name>`` for a table contract or a ``layer.name`` string.
+
+    Tables of the ``audit`` layer go under ``PHMX_LEDGER_ROOT`` (default: the lakehouse root).
+    """
     fqn = _fqn(table)
     layer, _, name = fqn.partition(".")
     if not (_SAFE.match(layer) and _SAFE.match(name)):
         raise EngineError(f"unsafe table name {fqn!r}", table=fqn)
-    base = root or settings_mod.load().lakehouse_root
-    path = storage.join(base, layer, name)
+    if root is None:
+        cfg = settings_mod.load()
+        # The audit layer (ledger, disclosure members) lives under its own root: in production a
+        # separate bucket with Object Lock and the audit key (infra/terraform).
+        root = cfg.ledger_root if layer == "audit" else cfg.lakehouse_root
+    path = storage.join(root, layer, name)
     return path.replace("s3a://", "s3://")
 
 
@@ -193,7 +200,7 @@ def _delta_table(table: Table | str) -> Any:
     from deltalake import DeltaTable
 
     path = table_path(table)
-    opts = storage.delta_storage_options() if storage.is_s3(path) else None
+    opts = storage.delta_storage_options(path) if storage.is_s3(path) else None
     return DeltaTable(path, storage_options=opts)
 
 

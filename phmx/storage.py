@@ -159,9 +159,22 @@ def delete_prefix(root: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def delta_storage_options() -> dict[str, str]:
-    """Options for the ``deltalake`` package (delta-rs) to reach the same S3 endpoint."""
+def delta_storage_options(path: str | None = None) -> dict[str, str]:
+    """Options for the ``deltalake`` package (delta-rs) to reach the same S3 endpoint.
+
+    Writes are SSE-KMS with the key of the zone being written: the audit key under the ledger
+    root (its bucket refuses any other key), the PHI key elsewhere.
+    """
+    from phmx import settings as settings_mod
+
     opts: dict[str, str] = {}
+    cfg = settings_mod.load()
+    key = cfg.kms_key_id
+    if path and cfg.ledger_root and path.startswith(cfg.ledger_root) and cfg.ledger_root != cfg.lakehouse_root:
+        key = cfg.ledger_kms_key_id
+    if key:
+        opts["AWS_SERVER_SIDE_ENCRYPTION"] = "aws:kms"
+        opts["AWS_SSE_KMS_KEY_ID"] = key
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         opts["AWS_ENDPOINT_URL"] = endpoint

@@ -33,7 +33,7 @@ def _schema() -> pa.Schema:
 
 
 def _opts(path: str) -> dict[str, str] | None:
-    return storage.delta_storage_options() if storage.is_s3(path) else None
+    return storage.delta_storage_options(path) if storage.is_s3(path) else None
 
 
 def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0, suppressed: int = 0,

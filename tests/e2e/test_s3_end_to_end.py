@@ -128,16 +128,18 @@ def test_pipeline_runs_with_every_zone_on_s3(spark, s3_zones, kms_key):
 
     # the consent ledger and its disclosures are Delta tables on S3 too; every lakehouse object is
     # SSE-KMS with the PHI key (bucket default, as deployed)
-    assert lakehouse.table_path("audit.ledger").startswith("s3://")
+    ledger_root = s3_zones["PHMX_LEDGER_ROOT"]
+    assert lakehouse.table_path("audit.ledger") == ledger_root + "/audit/ledger"
+    ledger_objects = [storage.join(ledger_root, k) for k in _keys(ledger_root)]
+    assert any("/audit/ledger/_delta_log/" in u for u in ledger_objects)
+    assert any("/audit/disclosure_member/_delta_log/" in u for u in ledger_objects)
     lake_objects = [storage.join(lake, k) for k in _keys(lake)]
-    assert any("/audit/ledger/_delta_log/" in u for u in lake_objects)
+    assert not any("/audit/" in u for u in lake_objects)  # the ledger lives in its own bucket
     for uri in lake_objects[::7]:
         head = _head(uri)
         assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == ("aws:kms", kms_key), uri
 
 
-@pytest.mark.xfail(strict=True, reason="consent/ledger.py ledger_path() ignores PHMX_LEDGER_ROOT (see the runners "
-                                       "helper's report); remove this marker when it is honoured")
 def test_ledger_goes_to_its_own_root(phmx_home, monkeypatch):
     from consent import ledger
 

@@ -298,6 +298,10 @@ def test_outputs_feed_every_phmx_setting(env):
         "PHMX_RUNNER": "emr_serverless",
         "PHMX_EMR_APPLICATION_ID": env.child("emr").output("application_id"),
         "PHMX_EMR_EXECUTION_ROLE_ARN": env.child("iam").output("pipeline_spark_role_arn"),
+        "PHMX_EMR_CODE_URI": env.child("emr").output("code_uri"),
+        "PHMX_EMR_LOG_URI": env.child("emr").output("log_uri"),
+        "PHMX_KEYS_DIR": f"s3://{names['artifacts']}/keys",
+        "PHMX_LEDGER_KMS_KEY_ID": env.child("kms").output("audit_key_arn"),
     }
     assert settings["PHMX_KMS_KEY_ID"].startswith(f"arn:aws:kms:{env.facts['region']}:{env.facts['account_id']}:key/")
     for name in env.outputs:

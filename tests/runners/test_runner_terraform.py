@@ -45,10 +45,6 @@ def test_terraform_outputs_configure_the_emr_runner(tf_env):
         assert settings[name].startswith("s3://")  # the EMR runner refuses local roots
 
 
-@pytest.mark.xfail(strict=True, reason="request to infra: add PHMX_EMR_CODE_URI = module.emr.code_uri, "
-                                       "PHMX_EMR_LOG_URI = module.emr.log_uri and an s3:// PHMX_KEYS_DIR to "
-                                       "local.phmx_settings in envs/example/main.tf, so MWAA's startup script "
-                                       "exports them")
 def test_phmx_settings_alone_configure_the_emr_runner(tf_env):
     settings = tf_env.output("phmx_settings")
     runners.EmrServerlessConfig.from_env(settings)

@@ -19,6 +19,10 @@ locals {
     PHMX_RUNNER                 = "emr_serverless"
     PHMX_EMR_APPLICATION_ID     = module.emr.application_id
     PHMX_EMR_EXECUTION_ROLE_ARN = module.iam.pipeline_spark_role_arn
+    PHMX_EMR_CODE_URI           = module.emr.code_uri
+    PHMX_EMR_LOG_URI            = module.emr.log_uri
+    PHMX_KEYS_DIR               = "s3://${module.storage.bucket_names["artifacts"]}/keys"
+    PHMX_LEDGER_KMS_KEY_ID      = module.kms.audit_key_arn
   }
 }
 
