@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     delim = next((r for r in results if r["format"] == "delimited"), None)
     if delim:
         ok = delim["records_per_s"] >= TARGET_DELIMITED
-        console.print(f"delimited target {TARGET_DELIMITED:,} records/s: {'met' if ok else 'NOT met'}")
+        scope = "" if n >= 1_000_000 else " (the target is for 1,000,000 records; at this size fixed per-run costs " \
+                                          "such as the Delta commits dominate)"
+        console.print(f"delimited target {TARGET_DELIMITED:,} records/s: {'met' if ok else 'NOT met'}{scope}")
     return 0
 
 
