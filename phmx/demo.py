@@ -58,18 +58,31 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
     for r in by_source:
         t.add_row(r.source, str(r.records))
     console.print(t)
-    publish_root = Path(settings.load().publish_root)
-    feeds = sorted(p.parent for p in publish_root.rglob("manifest.json")) if publish_root.exists() else []
-    t = Table(title=f"Published: {len(feeds)} feed packages")
-    t.add_column("recipient")
-    t.add_column("feed")
-    t.add_column("path")
-    for p in feeds:
-        rel = p.relative_to(publish_root).parts
-        t.add_row(rel[0], rel[1] if len(rel) > 1 else "", str(p))
+    from consent.audit import verify
+    from jobs.publish.summary import summarize_publish
+
+    packages = summarize_publish(settings.load().publish_root)
+    t = Table(title=f"Published: {len(packages)} feed packages (signed manifests, ledgered disclosures)")
+    for c in ("recipient", "feed", "period", "version", "cells / suppressed", "FHIR resources"):
+        t.add_column(c, justify="right" if c in ("cells / suppressed", "FHIR resources") else "left")
+    for p in packages:
+        cells = f"{p['cells']} / {p['suppressed_cells']}" if p.get("cells") is not None else ""
+        res = p.get("resources")
+        res = sum(res.values()) if isinstance(res, dict) else res
+        t.add_row(p["recipient"], p["feed"], p["period"], p["version"], cells, f"{res:,}" if res else "")
     console.print(t)
+    report = next((p["report"] for p in packages if p.get("report")), None)
+    if report:
+        console.print(f"An LHJ's HTML report: {report}")
+    if packages:
+        console.print(f"Verify a package as its recipient would: phmx feeds verify {packages[0]['path']}")
+    audit = verify()
+    console.print(f"Consent ledger: {audit.entries} entries, {audit.checkpoints} signed checkpoints, "
+                  f"{audit.disclosures} disclosures; verify {'OK' if audit.ok else 'FAILED'} "
+                  "(phmx audit verify)")
+    feeds = [p["path"] for p in packages]
     return {"feeds": [r.asDict() for r in subs], "members": members, "records": records,
-            "published": [str(p) for p in feeds]}
+            "published": feeds, "ledger_ok": audit.ok}
 
 
 def main(argv: list[str] | None = None) -> int:
