@@ -99,8 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every PhmxError is printed once, without a traceback, with its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Subcommands set ``func`` or ``handler`` (both take the parsed args and return an exit code).
+    command = getattr(args, "func", None) or getattr(args, "handler", None)
+    if command is None:
+        parser.print_help()
+        return 2
     try:
-        return int(args.func(args) or 0)
+        return int(command(args) or 0)
     except PhmxError as exc:
         sys.stderr.write(f"phmx: error: {exc}\n")
         return exc.exit_code

@@ -38,6 +38,12 @@ class ValidationFailed(PhmxError):
     exit_code = 20
 
 
+class ValidationPartial(PhmxError):
+    """``phmx validate``: the file would be accepted with errors (some rows quarantined)."""
+
+    exit_code = 21
+
+
 class EngineError(PhmxError):
     """The Spark engine failed; carries the stage, table and SQL that failed."""
 

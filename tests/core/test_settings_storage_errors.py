@@ -37,3 +37,16 @@ def test_errors_have_stable_distinct_exit_codes():
 def test_cli_tables_prints_the_contracts(capsys):
     assert cli_main(["tables"]) == 0
     assert "## silver.person" in capsys.readouterr().out
+
+
+def test_cli_dispatches_subcommands_that_set_handler_or_func(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert cli_main(["synth", "--members", "30", "--counties", "06001", "--seed", "3", "--out", str(out),
+                     "--months", "1"]) == 0
+    assert list((out / "landing").rglob("*.txt"))  # the plan enrollment file
+
+
+def test_validate_exit_codes_are_in_the_error_family():
+    from phmx.errors import ValidationFailed, ValidationPartial
+
+    assert (ValidationFailed.exit_code, ValidationPartial.exit_code) == (20, 21)
