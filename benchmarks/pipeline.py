@@ -57,6 +57,7 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
     from jobs import STAGES
     from jobs.entry import run_stage
     from phmx.engine import get_spark
+    from phmx.errors import PhmxError
     from phmx.synth import generate
 
     home = root / f"m{members}"
@@ -70,12 +71,18 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
     t_all = time.perf_counter()
     for stage in STAGES:
         t = time.perf_counter()
-        result = run_stage(stage, period="all", run_id=f"bench-{members}")
+        try:
+            result = run_stage(stage, period="all", run_id=f"bench-{members}")
+            failure = None
+        except PhmxError as exc:  # e.g. publish refusing a feed the privacy audit cannot protect
+            result, failure = None, str(exc).splitlines()[0][:160]
         secs = time.perf_counter() - t
         rows = _input_rows(spark, stage)
         stages.append({"stage": stage, "seconds": round(secs, 2), "input_rows": rows,
                        "rows_per_s": round(rows / secs) if secs > 0 else None,
-                       "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}})
+                       "failure": failure,
+                       "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}
+                       if result else {}})
     return {"members": members, "synth_seconds": round(synth_s, 1),
             "pipeline_seconds": round(time.perf_counter() - t_all, 1), "stages": stages,
             "peak_rss_mb": round(_peak_rss_mb())}
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
               f"peak RSS {r['peak_rss_mb']} MB")
         for s in r["stages"]:
             print(f"  {s['stage']:<9} {s['seconds']:>8.1f} s  {s['input_rows']:>11,} rows in  "
-                  f"{(s['rows_per_s'] or 0):>10,} rows/s")
+                  f"{(s['rows_per_s'] or 0):>10,} rows/s" + (f"  FAILED: {s['failure']}" if s["failure"] else ""))
         sys.stdout.flush()
     (root / "pipeline.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
     return 0
