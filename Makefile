@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m benchmarks
 
 airflow: $(STAMP)
