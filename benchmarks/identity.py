@@ -198,9 +198,9 @@ def scale(records: int, work: Path) -> dict[str, Any]:
     """Deduplicate about ``records`` source records with phmx; records/s and peak memory."""
     from benchmarks.identity_synth import ensure_synth, load_person
 
-    ratio = 1.9  # source records per synthetic person over a 12-month window (measured)
+    ratio = 1.85  # source records per synthetic person over a 3-month window (measured)
     members = math.ceil(records / ratio)
-    root = ensure_synth(work / f"synth-{members}", members, workers=2)
+    root = ensure_synth(work / f"synth-{members}-3m", members, months=3, workers=2)
     person, truth = load_person(root)
     person = person.sort_values(["source", "source_person_id"]).head(records)
     inp = work / f"person-scale-{records}.parquet"

@@ -43,15 +43,19 @@ def ensure_synth(out_dir: str | Path, members: int, seed: int = 42,
     return out
 
 
-def _read_feed(root: Path, submitter: str, feed: str) -> pd.DataFrame:
+def _read_feed(root: Path, submitter: str, feed: str, id_col: str) -> pd.DataFrame:
+    """The latest row per source id over all of a feed's monthly files, read month by month
+    (only the person columns, so a million-member population fits in memory)."""
     delim = FEEDS[feed][0]
-    frames = []
+    wanted = set(PERSON_COLS) | {id_col, "record_type", "county_code"}
+    latest = pd.DataFrame()
     for f in sorted((root / "landing" / submitter / feed).glob("*/*")):
-        df = pd.read_csv(f, sep=delim, dtype=str, keep_default_na=False)
+        df = pd.read_csv(f, sep=delim, dtype=str, keep_default_na=False, usecols=lambda c: c in wanted)
+        if feed == "mh_csi":
+            df = df[df["record_type"] == "C"]
         df["_period"] = f.parent.name
-        df["_row"] = range(len(df))
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        latest = pd.concat([latest, df], ignore_index=True).drop_duplicates(id_col, keep="last")
+    return latest
 
 
 def load_person(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -63,12 +67,9 @@ def load_person(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for feed, (_, id_col, suffix, dob_fmt) in FEEDS.items():
             if not (sub_dir / feed).exists():
                 continue
-            df = _read_feed(root, submitter, feed)
+            df = _read_feed(root, submitter, feed, id_col)
             if df.empty:
                 continue
-            if feed == "mh_csi":
-                df = df[df["record_type"] == "C"]
-            df = df.sort_values(["_period", "_row"]).drop_duplicates(id_col, keep="last")
             out = pd.DataFrame({"source": submitter + suffix, "source_person_id": df[id_col]})
             for c in PERSON_COLS[2:]:
                 if c in df.columns:

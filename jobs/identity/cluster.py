@@ -171,12 +171,9 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     _, comp = connected_components(graph, directed=False)
 
     a = attrs.drop_duplicates("rid").set_index("rid").reindex(nodes)
-    cins = a["cin"].where(a["cin"].notna(), None).tolist()
-    ssns = a["ssn"].where(a["ssn"].notna(), None).tolist()
-    dobs = a["dob_str"].where(a["dob_str"].notna(), None).tolist()
     src_col = a["source"] if "source" in a.columns else pd.Series([None] * n, index=a.index)
-    uniq = src_col.map(lambda x: x if guards.is_unique_source(x) else None)
-    sources = uniq.where(uniq.notna(), None).tolist()
+    keep = {x: (x if guards.is_unique_source(x) else None) for x in src_col.dropna().unique()}
+    uniq = src_col.map(keep)
 
     # Which components might conflict (vectorised): several CINs / SSNs, spread-out birth
     # dates, or a reviewer-rejected pair inside.
@@ -208,11 +205,21 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     refused_rows: list[tuple[int, int, float, str]] = []
     overrides = 0
     if risky_comps:
-        mask = np.isin(comp[li], list(risky_comps))
-        sub = pd.DataFrame({"l": li[mask], "r": ri[mask], "w": edges["weight"].to_numpy()[mask],
+        # Rebuild only the risky components, with local indices.
+        risky_nodes = np.flatnonzero(np.isin(comp, list(risky_comps)))
+        local = np.full(n, -1, dtype=np.int64)
+        local[risky_nodes] = np.arange(len(risky_nodes))
+        mask = local[li] >= 0
+        sub = pd.DataFrame({"l": local[li[mask]], "r": local[ri[mask]], "w": edges["weight"].to_numpy()[mask],
                             "f": edges["forced"].to_numpy(dtype=bool)[mask]})
         sub = sub.sort_values(["f", "w"], ascending=[False, False], kind="mergesort")
-        uf = _Clusters(n, cins, ssns, dobs, tokens, sources)
+
+        def vals(col: pd.Series) -> list:
+            arr = col.to_numpy(dtype=object)[risky_nodes]
+            return [None if (x is None or (isinstance(x, float) and np.isnan(x))) else x for x in arr]
+
+        uf = _Clusters(len(risky_nodes), vals(a["cin"]), vals(a["ssn"]), vals(a["dob_str"]),
+                       {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq))
         for x, y, w, forced in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
@@ -223,13 +230,13 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
                     if reason in OVERRIDABLE and w >= guards.override_weight:
                         overrides += 1
                     else:
-                        refused_rows.append((int(nodes[x]), int(nodes[y]), float(w), reason))
+                        refused_rows.append((int(nodes[risky_nodes[x]]), int(nodes[risky_nodes[y]]), float(w),
+                                             reason))
                         continue
             uf.union(rx, ry)
-        risky_nodes = np.flatnonzero(np.isin(comp, list(risky_comps)))
         base = comp.max() + 1
-        for i in risky_nodes:
-            labels[i] = base + uf.find(int(i))
+        for j, i in enumerate(risky_nodes):
+            labels[i] = base + uf.find(j)
     # Label each cluster by its smallest record id (deterministic).
     lab = pd.DataFrame({"rid": nodes, "label": labels})
     lab["cluster"] = lab.groupby("label")["rid"].transform("min")

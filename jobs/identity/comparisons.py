@@ -214,19 +214,15 @@ def unswap_names(sides: DataFrame) -> DataFrame:
 def with_jaro_winkler(sides: DataFrame, col: str) -> DataFrame:
     """Add ``jw_<col>``: 1.0 when equal, null when either is null, else Jaro-Winkler.
 
-    The UDF runs once per distinct pair of differing values (names repeat a lot), not once
-    per record pair, and the result is joined back: several times faster than row-wise.
+    Row-wise in the same projection: evaluating the UDF on distinct value pairs and joining
+    back was no faster, and it made the engine compute the pair frame once more per column.
     """
     from pyspark.sql import functions as F
 
     jw = jaro_winkler_udf()
-    a, b = f"_jw_a_{col}", f"_jw_b_{col}"
-    values = sides.where(_l(col) != _r(col)).select(_l(col).alias(a), _r(col).alias(b)).distinct()
-    values = values.select(a, b, jw(F.col(a), F.col(b)).alias(f"_jw_{col}"))
-    joined = sides.join(values, (_l(col) == F.col(a)) & (_r(col) == F.col(b)), "left")
-    return joined.select(
-        *[F.col(x) for x in sides.columns],
-        F.when(_l(col) == _r(col), F.lit(1.0)).otherwise(F.col(f"_jw_{col}")).alias(f"jw_{col}"))
+    value = F.when(_l(col) == _r(col), F.lit(1.0)).when(_l(col).isNull() | _r(col).isNull(), F.lit(None)) \
+        .otherwise(jw(_l(col), _r(col)))
+    return sides.select("*", value.alias(f"jw_{col}"))
 
 
 def gamma_names(settings: IdentitySettings) -> list[str]:

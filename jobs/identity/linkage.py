@@ -44,12 +44,19 @@ class Scratch:
         return f"work.{self.prefix}_{name}"
 
     def put(self, df: DataFrame, name: str) -> DataFrame:
+        t0 = time.perf_counter()
         if self.root is None:
+            # Scratch tables are ours alone: drop the previous one so a changed schema
+            # (settings edited between runs) cannot fail the overwrite.
+            storage.delete_prefix(lakehouse.table_path(self._name(name)))
             lakehouse.overwrite(df, self._name(name))
-            return lakehouse.read(self.spark, self._name(name))
-        path = storage.join(self.root, f"{self.prefix}_{name}")
-        df.write.format("delta").mode("overwrite").save(path)
-        return self.spark.read.format("delta").load(path)
+            out = lakehouse.read(self.spark, self._name(name))
+        else:
+            path = storage.join(self.root, f"{self.prefix}_{name}")
+            df.write.format("delta").mode("overwrite").save(path)
+            out = self.spark.read.format("delta").load(path)
+        log.debug("identity: materialised %s in %.2fs", name, time.perf_counter() - t0)
+        return out
 
 
 @dataclass
@@ -190,8 +197,9 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     edges = kept.select("rid_l", "rid_r", "match_weight", *g_cols).toPandas()
     edges["guard"] = edge_guard_reasons(edges, settings)
     link_mask = (edges["match_weight"] >= settings.link_weight) & edges["guard"].isna()
-    guarded = edges.loc[(edges["match_weight"] >= settings.link_weight) & edges["guard"].notna(),
-                        ["rid_l", "rid_r", "match_weight", "guard"]]
+    # Every kept pair a guard fires on (links refused, and review-band pairs a silent guard
+    # takes out of the review queue).
+    guarded = edges.loc[edges["guard"].notna(), ["rid_l", "rid_r", "match_weight", "guard"]]
     link_edges = edges.loc[link_mask, ["rid_l", "rid_r", "match_weight"]].rename(columns={"match_weight": "weight"})
     link_edges["forced"] = False
     if forced is not None and not forced.empty:
@@ -204,7 +212,7 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)
     stats = dict(result.stats)
     stats["link_edges"] = int(link_mask.sum())
-    stats["edge_guarded"] = len(guarded)
+    stats["edge_guarded"] = int((guarded["match_weight"] >= settings.link_weight).sum())
     return Links(labels=result.labels, kept_pairs=kept, refused=result.refused, guarded=guarded, stats=stats)
 
 

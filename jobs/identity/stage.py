@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -89,22 +91,28 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
 
     pairs = _pairs_table(spark, scored, links, records, settings, ctx)
     pairs = scratch.put(pairs, "link_pairs")
-    xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
-    lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
-    queue = _queue(spark, pairs, settings, ctx)
-    if incremental:
-        lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
-        lakehouse.merge(spark, queue, REVIEW_QUEUE)
-    else:
-        lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
-        lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
-    lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
-    members = golden.build(spark, _golden_input(person, std, records), settings, ctx.run_id)
-    lakehouse.overwrite(lakehouse.conform_to(members, tables.MEMBER), tables.MEMBER)
     from pyspark.sql import functions as F
 
-    state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
-    lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
+    with _timed("member_xwalk"):
+        xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
+        lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
+    with _timed("link_pairs and review_queue"):
+        queue = _queue(spark, pairs, settings, ctx)
+        if incremental:
+            lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
+            lakehouse.merge(spark, queue, REVIEW_QUEUE)
+        else:
+            lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
+            lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
+    with _timed("identity_events"):
+        lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
+    with _timed("member"):
+        g_in = scratch.put(_golden_input(person, std, records), "golden_input")
+        members = golden.build(spark, g_in, settings, ctx.run_id)
+        lakehouse.overwrite(lakehouse.conform_to(members, tables.MEMBER), tables.MEMBER)
+    with _timed("identity_records"):
+        state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
+        lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
 
     phases["ids_and_writes"] = round(time.perf_counter() - t1, 2)
     ev_counts = {r["event_type"]: int(r["count"]) for r in
@@ -130,6 +138,13 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    log.debug("identity: wrote %s in %.2fs", what, time.perf_counter() - t0)
 
 
 def _check_unique_rids(std: DataFrame, n: int) -> None:
@@ -194,10 +209,11 @@ def _pairs_table(spark: SparkSession, scored: linkage.Scored, links: linkage.Lin
                      F.col("source_person_id").alias("source_person_id_r"), F.col("member_id").alias("member_r"))
     p = links.kept_pairs.join(left, "rid_l").join(right, "rid_r").join(reason_df, ["rid_l", "rid_r"], "left")
     p = p.withColumn("decision", F.when(F.col("member_l") == F.col("member_r"), F.lit("linked"))
-                     .when(F.col("reason").isNotNull(), F.lit("guard_refused"))
+                     .when(F.col("reason").isNotNull()
+                           & (F.col("match_probability") >= F.lit(settings.link_probability)), F.lit("guard_refused"))
                      .otherwise(F.lit("review")))
-    p = p.withColumn("reason", F.when(F.col("decision") == "review", F.lit("probability_band"))
-                     .otherwise(F.col("reason")))
+    p = p.withColumn("reason", F.when((F.col("decision") == "review") & F.col("reason").isNull(),
+                                      F.lit("probability_band")).otherwise(F.col("reason")))
     return p.select(
         review.pair_id_column(F.col("source_l"), F.col("source_person_id_l"), F.col("source_r"),
                               F.col("source_person_id_r")).alias("pair_id"),
