@@ -211,8 +211,12 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
         local[risky_nodes] = np.arange(len(risky_nodes))
         mask = local[li] >= 0
         sub = pd.DataFrame({"l": local[li[mask]], "r": local[ri[mask]], "w": edges["weight"].to_numpy()[mask],
-                            "f": edges["forced"].to_numpy(dtype=bool)[mask]})
-        sub = sub.sort_values(["f", "w"], ascending=[False, False], kind="mergesort")
+                            "f": edges["forced"].to_numpy(dtype=bool)[mask],
+                            "a": left[mask], "b": right[mask]})
+        # Strongest first; ties broken by the record ids, so the order never depends on how
+        # the engine returned the rows.
+        sub = sub.sort_values(["f", "w", "a", "b"], ascending=[False, False, True, True], kind="mergesort")
+        sub = sub[["l", "r", "w", "f"]]
 
         def vals(col: pd.Series) -> list:
             arr = col.to_numpy(dtype=object)[risky_nodes]

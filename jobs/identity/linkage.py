@@ -117,10 +117,10 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
     """
     from pyspark.sql import functions as F
 
-    total = std.count()
-    k = min(settings.u_sample_records, total)
-    frac = min(1.0, 1.5 * k / max(total, 1))
-    sample = std.sample(fraction=frac, seed=settings.seed).limit(k) if frac < 1.0 else std
+    # A deterministic sample (the records with the smallest seeded hashes), so a re-run on the
+    # same data trains the same model.
+    order = F.xxhash64(F.col("rid"), F.lit(settings.seed))
+    sample = std.orderBy(order, F.col("rid")).limit(settings.u_sample_records)
     sample = scratch.put(sample.select("rid", *comparisons.needed_features(settings)), "u_sample")
     out: dict[str, pd.DataFrame] = {}
     for comp in settings.comparisons:
@@ -135,15 +135,18 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
             if c in cols:
                 sides = comparisons.with_jaro_winkler(sides, c)
         g = sides.select(comparisons.gamma_column(comp), weight.alias("w"))
-        out[comp.name] = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas()
+        out[comp.name] = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas() \
+            .sort_values(f"g_{comp.name}").reset_index(drop=True)
     return out
 
 
 def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
-    return gammas.groupBy(*comparisons.gamma_names(settings), "rules") \
-        .agg(F.count(F.lit(1)).alias("n")).toPandas()
+    cols = [*comparisons.gamma_names(settings), "rules"]
+    # Sorted: EM sums in this order, and a re-run must give the same floating-point result.
+    return gammas.groupBy(*cols).agg(F.count(F.lit(1)).alias("n")).toPandas() \
+        .sort_values(cols).reset_index(drop=True)
 
 
 def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
