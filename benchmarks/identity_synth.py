@@ -36,7 +36,7 @@ def ensure_synth(out_dir: str | Path, members: int, seed: int = 42,
     manifest = out / "ground_truth" / "manifest.json"
     want = {"members": members, "seed": seed, "counties": list(counties), "months": months}
     if manifest.exists():
-        args = json.loads(manifest.read_text()).get("arguments", {})
+        args = json.loads(manifest.read_text())
         if all(args.get(k) == v for k, v in want.items()):
             return out
     generate(out, members=members, counties=list(counties), seed=seed, months=months, workers=workers)

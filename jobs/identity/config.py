@@ -105,6 +105,7 @@ class IdentitySettings:
     override_margin_bits: float
     max_block_size: int
     rules: tuple[BlockingRule, ...]
+    compare_chunk_pairs: int
     training_rules: tuple[str, ...]
     max_iterations: int
     tolerance: float
@@ -271,6 +272,7 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         override_margin_bits=float(guards.get("override_margin_bits", 12.0)),
         max_block_size=int(blocking.get("max_block_size", 60)),
         rules=tuple(rules),
+        compare_chunk_pairs=int(blocking.get("compare_chunk_pairs", 1_000_000)),
         training_rules=training,
         max_iterations=int(em.get("max_iterations", 60)),
         tolerance=float(em.get("tolerance", 1e-6)),

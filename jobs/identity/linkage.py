@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +56,15 @@ class Scratch:
             out = self.spark.read.format("delta").load(path)
         log.debug("identity: materialised %s in %.2fs", name, time.perf_counter() - t0)
         return out
+
+    def append(self, df: DataFrame, name: str) -> DataFrame:
+        """Add rows to a frame written by :meth:`put` (chunked work)."""
+        if self.root is None:
+            lakehouse.append(df, self._name(name))
+            return lakehouse.read(self.spark, self._name(name))
+        path = storage.join(self.root, f"{self.prefix}_{name}")
+        df.write.format("delta").mode("append").save(path)
+        return self.spark.read.format("delta").load(path)
 
 
 @dataclass
@@ -152,12 +160,21 @@ def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFram
 def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
           model: Model | None = None, new_col: str | None = None) -> Scored:
     """Block, compare and (unless ``model`` is given) train; return materialised vectors."""
+    from pyspark.sql import functions as F
+
     t0 = time.perf_counter()
     pairs, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
     pairs = scratch.put(pairs, "pairs")
-    sides = comparisons.with_sides(pairs, std, settings)
-    gammas = scratch.put(comparisons.compare(sides, settings, keep=("rule", "rules")), "gammas")
-    n_pairs = gammas.count()
+    n_pairs = pairs.count()
+    # Compare in slices of about ``compare_chunk_pairs`` pairs: the engine's joins hold each
+    # slice in memory, so peak memory stays bounded whatever the number of records.
+    chunks = max(1, math.ceil(n_pairs / max(settings.compare_chunk_pairs, 1)))
+    gammas = None
+    for i in range(chunks):
+        part = pairs if chunks == 1 else pairs.where(F.pmod(F.col("rid_l"), F.lit(chunks)) == i)
+        g = comparisons.compare(comparisons.with_sides(part, std, settings), settings, keep=("rule", "rules"))
+        gammas = scratch.put(g, "gammas") if i == 0 else scratch.append(g, "gammas")
+    assert gammas is not None
     t1 = time.perf_counter()
     counts: dict[str, Any] = {"candidate_pairs": n_pairs, "blocking_seconds": round(t1 - t0, 2),
                               "oversized_blocks": sum(stats.skipped_keys.values()) if stats else 0}
@@ -240,6 +257,3 @@ def cluster_frame(spark: SparkSession, std: DataFrame, labels: pd.DataFrame) -> 
     return std.select("rid", "source", "source_person_id").join(lab, "rid", "left") \
         .withColumn("cluster", F.coalesce(F.col("cluster"), F.col("rid")))
 
-
-def new_scratch_prefix() -> str:
-    return f"identity_{uuid.uuid4().hex[:8]}"
