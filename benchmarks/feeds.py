@@ -222,9 +222,13 @@ def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = Tru
     prepared = prepare.prepare(spark, ctx)
     out["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     per: dict[str, float] = {}
+    failed: list[str] = []
     for r in (prepared.all_recipients if plans else prepared.recipients):
         t = time.perf_counter()
-        stage.publish_recipient(spark, ctx, r, prepared)
+        try:
+            stage.publish_recipient(spark, ctx, r, prepared)
+        except Exception as exc:  # noqa: BLE001 - as the stage does: the others still publish
+            failed.append(f"{r} ({type(exc).__name__})")
         per[r] = time.perf_counter() - t
     lhj = [v for k, v in per.items() if is_lhj(k)]
     plans = [v for k, v in per.items() if not is_lhj(k)]
@@ -233,7 +237,7 @@ def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = Tru
         "lhj_seconds_mean": round(sum(lhj) / len(lhj), 2) if lhj else None,
         "lhj_seconds_max": round(max(lhj), 2) if lhj else None,
         "plan_feeds": len(plans), "plan_seconds_total": round(sum(plans), 1),
-        "publish_seconds": round(time.perf_counter() - t0, 1),
+        "publish_seconds": round(time.perf_counter() - t0, 1), "failed": failed,
         "cells": len(prepared.cells) if prepared.cells is not None else 0,
         "peak_rss_mb": round(_peak_rss_mb()),
     })
@@ -276,6 +280,8 @@ def _print(out: dict) -> None:
         print("plan packages         (not timed at this size; --plans to include)")
     print(f"publish total         {out['publish_seconds']:>8} s; wall {out['wall_seconds']} s; "
           f"peak RSS {out['peak_rss_mb']:,} MB")
+    if out["failed"]:
+        print(f"NOT published ({len(out['failed'])}): {', '.join(out['failed'])}")
 
 
 def main(argv: list[str] | None = None) -> int:

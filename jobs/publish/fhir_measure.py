@@ -158,5 +158,7 @@ def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datet
     doc = {"resourceType": "Bundle", "id": _SAFE_ID.sub("-", bundle_id)[:64], "type": "collection",
            "timestamp": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
            "entry": [{"fullUrl": f"{HUB}/MeasureReport/{r['id']}", "resource": r} for r in reports]}
+    if not doc["entry"]:
+        del doc["entry"]  # no measures yet (FHIR arrays are never empty)
     Bundle.model_validate(doc)
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")

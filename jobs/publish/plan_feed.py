@@ -116,7 +116,8 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
     enc = lakehouse.read(spark, ENCOUNTER).join(xw, ["source", "source_person_id"])
     bh = lakehouse.read(spark, BH_SERVICE).join(xw, ["source", "source_person_id"])
     den = lakehouse.read(spark, DENTAL_SERVICE).join(xw, ["source", "source_person_id"])
-    imm = lakehouse.read(spark, IMMUNIZATION).where(F.upper(F.coalesce("protection_indicator", F.lit("N"))) != "Y") \
+    imm = lakehouse.read(spark, IMMUNIZATION).where(
+        (F.upper(F.coalesce("protection_indicator", F.lit("N"))) != "Y") & F.col("admin_date").isNotNull()) \
         .join(xw, ["source", "source_person_id"])
     events = [
         _shape(enc, kind=F.lit("encounter"), source="source", record_id="encounter_id", member_id="member_id",

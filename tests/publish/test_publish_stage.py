@@ -144,6 +144,11 @@ def test_html_report_is_self_contained(published):
     assert html.count("<svg") >= 3 and "<script" not in html.lower() and "http://cdn" not in html
     assert "What was suppressed and why" in html and "How to read this report" in html
     assert "SHA256:" in html
+    import re
+    import xml.etree.ElementTree as ET
+
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):  # every chart is well-formed SVG
+        assert ET.fromstring(svg).tag.endswith("svg")
 
 
 def test_service_counts_include_sud_as_deidentified_aggregates(published):
