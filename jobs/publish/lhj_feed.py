@@ -155,7 +155,7 @@ def check_deidentified(measures: pd.DataFrame, services: pd.DataFrame) -> None:
 
 
 def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, ci_method: str,
-          signer: signing.Signer, generated_at: datetime, extra_meta: dict[str, Any] | None = None) -> Package:
+          publisher: signing.Publisher, generated_at: datetime, extra_meta: dict[str, Any] | None = None) -> Package:
     """Assemble the package (not yet delivered)."""
     check_deidentified(t.measures, t.services)
     pkg = Package(recipient, FEED, period, run_id)
@@ -174,7 +174,7 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
     files = sorted([*pkg.files, "report.html"])
     html = report_html.render(lhj=lhj, recipient=recipient, period=period, run_id=run_id, table=t.measures,
                               state=t.state, suppression_method=t.suppression_method, ci_method=ci_method,
-                              fingerprint=signing.fingerprint(signer.public_key()), key_id=signer.key_id,
+                              fingerprint=publisher.fingerprint, key_id=publisher.key_id,
                               generated_at=generated_at, files=files)
     pkg.add("report.html", html, "text/html; charset=utf-8")
     ann = t.measures["annotation"].value_counts().to_dict() if len(t.measures) else {}
@@ -191,3 +191,29 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
         **(extra_meta or {}),
     }
     return pkg
+
+
+@dataclass(frozen=True)
+class LhjJob:
+    """Everything one LHJ's package needs, picklable (no engine, no private key): the unit of work
+    the in-process stage hands to a worker process."""
+
+    recipient: str
+    lhj: str
+    period: str
+    run_id: str
+    cells: pd.DataFrame
+    state: pd.DataFrame
+    services: pd.DataFrame
+    state_published: pd.DataFrame | None
+    ci_method: str
+    publisher: signing.Publisher
+    generated_at: datetime
+
+
+def build_job(job: LhjJob) -> tuple[Package, int, int]:
+    """Suppress and assemble one LHJ's package: (package, cells, suppressed cells). Pure Python."""
+    t = tables(job.cells, job.state, job.services, job.ci_method, state_published=job.state_published)
+    pkg = build(recipient=job.recipient, lhj=job.lhj, period=job.period, run_id=job.run_id, t=t,
+                ci_method=job.ci_method, publisher=job.publisher, generated_at=job.generated_at)
+    return pkg, t.cells, t.suppressed

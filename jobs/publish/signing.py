@@ -72,6 +72,14 @@ def verify(public_key: Ed25519PublicKey, message: bytes, signature: bytes) -> bo
 
 
 @dataclass(frozen=True)
+class Publisher:
+    """The public facts about the signing key (safe to hand to worker processes and reports)."""
+
+    key_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Signer:
     """A loaded signing key; ``sign`` returns the raw 64-byte signature."""
 
@@ -83,6 +91,9 @@ class Signer:
 
     def public_key(self) -> Ed25519PublicKey:
         return self._private.public_key()
+
+    def publisher(self) -> Publisher:
+        return Publisher(self.key_id, fingerprint(self.public_key()))
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"

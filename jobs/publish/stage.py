@@ -15,6 +15,7 @@ delivered.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = get_logger(__name__)
+
+POOL_MIN = 8  # fewer LHJs than this are built in this process (starting workers costs seconds)
 
 __all__ = ["publish_recipient", "recipient_id", "recipients", "run"]
 
@@ -76,16 +79,21 @@ def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipien
     return delivered, seq
 
 
-def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared) -> dict[str, Any]:
+def lhj_job(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
+            publisher: signing.Publisher) -> lhj_feed.LhjJob:
+    """One LHJ's inputs (its cells, the state totals, its service counts), ready to build anywhere."""
     lhj = lhj_name(recipient)
     mine, state, svc = prepare.lhj_frames(spark, prepared, lhj)
     if prepared.state_published is None:
         prepared.state_published = lhj_feed.state_table(state, prepared.ci_method)
-    t = lhj_feed.tables(mine, state, svc, prepared.ci_method, state_published=prepared.state_published)
-    signer = signing.get_signer(ctx.settings)
-    now = datetime.now(UTC)
-    pkg = lhj_feed.build(recipient=recipient, lhj=lhj, period=ctx.period, run_id=ctx.run_id, t=t,
-                         ci_method=prepared.ci_method, signer=signer, generated_at=now)
+    return lhj_feed.LhjJob(recipient, lhj, ctx.period, ctx.run_id, mine, state, svc, prepared.state_published,
+                           prepared.ci_method, publisher, datetime.now(UTC))
+
+
+def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, pkg: package.Package,
+                cells: int, suppressed: int, signer: signing.Signer, now: datetime) -> dict[str, Any]:
+    """Stage, ledger, promote and log a built LHJ package (in the process that owns the engine)."""
+    recipient = pkg.recipient
     staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
     members = prepare.disclosure_members(spark, prepared.run_id, recipient)
     delivered, seq = _record_and_promote(
@@ -93,10 +101,66 @@ def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: 
         rule_ids=prepared.rules.get(recipient) or list(lhj_feed.RULE_IDS),
         consent_ids=prepared.consents.get(recipient, []))
     n_members = prepared.members.get(recipient, 0)
-    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, cells=t.cells, suppressed=t.suppressed,
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, cells=cells, suppressed=suppressed,
                     members=n_members)
     return {"recipient": recipient, "feed": lhj_feed.FEED, "version": delivered.version, "uri": delivered.uri,
-            "ledger_seq": seq, "cells": t.cells, "suppressed_cells": t.suppressed, "members": n_members}
+            "ledger_seq": seq, "cells": cells, "suppressed_cells": suppressed, "members": n_members}
+
+
+def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared) -> dict[str, Any]:
+    signer = signing.get_signer(ctx.settings)
+    job = lhj_job(spark, ctx, recipient, prepared, signer.publisher())
+    pkg, cells, suppressed = lhj_feed.build_job(job)
+    return deliver_lhj(spark, ctx, prepared, pkg, cells, suppressed, signer, job.generated_at)
+
+
+def _workers() -> int:
+    """Worker processes for building LHJ packages in-process (PHMX_PUBLISH_WORKERS; 1 = none)."""
+    try:
+        n = int(os.environ.get("PHMX_PUBLISH_WORKERS", "0"))
+    except ValueError:
+        raise ConfigError("PHMX_PUBLISH_WORKERS must be a whole number") from None
+    return n if n > 0 else min(4, os.cpu_count() or 1)
+
+
+def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, recipients: list[str],
+                 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every LHJ of the run: packages built in worker processes (the suppression audit is CPU-bound
+    Python), then staged, ledgered and delivered one by one here. Returns (done, failed)."""
+    done: list[dict[str, Any]] = []
+    failed: list[str] = []
+    workers = _workers()
+    if workers <= 1 or len(recipients) < POOL_MIN:
+        for r in recipients:
+            try:
+                done.append(publish_lhj(spark, ctx, r, prepared))
+            except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
+                _failed(r, exc, failed)
+        return done, failed
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    signer = signing.get_signer(ctx.settings)
+    jobs = {}
+    for r in recipients:
+        try:
+            jobs[r] = lhj_job(spark, ctx, r, prepared, signer.publisher())
+        except Exception as exc:  # noqa: BLE001
+            _failed(r, exc, failed)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {r: pool.submit(lhj_feed.build_job, job) for r, job in jobs.items()}
+        for r, fut in futures.items():
+            try:
+                pkg, cells, suppressed = fut.result()
+                done.append(deliver_lhj(spark, ctx, prepared, pkg, cells, suppressed, signer, jobs[r].generated_at))
+            except Exception as exc:  # noqa: BLE001
+                _failed(r, exc, failed)
+    return done, failed
+
+
+def _failed(recipient: str, exc: Exception, failed: list[str]) -> None:
+    log.error("publish to %s failed: %s", recipient, exc if isinstance(exc, PhmxError) else type(exc).__name__)
+    failed.append(recipient)
 
 
 def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[str, Any]:
@@ -147,14 +211,12 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
         return StageResult("publish", counts, {"recipient": recipient, "uri": out["uri"]})
     prepared = prepare.prepare(spark, ctx)
     todo = prepared.all_recipients
-    done: list[dict[str, Any]] = []
-    failed: list[str] = []
-    for r in todo:
+    done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients)
+    for r in prepared.plans:
         try:
-            done.append(publish_recipient(spark, ctx, r, prepared))
+            done.append(publish_plan(spark, ctx, r))
         except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
-            log.error("publish to %s failed: %s", r, type(exc).__name__ if not isinstance(exc, PhmxError) else exc)
-            failed.append(r)
+            _failed(r, exc, failed)
     counts: dict[str, int | float | str] = {
         "lhj_feeds": sum(1 for d in done if is_lhj(d["recipient"])),
         "plan_feeds": sum(1 for d in done if is_plan(d["recipient"])),

@@ -243,3 +243,21 @@ def test_airflow_steps_prepare_then_one_recipient_makes_a_new_version_and_report
         publish.report(run2)
     assert "lhj_alameda" in str(exc.value) and "lhj_long_beach" not in str(exc.value)
     assert publish.report(RUN)["published"] == 5
+
+
+def test_lhj_packages_built_in_worker_processes_match_the_sequential_ones(published, spark, monkeypatch):
+    from jobs.publish import prepare, stage
+    from jobs.publish.verify import verify_package
+    from phmx.context import RunContext
+
+    home, _ = published
+    monkeypatch.setattr(stage, "POOL_MIN", 1)
+    monkeypatch.setenv("PHMX_PUBLISH_WORKERS", "2")
+    ctx = RunContext.new(period="all", run_id="run-publish-test-3")
+    prepared = prepare.prepare(spark, ctx)
+    done, failed = stage.publish_lhjs(spark, ctx, prepared, ["lhj_alameda", "lhj_berkeley"])
+    assert failed == [] and [d["recipient"] for d in done] == ["lhj_alameda", "lhj_berkeley"]
+    for d in done:
+        folder = Path(d["uri"])
+        assert verify_package(folder).version == folder.name
+        assert (folder / "measures.csv").read_text() == (folder.parent / "v1" / "measures.csv").read_text()
