@@ -265,6 +265,7 @@ def edge_guard_reasons(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Se
 
 
 def _gammas(settings: IdentitySettings, cname: str, labels: Iterable[str]) -> list[int]:
+    """Gamma values of the named levels of a comparison."""
     comp = settings.comparison(cname)
     wanted = set(labels)
     return [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]

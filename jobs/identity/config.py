@@ -116,6 +116,7 @@ class IdentitySettings:
     source_trust: tuple[str, ...]
     survivorship: dict[str, str] = field(default_factory=dict)
     edge_guards: tuple[EdgeGuard, ...] = ()
+    deterministic: tuple[EdgeGuard, ...] = ()
     unique_sources: tuple[str, ...] = ()
     source_file: str = ""
 
@@ -155,7 +156,9 @@ class IdentitySettings:
         guards = tuple(
             replace(g, unless=tuple((c, lv) for c, lv in g.unless if c in names))
             for g in self.edge_guards if all(c in names for c, _ in g.when))
-        return replace(self, comparisons=comps, rules=rules, training_rules=training, edge_guards=guards)
+        det = tuple(d for d in self.deterministic if all(c in names for c, _ in d.when))
+        return replace(self, comparisons=comps, rules=rules, training_rules=training, edge_guards=guards,
+                       deterministic=det)
 
 
 def _need(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -195,6 +198,31 @@ def _level(raw: Any, where: str) -> Level:
                  threshold=float(threshold) if threshold is not None else None,
                  max=raw.get("max"), n=raw.get("n"),
                  max_bits=float(max_bits) if max_bits is not None else None)
+
+
+def _level_rules(raw: list[Any], where_base: str, by_name: dict[str, Comparison]) -> list[EdgeGuard]:
+    """Rules over comparison levels (edge guards, deterministic links), validated."""
+    out = []
+    for i, g in enumerate(raw):
+        where = f"{where_base}[{i}]"
+        gname = _need(g, "name", where, str)
+        parts = {}
+        for part in ("when", "unless"):
+            spec = g.get(part) or {}
+            if not isinstance(spec, dict) or (part == "when" and not spec):
+                raise ConfigError(f"{where}.{part}: a mapping of comparison -> list of level labels")
+            items = []
+            for cname, labels in spec.items():
+                if cname not in by_name:
+                    raise ConfigError(f"{where}.{part}.{cname}: no such comparison")
+                known = {lv.label for lv in by_name[cname].levels}
+                bad = [lb for lb in labels if lb not in known]
+                if bad:
+                    raise ConfigError(f"{where}.{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
+                items.append((cname, tuple(labels)))
+            parts[part] = tuple(items)
+        out.append(EdgeGuard(gname, parts["when"], parts["unless"], bool(g.get("review", True))))
+    return out
 
 
 def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
@@ -242,27 +270,10 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
             raise ConfigError(f"{where}.only_if_null: unknown feature {only!r}")
         comps.append(Comparison(name, column, levels, bool(c.get("tf", False)), only))
     by_name = {c.name: c for c in comps}
-    edge_guards = []
-    for i, g in enumerate(guards.get("edge") or []):
-        where = f"{source}: guards.edge[{i}]"
-        gname = _need(g, "name", where, str)
-        parts = {}
-        for part in ("when", "unless"):
-            spec = g.get(part) or {}
-            if not isinstance(spec, dict) or (part == "when" and not spec):
-                raise ConfigError(f"{where}.{part}: a mapping of comparison -> list of level labels")
-            items = []
-            for cname, labels in spec.items():
-                if cname not in by_name:
-                    raise ConfigError(f"{where}.{part}.{cname}: no such comparison")
-                known = {lv.label for lv in by_name[cname].levels}
-                bad = [lb for lb in labels if lb not in known]
-                if bad:
-                    raise ConfigError(f"{where}.{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
-                items.append((cname, tuple(labels)))
-            parts[part] = tuple(items)
-        edge_guards.append(EdgeGuard(gname, parts["when"], parts["unless"], bool(g.get("review", True))))
+    edge_guards = _level_rules(guards.get("edge") or [], f"{source}: guards.edge", by_name)
+    deterministic = _level_rules(data.get("deterministic") or [], f"{source}: deterministic", by_name)
     surv = data.get("survivorship") or {}
+
     return IdentitySettings(
         link_probability=link_p,
         review_probability=review_p,
@@ -283,6 +294,7 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         source_trust=tuple(surv.get("source_trust") or ("*",)),
         survivorship=dict(surv.get("fields") or {}),
         edge_guards=tuple(edge_guards),
+        deterministic=tuple(deterministic),
         unique_sources=tuple(str(x) for x in (guards.get("unique_sources") or ())),
         source_file=source,
     )

@@ -213,10 +213,17 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     from pyspark.sql import functions as F
 
     g_cols = comparisons.gamma_names(settings)
-    kept = scored.scored(settings).where(F.col("match_probability") >= F.lit(settings.review_probability))
-    edges = kept.select("rid_l", "rid_r", "match_weight", *g_cols).toPandas()
+    det = deterministic_column(settings)
+    kept = scored.scored(settings).withColumn("deterministic", det) \
+        .where((F.col("match_probability") >= F.lit(settings.review_probability)) | F.col("deterministic"))
+    edges = kept.select("rid_l", "rid_r", "match_weight", "deterministic", *g_cols).toPandas()
     edges["guard"] = edge_guard_reasons(edges, settings)
-    link_mask = (edges["match_weight"] >= settings.link_weight) & edges["guard"].isna()
+    link_mask = ((edges["match_weight"] >= settings.link_weight) | edges["deterministic"].astype(bool)) \
+        & edges["guard"].isna()
+    # A deterministic link counts at least as a link in the clustering order.
+    edges["match_weight"] = edges["match_weight"].where(~(edges["deterministic"].astype(bool)
+                                                          & (edges["match_weight"] < settings.link_weight)),
+                                                        settings.link_weight)
     # Every kept pair a guard fires on (links refused, and review-band pairs a silent guard
     # takes out of the review queue).
     guarded = edges.loc[edges["guard"].notna(), ["rid_l", "rid_r", "match_weight", "guard"]]
@@ -234,6 +241,23 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     stats["link_edges"] = int(link_mask.sum())
     stats["edge_guarded"] = int((guarded["match_weight"] >= settings.link_weight).sum())
     return Links(labels=result.labels, kept_pairs=kept, refused=result.refused, guarded=guarded, stats=stats)
+
+
+def deterministic_column(settings: IdentitySettings):  # noqa: ANN201 - a pyspark Column
+    """True when a pair meets a deterministic rule (``deterministic`` in the settings): exact
+    agreement that links whatever the model says (a tiny population gives EM nothing to
+    learn from). Guards still apply."""
+    from pyspark.sql import functions as F
+
+    from jobs.identity.cluster import _gammas
+
+    out = F.lit(False)
+    for rule in settings.deterministic:
+        cond = F.lit(True)
+        for cname, labels in rule.when:
+            cond = cond & F.col(f"g_{cname}").isin(_gammas(settings, cname, labels))
+        out = out | cond
+    return out
 
 
 def _attrs(spark: SparkSession, std: DataFrame, rids: Any) -> pd.DataFrame:
