@@ -245,9 +245,10 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
 
 
 def to_spark(spark, person: pd.DataFrame):  # noqa: ANN001, ANN201 - pyspark types
-    """A silver.person-shaped DataFrame from :func:`generate` output (all columns of PERSON)."""
+    """A silver.person-shaped DataFrame from :func:`generate`-like output (absent columns null)."""
     from phmx import lakehouse, tables
 
+    person = person.reindex(columns=PERSON_COLUMNS)  # missing columns are null
     df = spark.createDataFrame(person.astype(object).where(person.notna(), None),
                                "source string, source_person_id string, cin string, ssn string, given_name string,"
                                " middle_name string, family_name string, birth_date date, sex string,"

@@ -165,3 +165,20 @@ def test_review_decisions_merge_split_and_explain(spark, phmx_home, population, 
     # Decided pairs leave the queue.
     open_ids = set(lakehouse.read(spark, id_tables.REVIEW_QUEUE).toPandas()["pair_id"])
     assert apart["pair_id"] not in open_ids
+
+
+def test_tiny_population_links_on_exact_identifiers(spark, phmx_home, write_person, monkeypatch):
+    # Five people, each in three sources, every field exact: EM has no non-matches to learn
+    # from; the deterministic rules still link them (and keep the five apart).
+    rows = []
+    for i, (given, family) in enumerate([("Ana", "Abarca"), ("Bruno", "Benitez"), ("Carla", "Cardenas"),
+                                         ("Diego", "Dominguez"), ("Elena", "Escobar")], start=1):
+        dob = dt.date(2015, i, i + 5)
+        for source, cin in (("mcp_bluecoast", f"9{i:07d}B"), ("dental_medical", f"9{i:07d}B"), ("cair2", None)):
+            rows.append({"source": source, "source_person_id": f"{source[:2]}{i}", "cin": cin, "given_name": given,
+                         "family_name": family, "birth_date": dob, "sex": "F", "zip": "94607"})
+    write_person(pd.DataFrame(rows))
+    _run(spark, "r1", "full", monkeypatch)
+    xw = _xwalk(spark)
+    assert xw["member_id"].nunique() == 5
+    assert (xw.groupby(xw["source_person_id"].str[-1])["member_id"].nunique() == 1).all()
