@@ -76,9 +76,5 @@ def test_all_four_source_types_reach_a_published_feed(spark, handbuilt):
     assert verify().ok
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue #4): on a tiny population where every candidate pair "
-                                       "agrees exactly, EM has no non-matches to learn from and the linker "
-                                       "links nothing; exact agreement on a valid CIN, name and birth date "
-                                       "should link deterministically")
 def test_exact_identifiers_link_even_in_a_tiny_population(spark, handbuilt):
     assert lakehouse.read(spark, "gold.member").count() == 15  # the same 15 children in five sources
