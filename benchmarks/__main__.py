@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [a for a in argv if not a.startswith("-")] or available()
     failed = []
     for name in names:
-        importlib.import_module(f"benchmarks.{name}")  # fail early on a typo
+        module = importlib.import_module(f"benchmarks.{name}")  # fail early on a typo
+        if not hasattr(module, "main"):
+            continue  # a helper module of another benchmark (e.g. identity_splink), not a benchmark
         print(f"\n######## benchmarks.{name}{' --quick' if quick else ''}", flush=True)
         # One process per benchmark: each gets its own engine and a clean peak-memory figure.
         rc = subprocess.call([sys.executable, "-m", f"benchmarks.{name}", *(["--quick"] if quick else [])])
