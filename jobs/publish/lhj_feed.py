@@ -63,6 +63,7 @@ DETAIL_LEVELS: tuple[tuple[str, Any], ...] = (
     ("year only, one-way stratifiers", lambda t: t[(t["period"].astype(str).str.len() == 4)
                                                    & ~t["stratifier"].astype(str).str.contains("*", regex=False)]),
     ("totals only", lambda t: t[t["stratifier"].astype(str) == ALL]),
+    ("year totals only", lambda t: t[(t["stratifier"].astype(str) == ALL) & (t["period"].astype(str).str.len() == 4)]),
 )
 
 
@@ -71,7 +72,8 @@ def suppress_and_finalize(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataF
 
     ``privacy.suppression`` raises PrivacyError when its attacker audit still bounds a suppressed
     cell too tightly; then the next, coarser level is tried (two-way tables dropped, then
-    quarters and months, then every stratifier). If even the coarsest fails, the error propagates and this recipient's
+    quarters and months, then every stratifier, then all but the year totals, which have no
+    additive relation left, so primary suppression alone protects them). If even that fails, the error propagates and this recipient's
     feed is not published (the others are).
     """
     from phmx.errors import PrivacyError
