@@ -50,6 +50,14 @@ def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table
     return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc)
 
 
+def define_table(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
+    """Build a contract from ``"col type, col type"`` text (``;`` stands for a comma inside a type).
+
+    Stages that still keep a few contracts of their own use this, so there is one parser.
+    """
+    return _t(layer, name, cols, keys, doc)
+
+
 # Lineage carried by every bronze row (after the feed's own columns).
 LINEAGE = _t(
     "bronze",

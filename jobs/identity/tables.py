@@ -8,17 +8,7 @@ split event log. They use the same :class:`phmx.tables.Table` type so the lakeho
 from __future__ import annotations
 
 from phmx.tables import Table
-
-
-def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
-    parsed = []
-    for part in cols.split(","):
-        part = part.strip()
-        if part:
-            c, t = part.split(None, 1)
-            parsed.append((c, t.replace(";", ",")))
-    return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc)
-
+from phmx.tables import define_table as _t
 
 LINK_PAIRS = _t(
     "gold",

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phmx import tables as core
 from phmx.tables import Table
+from phmx.tables import define_table as _t
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-
-def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
-    return core._t(layer, name, cols, keys, doc)  # noqa: SLF001 - the same parser as the core contracts
 
 
 FEED_LOG = _t(
