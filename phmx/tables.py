@@ -158,6 +158,18 @@ MEDICATION = _t(
     keys="source rx_claim_id",
 )
 
+SOCIAL_OBSERVATION = _t(
+    "silver",
+    "social_observation",
+    "source string, observation_id string, source_person_id string, category string,"
+    "code_system string, code string, observation_date date,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source observation_id",
+    doc="Social needs a submitter recorded about a person on a date (category homelessness: a "
+    "CalOMS ZIP of 00000, a CSI periodic living arrangement of 07). Carries the submitter's "
+    "labels: a CalOMS observation reveals SUD treatment, so it is a Part 2 record.",
+)
+
 # Consent records: written by the consent registry (consent/registry.py).
 CONSENT = _t(
     "silver",
@@ -265,6 +277,7 @@ ALL: tuple[Table, ...] = (
     DENTAL_SERVICE,
     IMMUNIZATION,
     MEDICATION,
+    SOCIAL_OBSERVATION,
     CONSENT,
     MEMBER_XWALK,
     MEMBER,

@@ -77,6 +77,16 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     return lakehouse.conform_to(df, table)
 
 
+def target_sources(bronze: DataFrame, mapping: dict[str, Any]) -> list[str]:
+    """The sources a target is refreshed for: every source present in bronze, not only those with
+    rows in the target. A sparse target (a social observation) whose rows all disappear from a
+    source's replacement submission must lose them in silver too, not keep the superseded ones."""
+    from pyspark.sql import functions as F
+
+    expr = F.expr(str(mapping.get("source", "submitter")))
+    return sorted(r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None)
+
+
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Conform every bronze table that exists into the silver tables its spec targets."""
     counts: dict[str, int] = {}
@@ -88,7 +98,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         for target, mapping in spec.targets.items():
             df = build_target(bronze, spec, target, mapping)
             table = SILVER[target]
-            sources = sorted({r[0] for r in df.select("source").distinct().collect()})
+            sources = target_sources(bronze, mapping)
             if not sources:
                 continue
             scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"

@@ -25,6 +25,7 @@ from phmx.tables import (
     MEDICATION,
     MEMBER,
     MEMBER_XWALK,
+    SOCIAL_OBSERVATION,
 )
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Inputs:
     medications: DataFrame  # member_id, fill_date, ndc, labels
     coverage: DataFrame     # member_id, plan_id, start_date, end_date (open end = 9999-12-31)
     islands: DataFrame      # member_id, island_start, island_end: merged continuous coverage
-    homeless_records: DataFrame | None  # member_id, event_date, labels (interim, from bronze)
+    homeless_records: DataFrame | None  # member_id, event_date, security_labels
     ed: DataFrame | None = None      # ed_visits(), once materialised
     stays: DataFrame | None = None   # inpatient_stays(), once materialised
 
@@ -111,7 +112,7 @@ def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
         "member_id", "plan_id", "start_date",
         F.coalesce("end_date", F.lit(OPEN_END).cast("date")).alias("end_date"))
     inputs = Inputs(members, enc, bh, dental, imm, meds, coverage, coverage_islands(coverage),
-                    interim_bronze_homeless_records(spark, xwalk))
+                    homeless_records(spark, xwalk))
     return materialise(inputs, scratch) if scratch is not None else inputs
 
 
@@ -183,36 +184,17 @@ def inpatient_stays(inputs: Inputs) -> DataFrame:
             .where(F.col("admit_date").isNotNull()))
 
 
-def interim_bronze_homeless_records(spark: SparkSession, xwalk: DataFrame) -> DataFrame | None:
-    """INTERIM: homelessness recorded by county BH submitters, read from bronze.
-
-    The county SUD (CalOMS) record writes ZIP 00000 for a homeless client and the CSI periodic
-    record a living arrangement of 07; conform nulls the ZIP and drops the periodic record, so
-    silver cannot tell. Until silver carries a homeless flag (requested in the stage's report),
-    this reads the two bronze tables, keyed the way conform keys them (``<submitter>:sud`` /
-    ``<submitter>:mh`` and the client number). CalOMS rows are 42 CFR Part 2 records, so they
-    carry those labels. Returns None when neither bronze table exists.
+def homeless_records(spark: SparkSession, xwalk: DataFrame) -> DataFrame | None:
+    """Homelessness a submitter recorded (silver.social_observation, category homelessness:
+    CalOMS ZIP 00000, CSI periodic living arrangement 07), linked to members, with the row's
+    own security labels (a CalOMS observation is a Part 2 record). None when the table is absent.
     """
     from pyspark.sql import functions as F
 
-    frames = []
-    if lakehouse.exists("bronze.sud_caloms"):
-        cal = lakehouse.read(spark, "bronze.sud_caloms")
-        frames.append(cal.where(F.trim("zip") == "00000").select(
-            F.concat(F.col("submitter"), F.lit(":sud")).alias("source"),
-            F.col("client_id").alias("source_person_id"),
-            F.coalesce(F.to_date("discharge_date"), F.to_date("admission_date")).alias("event_date"),
-            F.array(F.lit("42CFRPart2"), F.lit("ETH"), F.lit("SUD")).alias("security_labels")))
-    if lakehouse.exists("bronze.mh_csi"):
-        csi = lakehouse.read(spark, "bronze.mh_csi")
-        frames.append(csi.where((F.col("record_type") == "P") & (F.trim("living_arrangement") == "07")).select(
-            F.concat(F.col("submitter"), F.lit(":mh")).alias("source"),
-            F.col("client_number").alias("source_person_id"),
-            F.to_date("service_date").alias("event_date"),
-            F.array(F.lit("MH")).alias("security_labels")))
-    if not frames:
+    if not lakehouse.exists(SOCIAL_OBSERVATION):
         return None
-    out = frames[0]
-    for f in frames[1:]:
-        out = out.unionByName(f)
-    return _link(out, xwalk).select("member_id", "event_date", "security_labels")
+    obs = lakehouse.read(spark, SOCIAL_OBSERVATION).where(
+        (F.col("category") == "homelessness") & F.col("observation_date").isNotNull())
+    return _link(obs, xwalk).select(F.col("member_id"), F.col("observation_date").alias("event_date"),
+                                    F.coalesce("security_labels", F.array().cast("array<string>"))
+                                    .alias("security_labels"))

@@ -9,7 +9,7 @@ lookback is the 12 months ending on the period's last day (``as_of``). Evidence:
 * behavioral health: SMI and other mental illness diagnoses; SUD diagnoses, county SUD (CalOMS)
   treatment, or SUD pharmacotherapy;
 * social needs: homelessness (Z59.0x, or CalOMS ZIP 00000 / CSI living arrangement 07, see
-  jobs.measures.inputs.interim_bronze_homeless_records) and other Z55-Z65 codes.
+  silver.social_observation, jobs.measures.inputs.homeless_records) and other Z55-Z65 codes.
 
 Each row carries the security labels of the evidence behind its behavioral-health and
 homelessness flags, so a risk row that reveals SUD treatment is treated like the SUD record.

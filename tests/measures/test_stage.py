@@ -190,18 +190,29 @@ def build_world() -> World:
 
 
 def _bronze_homeless(spark: Any) -> None:
-    """The interim homelessness sources in bronze: a CalOMS admission with ZIP 00000 and a CSI
-    periodic record with living arrangement 07."""
+    """Homelessness as county submitters record it, through conform's real mappings into
+    silver.social_observation: a CalOMS admission with ZIP 00000 and CSI periodic records with
+    living arrangement 07 (plus rows that must not count: a housed CalOMS client, a CSI service)."""
+    from jobs.conform import SILVER, base_specs, build_target
     from phmx import lakehouse
 
-    df = spark.createDataFrame(
-        [("county_06001_bh", "C-caloms", "00000", "2025-03-03", None)],
-        "submitter string, client_id string, zip string, admission_date string, discharge_date string")
-    lakehouse.append(df, "bronze.sud_caloms")
-    df = spark.createDataFrame(
-        [("county_06001_bh", "C-csi", "P", "2025-02-02", "07"), ("county_06001_bh", "C-csi", "P", "2024-02-02", "07")],
-        "submitter string, client_number string, record_type string, service_date string, living_arrangement string")
-    lakehouse.append(df, "bronze.mh_csi")
+    lineage = "submission_id string, period string, row_number bigint"
+    cal = spark.createDataFrame(
+        [("county_06001_bh", "C-caloms", "00000", "2025-03-03", None, "P1", "A", "s1", "2025-03", 1),
+         ("county_06001_bh", "C-housed", "94612", "2025-03-04", None, "P1", "A", "s1", "2025-03", 2)],
+        "submitter string, client_id string, zip string, admission_date string, discharge_date string,"
+        f"provider_id string, record_type string, {lineage}")
+    csi = spark.createDataFrame(
+        [("county_06001_bh", "C-csi", "P", "2025-02-02", "07", "s2", "2025-02", 1),
+         ("county_06001_bh", "C-csi", "P", "2024-02-02", "07", "s2", "2025-02", 2),
+         ("county_06001_bh", "C-csi", "S", "2025-02-03", "07", "s2", "2025-02", 3)],
+        "submitter string, client_number string, record_type string, service_date string,"
+        f"living_arrangement string, {lineage}")
+    specs = base_specs()
+    for name, bronze in (("sud_caloms", cal), ("mh_csi", csi)):
+        spec = specs[name]
+        df = build_target(bronze, spec, "social_observation", spec.targets["social_observation"])
+        lakehouse.merge(spark, df, SILVER["social_observation"])
 
 
 def _s(v: Any) -> str | None:
@@ -486,7 +497,7 @@ def test_county_records_flag_homelessness_with_their_labels(world_run):
     assert caloms.lhj == "Unknown"
     csi = _risk(world_run, "risk_csi")  # living arrangement 07 in 2025; the 2024 service is outside the lookback
     assert bool(csi.ecm_homeless) and not bool(csi.ecm_smi_sud)
-    assert (csi.social_points, csi.behavioral_points, csi.points, sorted(csi.security_labels)) == (3, 0, 3, ["MH"])
+    assert (csi.social_points, csi.behavioral_points, csi.points, sorted(csi.security_labels)) == (3, 0, 3, ["MH", "PSY"])
 
 
 def test_stage_result_counts_only(world_run):
