@@ -3,8 +3,11 @@
 Every version of every consent is kept. A county form's id is ``<submitter>:<form id>`` so two
 counties' form numbers never collide; its ``source`` is ``<submitter>:sud`` or ``<submitter>:mh``
 (the county's SUD and MH systems are separate person-id spaces, as conform names them). FHIR
-consents use the submitter as source and ``<submitter>:<resource id>`` as id. Versions are numbered in the order the hub received them
-(ingested_at, submission, row); an identical resubmission of a version is not a new version.
+consents use the submitter as source and ``<submitter>:<resource id>`` as id; R4 resources come
+through intake's ``fhir_consent`` feed (bronze.fhir_consent), R5 exports from the direct
+``consent_fhir`` landing path. Versions are numbered by ``meta.versionId``, else in the order
+the hub received them (ingested_at, submission, row); an identical resubmission of a version is
+not a new version.
 
 Provisions are stored as JSON: a list of nodes ``{path, parent, depth, effect, purposes,
 recipients, data_classes, period_start, period_end}`` where ``path`` encodes the tree ("0",
@@ -23,6 +26,7 @@ from consent import fhir
 from consent.tables import CONSENT
 from phmx import lakehouse, storage
 from phmx import settings as settings_mod
+from phmx.errors import ConsentError
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
@@ -130,10 +134,50 @@ def forms_to_consent(forms: DataFrame) -> DataFrame:
 
 
 FHIR_FEED = "consent_fhir"
+BRONZE_FHIR = "bronze.fhir_consent"
+
+
+def bronze_fhir_to_consent(spark: SparkSession) -> tuple[DataFrame | None, int]:
+    """FHIR R4 Consents submitted through intake's ``fhir_consent`` feed (bronze.fhir_consent,
+    each resource whole in ``resource_json``, already validated against the R4 models).
+
+    The lineage is intake's: submission id, period and row number of the bronze row, and the time
+    the hub received the file as ``recorded_at``. A resource the registry cannot normalise (e.g.
+    a provision it cannot read) is counted and logged by submission and row, without content; it
+    stays in bronze, so nothing is lost.
+    """
+    import json
+
+    from consent.policy import load_policy
+
+    if not lakehouse.exists(BRONZE_FHIR):
+        return None, 0
+    policy = load_policy()
+    rows, rejected = [], 0
+    cols = ("submitter", "submission_id", "period", "row_number", "ingested_at", "resource_json")
+    for r in lakehouse.read(spark, BRONZE_FHIR).select(*cols).toLocalIterator():
+        recorded = r.ingested_at.astimezone(UTC).replace(tzinfo=None) if r.ingested_at.tzinfo else r.ingested_at
+        try:
+            row = fhir.normalise(json.loads(r.resource_json), source=r.submitter, recorded_at=recorded,
+                                 policy=policy)
+        except (ValueError, ConsentError) as exc:
+            reason = str(exc) if isinstance(exc, ConsentError) else "invalid JSON"
+            log.warning("consent: FHIR Consent in submission %s row %d not registered: %s",
+                        r.submission_id, r.row_number, reason)
+            rejected += 1
+            continue
+        row.update(submission_id=r.submission_id, period=r.period, row_number=int(r.row_number))
+        rows.append(row)
+    return _versioned(spark, rows), rejected
 
 
 def fhir_files(landing_root: str | None = None) -> list[storage.StoredFile]:
-    """NDJSON files landed as ``<landing>/<submitter>/consent_fhir/<period>/*.ndjson``."""
+    """NDJSON files landed as ``<landing>/<submitter>/consent_fhir/<period>/*.ndjson``.
+
+    The direct path for FHIR R5 Consent exports (intake's ``fhir_consent`` feed validates against
+    the R4 models, so R5 resources go here and are validated by the registry with the R5 models);
+    R4 consents should come through intake, which gives the submitter a receipt.
+    """
     root = landing_root or settings_mod.load().landing_root
     if not storage.is_s3(root) and not Path(root).is_dir():
         return []
@@ -149,9 +193,6 @@ def fhir_to_consent(spark: SparkSession, files: list[storage.StoredFile]) -> tup
     """
     import hashlib
 
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
     rows, rejected = [], 0
     for f in files:
         submitter, _, period = f.relpath.split("/")[:3]
@@ -163,8 +204,16 @@ def fhir_to_consent(spark: SparkSession, files: list[storage.StoredFile]) -> tup
             log.warning("consent: rejected FHIR line %d of a %s file: %s", n, FHIR_FEED, reason)
         rejected += len(errors)
         rows += got
+    return _versioned(spark, rows), rejected
+
+
+def _versioned(spark: SparkSession, rows: list[dict]) -> DataFrame | None:
+    """silver.consent rows with versions numbered per consent (meta.versionId, else arrival)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     if not rows:
-        return None, rejected
+        return None
     ddl = CONSENT.ddl.replace("version int, ", "") + ", meta_version int"
     cols = [c for c, _ in CONSENT.columns if c != "version"] + ["meta_version"]
     df = spark.createDataFrame([tuple(r.get(c) for c in cols) for r in rows], ddl)
@@ -173,7 +222,7 @@ def fhir_to_consent(spark: SparkSession, files: list[storage.StoredFile]) -> tup
     order = Window.partitionBy("consent_id").orderBy(F.col("meta_version").asc_nulls_last(), "recorded_at",
                                                       "submission_id", "row_number")
     df = df.withColumn("version", F.row_number().over(order).cast("int"))
-    return lakehouse.conform_to(df, CONSENT), rejected
+    return lakehouse.conform_to(df, CONSENT)
 
 
 def _mtime(f: storage.StoredFile) -> datetime:
@@ -191,10 +240,11 @@ def refresh(spark: SparkSession) -> dict[str, int]:
         rows = forms_to_consent(forms)
         lakehouse.merge(spark, rows, CONSENT)
         counts["consent_forms"] = 1
-    fdf, rejected = fhir_to_consent(spark, fhir_files())
-    counts["fhir_rejected"] = rejected
-    if fdf is not None:
-        lakehouse.merge(spark, fdf, CONSENT)
-        counts["fhir_consents"] = 1
+    counts["fhir_rejected"] = 0
+    for fdf, rejected in (bronze_fhir_to_consent(spark), fhir_to_consent(spark, fhir_files())):
+        counts["fhir_rejected"] += rejected
+        if fdf is not None:
+            lakehouse.merge(spark, fdf, CONSENT)
+            counts["fhir_consents"] = 1
     counts["consent_versions"] = int(lakehouse.read(spark, CONSENT).count())
     return counts

@@ -90,3 +90,33 @@ def test_stage_reads_landed_fhir(spark, phmx_home):
     assert at("m1", "SUD", "TREAT", datetime(2024, 3, 2)) == "deny"     # version 2 revoked it
     assert at("m2", "MH", "HOPERAT", datetime(2024, 6, 1)) == "deny"    # guardian of a child under 12, deny base
     assert datetime.now(UTC)  # the run used the wall clock only for decided_at
+
+
+def test_consents_submitted_through_intake_reach_the_decisions(spark, phmx_home):
+    """The documented feed: R4 Consents land in fhir_consent, intake validates them into bronze
+    (with a receipt), and the registry reads bronze, so the revocation in a later line counts."""
+    from jobs import ingest
+
+    write_members(spark, [("m1", "c1", date(1980, 1, 1))])
+    write_submissions(spark, [PLAN])
+    d = Path(phmx_home, "landing", COUNTY, "fhir_consent", "2024-02")
+    d.mkdir(parents=True)
+    revoked = {**R4, "status": "inactive", "dateTime": "2024-03-01T00:00:00Z",
+               "meta": {"versionId": "2", "lastUpdated": "2024-03-01T00:00:00Z"}}
+    (d / "consents.ndjson").write_text(json.dumps(R4) + "\n" + json.dumps(revoked) + "\n")
+    ingest.run(spark, RunContext.new(run_id="ri", period="2024-02"))
+    assert lakehouse.read(spark, "bronze.fhir_consent").count() == 2
+    result = run(spark, RunContext.new(run_id="rc", period="2024-02"))
+    assert result.counts["fhir_rejected"] == 0
+    versions = lakehouse.read(spark, "silver.consent").where(f"consent_id = '{COUNTY}:r4a'").orderBy("version").collect()
+    dec = lakehouse.read(spark, CONSENT_DECISION).where(
+        "member_id = 'm1' AND data_class = 'SUD' AND purpose = 'TREAT'").collect()
+
+    def at(t: datetime) -> str:
+        (row,) = [r for r in dec if r.valid_from <= t and (r.valid_to is None or t < r.valid_to)]
+        return row.decision
+
+    assert at(datetime(2024, 2, 1)) == "permit"
+    assert at(datetime(2024, 3, 2)) == "deny"  # version 2 (inactive) revoked it
+    assert [(v.version, v.status) for v in versions] == [(1, "active"), (2, "inactive")]
+    assert all(v.row_number in (1, 2) and not v.submission_id.startswith("fhir-") for v in versions)  # intake lineage
