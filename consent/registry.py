@@ -137,6 +137,27 @@ FHIR_FEED = "consent_fhir"
 BRONZE_FHIR = "bronze.fhir_consent"
 
 
+COUNTY_PREFIX = "county_"
+
+
+def person_space(row: dict) -> dict:
+    """Point a county's FHIR consent at the person-id space its patient reference lives in.
+
+    A county's SUD (CalOMS) and MH (CSI) systems are separate id spaces, which conform names
+    ``<submitter>:sud`` and ``<submitter>:mh`` (as county consent forms do by their program). A
+    FHIR Consent has no program field: a 42 CFR Part 2 policy or an SUD-labelled provision means
+    the SUD system, anything else the MH system. Plans' consents keep the submitter as source.
+    """
+    import json
+
+    src = str(row.get("source") or "")
+    if not src.startswith(COUNTY_PREFIX) or ":" in src:
+        return row
+    classes = {c for n in json.loads(row.get("provisions") or "[]") for c in (n.get("data_classes") or [])}
+    sud = row.get("policy") == PROGRAM_POLICY["SUD"] or "SUD" in classes or "42CFRPart2" in classes
+    return {**row, "source": f"{src}:{'sud' if sud else 'mh'}"}
+
+
 def bronze_fhir_to_consent(spark: SparkSession) -> tuple[DataFrame | None, int]:
     """FHIR R4 Consents submitted through intake's ``fhir_consent`` feed (bronze.fhir_consent,
     each resource whole in ``resource_json``, already validated against the R4 models).
@@ -167,7 +188,7 @@ def bronze_fhir_to_consent(spark: SparkSession) -> tuple[DataFrame | None, int]:
             rejected += 1
             continue
         row.update(submission_id=r.submission_id, period=r.period, row_number=int(r.row_number))
-        rows.append(row)
+        rows.append(person_space(row))
     return _versioned(spark, rows), rejected
 
 
@@ -203,7 +224,7 @@ def fhir_to_consent(spark: SparkSession, files: list[storage.StoredFile]) -> tup
         for n, reason in errors:
             log.warning("consent: rejected FHIR line %d of a %s file: %s", n, FHIR_FEED, reason)
         rejected += len(errors)
-        rows += got
+        rows += [person_space(r) for r in got]
     return _versioned(spark, rows), rejected
 
 

@@ -120,3 +120,17 @@ def test_consents_submitted_through_intake_reach_the_decisions(spark, phmx_home)
     assert at(datetime(2024, 3, 2)) == "deny"  # version 2 (inactive) revoked it
     assert [(v.version, v.status) for v in versions] == [(1, "active"), (2, "inactive")]
     assert all(v.row_number in (1, 2) and not v.submission_id.startswith("fhir-") for v in versions)  # intake lineage
+
+
+def test_county_fhir_consents_name_the_program_id_space():
+    """A county's CalOMS and CSI client ids are separate spaces (as conform and the forms name
+    them): a Part 2 consent points at <county>:sud, a mental-health one at <county>:mh."""
+    from consent.registry import person_space
+
+    sud = fhir.normalise(R4, source=COUNTY, recorded_at=datetime(2024, 1, 2))
+    mh = fhir.normalise(R5, source=COUNTY, recorded_at=datetime(2024, 1, 2))
+    plan = fhir.normalise(R4, source=PLAN, recorded_at=datetime(2024, 1, 2))
+    assert person_space(sud)["source"] == f"{COUNTY}:sud"
+    assert person_space(mh)["source"] == f"{COUNTY}:mh"
+    assert person_space(plan)["source"] == PLAN
+    assert person_space(person_space(sud))["source"] == f"{COUNTY}:sud"  # idempotent
