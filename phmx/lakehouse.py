@@ -73,10 +73,33 @@ def read(spark: SparkSession, table: Table | str, *, version: int | None = None)
         if contract is None:
             raise EngineError("table does not exist yet", table=_fqn(table))
         return spark.createDataFrame([], contract.ddl)
-    reader = spark.read.format("delta")
     if version is not None:
-        reader = reader.option("versionAsOf", version)
-    return reader.load(path)
+        return _read_version(spark, table, version)
+    return spark.read.format("delta").load(path)
+
+
+def _read_version(spark: SparkSession, table: Table | str, version: int) -> DataFrame:
+    """A table as of ``version`` (time travel, for audits that pin a version).
+
+    The embedded engine's ``versionAsOf`` fails for versions before a checkpoint whose commit
+    files are all still there ("Missing commit file"); delta-rs replays the log correctly. So
+    delta-rs resolves which data files made up that version and the engine reads exactly those
+    (our tables are unpartitioned and written without deletion vectors, so the files are the
+    version). A version with no files reads as an empty frame of the table's schema then.
+    """
+    from deltalake import DeltaTable
+
+    path = table_path(table)
+    opts = storage.delta_storage_options(path) if storage.is_s3(path) else None
+    dt = DeltaTable(path, version=version, storage_options=opts)
+    if dt.metadata().partition_columns:
+        return spark.createDataFrame(dt.to_pyarrow_table().to_pandas())
+    files = list(dt.file_uris())
+    current = spark.read.format("delta").load(path)
+    if not files:
+        return spark.createDataFrame([], current.schema)
+    names = [f.name for f in dt.schema().fields]
+    return spark.read.parquet(*files).select(*names)
 
 
 def _contract_or_none(fqn: str) -> Table | None:
@@ -108,12 +131,17 @@ def append(df: DataFrame, table: Table | str) -> None:
     _write(df, table, mode="append")
 
 
-def overwrite(df: DataFrame, table: Table | str, *, replace_where: str | None = None) -> None:
+def overwrite(df: DataFrame, table: Table | str, *, replace_where: str | None = None,
+              schema: bool = False) -> None:
     """Overwrite a table, or with ``replace_where`` only the rows matching that predicate.
 
     Never a dynamic partition overwrite (the embedded engine replaced the whole table).
+    ``schema=True`` also replaces the table's schema (``overwriteSchema``: a contract that
+    gained a column, e.g. one written before encryption at rest).
     """
     opts = {"replaceWhere": replace_where} if replace_where else {}
+    if schema:
+        opts["overwriteSchema"] = "true"
     if replace_where and not exists(table):
         _write(df, table, mode="append")
         return
