@@ -95,9 +95,8 @@ def _read_version(spark: SparkSession, table: Table | str, version: int) -> Data
     if dt.metadata().partition_columns:
         return spark.createDataFrame(dt.to_pyarrow_table().to_pandas())
     files = list(dt.file_uris())
-    current = spark.read.format("delta").load(path)
     if not files:
-        return spark.createDataFrame([], current.schema)
+        return spark.createDataFrame([], spark.read.format("delta").load(path).schema)
     names = [f.name for f in dt.schema().fields]
     return spark.read.parquet(*files).select(*names)
 
