@@ -37,6 +37,7 @@ from privacy.cells import DERIVED_COLUMNS, CellSystem, build_system, describe_ce
 log = get_logger("phmx.privacy.attack")
 
 THRESHOLD = 11
+IMPLIED = "implied"  # failure column of an implied count: denominator - numerator of a row
 _TOL = 1e-6
 
 
@@ -60,12 +61,18 @@ class AttackReport:
     """Bounds for every suppressed cell, the failures, and derived statistics that leak."""
 
     bounds: dict[int, CellBound] = field(default_factory=dict)
+    implied_bounds: dict[int, CellBound] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     derived_leaks: list[dict[str, Any]] = field(default_factory=list)
     infeasible_components: int = 0
     suppressed_cells: int = 0
     components: int = 0
     threshold: int = THRESHOLD
+    # what binding() needs: the cell system, the values and each variable's group
+    _system: CellSystem | None = field(default=None, repr=False)
+    _vals: list[float | None] = field(default_factory=list, repr=False)
+    _rel_index: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _comp_of: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +82,22 @@ class AttackReport:
         return {"ok": self.ok, "suppressed_cells": self.suppressed_cells, "components": self.components,
                 "failures": len(self.failures), "derived_leaks": len(self.derived_leaks),
                 "infeasible_components": self.infeasible_components, "threshold": self.threshold}
+
+    def binding(self, failure: dict[str, Any]) -> dict[int, float]:
+        """The published cells that pin ``failure``'s interval (see :func:`binding_cells`)."""
+        if self._system is None:
+            return {}
+        row = int(failure["row"])
+        if failure["column"] == IMPLIED:
+            target, cell = ("implied", row), (row * 2 if row * 2 in self._comp_of else row * 2 + 1)
+        else:
+            cell = CellSystem.cell(row, failure["column"])
+            target = ("cell", cell)
+        comp = self._comp_of.get(cell)
+        if comp is None:
+            return {}
+        side = "low" if failure["low"] > _TOL and failure["low"] < self.threshold - _TOL else "high"
+        return binding_cells(self._system, self._vals, comp, target, side, self._rel_index)
 
     def raise_if_failed(self, what: str = "feed") -> None:
         if self.ok:
@@ -126,63 +149,105 @@ def components(system: CellSystem, vals: list[float | None]) -> list[list[int]]:
     return [sorted(g) for g in groups.values()]
 
 
-def solve_component(system: CellSystem, vals: list[float | None], comp: list[int],
-                    rel_index: dict[int, list[int]] | None = None, *, threshold: int = THRESHOLD,
-                    exact: bool = False) -> dict[int, CellBound] | None:
-    """Attacker intervals for the cells of ``comp``; None when the published numbers are inconsistent.
+@dataclass
+class _LP:
+    """The attacker's linear programme for one group of suppressed cells.
 
-    With ``exact=False`` (default) a cell that some feasible point shows at 0 and another at
-    ``threshold`` or more passes without solving its own two LPs (its reported ``low``/``high``
-    are those witnesses: the true interval is at least that wide). Every other cell gets its
-    exact ``min`` and ``max``. Witness points come from LPs with aggregate objectives and from
-    every LP solved on the way, so most cells are certified by a handful of solves.
+    Variables: the suppressed cells of the group, then one *implied* variable per row with a
+    suppressed count, ``y = denominator - numerator`` (the units not meeting the measure: a count
+    in its own right, DDG 4.4.1). Every relation is an equation; published values are moved to the
+    right-hand side, and ``terms[k]`` remembers which published cells (with their coefficients)
+    went into equation ``k``, so the duals of a bound name the published cells that pin it.
     """
-    from scipy.optimize import linprog
+
+    comp: list[int]
+    rows: list[int]
+    a_eq: Any
+    b_eq: list[float]
+    terms: list[list[tuple[int, float]]]
+
+    @property
+    def n(self) -> int:
+        return len(self.comp) + len(self.rows)
+
+    def index_of_cell(self, cell: int) -> int:
+        return self.comp.index(cell)
+
+    def index_of_row(self, row: int) -> int:
+        return len(self.comp) + self.rows.index(row)
+
+
+def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
+              rel_index: dict[int, list[int]]) -> _LP:
     from scipy.sparse import coo_matrix
 
     pos = {c: i for i, c in enumerate(comp)}
-    n = len(comp)
-    rel_index = rel_index if rel_index is not None else system.relations_of()
-    rel_ids = sorted({r for c in comp for r in rel_index.get(c, [])})
-    rows, cols, data, b_eq = [], [], [], []
-    for k, rid in enumerate(rel_ids):
-        rel = system.relations[rid]
-        rhs = 0.0
-        for cell, coef in ((rel.parent, 1.0), *((c, -1.0) for c in rel.children)):
-            if cell in pos:
+    rows_with = sorted({CellSystem.row_of(c) for c in comp})
+    rows, cols, data, b_eq, terms = [], [], [], [], []
+
+    def equation(entries: list[tuple[int | None, int | None, float]]) -> None:
+        # entries: (variable index or None, published cell or None, coefficient)
+        k = len(b_eq)
+        rhs, used = 0.0, []
+        for var, cell, coef in entries:
+            if var is not None:
                 rows.append(k)
-                cols.append(pos[cell])
+                cols.append(var)
                 data.append(coef)
-            else:
+            elif cell is not None:
                 v = vals[cell]
                 rhs -= coef * (v if v is not None else 0.0)
+                used.append((cell, coef))
         b_eq.append(rhs)
-    lower = np.zeros(n)
-    upper = np.full(n, np.inf)
-    ub_rows, ub_cols, ub_data, b_ub = [], [], [], []
-    for c in comp:
-        row = CellSystem.row_of(c)
-        num, den = row * 2, row * 2 + 1
-        if c == num:
-            if den in pos:
-                k = len(b_ub)
-                ub_rows += [k, k]
-                ub_cols += [pos[num], pos[den]]
-                ub_data += [1.0, -1.0]
-                b_ub.append(0.0)
-            elif vals[den] is not None:
-                upper[pos[num]] = min(upper[pos[num]], vals[den])  # type: ignore[arg-type]
-        elif c == den and num not in pos and vals[num] is not None:
-            lower[pos[den]] = max(lower[pos[den]], vals[num])  # type: ignore[arg-type]
-    a_eq = coo_matrix((data, (rows, cols)), shape=(len(b_eq), n)).tocsr() if b_eq else None
-    a_ub = coo_matrix((ub_data, (ub_rows, ub_cols)), shape=(len(b_ub), n)).tocsr() if b_ub else None
-    bounds = list(zip(lower, [None if np.isinf(u) else u for u in upper], strict=True))
-    cap = float(sum(abs(v) for v in vals if v is not None) + 10 * threshold)
-    capped = [(lo, cap if hi is None else hi) for lo, hi in bounds]
+        terms.append(used)
 
-    def run(cvec: np.ndarray, bnds: list[Any]) -> Any:
-        return linprog(cvec, A_ub=a_ub, b_ub=b_ub or None, A_eq=a_eq, b_eq=b_eq or None, bounds=bnds,
-                       method="highs")
+    for rid in sorted({r for c in comp for r in rel_index.get(c, [])}):
+        rel = system.relations[rid]
+        equation([(pos.get(cell), None if cell in pos else cell, coef)
+                  for cell, coef in ((rel.parent, 1.0), *((c, -1.0) for c in rel.children))])
+    base = len(comp)
+    for j, row in enumerate(rows_with):
+        num, den = row * 2, row * 2 + 1
+        equation([(base + j, None, 1.0),
+                  (pos.get(num), None if num in pos else num, 1.0),
+                  (pos.get(den), None if den in pos else den, -1.0)])
+    n = base + len(rows_with)
+    a_eq = coo_matrix((data, (rows, cols)), shape=(len(b_eq), n)).tocsr()
+    return _LP(comp, rows_with, a_eq, b_eq, terms)
+
+
+def _linprog(lp: _LP, cvec: np.ndarray, bounds: list[Any]) -> Any:
+    from scipy.optimize import linprog
+
+    return linprog(cvec, A_eq=lp.a_eq, b_eq=lp.b_eq or None, bounds=bounds, method="highs")
+
+
+def _cap(vals: list[float | None], threshold: int) -> float:
+    return float(sum(abs(v) for v in vals if v is not None) + 10 * threshold)
+
+
+Solution = tuple[dict[int, CellBound], dict[int, CellBound]]
+
+
+def solve_component(system: CellSystem, vals: list[float | None], comp: list[int],
+                    rel_index: dict[int, list[int]] | None = None, *, threshold: int = THRESHOLD,
+                    exact: bool = False) -> Solution | None:
+    """Attacker intervals for the cells of ``comp`` and for the implied counts (denominator minus
+    numerator) of their rows: ``(cell bounds, implied bounds by row)``; None when the published
+    numbers are inconsistent.
+
+    With ``exact=False`` (default) a variable that some feasible point shows at 0 and another at
+    ``threshold`` or more passes without solving its own two LPs (its reported ``low``/``high``
+    are those witnesses: the true interval is at least that wide). Every other variable gets its
+    exact ``min`` and ``max``. Witness points come from LPs with aggregate objectives and from
+    every LP solved on the way, so most cells are certified by a handful of solves.
+    """
+    rel_index = rel_index if rel_index is not None else system.relations_of()
+    lp = _build_lp(system, vals, comp, rel_index)
+    n = lp.n
+    bounds: list[Any] = [(0.0, None)] * n
+    cap = _cap(vals, threshold)
+    capped = [(0.0, cap)] * n
 
     seen_low = np.full(n, np.inf)
     seen_high = np.full(n, -np.inf)
@@ -192,32 +257,60 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
             np.minimum(seen_low, res.x, out=seen_low)
             np.maximum(seen_high, res.x, out=seen_high)
 
-    first = run(np.ones(n), capped)
+    first = _linprog(lp, np.ones(n), capped)
     if first.status == 2:
         return None
     witness(first)
     if not exact:
-        _certify(_AuxRunner(a_eq, b_eq, a_ub, b_ub, capped, threshold), seen_low, seen_high)
-    out: dict[int, CellBound] = {}
-    for c in comp:
-        i = pos[c]
+        _certify(_AuxRunner(lp.a_eq, lp.b_eq, None, [], capped, threshold), seen_low, seen_high)
+    found: list[CellBound] = []
+    for i in range(n):
         if not exact and seen_low[i] <= _TOL and seen_high[i] >= threshold - _TOL:
-            out[c] = CellBound(c, float(seen_low[i]), float(seen_high[i]))
+            found.append(CellBound(i, float(seen_low[i]), float(seen_high[i])))
             continue
         cvec = np.zeros(n)
         cvec[i] = 1.0
-        lo = run(cvec, bounds)
+        lo = _linprog(lp, cvec, bounds)
         if lo.status == 2:
             return None
         witness(lo)
-        hi = run(-cvec, bounds)
+        hi = _linprog(lp, -cvec, bounds)
         if hi.status == 2:
             return None
         witness(hi)
         low = float(lo.fun) if lo.status == 0 else 0.0
         high = float("inf") if hi.status == 3 else float(-hi.fun)
-        out[c] = CellBound(c, low, high)
-    return out
+        found.append(CellBound(i, low, high))
+    cells = {lp.comp[i]: CellBound(lp.comp[i], b.low, b.high) for i, b in enumerate(found[:len(lp.comp)])}
+    implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[len(lp.comp):], strict=True)}
+    return cells, implied
+
+
+def binding_cells(system: CellSystem, vals: list[float | None], comp: list[int], target: tuple[str, int], side: str,
+                  rel_index: dict[int, list[int]] | None = None) -> dict[int, float]:
+    """The published cells that pin a bound: ``{cell: d bound / d value}`` (non-zero only).
+
+    ``target`` is ``("cell", cell)`` or ``("implied", row)``; ``side`` ``"low"`` or ``"high"``.
+    Solves that bound's LP and reads the duals of its equations: suppressing a published cell
+    with a non-zero sensitivity turns a constant of the binding equations into a free variable,
+    which gives the attacker slack on that side (how privacy.suppression repairs a failure).
+    """
+    rel_index = rel_index if rel_index is not None else system.relations_of()
+    lp = _build_lp(system, vals, comp, rel_index)
+    i = lp.index_of_cell(target[1]) if target[0] == "cell" else lp.index_of_row(target[1])
+    cvec = np.zeros(lp.n)
+    cvec[i] = 1.0 if side == "low" else -1.0
+    res = _linprog(lp, cvec, [(0.0, None)] * lp.n)
+    if res.status != 0 or getattr(res, "eqlin", None) is None:
+        return {}
+    out: dict[int, float] = defaultdict(float)
+    for k, marginal in enumerate(np.asarray(res.eqlin.marginals, dtype=float)):
+        if abs(marginal) <= _TOL:
+            continue
+        for cell, coef in lp.terms[k]:
+            # b_k = -sum(coef * value): d objective / d value = marginal * -coef
+            out[cell] += -coef * marginal * (1.0 if side == "low" else -1.0)
+    return {c: v for c, v in out.items() if abs(v) > _TOL}
 
 
 class _AuxRunner:
@@ -295,10 +388,20 @@ def derived_leaks(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def implied_ok(bound: CellBound, threshold: int = THRESHOLD, *, strict: bool = False) -> bool:
+    """An implied count (denominator - numerator) passes like a cell, or when it is provably 0
+    (everyone met the measure: as publishable as a zero cell)."""
+    return bound.ok(threshold, strict=strict) or bound.high <= _TOL
+
+
 def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = THRESHOLD,
           strict: bool = False, exact: bool = False,
-          cache: dict[frozenset[int], dict[int, CellBound] | None] | None = None) -> AttackReport:
+          cache: dict[frozenset[int], Solution | None] | None = None) -> AttackReport:
     """Bound every suppressed cell of a published measure feed by linear programming.
+
+    Besides the suppressed cells, the implied count of every row with a suppressed count
+    (``denominator - numerator``: the units *not* meeting the measure) is bounded too and must
+    pass the same test (or be provably zero): a failure there has ``column == "implied"``.
 
     ``spec`` (a :class:`privacy.suppression.SuppressionSpec`, optional) adds the relations the
     shape does not show: the geography total, stratum roll-ups and period roll-ups. ``cache``
@@ -314,22 +417,29 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
     rel_index = system.relations_of()
     comps = components(system, vals)
     report.components = len(comps)
+    report._system, report._vals, report._rel_index = system, vals, rel_index
     for comp in comps:
+        for c in comp:
+            report._comp_of[c] = comp
         key = frozenset(comp)
         if cache is not None and key in cache:
-            bounds = cache[key]
+            solved = cache[key]
         else:
-            bounds = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact)
+            solved = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact)
             if cache is not None:
-                cache[key] = bounds
-        if bounds is None:
+                cache[key] = solved
+        if solved is None:
             report.infeasible_components += 1
             continue
-        report.bounds.update(bounds)
+        report.bounds.update(solved[0])
+        report.implied_bounds.update(solved[1])
     report.suppressed_cells = sum(1 for v in vals if v is None)
     for cell, b in sorted(report.bounds.items()):
         if not b.ok(threshold, strict=strict):
             report.failures.append({**describe_cell(table, cell), "low": b.low, "high": b.high})
+    for row, b in sorted(report.implied_bounds.items()):
+        if not implied_ok(b, threshold, strict=strict):
+            report.failures.append({**describe_cell(table, row * 2), "column": IMPLIED, "low": b.low, "high": b.high})
     log.info("attack audit: %d suppressed cell(s) in %d component(s), %d failure(s), %d derived leak(s)",
              report.suppressed_cells, report.components, len(report.failures), len(report.derived_leaks))
     return report

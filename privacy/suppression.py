@@ -38,7 +38,7 @@ import pandas as pd
 
 from phmx.errors import PrivacyError, SpecError
 from phmx.log import get_logger
-from privacy.attack import AttackReport, audit
+from privacy.attack import IMPLIED, AttackReport, audit
 from privacy.cells import ALL, KEY, VALUE_COLUMNS, CellSystem, Rollup, build_system, check_feed
 
 log = get_logger("phmx.privacy.suppression")
@@ -81,6 +81,7 @@ class SuppressionSpec:
     period_rollups: dict[str, tuple[str, ...]] | None = None
     period_rollup_columns: tuple[str, ...] = ("numerator",)
     suppress_denominators: bool = True
+    suppress_implied: bool = True
     score_cutoff: int = 13
     large_denominator: int = 20000
     payer_self_pay: bool = False
@@ -277,7 +278,8 @@ def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
     return out
 
 
-def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None = None) -> pd.DataFrame:
+def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None = None, *,
+             on_failure: str = "raise") -> pd.DataFrame:
     """Mask a measure feed per DDG 2.0 (see the module docstring). Returns a new frame.
 
     ``result.attrs["privacy.suppression"]`` summarises what was done (counts, tables masked and
@@ -329,6 +331,12 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
             if 0 < vals[cell] < spec.threshold:
                 st.add(cell, SMALL_CELL)
                 primary += 1
+        num_cell, den_cell = row * 2, row * 2 + 1
+        gap = vals[den_cell] - vals[num_cell]
+        if spec.suppress_implied and 0 < gap < spec.threshold and num_cell not in st.code and den_cell not in st.code:
+            # the units NOT meeting the measure are a small count too (DDG 4.4.1): hide the numerator
+            st.add(num_cell, SMALL_CELL)
+            primary += 1
 
     # 3-4: complements by the DDG rules, then by the attacker audit until it passes
     rounds, report = 0, AttackReport()
@@ -342,28 +350,53 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
         rounds += 1
         added = 0
         for failure in report.failures:
-            cell = CellSystem.cell(failure["row"], failure["column"])
-            added += _fix_failure(st, cell)
+            added += _fix_failure(st, report, failure)
         if not added:
             break
         complements += added + _apply_rules(st, spec.threshold)
+    failed_measures = sorted({(f["lhj"], f["measure_id"]) for f in report.failures}
+                             | {(f["lhj"], f["measure_id"]) for f in report.derived_leaks})
     out = _masked_output(st, spec)
     summary = {
         "primary": primary, "complementary": sum(1 for c in st.code.values() if c == COMPLEMENTARY),
         "rows": len(out), "tables": len(scores), "tables_masked": sum(1 for s in scores if s["masked"]),
         "audit_rounds": rounds, "audit": report.summary(), "scores": scores,
+        "failed_measures": [list(x) for x in failed_measures],
     }
     out.attrs["privacy.suppression"] = summary
     log.info("suppression: %d primary, %d complementary cell(s) over %d row(s); %d of %d table(s) masked; "
              "audit %s after %d round(s)", summary["primary"], summary["complementary"], len(out),
              summary["tables_masked"], len(scores), "passed" if report.ok else "FAILED", rounds)
-    if not report.ok:
+    if not report.ok and on_failure == "raise":
         report.raise_if_failed("suppressed feed")
     return out
 
 
-def _fix_failure(st: _State, cell: int) -> int:
-    """One more complement for a cell the attacker could bound; returns 1 if one was added."""
+def _fix_failure(st: _State, report: AttackReport, failure: dict[str, Any]) -> int:
+    """One more complement for a cell (or implied count) the attacker could bound; 1 if one was added.
+
+    First choice: a published cell that pins the failing bound, found from the duals of the
+    attacker's LP (:meth:`privacy.attack.AttackReport.binding`). That handles upper bounds (a small
+    published denominator or remainder caps the cell) and lower bounds alike (a published
+    denominator of a co-suppressed cell, or a published part of a relation, forces a minimum):
+    suppressing it gives the attacker slack on exactly the failing side. Among the binding cells
+    the least informative is taken: non-zero before zero, strata before totals, smallest first.
+    Otherwise the relation rules of DDG 4.4.1 pick a complement.
+    """
+    sens = report.binding(failure)
+    pool = [c for c in sens if c not in st.code]
+    if pool:
+        pick = min(pool, key=lambda c: (st.vals[c] <= 0, st.is_parent(c), st.vals[c], c))
+        st.add(pick, COMPLEMENTARY)
+        return 1
+    row = int(failure["row"])
+    if failure["column"] == IMPLIED:
+        for cell in (row * 2 + 1, row * 2):  # the row's other count, denominator first
+            if cell not in st.code and st.vals[cell] > 0:
+                st.add(cell, COMPLEMENTARY)
+                return 1
+        return 0
+    cell = CellSystem.cell(row, failure["column"])
     if cell % 2 == 0 and (cell + 1) not in st.code and st.vals[cell + 1] < st.threshold and st.vals[cell + 1] > 0:
         st.add(cell + 1, COMPLEMENTARY)
         return 1
