@@ -10,6 +10,10 @@ Layers:
 * ``silver``: the canonical model, one row per source record, typed, with security labels.
 * ``gold``: members (identity resolved), consent decisions, measures.
 * ``audit``: the append-only ledger.
+
+Direct identifiers (``encrypted=`` on a contract) are stored as AES-256-GCM ciphertexts
+(``privacy.crypto``), with a keyed ``pii_fingerprint`` per row; only the identity stage
+decrypts them. See docs/encryption-at-rest.md.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     keys: tuple[str, ...] = ()
     doc: str = ""
+    #: Columns stored encrypted at rest (direct identifiers; see privacy.crypto).
+    encrypted: tuple[str, ...] = ()
 
     @property
     def fqn(self) -> str:
@@ -40,22 +46,30 @@ class Table:
         return ", ".join(f"{c} {t}" for c, t in self.columns)
 
 
-def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
+def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "", encrypted: str = "") -> Table:
     parsed = []
     for part in cols.split(","):
         part = part.strip()
         if part:
             c, t = part.split(None, 1)
             parsed.append((c, t.replace(";", ",")))
-    return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc)
+    enc = tuple(c for c in encrypted.split() if c)
+    names = {c for c, _ in parsed}
+    unknown = [c for c in enc if c not in names]
+    if unknown:
+        raise ValueError(f"{layer}.{name}: encrypted column(s) not in the contract: {unknown}")
+    if enc and ("pii_fingerprint", "string") not in parsed:
+        raise ValueError(f"{layer}.{name}: a table with encrypted columns needs pii_fingerprint string")
+    return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc, enc)
 
 
-def define_table(layer: str, name: str, cols: str, keys: str = "", doc: str = "") -> Table:
+def define_table(layer: str, name: str, cols: str, keys: str = "", doc: str = "", encrypted: str = "") -> Table:
     """Build a contract from ``"col type, col type"`` text (``;`` stands for a comma inside a type).
 
-    Stages that still keep a few contracts of their own use this, so there is one parser.
+    ``encrypted``: space-separated columns stored encrypted at rest (the table then needs a
+    ``pii_fingerprint string`` column). One parser for every contract.
     """
-    return _t(layer, name, cols, keys, doc)
+    return _t(layer, name, cols, keys, doc, encrypted)
 
 
 # Lineage carried by every bronze row (after the feed's own columns).
@@ -98,9 +112,12 @@ PERSON = _t(
     "given_name string, middle_name string, family_name string, birth_date date, sex string,"
     "address_line string, city string, state string, zip string, county_fips string, phone string,"
     "email string, race string, ethnicity string, language string, record_date date,"
-    f"submission_id string, period string, row_number bigint, {_LABELS}",
+    f"submission_id string, period string, row_number bigint, {_LABELS}, pii_fingerprint string",
     keys="source source_person_id",
-    doc="A person as one source knows them. source = submitter id; source_person_id is local to it.",
+    doc="A person as one source knows them. source = submitter id; source_person_id is local to it. "
+        "Direct identifiers are ciphertexts (only the identity stage decrypts); pii_fingerprint is a "
+        "keyed HMAC of the row key and those identifiers (unchanged rows keep their ciphertexts).",
+    encrypted="cin ssn county_client_number given_name middle_name family_name address_line phone email",
 )
 
 COVERAGE = _t(
@@ -199,9 +216,67 @@ MEMBER = _t(
     "member",
     "member_id string, cin string, given_name string, family_name string, birth_date date,"
     "sex string, zip string, county_fips string, lhj string, race string, ethnicity string,"
-    "source_count int, run_id string",
+    "source_count int, run_id string, pii_fingerprint string",
     keys="member_id",
-    doc="The golden record per member (survivorship rules in jobs/identity).",
+    doc="The golden record per member (survivorship rules in jobs/identity). cin and the names are "
+        "ciphertexts; stages other than identity use the other columns.",
+    encrypted="cin given_name family_name",
+)
+
+# ---- identity (jobs/identity) -----------------------------------------------------------
+LINK_PAIRS = _t(
+    "gold",
+    "link_pairs",
+    "pair_id string, source_l string, source_person_id_l string, source_r string, source_person_id_r string,"
+    "match_weight double, match_probability double, decision string, reason string, gamma string,"
+    "blocking_rule string, run_id string, scored_at timestamp",
+    keys="pair_id",
+    doc="Scored candidate pairs at or above the review threshold. decision: linked (same member), "
+        "review (probability in the review band), guard_refused (scored as a link, kept apart by a "
+        "guard; reason names it). gamma: the comparison levels, comparison=level, comma-separated.",
+)
+
+REVIEW_QUEUE = _t(
+    "gold",
+    "review_queue",
+    "pair_id string, source_l string, source_person_id_l string, source_r string,"
+    "source_person_id_r string, match_weight double, match_probability double, gamma string,"
+    "reason string, status string, run_id string, queued_at timestamp",
+    keys="pair_id",
+    doc="Possible matches for clerical review (probability in the review band, or a strong "
+        "link refused by a guard). status: open / decided.",
+)
+
+REVIEW_DECISIONS = _t(
+    "gold",
+    "review_decisions",
+    "pair_id string, source_l string, source_person_id_l string, source_r string,"
+    "source_person_id_r string, decision string, reviewer string, note string,"
+    "decided_at timestamp",
+    keys="pair_id",
+    doc="A reviewer's accept (same person) / reject (different people) per pair; later runs "
+        "force-link accepted pairs and never link rejected pairs.",
+)
+
+IDENTITY_EVENTS = _t(
+    "gold",
+    "identity_events",
+    "event_id string, event_type string, member_id string, other_member_id string,"
+    "records bigint, run_id string, recorded_at timestamp",
+    keys="event_id",
+    doc="Member id changes: new (a member created), merge (other_member_id absorbed into "
+        "member_id, the oldest id survives), split (records of member_id moved to a new "
+        "other_member_id), retire (an id left without records).",
+)
+
+IDENTITY_RECORDS = _t(
+    "gold",
+    "identity_records",
+    "source string, source_person_id string, rid bigint, fingerprint bigint, run_id string",
+    keys="source source_person_id",
+    doc="The identity stage's memory of the record versions it last linked (a 64-bit hash of the "
+        "standardised identifying fields, computed after decryption), so incremental runs score "
+        "only new and changed records.",
 )
 
 CONSENT_DECISION = _t(
@@ -281,6 +356,11 @@ ALL: tuple[Table, ...] = (
     CONSENT,
     MEMBER_XWALK,
     MEMBER,
+    LINK_PAIRS,
+    REVIEW_QUEUE,
+    REVIEW_DECISIONS,
+    IDENTITY_EVENTS,
+    IDENTITY_RECORDS,
     CONSENT_DECISION,
     MEASURE_EVENT,
     MEMBER_RISK,
@@ -298,16 +378,34 @@ def by_fqn(fqn: str) -> Table:
     raise KeyError(fqn)
 
 
+def _note(t: Table, column: str) -> str:
+    if column in t.encrypted:
+        return "**encrypted at rest**"
+    if column == "pii_fingerprint" and t.encrypted:
+        return "keyed HMAC of the row key and its encrypted columns"
+    return ""
+
+
+def encrypted_columns() -> dict[str, tuple[str, ...]]:
+    """``layer.name`` -> the columns stored encrypted at rest, for every contract that has some."""
+    return {t.fqn: t.encrypted for t in ALL if t.encrypted}
+
+
 def markdown() -> str:
     """The table contracts as Markdown (docs/tables.md)."""
     out = ["# Table contracts", "", "Audience: anyone writing a stage or reading the lakehouse.",
            "Generated from `phmx/tables.py` by `python -m phmx.tables`; do not edit by hand.", ""]
     out += ["Every bronze feed table carries its feed's columns (all strings) plus lineage: "
             + ", ".join(f"`{c}`" for c in LINEAGE.column_names) + ".", ""]
+    out += ["Columns marked **encrypted at rest** hold AES-256-GCM ciphertexts (`enc1.<dek id>.<base64>`), "
+            "not values: only the identity stage decrypts them (docs/encryption-at-rest.md). Every other "
+            "column can be queried as usual.", ""]
     for t in ALL:
-        out += [f"## {t.fqn}", "", t.doc or "", "", f"Merge keys: {', '.join(t.keys) or '(append only)'}", "",
-                "| column | type |", "|---|---|"]
-        out += [f"| {c} | {ty} |" for c, ty in t.columns]
+        out += [f"## {t.fqn}", "", t.doc or "", "", f"Merge keys: {', '.join(t.keys) or '(append only)'}", ""]
+        if t.encrypted:
+            out += ["Encrypted at rest: " + ", ".join(f"`{c}`" for c in t.encrypted) + ".", ""]
+        out += ["| column | type | note |", "|---|---|---|"]
+        out += [f"| {c} | {ty} | {_note(t, c)} |" for c, ty in t.columns]
         out.append("")
     return "\n".join(out)
 

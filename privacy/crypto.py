@@ -19,15 +19,31 @@ Ciphertext (a string, so table contracts keep their ``string`` types):
 Deterministic lookups without decrypting: :func:`blind_index` adds ``<column>_bidx``, a keyed
 HMAC of the normalised value (key ``blind-index/<purpose>/<column>``), on which the identity
 stage can block and join. See docs/privacy.md for why a blind index rather than AES-SIV.
+
+Tables written by the pipeline (:data:`DIRECT_IDENTIFIERS`) go through :func:`encrypt_for_write`
+and are read back through :func:`decrypt_for_read`. Random nonces make every encryption of a
+value different, so a re-run would rewrite every ciphertext; instead each row carries
+``pii_fingerprint``, ``<dek id>.HMAC(HKDF(DEK), row key + plaintext identifiers)``, and a writer
+reuses the stored ciphertexts of a row whose fingerprint is unchanged. A re-run on the same
+input leaves the table's content identical, and a row whose identifiers changed (or that was
+written under an older DEK) is encrypted afresh. docs/encryption-at-rest.md has the whole design.
+
+Where the DEK is unwrapped (``PHMX_DEK_UNWRAP``): ``driver`` (default) binds the plaintext DEK
+into the UDF closure, fine when the UDF runs in this process (the embedded engine); ``executor``
+binds only the wrapped DEK and the provider's configuration (providers pickle without key
+material), and each executor's Python worker unwraps it once through the provider (KMS Decrypt
+under the executor's role), so no plaintext key travels in a task.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +58,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from phmx import storage
 from phmx.errors import ConfigError, PrivacyError
 from phmx.log import get_logger
-from privacy.hmac_engine import Method, hmac_hex_column
+from phmx.tables import encrypted_columns
+from privacy.hmac_engine import Hmac, Method, hmac_hex_column
+from privacy.keys import hkdf
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from privacy.keys import KeyProvider
 
@@ -58,12 +76,14 @@ _TAG_LEN = 16
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 _DEK_RE = re.compile(r"^dek-(\d+)\.json$")
 
-#: Direct identifiers encrypted at rest in silver and gold (table -> columns).
-DIRECT_IDENTIFIERS: dict[str, tuple[str, ...]] = {
-    "silver.person": ("cin", "ssn", "county_client_number", "given_name", "middle_name", "family_name",
-                      "address_line", "phone", "email"),
-    "gold.member": ("cin", "given_name", "family_name"),
-}
+#: Direct identifiers encrypted at rest in silver and gold (table -> columns), from the
+#: contracts in phmx/tables.py (``encrypted=``).
+DIRECT_IDENTIFIERS: dict[str, tuple[str, ...]] = encrypted_columns()
+
+#: The keyed fingerprint column every table in :data:`DIRECT_IDENTIFIERS` carries.
+FINGERPRINT_COLUMN = "pii_fingerprint"
+#: ``driver`` (plaintext DEK in the UDF closure) or ``executor`` (wrapped DEK; workers unwrap).
+UNWRAP_MODES = ("driver", "executor")
 
 
 def _check_table(table: str) -> str:
@@ -185,6 +205,13 @@ class DataKeyRing:
                                                            purpose=self._purpose())
             return self._plain[dek_id]
 
+    def wrapped(self, dek_id: int) -> bytes:
+        """DEK ``dek_id`` as stored: wrapped by the provider (safe to ship to executors)."""
+        uri = self._uri(dek_id)
+        if not storage.exists(uri):
+            raise PrivacyError(f"data key {dek_id} of {self.table} not found")
+        return base64.b64decode(json.loads(storage.read_bytes(uri))["wrapped"])
+
     def rewrap(self) -> int:
         """Re-wrap every DEK under the provider's current master version (after a master rotation)."""
         count = 0
@@ -271,65 +298,238 @@ def is_ciphertext(value: str | None) -> bool:
 
 # ---- engine ---------------------------------------------------------------------------------
 
+_EXECUTOR_DEKS: dict[tuple[str, str], bytes] = {}
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def unwrap_mode() -> str:
+    """Where DEKs are unwrapped: ``PHMX_DEK_UNWRAP`` = ``driver`` (default) or ``executor``."""
+    mode = os.environ.get("PHMX_DEK_UNWRAP", "driver").strip().lower() or "driver"
+    if mode not in UNWRAP_MODES:
+        raise ConfigError(f"PHMX_DEK_UNWRAP={mode!r} is not one of {', '.join(UNWRAP_MODES)}",
+                          hint="driver for the embedded engine, executor for spark_submit / EMR")
+    return mode
+
+
+class DekSource:
+    """What a UDF closure carries to reach a table's DEKs: the plaintext DEKs (``driver`` mode)
+    or only their wrapped blobs and the key provider (``executor`` mode).
+
+    In ``executor`` mode the provider is pickled by configuration (no key material, see
+    ``privacy.keys``) and each worker process unwraps a DEK once, on first use, and keeps it
+    in memory for the life of the process. ``repr`` never shows keys or blobs.
+    """
+
+    def __init__(self, table: str, *, plain: dict[int, bytes] | None = None,
+                 wrapped: dict[int, bytes] | None = None, provider: Any = None) -> None:
+        self.table = table
+        self._plain = plain
+        self._wrapped = wrapped
+        self._provider = provider
+
+    @classmethod
+    def for_ring(cls, ring: DataKeyRing, ids: Sequence[int], mode: str | None = None) -> DekSource:
+        mode = mode or unwrap_mode()
+        if mode == "executor":
+            return cls(ring.table, wrapped={i: ring.wrapped(i) for i in ids}, provider=ring.provider)
+        return cls(ring.table, plain={i: ring.dek(i) for i in ids})
+
+    @property
+    def mode(self) -> str:
+        return "driver" if self._plain is not None else "executor"
+
+    def __repr__(self) -> str:
+        return f"<DekSource table={self.table!r} mode={self.mode}>"
+
+    __str__ = __repr__
+
+    def __call__(self, dek_id: int) -> bytes:
+        if self._plain is not None:
+            try:
+                return self._plain[dek_id]
+            except KeyError:
+                raise PrivacyError(f"data key {dek_id} of {self.table} not found") from None
+        blob = (self._wrapped or {}).get(dek_id)
+        if blob is None:
+            raise PrivacyError(f"data key {dek_id} of {self.table} not found")
+        cache_key = (self.table, hashlib.sha256(blob).hexdigest())
+        with _EXECUTOR_LOCK:
+            dek = _EXECUTOR_DEKS.get(cache_key)
+            if dek is None:
+                dek = _EXECUTOR_DEKS[cache_key] = self._provider.unwrap(blob, purpose=f"dek/{self.table}")
+        return dek
+
+
+def _clean(values: pd.Series) -> list[str | None]:
+    return [None if v is None or v != v else str(v) for v in values.tolist()]
+
+
+def _encrypt_udf(source: DekSource, dek_id: int, *, table: str, column: str) -> Any:
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")  # type: ignore[call-overload]
+    def phmx_encrypt(values: pd.Series) -> pd.Series:
+        return pd.Series(encrypt_values(_clean(values), source(dek_id), dek_id, table=table, column=column),
+                         dtype="object")
+
+    return phmx_encrypt
+
+
+def _decrypt_udf(source: DekSource, *, table: str, column: str) -> Any:
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("string")  # type: ignore[call-overload]
+    def phmx_decrypt(values: pd.Series) -> pd.Series:
+        return pd.Series(decrypt_values(_clean(values), source, table=table, column=column), dtype="object")
+
+    return phmx_decrypt
+
+
 def encrypt_columns(df: DataFrame, columns: list[str] | tuple[str, ...], provider: KeyProvider, *,
                     table: str) -> DataFrame:
     """Replace each of ``columns`` with its AES-256-GCM ciphertext bound to ``table``/column.
 
-    A vectorised UDF per column; the current DEK is unwrapped once here and bound into the UDF.
-    Other columns are untouched, so the table stays queryable on non-identifying columns.
+    A vectorised UDF per column with the table's current DEK (see :class:`DekSource` for how it
+    reaches the UDF). Other columns are untouched, so the table stays queryable on
+    non-identifying columns.
     """
-    from pyspark.sql.functions import pandas_udf
-
     _check_table(table)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ConfigError(f"encrypt_columns: columns not in the frame: {', '.join(missing)}")
     ring = DataKeyRing.for_table(table, provider)
     dek_id = ring.current_id()
-    dek = ring.dek(dek_id)
-
-    def make(column: str):  # noqa: ANN202
-        @pandas_udf("string")  # type: ignore[call-overload]
-        def phmx_encrypt(values: pd.Series) -> pd.Series:
-            vals = [None if v is None or v != v else v for v in values.tolist()]
-            return pd.Series(encrypt_values(vals, dek, dek_id, table=table, column=column), dtype="object")
-
-        return phmx_encrypt
-
-    return df.withColumns({c: make(c)(df[c].cast("string")) for c in columns})
+    source = DekSource.for_ring(ring, [dek_id])
+    return df.withColumns({c: _encrypt_udf(source, dek_id, table=table, column=c)(df[c].cast("string"))
+                           for c in columns})
 
 
 def decrypt_columns(df: DataFrame, columns: list[str] | tuple[str, ...], provider: KeyProvider, *,
                     table: str) -> DataFrame:
-    """Reverse :func:`encrypt_columns`. Every DEK of the table is unwrapped here and bound in.
+    """Reverse :func:`encrypt_columns` with any of the table's DEKs.
 
     A tampered or misplaced ciphertext makes the action fail with
-    ``PrivacyError: ciphertext in <table>.<column> failed authentication`` (no value).
+    ``PrivacyError: ciphertext in <table>.<column> failed authentication`` (no value); run the
+    action inside :func:`decryption_errors` to get that PrivacyError rather than the engine's.
     """
-    from pyspark.sql.functions import pandas_udf
-
     _check_table(table)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ConfigError(f"decrypt_columns: columns not in the frame: {', '.join(missing)}")
     ring = DataKeyRing.for_table(table, provider)
-    deks = {i: ring.dek(i) for i in ring.ids()}
+    source = DekSource.for_ring(ring, ring.ids())
+    return df.withColumns({c: _decrypt_udf(source, table=table, column=c)(df[c]) for c in columns})
 
-    def lookup(dek_id: int) -> bytes:
-        try:
-            return deks[dek_id]
-        except KeyError:
-            raise PrivacyError(f"data key {dek_id} of {table} not found") from None
 
-    def make(column: str):  # noqa: ANN202
-        @pandas_udf("string")  # type: ignore[call-overload]
-        def phmx_decrypt(values: pd.Series) -> pd.Series:
-            vals = [None if v is None or v != v else v for v in values.tolist()]
-            return pd.Series(decrypt_values(vals, lookup, table=table, column=column), dtype="object")
+# ---- tables written by the pipeline: fingerprint, ciphertext reuse, reading back ------------
 
-        return phmx_decrypt
+def _fingerprint_udf(source: DekSource, dek_id: int, *, table: str) -> Any:
+    from pyspark.sql.functions import pandas_udf
 
-    return df.withColumns({c: make(c)(df[c]) for c in columns})
+    label = f"phmx/row-fingerprint/v1|{table}"
+
+    @pandas_udf("string")  # type: ignore[call-overload]
+    def phmx_fingerprint(*columns: pd.Series) -> pd.Series:
+        mac = Hmac(hkdf(source(dek_id), label))
+        rows = zip(*[_clean(c) for c in columns], strict=True)
+        out = [f"{dek_id}." + mac.hexdigest(json.dumps(list(r), ensure_ascii=False,
+                                                       separators=(",", ":")).encode("utf-8"))[:40]
+               for r in rows]
+        return pd.Series(out, dtype="object")
+
+    return phmx_fingerprint
+
+
+def encrypt_for_write(df: DataFrame, table: str, provider: KeyProvider, *, keys: Sequence[str],
+                      previous: DataFrame | None = None) -> DataFrame:
+    """Encrypt ``table``'s direct identifiers in ``df`` and set its ``pii_fingerprint``.
+
+    ``pii_fingerprint`` is ``<dek id>.`` + HMAC-SHA256 (key: HKDF of the table's current DEK)
+    over the row's ``keys`` and the plaintext of its direct identifiers. With ``previous`` (the
+    table as stored), a row whose fingerprint equals the stored one keeps the stored
+    ciphertexts, so writing the same content again changes nothing; any other row is
+    encrypted afresh under the current DEK (a DEK rotation re-encrypts on the next write).
+    """
+    from pyspark.sql import functions as F
+
+    _check_table(table)
+    cols = DIRECT_IDENTIFIERS.get(table)
+    if not cols:
+        raise ConfigError(f"{table} has no columns encrypted at rest", hint="see phmx/tables.py")
+    missing = [c for c in (*keys, *cols) if c not in df.columns]
+    if missing:
+        raise ConfigError(f"encrypt_for_write: columns not in the frame: {', '.join(missing)}")
+    ring = DataKeyRing.for_table(table, provider)
+    dek_id = ring.current_id()
+    source = DekSource.for_ring(ring, [dek_id])
+    base = [c for c in df.columns if c != FINGERPRINT_COLUMN]
+    fp = _fingerprint_udf(source, dek_id, table=table)(*[df[c].cast("string") for c in (*keys, *cols)])
+    out = df.select(*base, fp.alias(FINGERPRINT_COLUMN))
+
+    def encrypt(c: str) -> Column:
+        return _encrypt_udf(source, dek_id, table=table, column=c)(F.col(c).cast("string"))
+
+    if previous is None or FINGERPRINT_COLUMN not in previous.columns:
+        return out.withColumns({c: encrypt(c) for c in cols})
+    prev = previous.select(*[F.col(k).alias(f"_prev_key_{k}") for k in keys],
+                           F.col(FINGERPRINT_COLUMN).alias("_prev_fp"),
+                           *[F.col(c).alias(f"_prev_{c}") for c in cols])
+    on = None
+    for k in keys:
+        cond = out[k] == prev[f"_prev_key_{k}"]
+        on = cond if on is None else on & cond
+    joined = out.join(prev, on, "left")
+    same = F.coalesce(F.col("_prev_fp") == F.col(FINGERPRINT_COLUMN), F.lit(False))
+    joined = joined.withColumns({c: F.when(same, F.col(f"_prev_{c}")).otherwise(encrypt(c)) for c in cols})
+    return joined.select(*base, FINGERPRINT_COLUMN)
+
+
+def decrypt_for_read(df: DataFrame, table: str, provider: KeyProvider) -> DataFrame:
+    """``df`` (rows of ``table``) with its encrypted columns that are present decrypted."""
+    cols = [c for c in DIRECT_IDENTIFIERS.get(table, ()) if c in df.columns]
+    return decrypt_columns(df, cols, provider, table=table) if cols else df
+
+
+def read_decrypted(spark: SparkSession, table: str, provider: KeyProvider | None = None) -> DataFrame:
+    """Read a lakehouse table with its direct identifiers decrypted (the identity stage only)."""
+    from phmx import lakehouse
+    from privacy.keys import get_provider
+
+    return decrypt_for_read(lakehouse.read(spark, table), table, provider or get_provider())
+
+
+_ENGINE_MESSAGE = re.compile(
+    r"(ciphertext in [a-z0-9_.]+ failed authentication[^\n]*?\)"
+    r"|value in [a-z0-9_.]+ is not a phmx ciphertext"
+    r"|data key \d+ of [a-z0-9_.]+ not found)")
+
+
+def privacy_error_from(exc: BaseException) -> PrivacyError | None:
+    """The PrivacyError a decryption UDF raised inside the engine, rebuilt on this side.
+
+    The engine wraps it in its own exception (with a Python traceback); only the message this
+    module wrote (which names the table and column, never a value) is kept.
+    """
+    if isinstance(exc, PrivacyError):
+        return exc
+    m = _ENGINE_MESSAGE.search(str(exc))
+    return PrivacyError(m.group(0), hint="restore the table from a clean version (phmx.lakehouse.restore) "
+                        "or re-run conform from bronze") if m else None
+
+
+class decryption_errors:  # noqa: N801 - used as a context manager, reads as a phrase
+    """``with decryption_errors(): ...``: a failed decryption in the engine surfaces as PrivacyError."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, PrivacyError):
+            return False
+        err = privacy_error_from(exc)
+        if err is not None:
+            raise err from None
+        return False
 
 
 def normalise_for_index(col: Any) -> Any:

@@ -7,6 +7,13 @@ because each (silver table, source) is refreshed from bronze as a whole.
 
 Adding a county's variant of a feed needs no code: a spec with ``bronze_table`` pointing at the
 shared bronze table lands in the same place and is conformed by the base spec's targets.
+
+A target whose contract lists columns ``encrypted`` at rest (silver.person's direct
+identifiers) is written through :func:`privacy.crypto.encrypt_for_write`: the identifiers are
+AES-256-GCM ciphertexts before the MERGE, and a row whose keyed ``pii_fingerprint`` is
+unchanged keeps its stored ciphertexts, so conforming the same bronze again changes nothing.
+A table written in plaintext by an older release is encrypted in place on the first run
+(docs/encryption-at-rest.md: vacuum its old versions afterwards).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from phmx.context import RunContext, StageResult
 from phmx.errors import SpecError
 from phmx.feedspec import FeedSpec, all_specs
 from phmx.log import get_logger
-from phmx.tables import ALL
+from phmx.tables import ALL, Table
+from privacy.crypto import FINGERPRINT_COLUMN, encrypt_for_write
+from privacy.keys import get_provider
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -87,6 +96,30 @@ def target_sources(bronze: DataFrame, mapping: dict[str, Any]) -> list[str]:
     return sorted(r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None)
 
 
+def protect(spark: SparkSession, df: DataFrame, table: Table, ctx: RunContext) -> DataFrame:
+    """``df`` ready to MERGE into ``table``: its ``encrypted`` columns as ciphertexts (reusing the
+    stored ones for unchanged rows). Tables without encrypted columns pass through."""
+    if not table.encrypted:
+        return df
+    provider = get_provider(ctx.settings)
+    previous = None
+    if lakehouse.exists(table):
+        previous = lakehouse.read(spark, table)
+        if FINGERPRINT_COLUMN not in previous.columns:
+            previous = _encrypt_legacy(spark, table, previous, ctx)
+    return encrypt_for_write(df, table.fqn, provider, keys=table.keys, previous=previous)
+
+
+def _encrypt_legacy(spark: SparkSession, table: Table, stored: DataFrame, ctx: RunContext) -> DataFrame:
+    """Encrypt, in place, a table an older release wrote in plaintext (no fingerprint column)."""
+    log.warning("%s holds plaintext direct identifiers (written before encryption at rest); "
+                "encrypting it now - vacuum its old versions afterwards", table.fqn)
+    enc = encrypt_for_write(lakehouse.conform_to(stored, table), table.fqn, get_provider(ctx.settings),
+                            keys=table.keys)
+    lakehouse.overwrite(lakehouse.conform_to(enc, table), table, schema=True)
+    return lakehouse.read(spark, table)
+
+
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Conform every bronze table that exists into the silver tables its spec targets."""
     counts: dict[str, int] = {}
@@ -102,7 +135,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             if not sources:
                 continue
             scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
-            lakehouse.merge(spark, df, table, delete_where=scope)
+            lakehouse.merge(spark, protect(spark, df, table, ctx), table, delete_where=scope)
             key = f"{spec.feed}->{target}"
             counts[key] = lakehouse.read(spark, table).where(scope.replace("t.", "")).count()
             log.info("conformed %s rows of %s into %s", counts[key], fqn, table.fqn)

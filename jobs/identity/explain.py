@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 from jobs.identity import comparisons, model_store, standardise
 from jobs.identity.config import IdentitySettings
 from jobs.identity.model import Model, probability
-from jobs.identity.tables import REVIEW_QUEUE
 from phmx import lakehouse, tables
 from phmx.errors import ConfigError
+from phmx.tables import REVIEW_QUEUE
+from privacy.crypto import decrypt_for_read, decryption_errors
+from privacy.keys import get_provider
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -63,17 +65,19 @@ def explain_records(spark: SparkSession, settings: IdentitySettings, left: tuple
     person = lakehouse.read(spark, tables.PERSON)
     cond = ((F.col("source") == left[0]) & (F.col("source_person_id") == left[1])) | \
         ((F.col("source") == right[0]) & (F.col("source_person_id") == right[1]))
-    two = person.where(cond)
+    # Only the two records are decrypted (silver.person's identifiers are encrypted at rest).
+    two = decrypt_for_read(person.where(cond), tables.PERSON.fqn, get_provider())
     std = standardise.standardise(two)
-    # Term frequencies from the last run's standardised records when present.
+    # Term frequencies from the last run (kept in work.identity_tf) when present.
     tf_cols = sorted({f"tf_{c.tf_column}" for c in settings.comparisons if c.tf})
-    if lakehouse.exists("work.identity_std"):
-        tf = lakehouse.read(spark, "work.identity_std").select("rid", *tf_cols)
+    if lakehouse.exists("work.identity_tf"):
+        tf = lakehouse.read(spark, "work.identity_tf").select("rid", *tf_cols)
         std = std.join(tf, "rid", "left")
     else:
         for c in tf_cols:
             std = std.withColumn(c, F.lit(None).cast("double"))
-    rows = std.collect()
+    with decryption_errors():
+        rows = std.collect()
     keyed = {(r["source"], r["source_person_id"]): r for r in rows}
     if left not in keyed or right not in keyed:
         raise ConfigError("one of the two records is not in silver.person")

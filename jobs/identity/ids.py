@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobs.identity.tables import IDENTITY_EVENTS
+from phmx.tables import IDENTITY_EVENTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable

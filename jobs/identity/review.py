@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.identity.tables import LINK_PAIRS, REVIEW_DECISIONS, REVIEW_QUEUE
 from phmx import lakehouse
 from phmx.errors import ConfigError
+from phmx.tables import LINK_PAIRS, REVIEW_DECISIONS, REVIEW_QUEUE
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

@@ -11,6 +11,13 @@ Modes (``PHMX_IDENTITY_MODE`` or ``ctx.settings.extra["identity_mode"]``):
   ``INCREMENTAL_MAX_SHARE`` of the records are new or changed; otherwise full.
 
 Reviewer decisions (gold.review_decisions) are honoured in both modes.
+
+Encryption at rest: this is the one stage that decrypts ``silver.person``'s direct identifiers
+(only the columns standardisation needs), and it writes ``gold.member``'s cin and names as
+ciphertexts (:func:`privacy.crypto.encrypt_for_write`; a member whose identifiers did not change
+keeps its stored ciphertexts). The plaintext lives only in the engine and in this run's scratch
+tables (``work.identity_*``), which are deleted when the run ends, pass or fail; only
+``work.identity_tf`` (record id and name frequencies, for ``explain``) is kept.
 """
 
 from __future__ import annotations
@@ -19,17 +26,21 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from jobs.identity import config, golden, ids, linkage, model_store, review
 from jobs.identity.comparisons import pattern_string
-from jobs.identity.tables import IDENTITY_EVENTS, IDENTITY_RECORDS, LINK_PAIRS, REVIEW_QUEUE
-from phmx import lakehouse, tables
+from jobs.identity.standardise import PERSON_FIELDS
+from phmx import lakehouse, storage, tables
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
 from phmx.log import get_logger
+from phmx.tables import IDENTITY_EVENTS, IDENTITY_RECORDS, LINK_PAIRS, REVIEW_QUEUE
+from privacy.crypto import FINGERPRINT_COLUMN, decrypt_for_read, decryption_errors, encrypt_for_write
+from privacy.keys import get_provider
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -47,13 +58,46 @@ def _mode(ctx: RunContext) -> str:
     return mode
 
 
+#: Scratch tables kept after a run (no identifiers: record ids and name frequencies).
+KEPT_SCRATCH = ("identity_tf",)
+#: silver.person columns the stage decrypts (standardisation and survivorship need them).
+DECRYPTED = tuple(c for c in tables.PERSON.encrypted if c in PERSON_FIELDS)
+
+
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Link ``silver.person`` into members and write the gold identity tables."""
+    scratch = linkage.Scratch(spark)
+    try:
+        with decryption_errors():
+            return _run(spark, ctx, scratch)
+    finally:
+        purge_scratch(scratch)
+
+
+def read_person(spark: SparkSession, ctx: RunContext) -> DataFrame:
+    """``silver.person`` with the identifiers the stage needs decrypted (lazily, in the engine)."""
+    person = lakehouse.read(spark, tables.PERSON)
+    keep = [c for c in person.columns if c not in tables.PERSON.encrypted or c in DECRYPTED]
+    return decrypt_for_read(person.select(*keep), tables.PERSON.fqn, get_provider(ctx.settings))
+
+
+def purge_scratch(scratch: linkage.Scratch) -> None:
+    """Delete this stage's scratch tables (standardised identifiers in plaintext) but the kept ones."""
+    root = lakehouse.table_path(scratch._name("x")).rsplit("/", 1)[0]
+    if storage.is_s3(root):
+        names = {f.relpath.split("/", 1)[0] for f in storage.list_files(root) if "/" in f.relpath}
+    else:
+        names = {p.name for p in Path(root).iterdir() if p.is_dir()} if Path(root).is_dir() else set()
+    for name in sorted(names):
+        if name.startswith(scratch.prefix + "_") and name not in KEPT_SCRATCH:
+            storage.delete_prefix(storage.join(root, name))
+
+
+def _run(spark: SparkSession, ctx: RunContext, scratch: linkage.Scratch) -> StageResult:
     t0 = time.perf_counter()
     settings = config.load(ctx.settings.extra.get("identity_settings"))
     mode = _mode(ctx)
-    person = lakehouse.read(spark, tables.PERSON)
-    scratch = linkage.Scratch(spark)
+    person = read_person(spark, ctx)
     std = linkage.prepare(person, scratch, settings)
     n_records = std.count()
     if n_records == 0:
@@ -109,7 +153,12 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     with _timed("member"):
         g_in = scratch.put(_golden_input(person, std, records), "golden_input")
         members = golden.build(spark, g_in, settings, ctx.run_id)
-        lakehouse.overwrite(lakehouse.conform_to(members, tables.MEMBER), tables.MEMBER)
+        members = scratch.put(_protect_members(spark, lakehouse.conform_to(members, tables.MEMBER), ctx),
+                              "member_encrypted")
+        lakehouse.overwrite(members, tables.MEMBER, schema=FINGERPRINT_COLUMN not in _stored_columns(spark))
+    with _timed("tf"):
+        tf_cols = [c for c in std.columns if c.startswith("tf_")]
+        scratch.put(std.select("rid", *tf_cols), "tf")
     with _timed("identity_records"):
         state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
         lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
@@ -138,6 +187,17 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
+
+
+def _stored_columns(spark: SparkSession) -> list[str]:
+    return lakehouse.read(spark, tables.MEMBER).columns if lakehouse.exists(tables.MEMBER) else []
+
+
+def _protect_members(spark: SparkSession, members: DataFrame, ctx: RunContext) -> DataFrame:
+    """gold.member rows with cin and names encrypted; unchanged members keep their ciphertexts."""
+    previous = lakehouse.read(spark, tables.MEMBER) if lakehouse.exists(tables.MEMBER) else None
+    return encrypt_for_write(members, tables.MEMBER.fqn, get_provider(ctx.settings), keys=tables.MEMBER.keys,
+                             previous=previous)
 
 
 @contextmanager
