@@ -3,8 +3,12 @@
 Builds Patient, Coverage, Encounter, Immunization, Condition and Flag (open care gaps) from the
 rows the consent engine permitted, as FHIR Bulk Data NDJSON (one file per resource type). Every
 ``id`` is a keyed pseudonym for the recipient (:mod:`privacy.pseudonyms`); the only source ids
-that appear are the plan's own (its member id and claim ids) and the Medi-Cal CIN. Security
-labels travel as ``meta.security`` (v3-ActCode plus a v3-Confidentiality level).
+that appear are the plan's own (its member id and claim ids). The Patient has no name and no
+CIN (minimum necessary: the plan holds the member's demographics under its own member id).
+Security labels travel as ``meta.security`` (v3-ActCode plus a v3-Confidentiality level).
+
+These Python builders are the reference: the plan feed builds the same resources on the engine
+(:mod:`jobs.publish.fhir_sql`) and the tests compare the two.
 """
 
 from __future__ import annotations
@@ -66,18 +70,12 @@ def _ref(pid: str) -> dict[str, str]:
 
 
 def patient(pid: str, row: dict[str, Any], recipient: str) -> dict[str, Any]:
+    """Pseudonym, the plan's own member id, gender, birth date, postal code; no name, no CIN."""
     ident = [{"system": f"{HUB}/sid/pseudonym/{recipient}", "value": pid}]
     if row.get("record_id"):
         ident.append({"system": f"{HUB}/sid/{recipient}/member-id", "value": str(row["record_id"])})
-    if row.get("code2"):
-        ident.append({"system": CIN_SYSTEM, "value": str(row["code2"])})
     res: dict[str, Any] = {"resourceType": "Patient", "id": pid, "meta": security(row.get("security_labels")),
                            "identifier": ident}
-    name = {k: v for k, v in (("family", row.get("text2")),) if v}
-    if row.get("text1"):
-        name["given"] = [str(row["text1"])]
-    if name:
-        res["name"] = [name]
     if row.get("code"):
         res["gender"] = GENDER.get(str(row["code"]).upper(), "unknown")
     if _d(row.get("d1")):

@@ -12,6 +12,11 @@ Every package holds ``manifest.json`` (each file's name, size and SHA-256, the p
 and fingerprint, what the feed is), ``manifest.sig`` (raw Ed25519 signature over the exact bytes of
 manifest.json) and ``publisher.pem`` (the public key), so it verifies offline with nothing else.
 
+Big files (a plan's Encounter.ndjson at a million members is gigabytes) are never held in
+memory: a builder writes them to a local spool file while hashing them (:class:`SpooledFile`,
+:func:`spool_dir`), and staging moves (same disk) or streams (S3 multipart upload) that file.
+Small files stay bytes.
+
 Never a partial feed: files go to a staging prefix first; only a complete package is promoted
 (a directory rename on local disk; on S3 server-side copies with manifest.json and manifest.sig
 last, then the ``latest`` pointer). Any failure removes the staging copy and any partly promoted
@@ -25,6 +30,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,21 +56,123 @@ PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 maximum
 _VERSION = re.compile(r"^v(\d+)$")
 
 
+@dataclass(frozen=True)
+class SpooledFile:
+    """A package file written to local disk by its builder, with the SHA-256 and size taken while
+    it was written (so neither the manifest nor staging ever reads it whole into memory)."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+FileData = bytes | SpooledFile
+
+
+def _check_name(name: str) -> None:
+    if name in (MANIFEST, SIGNATURE, PUBLIC_KEY, LATEST) or name.startswith("/") or ".." in name.split("/"):
+        raise PhmxError(f"reserved or unsafe package file name {name!r}")
+
+
 @dataclass
 class Package:
-    """Files of one feed for one recipient and period (name -> bytes), and what the manifest says."""
+    """Files of one feed for one recipient and period (name -> bytes or a spooled file), and what
+    the manifest says. Call :meth:`close` (or let :func:`stage` do it) to remove spooled files."""
 
     recipient: str
     feed: str
     period: str
     run_id: str
-    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> (data, media type)
+    files: dict[str, tuple[FileData, str]] = field(default_factory=dict)  # name -> (data, media type)
     meta: dict[str, Any] = field(default_factory=dict)
+    spool: Path | None = None  # folder of this package's spooled files (removed by close)
 
     def add(self, name: str, data: bytes | str, media_type: str) -> None:
-        if name in (MANIFEST, SIGNATURE, PUBLIC_KEY, LATEST) or name.startswith("/") or ".." in name.split("/"):
-            raise PhmxError(f"reserved or unsafe package file name {name!r}")
+        _check_name(name)
         self.files[name] = (data.encode("utf-8") if isinstance(data, str) else data, media_type)
+
+    def add_spooled(self, name: str, spooled: SpooledFile, media_type: str) -> None:
+        """Add a file already written to local disk (see :class:`HashingWriter`)."""
+        _check_name(name)
+        self.files[name] = (spooled, media_type)
+
+    def close(self) -> None:
+        """Remove the spooled files (after staging, or when the package is abandoned)."""
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
+
+
+class HashingWriter:
+    """Write a package file to local disk in pieces, hashing as it goes; :meth:`close` returns the
+    :class:`SpooledFile`. Memory stays at one piece whatever the file's size."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = path.open("wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def close(self) -> SpooledFile:
+        self._fh.close()
+        return SpooledFile(self.path, self._hash.hexdigest(), self.size)
+
+    def abort(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spool_dir(root: str, recipient: str) -> Path:
+    """A fresh local folder for a package's big files: under the publish root's staging prefix when
+    the root is a local folder (so staging is a rename on the same disk), else a temporary folder."""
+    name = f"{recipient}-{uuid.uuid4().hex[:12]}"
+    if storage.is_s3(root):
+        return Path(tempfile.mkdtemp(prefix=f"phmx-spool-{name}-"))
+    path = Path(root, STAGING, "_spool", name)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _digest(data: FileData) -> tuple[str, int]:
+    if isinstance(data, SpooledFile):
+        return data.sha256, data.size
+    return sha256(data), len(data)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file read in 1 MiB pieces (never whole)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for piece in iter(lambda: fh.read(chunk), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def _write(uri: str, data: FileData, media: str) -> None:
+    """Write one package file to staging: bytes as they are; a spooled file moved (local, same
+    disk), copied in pieces (local, other disk) or uploaded in parts (S3, boto3's managed upload)."""
+    if not isinstance(data, SpooledFile):
+        storage.write_bytes(uri, data, content_type=media)
+        return
+    if storage.is_s3(uri):
+        bucket, key = storage.split_s3(uri)
+        extra: dict[str, str] = {"ContentType": media}
+        kms = os.environ.get("PHMX_KMS_KEY_ID")
+        if kms:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
+        storage.s3_client().upload_file(str(data.path), bucket, key, ExtraArgs=extra)
+        return
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(data.path, target)
+    except OSError:  # another disk: copy in pieces
+        shutil.copyfile(data.path, target)
 
 
 @dataclass(frozen=True)
@@ -121,8 +230,10 @@ def manifest_bytes(pkg: Package, *, version: int, signer: signing.Signer, genera
                    delivery: dict[str, Any] | None) -> bytes:
     """The manifest: canonical JSON (sorted keys, 2-space indent, UTF-8) so its bytes are stable."""
     pub = signer.public_key()
-    files = [{"name": name, "sha256": sha256(data), "bytes": len(data), "media_type": media}
-             for name, (data, media) in sorted(pkg.files.items())]
+    files = []
+    for name, (data, media) in sorted(pkg.files.items()):
+        digest, size = _digest(data)
+        files.append({"name": name, "sha256": digest, "bytes": size, "media_type": media})
     doc = {
         "format": FORMAT,
         "recipient": pkg.recipient, "feed": pkg.feed, "period": pkg.period, "version": f"v{version}",
@@ -172,7 +283,17 @@ class Staged:
 
 
 def stage(pkg: Package, root: str, *, signer: signing.Signer | None = None, now: datetime | None = None) -> Staged:
-    """Write the signed package under the staging prefix as the next version (nothing visible yet)."""
+    """Write the signed package under the staging prefix as the next version (nothing visible yet).
+
+    Spooled files are moved or uploaded (their SHA-256 was taken while they were written) and the
+    package's spool folder is removed, whether staging succeeds or not."""
+    try:
+        return _stage(pkg, root, signer=signer, now=now)
+    finally:
+        pkg.close()
+
+
+def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datetime | None) -> Staged:
     signer = signer or signing.get_signer()
     now = now or datetime.now(UTC)
     base = period_root(root, pkg.recipient, pkg.feed, pkg.period)
@@ -188,7 +309,7 @@ def stage(pkg: Package, root: str, *, signer: signing.Signer | None = None, now:
     signature = signer.sign(manifest)
     try:
         for name, (data, media) in sorted(files.items()):
-            storage.write_bytes(storage.join(staging, name), data, content_type=media)
+            _write(storage.join(staging, name), data, media)
         storage.write_bytes(storage.join(staging, MANIFEST), manifest, content_type="application/json")
         storage.write_bytes(storage.join(staging, SIGNATURE), signature, content_type="application/octet-stream")
     except Exception as exc:
@@ -197,8 +318,9 @@ def stage(pkg: Package, root: str, *, signer: signing.Signer | None = None, now:
             raise
         raise StorageError(f"staging {pkg.recipient}/{pkg.feed}/{pkg.period} failed: {type(exc).__name__}",
                            hint="nothing was published; re-run the publish") from exc
-    total = sum(len(d) for d, _ in files.values()) + len(manifest) + len(signature)
-    hashes = {n: sha256(d) for n, (d, _) in files.items()} | {MANIFEST: sha256(manifest)}
+    digests = {n: _digest(d) for n, (d, _) in files.items()}
+    total = sum(size for _, size in digests.values()) + len(manifest) + len(signature)
+    hashes = {n: h for n, (h, _) in digests.items()} | {MANIFEST: sha256(manifest)}
     return Staged(pkg.recipient, pkg.feed, pkg.period, version, base, staging, final,
                   [*sorted(files), MANIFEST, SIGNATURE], sha256(manifest), signer.key_id, hashes, total, now)
 

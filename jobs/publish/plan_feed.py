@@ -1,6 +1,6 @@
 """A plan's care-team feed: record-level FHIR Bulk Data NDJSON of its attributed members.
 
-Steps (one engine pass per plan, then Python on the permitted rows):
+Steps (engine passes per plan; the driver only streams finished NDJSON lines):
 
 1. **Attribution**: members with enrollment from this plan (``silver.coverage`` rows whose
    ``source`` is the plan) overlapping the period.
@@ -11,20 +11,35 @@ Steps (one engine pass per plan, then Python on the permitted rows):
    excluded), in the period.
 3. **Consent**: ``consent.enforce.permitted_rows`` for purpose TREAT to this plan: joins only;
    denied classes inside an otherwise permitted record are redacted (an SUD diagnosis dropped from
-   a plan encounter), records of a program whose class is denied are withheld.
-4. **Resources**: pseudonymous ids (HMAC per recipient); identifiers only where the plan has the
-   right (its own member id and claim ids, the CIN); every resource validated (R4B).
+   a plan encounter), records of a program whose class is denied are withheld. The permitted
+   rows are materialised in a per-plan work table.
+4. **Resources**: built on the engine as JSON (:mod:`jobs.publish.fhir_sql`), ids as keyed
+   pseudonyms for the plan (HMAC on the engine), sorted by id, streamed per resource type into
+   the package's NDJSON files (:mod:`jobs.publish.ndjson_stream`: structural checks on every
+   resource, fhir.resources validation on a deterministic sample), so memory does not grow with
+   the plan's size.
+
+The Patient carries no direct identifier: no name, no CIN (``silver.person``'s direct identifiers
+are encrypted at rest and only the identity stage decrypts them). It is identified by the plan's
+own member id (``source_person_id`` under the plan's identifier system) plus gender, birth date
+and postal code: the plan already holds the member's demographics under that id, so sending them
+again would exceed the minimum necessary (45 CFR 164.502(b); for treatment disclosures the hub
+applies it as policy).
+
+:func:`resources` is the in-memory reference builder (Python dicts, :mod:`jobs.publish.fhir_bulk`),
+kept for small row sets and for the tests that check the engine's resources equal it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import consent_gate, fhir_bulk, tables
+from jobs.publish import consent_gate, fhir_bulk, fhir_sql, ndjson_stream, package, tables
 from jobs.publish.cells import Scope
-from jobs.publish.package import Package
+from jobs.publish.package import HashingWriter, Package
 from phmx import lakehouse
 from phmx.log import get_logger
 from phmx.tables import BH_SERVICE, COVERAGE, DENTAL_SERVICE, ENCOUNTER, IMMUNIZATION, MEMBER_XWALK, PERSON
@@ -44,11 +59,16 @@ EVENT_KINDS = ("encounter", "bh", "dental", "immunization", "gap")
 
 @dataclass(frozen=True)
 class PlanRows:
-    """The permitted rows (pandas records) and the members-by-class frame for the ledger."""
+    """The permitted rows (a frame over the per-plan work table, ROW_DDL), the members-by-class
+    frame for the ledger, and how many attributed members have their Patient row."""
 
-    rows: list[dict[str, Any]]
+    frame: DataFrame
     members: DataFrame
     attributed: int
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as Python dicts (small feeds and tests only: this collects them all)."""
+        return self.frame.toArrow().to_pylist()
 
 
 def _shape(df: DataFrame, **cols: Column | str | None) -> DataFrame:
@@ -146,18 +166,21 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
     when = _in_period(scope)
     if when is not None:
         ev = ev.where(when)
-    person = lakehouse.read(spark, PERSON).where(F.col("source") == recipient).join(xw, ["source", "source_person_id"])
+    # Only non-identifying demographics: silver.person's direct identifiers are never read here.
+    person = (lakehouse.read(spark, PERSON).where(F.col("source") == recipient)
+              .select("source", "source_person_id", "birth_date", "sex", "zip")
+              .join(xw, ["source", "source_person_id"]))
     own = [
         _shape(person, kind=F.lit("patient"), source="source", record_id="source_person_id", member_id="member_id",
-               d1="birth_date", code="sex", code2="cin", code3="zip", text1="given_name", text2="family_name",
-               security_labels=F.array().cast("array<string>")),
+               d1="birth_date", code="sex", code3="zip", security_labels=F.array().cast("array<string>")),
     ]
     cov = lakehouse.read(spark, COVERAGE).where(F.col("source") == recipient)
     ov = _overlap(scope)
     if ov is not None:
         cov = cov.where(ov)
     own.append(_shape(cov.join(xw, ["source", "source_person_id"]), kind=F.lit("coverage"), source="source",
-                      record_id=F.concat_ws("|", "plan_id", F.col("start_date").cast("string")), member_id="member_id",
+                      record_id=F.concat_ws("|", "source_person_id", "plan_id", F.col("start_date").cast("string")),
+                      member_id="member_id",
                       d1="start_date", d2="end_date", code="plan_id", code2="aid_code", text1="source_person_id",
                       security_labels=F.array().cast("array<string>")))
     rows = ev.unionByName(own[0]).unionByName(own[1])
@@ -166,16 +189,26 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
 
 
 def permitted(spark: SparkSession, recipient: str, scope: Scope, at: datetime) -> PlanRows:
+    """The rows the plan may receive (materialised by the consent gate; nothing is collected)."""
+    from pyspark.sql import functions as F
+
     rows = candidate_rows(spark, recipient, scope)
     ok, members = consent_gate.plan_permitted(spark, rows, recipient=recipient, at=at)
-    tbl = ok.toArrow()
-    recs = tbl.to_pylist()
-    attributed = len({r["member_id"] for r in recs if r["kind"] == "patient"})
-    return PlanRows(recs, members, attributed)
+    attributed = ok.where(F.col("kind") == "patient").select("member_id").distinct().count()
+    return PlanRows(ok, members, attributed)
+
+
+def with_patient(rows: DataFrame) -> DataFrame:
+    """Rows of members that have their Patient row (no resource without its Patient)."""
+    from pyspark.sql import functions as F
+
+    patients = rows.where(F.col("kind") == "patient").select("member_id").distinct()
+    return rows.join(patients, "member_id", "left_semi")
 
 
 def resources(rows: list[dict[str, Any]], recipient: str) -> dict[str, list[dict[str, Any]]]:
-    """FHIR resources by type, with pseudonymous ids for this recipient."""
+    """FHIR resources by type, with pseudonymous ids for this recipient: the in-memory reference
+    builder (every row as a Python dict; small row sets and tests only)."""
     from privacy.keys import get_provider
     from privacy.pseudonyms import pseudonym_values
 
@@ -208,28 +241,54 @@ def resources(rows: list[dict[str, Any]], recipient: str) -> dict[str, list[dict
     return out
 
 
-def build(*, recipient: str, period: str, run_id: str, rows: PlanRows, generated_at: datetime) -> tuple[Package, dict[str, int]]:
-    res = resources(rows.rows, recipient)
-    for items in res.values():
-        fhir_bulk.validate(items)
+def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows: PlanRows, generated_at: datetime,
+          root: str) -> tuple[Package, dict[str, int]]:
+    """The plan's package: one NDJSON file per resource type streamed from the engine into a spool
+    folder (``root`` is the publish root: the spool sits beside its staging area), the Part 2
+    notice when any resource is Part 2 or SUD labelled, and the Bulk Data manifest facts."""
+    from pyspark.sql import functions as F
+
+    from privacy.keys import get_provider
+
+    keyed = with_patient(rows.frame)
+    measures = sorted(r[0] for r in keyed.where(F.col("kind") == "gap").select("code").distinct().collect() if r[0])
+    frames = fhir_sql.resource_frames(keyed, recipient, get_provider(), measures)
     pkg = Package(recipient, FEED, period, run_id)
-    output = []
-    for t in fhir_bulk.RESOURCE_TYPES:
-        pkg.add(f"{t}.ndjson", fhir_bulk.ndjson(res[t]), "application/fhir+ndjson")
-        output.append({"type": t, "url": f"{t}.ndjson", "count": len(res[t])})
-    part2 = any(c.get("code") in ("42CFRPart2", "SUD") for items in res.values() for r in items
-                for c in r.get("meta", {}).get("security", []))
+    pkg.spool = package.spool_dir(root, recipient)
+    mode = ndjson_stream.validate_mode()
+    output, counts, part2, checks = [], {}, 0, {}
+    try:
+        for t in fhir_bulk.RESOURCE_TYPES:
+            started = time.perf_counter()
+            writer = HashingWriter(pkg.spool / f"{t}.ndjson")
+            try:
+                stats = ndjson_stream.write_ndjson(frames[t]().orderBy("id"), writer, t, mode=mode)
+            except BaseException:
+                writer.abort()
+                raise
+            pkg.add_spooled(f"{t}.ndjson", writer.close(), "application/fhir+ndjson")
+            counts[t] = stats.count
+            part2 += stats.part2
+            checks[t] = {"resources": stats.count, "fhir_validated": stats.validated}
+            output.append({"type": t, "url": f"{t}.ndjson", "count": stats.count})
+            log.info("%s: %s %d resources in %.1f s (%d validated with fhir.resources in %.1f s)", recipient, t,
+                     stats.count, time.perf_counter() - started, stats.validated, stats.validate_seconds)
+    except BaseException:
+        pkg.close()
+        raise
     if part2:
         pkg.add("part2_notice.txt", fhir_bulk.PART2_NOTICE, "text/plain; charset=utf-8")
-    counts = {t: len(v) for t, v in res.items()}
     pkg.meta = {
         "purpose": PURPOSE, "legal_basis": "Treatment (45 CFR 164.506(c); Cal. Civil Code 56.10(c)); Part 2 and "
         "W&I 5328 records only as the member's consent or the policy permits (consent.enforce)",
         "fhir_bulk": {"transactionTime": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
                       "requiresAccessToken": False, "output": output, "error": [], "fhirVersion": "4.0.1"},
         "content": {"attributed_members": rows.attributed, "resources": counts},
-        "identifiers": "ids are HMAC-SHA256 pseudonyms keyed per recipient; only the plan's own member and claim "
-                       "ids and the Medi-Cal CIN appear as identifiers",
+        "identifiers": "ids are HMAC-SHA256 pseudonyms keyed per recipient; the only source ids that appear "
+                       "are the plan's own member ids and claim ids; no names and no Medi-Cal CIN",
+        "validation": {"structural_checks": "every resource", "fhir_resources_R4B": mode,
+                       "sample": {"first": ndjson_stream.FIRST, "every": ndjson_stream.EVERY} if mode == "sample"
+                       else None, "by_type": checks},
         "part2_notice": "part2_notice.txt" if part2 else None,
     }
     return pkg, counts

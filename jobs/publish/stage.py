@@ -169,8 +169,8 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
     rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
     signer = signing.get_signer(ctx.settings)
     now = datetime.now(UTC)
-    pkg, counts = plan_feed.build(recipient=recipient, period=ctx.period, run_id=ctx.run_id, rows=rows,
-                                  generated_at=now)
+    pkg, counts = plan_feed.build(spark, recipient=recipient, period=ctx.period, run_id=ctx.run_id, rows=rows,
+                                  generated_at=now, root=ctx.settings.publish_root)
     staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
     members = rows.members.select("member_id", "data_class", "rule_ids", "consent_ids")
     rules = sorted({r[0] for r in members.select(F.explode("rule_ids")).distinct().collect() if r[0]})

@@ -56,7 +56,10 @@ def local_id(i: int) -> str:
 
 
 def _df(spark, table, rows):
-    return spark.createDataFrame(rows, lakehouse.conform_to(spark.createDataFrame([], table.ddl), table).schema)
+    """Rows as the table's frame; columns a contract added at the end since (e.g. a fingerprint) are null."""
+    schema = lakehouse.conform_to(spark.createDataFrame([], table.ddl), table).schema
+    width = len(schema.fields)
+    return spark.createDataFrame([tuple(r) + (None,) * (width - len(r)) for r in rows], schema)
 
 
 def build(spark) -> None:

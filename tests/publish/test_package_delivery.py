@@ -180,3 +180,51 @@ def test_s3_delivery_uses_sse_kms_when_a_key_is_configured(keys_home, s3_bucket,
     assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
     manifest = json.loads(storage.read_bytes(f"{d.uri}/manifest.json"))
     assert manifest["delivery"]["sse"] == "aws:kms"
+
+
+def _spooled_pkg(root: str, mib: int = 12) -> tuple[package.Package, str]:
+    """A package with one big file written in 1 MiB pieces through the hashing spool writer."""
+    import hashlib
+
+    p = _pkg()
+    p.spool = package.spool_dir(root, p.recipient)
+    w = package.HashingWriter(p.spool / "big.ndjson")
+    h = hashlib.sha256()
+    for i in range(mib):
+        piece = (f'{{"line":{i}}}\n' * ((1 << 20) // 11)).encode()
+        w.write(piece)
+        h.update(piece)
+    p.add_spooled("big.ndjson", w.close(), "application/fhir+ndjson")
+    return p, h.hexdigest()
+
+
+def test_big_spooled_file_manifest_checksum_local(keys_home):
+    root = settings.load().publish_root
+    pkg, digest = _spooled_pkg(root)
+    spool = pkg.spool
+    d = package.deliver(pkg, root)
+    folder = Path(d.uri)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["name"] == "big.ndjson")
+    assert entry["sha256"] == digest == package.sha256_file(folder / "big.ndjson") == d.files["big.ndjson"]
+    assert entry["bytes"] == (folder / "big.ndjson").stat().st_size > 10 * 2**20
+    assert verify_package(folder).files == 4
+    assert spool is not None and not spool.exists()  # the spool folder goes once staged
+    code, _ = _cli(["feeds", "verify", str(folder)])
+    assert code == 0
+
+
+def test_big_spooled_file_on_s3_is_uploaded_and_verifies(keys_home, s3_bucket, tmp_path):
+    root = f"s3://{s3_bucket}/publish"
+    pkg, digest = _spooled_pkg(root, mib=6)
+    d = package.deliver(pkg, root)
+    manifest = json.loads(storage.read_bytes(f"{d.uri}/manifest.json"))
+    entry = next(f for f in manifest["files"] if f["name"] == "big.ndjson")
+    assert entry["sha256"] == digest
+    local = tmp_path / "received"  # what a recipient does: download the folder, verify offline
+    for f in storage.list_files(d.uri):
+        target = local / f.relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(storage.read_bytes(f.uri))
+    assert verify_package(local).files == 4
+    assert not pkg.spool.exists()  # type: ignore[union-attr]
