@@ -510,11 +510,18 @@ def privacy_error_from(exc: BaseException) -> PrivacyError | None:
     The engine wraps it in its own exception (with a Python traceback); only the message this
     module wrote (which names the table and column, never a value) is kept.
     """
-    if isinstance(exc, PrivacyError):
-        return exc
-    m = _ENGINE_MESSAGE.search(str(exc))
-    return PrivacyError(m.group(0), hint="restore the table from a clean version (phmx.lakehouse.restore) "
-                        "or re-run conform from bronze") if m else None
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:  # the engine error may be wrapped (EngineError)
+        seen.add(id(cur))
+        if isinstance(cur, PrivacyError):
+            return cur
+        m = _ENGINE_MESSAGE.search(str(cur))
+        if m:
+            return PrivacyError(m.group(0), hint="restore the table from a clean version "
+                                "(phmx.lakehouse.restore) or re-run conform from bronze")
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 class decryption_errors:  # noqa: N801 - used as a context manager, reads as a phrase

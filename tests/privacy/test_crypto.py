@@ -100,3 +100,46 @@ def test_direct_identifier_columns_exist_in_contracts():
 
     for fqn, cols in crypto.DIRECT_IDENTIFIERS.items():
         assert set(cols) <= set(tables.by_fqn(fqn).column_names)
+
+
+def test_executor_mode_ships_no_plaintext_key(person, provider, monkeypatch):
+    """PHMX_DEK_UNWRAP=executor: the UDF closure carries the wrapped DEK and the provider's
+    configuration only; the worker unwraps it, and the round trip is the same."""
+    from pyspark import cloudpickle
+
+    ring = crypto.DataKeyRing.for_table("silver.person", provider)
+    dek = ring.dek(ring.current_id())
+    source = crypto.DekSource.for_ring(ring, [ring.current_id()], mode="executor")
+    shipped = cloudpickle.dumps(crypto._encrypt_udf(source, ring.current_id(), table="silver.person", column="cin").func)
+    assert dek not in shipped and ring.wrapped(ring.current_id()) in shipped
+    driver = crypto.DekSource.for_ring(ring, [ring.current_id()], mode="driver")
+    assert dek in cloudpickle.dumps(driver)  # the default mode: the key is in the closure (in-process engine)
+    for obj in (source, driver, ring, provider):
+        assert dek.hex() not in repr(obj) and repr(dek) not in repr(obj)
+    monkeypatch.setenv("PHMX_DEK_UNWRAP", "executor")
+    crypto._EXECUTOR_DEKS.clear()
+    enc = encrypt_columns(person, ["cin", "given_name"], provider, table="silver.person")
+    assert _rows(decrypt_columns(enc, ["cin", "given_name"], provider, table="silver.person")) == ROWS
+    monkeypatch.setenv("PHMX_DEK_UNWRAP", "nowhere")
+    with pytest.raises(crypto.ConfigError, match="PHMX_DEK_UNWRAP"):
+        crypto.unwrap_mode()
+
+
+def test_fingerprint_reuses_ciphertexts_of_unchanged_rows_only(spark, provider):
+    schema = "source string, source_person_id string, cin string, given_name string, family_name string, n int"
+    first = spark.createDataFrame([("a", "1", "91234567A", "Ana", "Ruiz", 1), ("a", "2", None, "Mai", "Vo", 2)], schema)
+    full = ("cin", "given_name", "family_name")
+    enc1 = crypto.encrypt_for_write(first, "gold.member", provider, keys=("source", "source_person_id"))
+    stored = spark.createDataFrame(enc1.orderBy("n").toPandas())
+    again = crypto.encrypt_for_write(first, "gold.member", provider, keys=("source", "source_person_id"),
+                                     previous=stored)
+    assert _rows(again) == _rows(stored)  # same content: same ciphertexts and fingerprints
+    changed = first.withColumn("given_name", F.when(F.col("n") == 2, F.lit("May")).otherwise(F.col("given_name")))
+    enc2 = _rows(crypto.encrypt_for_write(changed, "gold.member", provider, keys=("source", "source_person_id"),
+                                          previous=stored))
+    old = _rows(stored)
+    assert enc2[0] == old[0] and enc2[1][-1] != old[1][-1] and enc2[1][3] != old[1][3]
+    assert all(crypto.is_ciphertext(v) for r in enc2 for v in r[2:5] if v is not None)
+    assert _rows(crypto.decrypt_for_read(spark.createDataFrame(enc2, stored.schema), "gold.member", provider)) == \
+        [(*r[:5], r[5], fp) for r, fp in zip(_rows(changed), [x[-1] for x in enc2], strict=True)]
+    assert full == crypto.DIRECT_IDENTIFIERS["gold.member"]
