@@ -270,16 +270,20 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
             continue
         cvec = np.zeros(n)
         cvec[i] = 1.0
-        lo = _linprog(lp, cvec, bounds)
-        if lo.status == 2:
-            return None
-        witness(lo)
-        hi = _linprog(lp, -cvec, bounds)
-        if hi.status == 2:
-            return None
-        witness(hi)
-        low = float(lo.fun) if lo.status == 0 else 0.0
-        high = float("inf") if hi.status == 3 else float(-hi.fun)
+        low, high = float(seen_low[i]), float(seen_high[i])
+        if exact or low > _TOL:
+            lo = _linprog(lp, cvec, bounds)
+            if lo.status == 2:
+                return None
+            witness(lo)
+            low = float(lo.fun) if lo.status == 0 else 0.0
+        # a cell provably >= threshold passes whatever its maximum (unless exact bounds are wanted)
+        if exact or (high < threshold - _TOL and low < threshold - _TOL):
+            hi = _linprog(lp, -cvec, bounds)
+            if hi.status == 2:
+                return None
+            witness(hi)
+            high = float("inf") if hi.status == 3 else float(-hi.fun)
         found.append(CellBound(i, low, high))
     cells = {lp.comp[i]: CellBound(lp.comp[i], b.low, b.high) for i, b in enumerate(found[:len(lp.comp)])}
     implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[len(lp.comp):], strict=True)}

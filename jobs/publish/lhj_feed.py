@@ -6,6 +6,7 @@ once for every LHJ (:mod:`jobs.publish.prepare`).
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,7 @@ def finalize(table: pd.DataFrame, ci_method: str) -> pd.DataFrame:
     return out
 
 
-# Less detail, in order, when the privacy audit cannot protect a table: (name, rows kept).
+# Less detail, in order, when the privacy audit cannot protect a measure: (name, rows kept).
 DETAIL_LEVELS: tuple[tuple[str, Any], ...] = (
     ("full", lambda t: t),
     ("no two-way stratifiers", lambda t: t[~t["stratifier"].astype(str).str.contains("*", regex=False)]),
@@ -65,39 +66,141 @@ DETAIL_LEVELS: tuple[tuple[str, Any], ...] = (
     ("totals only", lambda t: t[t["stratifier"].astype(str) == ALL]),
     ("year totals only", lambda t: t[(t["stratifier"].astype(str) == ALL) & (t["period"].astype(str).str.len() == 4)]),
 )
+WITHHELD = "2"  # annotation of a withheld measure's cells (complementary: not shown, not small per se)
 
 
 def suppress_and_finalize(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
-    """Suppress and add rates; publish the most detailed table the privacy audit accepts.
+    """Suppress and add rates; publish, per measure, the most detailed table the privacy audit accepts.
 
-    ``privacy.suppression`` raises PrivacyError when its attacker audit still bounds a suppressed
-    cell too tightly; then the next, coarser level is tried (two-way tables dropped, then
-    quarters and months, then every stratifier, then all but the year totals, which have no
-    additive relation left, so primary suppression alone protects them). If even that fails, the error propagates and this recipient's
-    feed is not published (the others are).
+    Relations never cross measures within one LHJ (strata, two-way margins and period roll-ups all
+    stay inside one measure), so each measure can take its own level: the whole table is
+    suppressed at full detail; a measure the attacker audit still fails is retried with less
+    detail (two-way tables dropped, then quarters and months, then every stratifier, then all but
+    the year totals), the other measures keep theirs. A measure that fails even as year totals is
+    *withheld*: its year-total rows are published with numerator and denominator empty and
+    annotation 2, and the method says so; the rest of the feed is published (an LHJ's feed is
+    never refused for one measure).
+
+    The assembled table is audited once more (:func:`privacy.attack.audit` with the table's
+    relations); if that fails, PrivacyError: an unaudited table is never returned.
     """
-    from phmx.errors import PrivacyError
-
     if cells.empty:
         empty = pd.DataFrame({c: pd.Series(dtype="object") for c in [*OUTPUT_COLUMNS, "sensitive"]})
         return empty, "none (no cells)"
     base = cells[CELL_COLUMNS].reset_index(drop=True)
+    base["_order"] = np.arange(len(base))
+    pending = sorted(set(base["measure_id"].astype(str)))
+    parts: list[pd.DataFrame] = []
+    method = ""
+    coarser: list[str] = []
     for i, (level, keep) in enumerate(DETAIL_LEVELS):
-        try:
-            table, method = suppression.suppress(keep(base).reset_index(drop=True))
-        except PrivacyError:
-            if i == len(DETAIL_LEVELS) - 1:
-                raise
-            log.warning("suppression audit failed at detail level %r; trying less detail", level)
+        if not pending:
+            break
+        sub = keep(base[base["measure_id"].astype(str).isin(pending)]).reset_index(drop=True)
+        table, level_method, failed = suppression.suppress_report(sub)
+        method = method or level_method
+        ok = ~table["measure_id"].astype(str).isin(failed)
+        parts.append(table[ok])
+        passed = sorted(set(table.loc[ok, "measure_id"].astype(str)))
+        if i and passed:
+            coarser.append(f"detail level {level!r} for {', '.join(passed)}")
+        if failed:
+            log.warning("suppression audit failed at detail level %r for %d measure(s); trying less detail",
+                        level, len(failed))
+        pending = failed
+    if pending:
+        parts.append(withhold(base[base["measure_id"].astype(str).isin(pending)]))
+        coarser.append(f"withheld (annotation {WITHHELD}; the attacker audit could not protect them even as "
+                       f"year totals): {', '.join(pending)}")
+        log.warning("withholding %d measure(s) the suppression audit could not protect", len(pending))
+    table = pd.concat(parts, ignore_index=True).sort_values("_order", kind="mergesort").drop(columns="_order")
+    table = finalize(table.reset_index(drop=True), ci_method)
+    assert_protected(table)
+    return table, method + "".join(f"; {c}" for c in coarser)
+
+
+def withhold(cells: pd.DataFrame) -> pd.DataFrame:
+    """A measure's year-total rows with every count empty (annotation 2): published as withheld."""
+    rows = DETAIL_LEVELS[-1][1](cells).copy()
+    for c in ("numerator", "denominator"):
+        rows[c] = pd.array([pd.NA] * len(rows), dtype="Int64")
+    rows["annotation"] = pd.Series([WITHHELD] * len(rows), index=rows.index, dtype="object")
+    return rows
+
+
+def assert_protected(table: pd.DataFrame) -> None:
+    """The last gate: the attacker audit over exactly what is published; PrivacyError if it fails."""
+    from privacy.attack import audit
+    from privacy.suppression import SuppressionSpec
+
+    if table.empty or not table["numerator"].isna().any() and not table["denominator"].isna().any():
+        return
+    spec = SuppressionSpec.from_dict(suppression.privacy_spec(table))
+    report = audit(table[[*OUTPUT_COLUMNS]], spec)
+    report.raise_if_failed("published LHJ measure table")
+
+
+def state_table(state: pd.DataFrame, ci_method: str,
+                lhj_tables: Mapping[str, pd.DataFrame] | Sequence[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The statewide rows published in every LHJ package (the report's comparison), totals per period.
+
+    Cross-feed differencing: the state total is the sum of the 61 LHJ totals, and every LHJ's
+    package may end up public, so "state minus the other LHJs" would give back an LHJ total its
+    own feed suppressed. The rule: a statewide count is published only where *every* LHJ of the
+    run publishes that count (same measure, period and column) in its own table; otherwise it is
+    empty (annotation 2), and so is a statewide count of 1-10 or a small implied count. A
+    published statewide count is then the sum of published LHJ counts (it tells an attacker
+    nothing new), and an empty one is a free unknown, so the union of all feeds bounds each LHJ's
+    cells exactly as its own table does (tests/privacy/test_attack_cross_feed.py runs the LP
+    attack over that union).
+
+    ``lhj_tables``: the published measure tables of every LHJ of the run (after
+    :func:`suppress_and_finalize`). Without them (the stage builds the state rows before the LHJ
+    tables) no statewide count can be shown safely: every count is withheld.
+    """
+    totals = state[state["stratifier"].astype(str) == ALL] if len(state) else state
+    if totals.empty:
+        return suppress_and_finalize(totals, ci_method)[0]
+    out = totals[CELL_COLUMNS].reset_index(drop=True).copy()
+    num = pd.to_numeric(out["numerator"]).to_numpy(dtype=float)
+    den = pd.to_numeric(out["denominator"]).to_numpy(dtype=float)
+    hide = {"numerator": np.ones(len(out), dtype=bool), "denominator": np.ones(len(out), dtype=bool)}
+    if lhj_tables is not None:
+        frames = list(lhj_tables.values()) if isinstance(lhj_tables, Mapping) else list(lhj_tables)
+        hide = _state_hidden(out, frames)
+    small = lambda v: (v > 0) & (v < suppression.THRESHOLD)  # noqa: E731
+    hide["numerator"] |= small(num) | small(den - num)
+    hide["denominator"] |= small(den)
+    hidden_row = hide["numerator"] | hide["denominator"]
+    for c in ("numerator", "denominator"):
+        vals = out[c].astype("Int64").to_numpy(dtype=object)
+        vals[hide[c]] = pd.NA
+        out[c] = pd.array(vals, dtype="Int64")
+    ann = np.where(hidden_row, np.where(small(num) | small(den) | small(den - num), suppression.SMALL_CELL,
+                                        WITHHELD), np.where(den == 0, suppression.NO_DATA, ""))
+    out["annotation"] = pd.Series([a or None for a in ann], index=out.index, dtype="object")
+    return finalize(out, ci_method)
+
+
+def _state_hidden(state: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, np.ndarray]:
+    """Per statewide row and column: True where some LHJ does not publish that count (empty or absent)."""
+    key = ["measure_id", "period"]
+    lhjs = [f for f in frames if len(f)]
+    out = {}
+    for c in ("numerator", "denominator"):
+        shown = []
+        for f in lhjs:
+            t = f[f["stratifier"].astype(str) == ALL]
+            t = t.assign(_shown=pd.to_numeric(t[c], errors="coerce").notna())[[*key, "_shown"]]
+            shown.append(t)
+        if not shown:
+            out[c] = np.ones(len(state), dtype=bool)
             continue
-        return finalize(table, ci_method), method + (f"; detail level: {level}" if i else "")
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def state_table(state: pd.DataFrame, ci_method: str) -> pd.DataFrame:
-    """The statewide rows, suppressed: they only feed the report's comparison charts, so the
-    totals per period are enough. The same for every LHJ of a run (compute once)."""
-    return suppress_and_finalize(state[state["stratifier"] == ALL] if len(state) else state, ci_method)[0]
+        allshown = pd.concat(shown, ignore_index=True).groupby(key)["_shown"].agg(["all", "size"]).reset_index()
+        merged = state[key].astype(str).merge(allshown.astype({"measure_id": str, "period": str}), on=key, how="left")
+        ok = merged["all"].fillna(False).astype(bool) & (merged["size"].fillna(0) == len(lhjs))
+        out[c] = ~ok.to_numpy()
+    return out
 
 
 def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str, *,

@@ -200,25 +200,41 @@ def privacy_spec(table: pd.DataFrame) -> dict[str, Any]:
 
 
 def suppress(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Suppress one LHJ's measure table; return it (annotation as strings) and the method used."""
+    """Suppress one LHJ's measure table; return it (annotation as strings) and the method used.
+
+    Raises PrivacyError when the attacker audit cannot be satisfied (see :func:`suppress_report`)."""
+    out, method, failed = suppress_report(table)
+    if failed:
+        from phmx.errors import PrivacyError
+
+        raise PrivacyError(f"suppressed feed: the attacker audit still fails for measure(s) {', '.join(failed)}",
+                           hint="publish less detail for them, or withhold them (jobs.publish.lhj_feed)")
+    return out, method
+
+
+def suppress_report(table: pd.DataFrame) -> tuple[pd.DataFrame, str, list[str]]:
+    """Suppress one LHJ's measure table: (table with string annotations, method, measures whose cells
+    the attacker audit could still bound). Never raises for an audit failure: the caller decides
+    (:func:`jobs.publish.lhj_feed.suppress_and_finalize` publishes less detail or withholds them)."""
     api = _privacy_api()
     if api is None:
-        return suppress_cells(table), "jobs.publish.suppression.suppress_cells (primary + complementary fallback)"
+        return suppress_cells(table), "jobs.publish.suppression.suppress_cells (primary + complementary fallback)", []
     spec = privacy_spec(table)
     feed = table.drop(columns=[c for c in ("sensitive", "sensitivity") if c in table.columns])
-    out = api(feed, spec)
+    out = api(feed, spec, on_failure="report")
     out["annotation"] = pd.Series([None if pd.isna(v) else str(int(v)) for v in out["annotation"]],
                                   index=out.index, dtype="object")
     for c in ("sensitivity", "sensitive"):
         if c in table.columns:
             out[c] = table[c].to_numpy()
     summary = out.attrs.get("privacy.suppression", {})
+    failed = sorted({str(m) for _lhj, m in summary.get("failed_measures", [])})
     # pandas deep-copies attrs on every operation on the frame (and its slices): drop the summary
     # (audit details, a score per table) or every later step on the table crawls.
     out.attrs = {}
     return out, (f"privacy.suppression.suppress (CalHHS DDG 2.0 masking with publication scoring, "
                  f"complementary suppression and an LP attacker audit; {summary.get('primary', 0)} primary, "
-                 f"{summary.get('complementary', 0)} complementary)")
+                 f"{summary.get('complementary', 0)} complementary)"), failed
 
 
 def primary_only(table: pd.DataFrame, count_col: str, *, threshold: int = THRESHOLD) -> pd.DataFrame:
