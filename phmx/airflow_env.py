@@ -43,6 +43,9 @@ def airflow_env(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False"),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")])),
+        # `airflow standalone` starts its components as `airflow ...` subprocesses found on PATH:
+        # the venv's bin must be there even when nobody activated the venv (make airflow).
+        "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH", "")])),
         "NO_PROXY": "*",
     })
     return env
