@@ -148,11 +148,12 @@ def state_table(state: pd.DataFrame, ci_method: str,
     package may end up public, so "state minus the other LHJs" would give back an LHJ total its
     own feed suppressed. The rule: a statewide count is published only where *every* LHJ of the
     run publishes that count (same measure, period and column) in its own table; otherwise it is
-    empty (annotation 2), and so is a statewide count of 1-10 or a small implied count. A
-    published statewide count is then the sum of published LHJ counts (it tells an attacker
-    nothing new), and an empty one is a free unknown, so the union of all feeds bounds each LHJ's
-    cells exactly as its own table does (tests/privacy/test_attack_cross_feed.py runs the LP
-    attack over that union).
+    empty (annotation 1 when it is 1-10 or its implied count is, else 2). A published statewide
+    count is then the sum of published LHJ counts (it tells an attacker nothing new; it is never
+    small, since an LHJ publishes no small count where masking applies), and an empty one is a
+    free unknown, so the union of all feeds bounds each LHJ's cells exactly as its own table does
+    (tests/privacy/test_attack_cross_feed.py runs the LP attack over that union). Hiding a
+    statewide count every LHJ publishes would protect nothing (it is their sum).
 
     ``lhj_tables``: the published measure tables of every LHJ of the run (after
     :func:`suppress_and_finalize`). Without them (the stage builds the state rows before the LHJ
@@ -169,8 +170,6 @@ def state_table(state: pd.DataFrame, ci_method: str,
         frames = list(lhj_tables.values()) if isinstance(lhj_tables, Mapping) else list(lhj_tables)
         hide = _state_hidden(out, frames)
     small = lambda v: (v > 0) & (v < suppression.THRESHOLD)  # noqa: E731
-    hide["numerator"] |= small(num) | small(den - num)
-    hide["denominator"] |= small(den)
     hidden_row = hide["numerator"] | hide["denominator"]
     for c in ("numerator", "denominator"):
         vals = out[c].astype("Int64").to_numpy(dtype=object)
