@@ -8,8 +8,10 @@ Envelope scheme:
   (:func:`rewrap_data_keys`) without touching the data; rotating a DEK (:func:`rotate_data_key`)
   makes new writes use a new DEK while old ciphertexts keep naming theirs.
 * A value is encrypted with AES-256-GCM under a per-batch subkey
-  ``HKDF(DEK, salt=random 16 bytes)`` and a random 96-bit nonce, so a single DEK can encrypt far
-  more than the 2^32 values NIST SP 800-38D allows per key with random nonces.
+  ``HKDF(DEK, salt=random 16 bytes)``; within a batch the 96-bit nonce is a counter (unique per
+  subkey by construction, and cheaper than drawing one per value). A fresh random subkey per
+  batch keeps every key far below NIST SP 800-38D's limits, however much one DEK encrypts.
+  The nonce is stored in the ciphertext, so the reader does not depend on how it was chosen.
 * The associated data is ``phmx/col/v1|<table>|<column>|<dek id>``: a ciphertext copied to
   another table or column, or altered in any bit, fails authentication.
 
@@ -247,17 +249,17 @@ def _b64d(text: str) -> bytes:
 
 
 def encrypt_values(values: list[str | None], dek: bytes, dek_id: int, *, table: str, column: str) -> list[str | None]:
-    """Encrypt a batch (one fresh subkey per batch; random nonce per value)."""
+    """Encrypt a batch: one fresh random subkey per batch, a counter nonce per value under it."""
     salt = os.urandom(_SALT_LEN)
     aead = _subkey(dek, salt)
     aad = _aad(table, column, dek_id)
     head = f"{PREFIX}.{dek_id}."
     out: list[str | None] = []
-    for v in values:
+    for i, v in enumerate(values):
         if v is None:
             out.append(None)
             continue
-        nonce = os.urandom(_NONCE_LEN)
+        nonce = i.to_bytes(_NONCE_LEN, "big")
         out.append(head + _b64e(salt + nonce + aead.encrypt(nonce, v.encode("utf-8"), aad)))
     return out
 
