@@ -15,7 +15,8 @@ Rules the expressions follow so the JSON equals the Python builders' output:
   the system, never by concatenating struct arrays (the engine refuses to concatenate struct
   arrays whose fields differ only in nullability).
 
-Each frame has ``id, json, part2, problem``: ``part2`` marks a resource whose security labels
+Each frame has ``id, line, part2, problem``: ``line`` is the JSON document and its newline (so the
+driver writes the engine's string buffer as it is), ``part2`` marks a resource whose security labels
 carry 42CFRPart2 or SUD (the package then needs the Part 2 notice), ``problem`` names a failed
 structural check (null when the resource passes), checked on every resource.
 """
@@ -40,7 +41,7 @@ PSEUDONYM_PATTERN = r"^v[0-9]+\.[0-9a-f]{40}$"
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
-OUT_COLUMNS = ("id", "json", "part2", "problem")
+OUT_COLUMNS = ("id", "line", "part2", "problem")
 
 
 def _f():  # noqa: ANN202 - the functions module, imported lazily (no engine at import time)
@@ -124,7 +125,8 @@ def _ids_ok(*cols: str) -> dict[str, Column]:
 
 def _out(df: DataFrame, doc: Column, labels: Column | str, problem: Column, id_col: str = "rid") -> DataFrame:
     F = _f()
-    return df.select(F.col(id_col).alias("id"), F.to_json(doc).alias("json"), _part2(labels).alias("part2"),
+    return df.select(F.col(id_col).alias("id"), F.concat(F.to_json(doc), F.lit("\n")).alias("line"),
+                     _part2(labels).alias("part2"),
                      problem.alias("problem"))
 
 

@@ -1,9 +1,11 @@
 """Stream an engine frame of finished JSON documents into an NDJSON package file, in bounded memory.
 
-The frame (``id, json, part2, problem``, see :mod:`jobs.publish.fhir_sql`) is read as Arrow record
-batches as the engine sends them (:func:`arrow_batches`), each batch appended to a
-:class:`jobs.publish.package.HashingWriter` (SHA-256 taken while writing). Memory on the driver is
-one batch, whatever the number of resources.
+The frame (``id, line, part2, problem``, see :mod:`jobs.publish.fhir_sql`; ``line`` is a JSON
+document with its newline) is read as Arrow record batches as the engine sends them
+(:func:`arrow_batches`), and each batch's string data buffer, which is exactly the NDJSON bytes of
+its rows, is appended to a :class:`jobs.publish.package.HashingWriter` (SHA-256 taken while
+writing) without making a Python string per row. Memory on the driver is one batch, whatever the
+number of resources.
 
 Validation, documented in docs/plan-feed-guide.md:
 
@@ -94,8 +96,24 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.Table]:
         yield pa.Table.from_pylist(chunk)
 
 
+def _string_bytes(arr: pa.Array) -> memoryview:
+    """The concatenated UTF-8 bytes of a string array's values (its data buffer, no copy)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_string_view(arr.type) or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.large_string())
+    if len(arr) == 0:
+        return memoryview(b"")
+    _, offsets, data = arr.buffers()
+    dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offs = np.frombuffer(offsets, dtype=dtype)  # type: ignore[arg-type]
+    start, end = int(offs[arr.offset]), int(offs[arr.offset + len(arr)])
+    return memoryview(data)[start:end]  # type: ignore[arg-type]
+
+
 def write_ndjson(df: DataFrame, writer: HashingWriter, resource_type: str, *, mode: str | None = None) -> StreamStats:
-    """Append the frame's ``json`` lines (in the frame's order) to ``writer``; check as documented."""
+    """Append the frame's ``line`` values (in the frame's order) to ``writer``; check as documented."""
     import pyarrow.compute as pc
     from fhir.resources.R4B import get_fhir_model_class
 
@@ -103,12 +121,12 @@ def write_ndjson(df: DataFrame, writer: HashingWriter, resource_type: str, *, mo
     model = get_fhir_model_class(resource_type)
     stats = StreamStats()
     for table in arrow_batches(df):
-        docs = table.column("json")
+        docs = table.column("line")
         n = table.num_rows
         if docs.null_count:
             stats.problems["no_document"] += docs.null_count
-        lines = [x for x in docs.to_pylist() if x is not None]
-        writer.write(("\n".join(lines) + "\n").encode("utf-8"))
+        for chunk in docs.chunks:
+            writer.write(_string_bytes(chunk))
         stats.part2 += int(pc.sum(table.column("part2").cast("int64")).as_py() or 0)
         probs = table.column("problem").drop_null()
         if len(probs):

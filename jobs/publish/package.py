@@ -113,7 +113,7 @@ class HashingWriter:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._fh.write(data)
         self._hash.update(data)
         self.size += len(data)

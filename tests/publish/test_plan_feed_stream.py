@@ -99,8 +99,8 @@ def test_structural_failure_stops_the_file(spark, tmp_path):
 
     good = '{"resourceType":"Flag","id":"v1.' + "a" * 40 + '","status":"active","code":{"text":"x"},' \
            '"subject":{"reference":"Patient/v1.' + "b" * 40 + '"}}'
-    df = spark.createDataFrame([("v1." + "a" * 40, good, False, None), ("bad", good, True, "rid_pseudonym")],
-                               "id string, json string, part2 boolean, problem string")
+    df = spark.createDataFrame([("v1." + "a" * 40, good + "\n", False, None), ("bad", good + "\n", True, "rid_pseudonym")],
+                               "id string, line string, part2 boolean, problem string")
     writer = HashingWriter(tmp_path / "Flag.ndjson")
     with pytest.raises(PhmxError) as exc:
         write_ndjson(df.orderBy("id"), writer, "Flag", mode="all")
@@ -111,3 +111,15 @@ def test_structural_failure_stops_the_file(spark, tmp_path):
     stats = write_ndjson(df.where("problem is null"), ok, "Flag", mode="all")
     assert (stats.count, stats.validated, stats.part2) == (1, 1, 0)
     assert ok.close().size == len(good) + 1
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_string_buffer_bytes_respect_slices(kind):
+    import pyarrow as pa
+
+    from jobs.publish.ndjson_stream import _string_bytes
+
+    arr = pa.array(["{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}\n", "{\"d\":4}\n"], type=getattr(pa, kind)())
+    assert bytes(_string_bytes(arr)) == b'{"a":1}\n{"b":2}\n{"c":3}\n{"d":4}\n'
+    assert bytes(_string_bytes(arr.slice(1, 2))) == b'{"b":2}\n{"c":3}\n'
+    assert bytes(_string_bytes(arr.slice(4, 0))) == b""
