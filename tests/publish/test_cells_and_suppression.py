@@ -10,6 +10,7 @@ from jobs.publish import cells, stats, suppression
 from jobs.publish.fhir_measure import period_bounds
 from jobs.publish.lhj_feed import finalize
 from jobs.publish.recipients import lhj_by_recipient, recipient_id
+from privacy.suppression import SuppressionSpec
 
 
 def test_sixty_one_lhjs_with_recipient_ids():
@@ -111,27 +112,74 @@ def test_sensitive_measures_map_to_ddg_topics():
     assert spec["threshold"] == 11  # the privacy package's LHJ default spec underneath
 
 
-def test_less_detail_when_the_privacy_audit_cannot_protect_a_table(monkeypatch):
+def _yuba_two_measures() -> pd.DataFrame:
+    base = _base()
+    other = base.assign(measure_id="WCV")
+    out = cells.rollup(pd.concat([base, other], ignore_index=True), cells.Scope("all"))
+    return out[out.lhj == "Yuba"].reset_index(drop=True)
+
+
+def test_less_detail_only_for_the_measure_the_audit_cannot_protect(monkeypatch):
+    from jobs.publish import lhj_feed
+    from privacy.attack import audit
+
+    yuba = _yuba_two_measures()
+    real = suppression.suppress_report
+    seen = []
+
+    def picky(table):  # OEV-CH "fails" while it has two-way rows; WCV always passes
+        seen.append(sorted(set(table["measure_id"])))
+        out, method, failed = real(table)
+        two_way = table["stratifier"].str.contains("*", regex=False)
+        return out, method, sorted(set(failed) | set(table.loc[two_way & (table.measure_id == "OEV-CH"), "measure_id"]))
+
+    monkeypatch.setattr(suppression, "suppress_report", picky)
+    out, method = lhj_feed.suppress_and_finalize(yuba, "wilson")
+    assert seen == [["OEV-CH", "WCV"], ["OEV-CH"]]
+    assert "detail level 'no two-way stratifiers' for OEV-CH" in method
+    oev, wcv = out[out.measure_id == "OEV-CH"], out[out.measure_id == "WCV"]
+    assert not oev["stratifier"].str.contains("*", regex=False).any() and (oev["stratifier"] == "sex").any()
+    assert wcv["stratifier"].str.contains("*", regex=False).any()  # the other measure keeps full detail
+    spec = SuppressionSpec.from_dict(suppression.privacy_spec(out))
+    assert audit(out[lhj_feed.OUTPUT_COLUMNS], spec).ok
+
+
+def test_a_measure_no_level_can_protect_is_withheld_not_the_feed(monkeypatch):
+    from jobs.publish import lhj_feed
+
+    yuba = _yuba_two_measures()
+    real = suppression.suppress_report
+
+    def never_oev(table):
+        out, method, failed = real(table)
+        return out, method, sorted(set(failed) | ({"OEV-CH"} & set(table["measure_id"])))
+
+    monkeypatch.setattr(suppression, "suppress_report", never_oev)
+    out, method = lhj_feed.suppress_and_finalize(yuba, "wilson")
+    oev = out[out.measure_id == "OEV-CH"]
+    assert list(oev["period"]) == ["2025"] and list(oev["stratifier"]) == ["all"]  # year totals, withheld
+    assert oev["numerator"].isna().all() and oev["denominator"].isna().all() and oev["rate"].isna().all()
+    assert set(oev["annotation"]) == {"2"}
+    assert "withheld" in method and "OEV-CH" in method.split("withheld")[1]
+    assert (out.measure_id == "WCV").sum() > 10 and out.loc[out.measure_id == "WCV", "numerator"].notna().any()
+
+
+def test_an_unaudited_table_is_never_returned(monkeypatch):
     from jobs.publish import lhj_feed
     from phmx.errors import PrivacyError
 
-    yuba = cells.rollup(_base(), cells.Scope("all"))
-    yuba = yuba[yuba.lhj == "Yuba"].reset_index(drop=True)
-    real = suppression.suppress
-    seen = []
+    yuba = _yuba_two_measures()
 
-    def picky(table):
-        seen.append(len(table))
-        if table["stratifier"].str.contains("*", regex=False).any():
-            raise PrivacyError("suppressed feed: 1 suppressed cell(s) can be bounded too tightly")
-        return real(table)
+    def leaky(table):  # hides one small numerator and nothing else, and claims success
+        out = table.copy()
+        out["numerator"] = out["numerator"].astype("Int64")
+        small = (out["numerator"] > 0) & (out["numerator"] < 11) & (out["stratifier"] == "sex")
+        out.loc[small[small].index[:1], "numerator"] = pd.NA
+        out["annotation"] = None
+        return out, "leaky", []
 
-    monkeypatch.setattr(suppression, "suppress", picky)
-    out, method = lhj_feed.suppress_and_finalize(yuba, "wilson")
-    assert len(seen) == 2 and seen[1] < seen[0] and "detail level: no two-way stratifiers" in method
-    assert not out["stratifier"].str.contains("*", regex=False).any() and (out["stratifier"] == "sex").any()
-    monkeypatch.setattr(suppression, "suppress", lambda t: (_ for _ in ()).throw(PrivacyError("no")))
-    with pytest.raises(PrivacyError):
+    monkeypatch.setattr(suppression, "suppress_report", leaky)
+    with pytest.raises(PrivacyError, match="published LHJ measure table"):
         lhj_feed.suppress_and_finalize(yuba, "wilson")
 
 
