@@ -216,10 +216,89 @@ def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
     return _LP(comp, rows_with, a_eq, b_eq, terms)
 
 
-def _linprog(lp: _LP, cvec: np.ndarray, bounds: list[Any]) -> Any:
-    from scipy.optimize import linprog
+@dataclass
+class _Result:
+    """What one solve returns (scipy's linprog status codes: 0 optimal, 2 infeasible, 3 unbounded)."""
 
-    return linprog(cvec, A_eq=lp.a_eq, b_eq=lp.b_eq or None, bounds=bounds, method="highs")
+    status: int
+    fun: float = 0.0
+    x: np.ndarray | None = None
+    eq_duals: np.ndarray | None = None  # d objective / d right-hand side of each equation
+
+
+class _Model:
+    """One LP (``A_eq x = b_eq``, ``A_ub x <= b_ub``, bounds), solved for many objectives.
+
+    The attacker solves the same constraints with a different objective per bound, so the model
+    is passed to HiGHS once and only the costs change between solves: HiGHS restarts from the
+    last basis, and the per-call overhead of ``scipy.optimize.linprog`` (input checks, a new
+    solver each time) is gone. The HiGHS binding is the one scipy ships (``_highspy._core``, the
+    same code as the ``highspy`` package); if a scipy build lacks it, ``linprog`` is used.
+    """
+
+    def __init__(self, a_eq: Any, b_eq: list[float], bounds: list[tuple[float, float | None]],
+                 a_ub: Any = None, b_ub: list[float] | None = None) -> None:
+        self.n = len(bounds)
+        self.a_eq, self.b_eq, self.bounds, self.a_ub, self.b_ub = a_eq, list(b_eq), bounds, a_ub, list(b_ub or [])
+        self.m_eq = len(self.b_eq)
+        self._h = self._highs()
+
+    def _highs(self) -> Any:
+        try:
+            from scipy.optimize._highspy import _core as h
+        except ImportError:  # pragma: no cover - every scipy this project pins ships it
+            return None
+        if not hasattr(h, "_Highs"):  # pragma: no cover
+            return None
+        from scipy.sparse import csr_matrix, vstack
+
+        blocks = [self.a_eq if self.a_eq is not None else csr_matrix((0, self.n))]
+        if self.a_ub is not None:
+            blocks.append(self.a_ub)
+        a = vstack(blocks, format="csc")
+        inf = h.kHighsInf
+        lp = h.HighsLp()
+        lp.num_col_ = self.n
+        lp.num_row_ = a.shape[0]
+        lp.a_matrix_.num_col_ = self.n
+        lp.a_matrix_.num_row_ = a.shape[0]
+        lp.a_matrix_.format_ = h.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = a.indices.astype(np.int32)
+        lp.a_matrix_.value_ = a.data.astype(float)
+        lp.col_cost_ = np.zeros(self.n)
+        lp.col_lower_ = np.array([lo for lo, _ in self.bounds], dtype=float)
+        lp.col_upper_ = np.array([inf if hi is None else hi for _, hi in self.bounds], dtype=float)
+        lp.row_lower_ = np.array(self.b_eq + [-inf] * len(self.b_ub), dtype=float)
+        lp.row_upper_ = np.array(self.b_eq + self.b_ub, dtype=float)
+        solver = h._Highs()
+        solver.setOptionValue("output_flag", False)
+        solver.passModel(lp)
+        self._core = h
+        self._idx = np.arange(self.n, dtype=np.int32)
+        return solver
+
+    def solve(self, cvec: np.ndarray) -> _Result:
+        if self._h is None:  # pragma: no cover
+            from scipy.optimize import linprog
+
+            res = linprog(cvec, A_ub=self.a_ub, b_ub=self.b_ub or None, A_eq=self.a_eq, b_eq=self.b_eq or None,
+                          bounds=self.bounds, method="highs")
+            duals = None if getattr(res, "eqlin", None) is None else np.asarray(res.eqlin.marginals, dtype=float)
+            return _Result(res.status, float(res.fun) if res.status == 0 else 0.0, res.x, duals)
+        h, st = self._core, self._h
+        st.changeColsCost(self.n, self._idx, np.asarray(cvec, dtype=float))
+        st.run()
+        status = st.getModelStatus()
+        if status == h.HighsModelStatus.kOptimal:
+            sol = st.getSolution()
+            return _Result(0, float(st.getInfo().objective_function_value), np.array(sol.col_value),
+                           np.array(sol.row_dual)[:self.m_eq])
+        if status == h.HighsModelStatus.kInfeasible:
+            return _Result(2)
+        if status in (h.HighsModelStatus.kUnbounded, h.HighsModelStatus.kUnboundedOrInfeasible):
+            return _Result(3)
+        return _Result(4)  # pragma: no cover - time or iteration limits are not set
 
 
 def _cap(vals: list[float | None], threshold: int) -> float:
@@ -257,33 +336,36 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
             np.minimum(seen_low, res.x, out=seen_low)
             np.maximum(seen_high, res.x, out=seen_high)
 
-    first = _linprog(lp, np.ones(n), capped)
+    capped_model = _Model(lp.a_eq, lp.b_eq, capped)
+    first = capped_model.solve(np.ones(n))
     if first.status == 2:
         return None
     witness(first)
     if not exact:
-        _certify(_AuxRunner(lp.a_eq, lp.b_eq, None, [], capped, threshold), seen_low, seen_high)
+        _certify(_AuxRunner(lp.a_eq, lp.b_eq, capped, threshold), seen_low, seen_high)
+    model: _Model | None = None
     found: list[CellBound] = []
     for i in range(n):
         if not exact and seen_low[i] <= _TOL and seen_high[i] >= threshold - _TOL:
             found.append(CellBound(i, float(seen_low[i]), float(seen_high[i])))
             continue
+        model = model or _Model(lp.a_eq, lp.b_eq, bounds)
         cvec = np.zeros(n)
         cvec[i] = 1.0
         low, high = float(seen_low[i]), float(seen_high[i])
         if exact or low > _TOL:
-            lo = _linprog(lp, cvec, bounds)
+            lo = model.solve(cvec)
             if lo.status == 2:
                 return None
             witness(lo)
-            low = float(lo.fun) if lo.status == 0 else 0.0
+            low = lo.fun if lo.status == 0 else 0.0
         # a cell provably >= threshold passes whatever its maximum (unless exact bounds are wanted)
         if exact or (high < threshold - _TOL and low < threshold - _TOL):
-            hi = _linprog(lp, -cvec, bounds)
+            hi = model.solve(-cvec)
             if hi.status == 2:
                 return None
             witness(hi)
-            high = float("inf") if hi.status == 3 else float(-hi.fun)
+            high = float("inf") if hi.status == 3 else -hi.fun
         found.append(CellBound(i, low, high))
     cells = {lp.comp[i]: CellBound(lp.comp[i], b.low, b.high) for i, b in enumerate(found[:len(lp.comp)])}
     implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[len(lp.comp):], strict=True)}
@@ -304,11 +386,11 @@ def binding_cells(system: CellSystem, vals: list[float | None], comp: list[int],
     i = lp.index_of_cell(target[1]) if target[0] == "cell" else lp.index_of_row(target[1])
     cvec = np.zeros(lp.n)
     cvec[i] = 1.0 if side == "low" else -1.0
-    res = _linprog(lp, cvec, [(0.0, None)] * lp.n)
-    if res.status != 0 or getattr(res, "eqlin", None) is None:
+    res = _Model(lp.a_eq, lp.b_eq, [(0.0, None)] * lp.n).solve(cvec)
+    if res.status != 0 or res.eq_duals is None:
         return {}
     out: dict[int, float] = defaultdict(float)
-    for k, marginal in enumerate(np.asarray(res.eqlin.marginals, dtype=float)):
+    for k, marginal in enumerate(res.eq_duals):
         if abs(marginal) <= _TOL:
             continue
         for cell, coef in lp.terms[k]:
@@ -320,27 +402,18 @@ def binding_cells(system: CellSystem, vals: list[float | None], comp: list[int],
 class _AuxRunner:
     """LPs over the cells x plus t (t_i <= x_i, t_i <= threshold), to certify many cells at once."""
 
-    def __init__(self, a_eq: Any, b_eq: list[float], a_ub: Any, b_ub: list[float], bounds: list[Any],
-                 threshold: int) -> None:
-        from scipy.sparse import csr_matrix, hstack, identity, vstack
+    def __init__(self, a_eq: Any, b_eq: list[float], bounds: list[Any], threshold: int) -> None:
+        from scipy.sparse import csr_matrix, hstack, identity
 
         n = len(bounds)
         self.n = n
         self.threshold = float(threshold)
-        self.a_eq = hstack([a_eq, csr_matrix((a_eq.shape[0], n))], format="csr") if a_eq is not None else None
-        blocks = [hstack([-identity(n), identity(n)], format="csr")]  # t - x <= 0
-        if a_ub is not None:
-            blocks.append(hstack([a_ub, csr_matrix((a_ub.shape[0], n))], format="csr"))
-        self.a_ub = vstack(blocks, format="csr")
-        self.b_ub = [0.0] * n + list(b_ub or [])
-        self.b_eq = b_eq
-        self.bounds = list(bounds) + [(0.0, self.threshold)] * n
+        eq = hstack([a_eq, csr_matrix((a_eq.shape[0], n))], format="csr")
+        ub = hstack([-identity(n), identity(n)], format="csr")  # t - x <= 0
+        self.model = _Model(eq, b_eq, list(bounds) + [(0.0, self.threshold)] * n, ub, [0.0] * n)
 
-    def solve(self, c_x: np.ndarray, c_t: np.ndarray) -> Any:
-        from scipy.optimize import linprog
-
-        return linprog(np.concatenate([c_x, c_t]), A_ub=self.a_ub, b_ub=self.b_ub, A_eq=self.a_eq,
-                       b_eq=self.b_eq or None, bounds=self.bounds, method="highs")
+    def solve(self, c_x: np.ndarray, c_t: np.ndarray) -> _Result:
+        return self.model.solve(np.concatenate([c_x, c_t]))
 
 
 def _certify(runner: _AuxRunner, seen_low: np.ndarray, seen_high: np.ndarray, rounds: int = 6) -> None:
