@@ -102,19 +102,28 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
         gated.append(ok.select("member_id", "security_labels"))
     cell_table = cells_mod.rollup(base, scope)
 
-    # Service counts need one row per member, month, kind and label set, not every event.
+    # Service counts: distinct members per LHJ, month and kind, over the rows the gate permits.
+    # The gate's answer for a row here depends only on (member, labels): there is no code column
+    # to redact. So each distinct (member, label set) pair is gated once (about a ninth of the
+    # events at 100,000 members) and the answer joined back to the events. The events are stored
+    # first (a plain write): the engine plans the gate over stored rows in a fraction of the time
+    # it takes over the union-join of every silver table, and de-duplicating the events before
+    # the gate (the earlier way) cost the engine more than counting them all (20 s at 100,000).
     month = F.date_format("event_date", "yyyy-MM")
     ev = (member_events(spark).where(F.col("lhj").isNotNull() & F.col("event_date").isNotNull())
-          .select("member_id", "lhj", month.alias("month"), "source_kind", "security_labels"))
+          .select("member_id", "lhj", month.alias("month"), "source_kind", "security_labels",
+                  F.array_join("security_labels", "|").alias("_labels_key")))
     pred = scope.predicate()
     if pred:
         ev = ev.where(pred)
-    ev = ev.dropDuplicates(["member_id", "lhj", "month", "source_kind", "security_labels"])
-    ok_ev, _ = consent_gate.lhj_permitted(spark, ev, at=at, decisions=decisions)
-    ok_ev = tables.materialize(spark, ok_ev, tables.work_table("service_rows"))
-    services = (ok_ev.groupBy("lhj", "month", "source_kind").agg(F.countDistinct("member_id").alias("members"))
+    ev = tables.materialize(spark, ev, tables.work_table("service_events"))
+    pairs = ev.select("member_id", "security_labels", "_labels_key").dropDuplicates(["member_id", "_labels_key"])
+    ok_pairs, _ = consent_gate.lhj_permitted(spark, pairs, at=at, decisions=decisions)
+    ok_pairs = tables.materialize(spark, ok_pairs, tables.work_table("service_pairs"))
+    services = (ev.join(ok_pairs.select("member_id", "_labels_key"), ["member_id", "_labels_key"])
+                .groupBy("lhj", "month", "source_kind").agg(F.countDistinct("member_id").alias("members"))
                 .toPandas())
-    gated.append(ok_ev.select("member_id", "security_labels"))
+    gated.append(ok_pairs.select("member_id", "security_labels"))
 
     counted = gated[0]
     for g in gated[1:]:
