@@ -276,6 +276,7 @@ class Staged:
     files: dict[str, str]  # name -> sha256 (manifest.json included)
     bytes: int
     generated_at: datetime
+    sizes: dict[str, int] = field(default_factory=dict)  # name -> bytes (S3 promotion picks the copy API)
 
     def uris(self) -> list[tuple[str, str]]:
         """(final URI, sha256) of every file, for the ledger's disclosure entry."""
@@ -322,14 +323,15 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
     total = sum(size for _, size in digests.values()) + len(manifest) + len(signature)
     hashes = {n: h for n, (h, _) in digests.items()} | {MANIFEST: sha256(manifest)}
     return Staged(pkg.recipient, pkg.feed, pkg.period, version, base, staging, final,
-                  [*sorted(files), MANIFEST, SIGNATURE], sha256(manifest), signer.key_id, hashes, total, now)
+                  [*sorted(files), MANIFEST, SIGNATURE], sha256(manifest), signer.key_id, hashes, total, now,
+                  {n: size for n, (_, size) in digests.items()})
 
 
 def promote(st: Staged) -> Delivered:
     """Make a staged package visible as its version and point ``latest`` at it. All or nothing."""
     promoted = False
     try:
-        _promote(st.staging, st.final, st.names)
+        _promote(st.staging, st.final, st.names, st.sizes)
         promoted = True
         pointer = {"version": f"v{st.version}", "manifest_sha256": st.manifest_sha256,
                    "published_at": st.generated_at.astimezone(UTC).isoformat(timespec="seconds")}
@@ -360,8 +362,12 @@ def deliver(pkg: Package, root: str, *, signer: signing.Signer | None = None,
     return promote(stage(pkg, root, signer=signer, now=now))
 
 
-def _promote(staging: str, final: str, names: list[str]) -> None:
-    """Local: one directory rename. S3: copy each object, manifest and signature last."""
+COPY_OBJECT_MAX = 5 * 2**30  # S3's limit for a single CopyObject; bigger objects are copied in parts
+
+
+def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] | None = None) -> None:
+    """Local: one directory rename. S3: copy each object (in parts above 5 GiB, as S3 requires),
+    manifest and signature last."""
     if not storage.is_s3(final):
         target = Path(final)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -377,8 +383,11 @@ def _promote(staging: str, final: str, names: list[str]) -> None:
     if kms:
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
     for name in names:
-        client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource={"Bucket": sb, "Key": f"{sk}/{name}"},
-                           MetadataDirective="COPY", **extra)
+        source = {"Bucket": sb, "Key": f"{sk}/{name}"}
+        if (sizes or {}).get(name, 0) >= COPY_OBJECT_MAX:
+            client.copy(source, fb, f"{fk}/{name}", ExtraArgs=extra or None)  # managed multipart copy
+            continue
+        client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource=source, MetadataDirective="COPY", **extra)
 
 
 def _discard(uri: str) -> None:

@@ -214,9 +214,10 @@ def test_big_spooled_file_manifest_checksum_local(keys_home):
     assert code == 0
 
 
-def test_big_spooled_file_on_s3_is_uploaded_and_verifies(keys_home, s3_bucket, tmp_path):
+def test_big_spooled_file_on_s3_is_uploaded_and_verifies(keys_home, s3_bucket, tmp_path, monkeypatch):
+    monkeypatch.setattr(package, "COPY_OBJECT_MAX", 2**20)  # promote the big file by a multipart copy
     root = f"s3://{s3_bucket}/publish"
-    pkg, digest = _spooled_pkg(root, mib=6)
+    pkg, digest = _spooled_pkg(root, mib=9)
     d = package.deliver(pkg, root)
     manifest = json.loads(storage.read_bytes(f"{d.uri}/manifest.json"))
     entry = next(f for f in manifest["files"] if f["name"] == "big.ndjson")
