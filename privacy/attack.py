@@ -73,6 +73,7 @@ class AttackReport:
     _vals: list[float | None] = field(default_factory=list, repr=False)
     _rel_index: dict[int, list[int]] = field(default_factory=dict, repr=False)
     _comp_of: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _models: dict[int, tuple[_LP, _Model]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +98,11 @@ class AttackReport:
         if comp is None:
             return {}
         side = "low" if failure["low"] > _TOL and failure["low"] < self.threshold - _TOL else "high"
-        return binding_cells(self._system, self._vals, comp, target, side, self._rel_index)
+        key = id(comp)  # one LP per group, re-solved for each failure in it
+        if key not in self._models:
+            lp = _build_lp(self._system, self._vals, comp, self._rel_index)
+            self._models[key] = (lp, _Model(lp.a_eq, lp.b_eq, [(0.0, None)] * lp.n))
+        return _binding(*self._models[key], target, side)
 
     def raise_if_failed(self, what: str = "feed") -> None:
         if self.ok:
@@ -310,7 +315,7 @@ Solution = tuple[dict[int, CellBound], dict[int, CellBound]]
 
 def solve_component(system: CellSystem, vals: list[float | None], comp: list[int],
                     rel_index: dict[int, list[int]] | None = None, *, threshold: int = THRESHOLD,
-                    exact: bool = False) -> Solution | None:
+                    exact: bool = False, known: dict[tuple[str, int], CellBound] | None = None) -> Solution | None:
     """Attacker intervals for the cells of ``comp`` and for the implied counts (denominator minus
     numerator) of their rows: ``(cell bounds, implied bounds by row)``; None when the published
     numbers are inconsistent.
@@ -320,6 +325,11 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     are those witnesses: the true interval is at least that wide). Every other variable gets its
     exact ``min`` and ``max``. Witness points come from LPs with aggregate objectives and from
     every LP solved on the way, so most cells are certified by a handful of solves.
+
+    ``known`` (non-exact mode): variables already shown to reach both 0 and ``threshold`` on a
+    table with fewer suppressed cells. Suppressing more only turns published constants into
+    unknowns, so every earlier feasible point stays feasible and those witnesses still hold:
+    privacy.suppression passes them between its rounds and they are not solved again.
     """
     rel_index = rel_index if rel_index is not None else system.relations_of()
     lp = _build_lp(system, vals, comp, rel_index)
@@ -330,6 +340,11 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
 
     seen_low = np.full(n, np.inf)
     seen_high = np.full(n, -np.inf)
+    if known and not exact:
+        keys = [("cell", c) for c in lp.comp] + [("implied", r) for r in lp.rows]
+        for i, k in enumerate(keys):
+            if k in known:
+                seen_low[i], seen_high[i] = known[k].low, known[k].high
 
     def witness(res: Any) -> None:
         if res.status == 0 and res.x is not None:
@@ -383,10 +398,14 @@ def binding_cells(system: CellSystem, vals: list[float | None], comp: list[int],
     """
     rel_index = rel_index if rel_index is not None else system.relations_of()
     lp = _build_lp(system, vals, comp, rel_index)
+    return _binding(lp, _Model(lp.a_eq, lp.b_eq, [(0.0, None)] * lp.n), target, side)
+
+
+def _binding(lp: _LP, model: _Model, target: tuple[str, int], side: str) -> dict[int, float]:
     i = lp.index_of_cell(target[1]) if target[0] == "cell" else lp.index_of_row(target[1])
     cvec = np.zeros(lp.n)
     cvec[i] = 1.0 if side == "low" else -1.0
-    res = _Model(lp.a_eq, lp.b_eq, [(0.0, None)] * lp.n).solve(cvec)
+    res = model.solve(cvec)
     if res.status != 0 or res.eq_duals is None:
         return {}
     out: dict[int, float] = defaultdict(float)
@@ -473,7 +492,8 @@ def implied_ok(bound: CellBound, threshold: int = THRESHOLD, *, strict: bool = F
 
 def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = THRESHOLD,
           strict: bool = False, exact: bool = False,
-          cache: dict[frozenset[int], Solution | None] | None = None) -> AttackReport:
+          cache: dict[frozenset[int], Solution | None] | None = None,
+          known: dict[tuple[str, int], CellBound] | None = None) -> AttackReport:
     """Bound every suppressed cell of a published measure feed by linear programming.
 
     Besides the suppressed cells, the implied count of every row with a suppressed count
@@ -484,7 +504,9 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
     shape does not show: the geography total, stratum roll-ups and period roll-ups. ``cache``
     (a dict kept by the caller) reuses the bounds of linked groups already solved on the same
     table: a group's LP depends only on its set of cells, so an unchanged group is not re-solved
-    (privacy.suppression passes one between its rounds).
+    (privacy.suppression passes one between its rounds). ``known`` (a dict kept by the caller,
+    only while the same table gets *more* suppressed cells between calls) collects the variables
+    certified to reach 0 and the threshold, which stay certified (see :func:`solve_component`).
     """
     table = published_table.reset_index(drop=True)
     system = build_system(table, **_relation_options(spec))
@@ -502,7 +524,7 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
         if cache is not None and key in cache:
             solved = cache[key]
         else:
-            solved = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact)
+            solved = solve_component(system, vals, comp, rel_index, threshold=threshold, exact=exact, known=known)
             if cache is not None:
                 cache[key] = solved
         if solved is None:
@@ -510,6 +532,10 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
             continue
         report.bounds.update(solved[0])
         report.implied_bounds.update(solved[1])
+        if known is not None and not exact:
+            for kind, got in (("cell", solved[0]), ("implied", solved[1])):
+                known.update({(kind, k): b for k, b in got.items()
+                              if b.low <= _TOL and b.high >= threshold - _TOL})
     report.suppressed_cells = sum(1 for v in vals if v is None)
     for cell, b in sorted(report.bounds.items()):
         if not b.ok(threshold, strict=strict):

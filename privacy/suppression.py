@@ -342,8 +342,9 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     rounds, report = 0, AttackReport()
     complements = _apply_rules(st, spec.threshold)
     cache: dict[Any, Any] = {}
+    known: dict[Any, Any] = {}  # certified variables stay certified: each round only adds suppressions
     while True:
-        report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache)
+        report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache, known=known)
                   if st.code else AttackReport())
         if report.ok or rounds >= spec.max_rounds:
             break
