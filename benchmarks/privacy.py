@@ -1,12 +1,19 @@
 """Privacy benchmark: Safe Harbor + pseudonyms on the engine, Presidio on the engine, suppression.
 
-``python -m benchmarks.privacy [--quick] [--rows N] [--sentences N] [--measures N]``
+``python -m benchmarks.privacy [--quick] [--rows N] [--sentences N] [--measures N]
+[--only suppression] [--cells PATH]``
 
 1. Safe Harbor transform (policy with pseudonym, year, age, age band, ZIP3, generalise) over
    synthetic rows generated on the engine; rows/s for each pseudonym method (udf, native).
 2. Presidio scrubbing of synthetic clinical sentences as a vectorised UDF; sentences/s.
 3. DDG suppression (with the LP attacker loop) of a 61-LHJ feed with every stratifier
-   (age band, sex, race/ethnicity, age band x sex) and a statewide row; seconds.
+   (age band, sex, race/ethnicity, age band x sex) and a statewide row, suppressed jointly; seconds.
+4. The publish path on a 61-LHJ feed: each LHJ's table suppressed on its own
+   (``jobs.publish.lhj_feed.suppress_and_finalize``: audit rounds, per-measure fallback, final
+   audit), the statewide rows by the cross-feed rule, and the LP attack over the union of all of
+   them; seconds per LHJ and in total. ``--cells PATH`` does the same on a real run's cell table
+   (a Delta directory or Parquet file with the ``gold``/work ``publish_cells`` columns, e.g. a
+   benchmark lakehouse's ``work/publish_cells``), read-only.
 
 Full size: 10,000,000 rows; --quick: 100,000 rows, fewer sentences and measures (< 1 minute).
 """
@@ -121,12 +128,106 @@ def bench_suppression(measures: int) -> dict[str, float]:
             "complementary": s["complementary"], "audit_ok": rep.ok}
 
 
+def synthetic_cells(measures: int, seed: int = 7):  # noqa: ANN201
+    """61 LHJs + the state like the publish stage's cells: the year with every stratifier, quarter totals."""
+    import pandas as pd
+
+    from jobs.publish.cells import CELL_COLUMNS
+    from privacy.feedgen import CA_LHJS, make_feed
+
+    ids = ("FUH-30", "FUM-30", "FUA-30", "OEV-CH", "TFL-CH", "CIS-10")[:measures]
+    quarters = ("2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4")
+    q = make_feed(CA_LHJS, measures=ids, periods=quarters, mean_denominator=1.5, seed=seed)
+    cols = ["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]
+    year = q.groupby(["lhj", "measure_id", "stratifier", "stratum"], as_index=False, sort=False)[
+        ["numerator", "denominator"]].sum().assign(period="2025")
+    lhj = pd.concat([q.loc[q["stratifier"] == "all", cols], year[cols]], ignore_index=True)
+    state = lhj.groupby(cols[1:5], as_index=False, sort=False)[["numerator", "denominator"]].sum().assign(
+        lhj="California")
+    cells = pd.concat([lhj, state[cols]], ignore_index=True)
+    cells["sensitivity"] = cells["measure_id"].map(lambda m: "mh" if m.startswith(("FUH", "FUM")) else
+                                                   "sud" if m.startswith("FUA") else "general")
+    cells["sensitive"] = cells["sensitivity"] != "general"
+    return cells[CELL_COLUMNS]
+
+
+def read_cells(path: str):  # noqa: ANN201
+    """A run's cell table, read-only: a Delta directory (delta-rs) or a Parquet file."""
+    import os.path
+
+    import pandas as pd
+
+    from jobs.publish.cells import CELL_COLUMNS, ordered
+
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        import deltalake
+
+        df = deltalake.DeltaTable(path).to_pandas()
+    else:
+        df = pd.read_parquet(path)
+    return ordered(df[CELL_COLUMNS])
+
+
+def bench_lhj_feeds(cells) -> dict[str, object]:  # noqa: ANN001
+    """Each LHJ suppressed as the publish stage does, the statewide rows, the union attack."""
+    import pandas as pd
+
+    from jobs.publish import lhj_feed
+    from jobs.publish import suppression as publish_suppression
+    from jobs.publish.recipients import STATE
+    from privacy.attack import audit
+    from privacy.suppression import SuppressionSpec
+
+    per_lhj: dict[str, float] = {}
+    published = {}
+    levels: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for lhj in sorted(set(cells["lhj"]) - {STATE}):
+        mine = cells[cells["lhj"] == lhj].reset_index(drop=True)
+        t = time.perf_counter()
+        published[lhj], method = lhj_feed.suppress_and_finalize(mine, "wilson")
+        per_lhj[lhj] = time.perf_counter() - t
+        extra = method.split(");", 1)[1].strip() if ");" in method else ""
+        if extra:
+            levels[lhj] = extra
+    lhj_seconds = time.perf_counter() - t0
+    state = cells[cells["lhj"] == STATE].reset_index(drop=True)
+    t = time.perf_counter()
+    rows = lhj_feed.state_table(state, "wilson", published)
+    state_seconds = time.perf_counter() - t
+    union = pd.concat([*(p[lhj_feed.OUTPUT_COLUMNS] for p in published.values()), rows[lhj_feed.OUTPUT_COLUMNS]],
+                      ignore_index=True)
+    spec = SuppressionSpec.from_dict({**publish_suppression.privacy_spec(cells), "geography_total": STATE})
+    t = time.perf_counter()
+    rep = audit(union, spec)
+    union_seconds = time.perf_counter() - t
+    shown = int(rows["numerator"].notna().sum() + rows["denominator"].notna().sum())
+    suppressed = sum(int(p["numerator"].isna().sum() + p["denominator"].isna().sum()) for p in published.values())
+    return {"lhjs": len(published), "rows": sum(len(p) for p in published.values()), "seconds": lhj_seconds,
+            "slowest": max(per_lhj.items(), key=lambda kv: kv[1]) if per_lhj else ("-", 0.0),
+            "median": sorted(per_lhj.values())[len(per_lhj) // 2] if per_lhj else 0.0,
+            "suppressed_cells": suppressed, "less_detail": levels, "state_seconds": state_seconds,
+            "state_shown": f"{shown}/{2 * len(rows)}", "union_seconds": union_seconds, "union_ok": rep.ok,
+            "union_failures": len(rep.failures)}
+
+
+def _print_lhj_feeds(label: str, r: dict[str, object]) -> None:
+    print(f"{label}: {r['lhjs']} LHJ tables ({r['rows']:,} rows, {r['suppressed_cells']:,} suppressed cells) "
+          f"in {r['seconds']:.1f} s (median {r['median']:.2f} s, slowest {r['slowest'][0]} {r['slowest'][1]:.2f} s); "
+          f"less detail / withheld: {r['less_detail'] or 'none'}")
+    print(f"  statewide rows {r['state_seconds']:.2f} s, counts shown {r['state_shown']}; LP attack over the union "
+          f"of all feeds + state {r['union_seconds']:.1f} s, {'passed' if r['union_ok'] else 'FAILED'} "
+          f"({r['union_failures']} failure(s))")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.privacy", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100,000 rows, 300 sentences, 2 measures")
     ap.add_argument("--rows", type=int)
     ap.add_argument("--sentences", type=int)
     ap.add_argument("--measures", type=int)
+    ap.add_argument("--only", choices=["suppression"], help="run only the suppression parts (no engine)")
+    ap.add_argument("--cells", help="also time the publish suppression on this run's cell table (read-only)")
     args = ap.parse_args(argv)
     rows = args.rows or (100_000 if args.quick else 10_000_000)
     sentences = args.sentences or (300 if args.quick else 3000)
@@ -139,16 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     from privacy.keys import get_provider
 
     wall = time.perf_counter()
-    spark = get_spark()
-    provider = get_provider()
     print(f"machine: {_machine()}")
-    sh = bench_safe_harbor(spark, rows, provider)
-    for method in ("udf", "native"):
-        print(f"safe harbor + pseudonyms ({method}): {rows:,} rows in {sh[method]:.1f} s = "
-              f"{rows / sh[method]:,.0f} rows/s")
-    print(f"  (generating the synthetic rows alone: {sh['baseline_generate_only']:.1f} s)")
-    pres = bench_presidio(spark, sentences)
-    print(f"presidio scrub on the engine: {sentences:,} sentences in {pres:.1f} s = {sentences / pres:,.0f} sentences/s")
+    if args.only != "suppression":
+        spark = get_spark()
+        provider = get_provider()
+        sh = bench_safe_harbor(spark, rows, provider)
+        for method in ("udf", "native"):
+            print(f"safe harbor + pseudonyms ({method}): {rows:,} rows in {sh[method]:.1f} s = "
+                  f"{rows / sh[method]:,.0f} rows/s")
+        print(f"  (generating the synthetic rows alone: {sh['baseline_generate_only']:.1f} s)")
+        pres = bench_presidio(spark, sentences)
+        print(f"presidio scrub on the engine: {sentences:,} sentences in {pres:.1f} s = "
+              f"{sentences / pres:,.0f} sentences/s")
+    _print_lhj_feeds(f"publish suppression, synthetic 61 LHJs x {measures} measure(s) (year strata, quarter totals)",
+                     bench_lhj_feeds(synthetic_cells(measures)))
+    if args.cells:
+        _print_lhj_feeds(f"publish suppression, {args.cells}", bench_lhj_feeds(read_cells(args.cells)))
     sup = bench_suppression(measures)
     print(f"suppression: 61 LHJs + statewide x {measures} measure(s) x all stratifiers = {sup['rows']:,} rows "
           f"in {sup['seconds']:.1f} s ({sup['primary']} primary, {sup['complementary']} complementary); "
