@@ -8,6 +8,12 @@ its denominator. Integrality is relaxed (a linear programme; the integer range i
 real one, so passing the LP test is the conservative direction). For each suppressed cell it
 solves ``min x`` and ``max x`` with scipy's HiGHS.
 
+Implied counts: for every row with a suppressed count the LP also bounds ``denominator -
+numerator`` (the units not meeting the measure, a count in its own right); it must pass like a
+cell or be provably 0 (failures have ``column == "implied"``). :func:`binding_cells` names the
+published cells whose values pin a bound (from the LP duals): what privacy.suppression suppresses
+next when a bound fails.
+
 Pass criterion for a suppressed cell: ``min <= 0`` and ``max >= 11``; or ``min >= 11`` (the cell is
 provably not a small count; only complements can be like that, since a primary cell's true value
 1-10 lies inside its interval). ``strict=True`` drops that exception. DDG 2.0 section 4.4.1

@@ -20,7 +20,8 @@ and from the spec, when given:
   (events add up over time; member counts usually do not).
 
 Each relation holds for the numerator and for the denominator separately (unless limited), and
-every row has numerator <= denominator.
+every row has numerator <= denominator (the attacker's LP models it as an implied count
+``denominator - numerator >= 0``, itself a count to protect: privacy.attack).
 """
 
 from __future__ import annotations

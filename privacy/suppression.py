@@ -11,15 +11,21 @@ returns it masked:
    numerator is 0 or >= 11 and every denominator >= 20,000; else the Publication Scoring
    Criteria decide: a score of 13 or more means mask.
 2. **Primary suppression** (DDG 4.4.1): in masked tables, numerators of 1-10 (never 0) and,
-   by default, denominators of 1-10 (small denominators identify people too: DDG 4.2).
-   Annotation ``1``.
+   by default, denominators of 1-10 (small denominators identify people too: DDG 4.2), and the
+   numerator where the implied count ``denominator - numerator`` (units not meeting the
+   measure) is 1-10. Annotation ``1``.
 3. **Complementary suppression** (DDG 4.4.1 (a)/(b), 4.4.3): in every additive relation
    (each stratifier's strata vs the total, two-way cells vs margins, LHJs vs the state row,
    roll-ups) that holds a suppressed cell, suppress more cells while only one is suppressed, all
    suppressed values are <= 3, or they sum to less than 11. Complements are the smallest
    non-zero non-total cells that fix the condition (least informative first). Annotation ``2``.
-4. **Attacker check**: privacy.attack bounds every suppressed cell by linear programming; any
-   cell whose interval does not contain [0, 11] gets more complements, until none is left.
+4. **Attacker check**: privacy.attack bounds every suppressed cell and every implied count by
+   linear programming; any that fails (an upper bound below 11, or a lower bound above 0) gets
+   another complement, chosen among the published cells the LP's duals say pin that bound (see
+   :func:`_fix_failure`), until none is left. ``on_failure="raise"`` (default) raises
+   PrivacyError if that cannot be done; ``"report"`` returns the table and names the failing
+   ``(lhj, measure)`` pairs in the summary (the publish stage then publishes less detail for
+   them or withholds them).
 5. **Derived statistics**: rate and confidence limits are emptied for every row whose numerator
    or denominator is suppressed (DDG 4.4.1). Rows with a zero denominator get annotation ``3``
    (no data).
