@@ -97,7 +97,11 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: linkage.Scratch) -> Stag
     t0 = time.perf_counter()
     settings = config.load(ctx.settings.extra.get("identity_settings"))
     mode = _mode(ctx)
+    # Decrypted once into scratch (deleted after the run): standardisation and survivorship
+    # both read it, and decryption is the costly part of reading silver.person.
     person = read_person(spark, ctx)
+    needed = ["source", "source_person_id", *PERSON_FIELDS, "race", "ethnicity"]
+    person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
     std = linkage.prepare(person, scratch, settings)
     n_records = std.count()
     if n_records == 0:
