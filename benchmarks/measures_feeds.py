@@ -203,7 +203,8 @@ def report(out: dict) -> None:
               f"{p.get('bytes', 0) / 2**20:,.0f} MiB)")
     print(f"{'publish total':34s} {out['publish_seconds']:>9.1f}")
     print(f"{'measures + publish':34s} {out['measures_seconds'] + out['publish_seconds']:>9.1f}")
-    print(f"peak RSS {out['peak_rss_mb']:,} MB (this process, engine included); largest LHJ worker "
+    print(f"RSS after the measures stage {out['rss_after_measures_mb']:,} MB; "
+          f"peak RSS {out['peak_rss_mb']:,} MB (this process, engine included); largest LHJ worker "
           f"{out['peak_rss_worker_mb']:,} MB; {out['load_after']} at the end")
     if out["failed"]:
         print(f"NOT published ({len(out['failed'])}): {'; '.join(out['failed'])}")
