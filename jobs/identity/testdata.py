@@ -255,3 +255,16 @@ def to_spark(spark, person: pd.DataFrame):  # noqa: ANN001, ANN201 - pyspark typ
                                " address_line string, city string, state string, zip string, county_fips string,"
                                " phone string, record_date date")
     return lakehouse.conform_to(df, tables.PERSON)
+
+
+def write_person(spark, person) -> None:  # noqa: ANN001 - a pandas or pyspark DataFrame
+    """Replace silver.person with ``person`` (pandas from :func:`generate`, or a silver.person-
+    shaped engine frame), its direct identifiers encrypted as conform writes them: the identity
+    stage refuses plaintext in silver.person. For tests and benchmarks."""
+    from phmx import lakehouse, tables
+    from privacy.crypto import encrypt_for_write
+    from privacy.keys import get_provider
+
+    df = to_spark(spark, person) if isinstance(person, pd.DataFrame) else lakehouse.conform_to(person, tables.PERSON)
+    enc = encrypt_for_write(df, tables.PERSON.fqn, get_provider(), keys=tables.PERSON.keys)
+    lakehouse.overwrite(lakehouse.conform_to(enc, tables.PERSON), tables.PERSON, schema=True)

@@ -47,7 +47,8 @@ def write_members(spark, members: list[tuple[str, str, date]],
     xw = spark.createDataFrame([(src, sp, m, "exact", 1.0, "r0", now) for m, sp, _ in members for src in sources],
                                lakehouse.conform_to(spark.createDataFrame([], MEMBER_XWALK.ddl), MEMBER_XWALK).schema)
     lakehouse.overwrite(xw, MEMBER_XWALK)
-    rows = [(m, None, None, None, b, "F", "94612", "06001", "alameda", None, None, 1, "r0") for m, _, b in members]
+    # cin and names null (encrypted at rest when present), pii_fingerprint null with them
+    rows = [(m, None, None, None, b, "F", "94612", "06001", "alameda", None, None, 1, "r0", None) for m, _, b in members]
     lakehouse.overwrite(spark.createDataFrame(rows, MEMBER.ddl), MEMBER)
 
 

@@ -20,14 +20,9 @@ def population() -> tuple[pd.DataFrame, pd.DataFrame]:
 def write_person(spark) -> Callable[[pd.DataFrame], None]:
     """Replace silver.person with the given rows (in the test's own lakehouse), their direct
     identifiers encrypted as conform writes them."""
-    from phmx import lakehouse, tables
-    from privacy.crypto import encrypt_for_write
-    from privacy.keys import get_provider
 
     def _write(person: pd.DataFrame) -> None:
-        df = encrypt_for_write(testdata.to_spark(spark, person), tables.PERSON.fqn, get_provider(),
-                               keys=tables.PERSON.keys)
-        lakehouse.overwrite(lakehouse.conform_to(df, tables.PERSON), tables.PERSON, schema=True)
+        testdata.write_person(spark, person)
 
     return _write
 
