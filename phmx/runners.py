@@ -92,14 +92,17 @@ def job_arguments(stage: str, options: Mapping[str, str] | None = None) -> list[
 def job_environment(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
     """The phmx settings a cluster driver needs (same buckets, keys and partitions as Airflow).
 
-    An allow-list (``Settings.as_env`` plus the log level), never the whole environment, so no
-    unrelated variable reaches a job definition. ``PHMX_ENGINE=classic``: the driver is a JVM
+    An allow-list (``Settings.as_env``, the log level and ``PHMX_DEK_UNWRAP``, ``executor`` unless
+    set), never the whole environment, so no unrelated variable reaches a job definition. ``PHMX_ENGINE=classic``: the driver is a JVM
     Spark session with Delta, not the embedded engine.
     """
     cfg = cfg or settings_mod.load()
     env = cfg.as_env()
     env.pop("PHMX_RUNNER", None)
     env["PHMX_ENGINE"] = "classic"
+    # Cluster executors unwrap the data keys of encrypted columns themselves (through KMS), so no
+    # plaintext key travels inside a task closure (docs/encryption-at-rest.md).
+    env["PHMX_DEK_UNWRAP"] = os.environ.get("PHMX_DEK_UNWRAP") or "executor"
     if os.environ.get("PHMX_LOG_LEVEL"):
         env["PHMX_LOG_LEVEL"] = os.environ["PHMX_LOG_LEVEL"]
     return dict(sorted(env.items()))
