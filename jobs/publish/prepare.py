@@ -23,7 +23,7 @@ from phmx import lakehouse, storage
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
     from phmx.context import RunContext
 
@@ -59,6 +59,46 @@ class Prepared:
     def all_recipients(self) -> list[str]:
         """Every recipient of this run: the LHJs with members, then the plans."""
         return self.recipients + self.plans
+
+
+# De-duplicating on the engine: ``groupBy`` over string keys with ``count``/``min`` aggregates is
+# 15-40 times faster on the embedded engine than ``dropDuplicates`` or ``first`` (which keep every
+# other column, arrays included): at 1,000,000 members the disclosure member list took 28 s with
+# them and about 3 s without. Arrays are carried as joined strings and split back.
+SEP = "\u001f"  # unit separator: never inside a label, rule id or consent id
+
+
+def labels_key(col: str) -> Column:
+    """A string standing for an array column's value (null stays null)."""
+    from pyspark.sql import functions as F
+
+    return F.array_join(col, SEP)
+
+
+def from_key(col: str) -> Column:
+    """The array back from :func:`labels_key` (an empty string is the empty array)."""
+    from pyspark.sql import functions as F
+
+    return (F.when(F.col(col).isNull(), F.lit(None).cast("array<string>"))
+            .when(F.col(col) == "", F.array().cast("array<string>")).otherwise(F.split(col, SEP)))
+
+
+def distinct_label_sets(df: DataFrame) -> DataFrame:
+    """Distinct (member_id, security_labels) rows."""
+    from pyspark.sql import functions as F
+
+    return (df.select("member_id", labels_key("security_labels").alias("_k")).groupBy("member_id", "_k")
+            .agg(F.count("*").alias("_n")).select("member_id", from_key("_k").alias("security_labels")))
+
+
+def one_per_class(members: DataFrame) -> DataFrame:
+    """One (recipient, member_id, data_class) row, with its rule and consent ids."""
+    from pyspark.sql import functions as F
+
+    return (members.groupBy("recipient", "member_id", "data_class")
+            .agg(F.min(labels_key("rule_ids")).alias("_r"), F.min(labels_key("consent_ids")).alias("_c"))
+            .select("recipient", "member_id", "data_class", from_key("_r").alias("rule_ids"),
+                    from_key("_c").alias("consent_ids")))
 
 
 def summary_uri(run_id: str) -> str:
@@ -112,12 +152,13 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     month = F.date_format("event_date", "yyyy-MM")
     ev = (member_events(spark).where(F.col("lhj").isNotNull() & F.col("event_date").isNotNull())
           .select("member_id", "lhj", month.alias("month"), "source_kind", "security_labels",
-                  F.array_join("security_labels", "|").alias("_labels_key")))
+                  labels_key("security_labels").alias("_labels_key")))
     pred = scope.predicate()
     if pred:
         ev = ev.where(pred)
     ev = tables.materialize(spark, ev, tables.work_table("service_events"))
-    pairs = ev.select("member_id", "security_labels", "_labels_key").dropDuplicates(["member_id", "_labels_key"])
+    pairs = (ev.groupBy("member_id", "_labels_key").agg(F.count("*").alias("_n"))
+             .select("member_id", from_key("_labels_key").alias("security_labels"), "_labels_key"))
     ok_pairs, _ = consent_gate.lhj_permitted(spark, pairs, at=at, decisions=decisions)
     ok_pairs = tables.materialize(spark, ok_pairs, tables.work_table("service_pairs"))
     services = (ev.join(ok_pairs.select("member_id", "_labels_key"), ["member_id", "_labels_key"])
@@ -128,9 +169,9 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     counted = gated[0]
     for g in gated[1:]:
         counted = counted.unionByName(g)
-    counted = counted.dropDuplicates(["member_id", "security_labels"])
+    counted = distinct_label_sets(counted)
     members = consent_gate.lhj_disclosure_members(spark, counted, at=at, decisions=decisions)
-    members = members.dropDuplicates(["recipient", "member_id", "data_class"]).withColumn("run_id", F.lit(ctx.run_id))
+    members = one_per_class(members).withColumn("run_id", F.lit(ctx.run_id))
     written = tables.materialize(spark, lakehouse.conform_to(members, tables.FEED_MEMBERS), tables.FEED_MEMBERS.fqn)
 
     ct = cell_table.assign(run_id=ctx.run_id)
