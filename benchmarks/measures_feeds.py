@@ -1,7 +1,7 @@
 """Measures and every feed at scale (issue #7 item 7): time per stage on a 1,000,000-member gold layer.
 
     python -m benchmarks.measures_feeds --source-home /tmp/m100k --members 1000000   # 100k x10
-    python -m benchmarks.measures_feeds --quick          # a 1,000-member synthetic lakehouse x3
+    python -m benchmarks.measures_feeds --quick          # a 1,000-member synthetic lakehouse x3, 6 LHJ feeds
 
 The lakehouse: a synthetic lakehouse that went through ingest, conform, identity and consent
 (``--source-home``; without it one of ``--source-members`` members is built once under
@@ -124,8 +124,9 @@ def _silver_rows(spark) -> int:  # noqa: ANN001
     return sum(lakehouse.read(spark, t).count() for t in (*SILVER_EVENT_TABLES, COVERAGE) if lakehouse.exists(t))
 
 
-def timed(spark, home: Path, period: str) -> dict:  # noqa: ANN001
-    """The measures stage, then publish: prepare, all LHJ packages, each plan's feed; seconds each."""
+def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:  # noqa: ANN001
+    """The measures stage, then publish: prepare, the LHJ packages (all, or the first ``lhj_limit``),
+    each plan's feed; seconds each."""
     from pyspark.sql import functions as F
 
     from jobs.measures import run as run_measures
@@ -154,9 +155,11 @@ def timed(spark, home: Path, period: str) -> dict:  # noqa: ANN001
     out["prepare_seconds"] = round(time.perf_counter() - t0, 1)
     out["cells"] = len(prepared.cells) if prepared.cells is not None else 0
     t = time.perf_counter()
-    done, failed = stage.publish_lhjs(spark, ctx, prepared, prepared.recipients)
+    lhjs = prepared.recipients[:lhj_limit] if lhj_limit else prepared.recipients
+    done, failed = stage.publish_lhjs(spark, ctx, prepared, lhjs)
     out["lhj_seconds"] = round(time.perf_counter() - t, 1)
     out["lhj_recipients"] = len(prepared.recipients)
+    out["lhj_published"] = len(lhjs)
     out["lhj_feeds"] = len(done)
     out["lhj_workers"] = stage._workers()  # noqa: SLF001 - reported, not changed
     plans = []
@@ -195,17 +198,18 @@ def report(out: dict) -> None:
     print(f"{'publish: prepare (61 LHJs at once)':34s} {out['prepare_seconds']:>9.1f} {out['measure_event_rows']:>14,} "
           f"{_rate(out['measure_event_rows'], out['prepare_seconds'])}  (measure units in; {out['cells']:,} cells)")
     print(f"{'publish: LHJ packages':34s} {out['lhj_seconds']:>9.1f} {out['cells']:>14,} "
-          f"{_rate(out['cells'], out['lhj_seconds'])}  ({out['lhj_feeds']} of {out['lhj_recipients']} LHJ feeds "
-          f"delivered; built by {out['lhj_workers']} worker processes)")
+          f"{_rate(out['cells'], out['lhj_seconds'])}  ({out['lhj_feeds']} of {out['lhj_published']} LHJ feeds "
+          f"delivered, of {out['lhj_recipients']} LHJs with members; built by {out['lhj_workers']} worker processes)")
     for p in out["plans"]:
         print(f"{'publish: plan ' + p['recipient']:34s} {p['seconds']:>9.1f} {p['resources']:>14,} "
               f"{_rate(p['resources'], p['seconds'])}  (FHIR resources; {p.get('members', 0):,} members, "
               f"{p.get('bytes', 0) / 2**20:,.0f} MiB)")
     print(f"{'publish total':34s} {out['publish_seconds']:>9.1f}")
     print(f"{'measures + publish':34s} {out['measures_seconds'] + out['publish_seconds']:>9.1f}")
-    print(f"RSS after the measures stage {out['rss_after_measures_mb']:,} MB; "
-          f"peak RSS {out['peak_rss_mb']:,} MB (this process, engine included); largest LHJ worker "
-          f"{out['peak_rss_worker_mb']:,} MB; {out['load_after']} at the end")
+    worker = (f"{out['peak_rss_worker_mb']:,} MB" if out["peak_rss_worker_mb"]
+              else "none (built in this process)")
+    print(f"RSS after the measures stage {out['rss_after_measures_mb']:,} MB; peak RSS {out['peak_rss_mb']:,} MB "
+          f"(this process, engine included); largest LHJ worker {worker}; {out['load_after']} at the end")
     if out["failed"]:
         print(f"NOT published ({len(out['failed'])}): {'; '.join(out['failed'])}")
 
@@ -217,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-home", help="a PHMX_HOME built through consent (read only)")
     parser.add_argument("--source-members", type=int, default=100_000,
                         help="size of the source lakehouse built when --source-home is not given")
-    parser.add_argument("--quick", action="store_true", help="1,000 synthetic members x3 (under a minute once built)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 synthetic members x3, 6 LHJ feeds and the plans (under a minute once built)")
+    parser.add_argument("--lhj-limit", type=int, default=None, help="package only the first N LHJs")
     parser.add_argument("--period", default="all")
     parser.add_argument("--root", default="var/bench/measures_feeds")
     parser.add_argument("--keep", action="store_true", help="keep the replicated lakehouse and packages")
@@ -240,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     factor = max(1, round(members / max(have, 1)))
     home = root / f"m{members}"
     built = replicate(spark, src, home, factor)
-    out = {"machine": machine(), "build": built, **timed(spark, home, args.period)}
+    limit = args.lhj_limit or (6 if args.quick else None)
+    out = {"machine": machine(), "build": built, **timed(spark, home, args.period, limit)}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:
