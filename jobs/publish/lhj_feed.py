@@ -203,8 +203,13 @@ def _state_hidden(state: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, 
 
 
 def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str, *,
-           state_published: pd.DataFrame | None = None) -> LhjTables:
-    measures, method = suppress_and_finalize(cells, ci_method)
+           state_published: pd.DataFrame | None = None,
+           decided: tuple[pd.DataFrame, str] | None = None) -> LhjTables:
+    """The package's tables. ``decided``: this LHJ's published measure table and method as
+    :mod:`jobs.publish.lhj_tables` decided them with every other LHJ's (the stage always passes
+    it, with ``state_published``); without it the table is suppressed here, and without
+    ``state_published`` every statewide count is withheld (the safe default)."""
+    measures, method = decided if decided is not None else suppress_and_finalize(cells, ci_method)
     state_t = state_published if state_published is not None else state_table(state, ci_method)
     svc = suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
@@ -313,11 +318,14 @@ class LhjJob:
     ci_method: str
     publisher: signing.Publisher
     generated_at: datetime
+    decided: tuple[pd.DataFrame, str] | None = None
 
 
 def build_job(job: LhjJob) -> tuple[Package, int, int]:
-    """Suppress and assemble one LHJ's package: (package, cells, suppressed cells). Pure Python."""
-    t = tables(job.cells, job.state, job.services, job.ci_method, state_published=job.state_published)
+    """Assemble one LHJ's package (suppressing only if the job carries no decided table):
+    (package, cells, suppressed cells). Pure Python."""
+    t = tables(job.cells, job.state, job.services, job.ci_method, state_published=job.state_published,
+               decided=getattr(job, "decided", None))
     pkg = build(recipient=job.recipient, lhj=job.lhj, period=job.period, run_id=job.run_id, t=t,
                 ci_method=job.ci_method, publisher=job.publisher, generated_at=job.generated_at)
     return pkg, t.cells, t.suppressed

@@ -48,7 +48,6 @@ class Prepared:
     plans: list[str] = field(default_factory=list)
     cells: pd.DataFrame | None = None
     services: pd.DataFrame | None = None
-    state_published: pd.DataFrame | None = None  # the suppressed statewide totals, once per run
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "period": self.period, "ci_method": self.ci_method,

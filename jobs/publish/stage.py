@@ -19,7 +19,7 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import feed_log, lhj_feed, package, plan_feed, prepare, signing
+from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, signing
 from jobs.publish.cells import Scope
 from jobs.publish.recipients import is_lhj, is_plan, lhj_name, recipient_id
 from phmx.context import RunContext, StageResult
@@ -80,14 +80,20 @@ def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipien
 
 
 def lhj_job(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
-            publisher: signing.Publisher) -> lhj_feed.LhjJob:
-    """One LHJ's inputs (its cells, the state totals, its service counts), ready to build anywhere."""
+            publisher: signing.Publisher, decided: lhj_tables.Decided | None = None) -> lhj_feed.LhjJob:
+    """One LHJ's inputs (its cells, its published measure table and the statewide rows as decided
+    with every other LHJ's, its service counts), ready to build anywhere. ``decided``: from this
+    process; None (an Airflow mapped task): read back from the prepare step's work folder."""
     lhj = lhj_name(recipient)
     mine, state, svc = prepare.lhj_frames(spark, prepared, lhj)
-    if prepared.state_published is None:
-        prepared.state_published = lhj_feed.state_table(state, prepared.ci_method)
-    return lhj_feed.LhjJob(recipient, lhj, ctx.period, ctx.run_id, mine, state, svc, prepared.state_published,
-                           prepared.ci_method, publisher, datetime.now(UTC))
+    if decided is None:
+        table, method, state_published = lhj_tables.load_one(prepared.run_id, lhj)
+    else:
+        if lhj in decided.failed:
+            raise PhmxError(f"suppression of {lhj} failed: {decided.failed[lhj]}")
+        table, method, state_published = decided.tables[lhj], decided.methods[lhj], decided.state
+    return lhj_feed.LhjJob(recipient, lhj, ctx.period, ctx.run_id, mine, state, svc, state_published,
+                           prepared.ci_method, publisher, datetime.now(UTC), decided=(table, method))
 
 
 def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, pkg: package.Package,
@@ -107,9 +113,10 @@ def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared
             "ledger_seq": seq, "cells": cells, "suppressed_cells": suppressed, "members": n_members}
 
 
-def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared) -> dict[str, Any]:
+def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
+                decided: lhj_tables.Decided | None = None) -> dict[str, Any]:
     signer = signing.get_signer(ctx.settings)
-    job = lhj_job(spark, ctx, recipient, prepared, signer.publisher())
+    job = lhj_job(spark, ctx, recipient, prepared, signer.publisher(), decided)
     pkg, cells, suppressed = lhj_feed.build_job(job)
     return deliver_lhj(spark, ctx, prepared, pkg, cells, suppressed, signer, job.generated_at)
 
@@ -124,16 +131,21 @@ def _workers() -> int:
 
 
 def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, recipients: list[str],
-                 ) -> tuple[list[dict[str, Any]], list[str]]:
+                 decided: lhj_tables.Decided | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every LHJ of the run: packages built in worker processes (the suppression audit is CPU-bound
-    Python), then staged, ledgered and delivered one by one here. Returns (done, failed)."""
+    Python), then staged, ledgered and delivered one by one here. Returns (done, failed).
+
+    ``decided``: every LHJ's table and the statewide rows (:func:`jobs.publish.lhj_tables.decide`);
+    decided here, over all of ``prepared``'s LHJs, when not given."""
     done: list[dict[str, Any]] = []
     failed: list[str] = []
     workers = _workers()
+    if decided is None:
+        decided = lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
     if workers <= 1 or len(recipients) < POOL_MIN:
         for r in recipients:
             try:
-                done.append(publish_lhj(spark, ctx, r, prepared))
+                done.append(publish_lhj(spark, ctx, r, prepared, decided))
             except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
                 _failed(r, exc, failed)
         return done, failed
@@ -144,7 +156,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     jobs = {}
     for r in recipients:
         try:
-            jobs[r] = lhj_job(spark, ctx, r, prepared, signer.publisher())
+            jobs[r] = lhj_job(spark, ctx, r, prepared, signer.publisher(), decided)
         except Exception as exc:  # noqa: BLE001
             _failed(r, exc, failed)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -203,6 +215,7 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
         raise ConfigError(f"unknown publish step {step!r}", hint="use step=prepare, or recipient=<id>")
     if step == "prepare":
         prepared = prepare.prepare(spark, ctx)
+        lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
         return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
                            {"recipients": prepared.all_recipients})
     if recipient is not None:
@@ -210,8 +223,9 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
         counts = {k: v for k, v in out.items() if isinstance(v, int | float | str)}
         return StageResult("publish", counts, {"recipient": recipient, "uri": out["uri"]})
     prepared = prepare.prepare(spark, ctx)
+    decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
     todo = prepared.all_recipients
-    done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients)
+    done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
     for r in prepared.plans:
         try:
             done.append(publish_plan(spark, ctx, r))

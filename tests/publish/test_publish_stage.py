@@ -261,3 +261,34 @@ def test_lhj_packages_built_in_worker_processes_match_the_sequential_ones(publis
         folder = Path(d["uri"])
         assert verify_package(folder).version == folder.name
         assert (folder / "measures.csv").read_text() == (folder.parent / "v1" / "measures.csv").read_text()
+
+
+def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapped_tasks(published, spark):
+    """The prepare step suppresses every LHJ first, then derives the statewide rows: a statewide
+    count is shown exactly where every LHJ publishes that count (cross-feed differencing), and
+    what it stores reads back identical for each recipient's task."""
+    from jobs.publish import lhj_tables, prepare
+    from phmx.context import RunContext
+
+    run_id = "run-publish-test-decided"
+    prepared = prepare.prepare(spark, RunContext.new(period="all", run_id=run_id))
+    decided = lhj_tables.decide(spark, prepared)
+    assert sorted(decided.tables) == ["Alameda", "Berkeley", "Long Beach"] and not decided.failed
+    state = decided.state
+    totals = {lhj: t[t["stratifier"] == "all"].set_index(["measure_id", "period"]) for lhj, t in decided.tables.items()}
+    shown = 0
+    for row in state.itertuples():
+        for col in ("numerator", "denominator"):
+            every = all(pd.notna(t.loc[(row.measure_id, row.period), col]) for t in totals.values())
+            value = getattr(row, col)
+            assert pd.notna(value) == every, (row.measure_id, row.period, col)
+            if every:  # a shown statewide count is the sum of the published LHJ counts
+                assert int(value) == sum(int(t.loc[(row.measure_id, row.period), col]) for t in totals.values())
+                shown += 1
+    assert shown > 0  # the hand-built lakehouse has measures every LHJ publishes
+    for lhj, table in decided.tables.items():
+        back, method, back_state = lhj_tables.load_one(run_id, lhj)
+        assert method == decided.methods[lhj]
+        pd.testing.assert_frame_equal(back.reset_index(drop=True), table.reset_index(drop=True), check_dtype=False)
+        pd.testing.assert_frame_equal(back_state.reset_index(drop=True), state.reset_index(drop=True),
+                                      check_dtype=False)

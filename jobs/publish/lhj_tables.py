@@ -1,0 +1,168 @@
+"""Every LHJ's suppressed measure table and the statewide rows, decided together before packaging.
+
+Why together: every LHJ package also carries statewide rows (the report's county-vs-state
+comparison), the state total is the sum of the LHJ totals, and all 61 feeds may end up public in
+community health assessments. "State minus the other LHJs" would give back a total an LHJ's own
+feed suppressed, so a statewide count is shown only where every LHJ publishes that count
+(:func:`jobs.publish.lhj_feed.state_table`). That needs every LHJ's *published* table first.
+
+So the publish stage runs in three steps: suppress every LHJ (CPU-bound Python, in worker
+processes), derive the statewide rows from the results, then package. The prepare step (Airflow's
+``publish_prepare``) does the first two once and stores them in the run's work folder; each
+recipient's mapped task reads back its own table and the statewide rows, so no task re-suppresses
+and none can publish a table other than the one the statewide rule saw.
+
+An LHJ whose suppression fails (an error, not an audit refusal: suppression withholds measures
+rather than refusing) is counted in the statewide rule as publishing nothing, so the statewide
+rows cannot reveal it; its own package then fails and the others are published.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from jobs.publish import lhj_feed, prepare
+from jobs.publish.recipients import lhj_name
+from phmx import settings, storage
+from phmx.errors import ConfigError, PhmxError
+from phmx.log import get_logger
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = get_logger(__name__)
+
+STATE_FILE = "state_published.parquet"
+METHODS_FILE = "lhj_tables.json"
+
+
+@dataclass
+class Decided:
+    """The published measure table and suppression method of each LHJ, and the statewide rows."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    methods: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # lhj -> error (no values)
+    state: pd.DataFrame | None = None
+
+
+def work_uri(run_id: str, *parts: str) -> str:
+    return storage.join(settings.load().lakehouse_root, "work", "publish", run_id, *parts)
+
+
+def _withheld(cells: pd.DataFrame) -> pd.DataFrame:
+    """An LHJ that publishes nothing, as the statewide rule must see it (every count empty)."""
+    out = cells.copy()
+    out["numerator"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["denominator"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    return out
+
+
+def suppress_one(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
+    """One LHJ's published measure table (top-level, so worker processes can run it)."""
+    return lhj_feed.suppress_and_finalize(cells, ci_method)
+
+
+def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1, pool_min: int = 8,
+           store: bool = True) -> Decided:
+    """Suppress every LHJ of ``prepared``, derive the statewide rows, and (``store``) save both."""
+    out = Decided()
+    frames: dict[str, pd.DataFrame] = {}
+    state = pd.DataFrame()
+    for r in prepared.recipients:
+        lhj = lhj_name(r)
+        mine, state_cells, _ = prepare.lhj_frames(spark, prepared, lhj)
+        frames[lhj] = mine
+        if len(state_cells):
+            state = state_cells
+    if workers > 1 and len(frames) >= pool_min:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {lhj: pool.submit(suppress_one, cells, prepared.ci_method) for lhj, cells in frames.items()}
+            results = {}
+            for lhj, fut in futures.items():
+                try:
+                    results[lhj] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - one LHJ's failure must not stop the others
+                    out.failed[lhj] = _reason(exc)
+    else:
+        results = {}
+        for lhj, cells in frames.items():
+            try:
+                results[lhj] = suppress_one(cells, prepared.ci_method)
+            except Exception as exc:  # noqa: BLE001
+                out.failed[lhj] = _reason(exc)
+    for lhj, (table, method) in results.items():
+        out.tables[lhj], out.methods[lhj] = table, method
+    for lhj in out.failed:
+        log.error("suppression of %s failed: %s; it publishes nothing this run", lhj, out.failed[lhj])
+    seen = {**out.tables, **{lhj: _withheld(frames[lhj]) for lhj in out.failed}}
+    out.state = lhj_feed.state_table(state, prepared.ci_method, seen)
+    if store:
+        save(prepared.run_id, out)
+    shown = int(out.state["numerator"].notna().sum() + out.state["denominator"].notna().sum()) if len(out.state) else 0
+    log.info("decided %d LHJ tables (%d failed); %d of %d statewide counts shown", len(out.tables), len(out.failed),
+             shown, 2 * len(out.state))
+    return out
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, PhmxError) else type(exc).__name__
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _frame(data: bytes) -> pd.DataFrame:
+    df = pd.read_parquet(io.BytesIO(data))
+    for c in ("numerator", "denominator"):
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
+    if "annotation" in df.columns:
+        df["annotation"] = pd.Series([None if pd.isna(v) else str(v) for v in df["annotation"]], index=df.index,
+                                     dtype="object")
+    return df
+
+
+def _lhj_file(lhj: str) -> str:
+    return "lhj_" + "".join(ch if ch.isalnum() else "_" for ch in lhj.lower()) + ".parquet"
+
+
+def save(run_id: str, decided: Decided) -> None:
+    """Write the decided tables, the statewide rows and an index to the run's work folder."""
+    for lhj, table in decided.tables.items():
+        storage.write_bytes(work_uri(run_id, "lhj_tables", _lhj_file(lhj)), _parquet(table))
+    if decided.state is not None:
+        storage.write_bytes(work_uri(run_id, STATE_FILE), _parquet(decided.state))
+    index = {"methods": decided.methods, "failed": decided.failed,
+             "files": {lhj: _lhj_file(lhj) for lhj in decided.tables}}
+    storage.write_text(work_uri(run_id, METHODS_FILE), json.dumps(index, indent=1, sort_keys=True),
+                       content_type="application/json")
+
+
+def load_one(run_id: str, lhj: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+    """(this LHJ's published measure table, its method, the statewide rows) as the prepare step
+    stored them. Raises ConfigError when the prepare step did not run, PhmxError when it failed
+    for this LHJ."""
+    uri = work_uri(run_id, METHODS_FILE)
+    if not storage.exists(uri):
+        raise ConfigError(f"no decided LHJ tables for run {run_id}", hint="run the publish prepare step first")
+    index = json.loads(storage.read_bytes(uri))
+    if lhj in index.get("failed", {}):
+        raise PhmxError(f"suppression of {lhj} failed in the prepare step: {index['failed'][lhj]}",
+                        hint="see the prepare task's log; re-run publish (a new version is made)")
+    if lhj not in index.get("files", {}):
+        raise ConfigError(f"the prepare step of run {run_id} decided no table for {lhj}")
+    table = _frame(storage.read_bytes(work_uri(run_id, "lhj_tables", index["files"][lhj])))
+    state = _frame(storage.read_bytes(work_uri(run_id, STATE_FILE)))
+    return table, index["methods"][lhj], state
