@@ -26,6 +26,7 @@ every row has numerator <= denominator (the attacker's LP models it as an implie
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,3 +183,28 @@ def describe_cell(table: pd.DataFrame, cell: int) -> dict[str, Any]:
     row = table.iloc[CellSystem.row_of(cell)]
     return {"row": int(CellSystem.row_of(cell)), "column": CellSystem.column_of(cell),
             **{k: str(row[k]) for k in (*KEY, "stratifier", "stratum")}}
+
+
+_QUARTER_LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
+_MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def infer_period_rollups(table: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Period roll-ups an attacker reads off the labels alone: a year (``2025``) is the sum of its
+    quarters (``2025-Q1``..) and a quarter the sum of its months (``2025-01``..), where those
+    periods are published (units are assigned to one period by their anchor date, so both
+    numerators and denominators add up). What the recipient-side audit assumes when no spec is
+    given: the attacker knows the calendar."""
+    periods = sorted({str(p) for p in table["period"].dropna()})
+    present = set(periods)
+    out: dict[str, list[str]] = defaultdict(list)
+    for p in periods:
+        q = _QUARTER_LABEL.match(p)
+        m = _MONTH_LABEL.match(p)
+        if q and q.group(1) in present:
+            out[q.group(1)].append(p)
+        elif m:
+            quarter = f"{m.group(1)}-Q{(int(m.group(2)) - 1) // 3 + 1}"
+            if quarter in present:
+                out[quarter].append(p)
+    return {k: tuple(v) for k, v in out.items()}

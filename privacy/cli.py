@@ -9,7 +9,8 @@ code; user errors raise phmx.errors types (printed, with their exit code, by phm
 * ``phmx privacy check FILE [--code-columns C,...] [--no-names] [--json]``: the Safe Harbor
   checker on a CSV or Parquet file; exits 70 when it finds identifiers.
 * ``phmx privacy attack FILE [--spec YAML] [--geography-total NAME] [--json]``: the LP attacker
-  audit on a published measures.csv; exits 70 when a suppressed cell can be bounded.
+  audit on a published measures.csv (the calendar's roll-ups, year = quarters = months, are
+  assumed known unless the spec names its own); exits 70 when a suppressed cell can be bounded.
 * ``phmx privacy keys rotate [--rewrap]`` / ``phmx privacy keys status``.
 """
 
@@ -141,6 +142,7 @@ def cmd_attack(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         spec = spec or SuppressionSpec()
         spec.geography_total = args.geography_total
     table = _read_feed(args.file)
+    spec = with_calendar(table, spec)
     report = audit(table, spec, strict=args.strict)
     console = _console(out)
     if args.json:
@@ -157,6 +159,21 @@ def cmd_attack(args: argparse.Namespace, out: IO[str] | None = None) -> int:
                           f"{f['column']}: attacker interval [{f['low']:.1f}, {f['high']:.1f}]", markup=False)
     report.raise_if_failed(Path(args.file).name)
     return 0
+
+
+def with_calendar(table: Any, spec: Any = None) -> Any:
+    """The spec with the period roll-ups an attacker reads off the labels (year = quarters,
+    quarter = months, numerators and denominators), unless the spec names its own."""
+    from privacy.cells import infer_period_rollups
+    from privacy.suppression import SuppressionSpec
+
+    spec = spec or SuppressionSpec()
+    if not spec.period_rollups:
+        rollups = infer_period_rollups(table)
+        if rollups:
+            spec.period_rollups = rollups
+            spec.period_rollup_columns = ("numerator", "denominator")
+    return spec
 
 
 def cmd_keys_rotate(args: argparse.Namespace, out: IO[str] | None = None) -> int:

@@ -55,3 +55,36 @@ def test_keys_rotate_and_status(provider, phmx_home):
     assert "master key versions: 1, 2 (current 2)" in out and "silver.person: 1" in out
     key_text = (phmx_home / "keys" / "master-v1.key").read_text().strip()
     assert key_text not in out
+
+
+def _feed(rows: list[tuple[str, int | None, int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"lhj": "Alameda", "measure_id": "WCV", "period": p, "stratifier": "all", "stratum": "all",
+                          "numerator": n, "denominator": d, "rate": None, "ci_low": None, "ci_high": None,
+                          "annotation": "1" if n is None else None} for p, n, d in rows]).astype(
+        {"numerator": "Int64", "denominator": "Int64"})
+
+
+def test_attack_knows_the_calendar_without_a_spec(tmp_path):
+    """A recipient runs `phmx privacy attack measures.csv` with no spec: the year is the sum of
+    its quarters (and a quarter of its months), so a suppressed quarter next to a published year
+    and three published quarters is recovered, and the audit says so."""
+    from privacy.attack import audit
+    from privacy.cells import infer_period_rollups
+    from privacy.cli import with_calendar
+
+    leaky = _feed([("2025", 41, 80), ("2025-Q1", None, 20), ("2025-Q2", 12, 20), ("2025-Q3", 12, 20),
+                   ("2025-Q4", 12, 20)])
+    assert infer_period_rollups(leaky) == {"2025": ("2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4")}
+    assert audit(leaky).ok  # without the calendar the quarter looks safe: [0, 20]
+    report = audit(leaky, with_calendar(leaky))
+    assert not report.ok and report.failures[0]["period"] == "2025-Q1"
+    path = tmp_path / "measures.csv"
+    leaky.to_csv(path, index=False)
+    with pytest.raises(PrivacyError, match="bounded too tightly") as err:
+        _run(["privacy", "attack", str(path)])
+    assert err.value.exit_code == 70
+    safe = _feed([("2025", None, 80), ("2025-Q1", None, 20), ("2025-Q2", 12, 20), ("2025-Q3", None, 20),
+                  ("2025-Q4", 12, 20)])
+    safe.to_csv(path, index=False)
+    code, out = _run(["privacy", "attack", str(path)])
+    assert code == 0 and "0 boundable" in out
