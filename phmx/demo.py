@@ -27,6 +27,31 @@ def _prepare(home: Path, members: int, seed: int) -> None:
     generate(home, members=members, counties=list(DEFAULT_COUNTIES), seed=seed)
 
 
+def recipient_checks(packages: list[dict]) -> dict:
+    """What each recipient can check on receipt, run on every published package: the signed
+    manifest and checksums (``phmx feeds verify``), and for LHJ feeds the LP attacker audit on the
+    published measures table with the calendar's roll-ups (``phmx privacy attack``)."""
+    import pandas as pd
+
+    from jobs.publish.verify import verify_package
+    from privacy.attack import audit
+    from privacy.cli import with_calendar
+
+    out = {"verified": 0, "lhj_audited": 0, "suppressed_cells": 0, "audit_failures": []}
+    for p in packages:
+        verify_package(p["path"])  # raises PackageInvalid (exit 71) naming the bad file
+        out["verified"] += 1
+        table_path = Path(p["path"]) / "measures.parquet"
+        if table_path.is_file():
+            table = pd.read_parquet(table_path)
+            report = audit(table, with_calendar(table))
+            out["lhj_audited"] += 1
+            out["suppressed_cells"] += report.suppressed_cells
+            if not report.ok:
+                out["audit_failures"].append(p["recipient"])
+    return out
+
+
 def summarize(console) -> dict:  # noqa: ANN001 - rich Console
     """Read the lakehouse and print the run summary tables; return the figures."""
     from pyspark.sql import functions as F
@@ -76,13 +101,19 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
         console.print(f"An LHJ's HTML report: {report}")
     if packages:
         console.print(f"Verify a package as its recipient would: phmx feeds verify {packages[0]['path']}")
+    checks = recipient_checks(packages)
+    console.print(f"Recipient-side checks: {checks['verified']} of {len(packages)} packages verify (signature, "
+                  f"checksums); LP attacker audit on {checks['lhj_audited']} LHJ measure tables: "
+                  f"{checks['suppressed_cells']} suppressed cells, "
+                  + ("none can be narrowed below [0, 11]" if not checks["audit_failures"] else
+                     f"FAILED for {', '.join(checks['audit_failures'])}") + " (phmx privacy attack)")
     audit = verify()
     console.print(f"Consent ledger: {audit.entries} entries, {audit.checkpoints} signed checkpoints, "
                   f"{audit.disclosures} disclosures; verify {'OK' if audit.ok else 'FAILED'} "
                   "(phmx audit verify)")
     feeds = [p["path"] for p in packages]
     return {"feeds": [r.asDict() for r in subs], "members": members, "records": records,
-            "published": feeds, "ledger_ok": audit.ok}
+            "published": feeds, "ledger_ok": audit.ok, "recipient_checks": checks}
 
 
 def main(argv: list[str] | None = None) -> int:
