@@ -153,7 +153,9 @@ def state_table(state: pd.DataFrame, ci_method: str,
     small, since an LHJ publishes no small count where masking applies), and an empty one is a
     free unknown, so the union of all feeds bounds each LHJ's cells exactly as its own table does
     (tests/privacy/test_attack_cross_feed.py runs the LP attack over that union). Hiding a
-    statewide count every LHJ publishes would protect nothing (it is their sum).
+    statewide count every LHJ publishes would protect nothing (it is their sum). Beyond that rule,
+    :func:`reveal_safe_state_counts` shows a statewide count only if the LP attack over the
+    union (every LHJ's whole table plus the statewide rows) still passes with it shown.
 
     ``lhj_tables``: the published measure tables of every LHJ of the run (after
     :func:`suppress_and_finalize`). Without them (the stage builds the state rows before the LHJ
@@ -169,6 +171,7 @@ def state_table(state: pd.DataFrame, ci_method: str,
     if lhj_tables is not None:
         frames = list(lhj_tables.values()) if isinstance(lhj_tables, Mapping) else list(lhj_tables)
         hide = _state_hidden(out, frames)
+        hide = reveal_safe_state_counts(out, hide, frames)
     small = lambda v: (v > 0) & (v < suppression.THRESHOLD)  # noqa: E731
     hidden_row = hide["numerator"] | hide["denominator"]
     for c in ("numerator", "denominator"):
@@ -179,6 +182,66 @@ def state_table(state: pd.DataFrame, ci_method: str,
                                         WITHHELD), np.where(den == 0, suppression.NO_DATA, ""))
     out["annotation"] = pd.Series([a or None for a in ann], index=out.index, dtype="object")
     return finalize(out, ci_method)
+
+
+def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], frames: list[pd.DataFrame],
+                             ) -> dict[str, np.ndarray]:
+    """Show more statewide counts than the every-LHJ rule does, each one only if the LP attacker,
+    given the union of every LHJ's published table and the statewide rows shown so far plus this
+    one (with state = sum of the LHJs, and the calendar's roll-ups), still cannot narrow any
+    suppressed cell below [0, 11] (privacy.attack.audit over that measure's union).
+
+    Greedy, per measure (measures share no relation), denominators first (they are larger and
+    LHJs want the comparison's base), years before quarters before months. A statewide count of
+    1-10, or a row whose shown denominator minus numerator would be 1-10, is never shown.
+    """
+    from privacy.attack import audit
+    from privacy.cells import infer_period_rollups
+    from privacy.suppression import SuppressionSpec
+
+    hide = {c: v.copy() for c, v in hide.items()}
+    if not frames or not (hide["numerator"].any() or hide["denominator"].any()):
+        return hide
+    geo = str(state["lhj"].iloc[0])
+    vals = {c: pd.to_numeric(state[c]).to_numpy(dtype=float) for c in ("numerator", "denominator")}
+    # The attacker holds every LHJ's whole table (strata and periods too), not only its totals.
+    lhj_rows = pd.concat([f[OUTPUT_COLUMNS] for f in frames if len(f)], ignore_index=True)
+    grain = state["period"].astype(str).map(lambda p: 0 if len(p) == 4 else 1 if "-Q" in p else 2).to_numpy()
+
+    def union_for(measure: str, trial: dict[str, np.ndarray]) -> pd.DataFrame:
+        rows = state.index[state["measure_id"].astype(str) == measure]
+        st = state.loc[rows, ["lhj", "measure_id", "period", "stratifier", "stratum"]].copy()
+        for c in ("numerator", "denominator"):
+            st[c] = pd.array([pd.NA if trial[c][i] else int(vals[c][i]) for i in rows], dtype="Int64")
+        for c in ("rate", "ci_low", "ci_high"):
+            st[c] = np.nan
+        st["annotation"] = None
+        mine = lhj_rows[lhj_rows["measure_id"].astype(str) == measure]
+        return pd.concat([mine, st[OUTPUT_COLUMNS]], ignore_index=True)
+
+    for measure in sorted(set(state["measure_id"].astype(str))):
+        rows = [i for i in state.index[state["measure_id"].astype(str) == measure]]
+        candidates = sorted(((c, i) for c in ("denominator", "numerator") for i in rows if hide[c][i]),
+                            key=lambda ci: (ci[0] != "denominator", grain[ci[1]], ci[1]))
+        if not candidates:
+            continue
+        union = union_for(measure, hide)
+        spec = SuppressionSpec(geography_total=geo, period_rollups=infer_period_rollups(union) or None,
+                               period_rollup_columns=("numerator", "denominator"))
+        cache: dict = {}  # linked groups the trial does not touch are solved once
+        for c, i in candidates:
+            v = vals[c][i]
+            if 0 < v < suppression.THRESHOLD:
+                continue
+            trial = {k: a.copy() for k, a in hide.items()}
+            trial[c][i] = False
+            if not trial["numerator"][i] and not trial["denominator"][i]:
+                gap = vals["denominator"][i] - vals["numerator"][i]
+                if 0 < gap < suppression.THRESHOLD:
+                    continue
+            if audit(union_for(measure, trial), spec, cache=cache).ok:
+                hide = trial
+    return hide
 
 
 def _state_hidden(state: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, np.ndarray]:

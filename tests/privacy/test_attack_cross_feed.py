@@ -54,16 +54,27 @@ def test_union_of_every_lhj_feed_and_the_state_rows_passes_the_attack():
     leaks = union_audit(published, naive, cells).failures
     assert leaks and any(f["lhj"] in LHJS and f["stratifier"] == ALL for f in leaks)
 
-    # The rule: a statewide count only where every LHJ publishes that count.
+    # The rule: a statewide count where every LHJ publishes that count (it is their sum), and
+    # beyond that only counts the LP attacker over the union still cannot use.
     rows = lhj_feed.state_table(state, "wilson", published)
     rep = union_audit(published, rows, cells)
     assert rep.ok, rep.failures[:3]
     assert rows["denominator"].notna().any()  # the rule keeps what is safe
+    truth = state[state["stratifier"] == ALL].set_index(["measure_id", "period"])
+    strict = 0
     for col in ("numerator", "denominator"):
-        for _, r in rows[rows[col].notna()].iterrows():
+        for _, r in rows.iterrows():
             lhj_rows = [t[(t.measure_id == r.measure_id) & (t.period == r.period) & (t.stratifier == ALL)]
                         for t in published.values()]
-            assert int(r[col]) == sum(int(x[col].iloc[0]) for x in lhj_rows)  # a sum of published counts
+            every = all(x[col].notna().iloc[0] for x in lhj_rows)
+            if every:  # the every-LHJ rule: always shown, and it is the sum of published counts
+                strict += 1
+                assert int(r[col]) == sum(int(x[col].iloc[0]) for x in lhj_rows)
+            if pd.notna(r[col]):
+                assert int(r[col]) == int(truth.loc[(r.measure_id, r.period), col])
+                assert not 0 < int(r[col]) < 11  # never a small statewide count
+    shown = int(rows["numerator"].notna().sum() + rows["denominator"].notna().sum())
+    assert shown > strict  # the LP-checked reveal shows more than the every-LHJ rule alone
     assert rows.loc[rows["numerator"].isna() | rows["denominator"].isna(), "rate"].isna().all()
     assert set(rows["annotation"].dropna()) <= {"1", "2", "3"}
 

@@ -265,10 +265,14 @@ def test_lhj_packages_built_in_worker_processes_match_the_sequential_ones(publis
 
 def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapped_tasks(published, spark):
     """The prepare step suppresses every LHJ first, then derives the statewide rows: a statewide
-    count is shown exactly where every LHJ publishes that count (cross-feed differencing), and
-    what it stores reads back identical for each recipient's task."""
-    from jobs.publish import lhj_tables, prepare
+    count is shown where every LHJ publishes that count (their sum), and elsewhere only if the LP
+    attacker over the union of all LHJ tables and the statewide rows still passes (cross-feed
+    differencing); what it stores reads back identical for each recipient's task."""
+    from jobs.publish import lhj_feed, lhj_tables, prepare
     from phmx.context import RunContext
+    from privacy.attack import audit
+    from privacy.cells import infer_period_rollups
+    from privacy.suppression import SuppressionSpec
 
     run_id = "run-publish-test-decided"
     prepared = prepare.prepare(spark, RunContext.new(period="all", run_id=run_id))
@@ -281,11 +285,17 @@ def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapp
         for col in ("numerator", "denominator"):
             every = all(pd.notna(t.loc[(row.measure_id, row.period), col]) for t in totals.values())
             value = getattr(row, col)
-            assert pd.notna(value) == every, (row.measure_id, row.period, col)
-            if every:  # a shown statewide count is the sum of the published LHJ counts
+            if every:  # shown, and the sum of the published LHJ counts
                 assert int(value) == sum(int(t.loc[(row.measure_id, row.period), col]) for t in totals.values())
+            if pd.notna(value):
                 shown += 1
+                assert not 0 < int(value) < 11
     assert shown > 0  # the hand-built lakehouse has measures every LHJ publishes
+    union = pd.concat([*(t[lhj_feed.OUTPUT_COLUMNS] for t in decided.tables.values()),
+                       state[lhj_feed.OUTPUT_COLUMNS]], ignore_index=True)
+    spec = SuppressionSpec(geography_total=str(state["lhj"].iloc[0]), period_rollups=infer_period_rollups(union),
+                           period_rollup_columns=("numerator", "denominator"))
+    assert audit(union, spec).ok
     for lhj, table in decided.tables.items():
         back, method, back_state = lhj_tables.load_one(run_id, lhj)
         assert method == decided.methods[lhj]
