@@ -185,18 +185,20 @@ def state_table(state: pd.DataFrame, ci_method: str,
 
 
 def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], frames: list[pd.DataFrame],
-                             ) -> dict[str, np.ndarray]:
-    """Show more statewide counts than the every-LHJ rule does, each one only if the LP attacker,
-    given the union of every LHJ's published table and the statewide rows shown so far plus this
-    one (with state = sum of the LHJs, and the calendar's roll-ups), still cannot narrow any
-    suppressed cell below [0, 11] (privacy.attack.audit over that measure's union).
+                             *, max_rounds: int = 12) -> dict[str, np.ndarray]:
+    """Show more statewide counts than the every-LHJ rule does, as long as the LP attacker, given
+    the union of every LHJ's whole published table and the statewide rows shown (state = sum of
+    the LHJs, and the calendar's roll-ups), still cannot narrow any suppressed cell below [0, 11].
 
-    Greedy, per measure (measures share no relation), denominators first (they are larger and
-    LHJs want the comparison's base), years before quarters before months. A statewide count of
-    1-10, or a row whose shown denominator minus numerator would be 1-10, is never shown.
+    Per measure (measures share no relation): show every candidate at once and run the attack
+    (privacy.attack.audit) over that measure's union; where it fails, the LP's duals name the
+    published cells that pin each failing bound, and for each failure the statewide count that
+    pins it most goes back to hidden; repeat until the attack passes (or, after ``max_rounds``, show none of the
+    candidates). A few audits per measure instead of one per count. A statewide count of 1-10,
+    or a row whose shown denominator minus numerator would be 1-10, is never a candidate.
     """
     from privacy.attack import audit
-    from privacy.cells import infer_period_rollups
+    from privacy.cells import CellSystem, infer_period_rollups
     from privacy.suppression import SuppressionSpec
 
     hide = {c: v.copy() for c, v in hide.items()}
@@ -204,43 +206,52 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
         return hide
     geo = str(state["lhj"].iloc[0])
     vals = {c: pd.to_numeric(state[c]).to_numpy(dtype=float) for c in ("numerator", "denominator")}
+    small = lambda v: 0 < v < suppression.THRESHOLD  # noqa: E731
     # The attacker holds every LHJ's whole table (strata and periods too), not only its totals.
     lhj_rows = pd.concat([f[OUTPUT_COLUMNS] for f in frames if len(f)], ignore_index=True)
-    grain = state["period"].astype(str).map(lambda p: 0 if len(p) == 4 else 1 if "-Q" in p else 2).to_numpy()
-
-    def union_for(measure: str, trial: dict[str, np.ndarray]) -> pd.DataFrame:
-        rows = state.index[state["measure_id"].astype(str) == measure]
-        st = state.loc[rows, ["lhj", "measure_id", "period", "stratifier", "stratum"]].copy()
-        for c in ("numerator", "denominator"):
-            st[c] = pd.array([pd.NA if trial[c][i] else int(vals[c][i]) for i in rows], dtype="Int64")
+    measure_of = state["measure_id"].astype(str)
+    for measure in sorted(set(measure_of)):
+        rows = list(state.index[measure_of == measure])
+        cand = {(c, i) for c in ("numerator", "denominator") for i in rows if hide[c][i] and not small(vals[c][i])}
+        for i in rows:  # both counts shown would show their difference
+            if ("numerator", i) in cand and (not hide["denominator"][i] or ("denominator", i) in cand) \
+                    and small(vals["denominator"][i] - vals["numerator"][i]):
+                cand.discard(("numerator", i))
+        if not cand:
+            continue
+        mine = lhj_rows[lhj_rows["measure_id"].astype(str) == measure].reset_index(drop=True)
+        st = state.loc[rows, ["lhj", "measure_id", "period", "stratifier", "stratum"]].reset_index(drop=True)
         for c in ("rate", "ci_low", "ci_high"):
             st[c] = np.nan
         st["annotation"] = None
-        mine = lhj_rows[lhj_rows["measure_id"].astype(str) == measure]
-        return pd.concat([mine, st[OUTPUT_COLUMNS]], ignore_index=True)
-
-    for measure in sorted(set(state["measure_id"].astype(str))):
-        rows = [i for i in state.index[state["measure_id"].astype(str) == measure]]
-        candidates = sorted(((c, i) for c in ("denominator", "numerator") for i in rows if hide[c][i]),
-                            key=lambda ci: (ci[0] != "denominator", grain[ci[1]], ci[1]))
-        if not candidates:
-            continue
-        union = union_for(measure, hide)
-        spec = SuppressionSpec(geography_total=geo, period_rollups=infer_period_rollups(union) or None,
-                               period_rollup_columns=("numerator", "denominator"))
-        cache: dict = {}  # linked groups the trial does not touch are solved once
-        for c, i in candidates:
-            v = vals[c][i]
-            if 0 < v < suppression.THRESHOLD:
-                continue
-            trial = {k: a.copy() for k, a in hide.items()}
-            trial[c][i] = False
-            if not trial["numerator"][i] and not trial["denominator"][i]:
-                gap = vals["denominator"][i] - vals["numerator"][i]
-                if 0 < gap < suppression.THRESHOLD:
-                    continue
-            if audit(union_for(measure, trial), spec, cache=cache).ok:
+        spec = None
+        for _ in range(max_rounds):
+            trial = {c: hide[c].copy() for c in hide}
+            for c, i in cand:
+                trial[c][i] = False
+            for c in ("numerator", "denominator"):
+                st[c] = pd.array([pd.NA if trial[c][i] else int(vals[c][i]) for i in rows], dtype="Int64")
+            union = pd.concat([mine, st[OUTPUT_COLUMNS]], ignore_index=True)
+            if spec is None:
+                spec = SuppressionSpec(geography_total=geo, period_rollups=infer_period_rollups(union) or None,
+                                       period_rollup_columns=("numerator", "denominator"))
+            report = audit(union, spec)
+            if report.ok:
                 hide = trial
+                break
+            culprits = set()
+            for failure in report.failures:  # per failing bound, the candidate that pins it most
+                pins = [(abs(d), (CellSystem.column_of(cell), rows[CellSystem.row_of(cell) - len(mine)]))
+                        for cell, d in report.binding(failure).items()
+                        if 0 <= CellSystem.row_of(cell) - len(mine) < len(rows)]
+                pins = [p for p in pins if p[1] in cand]
+                if pins:
+                    culprits.add(max(pins)[1])
+            if not culprits:
+                break  # the failure is not the candidates' doing (cannot happen: each LHJ passed alone)
+            cand -= culprits
+            if not cand:
+                break
     return hide
 
 
