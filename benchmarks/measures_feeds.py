@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark()
     os.environ["PHMX_HOME"] = str(src)
     have = lakehouse.read(spark, "gold.member").count()
-    factor = max(1, round(members / max(have, 1)))
+    factor = max(1, math.ceil(members / max(have, 1)))  # at least the size asked for
     home = root / f"m{members}"
     built = replicate(spark, src, home, factor)
     limit = args.lhj_limit or (6 if args.quick else None)
