@@ -63,6 +63,14 @@ def _withheld(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def may_start_workers() -> bool:
+    """False inside a daemonic process (some executors run tasks in one), which may not start
+    children: the work then runs one LHJ after another in this process."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
+
+
 def suppress_one(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
     """One LHJ's published measure table (top-level, so worker processes can run it)."""
     return lhj_feed.suppress_and_finalize(cells, ci_method)
@@ -80,7 +88,7 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
         frames[lhj] = mine
         if len(state_cells):
             state = state_cells
-    if workers > 1 and len(frames) >= pool_min:
+    if workers > 1 and len(frames) >= pool_min and may_start_workers():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 

@@ -142,7 +142,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     workers = _workers()
     if decided is None:
         decided = lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
-    if workers <= 1 or len(recipients) < POOL_MIN:
+    if workers <= 1 or len(recipients) < POOL_MIN or not lhj_tables.may_start_workers():
         for r in recipients:
             try:
                 done.append(publish_lhj(spark, ctx, r, prepared, decided))
