@@ -35,7 +35,7 @@ def recipient_checks(packages: list[dict]) -> dict:
 
     from jobs.publish.verify import verify_package
     from privacy.attack import audit
-    from privacy.cli import with_calendar
+    from privacy.suppression import with_calendar
 
     out = {"verified": 0, "lhj_audited": 0, "suppressed_cells": 0, "audit_failures": []}
     for p in packages:

@@ -133,7 +133,7 @@ def cmd_attack(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     import yaml
 
     from privacy.attack import audit
-    from privacy.suppression import SuppressionSpec
+    from privacy.suppression import SuppressionSpec, with_calendar
 
     spec = None
     if args.spec:
@@ -159,21 +159,6 @@ def cmd_attack(args: argparse.Namespace, out: IO[str] | None = None) -> int:
                           f"{f['column']}: attacker interval [{f['low']:.1f}, {f['high']:.1f}]", markup=False)
     report.raise_if_failed(Path(args.file).name)
     return 0
-
-
-def with_calendar(table: Any, spec: Any = None) -> Any:
-    """The spec with the period roll-ups an attacker reads off the labels (year = quarters,
-    quarter = months, numerators and denominators), unless the spec names its own."""
-    from privacy.cells import infer_period_rollups
-    from privacy.suppression import SuppressionSpec
-
-    spec = spec or SuppressionSpec()
-    if not spec.period_rollups:
-        rollups = infer_period_rollups(table)
-        if rollups:
-            spec.period_rollups = rollups
-            spec.period_rollup_columns = ("numerator", "denominator")
-    return spec
 
 
 def cmd_keys_rotate(args: argparse.Namespace, out: IO[str] | None = None) -> int:

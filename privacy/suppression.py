@@ -45,7 +45,16 @@ import pandas as pd
 from phmx.errors import PrivacyError, SpecError
 from phmx.log import get_logger
 from privacy.attack import IMPLIED, AttackReport, audit
-from privacy.cells import ALL, KEY, VALUE_COLUMNS, CellSystem, Rollup, build_system, check_feed
+from privacy.cells import (
+    ALL,
+    KEY,
+    VALUE_COLUMNS,
+    CellSystem,
+    Rollup,
+    build_system,
+    check_feed,
+    infer_period_rollups,
+)
 
 log = get_logger("phmx.privacy.suppression")
 
@@ -419,6 +428,19 @@ def _fix_failure(st: _State, report: AttackReport, failure: dict[str, Any]) -> i
         return 0
     st.add(min(options)[3], COMPLEMENTARY)
     return 1
+
+
+def with_calendar(table: pd.DataFrame, spec: SuppressionSpec | None = None) -> SuppressionSpec:
+    """``spec`` (default: a new one) with the period roll-ups an attacker reads off the labels
+    (year = quarters, quarter = months, numerators and denominators), unless it names its own:
+    what an audit of a published table assumes the attacker knows."""
+    spec = spec or SuppressionSpec()
+    if not spec.period_rollups:
+        rollups = infer_period_rollups(table)
+        if rollups:
+            spec.period_rollups = rollups
+            spec.period_rollup_columns = ("numerator", "denominator")
+    return spec
 
 
 def suppression_counts(masked: pd.DataFrame) -> dict[str, int]:

@@ -198,8 +198,8 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
     or a row whose shown denominator minus numerator would be 1-10, is never a candidate.
     """
     from privacy.attack import audit
-    from privacy.cells import CellSystem, infer_period_rollups
-    from privacy.suppression import SuppressionSpec
+    from privacy.cells import CellSystem
+    from privacy.suppression import SuppressionSpec, with_calendar
 
     hide = {c: v.copy() for c, v in hide.items()}
     if not frames or not (hide["numerator"].any() or hide["denominator"].any()):
@@ -233,8 +233,7 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
                 st[c] = pd.array([pd.NA if trial[c][i] else int(vals[c][i]) for i in rows], dtype="Int64")
             union = pd.concat([mine, st[OUTPUT_COLUMNS]], ignore_index=True)
             if spec is None:
-                spec = SuppressionSpec(geography_total=geo, period_rollups=infer_period_rollups(union) or None,
-                                       period_rollup_columns=("numerator", "denominator"))
+                spec = with_calendar(union, SuppressionSpec(geography_total=geo))
             report = audit(union, spec)
             if report.ok:
                 hide = trial
@@ -399,7 +398,7 @@ def build_job(job: LhjJob) -> tuple[Package, int, int]:
     """Assemble one LHJ's package (suppressing only if the job carries no decided table):
     (package, cells, suppressed cells). Pure Python."""
     t = tables(job.cells, job.state, job.services, job.ci_method, state_published=job.state_published,
-               decided=getattr(job, "decided", None))
+               decided=job.decided)
     pkg = build(recipient=job.recipient, lhj=job.lhj, period=job.period, run_id=job.run_id, t=t,
                 ci_method=job.ci_method, publisher=job.publisher, generated_at=job.generated_at)
     return pkg, t.cells, t.suppressed

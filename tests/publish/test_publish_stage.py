@@ -271,8 +271,7 @@ def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapp
     from jobs.publish import lhj_feed, lhj_tables, prepare
     from phmx.context import RunContext
     from privacy.attack import audit
-    from privacy.cells import infer_period_rollups
-    from privacy.suppression import SuppressionSpec
+    from privacy.suppression import SuppressionSpec, with_calendar
 
     run_id = "run-publish-test-decided"
     prepared = prepare.prepare(spark, RunContext.new(period="all", run_id=run_id))
@@ -293,9 +292,7 @@ def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapp
     assert shown > 0  # the hand-built lakehouse has measures every LHJ publishes
     union = pd.concat([*(t[lhj_feed.OUTPUT_COLUMNS] for t in decided.tables.values()),
                        state[lhj_feed.OUTPUT_COLUMNS]], ignore_index=True)
-    spec = SuppressionSpec(geography_total=str(state["lhj"].iloc[0]), period_rollups=infer_period_rollups(union),
-                           period_rollup_columns=("numerator", "denominator"))
-    assert audit(union, spec).ok
+    assert audit(union, with_calendar(union, SuppressionSpec(geography_total=str(state["lhj"].iloc[0])))).ok
     for lhj, table in decided.tables.items():
         back, method, back_state = lhj_tables.load_one(run_id, lhj)
         assert method == decided.methods[lhj]
