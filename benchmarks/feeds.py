@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.measures import machine
 
 SYNTH_COUNTIES = ["06001", "06013", "06019", "06029", "06037", "06059", "06065", "06067", "06071", "06073",
                   "06075", "06085"]
@@ -55,13 +56,6 @@ MEASURES = (  # measure id, share of members with a unit, numerator rate, sensit
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def machine() -> str:
-    import psutil
-
-    return (f"{platform.machine()} {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, engine {os.environ.get('PHMX_ENGINE', 'sail')}")
 
 
 # ---- direct gold ---------------------------------------------------------------------------------
@@ -164,21 +158,9 @@ def build_direct(spark, members: int) -> dict:  # noqa: ANN001
 # ---- synthetic submitters --------------------------------------------------------------------------
 def build_synth(home: Path, members: int) -> dict:
     """Synthetic data -> ingest -> conform -> identity -> consent, in this process (a child)."""
-    from jobs.entry import run_stage
-    from phmx.synth import generate
+    from benchmarks.measures import build
 
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    os.environ["PHMX_HOME"] = str(home)
-    t = time.perf_counter()
-    generate(home, members=members, counties=SYNTH_COUNTIES, seed=11)
-    out = {"synth_seconds": round(time.perf_counter() - t, 1)}
-    for stage in BUILD_STAGES:
-        t = time.perf_counter()
-        run_stage(stage, period="all", run_id=f"bench-build-{members}")
-        out[f"{stage}_seconds"] = round(time.perf_counter() - t, 1)
-    (home / "built.json").write_text(json.dumps(out))
-    return out
+    return build(home, members, counties=SYNTH_COUNTIES, seed=11, stages=BUILD_STAGES)
 
 
 def _ensure_synth(home: Path, members: int, rebuild: bool) -> dict:

@@ -47,8 +47,10 @@ def machine() -> str:
             f"Python {platform.python_version()}, engine {os.environ.get('PHMX_ENGINE', 'sail')}")
 
 
-def build(home: Path, members: int) -> dict:
-    """Synthetic data -> ingest -> conform -> identity, in this process (called in a child)."""
+def build(home: Path, members: int, *, counties: list[str] | None = None, seed: int = 7,
+          stages: tuple[str, ...] = BUILD_STAGES) -> dict:
+    """Synthetic data -> the ``stages`` (ingest, conform, identity), in this process (called in a
+    child); timings in ``<home>/built.json``. benchmarks.feeds builds its source this way too."""
     from jobs.entry import run_stage
     from phmx.synth import generate
 
@@ -56,9 +58,9 @@ def build(home: Path, members: int) -> dict:
     home.mkdir(parents=True)
     os.environ["PHMX_HOME"] = str(home)
     t = time.perf_counter()
-    generate(home, members=members, counties=COUNTIES, seed=7)
+    generate(home, members=members, counties=counties or COUNTIES, seed=seed)
     out = {"synth_seconds": round(time.perf_counter() - t, 1)}
-    for stage in BUILD_STAGES:
+    for stage in stages:
         t = time.perf_counter()
         run_stage(stage, period="all", run_id=f"bench-build-{members}")
         out[f"{stage}_seconds"] = round(time.perf_counter() - t, 1)
@@ -66,46 +68,20 @@ def build(home: Path, members: int) -> dict:
     return out
 
 
-# table -> identifier columns suffixed in each copy
-REPLICATED = {
-    "gold.member": ["member_id"],
-    "gold.member_xwalk": ["source_person_id", "member_id"],
-    "silver.coverage": ["source_person_id"],
-    "silver.encounter": ["source_person_id", "encounter_id"],
-    "silver.bh_service": ["source_person_id", "service_id"],
-    "silver.dental_service": ["source_person_id", "service_id"],
-    "silver.immunization": ["source_person_id", "immunization_id"],
-    "silver.medication": ["source_person_id", "rx_claim_id"],
-    "bronze.sud_caloms": ["client_id"],
-    "bronze.mh_csi": ["client_number"],
-}
+# What the measures stage reads (benchmarks.measures_feeds.TABLES names each table's id columns).
+REPLICATED = ("gold.member", "gold.member_xwalk", "silver.coverage", "silver.encounter", "silver.bh_service",
+              "silver.dental_service", "silver.immunization", "silver.medication", "silver.social_observation")
 
 
 def replicate(src: Path, home: Path, factor: int) -> dict:
-    """Build a lakehouse ``factor`` times the size of ``src`` by copying it with suffixed ids."""
-    from pyspark.sql import functions as F
-
-    from phmx import lakehouse
+    """Build a lakehouse ``factor`` times the size of ``src`` by copying it with suffixed ids
+    (members keep their LHJs)."""
+    from benchmarks.measures_feeds import TABLES
+    from benchmarks.measures_feeds import replicate as copy_tables
     from phmx.engine import get_spark
 
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    spark = get_spark()
-    t = time.perf_counter()
-    copies = spark.range(factor).select(F.col("id").cast("string").alias("_copy"))
-    for table, ids in REPLICATED.items():
-        os.environ["PHMX_HOME"] = str(src)
-        if not lakehouse.exists(table):
-            continue
-        df = lakehouse.read(spark, table).crossJoin(copies)
-        for c in ids:
-            df = df.withColumn(c, F.concat(F.col(c), F.lit("~"), F.col("_copy")))
-        df = df.drop("_copy")
-        os.environ["PHMX_HOME"] = str(home)
-        lakehouse.overwrite(df, table)
-    out = {"replicated_from": str(src), "factor": factor, "replicate_seconds": round(time.perf_counter() - t, 1)}
-    (home / "built.json").write_text(json.dumps(out))
-    return out
+    return copy_tables(get_spark(), src, home, factor, tables={t: TABLES[t] for t in REPLICATED},
+                       spread_lhjs=False)
 
 
 def _ensure_built(home: Path, members: int, rebuild: bool, replicate_from: int | None = None) -> dict:

@@ -79,8 +79,10 @@ def build_source(home: Path, members: int) -> None:
         built.rename(home)
 
 
-def replicate(spark, src: Path, home: Path, factor: int) -> dict:  # noqa: ANN001
-    """Copy ``src``'s tables ``factor`` times with suffixed ids into ``home``; spread members over 61 LHJs."""
+def replicate(spark, src: Path, home: Path, factor: int, *, tables: dict[str, list[str]] | None = None,  # noqa: ANN001
+              spread_lhjs: bool = True) -> dict:
+    """Copy ``src``'s ``tables`` (default :data:`TABLES`) ``factor`` times with suffixed ids into
+    ``home``; with ``spread_lhjs``, spread the members over all 61 LHJs."""
     from pyspark.sql import functions as F
 
     from phmx import lakehouse
@@ -93,7 +95,7 @@ def replicate(spark, src: Path, home: Path, factor: int) -> dict:  # noqa: ANN00
         [(b, lhj, fips, zip5 if lhj in CITIES else None) for b, lhj, fips, zip5 in _lhj_buckets()],
         "_bucket int, _lhj string, _fips string, _zip string")
     rows = {}
-    for table, ids in TABLES.items():
+    for table, ids in (tables or TABLES).items():
         os.environ["PHMX_HOME"] = str(src)
         if not lakehouse.exists(table):
             continue
@@ -104,7 +106,7 @@ def replicate(spark, src: Path, home: Path, factor: int) -> dict:  # noqa: ANN00
             if c in cols:
                 df = df.withColumn(c, F.when(F.col(c).isNotNull(), F.concat(F.col(c), F.lit("~"), F.col("_copy"))))
         df = df.drop("_copy")
-        if table == "gold.member":
+        if table == "gold.member" and spread_lhjs:
             df = (df.withColumn("_bucket", F.pmod(F.xxhash64("member_id"), F.lit(1000)).cast("int"))
                   .join(F.broadcast(buckets), "_bucket")
                   .withColumn("lhj", F.col("_lhj")).withColumn("county_fips", F.col("_fips"))
