@@ -128,10 +128,14 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         if not lakehouse.exists(fqn):
             continue
         bronze = lakehouse.read(spark, fqn)
+        sources_of: dict[str, list[str]] = {}  # targets of one feed mostly share a source expression
         for target, mapping in spec.targets.items():
             df = build_target(bronze, spec, target, mapping)
             table = SILVER[target]
-            sources = target_sources(bronze, mapping)
+            expr = str(mapping.get("source", "submitter"))
+            if expr not in sources_of:
+                sources_of[expr] = target_sources(bronze, mapping)
+            sources = sources_of[expr]
             if not sources:
                 continue
             scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
