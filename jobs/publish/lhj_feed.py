@@ -247,7 +247,7 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
                 if pins:
                     culprits.add(max(pins)[1])
             if not culprits:
-                break  # the failure is not the candidates' doing (cannot happen: each LHJ passed alone)
+                break  # no candidate pins it (e.g. the LP returned no duals): keep them all hidden
             cand -= culprits
             if not cand:
                 break

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ import pandas as pd
 
 from jobs.publish import lhj_feed, prepare
 from jobs.publish.recipients import lhj_name
-from phmx import settings, storage
+from phmx import storage
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
 
@@ -51,10 +52,6 @@ class Decided:
     state: pd.DataFrame | None = None
 
 
-def work_uri(run_id: str, *parts: str) -> str:
-    return storage.join(settings.load().lakehouse_root, "work", "publish", run_id, *parts)
-
-
 def _withheld(cells: pd.DataFrame) -> pd.DataFrame:
     """An LHJ that publishes nothing, as the statewide rule must see it (every count empty)."""
     out = cells.copy()
@@ -71,11 +68,6 @@ def may_start_workers() -> bool:
     return not multiprocessing.current_process().daemon
 
 
-def suppress_one(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataFrame, str]:
-    """One LHJ's published measure table (top-level, so worker processes can run it)."""
-    return lhj_feed.suppress_and_finalize(cells, ci_method)
-
-
 def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1, pool_min: int = 8,
            store: bool = True) -> Decided:
     """Suppress every LHJ of ``prepared``, derive the statewide rows, and (``store``) save both."""
@@ -88,31 +80,25 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
         frames[lhj] = mine
         if len(state_cells):
             state = state_cells
+    ci = prepared.ci_method
     if workers > 1 and len(frames) >= pool_min and may_start_workers():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {lhj: pool.submit(suppress_one, cells, prepared.ci_method) for lhj, cells in frames.items()}
-            results = {}
-            for lhj, fut in futures.items():
-                try:
-                    results[lhj] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - one LHJ's failure must not stop the others
-                    out.failed[lhj] = _reason(exc)
+            futures = {lhj: pool.submit(lhj_feed.suppress_and_finalize, cells, ci) for lhj, cells in frames.items()}
+            outcomes = {lhj: _outcome(fut.result) for lhj, fut in futures.items()}
     else:
-        results = {}
-        for lhj, cells in frames.items():
-            try:
-                results[lhj] = suppress_one(cells, prepared.ci_method)
-            except Exception as exc:  # noqa: BLE001
-                out.failed[lhj] = _reason(exc)
-    for lhj, (table, method) in results.items():
-        out.tables[lhj], out.methods[lhj] = table, method
-    for lhj in out.failed:
-        log.error("suppression of %s failed: %s; it publishes nothing this run", lhj, out.failed[lhj])
+        outcomes = {lhj: _outcome(lambda c=cells: lhj_feed.suppress_and_finalize(c, ci))
+                    for lhj, cells in frames.items()}
+    for lhj, (result, error) in outcomes.items():
+        if error is None:
+            out.tables[lhj], out.methods[lhj] = result
+        else:
+            out.failed[lhj] = error
+            log.error("suppression of %s failed: %s; it publishes nothing this run", lhj, error)
     seen = {**out.tables, **{lhj: _withheld(frames[lhj]) for lhj in out.failed}}
-    out.state = lhj_feed.state_table(state, prepared.ci_method, seen)
+    out.state = lhj_feed.state_table(state, ci, seen)
     if store:
         save(prepared.run_id, out)
     shown = int(out.state["numerator"].notna().sum() + out.state["denominator"].notna().sum()) if len(out.state) else 0
@@ -121,8 +107,12 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
     return out
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, PhmxError) else type(exc).__name__
+def _outcome(call: Callable[[], tuple[pd.DataFrame, str]]) -> tuple[tuple[pd.DataFrame, str] | None, str | None]:
+    """(result, None), or (None, the reason) when one LHJ's suppression fails: the others go on."""
+    try:
+        return call(), None
+    except Exception as exc:  # noqa: BLE001 - one LHJ's failure must not stop the others
+        return None, str(exc) if isinstance(exc, PhmxError) else type(exc).__name__
 
 
 def _parquet(df: pd.DataFrame) -> bytes:
@@ -149,12 +139,12 @@ def _lhj_file(lhj: str) -> str:
 def save(run_id: str, decided: Decided) -> None:
     """Write the decided tables, the statewide rows and an index to the run's work folder."""
     for lhj, table in decided.tables.items():
-        storage.write_bytes(work_uri(run_id, "lhj_tables", _lhj_file(lhj)), _parquet(table))
+        storage.write_bytes(prepare.work_uri(run_id, "lhj_tables", _lhj_file(lhj)), _parquet(table))
     if decided.state is not None:
-        storage.write_bytes(work_uri(run_id, STATE_FILE), _parquet(decided.state))
+        storage.write_bytes(prepare.work_uri(run_id, STATE_FILE), _parquet(decided.state))
     index = {"methods": decided.methods, "failed": decided.failed,
              "files": {lhj: _lhj_file(lhj) for lhj in decided.tables}}
-    storage.write_text(work_uri(run_id, METHODS_FILE), json.dumps(index, indent=1, sort_keys=True),
+    storage.write_text(prepare.work_uri(run_id, METHODS_FILE), json.dumps(index, indent=1, sort_keys=True),
                        content_type="application/json")
 
 
@@ -162,7 +152,7 @@ def load_one(run_id: str, lhj: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     """(this LHJ's published measure table, its method, the statewide rows) as the prepare step
     stored them. Raises ConfigError when the prepare step did not run, PhmxError when it failed
     for this LHJ."""
-    uri = work_uri(run_id, METHODS_FILE)
+    uri = prepare.work_uri(run_id, METHODS_FILE)
     if not storage.exists(uri):
         raise ConfigError(f"no decided LHJ tables for run {run_id}", hint="run the publish prepare step first")
     index = json.loads(storage.read_bytes(uri))
@@ -171,6 +161,6 @@ def load_one(run_id: str, lhj: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
                         hint="see the prepare task's log; re-run publish (a new version is made)")
     if lhj not in index.get("files", {}):
         raise ConfigError(f"the prepare step of run {run_id} decided no table for {lhj}")
-    table = _frame(storage.read_bytes(work_uri(run_id, "lhj_tables", index["files"][lhj])))
-    state = _frame(storage.read_bytes(work_uri(run_id, STATE_FILE)))
+    table = _frame(storage.read_bytes(prepare.work_uri(run_id, "lhj_tables", index["files"][lhj])))
+    state = _frame(storage.read_bytes(prepare.work_uri(run_id, STATE_FILE)))
     return table, index["methods"][lhj], state

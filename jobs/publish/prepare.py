@@ -100,10 +100,15 @@ def one_per_class(members: DataFrame) -> DataFrame:
                     from_key("_c").alias("consent_ids")))
 
 
-def summary_uri(run_id: str) -> str:
+def work_uri(run_id: str, *parts: str) -> str:
+    """A file in the run's publish work folder (the prepare step's outputs for the mapped tasks)."""
     from phmx import settings
 
-    return storage.join(settings.load().lakehouse_root, "work", "publish", run_id, "prepared.json")
+    return storage.join(settings.load().lakehouse_root, "work", "publish", run_id, *parts)
+
+
+def summary_uri(run_id: str) -> str:
+    return work_uri(run_id, "prepared.json")
 
 
 def _measure_frame(spark: SparkSession) -> DataFrame | None:
