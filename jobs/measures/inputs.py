@@ -93,7 +93,9 @@ def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
         F.col("place_of_service").alias("pos"),
         F.coalesce("procedure_codes", no_codes).alias("procedure_codes"),
         F.coalesce("diagnosis_codes", no_codes).alias("diagnosis_codes"),
-        F.element_at(F.coalesce("diagnosis_codes", no_codes), 1).alias("principal_dx"),
+        # get(), not element_at(): an encounter coded only in SNOMED CT (a FHIR Encounter from an EHR)
+        # has no ICD-10-CM code; its principal diagnosis is null and it meets no diagnosis criterion.
+        F.get(F.coalesce("diagnosis_codes", no_codes), 0).alias("principal_dx"),
         labels_of().alias("security_labels"),
     )
     bh = _link(lakehouse.read(spark, BH_SERVICE), xwalk).select(

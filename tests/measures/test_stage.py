@@ -46,6 +46,10 @@ def build_world() -> World:
     w = World()
     # ---- FUM -----------------------------------------------------------------------------
     w.member("fum_day7", ADULT)
+    # An ED visit and an office visit with no ICD-10-CM code at all (SNOMED CT only upstream).
+    w.member("no_icd10", ADULT)
+    w.ed("no_icd10", "2025-03-10", [])
+    w.op("no_icd10", "2025-03-11", [])
     w.ed("fum_day7", "2025-03-10", ["F329"])
     w.op("fum_day7", "2025-03-17", ["F329"])
     w.member("fum_day8", ADULT)
@@ -281,6 +285,14 @@ def test_fum_30_day_rows_are_exactly_the_specified_ones(world_run):
 def not_met(expected: set[tuple], *units: tuple[str, str]) -> set[tuple]:
     """The same rows with the numerator unmet for the given (member key, anchor) units."""
     return {r[:3] + (False, None, None, None) if r[:2] in units else r for r in expected}
+
+
+def test_encounters_without_any_icd10_code_are_excluded_not_a_crash(world_run):
+    """A visit with an empty diagnosis list reached the stage (it used to fail on element_at); it
+    is in the stage's inputs but meets no diagnosis-based measure."""
+    ev = world_run.events
+    assert ev[ev.member_id == World.mid("no_icd10")].empty
+    assert rows(world_run.events, "FUM-30", ["no_icd10"]) == set()
 
 
 def test_fum_7_day_counts_the_7th_day_and_the_visit_day_but_not_the_8th(world_run):
