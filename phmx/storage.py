@@ -89,8 +89,40 @@ def list_files(root: str, prefix: str = "") -> Iterator[StoredFile]:
     p = Path(base)
     if not p.exists():
         return
-    for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
-        yield StoredFile(str(f), str(f.relative_to(root)).replace(os.sep, "/"), f.stat().st_size)
+    yield from _local_files(Path(root), p)
+
+
+def _local_files(root: Path, base: Path) -> Iterator[StoredFile]:
+    """Regular files below ``base``, never leaving ``root``: a symbolic link (file or folder) is
+    listed only when its target lies inside the root, and folders are never entered through a link,
+    so a link planted in a landing zone cannot make the hub read ``/etc/passwd`` or another
+    submitter's files as a submission. Skipped links are logged by relative path only."""
+    real_root = root.resolve()
+    found: list[StoredFile] = []
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        for d in [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
+            dirnames.remove(d)
+            _log_skipped(root, Path(dirpath) / d)
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            f = Path(dirpath) / name
+            if f.is_symlink():
+                target = f.resolve()
+                if not target.is_relative_to(real_root) or not target.is_file():
+                    _log_skipped(root, f)
+                    continue
+            elif not f.is_file():
+                continue  # sockets, fifos, devices
+            found.append(StoredFile(str(f), str(f.relative_to(root)).replace(os.sep, "/"), f.stat().st_size))
+    yield from sorted(found, key=lambda s: s.relpath)
+
+
+def _log_skipped(root: Path, link: Path) -> None:
+    from phmx.log import get_logger
+
+    get_logger(__name__).warning("skipped a symbolic link leading outside %s or to a folder: %s", root.name,
+                                 str(link.relative_to(root)).replace(os.sep, "/"))
 
 
 def read_bytes(uri: str) -> bytes:

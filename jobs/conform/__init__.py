@@ -86,14 +86,40 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     return lakehouse.conform_to(df, table)
 
 
-def target_sources(bronze: DataFrame, mapping: dict[str, Any]) -> list[str]:
+def target_sources(bronze: DataFrame, mapping: dict[str, Any], ledger: DataFrame | None = None) -> list[str]:
     """The sources a target is refreshed for: every source present in bronze, not only those with
     rows in the target. A sparse target (a social observation) whose rows all disappear from a
-    source's replacement submission must lose them in silver too, not keep the superseded ones."""
+    source's replacement submission must lose them in silver too, not keep the superseded ones.
+
+    ``ledger`` (the accepted submissions of this bronze table's feeds, lineage columns only) adds the
+    sources that sent a file but now have no row in bronze at all: a header-only file withdrew their
+    period, and silver must lose those rows too. A source expression over non-lineage columns cannot
+    be read from the ledger; such targets are refreshed for the sources in bronze only.
+    """
+    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     expr = F.expr(str(mapping.get("source", "submitter")))
-    return sorted(r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None)
+    found = {r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+    if ledger is not None:
+        try:
+            found |= {r[0] for r in ledger.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+        except PySparkException:  # the expression names a column the ledger has not got
+            pass
+    return sorted(found)
+
+
+def withdrawn_sources_ledger(spark: SparkSession, bronze_table: str) -> DataFrame | None:
+    """Lineage columns of the accepted submissions of every feed writing ``bronze.<bronze_table>``."""
+    from phmx.tables import SUBMISSIONS
+
+    if not lakehouse.exists(SUBMISSIONS):
+        return None
+    feeds = sorted(s.feed for s in all_specs().values() if s.bronze_table == bronze_table)
+    in_feeds = ", ".join(lakehouse.sql_literal(f) for f in feeds)
+    return (lakehouse.read(spark, SUBMISSIONS)
+            .where(f"feed IN ({in_feeds}) AND status IN ('accepted', 'accepted_with_errors')")
+            .select("submission_id", "submitter", "feed", "period", "source_file", "source_file_sha256"))
 
 
 def protect(spark: SparkSession, df: DataFrame, table: Table, ctx: RunContext) -> DataFrame:
@@ -128,13 +154,14 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         if not lakehouse.exists(fqn):
             continue
         bronze = lakehouse.read(spark, fqn)
+        ledger = withdrawn_sources_ledger(spark, bronze_table)
         sources_of: dict[str, list[str]] = {}  # targets of one feed mostly share a source expression
         for target, mapping in spec.targets.items():
             df = build_target(bronze, spec, target, mapping)
             table = SILVER[target]
             expr = str(mapping.get("source", "submitter"))
             if expr not in sources_of:
-                sources_of[expr] = target_sources(bronze, mapping)
+                sources_of[expr] = target_sources(bronze, mapping, ledger)
             sources = sources_of[expr]
             if not sources:
                 continue

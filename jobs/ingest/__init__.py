@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.ingest import bronze
 from jobs.ingest.coverage import check_within_coverage, coverage_tables
-from jobs.ingest.landing import LandedFile, scan, submission_id
+from jobs.ingest.landing import LandedFile, path_problem, scan, submission_id
 from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file
 from jobs.ingest.receipts import Receipt, write_receipt
 from jobs.ingest.specs import load_specs
@@ -48,8 +48,15 @@ FLUSH_ROWS = 1_000_000
 def _previous_submissions(spark: SparkSession) -> list[dict[str, Any]]:
     if not lakehouse.exists(SUBMISSIONS):
         return []
-    cols = ["submission_id", "submitter", "feed", "period", "source_file_sha256", "status"]
+    cols = ["submission_id", "submitter", "feed", "period", "source_file_sha256", "status", "rows_landed"]
     return [r.asDict() for r in lakehouse.read(spark, SUBMISSIONS).select(*cols).collect()]
+
+
+def _dedupable(status: str, rows_landed: int | None) -> bool:
+    """Whether later copies of these bytes are ``duplicate``: not for a rejected file (a resend may
+    follow a fix of the folder or the spec) nor a header-only one (the same empty file withdrawing
+    two periods is two withdrawals, not one file sent twice)."""
+    return status not in ("rejected", "duplicate") and bool(rows_landed)
 
 
 def _ordered(files: list[LandedFile], specs: dict[str, FeedSpec]) -> list[LandedFile]:
@@ -71,7 +78,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     known_ids = {p["submission_id"] for p in previous}
     by_sha: dict[tuple[str, str, str], str] = {
         (p["submitter"], p["feed"], p["source_file_sha256"]): p["submission_id"]
-        for p in previous if p["status"] not in ("rejected", "duplicate")
+        for p in previous if _dedupable(p["status"], p["rows_landed"])
     }
     received_at = datetime.now(UTC).replace(microsecond=0)
     buffers: dict[str, list[FileOutcome]] = {}
@@ -90,7 +97,8 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             counts["skipped_already_ingested"] += 1
             continue
         counts["files"] += 1
-        dup = by_sha.get((lf.submitter, lf.feed, sha))
+        # The path is judged first: a misplaced file gets its path error, never ``duplicate``.
+        dup = by_sha.get((lf.submitter, lf.feed, sha)) if path_problem(lf, specs) is None else None
         if dup:
             spec = specs.get(lf.feed)
             r = Receipt(sid, lf.submitter, lf.feed, lf.period, lf.relpath, sha,
@@ -110,7 +118,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                                               received_at.isoformat(timespec="seconds"), "rejected",
                                               file_errors=[{"rule_id": "internal_error",
                                                             "message": type(exc).__name__}]), None)
-            if outcome.receipt.status != "rejected":
+            if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
                 by_sha[(lf.submitter, lf.feed, sha)] = sid
         r = outcome.receipt
         if r.status == "rejected":
@@ -165,7 +173,7 @@ def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_ro
     order = sorted(buffers, key=lambda t: (t not in first, t))
     for bronze_table in order:
         outcomes = buffers[bronze_table]
-        written = [o for o in outcomes if o.receipt.status in ("accepted", "accepted_with_errors")]
+        written = _latest_per_scope([o for o in outcomes if o.receipt.status in ("accepted", "accepted_with_errors")])
         if not written:
             continue
         scopes = []
@@ -184,6 +192,33 @@ def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_ro
     all_outcomes = [o for t in order for o in buffers[t]]
     check_within_coverage(spark, all_outcomes, specs)
     _record(spark, all_outcomes, outbox_root, lakehouse_root)
+
+
+def _latest_per_scope(written: list[FileOutcome]) -> list[FileOutcome]:
+    """The files whose rows bronze keeps: in a replace feed only the last file of each
+    (submitter, feed, period) in processing order (path order, so ``v2`` after ``v1``), as its
+    receipt says it supersedes the others; append feeds keep every file.
+
+    An earlier file of the scope keeps its ledger row and receipt (with a note saying which file
+    replaced it) but none of its rows, so bronze and therefore silver hold the latest file only.
+    """
+    last: dict[tuple[str, str, str], FileOutcome] = {}
+    for o in written:
+        if o.spec is not None and o.spec.on_resubmit == "replace":
+            last[(o.receipt.submitter, o.receipt.feed, o.receipt.period)] = o
+    keep = []
+    for o in written:
+        r = o.receipt
+        winner = last.get((r.submitter, r.feed, r.period))
+        if winner is None or winner is o:
+            keep.append(o)
+            continue
+        o.accepted = []
+        note = (f"replaced by {winner.receipt.submission_id} ({winner.receipt.source_file.rsplit('/', 1)[-1]}), "
+                "a later file for the same feed and period in the same run: none of this file's records are kept")
+        if note not in r.notes:
+            r.notes.append(note)
+    return keep
 
 
 def _record(spark: SparkSession, outcomes: list[FileOutcome], outbox_root: str, lakehouse_root: str) -> None:

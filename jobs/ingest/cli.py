@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 EXIT_ACCEPTED = 0
 EXIT_ACCEPTED_WITH_ERRORS = 21
 EXIT_REJECTED = ValidationFailed.exit_code
+# The stand-in period folder of a pre-check run without --period (never shown to the sender).
+NO_PERIOD = "0000-01"
 SKIPPED_COVERAGE = "service_within_coverage not checked offline (it needs the enrollment the hub holds)"
 
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("file", help="the file to check (a local path or s3://...)")
     v.add_argument("--feed", required=True, help="feed folder name, e.g. enrollment or enrollment_834")
     v.add_argument("--submitter", default=None, help="your submitter id (checks the feed accepts it)")
-    v.add_argument("--period", default=None, help="reporting period YYYY-MM (default: this month)")
+    v.add_argument("--period", default=None, help="reporting period YYYY-MM (default: none; the file is "
+                   "checked as it would be in any period folder)")
     v.add_argument("--json", action="store_true", help="print the receipt as JSON")
     v.add_argument("--x12-strict", action="store_true",
                    help="also validate an 834 against the full 005010X220A1 guide with pyx12 (slow)")
@@ -66,9 +69,11 @@ def precheck(data: bytes, feed: str, *, name: str, submitter: str | None = None,
     specs = load_specs()
     if feed not in specs:
         raise ConfigError(f"unknown feed {feed!r}", hint="one of: " + ", ".join(sorted(specs)))
-    period = period or datetime.now(UTC).strftime("%Y-%m")
-    if not PERIOD.match(period):
+    if period is not None and not PERIOD.match(period):
         raise ConfigError(f"--period must be YYYY-MM, got {period!r}")
+    # Without --period the check runs in a stand-in period folder and the receipt names none: a
+    # pre-check must not tell the sender which month to send for.
+    given_period, period = period, period or NO_PERIOD
     sub = submitter or "precheck"
     lf = LandedFile(uri=name, relpath=f"{sub}/{feed}/{period}/{name}", submitter=sub, feed=feed, period=period,
                     name=name, size=len(data), layout_ok=True)
@@ -76,6 +81,11 @@ def precheck(data: bytes, feed: str, *, name: str, submitter: str | None = None,
                            check_submitter=submitter is not None)
     receipt = outcome.receipt
     spec = specs[feed]
+    if given_period is None:
+        receipt.period = ""
+        for fw in receipt.file_warnings:
+            fw["message"] = fw["message"].replace(f"period {NO_PERIOD}", "the period folder it lands in")
+        receipt.notes.append("checked without --period: the receipt names no reporting period")
     if any(r.check == "within_coverage" for r in spec.rules) and receipt.status != "rejected":
         receipt.notes.append(SKIPPED_COVERAGE)
     if x12_strict:
@@ -138,6 +148,8 @@ def print_report(r: Receipt) -> None:
     for fe in r.file_errors:
         console.print(f"[bold red]file problem[/] {fe['rule_id']}: {fe['message']}\n  how to fix: "
                       f"{how_to_fix(fe['rule_id'])}")
+    for fw in r.file_warnings:
+        console.print(f"[bold yellow]file warning[/] {fw['rule_id']}: {fw['message']}")
     for title, groups, style in (("Errors (records quarantined)", r.errors, "red"),
                                  ("Warnings (records accepted)", r.warnings, "yellow")):
         if not groups:

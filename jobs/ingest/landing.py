@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from phmx import storage
+
+if TYPE_CHECKING:
+    from phmx.feedspec import FeedSpec
 
 PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 SUBMITTER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -49,3 +53,22 @@ def submission_id(submitter: str, feed: str, period: str, relpath: str, sha256: 
     """Deterministic id: the same file at the same place is the same submission on every run."""
     digest = hashlib.sha256("\x1f".join([submitter, feed, period, relpath, sha256]).encode()).hexdigest()
     return f"sub-{digest[:20]}"
+
+
+def path_problem(lf: LandedFile, specs: dict[str, FeedSpec], *, check_submitter: bool = True) -> tuple[str, str] | None:
+    """``(rule id, message)`` when the file's place in the landing zone is wrong, else None.
+
+    Checked before anything else about the file (its bytes, whether it was seen before): a file in
+    a bad period folder gets the path error, never ``duplicate``, so the sender learns where to put it.
+    """
+    if not lf.layout_ok:
+        return ("bad_period" if lf.feed else "unknown_feed",
+                "file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>")
+    if not PERIOD.match(lf.period):
+        return "bad_period", "the period folder must be YYYY-MM"
+    spec = specs.get(lf.feed)
+    if spec is None:
+        return "unknown_feed", f"no feed spec named {lf.feed!r}"
+    if check_submitter and not spec.accepts_submitter(lf.submitter):
+        return "unknown_submitter", f"feed {spec.feed} is not accepted from this submitter"
+    return None

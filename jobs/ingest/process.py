@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from jobs.ingest.formats import FileRejected, get_parser
-from jobs.ingest.landing import PERIOD, LandedFile, submission_id
+from jobs.ingest.landing import LandedFile, path_problem, submission_id
 from jobs.ingest.receipts import Receipt, group_findings
 from jobs.ingest.rules import how_to_fix
 from jobs.ingest.validate import KeyTracker, validate_chunk
@@ -107,15 +107,9 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
             receipt.errors = group_findings([(r, rule, "", msg, "") for r, _ in records], _fixes(spec))
         return out
 
-    if not lf.layout_ok:
-        return reject("bad_period" if lf.feed else "unknown_feed",
-                      "file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>")
-    if not PERIOD.match(lf.period):
-        return reject("bad_period", "the period folder must be YYYY-MM")
-    if spec is None:
-        return reject("unknown_feed", f"no feed spec named {lf.feed!r}")
-    if check_submitter and not spec.accepts_submitter(lf.submitter):
-        return reject("unknown_submitter", f"feed {spec.feed} is not accepted from this submitter")
+    problem = path_problem(lf, specs, check_submitter=check_submitter)
+    if problem is not None or spec is None:
+        return reject(*(problem or ("unknown_feed", "no feed spec")))
 
     parse = get_parser(spec)
     columns = bronze_columns(spec, specs)
@@ -164,10 +158,20 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
         receipt.status = "rejected"
         receipt.file_errors.append({"rule_id": "no_valid_rows", "message": "no record passed validation"})
     elif accepted_n == 0 and landed == 0:
-        receipt.notes.append("the file holds no records")
+        receipt.file_warnings.append(empty_file_warning(spec, lf.period))
     elif quarantined_n:
         receipt.status = "accepted_with_errors"
     return out
+
+
+def empty_file_warning(spec: FeedSpec, period: str) -> dict[str, str]:
+    """What a file with a header and no records does: for a replace feed it withdraws the period."""
+    if spec.on_resubmit == "replace":
+        return {"rule_id": "period_withdrawn",
+                "message": f"the file holds no records, so it replaces every record sent earlier for feed "
+                           f"{spec.feed}, period {period or '(the period folder it lands in)'} with nothing: the "
+                           "period is withdrawn. If that is not what you meant, send the complete file again."}
+    return {"rule_id": "no_records", "message": "the file holds no records; nothing was added"}
 
 
 def _fixes(spec: FeedSpec | None) -> dict[str, str]:

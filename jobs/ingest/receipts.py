@@ -45,6 +45,8 @@ class Receipt:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     file_errors: list[dict[str, str]] = field(default_factory=list)
+    # Whole-file warnings (the file was accepted): e.g. a header-only file withdrawing a period.
+    file_warnings: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -139,8 +141,9 @@ def next_steps(r: Receipt) -> list[str]:
         return ["Fix the file problems listed above, check the file with `phmx validate FILE --feed "
                 f"{r.feed}`, and send it again to the same period folder."]
     return ["The listed rows were not loaded; the rest were.",
-            f"Correct the listed rows and send the whole corrected file for period {r.period} again: it replaces "
-            "this submission (feeds that append instead say so in their submission guide).",
+            "Correct the listed rows and send the whole corrected file again "
+            + (f"to the {r.period} folder" if r.period else "to the folder of its reporting period")
+            + ": it replaces this submission (feeds that append instead say so in their submission guide).",
             f"Check the corrected file first with `phmx validate FILE --feed {r.feed}`."]
 
 
@@ -160,6 +163,7 @@ def render_html(r: Receipt) -> str:
 
     file_errs = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])}. How to fix: "
                         f"{e(how_to_fix(f['rule_id']))}</li>" for f in r.file_errors)
+    file_warns = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])}</li>" for f in r.file_warnings)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Receipt {e(r.submission_id)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
@@ -179,6 +183,7 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:to
 <tr><th>duplicate of</th><td>{e(r.duplicate_of or '-')}</td></tr>
 </table>
 {'<h2>File problems</h2><ul>' + file_errs + '</ul>' if r.file_errors else ''}
+{'<h2>File warnings</h2><ul>' + file_warns + '</ul>' if r.file_warnings else ''}
 <h2>Errors (rows quarantined)</h2>{table(r.errors)}
 <h2>Warnings (rows accepted)</h2>{table(r.warnings)}
 {'<h2>Notes</h2><ul>' + ''.join(f'<li>{e(n)}</li>' for n in r.notes) + '</ul>' if r.notes else ''}

@@ -94,6 +94,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Check delimiters and quotes in the listed rows."),
     Rule("quoting", "record", ("delimited",), "A quote is not closed, so the rest of the file cannot be split.",
          "Quote fields that contain the delimiter or a line break, and close every quote."),
+    Rule("field_size", "record", ("delimited",),
+         "A field holds more than 131,072 characters: almost always a lost quote or delimiter that ran the "
+         "rest of a line into one value. Only that record is quarantined.",
+         "Check the listed line for an unclosed quote or a missing delimiter; no field may exceed 131,072 "
+         "characters."),
     Rule("record_type", "record", ("fixed_width",), "The record type in the first columns is not one the layout defines.",
          "Use one of the record types of the layout."),
     Rule("record_length", "record", ("fixed_width",), "The record is longer than its layout.",
@@ -129,6 +134,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Use a code from the value set named in the feed spec."),
     Rule("max_length", "field", _ALL, "A value is longer than the spec allows.",
          "Shorten the value to the spec's maximum length."),
+    Rule("formula_text", "field", _ALL,
+         "A text value starts like a spreadsheet formula (=, +, - or @ followed by text): it could run when "
+         "a recipient opens a CSV, so it is never loaded.",
+         "Send the value without the leading =, +, - or @ (a number such as -12.5 is fine); check the export "
+         "is not writing spreadsheet formulas into text fields."),
     Rule("date_range", "field", _ALL, "A date is outside 1900-2100.", "Check the year."),
     Rule("date_order", "row", _ALL, "Two dates are in the wrong order (e.g. an end before its start).",
          "Correct the dates so the later one is not before the earlier one."),
@@ -142,6 +152,12 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     Rule("x12_999", "field", ("x12_834",),
          "pyx12's full 005010X220A1 validation found a problem (phmx validate --x12-strict only; intake does not "
          "apply it).", "Fix the segment or element as the implementation guide requires."),
+    Rule("period_withdrawn", "file", _ALL,
+         "A warning: the file holds a header but no records. In a feed whose resubmissions replace, it replaces "
+         "every record sent earlier for the period with nothing.",
+         "If you did not mean to withdraw the period, send the complete file again."),
+    Rule("no_records", "file", _ALL, "A note: the file holds a header but no records; nothing was added.",
+         "Nothing to fix if the period had nothing to report."),
     Rule("duplicate", "file", _ALL, "The same bytes were received before; nothing was changed.",
          "Nothing to fix. To correct a submission, send a changed file for the same period."),
 ]}

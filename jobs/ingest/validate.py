@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from phmx.feedspec import FeedSpec, FieldSpec, load_valueset
+from phmx.spreadsheet import FORMULA_PATTERN
 
 if TYPE_CHECKING:
     from jobs.ingest.formats import Chunk
@@ -83,6 +85,32 @@ def compact_width(fmt: str) -> int | None:
     return sum(_DIRECTIVE_WIDTH[d] for d, _ in parts)
 
 
+def _real_dates(text: pa.Array, parsed: pa.Array, fmt: str) -> pa.Array:
+    """Whether each parsed value is the calendar date its text says (Arrow's strptime rolls
+    2025-02-30 over to 2025-03-02 and 2025-04-31 to 2025-05-01: those are refused, not moved).
+
+    A value printed back in its own format must give the text sent. The few that do not (an
+    impossible day, or a legal unpadded ``1/5/2025``) are settled by Python's strptime, which
+    knows month lengths and leap years.
+    """
+    if len(text) == 0:
+        return pa.array([], pa.bool_())
+    same = pc.fill_null(pc.equal(pc.strftime(parsed, format=fmt), text), False)
+    if same.true_count == len(text) - parsed.null_count:
+        return pa.array(np.ones(len(text), dtype=bool))
+    ok = np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool).copy()
+    valid = np.asarray(pc.is_valid(parsed).to_numpy(zero_copy_only=False), dtype=bool)
+    values = text.to_pylist()
+    for i in np.flatnonzero(valid & ~ok).tolist():
+        try:
+            datetime.strptime(values[i], fmt)  # noqa: DTZ007 - calendar check only, no zone involved
+            ok[i] = True
+        except ValueError:
+            ok[i] = False
+    ok[~valid] = False
+    return pa.array(ok)
+
+
 def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], findings: list[Finding]) -> pa.Array:
     """Check one field; return its normalised array (dates to ISO text)."""
     present = pc.is_valid(arr)
@@ -108,6 +136,10 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
         rule = "cin_shape" if f.type == "cin" else "format"
         _add(findings, failing(pc.invert(pc.match_substring_regex(arr, pattern))), rule, f,
              f"{f.name} must be {human}", sev)
+    if f.type == "string":
+        # Free text only: typed fields have shapes no formula fits (see phmx.spreadsheet).
+        _add(findings, failing(pc.match_substring_regex(arr, FORMULA_PATTERN)), "formula_text", f,
+             f"{f.name} starts like a spreadsheet formula (=, +, -, @ followed by text)", "error")
     if f.pattern:
         _add(findings, failing(pc.invert(pc.match_substring_regex(arr, f.pattern))), "format", f,
              f"{f.name} does not match the required pattern {f.pattern}", sev)
@@ -132,8 +164,9 @@ def _check_field(f: FieldSpec, arr: pa.Array, columns: dict[str, pa.Array], find
         width = compact_width(fmt)
         if width:  # CCYYMMDD: a digit short is not a date (strptime would read 1978103 as 1978-10-03)
             ok_d = pc.and_(ok_d, pc.equal(pc.utf8_length(enc.dictionary), width))
-            parsed_d = pc.if_else(ok_d, parsed_d, pa.scalar(None, parsed_d.type))
-            iso_d = pc.strftime(parsed_d, format=_ISO[f.type])
+        ok_d = pc.and_(ok_d, _real_dates(enc.dictionary, parsed_d, fmt))
+        parsed_d = pc.if_else(ok_d, parsed_d, pa.scalar(None, parsed_d.type))
+        iso_d = pc.strftime(parsed_d, format=_ISO[f.type])
         parsed_ok = pc.take(ok_d, enc.indices)
         bad = pc.and_(present, pc.invert(pc.fill_null(parsed_ok, False)))
         if allowed is not None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from jobs.publish.catalog import describe
 from jobs.publish.cells import ONE_WAY, TWO_WAY
+from phmx.spreadsheet import escape_cell
 
 MEASURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("lhj", "string", "Local health jurisdiction (county, or the city of Berkeley, Long Beach or Pasadena) "
@@ -83,7 +84,7 @@ def csv_text() -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["table", "column", "type", "meaning"])
     for c, t, d in MEASURE_COLUMNS:
-        w.writerow(["measures", c, t, d])
+        w.writerow([escape_cell(v) for v in ("measures", c, t, d)])
     for c, t, d in SERVICE_COLUMNS:
-        w.writerow(["service_counts", c, t, d])
+        w.writerow([escape_cell(v) for v in ("service_counts", c, t, d)])
     return buf.getvalue()

@@ -18,6 +18,7 @@ from jobs.publish import dictionary, fhir_measure, report_html, signing, stats, 
 from jobs.publish.cells import ALL, CELL_COLUMNS
 from jobs.publish.package import Package
 from phmx.log import get_logger
+from phmx.spreadsheet import escape_frame
 
 log = get_logger(__name__)
 
@@ -293,7 +294,7 @@ def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_
 
 def _csv(df: pd.DataFrame) -> bytes:
     buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n")
+    escape_frame(df).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 

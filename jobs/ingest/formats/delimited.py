@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from jobs.ingest.formats.arrowtext import blank_to_null, trim
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
 
 _OTHER_DELIMITERS = [",", "|", "\t", ";"]
+# The longest value one field may hold (the csv module's default limit, applied by both readers):
+# a longer one is almost always a lost quote or delimiter, and only its own record is quarantined.
+FIELD_LIMIT = 131_072
+# Raw text kept for a quarantined record (the quarantine table is no place for a 100 MB line).
+RAW_LIMIT = 8_192
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= RAW_LIMIT else text[:RAW_LIMIT] + f"... [{len(text) - RAW_LIMIT:,} more characters]"
+
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -80,6 +91,10 @@ class _Header:
             raise FileRejected("header_columns", "required columns missing from the header: " + ", ".join(names),
                                records=body())
         self.positions = [index.get(s.lower()) for s in sources]
+        absent = [s for s, pos in zip(sources, self.positions, strict=True) if pos is None]
+        if absent:
+            notes.append(f"optional column(s) not in the file, loaded as empty: {', '.join(absent[:10])}"
+                         + (f" and {len(absent) - 10} more" if len(absent) > 10 else ""))
         known = {s.lower() for s in sources}
         unknown = [h for h in header_norm if h not in known]
         if unknown:
@@ -199,6 +214,14 @@ def _fast(body_all: memoryview, data: bytes, start: int, header: _Header, spec: 
             line_idx = line_idx[~np.isin(line_idx, np.fromiter(skip, dtype=np.int64))]
         if len(line_idx) != table.num_rows:
             return None
+    long_rows = _long_rows(table)
+    if len(long_rows):
+        for j in long_rows.tolist():
+            i = int(line_idx[j])
+            issues.append(RecordIssue(first_line + i, "field_size", "",
+                                      f"a field is longer than {FIELD_LIMIT:,} characters", _clip(lines.text(i))))
+        keep = np.setdiff1d(np.arange(table.num_rows), long_rows)
+        table, line_idx = table.take(pa.array(keep, pa.int64())), line_idx[keep]
     line_text = lines.text
     cols: dict[str, pa.Array] = {}
     for f, pos in zip(spec.fields, header.positions, strict=True):
@@ -215,6 +238,19 @@ def _fast(body_all: memoryview, data: bytes, start: int, header: _Header, spec: 
         out.append(Chunk({k: v.slice(off, m) for k, v in cols.items()}, row_numbers[off:off + m],
                          LazyRaw(m, lambda i, idx=idx: line_text(int(idx[i]))), issues if off == 0 else []))
     return out
+
+
+def _long_rows(table: pa.Table) -> np.ndarray:
+    """Indices of rows with a value over :data:`FIELD_LIMIT` characters (the slow reader's limit too)."""
+    bad = None
+    for col in table.columns:
+        if (pc.max(pc.binary_length(col)).as_py() or 0) <= FIELD_LIMIT:  # bytes >= characters: the usual exit
+            continue
+        over = pc.fill_null(pc.greater(pc.utf8_length(col), FIELD_LIMIT), False)
+        bad = over if bad is None else pc.or_(bad, over)
+    if bad is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.asarray(bad.to_numpy(zero_copy_only=False), dtype=bool))
 
 
 class _Lines:
@@ -291,9 +327,20 @@ def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str
     raw: list[str] = []
     issues: list[RecordIssue] = []
     last_line = header.line_no
-    try:
-        for rec in reader:
-            line_no = reader.line_num
+    for rec, line_no in _records(reader, lines, header.line_no):
+        if rec is None:
+            first = last_line + 1
+            while first < line_no and not lines[first - 1].strip():
+                first += 1
+            if line_no > first:  # a quote left open to the end of the file: each line on its own
+                issues.extend(RecordIssue(i, "quoting", "", "a quote is not closed on this or an earlier line, so "
+                                          "the line cannot be split into fields", _clip(lines[i - 1]))
+                              for i in range(first, line_no + 1) if lines[i - 1].strip())
+            else:
+                issues.append(RecordIssue(first, "field_size", "", f"a field is longer than {FIELD_LIMIT:,} "
+                                          "characters", _clip(lines[first - 1])))
+            last_line = line_no
+        else:
             if not rec or (len(rec) == 1 and not rec[0].strip()):
                 last_line = line_no
                 continue
@@ -318,13 +365,28 @@ def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str
                 row_numbers.append(first)
                 raw.append(text_of)
             last_line = line_no
-            if len(row_numbers) + len(issues) >= chunk_rows:
-                yield Chunk(cols, row_numbers, raw, issues, notes)
-                cols, row_numbers, raw, issues, notes = {n: [] for n in names}, [], [], [], []
-    except csv.Error as exc:
-        # An unterminated quote swallows the rest of the file: quarantine what is left, line by line.
-        for i in range(last_line + 1, len(lines) + 1):
-            if lines[i - 1].strip():
-                issues.append(RecordIssue(i, "quoting", "", f"unreadable quoting ({type(exc).__name__})",
-                                          lines[i - 1]))
+        if len(row_numbers) + len(issues) >= chunk_rows:
+            yield Chunk(cols, row_numbers, raw, issues, notes)
+            cols, row_numbers, raw, issues, notes = {n: [] for n in names}, [], [], [], []
     yield Chunk(cols, row_numbers, raw, issues, notes)
+
+
+def _records(reader: Iterator[list[str]], lines: list[str], start_line: int) -> Iterator[tuple[list[str] | None, int]]:
+    """``(record, last physical line)`` from a csv reader; ``None`` for a record the reader refused
+    (a field over :data:`FIELD_LIMIT`, or quoting it cannot read): only that record is lost, as the
+    reader goes on at the next line, so one oversized value never takes its neighbours with it."""
+    last = start_line
+    while True:
+        try:
+            rec = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            line_no = getattr(reader, "line_num", last + 1)
+            if line_no <= last:  # the reader made no progress: nothing more can be read
+                return
+            last = line_no
+            yield None, line_no
+            continue
+        last = getattr(reader, "line_num", last + 1)
+        yield rec, last
