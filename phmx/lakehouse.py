@@ -185,6 +185,11 @@ def merge(
     if not exists(table):
         append(df, table)
         return
+    stored = read(spark, table)
+    if set(table.column_names) - set(stored.columns):
+        # The contract gained a column since the table was written (a new release): widen it in place,
+        # the new column null on every stored row, so the MERGE below can set it.
+        overwrite(conform_to(stored, table), table, schema=True)
     view = f"src_{uuid.uuid4().hex[:12]}"
     df.createOrReplaceTempView(view)
     on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)

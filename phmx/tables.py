@@ -163,9 +163,17 @@ IMMUNIZATION = _t(
     "immunization",
     "source string, immunization_id string, source_person_id string, admin_date date, cvx string,"
     "mvx string, lot string, protection_indicator string, provider_id string,"
+    "completion_status string, action_code string, ndc string,"
     f"{_SILVER_LINEAGE}, {_LABELS}",
     keys="source immunization_id",
+    doc="Vaccinations as the registry holds them, given or not: completion_status (HL7 table 0322) CP "
+        "complete, RE refused, NA not administered, PA partially administered; action_code (table 0323) A "
+        "add, U update, D deleted by the sender. Only rows matching IMMUNIZATION_GIVEN are doses given.",
 )
+
+#: The rows of silver.immunization that are doses given (Spark SQL): complete and not deleted. Refusals,
+#: doses not or partly administered and deletions stay in silver with their status but count nowhere.
+IMMUNIZATION_GIVEN = "coalesce(completion_status, 'CP') = 'CP' AND coalesce(action_code, 'A') <> 'D'"
 
 MEDICATION = _t(
     "silver",

@@ -23,7 +23,7 @@ import pyarrow as pa
 from jobs.ingest.formats import FileRejected, get_parser
 from jobs.ingest.landing import LandedFile, path_problem, submission_id
 from jobs.ingest.receipts import Receipt, group_findings
-from jobs.ingest.rules import how_to_fix
+from jobs.ingest.rules import field_fixes, how_to_fix
 from jobs.ingest.validate import KeyTracker, validate_chunk
 from phmx.feedspec import FeedSpec
 from phmx.tables import LINEAGE
@@ -179,6 +179,7 @@ def _fixes(spec: FeedSpec | None) -> dict[str, str]:
     if spec is None:
         return {}
     fixes = {r.id: how_to_fix(r.check) for r in spec.rules}
+    fixes.update(field_fixes(spec))
     fixes.update(spec.how_to_fix)
     return fixes
 

@@ -90,7 +90,10 @@ def group_findings(findings: list[tuple[int, str, str, str]] | list[tuple[int, s
         rows = sorted(by_row)
         group: dict[str, Any] = {
             "rule_id": rule, "field": fld, "message": msg, "count": len(rows), "rows": rows[:MAX_ROWS_LISTED],
-            "rows_truncated": len(rows) > MAX_ROWS_LISTED, "how_to_fix": how_to_fix(rule, how_to_fix_texts),
+            "rows_truncated": len(rows) > MAX_ROWS_LISTED,
+            # A field-specific fix ("<rule>.<field>": the segment, field and expected value) before the rule's own.
+            "how_to_fix": how_to_fix(f"{rule}.{fld}" if f"{rule}.{fld}" in (how_to_fix_texts or {}) else rule,
+                                     how_to_fix_texts),
             "level": RULES[rule].level if rule in RULES else "row",
         }
         locs = [by_row[r] for r in rows[:MAX_ROWS_LISTED]]

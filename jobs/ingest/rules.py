@@ -11,6 +11,10 @@ record failed a check; with severity warning it is accepted and reported).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from phmx.feedspec import FeedSpec
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Send only VXU^V04 messages in this feed."),
     Rule("hl7_no_rxa", "record", ("hl7_vxu",), "The message holds no RXA (no vaccination).",
          "Each VXU message needs at least one ORC/RXA group."),
+    Rule("hl7_version", "record", ("hl7_vxu",), "MSH-12 names an HL7 version before 2.3, whose VXU structure "
+         "differs from the CDC guide's 2.5.1.", "Send MSH-12 2.5.1 messages built to the CDC Implementation Guide "
+         "release 1.5 (versions 2.3 to 2.8.2 are also read)."),
+    Rule("hl7_vaccine_code", "record", ("hl7_vxu",), "RXA-5 holds neither a CVX nor an NDC found in the CDC "
+         "NDC-to-CVX crosswalk.", "Send RXA-5 as CVX^name^CVX, or an NDC of the CDC crosswalk as NDC^name^NDC "
+         "(optionally with the CVX as the alternate code RXA-5.4, RXA-5.6 CVX)."),
     Rule("fhir_json", "record", ("fhir_ndjson",), "The line is not one JSON object.",
          "Write one resource per line as compact JSON."),
     Rule("fhir_resource_type", "record", ("fhir_ndjson",), "The resource is not of the type this feed takes.",
@@ -169,3 +179,42 @@ def how_to_fix(rule_id: str, overrides: dict[str, str] | None = None) -> str:
         return overrides[rule_id]
     rule = RULES.get(rule_id)
     return rule.how_to_fix if rule else "See the feed spec for this rule."
+
+
+# Formats whose field sources are segment paths a submitter's interface analyst reads directly.
+_PATH_FORMATS = {"hl7_vxu": "HL7", "hl7_adt": "HL7", "x12_834": "X12"}
+_DATE_TEXT = {"%Y%m%d": "YYYYMMDD", "%Y-%m-%d": "YYYY-MM-DD"}
+
+
+def field_fixes(spec: FeedSpec) -> dict[str, str]:
+    """Per-field fix texts (``"<rule>.<field>"``) naming the exact place and the expected value.
+
+    For segment formats (HL7 v2, X12) the place is the segment, field and component (``PID-7``,
+    ``DMG[D8].02``) and the expected value the format, code list or length the spec gives; a
+    receipt shows these instead of the rule's generic text.
+    """
+    from phmx.feedspec import load_valueset
+
+    kind = _PATH_FORMATS.get(spec.format_type)
+    if kind is None:
+        return {}
+    out: dict[str, str] = {}
+    for f in spec.fields:
+        srcs = f.source if isinstance(f.source, list | tuple) else [f.source]
+        where = " + ".join(str(x) for x in srcs)
+        what = f" ({f.description})" if f.description else ""
+        out[f"required.{f.name}"] = f"Send {where}{what}: it is required for every record."
+        if f.format:
+            out[f"format.{f.name}"] = f"Send {where} as {_DATE_TEXT.get(str(f.format), str(f.format))}."
+        if f.max_length:
+            out[f"max_length.{f.name}"] = f"Send at most {f.max_length} characters in {where}."
+        if f.valueset:
+            vs = load_valueset(f.valueset)
+            codes = sorted(vs.codes)
+            listed = (f"one of {', '.join(codes)}" if 0 < len(codes) <= 12
+                      else f"a code of value set {vs.name} (version {vs.version}; see the feed guide)")
+            out[f"code_set.{f.name}"] = f"Send in {where} {listed}."
+        if f.type == "cin":
+            out[f"cin_shape.{f.name}"] = (f"Send in {where} the 9-character Medi-Cal CIN (9, seven digits, a "
+                                          "capital letter), or leave it empty.")
+    return out

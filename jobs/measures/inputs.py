@@ -22,6 +22,7 @@ from phmx.tables import (
     DENTAL_SERVICE,
     ENCOUNTER,
     IMMUNIZATION,
+    IMMUNIZATION_GIVEN,
     MEDICATION,
     MEMBER,
     MEMBER_XWALK,
@@ -106,7 +107,7 @@ def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
     )
     dental = _link(lakehouse.read(spark, DENTAL_SERVICE), xwalk).select(
         "member_id", "service_date", "cdt_code", labels_of().alias("security_labels"))
-    imm = _link(lakehouse.read(spark, IMMUNIZATION), xwalk).select(
+    imm = _link(lakehouse.read(spark, IMMUNIZATION).where(IMMUNIZATION_GIVEN), xwalk).select(
         "member_id", "admin_date", F.trim("cvx").alias("cvx"), labels_of().alias("security_labels"))
     meds = _link(lakehouse.read(spark, MEDICATION), xwalk).select(
         "member_id", "fill_date", "ndc", labels_of().alias("security_labels"))

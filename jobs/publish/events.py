@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from phmx import lakehouse
-from phmx.tables import BH_SERVICE, DENTAL_SERVICE, ENCOUNTER, IMMUNIZATION, MEDICATION, MEMBER, MEMBER_XWALK
+from phmx.tables import (
+    BH_SERVICE,
+    DENTAL_SERVICE,
+    ENCOUNTER,
+    IMMUNIZATION,
+    IMMUNIZATION_GIVEN,
+    MEDICATION,
+    MEMBER,
+    MEMBER_XWALK,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +27,8 @@ EVENT_SOURCES = (
     (DENTAL_SERVICE, "service_date", "'dental'"),
     (IMMUNIZATION, "admin_date", "'immunization'"),
 )
+# Rows of a table that are events at all (a refused or deleted vaccination is not).
+EVENT_FILTERS = {IMMUNIZATION.fqn: IMMUNIZATION_GIVEN}
 
 
 def member_events(spark: SparkSession) -> DataFrame:
@@ -26,7 +37,7 @@ def member_events(spark: SparkSession) -> DataFrame:
 
     frames = []
     for table, date_col, kind in EVENT_SOURCES:
-        df = lakehouse.read(spark, table).select(
+        df = lakehouse.read(spark, table).where(EVENT_FILTERS.get(table.fqn, "true")).select(
             "source", "source_person_id", F.col(date_col).alias("event_date"),
             F.expr(kind).alias("source_kind"),
             F.coalesce("security_labels", F.array().cast("array<string>")).alias("security_labels"),

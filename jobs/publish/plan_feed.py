@@ -42,7 +42,16 @@ from jobs.publish.cells import Scope
 from jobs.publish.package import HashingWriter, Package
 from phmx import lakehouse
 from phmx.log import get_logger
-from phmx.tables import BH_SERVICE, COVERAGE, DENTAL_SERVICE, ENCOUNTER, IMMUNIZATION, MEMBER_XWALK, PERSON
+from phmx.tables import (
+    BH_SERVICE,
+    COVERAGE,
+    DENTAL_SERVICE,
+    ENCOUNTER,
+    IMMUNIZATION,
+    IMMUNIZATION_GIVEN,
+    MEMBER_XWALK,
+    PERSON,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -136,7 +145,7 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
     enc = lakehouse.read(spark, ENCOUNTER).join(xw, ["source", "source_person_id"])
     bh = lakehouse.read(spark, BH_SERVICE).join(xw, ["source", "source_person_id"])
     den = lakehouse.read(spark, DENTAL_SERVICE).join(xw, ["source", "source_person_id"])
-    imm = lakehouse.read(spark, IMMUNIZATION).where(
+    imm = lakehouse.read(spark, IMMUNIZATION).where(IMMUNIZATION_GIVEN).where(
         (F.upper(F.coalesce("protection_indicator", F.lit("N"))) != "Y") & F.col("admin_date").isNotNull()) \
         .join(xw, ["source", "source_person_id"])
     events = [

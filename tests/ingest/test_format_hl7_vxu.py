@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import hl7
 import pytest
 
+from jobs.ingest.process import FileOutcome
 from phmx.synth.writers.hl7_vxu import write_vxu
 from tests.ingest.conftest import synth_rows
 from tests.ingest.helpers import accepted_rows, assert_conserved, run_file
@@ -118,3 +121,65 @@ def test_bad_messages_are_quarantined_and_the_others_load(imm_rows):
     assert r.rows_landed == sum(n_rxa) - n_rxa[2] + 1 + 1
     assert r.rows_accepted == sum(n_rxa) - sum(n_rxa[1:5])
     assert_conserved(out)
+
+
+# ---- the CDC IG as real senders use it (corpus: tests/conformance/hl7v2_vxu) ----------------------------
+CORPUS = Path(__file__).resolve().parents[1] / "conformance" / "hl7v2_vxu"
+
+
+def _corpus(name: str) -> FileOutcome:
+    out = run_file((CORPUS / name).read_bytes(), FEED, SUB)
+    assert_conserved(out)
+    return out
+
+
+def test_pid3_of_any_identifier_type_is_kept_with_its_type_and_authority():
+    got = accepted_rows(_corpus("ours_batch_mr_ss_ma.hl7"))
+    assert [(r["registry_patient_id"], r["patient_id_type"], r["patient_id_authority"], r["cin"]) for r in got] == [
+        ("OURS-2001", "MR", "TESTCLINIC", "91234567A"),  # MR chosen, SS never, MA is the CIN
+        ("OURS-2002", "PI", "TESTCLINIC", None),
+    ]
+    (nist,) = accepted_rows(_corpus("nist_iz_001.hl7"))
+    assert (nist["registry_patient_id"], nist["patient_id_type"], nist["patient_id_authority"]) == (
+        "D26376273", "MR", "NIST MPI")
+
+
+def test_completion_status_and_action_code_are_kept_and_ndc_maps_to_cvx():
+    out = _corpus("ours_status_ndc.hl7")
+    got = {(r["vaccination_id"], r["action_code"]): r for r in accepted_rows(out)}
+    assert {k: (r["completion_status"], r["cvx"], r["ndc"]) for k, r in got.items()} == {
+        ("OURS-V1", "A"): ("CP", "20", None),
+        ("OURS-V2", "A"): ("RE", "94", None),
+        ("OURS-V3", "A"): ("NA", "998", None),
+        ("OURS-V4", "A"): ("PA", "10", None),
+        ("OURS-V5", "A"): ("CP", "48", "49281-0545-03"),    # unit-of-sale NDC of ActHIB -> CVX 48 (CDC crosswalk)
+        ("OURS-V6", "A"): ("CP", "116", "00006-4047-41"),   # NDC with the CVX as alternate code: the CVX sent wins
+        ("OURS-V1", "D"): ("CP", "20", None),               # the deletion of OURS-V1, not a duplicate
+    }
+    (bad,) = out.receipt.errors
+    assert bad["rule_id"] == "hl7_vaccine_code" and "crosswalk" in bad["message"]
+    assert "99999" not in json.dumps(out.receipt.errors)  # the NDC sent is never echoed
+
+
+def test_mllp_framing_is_removed_and_noted():
+    out = _corpus("ours_mllp_framed.hl7")
+    assert out.receipt.status == "accepted" and out.receipt.rows_accepted == 2
+    assert any("MLLP" in n for n in out.receipt.notes)
+    plain = _corpus("ours_batch_mr_ss_ma.hl7")
+    strip = ("row_number", "source_file", "source_file_sha256", "submission_id")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in accepted_rows(out)] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in accepted_rows(plain)]
+
+
+def test_versions_2_3_to_2_8_are_read_and_an_older_one_is_named():
+    assert _corpus("ours_v231.hl7").receipt.status == "accepted"
+    out = _corpus("ours_v22.hl7")
+    (err,) = out.receipt.errors
+    assert err["rule_id"] == "hl7_version" and "version 2.2" in err["message"] and "2.5.1" in err["message"]
+
+
+def test_receipts_name_the_segment_field_and_expected_value():
+    out = _corpus("lfh_multiple_orders.hl7")
+    fixes = {(e["rule_id"], e["field"]): e["how_to_fix"] for e in out.receipt.errors}
+    assert fixes[("required", "birth_date")].startswith("Send PID-7 ")
+    assert fixes[("code_set", "action_code")] == "Send in RXA-21 one of A, D, U."

@@ -33,9 +33,10 @@ CIS_OK: list[tuple[str, str]] = [
 
 
 def _cis_child(w: World, key: str, doses: list[tuple[str, str]], **kw: Any) -> None:
+    not_given = kw.pop("not_given", {})  # (day, cvx) -> (completion status, action code)
     w.member(key, "2023-05-10", coverage=kw.pop("coverage", [("2023-05-10", None)]), **kw)
     for day, cvx in doses:
-        w.imm(key, day, cvx)
+        w.imm(key, day, cvx, *not_given.get((day, cvx), ("CP", "A")))
 
 
 def _swap(doses: list[tuple[str, str]], old: tuple[str, str], new: tuple[str, str]) -> list[tuple[str, str]]:
@@ -153,6 +154,9 @@ def build_world() -> World:
     _cis_child(w, "cis_rv_short", _swap(CIS_OK, ("2023-09-10", "119"), ("2023-09-10", "116")))
     _cis_child(w, "cis_gap45", CIS_OK, coverage=[("2023-05-10", "2024-08-31"), ("2024-10-16", None)])
     _cis_child(w, "cis_gap46", CIS_OK, coverage=[("2023-05-10", "2024-08-31"), ("2024-10-17", None)])
+    # The MMRV dose refused (RXA-20 RE), not administered (NA), partly given (PA) or deleted (RXA-21 D): no dose.
+    for tag, status in (("re", ("RE", "A")), ("na", ("NA", "A")), ("pa", ("PA", "A")), ("del", ("CP", "D"))):
+        _cis_child(w, f"cis_mmr_{tag}", CIS_OK, not_given={("2024-05-15", "94"): status})
     w.member("cis_bday_dec31", "2023-12-31", coverage=[("2023-12-31", None)])
     w.member("cis_bday_2026", "2024-01-01", coverage=[("2024-01-01", None)])
     # ---- W30 and WCV ---------------------------------------------------------------------
@@ -428,6 +432,7 @@ def test_cis10_rows(world_run):
         ("cis_rv_short", b2, *no),
         ("cis_gap45", b2, *done),
         ("cis_gap46", b2, False, False, "not_continuously_enrolled", None, None),
+        ("cis_mmr_re", b2, *no), ("cis_mmr_na", b2, *no), ("cis_mmr_pa", b2, *no), ("cis_mmr_del", b2, *no),
         ("cis_bday_dec31", "2025-12-31", *no),
         ("w30_30_on15", "2025-03-01", *no),
         ("w30_30_ok", "2025-03-01", *no),
@@ -448,7 +453,7 @@ def test_w30_rows(world_run):
     }
     others = world_run.events[(world_run.events.measure_id == "W30-30")
                               & ~world_run.events.member_id.isin([World.mid("w30_30_on15"), World.mid("w30_30_ok")])]
-    assert len(others) == 7 and not others.in_numerator.any()  # the CIS children turn 30 months in 2025
+    assert len(others) == 11 and not others.in_numerator.any()  # the CIS children turn 30 months in 2025
 
 
 def test_wcv_rows(world_run):
@@ -516,7 +521,7 @@ def test_stage_result_counts_only(world_run):
     res = world_run.result
     assert res.stage == "measures"
     assert res.counts["FUM-30_denominator"] == 10 and res.counts["FUM-30_numerator"] == 5
-    assert res.details["rates"]["CIS-10"]["denominator"] == 9
+    assert res.details["rates"]["CIS-10"]["denominator"] == 13
     assert set(res.details["seconds"]) >= {"FUM", "CIS", "member_risk"}
     js = res.to_json()
     assert World.mid("fum_day7") not in js and World.pid("fum_day7") not in js  # counts only, no ids

@@ -119,9 +119,10 @@ class World:
         self.rows["dental"].append(dict(source=PLAN, service_id=self._id("D"), source_person_id=self.pid(key),
                                         service_date=d(day), cdt_code=cdt, security_labels=[]))
 
-    def imm(self, key: str, day: str, cvx: str) -> None:
+    def imm(self, key: str, day: str, cvx: str, status: str = "CP", action: str = "A") -> None:
         self.rows["imm"].append(dict(source=PLAN, immunization_id=self._id("V"), source_person_id=self.pid(key),
-                                     admin_date=d(day), cvx=cvx, security_labels=[]))
+                                     admin_date=d(day), cvx=cvx, completion_status=status, action_code=action,
+                                     security_labels=[]))
 
     def rx(self, key: str, day: str, ndc: str) -> None:
         self.rows["rx"].append(dict(source=PLAN, rx_claim_id=self._id("R"), source_person_id=self.pid(key),

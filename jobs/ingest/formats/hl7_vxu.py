@@ -12,15 +12,27 @@ Field paths (``source``), 1-based as in the HL7 standard:
 
 ``PID-5.1``            field 5, component 1 (MSH-n counts MSH-1 as the field separator)
 ``PID-3[5=MR].1``      the repetition of field 3 whose component 5 is MR, component 1
+``PID-3[5!=SS|MA].1``  the first repetition whose component 5 is neither SS nor MA (``=A|B``: either)
 ``OBX{3.1=64994-7}-5.1``  the first OBX whose field 3 component 1 is 64994-7, field 5 comp 1
 ``[PID-13.6, PID-13.7]``  a list of paths is concatenated (area code + local number)
 
 Checks, each quarantining only the records concerned: a message header that does not use the
 required separators ``|^~\\&`` (``hl7_msh``), a message that is not VXU^V04
-(``hl7_message_type``), a message without RXA (``hl7_no_rxa``; counted as one record), an
-unreadable segment line or segments outside any message (``hl7_segment``). Batch envelopes:
+(``hl7_message_type``), an HL7 version (MSH-12) whose VXU structure differs from 2.5.1
+(``hl7_version``: before 2.3; 2.3 to 2.8.2 share the segments and fields read here), a message
+without RXA (``hl7_no_rxa``; counted as one record), an unreadable segment line or segments
+outside any message (``hl7_segment``), an RXA-5 vaccine code that is neither CVX nor an NDC of
+the CDC NDC-to-CVX crosswalk (``hl7_vaccine_code``). Batch envelopes:
 FHS/BHS without FTS/BTS (``hl7_batch``), BTS-1 and FTS-1 counts (``hl7_bts_count``,
 ``hl7_fts_count``) reject the file, as a broken envelope means messages were lost.
+
+MLLP framing (each message between a vertical tab 0x0B and a file separator 0x1C, as interface
+engines write a captured stream to a file) is removed before parsing and noted on the receipt.
+
+The vaccine (RXA-5, CE/CWE): the CVX is RXA-5.1 when RXA-5.3 is CVX (or empty), else RXA-5.4
+when the alternate coding system RXA-5.6 is CVX; an NDC (RXA-5.3 or RXA-5.6 NDC) is kept as
+sent and, when no CVX came with it, mapped to its CVX with the CDC NDC-to-CVX crosswalk
+(``format.vaccine_code`` in the spec names the fields and the crosswalk value set).
 
 Parsing is vectorised with Arrow (segments of one type split in bulk); python-hl7 is used for
 what it does best here, resolving escape sequences (``\\F\\``, ``\\S\\``, ``\\T\\``...) in the
@@ -31,7 +43,7 @@ hundred messages a second on our machines: too slow for registry volumes.)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,9 +70,13 @@ if TYPE_CHECKING:
 ORDER_SEGMENTS = frozenset({"ORC", "RXA", "RXR", "OBX", "NTE", "TQ1", "TQ2"})
 BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
 ENCODING = "|^~\\&"
+# HL7 versions whose VXU^V04 carries the segments and field positions read here (the CDC guide's 2.5.1,
+# the 2.3.1 and 2.4 registries still send, and the later 2.x releases, which only add fields at the end).
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2")
+MLLP_START, MLLP_END = b"\x0b", b"\x1c"
 _PATH = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})(?:\{(?P<cf>\d+)(?:\.(?P<cc>\d+))?=(?P<cv>[^}]*)\})?-(?P<f>\d+)"
-    r"(?:\[(?P<rc>\d+)=(?P<rv>[^\]]*)\])?(?:\.(?P<c>\d+)(?:\.(?P<s>\d+))?)?$"
+    r"(?:\[(?P<rc>\d+)(?P<rop>!?=)(?P<rv>[^\]]*)\])?(?:\.(?P<c>\d+)(?:\.(?P<s>\d+))?)?$"
 )
 _SEG_ID = re.compile(r"^[A-Z][A-Z0-9]{2}(\||$)")
 _UNESCAPE = hl7.parse("MSH|^~\\&|PHMX|PHMX|PHMX|PHMX|20250101||VXU^V04^VXU_V04|1|P|2.5.1")
@@ -73,7 +89,8 @@ class FieldPath:
     seg: str
     cond: tuple[int, int, str] | None   # (field, component, value) selecting the segment
     field: int
-    rep: tuple[int, str] | None          # (component, value) selecting the repetition
+    # (component, accepted values, negate) selecting the repetition: [5=MR] or [5!=SS|MA]
+    rep: tuple[int, tuple[str, ...], bool] | None
     comp: int | None
     sub: int | None
 
@@ -83,7 +100,7 @@ def compile_path(src: str) -> FieldPath:
     if not m:
         raise ValueError(f"{src!r} is not an HL7 path like PID-5.1 or PID-3[5=MR].1")
     cond = (int(m["cf"]), int(m["cc"] or 1), m["cv"]) if m["cf"] else None
-    rep = (int(m["rc"]), m["rv"]) if m["rc"] else None
+    rep = (int(m["rc"]), tuple(m["rv"].split("|")), m["rop"] == "!=") if m["rc"] else None
     return FieldPath(m["seg"], cond, int(m["f"]), rep, int(m["c"]) if m["c"] else None,
                      int(m["s"]) if m["s"] else None)
 
@@ -129,7 +146,12 @@ def _field_value(els: pa.Array, path: FieldPath, cache: dict | None = None) -> p
             offsets = np.asarray(reps.offsets)
             parent = np.repeat(np.arange(len(reps)), np.diff(offsets))
             flat = reps.values
-            hit = np.asarray(pc.fill_null(pc.equal(element(split(flat, "^"), path.rep[0] - 1), path.rep[1]), False))
+            comp, accepted, negate = path.rep
+            code = pc.utf8_trim_whitespace(element(split(flat, "^"), comp - 1))
+            member = pc.is_in(code, value_set=pa.array(list(accepted)))
+            # [5!=SS|MA]: a repetition with an id and a type other than those (an empty type counts too).
+            has_id = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(element(split(flat, "^"), 0))), 0)
+            hit = np.asarray(pc.fill_null(pc.and_(pc.invert(member), has_id) if negate else member, False))
             val = first_per_group(np.where(hit, parent, -1), len(reps), flat)
         cache[key] = (val, split(val, "^"))
     val, comps = cache[key]
@@ -150,8 +172,15 @@ def _unescape(arr: pa.Array) -> pa.Array:
 
 def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
     """Parse a VXU batch or message stream into chunks of vaccinations (one per RXA)."""
+    notes: list[str] = []
+    if MLLP_START in data or MLLP_END in data:
+        # An interface engine's capture: <VT>message<FS><CR> per message. The frame bytes are no part of
+        # any segment, so they are dropped (a <FS> always ends a message, so it ends a segment too).
+        data = data.replace(MLLP_START, b"").replace(MLLP_END + b"\r", b"\r").replace(MLLP_END, b"\r")
+        notes.append("MLLP framing (0x0B ... 0x1C) removed")
     text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
-    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
+    if encoding != "utf-8":
+        notes.append(f"decoded as {encoding}")
     raw_bytes = data if encoding == "utf-8" else text.encode("utf-8")
     lines = physical_lines(raw_bytes[3:] if raw_bytes.startswith(b"\xef\xbb\xbf") else raw_bytes)
     nonblank = np.asarray(pc.greater(pc.binary_length(trim(lines)), 0))
@@ -225,14 +254,23 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     mevent = element(split(element(msh_els, 8), "^"), 1)
     not_vxu = np.asarray(pc.invert(pc.fill_null(pc.and_(pc.equal(mtype, "VXU"), pc.equal(mevent, "V04")), False))) \
         if n_msg else np.zeros(0, bool)
+    versions = [str(v or "").strip() for v in element(split(element(msh_els, 11), "^"), 0).to_pylist()] \
+        if n_msg else []
     bad_line = np.asarray(pc.invert(pc.fill_null(pc.match_substring_regex(segs, _SEG_ID.pattern), False)))
     msg_bad_seg = np.zeros(n_msg, dtype=bool)
     msg_bad_seg[seg_msg[np.flatnonzero(bad_line & (seg_msg >= 0))]] = True
     in_msg = rec_msg_np >= 0
     m_of = np.maximum(rec_msg_np, 0)
     if n_msg:
+        for i in np.flatnonzero(in_msg).tolist():
+            v = versions[int(m_of[i])]
+            if v not in SUPPORTED_VERSIONS:
+                named = v if re.fullmatch(r"\d{1,2}(\.\d{1,2}){0,3}", v) else "(empty or unreadable)"
+                issue[i] = ("hl7_version", f"MSH-12 names HL7 version {named}, whose VXU structure the hub "
+                            f"does not read: send version 2.5.1 (CDC IG release 1.5); "
+                            f"{', '.join(SUPPORTED_VERSIONS)} are also accepted")
         for i in np.flatnonzero(in_msg & not_vxu[m_of]).tolist():
-            issue[i] = ("hl7_message_type", "the message is not a VXU^V04")
+            issue[i] = ("hl7_message_type", "MSH-9 is not VXU^V04: send only VXU^V04 messages in this feed")
         for i in np.flatnonzero(in_msg & msg_bad_seg[m_of]).tolist():
             issue[i] = ("hl7_segment", "the message holds a segment line that cannot be read")
         for i in np.flatnonzero(in_msg & bad_msh[m_of]).tolist():
@@ -274,29 +312,33 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
 
     cols: dict[str, pa.Array] = {}
     field_cache: dict = {}
+
+    def record_value(src: str) -> pa.Array:
+        """The value of one field path for every record (null where the record has none)."""
+        path = compile_path(src)
+        pos, els = seg_type(path.seg)
+        groups = record_groups(path, pos)
+        if path.cond:
+            cf, cc, cv = path.cond
+            hit = pc.equal(element(split(element(els, cf - 1 if path.seg == "MSH" else cf), "^"), cc - 1), cv)
+            groups = np.where(np.asarray(pc.fill_null(hit, False)), groups, -1)
+        val = _field_value(els, path, field_cache)
+        if path.seg in ORDER_SEGMENTS:
+            return first_per_group(groups, n_rec, val)
+        per_msg = first_per_group(groups, n_msg, val)
+        idx = pa.array(np.maximum(rec_msg_np, 0), mask=rec_msg_np < 0)
+        return per_msg.take(idx) if n_msg else pa.nulls(n_rec, pa.string())
+
     for f in spec.fields:
-        parts = []
-        for src in sources(f.source):
-            path = compile_path(src)
-            pos, els = seg_type(path.seg)
-            groups = record_groups(path, pos)
-            if path.cond:
-                cf, cc, cv = path.cond
-                hit = pc.equal(element(split(element(els, cf - 1 if path.seg == "MSH" else cf), "^"), cc - 1), cv)
-                groups = np.where(np.asarray(pc.fill_null(hit, False)), groups, -1)
-            val = _field_value(els, path, field_cache)
-            if path.seg in ORDER_SEGMENTS:
-                per_rec = first_per_group(groups, n_rec, val)
-            else:
-                per_msg = first_per_group(groups, n_msg, val)
-                idx = pa.array(np.maximum(rec_msg_np, 0), mask=rec_msg_np < 0)
-                per_rec = per_msg.take(idx) if n_msg else pa.nulls(n_rec, pa.string())
-            parts.append(per_rec)
+        parts = [record_value(src) for src in sources(f.source)]
         if len(parts) == 1:
             value = parts[0]
         else:
             value = pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "")
         cols[f.name] = blank_to_null(pc.utf8_trim_whitespace(_unescape(value)))
+    vaccine = spec.format.get("vaccine_code")
+    if vaccine:
+        _vaccine_codes(vaccine, record_value, cols, issue, kind)
 
     issues = [RecordIssue(int(rows_np[i]), rule, "", msg, raw[i], locators[i]) for i, (rule, msg) in sorted(issue.items())]
     bad = np.zeros(n_rec, dtype=bool)
@@ -311,6 +353,48 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, rows_np[idx],
                     LazyRaw(m, lambda i, idx=idx: raw[int(idx[i])]), issues if off == 0 else [],
                     notes if off == 0 else [], LazyRaw(m, lambda i, idx=idx: locators[int(idx[i])]))
+
+
+def _vaccine_codes(cfg: dict[str, Any], record_value: Callable[[str], pa.Array], cols: dict[str, pa.Array],
+                   issue: dict[int, tuple[str, str]], kind: np.ndarray) -> None:
+    """RXA-5 as CVX and NDC: the CVX sent (first or alternate triplet), else the NDC's CVX from the crosswalk.
+
+    ``cfg``: ``{cvx_field, ndc_field, crosswalk}`` (field names in the spec; crosswalk = a value set whose
+    codes are 11-digit NDCs labelled with their CVX).
+    """
+    from phmx.codes import ndc11, ndc_to_cvx
+
+    def comp(k: int) -> list[str]:
+        return [str(v or "").strip() for v in record_value(f"RXA-5.{k}").to_pylist()]
+
+    code1, sys1, code2, sys2 = comp(1), [s.upper() for s in comp(3)], comp(4), [s.upper() for s in comp(6)]
+    crosswalk = ndc_to_cvx(str(cfg.get("crosswalk", "ndc_cvx")))
+    cvx: list[str | None] = []
+    ndc: list[str | None] = []
+    for i in range(len(code1)):
+        c = n = None
+        if code1[i] and sys1[i] in ("CVX", ""):
+            c = code1[i]
+        elif code2[i] and sys2[i] == "CVX":
+            c = code2[i]
+        if sys1[i] == "NDC" and code1[i]:
+            n = code1[i]
+        elif sys2[i] == "NDC" and code2[i]:
+            n = code2[i]
+        if c is None and n is not None:
+            c = crosswalk.get(ndc11(n) or "")
+            if c is None and kind[i] == 0:
+                issue.setdefault(i, ("hl7_vaccine_code", "RXA-5 carries an NDC that is not in the CDC NDC-to-CVX "
+                                     "crosswalk: send the CVX in RXA-5.1 with RXA-5.3 CVX (or as the alternate "
+                                     "code RXA-5.4 with RXA-5.6 CVX)"))
+        elif c is None and code1[i] and kind[i] == 0:
+            issue.setdefault(i, ("hl7_vaccine_code", "RXA-5.3 names a coding system other than CVX or NDC: send "
+                                 "the vaccine as CVX (RXA-5.3 CVX) or NDC (RXA-5.3 NDC)"))
+        cvx.append(c)
+        ndc.append(n)
+    cols[str(cfg.get("cvx_field", "cvx"))] = pa.array(cvx, pa.string())
+    if cfg.get("ndc_field"):
+        cols[str(cfg["ndc_field"])] = pa.array(ndc, pa.string())
 
 
 def _check_batches(segs: pa.Array, ids: pa.Array, batch_pos: np.ndarray, msh: np.ndarray, rows: np.ndarray,
