@@ -48,7 +48,7 @@ def _peak_rss_mib() -> float:
 def _inputs(spark, n: int):  # noqa: ANN001, ANN202 - engine objects
     from pyspark.sql import functions as F
 
-    from consent import engine
+    from consent import decision_engine
 
     ids = spark.range(n).withColumn("member_id", F.format_string("m%09d", "id")) \
         .withColumn("source_person_id", F.format_string("c%09d", "id"))
@@ -76,25 +76,25 @@ def _inputs(spark, n: int):  # noqa: ANN001, ANN202 - engine objects
     revoked = base.where(F.col("consent_id").endswith("30")).withColumn("version", F.lit(2)) \
         .withColumn("status", F.lit("inactive")).withColumn("revoked_at", F.to_timestamp(F.lit("2025-03-01 10:00:00"))) \
         .withColumn("recorded_at", F.col("revoked_at"))
-    return engine.Inputs(base.unionByName(revoked), xwalk, members)
+    return decision_engine.Inputs(base.unionByName(revoked), xwalk, members)
 
 
 def bench_decisions(n: int) -> dict[str, float]:
-    from consent import engine
-    from consent.policy import load_policy
-    from consent.tables import CONSENT_DECISION
+    from consent import decision_engine
+    from consent.disclosure_policy import load_policy
     from phmx import lakehouse
     from phmx.engine import get_spark
+    from phmx.tables import CONSENT_DECISION
 
     spark = get_spark()
     policy = load_policy()
     pairs = [(r, p) for r in RECIPIENTS for p in PURPOSES]
     t0 = time.perf_counter()
-    out = engine.decide(spark, pairs=pairs, run_id="bench", decided_at=datetime.now(UTC), policy=policy,
+    out = decision_engine.decide(spark, pairs=pairs, run_id="bench", decided_at=datetime.now(UTC), policy=policy,
                         inputs=_inputs(spark, n))
     lakehouse.overwrite(out, CONSENT_DECISION)
     wall = time.perf_counter() - t0
-    engine.cleanup_scratch()
+    decision_engine.cleanup_scratch()
     rows = lakehouse.read(spark, CONSENT_DECISION).count()
     combos = n * len(policy.classes) * len(pairs)
     return {"members": n, "pairs": len(pairs), "classes": len(policy.classes), "decision_rows": rows,

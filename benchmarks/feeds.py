@@ -81,9 +81,8 @@ def build_direct(spark, members: int) -> dict:  # noqa: ANN001
     """Write gold.member, the crosswalk, plan person/coverage/claims and gold.measure_event."""
     from pyspark.sql import functions as F
 
-    from jobs.publish.tables import measure_event_table
     from phmx import lakehouse
-    from phmx.tables import COVERAGE, ENCOUNTER, MEMBER, MEMBER_XWALK, PERSON
+    from phmx.tables import COVERAGE, ENCOUNTER, MEASURE_EVENT, MEMBER, MEMBER_XWALK, PERSON
 
     t = time.perf_counter()
     buckets = spark.createDataFrame(_lhj_buckets(), "bucket int, lhj string, county_fips string, zip string")
@@ -148,7 +147,7 @@ def build_direct(spark, members: int) -> dict:  # noqa: ANN001
         "lhj", "age_band", "sex", "race_ethnicity",
         F.when(F.col("plan_src") == "mcp_bluecoast", "BC").otherwise("SR").alias("plan_id"),
         labels.alias("security_labels"), "sensitivity", F.lit("bench").alias("run_id"))
-    table = measure_event_table()
+    table = MEASURE_EVENT
     lakehouse.overwrite(lakehouse.conform_to(me, table), table)
     n_units = lakehouse.read(spark, table).count()
     m.unpersist()
@@ -182,10 +181,10 @@ def _reset_outputs(home: Path) -> None:
 def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = True) -> dict:
     """Measures (synth only) then publish, step by step, on the lakehouse under ``home``."""
     from jobs.publish import prepare, stage
-    from jobs.publish.tables import measure_event_table
     from phmx import lakehouse
     from phmx.context import RunContext
     from phmx.engine import get_spark
+    from phmx.tables import MEASURE_EVENT
     from privacy.keys import reset_provider_cache
 
     os.environ["PHMX_HOME"] = str(home)
@@ -198,7 +197,7 @@ def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = Tru
         t = time.perf_counter()
         run_measures(spark, RunContext.new(period=period, run_id="bench-measures"))
         out["measures_seconds"] = round(time.perf_counter() - t, 1)
-    out["measure_event_rows"] = lakehouse.read(spark, measure_event_table()).count()
+    out["measure_event_rows"] = lakehouse.read(spark, MEASURE_EVENT).count()
     _reset_outputs(home)
     ctx = RunContext.new(period=period, run_id="bench-publish")
     t0 = time.perf_counter()

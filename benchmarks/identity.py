@@ -97,15 +97,16 @@ def _worker_phmx(input_path: str, out_path: str) -> dict[str, Any]:
     os.environ["PHMX_HOME"] = home
     os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
     os.environ["PHMX_IDENTITY_MODE"] = "full"
-    from jobs.identity import run, testdata
+    from jobs.identity import run
     from phmx import lakehouse, tables
     from phmx.context import RunContext
     from phmx.engine import get_spark
+    from phmx.synth import identity_records
 
     spark = get_spark()
     # The engine reads the file itself (a million rows are too big for one client message).
-    person = spark.read.parquet(str(Path(input_path).resolve())).select(*testdata.PERSON_COLUMNS)
-    testdata.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
+    person = spark.read.parquet(str(Path(input_path).resolve())).select(*identity_records.PERSON_COLUMNS)
+    identity_records.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
     t0 = time.perf_counter()
     result = run(spark, RunContext.new(run_id="bench"))
     seconds = time.perf_counter() - t0

@@ -106,18 +106,18 @@ def _input_rows(spark) -> int:  # noqa: ANN001
 
 def measure(home: Path, period: str) -> dict:
     """Run the measures stage on a built lakehouse; per-group seconds from the stage itself."""
-    from jobs.measures.stage import run_stage
-    from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
+    from jobs.measures.stage import run
     from phmx import lakehouse
     from phmx.context import RunContext
     from phmx.engine import get_spark
+    from phmx.tables import MEASURE_EVENT, MEMBER_RISK
 
     os.environ["PHMX_HOME"] = str(home)
     spark = get_spark()
     rows_in = _input_rows(spark)
     members = lakehouse.read(spark, "gold.member").count()
     t = time.perf_counter()
-    result = run_stage(spark, RunContext.new(period=period, run_id="bench-measures"))
+    result = run(spark, RunContext.new(period=period, run_id="bench-measures"))
     total = time.perf_counter() - t
     units = lakehouse.read(spark, MEASURE_EVENT).where(f"period = '{result.counts['period']}'").count()
     risk_rows = lakehouse.read(spark, MEMBER_RISK).where(f"period = '{result.counts['period']}'").count()

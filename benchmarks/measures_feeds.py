@@ -134,9 +134,9 @@ def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:
 
     from jobs.measures import run as run_measures
     from jobs.publish import prepare, stage
-    from jobs.publish.tables import measure_event_table
     from phmx import lakehouse
     from phmx.context import RunContext
+    from phmx.tables import MEASURE_EVENT
     from privacy.keys import reset_provider_cache
 
     os.environ["PHMX_HOME"] = str(home)
@@ -148,7 +148,7 @@ def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:
     t = time.perf_counter()
     run_measures(spark, RunContext.new(period=period, run_id="bench-measures"))
     out["measures_seconds"] = round(time.perf_counter() - t, 1)
-    out["measure_event_rows"] = lakehouse.read(spark, measure_event_table()).count()
+    out["measure_event_rows"] = lakehouse.read(spark, MEASURE_EVENT).count()
     out["rss_after_measures_mb"] = _rss()[0]
     for sub in ("publish", "lakehouse/work", "lakehouse/gold/feed_log"):
         shutil.rmtree(home / sub, ignore_errors=True)

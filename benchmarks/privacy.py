@@ -56,7 +56,7 @@ def _synthetic_rows(spark, n: int):  # noqa: ANN001, ANN202
 
 
 def _policy():  # noqa: ANN202
-    from privacy.policy import parse_policy
+    from privacy.deid_policy import parse_policy
 
     return parse_policy({
         "output": "bench", "version": 1, "zip3_list": "census2010",
@@ -110,8 +110,8 @@ def bench_presidio(spark, n: int) -> float:  # noqa: ANN001
 
 
 def bench_suppression(measures: int) -> dict[str, float]:
+    from phmx.synth.measure_feed import CA_LHJS, make_feed
     from privacy.attack import audit
-    from privacy.feedgen import CA_LHJS, make_feed
     from privacy.suppression import SuppressionSpec, suppress
 
     ids = ("FUH", "FUM", "FUA", "OEV", "TFL", "CIS") [:measures]
@@ -132,8 +132,8 @@ def synthetic_cells(measures: int, seed: int = 7):  # noqa: ANN201
     """61 LHJs + the state like the publish stage's cells: the year with every stratifier, quarter totals."""
     import pandas as pd
 
-    from jobs.publish.cells import CELL_COLUMNS
-    from privacy.feedgen import CA_LHJS, make_feed
+    from jobs.publish.lhj_cube import CELL_COLUMNS
+    from phmx.synth.measure_feed import CA_LHJS, make_feed
 
     ids = ("FUH-30", "FUM-30", "FUA-30", "OEV-CH", "TFL-CH", "CIS-10")[:measures]
     quarters = ("2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4")
@@ -157,7 +157,7 @@ def read_cells(path: str):  # noqa: ANN201
 
     import pandas as pd
 
-    from jobs.publish.cells import CELL_COLUMNS, ordered
+    from jobs.publish.lhj_cube import CELL_COLUMNS, ordered
 
     if os.path.isdir(os.path.join(path, "_delta_log")):
         import deltalake

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from consent import ledger, signing
-from consent.tables import DISCLOSURE_MEMBER
 from phmx import lakehouse, storage
 from phmx.errors import LedgerError
+from phmx.tables import DISCLOSURE_MEMBER
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from consent import engine, labels
-from consent.policy import Policy, load_policy
-from consent.tables import CONSENT_DECISION
+from consent import decision_engine, labels
+from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse
 from phmx.log import get_logger
+from phmx.tables import CONSENT_DECISION
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,9 +52,9 @@ def decisions_for(spark: SparkSession, *, recipient: str, purpose: str, at: date
         log.info("consent: no stored decisions for this recipient and purpose; deciding now")
         from datetime import UTC
 
-        decisions = engine.decide(spark, pairs=[(recipient, purpose)], run_id="on-demand",
+        decisions = decision_engine.decide(spark, pairs=[(recipient, purpose)], run_id="on-demand",
                                   decided_at=datetime.now(UTC), policy=policy)
-    return engine.decision_at(decisions.where(pair), at)
+    return decision_engine.decision_at(decisions.where(pair), at)
 
 
 def _ok(decision: Column, deidentified: bool) -> Column:

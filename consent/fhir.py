@@ -26,7 +26,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from consent.policy import Policy, load_policy
+from consent.disclosure_policy import Policy, load_policy
 from phmx.errors import ConsentError
 
 ROLE_SYSTEM = "urn:phmx:recipient-role"

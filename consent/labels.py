@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consent.policy import Policy, ValueSet, load_policy, load_valueset
+from consent.disclosure_policy import Policy, ValueSet, load_policy, load_valueset
 
 if TYPE_CHECKING:
     from pyspark.sql import Column

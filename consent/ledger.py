@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consent import signing
-from consent.tables import DISCLOSURE_MEMBER
 from phmx import lakehouse, storage
 from phmx.errors import LedgerError
 from phmx.log import get_logger
-from phmx.tables import LEDGER
+from phmx.tables import DISCLOSURE_MEMBER, LEDGER
 
 if TYPE_CHECKING:
     import pyarrow as pa

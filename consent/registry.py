@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consent import fhir
-from consent.tables import CONSENT
 from phmx import lakehouse, storage
 from phmx import settings as settings_mod
 from phmx.errors import ConsentError
 from phmx.log import get_logger
+from phmx.tables import CONSENT
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -169,7 +169,7 @@ def bronze_fhir_to_consent(spark: SparkSession) -> tuple[DataFrame | None, int]:
     """
     import json
 
-    from consent.policy import load_policy
+    from consent.disclosure_policy import load_policy
 
     if not lakehouse.exists(BRONZE_FHIR):
         return None, 0

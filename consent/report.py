@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from consent import audit, ledger
-from consent.tables import CONSENT, DISCLOSURE_MEMBER
 from phmx import lakehouse, storage
+from phmx.tables import CONSENT, DISCLOSURE_MEMBER
 
 
 def _latest_batch(entries: list[dict[str, Any]]) -> dict[str, Any]:

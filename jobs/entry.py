@@ -11,16 +11,19 @@ from phmx.errors import PhmxError
 
 
 def run_stage(stage: str, *, period: str = "all", run_id: str | None = None) -> StageResult:
-    """Import ``jobs.<stage>`` and run it on the process-wide engine session."""
+    """Import the stage's package and run it on the process-wide engine session."""
+    from jobs import stage_package
     from phmx.engine import get_spark
 
-    module = importlib.import_module(f"jobs.{stage}")
+    module = importlib.import_module(stage_package(stage))
     ctx = RunContext.new(period=period, run_id=run_id)
     return module.run(get_spark(), ctx)
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m jobs.{stage}")
+    from jobs import stage_package
+
+    parser = argparse.ArgumentParser(prog=f"python -m {stage_package(stage)}")
     parser.add_argument("--period", default="all", help="YYYY-MM, or all")
     parser.add_argument("--run-id", default=None)
     args = parser.parse_args(argv)

@@ -16,23 +16,14 @@ values, with the stable exit code of the phmx error (1 for anything unexpected).
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
 import sys
+import traceback
+from collections.abc import Mapping
 from pathlib import Path
-
-if __name__ == "__main__" and not __package__:
-    # Started as a script: the script's own folder (jobs/) must not shadow top-level packages
-    # (jobs/consent would hide the consent package). On a dev checkout, the repo root goes first.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-    if (_here.parent / "phmx" / "__init__.py").is_file():
-        sys.path.insert(0, str(_here.parent))
-
-import argparse  # noqa: E402 - after the sys.path fix above
-import importlib  # noqa: E402
-import os  # noqa: E402
-import traceback  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from phmx.context import StageResult
@@ -40,13 +31,13 @@ if TYPE_CHECKING:
 
 def run_job(stage: str, *, period: str = "all", run_id: str | None = None,
             options: Mapping[str, str] | None = None) -> StageResult:
-    """Run ``jobs.<stage>`` on the process-wide session; ``options`` go to the stage's ``run``.
+    """Run ``stage`` on the process-wide session; ``options`` go to the stage's ``run``.
 
     Without options this is ``jobs.entry.run_stage``. With options (a mapped task's value, e.g.
-    ``recipient``) it calls ``jobs.<stage>.run(spark, ctx, **options)``, the contract a stage
-    that can be mapped offers.
+    ``recipient``) it calls the stage package's ``run(spark, ctx, **options)``, the contract a
+    stage that can be mapped offers.
     """
-    from jobs import STAGES
+    from jobs import STAGES, stage_package
     from phmx.errors import ConfigError
 
     if stage not in STAGES:
@@ -58,7 +49,7 @@ def run_job(stage: str, *, period: str = "all", run_id: str | None = None,
     from phmx.context import RunContext
     from phmx.engine import get_spark
 
-    module = importlib.import_module(f"jobs.{stage}")
+    module = importlib.import_module(stage_package(stage))
     ctx = RunContext.new(period=period, run_id=run_id)
     try:
         return module.run(get_spark(), ctx, **dict(options))
@@ -78,7 +69,7 @@ def _option(text: str) -> tuple[str, str]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobs/submit.py", description="Run one phmx stage (cluster driver).")
-    p.add_argument("--stage", required=True, help="ingest, conform, identity, consent, publish")
+    p.add_argument("--stage", required=True, help="ingest, conform, identity, consent, measures, publish")
     p.add_argument("--period", default=os.environ.get("PHMX_JOB_PERIOD") or "all", help="YYYY-MM, or all")
     p.add_argument("--run-id", default=os.environ.get("PHMX_JOB_RUN_ID") or None)
     p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",

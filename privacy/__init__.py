@@ -3,9 +3,9 @@
 * ``keys``: key providers (local key files, AWS KMS envelope), HKDF, rotation by version.
 * ``pseudonyms`` / ``hmac_engine``: keyed HMAC pseudonyms per recipient, on the engine.
 * ``crypto``: AES-256-GCM column encryption at rest, data keys, blind indexes.
-* ``policy`` / ``safe_harbor`` / ``checker``: 45 CFR 164.514(b)(2) policies, transform, checker.
+* ``deid_policy`` / ``safe_harbor`` / ``checker``: 45 CFR 164.514(b)(2) policies, transform, checker.
 * ``scrub`` / ``recognizers``: free text with Presidio (offline), our recognizers.
-* ``suppression`` / ``cells`` / ``attack``: CalHHS DDG small-cell suppression and the LP audit.
-* ``feedgen``: synthetic measure feeds for tests and benchmarks; ``eval``: the labelled set.
+* ``suppression`` / ``cell_relations`` / ``attack``: CalHHS DDG small-cell suppression and the LP audit.
+* ``eval``: the labelled set. (Synthetic measure feeds for tests and benchmarks: :mod:`phmx.synth.measure_feed`.)
 * ``cli``: ``phmx privacy ...`` (``register(subparsers)``).
 """

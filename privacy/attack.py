@@ -38,7 +38,7 @@ import pandas as pd
 
 from phmx.errors import PrivacyError
 from phmx.log import get_logger
-from privacy.cells import DERIVED_COLUMNS, CellSystem, build_system, describe_cell, values
+from privacy.cell_relations import DERIVED_COLUMNS, CellSystem, build_system, describe_cell, values
 
 log = get_logger("phmx.privacy.attack")
 

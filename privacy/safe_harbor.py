@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from phmx.errors import ConfigError, PrivacyError
 from phmx.log import get_logger
-from privacy.policy import FieldRule, Policy, _is_literal_date, load_policy, restricted_zip3
+from privacy.deid_policy import FieldRule, Policy, _is_literal_date, load_policy, restricted_zip3
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

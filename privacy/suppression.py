@@ -45,7 +45,7 @@ import pandas as pd
 from phmx.errors import PrivacyError, SpecError
 from phmx.log import get_logger
 from privacy.attack import IMPLIED, AttackReport, audit
-from privacy.cells import (
+from privacy.cell_relations import (
     ALL,
     KEY,
     VALUE_COLUMNS,

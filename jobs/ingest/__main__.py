@@ -1,5 +1,8 @@
-import sys
+"""``python -m jobs.ingest [--period P] [--run-id R]``: run the ingest stage by hand (see :mod:`jobs.entry`)."""
+
+from __future__ import annotations
 
 from jobs.entry import main
 
-sys.exit(main("ingest"))
+if __name__ == "__main__":
+    raise SystemExit(main("ingest"))

@@ -1,8 +1,4 @@
-"""``python -m jobs.measures [--period P] [--run-id R]``: run the measures stage by hand.
-
-P is YYYY (a measurement year), YYYY-MM (that month's measurement year), R12-YYYY-MM (the 12
-months ending that month) or all (the year of the latest encounter).
-"""
+"""``python -m jobs.measures [--period P] [--run-id R]``: run the measures stage by hand (see :mod:`jobs.entry`)."""
 
 from __future__ import annotations
 

@@ -27,12 +27,12 @@ def _console() -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from jobs.measures.stage import run_stage
+    from jobs.measures.stage import run
     from phmx.context import RunContext
     from phmx.engine import get_spark
 
-    result = run_stage(get_spark(), RunContext.new(period=args.period, run_id=args.run_id),
-                       groups=args.group or None, risk=not args.no_risk)
+    result = run(get_spark(), RunContext.new(period=args.period, run_id=args.run_id),
+                 groups=args.group or None, risk=not args.no_risk)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
         return 0
@@ -61,9 +61,9 @@ def rates_table(period: str | None = None, by: str | None = None) -> dict[str, d
     """Rates per measure (and stratum) from gold.measure_event: ``{"FUM-7|Alameda": {...}}``."""
     from pyspark.sql import functions as F
 
-    from jobs.measures.tables import MEASURE_EVENT
     from phmx import lakehouse
     from phmx.engine import get_spark
+    from phmx.tables import MEASURE_EVENT
 
     df = lakehouse.read(get_spark(), MEASURE_EVENT)
     if period and period != "all":

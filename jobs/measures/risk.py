@@ -24,7 +24,7 @@ from jobs.measures.enrollment import plan_on
 from jobs.measures.evidence import any_dx
 from jobs.measures.inputs import empty_labels, inpatient_stays, labels_of
 from jobs.measures.strata import sensitivity_of, shape
-from jobs.measures.tables import MEMBER_RISK
+from phmx.tables import MEMBER_RISK
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

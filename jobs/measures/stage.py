@@ -22,12 +22,12 @@ from jobs.measures.period import MeasurePeriod, resolve
 from jobs.measures.risk import member_risk
 from jobs.measures.scratch import Scratch
 from jobs.measures.strata import finalize
-from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
 from jobs.measures.wellchild import well_care_year, well_child
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
 from phmx.log import get_logger
+from phmx.tables import MEASURE_EVENT, MEMBER_RISK
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,7 +66,7 @@ def write_group(df: DataFrame, spec: MeasureSpec, period: MeasurePeriod) -> None
     lakehouse.overwrite(df, MEASURE_EVENT, replace_where=where)
 
 
-def run_stage(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None = None,
+def run(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None = None,
               risk: bool = True, cfg: MeasuresConfig | None = None) -> StageResult:
     """Compute and write the period's measures (all groups, or those named) and member risk.
 

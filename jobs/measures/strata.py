@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobs.measures.enrollment import plan_on
-from jobs.measures.tables import MEASURE_EVENT
+from phmx.tables import MEASURE_EVENT
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

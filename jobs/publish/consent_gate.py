@@ -32,7 +32,7 @@ from phmx.tables import MEMBER
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from consent.policy import Policy
+    from consent.disclosure_policy import Policy
 
 log = get_logger(__name__)
 
@@ -54,8 +54,8 @@ def lhjs_named_in_consents(spark: SparkSession) -> list[str]:
     """LHJ recipient ids that some consent provision names explicitly (rare; decided one by one)."""
     from pyspark.sql import functions as F
 
-    from consent.engine import NODE_SCHEMA
-    from consent.tables import CONSENT
+    from consent.decision_engine import NODE_SCHEMA
+    from phmx.tables import CONSENT
 
     if not lakehouse.exists(CONSENT):
         return []
@@ -69,8 +69,8 @@ def lhj_decisions(spark: SparkSession, *, policy: Policy | None = None, now: dat
     """Each member's decisions toward their own LHJ, relabelled as recipient :data:`ANY_LHJ`."""
     from pyspark.sql import functions as F
 
-    from consent import engine
-    from consent.tables import CONSENT_DECISION
+    from consent import decision_engine
+    from phmx.tables import CONSENT_DECISION
 
     now = now or datetime.now(UTC)
     mr = member_recipients(spark)
@@ -84,11 +84,11 @@ def lhj_decisions(spark: SparkSession, *, policy: Policy | None = None, now: dat
             parts.append(stored.join(mr, ["member_id", "recipient"]))
     named = [r for r in lhjs_named_in_consents(spark) if r not in stored_ids]
     rest = mr.where(~F.col("recipient").isin(*(stored_ids + named))) if stored_ids or named else mr
-    generic = engine.decide(spark, pairs=[(ANY_LHJ, PUBHLTH)], run_id="publish-on-demand", decided_at=now,
+    generic = decision_engine.decide(spark, pairs=[(ANY_LHJ, PUBHLTH)], run_id="publish-on-demand", decided_at=now,
                             policy=policy)
     parts.append(generic.join(rest.select("member_id"), "member_id"))
     if named:
-        own = engine.decide(spark, pairs=[(r, PUBHLTH) for r in named], run_id="publish-on-demand",
+        own = decision_engine.decide(spark, pairs=[(r, PUBHLTH) for r in named], run_id="publish-on-demand",
                             decided_at=now, policy=policy)
         parts.append(own.join(mr, ["member_id", "recipient"]))
     cols = [c for c in CONSENT_DECISION.column_names]
@@ -135,7 +135,7 @@ def plan_permitted(spark: SparkSession, events: DataFrame, *, recipient: str, at
     ledger's member list and the rule ids each read stored rows.
     """
     from consent import enforce
-    from jobs.publish.tables import materialize, work_table
+    from jobs.publish.work_tables import materialize, work_table
 
     decisions = materialize(spark, enforce.decisions_for(spark, recipient=recipient, purpose=TREAT, at=at,
                                                          policy=policy), work_table("decisions", recipient))

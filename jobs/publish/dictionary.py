@@ -8,7 +8,7 @@ import io
 import pandas as pd
 
 from jobs.publish.catalog import describe
-from jobs.publish.cells import ONE_WAY, TWO_WAY
+from jobs.publish.lhj_cube import ONE_WAY, TWO_WAY
 from phmx.spreadsheet import escape_cell
 
 MEASURE_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish.tables import FEED_LOG
+from jobs.publish.work_tables import FEED_LOG
 from phmx import lakehouse, storage
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from jobs.publish.catalog import describe
-from jobs.publish.cells import ALL
+from jobs.publish.lhj_cube import ALL
 
 # The canonical base of the hub's FHIR identifiers, code systems and extensions. The default is a
 # reserved .example domain: a deployment sets PHMX_FHIR_BASE_URL to the base it publishes its

@@ -1,7 +1,9 @@
 """The plan feed's FHIR resources built on the engine: one JSON document per row, in bounded memory.
 
-The same resources as the Python builders of :mod:`jobs.publish.fhir_bulk` (the reference; the
-tests compare the two on the same rows), but as Column expressions: ``to_json(struct(...))`` per
+Patient, Coverage, Encounter, Immunization, Condition and Flag (open care gaps) from the rows the
+consent stage permitted, validated with fhir.resources R4B in the tests and compared there with a
+Python oracle that builds the same resources row by row (tests/publish/fhir_oracle.py). Built as
+Column expressions: ``to_json(struct(...))`` per
 row, ids as keyed pseudonyms computed on the engine (:func:`privacy.pseudonyms.pseudonymize`),
 Conditions aggregated per (member, diagnosis code) on the engine. The driver then only streams
 finished NDJSON lines into the package (:mod:`jobs.publish.ndjson_stream`), so a plan with
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.publish import fhir_bulk as fb
 from jobs.publish.catalog import describe
 from jobs.publish.fhir_measure import HUB, MEASURE_CS
 
@@ -42,6 +43,29 @@ FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
 OUT_COLUMNS = ("id", "line", "part2", "problem")
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+CPT = "http://www.ama-assn.org/go/cpt"
+CDT = "http://www.ada.org/cdt"
+CIN_SYSTEM = f"{HUB}/sid/medi-cal-cin"
+RESTRICTED_LABELS = {"SUD", "ETH", "ETHUD", "OPIOIDUD", "42CFRPart2", "PSY", "MH", "BH", "PSYTHPN", "HIV", "STD",
+                     "SDV"}
+ENCOUNTER_CLASS = {"ED": ("EMER", "emergency"), "IP": ("IMP", "inpatient encounter"),
+                   "OP": ("AMB", "ambulatory"), "RX": ("AMB", "ambulatory")}
+GENDER = {"M": "male", "F": "female", "U": "unknown", "X": "other"}
+RESOURCE_TYPES = ("Patient", "Coverage", "Encounter", "Immunization", "Condition", "Flag")
+PART2_NOTICE = (
+    "Notice under 42 CFR 2.32. This record, which has been disclosed to you, is protected by federal "
+    "confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or "
+    "testimony that describes the information contained in it, in any civil, criminal, administrative or "
+    "legislative proceedings by any federal, state or local authority against the patient, unless authorized "
+    "by the patient's consent or a court order under 42 CFR 2.64 or 2.65. Any other use or disclosure of this "
+    "record is permitted only as 42 CFR part 2 allows (a recipient under a treatment, payment and health care "
+    "operations consent may redisclose as the HIPAA Privacy Rule permits, 42 CFR 2.33(b)). A general "
+    "authorization for the release of medical or other information is NOT sufficient for this purpose.\n"
+)
 
 
 def _f():  # noqa: ANN202 - the functions module, imported lazily (no engine at import time)
@@ -76,11 +100,11 @@ def security(labels: Column | str) -> Column:
     """``meta``: the sorted labels as v3-ActCode codings plus a v3-Confidentiality level (R or N)."""
     F = _f()
     labs = _labels(labels)
-    restricted = F.array(*[F.lit(x) for x in sorted(fb.RESTRICTED_LABELS)])
+    restricted = F.array(*[F.lit(x) for x in sorted(RESTRICTED_LABELS)])
     level = F.when(F.arrays_overlap(labs, restricted), F.lit("R")).otherwise(F.lit("N"))
     codes = F.concat(labs, F.array(level))
     coding = F.transform(codes, lambda x, i: F.struct(
-        F.when(i < F.size(labs), F.lit(fb.ACT_CODE)).otherwise(F.lit(fb.CONFIDENTIALITY)).alias("system"),
+        F.when(i < F.size(labs), F.lit(ACT_CODE)).otherwise(F.lit(CONFIDENTIALITY)).alias("system"),
         x.alias("code")))
     return F.struct(coding.alias("security"))
 
@@ -139,7 +163,7 @@ def patients(df: DataFrame, recipient: str) -> DataFrame:
         F.struct(F.lit(f"{HUB}/sid/pseudonym/{recipient}").alias("system"), F.col("pid").alias("value")),
         F.struct(F.lit(f"{HUB}/sid/{recipient}/member-id").alias("system"), present("record_id").alias("value"))),
         lambda s: s["value"].isNotNull())
-    genders = F.create_map(*[F.lit(x) for kv in sorted(fb.GENDER.items()) for x in kv])
+    genders = F.create_map(*[F.lit(x) for kv in sorted(GENDER.items()) for x in kv])
     sex = present("code")
     gender = F.when(sex.isNotNull(), F.coalesce(F.element_at(genders, F.upper(sex)), F.lit("unknown")))
     zip5 = present("code3")
@@ -172,7 +196,7 @@ def encounters(df: DataFrame, recipient: str) -> DataFrame:
     setting = F.coalesce(present("code"), F.lit("OP"))
     cls_code = F.lit("AMB")
     cls_display = F.lit("ambulatory")
-    for key, (code, display) in fb.ENCOUNTER_CLASS.items():
+    for key, (code, display) in ENCOUNTER_CLASS.items():
         hit = (kind == "encounter") & (setting == key)
         cls_code = F.when(hit, F.lit(code)).otherwise(cls_code)
         cls_display = F.when(hit, F.lit(display)).otherwise(cls_display)
@@ -181,18 +205,18 @@ def encounters(df: DataFrame, recipient: str) -> DataFrame:
              .when(kind == "bh", F.array(F.coalesce(present("code"), F.lit("MH"))))
              .otherwise(F.when(present("code").isNotNull(), F.array(present("code"))).otherwise(_empty())))
     first = (F.when(kind == "encounter", F.lit(f"{HUB}/CodeSystem/encounter-setting"))
-             .when(kind == "bh", F.lit(f"{HUB}/CodeSystem/bh-program")).otherwise(F.lit(fb.CDT)))
-    types = _codings(codes, first, F.lit(fb.CPT))
+             .when(kind == "bh", F.lit(f"{HUB}/CodeSystem/bh-program")).otherwise(F.lit(CDT)))
+    types = _codings(codes, first, F.lit(CPT))
     own_claim = (kind == "encounter") & (F.col("source") == recipient) & present("record_id").isNotNull()
     ident = F.when(own_claim, F.array(F.struct(F.lit(f"{HUB}/sid/{recipient}/claim").alias("system"),
                                                present("record_id").alias("value"))))
     dx = F.filter(F.coalesce(F.col("diagnosis_codes"), _empty()), lambda c: c.isNotNull() & (c != ""))
-    reason = F.transform(dx, lambda c: F.struct(F.array(F.struct(F.lit(fb.ICD10CM).alias("system"),
+    reason = F.transform(dx, lambda c: F.struct(F.array(F.struct(F.lit(ICD10CM).alias("system"),
                                                                   c.alias("code"))).alias("coding")))
     doc = F.struct(
         F.lit("Encounter").alias("resourceType"), F.col("rid").alias("id"), security("security_labels").alias("meta"),
         F.lit("finished").alias("status"),
-        F.struct(F.lit(fb.ACT_CODE).alias("system"), cls_code.alias("code"), cls_display.alias("display"))
+        F.struct(F.lit(ACT_CODE).alias("system"), cls_code.alias("code"), cls_display.alias("display"))
         .alias("class"),
         _ref().alias("subject"), F.when(F.size(codes) > 0, types).alias("type"), ident.alias("identifier"),
         _period("d1", "d2").alias("period"), F.when(F.size(dx) > 0, reason).alias("reasonCode"))
@@ -205,7 +229,7 @@ def immunizations(df: DataFrame) -> DataFrame:
     doc = F.struct(
         F.lit("Immunization").alias("resourceType"), F.col("rid").alias("id"),
         security("security_labels").alias("meta"), F.lit("completed").alias("status"),
-        F.struct(F.array(F.struct(F.lit(fb.CVX).alias("system"), F.col("code").cast("string").alias("code")))
+        F.struct(F.array(F.struct(F.lit(CVX).alias("system"), F.col("code").cast("string").alias("code")))
                  .alias("coding")).alias("vaccineCode"),
         _ref().alias("patient"), _date("d1").alias("occurrenceDateTime"), present("code3").alias("lotNumber"),
         F.when(mvx.isNotNull(), F.struct(F.concat(F.lit("MVX "), mvx).alias("display"))).alias("manufacturer"))
@@ -237,8 +261,8 @@ def condition_rows(df: DataFrame) -> DataFrame:
     """(member_id, pid, code, recorded, labels): one row per (member, diagnosis code) of the permitted
     (already redacted) encounters and BH services: first date, program labels (42CFRPart2, PSY) of
     the records it came from, plus the sensitive value sets the code falls in."""
+    from consent.disclosure_policy import load_valueset
     from consent.labels import CODE_VALUESETS, code_in
-    from consent.policy import load_valueset
 
     F = _f()
     prog = F.filter(F.coalesce(F.col("security_labels"), _empty()), lambda x: x.isin("42CFRPart2", "PSY"))
@@ -262,7 +286,7 @@ def conditions(df: DataFrame) -> DataFrame:
         F.array(F.struct(F.array(F.struct(F.lit(CONDITION_CATEGORY).alias("system"),
                                           F.lit("encounter-diagnosis").alias("code"))).alias("coding")))
         .alias("category"),
-        F.struct(F.array(F.struct(F.lit(fb.ICD10CM).alias("system"), F.col("code").alias("code"))).alias("coding"))
+        F.struct(F.array(F.struct(F.lit(ICD10CM).alias("system"), F.col("code").alias("code"))).alias("coding"))
         .alias("code"),
         _ref().alias("subject"), _date("recorded").alias("recordedDate"))
     return _out(df, doc, "labels", _problems(**_ids_ok("rid", "pid"), code=present("code").isNotNull()))

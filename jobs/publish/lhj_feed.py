@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.publish import dictionary, fhir_measure, report_html, signing, stats, suppression
-from jobs.publish.cells import ALL, CELL_COLUMNS
+from jobs.publish.lhj_cube import ALL, CELL_COLUMNS
 from jobs.publish.package import Package
 from phmx.log import get_logger
 from phmx.spreadsheet import escape_frame
@@ -199,7 +199,7 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
     or a row whose shown denominator minus numerator would be 1-10, is never a candidate.
     """
     from privacy.attack import audit
-    from privacy.cells import CellSystem
+    from privacy.cell_relations import CellSystem
     from privacy.suppression import SuppressionSpec, with_calendar
 
     hide = {c: v.copy() for c, v in hide.items()}

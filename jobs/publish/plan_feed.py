@@ -26,8 +26,8 @@ and postal code: the plan already holds the member's demographics under that id,
 again would exceed the minimum necessary (45 CFR 164.502(b); for treatment disclosures the hub
 applies it as policy).
 
-:func:`resources` is the in-memory reference builder (Python dicts, :mod:`jobs.publish.fhir_bulk`),
-kept for small row sets and for the tests that check the engine's resources equal it.
+The tests build the same resources row by row in Python (tests/publish/fhir_oracle.py) and check
+that the engine's equal them.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import consent_gate, fhir_bulk, fhir_sql, ndjson_stream, package, tables
-from jobs.publish.cells import Scope
+from jobs.publish import consent_gate, fhir_sql, ndjson_stream, package
+from jobs.publish.lhj_cube import Scope
 from jobs.publish.package import HashingWriter, Package
 from phmx import lakehouse
 from phmx.log import get_logger
@@ -49,6 +49,7 @@ from phmx.tables import (
     ENCOUNTER,
     IMMUNIZATION,
     IMMUNIZATION_GIVEN,
+    MEASURE_EVENT,
     MEMBER_XWALK,
     PERSON,
 )
@@ -161,7 +162,7 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
         _shape(imm, kind=F.lit("immunization"), source="source", record_id="immunization_id", member_id="member_id",
                d1="admin_date", code="cvx", code2="mvx", code3="lot", security_labels=labels),
     ]
-    me_table = tables.measure_event_table()
+    me_table = MEASURE_EVENT
     if lakehouse.exists(me_table):
         me = lakehouse.read(spark, me_table).where(
             F.col("period").rlike(r"^[0-9]{4}$") & F.coalesce(F.col("in_denominator"), F.lit(False)) & ~F.coalesce(F.col("in_numerator"), F.lit(False))
@@ -215,41 +216,6 @@ def with_patient(rows: DataFrame) -> DataFrame:
     return rows.join(patients, "member_id", "left_semi")
 
 
-def resources(rows: list[dict[str, Any]], recipient: str) -> dict[str, list[dict[str, Any]]]:
-    """FHIR resources by type, with pseudonymous ids for this recipient: the in-memory reference
-    builder (every row as a Python dict; small row sets and tests only)."""
-    from privacy.keys import get_provider
-    from privacy.pseudonyms import pseudonym_values
-
-    provider = get_provider()
-    members = sorted({r["member_id"] for r in rows if r["kind"] == "patient"})
-    pids = dict(zip(members, pseudonym_values(members, recipient, provider), strict=True))
-    rows = [r for r in rows if r["member_id"] in pids]  # no resource without its Patient
-    keys = [f"{r['kind']}|{r['source']}|{r['record_id']}" for r in rows]
-    rids = dict(zip(keys, pseudonym_values(keys, recipient, provider), strict=True))
-    dx_keys = sorted({(r["member_id"], str(c)) for r in rows if r["kind"] in ("encounter", "bh")
-                      for c in (r.get("diagnosis_codes") or []) if c})
-    cond_ids = dict(zip(dx_keys, pseudonym_values([f"condition|{m}|{c}" for m, c in dx_keys], recipient, provider),
-                        strict=True))
-    out: dict[str, list[dict[str, Any]]] = {t: [] for t in fhir_bulk.RESOURCE_TYPES}
-    for r, k in zip(rows, keys, strict=True):
-        pid, rid, kind = pids[r["member_id"]], rids[k], r["kind"]
-        if kind == "patient":
-            out["Patient"].append(fhir_bulk.patient(pid, r, recipient))
-        elif kind == "coverage":
-            out["Coverage"].append(fhir_bulk.coverage(rid, pid, r, recipient))
-        elif kind in ("encounter", "bh", "dental"):
-            out["Encounter"].append(fhir_bulk.encounter(rid, pid, r, recipient))
-        elif kind == "immunization":
-            out["Immunization"].append(fhir_bulk.immunization(rid, pid, r))
-        elif kind == "gap":
-            out["Flag"].append(fhir_bulk.flag(rid, pid, r))
-    out["Condition"] = fhir_bulk.conditions(rows, pids, cond_ids)
-    for t in out:
-        out[t].sort(key=lambda res: res["id"])
-    return out
-
-
 def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows: PlanRows, generated_at: datetime,
           root: str) -> tuple[Package, dict[str, int]]:
     """The plan's package: one NDJSON file per resource type streamed from the engine into a spool
@@ -267,7 +233,7 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
     mode = ndjson_stream.validate_mode()
     output, counts, part2, checks = [], {}, 0, {}
     try:
-        for t in fhir_bulk.RESOURCE_TYPES:
+        for t in fhir_sql.RESOURCE_TYPES:
             started = time.perf_counter()
             writer = HashingWriter(pkg.spool / f"{t}.ndjson")
             try:
@@ -286,7 +252,7 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
         pkg.close()
         raise
     if part2:
-        pkg.add("part2_notice.txt", fhir_bulk.PART2_NOTICE, "text/plain; charset=utf-8")
+        pkg.add("part2_notice.txt", fhir_sql.PART2_NOTICE, "text/plain; charset=utf-8")
     pkg.meta = {
         "purpose": PURPOSE, "legal_basis": "Treatment (45 CFR 164.506(c); Cal. Civil Code 56.10(c)); Part 2 and "
         "W&I 5328 records only as the member's consent or the policy permits (consent.enforce)",

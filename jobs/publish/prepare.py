@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from jobs.publish import cells as cells_mod
-from jobs.publish import consent_gate, tables
+from jobs.publish import consent_gate, lhj_cube, work_tables
 from jobs.publish.events import member_events
 from jobs.publish.recipients import STATE, plan_recipients, recipient_id
 from phmx import lakehouse, storage
 from phmx.log import get_logger
+from phmx.tables import MEASURE_EVENT
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -114,7 +114,7 @@ def summary_uri(run_id: str) -> str:
 def _measure_frame(spark: SparkSession) -> DataFrame | None:
     from pyspark.sql import functions as F
 
-    t = tables.measure_event_table()
+    t = MEASURE_EVENT
     if not lakehouse.exists(t):
         log.info("gold.measure_event does not exist yet: LHJ feeds carry service counts only")
         return None
@@ -126,25 +126,25 @@ def _measure_frame(spark: SparkSession) -> DataFrame | None:
 def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     """Gate, count and roll up for every LHJ; write the work tables; return the in-memory result.
 
-    Consent is planned once per frame and materialised (:func:`jobs.publish.tables.materialize`):
+    Consent is planned once per frame and materialised (:func:`jobs.publish.work_tables.materialize`):
     the decisions, the permitted measure units and the permitted service rows are each written
     once, and the counts and the ledger's member list read the stored rows.
     """
     from pyspark.sql import functions as F
 
-    scope = cells_mod.Scope(ctx.period)
+    scope = lhj_cube.Scope(ctx.period)
     at = ctx.started_at
-    decisions = tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark, now=at),
-                                                               tables.FEED_DECISIONS), tables.FEED_DECISIONS.fqn)
+    decisions = work_tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark, now=at),
+                                                               work_tables.FEED_DECISIONS), work_tables.FEED_DECISIONS.fqn)
     gated: list[DataFrame] = []
     me = _measure_frame(spark)
     base = pd.DataFrame()
     if me is not None:
         ok, _ = consent_gate.lhj_permitted(spark, me, at=at, decisions=decisions)
-        ok = tables.materialize(spark, ok, tables.work_table("measure_rows"))
-        base = cells_mod.base_cube(ok, scope).toPandas()
+        ok = work_tables.materialize(spark, ok, work_tables.work_table("measure_rows"))
+        base = lhj_cube.base_cube(ok, scope).toPandas()
         gated.append(ok.select("member_id", "security_labels"))
-    cell_table = cells_mod.rollup(base, scope)
+    cell_table = lhj_cube.rollup(base, scope)
 
     # Service counts: distinct members per LHJ, month and kind, over the rows the gate permits.
     # The gate's answer for a row here depends only on (member, labels): there is no code column
@@ -160,11 +160,11 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     pred = scope.predicate()
     if pred:
         ev = ev.where(pred)
-    ev = tables.materialize(spark, ev, tables.work_table("service_events"))
+    ev = work_tables.materialize(spark, ev, work_tables.work_table("service_events"))
     pairs = (ev.groupBy("member_id", "_labels_key").agg(F.count("*").alias("_n"))
              .select("member_id", from_key("_labels_key").alias("security_labels"), "_labels_key"))
     ok_pairs, _ = consent_gate.lhj_permitted(spark, pairs, at=at, decisions=decisions)
-    ok_pairs = tables.materialize(spark, ok_pairs, tables.work_table("service_pairs"))
+    ok_pairs = work_tables.materialize(spark, ok_pairs, work_tables.work_table("service_pairs"))
     services = (ev.join(ok_pairs.select("member_id", "_labels_key"), ["member_id", "_labels_key"])
                 .groupBy("lhj", "month", "source_kind").agg(F.countDistinct("member_id").alias("members"))
                 .toPandas())
@@ -176,14 +176,14 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     counted = distinct_label_sets(counted)
     members = consent_gate.lhj_disclosure_members(spark, counted, at=at, decisions=decisions)
     members = one_per_class(members).withColumn("run_id", F.lit(ctx.run_id))
-    written = tables.materialize(spark, lakehouse.conform_to(members, tables.FEED_MEMBERS), tables.FEED_MEMBERS.fqn)
+    written = work_tables.materialize(spark, lakehouse.conform_to(members, work_tables.FEED_MEMBERS), work_tables.FEED_MEMBERS.fqn)
 
     ct = cell_table.assign(run_id=ctx.run_id)
     st = services.assign(run_id=ctx.run_id)
-    tables.materialize(spark, spark.createDataFrame(ct[tables.FEED_CELLS.column_names] if len(ct) else [],
-                                                    tables.FEED_CELLS.ddl), tables.FEED_CELLS.fqn)
-    tables.materialize(spark, spark.createDataFrame(st[tables.FEED_SERVICE_COUNTS.column_names] if len(st) else [],
-                                                    tables.FEED_SERVICE_COUNTS.ddl), tables.FEED_SERVICE_COUNTS.fqn)
+    work_tables.materialize(spark, spark.createDataFrame(ct[work_tables.FEED_CELLS.column_names] if len(ct) else [],
+                                                    work_tables.FEED_CELLS.ddl), work_tables.FEED_CELLS.fqn)
+    work_tables.materialize(spark, spark.createDataFrame(st[work_tables.FEED_SERVICE_COUNTS.column_names] if len(st) else [],
+                                                    work_tables.FEED_SERVICE_COUNTS.ddl), work_tables.FEED_SERVICE_COUNTS.fqn)
 
     stats = (written.groupBy("recipient").agg(
         F.countDistinct("member_id").alias("members"),
@@ -225,7 +225,7 @@ def load(spark: SparkSession, run_id: str) -> Prepared:
 
 
 def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(this LHJ's cells, the state cells, this LHJ's service counts), from memory or the work tables."""
+    """(this LHJ's cells, the state cells, this LHJ's service counts), from memory or the work work_tables."""
     from pyspark.sql import functions as F
 
     if prepared.cells is not None and prepared.services is not None:
@@ -235,9 +235,9 @@ def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.Da
         svc = s[s["lhj"] == lhj] if len(s) else s
         return mine.reset_index(drop=True), state.reset_index(drop=True), svc.reset_index(drop=True)
     run = F.col("run_id") == prepared.run_id
-    cells = lakehouse.read(spark, tables.FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
-    svc = lakehouse.read(spark, tables.FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
-    cells = cells_mod.ordered(cells) if len(cells) else cells
+    cells = lakehouse.read(spark, work_tables.FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
+    svc = lakehouse.read(spark, work_tables.FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
+    cells = lhj_cube.ordered(cells) if len(cells) else cells
     mine = cells[cells["lhj"] == lhj].reset_index(drop=True) if len(cells) else cells
     state = cells[cells["lhj"] == STATE].reset_index(drop=True) if len(cells) else cells
     return mine, state, svc.sort_values(["month", "source_kind"]).reset_index(drop=True) if len(svc) else svc
@@ -246,6 +246,6 @@ def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.Da
 def disclosure_members(spark: SparkSession, run_id: str, recipient: str) -> DataFrame:
     from pyspark.sql import functions as F
 
-    return (lakehouse.read(spark, tables.FEED_MEMBERS)
+    return (lakehouse.read(spark, work_tables.FEED_MEMBERS)
             .where((F.col("run_id") == run_id) & (F.col("recipient") == recipient))
             .select("member_id", "data_class", "rule_ids", "consent_ids"))

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from jobs.publish.catalog import describe
-from jobs.publish.cells import ALL, ONE_WAY, grain_of
+from jobs.publish.lhj_cube import ALL, ONE_WAY, grain_of
 from jobs.publish.svg import Point, bar_chart, line_chart
 
 ANNOTATIONS = {"1": "small cell (1-10), suppressed", "2": "complementary suppression (protects a small cell)",

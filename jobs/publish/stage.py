@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, signing
-from jobs.publish.cells import Scope
+from jobs.publish.lhj_cube import Scope
 from jobs.publish.recipients import is_lhj, is_plan, lhj_name, recipient_id
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.publish.cells import ALL, grain_of
+from jobs.publish.lhj_cube import ALL, grain_of
 from phmx.log import get_logger
 
 log = get_logger(__name__)

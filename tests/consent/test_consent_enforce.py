@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from consent import audit, enforce, engine, ledger, report
+from consent import audit, decision_engine, enforce, ledger, report
 from consent.labels import label_expr, sensitivity_expr
 
 A, LHJ = "mcp_alpha", "lhj_alameda"
@@ -30,11 +30,11 @@ def world(spark):
           json.dumps([_node(purposes=["TREAT", "HPAYMT", "HOPERAT"], recipients=[A], data_classes=["SUD"])]), None)],
         "consent_id string, version int, source string, source_person_id string, grantor string, status string,"
         "period_start timestamp, period_end timestamp, recorded_at timestamp, provisions string, revoked_at timestamp")
-    inputs = engine.Inputs(
+    inputs = decision_engine.Inputs(
         consents, spark.createDataFrame([(COUNTY, "c1", "m1"), (COUNTY, "c2", "m2")],
                                         "source string, source_person_id string, member_id string"),
         spark.createDataFrame([("m1", date(1980, 1, 1)), ("m2", date(1985, 1, 1))], "member_id string, birth_date date"))
-    decisions = engine.decide(spark, pairs=[(A, "TREAT"), (A, "HOPERAT"), (LHJ, "PUBHLTH")], run_id="t",
+    decisions = decision_engine.decide(spark, pairs=[(A, "TREAT"), (A, "HOPERAT"), (LHJ, "PUBHLTH")], run_id="t",
                               decided_at=T, inputs=inputs)
     decisions = spark.createDataFrame(decisions.collect(), decisions.schema)  # as publish reads it: materialised
     rows = [

@@ -10,11 +10,11 @@ import pytest
 from consent_testdata import COUNTY, PLAN, write_members, write_submissions
 
 from consent import fhir
-from consent.tables import CONSENT_DECISION
-from jobs.consent import run
+from jobs.consent_decisions import run
 from phmx import lakehouse
 from phmx.context import RunContext
 from phmx.errors import ConsentError
+from phmx.tables import CONSENT_DECISION
 
 R4 = {
     "resourceType": "Consent", "id": "r4a", "status": "active", "meta": {"versionId": "1"},

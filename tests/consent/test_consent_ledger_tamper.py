@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent import audit, cli, ledger, signing
-from consent.tables import DISCLOSURE_MEMBER
 from phmx import lakehouse
+from phmx.tables import DISCLOSURE_MEMBER
 
 
 def _members(ids: list[str]) -> pa.Table:

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consent import engine
-from consent.policy import load_policy
+from consent import decision_engine
+from consent.disclosure_policy import load_policy
 
 T = datetime(2025, 6, 1, 12, 0, 0)
 COUNTY = "county_06001_bh"
@@ -149,9 +149,9 @@ def decided(spark):
         consent_rows, "consent_id string, version int, source string, source_person_id string, grantor string,"
         "status string, period_start timestamp, period_end timestamp, recorded_at timestamp, provisions string,"
         "revoked_at timestamp")
-    inputs = engine.Inputs(consents, spark.createDataFrame(xw, "source string, source_person_id string, member_id string"),
+    inputs = decision_engine.Inputs(consents, spark.createDataFrame(xw, "source string, source_person_id string, member_id string"),
                            spark.createDataFrame(members, "member_id string, birth_date date"))
-    out = engine.decide(spark, pairs=PAIRS, run_id="matrix", decided_at=datetime(2025, 7, 1, tzinfo=UTC), inputs=inputs)
+    out = decision_engine.decide(spark, pairs=PAIRS, run_id="matrix", decided_at=datetime(2025, 7, 1, tzinfo=UTC), inputs=inputs)
     return [r.asDict() for r in out.collect()]
 
 
@@ -178,7 +178,7 @@ def test_timeline_is_gapless_and_coalesced(decided):
     assert len(by) == len(CASES) * len(load_policy().classes) * len(PAIRS)
     for rows in by.values():
         rows.sort(key=lambda r: r["valid_from"])
-        assert rows[0]["valid_from"] == engine.OPEN_START
+        assert rows[0]["valid_from"] == decision_engine.OPEN_START
         assert rows[-1]["valid_to"] is None
         for a, b in zip(rows, rows[1:], strict=False):
             assert a["valid_to"] == b["valid_from"]

@@ -16,9 +16,9 @@ from datetime import date, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consent import enforce, engine
+from consent import decision_engine, enforce
+from consent.disclosure_policy import load_policy
 from consent.labels import label_expr
-from consent.policy import load_policy
 
 COUNTY = "county_06001_bh"
 RECIPIENTS = ["mcp_alpha", "mcp_beta", "research_uc"]
@@ -113,12 +113,12 @@ def test_no_sud_row_leaves_without_a_permitting_consent(spark, scn):
         consents, "consent_id string, version int, source string, source_person_id string, grantor string,"
         "status string, period_start timestamp, period_end timestamp, recorded_at timestamp, provisions string,"
         "revoked_at timestamp")
-    inputs = engine.Inputs(
+    inputs = decision_engine.Inputs(
         cdf, spark.createDataFrame([(COUNTY, f"c{m}", f"m{m}") for m in range(4)],
                                    "source string, source_person_id string, member_id string"),
         spark.createDataFrame([(f"m{m}", b) for m, b in enumerate(scn["births"])], "member_id string, birth_date date"))
     at = BASE + timedelta(days=scn["at_days"], seconds=1)
-    decisions = engine.decide(spark, pairs=[(scn["recipient"], scn["purpose"])], run_id="p", decided_at=at,
+    decisions = decision_engine.decide(spark, pairs=[(scn["recipient"], scn["purpose"])], run_id="p", decided_at=at,
                               inputs=inputs)
     decisions = spark.createDataFrame(decisions.collect(), decisions.schema)
     ev = spark.createDataFrame([(f"e{i}", f"m{m}", codes, LABEL_SETS[ls]) for i, (m, ls, codes) in enumerate(scn["events"])],

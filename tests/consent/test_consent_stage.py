@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 from consent_testdata import PLAN, PLAN_B, form, write_forms, write_members, write_submissions
 
 from consent import enforce, ledger
-from consent.tables import CONSENT, CONSENT_DECISION
-from jobs.consent import run
+from jobs.consent_decisions import run
 from phmx import lakehouse
 from phmx.context import RunContext
+from phmx.tables import CONSENT, CONSENT_DECISION
 
 
 def test_stage_runs_and_sud_needs_consent(spark, phmx_home):

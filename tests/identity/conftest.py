@@ -7,13 +7,13 @@ from collections.abc import Callable
 import pandas as pd
 import pytest
 
-from jobs.identity import testdata
+from phmx.synth import identity_records
 
 
 @pytest.fixture(scope="session")
 def population() -> tuple[pd.DataFrame, pd.DataFrame]:
     """About 650 records of 300 synthetic people (four kinds of source) and the truth map."""
-    return testdata.generate(300, seed=11)
+    return identity_records.generate(300, seed=11)
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def write_person(spark) -> Callable[[pd.DataFrame], None]:
     identifiers encrypted as conform writes them."""
 
     def _write(person: pd.DataFrame) -> None:
-        testdata.write_person(spark, person)
+        identity_records.write_person(spark, person)
 
     return _write
 

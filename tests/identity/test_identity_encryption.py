@@ -7,16 +7,17 @@ import pandas as pd
 import pytest
 
 import jobs.identity as identity
-from jobs.identity import golden, stage, testdata
+from jobs.identity import golden, stage
 from phmx import lakehouse, tables
 from phmx.context import RunContext
 from phmx.errors import PrivacyError
+from phmx.synth import identity_records
 from privacy.crypto import is_ciphertext, read_decrypted
 
 
 @pytest.fixture(scope="module")
 def small_population() -> tuple[pd.DataFrame, pd.DataFrame]:
-    return testdata.generate(120, seed=5)
+    return identity_records.generate(120, seed=5)
 
 
 def _partition(spark) -> set[frozenset[tuple[str, str]]]:
@@ -50,7 +51,7 @@ def test_same_members_as_plaintext_and_gold_member_holds_the_survivors(
 
     # The same records linked from plaintext (the stage's reader bypassed) in another lakehouse.
     monkeypatch.setenv("PHMX_HOME", str(tmp_path / "plain"))
-    monkeypatch.setattr(stage, "read_person", lambda spark_, ctx: testdata.to_spark(spark_, person))
+    monkeypatch.setattr(stage, "read_person", lambda spark_, ctx: identity_records.to_spark(spark_, person))
     identity.run(spark, RunContext.new(run_id="plain"))
     assert _partition(spark) == encrypted_partition
 

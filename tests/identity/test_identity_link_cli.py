@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 import pytest
 
-from jobs.identity import testdata
 from phmx.errors import ConfigError
+from phmx.synth import identity_records
 
 MAPPING = """\
 id: rec_id
@@ -33,7 +33,7 @@ def _cli(argv: list[str]) -> int:
 
 
 def _files(tmp_path):
-    person, truth = testdata.generate(250, seed=5)
+    person, truth = identity_records.generate(250, seed=5)
     person = person[person["source"].isin(["mcp_bluecoast", "mcp_goldstate", "cair2"])].copy()
     street = person["address_line"].fillna("").str.split(" ", n=1)
     frame = pd.DataFrame({

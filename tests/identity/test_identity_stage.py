@@ -10,7 +10,6 @@ import json
 import pandas as pd
 import pytest
 
-from jobs.identity import tables as id_tables
 from phmx import lakehouse, tables
 from phmx.context import RunContext
 
@@ -68,9 +67,9 @@ def test_full_run_quality_guards_and_stable_ids(spark, phmx_home, population, wr
     members = lakehouse.read(spark, tables.MEMBER).toPandas()
     assert set(members["member_id"]) == set(xw["member_id"]) and members["member_id"].is_unique
     assert members["lhj"].notna().mean() > 0.9
-    assert lakehouse.read(spark, id_tables.LINK_PAIRS).columns == id_tables.LINK_PAIRS.column_names
-    assert lakehouse.read(spark, id_tables.REVIEW_QUEUE).columns == id_tables.REVIEW_QUEUE.column_names
-    events = lakehouse.read(spark, id_tables.IDENTITY_EVENTS).toPandas()
+    assert lakehouse.read(spark, tables.LINK_PAIRS).columns == tables.LINK_PAIRS.column_names
+    assert lakehouse.read(spark, tables.REVIEW_QUEUE).columns == tables.REVIEW_QUEUE.column_names
+    events = lakehouse.read(spark, tables.IDENTITY_EVENTS).toPandas()
     assert (events["event_type"] == "new").sum() == members.shape[0]
 
     # A second full run on the same records gives the same crosswalk (ids, methods and
@@ -128,7 +127,7 @@ def test_review_decisions_merge_split_and_explain(spark, phmx_home, population, 
     person, _ = population
     write_person(person)
     _run(spark, "r1", "full", monkeypatch)
-    pairs = lakehouse.read(spark, id_tables.LINK_PAIRS).toPandas()
+    pairs = lakehouse.read(spark, tables.LINK_PAIRS).toPandas()
     xw = _xwalk(spark)
     member = dict(zip(zip(xw["source"], xw["source_person_id"], strict=True), xw["member_id"], strict=True))
 
@@ -159,11 +158,11 @@ def test_review_decisions_merge_split_and_explain(spark, phmx_home, population, 
     lb = (linked["source_r"], linked["source_person_id_r"])
     assert member2[la] != member2[lb]
     assert result.counts["merges"] >= 1 and result.counts["splits"] >= 1
-    events = lakehouse.read(spark, id_tables.IDENTITY_EVENTS).toPandas()
+    events = lakehouse.read(spark, tables.IDENTITY_EVENTS).toPandas()
     merge = events[(events["run_id"] == "r2") & (events["event_type"] == "merge")]
     assert {member[a], member[b]} == {merge.iloc[0]["member_id"], merge.iloc[0]["other_member_id"]}
     # Decided pairs leave the queue.
-    open_ids = set(lakehouse.read(spark, id_tables.REVIEW_QUEUE).toPandas()["pair_id"])
+    open_ids = set(lakehouse.read(spark, tables.REVIEW_QUEUE).toPandas()["pair_id"])
     assert apart["pair_id"] not in open_ids
 
 

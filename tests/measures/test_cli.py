@@ -61,10 +61,10 @@ def test_stage_runs_on_an_empty_lakehouse(spark, phmx_home):
     """The pipeline may run measures before any data has arrived: no rows, no error.
 
     One follow-up and one member-year family plus risk (the others share their code paths)."""
-    from jobs.measures.stage import run_stage
+    from jobs.measures.stage import run
     from phmx.context import RunContext
 
-    result = run_stage(spark, RunContext.new(period="all", run_id="empty"), groups=["FUA", "CIS"])
+    result = run(spark, RunContext.new(period="all", run_id="empty"), groups=["FUA", "CIS"])
     assert result.counts["period"] == str(RunContext.new().started_at.year)
     assert result.details["rates"] == {}
     assert not any(k.startswith("risk_") for k in result.counts)

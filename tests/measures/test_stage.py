@@ -201,7 +201,7 @@ def _bronze_homeless(spark: Any) -> None:
     """Homelessness as county submitters record it, through conform's real mappings into
     silver.social_observation: a CalOMS admission with ZIP 00000 and CSI periodic records with
     living arrangement 07 (plus rows that must not count: a housed CalOMS client, a CSI service)."""
-    from jobs.conform import SILVER, base_specs, build_target
+    from jobs.conform.stage import SILVER, base_specs, build_target
     from phmx import lakehouse
 
     lineage = "submission_id string, period string, row_number bigint"
@@ -244,10 +244,10 @@ def rows(events: pd.DataFrame, measure_id: str, keys: list[str] | None = None) -
 
 @pytest.fixture(scope="module")
 def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
-    from jobs.measures.stage import run_stage
-    from jobs.measures.tables import MEASURE_EVENT, MEMBER_RISK
+    from jobs.measures.stage import run
     from phmx import lakehouse
     from phmx.context import RunContext
+    from phmx.tables import MEASURE_EVENT, MEMBER_RISK
 
     home = tmp_path_factory.mktemp("measures") / "var"
     home.mkdir()
@@ -258,7 +258,7 @@ def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
             mp.delenv(var, raising=False)
         build_world().write(spark)
         _bronze_homeless(spark)
-        result = run_stage(spark, RunContext.new(period=PERIOD, run_id="run-t1"))
+        result = run(spark, RunContext.new(period=PERIOD, run_id="run-t1"))
         events = lakehouse.read(spark, MEASURE_EVENT).toPandas()
         risk = lakehouse.read(spark, MEMBER_RISK).toPandas()
         yield SimpleNamespace(spark=spark, result=result, events=events, risk=risk)
@@ -529,14 +529,14 @@ def test_stage_result_counts_only(world_run):
 
 # ---- periods and idempotency ------------------------------------------------------------
 def test_rolling_period_and_rerun_are_idempotent(world_run):
-    from jobs.measures.stage import run_stage
-    from jobs.measures.tables import MEASURE_EVENT
+    from jobs.measures.stage import run
     from phmx import lakehouse
     from phmx.context import RunContext
+    from phmx.tables import MEASURE_EVENT
 
     spark = world_run.spark
-    run_stage(spark, RunContext.new(period="R12-2025-06", run_id="run-r12"), groups=["FUM"], risk=False)
-    run_stage(spark, RunContext.new(period=PERIOD, run_id="run-t1"), groups=["FUM"], risk=False)
+    run(spark, RunContext.new(period="R12-2025-06", run_id="run-r12"), groups=["FUM"], risk=False)
+    run(spark, RunContext.new(period=PERIOD, run_id="run-t1"), groups=["FUM"], risk=False)
     after = lakehouse.read(spark, MEASURE_EVENT).toPandas()
     r12 = after[after.period == "R12-2025-06"]
     # July 2024 - June 2025; index visits through 2025-05-31 (30 days before the end)

@@ -27,8 +27,8 @@ from phmx.tables import (
 
 PLAN = "mcp_test"
 def _label_rules() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    from consent.disclosure_policy import load_valueset
     from consent.labels import CODE_VALUESETS
-    from consent.policy import load_valueset
 
     return [(vs.label, tuple(vs.include), tuple(vs.exclude)) for vs in map(load_valueset, CODE_VALUESETS)]
 

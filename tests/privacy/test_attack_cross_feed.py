@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 
 from jobs.publish import lhj_feed, suppression
-from jobs.publish.cells import ALL, CELL_COLUMNS
+from jobs.publish.lhj_cube import ALL, CELL_COLUMNS
+from phmx.synth.measure_feed import make_feed
 from privacy.attack import audit
-from privacy.feedgen import make_feed
 from privacy.suppression import SuppressionSpec
 
 STATE = "California"

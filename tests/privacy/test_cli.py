@@ -69,7 +69,7 @@ def test_attack_knows_the_calendar_without_a_spec(tmp_path):
     its quarters (and a quarter of its months), so a suppressed quarter next to a published year
     and three published quarters is recovered, and the audit says so."""
     from privacy.attack import audit
-    from privacy.cells import infer_period_rollups
+    from privacy.cell_relations import infer_period_rollups
     from privacy.suppression import with_calendar
 
     leaky = _feed([("2025", 41, 80), ("2025-Q1", None, 20), ("2025-Q2", 12, 20), ("2025-Q3", 12, 20),

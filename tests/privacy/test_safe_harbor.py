@@ -10,7 +10,7 @@ import pytest
 
 from phmx.errors import PrivacyError, SpecError
 from privacy.checker import assert_clean, check_safe_harbor
-from privacy.policy import load_policy, parse_policy, restricted_zip3
+from privacy.deid_policy import load_policy, parse_policy, restricted_zip3
 from privacy.safe_harbor import apply_policy
 
 SCHEMA = ("member_id string, birth_date date, zip string, service_date date, sex string, cin string, "

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phmx.errors import PrivacyError, SpecError
+from phmx.synth.measure_feed import make_feed
 from privacy.attack import audit
 from privacy.cli import register
-from privacy.feedgen import make_feed
 from privacy.suppression import SuppressionSpec, publication_score, suppress
 
 FORCE = SuppressionSpec(always_mask=True)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from phmx.errors import PrivacyError
+from phmx.synth.measure_feed import make_feed
 from privacy.attack import IMPLIED, audit
-from privacy.cells import ALL, build_system
-from privacy.feedgen import make_feed
+from privacy.cell_relations import ALL, build_system
 from privacy.suppression import SuppressionSpec, suppress
 
 FORCE = SuppressionSpec(always_mask=True)

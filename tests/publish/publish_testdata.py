@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from jobs.publish.tables import MEASURE_EVENT
 from phmx import lakehouse
 from phmx.tables import (
     BH_SERVICE,
@@ -19,6 +18,7 @@ from phmx.tables import (
     DENTAL_SERVICE,
     ENCOUNTER,
     IMMUNIZATION,
+    MEASURE_EVENT,
     MEDICATION,
     MEMBER,
     MEMBER_XWALK,
@@ -163,8 +163,8 @@ def write_berkeley_decisions(spark) -> None:
     """Stored PUBHLTH decisions for lhj_berkeley: permit_deidentified, except every class of one member."""
     from datetime import datetime as dt
 
-    from consent.policy import load_policy
-    from consent.tables import CONSENT_DECISION
+    from consent.disclosure_policy import load_policy
+    from phmx.tables import CONSENT_DECISION
 
     rows = []
     for i in range(1, N + 1):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.publish import cells, stats, suppression
+from jobs.publish import lhj_cube, stats, suppression
 from jobs.publish.fhir_measure import period_bounds
 from jobs.publish.lhj_feed import finalize
 from jobs.publish.recipients import lhj_by_recipient, recipient_id
@@ -45,12 +45,12 @@ def _base() -> pd.DataFrame:
                          "age_band": ("0-5", "6-11", "unknown")[k % 3], "sex": "F" if k % 2 else "M",
                          "race_ethnicity": "white", "plan": "BC", "denominator": 1, "numerator": int(k % 3 == 0),
                          "sensitive": 0})
-    return pd.DataFrame(rows).groupby(["lhj", "measure_id", "month", *cells.DIMS], as_index=False) \
+    return pd.DataFrame(rows).groupby(["lhj", "measure_id", "month", *lhj_cube.DIMS], as_index=False) \
         .agg(denominator=("denominator", "sum"), numerator=("numerator", "sum"), sensitive=("sensitive", "max"))
 
 
 def test_rollup_partitions_zero_fills_and_adds_the_state():
-    out = cells.rollup(_base(), cells.Scope("all"))
+    out = lhj_cube.rollup(_base(), lhj_cube.Scope("all"))
     assert set(out["lhj"]) == {"Alameda", "Yuba", "California"}
     a = out[out.lhj == "Alameda"]
     y = out[out.lhj == "Yuba"]
@@ -64,7 +64,7 @@ def test_rollup_partitions_zero_fills_and_adds_the_state():
     state = out[(out.lhj == "California") & (out.period == "2025") & (out.stratifier == "all")].iloc[0]
     assert state.denominator == 43
     assert set(a.loc[a.stratifier == "age_band*sex", "stratum"]) >= {"unknown*F", "0-5*M"}
-    month = cells.rollup(_base(), cells.Scope("2025-02"))
+    month = lhj_cube.rollup(_base(), lhj_cube.Scope("2025-02"))
     assert month.empty or set(month.period) <= {"2025-01", "2025-02", "2025-03", "2025-04"}
 
 
@@ -89,7 +89,7 @@ def test_fallback_suppression_primary_complementary_and_implied():
 
 
 def test_privacy_suppression_is_used_and_leaves_nothing_derivable():
-    out = cells.rollup(_base(), cells.Scope("all"))
+    out = lhj_cube.rollup(_base(), lhj_cube.Scope("all"))
     yuba = out[out.lhj == "Yuba"].reset_index(drop=True)
     spec = suppression.privacy_spec(yuba)
     assert spec["period_granularity"] == "month" and spec["period_rollups"]["2025"] == ["2025-Q1", "2025-Q2"]
@@ -115,7 +115,7 @@ def test_sensitive_measures_map_to_ddg_topics():
 def _yuba_two_measures() -> pd.DataFrame:
     base = _base()
     other = base.assign(measure_id="WCV")
-    out = cells.rollup(pd.concat([base, other], ignore_index=True), cells.Scope("all"))
+    out = lhj_cube.rollup(pd.concat([base, other], ignore_index=True), lhj_cube.Scope("all"))
     return out[out.lhj == "Yuba"].reset_index(drop=True)
 
 
@@ -185,7 +185,7 @@ def test_an_unaudited_table_is_never_returned(monkeypatch):
 
 def test_fallback_is_used_when_the_privacy_package_is_absent(monkeypatch):
     monkeypatch.setattr(suppression, "_privacy_api", lambda: None)
-    yuba = cells.rollup(_base(), cells.Scope("all"))
+    yuba = lhj_cube.rollup(_base(), lhj_cube.Scope("all"))
     yuba = yuba[yuba.lhj == "Yuba"].reset_index(drop=True)
     out, method = suppression.suppress(yuba)
     assert "fallback" in method

@@ -1,4 +1,4 @@
-"""The streamed plan feed: the engine's resources equal the in-memory reference builder's, the
+"""The streamed plan feed: the engine's resources equal the Python oracle's (tests/publish/fhir_oracle.py), the
 Patient carries no direct identifier, checks run on every resource and validation on a sample."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fhir_oracle import resources as oracle_resources
 from publish_testdata import NOW, build, local_id
 
 PLANS = ("mcp_bluecoast", "mcp_sierra")
@@ -17,7 +18,7 @@ PLANS = ("mcp_bluecoast", "mcp_sierra")
 def feeds(spark, module_home):
     """For each plan: the permitted rows, the reference resources, and the streamed package."""
     from jobs.publish import package, plan_feed
-    from jobs.publish.cells import Scope
+    from jobs.publish.lhj_cube import Scope
     from phmx import settings
 
     build(spark)
@@ -25,7 +26,7 @@ def feeds(spark, module_home):
     out = {}
     for plan in PLANS:
         rows = plan_feed.permitted(spark, plan, Scope("all"), NOW)
-        reference = plan_feed.resources(rows.records(), plan)
+        reference = oracle_resources(rows.records(), plan)
         pkg, counts = plan_feed.build(spark, recipient=plan, period="all", run_id="stream-test", rows=rows,
                                       generated_at=datetime.now(UTC), root=root)
         delivered = package.deliver(pkg, root)
@@ -39,7 +40,7 @@ def _read(folder: Path, t: str) -> list[dict]:
 
 @pytest.mark.parametrize("plan", PLANS)
 def test_streamed_resources_equal_the_reference_builder(feeds, plan):
-    from jobs.publish.fhir_bulk import RESOURCE_TYPES
+    from jobs.publish.fhir_sql import RESOURCE_TYPES
 
     _, reference, counts, folder = feeds[plan]
     for t in RESOURCE_TYPES:

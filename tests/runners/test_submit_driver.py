@@ -40,7 +40,10 @@ def test_submit_script_is_the_one_the_runners_submit():
 
 def test_driver_runs_a_stage_as_a_script_on_the_embedded_engine(phmx_home, land, spark):
     _land_enrollment(land)
+    # As a cluster starts it (the script's folder first on sys.path, no engine settings), with
+    # this checkout's packages importable as an installed wheel's would be.
     env = {k: v for k, v in os.environ.items() if k not in ("PHMX_ENGINE", "SPARK_REMOTE", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(REPO)
     proc = subprocess.run([sys.executable, str(SUBMIT), "--stage", "ingest", "--period", "2025-01",
                            "--run-id", "manual__submit"], env=env, cwd=str(phmx_home), capture_output=True,
                           text=True, timeout=300)

@@ -1,4 +1,9 @@
-"""Record-level FHIR R4 resources (validated with fhir.resources R4B) for a plan's care teams.
+"""The test oracle for the plan feed's FHIR resources: the same resources built in Python, row by row.
+
+Production builds them on the engine (:mod:`jobs.publish.fhir_sql`); the tests build them here
+from the same rows and compare the two documents, so a change to either that the other does not
+share fails a test. What the resources hold (as production must build them):
+
 
 Builds Patient, Coverage, Encounter, Immunization, Condition and Flag (open care gaps) from the
 rows the consent engine permitted, as FHIR Bulk Data NDJSON (one file per resource type). Every
@@ -7,8 +12,6 @@ that appear are the plan's own (its member id and claim ids). The Patient has no
 CIN (minimum necessary: the plan holds the member's demographics under its own member id).
 Security labels travel as ``meta.security`` (v3-ActCode plus a v3-Confidentiality level).
 
-These Python builders are the reference: the plan feed builds the same resources on the engine
-(:mod:`jobs.publish.fhir_sql`) and the tests compare the two.
 """
 
 from __future__ import annotations
@@ -20,29 +23,17 @@ from typing import Any
 
 from jobs.publish.catalog import describe
 from jobs.publish.fhir_measure import HUB, MEASURE_CS
-
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-CVX = "http://hl7.org/fhir/sid/cvx"
-CPT = "http://www.ama-assn.org/go/cpt"
-CDT = "http://www.ada.org/cdt"
-CIN_SYSTEM = f"{HUB}/sid/medi-cal-cin"
-RESTRICTED_LABELS = {"SUD", "ETH", "ETHUD", "OPIOIDUD", "42CFRPart2", "PSY", "MH", "BH", "PSYTHPN", "HIV", "STD",
-                     "SDV"}
-ENCOUNTER_CLASS = {"ED": ("EMER", "emergency"), "IP": ("IMP", "inpatient encounter"),
-                   "OP": ("AMB", "ambulatory"), "RX": ("AMB", "ambulatory")}
-GENDER = {"M": "male", "F": "female", "U": "unknown", "X": "other"}
-RESOURCE_TYPES = ("Patient", "Coverage", "Encounter", "Immunization", "Condition", "Flag")
-PART2_NOTICE = (
-    "Notice under 42 CFR 2.32. This record, which has been disclosed to you, is protected by federal "
-    "confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or "
-    "testimony that describes the information contained in it, in any civil, criminal, administrative or "
-    "legislative proceedings by any federal, state or local authority against the patient, unless authorized "
-    "by the patient's consent or a court order under 42 CFR 2.64 or 2.65. Any other use or disclosure of this "
-    "record is permitted only as 42 CFR part 2 allows (a recipient under a treatment, payment and health care "
-    "operations consent may redisclose as the HIPAA Privacy Rule permits, 42 CFR 2.33(b)). A general "
-    "authorization for the release of medical or other information is NOT sufficient for this purpose.\n"
+from jobs.publish.fhir_sql import (
+    ACT_CODE,
+    CDT,
+    CONFIDENTIALITY,
+    CPT,
+    CVX,
+    ENCOUNTER_CLASS,
+    GENDER,
+    ICD10CM,
+    RESOURCE_TYPES,
+    RESTRICTED_LABELS,
 )
 
 
@@ -155,8 +146,8 @@ def flag(rid: str, pid: str, row: dict[str, Any]) -> dict[str, Any]:
 
 def conditions(rows: list[dict[str, Any]], pids: dict[str, str], cond_ids: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
     """One Condition per (member, diagnosis code) from the permitted (already redacted) encounters."""
+    from consent.disclosure_policy import load_valueset
     from consent.labels import CODE_VALUESETS
-    from consent.policy import load_valueset
 
     sets = [load_valueset(n) for n in CODE_VALUESETS]
     first: dict[tuple[str, str], str | None] = {}
@@ -201,3 +192,38 @@ def validate(resources: list[dict[str, Any]]) -> None:
 
 def ndjson(resources: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in resources).encode("utf-8")
+
+
+def resources(rows: list[dict[str, Any]], recipient: str) -> dict[str, list[dict[str, Any]]]:
+    """FHIR resources by type, with pseudonymous ids for this recipient, from the plan feed's rows
+    as Python dicts (what :func:`jobs.publish.plan_feed.build` streams from the engine)."""
+    from privacy.keys import get_provider
+    from privacy.pseudonyms import pseudonym_values
+
+    provider = get_provider()
+    members = sorted({r["member_id"] for r in rows if r["kind"] == "patient"})
+    pids = dict(zip(members, pseudonym_values(members, recipient, provider), strict=True))
+    rows = [r for r in rows if r["member_id"] in pids]  # no resource without its Patient
+    keys = [f"{r['kind']}|{r['source']}|{r['record_id']}" for r in rows]
+    rids = dict(zip(keys, pseudonym_values(keys, recipient, provider), strict=True))
+    dx_keys = sorted({(r["member_id"], str(c)) for r in rows if r["kind"] in ("encounter", "bh")
+                      for c in (r.get("diagnosis_codes") or []) if c})
+    cond_ids = dict(zip(dx_keys, pseudonym_values([f"condition|{m}|{c}" for m, c in dx_keys], recipient, provider),
+                        strict=True))
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in RESOURCE_TYPES}
+    for r, k in zip(rows, keys, strict=True):
+        pid, rid, kind = pids[r["member_id"]], rids[k], r["kind"]
+        if kind == "patient":
+            out["Patient"].append(patient(pid, r, recipient))
+        elif kind == "coverage":
+            out["Coverage"].append(coverage(rid, pid, r, recipient))
+        elif kind in ("encounter", "bh", "dental"):
+            out["Encounter"].append(encounter(rid, pid, r, recipient))
+        elif kind == "immunization":
+            out["Immunization"].append(immunization(rid, pid, r))
+        elif kind == "gap":
+            out["Flag"].append(flag(rid, pid, r))
+    out["Condition"] = conditions(rows, pids, cond_ids)
+    for t in out:
+        out[t].sort(key=lambda res: res["id"])
+    return out

@@ -1,4 +1,4 @@
-"""The consent stage's steps, in order (kept apart from ``__init__`` so importing is cheap).
+"""The consent stage's steps, in order.
 
 1. registry: county forms (bronze.consent_forms) and landed FHIR Consent NDJSON -> silver.consent
 2. decisions for every outbound (recipient, purpose) the policy lists -> gold.consent_decision
@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from consent import engine, ledger, registry
-from consent.policy import Policy, load_policy
-from consent.tables import CONSENT_DECISION
+from consent import decision_engine, ledger, registry
+from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger
-from phmx.tables import SUBMISSIONS
+from phmx.tables import CONSENT_DECISION, SUBMISSIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,18 +38,19 @@ def outbound_pairs(policy: Policy, recips: list[str]) -> list[tuple[str, str]]:
     return sorted({(r, p) for r in recips for p in policy.outbound_purposes(r)})
 
 
-def run_stage(spark: SparkSession, ctx: RunContext) -> StageResult:
+def run(spark: SparkSession, ctx: RunContext) -> StageResult:
+    """Refresh the consent registry, compute decisions, write them and record the batch."""
     from pyspark.sql import functions as F
 
     policy = load_policy()
     reg = registry.refresh(spark)
     recips = recipients(spark)
     pairs = outbound_pairs(policy, recips)
-    decisions = engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
+    decisions = decision_engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
-    engine.cleanup_scratch()
+    decision_engine.cleanup_scratch()
     written = lakehouse.read(spark, CONSENT_DECISION)
-    now = engine.decision_at(written, ctx.started_at)
+    now = decision_engine.decision_at(written, ctx.started_at)
     by_rule = [[r[0], r[1], r[2], int(r[3])] for r in
                now.select(F.explode("rule_ids").alias("rule_id"), "recipient", "decision")
                .groupBy("rule_id", "recipient", "decision").count().collect()]

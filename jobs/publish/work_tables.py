@@ -1,4 +1,4 @@
-"""The publish stage's own tables, and the measures contracts it reads (until jobs.measures lands).
+"""The publish stage's own tables: the feed log and the per-run work tables.
 
 * ``gold.feed_log``: one row per package delivered (what went to whom, when, where, which
   version, the manifest's SHA-256 and the ledger entry). ``phmx feeds`` lists it.
@@ -7,16 +7,12 @@
   plan feed materialises, so each recipient's packaging task (one Airflow mapped task per
   recipient) only filters its own rows, and no consent query is planned twice. They stay inside
   the hub (PHI zone, under ``<lakehouse>/work/``), are rewritten each run and never published.
-
-``MEASURE_EVENT`` and ``MEMBER_RISK`` mirror the measures stage's contracts; when
-``jobs.measures.tables`` exists its definitions are used instead (:func:`measure_event_table`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from phmx.tables import Table
 from phmx.tables import define_table as _t
 
 if TYPE_CHECKING:
@@ -53,41 +49,6 @@ FEED_MEMBERS = _t(
     "the ledger's disclosure entry). Internal.",
 )
 
-MEASURE_EVENT = _t(
-    "gold",
-    "measure_event",
-    "measure_id string, period string, member_id string, unit_id string, anchor_date date,"
-    "in_denominator boolean, in_numerator boolean, exclusion_reason string, numerator_date date,"
-    "age_on_anchor int, lhj string, age_band string, sex string, race_ethnicity string, plan_id string,"
-    "security_labels array<string>, sensitivity string",
-    keys="measure_id period unit_id",
-    doc="One row per denominator unit (the measures stage's contract).",
-)
-
-MEMBER_RISK = _t(
-    "gold",
-    "member_risk",
-    "member_id string, period string, risk_tier string, ecm_flags array<string>",
-    keys="member_id period",
-    doc="Risk tier and ECM population-of-focus flags per member (the measures stage's contract).",
-)
-
-
-def measure_event_table() -> Table:
-    """The measures stage's gold.measure_event contract if it is installed, else the mirror here."""
-    try:
-        from jobs.measures import tables as mt  # type: ignore[import-not-found]
-    except ImportError:
-        return MEASURE_EVENT
-    return getattr(mt, "MEASURE_EVENT", MEASURE_EVENT)
-
-
-def member_risk_table() -> Table:
-    try:
-        from jobs.measures import tables as mt  # type: ignore[import-not-found]
-    except ImportError:
-        return MEMBER_RISK
-    return getattr(mt, "MEMBER_RISK", MEMBER_RISK)
 
 FEED_SERVICE_COUNTS = _t(
     "work",

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from privacy.cells import ALL
+from privacy.cell_relations import ALL
 
 DEFAULT_STRATIFIERS: dict[str, tuple[str, ...]] = {
     "age_band": ("0-17", "18-64", "65+"),

@@ -34,11 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consent.policy import Policy, load_policy
-from consent.tables import CONSENT, CONSENT_DECISION
+from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse, storage
 from phmx import settings as settings_mod
-from phmx.tables import MEMBER, MEMBER_XWALK
+from phmx.tables import CONSENT, CONSENT_DECISION, MEMBER, MEMBER_XWALK
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

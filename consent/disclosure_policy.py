@@ -4,7 +4,7 @@ The policy file names every data class, purpose, recipient role, grantor rule an
 (each with a stable id). Validation names the file and key of anything wrong (SpecError), so a
 bad policy never reaches the engine. The baseline (what the law allows without a consent) is
 evaluated here for the small grid of (data class, purpose, recipient) only: it never depends on
-a member, so member-level work stays on the engine (:mod:`consent.engine`).
+a member, so member-level work stays on the engine (:mod:`consent.decision_engine`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""Conform: bronze -> silver canonical tables, driven by each feed spec's ``targets:``.
+
+For every bronze table and every target the spec names, select (or aggregate) the target's
+columns with the spec's Spark SQL expressions, keep the latest version of each key, attach
+security labels, and MERGE into the silver table. Rows of a superseded submission disappear
+because each (silver table, source) is refreshed from bronze as a whole.
+
+Adding a county's variant of a feed needs no code: a spec with ``bronze_table`` pointing at the
+shared bronze table lands in the same place and is conformed by the base spec's targets.
+
+A target whose contract lists columns ``encrypted`` at rest (silver.person's direct
+identifiers) is written through :func:`privacy.crypto.encrypt_for_write`: the identifiers are
+AES-256-GCM ciphertexts before the MERGE, and a row whose keyed ``pii_fingerprint`` is
+unchanged keeps its stored ciphertexts, so conforming the same bronze again changes nothing.
+A table written in plaintext by an older release is encrypted in place on the first run
+(docs/encryption-at-rest.md: vacuum its old versions afterwards).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from phmx import lakehouse
+from phmx.context import RunContext, StageResult
+from phmx.errors import SpecError
+from phmx.feedspec import FeedSpec, all_specs
+from phmx.log import get_logger
+from phmx.tables import ALL, Table
+from privacy.crypto import FINGERPRINT_COLUMN, encrypt_for_write
+from privacy.keys import get_provider
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = get_logger(__name__)
+
+SILVER = {t.name: t for t in ALL if t.layer == "silver"}
+_LINEAGE_COLS = ("submission_id", "period", "row_number")
+
+
+def base_specs() -> dict[str, FeedSpec]:
+    """The spec holding the targets of each bronze table (the one whose feed names the table)."""
+    out: dict[str, FeedSpec] = {}
+    for spec in all_specs().values():
+        if spec.targets and spec.bronze_table == spec.feed:
+            out[spec.bronze_table] = spec
+    return out
+
+
+def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[str, Any]) -> DataFrame:
+    """One silver target from one bronze table, as the spec's expressions say."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if target not in SILVER:
+        raise SpecError(f"{spec.path}: targets.{target}: not a silver table ({', '.join(sorted(SILVER))})")
+    table = SILVER[target]
+    columns: dict[str, str] = {k: str(v) for k, v in (mapping.get("columns") or {}).items()}
+    unknown = set(columns) - set(table.column_names)
+    if unknown:
+        raise SpecError(f"{spec.path}: targets.{target}.columns: unknown column(s) {sorted(unknown)}")
+    source_expr = str(mapping.get("source", "submitter"))
+    df = bronze
+    if mapping.get("where"):
+        df = df.where(F.expr(str(mapping["where"])))
+    if mapping.get("group_by"):
+        keys = ["submitter", *mapping["group_by"]]
+        aggs = [F.expr(e).alias(c) for c, e in columns.items()]
+        aggs += [F.max("submission_id").alias("submission_id"), F.max("period").alias("period"),
+                 F.min("row_number").alias("row_number")]
+        df = df.groupBy(*keys).agg(*aggs).withColumn("source", F.expr(source_expr))
+    else:
+        sel = [F.expr(e).alias(c) for c, e in columns.items()]
+        sel += [F.col(c) for c in _LINEAGE_COLS if c not in columns]
+        sel.append(F.expr(source_expr).alias("source"))
+        df = df.select(*sel)
+    # Keep the latest version of every key (later period, then later row) so resends converge.
+    w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
+    df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+    if "security_labels" in table.column_names:
+        from consent.labels import label_expr, sensitivity_expr
+
+        dx = "diagnosis_codes" if "diagnosis_codes" in df.columns else None
+        df = df.withColumn("security_labels", label_expr(dx, list(spec.labels)))
+        df = df.withColumn("sensitivity", sensitivity_expr("security_labels"))
+    return lakehouse.conform_to(df, table)
+
+
+def target_sources(bronze: DataFrame, mapping: dict[str, Any], ledger: DataFrame | None = None) -> list[str]:
+    """The sources a target is refreshed for: every source present in bronze, not only those with
+    rows in the target. A sparse target (a social observation) whose rows all disappear from a
+    source's replacement submission must lose them in silver too, not keep the superseded ones.
+
+    ``ledger`` (the accepted submissions of this bronze table's feeds, lineage columns only) adds the
+    sources that sent a file but now have no row in bronze at all: a header-only file withdrew their
+    period, and silver must lose those rows too. A source expression over non-lineage columns cannot
+    be read from the ledger; such targets are refreshed for the sources in bronze only.
+    """
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    expr = F.expr(str(mapping.get("source", "submitter")))
+    found = {r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+    if ledger is not None:
+        try:
+            found |= {r[0] for r in ledger.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+        except PySparkException:  # the expression names a column the ledger has not got
+            pass
+    return sorted(found)
+
+
+def withdrawn_sources_ledger(spark: SparkSession, bronze_table: str) -> DataFrame | None:
+    """Lineage columns of the accepted submissions of every feed writing ``bronze.<bronze_table>``."""
+    from phmx.tables import SUBMISSIONS
+
+    if not lakehouse.exists(SUBMISSIONS):
+        return None
+    feeds = sorted(s.feed for s in all_specs().values() if s.bronze_table == bronze_table)
+    in_feeds = ", ".join(lakehouse.sql_literal(f) for f in feeds)
+    return (lakehouse.read(spark, SUBMISSIONS)
+            .where(f"feed IN ({in_feeds}) AND status IN ('accepted', 'accepted_with_errors')")
+            .select("submission_id", "submitter", "feed", "period", "source_file", "source_file_sha256"))
+
+
+def protect(spark: SparkSession, df: DataFrame, table: Table, ctx: RunContext) -> DataFrame:
+    """``df`` ready to MERGE into ``table``: its ``encrypted`` columns as ciphertexts (reusing the
+    stored ones for unchanged rows). Tables without encrypted columns pass through."""
+    if not table.encrypted:
+        return df
+    provider = get_provider(ctx.settings)
+    previous = None
+    if lakehouse.exists(table):
+        previous = lakehouse.read(spark, table)
+        if FINGERPRINT_COLUMN not in previous.columns:
+            previous = _encrypt_legacy(spark, table, previous, ctx)
+    return encrypt_for_write(df, table.fqn, provider, keys=table.keys, previous=previous)
+
+
+def _encrypt_legacy(spark: SparkSession, table: Table, stored: DataFrame, ctx: RunContext) -> DataFrame:
+    """Encrypt, in place, a table an older release wrote in plaintext (no fingerprint column)."""
+    log.warning("%s holds plaintext direct identifiers (written before encryption at rest); "
+                "encrypting it now - vacuum its old versions afterwards", table.fqn)
+    enc = encrypt_for_write(lakehouse.conform_to(stored, table), table.fqn, get_provider(ctx.settings),
+                            keys=table.keys)
+    lakehouse.overwrite(lakehouse.conform_to(enc, table), table, schema=True)
+    return lakehouse.read(spark, table)
+
+
+def run(spark: SparkSession, ctx: RunContext) -> StageResult:
+    """Conform every bronze table that exists into the silver tables its spec targets."""
+    counts: dict[str, int] = {}
+    for bronze_table, spec in sorted(base_specs().items()):
+        fqn = f"bronze.{bronze_table}"
+        if not lakehouse.exists(fqn):
+            continue
+        bronze = lakehouse.read(spark, fqn)
+        ledger = withdrawn_sources_ledger(spark, bronze_table)
+        sources_of: dict[str, list[str]] = {}  # targets of one feed mostly share a source expression
+        for target, mapping in spec.targets.items():
+            df = build_target(bronze, spec, target, mapping)
+            table = SILVER[target]
+            expr = str(mapping.get("source", "submitter"))
+            if expr not in sources_of:
+                sources_of[expr] = target_sources(bronze, mapping, ledger)
+            sources = sources_of[expr]
+            if not sources:
+                continue
+            scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
+            lakehouse.merge(spark, protect(spark, df, table, ctx), table, delete_where=scope)
+            key = f"{spec.feed}->{target}"
+            counts[key] = lakehouse.read(spark, table).where(scope.replace("t.", "")).count()
+            log.info("conformed %s rows of %s into %s", counts[key], fqn, table.fqn)
+    return StageResult("conform", counts)
