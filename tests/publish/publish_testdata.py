@@ -98,7 +98,7 @@ def build(spark) -> None:
         if i % 4 == 0:
             xwalk.append(("cair2", f"R{i}", m, "exact", 1.0, "r0", NOW))
             imm.append(("cair2", f"V{i}", f"R{i}", date(2025, month, 6), "03", "MSD", "LOT1",
-                        "Y" if i % 20 == 0 else "N", "IP1", *lin, [], "general"))
+                        "Y" if i % 20 == 0 else "N", "IP1", "CP", "A", None, *lin, [], "general"))
         med.append((plan, f"RX{i}", local_id(i), date(2025, month, 8), "00000000000", 30, 30.0, "PR1", "BC", *lin,
                     [], "general"))
         band = AGE_BANDS[i % len(AGE_BANDS)]
