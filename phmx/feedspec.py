@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from phmx.errors import SpecError
 
@@ -41,20 +42,29 @@ RECORD_UNITS = {
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+class _Strict(BaseModel):
+    """A spec part: unknown keys are refused (a typo is an error at load, never a silent default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True,
+                              arbitrary_types_allowed=True)
+
+
+class FieldSpec(_Strict):
     """One field of a feed: its bronze column name, where it comes from, and its checks."""
 
     name: str
+    # Where the value comes from in the file: a column name (delimited), a path (X12, HL7, FHIR).
+    # A list names several sources whose values are joined with ``separator`` (a composite key:
+    # a county code and a client number), in every format that reads ``source``.
     source: Any = None
     type: str = "string"
     required: bool = False
-    required_if: dict[str, Any] | None = None
+    required_if: dict[str, list[str]] | None = None
     format: str | None = None
     valueset: str | None = None
     pattern: str | None = None
     allow: tuple[str, ...] = ()
-    max_length: int | None = None
+    max_length: int | None = Field(default=None, ge=1)
     severity: str = "error"
     identifier: bool = False
     description: str = ""
@@ -64,16 +74,43 @@ class FieldSpec:
     # (YAML key ``map``) recodes submitted values (a county's ``1``/``2`` to ``M``/``F``).
     take: int | None = None
     strip_prefix: str | None = None
-    value_map: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    value_map: dict[str, str] = Field(default_factory=dict, alias="map")
+    # ``constant``: the same value for every record, not read from the file (a county variant's
+    # county code, a plan id its export leaves out). ``separator`` joins the parts of a composite
+    # (a list ``source``, or a fixed-width layout entry listing several spans).
+    constant: str | None = None
+    separator: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_defaults_to_name(cls, data: Any) -> Any:  # noqa: ANN401 - the raw YAML mapping
+        """A field without ``source`` reads the column (or path) of its own name, unless constant."""
+        if isinstance(data, dict) and data.get("source") is None and data.get("constant") is None:
+            data = {**data, "source": data.get("name")}
+        return data
 
     @property
     def has_transform(self) -> bool:
         return bool(self.take or self.strip_prefix or self.value_map)
 
+    @property
+    def sources(self) -> list[str]:
+        """The source names as a list (one for a plain field, several for a composite; none when constant)."""
+        if self.source is None:
+            return []
+        return [str(x) for x in self.source] if isinstance(self.source, list | tuple) else [str(self.source)]
 
-@dataclass(frozen=True)
-class RuleSpec:
+    @property
+    def is_composite(self) -> bool:
+        return isinstance(self.source, list | tuple)
+
+
+class _Against(_Strict):
+    table: str
+    fields: tuple[str, str, str, str]
+
+
+class RuleSpec(_Strict):
     """A row-level rule across fields, e.g. ``date_order`` of admit and discharge dates."""
 
     id: str
@@ -82,30 +119,34 @@ class RuleSpec:
     severity: str = "error"
     message: str = ""
     when: str | None = None
-    # Check-specific settings, e.g. ``against`` for ``within_coverage``.
-    params: dict[str, Any] = field(default_factory=dict)
+    # ``within_coverage`` only: the enrollment table and its [member id, plan id, start, end].
+    against: _Against | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Check-specific settings, e.g. ``against`` for ``within_coverage``."""
+        return {"against": self.against.model_dump()} if self.against is not None else {}
 
 
-@dataclass(frozen=True)
-class FeedSpec:
+class FeedSpec(_Strict):
     """A whole feed spec, loaded from YAML."""
 
     feed: str
     version: str
-    title: str
-    path: str
-    submitter_pattern: str
-    bronze_table: str
-    sensitivity: str
-    labels: tuple[str, ...]
+    title: str = ""
+    path: str = ""
+    submitter_pattern: str = Field(default=".*", alias="submitters")
+    bronze_table: str = ""
+    sensitivity: str = "general"
+    labels: tuple[str, ...] = ()
     format: dict[str, Any]
-    on_resubmit: str
-    natural_key: tuple[str, ...]
+    on_resubmit: str = "replace"
+    natural_key: tuple[str, ...] = ()
     fields: tuple[FieldSpec, ...]
-    rules: tuple[RuleSpec, ...]
-    targets: dict[str, Any]
+    rules: tuple[RuleSpec, ...] = ()
+    targets: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
-    how_to_fix: dict[str, str] = field(default_factory=dict)
+    how_to_fix: dict[str, str] = Field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     @property
@@ -136,8 +177,32 @@ class FeedSpec:
         return RECORD_UNITS.get(self.format_type, "line")
 
 
+# Format settings of the text formats intake owns; other formats' keys are checked by their parser.
+_FORMAT_KEYS = {
+    "delimited": {"type", "delimiter", "quote", "header", "encodings", "join"},
+    "fixed_width": {"type", "encodings", "record_type", "header", "trailer", "layouts"},
+}
+# Formats whose fields may be composite (list ``source``) or constant: the text readers.
+COMPOSABLE_FORMATS = {"delimited", "fixed_width"}
+
+
 def _fail(path: Path, key: str, msg: str) -> SpecError:
     return SpecError(f"{path.name}: {key}: {msg}", hint=f"edit {path}")
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the spec's key path: ``fields[3].type``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("function-after", "function-before"):
+            out += f".{part}" if out else str(part)
+    return out or "(root)"
+
+
+def _yaml_key(key: str) -> str:
+    return {"submitter_pattern": "submitters", "value_map": "map"}.get(key, key)
 
 
 def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
@@ -150,137 +215,115 @@ def parse_spec(doc: dict[str, Any], path: Path) -> FeedSpec:
     unknown = sorted(set(doc) - SPEC_KEYS)
     if unknown:
         raise _fail(path, unknown[0], f"unknown key (spec keys are {', '.join(sorted(SPEC_KEYS))})")
-    feed = str(doc["feed"])
-    if not _NAME.match(feed):
-        raise _fail(path, "feed", f"must match {_NAME.pattern}")
     fmt = doc["format"]
     if not isinstance(fmt, dict) or fmt.get("type") not in FORMAT_TYPES:
         raise _fail(path, "format.type", f"must be one of {sorted(FORMAT_TYPES)}")
-    sensitivity = doc.get("sensitivity", "general")
-    if sensitivity not in SENSITIVITIES:
-        raise _fail(path, "sensitivity", f"must be one of {sorted(SENSITIVITIES)}")
-    on_resubmit = doc.get("on_resubmit", "replace")
-    if on_resubmit not in {"replace", "append"}:
-        raise _fail(path, "on_resubmit", "must be replace or append")
-    fields: list[FieldSpec] = []
-    known = {
-        "name", "source", "type", "required", "required_if", "format", "valueset", "pattern", "allow",
-        "max_length", "severity", "identifier", "description", "take", "strip_prefix", "map",
-    }
+    allowed = _FORMAT_KEYS.get(str(fmt["type"]))
+    if allowed is not None and set(fmt) - allowed:
+        raise _fail(path, f"format.{sorted(set(fmt) - allowed)[0]}",
+                    f"unknown key (a {fmt['type']} format has {', '.join(sorted(allowed))})")
     for i, f in enumerate(doc["fields"] or []):
-        key = f"fields[{i}]"
         if not isinstance(f, dict) or "name" not in f:
-            raise _fail(path, key, "each field needs a name")
-        name = str(f["name"])
-        if not _NAME.match(name):
-            raise _fail(path, f"{key}.name", f"{name!r} must match {_NAME.pattern}")
-        ftype = f.get("type", "string")
-        if ftype not in FIELD_TYPES:
-            raise _fail(path, f"{key}.type", f"{ftype!r} not one of {sorted(FIELD_TYPES)}")
-        if ftype in {"date", "timestamp"} and not f.get("format"):
+            raise _fail(path, f"fields[{i}]", "each field needs a name")
+    try:
+        spec = FeedSpec.model_validate({**doc, "fields": doc["fields"] or [], "rules": doc.get("rules") or [],
+                                        "targets": doc.get("targets") or {}, "labels": doc.get("labels") or [],
+                                        "natural_key": doc.get("natural_key") or [], "notes": doc.get("notes") or [],
+                                        "how_to_fix": doc.get("how_to_fix") or {}, "path": str(path)})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(_yaml_key(str(p)) if isinstance(p, str) else p for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise _fail(path, _loc(loc), msg) from None
+    spec = spec.model_copy(update={"title": spec.title or spec.feed, "bronze_table": spec.bronze_table or spec.feed})
+    _check_spec(spec, doc, path)
+    return spec
+
+
+def _check_spec(spec: FeedSpec, doc: dict[str, Any], path: Path) -> None:
+    """The rules across keys that a schema cannot say, each naming the file and key."""
+    if not _NAME.match(spec.feed):
+        raise _fail(path, "feed", f"must match {_NAME.pattern}")
+    if spec.sensitivity not in SENSITIVITIES:
+        raise _fail(path, "sensitivity", f"must be one of {sorted(SENSITIVITIES)}")
+    if spec.on_resubmit not in {"replace", "append"}:
+        raise _fail(path, "on_resubmit", "must be replace or append")
+    names = spec.field_names
+    raw_fields = doc["fields"] or []
+    for i, f in enumerate(spec.fields):
+        key = f"fields[{i}]"
+        if not _NAME.match(f.name):
+            raise _fail(path, f"{key}.name", f"{f.name!r} must match {_NAME.pattern}")
+        if f.type not in FIELD_TYPES:
+            raise _fail(path, f"{key}.type", f"{f.type!r} not one of {sorted(FIELD_TYPES)}")
+        if f.type in {"date", "timestamp"} and not f.format:
             raise _fail(path, f"{key}.format", "date fields need a strptime format")
-        if ftype == "code" and not f.get("valueset"):
+        if f.type == "code" and not f.valueset:
             raise _fail(path, f"{key}.valueset", "code fields need a value set")
-        if f.get("valueset"):
-            load_valueset(f["valueset"])  # raises with the value set's own file name
-        if f.get("pattern"):
+        if f.valueset:
+            load_valueset(f.valueset)  # raises with the value set's own file name
+        if f.pattern:
             try:
-                re.compile(f["pattern"])
+                re.compile(f.pattern)
             except re.error as exc:
                 raise _fail(path, f"{key}.pattern", f"bad regex: {exc}") from exc
-        if f.get("severity", "error") not in {"error", "warning"}:
+        if f.severity not in {"error", "warning"}:
             raise _fail(path, f"{key}.severity", "must be error or warning")
-        if f.get("take") is not None and (not isinstance(f["take"], int) or f["take"] < 1):
+        if f.take is not None and f.take < 1:
             raise _fail(path, f"{key}.take", "must be a positive whole number of characters")
-        vmap = f.get("map") or {}
-        if not isinstance(vmap, dict):
-            raise _fail(path, f"{key}.map", "must map submitted values to spec values")
-        if f.get("required_if"):
-            if not isinstance(f["required_if"], dict):
-                raise _fail(path, f"{key}.required_if", "must map a field name to a list of values")
-            for other in f["required_if"]:
-                if other not in {str(x.get("name")) for x in doc["fields"] if isinstance(x, dict)}:
+        if f.required_if:
+            for other in f.required_if:
+                if other not in names:
                     raise _fail(path, f"{key}.required_if", f"unknown field {other!r}")
-        fields.append(
-            FieldSpec(
-                name=name,
-                source=f.get("source", name),
-                type=ftype,
-                required=bool(f.get("required", False)),
-                required_if=f.get("required_if"),
-                format=f.get("format"),
-                valueset=f.get("valueset"),
-                pattern=f.get("pattern"),
-                allow=tuple(str(a) for a in f.get("allow", ())),
-                max_length=f.get("max_length"),
-                severity=f.get("severity", "error"),
-                identifier=bool(f.get("identifier", False)),
-                description=str(f.get("description", "")),
-                take=f.get("take"),
-                strip_prefix=str(f["strip_prefix"]) if f.get("strip_prefix") else None,
-                value_map={str(k): str(v) for k, v in vmap.items()},
-                extra={k: v for k, v in f.items() if k not in known},
-            )
-        )
-    names = [f.name for f in fields]
+        _check_source(path, key, f, raw_fields[i], spec.format_type)
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise _fail(path, "fields", f"duplicate names {sorted(dupes)}")
-    rules: list[RuleSpec] = []
-    for i, r in enumerate(doc.get("rules") or []):
+    for i, r in enumerate(spec.rules):
         key = f"rules[{i}]"
-        for k in ("id", "check", "fields"):
-            if k not in r:
-                raise _fail(path, f"{key}.{k}", "missing")
-        if r["check"] not in ROW_CHECKS:
-            raise _fail(path, f"{key}.check", f"unknown check {r['check']!r} (one of {sorted(ROW_CHECKS)})")
-        for fname in r["fields"]:
+        if r.check not in ROW_CHECKS:
+            raise _fail(path, f"{key}.check", f"unknown check {r.check!r} (one of {sorted(ROW_CHECKS)})")
+        for fname in r.fields:
             if fname not in names:
                 raise _fail(path, f"{key}.fields", f"unknown field {fname!r}")
-        severity = r.get("severity", "error")
-        if severity not in {"error", "warning"}:
+        if r.severity not in {"error", "warning"}:
             raise _fail(path, f"{key}.severity", "must be error or warning")
-        params = {k: v for k, v in r.items() if k not in {"id", "check", "fields", "severity", "message", "when"}}
-        if r["check"] == "within_coverage":
-            _check_within_coverage(path, key, r, params, severity)
-        if r["check"] == "date_order" and len(r["fields"]) != 2:
+        if r.check == "within_coverage":
+            _check_within_coverage(path, key, r)
+        elif r.against is not None:
+            raise _fail(path, f"{key}.against", "only within_coverage rules take against")
+        if r.check == "date_order" and len(r.fields) != 2:
             raise _fail(path, f"{key}.fields", "date_order compares exactly two fields")
-        rules.append(RuleSpec(id=str(r["id"]), check=r["check"], fields=tuple(r["fields"]),
-                              severity=severity, message=str(r.get("message", "")),
-                              when=r.get("when"), params=params))
-    for k in doc.get("natural_key") or []:
+    for k in spec.natural_key:
         if k not in names:
             raise _fail(path, "natural_key", f"unknown field {k!r}")
-    return FeedSpec(
-        feed=feed,
-        version=str(doc["version"]),
-        title=str(doc.get("title", feed)),
-        path=str(path),
-        submitter_pattern=str(doc.get("submitters", ".*")),
-        bronze_table=str(doc.get("bronze_table", feed)),
-        sensitivity=sensitivity,
-        labels=tuple(doc.get("labels") or ()),
-        format=dict(fmt),
-        on_resubmit=on_resubmit,
-        natural_key=tuple(doc.get("natural_key") or ()),
-        fields=tuple(fields),
-        rules=tuple(rules),
-        targets=dict(doc.get("targets") or {}),
-        description=str(doc.get("description", "")),
-        how_to_fix={str(k): str(v) for k, v in (doc.get("how_to_fix") or {}).items()},
-        notes=tuple(str(n) for n in doc.get("notes") or ()),
-    )
 
 
-def _check_within_coverage(path: Path, key: str, r: dict[str, Any], params: dict[str, Any],
-                           severity: str) -> None:
+def _check_source(path: Path, key: str, f: FieldSpec, raw: dict[str, Any], format_type: str) -> None:
+    """A list ``source`` or a ``constant`` is refused at load where the format cannot honour it."""
+    src = raw.get("source")
+    if isinstance(src, list | tuple):
+        if not src or not all(isinstance(x, str | int) and str(x).strip() for x in src):
+            raise _fail(path, f"{key}.source", "a list source names one or more non-empty sources")
+    elif src is not None and not isinstance(src, str | int):
+        raise _fail(path, f"{key}.source", "must be a name (or a list of names for a composite)")
+    if f.constant is not None:
+        if format_type not in COMPOSABLE_FORMATS:
+            raise _fail(path, f"{key}.constant", f"constant fields are for {', '.join(sorted(COMPOSABLE_FORMATS))} "
+                        f"feeds (this one is {format_type})")
+        if src is not None:
+            raise _fail(path, f"{key}.constant", "a constant field has no source")
+    if "separator" in raw and not isinstance(src, list | tuple) and format_type != "fixed_width":
+        raise _fail(path, f"{key}.separator", "joins the parts of a list source; this field has one source")
+
+
+def _check_within_coverage(path: Path, key: str, r: RuleSpec) -> None:
     """``within_coverage`` is a cross-file check run after rows are written: warnings only."""
-    if severity != "warning":
+    if r.severity != "warning":
         raise _fail(path, f"{key}.severity", "within_coverage runs after rows are loaded, so it must be a warning")
-    if len(r["fields"]) != 3:
+    if len(r.fields) != 3:
         raise _fail(path, f"{key}.fields", "within_coverage needs [member id, plan id, service date]")
-    against = params.get("against")
-    if not isinstance(against, dict) or not against.get("table") or len(against.get("fields") or []) != 4:
+    if r.against is None:
         raise _fail(path, f"{key}.against", "needs {table: <bronze table>, fields: [member id, plan id, "
                     "coverage start, coverage end]}")
 

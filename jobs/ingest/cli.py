@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--submitter", default=None, help="your submitter id (checks the feed accepts it)")
     v.add_argument("--period", default=None, help="reporting period YYYY-MM (default: none; the file is "
                    "checked as it would be in any period folder)")
+    v.add_argument("--with", dest="companions", action="append", default=[], metavar="FILE",
+                   help="another file of the same submission, for a feed that joins files (e.g. the "
+                        "patients.csv of a patients + immunizations export); repeat for several")
     v.add_argument("--json", action="store_true", help="print the receipt as JSON")
     v.add_argument("--x12-strict", action="store_true",
                    help="also validate an 834 against the full 005010X220A1 guide with pyx12 (slow)")
@@ -59,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # ---- validate ----------------------------------------------------------------------------
 def precheck(data: bytes, feed: str, *, name: str, submitter: str | None = None, period: str | None = None,
-             x12_strict: bool = False) -> Receipt:
+             x12_strict: bool = False, companions: dict[str, bytes] | None = None) -> Receipt:
     """The receipt intake would write for ``data`` as feed ``feed`` (no engine, no lakehouse)."""
     from jobs.ingest.landing import PERIOD, LandedFile
     from jobs.ingest.process import process_file
@@ -78,7 +81,7 @@ def precheck(data: bytes, feed: str, *, name: str, submitter: str | None = None,
     lf = LandedFile(uri=name, relpath=f"{sub}/{feed}/{period}/{name}", submitter=sub, feed=feed, period=period,
                     name=name, size=len(data), layout_ok=True)
     outcome = process_file(lf, data, specs, received_at=datetime.now(UTC).replace(microsecond=0),
-                           check_submitter=submitter is not None)
+                           check_submitter=submitter is not None, companions=companions)
     receipt = outcome.receipt
     spec = specs[feed]
     if given_period is None:
@@ -114,8 +117,13 @@ def validate_command(args: argparse.Namespace) -> int:
         raise StorageError(f"no such file: {args.file}")
     data = storage.read_bytes(args.file)
     name = args.file.rstrip("/").rsplit("/", 1)[-1]
+    companions = {}
+    for c in getattr(args, "companions", None) or []:
+        if not storage.is_s3(c) and not Path(c).is_file():
+            raise StorageError(f"no such file: {c}")
+        companions[c.rstrip("/").rsplit("/", 1)[-1]] = storage.read_bytes(c)
     receipt = precheck(data, args.feed, name=name, submitter=args.submitter, period=args.period,
-                       x12_strict=args.x12_strict)
+                       x12_strict=args.x12_strict, companions=companions or None)
     code = exit_code(receipt.status)
     if args.json:
         doc = json.loads(receipt.to_json())

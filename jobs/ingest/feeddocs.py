@@ -16,6 +16,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from jobs.ingest.formats.fixed_width import layout_spans
 from jobs.ingest.rules import RULES
 from jobs.ingest.specs import load_specs
 from jobs.ingest.validate import TYPE_PATTERNS
@@ -53,16 +54,19 @@ def _positions(spec: FeedSpec) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for rtype, layout in sorted((spec.format.get("layouts") or {}).items()):
         for name, p in layout.get("fields", {}).items():
-            start, length = (p["start"], p["length"]) if isinstance(p, dict) else p
-            out.setdefault(name, []).append(f"{rtype}: {start}-{start + length - 1}")
+            spans = layout_spans(p) or []
+            out.setdefault(name, []).append(f"{rtype}: " + " + ".join(f"{a}-{a + n - 1}" for a, n in spans))
     return out
 
 
 def _source(spec: FeedSpec, f: FieldSpec, positions: dict[str, list[str]]) -> str:
     if spec.format_type == "fixed_width":
         return "<br>".join(positions.get(f.name, ["(not sent)"]))
+    if f.constant is not None:
+        return f"always {_code(f.constant)} (not in the file)"
     if isinstance(f.source, list | tuple):
-        return " + ".join(_code(s) for s in f.source)
+        return (" + ".join(_code(s) for s in f.source)
+                + (f" joined with {_code(f.separator)}" if f.separator else ""))
     return _code(f.source if f.source is not None else f.name)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from jobs.ingest import join
 from jobs.ingest.formats import FileRejected, get_parser
 from jobs.ingest.landing import LandedFile, path_problem, submission_id
 from jobs.ingest.receipts import Receipt, group_findings
@@ -70,13 +71,15 @@ def bronze_schema(spec: FeedSpec, specs: dict[str, FeedSpec]) -> pa.Schema:
 
 
 def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, received_at: datetime,
-                 chunk_rows: int = CHUNK_ROWS, check_submitter: bool = True, sha256: str | None = None) -> FileOutcome:
+                 chunk_rows: int = CHUNK_ROWS, check_submitter: bool = True, sha256: str | None = None,
+                 companions: dict[str, bytes] | None = None) -> FileOutcome:
     """Parse and validate one file into a receipt, accepted rows and quarantine rows (no writes).
 
-    ``sha256`` may be passed when the caller already hashed the bytes.
+    ``sha256`` may be passed when the caller already hashed the bytes. ``companions`` are the other
+    files of the submission by file name, for a feed that joins them (:mod:`jobs.ingest.join`).
     """
     sha = sha256 or hashlib.sha256(data).hexdigest()
-    sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha)
+    sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, submission_sha(sha, companions))
     spec = specs.get(lf.feed)
     receipt = Receipt(submission_id=sid, submitter=lf.submitter, feed=lf.feed, period=lf.period,
                       source_file=lf.relpath, source_file_sha256=sha,
@@ -112,6 +115,19 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
         return reject(*(problem or ("unknown_feed", "no feed spec")))
 
     parse = get_parser(spec)
+    chunks = parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows)
+    if join.joins(spec):
+        try:
+            tables, join_notes = join.read_all(spec, companions or {})
+        except FileRejected as fr:
+            try:
+                every = [(int(r), raw) for c in parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows)
+                         for r, raw in [*zip(c.row_numbers, c.raw, strict=True), *((i.row_number, i.raw)
+                                                                                   for i in c.issues)]]
+            except FileRejected as own:
+                return reject(own.rule_id, own.message, own.records)
+            return reject(fr.rule_id, fr.message, sorted(every))
+        chunks = join.apply(chunks, spec, tables, join_notes)
     columns = bronze_columns(spec, specs)
     schema = bronze_schema(spec, specs)
     seen = KeyTracker()
@@ -119,7 +135,7 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
     warnings: list[Finding] = []
     landed = accepted_n = quarantined_n = 0
     try:
-        for chunk in parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows):
+        for chunk in chunks:
             receipt.notes.extend(n for n in chunk.notes if n not in receipt.notes)
             for issue in chunk.issues:
                 quarantine(issue.row_number, issue.rule_id, issue.field, issue.message, issue.raw)
@@ -162,6 +178,15 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
     elif quarantined_n:
         receipt.status = "accepted_with_errors"
     return out
+
+
+def submission_sha(sha: str, companions: dict[str, bytes] | None) -> str:
+    """What a submission id hashes: the file's sha256, plus its companions' for a joined feed (a
+    changed companion makes a new submission even when the main file is unchanged)."""
+    if not companions:
+        return sha
+    parts = [sha] + [f"{n}:{hashlib.sha256(companions[n]).hexdigest()}" for n in sorted(companions)]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def empty_file_warning(spec: FeedSpec, period: str) -> dict[str, str]:

@@ -22,10 +22,10 @@ import hashlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.ingest import bronze
+from jobs.ingest import bronze, join
 from jobs.ingest.coverage import check_within_coverage, coverage_tables
 from jobs.ingest.landing import LandedFile, path_problem, scan, submission_id
-from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file
+from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file, submission_sha
 from jobs.ingest.receipts import Receipt, write_receipt
 from jobs.ingest.specs import load_specs
 from phmx import lakehouse, storage
@@ -89,16 +89,28 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
               "rows_quarantined": 0, "rejected_files": 0, "duplicate_files": 0}
     per_feed: dict[str, dict[str, int]] = {}
 
-    for lf in _ordered(scan(cfg.landing_root, ctx.period), specs):
+    landed = scan(cfg.landing_root, ctx.period)
+    folders: dict[tuple[str, str, str], list[LandedFile]] = {}
+    for lf in landed:
+        folders.setdefault((lf.submitter, lf.feed, lf.period), []).append(lf)
+    for lf in _ordered(landed, specs):
+        spec = specs.get(lf.feed)
+        companion_files: dict[str, bytes] | None = None
+        if spec is not None and join.joins(spec) and lf.layout_ok:
+            if join.is_companion(spec, lf.name):
+                continue  # read with the main file(s) of its folder, not a submission of its own
+            companion_files = {c.name: storage.read_bytes(c.uri) for c in folders[(lf.submitter, lf.feed, lf.period)]
+                               if join.is_companion(spec, c.name)}
         data = storage.read_bytes(lf.uri)
         sha = hashlib.sha256(data).hexdigest()
-        sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha)
+        sha_key = submission_sha(sha, companion_files)
+        sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha_key)
         if sid in known_ids:
             counts["skipped_already_ingested"] += 1
             continue
         counts["files"] += 1
         # The path is judged first: a misplaced file gets its path error, never ``duplicate``.
-        dup = by_sha.get((lf.submitter, lf.feed, sha)) if path_problem(lf, specs) is None else None
+        dup = by_sha.get((lf.submitter, lf.feed, sha_key)) if path_problem(lf, specs) is None else None
         if dup:
             spec = specs.get(lf.feed)
             r = Receipt(sid, lf.submitter, lf.feed, lf.period, lf.relpath, sha,
@@ -109,7 +121,8 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             counts["duplicate_files"] += 1
         else:
             try:
-                outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha)
+                outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha,
+                                       companions=companion_files)
             except PhmxError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
@@ -119,7 +132,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                                               file_errors=[{"rule_id": "internal_error",
                                                             "message": type(exc).__name__}]), None)
             if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
-                by_sha[(lf.submitter, lf.feed, sha)] = sid
+                by_sha[(lf.submitter, lf.feed, sha_key)] = sid
         r = outcome.receipt
         if r.status == "rejected":
             counts["rejected_files"] += 1

@@ -209,6 +209,13 @@ def apply_transforms(f: FieldSpec, arr: pa.Array) -> pa.Array:
     return _blank_to_null(arr)
 
 
+def _field_values(f: FieldSpec, chunk: Chunk, n: int) -> pa.Array:
+    """A field's text as read, or its ``constant`` for every record (one place for every format)."""
+    if f.constant is not None:
+        return pa.repeat(pa.scalar(f.constant, pa.string()), n)
+    return _as_array(chunk.columns[f.name])
+
+
 class KeyTracker:
     """Natural keys seen so far in one file, to flag a record repeating an earlier one (Arrow, no Python loop)."""
 
@@ -254,7 +261,7 @@ def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: KeyTracker | set[str
     (a :class:`KeyTracker`, or a plain set of key strings)."""
     n = len(chunk)
     findings: list[Finding] = []
-    columns = {f.name: apply_transforms(f, _as_array(chunk.columns[f.name])) for f in spec.fields}
+    columns = {f.name: apply_transforms(f, _field_values(f, chunk, n)) for f in spec.fields}
     normalised: dict[str, pa.Array] = {}
     for f in spec.fields:
         normalised[f.name] = _check_field(f, columns[f.name], columns, findings)

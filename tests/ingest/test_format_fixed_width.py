@@ -87,7 +87,6 @@ def test_bad_records_are_quarantined_and_neighbours_load(csi_rows):
 
 
 def test_layout_errors_in_a_spec_name_the_key():
-    import dataclasses
 
     from jobs.ingest.formats.fixed_width import check_spec
     from phmx.feedspec import get_spec
@@ -96,6 +95,6 @@ def test_layout_errors_in_a_spec_name_the_key():
     fmt = dict(spec.format)
     fmt["layouts"] = {**fmt["layouts"], "S": {"length": 60, "fields": {"record_type": [1, 1], "client_number": [1, 20],
                                                                        "nonsense": [30, 2]}}}
-    problems = dict(check_spec(dataclasses.replace(spec, format=fmt)))
+    problems = dict(check_spec(spec.model_copy(update={"format": fmt})))
     assert "format.layouts.S.fields.nonsense" in problems
     assert "overlap" in problems["format.layouts.S.fields"]

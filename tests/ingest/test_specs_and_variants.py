@@ -84,7 +84,8 @@ def test_every_committed_spec_loads_and_every_variant_matches_its_base():
     specs = load_specs()
     variants = {s.feed: s.variant_of for s in specs.values() if s.variant_of}
     assert variants == {"enrollment_834": "enrollment", "immunizations_vxu": "immunizations",
-                        "mh_csi_fixed": "mh_csi", "mh_csi_06019": "mh_csi", "fhir_immunization": "immunizations"}
+                        "mh_csi_fixed": "mh_csi", "mh_csi_06019": "mh_csi", "fhir_immunization": "immunizations",
+                        "immunizations_csv_export": "immunizations"}
 
 
 def test_committed_feed_guides_are_current():

@@ -28,7 +28,7 @@ from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import check_text_bytes, decode_text
 
 if TYPE_CHECKING:
-    from phmx.feedspec import FeedSpec
+    from phmx.feedspec import FeedSpec, FieldSpec
 
 _OTHER_DELIMITERS = [",", "|", "\t", ";"]
 # The longest value one field may hold (the csv module's default limit, applied by both readers):
@@ -49,15 +49,24 @@ def _name(d: str) -> str:
 
 
 class _Header:
-    """Where the header is, and which column feeds each spec field."""
+    """Where the header is, and which column(s) feed each spec field.
+
+    ``positions[i]`` lists the column index of each source of field i: one for a plain field,
+    several for a composite (a list ``source``, joined with the field's ``separator``), none for a
+    ``constant`` field (validation fills it in); ``None`` for a source column the file lacks.
+    """
 
     def __init__(self, spec: FeedSpec, text: str, delimiter: str, quote: str, has_header: bool,
                  notes: list[str], full_text: Callable[[], str] | None = None) -> None:
-        sources = [str(f.source if f.source is not None else f.name) for f in spec.fields]
         self.line_no = 0  # physical line of the header (0: no header)
+        mine = {f.name for f in spec.fields if from_this_file(spec, f)}
         if not has_header:
-            self.positions: list[int | None] = list(range(len(sources)))
-            self.width = len(sources)
+            self.positions: list[list[int | None]] = []
+            pos = 0
+            for f in spec.fields:
+                self.positions.append([pos] if f.name in mine else [])
+                pos += 1 if f.name in mine else 0
+            self.width = pos
             return
         found = next(((i, line) for i, line in enumerate(_iter_lines(text)) if line.strip()), None)
         if found is None:
@@ -66,12 +75,13 @@ class _Header:
         self.line_no = idx + 1
         header = next(csv.reader([line], delimiter=delimiter, quotechar=quote), [])
         header_norm = [h.strip().lower() for h in header]
+        read = [f for f in spec.fields if f.name in mine]
 
         def body() -> list[tuple[int, str]]:
             whole = full_text() if full_text else text
             return [(i + 1, ln) for i, ln in enumerate(_LINE_BREAK.split(whole)) if i > idx and ln.strip()]
 
-        if len(header_norm) == 1 and len(sources) > 1:
+        if len(header_norm) == 1 and sum(len(f.sources) for f in read) > 1:
             other = next((d for d in _OTHER_DELIMITERS if d != delimiter and d in header[0]), None)
             if other:
                 raise FileRejected(
@@ -80,26 +90,51 @@ class _Header:
                     records=body(),
                 )
         index = {h: i for i, h in enumerate(header_norm)}
-        required = [f.name for f in spec.fields if f.required]
-        missing = [f.name for f, s in zip(spec.fields, sources, strict=True) if s.lower() not in index and f.required]
-        if missing and len(missing) == len(required):
+        required = [f for f in read if f.required]
+        missing = [s for f in required for s in f.sources if s.lower() not in index]
+        if missing and all(all(s.lower() not in index for s in f.sources) for f in required):
+            expected = [s for f in read for s in f.sources][:4]
             raise FileRejected("header_missing",
                                "the first line is not the header row this feed requires "
-                               f"(expected columns such as {', '.join(sources[:4])})", records=body())
+                               f"(expected columns such as {', '.join(expected)})", records=body())
         if missing:
-            names = [s for f, s in zip(spec.fields, sources, strict=True) if f.name in missing]
-            raise FileRejected("header_columns", "required columns missing from the header: " + ", ".join(names),
+            raise FileRejected("header_columns", "required columns missing from the header: " + ", ".join(missing),
                                records=body())
-        self.positions = [index.get(s.lower()) for s in sources]
-        absent = [s for s, pos in zip(sources, self.positions, strict=True) if pos is None]
+        self.positions = [[index.get(s.lower()) for s in f.sources] if f.name in mine else [] for f in spec.fields]
+        absent = [s for f in read for s in f.sources if s.lower() not in index]
         if absent:
             notes.append(f"optional column(s) not in the file, loaded as empty: {', '.join(absent[:10])}"
                          + (f" and {len(absent) - 10} more" if len(absent) > 10 else ""))
-        known = {s.lower() for s in sources}
+        known = {s.lower() for f in read for s in f.sources}
         unknown = [h for h in header_norm if h not in known]
         if unknown:
             notes.append(f"ignored {len(unknown)} column(s) not in the spec: {', '.join(unknown[:10])}")
         self.width = len(header_norm)
+
+
+def from_this_file(spec: FeedSpec, f: FieldSpec) -> bool:
+    """Whether a field is read from the submitted file (not constant, not from a joined companion)."""
+    joins = spec.format.get("join") or {}
+    return bool(f.sources) and not any(s.split(".", 1)[0] in joins and "." in s for s in f.sources)
+
+
+def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
+    """A composite (list ``source``) names columns, so it needs a header row; joins are checked too."""
+    from jobs.ingest.join import check_join
+
+    problems = check_join(spec)
+    if not spec.format.get("header", True):
+        problems += [(f"fields[{i}].source", "a list source names header columns; this feed's files have no header")
+                     for i, f in enumerate(spec.fields) if f.is_composite]
+    return problems
+
+
+def compose(parts: list[pa.Array], separator: str) -> pa.Array:
+    """A composite field: its parts joined with ``separator``; null when any part is empty (a key
+    with a part missing is no key, and the field's ``required`` check then says so)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, separator)
 
 
 def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
@@ -225,10 +260,10 @@ def _fast(body_all: memoryview, data: bytes, start: int, header: _Header, spec: 
     line_text = lines.text
     cols: dict[str, pa.Array] = {}
     for f, pos in zip(spec.fields, header.positions, strict=True):
-        if pos is None:
+        if not pos or any(p is None for p in pos):
             cols[f.name] = pa.nulls(table.num_rows, pa.string())
             continue
-        cols[f.name] = blank_to_null(trim(table.column(pos)))
+        cols[f.name] = compose([blank_to_null(trim(table.column(p))) for p in pos if p is not None], f.separator)
     row_numbers = line_idx + first_line
     out: list[Chunk] = []
     n = table.num_rows
@@ -322,6 +357,7 @@ def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str
         next(reader, None)
     names = spec.field_names
     positions, width = header.positions, header.width
+    separators = [f.separator for f in spec.fields]
     cols: dict[str, list[str | None]] = {n: [] for n in names}
     row_numbers: list[int] = []
     raw: list[str] = []
@@ -359,9 +395,9 @@ def _slow(text: str, header: _Header, spec: FeedSpec, delimiter: str, quote: str
                 issues.append(RecordIssue(first, "column_count", "", f"expected {width} fields, found {len(rec)}",
                                           text_of))
             else:
-                for n, pos in zip(names, positions, strict=True):
-                    v = rec[pos].strip() if pos is not None else ""
-                    cols[n].append(v or None)
+                for n, pos, sep in zip(names, positions, separators, strict=True):
+                    parts = [rec[p].strip() if p is not None else "" for p in pos]
+                    cols[n].append(sep.join(parts) if parts and all(parts) else None)
                 row_numbers.append(first)
                 raw.append(text_of)
             last_line = line_no

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from jobs.ingest.formats.arrowtext import blank_to_null, physical_lines, trim
 from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
 from jobs.ingest.formats.decode import decode_text
+from jobs.ingest.formats.delimited import compose
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
@@ -47,6 +48,16 @@ def _pos(v: Any) -> tuple[int, int] | None:
     return None
 
 
+def layout_spans(v: Any) -> list[tuple[int, int]] | None:  # noqa: ANN401 - YAML value
+    """A layout entry's spans: ``[start, length]`` (one), or a list of them (a composite field,
+    its parts joined with the field's ``separator``)."""
+    if isinstance(v, list) and v and all(isinstance(x, list | dict) for x in v):
+        spans = [_pos(x) for x in v]
+        return None if any(p is None for p in spans) else [p for p in spans if p is not None]
+    p = _pos(v)
+    return None if p is None else [p]
+
+
 def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
     """Layout problems: unknown fields, bad or overlapping positions, fields past the record length."""
     fmt = spec.format
@@ -57,6 +68,9 @@ def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
     if not isinstance(layouts, dict) or not layouts:
         return [*problems, ("format.layouts", "needs one layout per record type")]
     names = set(spec.field_names)
+    problems += [(f"fields[{i}].source", "fixed-width fields are read at their format.layouts positions (a list of "
+                  "[start, length] for a composite); source is not used") for i, f in enumerate(spec.fields)
+                 if f.source is not None and f.source != f.name]
     for rtype, layout in layouts.items():
         key = f"format.layouts.{rtype}"
         if not isinstance(layout, dict) or not isinstance(layout.get("fields"), dict):
@@ -65,15 +79,19 @@ def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
         length = layout.get("length")
         spans = []
         for fname, raw in layout["fields"].items():
-            p = _pos(raw)
+            ps = layout_spans(raw)
             if fname not in names:
                 problems.append((f"{key}.fields.{fname}", "not a field of this spec"))
-            if p is None:
-                problems.append((f"{key}.fields.{fname}", "needs [start, length] (1-based)"))
+            elif spec.field(fname).constant is not None:
+                problems.append((f"{key}.fields.{fname}", "a constant field is not read from the record"))
+            if ps is None:
+                problems.append((f"{key}.fields.{fname}", "needs [start, length] (1-based), or a list of them "
+                                 "for a composite"))
                 continue
-            spans.append((p[0], p[0] + p[1] - 1, fname))
-            if isinstance(length, int) and p[0] + p[1] - 1 > length:
-                problems.append((f"{key}.fields.{fname}", f"ends past the record length {length}"))
+            for p in ps:
+                spans.append((p[0], p[0] + p[1] - 1, fname))
+                if isinstance(length, int) and p[0] + p[1] - 1 > length:
+                    problems.append((f"{key}.fields.{fname}", f"ends past the record length {length}"))
         spans.sort()
         for (_, e1, a), (s2, _, b) in zip(spans, spans[1:], strict=False):
             if s2 <= e1:
@@ -164,16 +182,17 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     first = True
     for layout, keep in selected:
         recs = arr.take(pa.array(keep))
-        positions = {name: _pos(p) for name, p in layout["fields"].items()}
+        positions = {name: layout_spans(p) for name, p in layout["fields"].items()}
         for off in range(0, len(keep), chunk_rows):
             part = recs.slice(off, chunk_rows)
             cols: dict[str, pa.Array] = {}
             for f in spec.fields:
-                p = positions.get(f.name)
-                if p is None:
+                ps = positions.get(f.name)
+                if not ps:
                     cols[f.name] = pa.nulls(len(part), pa.string())
                     continue
-                cols[f.name] = blank_to_null(trim(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1])))
+                cols[f.name] = compose([blank_to_null(trim(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1])))
+                                        for p in ps], f.separator)
             rows = idx[keep[off:off + chunk_rows]] + 1
             yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: line(int(rows[i]) - 1)),
                         issues if first else [], notes if first else [])
