@@ -80,6 +80,8 @@ class FieldSpec(_Strict):
     # (a list ``source``, or a fixed-width layout entry listing several spans).
     constant: str | None = None
     separator: str = ""
+    # A made-up example of an accepted value, shown in receipts' fixes (pattern fields need one).
+    example: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -145,7 +145,7 @@ def print_report(r: Receipt) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from jobs.ingest.receipts import next_steps
+    from jobs.ingest.receipts import next_steps, percent
     from jobs.ingest.rules import how_to_fix
 
     console = _console()
@@ -158,6 +158,13 @@ def print_report(r: Receipt) -> None:
                       f"{how_to_fix(fe['rule_id'])}")
     for fw in r.file_warnings:
         console.print(f"[bold yellow]file warning[/] {fw['rule_id']}: {fw['message']}")
+    if r.rule_summary:
+        t = Table(title="Summary by rule", title_style="bold")
+        for col in ("rule", "severity", "records", "share of records"):
+            t.add_column(col)
+        for x in r.rule_summary:
+            t.add_row(x["rule_id"], x["severity"], str(x["records"]), percent(x["share"]))
+        console.print(t)
     for title, groups, style in (("Errors (records quarantined)", r.errors, "red"),
                                  ("Warnings (records accepted)", r.warnings, "yellow")):
         if not groups:

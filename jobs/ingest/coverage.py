@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.ingest.receipts import group_findings
+from jobs.ingest.receipts import group_findings, rule_summary
 from jobs.ingest.rules import how_to_fix
 from phmx import lakehouse
 from phmx.feedspec import FeedSpec, RuleSpec
@@ -76,4 +76,5 @@ def check_within_coverage(spark: SparkSession, outcomes: list[FileOutcome], spec
             o.warning_findings.extend((row, rule.id, "", msg, "") for row in rows)
             fixes = {rule.id: how_to_fix("service_within_coverage", spec.how_to_fix), **spec.how_to_fix}
             r.warnings = group_findings(o.warning_findings, fixes)
+            r.rule_summary = rule_summary(o.quarantine, o.warning_findings, r.rows_landed)
             log.info("submission %s: %d row(s) outside coverage", r.submission_id, len(rows))

@@ -23,7 +23,7 @@ import pyarrow as pa
 from jobs.ingest import join
 from jobs.ingest.formats import FileRejected, get_parser
 from jobs.ingest.landing import LandedFile, path_problem, submission_id
-from jobs.ingest.receipts import Receipt, group_findings
+from jobs.ingest.receipts import Receipt, group_findings, rule_summary
 from jobs.ingest.rules import field_fixes, how_to_fix
 from jobs.ingest.validate import KeyTracker, validate_chunk
 from phmx.feedspec import FeedSpec
@@ -108,6 +108,7 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
         receipt.rows_accepted = 0
         if records:
             receipt.errors = group_findings([(r, rule, "", msg, "") for r, _ in records], _fixes(spec))
+        receipt.rule_summary = rule_summary(out.quarantine, [], receipt.rows_landed)
         return out
 
     problem = path_problem(lf, specs, check_submitter=check_submitter)
@@ -170,6 +171,7 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
     receipt.errors = group_findings(errors, fixes)
     receipt.warnings = group_findings(warnings, fixes)
     out.warning_findings = warnings
+    receipt.rule_summary = rule_summary(out.quarantine, warnings, landed)
     if accepted_n == 0 and quarantined_n > 0:
         receipt.status = "rejected"
         receipt.file_errors.append({"rule_id": "no_valid_rows", "message": "no record passed validation"})

@@ -50,6 +50,9 @@ class Receipt:
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # One entry per rule that fired: how many records it quarantined (or warned) and their share of
+    # the file's records, most frequent first: what to fix first.
+    rule_summary: list[dict[str, Any]] = field(default_factory=list)
     supersedes: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
     spec_version: str = ""
@@ -101,6 +104,29 @@ def group_findings(findings: list[tuple[int, str, str, str]] | list[tuple[int, s
             group["locations"] = locs
         out.append(group)
     return out
+
+
+def rule_summary(quarantine: list[dict[str, Any]], warnings: list[tuple[Any, ...]], landed: int) -> list[dict[str, Any]]:
+    """Per rule: records quarantined (errors) or accepted with a warning, and their share of the records.
+
+    A record failing one rule in two fields counts once for that rule; a record failing two rules
+    counts for each, so shares need not add up to the quarantined share.
+    """
+    by_rule: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for q in quarantine:
+        by_rule[("error", str(q["rule_id"]))].add(int(q["row_number"]))
+    for w in warnings:
+        by_rule[("warning", str(w[1]))].add(int(w[0]))
+    out = [{"rule_id": rule, "severity": sev, "level": RULES[rule].level if rule in RULES else "row",
+            "records": len(rows), "share": round(len(rows) / landed, 4) if landed else 0.0}
+           for (sev, rule), rows in by_rule.items()]
+    return sorted(out, key=lambda x: (x["severity"] != "error", -x["records"], x["rule_id"]))
+
+
+def percent(share: float) -> str:
+    """A share as people read it: 12.5%, <0.1% for a handful among millions."""
+    p = share * 100
+    return "<0.1%" if 0 < p < 0.1 else f"{p:.1f}%".replace(".0%", "%")
 
 
 def receipt_prefix(outbox_root: str, r: Receipt) -> str:
@@ -166,6 +192,11 @@ def render_html(r: Receipt) -> str:
 
     file_errs = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])}. How to fix: "
                         f"{e(how_to_fix(f['rule_id']))}</li>" for f in r.file_errors)
+    summary_rows = "".join(f"<tr><td>{e(x['rule_id'])}</td><td>{e(x['severity'])}</td><td>{x['records']}</td>"
+                           f"<td>{percent(x['share'])}</td></tr>" for x in r.rule_summary)
+    summary_html = ("<h2>Summary by rule</h2><table><thead><tr><th>rule</th><th>severity</th><th>records</th>"
+                    f"<th>share of records</th></tr></thead><tbody>{summary_rows}</tbody></table>"
+                    if r.rule_summary else "")
     file_warns = "".join(f"<li><b>{e(f['rule_id'])}</b>: {e(f['message'])}</li>" for f in r.file_warnings)
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Receipt {e(r.submission_id)}</title>
@@ -186,6 +217,7 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:to
 <tr><th>duplicate of</th><td>{e(r.duplicate_of or '-')}</td></tr>
 </table>
 {'<h2>File problems</h2><ul>' + file_errs + '</ul>' if r.file_errors else ''}
+{summary_html}
 {'<h2>File warnings</h2><ul>' + file_warns + '</ul>' if r.file_warnings else ''}
 <h2>Errors (rows quarantined)</h2>{table(r.errors)}
 <h2>Warnings (rows accepted)</h2>{table(r.warnings)}

@@ -11,10 +11,11 @@ record failed a check; with severity warning it is accepted and reported).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from phmx.feedspec import FeedSpec
+    from phmx.feedspec import FeedSpec, FieldSpec
 
 
 @dataclass(frozen=True)
@@ -194,38 +195,105 @@ def how_to_fix(rule_id: str, overrides: dict[str, str] | None = None) -> str:
 
 # Formats whose field sources are segment paths a submitter's interface analyst reads directly.
 _PATH_FORMATS = {"hl7_vxu": "HL7", "hl7_adt": "HL7", "x12_834": "X12"}
-_DATE_TEXT = {"%Y%m%d": "YYYYMMDD", "%Y-%m-%d": "YYYY-MM-DD"}
+_DATE_TEXT = {"%Y%m%d": "YYYYMMDD", "%Y-%m-%d": "YYYY-MM-DD", "%m/%d/%Y": "MM/DD/YYYY",
+              "%Y-%m-%dT%H:%M:%S": "YYYY-MM-DDThh:mm:ss"}
+# An example value of each typed field (never a submitted value: these are made up).
+_TYPE_EXAMPLES = {"integer": "12", "decimal": "12.5", "cin": "90000001A", "ssn": "078-05-1120", "zip": "94607",
+                  "phone": "510-555-0100", "npi": "1003000126", "email": "name@example.org",
+                  "county_fips": "06001"}
+_EXAMPLE_DATE = datetime(2025, 1, 31, 14, 5, 0)  # noqa: DTZ001 - an example, shown as text only
+
+
+def where(spec: FeedSpec, f: FieldSpec) -> str:
+    """Where a field is in the submitter's file, in their terms: a column, a path, record positions."""
+    if f.constant is not None:
+        return f"{f.name} (not read from the file: always {f.constant!r})"
+    if spec.format_type == "fixed_width":
+        spans = []
+        for rtype, layout in (spec.format.get("layouts") or {}).items():
+            entry = (layout.get("fields") or {}).get(f.name) if isinstance(layout, dict) else None
+            if entry is None:
+                continue
+            from jobs.ingest.formats.fixed_width import layout_spans
+
+            cols = " + ".join(f"{a}-{a + n - 1}" for a, n in layout_spans(entry) or [])
+            spans.append(f"columns {cols} of {rtype} records")
+        return f"{f.name} ({'; '.join(spans)})" if spans else f.name
+    if spec.format_type == "delimited":
+        joins = spec.format.get("join") or {}
+        parts = []
+        for src in f.sources:
+            comp, _, col = src.partition(".")
+            if col and comp in joins:
+                parts.append(f"column {col} of {joins[comp].get('file', comp)}")
+            else:
+                parts.append(f"column {src}")
+        return " + ".join(parts)
+    return " + ".join(f.sources) or f.name
+
+
+def _example(f: FieldSpec) -> str:
+    """An example of a value the field accepts, when one can be given (``""`` otherwise)."""
+    from phmx.feedspec import load_valueset
+
+    if f.example is not None:
+        return f.example
+    if f.type in ("date", "timestamp") and f.format:
+        try:
+            return _EXAMPLE_DATE.strftime(f.format)
+        except ValueError:
+            return ""
+    if f.valueset:
+        codes = sorted(load_valueset(f.valueset).codes)
+        return codes[0] if codes else ""
+    if f.allow and not f.pattern:
+        return f.allow[0]
+    return _TYPE_EXAMPLES.get(f.type, "")
 
 
 def field_fixes(spec: FeedSpec) -> dict[str, str]:
-    """Per-field fix texts (``"<rule>.<field>"``) naming the exact place and the expected value.
+    """Per-field fix texts (``"<rule>.<field>"``) naming the exact place, the expected value and an example.
 
-    For segment formats (HL7 v2, X12) the place is the segment, field and component (``PID-7``,
-    ``DMG[D8].02``) and the expected value the format, code list or length the spec gives; a
-    receipt shows these instead of the rule's generic text.
+    The place is the column (delimited, with the companion file for a joined field), the record
+    positions (fixed-width) or the segment, field and component (HL7 v2 ``PID-7``, X12
+    ``DMG[D8].02``, FHIR element paths); a receipt shows these instead of the rule's generic text.
     """
+    from jobs.ingest.validate import TYPE_PATTERNS
     from phmx.feedspec import load_valueset
 
-    kind = _PATH_FORMATS.get(spec.format_type)
-    if kind is None:
-        return {}
     out: dict[str, str] = {}
     for f in spec.fields:
-        srcs = f.source if isinstance(f.source, list | tuple) else [f.source]
-        where = " + ".join(str(x) for x in srcs)
+        at = where(spec, f)
         what = f" ({f.description})" if f.description else ""
-        out[f"required.{f.name}"] = f"Send {where}{what}: it is required for every record."
+        ex = _example(f)
+        eg = f", e.g. {ex}" if ex else ""
+        out[f"required.{f.name}"] = f"Fill in {at}{what}: it is required for every record{eg}."
         if f.format:
-            out[f"format.{f.name}"] = f"Send {where} as {_DATE_TEXT.get(str(f.format), str(f.format))}."
+            out[f"format.{f.name}"] = (f"Send {at} as a real calendar date in the form "
+                                       f"{_DATE_TEXT.get(str(f.format), str(f.format))}{eg}.")
+            out[f"date_range.{f.name}"] = f"Send in {at} a date between 1900 and 2100{eg}; check the year."
+        elif f.pattern:
+            out[f"format.{f.name}"] = f"Send in {at} a value matching {f.pattern}{eg}."
+        elif f.type in TYPE_PATTERNS:
+            out[f"format.{f.name}"] = f"Send in {at} {TYPE_PATTERNS[f.type][1]}{eg}."
         if f.max_length:
-            out[f"max_length.{f.name}"] = f"Send at most {f.max_length} characters in {where}."
+            out[f"max_length.{f.name}"] = f"Send at most {f.max_length} characters in {at}."
         if f.valueset:
             vs = load_valueset(f.valueset)
             codes = sorted(vs.codes)
             listed = (f"one of {', '.join(codes)}" if 0 < len(codes) <= 12
-                      else f"a code of value set {vs.name} (version {vs.version}; see the feed guide)")
-            out[f"code_set.{f.name}"] = f"Send in {where} {listed}."
+                      else f"a code of value set {vs.name} (version {vs.version}; see the feed guide){eg}")
+            out[f"code_set.{f.name}"] = f"Send in {at} {listed}."
         if f.type == "cin":
-            out[f"cin_shape.{f.name}"] = (f"Send in {where} the 9-character Medi-Cal CIN (9, seven digits, a "
-                                          "capital letter), or leave it empty.")
+            out[f"cin_shape.{f.name}"] = (f"Send in {at} the 9-character Medi-Cal CIN (9, seven digits, a "
+                                          "capital letter, e.g. 90000001A), or leave it empty.")
+        if f.type == "string":
+            out[f"formula_text.{f.name}"] = (f"Send {at} as plain text, without a leading =, +, - or @ "
+                                             "(a number such as -12.5 is fine).")
+    kind = _PATH_FORMATS.get(spec.format_type)
+    if kind is not None:  # segment formats: the analyst's own words for a missing element
+        for f in spec.fields:
+            out[f"required.{f.name}"] = (f"Send {where(spec, f)}"
+                                         f"{f' ({f.description})' if f.description else ''}: it is required for "
+                                         "every record.")
     return out

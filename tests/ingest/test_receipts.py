@@ -40,5 +40,7 @@ def test_spec_rules_get_their_checks_advice_and_feed_overrides_win():
     r = run_file(("\n".join([HEADER, *rows]) + "\n").encode(), "enrollment", "mcp_bluecoast").receipt
     fixes = {e["rule_id"]: e["how_to_fix"] for e in r.errors}
     assert "later one is not before" in fixes["date_order"]
-    assert fixes["format"] == "Correct the value to the format the feed spec gives for this field."
+    # a field's own fix names its column, the expected form and an example, not the generic advice
+    assert fixes["format"] == ("Send column birth_date as a real calendar date in the form YYYYMMDD, "
+                               "e.g. 20250131.")
     assert r.unit_text.startswith("Row numbers are line numbers")
