@@ -53,14 +53,17 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
         joined = left.join(right, keys).where(F.col("a") < F.col("b"))
         if new_col:
             joined = joined.where(F.col("a_new") | F.col("b_new"))
-        frames.append(joined.select(F.col("a").alias("rid_l"), F.col("b").alias("rid_r"), F.lit(idx).alias("rule")))
+        # The rule's bit as a literal: ``shiftleft`` with a column shift is not in classic
+        # PySpark (it takes an int), and a literal works on every engine.
+        frames.append(joined.select(F.col("a").alias("rid_l"), F.col("b").alias("rid_r"), F.lit(idx).alias("rule"),
+                                    F.lit(1 << idx).alias("bit")))
     if not frames:
         raise ValueError("no blocking rules: nothing to compare")
     union = frames[0]
     for f in frames[1:]:
         union = union.unionByName(f)
     pairs = union.groupBy("rid_l", "rid_r").agg(
-        F.min("rule").alias("rule"), F.bit_or(F.shiftleft(F.lit(1), F.col("rule"))).cast("int").alias("rules"))
+        F.min("rule").alias("rule"), F.bit_or(F.col("bit").cast("bigint")).alias("rules"))
     return pairs, (BlockingStats(skipped) if with_stats else None)
 
 

@@ -6,7 +6,8 @@
   decisions that later runs honour.
 * ``phmx identity explain PAIR_ID | SOURCE:ID SOURCE:ID [--html FILE] [--show-values]``
   prints each comparison's contribution to the match weight (a waterfall), optionally as HTML.
-* ``phmx identity link INPUT [INPUT ...] --mapping MAP.yaml --out DIR`` links any person files.
+* ``phmx identity link INPUT [INPUT ...] --mapping MAP.yaml [--mapping ...] --out DIR`` links any person
+  files (one mapping for all inputs, or one per input).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def register(subparsers: Any) -> None:
 
     r = sub.add_parser("link", help="link person files (CSV or Parquet) with a field mapping")
     r.add_argument("inputs", nargs="+", metavar="INPUT")
-    r.add_argument("--mapping", required=True, metavar="MAP.yaml")
+    r.add_argument("--mapping", required=True, action="append", metavar="MAP.yaml",
+                   help="field mapping: once for all inputs, or once per input in the same order")
     r.add_argument("--out", required=True, metavar="DIR")
     r.add_argument("--settings", default=None, help="identity settings YAML (default: the stage's)")
     r.add_argument("--min-probability", type=float, default=None,
@@ -111,12 +113,13 @@ def _cmd_review(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from jobs.identity import config, explain
+    from jobs.identity import explain
+    from jobs.identity.stage import stage_settings
     from phmx.engine import get_spark
 
     spark = get_spark()
     left, right = explain.resolve_pair(spark, args.pair)
-    e = explain.explain_records(spark, config.load(), left, right)
+    e = explain.explain_records(spark, stage_settings(), left, right)
     if args.html:
         Path(args.html).write_text(explain.to_html(e, show_values=args.show_values), encoding="utf-8")
     if args.json:

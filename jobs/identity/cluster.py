@@ -34,25 +34,25 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-#: Conflicts strong evidence may override (a CIN or SSN typo makes another valid number).
-#: Birth dates far apart (a father and his namesake son share everything else), two records
-#: of a source that keeps one record per person, and a reviewer's reject are never overridden.
-OVERRIDABLE = frozenset({"cin", "ssn"})
+#: Conflicts that strong evidence may override are the identifier conflicts (a typo in a CIN or
+#: SSN makes another valid number). Birth dates far apart (a father and his namesake son share
+#: everything else), two records of a source that keeps one record per person, and a
+#: reviewer's reject are never overridden.
+NEVER_OVERRIDDEN = frozenset({"birth_date", "same_source", "reviewer_rejected"})
 
 
 @dataclass
 class GuardParams:
-    """The cluster guards (from settings)."""
+    """The cluster guards (from settings): ``identifiers`` names the guarded identifier columns."""
 
-    cin: bool = True
-    ssn: bool = True
+    identifiers: tuple[str, ...] = ("cin", "ssn")
     dob_days: int = 31
     override_weight: float = float("inf")
     unique_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, s: IdentitySettings) -> GuardParams:
-        return cls(cin=s.guard_cin, ssn=s.guard_ssn, dob_days=s.guard_dob_days,
+        return cls(identifiers=s.guarded_identifiers, dob_days=s.guard_dob_days,
                    override_weight=s.link_weight + s.override_margin_bits,
                    unique_sources=s.unique_sources)
 
@@ -101,14 +101,13 @@ def dates_compatible(a: str, b: str, max_days: int) -> bool:
 
 
 class _Clusters:
-    """Union-find whose roots carry the strong identifiers seen in their cluster."""
+    """Union-find whose roots carry the guarded identifiers seen in their cluster."""
 
-    def __init__(self, n: int, cins: list, ssns: list, dobs: list, tokens: dict[int, set[int]],
+    def __init__(self, n: int, idents: dict[str, list], dobs: list, tokens: dict[int, set[int]],
                  sources: list) -> None:
         self.parent = list(range(n))
         self.size = [1] * n
-        self.cins = [{c} if c else set() for c in cins]
-        self.ssns = [{s} if s else set() for s in ssns]
+        self.ids = {name: [{v} if v else set() for v in vals] for name, vals in idents.items()}
         self.dobs = [{d} if d else set() for d in dobs]
         self.tokens = [tokens.get(i, set()) for i in range(n)]
         self.sources = [{s} if s else set() for s in sources]
@@ -121,16 +120,26 @@ class _Clusters:
             self.parent[x], x = root, self.parent[x]
         return root
 
-    def conflict(self, a: int, b: int, g: GuardParams) -> str | None:
+    def conflict(self, a: int, b: int, g: GuardParams, explained: frozenset[str] = frozenset()) -> str | None:
+        """Why clusters ``a`` and ``b`` must stay apart (None: they may join).
+
+        ``explained``: conflicts the joining edge itself accounts for, when each side holds a
+        single value: its identifier is one keystroke from the other's (a typo, seen on this
+        very pair), or (``birth_date``) it agrees exactly on an identifier, which outweighs a
+        replaced birth date exactly as the edge guards decided for this pair.
+        """
         ta, tb = self.tokens[a], self.tokens[b]
         if ta and tb and any(-t in tb for t in ta):
             return "reviewer_rejected"
         if self.sources[a] and self.sources[b] and not self.sources[a].isdisjoint(self.sources[b]):
             return "same_source"
-        if g.cin and self.cins[a] and self.cins[b] and self.cins[a].isdisjoint(self.cins[b]):
-            return "cin"
-        if g.ssn and self.ssns[a] and self.ssns[b] and self.ssns[a].isdisjoint(self.ssns[b]):
-            return "ssn"
+        for name, sets in self.ids.items():
+            if sets[a] and sets[b] and sets[a].isdisjoint(sets[b]):
+                if name in explained and len(sets[a]) == 1 and len(sets[b]) == 1:
+                    continue
+                return name
+        if "birth_date" in explained and len(self.dobs[a]) <= 1 and len(self.dobs[b]) <= 1:
+            return None
         for x in self.dobs[a]:
             for y in self.dobs[b]:
                 if not dates_compatible(x, y, g.dob_days):
@@ -142,17 +151,19 @@ class _Clusters:
             a, b = b, a
         self.parent[b] = a
         self.size[a] += self.size[b]
-        for attr in ("cins", "ssns", "dobs", "tokens", "sources"):
-            getattr(self, attr)[a] |= getattr(self, attr)[b]
-            getattr(self, attr)[b] = set()
+        for sets in (*self.ids.values(), self.dobs, self.tokens, self.sources):
+            sets[a] |= sets[b]
+            sets[b] = set()
 
 
 def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
             cannot: pd.DataFrame | None = None) -> ClusterResult:
     """Cluster link edges under the guards.
 
-    ``edges``: rid_l, rid_r, weight, forced (bool). ``attrs``: rid, cin, ssn, dob_str for (at
-    least) the records on the edges. ``cannot``: rid_l, rid_r pairs a reviewer rejected.
+    ``edges``: rid_l, rid_r, weight, forced (bool), optionally ``explained`` (per edge, the
+    conflicts its own evidence accounts for: see :meth:`_Clusters.conflict`). ``attrs``: rid,
+    the guarded identifiers, dob_str, source for (at least) the records on the edges.
+    ``cannot``: rid_l, rid_r pairs a reviewer rejected.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -177,15 +188,19 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
 
     # Which components might conflict (vectorised): several CINs / SSNs, spread-out birth
     # dates, or a reviewer-rejected pair inside.
-    frame = pd.DataFrame({"comp": comp, "cin": a["cin"].to_numpy(), "ssn": a["ssn"].to_numpy(),
+    idents = [c for c in guards.identifiers if c in a.columns]
+    frame = pd.DataFrame({"comp": comp,
                           "dob": pd.to_datetime(a["dob_str"], format="%Y%m%d", errors="coerce").to_numpy()})
+    for k, c in enumerate(idents):
+        frame[f"id{k}"] = a[c].to_numpy()
     frame["usrc"] = uniq.to_numpy()
-    per = frame.groupby("comp").agg(cins=("cin", "nunique"), ssns=("ssn", "nunique"), dmin=("dob", "min"),
-                                    dmax=("dob", "max"), ndob=("dob", "nunique"), nusrc=("usrc", "count"),
-                                    dusrc=("usrc", "nunique"))
+    per = frame.groupby("comp").agg(dmin=("dob", "min"), dmax=("dob", "max"), ndob=("dob", "nunique"),
+                                    nusrc=("usrc", "count"), dusrc=("usrc", "nunique"),
+                                    **{f"n_id{k}": (f"id{k}", "nunique") for k in range(len(idents))})
     spread = (per["dmax"] - per["dmin"]).dt.days.fillna(0)
-    risky = ((per["cins"] > 1) & guards.cin) | ((per["ssns"] > 1) & guards.ssn) | \
-        ((per["ndob"] > 1) & (spread > guards.dob_days)) | (per["nusrc"] > per["dusrc"])
+    risky = ((per["ndob"] > 1) & (spread > guards.dob_days)) | (per["nusrc"] > per["dusrc"])
+    for k in range(len(idents)):
+        risky = risky | (per[f"n_id{k}"] > 1)
     tokens: dict[int, set[int]] = {}
     if cannot is not None and not cannot.empty:
         pos = pd.Series(np.arange(n), index=nodes)
@@ -212,26 +227,28 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
         mask = local[li] >= 0
         sub = pd.DataFrame({"l": local[li[mask]], "r": local[ri[mask]], "w": edges["weight"].to_numpy()[mask],
                             "f": edges["forced"].to_numpy(dtype=bool)[mask],
-                            "a": left[mask], "b": right[mask]})
+                            "a": left[mask], "b": right[mask],
+                            "e": (edges["explained"].to_numpy(dtype=object)[mask] if "explained" in edges.columns
+                                  else np.full(int(mask.sum()), frozenset(), dtype=object))})
         # Strongest first; ties broken by the record ids, so the order never depends on how
         # the engine returned the rows.
         sub = sub.sort_values(["f", "w", "a", "b"], ascending=[False, False, True, True], kind="mergesort")
-        sub = sub[["l", "r", "w", "f"]]
+        sub = sub[["l", "r", "w", "f", "e"]]
 
         def vals(col: pd.Series) -> list:
             arr = col.to_numpy(dtype=object)[risky_nodes]
             return [None if (x is None or (isinstance(x, float) and np.isnan(x))) else x for x in arr]
 
-        uf = _Clusters(len(risky_nodes), vals(a["cin"]), vals(a["ssn"]), vals(a["dob_str"]),
+        uf = _Clusters(len(risky_nodes), {c: vals(a[c]) for c in idents}, vals(a["dob_str"]),
                        {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq))
-        for x, y, w, forced in sub.itertuples(index=False):
+        for x, y, w, forced, explained in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
                 continue
             if not forced:
-                reason = uf.conflict(rx, ry, guards)
+                reason = uf.conflict(rx, ry, guards, explained if isinstance(explained, frozenset) else frozenset())
                 if reason is not None:
-                    if reason in OVERRIDABLE and w >= guards.override_weight:
+                    if reason not in NEVER_OVERRIDDEN and w >= guards.override_weight:
                         overrides += 1
                     else:
                         refused_rows.append((int(nodes[risky_nodes[x]]), int(nodes[risky_nodes[y]]), float(w),
@@ -257,15 +274,38 @@ def edge_guard_reasons(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Se
     for guard in settings.edge_guards:
         fire = np.ones(len(edges), dtype=bool)
         for cname, labels in guard.when:
-            fire &= edges[f"g_{cname}"].isin(_gammas(settings, cname, labels)).to_numpy()
+            fire &= level_mask(edges, settings, cname, labels)
         for cname, labels in guard.unless:
-            fire &= ~edges[f"g_{cname}"].isin(_gammas(settings, cname, labels)).to_numpy()
+            fire &= ~level_mask(edges, settings, cname, labels)
         reasons = reasons.where(~(fire & reasons.isna().to_numpy()), guard.name)
     return reasons
 
 
-def _gammas(settings: IdentitySettings, cname: str, labels: Iterable[str]) -> list[int]:
-    """Gamma values of the named levels of a comparison."""
-    comp = settings.comparison(cname)
-    wanted = set(labels)
-    return [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]
+def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Series:
+    """Per edge, the cluster conflicts its own evidence accounts for: a guarded identifier
+    whose two values are one keystroke apart on this pair (``one_typo``/``transposition``),
+    and ``birth_date`` when an identifier agrees exactly (the edge guards let such a pair
+    link despite different birth dates: a replaced or mistyped date)."""
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    for name in settings.guarded_identifiers:
+        if f"g_{name}" not in edges.columns:
+            continue
+        parts.append(level_mask(edges, settings, name, ("one_typo", "transposition")))
+        names.append(name)
+    parts.append(level_mask(edges, settings, "any_identifier", ("exact",)))
+    names.append("birth_date")
+    out = []
+    for row in zip(*parts, strict=True) if parts else [()] * len(edges):
+        out.append(frozenset(n for n, hit in zip(names, row, strict=True) if hit))
+    return pd.Series(out, index=edges.index, dtype="object")
+
+
+def level_mask(edges: pd.DataFrame, settings: IdentitySettings, cname: str, labels: Iterable[str]) -> np.ndarray:
+    """Edges whose comparison ``cname`` reached one of ``labels`` (``any_identifier``: any
+    identifier did)."""
+    out = np.zeros(len(edges), dtype=bool)
+    for name, gammas in settings.gammas(cname, tuple(labels)):
+        if f"g_{name}" in edges.columns:
+            out |= edges[f"g_{name}"].isin(gammas).to_numpy()
+    return out

@@ -118,6 +118,15 @@ def level_condition(comp: Comparison, level: Level) -> Column:
     if level.kind == "date_within":
         d = F.abs(F.datediff(F.to_date(left, "yyyyMMdd"), F.to_date(right, "yyyyMMdd")))
         return d <= F.lit(level.max)
+    if level.kind == "numeric_within":
+        # Two numbers of the same length, all digits, at most ``max`` apart (and not equal).
+        diff = F.abs(left.cast("decimal(38,0)") - right.cast("decimal(38,0)"))
+        return F.coalesce(left.rlike("^[0-9]+$") & right.rlike("^[0-9]+$") & (F.length(left) == F.length(right))
+                          & (diff > F.lit(0)) & (diff <= F.lit(level.max)), F.lit(False))
+    if level.kind == "cross_equal":
+        # One record's main value is the other's alias (``column`` names the alias feature).
+        main = comp.column
+        return F.coalesce((_l(main) == right) | (_r(main) == left) | (left == right), F.lit(False))
     if level.kind == "else":
         return F.lit(True)
     raise ValueError(f"unknown level kind {level.kind}")

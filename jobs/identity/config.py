@@ -1,18 +1,30 @@
-"""Identity settings as data: blocking rules, comparisons, thresholds, guards, survivorship.
+"""Identity settings as data: identifiers, blocking rules, comparisons, thresholds, guards,
+survivorship.
 
-The defaults live in ``mappings/identity/settings.yaml``. They are validated when loaded, and
-every error names the file and the key (a mistyped level kind fails before any data is read).
+The defaults live in ``mappings/identity/settings.yaml``. The file is read into a pydantic
+model that refuses unknown keys (a misspelt key would otherwise be silently ignored and a
+guard silently off), then cross-checked (features, level labels, rule names) into the frozen
+dataclasses the engine code reads. Every error names the file and the key.
+
+Identifiers are data: each entry of ``identifiers`` (CIN, SSN, a county client number, a
+foreign person number) declares its normalisation, its validity rule, its comparison levels
+(exact, one typo, two adjacent characters swapped), whether it blocks, and whether two
+different valid values in one member are a conflict (a cluster guard). Each becomes a
+standardised feature of its own name, a comparison and (optionally) a blocking rule; no code
+names CIN or SSN.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from phmx.errors import ConfigError
 
@@ -21,14 +33,30 @@ SETTINGS_FILE = MAPPINGS / "identity" / "settings.yaml"
 NICKNAMES_FILE = MAPPINGS / "identity" / "nicknames.yaml"
 ADDRESS_FILE = MAPPINGS / "identity" / "address_abbreviations.yaml"
 
-LEVEL_KINDS = {"exact", "jaro_winkler", "levenshtein", "transposition", "token_overlap", "date_transposed",
-               "date_year_off", "date_within", "prefix", "initial", "else"}
+LEVEL_KINDS = ("exact", "jaro_winkler", "levenshtein", "transposition", "token_overlap", "date_transposed",
+               "date_year_off", "date_within", "prefix", "initial", "cross_equal", "numeric_within", "else")
 
-#: Standardised feature columns that blocking keys and comparisons may name.
-FEATURES = {
-    "gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "mi", "fn", "fn_sdx", "fn_tokens", "name_set", "birth_date",
-    "dob_str", "birth_year", "dob_md", "dob_ym", "sex", "cin", "ssn", "phone", "zip5", "addr_key", "city",
-}
+#: Standardised feature columns (besides the declared identifiers) that blocking keys and
+#: comparisons may name.
+BASE_FEATURES = frozenset({
+    "gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "gn_tokens", "gn_alias", "mi", "fn", "fn_sdx", "fn_tokens",
+    "fn_alias", "name_set", "birth_date", "dob_str", "birth_year", "dob_md", "dob_ym", "sex", "phone", "zip5",
+    "addr_key", "city", "mmn",
+})
+#: Kept for readers of the old constant: the base features plus the default identifiers.
+FEATURES = BASE_FEATURES | {"cin", "ssn"}
+
+#: In guard and deterministic rules, a condition on every declared identifier at once: it holds
+#: when any identifier reaches one of the named levels.
+ANY_IDENTIFIER = "any_identifier"
+#: The comparison levels an identifier may declare, strongest first. ``consecutive``: two
+#: numbers one or two apart (twins and triplets are often issued consecutive SSNs), kept apart
+#: from ``one_typo`` so the model and the guards can tell a sibling from a keying error.
+IDENTIFIER_LEVELS = ("exact", "consecutive", "one_typo", "transposition")
+DEFAULT_IDENTIFIER_LEVELS = ("exact", "one_typo", "transposition")
+#: Named validity checks an identifier may ask for (beyond its pattern).
+IDENTIFIER_CHECKS = ("ssa_ssn",)
+_NAME = r"^[a-z][a-z0-9_]*$"
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,42 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Identifier:
+    """An identifier field (CIN, SSN, MRN, a foreign person number), declared as data.
+
+    ``column``: the person field that carries it (silver.person column, or the mapping's
+    identifier name in ``phmx identity link``). ``normalise``: ``digits`` (keep digits),
+    ``alnum`` (keep letters and digits, upper case) or ``text`` (trim, upper case). A value is
+    valid when it matches ``pattern`` (whole value), passes ``check`` (``ssa_ssn``: no area
+    000/666/9xx, group 00 or serial 0000), is not one repeated character and not in
+    ``invalid``; anything else becomes null (no evidence, never a false agreement).
+    ``namespace``: ``global`` (one id space across sources) or ``source`` (the value means
+    something only within its source: prefixed by it). ``sources``: fnmatch patterns of the
+    sources that carry it. ``guard``: two different valid values in one member conflict.
+    """
+
+    name: str
+    column: str
+    normalise: str = "alnum"
+    pattern: str | None = None
+    check: str | None = None
+    invalid: tuple[str, ...] = ()
+    namespace: str = "global"
+    sources: tuple[str, ...] = ("*",)
+    levels: tuple[str, ...] = DEFAULT_IDENTIFIER_LEVELS
+    guard: bool = True
+    block: bool = True
+    max_block_size: int | None = None
+
+    def comparison(self) -> Comparison:
+        """The comparison this identifier contributes: its declared levels, then ``else``."""
+        kinds = {"exact": Level("exact", "exact"), "consecutive": Level("numeric_within", "consecutive", max=2),
+                 "one_typo": Level("levenshtein", "one_typo", max=1),
+                 "transposition": Level("transposition", "transposition")}
+        return Comparison(self.name, self.name, tuple(kinds[lv] for lv in self.levels) + (Level("else", "else"),))
+
+
+@dataclass(frozen=True)
 class BlockingRule:
     name: str
     keys: tuple[str, ...]
@@ -85,12 +149,17 @@ class BlockingRule:
 
 @dataclass(frozen=True)
 class EdgeGuard:
-    """Pairs whose levels match all of ``when`` and none of ``unless`` are never auto-linked."""
+    """Pairs whose levels match all of ``when`` and none of ``unless`` are never auto-linked.
+
+    A comparison named ``any_identifier`` stands for every declared identifier: the entry
+    holds when any of them reaches one of the levels.
+    """
 
     name: str
     when: tuple[tuple[str, tuple[str, ...]], ...]
     unless: tuple[tuple[str, tuple[str, ...]], ...] = ()
     review: bool = True
+    protects: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,8 +168,6 @@ class IdentitySettings:
 
     link_probability: float
     review_probability: float
-    guard_cin: bool
-    guard_ssn: bool
     guard_dob_days: int
     override_margin_bits: float
     max_block_size: int
@@ -118,6 +185,7 @@ class IdentitySettings:
     edge_guards: tuple[EdgeGuard, ...] = ()
     deterministic: tuple[EdgeGuard, ...] = ()
     unique_sources: tuple[str, ...] = ()
+    identifiers: tuple[Identifier, ...] = ()
     source_file: str = ""
 
     @property
@@ -131,11 +199,37 @@ class IdentitySettings:
         p = self.review_probability
         return math.log2(p / (1 - p))
 
+    @property
+    def features(self) -> frozenset[str]:
+        """Every feature a rule or comparison may name: the base ones and the identifiers."""
+        return BASE_FEATURES | {i.name for i in self.identifiers}
+
+    @property
+    def guarded_identifiers(self) -> tuple[str, ...]:
+        """Identifiers whose conflict (two different valid values in one member) is a guard."""
+        return tuple(i.name for i in self.identifiers if i.guard)
+
+    def identifier_comparisons(self) -> tuple[str, ...]:
+        """Names of the comparisons that identifiers contribute (present in these settings)."""
+        ids = {i.name for i in self.identifiers}
+        return tuple(c.name for c in self.comparisons if c.name in ids)
+
     def comparison(self, name: str) -> Comparison:
         for c in self.comparisons:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def gammas(self, cname: str, labels: tuple[str, ...] | list[str]) -> list[tuple[str, list[int]]]:
+        """(comparison, gamma values) of the named levels; ``any_identifier`` expands to every
+        identifier comparison."""
+        names = self.identifier_comparisons() if cname == ANY_IDENTIFIER else (cname,)
+        out = []
+        wanted = set(labels)
+        for n in names:
+            comp = self.comparison(n)
+            out.append((n, [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]))
+        return out
 
     def restricted_to(self, available: set[str]) -> IdentitySettings:
         """These settings without the rules and comparisons whose features are unavailable.
@@ -143,161 +237,320 @@ class IdentitySettings:
         Used by ``phmx identity link`` on files that lack some fields: a missing field is simply
         absent from blocking and comparisons.
         """
-        from dataclasses import replace
-
-        comps = tuple(c for c in self.comparisons
-                      if c.column in available and all(lv.column is None or lv.column in available
-                                                       for lv in c.levels))
-        comps = tuple(replace(c, only_if_null=c.only_if_null if c.only_if_null in available else None)
-                      for c in comps)
+        # A comparison needs its main column; a level on a missing feature (an alias nobody
+        # has) is dropped, the comparison kept.
+        comps = tuple(
+            replace(c, levels=tuple(lv for lv in c.levels if lv.column is None or lv.column in available),
+                    only_if_null=c.only_if_null if c.only_if_null in available else None)
+            for c in self.comparisons if c.column in available)
+        comps = tuple(c for c in comps if len(c.levels) > 1)
         rules = tuple(r for r in self.rules if all(k in available for k in r.keys))
         training = tuple(t for t in self.training_rules if any(r.name == t for r in rules))
-        names = {c.name for c in comps}
+        names = {c.name for c in comps} | {ANY_IDENTIFIER}
+        idents = tuple(i for i in self.identifiers if i.name in available)
         guards = tuple(
             replace(g, unless=tuple((c, lv) for c, lv in g.unless if c in names))
             for g in self.edge_guards if all(c in names for c, _ in g.when))
         det = tuple(d for d in self.deterministic if all(c in names for c, _ in d.when))
         return replace(self, comparisons=comps, rules=rules, training_rules=training, edge_guards=guards,
-                       deterministic=det)
+                       deterministic=det, identifiers=idents)
+
+    def with_identifiers(self, extra: tuple[Identifier, ...]) -> IdentitySettings:
+        """These settings with more identifiers (a link mapping's own), each with its
+        comparison and blocking rule; an identifier of the same name is replaced."""
+        names = {i.name for i in extra}
+        kept = tuple(i for i in self.identifiers if i.name not in names)
+        comps = tuple(c for c in self.comparisons if c.name not in names)
+        rules = tuple(r for r in self.rules if r.name not in names)
+        base = replace(self, identifiers=kept, comparisons=comps, rules=rules)
+        return _with_identifier_parts(base, extra)
 
 
-def _need(d: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in d:
-        raise ConfigError(f"{where}: missing key {key!r}")
-    value = d[key]
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
-    return value
+def _with_identifier_parts(s: IdentitySettings, idents: tuple[Identifier, ...]) -> IdentitySettings:
+    """Add the identifiers, their comparisons (before the others) and blocking rules (first)."""
+    comps = tuple(i.comparison() for i in idents) + s.comparisons
+    rules = tuple(BlockingRule(i.name, (i.name,)) for i in idents if i.block) + s.rules
+    return replace(s, identifiers=s.identifiers + idents, comparisons=comps, rules=rules)
 
 
-def _level(raw: Any, where: str) -> Level:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: each level is a mapping with 'kind'")
-    kind = _need(raw, "kind", where, str)
-    if kind not in LEVEL_KINDS:
-        raise ConfigError(f"{where}.kind: unknown level kind {kind!r} (one of {sorted(LEVEL_KINDS)})")
-    column = raw.get("column")
-    if column is not None and column not in FEATURES:
-        raise ConfigError(f"{where}.column: unknown feature {column!r}")
-    threshold = raw.get("threshold")
-    if kind == "jaro_winkler" and not (isinstance(threshold, int | float) and 0 < threshold <= 1):
-        raise ConfigError(f"{where}.threshold: jaro_winkler needs a threshold in (0, 1]")
-    if kind in ("levenshtein", "date_year_off", "date_within") and not isinstance(raw.get("max"), int):
-        raise ConfigError(f"{where}.max: {kind} needs an integer max")
-    if kind == "prefix" and not isinstance(raw.get("n"), int):
-        raise ConfigError(f"{where}.n: prefix needs an integer n")
-    label = raw.get("label") or {
-        "jaro_winkler": f"jw_{threshold}", "levenshtein": f"lev_{raw.get('max')}",
-        "date_year_off": f"year_off_{raw.get('max')}", "date_within": f"within_{raw.get('max')}_days",
-        "prefix": f"prefix_{raw.get('n')}",
-    }.get(kind, kind)
-    max_bits = raw.get("max_bits")
-    if max_bits is not None and not isinstance(max_bits, int | float):
-        raise ConfigError(f"{where}.max_bits: a number (the most this level may add, in bits)")
-    return Level(kind=kind, label=str(label), column=column,
-                 threshold=float(threshold) if threshold is not None else None,
-                 max=raw.get("max"), n=raw.get("n"),
-                 max_bits=float(max_bits) if max_bits is not None else None)
+# ---- the settings file's schema (pydantic: unknown keys are refused) ------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _level_rules(raw: list[Any], where_base: str, by_name: dict[str, Comparison]) -> list[EdgeGuard]:
-    """Rules over comparison levels (edge guards, deterministic links), validated."""
+class LevelSpec(_Strict):
+    """One level of a comparison."""
+
+    kind: Literal[LEVEL_KINDS]  # type: ignore[valid-type]
+    label: str | None = None
+    column: str | None = None
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+    max: int | None = None
+    n: int | None = None
+    max_bits: float | None = None
+
+    @model_validator(mode="after")
+    def _parameters(self) -> LevelSpec:
+        if self.kind == "jaro_winkler" and self.threshold is None:
+            raise ValueError("jaro_winkler needs a threshold in (0, 1]")
+        if self.kind in ("levenshtein", "date_year_off", "date_within", "numeric_within") and self.max is None:
+            raise ValueError(f"{self.kind} needs an integer max")
+        if self.kind == "prefix" and self.n is None:
+            raise ValueError("prefix needs an integer n")
+        if self.kind == "cross_equal" and self.column is None:
+            raise ValueError("cross_equal needs the column compared crosswise (an alias)")
+        return self
+
+    def default_label(self) -> str:
+        return self.label or {
+            "jaro_winkler": f"jw_{self.threshold}", "levenshtein": f"lev_{self.max}",
+            "date_year_off": f"year_off_{self.max}", "date_within": f"within_{self.max}_days",
+            "prefix": f"prefix_{self.n}",
+        }.get(self.kind, self.kind)
+
+
+class ComparisonSpec(_Strict):
+    name: Annotated[str, Field(pattern=_NAME)]
+    column: str
+    tf: bool = False
+    only_if_null: str | None = None
+    levels: Annotated[list[LevelSpec], Field(min_length=2)]
+
+
+class IdentifierSpec(_Strict):
+    """An identifier declaration (see :class:`Identifier`)."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    column: str | None = None
+    normalise: Literal["digits", "alnum", "text"] = "alnum"
+    pattern: str | None = None
+    check: Literal[IDENTIFIER_CHECKS] | None = None  # type: ignore[valid-type]
+    invalid: list[str] = Field(default_factory=list)
+    namespace: Literal["global", "source"] = "global"
+    sources: list[str] = Field(default_factory=lambda: ["*"])
+    levels: Annotated[list[Literal[IDENTIFIER_LEVELS]], Field(min_length=1)] = list(DEFAULT_IDENTIFIER_LEVELS)  # type: ignore[valid-type]
+    guard: bool = True
+    block: bool = True
+
+    @model_validator(mode="after")
+    def _valid_pattern(self) -> IdentifierSpec:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a regular expression: {exc}") from exc
+        if "exact" not in self.levels:
+            raise ValueError("levels must include exact")
+        return self
+
+    def build(self) -> Identifier:
+        order = [lv for lv in IDENTIFIER_LEVELS if lv in self.levels]
+        return Identifier(name=self.name, column=self.column or self.name, normalise=self.normalise,
+                          pattern=self.pattern, check=self.check, invalid=tuple(self.invalid),
+                          namespace=self.namespace, sources=tuple(self.sources), levels=tuple(order),
+                          guard=self.guard, block=self.block)
+
+
+class LevelRuleSpec(_Strict):
+    """An edge guard or a deterministic rule: conditions on comparison levels."""
+
+    name: str
+    when: Annotated[dict[str, list[str]], Field(min_length=1)]
+    unless: dict[str, list[str]] = Field(default_factory=dict)
+    review: bool = True
+    protects: str = ""
+
+
+class ThresholdsSpec(_Strict):
+    link_probability: Annotated[float, Field(gt=0, lt=1)]
+    review_probability: Annotated[float, Field(gt=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _order(self) -> ThresholdsSpec:
+        if self.review_probability > self.link_probability:
+            raise ValueError("review_probability must not exceed link_probability")
+        return self
+
+
+class GuardsSpec(_Strict):
+    birth_date_max_days: Annotated[int, Field(ge=0)] = 31
+    override_margin_bits: float = 12.0
+    unique_sources: list[str] = Field(default_factory=list)
+    edge: list[LevelRuleSpec] = Field(default_factory=list)
+
+
+class BlockingRuleSpec(_Strict):
+    name: Annotated[str, Field(pattern=_NAME)]
+    keys: Annotated[list[str], Field(min_length=1)]
+
+
+class BlockingSpec(_Strict):
+    max_block_size: Annotated[int, Field(ge=2)] = 60
+    compare_chunk_pairs: Annotated[int, Field(ge=1)] = 1_000_000
+    rules: list[BlockingRuleSpec] = Field(default_factory=list)
+
+
+class EmSpec(_Strict):
+    training_rules: list[str] | None = None
+    max_iterations: Annotated[int, Field(ge=1)] = 60
+    tolerance: Annotated[float, Field(gt=0)] = 1e-6
+    u_sample_records: Annotated[int, Field(ge=10)] = 2500
+    seed: int = 1
+    min_probability: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+
+
+class SurvivorshipSpec(_Strict):
+    source_trust: list[str] = Field(default_factory=lambda: ["*"])
+    fields: dict[str, Literal["trusted", "frequent", "recent"]] = Field(default_factory=dict)
+
+
+class SettingsSpec(_Strict):
+    """The whole identity settings file."""
+
+    version: Literal[1] = 1
+    thresholds: ThresholdsSpec
+    guards: GuardsSpec = Field(default_factory=GuardsSpec)
+    identifiers: list[IdentifierSpec] = Field(default_factory=list)
+    deterministic: list[LevelRuleSpec] = Field(default_factory=list)
+    blocking: BlockingSpec
+    em: EmSpec = Field(default_factory=EmSpec)
+    comparisons: list[ComparisonSpec]
+    survivorship: SurvivorshipSpec = Field(default_factory=SurvivorshipSpec)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def validation_message(exc: ValidationError, source: str) -> str:
+    """One line per problem, each naming the file and the key (``guards.edge[2].whn``)."""
+    lines = []
+    for err in exc.errors():
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{source}: {_loc(tuple(err['loc']))}: {msg}")
+    return "; ".join(lines)
+
+
+def _check_level_rules(raw: list[LevelRuleSpec], where: str, by_name: dict[str, Comparison],
+                       id_levels: set[str]) -> tuple[EdgeGuard, ...]:
     out = []
     for i, g in enumerate(raw):
-        where = f"{where_base}[{i}]"
-        gname = _need(g, "name", where, str)
-        parts = {}
+        parts: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
         for part in ("when", "unless"):
-            spec = g.get(part) or {}
-            if not isinstance(spec, dict) or (part == "when" and not spec):
-                raise ConfigError(f"{where}.{part}: a mapping of comparison -> list of level labels")
             items = []
-            for cname, labels in spec.items():
-                if cname not in by_name:
-                    raise ConfigError(f"{where}.{part}.{cname}: no such comparison")
-                known = {lv.label for lv in by_name[cname].levels}
+            for cname, labels in getattr(g, part).items():
+                if cname == ANY_IDENTIFIER:
+                    known = id_levels
+                elif cname in by_name:
+                    known = {lv.label for lv in by_name[cname].levels}
+                else:
+                    raise ConfigError(f"{where}[{i}].{part}.{cname}: no such comparison "
+                                      f"(known: {sorted(by_name)} and {ANY_IDENTIFIER})")
                 bad = [lb for lb in labels if lb not in known]
                 if bad:
-                    raise ConfigError(f"{where}.{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
+                    raise ConfigError(f"{where}[{i}].{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
                 items.append((cname, tuple(labels)))
             parts[part] = tuple(items)
-        out.append(EdgeGuard(gname, parts["when"], parts["unless"], bool(g.get("review", True))))
-    return out
+        out.append(EdgeGuard(g.name, parts["when"], parts["unless"], g.review, g.protects))
+    return tuple(out)
 
 
 def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
     """Validate a settings mapping (as loaded from YAML) into :class:`IdentitySettings`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: top level must be a mapping")
-    th = _need(data, "thresholds", source, dict)
-    link_p = float(_need(th, "link_probability", f"{source}: thresholds", (int, float)))
-    review_p = float(_need(th, "review_probability", f"{source}: thresholds", (int, float)))
-    if not 0 < review_p <= link_p < 1:
-        raise ConfigError(f"{source}: thresholds need 0 < review_probability <= link_probability < 1")
-    guards = _need(data, "guards", source, dict)
-    blocking = _need(data, "blocking", source, dict)
+    try:
+        spec = SettingsSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, source)) from None
+    idents = tuple(i.build() for i in spec.identifiers)
+    id_names = [i.name for i in idents]
+    if len(set(id_names)) != len(id_names):
+        raise ConfigError(f"{source}: identifiers: names must be unique")
+    features = BASE_FEATURES | set(id_names)
+    clash = set(id_names) & BASE_FEATURES
+    if clash:
+        raise ConfigError(f"{source}: identifiers: {sorted(clash)} are built-in feature names")
     rules = []
-    for i, r in enumerate(_need(blocking, "rules", f"{source}: blocking", list)):
-        where = f"{source}: blocking.rules[{i}]"
-        name = _need(r, "name", where, str)
-        keys = tuple(_need(r, "keys", where, list))
-        bad = [k for k in keys if k not in FEATURES]
-        if bad or not keys:
-            raise ConfigError(f"{where}.keys: unknown or empty features {bad}")
-        rules.append(BlockingRule(name, keys))
-    names = [r.name for r in rules]
+    for i, r in enumerate(spec.blocking.rules):
+        bad = [k for k in r.keys if k not in features]
+        if bad:
+            raise ConfigError(f"{source}: blocking.rules[{i}].keys: unknown features {bad}")
+        rules.append(BlockingRule(r.name, tuple(r.keys)))
+    comps = []
+    for i, c in enumerate(spec.comparisons):
+        where = f"{source}: comparisons[{i}]"
+        if c.name in id_names:
+            raise ConfigError(f"{where}.name: {c.name!r} is an identifier (its comparison comes from identifiers)")
+        if c.column not in features:
+            raise ConfigError(f"{where}.column: unknown feature {c.column!r}")
+        levels = []
+        for j, lv in enumerate(c.levels):
+            if lv.column is not None and lv.column not in features:
+                raise ConfigError(f"{where}.levels[{j}].column: unknown feature {lv.column!r}")
+            levels.append(Level(kind=lv.kind, label=str(lv.default_label()), column=lv.column,
+                                threshold=lv.threshold, max=lv.max, n=lv.n, max_bits=lv.max_bits))
+        if levels[-1].kind != "else" or any(lv.kind == "else" for lv in levels[:-1]):
+            raise ConfigError(f"{where}.levels: the last level (and only the last) must be kind 'else'")
+        if c.tf and levels[0].kind != "exact":
+            raise ConfigError(f"{where}.tf: term-frequency adjustment needs an exact first level")
+        if c.only_if_null is not None and c.only_if_null not in features:
+            raise ConfigError(f"{where}.only_if_null: unknown feature {c.only_if_null!r}")
+        comps.append(Comparison(c.name, c.column, tuple(levels), c.tf, c.only_if_null))
+    base = IdentitySettings(
+        link_probability=spec.thresholds.link_probability,
+        review_probability=spec.thresholds.review_probability,
+        guard_dob_days=spec.guards.birth_date_max_days,
+        override_margin_bits=spec.guards.override_margin_bits,
+        max_block_size=spec.blocking.max_block_size,
+        rules=tuple(rules),
+        compare_chunk_pairs=spec.blocking.compare_chunk_pairs,
+        training_rules=(),
+        max_iterations=spec.em.max_iterations,
+        tolerance=spec.em.tolerance,
+        u_sample_records=spec.em.u_sample_records,
+        seed=spec.em.seed,
+        min_probability=spec.em.min_probability,
+        comparisons=tuple(comps),
+        source_trust=tuple(spec.survivorship.source_trust),
+        survivorship=dict(spec.survivorship.fields),
+        unique_sources=tuple(spec.guards.unique_sources),
+        source_file=source,
+    )
+    s = _with_identifier_parts(base, idents)
+    names = [r.name for r in s.rules]
     if len(set(names)) != len(names):
-        raise ConfigError(f"{source}: blocking.rules: rule names must be unique")
-    em = _need(data, "em", source, dict)
-    training = tuple(em.get("training_rules") or names)
+        raise ConfigError(f"{source}: blocking.rules: rule names must be unique (identifiers add a rule of their name)")
+    training = tuple(spec.em.training_rules or names)
     unknown = [t for t in training if t not in names]
     if unknown:
         raise ConfigError(f"{source}: em.training_rules: not blocking rules: {unknown}")
-    comps = []
-    for i, c in enumerate(_need(data, "comparisons", source, list)):
-        where = f"{source}: comparisons[{i}]"
-        name = _need(c, "name", where, str)
-        column = _need(c, "column", where, str)
-        if column not in FEATURES:
-            raise ConfigError(f"{where}.column: unknown feature {column!r}")
-        levels = tuple(_level(lv, f"{where}.levels[{j}]") for j, lv in enumerate(_need(c, "levels", where, list)))
-        if not levels or levels[-1].kind != "else" or any(lv.kind == "else" for lv in levels[:-1]):
-            raise ConfigError(f"{where}.levels: the last level (and only the last) must be kind 'else'")
-        if c.get("tf") and levels[0].kind != "exact":
-            raise ConfigError(f"{where}.tf: term-frequency adjustment needs an exact first level")
-        only = c.get("only_if_null")
-        if only is not None and only not in FEATURES:
-            raise ConfigError(f"{where}.only_if_null: unknown feature {only!r}")
-        comps.append(Comparison(name, column, levels, bool(c.get("tf", False)), only))
-    by_name = {c.name: c for c in comps}
-    edge_guards = _level_rules(guards.get("edge") or [], f"{source}: guards.edge", by_name)
-    deterministic = _level_rules(data.get("deterministic") or [], f"{source}: deterministic", by_name)
-    surv = data.get("survivorship") or {}
+    by_name = {c.name: c for c in s.comparisons}
+    id_levels = set(IDENTIFIER_LEVELS) | {"else"}
+    edge = _check_level_rules(spec.guards.edge, f"{source}: guards.edge", by_name, id_levels)
+    det = _check_level_rules(spec.deterministic, f"{source}: deterministic", by_name, id_levels)
+    return replace(s, training_rules=training, edge_guards=edge, deterministic=det)
 
-    return IdentitySettings(
-        link_probability=link_p,
-        review_probability=review_p,
-        guard_cin=bool(guards.get("cin", True)),
-        guard_ssn=bool(guards.get("ssn", True)),
-        guard_dob_days=int(guards.get("birth_date_max_days", 31)),
-        override_margin_bits=float(guards.get("override_margin_bits", 12.0)),
-        max_block_size=int(blocking.get("max_block_size", 60)),
-        rules=tuple(rules),
-        compare_chunk_pairs=int(blocking.get("compare_chunk_pairs", 1_000_000)),
-        training_rules=training,
-        max_iterations=int(em.get("max_iterations", 60)),
-        tolerance=float(em.get("tolerance", 1e-6)),
-        u_sample_records=int(em.get("u_sample_records", 2500)),
-        seed=int(em.get("seed", 1)),
-        min_probability=float(em.get("min_probability", 1e-6)),
-        comparisons=tuple(comps),
-        source_trust=tuple(surv.get("source_trust") or ("*",)),
-        survivorship=dict(surv.get("fields") or {}),
-        edge_guards=tuple(edge_guards),
-        deterministic=tuple(deterministic),
-        unique_sources=tuple(str(x) for x in (guards.get("unique_sources") or ())),
-        source_file=source,
-    )
+
+def parse_identifiers(raw: Any, source: str, where: str = "identifiers") -> tuple[Identifier, ...]:
+    """Identifier declarations outside the settings file (a link mapping's), validated."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: {where}: a list of identifier declarations")
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(IdentifierSpec.model_validate(item).build())
+        except ValidationError as exc:
+            raise ConfigError(validation_message(exc, f"{source}: {where}[{i}]")) from None
+    return tuple(out)
 
 
 @lru_cache(maxsize=8)

@@ -67,7 +67,7 @@ def explain_records(spark: SparkSession, settings: IdentitySettings, left: tuple
         ((F.col("source") == right[0]) & (F.col("source_person_id") == right[1]))
     # Only the two records are decrypted (silver.person's identifiers are encrypted at rest).
     two = decrypt_for_read(person.where(cond), tables.PERSON.fqn, get_provider())
-    std = standardise.standardise(two)
+    std = standardise.standardise(two, settings)
     # Term frequencies from the last run (kept in work.identity_tf) when present.
     tf_cols = sorted({f"tf_{c.tf_column}" for c in settings.comparisons if c.tf})
     if lakehouse.exists("work.identity_tf"):

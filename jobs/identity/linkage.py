@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from jobs.identity import blocking, comparisons, standardise
-from jobs.identity.cluster import ClusterResult, GuardParams, cluster, edge_guard_reasons
+from jobs.identity.cluster import ClusterResult, GuardParams, cluster, edge_guard_reasons, explained_conflicts
 from jobs.identity.config import IdentitySettings
 from jobs.identity.model import Model, estimate_u, probability_column, train
 from phmx import lakehouse, storage
@@ -89,7 +89,7 @@ def prepare(person: DataFrame, scratch: Scratch, settings: IdentitySettings,
     rid) may be joined on (the incremental ``is_new`` flag)."""
     # Materialised before the term-frequency self-join: the embedded engine mis-resolves
     # columns when a derived (not yet written) frame is joined with itself.
-    base = scratch.put(standardise.standardise(person), "std_base")
+    base = scratch.put(standardise.standardise(person, settings), "std_base")
     tf_columns = tuple(dict.fromkeys(c.tf_column for c in settings.comparisons if c.tf))
     std = standardise.add_term_frequencies(base, tf_columns)
     if extra is not None:
@@ -228,14 +228,16 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     # takes out of the review queue).
     guarded = edges.loc[edges["guard"].notna(), ["rid_l", "rid_r", "match_weight", "guard"]]
     link_edges = edges.loc[link_mask, ["rid_l", "rid_r", "match_weight"]].rename(columns={"match_weight": "weight"})
+    link_edges["explained"] = explained_conflicts(edges.loc[link_mask], settings)
     link_edges["forced"] = False
     if forced is not None and not forced.empty:
         f = forced[["rid_l", "rid_r"]].copy()
         f["weight"] = math.inf
         f["forced"] = True
+        f["explained"] = [frozenset()] * len(f)
         link_edges = pd.concat([f, link_edges], ignore_index=True)
     rids = pd.unique(pd.concat([link_edges["rid_l"], link_edges["rid_r"]], ignore_index=True))
-    attrs = _attrs(spark, scored.std, rids)
+    attrs = _attrs(spark, scored.std, rids, settings.guarded_identifiers)
     result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)
     stats = dict(result.stats)
     stats["link_edges"] = int(link_mask.sum())
@@ -249,26 +251,29 @@ def deterministic_column(settings: IdentitySettings):  # noqa: ANN201 - a pyspar
     learn from). Guards still apply."""
     from pyspark.sql import functions as F
 
-    from jobs.identity.cluster import _gammas
-
     out = F.lit(False)
     for rule in settings.deterministic:
         cond = F.lit(True)
         for cname, labels in rule.when:
-            cond = cond & F.col(f"g_{cname}").isin(_gammas(settings, cname, labels))
+            # ``any_identifier`` expands to one alternative per identifier comparison.
+            alt = F.lit(False)
+            for name, gammas in settings.gammas(cname, labels):
+                alt = alt | F.col(f"g_{name}").isin(gammas)
+            cond = cond & alt
         out = out | cond
     return out
 
 
-def _attrs(spark: SparkSession, std: DataFrame, rids: Any) -> pd.DataFrame:
-    """Strong identifiers (cin, ssn, dob_str) of the records on link edges."""
+def _attrs(spark: SparkSession, std: DataFrame, rids: Any, identifiers: tuple[str, ...]) -> pd.DataFrame:
+    """Guarded identifiers, birth date and source of the records on link edges."""
     from pyspark.sql import functions as F
 
+    cols = ["rid", *[c for c in identifiers if c in std.columns], "dob_str", "source"]
     if len(rids) == 0:
-        return pd.DataFrame({"rid": [], "cin": [], "ssn": [], "dob_str": [], "source": []})
+        return pd.DataFrame({c: [] for c in cols})
     ids = spark.createDataFrame(pd.DataFrame({"rid": pd.Series(rids, dtype="int64")}))
     return std.join(F.broadcast(ids) if len(rids) < 100_000 else ids, "rid", "left_semi") \
-        .select("rid", "cin", "ssn", "dob_str", "source").toPandas()
+        .select(*cols).toPandas()
 
 
 def cluster_frame(spark: SparkSession, std: DataFrame, labels: pd.DataFrame) -> DataFrame:

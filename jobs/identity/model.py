@@ -8,9 +8,8 @@ those counts with numpy.
   term-frequency comparison uses the value frequencies instead (sum of p_v^2), which is exact.
 * m (how often matches reach a level) comes from EM, run once per training blocking rule on the
   pairs that rule finds, ignoring the comparisons the rule blocks on (they agree by
-  construction there), then averaged weighted by each rule's expected matches. EM is seeded by
-  the level distribution of pairs that share a valid CIN when there are any (near-certain
-  matches), else by a generic prior.
+  construction there), then averaged weighted by each rule's expected matches. EM starts from
+  a generic m (most matches agree exactly), never from pairs that share an identifier.
 * The prior (probability that two random records match) is the fixed point of
   expected matches among candidate pairs / all pairs.
 
@@ -214,28 +213,13 @@ def expectation_maximisation(patterns: pd.DataFrame, comparisons: tuple[Comparis
     return EMResult(m=m, lam=lam, iterations=it, converged=converged, expected_matches=float((n * post).sum()))
 
 
-def seed_m(patterns: pd.DataFrame, settings: IdentitySettings, seed_comparison: str = "cin") -> dict[str, np.ndarray]:
-    """Starting m: level shares among pairs that agree exactly on a valid CIN, if any."""
-    floor = settings.min_probability
-    m0 = {c.name: default_m(c) for c in settings.comparisons}
-    try:
-        seed_comp = settings.comparison(seed_comparison)
-    except KeyError:
-        return m0
-    top = len(seed_comp.levels) - 1
-    sel = patterns[patterns[f"g_{seed_comparison}"] == top]
-    if sel["n"].sum() < 50:
-        return m0
-    for c in settings.comparisons:
-        if c.name == seed_comparison:
-            continue
-        g = sel[f"g_{c.name}"].to_numpy()
-        n = sel["n"].to_numpy(dtype=float)
-        counts = np.array([n[g == k].sum() for k in range(len(c.levels))])
-        if counts.sum() >= 20:
-            # Mix with the generic prior so no level starts at zero.
-            m0[c.name] = _normalise(0.8 * counts / counts.sum() + 0.2 * default_m(c), floor)
-    return m0
+def start_m(settings: IdentitySettings) -> dict[str, np.ndarray]:
+    """Starting m for EM: generic (most matches agree exactly, few fall to ``else``).
+
+    Deliberately not seeded from pairs that share an identifier: EM must converge on data
+    whose identifiers are missing, unlike ours, or another kind of number altogether.
+    """
+    return {c.name: default_m(c) for c in settings.comparisons}
 
 
 def train(patterns: pd.DataFrame, u: dict[str, np.ndarray], settings: IdentitySettings, *,
@@ -244,7 +228,7 @@ def train(patterns: pd.DataFrame, u: dict[str, np.ndarray], settings: IdentitySe
 
     ``patterns``: pattern counts of the candidate pairs with a ``rules`` bit mask column.
     """
-    m0 = seed_m(patterns, settings)
+    m0 = start_m(settings)
     comp_names = {c.name for c in settings.comparisons}
     sums = {c.name: np.zeros(len(c.levels)) for c in settings.comparisons}
     weights = {c.name: 0.0 for c in settings.comparisons}

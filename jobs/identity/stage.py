@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from jobs.identity import config, golden, ids, linkage, model_store, review
+from jobs.identity import config, golden, ids, linkage, model_store, review, standardise
 from jobs.identity.comparisons import pattern_string
 from jobs.identity.standardise import PERSON_FIELDS
 from phmx import lakehouse, storage, tables
@@ -60,8 +60,19 @@ def _mode(ctx: RunContext) -> str:
 
 #: Scratch tables kept after a run (no identifiers: record ids and name frequencies).
 KEPT_SCRATCH = ("identity_tf",)
-#: silver.person columns the stage decrypts (standardisation and survivorship need them).
-DECRYPTED = tuple(c for c in tables.PERSON.encrypted if c in PERSON_FIELDS)
+def decrypted_columns(settings: config.IdentitySettings) -> tuple[str, ...]:
+    """silver.person columns the stage decrypts: the person fields standardisation and
+    survivorship read, and the columns of the declared identifiers."""
+    wanted = set(PERSON_FIELDS) | {i.column for i in settings.identifiers}
+    return tuple(c for c in tables.PERSON.encrypted if c in wanted)
+
+
+def stage_settings(path: str | None = None) -> config.IdentitySettings:
+    """The identity settings as the stage uses them: comparisons and blocking rules on fields
+    silver.person does not have (aliases, mother's maiden name) would only ever compare
+    nulls, so they are left out (``explain`` uses the same, to match the stored model)."""
+    s = config.load(path)
+    return s.restricted_to(standardise.available_features(set(tables.PERSON.column_names), s))
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
@@ -74,10 +85,11 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         purge_scratch(scratch)
 
 
-def read_person(spark: SparkSession, ctx: RunContext) -> DataFrame:
+def read_person(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings) -> DataFrame:
     """``silver.person`` with the identifiers the stage needs decrypted (lazily, in the engine)."""
     person = lakehouse.read(spark, tables.PERSON)
-    keep = [c for c in person.columns if c not in tables.PERSON.encrypted or c in DECRYPTED]
+    decrypted = decrypted_columns(settings)
+    keep = [c for c in person.columns if c not in tables.PERSON.encrypted or c in decrypted]
     return decrypt_for_read(person.select(*keep), tables.PERSON.fqn, get_provider(ctx.settings))
 
 
@@ -95,12 +107,13 @@ def purge_scratch(scratch: linkage.Scratch) -> None:
 
 def _run(spark: SparkSession, ctx: RunContext, scratch: linkage.Scratch) -> StageResult:
     t0 = time.perf_counter()
-    settings = config.load(ctx.settings.extra.get("identity_settings"))
+    settings = stage_settings(ctx.settings.extra.get("identity_settings"))
     mode = _mode(ctx)
     # Decrypted once into scratch (deleted after the run): standardisation and survivorship
     # both read it, and decryption is the costly part of reading silver.person.
-    person = read_person(spark, ctx)
-    needed = ["source", "source_person_id", *PERSON_FIELDS, "race", "ethnicity"]
+    person = read_person(spark, ctx, settings)
+    needed = list(dict.fromkeys(["source", "source_person_id", *PERSON_FIELDS,
+                                 *[i.column for i in settings.identifiers], "race", "ethnicity"]))
     person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
     std = linkage.prepare(person, scratch, settings)
     n_records = std.count()

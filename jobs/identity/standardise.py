@@ -11,9 +11,12 @@ Features (see :data:`jobs.identity.config.FEATURES`):
 ``fn_tokens`` its significant parts, ``|``-separated (hyphenated and two-part names); ``fn_sdx``;
 ``name_set`` given name and first family part in sorted order (finds swapped names);
 ``birth_date``, ``dob_str`` (yyyymmdd), ``birth_year``, ``dob_md`` (mmdd), ``dob_ym`` (yyyymm);
-``sex`` M/F/X; ``cin`` valid Medi-Cal
-CIN; ``ssn`` valid SSN; ``phone`` 10 digits; ``zip5``; ``addr_key`` house number + USPS street;
-``city``. Invalid or placeholder values become null (no evidence), never a wrong agreement.
+``sex`` M/F/X; one column per declared identifier (``cin``, ``ssn``, ... normalised and
+validated as its declaration says: :class:`jobs.identity.config.Identifier`); ``phone`` 10
+digits; ``zip5``; ``addr_key`` house number + USPS street; ``city``; ``gn_tokens`` every
+significant given-name token (compound names); ``gn_alias`` / ``fn_alias`` a recorded alias;
+``mmn`` mother's maiden name. Invalid or placeholder values become null (no evidence), never a
+wrong agreement.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from jobs.identity import config
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from jobs.identity.config import Identifier
 
 def _fold_table() -> tuple[str, str]:
     """Accented Latin letters (Spanish, Vietnamese, Tagalog, ...) and their ASCII base letters,
@@ -51,8 +56,6 @@ NAME_TITLES = ("MR", "MRS", "MS", "MISS", "DR", "SR", "SRA", "SRTA", "DON", "DON
 NAME_SUFFIXES = ("JR", "SR", "II", "III", "IV", "V", "2ND", "3RD")
 FAMILY_PARTICLES = ("DE", "LA", "DEL", "LOS", "LAS", "Y", "E", "VAN", "VON", "DER", "DEN", "DA", "DI",
                     "DOS", "DAS", "DU", "LE", "ST", "MC", "MAC", "O", "BIN", "BEN", "AL", "EL")
-#: SSNs that are valid in form but known not to identify anyone (advertising, test values).
-BAD_SSNS = ("123456789", "078051120", "219099999", "987654320", "987654321")
 #: Address lines that say there is no address.
 PLACEHOLDER_ADDRESS = r"^(NO FIXED ADDRESS|NO ADDRESS|HOMELESS|GENERAL DELIVERY|UNKNOWN|UNK|NONE|NA|DECLINED|TRANSIENT)$"
 
@@ -143,23 +146,65 @@ def sex(c: Column) -> Column:
             .when(s.isin("X", "NONBINARY", "NON-BINARY"), F.lit("X")))
 
 
-def ssn(c: Column) -> Column:
-    """Nine digits, else null. Invalid per SSA: area 000, 666 or 900-999; group 00; serial
-    0000; all one digit; and known advertising / test numbers."""
+def ssa_valid(d: Column) -> Column:
+    """Nine digits valid per SSA: area not 000, 666 or 900-999; group not 00; serial not 0000."""
     F = _f()
-    d = F.regexp_replace(c, "[^0-9]", "")
-    same = [str(i) * 9 for i in range(10)]
-    valid = ((F.length(d) == 9) & ~F.substring(d, 1, 3).isin("000", "666") & (F.substring(d, 1, 1) != "9")
-             & (F.substring(d, 4, 2) != "00") & (F.substring(d, 6, 4) != "0000") & ~d.isin(same)
-             & ~d.isin(list(BAD_SSNS)))
-    return F.when(valid, d)
+    return ((F.length(d) == 9) & ~F.substring(d, 1, 3).isin("000", "666") & (F.substring(d, 1, 1) != "9")
+            & (F.substring(d, 4, 2) != "00") & (F.substring(d, 6, 4) != "0000"))
+
+
+def identifier(c: Column, spec: Identifier, source: Column | None = None) -> Column:
+    """An identifier value normalised and validated as ``spec`` declares, else null.
+
+    Normalisation: ``digits`` keeps digits, ``alnum`` letters and digits (upper case), ``text``
+    trims and upper-cases. Invalid: not matching ``pattern``, failing ``check``, one repeated
+    character, or listed in ``invalid``. With ``namespace: source`` the value is prefixed by
+    the record's source, so it agrees only within that source.
+    """
+    F = _f()
+    raw = c.cast("string")
+    if spec.normalise == "digits":
+        v = F.regexp_replace(raw, "[^0-9]", "")
+    elif spec.normalise == "alnum":
+        v = F.upper(F.regexp_replace(raw, "[^0-9A-Za-z]", ""))
+    else:
+        v = F.upper(F.trim(raw))
+    # Not one repeated character (000000000, 999999999): removing the first character's
+    # occurrences leaves something. (No back-references: the engine's regex has none.)
+    valid = (F.length(v) > 0) & (F.length(F.replace(v, F.substring(v, 1, 1), F.lit(""))) > 0)
+    if spec.pattern:
+        valid = valid & v.rlike(spec.pattern if spec.pattern.startswith("^") else f"^(?:{spec.pattern})$")
+    if spec.check == "ssa_ssn":
+        valid = valid & ssa_valid(v)
+    if spec.invalid:
+        valid = valid & ~v.isin(list(spec.invalid))
+    if spec.sources != ("*",) and source is not None:
+        from_source = F.lit(False)
+        for pat in spec.sources:
+            from_source = from_source | source.like(pat.replace("*", "%").replace("?", "_"))
+        valid = valid & from_source
+    out = F.when(valid, v)
+    if spec.namespace == "source" and source is not None:
+        out = F.concat(source, F.lit("\u001f"), out)
+    return out
+
+
+def ssn(c: Column) -> Column:
+    """The default SSN declaration applied to ``c`` (nine digits valid per SSA, not a known
+    advertising or test number)."""
+    return identifier(c, _default_identifier("ssn"))
 
 
 def cin(c: Column) -> Column:
-    """Medi-Cal CIN: the digit 9, seven digits, a letter (upper-cased, separators removed)."""
-    F = _f()
-    s = F.upper(F.regexp_replace(c, "[^0-9A-Za-z]", ""))
-    return F.when(s.rlike("^9[0-9]{7}[A-Z]$"), s)
+    """The default CIN declaration applied to ``c`` (the digit 9, seven digits, a letter)."""
+    return identifier(c, _default_identifier("cin"))
+
+
+def _default_identifier(name: str) -> Identifier:
+    for i in config.load().identifiers:
+        if i.name == name:
+            return i
+    raise KeyError(name)
 
 
 def phone(c: Column) -> Column:
@@ -231,31 +276,62 @@ def record_id(source: Column, source_person_id: Column) -> Column:
     return F.xxhash64(source, source_person_id)
 
 
-PERSON_FIELDS = ("cin", "ssn", "given_name", "middle_name", "family_name", "birth_date", "sex",
-                 "address_line", "city", "state", "zip", "county_fips", "phone", "record_date")
+#: Person fields standardisation reads (silver.person columns; the link command's canonical
+#: fields). Identifier columns come from the settings' declarations on top of these.
+PERSON_FIELDS = ("given_name", "middle_name", "family_name", "birth_date", "sex", "address_line", "city", "state",
+                 "zip", "county_fips", "phone", "record_date", "alias_given_name", "alias_family_name",
+                 "mother_maiden_name")
+
+#: Person field -> the standardised features it makes available (a field nobody has is left
+#: out of blocking and comparisons).
+FEATURES_OF = {
+    "given_name": {"gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "gn_tokens", "mi"}, "middle_name": {"mi"},
+    "family_name": {"fn", "fn_sdx", "fn_tokens"},
+    "birth_date": {"birth_date", "dob_str", "birth_year", "dob_md", "dob_ym"},
+    "sex": {"sex"}, "phone": {"phone"}, "zip": {"zip5"}, "address_line": {"addr_key"}, "city": {"city"},
+    "alias_given_name": {"gn_alias"}, "alias_family_name": {"fn_alias"}, "mother_maiden_name": {"mmn"},
+}
 
 
-def standardise(person: DataFrame) -> DataFrame:
+def available_features(fields: set[str], settings: config.IdentitySettings) -> set[str]:
+    """Features computable from these person fields (identifiers by their column)."""
+    out: set[str] = set()
+    for f in fields:
+        out |= FEATURES_OF.get(f, set())
+    if {"given_name", "family_name"} <= fields:
+        out.add("name_set")
+    out |= {i.name for i in settings.identifiers if i.column in fields}
+    return out
+
+
+def standardise(person: DataFrame, settings: config.IdentitySettings | None = None) -> DataFrame:
     """``silver.person``-shaped rows -> one row of features per record (``rid`` + features).
 
     Missing input columns are treated as null. Keeps ``source``, ``source_person_id`` and
-    ``record_date`` (survivorship), adds ``fingerprint`` (to spot changed records).
+    ``record_date`` (survivorship), adds ``fingerprint`` (to spot changed records). Each
+    identifier the settings declare becomes a feature column of its name.
     """
     F = _f()
+    settings = settings or config.load()
     present = set(person.columns)
+    idents = settings.identifiers
 
     def col(name: str) -> Column:
         return F.col(name) if name in present else F.lit(None).cast("string")
 
+    id_cols = list(dict.fromkeys(i.column for i in idents))
     base = person.select(
         F.col("source").cast("string").alias("source"),
         F.col("source_person_id").cast("string").alias("source_person_id"),
         *[(col(c) if c != "birth_date" else (F.col(c).cast("date") if c in present else F.lit(None).cast("date")))
           .alias(f"_{c}") for c in PERSON_FIELDS],
+        *[col(c).cast("string").alias(f"_id_{c}") for c in id_cols],
     )
     gn = given_name(F.col("_given_name"))
     fn = family_name(F.col("_family_name"))
     dob = birth_date(F.col("_birth_date"))
+    given_toks = F.filter(_name_tokens(F.col("_given_name")),
+                          lambda t: (F.length(t) > 1) & ~t.isin(list(FAMILY_PARTICLES + PLACEHOLDER_GIVEN)))
     std = base.select(
         record_id(F.col("source"), F.col("source_person_id")).alias("rid"),
         "source", "source_person_id",
@@ -264,10 +340,13 @@ def standardise(person: DataFrame) -> DataFrame:
                middle_initial(F.col("_middle_name"), F.col("_given_name"))).alias("mi"),
         fn.alias("fn"),
         family_tokens(F.col("_family_name")).alias("_fn_parts"),
+        F.when(gn.isNotNull() & (F.size(given_toks) > 0), F.array_join(given_toks, "|")).alias("gn_tokens"),
+        given_name(F.col("_alias_given_name")).alias("gn_alias"),
+        family_name(F.col("_alias_family_name")).alias("fn_alias"),
+        family_name(F.col("_mother_maiden_name")).alias("mmn"),
         dob.alias("birth_date"),
         sex(F.col("_sex")).alias("sex"),
-        cin(F.col("_cin")).alias("cin"),
-        ssn(F.col("_ssn")).alias("ssn"),
+        *[identifier(F.col(f"_id_{i.column}"), i, F.col("source")).alias(i.name) for i in idents],
         phone(F.col("_phone")).alias("phone"),
         zip5(F.col("_zip")).alias("zip5"),
         address_key(F.col("_address_line")).alias("addr_key"),
@@ -294,7 +373,8 @@ def standardise(person: DataFrame) -> DataFrame:
                             "|")).alias("name_set"),
     )
     std = std.drop("_fn_parts")
-    fp_cols = ["gn", "mi", "fn", "dob_str", "sex", "cin", "ssn", "phone", "zip5", "addr_key", "city", "county_fips"]
+    fp_cols = ["gn", "mi", "fn", "dob_str", "sex", *[i.name for i in idents], "phone", "zip5", "addr_key", "city",
+               "county_fips", "gn_tokens", "gn_alias", "fn_alias", "mmn"]
     return std.withColumn("fingerprint", F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000"))
                                                        for c in fp_cols]))
 

@@ -51,7 +51,7 @@ def test_same_members_as_plaintext_and_gold_member_holds_the_survivors(
 
     # The same records linked from plaintext (the stage's reader bypassed) in another lakehouse.
     monkeypatch.setenv("PHMX_HOME", str(tmp_path / "plain"))
-    monkeypatch.setattr(stage, "read_person", lambda spark_, ctx: identity_records.to_spark(spark_, person))
+    monkeypatch.setattr(stage, "read_person", lambda spark_, ctx, settings: identity_records.to_spark(spark_, person))
     identity.run(spark, RunContext.new(run_id="plain"))
     assert _partition(spark) == encrypted_partition
 
