@@ -1,0 +1,101 @@
+"""Identity settings and link mappings: validated on load, errors name the file and the key;
+identifiers are declarations, not code."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from jobs.identity import config, linkfiles
+from phmx.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict:
+    return yaml.safe_load(config.SETTINGS_FILE.read_text())
+
+
+def _parse(data: dict):  # noqa: ANN202
+    return config.parse(data, "settings.yaml")
+
+
+def test_defaults_declare_cin_and_ssn_as_identifiers(raw):
+    s = _parse(raw)
+    names = [i.name for i in s.identifiers]
+    assert names[:2] == ["cin", "ssn"] and "county_client_number" in names
+    # Each identifier brings its comparison (its declared levels, then else) and blocking rule.
+    assert [lv.label for lv in s.comparison("ssn").levels] == ["exact", "consecutive", "one_typo", "transposition",
+                                                               "else"]
+    assert [r.name for r in s.rules][:3] == ["cin", "ssn", "county_client_number"]
+    assert set(s.guarded_identifiers) == {"cin", "ssn"}
+    # No training rule blocks on an identifier: EM is not seeded by shared numbers.
+    assert not set(s.training_rules) & set(names)
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("guards", "edje"), [], "settings.yaml: guards.edje: unknown key"),
+    (("thresholds", "link_probablity"), 0.9, "thresholds.link_probablity: unknown key"),
+    (("identifiers", 0, "guards"), True, "identifiers[0].guards: unknown key"),
+    (("identifiers", 1, "levels"), ["exact", "two_typos"], "identifiers[1].levels[1]"),
+    (("blocking", "rules", 0, "keys"), ["shoe_size"], "blocking.rules[0].keys: unknown features ['shoe_size']"),
+    (("guards", "edge", 0, "when"), {"given_name": ["twin"]}, "guards.edge[0].when.given_name: unknown level"),
+    (("guards", "edge", 0, "unless"), {"any_identifier": ["close"]}, "guards.edge[0].unless.any_identifier"),
+])
+def test_unknown_keys_and_values_are_refused_naming_file_and_key(raw, path, value, message):
+    data = copy.deepcopy(raw)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        _parse(data)
+    assert message in str(err.value)
+
+
+def test_an_identifier_declared_in_a_mapping(tmp_path):
+    (tmp_path / "m.yaml").write_text("""\
+id: rec_id
+fields: {given_name: first, family_name: last, ssn: social}
+identifiers:
+  mrn: {column: chart_no, normalise: alnum, pattern: "^[A-Z]{2}[0-9]{6}$", levels: [exact, one_typo], guard: false}
+""")
+    m = linkfiles.load_mapping(tmp_path / "m.yaml")
+    assert m.identifiers["ssn"][0] == "social" and m.identifiers["ssn"][1].check == "ssa_ssn"
+    column, mrn = m.identifiers["mrn"]
+    assert column == "chart_no" and mrn.levels == ("exact", "one_typo") and not mrn.guard
+    s = linkfiles.link_settings(config.load(), [m])
+    assert [lv.label for lv in s.comparison("mrn").levels] == ["exact", "one_typo", "else"]
+    assert "mrn" in {r.name for r in s.rules} and "mrn" not in s.guarded_identifiers
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("id: a\nfields: {given_name: g}\nidentifiers: {mrn: {column: c, normalize: digits}}\n",
+     "identifiers.mrn.normalize: unknown key"),
+    ("id: a\nfields: {given_name: g}\nidentifiers: {mrn: chart}\n", "identifiers.mrn: not an identifier"),
+    ("id: a\nfields: {given_name: g}\nidentifiers: {mrn: {normalise: digits}}\n", "identifiers.mrn.column"),
+    ("id: a\nfields: {given_name: {colum: g}}\n", "fields.given_name"),
+    ("id: a\nfield: {given_name: g}\n", "field: unknown key"),
+])
+def test_mapping_errors_name_the_file_and_key(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        linkfiles.load_mapping(tmp_path / "bad.yaml")
+    assert str(tmp_path / "bad.yaml") in str(err.value) and message in str(err.value)
+
+
+def test_identifier_normalisation_and_validity(spark):
+    s = config.load()
+    decl = config.IdentifierSpec.model_validate(
+        {"name": "person_number", "normalise": "digits", "pattern": "^[0-9]{7}$"}).build()
+    from jobs.identity import standardise
+
+    rows = [("a", "1", "530-4218"), ("a", "2", "53042189"), ("a", "3", "0000000"), ("b", "4", " 6169819 ")]
+    df = spark.createDataFrame(rows, "source string, source_person_id string, pn string")
+    s2 = s.with_identifiers((config.Identifier(**{**decl.__dict__, "column": "pn"}),))
+    got = {r["source_person_id"]: r["person_number"] for r in standardise.standardise(df, s2).collect()}
+    assert got == {"1": "5304218", "2": None, "3": None, "4": "6169819"}
+    ns = config.Identifier(name="client", column="pn", namespace="source", levels=("exact",))
+    got = {r["source_person_id"]: r["client"] for r in standardise.standardise(df, s.with_identifiers((ns,))).collect()}
+    assert got["1"] == "a\u001f5304218" and got["4"] == "b\u001f6169819"  # numbers agree only within a source
