@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test lint bench airflow install clean
+.PHONY: demo test lint bench airflow install clean jvm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m phmx.demo
 
-test: $(STAMP)
+# The JVM engine routes' jars (Delta for Spark 4.2, hadoop-aws and its AWS SDK), pinned in jvm/pom.xml,
+# resolved by Maven into .jvm/ (local repository .jvm/m2, jars .jvm/jars); redone only when the pom changes.
+JVM_STAMP := .jvm/jars/.resolved
+MVN ?= mvn
+$(JVM_STAMP): jvm/pom.xml
+	rm -rf .jvm/jars
+	$(MVN) -B -q -Dstyle.color=never -f jvm/pom.xml dependency:copy-dependencies \
+		-Dmaven.repo.local=$(CURDIR)/.jvm/m2 -DoutputDirectory=$(CURDIR)/.jvm/jars -DincludeScope=runtime
+	touch $(JVM_STAMP)
+
+jvm: $(JVM_STAMP)
+
+test: $(STAMP) $(JVM_STAMP)
 	$(BIN)/ruff check .
 	bash scripts/run_tests.sh
 

@@ -7,9 +7,9 @@ Connect serves; no RDDs, no SparkContext, no ``_jvm``):
   127.0.0.1 with an ephemeral port and connect the pyspark client to it. No Java.
 * ``connect``: ``SPARK_REMOTE=sc://host:port`` names any Spark Connect endpoint (Apache Spark 4
   with the Delta Connect plugin, Databricks, EMR).
-* ``classic``: a JVM session with delta-spark, built by :func:`classic_builder`. It resolves
-  the Delta jars from Maven, which our build machines cannot reach, so it is configured and
-  documented here but exercised only where Maven is reachable.
+* ``classic``: a JVM session with delta-spark, built by :func:`classic_builder` from the jars
+  ``make jvm`` resolved into ``.jvm/jars`` (:mod:`phmx.jvm`); nothing is downloaded at run time.
+  Its Python workers run this interpreter with the project on their path.
 
 Lifetime: one Sail server and one session per process, for the life of the process. The
 session's stop is registered with ``atexit`` *after* the server's, so it runs first (atexit is
@@ -103,24 +103,29 @@ def _tune(builder: Any, cfg: settings_mod.Settings) -> Any:
     )
 
 
-def classic_builder(app_name: str = "phmx") -> Any:
-    """A classic JVM SparkSession builder with Delta, for sites that can reach Maven.
+def classic_builder(app_name: str = "phmx", shuffle_partitions: int | None = None) -> Any:
+    """A classic JVM SparkSession builder with Delta, from the jars ``make jvm`` resolved.
 
-    Uses delta-spark's ``configure_spark_with_delta_pip``, which adds
-    the matching ``io.delta:delta-spark_4.2_2.13`` to ``spark.jars.packages`` (resolved from Maven at start).
+    The jars are local files on ``spark.jars`` (never ``spark.jars.packages``, which would reach
+    Maven at every start); the Python workers run this interpreter with the project on their
+    path (``PYSPARK_PYTHON`` and ``PYTHONPATH`` set here unless the caller set them), so the
+    pandas UDFs in ``privacy`` and ``jobs`` import there. Under ``spark-submit`` the master and
+    memory come from the submitter; started from Python, the master is ``PHMX_SPARK_MASTER``
+    (default ``local[2]``).
     """
-    from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.hadoop.fs.s3a.aws.credentials.provider",
-                "com.amazonaws.auth.DefaultAWSCredentialsProviderChain")
-        .config("spark.ui.enabled", "false")
-    )
-    return configure_spark_with_delta_pip(builder, extra_packages=["org.apache.hadoop:hadoop-aws:3.4.1"])
+    from phmx import jvm
+
+    for key, value in jvm.worker_environment().items():
+        os.environ[key] = value if key == "PYTHONPATH" else os.environ.get(key) or value
+    partitions = shuffle_partitions or settings_mod.load().shuffle_partitions
+    builder = SparkSession.builder.appName(app_name)
+    if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        builder = builder.master(os.environ.get("PHMX_SPARK_MASTER", "local[2]"))
+    for key, value in jvm.session_conf(shuffle_partitions=partitions).items():
+        builder = builder.config(key, value)
+    return builder
 
 
 def get_spark() -> SparkSession:
@@ -133,7 +138,7 @@ def get_spark() -> SparkSession:
         from pyspark.sql import SparkSession
 
         if cfg.engine == "classic":
-            _session = _tune(classic_builder(), cfg).getOrCreate()
+            _session = classic_builder(shuffle_partitions=cfg.shuffle_partitions).getOrCreate()
         else:
             remote = cfg.spark_remote if cfg.engine == "connect" else None
             if cfg.engine == "connect" and not remote:
@@ -145,6 +150,53 @@ def get_spark() -> SparkSession:
         # Registered after the server's stop, so it runs before it at exit.
         atexit.register(_stop_session)
         return _session
+
+
+def _remote_is_local(remote: str) -> bool:
+    """Whether an ``sc://host:port/;params`` address is this machine (loopback)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(remote.split(";", 1)[0]).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _remote_uses_tls(remote: str) -> bool:
+    params = dict(p.split("=", 1) for p in remote.split(";")[1:] if "=" in p)
+    return params.get("use_ssl", "").lower() == "true"
+
+
+def _classic_master() -> str:
+    if _session is not None and settings_mod.load().engine == "classic":
+        return str(_session.conf.get("spark.master", "local"))
+    return os.environ.get("PHMX_SPARK_MASTER", "local")
+
+
+def default_dek_unwrap() -> str:
+    """Where data keys are unwrapped when ``PHMX_DEK_UNWRAP`` is unset (privacy.crypto).
+
+    ``driver`` only where the UDF's closure stays on this machine: embedded Sail, a classic
+    session with a ``local`` master, a Spark Connect server on loopback. Every remote engine gets
+    ``executor``: its workers unwrap through the key provider and no plaintext key is sent.
+    """
+    cfg = settings_mod.load()
+    if cfg.engine == "sail":
+        return "driver"
+    if cfg.engine == "connect":
+        return "driver" if cfg.spark_remote and _remote_is_local(cfg.spark_remote) else "executor"
+    return "driver" if _classic_master().startswith("local") else "executor"
+
+
+def refuse_plaintext_keys_in_transit() -> None:
+    """Refuse ``PHMX_DEK_UNWRAP=driver`` towards a remote Spark Connect server over plain ``sc://``."""
+    cfg = settings_mod.load()
+    remote = cfg.spark_remote if cfg.engine == "connect" else None
+    if remote and not _remote_is_local(remote) and not _remote_uses_tls(remote):
+        from phmx.errors import ConfigError
+
+        raise ConfigError("PHMX_DEK_UNWRAP=driver would send plaintext data keys to a remote Spark Connect "
+                          "server over an unencrypted connection",
+                          hint="unset PHMX_DEK_UNWRAP (the executors unwrap through the key provider) "
+                               "or connect with TLS (SPARK_REMOTE=sc://host:port/;use_ssl=true)")
 
 
 def engine_name() -> str:

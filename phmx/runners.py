@@ -21,7 +21,6 @@ DAG file is parsed, as a :class:`~phmx.errors.ConfigError` naming the variable a
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import os
 import re
@@ -30,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phmx import jvm, storage
 from phmx import settings as settings_mod
-from phmx import storage
 from phmx.errors import ConfigError
 
 RUNNERS: tuple[str, ...] = ("inprocess", "spark_submit", "emr_serverless")
@@ -43,17 +42,14 @@ RUN_ID_TEMPLATE = "{{ run_id }}"
 # The same two values as environment variables (the driver's defaults for --period and --run-id).
 RUN_ENV_TEMPLATES: dict[str, str] = {"PHMX_JOB_PERIOD": PERIOD_TEMPLATE, "PHMX_JOB_RUN_ID": RUN_ID_TEMPLATE}
 
-DELTA_SQL_CONF: dict[str, str] = {
-    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-}
+DELTA_SQL_CONF: dict[str, str] = jvm.DELTA_SQL_CONF
 # The Delta jars that ship with every EMR 7 release (the same list as the Terraform module
 # emr_serverless's output spark_submit_parameters).
 EMR_DELTA_JARS = "/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
 EMR_DELTA_PARAMETERS = " ".join(
     [f"--conf spark.jars={EMR_DELTA_JARS}"] + [f"--conf {k}={v}" for k, v in DELTA_SQL_CONF.items()]
 )
-HADOOP_AWS_PACKAGE = "org.apache.hadoop:hadoop-aws:3.4.1"  # the same as phmx.engine.classic_builder
+HADOOP_AWS_PACKAGE = jvm.HADOOP_AWS_PACKAGE  # the Hadoop of pyspark's own client jars (phmx.jvm)
 VENV_ARCHIVE_NAME = "phmx-venv.tar.gz"
 
 _OPTION_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -67,16 +63,14 @@ def submit_script() -> str:
 
 
 def delta_package() -> str:
-    """The delta-spark Maven coordinate matching the installed delta-spark and pyspark.
+    """The delta-spark Maven coordinate for the pinned pyspark: ``phmx.jvm.DELTA_PACKAGE``.
 
-    Follows delta-spark's own ``configure_spark_with_delta_pip``: from Delta 4.1 the artifact
-    names the Spark line, ``io.delta:delta-spark_<spark major.minor>_2.13:<delta version>``.
+    The artifact names the Spark line (``delta-spark_4.2_2.13``) like delta-spark's own
+    ``configure_spark_with_delta_pip``, but its version is the newest Delta *jar* built for that
+    line (the PyPI package can be a patch ahead with no matching jar; see :mod:`phmx.jvm`).
     Set ``PHMX_DELTA_PACKAGE`` when the cluster's Spark differs from the client's.
     """
-    delta_version = importlib.metadata.version("delta_spark")
-    spark_version = importlib.metadata.version("pyspark")
-    major_minor = ".".join(spark_version.split(".")[:2])
-    return f"io.delta:delta-spark_{major_minor}_2.13:{delta_version}"
+    return jvm.DELTA_PACKAGE
 
 
 def job_arguments(stage: str, options: Mapping[str, str] | None = None) -> list[str]:

@@ -30,8 +30,9 @@ reuses the stored ciphertexts of a row whose fingerprint is unchanged. A re-run 
 input leaves the table's content identical, and a row whose identifiers changed (or that was
 written under an older DEK) is encrypted afresh. docs/encryption-at-rest.md has the whole design.
 
-Where the DEK is unwrapped (``PHMX_DEK_UNWRAP``): ``driver`` (default) binds the plaintext DEK
-into the UDF closure, fine when the UDF runs in this process (the embedded engine); ``executor``
+Where the DEK is unwrapped (``PHMX_DEK_UNWRAP``; unset, the engine route decides, see
+:func:`unwrap_mode`): ``driver`` binds the plaintext DEK into the UDF closure, fine when the UDF
+runs on this machine (the embedded engine, a local JVM); ``executor``
 binds only the wrapped DEK and the provider's configuration (providers pickle without key
 material), and each executor's Python worker unwraps it once through the provider (KMS Decrypt
 under the executor's role), so no plaintext key travels in a task.
@@ -314,11 +315,21 @@ _EXECUTOR_LOCK = threading.Lock()
 
 
 def unwrap_mode() -> str:
-    """Where DEKs are unwrapped: ``PHMX_DEK_UNWRAP`` = ``driver`` (default) or ``executor``."""
-    mode = os.environ.get("PHMX_DEK_UNWRAP", "driver").strip().lower() or "driver"
+    """Where DEKs are unwrapped: ``PHMX_DEK_UNWRAP`` = ``driver`` or ``executor``.
+
+    Unset, the engine decides (:func:`phmx.engine.default_dek_unwrap`): ``driver`` only where
+    the UDF runs on this machine (embedded Sail, a local classic session, a Spark Connect server
+    on loopback), ``executor`` for every remote engine. ``driver`` towards a remote Spark Connect
+    server over plain ``sc://`` is refused: the plaintext DEK would cross the network in the clear.
+    """
+    from phmx import engine
+
+    mode = os.environ.get("PHMX_DEK_UNWRAP", "").strip().lower() or engine.default_dek_unwrap()
     if mode not in UNWRAP_MODES:
         raise ConfigError(f"PHMX_DEK_UNWRAP={mode!r} is not one of {', '.join(UNWRAP_MODES)}",
                           hint="driver for the embedded engine, executor for spark_submit / EMR")
+    if mode == "driver":
+        engine.refuse_plaintext_keys_in_transit()
     return mode
 
 

@@ -1,4 +1,4 @@
-"""The engine: embedded Sail once per process, a clean exit, the Spark Connect route, the classic route."""
+"""The engine: embedded Sail once per process, a clean exit, the Spark Connect route (the JVM routes: tests/engines)."""
 
 from __future__ import annotations
 
@@ -52,12 +52,3 @@ def test_spark_remote_route_connects_to_another_server(tmp_path):
         assert "embedded Sail engine listening" not in proc.stderr  # it did not start its own
     finally:
         server.stop()
-
-
-def test_classic_route_is_configured_with_delta():
-    from phmx.engine import classic_builder
-
-    opts = classic_builder()._options
-    assert opts["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
-    assert opts["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-    assert "io.delta:delta-spark_4.2_2.13:4.4.1" in opts["spark.jars.packages"]  # matches pyspark 4.2

@@ -68,13 +68,18 @@ def test_missing_and_malformed_emr_settings_name_the_variable():
         cfg.submit_parameters({"PHMX_LAKEHOUSE_ROOT": "s3://a b"})
 
 
-def test_delta_package_is_the_one_delta_spark_itself_would_add():
-    """Same coordinate as delta-spark's configure_spark_with_delta_pip for the installed versions.
+def test_delta_package_names_the_spark_line_delta_spark_itself_would_add():
+    """Same artifact as delta-spark's configure_spark_with_delta_pip for the installed pyspark,
+    at the Delta version the project resolves with Maven (jvm/pom.xml, phmx.jvm).
 
     A fresh builder only records its options until ``getOrCreate``, which is never called here.
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
+    from phmx import jvm
+
     built = configure_spark_with_delta_pip(SparkSession.Builder())
-    assert built._options["spark.jars.packages"].split(",")[0] == runners.delta_package()
+    theirs = built._options["spark.jars.packages"].split(",")[0]
+    assert theirs.rsplit(":", 1)[0] == runners.delta_package().rsplit(":", 1)[0]
+    assert runners.delta_package() == jvm.DELTA_PACKAGE

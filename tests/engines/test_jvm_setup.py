@@ -1,0 +1,124 @@
+"""The JVM set-up without starting a JVM: pins, the jars `make jvm` resolved, the classic builder's
+configuration, and where data keys are unwrapped on each engine route."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from phmx import jvm
+from phmx.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+def _pom_property(name: str) -> str:
+    root = ET.parse(REPO / "jvm" / "pom.xml").getroot()  # noqa: S314 - our own file
+    node = root.find(f"m:properties/m:{name}", NS)
+    assert node is not None and node.text
+    return node.text
+
+
+def test_pom_pins_are_the_ones_phmx_jvm_names():
+    assert _pom_property("delta.version") == jvm.DELTA_VERSION
+    assert _pom_property("spark.line") == jvm.SPARK_LINE
+    assert _pom_property("hadoop.version") == jvm.HADOOP_VERSION
+
+
+def test_hadoop_pin_matches_the_hadoop_client_inside_pyspark():
+    names = {p.name for p in (jvm.spark_home() / "jars").glob("hadoop-client-api-*.jar")}
+    assert names == {f"hadoop-client-api-{jvm.HADOOP_VERSION}.jar"}
+    import pyspark
+
+    assert ".".join(pyspark.__version__.split(".")[:2]) == jvm.SPARK_LINE
+
+
+def test_make_jvm_resolved_delta_and_s3a_without_duplicating_spark():
+    names = {Path(j).name for j in jvm.jars()}
+    assert f"delta-spark_{jvm.SPARK_LINE}_2.13-{jvm.DELTA_VERSION}.jar" in names
+    assert f"delta-storage-{jvm.DELTA_VERSION}.jar" in names
+    assert f"hadoop-aws-{jvm.HADOOP_VERSION}.jar" in names
+    assert any(n.startswith("bundle-2.") for n in names)  # the AWS SDK v2 that hadoop-aws needs
+    spark_artifacts = {p.name.rsplit("-", 1)[0] for p in (jvm.spark_home() / "jars").glob("*.jar")}
+    # One copy of each class on the class path: nothing pyspark already ships (Scala, Hadoop
+    # client, Parquet, Jackson core, logging) comes a second time in another version.
+    assert not {n.rsplit("-", 1)[0] for n in names} & spark_artifacts
+
+
+def test_missing_jars_fail_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHMX_JVM_JARS", str(tmp_path))
+    with pytest.raises(ConfigError, match="make jvm") as exc:
+        jvm.jars()
+    assert exc.value.exit_code == 10
+
+
+def test_classic_builder_uses_local_jars_and_this_interpreter(monkeypatch):
+    import sys
+
+    from phmx.engine import classic_builder
+
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    opts = classic_builder()._options
+    assert opts["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert opts["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert "spark.jars.packages" not in opts  # nothing resolved from Maven at run time
+    assert any(Path(p).name.startswith("delta-spark_4.2_2.13") for p in opts["spark.driver.extraClassPath"].split(":"))
+    assert opts["spark.sql.adaptive.enabled"] == "true" and opts["spark.master"] == "local[2]"
+    assert opts["spark.driver.bindAddress"] == "127.0.0.1"
+    import os
+
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
+
+
+def test_cluster_conf_ships_the_jars_with_spark_jars():
+    conf = jvm.session_conf(shuffle_partitions=8, local=False)
+    assert "spark.driver.extraClassPath" not in conf
+    assert any(j.endswith(f"delta-spark_4.2_2.13-{jvm.DELTA_VERSION}.jar") for j in conf["spark.jars"].split(","))
+
+
+def test_s3a_conf_maps_s3_and_turns_sse_kms_on():
+    conf = jvm.s3a_conf(endpoint="http://127.0.0.1:5000", kms_key_id="alias/phi", region="us-west-2")
+    assert conf["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.encryption.algorithm"] == "SSE-KMS"
+    assert conf["spark.hadoop.fs.s3a.encryption.key"] == "alias/phi"
+
+
+@pytest.mark.parametrize(("engine", "remote", "master", "expected"), [
+    ("sail", None, None, "driver"),
+    ("connect", "sc://127.0.0.1:15002", None, "driver"),       # loopback: the key stays on this machine
+    ("connect", "sc://spark.example.org:15002", None, "executor"),
+    ("connect", "sc://spark.example.org:443/;use_ssl=true", None, "executor"),
+    ("classic", None, "local[2]", "driver"),
+    ("classic", None, "yarn", "executor"),
+])
+def test_data_keys_are_unwrapped_on_the_executors_of_every_remote_engine(monkeypatch, engine, remote, master,
+                                                                          expected):
+    from privacy import crypto
+
+    monkeypatch.delenv("PHMX_DEK_UNWRAP", raising=False)
+    monkeypatch.setenv("PHMX_ENGINE", engine)
+    if remote:
+        monkeypatch.setenv("SPARK_REMOTE", remote)
+    else:
+        monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    if master:
+        monkeypatch.setenv("PHMX_SPARK_MASTER", master)
+    assert crypto.unwrap_mode() == expected
+
+
+def test_plaintext_keys_are_refused_over_plain_sc_to_a_remote_server(monkeypatch):
+    from privacy import crypto
+
+    monkeypatch.setenv("PHMX_ENGINE", "connect")
+    monkeypatch.setenv("PHMX_DEK_UNWRAP", "driver")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://spark.example.org:15002")
+    with pytest.raises(ConfigError, match="unencrypted") as exc:
+        crypto.unwrap_mode()
+    assert "use_ssl=true" in str(exc.value.hint)
+    monkeypatch.setenv("SPARK_REMOTE", "sc://spark.example.org:443/;use_ssl=true")
+    assert crypto.unwrap_mode() == "driver"  # TLS: the operator's explicit choice stands
