@@ -24,7 +24,7 @@ VALUESETS_DIR = MAPPINGS_DIR / "valuesets"
 
 FIELD_TYPES = {"string", "integer", "decimal", "date", "timestamp", "code", "cin", "ssn", "zip", "phone",
                "npi", "county_fips", "email"}
-FORMAT_TYPES = {"delimited", "fixed_width", "x12_834", "hl7_vxu", "fhir_ndjson"}
+FORMAT_TYPES = {"delimited", "fixed_width", "x12_834", "hl7_vxu", "hl7_adt", "fhir_ndjson"}
 SENSITIVITIES = {"general", "mh", "sud"}
 SPEC_KEYS = {
     "feed", "version", "title", "description", "submitters", "sensitivity", "labels", "format", "on_resubmit",
@@ -37,6 +37,7 @@ RECORD_UNITS = {
     "fixed_width": "line",
     "x12_834": "segment",
     "hl7_vxu": "line",
+    "hl7_adt": "line",
     "fhir_ndjson": "line",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

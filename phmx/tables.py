@@ -124,9 +124,15 @@ COVERAGE = _t(
     "silver",
     "coverage",
     "source string, source_person_id string, plan_id string, aid_code string, start_date date,"
-    f"end_date date, {_SILVER_LINEAGE}",
-    keys="source source_person_id plan_id start_date",
+    f"end_date date, {_SILVER_LINEAGE}, coverage_type string, maintenance_type string",
+    keys="source source_person_id plan_id coverage_type start_date",
+    doc="Coverage spans, one per member, plan, coverage type (X12 HD03: HLT health, DEN dental, VIS vision; "
+        "empty = health) and start. maintenance_type: the X12 INS03 of the record that last set the span "
+        "(024 = terminated, 025 = reinstated).",
 )
+
+#: The rows of silver.coverage that are health (medical) coverage: what continuous enrollment means in measures.
+COVERAGE_MEDICAL = "coverage_type IS NULL OR coverage_type NOT IN ('DEN', 'VIS')"
 
 ENCOUNTER = _t(
     "silver",
@@ -174,6 +180,20 @@ IMMUNIZATION = _t(
 #: The rows of silver.immunization that are doses given (Spark SQL): complete and not deleted. Refusals,
 #: doses not or partly administered and deletions stay in silver with their status but count nowhere.
 IMMUNIZATION_GIVEN = "coalesce(completion_status, 'CP') = 'CP' AND coalesce(action_code, 'A') <> 'D'"
+
+ADT_EVENT = _t(
+    "silver",
+    "adt_event",
+    "source string, event_id string, source_person_id string, visit_number string, event_type string,"
+    "event_date date, patient_class string, admit_date date, discharge_date date, discharge_disposition string,"
+    f"facility string, diagnosis_codes array<string>, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source event_id",
+    doc="Admission, discharge and registration events from hospitals' HL7 v2 ADT feeds: event_type A01 admit, "
+        "A03 discharge, A04 register (outpatient/ED), A08 update; patient_class (PV1-2) I inpatient, E "
+        "emergency, O outpatient. Each visit (visit_number) also becomes one silver.encounter (setting IP, ED or "
+        "OP, admit and discharge dates from its latest events), which the transitional-care and follow-up "
+        "measures read.",
+)
 
 MEDICATION = _t(
     "silver",
@@ -356,6 +376,7 @@ ALL: tuple[Table, ...] = (
     PERSON,
     COVERAGE,
     ENCOUNTER,
+    ADT_EVENT,
     BH_SERVICE,
     DENTAL_SERVICE,
     IMMUNIZATION,

@@ -74,6 +74,8 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
         sel += [F.col(c) for c in _LINEAGE_COLS if c not in columns]
         sel.append(F.expr(source_expr).alias("source"))
         df = df.select(*sel)
+    if mapping.get("having"):  # a predicate on the target's columns (e.g. a span whose start is known)
+        df = df.where(F.expr(str(mapping["having"])))
     # Keep the latest version of every key (later period, then later row) so resends converge.
     w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
     df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")

@@ -29,6 +29,7 @@ _FORMAT_NAMES = {
     "fixed_width": "fixed-width records",
     "x12_834": "ASC X12 834 005010X220A1",
     "hl7_vxu": "HL7 v2.5.1 VXU^V04",
+    "hl7_adt": "HL7 v2 ADT (A01, A03, A04, A08)",
     "fhir_ndjson": "FHIR R4 NDJSON",
 }
 _DELIMS = {",": "comma (,)", "|": "pipe (|)", "\t": "tab", ";": "semicolon (;)"}
@@ -37,6 +38,7 @@ _SOURCE_HEADING = {
     "fixed_width": "position",
     "x12_834": "segment path",
     "hl7_vxu": "HL7 field",
+    "hl7_adt": "HL7 field",
     "fhir_ndjson": "FHIR path",
 }
 
@@ -137,8 +139,11 @@ def _format_section(spec: FeedSpec) -> list[str]:
     elif t == "x12_834":
         out += ["- One ASC X12 interchange (ISA ... IEA) per file, functional group BE, transaction set 834, "
                 "implementation guide 005010X220A1.",
-                "- Separators are taken from the ISA segment. One 2000 member loop (INS up to the next INS or SE) "
-                "is one record; row numbers are the position of its INS segment (ISA = 1).",
+                "- Separators are taken from the ISA segment. One coverage is one record: each 2300 loop (HD) of a "
+                "2000 member loop, or the member loop itself when it has none; row numbers are the position of its "
+                "INS segment (ISA = 1), a member's further HD loops numbered by their HD segment. Fields of HD and "
+                "of the 2300 dates (DTP 348, 349) come from the record's own 2300 loop, the others from the member "
+                "loop.",
                 "- Field paths below: `SEG[Q].NN` is element NN of the first SEG in the member loop whose first "
                 "element is Q; `SEG[NN=Q]` tests element NN; `PER[IP].TE` is the value after qualifier TE; "
                 "`-C` a component; `header:` reads the transaction header (before the first INS)."]
@@ -148,7 +153,19 @@ def _format_section(spec: FeedSpec) -> list[str]:
                 "- One RXA segment is one record, with its patient (PID, PD1) and its order group (ORC before "
                 "it, RXR and OBX after it). Row numbers are the line of the RXA; receipts also name the message.",
                 "- Field paths below: `PID-5.1` is field 5 component 1; `PID-3[5=SR].1` picks the repetition "
-                "whose component 5 is SR; `OBX{3.1=64994-7}-5.1` picks the OBX whose field 3.1 is 64994-7."]
+                "whose component 5 is SR (`[5!=SS|MA]`: the first whose component 5 is neither); "
+                "`OBX{3.1=64994-7}-5.1` picks the OBX whose field 3.1 is 64994-7.",
+                "- MLLP-framed files are accepted; MSH-12 may be 2.3 to 2.8.2. Every message is acknowledged "
+                "with an HL7 ACK (AA, AE or AR; ERR segments name segment, field and component) in your outbox."]
+    elif t == "hl7_adt":
+        types = ", ".join(str(x) for x in fmt.get("message_types", []))
+        out += [f"- HL7 v2 ADT messages ({types}), as a batch file (FHS/BHS ... BTS/FTS), a bare stream of "
+                "messages or MLLP-framed; MSH-12 2.3 to 2.8.2.",
+                "- One message is one record (an event of a visit); row numbers are the line of its MSH segment.",
+                "- Field paths below: `PV1-44` is field 44; `PID-3[5!=SS|MA].1` picks the first PID-3 repetition "
+                "whose identifier type is neither SS nor MA.",
+                "- Every message is acknowledged with an HL7 ACK (AA, AE or AR; ERR segments name segment, field "
+                "and component) in your outbox."]
     elif t == "fhir_ndjson":
         out += [f"- Newline-delimited JSON: one FHIR R4 `{fmt.get('resource_type')}` resource per line, UTF-8.",
                 "- Every resource is validated against FHIR R4 (fhir.resources R4B models) before the field checks.",

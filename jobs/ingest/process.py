@@ -47,6 +47,8 @@ class FileOutcome:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     # Raw warning findings, kept so a later cross-file check can add to them and regroup.
     warning_findings: list[Finding] = field(default_factory=list)
+    # Standard acknowledgments due to the submitter (HL7 ACK, X12 999/TA1): outbox file suffix -> content.
+    acknowledgments: dict[str, str] = field(default_factory=dict)
 
 
 def bronze_columns(spec: FeedSpec, specs: dict[str, FeedSpec]) -> list[str]:

@@ -63,6 +63,9 @@ class Receipt:
     def unit_text(self) -> str:
         if self.format == "hl7_vxu":
             return UNIT_TEXT_HL7
+        if self.format == "hl7_adt":
+            return ("Row numbers are line numbers in your HL7 file (one segment per line): the line of each "
+                    "message's MSH segment; each listed row also names its message (1 = the first MSH).")
         return UNIT_TEXT.get(self.record_unit, UNIT_TEXT["line"])
 
     def to_json(self) -> str:

@@ -27,7 +27,8 @@ class Rule:
     how_to_fix: str
 
 
-_ALL = ("delimited", "fixed_width", "x12_834", "hl7_vxu", "fhir_ndjson")
+_ALL = ("delimited", "fixed_width", "x12_834", "hl7_vxu", "hl7_adt", "fhir_ndjson")
+_HL7 = ("hl7_vxu", "hl7_adt")
 _TEXT = ("delimited", "fixed_width")
 
 RULES: dict[str, Rule] = {r.id: r for r in [
@@ -83,11 +84,11 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Regenerate the interchange with your translator."),
     Rule("x12_trailing_data", "file", ("x12_834",), "There is data after the last IEA trailer.",
          "Send one complete interchange per file, with nothing after IEA."),
-    Rule("hl7_batch", "file", ("hl7_vxu",), "A batch header (FHS or BHS) has no matching trailer (FTS or BTS).",
+    Rule("hl7_batch", "file", _HL7, "A batch header (FHS or BHS) has no matching trailer (FTS or BTS).",
          "Send the complete batch file."),
-    Rule("hl7_bts_count", "file", ("hl7_vxu",), "BTS-1 differs from the number of messages in the batch.",
+    Rule("hl7_bts_count", "file", _HL7, "BTS-1 differs from the number of messages in the batch.",
          "Regenerate the batch so BTS-1 counts its messages."),
-    Rule("hl7_fts_count", "file", ("hl7_vxu",), "FTS-1 differs from the number of batches in the file.",
+    Rule("hl7_fts_count", "file", _HL7, "FTS-1 differs from the number of batches in the file.",
          "Regenerate the file so FTS-1 counts its batches."),
     # ---- transaction level --------------------------------------------------------------------
     Rule("x12_st", "transaction", ("x12_834",), "A transaction set is not an 834 (ST01) for 005010X220A1 (ST03).",
@@ -125,15 +126,15 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Send every required segment of the member loop."),
     Rule("x12_element", "record", ("x12_834",), "An INS segment's required elements are missing or invalid.",
          "INS01 is Y or N and INS02 a relationship code."),
-    Rule("hl7_msh", "record", ("hl7_vxu",), "A message header (MSH) cannot be read.",
+    Rule("hl7_msh", "record", _HL7, "A message header (MSH) cannot be read.",
          "Start each message with MSH|^~\\&| and the fields of the CAIR2 guide."),
-    Rule("hl7_segment", "record", ("hl7_vxu",), "A message holds a segment line that cannot be read, or "
+    Rule("hl7_segment", "record", _HL7, "A message holds a segment line that cannot be read, or "
          "segments appear outside any message.", "Check the listed message for a damaged or stray segment."),
-    Rule("hl7_message_type", "record", ("hl7_vxu",), "The message is not a VXU^V04.",
-         "Send only VXU^V04 messages in this feed."),
+    Rule("hl7_message_type", "record", _HL7, "The message is not of a type the feed takes (VXU^V04; ADT "
+         "A01, A03, A04, A08).", "Send only the message types the feed's guide lists to its folder."),
     Rule("hl7_no_rxa", "record", ("hl7_vxu",), "The message holds no RXA (no vaccination).",
          "Each VXU message needs at least one ORC/RXA group."),
-    Rule("hl7_version", "record", ("hl7_vxu",), "MSH-12 names an HL7 version before 2.3, whose VXU structure "
+    Rule("hl7_version", "record", _HL7, "MSH-12 names an HL7 version before 2.3, whose VXU structure "
          "differs from the CDC guide's 2.5.1.", "Send MSH-12 2.5.1 messages built to the CDC Implementation Guide "
          "release 1.5 (versions 2.3 to 2.8.2 are also read)."),
     Rule("hl7_vaccine_code", "record", ("hl7_vxu",), "RXA-5 holds neither a CVX nor an NDC found in the CDC "

@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobs.ingest import bronze, join
+from jobs.ingest.acknowledgments import acknowledge
 from jobs.ingest.coverage import check_within_coverage, coverage_tables
 from jobs.ingest.landing import LandedFile, path_problem, scan, submission_id
 from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file, submission_sha
-from jobs.ingest.receipts import Receipt, write_receipt
+from jobs.ingest.receipts import Receipt, receipt_prefix, write_receipt
 from jobs.ingest.specs import load_specs
 from phmx import lakehouse, storage
 from phmx.context import RunContext, StageResult
@@ -131,6 +132,10 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                                               received_at.isoformat(timespec="seconds"), "rejected",
                                               file_errors=[{"rule_id": "internal_error",
                                                             "message": type(exc).__name__}]), None)
+            try:
+                outcome.acknowledgments = acknowledge(data, outcome, received_at)
+            except Exception as exc:  # noqa: BLE001 - a missing acknowledgment never costs the submission
+                log.error("no acknowledgment for submission %s: %s", sid, type(exc).__name__)
             if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
                 by_sha[(lf.submitter, lf.feed, sha_key)] = sid
         r = outcome.receipt
@@ -243,6 +248,8 @@ def _record(spark: SparkSession, outcomes: list[FileOutcome], outbox_root: str, 
     for o in outcomes:
         r = o.receipt
         uri = write_receipt(outbox_root, r)
+        for suffix, content in o.acknowledgments.items():  # HL7 ACK, X12 999/TA1 beside the receipt
+            storage.write_text(receipt_prefix(outbox_root, r) + suffix, content, content_type="text/plain")
         rows.append({"submission_id": r.submission_id, "submitter": r.submitter, "feed": r.feed,
                      "period": r.period, "source_file": r.source_file, "source_file_sha256": r.source_file_sha256,
                      "received_at": datetime.fromisoformat(r.received_at), "status": r.status,

@@ -19,6 +19,7 @@ from phmx.log import get_logger
 from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
+    COVERAGE_MEDICAL,
     DENTAL_SERVICE,
     ENCOUNTER,
     IMMUNIZATION,
@@ -111,7 +112,8 @@ def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
         "member_id", "admin_date", F.trim("cvx").alias("cvx"), labels_of().alias("security_labels"))
     meds = _link(lakehouse.read(spark, MEDICATION), xwalk).select(
         "member_id", "fill_date", "ndc", labels_of().alias("security_labels"))
-    coverage = _link(lakehouse.read(spark, COVERAGE), xwalk).where(F.col("start_date").isNotNull()).select(
+    coverage = _link(lakehouse.read(spark, COVERAGE).where(COVERAGE_MEDICAL), xwalk).where(
+        F.col("start_date").isNotNull()).select(
         "member_id", "plan_id", "start_date",
         F.coalesce("end_date", F.lit(OPEN_END).cast("date")).alias("end_date"))
     inputs = Inputs(members, enc, bh, dental, imm, meds, coverage, coverage_islands(coverage),

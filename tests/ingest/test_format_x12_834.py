@@ -147,3 +147,73 @@ def test_x12_strict_findings_never_quote_values(enr_rows):
     text = " ".join(m for _, m in findings)
     assert "DMG02" in text and "invalid date" in text
     assert "1978103" not in text and "(Q)" not in text
+
+
+# ---- maintenance, dependents and coverage loops as the TR3 allows them ------------------------------------
+def _member(enr_rows: list[dict], segs: list[str], k: int = 0) -> tuple[int, int]:
+    """(first, end) segment indexes of the k-th member loop."""
+    ins = [i for i, s in enumerate(segs) if s.startswith("INS*")]
+    end = ins[k + 1] if k + 1 < len(ins) else next(i for i, s in enumerate(segs) if s.startswith("SE*"))
+    return ins[k], end
+
+
+def test_dependents_with_the_subscribers_ref0f_are_keyed_apart(enr_rows):
+    segs = segments(x12(enr_rows[:1]))
+    a, b = _member(enr_rows, segs)
+    loop = segs[a:b]
+    deps = []
+    for rel in ("19", "19", "01"):  # two children and a spouse, no CIN: keyed by relationship and order
+        dep = [s for s in loop if not s.startswith("REF*23")]
+        dep[0] = f"INS*N*{rel}*021*28*A***FT"
+        deps += dep
+    segs = renumber_se(segs[:b] + deps + segs[b:])
+    out = run_file(join(segs), FEED, SUB)
+    assert_conserved(out)
+    assert out.receipt.status == "accepted", out.receipt.errors
+    sub = enr_rows[0]["member_local_id"]
+    assert [r["member_local_id"] for r in accepted_rows(out)] == [sub, f"{sub}-191", f"{sub}-192", f"{sub}-011"]
+
+
+def test_each_hd_loop_is_one_coverage_numbered_by_its_hd(enr_rows):
+    segs = segments(x12(enr_rows[:1]))
+    a, b = _member(enr_rows, segs)
+    hd = next(i for i in range(a, b) if segs[i].startswith("HD*"))
+    extra = ["HD*021**DEN", "DTP*348*D8*20250201", "HD*021**VIS", "DTP*348*D8*20250301"]
+    segs = renumber_se(segs[:b] + extra + segs[b:])
+    out = run_file(join(segs), FEED, SUB)
+    rows = accepted_rows(out)
+    assert [(r["coverage_type"], r["coverage_start"]) for r in rows][1:] == [("DEN", "2025-02-01"),
+                                                                            ("VIS", "2025-03-01")]
+    assert rows[0]["coverage_type"] == segs[hd].split("*")[3]
+    assert [r["row_number"] for r in rows] == [a + 1, b + 1, b + 3]  # INS, then each further HD
+    assert len({r["member_local_id"] for r in rows}) == 1 and rows[1]["birth_date"] == rows[0]["birth_date"]
+
+
+def test_a_termination_needs_no_dmg_or_benefit_begin(enr_rows):
+    segs = segments(x12(enr_rows[:1]))
+    a, b = _member(enr_rows, segs)
+    segs[a] = "INS*Y*18*024*07*T***TE"
+    segs = [s for i, s in enumerate(segs) if not (a < i < b and (s.startswith("DMG*") or s.startswith("DTP*348")))]
+    b = next(i for i, s in enumerate(segs) if s.startswith("SE*"))
+    segs = renumber_se(segs[:b] + ["DTP*349*D8*20250131"] + segs[b:])
+    out = run_file(join(segs), FEED, SUB)
+    assert out.receipt.status == "accepted", out.receipt.errors
+    (row,) = accepted_rows(out)
+    assert (row["maintenance_type"], row["birth_date"], row["coverage_start"], row["coverage_end"]) == (
+        "024", None, None, "2025-01-31")
+    segs[a] = "INS*Y*18*021*28*A***FT"  # an addition still needs its DMG (birth date and sex identify people)
+    out = run_file(join(segs), FEED, SUB)
+    assert {(e["rule_id"], e["field"]) for e in out.receipt.errors} == {("required", "birth_date"), ("required", "sex")}
+    assert {e["how_to_fix"] for e in out.receipt.errors} >= {
+        "Send DMG[D8].02 (DMG02; required when INS03 is 021 or 030): it is required for every record."}
+
+
+def test_an_out_of_state_county_is_noted_not_quarantined(enr_rows):
+    segs = segments(x12(enr_rows[:1]))
+    i = next(i for i, s in enumerate(segs) if s.startswith("N4*"))
+    segs[i] = "N4*RENO*NV*89501**CY*32031"
+    out = run_file(join(segs), FEED, SUB)
+    assert out.receipt.status == "accepted", out.receipt.errors
+    (row,) = accepted_rows(out)
+    assert (row["state"], row["county_fips"]) == ("NV", None)
+    assert any("outside CA" in n for n in out.receipt.notes)

@@ -170,13 +170,36 @@ def _unescape(arr: pa.Array) -> pa.Array:
     return pa.array(values, pa.string())
 
 
+def unframe(data: bytes) -> tuple[bytes, bool]:
+    """The bytes without MLLP framing, and whether there was any.
+
+    An interface engine's capture holds <VT>message<FS><CR> per message. The frame bytes are no part of
+    any segment, so they are dropped (a <FS> always ends a message, so it ends a segment too).
+    """
+    if MLLP_START not in data and MLLP_END not in data:
+        return data, False
+    return data.replace(MLLP_START, b"").replace(MLLP_END + b"\r", b"\r").replace(MLLP_END, b"\r"), True
+
+
+def segment_lines(data: bytes, spec: FeedSpec) -> list[str]:
+    """Every physical line of a VXU file as parse() numbers them (line n is element n - 1)."""
+    data, _ = unframe(data)
+    text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
+    raw = data if encoding == "utf-8" else text.encode("utf-8")
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    return [str(x) for x in physical_lines(raw).to_pylist()]
+
+
+def escape(text: str) -> str:
+    """Text as an HL7 field value (separators as escape sequences \\F\\, \\S\\, \\T\\, \\R\\, \\E\\)."""
+    return str(_UNESCAPE.escape(text))
+
+
 def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
     """Parse a VXU batch or message stream into chunks of vaccinations (one per RXA)."""
     notes: list[str] = []
-    if MLLP_START in data or MLLP_END in data:
-        # An interface engine's capture: <VT>message<FS><CR> per message. The frame bytes are no part of
-        # any segment, so they are dropped (a <FS> always ends a message, so it ends a segment too).
-        data = data.replace(MLLP_START, b"").replace(MLLP_END + b"\r", b"\r").replace(MLLP_END, b"\r")
+    data, framed = unframe(data)
+    if framed:
         notes.append("MLLP framing (0x0B ... 0x1C) removed")
     text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
     if encoding != "utf-8":
@@ -201,7 +224,10 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     msg_end = ends[np.searchsorted(ends, msh, side="right")]
     seg_msg = group_of(np.arange(n), msh, msg_end)
     n_msg = len(msh)
-    rxa = where("RXA")
+    # The segment that makes a record: RXA for VXU (one vaccination each); MSH where a message is one record (ADT).
+    record_seg = str(spec.format.get("record_segment", "RXA"))
+    allowed_types = [str(t) for t in spec.format.get("message_types", ["VXU^V04"])]
+    rxa = where(record_seg)
 
     def msg_raw(m: int) -> str:
         return "\r".join(segs.slice(int(msh[m]), int(msg_end[m] - msh[m])).to_pylist())
@@ -229,7 +255,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     stray_len = dict(zip(stray_start.tolist(), (stray_stop - stray_start).tolist(), strict=True))
     issue: dict[int, tuple[str, str]] = {}
     for i in np.flatnonzero(kind == 1).tolist():
-        issue[i] = ("hl7_no_rxa", "the message holds no RXA segment")
+        issue[i] = ("hl7_no_rxa", f"the message holds no {record_seg} segment")
     for i in np.flatnonzero(kind == 2).tolist():
         issue[i] = ("hl7_segment", f"{stray_len[int(rec_pos[i])]} segment line(s) outside any message (no MSH)")
 
@@ -252,7 +278,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     msh_els = split(msh_text, "|")
     mtype = element(split(element(msh_els, 8), "^"), 0)
     mevent = element(split(element(msh_els, 8), "^"), 1)
-    not_vxu = np.asarray(pc.invert(pc.fill_null(pc.and_(pc.equal(mtype, "VXU"), pc.equal(mevent, "V04")), False))) \
+    mkind = pc.binary_join_element_wise(pc.fill_null(mtype, ""), pc.fill_null(mevent, ""), "^") if n_msg else mtype
+    not_vxu = np.asarray(pc.invert(pc.fill_null(pc.is_in(mkind, value_set=pa.array(allowed_types)), False))) \
         if n_msg else np.zeros(0, bool)
     versions = [str(v or "").strip() for v in element(split(element(msh_els, 11), "^"), 0).to_pylist()] \
         if n_msg else []
@@ -270,7 +297,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                             f"does not read: send version 2.5.1 (CDC IG release 1.5); "
                             f"{', '.join(SUPPORTED_VERSIONS)} are also accepted")
         for i in np.flatnonzero(in_msg & not_vxu[m_of]).tolist():
-            issue[i] = ("hl7_message_type", "MSH-9 is not VXU^V04: send only VXU^V04 messages in this feed")
+            issue[i] = ("hl7_message_type", f"MSH-9 is not {' or '.join(allowed_types)}: send only those messages "
+                        "in this feed")
         for i in np.flatnonzero(in_msg & msg_bad_seg[m_of]).tolist():
             issue[i] = ("hl7_segment", "the message holds a segment line that cannot be read")
         for i in np.flatnonzero(in_msg & bad_msh[m_of]).tolist():

@@ -13,15 +13,28 @@ assumed. The envelope is checked the way X12 acknowledgements do:
   on): not an 834 (``x12_st``), SE missing (``x12_se_missing``), SE01 segment count
   (``x12_se_count``), SE02 control number (``x12_se_control``);
 * record level: a member loop (2000 INS up to the next INS or SE) with a segment that is not
-  an 834 segment (``x12_segment``), without its NM1*IL (``x12_loop``) or with INS01/INS02
-  unusable (``x12_element``) is quarantined; its neighbours go on.
+  an 834 segment (``x12_segment``), without its member name NM1*IL or NM1*74 (``x12_loop``) or
+  with INS01/INS02 unusable (``x12_element``) is quarantined; its neighbours go on.
+
+A record is one coverage: each 2300 loop (an HD segment up to the next HD or the end of the
+member loop) of a member loop, or the member loop itself when it has no HD (an 001 change of
+the name or address, a dependent added under the subscriber's coverage). Member-level fields
+come from the whole member loop; fields of HD and of the 2300 dates (DTP 348, 349, 303, 343,
+695) from the record's own 2300 loop, so HLT, DEN and VIS coverages of one member stay three
+records. Maintenance transactions (INS03 001, 021, 024, 025, 030) need only what the TR3
+requires of them (no DMG or DTP*348 on a 024 termination); how they apply to silver is the
+enrollment spec's conform expressions. ``format.dependent_key`` tells a dependent from its
+subscriber when both carry the subscriber's REF*0F, as the TR3 has it; ``format.home_state``
+notes members with an address in another state (their N406 county is not a California one).
 
 Records are numbered by the position of their INS segment in the file (ISA = 1, counting
-non-empty segments). Field values come from segment paths in the spec (``source``):
+non-empty segments), a member loop's second and later coverages by their HD segment. Field
+values come from segment paths in the spec (``source``):
 
 ``SEG.NN``             element NN of the first SEG in the member loop (``DMG.02``)
 ``SEG[Q].NN``          ... of the first SEG whose first element is Q (``REF[0F].02``)
 ``SEG[NN=Q,...].NN``   ... whose element NN is Q, for every condition (``NM1[IL,08=34].09``)
+``SEG[Q|R].NN``        ... whose first element is Q or R (``NM1[IL|74].03``)
 ``SEG[Q].TE``          the element after the qualifier TE among the pairs (``PER[IP].TE``)
 ``....NN-C``           component C of a composite element
 ``header:SEG...``      from the transaction's header (before the first INS), e.g. the payer's
@@ -71,7 +84,7 @@ _PATH = re.compile(
     r"^(?:(?P<scope>header):)?(?P<seg>[A-Z][A-Z0-9]{1,2})(?:\[(?P<conds>[^\]]+)\])?"
     r"\.(?P<el>[0-9]{2}|[A-Z0-9]{2,3})(?:-(?P<comp>[0-9]+))?$"
 )
-_COND = re.compile(r"^(?:(?P<k>[0-9]{2})=)?(?P<v>[A-Za-z0-9 ]+)$")
+_COND = re.compile(r"^(?:(?P<k>[0-9]{2})=)?(?P<v>[A-Za-z0-9 |]+)$")
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class SegPath:
 
     header: bool
     seg: str
-    conds: tuple[tuple[int, str], ...]
+    conds: tuple[tuple[int, tuple[str, ...]], ...]   # (element, accepted values)
     element: int | None
     pair: str | None
     comp: int | None
@@ -97,7 +110,7 @@ def compile_path(src: str) -> SegPath:
         cm = _COND.match(c.strip())
         if not cm:
             raise ValueError(f"bad condition {c!r} in {src!r}")
-        conds.append((int(cm["k"] or 1), cm["v"]))
+        conds.append((int(cm["k"] or 1), tuple(cm["v"].split("|"))))
     el = m["el"]
     return SegPath(bool(m["scope"]), m["seg"], tuple(conds), int(el) if el.isdigit() else None,
                    None if el.isdigit() else el, int(m["comp"]) if m["comp"] else None)
@@ -251,7 +264,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     elem, comp, _rep, term = _separators(text)
     stripped = data.lstrip()
     body = stripped if encoding == "utf-8" and stripped.startswith(b"ISA") else text.encode("utf-8")
-    segs = split_segments(body, term)
+    segs = pc.utf8_trim(split_segments(body, term), characters=" \t\r\n")
     segs = segs.filter(pc.greater(pc.binary_length(segs), 0))
     n = len(segs)
     # Segment ids are at most 3 characters before the first element separator.
@@ -311,11 +324,11 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         issue_rule.setdefault(r, ("x12_element", "INS01 must be Y or N and INS02 a relationship code"))
     nm1_pos, nm1_els = segments("NM1")
     has_il = np.zeros(n_rec, dtype=bool)
-    il = np.asarray(pc.fill_null(pc.equal(element(nm1_els, 1), "IL"), False))
+    il = np.asarray(pc.fill_null(pc.is_in(element(nm1_els, 1), value_set=pa.array(list(MEMBER_NAME))), False))
     g = seg_rec[nm1_pos[il]] if len(nm1_pos) else np.array([], dtype=np.int64)
     has_il[g[g >= 0]] = True
     for r in np.flatnonzero(~has_il).tolist():
-        issue_rule.setdefault(r, ("x12_loop", "the member loop has no member name segment (NM1*IL)"))
+        issue_rule.setdefault(r, ("x12_loop", "the member loop has no member name segment (2100A NM1*IL or NM1*74)"))
 
     # Header (ST to first INS) values per transaction, looked up in Python: there are few.
     header_cache: dict[int, list[list[str]]] = {}
@@ -327,41 +340,137 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
             header_cache[t] = [s.split(elem) for s in segs.slice(int(st[t]), stop - int(st[t])).to_pylist()]
         return header_cache[t]
 
-    cols: dict[str, pa.Array] = {}
+    # ---- 2300 health coverage loops: each HD up to the next HD or the end of its member loop.
+    hd_pos = positions_of(["HD"])
+    hd_loop = seg_rec[hd_pos] if len(hd_pos) else np.zeros(0, np.int64)
+    hd_pos, hd_loop = hd_pos[hd_loop >= 0], hd_loop[hd_loop >= 0]
+    cov_end = np.minimum(np.append(hd_pos[1:], n), rec_end[hd_loop]) if len(hd_pos) else np.zeros(0, np.int64)
+
+    def values(path: SegPath, starts: np.ndarray, ends: np.ndarray, n_groups: int) -> pa.Array:
+        """The path's value in each group of segments [starts[g], ends[g])."""
+        pos, els = segments(path.seg)
+        groups = group_of(pos, starts, ends) if len(pos) else np.array([], dtype=np.int64)
+        ok = groups >= 0
+        for k, v in path.conds:
+            ok &= np.asarray(pc.fill_null(pc.is_in(element(els, k), value_set=pa.array(list(v))), False))
+        val = _pair_value(els, path.pair) if path.pair is not None else element(els, path.element or 0)
+        if path.comp is not None:
+            val = element(split(val, comp), path.comp - 1)
+        return blank_to_null(pc.utf8_trim_whitespace(first_per_group(np.where(ok, groups, -1), n_groups, val)))
+
+    member_cols: dict[str, pa.Array] = {}
+    coverage_cols: dict[str, pa.Array] = {}
     for f in spec.fields:
         path = compile_path(str(f.source))
         if path.header:
             per_t = {t: _header_value(header_segments(t), path, comp) for t in range(len(st))}
-            cols[f.name] = pa.array([per_t.get(int(t)) if t >= 0 else None for t in rec_trans], pa.string())
-            continue
-        pos, els = segments(path.seg)
-        groups = seg_rec[pos] if len(pos) else np.array([], dtype=np.int64)
-        ok = groups >= 0
-        for k, v in path.conds:
-            ok &= np.asarray(pc.fill_null(pc.equal(element(els, k), v), False))
-        if path.pair is not None:
-            val = _pair_value(els, path.pair)
+            member_cols[f.name] = pa.array([per_t.get(int(t)) if t >= 0 else None for t in rec_trans], pa.string())
+        elif _coverage_level(path):
+            coverage_cols[f.name] = values(path, hd_pos, cov_end, len(hd_pos))
         else:
-            val = element(els, path.element or 0)
-        if path.comp is not None:
-            val = element(split(val, comp), path.comp - 1)
-        cols[f.name] = blank_to_null(pc.utf8_trim_whitespace(
-            first_per_group(np.where(ok, groups, -1), n_rec, val)))
+            member_cols[f.name] = values(path, ins, rec_end, n_rec)
+    dependents = spec.format.get("dependent_key")
+    if dependents and n_rec:
+        _dependent_keys(dependents, member_cols, [str(x or "") for x in ins01.to_pylist()],
+                        [str(x or "") for x in ins02.to_pylist()], rec_trans)
+    home = spec.format.get("home_state")
+    if home and n_rec:
+        state = values(compile_path("N4.02"), ins, rec_end, n_rec).to_pylist()
+        county = values(compile_path("N4[05=CY].06"), ins, rec_end, n_rec).to_pylist()
+        away = sum(1 for st_, cy in zip(state, county, strict=True) if cy and st_ and st_ != home)
+        if away:
+            notes.append(f"{away} member loop(s) have an address outside {home}: their N406 county is not read "
+                         "(county_fips is left empty); the members are loaded")
 
-    issues = [RecordIssue(int(rows[r]), rule, "", msg, raw[r]) for r, (rule, msg) in sorted(issue_rule.items())]
-    keep = np.array(sorted(set(range(n_rec)) - set(issue_rule)), dtype=np.int64)
-    if len(keep) < n_rec:
+    # ---- records: one per 2300 loop (HD), or one per member loop that has none, in file order. The first
+    # coverage of a member loop is numbered by its INS segment, each further one by its HD segment.
+    no_hd = np.setdiff1d(np.arange(n_rec), hd_loop)
+    rec_loop = np.concatenate((no_hd, hd_loop)).astype(np.int64)
+    rec_hd = np.concatenate((np.full(len(no_hd), -1), np.arange(len(hd_pos)))).astype(np.int64)
+    first_hd = np.ones(len(hd_pos), dtype=bool)
+    first_hd[1:] = hd_loop[1:] != hd_loop[:-1]
+    at = np.where(rec_hd >= 0, hd_pos[np.maximum(rec_hd, 0)] if len(hd_pos) else 0, ins[rec_loop])
+    order = np.argsort(at, kind="stable")
+    rec_loop, rec_hd = rec_loop[order], rec_hd[order]
+    numbered_by_ins = (rec_hd < 0) | first_hd[np.maximum(rec_hd, 0)] if len(hd_pos) else rec_hd < 0
+    rec_rows = np.where(numbered_by_ins, ins[rec_loop] + 1, (hd_pos[np.maximum(rec_hd, 0)] + 1) if len(hd_pos)
+                        else 0).astype(np.int64)
+    n_out = len(rec_loop)
+    cols: dict[str, pa.Array] = {}
+    loop_take = pa.array(rec_loop)
+    hd_take = pa.array(np.maximum(rec_hd, 0), mask=rec_hd < 0)
+    for f in spec.fields:
+        if f.name in coverage_cols:
+            cols[f.name] = coverage_cols[f.name].take(hd_take) if len(hd_pos) else pa.nulls(n_out, pa.string())
+        else:
+            cols[f.name] = member_cols[f.name].take(loop_take)
+
+    def rec_raw(i: int) -> str:
+        return raw[int(rec_loop[i])]
+
+    bad = np.array([int(r) in issue_rule for r in rec_loop], dtype=bool)
+    issues = []
+    for i in np.flatnonzero(bad).tolist():
+        rule, msg = issue_rule[int(rec_loop[i])]
+        issues.append(RecordIssue(int(rec_rows[i]), rule, "", msg, rec_raw(i)))
+    keep = np.flatnonzero(~bad)
+    if len(keep) < n_out:
         take = pa.array(keep)
         cols = {k: v.take(take) for k, v in cols.items()}
-    kept_rows = rows[keep] if len(keep) < n_rec else rows
-    kept_idx = keep if len(keep) < n_rec else np.arange(n_rec)
+    kept_rows = rec_rows[keep]
     total = len(kept_rows)
     for off in range(0, max(total, 1), chunk_rows):
         m = min(chunk_rows, total - off)
-        idx = kept_idx[off:off + m]
+        idx = keep[off:off + m]
         yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, kept_rows[off:off + m],
-                    LazyRaw(m, lambda i, idx=idx: raw[int(idx[i])]), issues if off == 0 else [],
+                    LazyRaw(m, lambda i, idx=idx: rec_raw(int(idx[i]))), issues if off == 0 else [],
                     notes if off == 0 else [])
+
+
+# DTP qualifiers of the 2300 health coverage loop (benefit begin/end, enrollment signature, maintenance
+# effective, last premium paid): fields with these belong to one coverage, not to the member.
+COVERAGE_DATES = frozenset({"348", "349", "303", "343", "695"})
+# 2100A member name: IL insured or 74 corrected insured (a 001 change that corrects the name).
+MEMBER_NAME = ("IL", "74")
+
+
+def _coverage_level(path: SegPath) -> bool:
+    """Whether a field comes from the 2300 coverage loop (one value per HD) rather than the member loop."""
+    if path.seg == "HD":
+        return True
+    return path.seg == "DTP" and bool(path.conds) and all(
+        k == 1 and set(v) <= COVERAGE_DATES for k, v in path.conds)
+
+
+def _dependent_keys(cfg: dict, cols: dict[str, pa.Array], ins01: list[str], ins02: list[str],
+                    trans: np.ndarray) -> None:
+    """Tell a dependent from its subscriber when both carry the subscriber's REF*0F (as the TR3 has it).
+
+    ``cfg``: ``{field, own_id}``: the key field (REF*0F) and the fields holding the dependent's own id (the
+    CIN in REF*23, ...). A dependent (INS01 N) whose key equals its subscriber's (the INS01 Y loop before it
+    in the same transaction) gets ``<key>-<own id>``, or ``<key>-<INS02><n>`` (the n-th dependent with that
+    relationship) when it has no own id.
+    """
+    key_field = str(cfg.get("field", "member_local_id"))
+    keys = cols[key_field].to_pylist()
+    own = [cols[f].to_pylist() for f in cfg.get("own_id", []) if f in cols]
+    subscriber: str | None = None
+    sub_trans = -2
+    seen: dict[str, int] = {}
+    out = list(keys)
+    for i, k in enumerate(keys):
+        if ins01[i] == "Y" or trans[i] != sub_trans:
+            subscriber, sub_trans, seen = (k if ins01[i] == "Y" else None), int(trans[i]), {}
+            if ins01[i] == "Y":
+                continue
+        if ins01[i] != "N" or k is None or k != subscriber:
+            continue
+        suffix = next((o[i] for o in own if o[i]), None)
+        if suffix is None:
+            seen[ins02[i]] = seen.get(ins02[i], 0) + 1
+            suffix = f"{ins02[i]}{seen[ins02[i]]}"
+        out[i] = f"{k}-{suffix}"
+    cols[key_field] = pa.array(out, pa.string())
 
 
 def _pair_value(els: pa.Array, qualifier: str) -> pa.Array:
@@ -375,7 +484,7 @@ def _pair_value(els: pa.Array, qualifier: str) -> pa.Array:
 
 def _header_value(segments: list[list[str]], path: SegPath, comp: str) -> str | None:
     for el in segments:
-        if el[0] != path.seg or any(_get(el, k) != v for k, v in path.conds):
+        if el[0] != path.seg or any(_get(el, k) not in v for k, v in path.conds):
             continue
         if path.pair is not None:
             v = next((_get(el, k + 1) for k in (3, 5, 7) if _get(el, k) == path.pair), "")
