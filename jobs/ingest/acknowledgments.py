@@ -52,8 +52,6 @@ HL7_RULE_FIELD = {"hl7_version": ("MSH", 12), "hl7_message_type": ("MSH", 9), "h
                   "hl7_vaccine_code": ("RXA", 5), "hl7_no_rxa": ("RXA", 0), "duplicate_key": ("ORC", 3)}
 # Rules that make the whole message unusable (MSA-1 AR rather than AE).
 HL7_REJECT = frozenset({"hl7_msh", "hl7_message_type", "hl7_version", "hl7_segment"})
-# File rules of a broken batch envelope: every message of the file is refused.
-HL7_BATCH_RULES = frozenset({"hl7_batch", "hl7_bts_count", "hl7_fts_count"})
 
 
 def acknowledge(data: bytes, outcome: FileOutcome, received_at: datetime) -> dict[str, str]:
@@ -110,7 +108,9 @@ def hl7_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
 
     findings = [(q["row_number"], q["rule_id"], q["field"], q["message"], "E") for q in outcome.quarantine]
     findings += [(w[0], w[1], w[2], w[3], "W") for w in outcome.warning_findings]
-    file_rejected = any(f["rule_id"] in HL7_BATCH_RULES for f in outcome.receipt.file_errors)
+    # A file refused whole (a broken batch envelope, a submitter or period folder the feed does not take): every
+    # message is refused. "no_valid_rows" is no file problem: each message says what was wrong with it.
+    file_rejected = any(f["rule_id"] != "no_valid_rows" for f in outcome.receipt.file_errors)
     seen: set[tuple[int, str, str, str]] = set()
     for row, rule, fld, msg, sev in sorted(findings):
         m = message_of(int(row))
@@ -163,7 +163,7 @@ def _hex(outcome: FileOutcome) -> str:
 # TA1 interchange note codes (TA105) per envelope rule; 999 AK905 functional group codes per group rule.
 TA1_NOTE = {"x12_iea_control": "001", "x12_iea_count": "021", "x12_iea_missing": "023", "x12_trailing_data": "024",
             "x12_isa": "024"}
-AK9_NOTE = {"x12_gs": "1", "x12_ge_missing": "3", "x12_ge_control": "4", "x12_ge_count": "5"}
+AK9_NOTE = {"x12_gs": "1", "x12_ge_missing": "3", "x12_ge_control": "4", "x12_ge_count": "5", "refused": "1"}
 IK5_NOTE = {"x12_se_missing": "2", "x12_se_count": "4", "x12_se_control": "3", "x12_st": "1"}
 # IK403 element error codes per field rule (1 required data element missing, 5 too long, 6 invalid character,
 # 7 invalid code value, 8 invalid date).
@@ -206,6 +206,11 @@ def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
                f"{g(isa, 15) or 'P'}*{comp}")
     out: dict[str, str] = {}
     rule = env.file_error[0] if env.file_error else None
+    # A file the hub refused before reading it (submitter or period folder not taken): the group is not accepted.
+    refused = next((f["rule_id"] for f in outcome.receipt.file_errors
+                    if f["rule_id"] != "no_valid_rows" and not f["rule_id"].startswith("x12_")), None)
+    if refused and rule is None:
+        rule = "refused"
     if rule in TA1_NOTE:
         ta1 = [isa_out, f"TA1*{g(isa, 13)}*{g(isa, 9)}*{g(isa, 10)}*R*{TA1_NOTE[rule]}", f"IEA*0*{ctrl}"]
         out[".ta1.x12"] = "~\n".join(ta1) + "~\n"
@@ -221,6 +226,10 @@ def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
     for t, st in enumerate(env.st):
         se = env.se[t] if env.se[t] >= 0 else len(segs) - 1
         body.append(f"AK2*834*{g(els[st], 2)}*{g(els[st], 3) or x12_834.VERSION}")
+        if rule in AK9_NOTE:  # the whole group is refused: so is each of its transaction sets
+            body.append("IK5*R*1")  # IK502 is required with R; 1: the set is not taken as sent
+            statuses.append("R")
+            continue
         if t in env.trans_error:
             code = IK5_NOTE.get(env.trans_error[t][0], "5")
             body.append(f"IK5*R*{code}")

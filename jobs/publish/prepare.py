@@ -17,7 +17,7 @@ import pandas as pd
 
 from jobs.publish import consent_gate, lhj_cube, work_tables
 from jobs.publish.events import member_events
-from jobs.publish.recipients import STATE, plan_recipients, recipient_id
+from jobs.publish.recipients import STATE, lhj_by_recipient, plan_recipients, recipient_id
 from phmx import lakehouse, storage
 from phmx.log import get_logger
 from phmx.tables import MEASURE_EVENT
@@ -194,7 +194,14 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     lhjs = set(cell_table["lhj"]) if len(cell_table) else set()
     lhjs |= set(services["lhj"]) if len(services) else set()
     lhjs.discard(STATE)
-    prepared = Prepared(ctx.run_id, ctx.period, CI_METHOD, sorted(recipient_id(x) for x in lhjs if x),
+    # Members with no California LHJ (an address in another state, none at all: measures file them under
+    # "Unknown") count in the statewide rows but make no LHJ package: there is no such recipient.
+    known = lhj_by_recipient()
+    unplaced = sorted(x for x in lhjs if x and recipient_id(x) not in known)
+    if unplaced:
+        log.info("no LHJ package for %d group(s) of members without a California LHJ", len(unplaced))
+    prepared = Prepared(ctx.run_id, ctx.period, CI_METHOD,
+                        sorted(recipient_id(x) for x in lhjs if x and recipient_id(x) in known),
                         rules={r["recipient"]: list(r["rules"]) for r in stats},
                         consents={r["recipient"]: list(r["consents"]) for r in stats},
                         members={r["recipient"]: int(r["members"]) for r in stats},

@@ -123,3 +123,22 @@ def test_adt_messages_get_acks_of_their_event():
     assert [(str(m.segment("MSH")[9]), str(m.segment("MSA")[1]), str(m.segment("MSA")[2])) for m in messages] == [
         ("ACK^A03^ACK", "AE", "OURS-ADT-6"), ("ACK^R01^ACK", "AR", "OURS-ADT-7"), ("ACK^A01^ACK", "AA", "OURS-ADT-8")]
     assert _errs(messages[0]) == [("PV1^1^45", "101", "E")] and _errs(messages[1])[0][:2] == ("MSH^1^9", "200")
+
+
+def test_a_file_refused_whole_refuses_every_message_and_transaction_set():
+    data = (CORPUS / "hl7v2_vxu" / "ours_batch_mr_ss_ma.hl7").read_bytes()
+    out = run_file(data, "immunizations_vxu", "mcp_not_a_registry")  # the feed does not take this submitter
+    assert out.receipt.status == "rejected"
+    messages = [m for batch in hl7.parse_hl7(acknowledge(data, out, AT)[".ack.hl7"]) for m in batch]
+    assert [str(m.segment("MSA")[1]) for m in messages] == ["AR", "AR"]
+    data = (CORPUS / "x12_834" / "834_deident_term.txt").read_bytes()
+    acks = acknowledge(data, run_file(data, "enrollment_834", "cair2"), AT)
+    assert pyx12_findings(acks[".999.x12"].encode())[0]
+    assert _read(acks[".999.x12"], ("IK5", "AK9")) == ["IK5*R*1~", "AK9*R*1*1*0*1~"]
+
+
+def test_a_group_trailer_error_rejects_the_group_in_the_999():
+    data = (CORPUS / "x12_834" / "multiple_st_loops.txt").read_bytes().replace(b"GE*4*13360001~", b"GE*4*13360002~")
+    acks = acknowledge(data, run_file(data, "enrollment_834", "mcp_test"), AT)
+    assert pyx12_findings(acks[".999.x12"].encode())[0]
+    assert _read(acks[".999.x12"], ("IK5", "AK9")) == ["IK5*R*1~"] * 4 + ["AK9*R*4*4*0*4~"]  # 4: GE02 differs
