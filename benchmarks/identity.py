@@ -183,7 +183,9 @@ def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> l
     q = metrics(pd.read_parquet(work / "phmx-clusters.parquet"), truth, people)
     rows.append({"members": members, "tool": "phmx", "threshold": "settings", **q,
                  "seconds": info["seconds"], "records_per_s": round(len(person) / info["seconds"]),
-                 "peak_rss_mb": info["maxrss_mb"], "phases": info.get("phases")})
+                 "peak_rss_mb": info["maxrss_mb"], "phases": info.get("phases"),
+                 "review_items": info.get("counts", {}).get("review_items"),
+                 "review_share": round(info.get("counts", {}).get("review_items", 0) / max(len(person), 1), 5)})
     if splink:
         info = _spawn("splink", inp, work / "splink-clusters.parquet")
         cl = pd.read_parquet(work / "splink-clusters.parquet")
@@ -217,8 +219,8 @@ def scale(records: int, work: Path) -> dict[str, Any]:
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     cols = ["members", "tool", "threshold", "records", "pair_precision", "pair_recall", "pair_f1", "b3_f1",
-            "people_exact", "clusters_merging_people", "twins_merged", "lookalikes_merged", "seconds",
-            "records_per_s", "peak_rss_mb"]
+            "people_exact", "clusters_merging_people", "twins_merged", "lookalikes_merged", "review_items",
+            "review_share", "seconds", "records_per_s", "peak_rss_mb"]
     frame = pd.DataFrame(rows)
     print(frame[[c for c in cols if c in frame.columns]].to_string(index=False))
     for r in rows:

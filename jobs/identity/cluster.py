@@ -284,8 +284,9 @@ def edge_guard_reasons(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Se
 def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Series:
     """Per edge, the cluster conflicts its own evidence accounts for: a guarded identifier
     whose two values are one keystroke apart on this pair (``one_typo``/``transposition``),
-    and ``birth_date`` when an identifier agrees exactly (the edge guards let such a pair
-    link despite different birth dates: a replaced or mistyped date)."""
+    and ``birth_date`` when an identifier agrees exactly and the given names agree (the edge
+    guards let such a pair link despite different birth dates: a replaced or mistyped date;
+    a parent's number on a child's record has neither the name nor the date)."""
     parts: list[np.ndarray] = []
     names: list[str] = []
     for name in settings.guarded_identifiers:
@@ -293,7 +294,10 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
             continue
         parts.append(level_mask(edges, settings, name, ("one_typo", "transposition")))
         names.append(name)
-    parts.append(level_mask(edges, settings, "any_identifier", ("exact",)))
+    named = level_mask(edges, settings, "given_name", tuple(
+        lv.label for lv in settings.comparison("given_name").levels if lv.kind not in ("initial", "else"))) \
+        if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
+    parts.append(level_mask(edges, settings, "any_identifier", ("exact",)) & named)
     names.append("birth_date")
     out = []
     for row in zip(*parts, strict=True) if parts else [()] * len(edges):

@@ -222,13 +222,14 @@ class IdentitySettings:
 
     def gammas(self, cname: str, labels: tuple[str, ...] | list[str]) -> list[tuple[str, list[int]]]:
         """(comparison, gamma values) of the named levels; ``any_identifier`` expands to every
-        identifier comparison."""
+        identifier comparison; the label ``null`` means a side has no value (gamma -1)."""
         names = self.identifier_comparisons() if cname == ANY_IDENTIFIER else (cname,)
         out = []
         wanted = set(labels)
         for n in names:
             comp = self.comparison(n)
-            out.append((n, [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]))
+            gs = [comp.gamma(i) for i, lv in enumerate(comp.levels) if lv.label in wanted]
+            out.append((n, gs + ([-1] if "null" in wanted else [])))
         return out
 
     def restricted_to(self, available: set[str]) -> IdentitySettings:
@@ -448,9 +449,9 @@ def _check_level_rules(raw: list[LevelRuleSpec], where: str, by_name: dict[str, 
             items = []
             for cname, labels in getattr(g, part).items():
                 if cname == ANY_IDENTIFIER:
-                    known = id_levels
+                    known = id_levels | {"null"}
                 elif cname in by_name:
-                    known = {lv.label for lv in by_name[cname].levels}
+                    known = {lv.label for lv in by_name[cname].levels} | {"null"}
                 else:
                     raise ConfigError(f"{where}[{i}].{part}.{cname}: no such comparison "
                                       f"(known: {sorted(by_name)} and {ANY_IDENTIFIER})")
