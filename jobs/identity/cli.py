@@ -100,13 +100,15 @@ def _cmd_review(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"Open review items ({len(items)} shown)")
-    for col in ("pair_id", "left", "right", "probability", "reason", "evidence"):
+    for col in ("pair_id", "left", "right", "probability", "reason", "evidence", "if accepted"):
         table.add_column(col)
     for it in items.itertuples(index=False):
         evidence = ", ".join(x for x in str(it.gamma).split(",") if not x.endswith("=null"))
         table.add_row(it.pair_id, f"{it.source_l}:{it.source_person_id_l}", f"{it.source_r}:{it.source_person_id_r}",
-                      f"{it.match_probability:.3f}", str(it.reason), evidence)
+                      f"{it.match_probability:.3f}", str(it.reason), evidence, str(getattr(it, "if_accepted", "")))
     _console().print(table)
+    _console().print("A reject keeps the two apart on every later run; `phmx identity explain PAIR_ID` shows the "
+                     "waterfall of a pair's evidence.")
     return 0
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 #: SSN makes another valid number). Birth dates far apart (a father and his namesake son share
 #: everything else), two records of a source that keeps one record per person, and a
 #: reviewer's reject are never overridden.
-NEVER_OVERRIDDEN = frozenset({"birth_date", "same_source", "reviewer_rejected"})
+NEVER_OVERRIDDEN = frozenset({"birth_date", "given_name", "same_source", "reviewer_rejected"})
 
 
 @dataclass
@@ -47,6 +47,8 @@ class GuardParams:
 
     identifiers: tuple[str, ...] = ("cin", "ssn")
     dob_days: int = 31
+    #: Two given names each confirmed by two records of a cluster conflict (twins).
+    given_names: bool = True
     override_weight: float = float("inf")
     unique_sources: tuple[str, ...] = ()
 
@@ -104,8 +106,11 @@ class _Clusters:
     """Union-find whose roots carry the guarded identifiers seen in their cluster."""
 
     def __init__(self, n: int, idents: dict[str, list], dobs: list, tokens: dict[int, set[int]],
-                 sources: list) -> None:
+                 sources: list, names: list | None = None) -> None:
         self.parent = list(range(n))
+        # Confirmed given names (nickname group keys that at least two records of the
+        # component carry: a typo does not repeat itself across sources).
+        self.names: list[set[str]] = [{v} if v else set() for v in (names or [None] * n)]
         self.size = [1] * n
         self.ids = {name: [{v} if v else set() for v in vals] for name, vals in idents.items()}
         self.dobs = [{d} if d else set() for d in dobs]
@@ -138,6 +143,9 @@ class _Clusters:
                 if name in explained and len(sets[a]) == 1 and len(sets[b]) == 1:
                     continue
                 return name
+        if self.names[a] and self.names[b] and self.names[a].isdisjoint(self.names[b]) \
+                and "given_name" not in explained:
+            return "given_name"
         if "birth_date" in explained and len(self.dobs[a]) <= 1 and len(self.dobs[b]) <= 1:
             return None
         for x in self.dobs[a]:
@@ -154,6 +162,8 @@ class _Clusters:
         for sets in (*self.ids.values(), self.dobs, self.tokens, self.sources):
             sets[a] |= sets[b]
             sets[b] = set()
+        self.names[a] |= self.names[b]
+        self.names[b] = set()
 
 
 def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
@@ -199,6 +209,16 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
                                     **{f"n_id{k}": (f"id{k}", "nunique") for k in range(len(idents))})
     spread = (per["dmax"] - per["dmin"]).dt.days.fillna(0)
     risky = ((per["ndob"] > 1) & (spread > guards.dob_days)) | (per["nusrc"] > per["dusrc"])
+    if guards.given_names and "gn_key" in a.columns:
+        # Two different given names each confirmed by two records: twins with similar names
+        # (Jose / Jorge), chained through a weak spelling similarity.
+        named = pd.DataFrame({"comp": comp, "gn": a["gn_key"].to_numpy()})
+        repeats = named.groupby(["comp", "gn"])["gn"].transform("size").fillna(0).to_numpy()
+        confirmed_name = np.where(repeats >= 2, named["gn"].to_numpy(dtype=object), None)
+        per_comp = pd.DataFrame({"comp": comp, "gn": confirmed_name}).dropna().groupby("comp")["gn"].nunique()
+        risky = risky | per_comp.reindex(per.index, fill_value=0).gt(1)
+    else:
+        confirmed_name = np.full(n, None, dtype=object)
     for k in range(len(idents)):
         risky = risky | (per[f"n_id{k}"] > 1)
     tokens: dict[int, set[int]] = {}
@@ -240,7 +260,8 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
             return [None if (x is None or (isinstance(x, float) and np.isnan(x))) else x for x in arr]
 
         uf = _Clusters(len(risky_nodes), {c: vals(a[c]) for c in idents}, vals(a["dob_str"]),
-                       {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq))
+                       {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq),
+                       names=list(confirmed_name[risky_nodes]))
         for x, y, w, forced, explained in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
@@ -297,8 +318,17 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
     named = level_mask(edges, settings, "given_name", tuple(
         lv.label for lv in settings.comparison("given_name").levels if lv.kind not in ("initial", "else"))) \
         if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
-    parts.append(level_mask(edges, settings, "any_identifier", ("exact",)) & named)
+    exact_id = level_mask(edges, settings, "any_identifier", ("exact",))
+    parts.append(exact_id & named)
     names.append("birth_date")
+    # Two confirmed given names may join through an edge whose own names are related (a
+    # nickname, a part of a compound name, an alias) or that agrees exactly on an identifier.
+    related = level_mask(edges, settings, "given_name", tuple(
+        lv.label for lv in settings.comparison("given_name").levels if lv.kind in ("exact", "token_overlap",
+                                                                                   "cross_equal"))) \
+        if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
+    parts.append(exact_id | related)
+    names.append("given_name")
     out = []
     for row in zip(*parts, strict=True) if parts else [()] * len(edges):
         out.append(frozenset(n for n, hit in zip(names, row, strict=True) if hit))

@@ -268,7 +268,8 @@ def _attrs(spark: SparkSession, std: DataFrame, rids: Any, identifiers: tuple[st
     """Guarded identifiers, birth date and source of the records on link edges."""
     from pyspark.sql import functions as F
 
-    cols = ["rid", *[c for c in identifiers if c in std.columns], "dob_str", "source"]
+    cols = ["rid", *[c for c in identifiers if c in std.columns], "dob_str", "source",
+            *(["gn_key"] if "gn_key" in std.columns else [])]
     if len(rids) == 0:
         return pd.DataFrame({c: [] for c in cols})
     ids = spark.createDataFrame(pd.DataFrame({"rid": pd.Series(rids, dtype="int64")}))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from phmx import lakehouse
 from phmx.errors import ConfigError
-from phmx.tables import LINK_PAIRS, REVIEW_DECISIONS, REVIEW_QUEUE
+from phmx.tables import LINK_PAIRS, MEMBER_XWALK, REVIEW_DECISIONS, REVIEW_QUEUE
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -51,10 +51,25 @@ def decisions_for(spark: SparkSession, std: DataFrame) -> tuple[pd.DataFrame, pd
 
 
 def open_items(spark: SparkSession) -> pd.DataFrame:
-    """The open review items, highest probability first (for ``phmx identity review``)."""
+    """The open review items, highest probability first (for ``phmx identity review``), each
+    with what a decision would change: ``if_accepted`` names the two members that would become
+    one and their sizes (every record of both follows); a reject keeps them apart on every
+    later run."""
     from pyspark.sql import functions as F
 
     q = lakehouse.read(spark, REVIEW_QUEUE).where(F.col("status") == "open")
+    if lakehouse.exists(MEMBER_XWALK):
+        xw = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
+        sizes = xw.groupBy("member_id").agg(F.count(F.lit(1)).alias("records"))
+        xw = xw.join(sizes, "member_id")
+        for side in ("l", "r"):
+            q = q.join(xw.select(F.col("source").alias(f"source_{side}"),
+                                 F.col("source_person_id").alias(f"source_person_id_{side}"),
+                                 F.col("member_id").alias(f"member_{side}"), F.col("records").alias(f"records_{side}")),
+                       [f"source_{side}", f"source_person_id_{side}"], "left")
+        q = q.withColumn("if_accepted", F.concat(
+            F.lit("merge "), F.col("member_l"), F.lit(" ("), F.col("records_l").cast("string"), F.lit(" records) and "),
+            F.col("member_r"), F.lit(" ("), F.col("records_r").cast("string"), F.lit(" records) into one member")))
     return q.orderBy(F.col("match_probability").desc(), F.col("pair_id")).toPandas()
 
 

@@ -297,7 +297,7 @@ def _pairs_table(spark: SparkSession, scored: linkage.Scored, links: linkage.Lin
         "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "decision", "reason", pattern_string(settings).alias("gamma"), rule_name_column(settings).alias("blocking_rule"),
         F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("scored_at"),
-        "rid_l", "rid_r")
+        "rid_l", "rid_r", "member_l", "member_r")
 
 
 def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings: config.IdentitySettings,
@@ -330,13 +330,21 @@ def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings:
 
 def _queue(spark: SparkSession, pairs: DataFrame, settings: config.IdentitySettings, ctx: RunContext) -> DataFrame:
     """Open review items: pairs left in different members that a reviewer should look at
-    (edge guards marked ``review: false`` refuse without asking: household members)."""
+    (edge guards marked ``review: false`` refuse without asking: household members), one per
+    pair of members."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     silent = [f"edge_guard:{g.name}" for g in settings.edge_guards if not g.review]
     q = pairs.where(F.col("decision").isin("review", "guard_refused"))
     if silent:
         q = q.where(~F.col("reason").isin(silent))
+    # One item per pair of members: a reviewer decides whether two members are one person,
+    # and the other record pairs between the same two members ask the same question. The
+    # strongest pair stands for them (its evidence is the best case for accepting).
+    lo, hi = F.least("member_l", "member_r"), F.greatest("member_l", "member_r")
+    rank = Window.partitionBy(lo, hi).orderBy(F.col("match_probability").desc(), F.col("pair_id"))
+    q = q.withColumn("_rank", F.row_number().over(rank)).where(F.col("_rank") == 1)
     q = q.select(
         "pair_id", "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "gamma", "reason", F.lit("open").alias("status"), F.lit(ctx.run_id).alias("run_id"),

@@ -145,6 +145,13 @@ def test_review_decisions_merge_split_and_explain(spark, phmx_home, population, 
     assert _cli(["identity", "review", "--json"]) == 0
     queue = json.loads(capsys.readouterr().out)
     assert apart["pair_id"] in {q["pair_id"] for q in queue}
+    # One item per pair of members, each saying what an accept would merge.
+    member_pairs = {frozenset((member[(q["source_l"], q["source_person_id_l"])],
+                               member[(q["source_r"], q["source_person_id_r"])])) for q in queue}
+    assert len(member_pairs) == len(queue)
+    first = queue[0]
+    assert first["if_accepted"] == (f"merge {first['member_l']} ({first['records_l']} records) and "
+                                    f"{first['member_r']} ({first['records_r']} records) into one member")
     assert _cli(["identity", "review", "--reject", linked["pair_id"], "--accept", apart["pair_id"],
                  "--reviewer", "tester"]) == 0
     result = _run(spark, "r2", "full", monkeypatch)
