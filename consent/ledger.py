@@ -118,22 +118,6 @@ def _exists(path: str) -> bool:
     return Path(path, "_delta_log").is_dir()
 
 
-def _ledger_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema([
-        ("seq", pa.int64()), ("entry_type", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-        ("run_id", pa.string()), ("payload", pa.string()), ("prev_hash", pa.string()), ("entry_hash", pa.string()),
-    ])
-
-
-def _members_schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema([("seq", pa.int64()), ("member_id", pa.string()), ("data_class", pa.string()),
-                      ("rule_ids", pa.list_(pa.string())), ("consent_ids", pa.list_(pa.string()))])
-
-
 @contextmanager
 def _writer_lock(path: str, timeout_s: float = 120.0) -> Iterator[None]:
     """One appender at a time: a thread lock plus an exclusive lock file for local roots."""
@@ -236,7 +220,7 @@ def append(entries: list[NewEntry], *, checkpoint: bool = True,
             rows.append(_row(seq, "checkpoint", now, entries[-1].run_id if entries else "", payload, prev))
         if not rows:
             return []
-        _write(path, pa.Table.from_pylist(rows, schema=_ledger_schema()))
+        _write(path, pa.Table.from_pylist(rows, schema=LEDGER.arrow_schema))
         after = read_head(path)
         expected = None if head.version is None else head.version + 1
         if after.seq != seq or (expected is not None and after.version != expected):
@@ -259,7 +243,7 @@ def _write_members(seq: int, table: pa.Table) -> dict[str, Any]:
     n = table.num_rows
     cols = {c: table[c] if c in table.column_names else pa.nulls(n, pa.list_(pa.string()))
             for c in ("member_id", "data_class", "rule_ids", "consent_ids")}
-    data = pa.table({"seq": pa.array([seq] * n, pa.int64()), **cols}).cast(_members_schema())
+    data = pa.table({"seq": pa.array([seq] * n, pa.int64()), **cols}).cast(DISCLOSURE_MEMBER.arrow_schema)
     rows = zip(*(data[c].to_pylist() for c in ("member_id", "data_class", "rule_ids", "consent_ids")),
                strict=True)
     digest = members_digest(rows)
@@ -322,5 +306,5 @@ def read_entries(path: str | None = None) -> pa.Table:
 
     path = path or ledger_path()
     if not _exists(path):
-        return _ledger_schema().empty_table()
+        return LEDGER.arrow_schema.empty_table()
     return DeltaTable(path, storage_options=_opts(path)).to_pyarrow_table().sort_by("seq")

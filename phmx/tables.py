@@ -10,6 +10,13 @@ Layers:
 * ``silver``: the canonical model, one row per source record, typed, with security labels.
 * ``gold``: members (identity resolved), consent decisions, measures.
 * ``audit``: the append-only ledger.
+* ``work``: per-run intermediates inside the hub (never published), rewritten each run. The fixed
+  ones are contracts here; per-run scratch tables (``work.<stage>_<run>_<name>``) hold whatever
+  frame a stage materialises and are removed when the run ends.
+
+Each contract is written once, as Spark SQL DDL text; everything else is derived from it: the
+engine's schema (:attr:`Table.ddl`), the Arrow schema for writers that bypass the engine
+(delta-rs, staged Parquet; :attr:`Table.arrow_schema`) and docs/tables.md.
 
 Direct identifiers (``encrypted=`` on a contract) are stored as AES-256-GCM ciphertexts
 (``privacy.crypto``), with a keyed ``pii_fingerprint`` per row; only the identity stage
@@ -18,7 +25,42 @@ decrypts them. See docs/encryption-at-rest.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: The DDL types a contract may use, and how each maps to Arrow (timestamps are UTC microseconds,
+#: as the engine and delta-rs store them). ``array<T>`` of any of them is allowed too.
+SCALAR_TYPES: tuple[str, ...] = ("string", "bigint", "int", "double", "boolean", "date", "timestamp")
+_ARRAY = re.compile(r"^array<(.+)>$")
+
+
+def check_type(ddl_type: str) -> str:
+    """``ddl_type`` if a contract may use it, else a ValueError naming the allowed types."""
+    inner = _ARRAY.match(ddl_type)
+    if inner:
+        check_type(inner.group(1))
+    elif ddl_type not in SCALAR_TYPES:
+        raise ValueError(f"unsupported column type {ddl_type!r}: use one of {', '.join(SCALAR_TYPES)} "
+                         "or array<...> of one")
+    return ddl_type
+
+
+def arrow_type(ddl_type: str) -> pa.DataType:
+    """The Arrow type of a contract's DDL type (the one mapping; see :data:`SCALAR_TYPES`)."""
+    import pyarrow as pa
+
+    inner = _ARRAY.match(ddl_type)
+    if inner:
+        return pa.list_(arrow_type(inner.group(1)))
+    scalars: dict[str, pa.DataType] = {
+        "string": pa.string(), "bigint": pa.int64(), "int": pa.int32(), "double": pa.float64(),
+        "boolean": pa.bool_(), "date": pa.date32(), "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    return scalars[check_type(ddl_type)]
 
 
 @dataclass(frozen=True)
@@ -45,14 +87,31 @@ class Table:
     def ddl(self) -> str:
         return ", ".join(f"{c} {t}" for c, t in self.columns)
 
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The contract as an Arrow schema, for writers that bypass the engine (delta-rs, Parquet)."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(c, arrow_type(t)) for c, t in self.columns])
+
 
 def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "", encrypted: str = "") -> Table:
+    """A contract from ``"col type, col type"`` text (``;`` stands for a comma inside a type).
+
+    ``encrypted``: space-separated columns stored encrypted at rest (the table then needs a
+    ``pii_fingerprint string`` column). Private: contracts are defined in this module only.
+    """
     parsed = []
     for part in cols.split(","):
         part = part.strip()
         if part:
             c, t = part.split(None, 1)
-            parsed.append((c, t.replace(";", ",")))
+            t = t.replace(";", ",")
+            try:
+                check_type(t)
+            except ValueError as exc:
+                raise ValueError(f"{layer}.{name}.{c}: {exc}") from None
+            parsed.append((c, t))
     enc = tuple(c for c in encrypted.split() if c)
     names = {c for c, _ in parsed}
     unknown = [c for c in enc if c not in names]
@@ -61,15 +120,6 @@ def _t(layer: str, name: str, cols: str, keys: str = "", doc: str = "", encrypte
     if enc and ("pii_fingerprint", "string") not in parsed:
         raise ValueError(f"{layer}.{name}: a table with encrypted columns needs pii_fingerprint string")
     return Table(layer, name, tuple(parsed), tuple(k for k in keys.split() if k), doc, enc)
-
-
-def define_table(layer: str, name: str, cols: str, keys: str = "", doc: str = "", encrypted: str = "") -> Table:
-    """Build a contract from ``"col type, col type"`` text (``;`` stands for a comma inside a type).
-
-    ``encrypted``: space-separated columns stored encrypted at rest (the table then needs a
-    ``pii_fingerprint string`` column). One parser for every contract.
-    """
-    return _t(layer, name, cols, keys, doc, encrypted)
 
 
 # Lineage carried by every bronze row (after the feed's own columns).
@@ -364,11 +414,63 @@ MEMBER_RISK = _t(
 DISCLOSURE_MEMBER = _t(
     "audit",
     "disclosure_member",
-    "seq bigint, member_id string, data_class string",
+    "seq bigint, member_id string, data_class string, rule_ids array<string>, consent_ids array<string>",
     keys="seq member_id data_class",
     doc="Which members' data of which class went out in the disclosure recorded at ledger entry "
     "seq. The ledger entry pins a SHA-256 digest of these rows, so they are tamper-evident too.",
 )
+
+# ---- publish (jobs/publish) --------------------------------------------------------------
+FEED_LOG = _t(
+    "gold",
+    "feed_log",
+    "recipient string, feed string, period string, version int, uri string, run_id string,"
+    "published_at timestamp, files int, bytes bigint, manifest_sha256 string, key_id string,"
+    "ledger_seq bigint, cells int, suppressed_cells int, members int, status string",
+    keys="recipient feed period version",
+    doc="One row per package delivered. status: published.",
+)
+
+FEED_CELLS = _t(
+    "work",
+    "publish_cells",
+    "run_id string, lhj string, measure_id string, period string, stratifier string, stratum string,"
+    "numerator bigint, denominator bigint, sensitivity string, sensitive boolean",
+    keys="run_id lhj measure_id period stratifier stratum",
+    doc="Unsuppressed cell counts for every LHJ (and the state, lhj = California), written by the "
+    "prepare step; suppressed per recipient when packaged. Internal.",
+)
+
+FEED_MEMBERS = _t(
+    "work",
+    "publish_members",
+    "run_id string, recipient string, member_id string, data_class string, rule_ids array<string>,"
+    "consent_ids array<string>",
+    keys="run_id recipient member_id data_class",
+    doc="Members counted in each LHJ feed, by data class, with the rules that permitted it (for "
+    "the ledger's disclosure entry). Internal.",
+)
+
+
+FEED_SERVICE_COUNTS = _t(
+    "work",
+    "publish_service_counts",
+    "run_id string, lhj string, month string, source_kind string, members bigint",
+    keys="run_id lhj month source_kind",
+    doc="Distinct members with a service, per LHJ, month and source kind (unsuppressed). Internal.",
+)
+
+FEED_DECISIONS = _t(
+    "work",
+    "publish_lhj_decisions",
+    "member_id string, data_class string, purpose string, recipient string, decision string,"
+    "rule_ids array<string>, consent_ids array<string>, valid_from timestamp, valid_to timestamp,"
+    "policy_version string, run_id string, decided_at timestamp",
+    keys="member_id data_class purpose recipient valid_from",
+    doc="Each member's PUBHLTH decisions toward their own LHJ (recipient relabelled to the stand-in id), "
+    "materialised once per run so the several LHJ frames reuse them. Internal.",
+)
+
 
 ALL: tuple[Table, ...] = (
     SUBMISSIONS,
@@ -395,6 +497,11 @@ ALL: tuple[Table, ...] = (
     MEMBER_RISK,
     LEDGER,
     DISCLOSURE_MEMBER,
+    FEED_LOG,
+    FEED_CELLS,
+    FEED_MEMBERS,
+    FEED_SERVICE_COUNTS,
+    FEED_DECISIONS,
 )
 
 SILVER_EVENT_TABLES: tuple[Table, ...] = (ENCOUNTER, BH_SERVICE, DENTAL_SERVICE, IMMUNIZATION, MEDICATION)
@@ -429,6 +536,17 @@ def markdown() -> str:
     out += ["Columns marked **encrypted at rest** hold AES-256-GCM ciphertexts (`enc1.<dek id>.<base64>`), "
             "not values: only the identity stage decrypts them (docs/encryption-at-rest.md). Every other "
             "column can be queried as usual.", ""]
+    out += ["Layers: `bronze` as submitted, `silver` the canonical model, `gold` resolved members, consent "
+            "decisions, measures and the feed log, `audit` the ledger, `work` per-run intermediates that "
+            "never leave the hub. Besides the `work` tables below, stages write per-run scratch tables "
+            "(`work.<stage>_<run>_<name>`) that hold whatever a step materialises and are removed with "
+            "the run.", ""]
+    out += ["Column types are Spark SQL types; writers that bypass the engine (delta-rs, staged Parquet) "
+            "use the Arrow schema derived from the same definition (`Table.arrow_schema`):", "",
+            "| type | Arrow |", "|---|---|"]
+    out += [f"| {ty} | {arrow_type(ty)} |" for ty in SCALAR_TYPES]
+    out += ["| array<T> | list<T> |", ""]
+    out += ["Tables: " + ", ".join(f"[{t.fqn}](#{t.fqn.replace('.', '')})" for t in ALL) + ".", ""]
     for t in ALL:
         out += [f"## {t.fqn}", "", t.doc or "", "", f"Merge keys: {', '.join(t.keys) or '(append only)'}", ""]
         if t.encrypted:

@@ -65,8 +65,7 @@ def write_quarantine(spark: SparkSession, outcomes: list[FileOutcome], lakehouse
     with_rows = [o for o in outcomes if o.quarantine]
     if not with_rows:
         return
-    schema = pa.schema([pa.field(c, pa.int64() if t == "bigint" else pa.timestamp("us", tz="UTC")
-                                 if t == "timestamp" else pa.string()) for c, t in QUARANTINE.columns])
+    schema = QUARANTINE.arrow_schema
     tables = [pa.Table.from_pylist([{c: row.get(c) for c in schema.names} for row in o.quarantine], schema=schema)
               for o in with_rows]
     ids = sorted({o.receipt.submission_id for o in with_rows})

@@ -66,10 +66,7 @@ def bronze_columns(spec: FeedSpec, specs: dict[str, FeedSpec]) -> list[str]:
 def bronze_schema(spec: FeedSpec, specs: dict[str, FeedSpec]) -> pa.Schema:
     """The Arrow schema of the bronze table a spec writes (feed columns + lineage)."""
     cols = [pa.field(c, pa.string()) for c in bronze_columns(spec, specs)]
-    for name, ddl in LINEAGE.columns:
-        typ = pa.int64() if ddl == "bigint" else pa.timestamp("us", tz="UTC") if ddl == "timestamp" else pa.string()
-        cols.append(pa.field(name, typ))
-    return pa.schema(cols)
+    return pa.schema([*cols, *LINEAGE.arrow_schema])
 
 
 def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, received_at: datetime,

@@ -11,25 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish.work_tables import FEED_LOG
 from phmx import lakehouse, storage
+from phmx.tables import FEED_LOG
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from jobs.publish.package import Delivered
-
-
-def _schema() -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema([
-        ("recipient", pa.string()), ("feed", pa.string()), ("period", pa.string()), ("version", pa.int32()),
-        ("uri", pa.string()), ("run_id", pa.string()), ("published_at", pa.timestamp("us", tz="UTC")),
-        ("files", pa.int32()), ("bytes", pa.int64()), ("manifest_sha256", pa.string()), ("key_id", pa.string()),
-        ("ledger_seq", pa.int64()), ("cells", pa.int32()), ("suppressed_cells", pa.int32()), ("members", pa.int32()),
-        ("status", pa.string()),
-    ])
 
 
 def _opts(path: str) -> dict[str, str] | None:
@@ -48,7 +34,7 @@ def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0,
         "suppressed_cells": suppressed, "members": members, "status": "published",
     }
     path = lakehouse.table_path(FEED_LOG)
-    write_deltalake(path, pa.Table.from_pylist([row], schema=_schema()), mode="append", storage_options=_opts(path))
+    write_deltalake(path, pa.Table.from_pylist([row], schema=FEED_LOG.arrow_schema), mode="append", storage_options=_opts(path))
 
 
 def read(recipient: str | None = None) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 Reads ``gold.measure_event`` (the measures stage) and every silver event (service counts), gates
 both through the consent engine in one pass for all LHJs (:mod:`jobs.publish.consent_gate`),
-aggregates on the engine once, and keeps the results in work tables (``gold.feed_cells``,
-``gold.feed_service_counts``, ``gold.feed_members``) plus a small JSON summary, so each
+aggregates on the engine once, and keeps the results in work tables (``work.publish_cells``,
+``work.publish_service_counts``, ``work.publish_members``) plus a small JSON summary, so each
 recipient's packaging (an Airflow mapped task, or a loop in-process) only filters its own rows.
 """
 
@@ -20,7 +20,7 @@ from jobs.publish.events import member_events
 from jobs.publish.recipients import STATE, lhj_by_recipient, plan_recipients, recipient_id
 from phmx import lakehouse, storage
 from phmx.log import get_logger
-from phmx.tables import MEASURE_EVENT
+from phmx.tables import FEED_CELLS, FEED_DECISIONS, FEED_MEMBERS, FEED_SERVICE_COUNTS, MEASURE_EVENT
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -135,7 +135,7 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     scope = lhj_cube.Scope(ctx.period)
     at = ctx.started_at
     decisions = work_tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark, now=at),
-                                                               work_tables.FEED_DECISIONS), work_tables.FEED_DECISIONS.fqn)
+                                                               FEED_DECISIONS), FEED_DECISIONS.fqn)
     gated: list[DataFrame] = []
     me = _measure_frame(spark)
     base = pd.DataFrame()
@@ -176,14 +176,14 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     counted = distinct_label_sets(counted)
     members = consent_gate.lhj_disclosure_members(spark, counted, at=at, decisions=decisions)
     members = one_per_class(members).withColumn("run_id", F.lit(ctx.run_id))
-    written = work_tables.materialize(spark, lakehouse.conform_to(members, work_tables.FEED_MEMBERS), work_tables.FEED_MEMBERS.fqn)
+    written = work_tables.materialize(spark, lakehouse.conform_to(members, FEED_MEMBERS), FEED_MEMBERS.fqn)
 
     ct = cell_table.assign(run_id=ctx.run_id)
     st = services.assign(run_id=ctx.run_id)
-    work_tables.materialize(spark, spark.createDataFrame(ct[work_tables.FEED_CELLS.column_names] if len(ct) else [],
-                                                    work_tables.FEED_CELLS.ddl), work_tables.FEED_CELLS.fqn)
-    work_tables.materialize(spark, spark.createDataFrame(st[work_tables.FEED_SERVICE_COUNTS.column_names] if len(st) else [],
-                                                    work_tables.FEED_SERVICE_COUNTS.ddl), work_tables.FEED_SERVICE_COUNTS.fqn)
+    work_tables.materialize(spark, spark.createDataFrame(ct[FEED_CELLS.column_names] if len(ct) else [],
+                                                    FEED_CELLS.ddl), FEED_CELLS.fqn)
+    work_tables.materialize(spark, spark.createDataFrame(st[FEED_SERVICE_COUNTS.column_names] if len(st) else [],
+                                                    FEED_SERVICE_COUNTS.ddl), FEED_SERVICE_COUNTS.fqn)
 
     stats = (written.groupBy("recipient").agg(
         F.countDistinct("member_id").alias("members"),
@@ -242,8 +242,8 @@ def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.Da
         svc = s[s["lhj"] == lhj] if len(s) else s
         return mine.reset_index(drop=True), state.reset_index(drop=True), svc.reset_index(drop=True)
     run = F.col("run_id") == prepared.run_id
-    cells = lakehouse.read(spark, work_tables.FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
-    svc = lakehouse.read(spark, work_tables.FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
+    cells = lakehouse.read(spark, FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
+    svc = lakehouse.read(spark, FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
     cells = lhj_cube.ordered(cells) if len(cells) else cells
     mine = cells[cells["lhj"] == lhj].reset_index(drop=True) if len(cells) else cells
     state = cells[cells["lhj"] == STATE].reset_index(drop=True) if len(cells) else cells
@@ -253,6 +253,6 @@ def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.Da
 def disclosure_members(spark: SparkSession, run_id: str, recipient: str) -> DataFrame:
     from pyspark.sql import functions as F
 
-    return (lakehouse.read(spark, work_tables.FEED_MEMBERS)
+    return (lakehouse.read(spark, FEED_MEMBERS)
             .where((F.col("run_id") == run_id) & (F.col("recipient") == recipient))
             .select("member_id", "data_class", "rule_ids", "consent_ids"))

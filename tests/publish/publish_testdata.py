@@ -121,15 +121,8 @@ def build(spark) -> None:
     lakehouse.overwrite(_df(spark, DENTAL_SERVICE, dental), DENTAL_SERVICE)
     lakehouse.overwrite(_df(spark, IMMUNIZATION, imm), IMMUNIZATION)
     lakehouse.overwrite(_df(spark, MEDICATION, med), MEDICATION)
-    me_cols = ("measure_id, period, member_id, unit_id, anchor_date, in_denominator, in_numerator, exclusion_reason,"
-               " numerator_date, numerator_source, age_on_anchor, lhj, age_band, sex, race_ethnicity, plan_id,"
-               " security_labels, sensitivity, run_id")
-    ddl = ("measure_id string, period string, member_id string, unit_id string, anchor_date date,"
-           " in_denominator boolean, in_numerator boolean, exclusion_reason string, numerator_date date,"
-           " numerator_source string, age_on_anchor int, lhj string, age_band string, sex string,"
-           " race_ethnicity string, plan_id string, security_labels array<string>, sensitivity string, run_id string")
-    assert len(me_cols.split(",")) == len(meas[0])
-    lakehouse.overwrite(spark.createDataFrame(meas, ddl), MEASURE_EVENT)
+    assert len(meas[0]) == len(MEASURE_EVENT.columns)
+    lakehouse.overwrite(spark.createDataFrame(meas, MEASURE_EVENT.ddl), MEASURE_EVENT)
     write_consent(spark)
 
 
