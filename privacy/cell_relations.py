@@ -26,7 +26,6 @@ every row has numerator <= denominator (the attacker's LP models it as an implie
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from phmx.errors import SpecError
+from phmx.period import Period, PeriodKind
 
 KEY = ("lhj", "measure_id", "period")
 VALUE_COLUMNS = ("numerator", "denominator")
@@ -185,10 +185,6 @@ def describe_cell(table: pd.DataFrame, cell: int) -> dict[str, Any]:
             **{k: str(row[k]) for k in (*KEY, "stratifier", "stratum")}}
 
 
-_QUARTER_LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
-_MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
-
-
 def infer_period_rollups(table: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     """Period roll-ups an attacker reads off the labels alone: a year (``2025``) is the sum of its
     quarters (``2025-Q1``..) and a quarter the sum of its months (``2025-01``..), where those
@@ -199,12 +195,10 @@ def infer_period_rollups(table: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     present = set(periods)
     out: dict[str, list[str]] = defaultdict(list)
     for p in periods:
-        q = _QUARTER_LABEL.match(p)
-        m = _MONTH_LABEL.match(p)
-        if q and q.group(1) in present:
-            out[q.group(1)].append(p)
-        elif m:
-            quarter = f"{m.group(1)}-Q{(int(m.group(2)) - 1) // 3 + 1}"
-            if quarter in present:
-                out[quarter].append(p)
+        parsed = Period.of(p)
+        if parsed is None:
+            continue
+        parent = parsed.year_period if parsed.kind is PeriodKind.QUARTER else parsed.quarter
+        if parent is not None and parent.label in present:
+            out[parent.label].append(p)
     return {k: tuple(v) for k, v in out.items()}

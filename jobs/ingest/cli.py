@@ -64,16 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def precheck(data: bytes, feed: str, *, name: str, submitter: str | None = None, period: str | None = None,
              x12_strict: bool = False, companions: dict[str, bytes] | None = None) -> Receipt:
     """The receipt intake would write for ``data`` as feed ``feed`` (no engine, no lakehouse)."""
-    from jobs.ingest.landing import PERIOD, LandedFile
+    from jobs.ingest.landing import LandedFile
     from jobs.ingest.process import process_file
     from jobs.ingest.receipts import group_findings
     from jobs.ingest.specs import load_specs
+    from phmx.period import LANDING_KINDS, Period
 
     specs = load_specs()
     if feed not in specs:
         raise ConfigError(f"unknown feed {feed!r}", hint="one of: " + ", ".join(sorted(specs)))
-    if period is not None and not PERIOD.match(period):
-        raise ConfigError(f"--period must be YYYY-MM, got {period!r}")
+    if period is not None:
+        period = Period.parse(period, allowed=LANDING_KINDS, what="--period").label
     # Without --period the check runs in a stand-in period folder and the receipt names none: a
     # pre-check must not tell the sender which month to send for.
     given_period, period = period, period or NO_PERIOD

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from phmx import storage
+from phmx.period import Period, PeriodKind
 
 if TYPE_CHECKING:
     from phmx.feedspec import FeedSpec
 
-PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 SUBMITTER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -30,7 +30,13 @@ class LandedFile:
     layout_ok: bool
 
 
-def scan(landing_root: str, period: str = "all") -> list[LandedFile]:
+def is_landing_period(label: str) -> bool:
+    """Whether a period folder is named as landing requires: a month, ``YYYY-MM``."""
+    p = Period.of(label)
+    return p is not None and p.kind is PeriodKind.MONTH
+
+
+def scan(landing_root: str, period: Period | None = None) -> list[LandedFile]:
     """Every landed file (optionally one period's), sorted so runs are deterministic."""
     out = []
     for f in storage.list_files(landing_root):
@@ -43,7 +49,7 @@ def scan(landing_root: str, period: str = "all") -> list[LandedFile]:
         else:
             submitter = parts[0] if parts and SUBMITTER.match(parts[0]) else ""
             feed, per, name, ok = (parts[1] if len(parts) > 2 else ""), "", parts[-1], False
-        if period != "all" and per != period:
+        if period is not None and not period.is_all and per != period.label:
             continue
         out.append(LandedFile(f.uri, f.relpath, submitter, feed, per, name, f.size, ok))
     return out
@@ -64,7 +70,7 @@ def path_problem(lf: LandedFile, specs: dict[str, FeedSpec], *, check_submitter:
     if not lf.layout_ok:
         return ("bad_period" if lf.feed else "unknown_feed",
                 "file is not at landing/<submitter>/<feed>/<YYYY-MM>/<file>")
-    if not PERIOD.match(lf.period):
+    if not is_landing_period(lf.period):
         return "bad_period", "the period folder must be YYYY-MM"
     spec = specs.get(lf.feed)
     if spec is None:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from phmx.errors import SpecError
+from phmx.sensitivity import LEVELS
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings" / "measures"
 
@@ -33,7 +34,7 @@ EVIDENCE_KINDS = (
 )
 ADMISSION_KINDS = ("inpatient", "county_24_hour")
 FAMILIES = ("ed_followup", "discharge_followup", "dental", "immunization", "well_child", "well_care_year")
-SENSITIVITIES = ("general", "mh", "sud")
+SENSITIVITIES = LEVELS  # the one ranking, phmx.sensitivity
 _CODE = re.compile(r"^[A-Za-z0-9]+$")
 _PATTERN = re.compile(r"^[\^A-Za-z0-9.|()\[\]\-?]+$")
 

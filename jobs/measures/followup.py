@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from jobs.measures.config import MeasuresConfig, MeasureSpec
     from jobs.measures.inputs import Inputs
-    from jobs.measures.period import MeasurePeriod
+    from jobs.measures.measurement_period import MeasurePeriod
 
 NOT_ENROLLED = "not_continuously_enrolled"
 ADMITTED = "inpatient_within_30d"

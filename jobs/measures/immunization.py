@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from jobs.measures.config import Antigen, MeasuresConfig, MeasureSpec
     from jobs.measures.inputs import Inputs
-    from jobs.measures.period import MeasurePeriod
+    from jobs.measures.measurement_period import MeasurePeriod
 
 RV2, RV3, RV_ALL = "RV#2", "RV#3", "RV#all"
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from jobs.measures.config import MeasuresConfig
     from jobs.measures.inputs import Inputs
-    from jobs.measures.period import MeasurePeriod
+    from jobs.measures.measurement_period import MeasurePeriod
 
 FLAGS = ("smi", "sud", "mi", "homeless", "other_social")
 

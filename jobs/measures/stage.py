@@ -18,7 +18,7 @@ from jobs.measures.dental import dental
 from jobs.measures.followup import discharge_followup, ed_followup
 from jobs.measures.immunization import immunization
 from jobs.measures.inputs import load
-from jobs.measures.period import MeasurePeriod, resolve
+from jobs.measures.measurement_period import MeasurePeriod, resolve
 from jobs.measures.risk import member_risk
 from jobs.measures.scratch import Scratch
 from jobs.measures.strata import finalize

@@ -17,14 +17,13 @@ if TYPE_CHECKING:
 
     from jobs.measures.config import MeasuresConfig
     from jobs.measures.inputs import Inputs
-    from jobs.measures.period import MeasurePeriod
+    from jobs.measures.measurement_period import MeasurePeriod
     from phmx.tables import Table
 
 AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
     ("0-5", 0, 5), ("6-11", 6, 11), ("12-17", 12, 17), ("18-20", 18, 20),
     ("21-44", 21, 44), ("45-64", 45, 64), ("65+", 65, None),
 )
-SENSITIVITY_RANK = {"general": 0, "mh": 1, "sud": 2}
 
 
 def age_at(birth: Column | str, on: Column | str) -> Column:
@@ -83,15 +82,16 @@ def sex_category(sex: Column) -> Column:
 
 
 def sensitivity_of(labels: Column, floor: Column) -> Column:
-    """sud > mh > general, from the labels, never below the measure's own sensitivity."""
+    """sud > mh > general (:mod:`phmx.sensitivity`), from the labels, never below the measure's own."""
     from pyspark.sql import functions as F
 
+    from phmx.sensitivity import RANK, level_of, rank_of
+
     from_labels = (F.when(F.array_contains(labels, "SUD") | F.array_contains(labels, "42CFRPart2")
-                          | F.array_contains(labels, "ETH"), 2)
-                   .when(F.array_contains(labels, "MH") | F.array_contains(labels, "PSY"), 1).otherwise(0))
-    floor_rank = F.when(floor == "sud", 2).when(floor == "mh", 1).otherwise(0)
-    rank = F.greatest(from_labels, floor_rank)
-    return F.when(rank == 2, "sud").when(rank == 1, "mh").otherwise("general")
+                          | F.array_contains(labels, "ETH"), RANK["sud"])
+                   .when(F.array_contains(labels, "MH") | F.array_contains(labels, "PSY"), RANK["mh"])
+                   .otherwise(RANK["general"]))
+    return level_of(F.greatest(from_labels, rank_of(floor)))
 
 
 def finalize(units: DataFrame, inputs: Inputs, cfg: MeasuresConfig, period: MeasurePeriod, run_id: str,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from jobs.measures.config import MeasuresConfig, MeasureSpec
     from jobs.measures.inputs import Inputs
-    from jobs.measures.period import MeasurePeriod
+    from jobs.measures.measurement_period import MeasurePeriod
 
 
 def well_visits(inputs: Inputs, cfg: MeasuresConfig) -> DataFrame:

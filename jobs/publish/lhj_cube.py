@@ -15,13 +15,15 @@ stratifier; quarters and months the total only (the trend), except in a one-mont
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from jobs.publish.recipients import STATE
+from phmx import sensitivity
+from phmx.period import CELL_KINDS, RUN_KINDS, Period, PeriodKind
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -39,46 +41,38 @@ GRAINS = ("year", "quarter", "month")
 # complementary suppression across them and the year made the privacy audit slow and sometimes
 # unable to protect a table (benchmarks/feeds.py); a one-month run stratifies its month.
 STRATIFIED_GRAINS = ("year",)
-GENERAL_SENSITIVITY = ("general", "", None)
 DIMS = [name for name, _ in ONE_WAY]
 CELL_COLUMNS = ["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator", "sensitivity",
                 "sensitive"]
-SENSITIVITY_BY_RANK = {0: "general", 1: "mh", 2: "sud"}
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
-_YEAR = re.compile(r"^\d{4}$")
 
 
 @dataclass(frozen=True)
 class Scope:
     """Which periods a run publishes: a month (that month only), a year (its months, quarters and
-    the year) or ``all`` (every month, quarter and year in the data)."""
+    the year) or ``all`` (every month, quarter and year in the data; a rolling period too)."""
 
-    period: str
+    period: Period
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.period, Period):
+            object.__setattr__(self, "period", Period.parse(self.period, allowed=RUN_KINDS, what="run period"))
 
     @property
     def grains(self) -> tuple[str, ...]:
-        return ("month",) if _MONTH.match(self.period) else GRAINS
+        return ("month",) if self.period.kind is PeriodKind.MONTH else GRAINS
 
     def predicate(self, month_col: str = "month") -> str | None:
-        if _MONTH.match(self.period):
-            return f"{month_col} = '{self.period}'"
-        if _YEAR.match(self.period):
-            return f"substring({month_col}, 1, 4) = '{self.period}'"
+        if self.period.kind is PeriodKind.MONTH:
+            return f"{month_col} = '{self.period.label}'"
+        if self.period.kind is PeriodKind.YEAR:
+            return f"substring({month_col}, 1, 4) = '{self.period.label}'"
         return None
 
 
+@lru_cache(maxsize=4096)
 def grain_of(period: str) -> str:
-    if _YEAR.match(period):
-        return "year"
-    if "-Q" in period:
-        return "quarter"
-    return "month"
-
-
-def sensitivity_rank_expr() -> str:
-    """sud 2 > mh (or any other non-general topic) 1 > general 0, as the measures stage ranks them."""
-    return ("CASE WHEN lower(coalesce(sensitivity, 'general')) IN ('general', '') THEN 0 "
-            "WHEN lower(sensitivity) = 'sud' THEN 2 ELSE 1 END")
+    """``year``, ``quarter`` or ``month``: the grain of a published cell's period label."""
+    return str(Period.parse(period, allowed=CELL_KINDS, what="cell period").kind)
 
 
 def base_cube(permitted: DataFrame, scope: Scope) -> DataFrame:
@@ -99,7 +93,7 @@ def base_cube(permitted: DataFrame, scope: Scope) -> DataFrame:
     sel += [F.coalesce(F.nullif(F.trim(F.col(col).cast("string")), F.lit("")), F.lit(UNKNOWN)).alias(name)
             for name, col in ONE_WAY]
     sel += [F.when(F.coalesce(F.col("in_numerator"), F.lit(False)), 1).otherwise(0).alias("_num"),
-            F.expr(sensitivity_rank_expr()).alias("_sens")]
+            sensitivity.rank_of("sensitivity").alias("_sens")]
     x = counted.select(*sel)
     pred = scope.predicate()
     if pred:
@@ -128,7 +122,7 @@ def rollup(base: pd.DataFrame, scope: Scope, *, with_state: bool = True) -> pd.D
     base = base.copy()
     base["numerator"] = base["numerator"].astype("int64")
     base["denominator"] = base["denominator"].astype("int64")
-    sens = base.groupby("measure_id")["sensitive"].max().astype(int).map(SENSITIVITY_BY_RANK)
+    sens = base.groupby("measure_id")["sensitive"].max().astype(int).map(sensitivity.BY_RANK)
     if with_state:
         state = base.groupby(["measure_id", "month", *DIMS], as_index=False)[["numerator", "denominator"]].sum()
         state.insert(0, "lhj", STATE)

@@ -42,6 +42,7 @@ from jobs.publish.lhj_cube import Scope
 from jobs.publish.package import HashingWriter, Package
 from phmx import lakehouse
 from phmx.log import get_logger
+from phmx.period import PeriodKind
 from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
@@ -115,13 +116,9 @@ def _overlap(scope: Scope) -> Column | None:
     from pyspark.sql import functions as F
 
     p = scope.period
-    if len(p) == 7:
-        start = F.to_date(F.lit(f"{p}-01"))
-        end = F.last_day(start)
-    elif len(p) == 4 and p.isdigit():
-        start, end = F.to_date(F.lit(f"{p}-01-01")), F.to_date(F.lit(f"{p}-12-31"))
-    else:
+    if p.kind not in (PeriodKind.MONTH, PeriodKind.YEAR) or p.start is None or p.end is None:
         return None
+    start, end = F.lit(p.start), F.lit(p.end)
     return (F.col("start_date").isNull() | (F.col("start_date") <= end)) & \
         (F.col("end_date").isNull() | (F.col("end_date") >= start))
 
@@ -130,10 +127,10 @@ def _in_period(scope: Scope) -> Column | None:
     from pyspark.sql import functions as F
 
     p = scope.period
-    if len(p) == 7:
-        return F.date_format("d1", "yyyy-MM") == p
-    if len(p) == 4 and p.isdigit():
-        return F.date_format("d1", "yyyy") == p
+    if p.kind is PeriodKind.MONTH:
+        return F.date_format("d1", "yyyy-MM") == p.label
+    if p.kind is PeriodKind.YEAR:
+        return F.date_format("d1", "yyyy") == p.label
     return None
 
 

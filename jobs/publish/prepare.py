@@ -200,7 +200,7 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
     unplaced = sorted(x for x in lhjs if x and recipient_id(x) not in known)
     if unplaced:
         log.info("no LHJ package for %d group(s) of members without a California LHJ", len(unplaced))
-    prepared = Prepared(ctx.run_id, ctx.period, CI_METHOD,
+    prepared = Prepared(ctx.run_id, ctx.period.label, CI_METHOD,
                         sorted(recipient_id(x) for x in lhjs if x and recipient_id(x) in known),
                         rules={r["recipient"]: list(r["rules"]) for r in stats},
                         consents={r["recipient"]: list(r["consents"]) for r in stats},

@@ -92,7 +92,7 @@ def lhj_job(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prep
         if lhj in decided.failed:
             raise PhmxError(f"suppression of {lhj} failed: {decided.failed[lhj]}")
         table, method, state_published = decided.tables[lhj], decided.methods[lhj], decided.state
-    return lhj_feed.LhjJob(recipient, lhj, ctx.period, ctx.run_id, mine, state, svc, state_published,
+    return lhj_feed.LhjJob(recipient, lhj, ctx.period.label, ctx.run_id, mine, state, svc, state_published,
                            prepared.ci_method, publisher, datetime.now(UTC), decided=(table, method))
 
 
@@ -181,7 +181,7 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
     rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
     signer = signing.get_signer(ctx.settings)
     now = datetime.now(UTC)
-    pkg, counts = plan_feed.build(spark, recipient=recipient, period=ctx.period, run_id=ctx.run_id, rows=rows,
+    pkg, counts = plan_feed.build(spark, recipient=recipient, period=ctx.period.label, run_id=ctx.run_id, rows=rows,
                                   generated_at=now, root=ctx.settings.publish_root)
     staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
     members = rows.members.select("member_id", "data_class", "rule_ids", "consent_ids")

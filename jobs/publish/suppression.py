@@ -34,6 +34,7 @@ import pandas as pd
 
 from jobs.publish.lhj_cube import ALL, grain_of
 from phmx.log import get_logger
+from phmx.period import CELL_KINDS, Period, PeriodKind
 
 log = get_logger(__name__)
 
@@ -189,11 +190,10 @@ def privacy_spec(table: pd.DataFrame) -> dict[str, Any]:
     spec["period_granularity"] = "month" if "month" in grains else "quarter" if "quarter" in grains else "year"
     rollups: dict[str, list[str]] = {}
     for p in periods:
-        g = grain_of(p)
-        if g == "quarter":
-            rollups.setdefault(p[:4], []).append(p)
-        elif g == "month":
-            rollups.setdefault(f"{p[:4]}-Q{(int(p[5:7]) - 1) // 3 + 1}", []).append(p)
+        parsed = Period.parse(p, allowed=CELL_KINDS, what="cell period")
+        parent = parsed.year_period if parsed.kind is PeriodKind.QUARTER else parsed.quarter
+        if parent is not None:
+            rollups.setdefault(parent.label, []).append(p)
     spec["period_rollups"] = {k: v for k, v in rollups.items() if k in periods}
     spec["period_rollup_columns"] = list(COLUMNS)
     return spec

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jobs.measures import config
-from jobs.measures.period import parse
+from jobs.measures.measurement_period import parse
 from phmx.errors import ConfigError, SpecError
 
 
