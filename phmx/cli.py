@@ -99,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every PhmxError is printed once, without a traceback, with its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Subcommands set ``func`` or ``handler`` (both take the parsed args and return an exit code).
-    command = getattr(args, "func", None) or getattr(args, "handler", None)
+    # Every subcommand sets ``func`` (it takes the parsed args and returns an exit code).
+    command = getattr(args, "func", None)
     if command is None:
         parser.print_help()
         return 2

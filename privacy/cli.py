@@ -35,14 +35,14 @@ def register(subparsers: Any) -> None:
     s.add_argument("file", nargs="?", help="text file (default: stdin)")
     s.add_argument("--spans", action="store_true", help="write detected spans as JSON lines instead")
     s.add_argument("--batch-size", type=int, default=256, help=argparse.SUPPRESS)
-    s.set_defaults(handler=cmd_scrub)
+    s.set_defaults(func=cmd_scrub)
 
     c = sub.add_parser("check", help="Safe Harbor checker on a CSV or Parquet output")
     c.add_argument("file")
     c.add_argument("--code-columns", default="", help="comma-separated columns of standard codes (CPT, NDC...)")
     c.add_argument("--no-names", action="store_true", help="skip the given-name scan")
     c.add_argument("--json", action="store_true", help="findings as JSON")
-    c.set_defaults(handler=cmd_check)
+    c.set_defaults(func=cmd_check)
 
     a = sub.add_parser("attack", help="LP attacker audit of a published measures feed")
     a.add_argument("file", help="measures.csv (or .parquet) as published")
@@ -50,15 +50,15 @@ def register(subparsers: Any) -> None:
     a.add_argument("--geography-total", help="lhj value whose rows sum the other LHJs (e.g. California)")
     a.add_argument("--strict", action="store_true", help="no exception for cells provably >= 11")
     a.add_argument("--json", action="store_true", help="report as JSON")
-    a.set_defaults(handler=cmd_attack)
+    a.set_defaults(func=cmd_attack)
 
     k = sub.add_parser("keys", help="key management")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     kr = ksub.add_parser("rotate", help="add a master key version (old versions keep working)")
     kr.add_argument("--rewrap", action="store_true", help="also re-wrap every table's data keys under it")
-    kr.set_defaults(handler=cmd_keys_rotate)
+    kr.set_defaults(func=cmd_keys_rotate)
     ks = ksub.add_parser("status", help="provider, versions and data-key tables (never key material)")
-    ks.set_defaults(handler=cmd_keys_status)
+    ks.set_defaults(func=cmd_keys_status)
 
 
 def _console(stream: IO[str] | None = None) -> Any:

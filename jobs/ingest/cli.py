@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--json", action="store_true", help="print the receipt as JSON")
     v.add_argument("--x12-strict", action="store_true",
                    help="also validate an 834 against the full 005010X220A1 guide with pyx12 (slow)")
-    v.set_defaults(func=validate_command, handler=validate_command)
+    v.set_defaults(func=validate_command)
     s = subparsers.add_parser(
         "submissions", help="list a submitter's submissions and their statuses",
         description="The history of files received from one submitter, newest first.")
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--period", default=None, help="YYYY-MM")
     s.add_argument("--limit", type=int, default=200)
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=submissions_command, handler=submissions_command)
+    s.set_defaults(func=submissions_command)
 
 
 # ---- validate ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes (output is identical for any value)")
     p.add_argument("--chunk-size", type=int, default=None, help="people per chunk (changes the output)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(handler=run)
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

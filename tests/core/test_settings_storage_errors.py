@@ -39,7 +39,27 @@ def test_cli_tables_prints_the_contracts(capsys):
     assert "## silver.person" in capsys.readouterr().out
 
 
-def test_cli_dispatches_subcommands_that_set_handler_or_func(tmp_path, capsys):
+def test_every_cli_subcommand_sets_func_and_nothing_else():
+    import argparse
+
+    from phmx.cli import build_parser
+
+    def leaves(parser: argparse.ArgumentParser, path: str):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, parser
+        for action in subs:
+            for name, child in action.choices.items():
+                yield from leaves(child, f"{path} {name}")
+
+    found = list(leaves(build_parser(), "phmx"))
+    assert len(found) > 15
+    for path, parser in found:
+        assert callable(parser.get_default("func")), path
+        assert parser.get_default("handler") is None, path
+
+
+def test_cli_dispatches_a_subcommand_registered_by_a_package(tmp_path, capsys):
     out = tmp_path / "synth"
     assert cli_main(["synth", "--members", "30", "--counties", "06001", "--seed", "3", "--out", str(out),
                      "--months", "1"]) == 0

@@ -19,7 +19,7 @@ def phmx(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="phmx")
     register(parser.add_subparsers())
     args = parser.parse_args(list(argv))
-    return args.handler(args)
+    return args.func(args)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def _run(argv: list[str]) -> tuple[int, str]:
     register(ap.add_subparsers(dest="command"))
     args = ap.parse_args(argv)
     out = io.StringIO()
-    code = args.handler(args, out)
+    code = args.func(args, out)
     return code, out.getvalue()
 
 
@@ -41,7 +41,7 @@ def test_check_json_lists_findings_without_values(tmp_path):
     args = ap.parse_args(["privacy", "check", str(dirty), "--json"])
     out = io.StringIO()
     with pytest.raises(PrivacyError):
-        args.handler(args, out)
+        args.func(args, out)
     assert '"identifier": "phone"' in out.getvalue() and "0134" not in out.getvalue()
 
 

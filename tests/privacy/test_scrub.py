@@ -90,11 +90,11 @@ def test_cli_scrub_and_spans(tmp_path):
     f.write_text("Call Maria Lopez at 559-555-0134.\nNothing here.\n")
     args = _parser().parse_args(["privacy", "scrub", str(f)])
     out = io.StringIO()
-    assert args.handler(args, out) == 0
+    assert args.func(args, out) == 0
     assert out.getvalue().splitlines() == ["Call <PERSON> at <PHONE>.", "Nothing here."]
     args = _parser().parse_args(["privacy", "scrub", str(f), "--spans"])
     out = io.StringIO()
-    assert args.handler(args, out) == 0
+    assert args.func(args, out) == 0
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     assert len(lines) == 2 and lines[1] == {"spans": []}
     assert {s["entity_type"] for s in lines[0]["spans"]} == {"PERSON", "PHONE_NUMBER"}

@@ -170,7 +170,7 @@ def test_cli_attack_on_published_csv(tmp_path):
     good.to_csv(path, index=False)
     args = ap.parse_args(["privacy", "attack", str(path)])
     out = io.StringIO()
-    assert args.handler(args, out) == 0
+    assert args.func(args, out) == 0
     assert "0 boundable" in out.getvalue()
     naive = feed({"sex": [("F", 5, 200), ("M", 45, 300)]})
     naive["numerator"] = naive["numerator"].astype("Float64")
@@ -178,4 +178,4 @@ def test_cli_attack_on_published_csv(tmp_path):
     naive.to_csv(path, index=False)
     args = ap.parse_args(["privacy", "attack", str(path), "--json"])
     with pytest.raises(PrivacyError):
-        args.handler(args, io.StringIO())
+        args.func(args, io.StringIO())

@@ -75,13 +75,13 @@ def test_cli_synth_command(tmp_path, capsys):
     register(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["synth", "--members", "200", "--counties", "06001,06075", "--seed", "4",
                               "--out", str(tmp_path), "--months", "2", "--json"])
-    assert args.handler(args) == 0
+    assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["people"] == 200 and out["rows_by_feed"]["enrollment"] > 0
     assert (tmp_path / "landing" / "county_06075_bh").exists() or (tmp_path / "landing" / "county_06001_bh").exists()
     bad = parser.parse_args(["synth", "--members", "10", "--counties", "99999", "--out", str(tmp_path)])
     with pytest.raises(ConfigError):
-        bad.handler(bad)
+        bad.func(bad)
 
 
 def test_s3_output(s3_bucket, tmp_path):
