@@ -173,8 +173,8 @@ def bench_lhj_feeds(cells) -> dict[str, object]:  # noqa: ANN001
     import pandas as pd
 
     from jobs.publish import lhj_feed
-    from jobs.publish import suppression as publish_suppression
-    from jobs.publish.recipients import STATE
+    from jobs.publish import lhj_suppression as publish_suppression
+    from phmx.recipients import STATE
     from privacy.attack import audit
     from privacy.suppression import SuppressionSpec
 

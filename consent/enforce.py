@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from consent import decision_engine, labels
 from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse
+from phmx.errors import ConsentError
 from phmx.log import get_logger
 from phmx.tables import CONSENT_DECISION
 
@@ -37,23 +38,22 @@ log = get_logger(__name__)
 
 
 def decisions_for(spark: SparkSession, *, recipient: str, purpose: str, at: datetime,
-                  policy: Policy | None = None, decisions: DataFrame | None = None) -> DataFrame:
+                  decisions: DataFrame | None = None) -> DataFrame:
     """Decisions in force at ``at`` for one (recipient, purpose).
 
-    From ``decisions`` if given, else gold.consent_decision; if that table has no row for this
-    pair (a recipient the stage does not decide every run), the engine decides it now.
+    From ``decisions`` if given (used as they are), else gold.consent_decision, where the consent
+    stage must have decided the pair: enforcement never decides (ConsentError naming the pair).
     """
     from pyspark.sql import functions as F
 
-    if decisions is None and lakehouse.exists(CONSENT_DECISION):
-        decisions = lakehouse.read(spark, CONSENT_DECISION)
     pair = (F.col("recipient") == recipient) & (F.col("purpose") == purpose)
-    if decisions is None or decisions.where(pair).limit(1).count() == 0:
-        log.info("consent: no stored decisions for this recipient and purpose; deciding now")
-        from datetime import UTC
-
-        decisions = decision_engine.decide(spark, pairs=[(recipient, purpose)], run_id="on-demand",
-                                  decided_at=datetime.now(UTC), policy=policy)
+    if decisions is None:
+        stored = lakehouse.read(spark, CONSENT_DECISION) if lakehouse.exists(CONSENT_DECISION) else None
+        if stored is None or stored.where(pair).limit(1).count() == 0:
+            raise ConsentError(f"no consent decisions for recipient {recipient}, purpose {purpose} in "
+                               f"{CONSENT_DECISION.fqn}", hint="run the consent stage, which decides every "
+                               "outbound (recipient, purpose) the policy lists")
+        decisions = stored
     return decision_engine.decision_at(decisions.where(pair), at)
 
 
@@ -78,7 +78,7 @@ def permitted_rows(spark: SparkSession, events: DataFrame, *, recipient: str, pu
     from pyspark.sql import functions as F
 
     policy = policy or load_policy()
-    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, policy=policy, decisions=decisions)
+    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, decisions=decisions)
     names = sorted(policy.classes)
     wide = d.groupBy(F.col("member_id").alias("_consent_member")).agg(*[
         F.max(F.when(F.col("data_class") == c, _ok(F.col("decision"), deidentified)).otherwise(0)).alias(f"_ok_{c}")
@@ -159,7 +159,7 @@ def disclosure_members(spark: SparkSession, permitted: DataFrame, *, recipient: 
     from pyspark.sql import functions as F
 
     policy = policy or load_policy()
-    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, policy=policy, decisions=decisions)
+    d = decisions_for(spark, recipient=recipient, purpose=purpose, at=at, decisions=decisions)
     mc = permitted.select(F.col(member_col).alias("member_id"),
                           F.explode(row_classes("security_labels", policy)).alias("data_class")).distinct()
     return mc.join(d.select("member_id", "data_class", "rule_ids", "consent_ids"), ["member_id", "data_class"], "left")

@@ -1,5 +1,8 @@
 """Who receives feeds: the 61 local health jurisdictions and the plans that submit to the hub.
 
+The one recipient catalogue: the consent stage decides for these recipients and publish serves
+them, so publish never meets a recipient the consent stage did not decide for.
+
 * LHJs: the 58 counties and the city health departments of Berkeley, Long Beach and Pasadena,
   named in ``mappings/geo/lhj.yaml`` (the same table identity uses to set ``gold.member.lhj``).
   Recipient id ``lhj_<slug>``: ``lhj_alameda``, ``lhj_long_beach``.
@@ -19,9 +22,9 @@ import yaml
 from phmx.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
-LHJ_FILE = Path(__file__).resolve().parents[2] / "mappings" / "geo" / "lhj.yaml"
+LHJ_FILE = Path(__file__).resolve().parents[1] / "mappings" / "geo" / "lhj.yaml"
 LHJ_PREFIX = "lhj_"
 PLAN_PREFIX = "mcp_"
 STATE = "California"
@@ -77,3 +80,19 @@ def plan_recipients(spark: SparkSession) -> list[str]:
     rows = (lakehouse.read(spark, COVERAGE).where(F.col("source").startswith(PLAN_PREFIX))
             .select("source").distinct().collect())
     return sorted(r[0] for r in rows if r[0])
+
+
+def member_recipients(spark: SparkSession) -> DataFrame:
+    """(member_id, recipient): each member's own LHJ recipient id, from gold.member.lhj.
+
+    An LHJ feed counts a member only in their own jurisdiction, so consent is decided (and read)
+    per member toward that recipient.
+    """
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.tables import MEMBER
+
+    lhjs = spark.createDataFrame([(n, recipient_id(n)) for n in lhj_names()], "lhj string, recipient string")
+    return (lakehouse.read(spark, MEMBER).select("member_id", "lhj").where(F.col("lhj").isNotNull())
+            .join(F.broadcast(lhjs), "lhj").select("member_id", "recipient"))

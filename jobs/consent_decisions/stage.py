@@ -1,13 +1,26 @@
 """The consent stage's steps, in order.
 
 1. registry: county forms (bronze.consent_forms) and landed FHIR Consent NDJSON -> silver.consent
-2. decisions for every outbound (recipient, purpose) the policy lists -> gold.consent_decision
+2. decisions for every recipient publish serves (:mod:`phmx.recipients`), for every outbound
+   purpose the policy lists for it -> gold.consent_decision:
+
+   * plans (and any recipient in PHMX_CONSENT_RECIPIENTS): every member;
+   * LHJs: each member toward their own LHJ (``gold.member.lhj``), the only LHJ whose feed counts
+     them. One engine pass decides them all under a stand-in LHJ id (:data:`ANY_LHJ`) and the rows
+     are stored under each member's own LHJ id. That is exact: the engine's answer depends on the
+     recipient only through its roles (every ``lhj_*`` id has the same) and through consents that
+     name the recipient; LHJs named in a consent are decided under their own id, and an LHJ
+     listed in PHMX_CONSENT_RECIPIENTS is decided for every member.
 3. a decision_batch entry (and a signed checkpoint) in the ledger
+
+Publish reads only gold.consent_decision and fails, naming the recipient, where it finds no
+decisions: it never decides itself.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent import decision_engine, ledger, registry
@@ -15,27 +28,74 @@ from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger
-from phmx.tables import CONSENT_DECISION, SUBMISSIONS
+from phmx.recipients import LHJ_PREFIX, PLAN_PREFIX, is_lhj, member_recipients, plan_recipients
+from phmx.tables import CONSENT, CONSENT_DECISION, COVERAGE, SUBMISSIONS
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = get_logger(__name__)
 
+ANY_LHJ = "lhj_any_jurisdiction"  # has the LHJ roles (pattern lhj_*), names no real LHJ
+
 
 def recipients(spark: SparkSession) -> list[str]:
-    """Recipients decided every run: plans that submit (mcp_*) plus PHMX_CONSENT_RECIPIENTS."""
+    """Recipients decided for every member each run: the plans publish serves
+    (:func:`phmx.recipients.plan_recipients`), plans that submit (mcp_*), and
+    PHMX_CONSENT_RECIPIENTS."""
     from pyspark.sql import functions as F
 
-    subs = lakehouse.read(spark, SUBMISSIONS)
-    rows = subs.where(F.col("submitter").startswith("mcp_")).select("submitter").distinct().collect()
+    plans = set(plan_recipients(spark)) if lakehouse.exists(COVERAGE) else set()
+    if lakehouse.exists(SUBMISSIONS):
+        rows = (lakehouse.read(spark, SUBMISSIONS).where(F.col("submitter").startswith(PLAN_PREFIX))
+                .select("submitter").distinct().collect())
+        plans |= {r[0] for r in rows}
     extra = [r.strip() for r in os.environ.get("PHMX_CONSENT_RECIPIENTS", "").split(",") if r.strip()]
-    return sorted({r[0] for r in rows} | set(extra))
+    return sorted(plans | set(extra))
 
 
 def outbound_pairs(policy: Policy, recips: list[str]) -> list[tuple[str, str]]:
     """(recipient, purpose) of every outbound dataset the policy lists for these recipients."""
     return sorted({(r, p) for r in recips for p in policy.outbound_purposes(r)})
+
+
+def lhjs_named_in_consents(spark: SparkSession) -> list[str]:
+    """LHJ recipient ids that some consent provision names explicitly (rare; decided one by one)."""
+    from pyspark.sql import functions as F
+
+    if not lakehouse.exists(CONSENT):
+        return []
+    nodes = lakehouse.read(spark, CONSENT).select(
+        F.explode(F.from_json("provisions", decision_engine.NODE_SCHEMA)).alias("n"))
+    rows = (nodes.select(F.explode_outer("n.recipients").alias("r")).where(F.col("r").startswith(LHJ_PREFIX))
+            .distinct().collect())
+    return sorted(r[0] for r in rows)
+
+
+def lhj_decisions(spark: SparkSession, *, policy: Policy, run_id: str, decided_at: datetime,
+                  decided_in_full: list[str]) -> DataFrame | None:
+    """Each member's decisions toward their own LHJ, stored under that LHJ's recipient id (None when
+    the policy lists no LHJ purpose). ``decided_in_full``: LHJ ids already decided for every member."""
+    from pyspark.sql import functions as F
+
+    purposes = policy.outbound_purposes(ANY_LHJ)
+    if not purposes:
+        return None
+    mr = member_recipients(spark)
+    named = [r for r in lhjs_named_in_consents(spark) if r not in decided_in_full]
+    skip = decided_in_full + named
+    rest = mr.where(~F.col("recipient").isin(*skip)) if skip else mr
+    generic = decision_engine.decide(spark, pairs=[(ANY_LHJ, p) for p in purposes], run_id=run_id,
+                                     decided_at=decided_at, policy=policy)
+    cols = CONSENT_DECISION.column_names
+    out = generic.drop("recipient").join(rest, "member_id").select(*cols)
+    if named:
+        own = decision_engine.decide(spark, pairs=[(r, p) for r in named for p in purposes], run_id=run_id,
+                                     decided_at=decided_at, policy=policy)
+        out = out.unionByName(own.join(mr, ["member_id", "recipient"]).select(*cols))
+    log.info("consent: LHJ decisions per member toward their own LHJ (%d named in consents, %d decided in full)",
+             len(named), len(decided_in_full))
+    return out
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
@@ -47,6 +107,10 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     recips = recipients(spark)
     pairs = outbound_pairs(policy, recips)
     decisions = decision_engine.decide(spark, pairs=pairs, run_id=ctx.run_id, decided_at=ctx.started_at, policy=policy)
+    lhj = lhj_decisions(spark, policy=policy, run_id=ctx.run_id, decided_at=ctx.started_at,
+                        decided_in_full=sorted({r for r, _ in pairs if is_lhj(r)}))
+    if lhj is not None:
+        decisions = decisions.select(*CONSENT_DECISION.column_names).unionByName(lhj)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
     decision_engine.cleanup_scratch()
     written = lakehouse.read(spark, CONSENT_DECISION)

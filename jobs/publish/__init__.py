@@ -14,8 +14,8 @@ published), ``phmx feeds`` / ``phmx feeds verify DIR`` (:mod:`jobs.publish.cli`)
 
 from __future__ import annotations
 
-from jobs.publish.recipients import recipient_id
-from jobs.publish.stage import publish_recipient, recipients, report, run, run_recipients
+from jobs.publish.stage import publish_recipient, report, run, run_recipients
 from jobs.publish.summary import summarize_publish
+from phmx.recipients import recipient_id
 
-__all__ = ["publish_recipient", "recipient_id", "recipients", "report", "run", "run_recipients", "summarize_publish"]
+__all__ = ["publish_recipient", "recipient_id", "report", "run", "run_recipients", "summarize_publish"]

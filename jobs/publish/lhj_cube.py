@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.publish.recipients import STATE
 from phmx import sensitivity
 from phmx.period import CELL_KINDS, RUN_KINDS, Period, PeriodKind
+from phmx.recipients import STATE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.publish import dictionary, fhir_measure, report_html, signing, stats, suppression
+from jobs.publish import dictionary, fhir_measure, lhj_suppression, report_html, signing, stats
 from jobs.publish.lhj_cube import ALL, CELL_COLUMNS
 from jobs.publish.package import Package
 from phmx.log import get_logger
@@ -98,7 +98,7 @@ def suppress_and_finalize(cells: pd.DataFrame, ci_method: str) -> tuple[pd.DataF
         if not pending:
             break
         sub = keep(base[base["measure_id"].astype(str).isin(pending)]).reset_index(drop=True)
-        table, level_method, failed = suppression.suppress_report(sub)
+        table, level_method, failed = lhj_suppression.suppress_report(sub)
         method = method or level_method
         ok = ~table["measure_id"].astype(str).isin(failed)
         parts.append(table[ok])
@@ -136,7 +136,7 @@ def assert_protected(table: pd.DataFrame) -> None:
 
     if table.empty or not table["numerator"].isna().any() and not table["denominator"].isna().any():
         return
-    spec = SuppressionSpec.from_dict(suppression.privacy_spec(table))
+    spec = SuppressionSpec.from_dict(lhj_suppression.privacy_spec(table))
     report = audit(table[[*OUTPUT_COLUMNS]], spec)
     report.raise_if_failed("published LHJ measure table")
 
@@ -173,14 +173,14 @@ def state_table(state: pd.DataFrame, ci_method: str,
         frames = list(lhj_tables.values()) if isinstance(lhj_tables, Mapping) else list(lhj_tables)
         hide = _state_hidden(out, frames)
         hide = reveal_safe_state_counts(out, hide, frames)
-    small = lambda v: (v > 0) & (v < suppression.THRESHOLD)  # noqa: E731
+    small = lambda v: (v > 0) & (v < lhj_suppression.THRESHOLD)  # noqa: E731
     hidden_row = hide["numerator"] | hide["denominator"]
     for c in ("numerator", "denominator"):
         vals = out[c].astype("Int64").to_numpy(dtype=object)
         vals[hide[c]] = pd.NA
         out[c] = pd.array(vals, dtype="Int64")
-    ann = np.where(hidden_row, np.where(small(num) | small(den) | small(den - num), suppression.SMALL_CELL,
-                                        WITHHELD), np.where(den == 0, suppression.NO_DATA, ""))
+    ann = np.where(hidden_row, np.where(small(num) | small(den) | small(den - num), lhj_suppression.SMALL_CELL,
+                                        WITHHELD), np.where(den == 0, lhj_suppression.NO_DATA, ""))
     out["annotation"] = pd.Series([a or None for a in ann], index=out.index, dtype="object")
     return finalize(out, ci_method)
 
@@ -207,7 +207,7 @@ def reveal_safe_state_counts(state: pd.DataFrame, hide: dict[str, np.ndarray], f
         return hide
     geo = str(state["lhj"].iloc[0])
     vals = {c: pd.to_numeric(state[c]).to_numpy(dtype=float) for c in ("numerator", "denominator")}
-    small = lambda v: 0 < v < suppression.THRESHOLD  # noqa: E731
+    small = lambda v: 0 < v < lhj_suppression.THRESHOLD  # noqa: E731
     # The attacker holds every LHJ's whole table (strata and periods too), not only its totals.
     lhj_rows = pd.concat([f[OUTPUT_COLUMNS] for f in frames if len(f)], ignore_index=True)
     measure_of = state["measure_id"].astype(str)
@@ -285,10 +285,10 @@ def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_
     ``state_published`` every statewide count is withheld (the safe default)."""
     measures, method = decided if decided is not None else suppress_and_finalize(cells, ci_method)
     state_t = state_published if state_published is not None else state_table(state, ci_method)
-    svc = suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
+    svc = lhj_suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
     suppressed = int(measures["annotation"].isin(["1", "2"]).sum()) if len(measures) else 0
-    spec = suppression.privacy_spec(cells) if len(cells) and method.startswith("privacy.") else None
+    spec = lhj_suppression.privacy_spec(cells) if len(cells) and method.startswith("privacy.") else None
     return LhjTables(measures, state_t, svc, method, len(measures), suppressed, spec)
 
 
@@ -369,7 +369,7 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
                     "service_count_rows": len(t.services)},
         "methods": {"confidence_interval": f"{ci_method} 95%", "suppression": t.suppression_method,
                     "suppression_spec": _jsonable(t.suppression_spec),
-                    "small_cell_threshold": suppression.THRESHOLD, "rate": "proportion numerator/denominator"},
+                    "small_cell_threshold": lhj_suppression.THRESHOLD, "rate": "proportion numerator/denominator"},
         "report": "report.html",
         **(extra_meta or {}),
     }

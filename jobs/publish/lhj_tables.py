@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from jobs.publish import lhj_feed, prepare
-from jobs.publish.recipients import lhj_name
 from phmx import storage
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
+from phmx.recipients import lhj_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

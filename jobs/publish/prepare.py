@@ -17,9 +17,9 @@ import pandas as pd
 
 from jobs.publish import consent_gate, lhj_cube, work_tables
 from jobs.publish.events import member_events
-from jobs.publish.recipients import STATE, lhj_by_recipient, plan_recipients, recipient_id
 from phmx import lakehouse, storage
 from phmx.log import get_logger
+from phmx.recipients import STATE, lhj_by_recipient, plan_recipients, recipient_id
 from phmx.tables import FEED_CELLS, FEED_DECISIONS, FEED_MEMBERS, FEED_SERVICE_COUNTS, MEASURE_EVENT
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
 
     scope = lhj_cube.Scope(ctx.period)
     at = ctx.started_at
-    decisions = work_tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark, now=at),
+    decisions = work_tables.materialize(spark, lakehouse.conform_to(consent_gate.lhj_decisions(spark),
                                                                FEED_DECISIONS), FEED_DECISIONS.fqn)
     gated: list[DataFrame] = []
     me = _measure_frame(spark)

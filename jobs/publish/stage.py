@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, signing
 from jobs.publish.lhj_cube import Scope
-from jobs.publish.recipients import is_lhj, is_plan, lhj_name, recipient_id
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
+from phmx.recipients import is_lhj, is_plan, lhj_name, recipient_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -33,16 +33,12 @@ log = get_logger(__name__)
 
 POOL_MIN = 8  # fewer LHJs than this are built in this process (starting workers costs seconds)
 
-__all__ = ["publish_recipient", "recipient_id", "recipients", "run"]
-
-
-def recipients(spark: SparkSession, ctx: RunContext) -> list[str]:
-    """Prepare the LHJ work for this run and return every recipient to publish to (LHJs, then plans)."""
-    return prepare.prepare(spark, ctx).all_recipients
+__all__ = ["publish_recipient", "recipient_id", "run", "run_recipients"]
 
 
 def run_recipients(run_id: str) -> list[str]:
-    """The recipients the prepare step of ``run_id`` found (read from storage; no engine)."""
+    """Every recipient the prepare step of ``run_id`` found (LHJs, then plans), read from storage: no
+    engine, and it never prepares (ConfigError when that run has not been prepared)."""
     return prepare.read_summary(run_id).all_recipients
 
 

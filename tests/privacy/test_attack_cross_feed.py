@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jobs.publish import lhj_feed, suppression
+from jobs.publish import lhj_feed, lhj_suppression
 from jobs.publish.lhj_cube import ALL, CELL_COLUMNS
 from phmx.synth.measure_feed import make_feed
 from privacy.attack import audit
@@ -37,7 +37,7 @@ def run_cells(seed: int = 3) -> pd.DataFrame:
 def union_audit(published: dict[str, pd.DataFrame], state_rows: pd.DataFrame, cells: pd.DataFrame):  # noqa: ANN201
     union = pd.concat([*(t[lhj_feed.OUTPUT_COLUMNS] for t in published.values()),
                        state_rows[lhj_feed.OUTPUT_COLUMNS]], ignore_index=True)
-    spec = SuppressionSpec.from_dict({**suppression.privacy_spec(cells), "geography_total": STATE})
+    spec = SuppressionSpec.from_dict({**lhj_suppression.privacy_spec(cells), "geography_total": STATE})
     return audit(union, spec)
 
 

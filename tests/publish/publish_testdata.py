@@ -124,6 +124,15 @@ def build(spark) -> None:
     assert len(meas[0]) == len(MEASURE_EVENT.columns)
     lakehouse.overwrite(spark.createDataFrame(meas, MEASURE_EVENT.ddl), MEASURE_EVENT)
     write_consent(spark)
+    decide_consent(spark)
+
+
+def decide_consent(spark) -> None:
+    """Run the real consent stage: publish reads only its decisions (every plan and LHJ served)."""
+    from jobs.consent_decisions import run
+    from phmx.context import RunContext
+
+    run(spark, RunContext.new(run_id="consent-fixture"))
 
 
 FORM_COLS = ["consent_form_id", "client_id", "program", "signed_at", "grantor", "purposes", "recipients",
@@ -153,7 +162,7 @@ WITHHELD_FROM_BERKELEY = "m0006"
 
 
 def write_berkeley_decisions(spark) -> None:
-    """Stored PUBHLTH decisions for lhj_berkeley: permit_deidentified, except every class of one member."""
+    """lhj_berkeley's PUBHLTH decisions replaced: permit_deidentified, except every class of one member."""
     from datetime import datetime as dt
 
     from consent.disclosure_policy import load_policy
@@ -168,7 +177,8 @@ def write_berkeley_decisions(spark) -> None:
             rows.append((mid(i), c, "PUBHLTH", "lhj_berkeley", "deny" if deny else "permit_deidentified",
                          ["TEST-DENY"] if deny else ["PART2-2.54-DEID-PUBLIC-HEALTH"], [], dt(1900, 1, 1), None,
                          "2026.1", "r0", dt(2025, 1, 1)))
-    lakehouse.overwrite(spark.createDataFrame(rows, CONSENT_DECISION.ddl), CONSENT_DECISION)
+    lakehouse.overwrite(spark.createDataFrame(rows, CONSENT_DECISION.ddl), CONSENT_DECISION,
+                        replace_where="recipient = 'lhj_berkeley'")
 
 
 def expected_oev(lhj: str) -> tuple[int, int]:
