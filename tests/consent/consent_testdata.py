@@ -38,7 +38,7 @@ def write_forms(spark, forms: list[dict[str, str]]) -> None:
 
 
 def write_members(spark, members: list[tuple[str, str, date]],
-                  sources: tuple[str, ...] = (COUNTY, f"{COUNTY}:sud", f"{COUNTY}:mh")) -> None:
+                  sources: tuple[str, ...] = (COUNTY, f"{COUNTY}:sud", f"{COUNTY}:mh"), lhj: str = "alameda") -> None:
     """members: (member_id, source_person_id, birth_date), linked in each of ``sources``.
 
     County forms name the SUD / MH person-id space (``<submitter>:sud``); FHIR uses the submitter.
@@ -48,7 +48,7 @@ def write_members(spark, members: list[tuple[str, str, date]],
                                lakehouse.conform_to(spark.createDataFrame([], MEMBER_XWALK.ddl), MEMBER_XWALK).schema)
     lakehouse.overwrite(xw, MEMBER_XWALK)
     # cin and names null (encrypted at rest when present), pii_fingerprint null with them
-    rows = [(m, None, None, None, b, "F", "94612", "06001", "alameda", None, None, 1, "r0", None) for m, _, b in members]
+    rows = [(m, None, None, None, b, "F", "94612", "06001", lhj, None, None, 1, "r0", None) for m, _, b in members]
     lakehouse.overwrite(spark.createDataFrame(rows, MEMBER.ddl), MEMBER)
 
 
