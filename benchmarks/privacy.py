@@ -98,7 +98,7 @@ def bench_safe_harbor(spark, n: int, provider) -> dict[str, float]:  # noqa: ANN
 def bench_presidio(spark, n: int) -> float:  # noqa: ANN001
     from pyspark.sql import functions as F
 
-    from privacy.eval.generator import generate
+    from privacy.eval.sentences import generate
     from privacy.scrub import analyzer, scrub_column
 
     analyzer()  # model load is reported separately from throughput

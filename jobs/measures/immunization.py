@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from jobs.measures.population import enrolled_units, member_year_rows, with_births
+from jobs.measures.member_years import enrolled_units, member_year_rows, with_births
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession

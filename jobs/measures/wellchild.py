@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from jobs.measures.evidence import any_code, any_dx, dated_events_in_window
-from jobs.measures.population import enrolled_units, member_year_rows, with_births
+from jobs.measures.member_years import enrolled_units, member_year_rows, with_births
 from jobs.measures.strata import age_at
 
 if TYPE_CHECKING:

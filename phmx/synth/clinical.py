@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from phmx.synth import reference as ref
 from phmx.synth.config import ClinicalRates
-from phmx.synth.population import Person
+from phmx.synth.households import Person
 from phmx.synth.world import World
 
 DAY = dt.timedelta(days=1)

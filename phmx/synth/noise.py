@@ -13,9 +13,9 @@ import random
 import string
 
 from phmx.synth.config import NoiseRates
-from phmx.synth.ids import invalid_ssn
+from phmx.synth.households import Address, Person
+from phmx.synth.identifiers import invalid_ssn
 from phmx.synth.names import ACCENTED, NICKNAMES, strip_accents
-from phmx.synth.population import Address, Person
 
 NEVER = 10_000  # a lag that outlasts any window
 

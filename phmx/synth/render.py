@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from phmx.synth import reference as ref
 from phmx.synth.clinical import Clinical, ClinicalBuilder
 from phmx.synth.config import SynthConfig
-from phmx.synth.ids import Scrambler, rng_for
+from phmx.synth.households import Person, PopulationBuilder, assign_conditions, make_lookalikes, plan_id
+from phmx.synth.identifiers import Scrambler, rng_for
 from phmx.synth.layouts import LAYOUTS
 from phmx.synth.noise import SourceView, upper_ascii
-from phmx.synth.population import Person, PopulationBuilder, assign_conditions, make_lookalikes, plan_id
 from phmx.synth.world import World
 from phmx.synth.writers.delimited import format_row
 

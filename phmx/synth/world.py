@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from faker import Faker
 
-from phmx.synth.ids import Scrambler, derive_seed, luhn_npi, rng_for
+from phmx.synth.identifiers import Scrambler, derive_seed, luhn_npi, rng_for
 from phmx.synth.reference import CVX_MVX, CountyGeo, county_geo
 
 # Relative Medi-Cal populations (rough) to weight where households live.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from privacy.eval.generator import DEFAULT_OUT, generate
 from privacy.eval.metrics import DIRECT_IDENTIFIERS, RECALL_TARGET, evaluate, load_set
+from privacy.eval.sentences import DEFAULT_OUT, generate
 
 
 def test_committed_set_is_the_generators_output():

@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 
 from phmx.synth import NoiseRates
-from phmx.synth.ids import is_valid_cin, is_valid_ssn
+from phmx.synth.identifiers import is_valid_cin, is_valid_ssn
 from phmx.synth.names import NICKNAMES, strip_accents
 
 RATES = NoiseRates()

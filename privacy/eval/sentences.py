@@ -9,7 +9,7 @@ Labels: PERSON, ADDRESS (street line with unit), LOCATION (city, county), ZIP, P
 SSN, CIN, MRN, DATE (full dates and month+day), DRIVER_LICENSE, AGE (over 89).
 About one sentence in seven has no identifier at all (program jargon that must survive).
 
-Run ``python -m privacy.eval.generator --out privacy/eval/data/eval_set.jsonl`` (the committed
+Run ``python -m privacy.eval.sentences --out privacy/eval/data/eval_set.jsonl`` (the committed
 set was made with the defaults: seed 6, 420 sentences).
 """
 

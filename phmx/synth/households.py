@@ -14,7 +14,7 @@ import random
 from collections import Counter
 
 from phmx.synth.config import PopulationRates
-from phmx.synth.ids import make_cin, make_ssn
+from phmx.synth.identifiers import make_cin, make_ssn
 from phmx.synth.names import name_pools
 from phmx.synth.reference import AID_ADULT, AID_CHILD, AID_SENIOR, GROUPS, PLANS, SHELTERS, STREET_SUFFIXES
 from phmx.synth.world import World
