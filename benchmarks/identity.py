@@ -92,11 +92,16 @@ def _hard_case_merges(m: pd.DataFrame, people: pd.DataFrame) -> dict[str, int]:
 
 
 # ---- workers (one process per tool, so wall time and peak RSS are each tool's own) -----------
-def _worker_phmx(input_path: str, out_path: str) -> dict[str, Any]:
+def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[str, Any]:
+    """The stage (full run) on the records; with ``holdback`` > 0, first on all but that share
+    of them (chosen by a hash of the record key), then an incremental run after adding them
+    back: a new month's records arriving at an existing index."""
     home = tempfile.mkdtemp(prefix="phmx-bench-identity-")
     os.environ["PHMX_HOME"] = home
     os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
     os.environ["PHMX_IDENTITY_MODE"] = "full"
+    from pyspark.sql import functions as F
+
     from jobs.identity import run
     from phmx import lakehouse, tables
     from phmx.context import RunContext
@@ -106,16 +111,29 @@ def _worker_phmx(input_path: str, out_path: str) -> dict[str, Any]:
     spark = get_spark()
     # The engine reads the file itself (a million rows are too big for one client message).
     person = spark.read.parquet(str(Path(input_path).resolve())).select(*identity_records.PERSON_COLUMNS)
+    extra: dict[str, Any] = {}
+    if holdback > 0:
+        bucket = F.pmod(F.xxhash64("source", "source_person_id"), F.lit(10_000))
+        base = person.where(bucket >= F.lit(int(holdback * 10_000)))
+        identity_records.write_person(spark, base)
+        t0 = time.perf_counter()
+        first = run(spark, RunContext.new(run_id="bench-base"))
+        extra["base_seconds"] = round(time.perf_counter() - t0, 2)
+        extra["base_records"] = first.counts.get("records")
+        os.environ["PHMX_IDENTITY_MODE"] = "incremental"
     identity_records.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
     t0 = time.perf_counter()
     result = run(spark, RunContext.new(run_id="bench"))
     seconds = time.perf_counter() - t0
+    if holdback > 0:
+        extra.update({"incremental_seconds": round(seconds, 2), "mode": result.counts.get("mode"),
+                      "new_records": result.counts.get("new_or_changed_records")})
     xw = lakehouse.read(spark, tables.MEMBER_XWALK).select("source", "source_person_id", "member_id").toPandas()
     xw["uid"] = xw["source"] + "|" + xw["source_person_id"]
     xw.rename(columns={"member_id": "cluster"})[["uid", "cluster"]].to_parquet(out_path)
     shutil.rmtree(home, ignore_errors=True)
     return {"seconds": round(seconds, 2), "phases": result.details.get("phase_seconds"),
-            "counts": result.counts, "maxrss_mb": _maxrss_mb()}
+            "counts": result.counts, "maxrss_mb": _maxrss_mb(), **extra}
 
 
 SPLINK_VARIANTS = ("standard", "no_household")
@@ -140,9 +158,9 @@ def _maxrss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _spawn(tool: str, input_path: Path, out_path: Path) -> dict[str, Any]:
+def _spawn(tool: str, input_path: Path, out_path: Path, holdback: float = 0.0) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.identity", "--worker", tool, "--input", str(input_path),
-           "--out", str(out_path)]
+           "--out", str(out_path), *(["--holdback", str(holdback)] if holdback else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -198,8 +216,9 @@ def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> l
     return rows
 
 
-def scale(records: int, work: Path) -> dict[str, Any]:
-    """Deduplicate about ``records`` source records with phmx; records/s and peak memory."""
+def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
+    """Deduplicate about ``records`` source records with phmx; records/s and peak memory. With
+    ``holdback``, the full run covers all but that share and an incremental run adds them."""
     from benchmarks.identity_synth import ensure_synth, load_person
 
     ratio = 1.85  # source records per synthetic person over a 3-month window (measured)
@@ -209,12 +228,14 @@ def scale(records: int, work: Path) -> dict[str, Any]:
     person = person.sort_values(["source", "source_person_id"]).head(records)
     inp = work / f"person-scale-{records}.parquet"
     person.to_parquet(inp)
-    info = _spawn("phmx", inp, work / "phmx-scale-clusters.parquet")
+    info = _spawn("phmx", inp, work / "phmx-scale-clusters.parquet", holdback)
     truth = truth.assign(uid=truth["source"] + "|" + truth["source_person_id"])[["uid", "person_id"]]
     q = metrics(pd.read_parquet(work / "phmx-scale-clusters.parquet"), truth, _people(root))
     return {"records": len(person), "members_generated": members, "seconds": info["seconds"],
             "records_per_s": round(len(person) / info["seconds"]), "peak_rss_mb": info["maxrss_mb"],
-            "phases": info.get("phases"), **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1")}}
+            "phases": info.get("phases"), **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1")},
+            **{k: info[k] for k in ("base_seconds", "base_records", "incremental_seconds", "mode", "new_records")
+               if k in info}}
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
@@ -237,13 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=int, default=0, help="also deduplicate this many source records")
     ap.add_argument("--work", default=str(ROOT / "var" / "bench" / "identity"))
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--incremental", type=float, default=0.0, metavar="SHARE",
+                    help="with --scale: link all but this share of the records (e.g. 0.02), then add them "
+                         "in an incremental run and time it")
+    ap.add_argument("--holdback", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=("phmx", "splink"), help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        fn = _worker_phmx if args.worker == "phmx" else _worker_splink
-        print(json.dumps(fn(args.input, args.out)))
+        out = _worker_phmx(args.input, args.out, args.holdback) if args.worker == "phmx" \
+            else _worker_splink(args.input, args.out)
+        print(json.dumps(out))
         return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -255,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         results["compare"] += rows
         _print_rows(rows)
     if args.scale:
-        res = scale(args.scale, work)
+        res = scale(args.scale, work, args.incremental)
         results["scale"] = res
         print(f"scale: {res}")
     if args.json:
