@@ -72,3 +72,21 @@ def test_dates_compatible():
     assert dates_compatible("19900102", "19900201", 0)  # transposed
     assert dates_compatible("19900102", "19900103", 0)  # one digit
     assert not dates_compatible("19900102", "19910305", 31)
+
+
+def test_two_confirmed_given_names_stay_apart_unless_the_edge_relates_them():
+    # Twins: JOSE on records 1 and 2, JORGE on 3 and 4, all linked to each other by strong
+    # edges (same family, birth date, address); the cross edges are weak spelling matches.
+    edges = _edges([(1, 2, 30.0), (3, 4, 30.0), (1, 3, 35.0), (2, 4, 20.0)])
+    attrs = _attrs([(i, None, None, "20240828") for i in (1, 2, 3, 4)]).assign(
+        gn_key=["JOSE", "JOSE", "JORGE", "JORGE"], source=["a", "b", "a", "b"])
+    lab = _members(cluster(edges, attrs, GuardParams(override_weight=40.0)))
+    assert lab[1] == lab[2] != lab[3] == lab[4]
+    # A one-off misspelling (JORGE on one record only) is not confirmed: it links.
+    attrs2 = attrs.assign(gn_key=["JOSE", "JOSE", "JORGE", "JOSE"])
+    lab = _members(cluster(edges, attrs2, GuardParams(override_weight=40.0)))
+    assert len({lab[i] for i in (1, 2, 3, 4)}) == 1
+    # An edge whose own evidence relates the names (an exact identifier, a nickname) joins them.
+    explained = edges.assign(explained=[frozenset(), frozenset(), frozenset({"given_name"}), frozenset()])
+    lab = _members(cluster(explained, attrs, GuardParams(override_weight=40.0)))
+    assert len({lab[i] for i in (1, 2, 3, 4)}) == 1
