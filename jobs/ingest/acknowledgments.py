@@ -25,9 +25,12 @@ and IK4 (element, error code) for every quarantined member loop, AK9 for the gro
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from jobs.ingest.formats import hl7_vxu, x12_834
 from jobs.ingest.formats.base import FileRejected
@@ -94,17 +97,12 @@ def hl7_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
     rejected: set[int] = set()
 
     def message_of(row: int) -> int:
-        k = -1
-        for j, line in enumerate(msh):
-            if line > row:
-                break
-            k = j
-        return k
+        return bisect.bisect_right(msh, row) - 1  # the last MSH at or before the row (-1: none)
 
     def rxa_seq(m: int, row: int) -> int:
-        end = msh[m + 1] if m + 1 < len(msh) else len(lines) + 1
-        in_msg = [r for r in rxa if msh[m] < r < end]
-        return in_msg.index(row) + 1 if row in in_msg else 1
+        """The record's RXA is the n-th of its message (ERR-2's segment sequence); 1 if not an RXA."""
+        i = bisect.bisect_left(rxa, row)
+        return i - bisect.bisect_right(rxa, msh[m]) + 1 if i < len(rxa) and rxa[i] == row else 1
 
     findings = [(q["row_number"], q["rule_id"], q["field"], q["message"], "E") for q in outcome.quarantine]
     findings += [(w[0], w[1], w[2], w[3], "W") for w in outcome.warning_findings]
@@ -181,19 +179,16 @@ def _loop(seg: str, els: list[str]) -> str:
 
 def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: datetime) -> dict[str, str]:
     """A 999 for the interchange's functional group (or a TA1 when its envelope is in error)."""
-    text = data.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     try:
-        elem, comp, _rep, term = x12_834._separators(text)
+        seg = x12_834.read_segments(data, spec)
     except FileRejected:
         return {}  # no readable ISA: nobody to address an acknowledgment to (the receipt says why)
-    segs = [s.strip(" \t\r\n") for s in text.split(term)]
-    segs = [s for s in segs if s]
-    els = [s.split(elem) for s in segs]
-    env = x12_834._Envelope()
-    idx = [i for i, e in enumerate(els) if e[0] in x12_834.ENVELOPE]
-    env.walk(idx, [els[i] for i in idx], len(segs))
-    isa = els[0]
-    gs = next((e for e in els if e[0] == "GS"), [])
+    comp = seg.comp
+    env = x12_834.walk_envelope(seg)
+    isa = seg.elements(0)
+    gs_at = seg.positions(["GS"])
+    gs = seg.elements(int(gs_at[0])) if len(gs_at) else []
+    ins_at = seg.positions(["INS"])
 
     def g(e: list[str], k: int) -> str:
         return e[k].strip() if len(e) > k else ""
@@ -217,15 +212,17 @@ def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
         return out
     body = ["ST*999*0001*005010X231A1", f"AK1*{g(gs, 1) or 'BE'}*{g(gs, 6)}*{g(gs, 8) or x12_834.VERSION}"]
     by_trans: dict[int, list[tuple[int, str, str, str]]] = defaultdict(list)  # t -> (row, rule, field, sev)
+    starts = np.array(env.st, dtype=np.int64)
     for q in outcome.quarantine:
         row = int(q["row_number"])
-        t = max((k for k, st in enumerate(env.st) if st < row), default=-1)
+        t = int(np.searchsorted(starts, row - 1, side="right")) - 1  # the last ST before the record
         by_trans[t].append((row, q["rule_id"], q["field"], "E"))
     accepted = 0
     statuses: list[str] = []
     for t, st in enumerate(env.st):
-        se = env.se[t] if env.se[t] >= 0 else len(segs) - 1
-        body.append(f"AK2*834*{g(els[st], 2)}*{g(els[st], 3) or x12_834.VERSION}")
+        se = env.se[t] if env.se[t] >= 0 else len(seg) - 1
+        st_els = seg.elements(st)
+        body.append(f"AK2*834*{g(st_els, 2)}*{g(st_els, 3) or x12_834.VERSION}")
         if rule in AK9_NOTE:  # the whole group is refused: so is each of its transaction sets
             body.append("IK5*R*1")  # IK502 is required with R; 1: the set is not taken as sent
             statuses.append("R")
@@ -235,7 +232,8 @@ def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
             body.append(f"IK5*R*{code}")
             statuses.append("R")
             continue
-        problems = _ik3_ik4(spec, els, st, se, by_trans.get(t, []))
+        ins = ins_at[(ins_at > st) & (ins_at < se)].tolist()
+        problems = _ik3_ik4(spec, seg, ins, st, se, by_trans.get(t, []))
         body += problems
         status = "E" if problems else "A"
         body.append(f"IK5*{status}" + ("*5" if problems else ""))
@@ -256,18 +254,29 @@ def x12_acks(data: bytes, spec: FeedSpec, outcome: FileOutcome, received_at: dat
     return out
 
 
-def _ik3_ik4(spec: FeedSpec, els: list[list[str]], st: int, se: int,
+def _ik3_ik4(spec: FeedSpec, seg: x12_834.Segments, ins: list[int], st: int, se: int,
              findings: list[tuple[int, str, str, str]]) -> list[str]:
-    """IK3 (+ IK4) segments for the quarantined member loops of one transaction set (positions from ST = 1)."""
-    ins = [i for i in range(st, se) if els[i][0] == "INS"]
+    """IK3 (+ IK4) segments for the quarantined member loops of one transaction set (positions from ST = 1).
+
+    Only the segments of those member loops are split (``seg.elements``), whatever the file's size.
+    """
+    if not findings:
+        return []
+
+    class _Els:  # els[i]: the elements of segment i, split on first use
+        def __getitem__(self, i: int) -> list[str]:
+            return seg.elements(i)
+
+    els = _Els()
     out: list[str] = []
     done: set[tuple[int, str, str]] = set()
     fields = {f.name: f for f in spec.fields}
     rules = {r.id: r.fields for r in spec.rules}
     for row, rule, fld, _sev in sorted(findings):
         pos = row - 1
-        start = max((i for i in ins if i <= pos), default=pos)
-        end = min((i for i in ins if i > start), default=se)
+        k = bisect.bisect_right(ins, pos) - 1  # the member loop holding the record
+        start = ins[k] if k >= 0 else pos
+        end = ins[k + 1] if k + 1 < len(ins) else se
         if (start, rule, fld) in done:
             continue
         done.add((start, rule, fld))

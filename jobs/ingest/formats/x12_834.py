@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -256,26 +256,65 @@ def _get(el: list[str], k: int) -> str:
     return el[k].strip() if len(el) > k else ""
 
 
-def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
-    """Parse an 834 interchange into chunks of member loops (one record each)."""
+@dataclass
+class Segments:
+    """An interchange's segments (Arrow strings, whitespace between segments dropped) and their ids.
+
+    Elements are split only for the segments asked for (:meth:`elements`), so an acknowledgment that
+    looks at a few segments of a million-segment file costs what those few cost.
+    """
+
+    segs: pa.Array
+    ids: pa.Array
+    elem: str
+    comp: str
+    term: str
+    encoding: str
+    _cache: dict[int, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.segs)
+
+    def positions(self, names: Sequence[str]) -> np.ndarray:
+        return np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(self.ids, value_set=pa.array(list(names))), False)))
+
+    def elements(self, i: int) -> list[str]:
+        if i not in self._cache:
+            self._cache[i] = str(self.segs[i].as_py()).split(self.elem)
+        return self._cache[i]
+
+
+def read_segments(data: bytes, spec: FeedSpec) -> Segments:
+    """The segments of an 834 file, with the separators its ISA declares (FileRejected if unreadable)."""
     text, encoding = decode_text(data, spec.format.get("encodings", ["utf-8", "latin-1"]))
-    notes = [] if encoding == "utf-8" else [f"decoded as {encoding}"]
     text = text.lstrip("\ufeff \t\r\n")
     elem, comp, _rep, term = _separators(text)
     stripped = data.lstrip()
     body = stripped if encoding == "utf-8" and stripped.startswith(b"ISA") else text.encode("utf-8")
     segs = pc.utf8_trim(split_segments(body, term), characters=" \t\r\n")
     segs = segs.filter(pc.greater(pc.binary_length(segs), 0))
-    n = len(segs)
     # Segment ids are at most 3 characters before the first element separator.
     ids = element(pc.split_pattern(pc.utf8_slice_codeunits(segs, 0, 4), pattern=elem, max_splits=1), 0)
+    return Segments(segs, ids, elem, comp, term, encoding)
 
-    def positions_of(names: Sequence[str]) -> np.ndarray:
-        return np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=pa.array(list(names))), False)))
 
-    env_pos = positions_of(ENVELOPE)
+def walk_envelope(seg: Segments) -> _Envelope:
+    """The ISA/GS/ST nesting of the segments, checked."""
+    env_pos = seg.positions(ENVELOPE)
     env = _Envelope()
-    env.walk(env_pos.tolist(), [str(s).split(elem) for s in segs.take(pa.array(env_pos)).to_pylist()], n)
+    env.walk(env_pos.tolist(), [seg.elements(int(i)) for i in env_pos], len(seg))
+    return env
+
+
+def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int = 100_000) -> Iterator[Chunk]:
+    """Parse an 834 interchange into chunks of member loops (one record each)."""
+    seg = read_segments(data, spec)
+    notes = [] if seg.encoding == "utf-8" else [f"decoded as {seg.encoding}"]
+    segs, ids, elem, comp, term = seg.segs, seg.ids, seg.elem, seg.comp, seg.term
+    n = len(segs)
+
+    positions_of = seg.positions
+    env = walk_envelope(seg)
     ins = positions_of(["INS"])
     bounds = positions_of(BOUNDARY)
     nxt = np.searchsorted(bounds, ins, side="right")
@@ -408,7 +447,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
     def rec_raw(i: int) -> str:
         return raw[int(rec_loop[i])]
 
-    bad = np.array([int(r) in issue_rule for r in rec_loop], dtype=bool)
+    bad = np.isin(rec_loop, np.array(sorted(issue_rule), dtype=np.int64))
     issues = []
     for i in np.flatnonzero(bad).tolist():
         rule, msg = issue_rule[int(rec_loop[i])]
