@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test lint bench airflow install clean jvm
+.PHONY: demo test test-fast lint typecheck bench airflow install clean jvm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,12 +32,22 @@ $(JVM_STAMP): jvm/pom.xml
 
 jvm: $(JVM_STAMP)
 
+# The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
 test: $(STAMP) $(JVM_STAMP)
 	$(BIN)/ruff check .
-	bash scripts/run_tests.sh
+	$(BIN)/mypy
+	bash scripts/run_tests.sh --cov --cov-report=term:skip-covered
+
+# The development lane: lint, then the tests not marked slow (no type check, no coverage).
+test-fast: $(STAMP) $(JVM_STAMP)
+	$(BIN)/ruff check .
+	bash scripts/run_tests.sh -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]' --config-settings editable_mode=compat
@@ -47,4 +57,4 @@ airflow: $(STAMP)
 	$(BIN)/python -m phmx.airflow_ui
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache .mypy_cache .coverage .coverage.*

@@ -45,7 +45,7 @@ class VerifyReport:
     @property
     def first_bad(self) -> Problem | None:
         bad = [p for p in self.problems if p.seq is not None]
-        return min(bad, key=lambda p: p.seq) if bad else (self.problems[0] if self.problems else None)
+        return min(bad, key=lambda p: p.seq or 0) if bad else (self.problems[0] if self.problems else None)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -170,7 +170,7 @@ def _check_checkpoint(seq: int, payload: dict[str, Any], prev_hash: str, keys: d
     if key is None:
         problems.append(Problem(seq, "unknown_key", f"no public key for key id {kid!r}", uri))
         return
-    msg = ledger.checkpoint_message(int(payload.get("upto_seq", -1)), str(payload.get("head_hash")), kid)
+    msg = ledger.checkpoint_message(int(payload.get("upto_seq", -1)), str(payload.get("head_hash")), str(kid))
     if not signing.verify_signature(key, msg, str(payload.get("signature", ""))):
         problems.append(Problem(seq, "bad_signature", "checkpoint signature does not verify", uri))
 

@@ -47,9 +47,11 @@ def parse(obj: dict[str, Any], version: str = "auto") -> Any:
     try:
         if v == "R5":
             from fhir.resources.consent import Consent
-        else:
-            from fhir.resources.R4B.consent import Consent
-        return v, Consent.model_validate(obj)
+
+            return v, Consent.model_validate(obj)
+        from fhir.resources.R4B.consent import Consent as ConsentR4B
+
+        return v, ConsentR4B.model_validate(obj)
     except Exception as exc:  # noqa: BLE001 - re-raised without the resource's content
         raise ConsentError(f"invalid FHIR {v} Consent resource: {type(exc).__name__}") from None
 
@@ -159,7 +161,7 @@ def normalise(obj: dict[str, Any], *, source: str, recorded_at: datetime, versio
         period = c.period
         grantors = c.grantor or []
         base = str(c.decision or "permit")
-        root = {"path": "0", "parent": None, "depth": 0, "effect": base, "purposes": [], "recipients": [],
+        root: dict[str, Any] = {"path": "0", "parent": None, "depth": 0, "effect": base, "purposes": [], "recipients": [],
                 "data_classes": [], "period_start": None, "period_end": None}
         # The base decision applies to everything the consent scopes; each provision negates it.
         for i, p in enumerate(c.provision or []):

@@ -77,7 +77,7 @@ def _revocations(disclosed_at: dict[int, datetime]) -> list[list[Any]]:
                 if cid in revoked and at is not None:
                     ts = revoked[cid].replace(tzinfo=None) if revoked[cid].tzinfo else revoked[cid]
                     (after if at >= ts else before)[cid] += 1
-    rows = [["consent_id", "revoked_at", "disclosures_before", "disclosures_after_revocation"]]
+    rows: list[list[str | int]] = [["consent_id", "revoked_at", "disclosures_before", "disclosures_after_revocation"]]
     for cid, ts in sorted(revoked.items()):
         rows.append([cid, ledger.iso(ts), before[cid], after[cid]])
     return rows

@@ -37,19 +37,20 @@ def recipient_checks(packages: list[dict]) -> dict:
     from privacy.attack import audit
     from privacy.suppression import with_calendar
 
-    out = {"verified": 0, "lhj_audited": 0, "suppressed_cells": 0, "audit_failures": []}
+    verified = audited = suppressed = 0
+    failures: list[str] = []
     for p in packages:
         verify_package(p["path"])  # raises PackageInvalid (exit 71) naming the bad file
-        out["verified"] += 1
+        verified += 1
         table_path = Path(p["path"]) / "measures.parquet"
         if table_path.is_file():
             table = pd.read_parquet(table_path)
             report = audit(table, with_calendar(table))
-            out["lhj_audited"] += 1
-            out["suppressed_cells"] += report.suppressed_cells
+            audited += 1
+            suppressed += report.suppressed_cells
             if not report.ok:
-                out["audit_failures"].append(p["recipient"])
-    return out
+                failures.append(p["recipient"])
+    return {"verified": verified, "lhj_audited": audited, "suppressed_cells": suppressed, "audit_failures": failures}
 
 
 def summarize(console) -> dict:  # noqa: ANN001 - rich Console

@@ -344,7 +344,7 @@ def load_spec_file(path: str) -> FeedSpec:
 def all_specs(feeds_dir: Path | None = None) -> dict[str, FeedSpec]:
     """Every feed spec by feed name (the landing folder name)."""
     d = feeds_dir or FEEDS_DIR
-    specs = {}
+    specs: dict[str, FeedSpec] = {}
     for p in sorted(d.glob("*.yaml")):
         spec = load_spec_file(str(p))
         if spec.feed in specs:

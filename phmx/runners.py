@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from phmx import jvm, storage
 from phmx import settings as settings_mod
@@ -186,7 +186,7 @@ class EmrServerlessConfig:
     aws_conn_id: str = "aws_default"
     job_timeout_minutes: int = 180
 
-    REQUIRED: tuple[tuple[str, str, str], ...] = (
+    REQUIRED: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("application_id", "PHMX_EMR_APPLICATION_ID", "emr_application_id"),
         ("execution_role_arn", "PHMX_EMR_EXECUTION_ROLE_ARN", "emr_execution_role_arn"),
         ("code_uri", "PHMX_EMR_CODE_URI", "emr_code_uri"),

@@ -33,6 +33,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import highspy
 import numpy as np
 import pandas as pd
 
@@ -194,12 +195,17 @@ def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
 
     pos = {c: i for i, c in enumerate(comp)}
     rows_with = sorted({CellSystem.row_of(c) for c in comp})
-    rows, cols, data, b_eq, terms = [], [], [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    data: list[float] = []
+    b_eq: list[float] = []
+    terms: list[list[tuple[int, float]]] = []
 
     def equation(entries: list[tuple[int | None, int | None, float]]) -> None:
         # entries: (variable index or None, published cell or None, coefficient)
         k = len(b_eq)
-        rhs, used = 0.0, []
+        rhs = 0.0
+        used: list[tuple[int, float]] = []
         for var, cell, coef in entries:
             if var is not None:
                 rows.append(k)
@@ -243,8 +249,8 @@ class _Model:
     The attacker solves the same constraints with a different objective per bound, so the model
     is passed to HiGHS once and only the costs change between solves: HiGHS restarts from the
     last basis, and the per-call overhead of ``scipy.optimize.linprog`` (input checks, a new
-    solver each time) is gone. The HiGHS binding is the one scipy ships (``_highspy._core``, the
-    same code as the ``highspy`` package); if a scipy build lacks it, ``linprog`` is used.
+    solver each time) is gone. The binding is the public ``highspy`` package, pinned to the HiGHS
+    release scipy's own ``linprog(method="highs")`` bundles, so bounds and witnesses match it.
     """
 
     def __init__(self, a_eq: Any, b_eq: list[float], bounds: list[tuple[float, float | None]],
@@ -252,28 +258,23 @@ class _Model:
         self.n = len(bounds)
         self.a_eq, self.b_eq, self.bounds, self.a_ub, self.b_ub = a_eq, list(b_eq), bounds, a_ub, list(b_ub or [])
         self.m_eq = len(self.b_eq)
+        self._idx = np.arange(self.n, dtype=np.int32)
         self._h = self._highs()
 
-    def _highs(self) -> Any:
-        try:
-            from scipy.optimize._highspy import _core as h
-        except ImportError:  # pragma: no cover - every scipy this project pins ships it
-            return None
-        if not hasattr(h, "_Highs"):  # pragma: no cover
-            return None
+    def _highs(self) -> highspy.Highs:
         from scipy.sparse import csr_matrix, vstack
 
         blocks = [self.a_eq if self.a_eq is not None else csr_matrix((0, self.n))]
         if self.a_ub is not None:
             blocks.append(self.a_ub)
         a = vstack(blocks, format="csc")
-        inf = h.kHighsInf
-        lp = h.HighsLp()
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
         lp.num_col_ = self.n
         lp.num_row_ = a.shape[0]
         lp.a_matrix_.num_col_ = self.n
         lp.a_matrix_.num_row_ = a.shape[0]
-        lp.a_matrix_.format_ = h.MatrixFormat.kColwise
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = a.indptr.astype(np.int32)
         lp.a_matrix_.index_ = a.indices.astype(np.int32)
         lp.a_matrix_.value_ = a.data.astype(float)
@@ -282,7 +283,7 @@ class _Model:
         lp.col_upper_ = np.array([inf if hi is None else hi for _, hi in self.bounds], dtype=float)
         lp.row_lower_ = np.array(self.b_eq + [-inf] * len(self.b_ub), dtype=float)
         lp.row_upper_ = np.array(self.b_eq + self.b_ub, dtype=float)
-        solver = h._Highs()
+        solver = highspy.Highs()
         solver.setOptionValue("output_flag", False)
         # Only the costs change between solves, so the last basis stays primal feasible: primal
         # simplex restarts from it (dual simplex, the default, does not; ~7x slower here), and
@@ -290,29 +291,20 @@ class _Model:
         solver.setOptionValue("presolve", "off")
         solver.setOptionValue("simplex_strategy", 4)
         solver.passModel(lp)
-        self._core = h
-        self._idx = np.arange(self.n, dtype=np.int32)
         return solver
 
     def solve(self, cvec: np.ndarray) -> _Result:
-        if self._h is None:  # pragma: no cover
-            from scipy.optimize import linprog
-
-            res = linprog(cvec, A_ub=self.a_ub, b_ub=self.b_ub or None, A_eq=self.a_eq, b_eq=self.b_eq or None,
-                          bounds=self.bounds, method="highs")
-            duals = None if getattr(res, "eqlin", None) is None else np.asarray(res.eqlin.marginals, dtype=float)
-            return _Result(res.status, float(res.fun) if res.status == 0 else 0.0, res.x, duals)
-        h, st = self._core, self._h
+        st = self._h
         st.changeColsCost(self.n, self._idx, np.asarray(cvec, dtype=float))
         st.run()
         status = st.getModelStatus()
-        if status == h.HighsModelStatus.kOptimal:
+        if status == highspy.HighsModelStatus.kOptimal:
             sol = st.getSolution()
             return _Result(0, float(st.getInfo().objective_function_value), np.array(sol.col_value),
                            np.array(sol.row_dual)[:self.m_eq])
-        if status == h.HighsModelStatus.kInfeasible:
+        if status == highspy.HighsModelStatus.kInfeasible:
             return _Result(2)
-        if status in (h.HighsModelStatus.kUnbounded, h.HighsModelStatus.kUnboundedOrInfeasible):
+        if status in (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return _Result(3)
         return _Result(4)  # pragma: no cover - time or iteration limits are not set
 
@@ -347,7 +339,7 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     n = lp.n
     bounds: list[Any] = [(0.0, None)] * n
     cap = _cap(vals, threshold)
-    capped = [(0.0, cap)] * n
+    capped: list[tuple[float, float | None]] = [(0.0, cap)] * n
 
     seen_low = np.full(n, np.inf)
     seen_high = np.full(n, -np.inf)
@@ -455,7 +447,7 @@ def _certify(runner: _AuxRunner, seen_low: np.ndarray, seen_high: np.ndarray, ro
         if not todo_high.any():
             break
         res = runner.solve(zero, -todo_high.astype(float))  # maximise sum of min(x, threshold)
-        if res.status != 0:
+        if res.status != 0 or res.x is None:
             break
         x = res.x[:n]
         before = int(todo_high.sum())
@@ -468,7 +460,7 @@ def _certify(runner: _AuxRunner, seen_low: np.ndarray, seen_high: np.ndarray, ro
         if not todo_low.any():
             break
         res = runner.solve(todo_low.astype(float), zero)  # minimise the uncertified cells
-        if res.status != 0:
+        if res.status != 0 or res.x is None:
             break
         x = res.x[:n]
         before = int(todo_low.sum())

@@ -161,9 +161,10 @@ def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
         for (lhj, m, p, s, st), i in index.items():
             if p != parent_period:
                 continue
-            kids = [index.get((lhj, m, cp, s, st)) for cp in child_periods]
-            if all(x is not None for x in kids):
-                add(i, [x for x in kids if x is not None], "period", period_rollup_columns)
+            found = [index.get((lhj, m, cp, s, st)) for cp in child_periods]
+            present = [x for x in found if x is not None]
+            if len(present) == len(found):
+                add(i, present, "period", period_rollup_columns)
     return sysm
 
 

@@ -185,7 +185,7 @@ def cmd_keys_status(args: argparse.Namespace, out: IO[str] | None = None) -> int
     provider = get_provider()
     console = _console(out)
     console.print(f"provider: {provider.name}", markup=False)
-    console.print(f"master key versions: {', '.join(map(str, provider.versions()))} "  # type: ignore[attr-defined]
+    console.print(f"master key versions: {', '.join(map(str, provider.versions()))} "
                   f"(current {provider.current_version()})", markup=False)
     root = storage.join(_keys_root(provider), "datakeys")
     tables: dict[str, int] = {}

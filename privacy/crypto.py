@@ -552,13 +552,12 @@ class decryption_errors:  # noqa: N801 - used as a context manager, reads as a p
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, PrivacyError):
-            return False
+            return
         err = privacy_error_from(exc)
         if err is not None:
             raise err from None
-        return False
 
 
 def normalise_for_index(col: Any) -> Any:

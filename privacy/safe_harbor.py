@@ -149,16 +149,18 @@ def apply_policy(
             out = zip3_expr(src, restricted, numeric=dtype in ("int", "bigint", "smallint"))
         elif rule.action in ("age", "age_band"):
             if rule.options.get("from_birth_date"):
+                if age_col is None:  # the policy loader sets age_birth_date for such a rule
+                    raise ConfigError(f"{policy.source_file}: {rule.name}: from_birth_date needs a birth-date field")
                 age = age_col
             else:
                 age = F.when(src.cast("int") >= 0, src.cast("int"))
             if rule.action == "age":
                 if rule.options.get("as", "label") == "int":
-                    out = F.least(age, F.lit(AGE_TOP)).cast("int")  # type: ignore[arg-type]
+                    out = F.least(age, F.lit(AGE_TOP)).cast("int")
                 else:
-                    out = F.when(age >= AGE_TOP, F.lit(AGE_TOP_LABEL)).otherwise(age.cast("string"))  # type: ignore[union-attr]
+                    out = F.when(age >= AGE_TOP, F.lit(AGE_TOP_LABEL)).otherwise(age.cast("string"))
             else:
-                out = _age_band_expr(age, rule)  # type: ignore[arg-type]
+                out = _age_band_expr(age, rule)
         elif rule.action == "pseudonym":
             out = src.cast("string")
             pseudo_fields.append(rule.name)

@@ -23,7 +23,7 @@ import importlib.util
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -31,7 +31,7 @@ from phmx.errors import ConfigError
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from pyspark.sql import Column
 
@@ -124,7 +124,9 @@ def analyzer() -> Any:
         # POS for context words stay); reload the same installed package without it.
         import spacy
 
-        nlp_engine.nlp["en"] = spacy.load(SPACY_MODEL, exclude=["parser"])
+        # The configuration names spaCy, so this is Presidio's SpacyNlpEngine (its ``nlp`` is
+        # typed None before load).
+        cast(Any, nlp_engine).nlp["en"] = spacy.load(SPACY_MODEL, exclude=["parser"])
         registry = RecognizerRegistry(supported_languages=["en"])
         registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
         for name in _DROP_STOCK:
@@ -136,7 +138,7 @@ def analyzer() -> Any:
             registry.add_recognizer(rec)
         eng = AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["en"])
         _engines["analyzer"] = eng
-        log.info("Presidio analyzer ready (%d recognizers)", len(registry.recognizers))
+        log.info("Presidio analyzer ready (%d recognizers)", len(list(registry.recognizers)))
         return eng
 
 
@@ -189,7 +191,7 @@ def merge_spans(text: str, results: Iterable[Any]) -> list[Span]:
     return out
 
 
-def analyze_texts(texts: list[str | None], *, batch_size: int = 64) -> list[list[Span]]:
+def analyze_texts(texts: Sequence[str | None], *, batch_size: int = 64) -> list[list[Span]]:
     """Detected spans for each text (None/empty give [])."""
     from presidio_analyzer import BatchAnalyzerEngine
 
@@ -201,11 +203,11 @@ def analyze_texts(texts: list[str | None], *, batch_size: int = 64) -> list[list
     if not idx:
         return out
     batch = BatchAnalyzerEngine(analyzer_engine=eng)
-    todo = [texts[i] for i in idx]
+    todo = [str(texts[i]) for i in idx]
     raw = batch.analyze_iterator(todo, language="en", batch_size=batch_size, entities=list(ENTITIES),
                                  allow_list=list(ALLOW_LIST), n_process=1)
     for i, text, res in zip(idx, todo, raw, strict=True):
-        out[i] = merge_spans(text, res)  # type: ignore[arg-type]
+        out[i] = merge_spans(text, res)
     return out
 
 

@@ -266,7 +266,7 @@ def _apply_rules(st: _State, threshold: int) -> int:
 def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
     out = st.table.copy()
     n = len(out)
-    codes = [None] * n
+    codes: list[int | None] = [None] * n
     num = pd.array(pd.to_numeric(out["numerator"], errors="coerce").round().astype("Int64"))
     den = pd.array(pd.to_numeric(out["denominator"], errors="coerce").round().astype("Int64"))
     hidden = [False] * n
@@ -275,7 +275,8 @@ def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
         (num if cell % 2 == 0 else den)[row] = pd.NA
         hidden[row] = True
         shown = code if spec.distinguish_complementary else SMALL_CELL
-        codes[row] = shown if codes[row] is None else min(codes[row], shown)
+        prev = codes[row]
+        codes[row] = shown if prev is None else min(prev, shown)
     out["numerator"] = num
     out["denominator"] = den
     for col in ("rate", "ci_low", "ci_high"):

@@ -172,4 +172,4 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             key = f"{spec.feed}->{target}"
             counts[key] = lakehouse.read(spark, table).where(scope.replace("t.", "")).count()
             log.info("conformed %s rows of %s into %s", counts[key], fqn, table.fqn)
-    return StageResult("conform", counts)
+    return StageResult("conform", {**counts})

@@ -174,10 +174,10 @@ def compare(sides: DataFrame, settings: IdentitySettings, *, keep: tuple[str, ..
         staged = with_jaro_winkler(staged, c)
     out = [F.col("rid_l"), F.col("rid_r"), *[F.col(k) for k in keep]]
     out += [gamma_column(c) for c in settings.comparisons]
-    for c in settings.comparisons:
-        if c.tf:
-            t = c.tf_column
-            out.append(F.when(_l(t) == _r(t), F.greatest(_l(f"tf_{t}"), _r(f"tf_{t}"))).alias(f"tf_{c.name}"))
+    for comp in settings.comparisons:
+        if comp.tf:
+            t = comp.tf_column
+            out.append(F.when(_l(t) == _r(t), F.greatest(_l(f"tf_{t}"), _r(f"tf_{t}"))).alias(f"tf_{comp.name}"))
     if "rules" in sides.columns and "rules" not in keep:
         out.append(F.col("rules"))
     return staged.select(*out)

@@ -56,10 +56,12 @@ def county_name_column(fips_col: Column) -> Column:
     """A column expression mapping a county FIPS code to its county name (null if unknown)."""
     from pyspark.sql import functions as F
 
-    expr = None
+    expr: Column | None = None
     for fips, name in load_lhj()["counties"].items():
         expr = (F.when(fips_col == fips, F.lit(name)) if expr is None
                 else expr.when(fips_col == fips, F.lit(name)))
+    if expr is None:
+        return F.lit(None).cast("string")
     return expr.otherwise(F.lit(None).cast("string"))
 
 

@@ -143,8 +143,8 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
             if c in cols:
                 sides = comparisons.with_jaro_winkler(sides, c)
         g = sides.select(comparisons.gamma_column(comp), weight.alias("w"))
-        out[comp.name] = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas() \
-            .sort_values(f"g_{comp.name}").reset_index(drop=True)
+        counts: pd.DataFrame = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas()
+        out[comp.name] = counts.sort_values(f"g_{comp.name}").reset_index(drop=True)
     return out
 
 
@@ -153,8 +153,8 @@ def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFram
 
     cols = [*comparisons.gamma_names(settings), "rules"]
     # Sorted: EM sums in this order, and a re-run must give the same floating-point result.
-    return gammas.groupBy(*cols).agg(F.count(F.lit(1)).alias("n")).toPandas() \
-        .sort_values(cols).reset_index(drop=True)
+    counts: pd.DataFrame = gammas.groupBy(*cols).agg(F.count(F.lit(1)).alias("n")).toPandas()
+    return counts.sort_values(cols).reset_index(drop=True)
 
 
 def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
@@ -216,7 +216,7 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     det = deterministic_column(settings)
     kept = scored.scored(settings).withColumn("deterministic", det) \
         .where((F.col("match_probability") >= F.lit(settings.review_probability)) | F.col("deterministic"))
-    edges = kept.select("rid_l", "rid_r", "match_weight", "deterministic", *g_cols).toPandas()
+    edges: pd.DataFrame = kept.select("rid_l", "rid_r", "match_weight", "deterministic", *g_cols).toPandas()
     edges["guard"] = edge_guard_reasons(edges, settings)
     link_mask = ((edges["match_weight"] >= settings.link_weight) | edges["deterministic"].astype(bool)) \
         & edges["guard"].isna()

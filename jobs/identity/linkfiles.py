@@ -47,6 +47,7 @@ from phmx.errors import ConfigError
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import Column, DataFrame, SparkSession
 
 log = get_logger(__name__)
@@ -322,7 +323,7 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
     keys = std.select("rid", "source", "source_person_id")
     members = clusters.withColumn("_key", F.concat_ws("\u001f", "source", "source_person_id")) \
         .groupBy("cluster").agg(F.min("_key").alias("_ckey")).select("cluster", ids.mint(F.col("_ckey")).alias("member_id"))
-    cl = clusters.join(members, "cluster").select("source", F.col("source_person_id").alias("record_id"), "member_id") \
+    cl: pd.DataFrame = clusters.join(members, "cluster").select("source", F.col("source_person_id").alias("record_id"), "member_id") \
         .orderBy("source", "record_id").toPandas()
     floor = s.review_probability if min_probability is None else min_probability
     sc = scored.scored(s).where(F.col("match_probability") >= F.lit(floor))
@@ -330,7 +331,7 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
                        F.col("source_person_id").alias("record_id_l"))
     right = keys.select(F.col("rid").alias("rid_r"), F.col("source").alias("source_r"),
                         F.col("source_person_id").alias("record_id_r"))
-    pairs = sc.join(left, "rid_l").join(right, "rid_r").select(
+    pairs: pd.DataFrame = sc.join(left, "rid_l").join(right, "rid_r").select(
         "source_l", "record_id_l", "source_r", "record_id_r", "match_probability") \
         .orderBy(F.col("match_probability").desc(), "source_l", "record_id_l", "source_r", "record_id_r").toPandas()
     _write_parquet(pairs, storage.join(out_dir, "pairs.parquet"))

@@ -67,10 +67,11 @@ class Model:
         for c in settings.comparisons:
             g = int(gammas.get(c.name, -1))
             bits = self.bayes_factor_bits(c.name, g)
-            row = {"comparison": c.name, "level": c.label(g), "bits": bits}
+            row: dict[str, Any] = {"comparison": c.name, "level": c.label(g), "bits": bits}
             if c.tf and g == len(c.levels) - 1:
-                row["tf_bits"] = self.tf_adjustment_bits(c.name, tfs.get(c.name))
-                row["bits"] = bits + row["tf_bits"]
+                tf_bits = self.tf_adjustment_bits(c.name, tfs.get(c.name))
+                row["tf_bits"] = tf_bits
+                row["bits"] = bits + tf_bits
             rows.append(row)
         return rows
 

@@ -43,7 +43,7 @@ def decisions_for(spark: SparkSession, std: DataFrame) -> tuple[pd.DataFrame, pd
                        F.col("source_person_id").alias("source_person_id_l"))
     right = keys.select(F.col("rid").alias("rid_r"), F.col("source").alias("source_r"),
                         F.col("source_person_id").alias("source_person_id_r"))
-    rows = dec.join(left, ["source_l", "source_person_id_l"]).join(right, ["source_r", "source_person_id_r"]) \
+    rows: pd.DataFrame = dec.join(left, ["source_l", "source_person_id_l"]).join(right, ["source_r", "source_person_id_r"]) \
         .select("rid_l", "rid_r", "decision").toPandas()
     acc = rows.loc[rows["decision"] == "accept", ["rid_l", "rid_r"]].reset_index(drop=True)
     rej = rows.loc[rows["decision"] == "reject", ["rid_l", "rid_r"]].reset_index(drop=True)

@@ -199,7 +199,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: linkage.Scratch) -> Stag
         "retired": ev_counts.get("retire", 0),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    details = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
+    details: dict[str, object] = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
                "cluster": links.stats, "phase_seconds": phases}
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])

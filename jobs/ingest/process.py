@@ -164,7 +164,7 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
                 out.accepted.append(_with_lineage(vc.accepted, columns, schema, lineage, rows[vc.accepted_rows],
                                                   received_at))
     except FileRejected as fr:
-        return reject(fr.rule_id, fr.message, fr.records)
+        return reject(fr.rule_id, fr.message, list(fr.records))
     receipt.rows_landed, receipt.rows_accepted, receipt.rows_quarantined = landed, accepted_n, quarantined_n
     fixes = _fixes(spec)
     receipt.errors = group_findings(errors, fixes)

@@ -168,7 +168,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             buffers, buffered_rows = {}, 0
     _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
     _record(spark, unrecorded, cfg.outbox_root, cfg.lakehouse_root)
-    return StageResult("ingest", counts, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
+    return StageResult("ingest", {**counts}, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
 
 
 def _status_counts(outcomes: list[FileOutcome]) -> dict[str, int]:

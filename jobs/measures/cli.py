@@ -36,7 +36,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
         return 0
-    _print_rates(result.details["rates"], title=f"Measures for period {result.counts['period']}")
+    rates = result.details["rates"]
+    assert isinstance(rates, dict)  # run_stage puts the rate table here
+    _print_rates(rates, title=f"Measures for period {result.counts['period']}")
     risk = {k: v for k, v in result.counts.items() if k.startswith(("risk_", "ecm_"))}
     if risk:
         _console().print("member risk: " + ", ".join(f"{k}={v}" for k, v in sorted(risk.items())))
@@ -95,7 +97,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from jobs.measures import config
 
     cfg = config.default()
-    items = [{"group": m.group, "measure_ids": list(m.measure_ids), "family": m.family, "title": m.title,
+    items: list[dict[str, Any]] = [{"group": m.group, "measure_ids": list(m.measure_ids), "family": m.family, "title": m.title,
               "spec": m.spec, "sensitivity": m.sensitivity} for m in cfg.measures.values()]
     if args.json:
         sys.stdout.write(json.dumps({"measures": items, "versions": cfg.versions}, indent=2) + "\n")

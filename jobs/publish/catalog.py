@@ -39,7 +39,7 @@ BASE: dict[str, tuple[str, str]] = {
 def _stage_catalog() -> dict[str, Any]:
     """measure id -> {name, description} from the measures stage's measures.yaml, when installed."""
     try:
-        from jobs.measures import config  # type: ignore[import-not-found]
+        from jobs.measures import config
 
         cfg = config.default()
     except Exception:  # noqa: BLE001 - the catalogue is a nicety; fall back to BASE

@@ -23,6 +23,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -89,13 +90,12 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
             futures = {lhj: pool.submit(lhj_feed.suppress_and_finalize, cells, ci) for lhj, cells in frames.items()}
             outcomes = {lhj: _outcome(fut.result) for lhj, fut in futures.items()}
     else:
-        outcomes = {lhj: _outcome(lambda c=cells: lhj_feed.suppress_and_finalize(c, ci))
-                    for lhj, cells in frames.items()}
+        outcomes = {lhj: _outcome(partial(lhj_feed.suppress_and_finalize, cells, ci)) for lhj, cells in frames.items()}
     for lhj, (result, error) in outcomes.items():
-        if error is None:
+        if result is not None:
             out.tables[lhj], out.methods[lhj] = result
         else:
-            out.failed[lhj] = error
+            out.failed[lhj] = str(error)
             log.error("suppression of %s failed: %s; it publishes nothing this run", lhj, error)
     seen = {**out.tables, **{lhj: _withheld(frames[lhj]) for lhj in out.failed}}
     out.state = lhj_feed.state_table(state, ci, seen)

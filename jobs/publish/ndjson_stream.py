@@ -81,7 +81,7 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.Table]:
 
     client = getattr(df.sparkSession, "client", None)
     if client is not None and hasattr(client, "to_table_as_iterator"):
-        plan = df._plan  # noqa: SLF001 - Spark Connect's streaming fetch takes the plan
+        plan: Any = df._plan  # noqa: SLF001 - Spark Connect's streaming fetch takes the plan
         for item in client.to_table_as_iterator(plan.to_proto(client), plan.observations):
             if isinstance(item, pa.Table) and item.num_rows:
                 yield item
@@ -107,9 +107,9 @@ def _string_bytes(arr: pa.Array) -> memoryview:
         return memoryview(b"")
     _, offsets, data = arr.buffers()
     dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offs = np.frombuffer(offsets, dtype=dtype)  # type: ignore[arg-type]
+    offs = np.frombuffer(offsets, dtype=dtype)
     start, end = int(offs[arr.offset]), int(offs[arr.offset + len(arr)])
-    return memoryview(data)[start:end]  # type: ignore[arg-type]
+    return memoryview(data)[start:end]
 
 
 def write_ndjson(df: DataFrame, writer: HashingWriter, resource_type: str, *, mode: str | None = None) -> StreamStats:

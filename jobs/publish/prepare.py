@@ -165,7 +165,7 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
              .select("member_id", from_key("_labels_key").alias("security_labels"), "_labels_key"))
     ok_pairs, _ = consent_gate.lhj_permitted(spark, pairs, at=at, decisions=decisions)
     ok_pairs = work_tables.materialize(spark, ok_pairs, work_tables.work_table("service_pairs"))
-    services = (ev.join(ok_pairs.select("member_id", "_labels_key"), ["member_id", "_labels_key"])
+    services: pd.DataFrame = (ev.join(ok_pairs.select("member_id", "_labels_key"), ["member_id", "_labels_key"])
                 .groupBy("lhj", "month", "source_kind").agg(F.countDistinct("member_id").alias("members"))
                 .toPandas())
     gated.append(ok_pairs.select("member_id", "security_labels"))
@@ -239,11 +239,13 @@ def lhj_frames(spark: SparkSession, prepared: Prepared, lhj: str) -> tuple[pd.Da
         c, s = prepared.cells, prepared.services
         mine = c[c["lhj"] == lhj] if len(c) else c
         state = c[c["lhj"] == STATE] if len(c) else c
-        svc = s[s["lhj"] == lhj] if len(s) else s
-        return mine.reset_index(drop=True), state.reset_index(drop=True), svc.reset_index(drop=True)
+        mine_svc = s[s["lhj"] == lhj] if len(s) else s
+        return mine.reset_index(drop=True), state.reset_index(drop=True), mine_svc.reset_index(drop=True)
     run = F.col("run_id") == prepared.run_id
-    cells = lakehouse.read(spark, FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)).drop("run_id").toPandas()
-    svc = lakehouse.read(spark, FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)).drop("run_id").toPandas()
+    cells: pd.DataFrame = lakehouse.read(spark, FEED_CELLS).where(run & F.col("lhj").isin(lhj, STATE)) \
+        .drop("run_id").toPandas()
+    svc: pd.DataFrame = lakehouse.read(spark, FEED_SERVICE_COUNTS).where(run & (F.col("lhj") == lhj)) \
+        .drop("run_id").toPandas()
     cells = lhj_cube.ordered(cells) if len(cells) else cells
     mine = cells[cells["lhj"] == lhj].reset_index(drop=True) if len(cells) else cells
     state = cells[cells["lhj"] == STATE].reset_index(drop=True) if len(cells) else cells

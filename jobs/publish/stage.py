@@ -216,8 +216,8 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
                            {"recipients": prepared.all_recipients})
     if recipient is not None:
         out = publish_recipient(spark, ctx, recipient)
-        counts = {k: v for k, v in out.items() if isinstance(v, int | float | str)}
-        return StageResult("publish", counts, {"recipient": recipient, "uri": out["uri"]})
+        figures = {k: v for k, v in out.items() if isinstance(v, int | float | str)}
+        return StageResult("publish", figures, {"recipient": recipient, "uri": out["uri"]})
     prepared = prepare.prepare(spark, ctx)
     decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
     todo = prepared.all_recipients

@@ -37,9 +37,9 @@ def line_chart(title: str, series: list[tuple[str, list[Point]]], *, width: int 
     """Rate over time, one line per series (e.g. the LHJ and the state), CI as whiskers."""
     labels: list[str] = []
     for _, pts in series:
-        for p in pts:
-            if p.label not in labels:
-                labels.append(p.label)
+        for pt in pts:
+            if pt.label not in labels:
+                labels.append(pt.label)
     labels.sort()
     left, right, top, bottom = 56, 16, 28, 48
     pw, ph = width - left - right, height - top - bottom

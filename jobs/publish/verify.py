@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def verify_package(directory: str | Path, *, expected_fingerprint: str | None = 
             raise PackageInvalid(f"{p}: listed in the manifest but missing")
         h = hashlib.sha256()
         with p.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for chunk in iter(partial(fh.read, 1 << 20), b""):
                 h.update(chunk)
         if h.hexdigest() != f["sha256"]:
             raise PackageInvalid(f"{p}: SHA-256 does not match the manifest", hint="the file was altered or truncated")

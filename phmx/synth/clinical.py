@@ -184,7 +184,8 @@ class ClinicalBuilder:
 
     def _index_claims(self, p: Person, cl: Clinical, ev: IndexEvent) -> None:
         r = self.rng
-        homeless_dx = (r.choice(ref.DX_HOMELESS),) if p.homeless and r.random() < 0.6 else ()
+        homeless_dx: tuple[str, ...] = (r.choice(ref.DX_HOMELESS),) if p.homeless and r.random() < 0.6 else ()
+        dx: tuple[str, ...]
         if ev.kind == "ed_mh":
             dx = (r.choice(ref.DX_SMI if p.smi and r.random() < 0.5 else ref.DX_MH_ED),)
             if dx[0] == "T1491XA":
@@ -225,8 +226,8 @@ class ClinicalBuilder:
         elif ev.kind == "ed_sud":
             x = r.random()
             if cl.county_sud_client and x < 0.4:
-                drug, dx = r.choice(ref.CALOMS_DRUG_DX)
-                cl.sud.append(SudEpisode(f, None, drug, r.choice(ref.CALOMS_SERVICE_TYPES), "", dx))
+                drug, sud_dx = r.choice(ref.CALOMS_DRUG_DX)
+                cl.sud.append(SudEpisode(f, None, drug, r.choice(ref.CALOMS_SERVICE_TYPES), "", sud_dx))
                 ev.source = "county_sud"
             elif x < 0.6:
                 ndc, days, qty = ref.NDC["moud"][0]

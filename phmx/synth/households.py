@@ -34,6 +34,26 @@ class Person:
         "mother_maiden", "cin", "ssn", "relative_ssn", "addr_hist", "phone_hist", "email", "plan_months",
         "cov_start", "aid", "homeless", "smi", "mh", "sud", "chronic", "language", "race_pick", "lookalike_of",
     )
+    # Declared for the type checker; set by Population as each person is built.
+    idx: int
+    pid: str
+    hh: str
+    group: str
+    sex: str
+    dob: dt.date
+    given: str
+    middle: str
+    family_hist: list[tuple[int, str]]
+    mother_maiden: str
+    cin: str
+    ssn: str
+    addr_hist: list[tuple[int, Address]]
+    phone_hist: list[tuple[int, str]]
+    plan_months: list[str | None]
+    cov_start: dt.date
+    aid: str
+    language: str
+    race_pick: float
 
     def __init__(self) -> None:
         self.twin_of = ""

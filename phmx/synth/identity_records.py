@@ -122,9 +122,10 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
     r = random.Random(seed)  # noqa: S311 - synthetic test data, not security
     male, female, family, streets = _pools(seed)
     inverse_nick: dict[str, list[str]] = {}
-    for nick, canon in config.nicknames().items():
-        if nick != canon:
-            inverse_nick.setdefault(canon, []).append(nick)
+    for nick, groups in config.nicknames().items():
+        for canon in groups:
+            if nick != canon:
+                inverse_nick.setdefault(canon, []).append(nick)
 
     n = members
     sex = np.where(rng.random(n) < 0.5, "M", "F")
@@ -132,7 +133,7 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
     given = np.where(sex == "M", np.array(male, dtype=object)[gi_m], np.array(female, dtype=object)[gi_f])
     mid_m, mid_f = rng.integers(0, len(male), n), rng.integers(0, len(female), n)
     middle = np.where(sex == "M", np.array(male, dtype=object)[mid_m], np.array(female, dtype=object)[mid_f])
-    middle = np.where(rng.random(n) < 0.6, middle, None)
+    middle = np.where(rng.random(n) < 0.6, middle, np.full(n, None, dtype=object))
     fam = np.array(family, dtype=object)[_zipf(len(family), n, rng, 0.9)]
     start = dt.date(1935, 1, 1).toordinal()
     dob = np.array([dt.date.fromordinal(start + int(x)) for x in rng.integers(0, 32000, n)], dtype=object)
@@ -140,7 +141,7 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
     cin = np.array([f"9{x:07d}{string.ascii_uppercase[int(k)]}" for x, k in zip(cin_nums, rng.integers(0, 26, n), strict=True)],
                    dtype=object)
     ssn = np.array(_unique_ssns(n, rng), dtype=object)
-    ssn = np.where(rng.random(n) < 0.85, ssn, None)
+    ssn = np.where(rng.random(n) < 0.85, ssn, np.full(n, None, dtype=object))
     place = rng.integers(0, len(PLACES), n)
     house = rng.integers(1, 9999, n)
     street = np.array(streets, dtype=object)[rng.integers(0, len(streets), n)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +32,7 @@ class Pool:
     cum: tuple[float, ...]
 
 
-def _pool(head: dict[str, float], tail: list[str] | tuple[str, ...], tail_weight: float = 1.0) -> Pool:
+def _pool(head: Mapping[str, float], tail: list[str] | tuple[str, ...], tail_weight: float = 1.0) -> Pool:
     weights: dict[str, float] = dict(head)
     for name in tail:
         weights.setdefault(name, tail_weight)

@@ -126,14 +126,16 @@ def split_segments(data: bytes, terminator: str) -> pa.Array:
     """X12 segments of UTF-8 ``data``: split at each terminator, surrounding line breaks removed, empties kept."""
     t = terminator.encode("utf-8")
     b = np.frombuffer(data, dtype=np.uint8)
+    ends: np.ndarray
     if len(t) == 1:
         ends = np.flatnonzero(b == t[0])
     else:  # a multi-byte terminator: find it the slow way (never seen in practice)
-        ends, i = [], data.find(t)
+        found: list[int] = []
+        i = data.find(t)
         while i >= 0:
-            ends.append(i + len(t) - 1)
+            found.append(i + len(t) - 1)
             i = data.find(t, i + len(t))
-        ends = np.array(ends, dtype=np.int64)
+        ends = np.array(found, dtype=np.int64)
     starts = np.concatenate(([0], ends + 1))
     arr = _from_offsets(data, starts, len(b))
     return pc.utf8_trim(arr, characters=terminator + "\r\n")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 
@@ -38,6 +39,11 @@ class RecordIssue:
     message: str
     raw: str
     locator: str = ""
+
+
+def indexed(get: Callable[[int], str], positions: Sequence[int] | np.ndarray) -> Callable[[int], str]:
+    """``i -> get(positions[i])``: the raw-text lookup of a chunk that holds some of a file's records."""
+    return lambda i: get(int(positions[i]))
 
 
 class LazyRaw(Sequence[str]):
@@ -83,7 +89,7 @@ class Chunk:
     """
 
     columns: dict[str, list[str | None] | pa.Array]
-    row_numbers: Sequence[int]
+    row_numbers: Sequence[int] | np.ndarray
     raw: Sequence[str]
     issues: list[RecordIssue] = field(default_factory=list)
     # File-level warnings found while parsing (e.g. Latin-1 fallback), reported on the receipt.

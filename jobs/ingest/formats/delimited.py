@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from jobs.ingest.formats.arrowtext import blank_to_null, trim
-from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue, indexed
 from jobs.ingest.formats.decode import check_text_bytes, decode_text
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def _fast(body_all: memoryview, data: bytes, start: int, header: _Header, spec: 
         m = min(chunk_rows, n - off)
         idx = line_idx[off:off + m]
         out.append(Chunk({k: v.slice(off, m) for k, v in cols.items()}, row_numbers[off:off + m],
-                         LazyRaw(m, lambda i, idx=idx: line_text(int(idx[i]))), issues if off == 0 else []))
+                         LazyRaw(m, indexed(line_text, idx)), issues if off == 0 else []))
     return out
 
 
@@ -314,6 +314,7 @@ class _Lines:
     def starts(self) -> np.ndarray:
         if self._starts is None:
             self._locate()
+        assert self._starts is not None  # _locate sets it
         return self._starts
 
     @property

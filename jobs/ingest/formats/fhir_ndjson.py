@@ -42,7 +42,9 @@ Getter = Callable[[Any], Any]
 
 def _split_path(src: str) -> list[str]:
     """Split on dots that are not inside parentheses (filter values are URLs)."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in src:
         if ch == "(":
             depth += 1

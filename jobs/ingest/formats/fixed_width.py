@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.ingest.formats.arrowtext import blank_to_null, physical_lines, trim
-from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue, indexed
 from jobs.ingest.formats.decode import decode_text
 from jobs.ingest.formats.delimited import compose
 
@@ -194,7 +194,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
                 cols[f.name] = compose([blank_to_null(trim(pc.utf8_slice_codeunits(part, p[0] - 1, p[0] - 1 + p[1])))
                                         for p in ps], f.separator)
             rows = idx[keep[off:off + chunk_rows]] + 1
-            yield Chunk(cols, rows, LazyRaw(len(rows), lambda i, rows=rows: line(int(rows[i]) - 1)),
+            yield Chunk(cols, rows, LazyRaw(len(rows), indexed(line, rows - 1)),
                         issues if first else [], notes if first else [])
             first = False
     if first:

@@ -61,7 +61,7 @@ from jobs.ingest.formats.arrowtext import (
     split,
     trim,
 )
-from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue, indexed
 from jobs.ingest.formats.decode import decode_text
 
 if TYPE_CHECKING:
@@ -379,8 +379,8 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         m = min(chunk_rows, total - off)
         idx = good[off:off + m]
         yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, rows_np[idx],
-                    LazyRaw(m, lambda i, idx=idx: raw[int(idx[i])]), issues if off == 0 else [],
-                    notes if off == 0 else [], LazyRaw(m, lambda i, idx=idx: locators[int(idx[i])]))
+                    LazyRaw(m, indexed(raw.__getitem__, idx)), issues if off == 0 else [],
+                    notes if off == 0 else [], LazyRaw(m, indexed(locators.__getitem__, idx)))
 
 
 def _vaccine_codes(cfg: dict[str, Any], record_value: Callable[[str], pa.Array], cols: dict[str, pa.Array],

@@ -65,7 +65,7 @@ from jobs.ingest.formats.arrowtext import (
     split,
     split_segments,
 )
-from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue
+from jobs.ingest.formats.base import Chunk, FileRejected, LazyRaw, RecordIssue, indexed
 from jobs.ingest.formats.decode import decode_text
 
 if TYPE_CHECKING:
@@ -462,7 +462,7 @@ def parse(data: bytes, spec: FeedSpec, *, file_name: str = "", chunk_rows: int =
         m = min(chunk_rows, total - off)
         idx = keep[off:off + m]
         yield Chunk({k: v.slice(off, m) for k, v in cols.items()}, kept_rows[off:off + m],
-                    LazyRaw(m, lambda i, idx=idx: rec_raw(int(idx[i]))), issues if off == 0 else [],
+                    LazyRaw(m, indexed(rec_raw, idx)), issues if off == 0 else [],
                     notes if off == 0 else [])
 
 

@@ -57,11 +57,11 @@ def _v(row: dict[str, str], key: str) -> str | None:
 def _prune(obj: Any) -> Any:  # noqa: ANN401 - JSON
     """Drop empty values (FHIR forbids empty strings, lists and objects)."""
     if isinstance(obj, dict):
-        out = {k: _prune(v) for k, v in obj.items()}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+        pruned = {k: _prune(v) for k, v in obj.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, "", [], {})}
     if isinstance(obj, list):
-        out = [_prune(v) for v in obj]
-        return [v for v in out if v not in (None, "", [], {})]
+        items = [_prune(v) for v in obj]
+        return [v for v in items if v not in (None, "", [], {})]
     return obj
 
 
@@ -148,8 +148,8 @@ def encounters(rows: Iterable[dict[str, str]]) -> Iterator[dict[str, Any]]:
         cls = _encounter_class(lines)
         start = iso(first.get("admit_date")) if cls == "IMP" else iso(first.get("service_from"))
         end = iso(first.get("discharge_date")) if cls == "IMP" else iso(first.get("service_to"))
-        dx = [first.get(k) for k in ("dx1", "dx2", "dx3", "dx4") if _v(first, k)]
-        cpts = sorted({_v(r, "cpt_hcpcs") for r in lines if _v(r, "cpt_hcpcs")})
+        dx = [d for k in ("dx1", "dx2", "dx3", "dx4") if (d := _v(first, k))]
+        cpts = sorted({c for r in lines if (c := _v(r, "cpt_hcpcs"))})
         return _prune({
             "resourceType": "Encounter", "id": _v(first, "claim_id"), "status": "finished",
             "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": cls},

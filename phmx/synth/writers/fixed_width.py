@@ -19,10 +19,10 @@ FEED = "mh_csi_fixed"
 LINE_END = "\r\n"
 
 
-def _pos(v: object) -> tuple[int, int]:
+def _pos(v: dict[str, int] | tuple[int, int] | list[int]) -> tuple[int, int]:
     if isinstance(v, dict):
         return int(v["start"]), int(v["length"])
-    start, length = v  # type: ignore[misc]
+    start, length = v
     return int(start), int(length)
 
 
