@@ -18,18 +18,17 @@ does not block the others:
 
 from __future__ import annotations
 
-import os
-
 import pendulum
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from jobs import STAGES
+from phmx import settings
 from phmx.runners import mapped_stage_task, stage_task
 
 PUBLISH = "publish"
 # Recipients published at the same time. The ledger serialises appends with a lock file on local
 # roots; with the ledger on S3 set PHMX_PUBLISH_PARALLEL=1 (see docs/lhj-guide.md, operations).
-PUBLISH_PARALLEL = int(os.environ.get("PHMX_PUBLISH_PARALLEL", "4"))
+PUBLISH_PARALLEL = settings.load().publish_parallel
 
 
 def _publish_recipients() -> list[str]:
@@ -64,7 +63,7 @@ def _publish_tasks() -> tuple:
     catchup=False,
     max_active_runs=1,
     params={"period": "all"},
-    default_args={"retries": int(os.environ.get("PHMX_TASK_RETRIES", "1")),
+    default_args={"retries": settings.load().task_retries,
                   "retry_delay": pendulum.duration(minutes=2)},
     tags=["phmx"],
     doc_md=__doc__,

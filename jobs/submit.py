@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -68,10 +67,13 @@ def _option(text: str) -> tuple[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    from phmx import settings
+
     p = argparse.ArgumentParser(prog="jobs/submit.py", description="Run one phmx stage (cluster driver).")
     p.add_argument("--stage", required=True, help="ingest, conform, identity, consent, measures, publish")
-    p.add_argument("--period", default=os.environ.get("PHMX_JOB_PERIOD") or "all", help="YYYY-MM, or all")
-    p.add_argument("--run-id", default=os.environ.get("PHMX_JOB_RUN_ID") or None)
+    cfg = settings.load()
+    p.add_argument("--period", default=cfg.job_period or "all", help="YYYY-MM, or all")
+    p.add_argument("--run-id", default=cfg.job_run_id or None)
     p.add_argument("--option", action="append", type=_option, default=[], metavar="KEY=VALUE",
                    help="a stage option (repeatable), e.g. recipient=lhj_alameda")
     return p

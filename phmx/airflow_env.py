@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def airflow_home(cfg: settings_mod.Settings | None = None) -> Path:
     cfg = cfg or settings_mod.load()
-    return Path(os.environ.get("AIRFLOW_HOME") or Path(cfg.home, "airflow"))
+    return Path(cfg.airflow_home or Path(cfg.home, "airflow"))
 
 
 def airflow_env(cfg: settings_mod.Settings | None = None) -> dict[str, str]:

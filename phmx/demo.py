@@ -120,10 +120,12 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from phmx import settings
+
     parser = argparse.ArgumentParser(prog="phmx demo")
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--home", default=os.environ.get("PHMX_DEMO_HOME", "var/demo"))
+    parser.add_argument("--home", default=settings.load().demo_home)
     parser.add_argument("--in-process", action="store_true", help="run the stages without Airflow")
     args = parser.parse_args(argv)
     console = Console()

@@ -52,7 +52,7 @@ def _prepare_object_store_env() -> None:
         os.environ.setdefault("AWS_ENDPOINT_URL", endpoint)
         if endpoint.startswith("http://"):
             os.environ.setdefault("AWS_ALLOW_HTTP", "true")
-    kms = os.environ.get("PHMX_KMS_KEY_ID")
+    kms = settings_mod.load().kms_key_id
     if kms:  # every object the engine writes to S3 is SSE-KMS with the PHI key
         os.environ.setdefault("AWS_SERVER_SIDE_ENCRYPTION", "aws:kms")
         os.environ.setdefault("AWS_SSE_KMS_KEY_ID", kms)

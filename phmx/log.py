@@ -7,7 +7,6 @@ birth, an identifier or a raw record: callers pass those nowhere near a logger.
 from __future__ import annotations
 
 import logging
-import os
 
 _CONFIGURED = False
 
@@ -16,7 +15,9 @@ def get_logger(name: str) -> logging.Logger:
     """Return a logger under the ``phmx`` namespace, configuring the root handler once."""
     global _CONFIGURED
     if not _CONFIGURED:
-        level = os.environ.get("PHMX_LOG_LEVEL", "INFO").upper()
+        from phmx import settings  # here: settings' own imports may log
+
+        level = (settings.load().log_level or "INFO").upper()
         logger = logging.getLogger("phmx")
         if not logger.handlers:
             handler = logging.StreamHandler()

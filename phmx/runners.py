@@ -13,8 +13,10 @@ The two cluster runners start the same driver, ``jobs/submit.py --stage S --peri
 (extra ``--option key=value`` pairs for mapped tasks), which calls ``get_spark()`` and
 ``jobs.entry.run_stage``: one code path whichever runner is chosen.
 
-The cluster settings are read here, from the environment, through two small dataclasses
-(:class:`SparkSubmitConfig`, :class:`EmrServerlessConfig`); the Terraform output
+Each runner is a class (:class:`InProcessRunner`, :class:`SparkSubmitRunner`,
+:class:`EmrServerlessRunner`) named by the :class:`Runner` enum and chosen in one place,
+:func:`task_runner`. The cluster settings come from :mod:`phmx.settings` through two small
+dataclasses (:class:`SparkSubmitConfig`, :class:`EmrServerlessConfig`); the Terraform output
 ``phmx_settings`` and the outputs ``emr_*`` name the EMR values. Any mistake is raised when the
 DAG file is parsed, as a :class:`~phmx.errors.ConfigError` naming the variable and how to fix it.
 """
@@ -22,18 +24,17 @@ DAG file is parsed, as a :class:`~phmx.errors.ConfigError` naming the variable a
 from __future__ import annotations
 
 import inspect
-import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
 from phmx import jvm, storage
 from phmx import settings as settings_mod
 from phmx.errors import ConfigError
-
-RUNNERS: tuple[str, ...] = ("inprocess", "spark_submit", "emr_serverless")
 
 # Jinja templates the operators render at run time: the run's period (trigger conf
 # {"period": "YYYY-MM"}, default "all") and Airflow's run id.
@@ -96,9 +97,9 @@ def job_environment(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
     env["PHMX_ENGINE"] = "classic"
     # Cluster executors unwrap the data keys of encrypted columns themselves (through KMS), so no
     # plaintext key travels inside a task closure (docs/encryption-at-rest.md).
-    env["PHMX_DEK_UNWRAP"] = os.environ.get("PHMX_DEK_UNWRAP") or "executor"
-    if os.environ.get("PHMX_LOG_LEVEL"):
-        env["PHMX_LOG_LEVEL"] = os.environ["PHMX_LOG_LEVEL"]
+    env["PHMX_DEK_UNWRAP"] = cfg.dek_unwrap or "executor"
+    if cfg.log_level:
+        env["PHMX_LOG_LEVEL"] = cfg.log_level
     return dict(sorted(env.items()))
 
 
@@ -136,10 +137,14 @@ class SparkSubmitConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSubmitConfig:
-        env = os.environ if env is None else env
-        return cls(conn_id=env.get("PHMX_SPARK_CONN_ID") or "spark_default",
-                   delta_package=env.get("PHMX_DELTA_PACKAGE") or delta_package(),
-                   application=env.get("PHMX_SPARK_APPLICATION") or submit_script())
+        """From the environment (or the mapping ``env``), through :mod:`phmx.settings`."""
+        return cls.from_settings(settings_mod.load(env))
+
+    @classmethod
+    def from_settings(cls, cfg: settings_mod.Settings) -> SparkSubmitConfig:
+        return cls(conn_id=cfg.spark_conn_id or "spark_default",
+                   delta_package=cfg.delta_package or delta_package(),
+                   application=cfg.spark_application or submit_script())
 
     def packages(self, cfg: settings_mod.Settings) -> str:
         """delta-spark, plus hadoop-aws when any data root is on S3."""
@@ -195,29 +200,31 @@ class EmrServerlessConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EmrServerlessConfig:
-        env = os.environ if env is None else env
-        missing = [(var, out) for _, var, out in cls.REQUIRED if not env.get(var)]
+        """From the environment (or the mapping ``env``), through :mod:`phmx.settings`."""
+        return cls.from_settings(settings_mod.load(env))
+
+    @classmethod
+    def from_settings(cls, cfg: settings_mod.Settings) -> EmrServerlessConfig:
+        given = {attr: getattr(cfg, f"emr_{attr}") for attr, _, _ in cls.REQUIRED}
+        missing = [(var, out) for attr, var, out in cls.REQUIRED if not given[attr]]
         if missing:
             names = ", ".join(var for var, _ in missing)
             outs = ", ".join(f"{var} = terraform output -raw {out}" for var, out in missing)
             raise ConfigError(f"PHMX_RUNNER=emr_serverless needs {names}", hint=f"set {outs}")
-        values = {attr: env[var].strip() for attr, var, _ in cls.REQUIRED}
+        values = {attr: str(v).strip() for attr, v in given.items()}
         for attr in ("code_uri", "log_uri"):
             if not storage.is_s3(values[attr]):
                 var = next(v for a, v, _ in cls.REQUIRED if a == attr)
                 raise ConfigError(f"{var} must be an s3:// URI", hint=f"use terraform output -raw emr_{attr}")
-        archive = env.get("PHMX_EMR_VENV_ARCHIVE")
+        archive = cfg.emr_venv_archive
         if archive is None:
             archive = values["code_uri"].rstrip("/") + "/" + VENV_ARCHIVE_NAME
-        try:
-            timeout = int(env.get("PHMX_EMR_JOB_TIMEOUT_MINUTES") or 180)
-        except ValueError:
-            raise ConfigError("PHMX_EMR_JOB_TIMEOUT_MINUTES must be a whole number of minutes") from None
-        return cls(**values,
-                   spark_submit_parameters=(env.get("PHMX_EMR_SPARK_SUBMIT_PARAMETERS") or EMR_DELTA_PARAMETERS).strip(),
+        return cls(application_id=values["application_id"], execution_role_arn=values["execution_role_arn"],
+                   code_uri=values["code_uri"], log_uri=values["log_uri"],
+                   spark_submit_parameters=(cfg.emr_spark_submit_parameters or EMR_DELTA_PARAMETERS).strip(),
                    venv_archive=archive.strip() or None,
-                   aws_conn_id=env.get("PHMX_EMR_AWS_CONN_ID") or "aws_default",
-                   job_timeout_minutes=timeout)
+                   aws_conn_id=cfg.emr_aws_conn_id or "aws_default",
+                   job_timeout_minutes=cfg.emr_job_timeout_minutes)
 
     @property
     def entry_point(self) -> str:
@@ -244,13 +251,16 @@ class EmrServerlessConfig:
         return " ".join(parts)
 
 
-# ---- the factory ---------------------------------------------------------------------------
-def runner_name(cfg: settings_mod.Settings | None = None) -> str:
-    """The configured runner (``PHMX_RUNNER``), checked against :data:`RUNNERS`."""
-    name = (cfg or settings_mod.load()).runner.strip().lower() or "inprocess"
-    if name not in RUNNERS:
-        raise ConfigError(f"unknown PHMX_RUNNER {name!r}", hint="use one of " + ", ".join(RUNNERS))
-    return name
+# ---- the runners: one class each, chosen in one place --------------------------------------
+class Runner(StrEnum):
+    """The values of ``PHMX_RUNNER``."""
+
+    INPROCESS = "inprocess"
+    SPARK_SUBMIT = "spark_submit"
+    EMR_SERVERLESS = "emr_serverless"
+
+
+RUNNERS: tuple[str, ...] = tuple(r.value for r in Runner)
 
 
 def run_inprocess(stage: str, **options: str) -> dict[str, Any]:
@@ -282,43 +292,161 @@ def _inprocess_callable(stage: str, options: tuple[str, ...] = ()) -> Callable[.
     return run
 
 
-def _spark_submit_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -> dict[str, Any]:
-    sub = SparkSubmitConfig.from_env()
-    return {
-        "task_id": task_id,
-        "conn_id": sub.conn_id,
-        "application": sub.application,
-        "packages": sub.packages(cfg),
-        "conf": sub.conf(cfg),
-        "env_vars": job_environment(cfg),
-        "name": f"phmx-{task_id}",
-    }
+def _instance_args(stage: str, option: str) -> Callable[[Any], list[str]]:
+    """The driver arguments of one mapped instance (period and run id travel in its environment)."""
+
+    def args(value: Any) -> list[str]:
+        return ["--stage", stage, "--option", f"{option}={value}"]
+
+    return args
 
 
-def _emr_kwargs(stage: str, task_id: str, cfg: settings_mod.Settings) -> dict[str, Any]:
-    emr = EmrServerlessConfig.from_env()
-    local = {var: root for var, root in _shared_roots(cfg).items() if not storage.is_s3(root)}
-    if local:
-        raise ConfigError("PHMX_RUNNER=emr_serverless needs every data root and the keys dir on S3; local: "
-                          + ", ".join(sorted(local)),
-                          hint="set them from terraform output phmx_settings (PHMX_KEYS_DIR: an s3:// prefix "
-                               "only the pipeline roles can read)")
-    waiter_delay = 30
-    return {
-        "task_id": task_id,
-        "application_id": emr.application_id,
-        "execution_role_arn": emr.execution_role_arn,
-        "aws_conn_id": emr.aws_conn_id,
-        "name": f"phmx-{task_id}-{PERIOD_TEMPLATE}",
-        "configuration_overrides": {
-            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": emr.log_uri}},
-        },
-        "wait_for_completion": True,
-        "waiter_delay": waiter_delay,
-        "waiter_max_attempts": max(1, emr.job_timeout_minutes * 60 // waiter_delay),
-        "_driver": {"entryPoint": emr.entry_point,
-                    "sparkSubmitParameters": emr.submit_parameters(job_environment(cfg))},
-    }
+class TaskRunner(ABC):
+    """How a stage becomes an Airflow task. :func:`task_runner` picks the class for ``PHMX_RUNNER``."""
+
+    kind: ClassVar[Runner]
+
+    def __init__(self, cfg: settings_mod.Settings) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def task(self, stage: str, task_id: str, options: dict[str, str], task_kwargs: dict[str, Any]) -> Any:
+        """One task running ``stage`` with ``options``."""
+
+    @abstractmethod
+    def mapped(self, stage: str, task_id: str, option: str, values: Any,
+               task_kwargs: dict[str, Any]) -> Any:
+        """``stage`` mapped over ``values``: one task instance per value of ``option``."""
+
+
+class InProcessRunner(TaskRunner):
+    """``@task`` calling jobs.entry inside the Airflow worker, on the embedded engine."""
+
+    kind = Runner.INPROCESS
+
+    def task(self, stage: str, task_id: str, options: dict[str, str], task_kwargs: dict[str, Any]) -> Any:
+        from airflow.sdk import task
+
+        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, tuple(options)))(**options)
+
+    def mapped(self, stage: str, task_id: str, option: str, values: Any,
+               task_kwargs: dict[str, Any]) -> Any:
+        from airflow.sdk import task
+
+        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, (option,))).expand(**{option: values})
+
+
+class SparkSubmitRunner(TaskRunner):
+    """``SparkSubmitOperator``: a classic Spark driver with delta-spark (``--packages``)."""
+
+    kind = Runner.SPARK_SUBMIT
+
+    def _kwargs(self, task_id: str) -> dict[str, Any]:
+        sub = SparkSubmitConfig.from_settings(self.cfg)
+        return {
+            "task_id": task_id,
+            "conn_id": sub.conn_id,
+            "application": sub.application,
+            "packages": sub.packages(self.cfg),
+            "conf": sub.conf(self.cfg),
+            "env_vars": job_environment(self.cfg),
+            "name": f"phmx-{task_id}",
+        }
+
+    def task(self, stage: str, task_id: str, options: dict[str, str], task_kwargs: dict[str, Any]) -> Any:
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        return SparkSubmitOperator(application_args=job_arguments(stage, options), **self._kwargs(task_id),
+                                   **task_kwargs)
+
+    def mapped(self, stage: str, task_id: str, option: str, values: Any,
+               task_kwargs: dict[str, Any]) -> Any:
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        kw = self._kwargs(task_id)
+        kw["env_vars"] = {**kw["env_vars"], **RUN_ENV_TEMPLATES}
+        return SparkSubmitOperator.partial(**kw, **task_kwargs).expand(
+            application_args=_map(values, _instance_args(stage, option)))
+
+
+class EmrServerlessRunner(TaskRunner):
+    """``EmrServerlessStartJobOperator``: a job run on the EMR Serverless application."""
+
+    kind = Runner.EMR_SERVERLESS
+
+    def _kwargs(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The operator's arguments and the job driver (without its entry-point arguments)."""
+        emr = EmrServerlessConfig.from_settings(self.cfg)
+        local = {var: root for var, root in _shared_roots(self.cfg).items() if not storage.is_s3(root)}
+        if local:
+            raise ConfigError("PHMX_RUNNER=emr_serverless needs every data root and the keys dir on S3; local: "
+                              + ", ".join(sorted(local)),
+                              hint="set them from terraform output phmx_settings (PHMX_KEYS_DIR: an s3:// prefix "
+                                   "only the pipeline roles can read)")
+        waiter_delay = 30
+        kw = {
+            "task_id": task_id,
+            "application_id": emr.application_id,
+            "execution_role_arn": emr.execution_role_arn,
+            "aws_conn_id": emr.aws_conn_id,
+            "name": f"phmx-{task_id}-{PERIOD_TEMPLATE}",
+            "configuration_overrides": {
+                "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": emr.log_uri}},
+            },
+            "wait_for_completion": True,
+            "waiter_delay": waiter_delay,
+            "waiter_max_attempts": max(1, emr.job_timeout_minutes * 60 // waiter_delay),
+        }
+        driver = {"entryPoint": emr.entry_point,
+                  "sparkSubmitParameters": emr.submit_parameters(job_environment(self.cfg))}
+        return kw, driver
+
+    def task(self, stage: str, task_id: str, options: dict[str, str], task_kwargs: dict[str, Any]) -> Any:
+        from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+
+        kw, driver = self._kwargs(task_id)
+        driver["entryPointArguments"] = job_arguments(stage, options)
+        return EmrServerlessStartJobOperator(job_driver={"sparkSubmit": driver}, **kw, **task_kwargs)
+
+    def mapped(self, stage: str, task_id: str, option: str, values: Any,
+               task_kwargs: dict[str, Any]) -> Any:
+        from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+
+        kw, driver = self._kwargs(task_id)
+        kw["configuration_overrides"] = {**kw["configuration_overrides"], "applicationConfiguration": [{
+            "classification": "spark-defaults",
+            "properties": {f"spark.emr-serverless.driverEnv.{k}": v for k, v in RUN_ENV_TEMPLATES.items()},
+        }]}
+        args = _instance_args(stage, option)
+
+        def instance_driver(value: Any) -> dict[str, Any]:
+            return {"sparkSubmit": {**driver, "entryPointArguments": args(value)}}
+
+        return EmrServerlessStartJobOperator.partial(**kw, **task_kwargs).expand(job_driver=_map(values, instance_driver))
+
+
+_RUNNER_CLASSES: dict[Runner, type[TaskRunner]] = {cls.kind: cls for cls in (InProcessRunner, SparkSubmitRunner,
+                                                                               EmrServerlessRunner)}
+
+
+def runner_kind(cfg: settings_mod.Settings | None = None) -> Runner:
+    """The configured runner (``PHMX_RUNNER``); an unknown name is a ConfigError listing the known ones."""
+    name = (cfg or settings_mod.load()).runner.strip().lower() or Runner.INPROCESS.value
+    try:
+        return Runner(name)
+    except ValueError:
+        raise ConfigError(f"unknown PHMX_RUNNER {name!r}", hint="use one of " + ", ".join(RUNNERS)) from None
+
+
+def runner_name(cfg: settings_mod.Settings | None = None) -> str:
+    """The configured runner's name, checked against :data:`RUNNERS`."""
+    return runner_kind(cfg).value
+
+
+def task_runner(cfg: settings_mod.Settings | None = None) -> TaskRunner:
+    """The one place a runner is chosen: the class for ``PHMX_RUNNER``."""
+    cfg = cfg or settings_mod.load()
+    return _RUNNER_CLASSES[runner_kind(cfg)](cfg)
 
 
 def stage_task(stage: str, *, task_id: str | None = None, options: Mapping[str, str] | None = None,
@@ -329,26 +457,10 @@ def stage_task(stage: str, *, task_id: str | None = None, options: Mapping[str, 
     cluster, ``--option key=value``). ``task_kwargs`` go to the operator (e.g. ``pool``,
     ``max_active_tis_per_dag``). Returns what the DAG wires with ``>>``.
     """
-    cfg = settings_mod.load()
-    name = runner_name(cfg)
-    task_id = task_id or stage
-    if name == "inprocess":
-        from airflow.sdk import task
-
-        opts = dict(options or {})
-        job_arguments(stage, opts)  # validates the option names when the DAG is parsed
-        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, tuple(opts)))(**opts)
-    if name == "spark_submit":
-        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-        kw = _spark_submit_kwargs(stage, task_id, cfg)
-        return SparkSubmitOperator(application_args=job_arguments(stage, options), **kw, **task_kwargs)
-    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
-
-    kw = _emr_kwargs(stage, task_id, cfg)
-    driver = kw.pop("_driver")
-    driver["entryPointArguments"] = job_arguments(stage, options)
-    return EmrServerlessStartJobOperator(job_driver={"sparkSubmit": driver}, **kw, **task_kwargs)
+    runner = task_runner()
+    opts = dict(options or {})
+    job_arguments(stage, opts)  # validates the option names when the DAG is parsed
+    return runner.task(stage, task_id or stage, opts, task_kwargs)
 
 
 def mapped_stage_task(stage: str, *, option: str, values: Any, task_id: str | None = None,
@@ -361,37 +473,9 @@ def mapped_stage_task(stage: str, *, option: str, values: Any, task_id: str | No
     from XCom, so on a cluster the period and run id travel in the job's environment
     (``PHMX_JOB_PERIOD``, ``PHMX_JOB_RUN_ID``, rendered in the unmapped part) rather than as arguments.
     """
-    cfg = settings_mod.load()
-    name = runner_name(cfg)
-    task_id = task_id or stage
+    runner = task_runner()
     job_arguments(stage, {option: "x"})  # validates the option name when the DAG is parsed
-    if name == "inprocess":
-        from airflow.sdk import task
-
-        return task(task_id=task_id, **task_kwargs)(_inprocess_callable(stage, (option,))).expand(**{option: values})
-
-    def instance_args(value: Any) -> list[str]:
-        return ["--stage", stage, "--option", f"{option}={value}"]
-
-    if name == "spark_submit":
-        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
-        kw = _spark_submit_kwargs(stage, task_id, cfg)
-        kw["env_vars"] = {**kw["env_vars"], **RUN_ENV_TEMPLATES}
-        return SparkSubmitOperator.partial(**kw, **task_kwargs).expand(application_args=_map(values, instance_args))
-    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
-
-    kw = _emr_kwargs(stage, task_id, cfg)
-    driver = kw.pop("_driver")
-    kw["configuration_overrides"] = {**kw["configuration_overrides"], "applicationConfiguration": [{
-        "classification": "spark-defaults",
-        "properties": {f"spark.emr-serverless.driverEnv.{k}": v for k, v in RUN_ENV_TEMPLATES.items()},
-    }]}
-
-    def instance_driver(value: Any) -> dict[str, Any]:
-        return {"sparkSubmit": {**driver, "entryPointArguments": instance_args(value)}}
-
-    return EmrServerlessStartJobOperator.partial(**kw, **task_kwargs).expand(job_driver=_map(values, instance_driver))
+    return runner.mapped(stage, task_id or stage, option, values, task_kwargs)
 
 
 def _map(values: Any, fn: Callable[[Any], Any]) -> Any:

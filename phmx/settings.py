@@ -1,73 +1,211 @@
 """Settings: every location and switch phmx reads, from environment variables, in one place.
 
-The embedded default keeps everything under ``./var`` (or ``$PHMX_HOME``). Any root may be an
-``s3://bucket/prefix`` URI instead of a directory; the same code path serves both.
+One typed object, :class:`Settings` (pydantic-settings), read from the environment by
+:func:`load` at each use (so tests may change the environment between calls). No other module
+reads a ``PHMX_*`` variable itself. The embedded default keeps everything under ``./var`` (or
+``$PHMX_HOME``). Any root may be an ``s3://bucket/prefix`` URI instead of a directory; the same
+code path serves both. A value that does not parse is a :class:`~phmx.errors.ConfigError` naming
+the variable.
 
-| variable              | default                     | meaning                                   |
-|-----------------------|-----------------------------|-------------------------------------------|
-| PHMX_HOME             | ./var                       | base for the defaults below               |
-| PHMX_LANDING_ROOT     | $PHMX_HOME/landing          | landing/<submitter>/<feed>/<period>/file  |
-| PHMX_LAKEHOUSE_ROOT   | $PHMX_HOME/lakehouse        | Delta tables: <layer>/<table>             |
-| PHMX_OUTBOX_ROOT      | $PHMX_HOME/outbox           | receipts: outbox/<submitter>/...          |
-| PHMX_PUBLISH_ROOT     | $PHMX_HOME/publish          | feeds: publish/<recipient>/<feed>/<period>|
-| PHMX_KEYS_DIR         | $PHMX_HOME/keys             | local key files (0600)                    |
-| PHMX_LEDGER_ROOT      | $PHMX_LAKEHOUSE_ROOT        | where audit.ledger lives (its own bucket) |
-| PHMX_LEDGER_KMS_KEY_ID| $PHMX_KMS_KEY_ID            | KMS key for ledger-bucket writes          |
-| PHMX_KMS_KEY_ID       | (unset)                     | KMS key for SSE-KMS writes and envelopes  |
-| PHMX_RUNNER           | inprocess                   | inprocess / spark_submit / emr_serverless |
-| PHMX_CONSENT_RECIPIENTS | (unset)                   | extra recipients (comma-separated) the    |
-|                       |                             | consent stage decides for, beyond mcp_*   |
-| SPARK_REMOTE          | (unset)                     | sc://host:port of a Spark Connect server  |
-| PHMX_ENGINE           | sail                        | sail (embedded) / connect / classic       |
-| PHMX_SHUFFLE_PARTITIONS | 4                         | spark.sql.shuffle.partitions              |
+The table below is :func:`env_table` (``python -m phmx.settings`` prints it); the same table is
+section 6 of docs/operator-guide.md, and tests/core/test_settings_table.py keeps both in step
+with the fields.
+
+| variable | default | meaning |
+|---|---|---|
+| `PHMX_HOME` | `./var` | base of the local defaults below |
+| `PHMX_LANDING_ROOT` | `$PHMX_HOME/landing` | submitted files: `<submitter>/<feed>/<YYYY-MM>/<file>` |
+| `PHMX_LAKEHOUSE_ROOT` | `$PHMX_HOME/lakehouse` | Delta tables: `<layer>/<table>` |
+| `PHMX_OUTBOX_ROOT` | `$PHMX_HOME/outbox` | receipts: `<submitter>/...` |
+| `PHMX_PUBLISH_ROOT` | `$PHMX_HOME/publish` | feeds: `<recipient>/<feed>/<period>/` |
+| `PHMX_LEDGER_ROOT` | `$PHMX_LAKEHOUSE_ROOT` | the consent ledger's bucket/prefix (see the note below) |
+| `PHMX_KEYS_DIR` | `$PHMX_HOME/keys` | wrapped master keys and signing keys |
+| `PHMX_KMS_KEY_ID` | unset | PHI key ARN: SSE-KMS on writes, envelope encryption (section 4) |
+| `PHMX_LEDGER_KMS_KEY_ID` | `$PHMX_KMS_KEY_ID` | audit key ARN for ledger writes |
+| `PHMX_ENGINE` | `sail` (`connect` when `SPARK_REMOTE` is set) | `sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark |
+| `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
+| `PHMX_SHUFFLE_PARTITIONS` | `4` | `spark.sql.shuffle.partitions` (section 7) |
+| `PHMX_LOG_LEVEL` | `INFO` | log level of phmx's loggers |
+| `PHMX_RUNNER` | `inprocess` | `inprocess`, `spark_submit` or `emr_serverless` (section 3) |
+| `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
+| `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (1 with the ledger on S3) |
+| `PHMX_DEK_UNWRAP` | `driver` (`executor` in cluster job environments) | where data keys of encrypted columns are unwrapped: `driver` (embedded engine: the key stays in this process) or `executor` (spark_submit / EMR: each worker unwraps through the key provider, no plaintext key in task closures); see [encryption at rest](encryption-at-rest.md) |
+| `PHMX_FHIR_BASE_URL` | `https://phmx.calaim.example/fhir` (a reserved example domain) | canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your published base before the first publish |
+| `PHMX_FHIR_VALIDATE` | `sample` | plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources (structural checks on all), `all` every resource, `none` structural checks only |
+| `PHMX_PUBLISH_WORKERS` | cores, up to 4 | in-process publish: processes building LHJ packages (1 = none) |
+| `PHMX_SPARK_CONN_ID` | `spark_default` | spark_submit: Airflow connection of the cluster |
+| `PHMX_DELTA_PACKAGE` | from the installed delta-spark | spark_submit: delta-spark Maven coordinate |
+| `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
+| `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
+| `PHMX_EMR_EXECUTION_ROLE_ARN` | required for EMR | Terraform output `emr_execution_role_arn` |
+| `PHMX_EMR_CODE_URI` | required for EMR | Terraform output `emr_code_uri` (holds `submit.py`) |
+| `PHMX_EMR_LOG_URI` | required for EMR | Terraform output `emr_log_uri` |
+| `PHMX_EMR_SPARK_SUBMIT_PARAMETERS` | the Delta switch of `emr_spark_submit_parameters` | replaces it; start from that output and append your `--conf`s |
+| `PHMX_EMR_VENV_ARCHIVE` | `<code uri>/phmx-venv.tar.gz` | packed environment; empty for a custom image |
+| `PHMX_EMR_AWS_CONN_ID` | `aws_default` | Airflow AWS connection that starts job runs |
+| `PHMX_EMR_JOB_TIMEOUT_MINUTES` | `180` | how long a task waits for its job run |
+| `PHMX_JOB_PERIOD` | unset | set by the runners for mapped tasks; the driver's default for `--period` |
+| `PHMX_JOB_RUN_ID` | unset | set by the runners for mapped tasks; the driver's default for `--run-id` |
+| `PHMX_IDENTITY_MODE` | `auto` | identity: `full`, `incremental` or `auto` |
+| `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every run |
+| `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
+| `AIRFLOW_HOME` | `$PHMX_HOME/airflow` | the embedded Airflow's home (SQLite metadata, logs) |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from phmx.errors import ConfigError
+
+# The data roots that default under PHMX_HOME: field -> leaf folder.
+_HOME_ROOTS = {"landing_root": "landing", "lakehouse_root": "lakehouse", "outbox_root": "outbox",
+               "publish_root": "publish", "keys_dir": "keys"}
 
 
-def _root(env: str, home: str, default_leaf: str) -> str:
-    value = os.environ.get(env)
-    if value:
-        return value.rstrip("/")
-    return str(Path(home, default_leaf).resolve())
+def _var(env: str, default: Any, shown: str, meaning: str) -> Any:  # noqa: ANN401 - a pydantic Field
+    """A field read from environment variable ``env``; ``shown`` and ``meaning`` fill the table."""
+    return Field(default, validation_alias=env, description=meaning, json_schema_extra={"shown_default": shown})
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Resolved locations and switches. Build with :func:`load`; tests use :meth:`with_home`."""
 
-    home: str
-    landing_root: str
-    lakehouse_root: str
-    outbox_root: str
-    publish_root: str
-    keys_dir: str
-    ledger_root: str = ""
-    kms_key_id: str | None = None
-    ledger_kms_key_id: str | None = None
-    runner: str = "inprocess"
-    engine: str = "sail"
-    spark_remote: str | None = None
-    shuffle_partitions: int = 4
-    extra: dict[str, str] = field(default_factory=dict)
+    # Empty variables count as unset (the validator below drops them), except PHMX_EMR_VENV_ARCHIVE.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True,
+                                      case_sensitive=True)
+
+    home: str = _var("PHMX_HOME", "", "`./var`", "base of the local defaults below")
+    landing_root: str = _var("PHMX_LANDING_ROOT", "", "`$PHMX_HOME/landing`",
+                             "submitted files: `<submitter>/<feed>/<YYYY-MM>/<file>`")
+    lakehouse_root: str = _var("PHMX_LAKEHOUSE_ROOT", "", "`$PHMX_HOME/lakehouse`", "Delta tables: `<layer>/<table>`")
+    outbox_root: str = _var("PHMX_OUTBOX_ROOT", "", "`$PHMX_HOME/outbox`", "receipts: `<submitter>/...`")
+    publish_root: str = _var("PHMX_PUBLISH_ROOT", "", "`$PHMX_HOME/publish`",
+                             "feeds: `<recipient>/<feed>/<period>/`")
+    ledger_root: str = _var("PHMX_LEDGER_ROOT", "", "`$PHMX_LAKEHOUSE_ROOT`",
+                            "the consent ledger's bucket/prefix (see the note below)")
+    keys_dir: str = _var("PHMX_KEYS_DIR", "", "`$PHMX_HOME/keys`", "wrapped master keys and signing keys")
+    kms_key_id: str | None = _var("PHMX_KMS_KEY_ID", None, "unset",
+                                  "PHI key ARN: SSE-KMS on writes, envelope encryption (section 4)")
+    ledger_kms_key_id: str | None = _var("PHMX_LEDGER_KMS_KEY_ID", None, "`$PHMX_KMS_KEY_ID`",
+                                         "audit key ARN for ledger writes")
+    engine: str = _var("PHMX_ENGINE", "", "`sail` (`connect` when `SPARK_REMOTE` is set)",
+                       "`sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark")
+    spark_remote: str | None = _var("SPARK_REMOTE", None, "unset", "`sc://host:port` of a Spark Connect server")
+    shuffle_partitions: int = _var("PHMX_SHUFFLE_PARTITIONS", 4, "`4`", "`spark.sql.shuffle.partitions` (section 7)")
+    log_level: str | None = _var("PHMX_LOG_LEVEL", None, "`INFO`", "log level of phmx's loggers")
+    runner: str = _var("PHMX_RUNNER", "inprocess", "`inprocess`",
+                       "`inprocess`, `spark_submit` or `emr_serverless` (section 3)")
+    task_retries: int = _var("PHMX_TASK_RETRIES", 1, "`1`", "retries of every DAG task")
+    publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
+                                 "publish tasks running at once (1 with the ledger on S3)")
+    dek_unwrap: str | None = _var(
+        "PHMX_DEK_UNWRAP", None, "`driver` (`executor` in cluster job environments)",
+        "where data keys of encrypted columns are unwrapped: `driver` (embedded engine: the key stays in this "
+        "process) or `executor` (spark_submit / EMR: each worker unwraps through the key provider, no plaintext "
+        "key in task closures); see [encryption at rest](encryption-at-rest.md)")
+    fhir_base_url: str = _var(
+        "PHMX_FHIR_BASE_URL", "https://phmx.calaim.example/fhir",
+        "`https://phmx.calaim.example/fhir` (a reserved example domain)",
+        "canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your "
+        "published base before the first publish")
+    fhir_validate: str = _var(
+        "PHMX_FHIR_VALIDATE", "sample", "`sample`",
+        "plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources "
+        "(structural checks on all), `all` every resource, `none` structural checks only")
+    publish_workers: int = _var("PHMX_PUBLISH_WORKERS", 0, "cores, up to 4",
+                                "in-process publish: processes building LHJ packages (1 = none)")
+    spark_conn_id: str = _var("PHMX_SPARK_CONN_ID", "spark_default", "`spark_default`",
+                              "spark_submit: Airflow connection of the cluster")
+    delta_package: str | None = _var("PHMX_DELTA_PACKAGE", None, "from the installed delta-spark",
+                                     "spark_submit: delta-spark Maven coordinate")
+    spark_application: str | None = _var("PHMX_SPARK_APPLICATION", None, "`jobs/submit.py` of the installed package",
+                                         "spark_submit: driver script path")
+    emr_application_id: str | None = _var("PHMX_EMR_APPLICATION_ID", None, "required for EMR",
+                                          "Terraform output `emr_application_id`")
+    emr_execution_role_arn: str | None = _var("PHMX_EMR_EXECUTION_ROLE_ARN", None, "required for EMR",
+                                              "Terraform output `emr_execution_role_arn`")
+    emr_code_uri: str | None = _var("PHMX_EMR_CODE_URI", None, "required for EMR",
+                                    "Terraform output `emr_code_uri` (holds `submit.py`)")
+    emr_log_uri: str | None = _var("PHMX_EMR_LOG_URI", None, "required for EMR", "Terraform output `emr_log_uri`")
+    emr_spark_submit_parameters: str | None = _var(
+        "PHMX_EMR_SPARK_SUBMIT_PARAMETERS", None, "the Delta switch of `emr_spark_submit_parameters`",
+        "replaces it; start from that output and append your `--conf`s")
+    # Kept when empty: an empty archive means "a custom image, no archive".
+    emr_venv_archive: str | None = _var("PHMX_EMR_VENV_ARCHIVE", None, "`<code uri>/phmx-venv.tar.gz`",
+                                        "packed environment; empty for a custom image")
+    emr_aws_conn_id: str = _var("PHMX_EMR_AWS_CONN_ID", "aws_default", "`aws_default`",
+                                "Airflow AWS connection that starts job runs")
+    emr_job_timeout_minutes: int = _var("PHMX_EMR_JOB_TIMEOUT_MINUTES", 180, "`180`",
+                                        "how long a task waits for its job run")
+    job_period: str | None = _var("PHMX_JOB_PERIOD", None, "unset",
+                                  "set by the runners for mapped tasks; the driver's default for `--period`")
+    job_run_id: str | None = _var("PHMX_JOB_RUN_ID", None, "unset",
+                                  "set by the runners for mapped tasks; the driver's default for `--run-id`")
+    identity_mode: str = _var("PHMX_IDENTITY_MODE", "auto", "`auto`", "identity: `full`, `incremental` or `auto`")
+    consent_recipients: Annotated[tuple[str, ...], NoDecode] = _var(
+        "PHMX_CONSENT_RECIPIENTS", (), "unset",
+        "extra recipients (comma-separated) the consent stage decides for every run")
+    demo_home: str = _var("PHMX_DEMO_HOME", "var/demo", "`var/demo`", "where `make demo` puts its data")
+    airflow_home: str | None = _var("AIRFLOW_HOME", None, "`$PHMX_HOME/airflow`",
+                             "the embedded Airflow's home (SQLite metadata, logs)")
+    # Stage options for one run (tests, one-off runs); not read from the environment.
+    extra: Mapping[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @field_validator("consent_recipients", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(r.strip() for r in value.split(",") if r.strip())
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's raw input
+        """Fill the roots left unset from PHMX_HOME (and the ledger's from the lakehouse's)."""
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+
+        def get(name: str) -> Any:  # noqa: ANN401
+            alias = fields[name].validation_alias
+            value = data.get(name, data.get(alias) if isinstance(alias, str) else None)
+            return value if value not in (None, "") else None
+
+        keep_empty = ("emr_venv_archive", fields["emr_venv_archive"].validation_alias)
+        out = {k: v for k, v in data.items() if v != "" or k in keep_empty}
+        raw_home = get("home") or str(Path("var").resolve())
+        home = raw_home if "://" in raw_home else str(Path(raw_home).resolve())
+        out["home"] = home
+        for name, leaf in _HOME_ROOTS.items():
+            value = get(name)
+            out[name] = str(value).rstrip("/") if value else str(Path(raw_home, leaf).resolve())
+        out["ledger_root"] = str(get("ledger_root") or out["lakehouse_root"]).rstrip("/")
+        remote = get("spark_remote")
+        out["engine"] = get("engine") or ("connect" if remote else "sail")
+        out["ledger_kms_key_id"] = get("ledger_kms_key_id") or get("kms_key_id")
+        for name in ("home", "landing_root", "lakehouse_root", "outbox_root", "publish_root", "keys_dir",
+                     "ledger_root", "engine", "ledger_kms_key_id"):
+            alias = fields[name].validation_alias
+            if isinstance(alias, str):
+                out.pop(alias, None)
+        return out
 
     def with_home(self, home: str | os.PathLike[str]) -> Settings:
         """The same settings with every default root moved under ``home``."""
         h = str(Path(home).resolve())
-        return replace(
-            self,
-            home=h,
-            landing_root=str(Path(h, "landing")),
-            lakehouse_root=str(Path(h, "lakehouse")),
-            outbox_root=str(Path(h, "outbox")),
-            publish_root=str(Path(h, "publish")),
-            keys_dir=str(Path(h, "keys")),
-            ledger_root=str(Path(h, "lakehouse")),
-        )
+        return self.model_copy(update={
+            "home": h, **{name: str(Path(h, leaf)) for name, leaf in _HOME_ROOTS.items()},
+            "ledger_root": str(Path(h, "lakehouse")),
+        })
 
     def as_env(self) -> dict[str, str]:
         """Environment variables that reproduce these settings in a child process (a DAG run)."""
@@ -92,25 +230,74 @@ class Settings:
         return env
 
 
-def load() -> Settings:
-    """Read settings from the environment (called at each use, so tests may change it)."""
-    home = os.environ.get("PHMX_HOME", str(Path("var").resolve()))
-    remote = os.environ.get("SPARK_REMOTE") or None
-    engine = os.environ.get("PHMX_ENGINE") or ("connect" if remote else "sail")
-    lakehouse_root = _root("PHMX_LAKEHOUSE_ROOT", home, "lakehouse")
-    kms = os.environ.get("PHMX_KMS_KEY_ID") or None
-    return Settings(
-        home=str(Path(home).resolve()) if "://" not in home else home,
-        landing_root=_root("PHMX_LANDING_ROOT", home, "landing"),
-        lakehouse_root=lakehouse_root,
-        outbox_root=_root("PHMX_OUTBOX_ROOT", home, "outbox"),
-        publish_root=_root("PHMX_PUBLISH_ROOT", home, "publish"),
-        keys_dir=_root("PHMX_KEYS_DIR", home, "keys"),
-        ledger_root=(os.environ.get("PHMX_LEDGER_ROOT") or lakehouse_root).rstrip("/"),
-        kms_key_id=kms,
-        ledger_kms_key_id=os.environ.get("PHMX_LEDGER_KMS_KEY_ID") or kms,
-        runner=os.environ.get("PHMX_RUNNER", "inprocess"),
-        engine=engine,
-        spark_remote=remote,
-        shuffle_partitions=int(os.environ.get("PHMX_SHUFFLE_PARTITIONS", "4")),
-    )
+def env_name(field: str) -> str:
+    """The environment variable of a :class:`Settings` field (``kms_key_id`` -> ``PHMX_KMS_KEY_ID``)."""
+    alias = Settings.model_fields[field].validation_alias
+    if not isinstance(alias, str):
+        raise KeyError(f"{field} is not read from the environment")
+    return alias
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first problem of a failed load, naming the variable (never echoing a secret's value)."""
+    err = exc.errors()[0]
+    var = str(err["loc"][0]) if err["loc"] else "settings"
+    if var in Settings.model_fields:
+        var = env_name(var)
+    kind = err["type"]
+    if kind.startswith("int_"):
+        return ConfigError(f"{var} must be a whole number", hint=f"set {var} to an integer, or unset it")
+    return ConfigError(f"{var}: {err['msg']}", hint=f"fix or unset {var}")
+
+
+class _FromMapping(Settings):
+    """Settings from an explicit mapping only (``load(env)``), never from ``os.environ``."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+_ENV_NAMES = tuple(f.validation_alias for f in Settings.model_fields.values() if isinstance(f.validation_alias, str))
+
+
+@lru_cache(maxsize=64)
+def _from_environment(snapshot: tuple[str | None, ...], cwd: str) -> Settings:
+    # The arguments only key the cache: Settings() reads the same environment (and cwd) itself.
+    return Settings()
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (called at each use, so tests may change it).
+
+    Building the model costs milliseconds and callers ask at every use, so one instance is kept
+    per distinct set of values of the variables above (and working directory, which relative
+    roots resolve against); a changed variable gives a fresh read. ``env`` reads from that
+    mapping instead of ``os.environ`` (a job environment, a test).
+    """
+    try:
+        if env is None:
+            return _from_environment(tuple(os.environ.get(n) for n in _ENV_NAMES), os.getcwd())
+        given: dict[str, Any] = {k: v for k, v in env.items() if k in _ENV_NAMES}
+        return _FromMapping(**given)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def env_table() -> str:
+    """The Markdown table of every variable (docstring above, docs/operator-guide.md section 6)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field in Settings.model_fields.values():
+        if not isinstance(field.validation_alias, str):
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        rows.append(f"| `{field.validation_alias}` | {extra.get('shown_default')} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(env_table() + "\n")

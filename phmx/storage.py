@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from phmx import settings as settings_mod
 from phmx.errors import StorageError
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def write_bytes(uri: str, data: bytes, *, content_type: str = "application/octet
         if is_s3(uri):
             bucket, key = split_s3(uri)
             extra: dict[str, str] = {"ContentType": content_type}
-            kms = os.environ.get("PHMX_KMS_KEY_ID")
+            kms = settings_mod.load().kms_key_id
             if kms:
                 extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
             s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
@@ -197,8 +198,6 @@ def delta_storage_options(path: str | None = None) -> dict[str, str]:
     Writes are SSE-KMS with the key of the zone being written: the audit key under the ledger
     root (its bucket refuses any other key), the PHI key elsewhere.
     """
-    from phmx import settings as settings_mod
-
     opts: dict[str, str] = {}
     cfg = settings_mod.load()
     key = cfg.kms_key_id

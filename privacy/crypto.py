@@ -323,8 +323,9 @@ def unwrap_mode() -> str:
     server over plain ``sc://`` is refused: the plaintext DEK would cross the network in the clear.
     """
     from phmx import engine
+    from phmx import settings as settings_mod
 
-    mode = os.environ.get("PHMX_DEK_UNWRAP", "").strip().lower() or engine.default_dek_unwrap()
+    mode = (settings_mod.load().dek_unwrap or "").strip().lower() or engine.default_dek_unwrap()
     if mode not in UNWRAP_MODES:
         raise ConfigError(f"PHMX_DEK_UNWRAP={mode!r} is not one of {', '.join(UNWRAP_MODES)}",
                           hint="driver for the embedded engine, executor for spark_submit / EMR")

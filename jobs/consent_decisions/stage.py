@@ -19,13 +19,12 @@ decisions: it never decides itself.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from consent import decision_engine, ledger, registry
 from consent.disclosure_policy import Policy, load_policy
-from phmx import lakehouse
+from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger
 from phmx.recipients import LHJ_PREFIX, PLAN_PREFIX, is_lhj, member_recipients, plan_recipients
@@ -50,8 +49,7 @@ def recipients(spark: SparkSession) -> list[str]:
         rows = (lakehouse.read(spark, SUBMISSIONS).where(F.col("submitter").startswith(PLAN_PREFIX))
                 .select("submitter").distinct().collect())
         plans |= {r[0] for r in rows}
-    extra = [r.strip() for r in os.environ.get("PHMX_CONSENT_RECIPIENTS", "").split(",") if r.strip()]
-    return sorted(plans | set(extra))
+    return sorted(plans | set(settings.load().consent_recipients))
 
 
 def outbound_pairs(policy: Policy, recips: list[str]) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ tables (``work.identity_*``), which are deleted when the run ends, pass or fail;
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from jobs.identity import config, golden, ids, linkage, model_store, review, sta
 from jobs.identity.comparisons import pattern_string
 from jobs.identity.standardise import PERSON_FIELDS
 from phmx import lakehouse, storage, tables
+from phmx import settings as settings_mod
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
 from phmx.log import get_logger
@@ -52,7 +52,7 @@ MODES = ("auto", "full", "incremental")
 
 
 def _mode(ctx: RunContext) -> str:
-    mode = str(ctx.settings.extra.get("identity_mode") or os.environ.get("PHMX_IDENTITY_MODE") or "auto")
+    mode = str(ctx.settings.extra.get("identity_mode") or settings_mod.load().identity_mode)
     if mode not in MODES:
         raise ConfigError(f"identity mode {mode!r} is not one of {MODES}", hint="set PHMX_IDENTITY_MODE")
     return mode

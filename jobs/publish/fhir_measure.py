@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from datetime import UTC, date, datetime
 from typing import Any
@@ -21,12 +20,13 @@ import pandas as pd
 
 from jobs.publish.catalog import describe
 from jobs.publish.lhj_cube import ALL
+from phmx import settings
 
 # The canonical base of the hub's FHIR identifiers, code systems and extensions. The default is a
 # reserved .example domain: a deployment sets PHMX_FHIR_BASE_URL to the base it publishes its
 # Measure, CodeSystem and StructureDefinition resources under, before the first publish (the
 # values are stored in every package, so changing it later changes identifiers).
-HUB = (os.environ.get("PHMX_FHIR_BASE_URL") or "https://phmx.calaim.example/fhir").rstrip("/")
+HUB = settings.load().fhir_base_url.rstrip("/")
 MEASURE_SET = f"{HUB}/Measure/phmx-phm-measures"
 MEASURE_CS = f"{HUB}/CodeSystem/phmx-measure"
 STRATIFIER_CS = f"{HUB}/CodeSystem/phmx-stratifier"

@@ -23,12 +23,12 @@ Validation, documented in docs/plan-feed-guide.md:
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from phmx import settings
 from phmx.errors import ConfigError, PhmxError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class StreamStats:
 
 def validate_mode() -> str:
     """``PHMX_FHIR_VALIDATE``: sample (default), all, or none."""
-    mode = os.environ.get("PHMX_FHIR_VALIDATE", "sample").strip().lower() or "sample"
+    mode = settings.load().fhir_validate.strip().lower() or "sample"
     if mode not in MODES:
         raise ConfigError(f"PHMX_FHIR_VALIDATE must be one of {', '.join(MODES)}")
     return mode

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.publish import signing
-from phmx import storage
+from phmx import settings, storage
 from phmx.errors import PhmxError, StorageError
 from phmx.log import get_logger
 
@@ -162,7 +162,7 @@ def _write(uri: str, data: FileData, media: str) -> None:
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
         extra: dict[str, str] = {"ContentType": media}
-        kms = os.environ.get("PHMX_KMS_KEY_ID")
+        kms = settings.load().kms_key_id
         if kms:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
         storage.s3_client().upload_file(str(data.path), bucket, key, ExtraArgs=extra)
@@ -256,7 +256,7 @@ def _presigned(final: str, names: list[str]) -> dict[str, Any]:
                                              ExpiresIn=PRESIGN_SECONDS) for n in names}
     expires = (datetime.now(UTC) + timedelta(seconds=PRESIGN_SECONDS)).isoformat(timespec="seconds")
     return {"storage": "s3", "location": final, "presigned_urls": urls, "urls_expire_at": expires,
-            "sse": "aws:kms" if os.environ.get("PHMX_KMS_KEY_ID") else "default"}
+            "sse": "aws:kms" if settings.load().kms_key_id else "default"}
 
 
 @dataclass(frozen=True)
@@ -379,7 +379,7 @@ def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] |
     sb, sk = storage.split_s3(staging)
     fb, fk = storage.split_s3(final)
     extra: dict[str, str] = {}
-    kms = os.environ.get("PHMX_KMS_KEY_ID")
+    kms = settings.load().kms_key_id
     if kms:
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
     for name in names:

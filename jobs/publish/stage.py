@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, signing
 from jobs.publish.lhj_cube import Scope
+from phmx import settings
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -119,10 +120,7 @@ def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: 
 
 def _workers() -> int:
     """Worker processes for building LHJ packages in-process (PHMX_PUBLISH_WORKERS; 1 = none)."""
-    try:
-        n = int(os.environ.get("PHMX_PUBLISH_WORKERS", "0"))
-    except ValueError:
-        raise ConfigError("PHMX_PUBLISH_WORKERS must be a whole number") from None
+    n = settings.load().publish_workers
     return n if n > 0 else min(4, os.cpu_count() or 1)
 
 

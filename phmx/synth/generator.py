@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from phmx import storage
+from phmx import settings, storage
 from phmx.errors import ConfigError, StorageError
 from phmx.log import get_logger
 from phmx.synth.config import SynthConfig
@@ -266,7 +265,7 @@ def _remove_previous_remote(dest: str) -> None:
 def _upload_tree(local_root: Path, dest: str) -> None:
     """Upload every file under ``local_root`` to the ``dest`` s3:// prefix (multipart, streamed)."""
     client = storage.s3_client()
-    kms = os.environ.get("PHMX_KMS_KEY_ID")
+    kms = settings.load().kms_key_id
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
     bucket, prefix = storage.split_s3(dest)
     for path in sorted(local_root.rglob("*")):
