@@ -1,8 +1,9 @@
 """Policy as data: load and validate ``consent/policies/*.yaml`` and evaluate its baseline rules.
 
 The policy file names every data class, purpose, recipient role, grantor rule and law-based rule
-(each with a stable id). Validation names the file and key of anything wrong (SpecError), so a
-bad policy never reaches the engine. The baseline (what the law allows without a consent) is
+(each with a stable id). The file is a pydantic model (phmx.yamlspec: unknown keys refused, the
+rules across keys as validators) and validation names the file and key of anything wrong
+(SpecError), so a bad policy never reaches the engine. The baseline (what the law allows without a consent) is
 evaluated here for the small grid of (data class, purpose, recipient) only: it never depends on
 a member, so member-level work stays on the engine (:mod:`consent.decision_engine`).
 """
@@ -13,11 +14,12 @@ import fnmatch
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from pydantic import Field, StrictStr, field_validator, model_validator
 
 from phmx.errors import SpecError
+from phmx.yamlspec import Spec, read_yaml, validate
 
 POLICY_DIR = Path(__file__).parent / "policies"
 VALUESET_DIR = Path(__file__).parent / "valuesets"
@@ -163,94 +165,160 @@ class Policy:
         return load_valueset(name)
 
 
-# ---- loading and validation -------------------------------------------------------------------
-def _fail(path: Path | str, key: str, msg: str) -> SpecError:
-    return SpecError(f"{path}: {key}: {msg}", hint="fix the policy file; see docs/auditor-guide.md")
+# ---- the files, as models ----------------------------------------------------------------------
+HINT = "fix the policy file; see docs/auditor-guide.md"
+Strs = tuple[StrictStr, ...]
+Grantor = Literal["self", "guardian", "minor_self"]
 
 
-def _strs(doc: Any, path: Path, key: str) -> tuple[str, ...]:
-    if doc is None:
-        return ()
-    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
-        raise _fail(path, key, "must be a list of strings")
-    return tuple(doc)
+class ValueSetDoc(Spec):
+    name: str
+    label: str
+    version: str = ""
+    system: str = ""
+    include_prefixes: Strs = Field(min_length=1)
+    exclude_prefixes: Strs = ()
 
 
-def _req(doc: dict[str, Any], k: str, path: Path, prefix: str) -> Any:
-    if k not in doc:
-        raise _fail(path, f"{prefix}{k}", "is required")
-    return doc[k]
+class Labels(Spec):
+    any: Strs = ()
+    all: Strs = ()
 
 
+class OnDeny(Spec):
+    action: Literal["redact", "withhold"]
+    columns: Strs = ()
+    valueset: str | None = None
+    withhold_if_labels: Strs = ()
+
+    @model_validator(mode="after")
+    def _redact_complete(self) -> OnDeny:
+        if self.action == "redact":
+            if not self.valueset or not self.columns:
+                raise ValueError("redact needs columns and a valueset")
+            load_valueset(self.valueset)  # a missing or bad value set is its own SpecError
+        return self
+
+
+class DataClassDoc(Spec):
+    description: str = ""
+    labels: Labels = Labels()
+    explicit_consent: bool = False
+    minor_controlled: bool = False
+    on_deny: OnDeny = OnDeny(action="withhold")
+
+
+class RuleDoc(Spec):
+    id: str
+    classes: Strs
+    purposes: Strs
+    recipient_roles: Strs = ("*",)
+    effect: Literal["permit", "deny", "permit_deidentified", "annotate"]
+    mandatory: bool = False
+    cite: str = ""
+
+
+class RolePattern(Spec):
+    pattern: str
+    roles: Strs = ()
+
+
+class OutboundPattern(Spec):
+    pattern: str
+    purposes: Strs = ()
+
+
+class GrantorBands(Spec):
+    under_minor_age: tuple[Grantor, ...]
+    minor: tuple[Grantor, ...]
+    adult: tuple[Grantor, ...]
+
+
+class Grantors(Spec):
+    rule_id: str = "CA-MINOR-SELF-CONSENT"
+    cite: str = ""
+    minor_age: int = 12
+    majority_age: int = 18
+    minor_controlled: GrantorBands
+    other: GrantorBands
+
+
+class RuleRef(Spec):
+    id: str
+    cite: str = ""
+
+
+class ConsentRules(Spec):
+    permit: dict[str, RuleRef]
+    deny: RuleRef
+    revoked: RuleRef
+    expired: RuleRef
+
+    @field_validator("permit")
+    @classmethod
+    def _catch_all(cls, v: dict[str, RuleRef]) -> dict[str, RuleRef]:
+        if "*" not in v:
+            raise ValueError("needs a '*' entry")
+        return v
+
+
+class PolicyDoc(Spec):
+    """A policy file as written."""
+
+    policy_version: str
+    effective_from: str = ""
+    title: str = ""
+    purposes: dict[str, str]
+    data_classes: dict[str, DataClassDoc]
+    recipient_roles: tuple[RolePattern, ...] = ()
+    outbound: tuple[OutboundPattern, ...] = ()
+    grantors: Grantors
+    consent_rules: ConsentRules
+    rules: tuple[RuleDoc, ...] = Field(min_length=1)
+
+    @field_validator("data_classes", mode="before")
+    @classmethod
+    def _empty_is_default(cls, v: Any) -> Any:  # noqa: ANN401 - raw YAML
+        return {k: (c if c is not None else {}) for k, c in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("data_classes")
+    @classmethod
+    def _classes(cls, v: dict[str, DataClassDoc]) -> dict[str, DataClassDoc]:
+        if "GENERAL" not in v:
+            raise ValueError("must include GENERAL")
+        for name, dc in v.items():
+            if name != "GENERAL" and not (dc.labels.any or dc.labels.all):
+                raise ValueError(f"{name}.labels: needs any or all")
+        return v
+
+    @model_validator(mode="after")
+    def _rules(self) -> PolicyDoc:
+        seen: set[str] = set()
+        for i, r in enumerate(self.rules):
+            if r.id in seen:
+                raise ValueError(f"rules.{i}.id: duplicate rule id {r.id}")
+            seen.add(r.id)
+            for c in r.classes:
+                if c != "*" and c not in self.data_classes:
+                    raise ValueError(f"rules.{i}.classes: unknown data class {c}")
+            for p in r.purposes:
+                if p != "*" and p not in self.purposes:
+                    raise ValueError(f"rules.{i}.purposes: unknown purpose {p}")
+        if not any(r.effect == "deny" and "*" in r.classes and "*" in r.purposes and "*" in r.recipient_roles
+                   for r in self.rules):
+            raise ValueError("rules: needs a catch-all deny rule (classes, purposes, recipient_roles all '*')")
+        return self
+
+
+# ---- loading -----------------------------------------------------------------------------------
 @lru_cache(maxsize=16)
 def load_valueset(name: str) -> ValueSet:
     path = VALUESET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise SpecError(f"value set {name!r} not found in {VALUESET_DIR}")
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    inc = _strs(doc.get("include_prefixes"), path, "include_prefixes")
-    if not inc:
-        raise _fail(path, "include_prefixes", "must not be empty")
-    norm = tuple(p.replace(".", "").upper() for p in inc)
-    exc = tuple(p.replace(".", "").upper() for p in _strs(doc.get("exclude_prefixes"), path, "exclude_prefixes"))
-    return ValueSet(str(_req(doc, "name", path, "")), str(_req(doc, "label", path, "")), norm, exc)
-
-
-def _load_classes(doc: Any, path: Path) -> dict[str, DataClass]:
-    if not isinstance(doc, dict) or "GENERAL" not in doc:
-        raise _fail(path, "data_classes", "must be a mapping that includes GENERAL")
-    out = {}
-    for name, spec in doc.items():
-        key = f"data_classes.{name}"
-        spec = spec or {}
-        labels = spec.get("labels") or {}
-        on_deny = spec.get("on_deny") or {"action": "withhold"}
-        action = on_deny.get("action")
-        if action not in ACTIONS:
-            raise _fail(path, f"{key}.on_deny.action", f"must be one of {ACTIONS}")
-        vs = on_deny.get("valueset")
-        if action == "redact":
-            if not vs or not on_deny.get("columns"):
-                raise _fail(path, f"{key}.on_deny", "redact needs columns and a valueset")
-            load_valueset(vs)
-        if name != "GENERAL" and not (labels.get("any") or labels.get("all")):
-            raise _fail(path, f"{key}.labels", "needs any or all")
-        out[name] = DataClass(
-            name, _strs(labels.get("any"), path, f"{key}.labels.any"), _strs(labels.get("all"), path, f"{key}.labels.all"),
-            bool(spec.get("explicit_consent", False)), bool(spec.get("minor_controlled", False)), action,
-            _strs(on_deny.get("columns"), path, f"{key}.on_deny.columns"), vs,
-            _strs(on_deny.get("withhold_if_labels"), path, f"{key}.on_deny.withhold_if_labels"),
-        )
-    return out
-
-
-def _load_rules(doc: Any, path: Path, classes: dict[str, DataClass], purposes: tuple[str, ...]) -> tuple[Rule, ...]:
-    if not isinstance(doc, list) or not doc:
-        raise _fail(path, "rules", "must be a non-empty list")
-    seen: set[str] = set()
-    rules = []
-    for i, r in enumerate(doc):
-        key = f"rules[{i}]"
-        rid = str(_req(r, "id", path, f"{key}."))
-        if rid in seen:
-            raise _fail(path, f"{key}.id", f"duplicate rule id {rid}")
-        seen.add(rid)
-        effect = _req(r, "effect", path, f"{key}.")
-        if effect not in EFFECTS:
-            raise _fail(path, f"{key}.effect", f"must be one of {EFFECTS}")
-        cls = _strs(_req(r, "classes", path, f"{key}."), path, f"{key}.classes")
-        for c in cls:
-            if c != "*" and c not in classes:
-                raise _fail(path, f"{key}.classes", f"unknown data class {c}")
-        pur = _strs(_req(r, "purposes", path, f"{key}."), path, f"{key}.purposes")
-        for p in pur:
-            if p != "*" and p not in purposes:
-                raise _fail(path, f"{key}.purposes", f"unknown purpose {p}")
-        roles = _strs(r.get("recipient_roles", ["*"]), path, f"{key}.recipient_roles")
-        rules.append(Rule(rid, cls, pur, roles, effect, bool(r.get("mandatory", False)), str(r.get("cite", ""))))
-    if not any(r.specificity == 0 and r.effect == "deny" for r in rules):
-        raise _fail(path, "rules", "needs a catch-all deny rule (classes, purposes, recipient_roles all '*')")
-    return tuple(rules)
+    doc = validate(ValueSetDoc, read_yaml(path, error=SpecError), str(path), error=SpecError, hint=HINT)
+    return ValueSet(doc.name, doc.label, tuple(p.replace(".", "").upper() for p in doc.include_prefixes),
+                    tuple(p.replace(".", "").upper() for p in doc.exclude_prefixes))
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -265,46 +333,25 @@ def load_policy(path: str | Path | None = None) -> Policy:
 
 @lru_cache(maxsize=8)
 def _load(path_s: str) -> Policy:
-    path = Path(path_s)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: cannot read policy: {type(exc).__name__}") from exc
-    if not isinstance(doc, dict):
-        raise _fail(path, "(root)", "must be a mapping")
-    version = str(_req(doc, "policy_version", path, ""))
-    purposes = tuple(_req(doc, "purposes", path, "") or {})
-    classes = _load_classes(_req(doc, "data_classes", path, ""), path)
-    rules = _load_rules(_req(doc, "rules", path, ""), path, classes, purposes)
-    roles = tuple((str(_req(x, "pattern", path, "recipient_roles[].")), _strs(x.get("roles"), path, "recipient_roles[].roles"))
-                  for x in doc.get("recipient_roles") or [])
-    outbound = tuple((str(_req(x, "pattern", path, "outbound[].")), _strs(x.get("purposes"), path, "outbound[].purposes"))
-                     for x in doc.get("outbound") or [])
-    g = _req(doc, "grantors", path, "")
-    grantors: dict[str, dict[str, tuple[str, ...]]] = {}
-    for kind in ("minor_controlled", "other"):
-        spec = _req(g, kind, path, "grantors.")
-        grantors[kind] = {}
-        for band in BANDS:
-            vals = _strs(_req(spec, band, path, f"grantors.{kind}."), path, f"grantors.{kind}.{band}")
-            bad = [v for v in vals if v not in GRANTORS]
-            if bad:
-                raise _fail(path, f"grantors.{kind}.{band}", f"unknown grantor {bad[0]}")
-            grantors[kind][band] = vals
-    cr = _req(doc, "consent_rules", path, "")
-    permit = {k: str(_req(v, "id", path, f"consent_rules.permit.{k}.")) for k, v in _req(cr, "permit", path, "consent_rules.").items()}
-    if "*" not in permit:
-        raise _fail(path, "consent_rules.permit", "needs a '*' entry")
+    doc = validate(PolicyDoc, read_yaml(path_s, error=SpecError), path_s, error=SpecError, hint=HINT)
+    classes = {name: DataClass(name, dc.labels.any, dc.labels.all, dc.explicit_consent, dc.minor_controlled,
+                               dc.on_deny.action, dc.on_deny.columns, dc.on_deny.valueset,
+                               dc.on_deny.withhold_if_labels)
+               for name, dc in doc.data_classes.items()}
+    rules = tuple(Rule(r.id, r.classes, r.purposes, r.recipient_roles, r.effect, r.mandatory, r.cite)
+                  for r in doc.rules)
+    g, cr = doc.grantors, doc.consent_rules
     citations = {r.id: r.cite for r in rules}
-    for k in ("deny", "revoked", "expired"):
-        citations[_req(_req(cr, k, path, "consent_rules."), "id", path, f"consent_rules.{k}.")] = cr[k].get("cite", "")
-    for v in cr["permit"].values():
-        citations[v["id"]] = v.get("cite", "")
-    citations[str(g.get("rule_id", "CA-MINOR-SELF-CONSENT"))] = str(g.get("cite", ""))
+    for ref in (cr.deny, cr.revoked, cr.expired, *cr.permit.values()):
+        citations[ref.id] = ref.cite
+    citations[g.rule_id] = g.cite
     return Policy(
-        version=version, path=str(path), purposes=purposes, classes=classes, rules=rules, role_patterns=roles,
-        outbound=outbound, grantor_rule=str(g.get("rule_id", "CA-MINOR-SELF-CONSENT")),
-        minor_age=int(g.get("minor_age", 12)), majority_age=int(g.get("majority_age", 18)), grantors=grantors,
-        consent_permit=permit, consent_deny=str(cr["deny"]["id"]), consent_revoked=str(cr["revoked"]["id"]),
-        consent_expired=str(cr["expired"]["id"]), citations=citations,
+        version=doc.policy_version, path=path_s, purposes=tuple(doc.purposes), classes=classes, rules=rules,
+        role_patterns=tuple((x.pattern, x.roles) for x in doc.recipient_roles),
+        outbound=tuple((x.pattern, x.purposes) for x in doc.outbound), grantor_rule=g.rule_id,
+        minor_age=g.minor_age, majority_age=g.majority_age,
+        grantors={kind: {band: getattr(getattr(g, kind), band) for band in BANDS}
+                  for kind in ("minor_controlled", "other")},
+        consent_permit={k: v.id for k, v in cr.permit.items()}, consent_deny=cr.deny.id,
+        consent_revoked=cr.revoked.id, consent_expired=cr.expired.id, citations=citations,
     )

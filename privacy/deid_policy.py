@@ -1,8 +1,9 @@
 """De-identification policies: one YAML file per output, deny by default.
 
 A policy names every output field and the action that produces it; any input column no field
-uses is dropped. The loader validates everything before a row is touched and names the file and
-key in its errors (``SpecError``). Example (``privacy/policies/research_encounters.yaml``)::
+uses is dropped. A policy file is a pydantic model (one rule model per action, chosen by
+``action``; unknown keys refused) and the rules across fields are its validators, so everything
+is checked before a row is touched and errors name the file and key (``SpecError``). Example (``privacy/policies/research_encounters.yaml``)::
 
     output: research_encounters
     version: 1
@@ -29,14 +30,15 @@ Actions: keep, drop, year, zip3, age, age_band, pseudonym, generalise, scrub.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import Field, field_validator, model_validator
 
 from phmx.errors import SpecError
+from phmx.yamlspec import Spec, read_yaml, validate
 
 POLICY_DIR = Path(__file__).with_name("policies")
 ZIP3_FILE = POLICY_DIR / "zip3_restricted.yaml"
@@ -124,92 +126,208 @@ def _is_literal_date(text: str) -> bool:
         return False
 
 
-def parse_bands(raw: Any, where: str) -> tuple[AgeBand, ...]:
-    """Validate age bands: ascending, non-overlapping, and 90+ never split (Safe Harbor (C))."""
+def _bands(raw: Any) -> tuple[AgeBand, ...]:  # noqa: ANN401 - raw YAML
+    """Age bands: ascending, non-overlapping, and 90+ never split (Safe Harbor (C))."""
     if not isinstance(raw, list) or not raw:
-        raise SpecError(f"{where}: bands must be a non-empty list like ['0-17', '18-64', '65+']")
+        raise ValueError("bands must be a non-empty list like ['0-17', '18-64', '65+']")
     bands: list[AgeBand] = []
     for text in raw:
         m = _BAND_RE.match(str(text).strip())
         if not m:
-            raise SpecError(f"{where}: band {text!r} is not 'lo-hi' or 'lo+'")
+            raise ValueError(f"band {text!r} is not 'lo-hi' or 'lo+'")
         lo, hi = int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
         if hi is not None and hi < lo:
-            raise SpecError(f"{where}: band {text!r} ends before it starts")
+            raise ValueError(f"band {text!r} ends before it starts")
         if bands and (bands[-1].hi is None or lo != bands[-1].hi + 1):
-            raise SpecError(f"{where}: band {text!r} must start right after the previous band")
+            raise ValueError(f"band {text!r} must start right after the previous band")
         if hi is not None and hi >= 90:
-            raise SpecError(f"{where}: band {text!r} reaches 90; ages 90 and over must be one open band "
-                            "(e.g. '65+' or '90+')")
+            raise ValueError(f"band {text!r} reaches 90; ages 90 and over must be one open band "
+                             "(e.g. '65+' or '90+')")
         if hi is None and lo > 90:
-            raise SpecError(f"{where}: band {text!r} starts above 90; use an open band starting at 90 or below")
+            raise ValueError(f"band {text!r} starts above 90; use an open band starting at 90 or below")
         bands.append(AgeBand(str(text).strip(), lo, hi))
     if bands[0].lo != 0:
-        raise SpecError(f"{where}: the first band must start at 0")
+        raise ValueError("the first band must start at 0")
     if bands[-1].hi is not None:
-        raise SpecError(f"{where}: the last band must be open-ended (e.g. '65+')")
+        raise ValueError("the last band must be open-ended (e.g. '65+')")
     return tuple(bands)
 
 
-def _parse_field(name: str, raw: Any, where: str, *, basis: str) -> FieldRule:
-    if not _FIELD_RE.match(str(name)):
-        raise SpecError(f"{where}: field name {name!r} is not a valid column name")
-    if isinstance(raw, str):
-        raw = {"action": raw}
-    if not isinstance(raw, dict) or "action" not in raw:
-        raise SpecError(f"{where}: give an action (one of {', '.join(ACTIONS)})")
-    opts = dict(raw)
-    action = str(opts.pop("action"))
-    if action in ("age", "age_band") and "source" not in opts:
-        opts["from_birth_date"] = True
-    if action not in ACTIONS:
-        raise SpecError(f"{where}: unknown action {action!r} (one of {', '.join(ACTIONS)})")
-    source = str(opts.pop("source", name))
-    allowed = {"keep": {"reviewed", "codes"}, "drop": set(), "year": set(), "zip3": set(),
-               "age": {"as", "from_birth_date"}, "age_band": {"bands", "from_birth_date"}, "pseudonym": set(),
-               "generalise": {"map", "default", "truncate"}, "scrub": set()}[action]
-    extra = set(opts) - allowed
-    if extra:
-        raise SpecError(f"{where}: option(s) {', '.join(sorted(extra))} not valid for action {action!r}")
-    if action == "keep" and basis == "safe_harbor":
-        if (IDENTIFIER_NAME_RE.search(name) or IDENTIFIER_NAME_RE.search(source)) and not opts.get("reviewed"):
-            raise SpecError(
-                f"{where}: 'keep' on {source!r} looks like a Safe Harbor identifier",
-                hint="use drop/year/zip3/pseudonym/generalise, or add reviewed: '<why it is not an identifier>'",
-            )
-    if action == "age_band":
-        opts["bands"] = parse_bands(opts.get("bands"), f"{where}.bands")
-    if action == "generalise":
-        if "map" not in opts and "truncate" not in opts:
-            raise SpecError(f"{where}: generalise needs 'map' (with 'default') or 'truncate'")
-        if "map" in opts:
-            if not isinstance(opts["map"], dict) or "default" not in opts:
-                raise SpecError(f"{where}: generalise 'map' must be a mapping and needs a 'default' for "
-                                "unlisted values (use null to drop them)")
-            opts["map"] = {str(k): (None if v is None else str(v)) for k, v in opts["map"].items()}
-        if "truncate" in opts and (not isinstance(opts["truncate"], int) or opts["truncate"] < 1):
-            raise SpecError(f"{where}: truncate must be a positive number of characters")
-    if action == "age" and opts.get("as", "label") not in ("label", "int"):
-        raise SpecError(f"{where}: age 'as' is 'label' ('90+') or 'int' (90 meaning 90 and over)")
-    return FieldRule(str(name), action, source, opts)
+def parse_bands(raw: Any, where: str) -> tuple[AgeBand, ...]:  # noqa: ANN401 - raw YAML
+    """Validate age bands (see :func:`_bands`); errors name ``where``."""
+    try:
+        return _bands(raw)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+
+
+# ---- the policy file, as models --------------------------------------------------------------
+class _Rule(Spec):
+    """One output field's rule; ``source`` defaults to the field's own name."""
+
+    action: str
+    source: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The options the policy sets, by their YAML names, as the engine code reads them."""
+        fields = type(self).model_fields
+        return {fields[n].alias or n: getattr(self, n) for n in self.model_fields_set - {"action", "source"}}
+
+
+class KeepRule(_Rule):
+    action: Literal["keep"]
+    reviewed: str | None = None   # why a column named like an identifier is not one
+    codes: bool | None = None     # exempt from the free-text number patterns
+
+
+class DropRule(_Rule):
+    action: Literal["drop"]
+
+
+class YearRule(_Rule):
+    action: Literal["year"]
+
+
+class Zip3Rule(_Rule):
+    action: Literal["zip3"]
+
+
+class PseudonymRule(_Rule):
+    action: Literal["pseudonym"]
+
+
+class ScrubRule(_Rule):
+    action: Literal["scrub"]
+
+
+class AgeRule(_Rule):
+    action: Literal["age"]
+    as_: str = Field("label", alias="as")
+
+    @field_validator("as_")
+    @classmethod
+    def _as(cls, v: str) -> str:
+        if v not in ("label", "int"):
+            raise ValueError("age 'as' is 'label' ('90+') or 'int' (90 meaning 90 and over)")
+        return v
+
+
+class AgeBandRule(_Rule):
+    action: Literal["age_band"]
+    bands: tuple[AgeBand, ...]
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _valid_bands(cls, v: Any) -> tuple[AgeBand, ...]:  # noqa: ANN401
+        return _bands(v)
+
+
+class GeneraliseRule(_Rule):
+    action: Literal["generalise"]
+    map: dict[str, str | None] | None = None
+    default: str | None = None   # for unlisted values; null drops them (must be given with map)
+    truncate: int | None = Field(None, ge=1)
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _texts(cls, v: Any) -> Any:  # noqa: ANN401
+        if not isinstance(v, dict):
+            raise ValueError("generalise 'map' must be a mapping")
+        return {str(k): (None if x is None else str(x)) for k, x in v.items()}
+
+    @model_validator(mode="after")
+    def _complete(self) -> GeneraliseRule:
+        if self.map is None and self.truncate is None:
+            raise ValueError("generalise needs 'map' (with 'default') or 'truncate'")
+        if self.map is not None and "default" not in self.model_fields_set:
+            raise ValueError("generalise 'map' needs a 'default' for unlisted values (use null to drop them)")
+        return self
+
+
+Rule = Annotated[KeepRule | DropRule | YearRule | Zip3Rule | PseudonymRule | ScrubRule | AgeRule | AgeBandRule
+                 | GeneraliseRule, Field(discriminator="action")]
+
+
+class AgeSource(Spec):
+    birth_date: str | None = None   # input column holding the birth date
+    as_of: str = "today"            # input date column, an ISO date, or "today"
+
+
+class PolicyDoc(Spec):
+    """A policy file as written."""
+
+    output: str
+    version: int
+    basis: Literal["safe_harbor", "limited_data_set", "expert_determination"] = "safe_harbor"
+    zip3_list: str | None = None
+    age: AgeSource = AgeSource()
+    fields: dict[str, Rule] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:  # noqa: ANN401
+        """``sex: keep`` is ``sex: {action: keep}``; every name must be a column name."""
+        if not isinstance(v, dict):
+            return v
+        for name in v:
+            if not _FIELD_RE.match(str(name)):
+                raise ValueError(f"field name {name!r} is not a valid column name")
+        return {str(k): ({"action": r} if isinstance(r, str) else r) for k, r in v.items()}
+
+    @model_validator(mode="after")
+    def _across_fields(self) -> PolicyDoc:
+        for name, rule in self.fields.items():
+            source = rule.source or name
+            if isinstance(rule, KeepRule) and self.basis == "safe_harbor" and not rule.reviewed \
+                    and (IDENTIFIER_NAME_RE.search(name) or IDENTIFIER_NAME_RE.search(source)):
+                raise ValueError(f"fields.{name}: 'keep' on {source!r} looks like a Safe Harbor identifier; use "
+                                 "drop/year/zip3/pseudonym/generalise, or add reviewed: '<why it is not an "
+                                 "identifier>'")
+        birth = self.age.birth_date
+        needs_age = [n for n, r in self.fields.items() if isinstance(r, AgeRule | AgeBandRule) and r.source is None]
+        if needs_age and not birth:
+            raise ValueError(f"fields {', '.join(needs_age)} compute an age: set age.birth_date (or give the field "
+                             "a numeric age column as source)")
+        birthish = [n for n, r in self.fields.items() if isinstance(r, YearRule)
+                    and re.search(r"birth|dob", r.source or n, re.I) and (r.source or n) != birth]
+        if birthish:
+            raise ValueError(f"fields {', '.join(birthish)} publish a birth year: set age.birth_date to that column "
+                             "so birth years of people aged 90 and over are suppressed")
+        if birth and not _is_literal_date(self.age.as_of) and not _FIELD_RE.match(self.age.as_of):
+            raise ValueError("age.as_of must be a column, an ISO date or 'today'")
+        return self
+
+
+class Zip3Version(Spec):
+    source: str = ""
+    zip3: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("zip3", mode="before")
+    @classmethod
+    def _three_digits(cls, v: Any) -> Any:  # noqa: ANN401
+        codes = [str(z) for z in v or []]
+        if not codes or any(not re.fullmatch(r"\d{3}", z) for z in codes):
+            raise ValueError("must be a list of three-digit strings")
+        return codes
+
+
+class Zip3Lists(Spec):
+    default: str
+    versions: dict[str, Zip3Version] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> Zip3Lists:
+        if self.default not in self.versions:
+            raise ValueError(f"default {self.default!r} is not one of the versions")
+        return self
 
 
 def load_zip3_lists(path: str | Path | None = None) -> tuple[str, dict[str, frozenset[str]]]:
     """The versioned restricted-ZIP3 lists: (default version, {version: set of ZIP3})."""
     p = Path(path) if path else ZIP3_FILE
-    doc = yaml.safe_load(p.read_text()) or {}
-    versions = doc.get("versions") or {}
-    lists: dict[str, frozenset[str]] = {}
-    for name, spec in versions.items():
-        codes = [str(z) for z in (spec or {}).get("zip3", [])]
-        bad = [z for z in codes if not re.fullmatch(r"\d{3}", z)]
-        if bad or not codes:
-            raise SpecError(f"{p}: versions.{name}.zip3 must be a list of three-digit strings")
-        lists[str(name)] = frozenset(codes)
-    default = str(doc.get("default", ""))
-    if default not in lists:
-        raise SpecError(f"{p}: default {default!r} is not one of the versions")
-    return default, lists
+    doc = validate(Zip3Lists, read_yaml(p, error=SpecError), str(p), error=SpecError)
+    return doc.default, {name: frozenset(v.zip3) for name, v in doc.versions.items()}
 
 
 def restricted_zip3(version: str | None = None) -> frozenset[str]:
@@ -221,55 +339,30 @@ def restricted_zip3(version: str | None = None) -> frozenset[str]:
     return lists[v]
 
 
+def _field_rule(name: str, rule: _Rule, birth: str | None) -> FieldRule:
+    """The engine's view of one rule: the action, the input column, the options."""
+    opts = rule.options()
+    source = rule.source or name
+    if isinstance(rule, AgeRule | AgeBandRule) and (rule.source is None or (birth and rule.source == birth)):
+        opts["from_birth_date"] = True
+        source = birth or source
+    return FieldRule(name, rule.action, source, opts)
+
+
 def parse_policy(doc: dict[str, Any], source_file: str = "(inline)") -> Policy:
     """Validate a policy document (already parsed from YAML)."""
     if not isinstance(doc, dict):
         raise SpecError(f"{source_file}: a policy is a mapping with output, version, fields")
-    for key in ("output", "version", "fields"):
-        if key not in doc:
-            raise SpecError(f"{source_file}: missing key {key!r}")
-    unknown = set(doc) - {"output", "version", "basis", "zip3_list", "age", "fields", "description"}
-    if unknown:
-        raise SpecError(f"{source_file}: unknown key(s) {', '.join(sorted(unknown))}")
-    basis = str(doc.get("basis", "safe_harbor"))
-    if basis not in BASES:
-        raise SpecError(f"{source_file}: basis must be one of {', '.join(BASES)}")
+    pol = validate(PolicyDoc, doc, source_file, error=SpecError)
     default_zip, lists = load_zip3_lists()
-    zip3_list = str(doc.get("zip3_list", default_zip))
+    zip3_list = pol.zip3_list or default_zip
     if zip3_list not in lists:
         raise SpecError(f"{source_file}: zip3_list {zip3_list!r} is not one of {', '.join(sorted(lists))}")
-    if not isinstance(doc["fields"], dict) or not doc["fields"]:
-        raise SpecError(f"{source_file}: fields must be a non-empty mapping of output field to action")
-    fields = tuple(_parse_field(k, v, f"{source_file}: fields.{k}", basis=basis) for k, v in doc["fields"].items())
-    age = doc.get("age") or {}
-    if not isinstance(age, dict) or set(age) - {"birth_date", "as_of"}:
-        raise SpecError(f"{source_file}: age takes birth_date and as_of")
-    birth = age.get("birth_date")
-    as_of = str(age.get("as_of", "today")) if birth else None
-    needs_age = [f.name for f in fields if f.options.get("from_birth_date")]
-    if needs_age and not birth:
-        raise SpecError(f"{source_file}: fields {', '.join(needs_age)} compute an age: set age.birth_date "
-                        "(or give the field a numeric age column as source)")
-    if birth:
-        fields = tuple(
-            replace(f, source=birth, options={**f.options, "from_birth_date": True})
-            if f.action in ("age", "age_band") and (f.options.get("from_birth_date") or f.source == birth) else f
-            for f in fields
-        )
-    birthish = [f.name for f in fields if f.action == "year" and re.search(r"birth|dob", f.source, re.I)
-                and f.source != birth]
-    if birthish:
-        raise SpecError(f"{source_file}: fields {', '.join(birthish)} publish a birth year: set age.birth_date "
-                        "to that column so birth years of people aged 90 and over are suppressed")
-    if birth and as_of and not _is_literal_date(as_of) and not _FIELD_RE.match(as_of):
-        raise SpecError(f"{source_file}: age.as_of must be a column, an ISO date or 'today'")
-    names = [f.name for f in fields]
-    if len(set(names)) != len(names):
-        raise SpecError(f"{source_file}: duplicate output field names")
+    birth = pol.age.birth_date
     return Policy(
-        output=str(doc["output"]), version=int(doc["version"]), basis=basis, zip3_list=zip3_list,
-        fields=fields, age_birth_date=birth, age_as_of=as_of, description=str(doc.get("description", "")),
-        source_file=source_file,
+        output=pol.output, version=pol.version, basis=pol.basis, zip3_list=zip3_list,
+        fields=tuple(_field_rule(n, r, birth) for n, r in pol.fields.items()), age_birth_date=birth,
+        age_as_of=pol.age.as_of if birth else None, description=pol.description, source_file=source_file,
     )
 
 
@@ -280,11 +373,7 @@ def load_policy(name_or_path: str | Path) -> Policy:
         p = POLICY_DIR / f"{name_or_path}.yaml"
     if not p.exists():
         raise SpecError(f"policy {name_or_path} not found", hint=f"policies live in {POLICY_DIR}")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{p}: not valid YAML ({type(exc).__name__})") from None
-    policy = parse_policy(doc, str(p))
+    policy = parse_policy(read_yaml(p, error=SpecError), str(p))
     if policy.output != p.stem:
         raise SpecError(f"{p}: output {policy.output!r} must match the file name {p.stem!r}")
     return policy

@@ -1,23 +1,26 @@
 """Measure parameters and value sets, loaded from mappings/measures/*.yaml and validated.
 
 Why validate up front: a measure that silently reads an empty or misspelt value set computes a
-plausible-looking 0% rate. Every file is checked when loaded, and every error names the file and
-the key (``measures.yaml: measures.FUM.followup: unknown evidence kind ...``) so the fix is
-obvious. Nothing here touches the engine.
+plausible-looking 0% rate. Every file is a pydantic model (phmx.yamlspec) that refuses unknown
+keys; the rules between files (a measure naming a value set, a combination naming antigens) are
+validators with the other files in the validation context. Every error names the file and the
+key (``measures.yaml: measures.FUM.followup: unknown evidence kind ...``) so the fix is obvious.
+Nothing here touches the engine.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from phmx.errors import SpecError
 from phmx.sensitivity import LEVELS
+from phmx.yamlspec import Spec, read_yaml, validate
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings" / "measures"
 
@@ -39,38 +42,398 @@ _CODE = re.compile(r"^[A-Za-z0-9]+$")
 _PATTERN = re.compile(r"^[\^A-Za-z0-9.|()\[\]\-?]+$")
 
 
-@dataclass(frozen=True)
-class Antigen:
+def _codes(value: Any, *, pattern: re.Pattern[str] = _CODE) -> tuple[str, ...]:  # noqa: ANN401 - raw YAML
+    """A non-empty list of codes, each as text matching ``pattern`` (YAML may give numbers)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a non-empty list")
+    out = []
+    for v in value:
+        s = str(v)
+        if not pattern.match(s):
+            raise ValueError(f"invalid entry {s!r}")
+        out.append(s)
+    return tuple(out)
+
+
+def prefix_regex(prefixes: tuple[str, ...] = (), patterns: tuple[str, ...] = ()) -> str:
+    """One regular expression matching a code that starts with any prefix or matches any pattern,
+    anchored at a code boundary: the start of the string or a comma.
+
+    Why a comma: arrays of codes are matched as one comma-joined string (``,F329,Z5900``) because
+    the embedded engine cannot push a lambda predicate (``exists(codes, x -> ...)``) into a Delta
+    scan. A pattern's ``.`` becomes ``[^,]`` so it never matches across two codes.
+    """
+    alts = [re.escape(p) for p in prefixes] + [p.lstrip("^").replace(".", "[^,]") for p in patterns]
+    return "(^|,)(" + "|".join(alts) + ")"
+
+
+# ---- valuesets.yaml ---------------------------------------------------------------------------
+class IcdValueSet(Spec):
+    """An ICD-10-CM value set: prefixes and/or patterns, and where the list comes from."""
+
+    source: str = Field(min_length=1)
+    prefixes: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    @field_validator("prefixes", mode="before")
+    @classmethod
+    def _prefixes(cls, v: Any) -> tuple[str, ...]:  # noqa: ANN401
+        return _codes(v)
+
+    @field_validator("patterns", mode="before")
+    @classmethod
+    def _patterns(cls, v: Any) -> tuple[str, ...]:  # noqa: ANN401
+        out = _codes(v, pattern=_PATTERN)
+        for p in out:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"{p!r} is not a regular expression") from exc
+        return out
+
+    @model_validator(mode="after")
+    def _some(self) -> IcdValueSet:
+        if not self.prefixes and not self.patterns:
+            raise ValueError("needs prefixes or patterns")
+        return self
+
+    @property
+    def regex(self) -> str:
+        return prefix_regex(self.prefixes, self.patterns)
+
+
+class CodeList(Spec):
+    """A list of procedure, place-of-service, CDT, NDC or county service codes, with its source."""
+
+    source: str = Field(min_length=1)
+    codes: tuple[str, ...]
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes(cls, v: Any) -> tuple[str, ...]:  # noqa: ANN401
+        return _codes(v)
+
+
+class ChronicConditions(Spec):
+    source: str = ""
+    categories: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _categories(cls, v: Any) -> dict[str, tuple[str, ...]]:  # noqa: ANN401
+        if not isinstance(v, dict) or not v:
+            raise ValueError("expected a mapping")
+        out = {}
+        for k, codes in v.items():
+            try:
+                out[str(k)] = _codes(codes)
+            except ValueError as exc:
+                raise ValueError(f"{k}: {exc}") from None
+        return out
+
+
+class ValueSets(Spec):
+    version: str = ""
+    icd10cm: dict[str, IcdValueSet] = Field(min_length=1)
+    chronic_conditions: ChronicConditions
+    procedure_codes: dict[str, CodeList] = Field(min_length=1)
+    place_of_service: dict[str, CodeList] = Field(min_length=1)
+    cdt: dict[str, CodeList] = Field(min_length=1)
+    ndc: dict[str, CodeList] = Field(min_length=1)
+    county_bh: dict[str, CodeList] = Field(min_length=1)
+
+    def code_lists(self) -> dict[str, tuple[str, ...]]:
+        """``"<section>.<name>"`` -> codes, for every code list section."""
+        return {f"{section}.{name}": entry.codes
+                for section in ("procedure_codes", "place_of_service", "cdt", "ndc", "county_bh")
+                for name, entry in getattr(self, section).items()}
+
+
+# ---- cvx_antigens.yaml ------------------------------------------------------------------------
+class Antigen(Spec):
     """One antigen of a vaccine combination: which CVX codes count and the age rules."""
 
-    name: str
+    name: str = ""
+    rule: Literal["rotavirus"] | None = None
     cvx: tuple[str, ...] = ()
-    doses: int = 1
+    doses: int = Field(1, ge=1)
     min_age_days: int = 0
     from_first_birthday: bool = False
-    rotavirus: bool = False
     two_dose_cvx: tuple[str, ...] = ()
     three_dose_cvx: tuple[str, ...] = ()
 
+    @field_validator("cvx", "two_dose_cvx", "three_dose_cvx", mode="before")
+    @classmethod
+    def _cvx(cls, v: Any) -> tuple[str, ...]:  # noqa: ANN401
+        return _codes(v)
 
-@dataclass(frozen=True)
-class MeasureSpec:
+    @model_validator(mode="after")
+    def _complete(self) -> Antigen:
+        if self.rotavirus:
+            if not self.two_dose_cvx or not self.three_dose_cvx:
+                raise ValueError("the rotavirus rule needs two_dose_cvx and three_dose_cvx")
+        elif not self.cvx:
+            raise ValueError("needs a 'cvx' list")
+        return self
+
+    @property
+    def rotavirus(self) -> bool:
+        return self.rule == "rotavirus"
+
+
+class CvxAntigens(Spec):
+    version: str = ""
+    antigens: dict[str, Antigen] = Field(min_length=1)
+    combinations: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("antigens", mode="after")
+    @classmethod
+    def _named(cls, v: dict[str, Antigen]) -> dict[str, Antigen]:
+        return {name: a.model_copy(update={"name": name}) for name, a in v.items()}
+
+    @field_validator("combinations", mode="before")
+    @classmethod
+    def _combinations(cls, v: Any) -> dict[str, tuple[str, ...]]:  # noqa: ANN401
+        out = {}
+        for cname, members in (v or {}).items():
+            try:
+                out[str(cname)] = _codes(members)
+            except ValueError as exc:
+                raise ValueError(f"{cname}: {exc}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _known_antigens(self) -> CvxAntigens:
+        for cname, names in self.combinations.items():
+            unknown = [n for n in names if n not in self.antigens]
+            if unknown:
+                raise ValueError(f"combinations.{cname}: unknown antigen(s) {unknown}")
+        return self
+
+
+# ---- race_ethnicity.yaml ----------------------------------------------------------------------
+class CodeSystems(Spec):
+    cdc: tuple[str, ...] = ()
+    county: tuple[str, ...] = ()
+
+
+class RaceEthnicity(Spec):
+    version: str = ""
+    hispanic: CodeSystems
+    not_hispanic: CodeSystems
+    unknown_values: tuple[str, ...] = ()
+    race_groups: dict[str, tuple[str, ...]]
+    categories: dict[str, str]
+
+    @model_validator(mode="after")
+    def _labelled(self) -> RaceEthnicity:
+        missing = [g for g in [*self.race_groups, "Hispanic", "Unknown"] if g not in self.categories]
+        if missing:
+            raise ValueError(f"categories: no label for {missing}")
+        return self
+
+
+# ---- risk.yaml ----------------------------------------------------------------------------------
+class RiskComponent(Spec):
+    cap: int
+    points: dict[str, int]
+
+
+class RiskComponents(Spec):
+    utilization: RiskComponent
+    chronic_conditions: RiskComponent
+    behavioral_health: RiskComponent
+    social_needs: RiskComponent
+
+
+class Tiers(Spec):
+    high: int
+    rising: int
+    low: int
+
+    @model_validator(mode="after")
+    def _decreasing(self) -> Tiers:
+        if not self.high > self.rising > self.low:
+            raise ValueError("thresholds must decrease from high to low")
+        return self
+
+
+class HighUtilizer(Spec):
+    ed_visits: int
+    unplanned_admissions: int
+
+
+class Ecm(Spec):
+    high_utilizer: HighUtilizer
+
+
+class Risk(Spec):
+    version: str = ""
+    lookback_months: int = 12
+    components: RiskComponents
+    tiers: Tiers
+    ecm: Ecm
+
+
+# ---- measures.yaml ------------------------------------------------------------------------------
+class Enrollment(Spec):
+    """Continuous-enrollment rule of a measure (jobs/measures/population.py reads it)."""
+
+    after_days: int | None = None
+    min_continuous_days: int | None = None
+    months_before_anchor: int | None = None
+    max_gaps: int | None = None
+    max_gap_days: int | None = None
+    enrolled_on_anchor: bool | None = None
+
+
+class WellChildRate(Spec):
+    """One W30 rate: the age window and the visits it needs."""
+
+    anchor_months: int
+    window_from_months: int
+    window_from_days: int
+    min_visits: int
+    enrollment_from_days: int
+
+
+# The keys of a measure besides the common ones, as the family code reads them with spec.get().
+PARAM_KEYS = ("min_age", "max_age", "index_principal", "index_any", "followup", "followup_first_day",
+              "exclude_admission_days", "admissions", "one_visit_per_days", "readmission_days", "enrollment",
+              "unit_labels", "codes", "oral_health_procedures", "combination")
+
+
+class MeasureSpec(Spec):
     """One measure group from measures.yaml (e.g. FUM with rates FUM-7 and FUM-30)."""
 
-    group: str
-    family: str
+    group: str = ""
+    family: Literal["ed_followup", "discharge_followup", "dental", "immunization", "well_child", "well_care_year"]
     title: str
     spec: str
-    rates: dict[str, Any]
+    rates: dict[str, int | WellChildRate] = Field(min_length=1)
     sensitivity: str
-    params: dict[str, Any] = field(default_factory=dict)
+    min_age: int | None = None
+    max_age: int | None = None
+    index_principal: tuple[str, ...] | None = None
+    index_any: tuple[str, ...] | None = None
+    followup: tuple[str, ...] | None = None
+    followup_first_day: int | None = None
+    exclude_admission_days: int | None = None
+    admissions: tuple[str, ...] | None = None
+    one_visit_per_days: int | None = None
+    readmission_days: int | None = None
+    enrollment: Enrollment | None = None
+    unit_labels: tuple[str, ...] | None = None
+    codes: str | None = None
+    oral_health_procedures: str | None = None
+    combination: str | None = None
+
+    @field_validator("index_principal", "index_any")
+    @classmethod
+    def _known_value_sets(cls, v: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        icd = (info.context or {}).get("icd", {})
+        for vs in v or ():
+            if vs not in icd:
+                raise ValueError(f"unknown ICD-10-CM value set {vs!r}")
+        return v
+
+    @field_validator("sensitivity")
+    @classmethod
+    def _known_sensitivity(cls, v: str) -> str:
+        if v not in SENSITIVITIES:
+            raise ValueError(f"expected one of {SENSITIVITIES}")
+        return v
+
+    @field_validator("followup")
+    @classmethod
+    def _known_evidence(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for kind in v or ():
+            if kind not in EVIDENCE_KINDS:
+                raise ValueError(f"unknown evidence kind {kind!r} (known: {', '.join(EVIDENCE_KINDS)})")
+        return v
+
+    @field_validator("admissions")
+    @classmethod
+    def _known_admissions(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for kind in v or ():
+            if kind not in ADMISSION_KINDS:
+                raise ValueError(f"unknown admission kind {kind!r}")
+        return v
+
+    @field_validator("unit_labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for lab in v or ():
+            if not _CODE.match(str(lab).replace("_", "")):
+                raise ValueError(f"invalid label {lab!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _family_rules(self, info: ValidationInfo) -> MeasureSpec:
+        ctx = info.context or {}
+        windowed = self.family == "well_child"
+        wrong = [mid for mid, r in self.rates.items() if isinstance(r, WellChildRate) != windowed]
+        if wrong:
+            need = "an age window (anchor_months, window_from_months, ...)" if windowed else "a number"
+            raise ValueError(f"rates: {', '.join(wrong)}: a {self.family} rate is {need}")
+        if self.family in ("ed_followup", "discharge_followup") and not self.followup:
+            raise ValueError("followup: a follow-up measure needs at least one evidence kind")
+        if self.family == "dental":
+            if f"cdt.{self.codes}" not in ctx.get("codes", {}):
+                raise ValueError(f"codes: unknown CDT list {self.codes!r}")
+            ohp = self.oral_health_procedures
+            if ohp and f"procedure_codes.{ohp}" not in ctx.get("codes", {}):
+                raise ValueError(f"oral_health_procedures: unknown procedure list {ohp!r}")
+        if self.family == "immunization" and self.combination not in ctx.get("combinations", {}):
+            raise ValueError(f"combination: unknown combination {self.combination!r}")
+        return self
 
     @property
     def measure_ids(self) -> tuple[str, ...]:
         return tuple(self.rates)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    @property
+    def thresholds(self) -> dict[str, int]:
+        """measure id -> its number (days, services, months); every family but well_child."""
+        return {mid: r for mid, r in self.rates.items() if isinstance(r, int)}
+
+    @property
+    def windows(self) -> dict[str, WellChildRate]:
+        """measure id -> its age window (well_child)."""
+        return {mid: r for mid, r in self.rates.items() if isinstance(r, WellChildRate)}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The measure's parameters that are set (everything but the common keys)."""
+        out: dict[str, Any] = {}
+        for k in PARAM_KEYS:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v.model_dump(exclude_none=True) if isinstance(v, Spec) else v
+        return out
+
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: ANN401
         return self.params.get(key, default)
+
+
+class Measures(Spec):
+    version: str = ""
+    measures: dict[str, MeasureSpec] = Field(min_length=1)
+
+    @field_validator("measures", mode="after")
+    @classmethod
+    def _named(cls, v: dict[str, MeasureSpec]) -> dict[str, MeasureSpec]:
+        return {str(g): m.model_copy(update={"group": str(g)}) for g, m in v.items()}
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Measures:
+        seen: set[str] = set()
+        for group, m in self.measures.items():
+            for mid in m.rates:
+                if mid in seen:
+                    raise ValueError(f"measures.{group}.rates: measure id {mid!r} used twice")
+                seen.add(mid)
+        return self
 
 
 @dataclass(frozen=True)
@@ -102,226 +465,33 @@ class MeasuresConfig:
         return tuple(mid for m in self.measures.values() for mid in m.measure_ids)
 
 
-def _read(name: str, base: Path) -> dict[str, Any]:
-    path = base / name
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SpecError(f"{name}: file not found in {base}") from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{name}: not valid YAML ({type(exc).__name__})") from exc
-    if not isinstance(doc, dict):
-        raise SpecError(f"{name}: expected a mapping at the top level")
-    return doc
-
-
-def _strings(value: Any, where: str, *, pattern: re.Pattern[str] = _CODE) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value:
-        raise SpecError(f"{where}: expected a non-empty list")
-    out = []
-    for v in value:
-        s = str(v)
-        if not pattern.match(s):
-            raise SpecError(f"{where}: invalid entry {s!r}")
-        out.append(s)
-    return tuple(out)
-
-
-def prefix_regex(prefixes: tuple[str, ...] = (), patterns: tuple[str, ...] = ()) -> str:
-    """One regular expression matching a code that starts with any prefix or matches any pattern,
-    anchored at a code boundary: the start of the string or a comma.
-
-    Why a comma: arrays of codes are matched as one comma-joined string (``,F329,Z5900``) because
-    the embedded engine cannot push a lambda predicate (``exists(codes, x -> ...)``) into a Delta
-    scan. A pattern's ``.`` becomes ``[^,]`` so it never matches across two codes.
-    """
-    alts = [re.escape(p) for p in prefixes] + [p.lstrip("^").replace(".", "[^,]") for p in patterns]
-    return "(^|,)(" + "|".join(alts) + ")"
-
-
-def _icd_sets(doc: dict[str, Any], fname: str) -> dict[str, str]:
-    sets = doc.get("icd10cm")
-    if not isinstance(sets, dict) or not sets:
-        raise SpecError(f"{fname}: icd10cm: expected a mapping of value sets")
-    out = {}
-    for name, body in sets.items():
-        where = f"{fname}: icd10cm.{name}"
-        if not isinstance(body, dict) or not body.get("source"):
-            raise SpecError(f"{where}: needs a 'source' saying where the list comes from")
-        prefixes = _strings(body["prefixes"], f"{where}.prefixes") if "prefixes" in body else ()
-        patterns = _strings(body["patterns"], f"{where}.patterns", pattern=_PATTERN) if "patterns" in body else ()
-        if not prefixes and not patterns:
-            raise SpecError(f"{where}: needs prefixes or patterns")
-        for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise SpecError(f"{where}.patterns: {p!r} is not a regular expression") from exc
-        out[str(name)] = prefix_regex(prefixes, patterns)
-    return out
-
-
-def _code_lists(doc: dict[str, Any], fname: str) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for section in ("procedure_codes", "place_of_service", "cdt", "ndc", "county_bh"):
-        body = doc.get(section)
-        if not isinstance(body, dict) or not body:
-            raise SpecError(f"{fname}: {section}: expected a mapping of code lists")
-        for name, entry in body.items():
-            where = f"{fname}: {section}.{name}"
-            if not isinstance(entry, dict) or not entry.get("source"):
-                raise SpecError(f"{where}: needs a 'source'")
-            out[f"{section}.{name}"] = _strings(entry.get("codes"), f"{where}.codes")
-    return out
-
-
-def _chronic(doc: dict[str, Any], fname: str) -> dict[str, str]:
-    body = doc.get("chronic_conditions") or {}
-    cats = body.get("categories")
-    if not isinstance(cats, dict) or not cats:
-        raise SpecError(f"{fname}: chronic_conditions.categories: expected a mapping")
-    return {str(k): prefix_regex(_strings(v, f"{fname}: chronic_conditions.categories.{k}")) for k, v in cats.items()}
-
-
-def _antigens(doc: dict[str, Any], fname: str) -> tuple[dict[str, Antigen], dict[str, tuple[str, ...]]]:
-    body = doc.get("antigens")
-    if not isinstance(body, dict) or not body:
-        raise SpecError(f"{fname}: antigens: expected a mapping")
-    out = {}
-    for name, a in body.items():
-        where = f"{fname}: antigens.{name}"
-        if not isinstance(a, dict):
-            raise SpecError(f"{where}: expected a mapping")
-        if a.get("rule") == "rotavirus":
-            out[name] = Antigen(name, rotavirus=True, min_age_days=int(a.get("min_age_days", 0)),
-                                two_dose_cvx=_strings(a.get("two_dose_cvx"), f"{where}.two_dose_cvx"),
-                                three_dose_cvx=_strings(a.get("three_dose_cvx"), f"{where}.three_dose_cvx"))
-            continue
-        if "rule" in a:
-            raise SpecError(f"{where}.rule: unknown rule {a['rule']!r} (known: rotavirus)")
-        doses = a.get("doses")
-        if not isinstance(doses, int) or doses < 1:
-            raise SpecError(f"{where}.doses: expected a positive integer")
-        out[name] = Antigen(name, cvx=_strings(a.get("cvx"), f"{where}.cvx"), doses=doses,
-                            min_age_days=int(a.get("min_age_days", 0)),
-                            from_first_birthday=bool(a.get("from_first_birthday", False)))
-    combos = {}
-    for cname, members in (doc.get("combinations") or {}).items():
-        names = _strings(members, f"{fname}: combinations.{cname}")
-        unknown = [n for n in names if n not in out]
-        if unknown:
-            raise SpecError(f"{fname}: combinations.{cname}: unknown antigen(s) {unknown}")
-        combos[str(cname)] = names
-    return out, combos
-
-
-def _race(doc: dict[str, Any], fname: str) -> dict[str, Any]:
-    for key in ("hispanic", "not_hispanic", "race_groups", "categories"):
-        if not isinstance(doc.get(key), dict):
-            raise SpecError(f"{fname}: {key}: expected a mapping")
-    groups = doc["race_groups"]
-    cats = doc["categories"]
-    missing = [g for g in [*groups, "Hispanic", "Unknown"] if g not in cats]
-    if missing:
-        raise SpecError(f"{fname}: categories: no label for {missing}")
-    return doc
-
-
-def _risk(doc: dict[str, Any], fname: str) -> dict[str, Any]:
-    comps = doc.get("components")
-    if not isinstance(comps, dict):
-        raise SpecError(f"{fname}: components: expected a mapping")
-    for name in ("utilization", "chronic_conditions", "behavioral_health", "social_needs"):
-        c = comps.get(name)
-        if not isinstance(c, dict) or not isinstance(c.get("cap"), int) or not isinstance(c.get("points"), dict):
-            raise SpecError(f"{fname}: components.{name}: needs an integer cap and a points mapping")
-    tiers = doc.get("tiers")
-    if not isinstance(tiers, dict) or set(tiers) != {"high", "rising", "low"}:
-        raise SpecError(f"{fname}: tiers: expected high, rising and low thresholds")
-    if not tiers["high"] > tiers["rising"] > tiers["low"]:
-        raise SpecError(f"{fname}: tiers: thresholds must decrease from high to low")
-    hu = (doc.get("ecm") or {}).get("high_utilizer") or {}
-    if not isinstance(hu.get("ed_visits"), int) or not isinstance(hu.get("unplanned_admissions"), int):
-        raise SpecError(f"{fname}: ecm.high_utilizer: needs integer ed_visits and unplanned_admissions")
-    return doc
-
-
-def _measures(doc: dict[str, Any], fname: str, icd: dict[str, str], codes: dict[str, tuple[str, ...]],
-              combos: dict[str, tuple[str, ...]]) -> dict[str, MeasureSpec]:
-    body = doc.get("measures")
-    if not isinstance(body, dict) or not body:
-        raise SpecError(f"{fname}: measures: expected a mapping")
-    out: dict[str, MeasureSpec] = {}
-    seen_ids: set[str] = set()
-    for group, m in body.items():
-        where = f"{fname}: measures.{group}"
-        if not isinstance(m, dict):
-            raise SpecError(f"{where}: expected a mapping")
-        for key in ("family", "title", "spec", "rates", "sensitivity"):
-            if key not in m:
-                raise SpecError(f"{where}.{key}: required")
-        if m["family"] not in FAMILIES:
-            raise SpecError(f"{where}.family: unknown family {m['family']!r} (known: {', '.join(FAMILIES)})")
-        if m["sensitivity"] not in SENSITIVITIES:
-            raise SpecError(f"{where}.sensitivity: expected one of {SENSITIVITIES}")
-        if not isinstance(m["rates"], dict) or not m["rates"]:
-            raise SpecError(f"{where}.rates: expected a mapping of measure id -> parameter")
-        for mid in m["rates"]:
-            if mid in seen_ids:
-                raise SpecError(f"{where}.rates: measure id {mid!r} used twice")
-            seen_ids.add(mid)
-        for key in ("index_principal", "index_any"):
-            for vs in m.get(key) or []:
-                if vs not in icd:
-                    raise SpecError(f"{where}.{key}: unknown ICD-10-CM value set {vs!r}")
-        for kind in m.get("followup") or []:
-            if kind not in EVIDENCE_KINDS:
-                raise SpecError(f"{where}.followup: unknown evidence kind {kind!r} (known: {', '.join(EVIDENCE_KINDS)})")
-        for kind in m.get("admissions") or []:
-            if kind not in ADMISSION_KINDS:
-                raise SpecError(f"{where}.admissions: unknown admission kind {kind!r}")
-        if m["family"] in ("ed_followup", "discharge_followup") and not m.get("followup"):
-            raise SpecError(f"{where}.followup: a follow-up measure needs at least one evidence kind")
-        if m["family"] == "dental":
-            if f"cdt.{m.get('codes')}" not in codes:
-                raise SpecError(f"{where}.codes: unknown CDT list {m.get('codes')!r}")
-            ohp = m.get("oral_health_procedures")
-            if ohp and f"procedure_codes.{ohp}" not in codes:
-                raise SpecError(f"{where}.oral_health_procedures: unknown procedure list {ohp!r}")
-        for lab in m.get("unit_labels") or []:
-            if not _CODE.match(str(lab).replace("_", "")):
-                raise SpecError(f"{where}.unit_labels: invalid label {lab!r}")
-        if m["family"] == "immunization" and m.get("combination") not in combos:
-            raise SpecError(f"{where}.combination: unknown combination {m.get('combination')!r}")
-        params = {k: v for k, v in m.items() if k not in ("family", "title", "spec", "rates", "sensitivity")}
-        out[str(group)] = MeasureSpec(str(group), m["family"], str(m["title"]), str(m["spec"]),
-                                      dict(m["rates"]), m["sensitivity"], params)
-    return out
+def _doc(name: str, base: Path) -> Any:  # noqa: ANN401 - raw YAML
+    return read_yaml(base / name, label=name, error=SpecError)
 
 
 def load(base: Path | None = None) -> MeasuresConfig:
     """Load and validate every file in mappings/measures/ (or ``base``)."""
     base = base or MAPPINGS_DIR
-    vs = _read("valuesets.yaml", base)
-    cvx = _read("cvx_antigens.yaml", base)
-    race = _read("race_ethnicity.yaml", base)
-    risk = _read("risk.yaml", base)
-    meas = _read("measures.yaml", base)
-    icd = _icd_sets(vs, "valuesets.yaml")
-    codes = _code_lists(vs, "valuesets.yaml")
-    antigens, combos = _antigens(cvx, "cvx_antigens.yaml")
+    docs = {n: _doc(f"{n}.yaml", base) for n in ("valuesets", "cvx_antigens", "race_ethnicity", "risk", "measures")}
+    vs = validate(ValueSets, docs["valuesets"], "valuesets.yaml", error=SpecError)
+    cvx = validate(CvxAntigens, docs["cvx_antigens"], "cvx_antigens.yaml", error=SpecError)
+    validate(RaceEthnicity, docs["race_ethnicity"], "race_ethnicity.yaml", error=SpecError)
+    validate(Risk, docs["risk"], "risk.yaml", error=SpecError)
+    icd = {name: v.regex for name, v in vs.icd10cm.items()}
+    codes = vs.code_lists()
+    meas = validate(Measures, docs["measures"], "measures.yaml", error=SpecError,
+                    context={"icd": icd, "codes": codes, "combinations": cvx.combinations})
     return MeasuresConfig(
         icd=icd,
-        chronic=_chronic(vs, "valuesets.yaml"),
+        chronic={k: prefix_regex(v) for k, v in vs.chronic_conditions.categories.items()},
         codes=codes,
-        antigens=antigens,
-        combinations=combos,
-        race=_race(race, "race_ethnicity.yaml"),
-        risk=_risk(risk, "risk.yaml"),
-        measures=_measures(meas, "measures.yaml", icd, codes, combos),
-        versions={n: str(d.get("version", "")) for n, d in
-                  (("valuesets", vs), ("cvx_antigens", cvx), ("race_ethnicity", race), ("risk", risk),
-                   ("measures", meas))},
+        antigens=cvx.antigens,
+        combinations=cvx.combinations,
+        # The stage reads these two as plain mappings; the models above have checked their shape.
+        race=docs["race_ethnicity"],
+        risk=docs["risk"],
+        measures=meas.measures,
+        versions={n: str(d.get("version", "")) for n, d in docs.items()},
     )
 
 

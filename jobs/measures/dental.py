@@ -43,7 +43,7 @@ def dental_events(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec) -> Dat
 def dental(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod) -> DataFrame:
     from pyspark.sql import functions as F
 
-    (measure_id, needed), = spec.rates.items()
+    (measure_id, needed), = spec.thresholds.items()
     kids = with_births(inputs).select(
         "member_id", F.col("member_id").alias("unit_id"), "birth_date",
         F.lit(period.start).alias("p_start"), F.lit(period.end).alias("anchor_date"))

@@ -97,7 +97,7 @@ def _rate_rows(units: DataFrame, spec: MeasureSpec, first_day: int) -> DataFrame
     from pyspark.sql import functions as F
 
     rates = F.array(*[F.struct(F.lit(mid).alias("mid"), F.lit(int(days)).alias("days"))
-                      for mid, days in spec.rates.items()])
+                      for mid, days in spec.thresholds.items()])
     df = units.select("*", F.explode(rates).alias("_rate"))
     met = F.col("in_denominator") & F.col("ev_date").isNotNull() & \
         (F.col("ev_date") <= F.date_add(F.col("anchor_date"), F.col("_rate.days"))) & \
@@ -118,7 +118,7 @@ def ed_followup(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: 
     """FUM / FUA: one unit per eligible ED visit date."""
     from pyspark.sql import functions as F
 
-    window_days = max(int(d) for d in spec.rates.values())
+    window_days = max(int(d) for d in spec.thresholds.values())
     first_day = int(spec.get("followup_first_day", 0))
     after = int((spec.get("enrollment") or {}).get("after_days", window_days))
     visits = (ed_visits(inputs).where(index_condition(spec, cfg))
@@ -145,7 +145,7 @@ def discharge_followup(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, p
     """FUH / TRC: one unit per inpatient stay, anchored on its discharge date."""
     from pyspark.sql import functions as F
 
-    window_days = max(int(d) for d in spec.rates.values())
+    window_days = max(int(d) for d in spec.thresholds.values())
     first_day = int(spec.get("followup_first_day", 1))
     after = int((spec.get("enrollment") or {}).get("after_days", window_days))
     stays = (inpatient_stays(inputs).where(index_condition(spec, cfg))

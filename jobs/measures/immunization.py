@@ -46,7 +46,7 @@ def _nth(ds: Column, n: int) -> Column:
 def immunization(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod) -> DataFrame:
     from pyspark.sql import functions as F
 
-    (measure_id, months), = spec.rates.items()
+    (measure_id, months), = spec.thresholds.items()
     antigens = [cfg.antigens[n] for n in cfg.combinations[spec.get("combination")]]
     enrollment = spec.get("enrollment") or {}
     base = with_births(inputs).select(

@@ -44,17 +44,17 @@ def well_child(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: M
     visits = well_visits(inputs, cfg)
     enrollment = spec.get("enrollment") or {}
     frames = []
-    for measure_id, r in spec.rates.items():
-        base = F.add_months("birth_date", int(r["window_from_months"]))
+    for measure_id, r in spec.windows.items():
+        base = F.add_months("birth_date", r.window_from_months)
         kids = with_births(inputs).select(
             "member_id", F.col("member_id").alias("unit_id"), "birth_date",
-            F.add_months("birth_date", int(r["anchor_months"])).alias("anchor_date"),
-            F.date_add(base, int(r["window_from_days"])).alias("w_start"),
-            F.date_add(base, int(r["enrollment_from_days"])).alias("enr_start"))
+            F.add_months("birth_date", r.anchor_months).alias("anchor_date"),
+            F.date_add(base, r.window_from_days).alias("w_start"),
+            F.date_add(base, r.enrollment_from_days).alias("enr_start"))
         kids = kids.where(F.col("anchor_date").between(F.lit(period.start), F.lit(period.end)))
         kids = enrolled_units(kids, inputs, enrollment, "enr_start", "anchor_date")
-        kids = dated_events_in_window(kids, visits, "w_start", "anchor_date", int(r["min_visits"]))
-        kids = kids.withColumn("met", F.col("n_dates") >= int(r["min_visits"]))
+        kids = dated_events_in_window(kids, visits, "w_start", "anchor_date", r.min_visits)
+        kids = kids.withColumn("met", F.col("n_dates") >= r.min_visits)
         frames.append(member_year_rows(kids, spec, measure_id))
     out = frames[0]
     for f in frames[1:]:
@@ -66,7 +66,7 @@ def well_care_year(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, perio
     """WCV: a well-care visit during the period for members 3-21 on its last day."""
     from pyspark.sql import functions as F
 
-    (measure_id, needed), = spec.rates.items()
+    (measure_id, needed), = spec.thresholds.items()
     kids = with_births(inputs).select(
         "member_id", F.col("member_id").alias("unit_id"), "birth_date",
         F.lit(period.start).alias("p_start"), F.lit(period.end).alias("anchor_date"))

@@ -72,6 +72,19 @@ def _edit(path: Path, fn) -> None:  # noqa: ANN001
      "cvx_antigens.yaml: combinations.CIS-10: unknown antigen(s) ['Polio']"),
     ("risk.yaml", lambda d: d["tiers"].update(high=1),
      "risk.yaml: tiers: thresholds must decrease from high to low"),
+    # unknown keys are refused, not ignored: a misspelt parameter would silently use its default
+    ("measures.yaml", lambda d: d["measures"]["FUM"].update(folowup_first_day=1),
+     "measures.yaml: measures.FUM: unknown key 'folowup_first_day'"),
+    ("measures.yaml", lambda d: d["measures"]["CIS"]["enrollment"].update(max_gap=2),
+     "measures.yaml: measures.CIS.enrollment: unknown key 'max_gap'"),
+    ("measures.yaml", lambda d: d["measures"]["W30"]["rates"].update({"W30-15": 15}),
+     "measures.yaml: measures.W30: rates: W30-15: a well_child rate is an age window"),
+    ("cvx_antigens.yaml", lambda d: d["antigens"]["MMR"].update(dose=1),
+     "cvx_antigens.yaml: antigens.MMR: unknown key 'dose'"),
+    ("risk.yaml", lambda d: d["components"]["utilization"].pop("cap"),
+     "risk.yaml: components.utilization: needs a 'cap'"),
+    ("race_ethnicity.yaml", lambda d: d["categories"].pop("Unknown"),
+     "race_ethnicity.yaml: categories: no label for ['Unknown']"),
 ])
 def test_broken_configuration_names_file_and_key(tmp_path, file, edit, message):
     base = _copy(tmp_path)

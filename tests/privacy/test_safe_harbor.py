@@ -177,3 +177,15 @@ def test_codes_are_flagged_unless_exempt():
     frame = pd.DataFrame({"procedure_codes": ["99213", "90471"]})
     assert {f.identifier for f in check_safe_harbor(frame)} == {"zip5"}
     assert check_safe_harbor(frame, code_columns=["procedure_codes"]) == []
+
+
+def test_policy_options_are_checked_per_action():
+    """Each action takes its own options; anything else is refused with the field named."""
+    with pytest.raises(SpecError, match=r"fields\.y\.year: unknown key 'bands'"):
+        parse_policy({"output": "t", "version": 1, "fields": {"y": {"action": "year", "bands": ["0+"]}}})
+    with pytest.raises(SpecError, match="needs a 'default'"):
+        parse_policy({"output": "t", "version": 1, "fields": {"r": {"action": "generalise", "map": {"a": "b"}}}})
+    with pytest.raises(SpecError, match=r"fields\.x: give 'action'"):
+        parse_policy({"output": "t", "version": 1, "fields": {"x": {"source": "y"}}})
+    with pytest.raises(SpecError, match=r"age: unknown key 'born'"):
+        parse_policy({"output": "t", "version": 1, "age": {"born": "dob"}, "fields": {"sex": "keep"}})
