@@ -13,6 +13,7 @@ quarantined under that rule.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,16 +95,16 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
         out.quarantine.append({**lineage, "row_number": int(row), "rule_id": rule, "field": fld, "message": msg,
                                "raw_record": raw, "quarantined_at": received_at})
 
-    def reject(rule: str, msg: str, records: list[tuple[int, str]] | None = None) -> FileOutcome:
+    def reject(rule: str, msg: str, records: Sequence[tuple[int, str]] = ()) -> FileOutcome:
         receipt.status = "rejected"
         receipt.file_errors.append({"rule_id": rule, "message": msg})
         out.quarantine.clear()
         out.accepted.clear()
         out.warning_findings.clear()
         receipt.errors, receipt.warnings = [], []
-        for row, raw in records or []:
+        for row, raw in records:
             quarantine(row, rule, "", msg, raw)
-        receipt.rows_landed = receipt.rows_quarantined = len(records or [])
+        receipt.rows_landed = receipt.rows_quarantined = len(records)
         receipt.rows_accepted = 0
         if records:
             receipt.errors = group_findings([(r, rule, "", msg, "") for r, _ in records], _fixes(spec))
@@ -164,7 +165,7 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
                 out.accepted.append(_with_lineage(vc.accepted, columns, schema, lineage, rows[vc.accepted_rows],
                                                   received_at))
     except FileRejected as fr:
-        return reject(fr.rule_id, fr.message, list(fr.records))
+        return reject(fr.rule_id, fr.message, fr.records)
     receipt.rows_landed, receipt.rows_accepted, receipt.rows_quarantined = landed, accepted_n, quarantined_n
     fixes = _fixes(spec)
     receipt.errors = group_findings(errors, fixes)
