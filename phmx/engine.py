@@ -122,7 +122,7 @@ def classic_builder(app_name: str = "phmx", shuffle_partitions: int | None = Non
     partitions = shuffle_partitions or settings_mod.load().shuffle_partitions
     builder = SparkSession.builder.appName(app_name)
     if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("PYSPARK_GATEWAY_PORT"):
-        builder = builder.master(os.environ.get("PHMX_SPARK_MASTER", "local[2]"))
+        builder = builder.master(settings_mod.load().spark_master or "local[2]")
     for key, value in jvm.session_conf(shuffle_partitions=partitions).items():
         builder = builder.config(key, value)
     return builder
@@ -168,7 +168,7 @@ def _remote_uses_tls(remote: str) -> bool:
 def _classic_master() -> str:
     if _session is not None and settings_mod.load().engine == "classic":
         return str(_session.conf.get("spark.master", "local"))
-    return os.environ.get("PHMX_SPARK_MASTER", "local")
+    return settings_mod.load().spark_master or "local"
 
 
 def default_dek_unwrap() -> str:

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from phmx import settings
 from phmx.errors import ConfigError
 from phmx.log import get_logger
 
@@ -53,7 +54,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def jars_dir() -> Path:
     """Where ``make jvm`` copied the jars: ``PHMX_JVM_JARS``, else ``<project>/.jvm/jars``."""
-    override = os.environ.get("PHMX_JVM_JARS")
+    override = settings.load().jvm_jars
     return Path(override) if override else PROJECT_ROOT / ".jvm" / "jars"
 
 
@@ -112,7 +113,7 @@ def s3a_conf(*, endpoint: str | None, kms_key_id: str | None, region: str) -> di
 def object_store_conf() -> dict[str, str]:
     """:func:`s3a_conf` from the standard AWS variables and ``PHMX_KMS_KEY_ID`` of this process."""
     return s3a_conf(endpoint=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-                    kms_key_id=os.environ.get("PHMX_KMS_KEY_ID"),
+                    kms_key_id=settings.load().kms_key_id,
                     region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2")
 
 
@@ -143,8 +144,8 @@ def session_conf(*, shuffle_partitions: int, local: bool = True) -> dict[str, st
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.driver.host": "127.0.0.1",
             "spark.ui.showConsoleProgress": "false",
-            "spark.log.level": os.environ.get("PHMX_SPARK_LOG_LEVEL", "WARN"),
-            "spark.driver.memory": os.environ.get("PHMX_SPARK_DRIVER_MEMORY", "4g"),
+            "spark.log.level": settings.load().spark_log_level,
+            "spark.driver.memory": settings.load().spark_driver_memory,
             **object_store_conf()}
     return conf
 

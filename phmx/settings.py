@@ -22,19 +22,23 @@ with the fields.
 | `PHMX_KEYS_DIR` | `$PHMX_HOME/keys` | wrapped master keys and signing keys |
 | `PHMX_KMS_KEY_ID` | unset | PHI key ARN: SSE-KMS on writes, envelope encryption (section 4) |
 | `PHMX_LEDGER_KMS_KEY_ID` | `$PHMX_KMS_KEY_ID` | audit key ARN for ledger writes |
-| `PHMX_ENGINE` | `sail` (`connect` when `SPARK_REMOTE` is set) | `sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark |
+| `PHMX_ENGINE` | `sail` (`connect` when `SPARK_REMOTE` is set) | `sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark (jars from `make jvm`, see [scaling](scaling.md)) |
+| `PHMX_JVM_JARS` | `<project>/.jvm/jars` | classic and the Spark Connect server script: folder of the jars `make jvm` resolved (Delta, hadoop-aws, AWS SDK) |
+| `PHMX_SPARK_MASTER` | `local[2]` | classic started from Python (not under spark-submit): the Spark master |
+| `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic and the local Spark Connect server: `spark.driver.memory` |
+| `PHMX_SPARK_LOG_LEVEL` | `WARN` | classic and the local Spark Connect server: the JVM's log level |
 | `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
 | `PHMX_SHUFFLE_PARTITIONS` | `4` | `spark.sql.shuffle.partitions` (section 7) |
 | `PHMX_LOG_LEVEL` | `INFO` | log level of phmx's loggers |
 | `PHMX_RUNNER` | `inprocess` | `inprocess`, `spark_submit` or `emr_serverless` (section 3) |
 | `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
 | `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (1 with the ledger on S3) |
-| `PHMX_DEK_UNWRAP` | `driver` (`executor` in cluster job environments) | where data keys of encrypted columns are unwrapped: `driver` (embedded engine: the key stays in this process) or `executor` (spark_submit / EMR: each worker unwraps through the key provider, no plaintext key in task closures); see [encryption at rest](encryption-at-rest.md) |
+| `PHMX_DEK_UNWRAP` | `driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote engine and in cluster job environments | where data keys of encrypted columns are unwrapped: `driver` (the key stays on this machine) or `executor` (each worker unwraps through the key provider, no plaintext key in task closures); `driver` towards a remote `sc://` without `;use_ssl=true` is refused; see [encryption at rest](encryption-at-rest.md) |
 | `PHMX_FHIR_BASE_URL` | `https://phmx.calaim.example/fhir` (a reserved example domain) | canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your published base before the first publish |
 | `PHMX_FHIR_VALIDATE` | `sample` | plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources (structural checks on all), `all` every resource, `none` structural checks only |
 | `PHMX_PUBLISH_WORKERS` | cores, up to 4 | in-process publish: processes building LHJ packages (1 = none) |
 | `PHMX_SPARK_CONN_ID` | `spark_default` | spark_submit: Airflow connection of the cluster |
-| `PHMX_DELTA_PACKAGE` | from the installed delta-spark | spark_submit: delta-spark Maven coordinate |
+| `PHMX_DELTA_PACKAGE` | `io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`) | spark_submit: delta-spark Maven coordinate |
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
 | `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
 | `PHMX_EMR_EXECUTION_ROLE_ARN` | required for EMR | Terraform output `emr_execution_role_arn` |
@@ -98,7 +102,17 @@ class Settings(BaseSettings):
     ledger_kms_key_id: str | None = _var("PHMX_LEDGER_KMS_KEY_ID", None, "`$PHMX_KMS_KEY_ID`",
                                          "audit key ARN for ledger writes")
     engine: str = _var("PHMX_ENGINE", "", "`sail` (`connect` when `SPARK_REMOTE` is set)",
-                       "`sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark")
+                       "`sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark "
+                       "(jars from `make jvm`, see [scaling](scaling.md))")
+    jvm_jars: str | None = _var("PHMX_JVM_JARS", None, "`<project>/.jvm/jars`",
+                                "classic and the Spark Connect server script: folder of the jars `make jvm` resolved "
+                                "(Delta, hadoop-aws, AWS SDK)")
+    spark_master: str | None = _var("PHMX_SPARK_MASTER", None, "`local[2]`",
+                                    "classic started from Python (not under spark-submit): the Spark master")
+    spark_driver_memory: str = _var("PHMX_SPARK_DRIVER_MEMORY", "4g", "`4g`",
+                                    "classic and the local Spark Connect server: `spark.driver.memory`")
+    spark_log_level: str = _var("PHMX_SPARK_LOG_LEVEL", "WARN", "`WARN`",
+                                "classic and the local Spark Connect server: the JVM's log level")
     spark_remote: str | None = _var("SPARK_REMOTE", None, "unset", "`sc://host:port` of a Spark Connect server")
     shuffle_partitions: int = _var("PHMX_SHUFFLE_PARTITIONS", 4, "`4`", "`spark.sql.shuffle.partitions` (section 7)")
     log_level: str | None = _var("PHMX_LOG_LEVEL", None, "`INFO`", "log level of phmx's loggers")
@@ -108,10 +122,12 @@ class Settings(BaseSettings):
     publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
                                  "publish tasks running at once (1 with the ledger on S3)")
     dek_unwrap: str | None = _var(
-        "PHMX_DEK_UNWRAP", None, "`driver` (`executor` in cluster job environments)",
-        "where data keys of encrypted columns are unwrapped: `driver` (embedded engine: the key stays in this "
-        "process) or `executor` (spark_submit / EMR: each worker unwraps through the key provider, no plaintext "
-        "key in task closures); see [encryption at rest](encryption-at-rest.md)")
+        "PHMX_DEK_UNWRAP", None,
+        "`driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote "
+        "engine and in cluster job environments",
+        "where data keys of encrypted columns are unwrapped: `driver` (the key stays on this machine) or `executor` "
+        "(each worker unwraps through the key provider, no plaintext key in task closures); `driver` towards a "
+        "remote `sc://` without `;use_ssl=true` is refused; see [encryption at rest](encryption-at-rest.md)")
     fhir_base_url: str = _var(
         "PHMX_FHIR_BASE_URL", "https://phmx.calaim.example/fhir",
         "`https://phmx.calaim.example/fhir` (a reserved example domain)",
@@ -125,7 +141,8 @@ class Settings(BaseSettings):
                                 "in-process publish: processes building LHJ packages (1 = none)")
     spark_conn_id: str = _var("PHMX_SPARK_CONN_ID", "spark_default", "`spark_default`",
                               "spark_submit: Airflow connection of the cluster")
-    delta_package: str | None = _var("PHMX_DELTA_PACKAGE", None, "from the installed delta-spark",
+    delta_package: str | None = _var("PHMX_DELTA_PACKAGE", None,
+                                     "`io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`)",
                                      "spark_submit: delta-spark Maven coordinate")
     spark_application: str | None = _var("PHMX_SPARK_APPLICATION", None, "`jobs/submit.py` of the installed package",
                                          "spark_submit: driver script path")
