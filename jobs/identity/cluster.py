@@ -214,7 +214,8 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
         # (Jose / Jorge), chained through a weak spelling similarity.
         named = pd.DataFrame({"comp": comp, "gn": a["gn_key"].to_numpy()})
         repeats = named.groupby(["comp", "gn"])["gn"].transform("size").fillna(0).to_numpy()
-        confirmed_name = np.where(repeats >= 2, named["gn"].to_numpy(dtype=object), None)
+        confirmed_name = np.where(repeats >= 2, named["gn"].to_numpy(dtype=object),
+                                  np.full(len(named), None, dtype=object))
         per_comp = pd.DataFrame({"comp": comp, "gn": confirmed_name}).dropna().groupby("comp")["gn"].nunique()
         risky = risky | per_comp.reindex(per.index, fill_value=0).gt(1)
     else:
