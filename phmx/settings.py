@@ -51,7 +51,7 @@ with the fields.
 | `PHMX_JOB_PERIOD` | unset | set by the runners for mapped tasks; the driver's default for `--period` |
 | `PHMX_JOB_RUN_ID` | unset | set by the runners for mapped tasks; the driver's default for `--run-id` |
 | `PHMX_IDENTITY_MODE` | `auto` | identity: `full`, `incremental` or `auto` |
-| `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every run |
+| `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every member every run (it always decides for every plan and LHJ publish serves) |
 | `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
 | `AIRFLOW_HOME` | `$PHMX_HOME/airflow` | the embedded Airflow's home (SQLite metadata, logs) |
 """
@@ -170,7 +170,8 @@ class Settings(BaseSettings):
     identity_mode: str = _var("PHMX_IDENTITY_MODE", "auto", "`auto`", "identity: `full`, `incremental` or `auto`")
     consent_recipients: Annotated[tuple[str, ...], NoDecode] = _var(
         "PHMX_CONSENT_RECIPIENTS", (), "unset",
-        "extra recipients (comma-separated) the consent stage decides for every run")
+        "extra recipients (comma-separated) the consent stage decides for every member every run (it always "
+        "decides for every plan and LHJ publish serves)")
     demo_home: str = _var("PHMX_DEMO_HOME", "var/demo", "`var/demo`", "where `make demo` puts its data")
     airflow_home: str | None = _var("AIRFLOW_HOME", None, "`$PHMX_HOME/airflow`",
                              "the embedded Airflow's home (SQLite metadata, logs)")
