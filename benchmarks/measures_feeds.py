@@ -13,8 +13,9 @@ measures and all 61 LHJ feeds have members. A full synthetic build of 1,000,000 
 take well over an hour on 2 cores; the replication takes minutes.
 
 Timed, in this process (the embedded engine runs in-process; LHJ packages are built in worker
-processes): the measures stage; publish prepare (consent for every LHJ at once, one
-aggregation); the LHJ packages (suppression, files, signing, ledger, delivery); each plan's
+processes): the measures stage; the consent stage (decisions for every plan and every member's
+LHJ, made again because the copies moved LHJ); publish prepare (stored consent for every LHJ at
+once, one aggregation); the LHJ packages (suppression, files, signing, ledger, delivery); each plan's
 feed (consent, FHIR NDJSON streamed from the engine, signing, ledger, delivery). Prints seconds,
 rows/s, peak RSS (this process and the largest worker) and the machine with its load.
 """
@@ -152,6 +153,12 @@ def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:
     out["rss_after_measures_mb"] = _rss()[0]
     for sub in ("publish", "lakehouse/work", "lakehouse/gold/feed_log"):
         shutil.rmtree(home / sub, ignore_errors=True)
+    # The replicated members moved to other LHJs: the consent stage decides again (publish only reads).
+    from jobs.consent_decisions import run as run_consent
+
+    t = time.perf_counter()
+    run_consent(spark, RunContext.new(period=period, run_id="bench-consent"))
+    out["consent_seconds"] = round(time.perf_counter() - t, 1)
     ctx = RunContext.new(period=period, run_id="bench-publish")
     t0 = time.perf_counter()
     prepared = prepare.prepare(spark, ctx)
@@ -198,6 +205,7 @@ def report(out: dict) -> None:
     print(f"{'measures (all measures, risk)':34s} {out['measures_seconds']:>9.1f} {out['silver_rows']:>14,} "
           f"{_rate(out['silver_rows'], out['measures_seconds'])}  (silver rows in; "
           f"{out['measure_event_rows']:,} measure_event rows out)")
+    print(f"{'consent stage (plans, members x LHJ)':34s} {out['consent_seconds']:>9.1f}")
     print(f"{'publish: prepare (61 LHJs at once)':34s} {out['prepare_seconds']:>9.1f} {out['measure_event_rows']:>14,} "
           f"{_rate(out['measure_event_rows'], out['prepare_seconds'])}  (measure units in; {out['cells']:,} cells)")
     print(f"{'publish: LHJ packages':34s} {out['lhj_seconds']:>9.1f} {out['cells']:>14,} "
