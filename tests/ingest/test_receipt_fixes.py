@@ -67,10 +67,10 @@ def test_phmx_validate_prints_the_summary(tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser(prog="phmx")
     register(parser.add_subparsers())
     args = parser.parse_args(["validate", str(f), "--feed", "claims"])
-    assert args.handler(args) == 21
+    assert args.func(args) == 21
     out = capsys.readouterr().out
     assert "Summary by rule" in out and "37.5%" in out and "e.g. 2025-01-31" in out
     args = parser.parse_args(["validate", str(f), "--feed", "claims", "--json"])
-    args.handler(args)
+    args.func(args)
     doc = json.loads(capsys.readouterr().out)
     assert {x["rule_id"]: x["share"] for x in doc["rule_summary"]}["code_set"] == 0.125
