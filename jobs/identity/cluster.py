@@ -330,10 +330,12 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
         if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
     parts.append(exact_id | related)
     names.append("given_name")
-    out = []
-    for row in zip(*parts, strict=True) if parts else [()] * len(edges):
-        out.append(frozenset(n for n, hit in zip(names, row, strict=True) if hit))
-    return pd.Series(out, index=edges.index, dtype="object")
+    # A bit per conflict kind, then one frozenset per distinct code (a handful), vectorised.
+    code = np.zeros(len(edges), dtype=np.int64)
+    for bit, hit in enumerate(parts):
+        code |= hit.astype(np.int64) << bit
+    sets = {int(c): frozenset(n for bit, n in enumerate(names) if (int(c) >> bit) & 1) for c in np.unique(code)}
+    return pd.Series([sets[int(c)] for c in code], index=edges.index, dtype="object")
 
 
 def level_mask(edges: pd.DataFrame, settings: IdentitySettings, cname: str, labels: Iterable[str]) -> np.ndarray:
