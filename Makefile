@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test test-fast lint typecheck bench airflow install clean jvm
+.PHONY: demo test test-fast lint typecheck bench airflow portal install clean jvm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(STAMP)
 
 airflow: $(STAMP)
 	$(BIN)/python -m phmx.airflow_ui
+
+# The web portal and API on 127.0.0.1:8470 (organisations: $$PHMX_HOME/portal/organisations.yaml;
+# accounts: phmx portal add-user). See docs/portal-guide.md.
+portal: $(STAMP)
+	$(BIN)/phmx serve
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .coverage .coverage.*

@@ -2,7 +2,8 @@
 
 Subcommands come from the packages that own them, each exposing ``register(subparsers)``:
 ``phmx synth``, ``phmx validate`` / ``phmx submissions`` (intake), ``phmx identity ...``,
-``phmx audit ...`` (consent ledger), ``phmx privacy ...``, ``phmx feeds ...``. This module adds
+``phmx audit ...`` (consent ledger), ``phmx privacy ...``, ``phmx feeds ...``, ``phmx serve`` and
+``phmx portal ...`` (the web portal). This module adds
 ``phmx run`` (the whole pipeline in-process), ``phmx stage`` (one stage), ``phmx demo``,
 ``phmx tables`` and ``phmx airflow``.
 """
@@ -25,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consent.cli",
     "privacy.cli",
     "jobs.publish.cli",
+    "phmx.portal.cli",
 )
 
 

@@ -54,6 +54,13 @@ with the fields.
 | `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every member every run (it always decides for every plan and LHJ publish serves) |
 | `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
 | `AIRFLOW_HOME` | `$PHMX_HOME/airflow` | the embedded Airflow's home (SQLite metadata, logs) |
+| `PHMX_PORTAL_HOST` | `127.0.0.1` | `phmx serve`: bind address (another needs `PHMX_PORTAL_TLS=1`) |
+| `PHMX_PORTAL_PORT` | `8470` | `phmx serve`: port |
+| `PHMX_PORTAL_ORGS` | `$PHMX_HOME/portal/organisations.yaml` | the portal's organisations, their kinds and hub ids (see [portal guide](portal-guide.md)) |
+| `PHMX_PORTAL_USERS` | `$PHMX_HOME/portal/users.yaml` | the portal's accounts and API tokens (hashes only; `phmx portal add-user`) |
+| `PHMX_PORTAL_SECRET_FILE` | `$PHMX_KEYS_DIR/portal-session.key` | the portal's session-signing secret (made once, 0600) |
+| `PHMX_PORTAL_TLS` | `0` | `1` when the portal is reached over HTTPS (directly or behind a TLS proxy): Secure cookies and HSTS |
+| `PHMX_PORTAL_MAX_UPLOAD_MB` | `512` | the portal's largest upload |
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -175,6 +183,19 @@ class Settings(BaseSettings):
     demo_home: str = _var("PHMX_DEMO_HOME", "var/demo", "`var/demo`", "where `make demo` puts its data")
     airflow_home: str | None = _var("AIRFLOW_HOME", None, "`$PHMX_HOME/airflow`",
                              "the embedded Airflow's home (SQLite metadata, logs)")
+    portal_host: str = _var("PHMX_PORTAL_HOST", "127.0.0.1", "`127.0.0.1`",
+                            "`phmx serve`: bind address (another needs `PHMX_PORTAL_TLS=1`)")
+    portal_port: int = _var("PHMX_PORTAL_PORT", 8470, "`8470`", "`phmx serve`: port")
+    portal_orgs: str | None = _var("PHMX_PORTAL_ORGS", None, "`$PHMX_HOME/portal/organisations.yaml`",
+                                   "the portal's organisations, their kinds and hub ids (see [portal guide](portal-guide.md))")
+    portal_users: str | None = _var("PHMX_PORTAL_USERS", None, "`$PHMX_HOME/portal/users.yaml`",
+                                    "the portal's accounts and API tokens (hashes only; `phmx portal add-user`)")
+    portal_secret_file: str | None = _var("PHMX_PORTAL_SECRET_FILE", None, "`$PHMX_KEYS_DIR/portal-session.key`",
+                                          "the portal's session-signing secret (made once, 0600)")
+    portal_tls: bool = _var("PHMX_PORTAL_TLS", False, "`0`",
+                            "`1` when the portal is reached over HTTPS (directly or behind a TLS proxy): Secure "
+                            "cookies and HSTS")
+    portal_max_upload_mb: float = _var("PHMX_PORTAL_MAX_UPLOAD_MB", 512, "`512`", "the portal's largest upload")
     # Stage options for one run (tests, one-off runs); not read from the environment.
     extra: Mapping[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -319,3 +340,28 @@ def env_table() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(env_table() + "\n")
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """What ``phmx serve`` needs, resolved from :class:`Settings` (defaults under the hub's home and keys)."""
+
+    host: str
+    port: int
+    orgs_file: str
+    users_file: str
+    secret_file: str
+    tls: bool
+    max_upload_bytes: int
+
+
+def load_portal(base: Settings | None = None) -> PortalSettings:
+    """The portal's settings (variables ``PHMX_PORTAL_*`` in the table above)."""
+    s = base or load()
+    return PortalSettings(
+        host=s.portal_host, port=s.portal_port,
+        orgs_file=s.portal_orgs or str(Path(s.home, "portal", "organisations.yaml")),
+        users_file=s.portal_users or str(Path(s.home, "portal", "users.yaml")),
+        secret_file=s.portal_secret_file or str(Path(s.keys_dir, "portal-session.key")),
+        tls=s.portal_tls, max_upload_bytes=int(s.portal_max_upload_mb * 2**20),
+    )

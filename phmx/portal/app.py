@@ -1,0 +1,333 @@
+"""The FastAPI application: server-rendered pages (Jinja2, autoescaped) and the JSON API.
+
+Routes are thin: they parse the request, call :mod:`phmx.portal.views` or
+:mod:`phmx.portal.intake` with the caller's organisation, and render. Who may call a route is
+decided by :func:`phmx.portal.security.authorize` from :data:`phmx.portal.access.RULES`, for every
+route, before the handler runs. Member ids travel only in POST bodies, never in a URL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from phmx import settings as settings_mod
+from phmx.errors import LedgerError, StorageError
+from phmx.log import get_logger
+from phmx.portal import intake, views
+from phmx.portal.directory import Directory, Principal, Role
+from phmx.portal.security import (
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    BodyLimit,
+    LoginLimiter,
+    NotSignedIn,
+    SecurityHeaders,
+    authorize,
+    client_address,
+    csrf_token,
+    describe,
+    is_api,
+    principal_of,
+    session_secret,
+)
+
+log = get_logger(__name__)
+HERE = Path(__file__).resolve().parent
+API = "/api/v1"
+HOME_OF = {Role.SUBMITTER: "/submissions", Role.RECIPIENT: "/packages", Role.AUDITOR: "/audit"}
+
+
+class DisclosureQuery(BaseModel):
+    """An accounting-of-disclosures request (a POST body: a member id never goes in a URL)."""
+
+    member_id: str = Field(min_length=1, max_length=80, pattern=views.MEMBER_ID.pattern)
+    since: date | None = None
+    until: date | None = None
+
+
+def _me(request: Request) -> Principal:
+    """The caller, as :func:`phmx.portal.security.authorize` found it."""
+    return request.state.principal
+
+
+Me = Annotated[Principal, Depends(_me)]
+
+
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    from jobs.ingest.receipts import percent
+
+    env.filters["percent"] = percent
+    return env
+
+
+def _dt(value: date | None) -> datetime | None:
+    return datetime.combine(value, datetime.min.time()) if value else None
+
+
+def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
+    """The portal application for the given settings (default: from the environment)."""
+    ps = portal or settings_mod.load_portal()
+    app = FastAPI(title="phmx portal", version="1", docs_url=None, redoc_url=None,
+                  description="The hub's portal and API: submitters upload and read receipts, recipients download "
+                              "packages, auditors verify the ledger and account for disclosures. Sign in with a "
+                              "session (pages) or send `Authorization: Bearer <API token>`.",
+                  dependencies=[Depends(authorize)])
+    app.state.directory = Directory(ps.orgs_file, ps.users_file)
+    app.state.limiter = LoginLimiter()
+    app.state.settings = ps
+    env = _templates()
+
+    app.add_middleware(SessionMiddleware, secret_key=session_secret(ps.secret_file), session_cookie=SESSION_COOKIE,
+                       max_age=SESSION_MAX_AGE, same_site="strict", https_only=ps.tls)
+    app.add_middleware(BodyLimit, max_bytes=ps.max_upload_bytes)
+    app.add_middleware(SecurityHeaders, tls=ps.tls)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def page(request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        principal = principal_of(request) if "session" in request.scope else None
+        flash = request.session.pop("flash", None) if "session" in request.scope else None
+        body = env.get_template(template).render(
+            me=principal, csrf=csrf_token(request), flash=flash, home=HOME_OF, **ctx)
+        return HTMLResponse(body, status_code=status)
+
+    # ---- errors ---------------------------------------------------------------------------------
+    @app.exception_handler(NotSignedIn)
+    async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if is_api(request):
+            return JSONResponse({"detail": "sign in, or send an API token as Authorization: Bearer"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_api(request) or request.url.path == "/openapi.json":
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return page(request, "error.html.j2", status=exc.status_code, status_code=exc.status_code, detail=exc.detail)
+
+    @app.exception_handler(intake.UploadProblem)
+    async def _upload_problem(request: Request, exc: intake.UploadProblem) -> Response:
+        if is_api(request):
+            return JSONResponse(exc.to_dict(), status_code=exc.status)
+        request.session["flash"] = {"error": True, **exc.to_dict()}
+        return RedirectResponse("/submissions", status_code=303)
+
+    @app.exception_handler(LedgerError)
+    async def _ledger_down(request: Request, exc: LedgerError) -> Response:
+        log.error("portal: the access could not be recorded in the ledger; content withheld")
+        detail = "the access could not be recorded in the audit ledger, so the content is withheld; retry later"
+        if is_api(request):
+            return JSONResponse({"detail": detail}, status_code=503)
+        return page(request, "error.html.j2", status=503, status_code=503, detail=detail)
+
+    def not_found() -> HTTPException:
+        return HTTPException(404, "not found")
+
+    # ---- public -----------------------------------------------------------------------------------
+    @app.get("/healthz", name="healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/login", name="login_form", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request) -> HTMLResponse:
+        return page(request, "login.html.j2")
+
+    @app.post("/login", name="login", include_in_schema=False)
+    def login(request: Request, username: Annotated[str, Form(max_length=128)],
+              password: Annotated[str, Form(max_length=1024)],
+              csrf_token_field: Annotated[str, Form(alias="csrf_token")] = "") -> Response:
+        expected = request.session.get("csrf")
+        if not expected or csrf_token_field != expected:
+            return page(request, "login.html.j2", status=403, error="The form expired: please sign in again.")
+        limiter: LoginLimiter = app.state.limiter
+        address = client_address(request)
+        wait = limiter.retry_after(username, address)
+        if wait:
+            resp = page(request, "login.html.j2", status=429,
+                        error=f"Too many failed attempts: try again in {wait // 60 + 1} minutes.")
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        principal = app.state.directory.authenticate(username, password)
+        if principal is None:
+            limiter.failed(username, address)
+            log.info("portal: failed sign-in")
+            return page(request, "login.html.j2", status=401, error="Wrong username or password.")
+        limiter.succeeded(username)
+        request.session.clear()  # a new session on sign-in (no fixation)
+        request.session["user"] = principal.name
+        csrf_token(request)
+        return RedirectResponse("/", status_code=303)
+
+    # ---- anyone signed in ---------------------------------------------------------------------------
+    @app.get("/", name="home", response_class=HTMLResponse, include_in_schema=False)
+    def home(request: Request, who: Me) -> Response:
+        target = HOME_OF.get(who.role)
+        if target:
+            return RedirectResponse(target, status_code=303)
+        return page(request, "operator.html.j2")
+
+    @app.post("/logout", name="logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get(f"{API}/me", name="api_me", tags=["account"], summary="Who the caller is")
+    def api_me(who: Me) -> dict[str, Any]:
+        return describe(who)
+
+    @app.get(f"{API}/keys/publish", name="api_publish_key", tags=["packages"],
+             summary="The hub's published feed-signing public key(s) and fingerprint(s)")
+    def api_publish_key() -> dict[str, Any]:
+        return views.publish_key()
+
+    # ---- submitters ---------------------------------------------------------------------------------
+    @app.get("/submissions", name="submissions_page", response_class=HTMLResponse, include_in_schema=False)
+    def submissions_page(request: Request, who: Me) -> HTMLResponse:
+        from jobs.ingest.specs import load_specs
+
+        feeds = sorted(f for f, s in load_specs().items() if s.accepts_submitter(who.organisation.submitter or ""))
+        return page(request, "submissions.html.j2", rows=views.submissions(who), feeds=feeds)
+
+    @app.post("/submissions", name="upload_form", include_in_schema=False)
+    def upload_form(request: Request, who: Me, feed: Annotated[str, Form(max_length=80)],
+                    period: Annotated[str, Form(max_length=20)], file: Annotated[UploadFile, File()]) -> Response:
+        landed = intake.land(who, feed=feed, period=period, filename=file.filename or "", fileobj=file.file)
+        request.session["flash"] = {"error": False, "detail": f"Received {landed.name} for {landed.feed} "
+                                    f"{landed.period} ({landed.size} bytes, SHA-256 {landed.sha256[:16]}...). "
+                                    "Its receipt appears below after the next intake run."}
+        return RedirectResponse("/submissions", status_code=303)
+
+    @app.get("/submissions/{submission_id}", name="receipt_page", response_class=HTMLResponse,
+             include_in_schema=False)
+    def receipt_page(request: Request, who: Me, submission_id: str) -> HTMLResponse:
+        r = views.receipt(who, submission_id)
+        if r is None:
+            raise not_found()
+        return page(request, "receipt.html.j2", r=r, acks=views.acknowledgments(who, submission_id) or {})
+
+    @app.post(f"{API}/submissions", name="api_submit", status_code=201, tags=["submissions"],
+              summary="Upload a file into the caller's landing prefix",
+              responses={409: {"description": "a file of that name was already received for the period"},
+                         413: {"description": "larger than the upload limit"},
+                         415: {"description": "not the feed's kind of file"},
+                         422: {"description": "unknown feed for this submitter, bad period or file name"}})
+    def api_submit(who: Me, feed: Annotated[str, Form(max_length=80)], period: Annotated[str, Form(max_length=20)],
+                   file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        return intake.land(who, feed=feed, period=period, filename=file.filename or "", fileobj=file.file).to_dict()
+
+    @app.get(f"{API}/submissions", name="api_submissions", tags=["submissions"],
+             summary="The caller's submission history with per-rule error shares")
+    def api_submissions(who: Me, feed: str | None = None, period: str | None = None) -> list[dict[str, Any]]:
+        return views.submissions(who, feed=feed, period=period)
+
+    @app.get(f"{API}/submissions/{{submission_id}}", name="api_receipt", tags=["submissions"],
+             summary="The receipt of one of the caller's submissions")
+    def api_receipt(who: Me, submission_id: str) -> dict[str, Any]:
+        r = views.receipt(who, submission_id)
+        if r is None:
+            raise not_found()
+        return r
+
+    @app.get(f"{API}/submissions/{{submission_id}}/acknowledgments", name="api_acknowledgments",
+             tags=["submissions"], summary="The HL7 ACK or X12 999/TA1 of one of the caller's submissions")
+    def api_acknowledgments(who: Me, submission_id: str) -> dict[str, str]:
+        acks = views.acknowledgments(who, submission_id)
+        if acks is None:
+            raise not_found()
+        return acks
+
+    # ---- recipients ---------------------------------------------------------------------------------
+    @app.get("/packages", name="packages_page", response_class=HTMLResponse, include_in_schema=False)
+    def packages_page(request: Request, who: Me) -> HTMLResponse:
+        return page(request, "packages.html.j2", rows=views.packages(who), keys=views.publish_key()["keys"])
+
+    @app.get("/packages/{feed}/{period}/{version}", name="package_page", response_class=HTMLResponse,
+             include_in_schema=False)
+    def package_page(request: Request, who: Me, feed: str, period: str, version: str) -> HTMLResponse:
+        p = views.package(who, feed, period, version)
+        if p is None:
+            raise not_found()
+        return page(request, "package.html.j2", p=p)
+
+    def _download(who: Principal, feed: str, period: str, version: str, name: str) -> FileResponse:
+        found = views.package_file(who, feed, period, version, name)
+        if found is None:
+            raise not_found()
+        path, sha = found
+        views.record_access(who, action="download", resource={"feed": feed, "period": period, "version": version,
+                                                                "file": name}, files=[(str(path), sha)])
+        return FileResponse(path, filename=Path(name).name, media_type="application/octet-stream")
+
+    @app.get("/packages/{feed}/{period}/{version}/files/{name:path}", name="package_file", include_in_schema=False)
+    def package_file(who: Me, feed: str, period: str, version: str, name: str) -> FileResponse:
+        return _download(who, feed, period, version, name)
+
+    @app.get(f"{API}/packages", name="api_packages", tags=["packages"], summary="The caller's packages")
+    def api_packages(who: Me) -> list[dict[str, Any]]:
+        return views.packages(who)
+
+    @app.get(f"{API}/packages/{{feed}}/{{period}}/{{version}}", name="api_package", tags=["packages"],
+             summary="One package version: files and verification result")
+    def api_package(who: Me, feed: str, period: str, version: str) -> dict[str, Any]:
+        p = views.package(who, feed, period, version)
+        if p is None:
+            raise not_found()
+        return p
+
+    @app.get(f"{API}/packages/{{feed}}/{{period}}/{{version}}/files/{{name:path}}", name="api_package_file",
+             tags=["packages"], summary="Download one file of a package (recorded in the audit ledger)",
+             response_class=FileResponse)
+    def api_package_file(who: Me, feed: str, period: str, version: str, name: str) -> FileResponse:
+        return _download(who, feed, period, version, name)
+
+    # ---- auditors -----------------------------------------------------------------------------------
+    @app.get("/audit", name="audit_page", response_class=HTMLResponse, include_in_schema=False)
+    def audit_page(request: Request, who: Me) -> HTMLResponse:
+        return page(request, "audit.html.j2", status_doc=views.ledger_status(), rows=None, query=None)
+
+    @app.post("/audit/disclosures", name="disclosures_page", response_class=HTMLResponse, include_in_schema=False)
+    def disclosures_page(request: Request, who: Me, member_id: Annotated[str, Form(max_length=80)],
+                         since: Annotated[str, Form()] = "", until: Annotated[str, Form()] = "") -> HTMLResponse:
+        try:
+            q = DisclosureQuery(member_id=member_id.strip(), since=since or None, until=until or None)  # type: ignore[arg-type]
+        except ValueError:
+            return page(request, "audit.html.j2", status=422, status_doc=views.ledger_status(), rows=None, query=None,
+                        error="Enter a member id (letters, digits, . _ : -) and dates as YYYY-MM-DD.")
+        rows = _disclosures(who, q)
+        return page(request, "audit.html.j2", status_doc=views.ledger_status(), rows=rows, query=q)
+
+    def _disclosures(who: Principal, q: DisclosureQuery) -> list[dict[str, Any]]:
+        views.record_access(who, action="accounting_of_disclosures",
+                            resource={"since": str(q.since or ""), "until": str(q.until or "")}, subject=q.member_id)
+        return views.disclosures(q.member_id, since=_dt(q.since), until=_dt(q.until))
+
+    @app.get(f"{API}/ledger/verify", name="api_ledger_verify", tags=["audit"],
+             summary="Verify the ledger: hash chain, checkpoint signatures, disclosure digests, head")
+    def api_ledger_verify() -> dict[str, Any]:
+        return views.ledger_status()
+
+    @app.post(f"{API}/disclosures", name="api_disclosures", tags=["audit"],
+              summary="Accounting of disclosures for one member (the member id in the body; recorded)")
+    def api_disclosures(who: Me, q: DisclosureQuery) -> list[dict[str, Any]]:
+        return _disclosures(who, q)
+
+    @app.exception_handler(StorageError)
+    async def _storage_down(request: Request, exc: StorageError) -> Response:
+        log.error("portal: storage error %s", type(exc).__name__)
+        detail = "the hub's storage could not be reached; retry later"
+        if is_api(request):
+            return JSONResponse({"detail": detail}, status_code=503)
+        return page(request, "error.html.j2", status=503, status_code=503, detail=detail)
+
+    return app

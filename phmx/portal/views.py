@@ -1,0 +1,207 @@
+"""What each role sees, built on the code behind ``phmx submissions``, ``phmx feeds``, ``phmx audit``.
+
+Every function takes the caller's organisation (never an id from the request) and returns only
+that organisation's objects; ``None`` means "not yours or not there", which the routes turn into
+the same 404. Viewing or downloading PHI-bearing content goes through :func:`record_access`,
+which appends a ``note`` entry (``event: portal_access``) to the audit ledger with the ledger's
+own append API (hash-chained, signed checkpoint) before the content is served: when the ledger
+cannot be written, the content is not served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from phmx import settings, storage
+from phmx.portal.directory import Principal
+
+SUBMISSION_ID = re.compile(r"^sub-[0-9a-f]{20}$")
+FEED_OR_PERIOD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+VERSION = re.compile(r"^v[0-9]{1,6}$")
+MEMBER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+RUN_ID = "portal"
+
+
+# ---- the ledger record of access ----------------------------------------------------------------
+def record_access(principal: Principal, *, action: str, resource: dict[str, Any],
+                  files: list[tuple[str, str]] | None = None, subject: str | None = None) -> int:
+    """Append who saw or took what (and, for a member lookup, a SHA-256 of the member id, never
+    the id itself) to the audit ledger; return the entry's seq."""
+    from consent import ledger
+
+    payload: dict[str, Any] = {
+        "event": "portal_access", "action": action, "organisation": principal.organisation.id,
+        "role": str(principal.role), "principal": principal.name,
+        "at": ledger.iso(datetime.now(UTC)), "resource": resource,
+        "files": [{"uri": u, "sha256": h} for u, h in sorted(files or [])],
+    }
+    if subject is not None:
+        payload["subject_sha256"] = hashlib.sha256(subject.encode()).hexdigest()
+    return ledger.append([ledger.NewEntry("note", RUN_ID, payload)])[0]
+
+
+# ---- submitters ------------------------------------------------------------------------------------
+def _receipt_uris(submitter: str) -> dict[str, str]:
+    """submission id -> URI of its JSON receipt, for one submitter's outbox."""
+    out = {}
+    for f in storage.list_files(settings.load().outbox_root, f"{submitter}/receipts"):
+        name = f.relpath.rsplit("/", 1)[-1]
+        if name.endswith(".json") and SUBMISSION_ID.match(name[:-5]):
+            out[name[:-5]] = f.uri
+    return out
+
+
+def submissions(principal: Principal, *, feed: str | None = None, period: str | None = None,
+                limit: int = 200) -> list[dict[str, Any]]:
+    """The organisation's submission history (``phmx submissions``), each with its rule summary."""
+    from jobs.ingest.cli import list_submissions
+
+    submitter = principal.organisation.submitter
+    if not submitter:
+        return []
+    rows = list_submissions(submitter, feed, period, limit)
+    receipts = _receipt_uris(submitter)
+    out = []
+    for r in rows:
+        row = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()
+               if k not in ("receipt_uri", "source_file")}
+        row["file"] = str(r.get("source_file") or "").rsplit("/", 1)[-1]
+        uri = receipts.get(r["submission_id"])
+        row["rule_summary"] = json.loads(storage.read_bytes(uri)).get("rule_summary", []) if uri else []
+        out.append(row)
+    return out
+
+
+def receipt(principal: Principal, submission_id: str) -> dict[str, Any] | None:
+    """The JSON receipt of one of the organisation's submissions, or None."""
+    submitter = principal.organisation.submitter
+    if not submitter or not SUBMISSION_ID.match(submission_id):
+        return None
+    uri = _receipt_uris(submitter).get(submission_id)
+    return json.loads(storage.read_bytes(uri)) if uri else None
+
+
+def acknowledgments(principal: Principal, submission_id: str) -> dict[str, str] | None:
+    """The HL7 ACK / X12 999 and TA1 written beside the receipt (suffix -> text), or None."""
+    submitter = principal.organisation.submitter
+    if not submitter or not SUBMISSION_ID.match(submission_id):
+        return None
+    uri = _receipt_uris(submitter).get(submission_id)
+    if uri is None:
+        return None
+    base = uri[: -len(".json")]
+    folder = base.rsplit("/", 1)[0]
+    out = {}
+    root = settings.load().outbox_root
+    for f in storage.list_files(root, folder[len(root) + 1:] if folder.startswith(root) else folder):
+        if f.uri.startswith(base) and f.uri not in (base + ".json", base + ".html"):
+            out[f.uri[len(base):]] = storage.read_bytes(f.uri).decode("utf-8", "replace")
+    return out
+
+
+# ---- recipients ------------------------------------------------------------------------------------
+def packages(principal: Principal) -> list[dict[str, Any]]:
+    """The organisation's packages, latest version of each feed and period (``phmx feeds --source folder``),
+    with every version listed."""
+    from jobs.publish.package import versions
+    from jobs.publish.summary import summarize_publish
+
+    recipient = principal.organisation.recipient
+    if not recipient:
+        return []
+    root = settings.load().publish_root
+    out = []
+    for r in summarize_publish(root):
+        if r["recipient"] != recipient:
+            continue
+        base = storage.join(root, recipient, r["feed"], r["period"])
+        out.append({"feed": r["feed"], "period": r["period"], "latest": r["version"],
+                    "versions": [f"v{n}" for n in versions(base)], "published_at": r["published_at"],
+                    "files": r["files"], "cells": r["cells"], "suppressed_cells": r["suppressed_cells"],
+                    "resources": r["resources"], "key_id": r["key_id"]})
+    return out
+
+
+def _package_dir(principal: Principal, feed: str, period: str, version: str) -> Path | None:
+    recipient = principal.organisation.recipient
+    if not recipient or not (FEED_OR_PERIOD.match(feed) and FEED_OR_PERIOD.match(period) and VERSION.match(version)):
+        return None
+    root = settings.load().publish_root
+    if storage.is_s3(root):
+        return None  # served from the local publish root only in this release (see docs/portal-guide.md)
+    d = Path(root, recipient, feed, period, version)
+    return d if (d / "manifest.json").is_file() else None
+
+
+def package(principal: Principal, feed: str, period: str, version: str) -> dict[str, Any] | None:
+    """One package version: its manifest's file list and the result of verifying it (``phmx feeds verify``)."""
+    from jobs.publish.verify import PackageInvalid, verify_package
+
+    d = _package_dir(principal, feed, period, version)
+    if d is None:
+        return None
+    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    try:
+        v = verify_package(d)
+        verification = {"ok": True, "key_id": v.key_id, "fingerprint": v.fingerprint, "files": v.files,
+                        "detail": "signature valid; every file matches its SHA-256"}
+    except PackageInvalid as exc:
+        verification = {"ok": False, "detail": str(exc).replace(str(d) + "/", "")}
+    return {"feed": feed, "period": period, "version": version, "verification": verification,
+            "files": [{"name": f["name"], "bytes": f["bytes"], "sha256": f["sha256"]}
+                      for f in manifest.get("files", [])] + [{"name": n, "bytes": (d / n).stat().st_size,
+                                                              "sha256": ""} for n in ("manifest.json", "manifest.sig")]}
+
+
+def package_file(principal: Principal, feed: str, period: str, version: str, name: str) -> tuple[Path, str] | None:
+    """(path, sha256) of a file the package's manifest lists (or the manifest and its signature), else None."""
+    from jobs.publish.package import MANIFEST, SIGNATURE, sha256_file
+
+    d = _package_dir(principal, feed, period, version)
+    if d is None:
+        return None
+    manifest = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+    listed = {str(f["name"]): str(f["sha256"]) for f in manifest.get("files", [])}
+    if name not in listed and name not in (MANIFEST, SIGNATURE):
+        return None
+    p = d / name
+    if not p.is_file() or d.resolve() not in p.resolve().parents:
+        return None
+    return p, listed.get(name) or sha256_file(p)
+
+
+def publish_key() -> dict[str, Any]:
+    """The hub's published feed-signing public key(s) and fingerprint(s) (``<publish>/_keys``)."""
+    from jobs.publish.signing import public_keys_root
+
+    out = []
+    root = public_keys_root()
+    for f in storage.list_files(root):
+        if f.relpath.endswith(".json"):
+            meta = json.loads(storage.read_bytes(f.uri))
+            pem_uri = f.uri[: -len(".json")] + ".pem"
+            pem = storage.read_bytes(pem_uri).decode() if storage.exists(pem_uri) else ""
+            out.append({**meta, "pem": pem})
+    return {"keys": out}
+
+
+# ---- auditors --------------------------------------------------------------------------------------
+def ledger_status() -> dict[str, Any]:
+    """``phmx audit verify``: the chain, checkpoint signatures and digests, and the head to note down."""
+    from consent import audit, ledger
+
+    rep = audit.verify()
+    head = ledger.read_head()
+    return {**rep.to_dict(), "head": f"{head.seq}:{head.entry_hash}" if head.seq else None}
+
+
+def disclosures(member_id: str, *, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
+    """``phmx audit disclosures``: every disclosure of one member's data."""
+    from consent import audit
+
+    return audit.disclosures_for_member(member_id, since=since, until=until)
