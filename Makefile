@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test test-fast lint typecheck bench airflow portal install clean jvm
+.PHONY: demo test test-fast lint typecheck bench airflow portal browser install clean jvm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,13 +33,18 @@ $(JVM_STAMP): jvm/pom.xml
 jvm: $(JVM_STAMP)
 
 # The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
-test: $(STAMP) $(JVM_STAMP)
+# The browser the portal's tests drive: Debian's chromium (Playwright never downloads one here).
+browser:
+	@test -x /usr/bin/chromium || { echo 'installing Debian chromium for the portal browser tests'; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium; else sudo apt-get install -y chromium; fi; }
+
+test: $(STAMP) $(JVM_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	bash scripts/run_tests.sh --cov --cov-report=term:skip-covered
 
 # The development lane: lint, then the tests not marked slow (no type check, no coverage).
-test-fast: $(STAMP) $(JVM_STAMP)
+test-fast: $(STAMP) $(JVM_STAMP) browser
 	$(BIN)/ruff check .
 	bash scripts/run_tests.sh -m "not slow"
 

@@ -4,16 +4,22 @@ ingested, packages published to two LHJs, and a signed-in client per organisatio
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 
 CORPUS = Path(__file__).resolve().parents[1] / "conformance"
 PASSWORD = "a long test passphrase 7"
 PERIOD = "2026-01"
+DISCLOSED_MEMBER = "M-SYNTH-0001"
 ORGS = [
     {"id": "cair2", "name": "California Immunization Registry", "kind": "submitter", "submitter": "cair2"},
     {"id": "alpha_plan", "name": "Alpha Health Plan", "kind": "submitter", "submitter": "mcp_alpha"},
@@ -106,4 +112,29 @@ def build(home: Path, spark: Any) -> World:
         p.add("measures.csv", body, "text/csv")
         p.meta = {"purpose": "PUBHLTH"}
         package.deliver(p, settings.load().publish_root, signer=signer)
+    # One disclosure of one synthetic member, recorded the way publish records it, for the auditor.
+    from consent import ledger
+
+    members = spark.createDataFrame([(DISCLOSED_MEMBER, "immunization")], ["member_id", "data_class"])
+    ledger.record_disclosure(spark, recipient="lhj_alameda", purpose="PUBHLTH", run_id="run-portal",
+                             files=[("publish/lhj_alameda/lhj_measures/2025/v2/measures.csv", "0" * 64)],
+                             members_by_class=members, rule_ids=["pubhlth_aggregate"], consent_ids=[])
     return World(home, app, sids[0], ("lhj_measures", "2025", "v2"), tokens)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """The application under uvicorn on 127.0.0.1 (an ephemeral port) in a thread; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "uvicorn did not stop"

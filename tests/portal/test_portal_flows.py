@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from portal_world import CORPUS, PASSWORD, PERIOD, World, csrf_of, login
+from portal_world import CORPUS, DISCLOSED_MEMBER, PASSWORD, PERIOD, World, csrf_of, login
 
 
 def _notes(action: str) -> list[dict]:
@@ -128,6 +128,10 @@ def test_an_auditor_verifies_the_ledger_and_accounts_for_a_member_by_post(world:
     page = c.post("/audit/disclosures", data={"member_id": "MEMBER-NOT-THERE",
                                               "csrf_token": world.csrf["state_audit"]})
     assert page.status_code == 200 and "0 disclosure(s)" in page.text
+    found = c.post("/api/v1/disclosures", json={"member_id": DISCLOSED_MEMBER},
+                   headers={"X-CSRF-Token": world.csrf["state_audit"]}).json()
+    assert [(d["recipient"], d["purpose"], d["data_class"]) for d in found] == [
+        ("lhj_alameda", "PUBHLTH", "immunization")]
     assert audit.verify().ok  # the access notes keep the chain and signatures whole
 
 
