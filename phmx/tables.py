@@ -265,6 +265,73 @@ SOCIAL_OBSERVATION = _t(
     "labels: a CalOMS observation reveals SUD treatment, so it is a Part 2 record.",
 )
 
+# FHIR clinical resources. Codes keep their system: ``codings`` holds every coding the sender
+# gave as a FHIR token ``<system>|<code>`` (SNOMED CT http://snomed.info/sct, ICD-10-CM
+# http://hl7.org/fhir/sid/icd-10-cm, LOINC http://loinc.org, CPT http://www.ama-assn.org/go/cpt,
+# NDC http://hl7.org/fhir/sid/ndc, RxNorm, CVX, ...); columns named for one system (``icd10_code``,
+# ``loinc_code``, ``ndc``) are that system's code when the sender gave one, else null.
+_CODINGS = "codings array<string>"
+
+ENCOUNTER_CODING = _t(
+    "silver",
+    "encounter_coding",
+    "source string, encounter_id string, source_person_id string, service_date date,"
+    f"reason_codings array<string>, type_codings array<string>, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source encounter_id",
+    doc="Every coding of a FHIR Encounter's reasonCode and type, in any code system, as <system>|<code> "
+    "tokens. silver.encounter keeps only ICD-10-CM diagnoses and CPT/HCPCS types; an encounter coded in "
+    "SNOMED CT keeps its codes here instead of losing them. Same source and encounter_id as silver.encounter.",
+)
+
+CONDITION = _t(
+    "silver",
+    "condition",
+    "source string, condition_id string, source_person_id string, encounter_id string,"
+    f"clinical_status string, verification_status string, category string, {_CODINGS},"
+    "icd10_code string, snomed_code string, diagnosis_codes array<string>, onset_date date,"
+    f"abatement_date date, recorded_date date, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source condition_id",
+    doc="Problems and diagnoses (FHIR Condition). diagnosis_codes holds the ICD-10-CM code without the dot "
+    "(what the security labels and measures read); SNOMED CT-only conditions keep their code in "
+    "codings/snomed_code and carry no diagnosis-based label.",
+)
+
+OBSERVATION = _t(
+    "silver",
+    "observation",
+    "source string, observation_id string, source_person_id string, encounter_id string, status string,"
+    f"category string, {_CODINGS}, loinc_code string, effective_date date, value_num double,"
+    "value_unit string, value_code string, value_text string,"
+    "components array<struct<code:string;value:double;unit:string;value_code:string>>,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source observation_id",
+    doc="Vital signs, labs and screening scores (FHIR Observation): the value as a number with its UCUM "
+    "unit, a coded value as a token, or text; blood pressure's systolic (LOINC 8480-6) and diastolic "
+    "(8462-4) readings and other panel parts as components (code as a token). E.g. BMI 39156-5, HbA1c "
+    "4548-4, PHQ-2 55758-7, PHQ-9 44261-6.",
+)
+
+PROCEDURE = _t(
+    "silver",
+    "procedure",
+    "source string, procedure_id string, source_person_id string, encounter_id string, status string,"
+    f"{_CODINGS}, cpt_code string, snomed_code string, performed_date date, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source procedure_id",
+    doc="Procedures performed (FHIR Procedure), CPT/HCPCS or SNOMED CT coded.",
+)
+
+MEDICATION_EVENT = _t(
+    "silver",
+    "medication_event",
+    "source string, medication_event_id string, source_person_id string, kind string, status string,"
+    f"event_date date, {_CODINGS}, ndc string, rxnorm_code string, quantity double, days_supply int,"
+    f"prescriber_id string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source medication_event_id",
+    doc="Medications dispensed (kind dispense: FHIR MedicationDispense, event_date whenHandedOver) or "
+    "prescribed (kind request: FHIR MedicationRequest, event_date authoredOn). medication_event_id is "
+    "<ResourceType>/<id>. Dispenses with an NDC also reach silver.medication, which the measures read.",
+)
+
 # Consent records: written by the consent registry (consent/registry.py).
 CONSENT = _t(
     "silver",
@@ -484,6 +551,11 @@ ALL: tuple[Table, ...] = (
     IMMUNIZATION,
     MEDICATION,
     SOCIAL_OBSERVATION,
+    ENCOUNTER_CODING,
+    CONDITION,
+    OBSERVATION,
+    PROCEDURE,
+    MEDICATION_EVENT,
     CONSENT,
     MEMBER_XWALK,
     MEMBER,

@@ -76,7 +76,8 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
     """Parse and validate one file into a receipt, accepted rows and quarantine rows (no writes).
 
     ``sha256`` may be passed when the caller already hashed the bytes. ``companions`` are the other
-    files of the submission by file name, for a feed that joins them (:mod:`jobs.ingest.join`).
+    files of the submission by file name, for a feed that joins them (:mod:`jobs.ingest.join`) or,
+    for FHIR, the other files of a Bulk Data export whose resources references point at.
     """
     sha = sha256 or hashlib.sha256(data).hexdigest()
     sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, submission_sha(sha, companions))
@@ -116,7 +117,9 @@ def process_file(lf: LandedFile, data: bytes, specs: dict[str, FeedSpec], *, rec
         return reject(*(problem or ("unknown_feed", "no feed spec")))
 
     parse = get_parser(spec)
-    chunks = parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows)
+    # A FHIR Bulk Data export's other files resolve references (Immunization.patient -> Patient/<id>).
+    refs = {"companions": companions} if companions and spec.format_type == "fhir_ndjson" else {}
+    chunks = parse(data, spec, file_name=lf.name, chunk_rows=chunk_rows, **refs)
     if join.joins(spec):
         try:
             tables, join_notes = join.read_all(spec, companions or {})

@@ -146,6 +146,26 @@ RULES: dict[str, Rule] = {r.id: r for r in [
          "Send each resource type to its own feed folder."),
     Rule("fhir_invalid", "record", ("fhir_ndjson",), "The resource does not validate against FHIR R4.",
          "Fix the listed elements; validate with a FHIR R4 validator before sending."),
+    Rule("fhir_unresolved_reference", "record", ("fhir_ndjson",),
+         "A reference the hub must follow (e.g. Immunization.patient) points at a resource that is neither "
+         "contained nor in the same submission (hub rule: the hub needs the person's identifying details).",
+         "Send the referenced resource in the same Bulk Data export (its own NDJSON file), or contain it."),
+    Rule("fhir_not_taken", "record", ("fhir_ndjson",),
+         "The resource's status says it is not an event the hub counts (e.g. an Immunization not-done or "
+         "entered-in-error, a cancelled Encounter): a documented exclusion, not an error in the file.",
+         "Nothing to fix if the status is right; the record is kept out of the hub's tables."),
+    Rule("fhir_type_not_taken", "file", ("fhir_ndjson",),
+         "A file of a FHIR Bulk Data export holds a resource type the hub has no feed for (e.g. Practitioner): "
+         "its records are kept in quarantine, not loaded (not an error in the file).",
+         "Nothing to fix; leave such types out of the export to the hub if you prefer."),
+    Rule("fhir_bulk_manifest", "file", ("fhir_ndjson",), "The .json file of a Bulk Data export folder is not an "
+         "export manifest (an object with an output list).", "Send the manifest the $export status request returned."),
+    Rule("fhir_bulk_missing_file", "file", ("fhir_ndjson",), "Files listed in a Bulk Data export manifest did not "
+         "arrive with it.", "Send every file the manifest lists in the same folder."),
+    Rule("fhir_date_precision", "record", ("fhir_ndjson",),
+         "A date the hub needs to the day has year or month precision only (FHIR allows it; hub rule: an "
+         "event must fall on a day to be counted in a period).",
+         "Send the full date (YYYY-MM-DD) or a dateTime."),
     # ---- field and row level -------------------------------------------------------------------
     Rule("required", "field", _ALL, "A required field is empty.", "Fill in the field for every listed row."),
     Rule("format", "field", _ALL, "A value does not have the field's format.",
@@ -230,6 +250,10 @@ def where(spec: FeedSpec, f: FieldSpec) -> str:
             else:
                 parts.append(f"column {src}")
         return " + ".join(parts)
+    if spec.format_type == "fhir_ndjson":
+        from jobs.ingest.formats.fhir_ndjson import field_elements
+
+        return field_elements(spec).get(f.name, f.name)
     return " + ".join(f.sources) or f.name
 
 

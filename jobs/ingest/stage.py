@@ -19,10 +19,11 @@ first so that a plan's roster and claims sent together see each other.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.ingest import bronze, join
+from jobs.ingest import bronze, bulk, join
 from jobs.ingest.acknowledgments import acknowledge
 from jobs.ingest.coverage import check_within_coverage, coverage_tables
 from jobs.ingest.landing import LandedFile, path_problem, scan, submission_id
@@ -94,27 +95,40 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     folders: dict[tuple[str, str, str], list[LandedFile]] = {}
     for lf in landed:
         folders.setdefault((lf.submitter, lf.feed, lf.period), []).append(lf)
+    exports: dict[tuple[str, str], bulk.Export] = {}
     for lf in _ordered(landed, specs):
         spec = specs.get(lf.feed)
         companion_files: dict[str, bytes] | None = None
-        if spec is not None and join.joins(spec) and lf.layout_ok:
+        export: bulk.Export | None = None
+        routed = lf.feed
+        if lf.feed == bulk.BULK_FEED and lf.layout_ok:
+            # A FHIR Bulk Data export: every file of the folder is read once, each file is taken as
+            # its resource type's feed, and the others resolve its references.
+            key = (lf.submitter, lf.period)
+            if key not in exports:
+                exports[key] = bulk.Export.read(folders[(lf.submitter, lf.feed, lf.period)], storage.read_bytes)
+            export = exports[key]
+            routed = bulk.routed_feed(lf, export, specs)
+            companion_files = export.companions(lf.name)
+        elif spec is not None and join.joins(spec) and lf.layout_ok:
             if join.is_companion(spec, lf.name):
                 continue  # read with the main file(s) of its folder, not a submission of its own
             companion_files = {c.name: storage.read_bytes(c.uri) for c in folders[(lf.submitter, lf.feed, lf.period)]
                                if join.is_companion(spec, c.name)}
-        data = storage.read_bytes(lf.uri)
+        data = export.files[lf.name] if export is not None else storage.read_bytes(lf.uri)
         sha = hashlib.sha256(data).hexdigest()
         sha_key = submission_sha(sha, companion_files)
-        sid = submission_id(lf.submitter, lf.feed, lf.period, lf.relpath, sha_key)
+        sid = submission_id(lf.submitter, routed, lf.period, lf.relpath, sha_key)
         if sid in known_ids:
             counts["skipped_already_ingested"] += 1
             continue
         counts["files"] += 1
         # The path is judged first: a misplaced file gets its path error, never ``duplicate``.
-        dup = by_sha.get((lf.submitter, lf.feed, sha_key)) if path_problem(lf, specs) is None else None
+        placed = replace(lf, feed=routed)
+        dup = by_sha.get((lf.submitter, routed, sha_key)) if path_problem(placed, specs) is None else None
         if dup:
-            spec = specs.get(lf.feed)
-            r = Receipt(sid, lf.submitter, lf.feed, lf.period, lf.relpath, sha,
+            spec = specs.get(routed)
+            r = Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
                         received_at.isoformat(timespec="seconds"), "duplicate", duplicate_of=dup,
                         notes=["the same bytes were received before; nothing was changed"],
                         spec_version=spec.version if spec else "")
@@ -122,13 +136,16 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             counts["duplicate_files"] += 1
         else:
             try:
-                outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha,
-                                       companions=companion_files)
+                if export is not None:
+                    outcome = bulk.process_export_file(lf, export, specs, received_at=received_at, sha256=sha)
+                else:
+                    outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha,
+                                           companions=companion_files)
             except PhmxError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
                 log.error("internal error on submission %s: %s", sid, type(exc).__name__)
-                outcome = FileOutcome(Receipt(sid, lf.submitter, lf.feed, lf.period, lf.relpath, sha,
+                outcome = FileOutcome(Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
                                               received_at.isoformat(timespec="seconds"), "rejected",
                                               file_errors=[{"rule_id": "internal_error",
                                                             "message": type(exc).__name__}]), None)
@@ -137,7 +154,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             except Exception as exc:  # noqa: BLE001 - a missing acknowledgment never costs the submission
                 log.error("no acknowledgment for submission %s: %s", sid, type(exc).__name__)
             if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
-                by_sha[(lf.submitter, lf.feed, sha_key)] = sid
+                by_sha[(lf.submitter, routed, sha_key)] = sid
         r = outcome.receipt
         if r.status == "rejected":
             counts["rejected_files"] += 1
@@ -145,7 +162,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         counts["rows_landed"] += r.rows_landed
         counts["rows_accepted"] += r.rows_accepted
         counts["rows_quarantined"] += r.rows_quarantined
-        pf = per_feed.setdefault(lf.feed or "(unknown)", {"files": 0, "landed": 0, "accepted": 0, "quarantined": 0})
+        pf = per_feed.setdefault(r.feed or "(unknown)", {"files": 0, "landed": 0, "accepted": 0, "quarantined": 0})
         pf["files"] += 1
         pf["landed"] += r.rows_landed
         pf["accepted"] += r.rows_accepted
@@ -154,8 +171,9 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         if outcome.spec and outcome.spec.on_resubmit == "replace" and r.status in ("accepted", "accepted_with_errors"):
             r.supersedes = sorted(
                 p["submission_id"] for p in previous + [o.receipt.__dict__ for o in outcomes]
-                if p["submitter"] == lf.submitter and p["feed"] == lf.feed and p["period"] == lf.period
+                if p["submitter"] == lf.submitter and p["feed"] == r.feed and p["period"] == lf.period
                 and p["submission_id"] != sid and p["status"] in ("accepted", "accepted_with_errors")
+                and not (p in [o.receipt.__dict__ for o in outcomes] and bulk.same_export(p["source_file"], lf.relpath))
             )
         outcomes.append(outcome)
         if outcome.spec is not None:
@@ -228,7 +246,7 @@ def _latest_per_scope(written: list[FileOutcome]) -> list[FileOutcome]:
     for o in written:
         r = o.receipt
         winner = last.get((r.submitter, r.feed, r.period))
-        if winner is None or winner is o:
+        if winner is None or winner is o or bulk.same_export(winner.receipt.source_file, r.source_file):
             keep.append(o)
             continue
         o.accepted = []

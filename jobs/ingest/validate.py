@@ -277,11 +277,18 @@ def validate_chunk(chunk: Chunk, spec: FeedSpec, seen_keys: KeyTracker | set[str
             _add(findings, pc.invert(anyp), rule.id, None,
                  rule.message or f"one of {', '.join(rule.fields)} is required", rule.severity)
         elif rule.check == "duplicate_key" and n:
-            joined = pc.binary_join_element_wise(*[pc.fill_null(normalised[x], "") for x in rule.fields], "\x1f")
+            # Only complete keys can repeat: a row missing a key field is reported by that field's own
+            # check (required), never as a duplicate of another row that misses it too.
+            complete = pc.is_valid(normalised[rule.fields[0]])
+            for x in rule.fields[1:]:
+                complete = pc.and_(complete, pc.is_valid(normalised[x]))
+            at = _indices(complete)
+            joined = pc.binary_join_element_wise(*[pc.take(normalised[x], pa.array(at, pa.int64()))
+                                                   for x in rule.fields], "\x1f")
             if isinstance(seen_keys, KeyTracker):
-                dups = seen_keys.duplicates(joined, rule.id)
+                dups = [int(at[j]) for j in seen_keys.duplicates(joined, rule.id)]
             else:
-                dups = _duplicates(joined.to_pylist(), seen_keys)
+                dups = [int(at[j]) for j in _duplicates(joined.to_pylist(), seen_keys)]
             for i in dups:
                 findings.append(Finding(i, rule.id, "", rule.message or "duplicate record in this file",
                                         rule.severity))
