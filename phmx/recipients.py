@@ -22,7 +22,7 @@ import yaml
 from phmx.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 LHJ_FILE = Path(__file__).resolve().parents[1] / "mappings" / "geo" / "lhj.yaml"
 LHJ_PREFIX = "lhj_"
@@ -79,7 +79,7 @@ def plan_recipients(spark: SparkSession) -> list[str]:
 
     rows = (lakehouse.read(spark, COVERAGE).where(F.col("source").startswith(PLAN_PREFIX))
             .select("source").distinct().collect())
-    return sorted(r[0] for r in rows if r[0])
+    return sorted({submitter_of(r[0]) for r in rows if r[0]})
 
 
 def member_recipients(spark: SparkSession) -> DataFrame:
@@ -96,3 +96,16 @@ def member_recipients(spark: SparkSession) -> DataFrame:
     lhjs = spark.createDataFrame([(n, recipient_id(n)) for n in lhj_names()], "lhj string, recipient string")
     return (lakehouse.read(spark, MEMBER).select("member_id", "lhj").where(F.col("lhj").isNotNull())
             .join(F.broadcast(lhjs), "lhj").select("member_id", "recipient"))
+
+
+def submitter_of(source: str) -> str:
+    """The submitter behind a silver ``source``: a feed with its own id space appends ``:<space>``
+    (a plan's FHIR resources are ``mcp_x:fhir``), and the plan is still ``mcp_x``."""
+    return source.split(":", 1)[0]
+
+
+def sources_of(recipient: str) -> Column:
+    """Predicate on ``source``: the rows a plan recipient sent, in any of its id spaces."""
+    from pyspark.sql import functions as F
+
+    return (F.col("source") == recipient) | F.col("source").startswith(recipient + ":")

@@ -27,13 +27,20 @@ from typing import Any
 
 import orjson
 
-from jobs.ingest.landing import LandedFile, submission_id
+from jobs.ingest.landing import PERIOD, LandedFile, submission_id
 from jobs.ingest.process import FileOutcome, process_file, submission_sha
 from jobs.ingest.receipts import Receipt, group_findings
 from phmx.feedspec import FeedSpec
 
 BULK_FEED = "fhir_bulk"
 _TYPE_IN_NAME = re.compile(r"^([A-Z][A-Za-z]+)(?:[._-]|$)")
+
+
+def same_export(relpath_a: str, relpath_b: str) -> bool:
+    """Two landed files of one export folder (their rows live together: an export may split a
+    resource type over several files, ``Observation.000.ndjson`` and ``Observation.001.ndjson``)."""
+    a, b = relpath_a.split("/"), relpath_b.split("/")
+    return len(a) == len(b) == 4 and a[1] == BULK_FEED and a[:3] == b[:3]
 
 
 def is_manifest(lf: LandedFile) -> bool:
@@ -108,6 +115,10 @@ def process_export_file(lf: LandedFile, export: Export, specs: dict[str, FeedSpe
                         sha256: str) -> FileOutcome:
     """One file of an export folder: the manifest, a file routed to its type's feed, or a type not taken."""
     data = export.files[lf.name]
+    if not PERIOD.match(lf.period):
+        r = _receipt(lf, export, sha256, received_at, "rejected")
+        r.file_errors.append({"rule_id": "bad_period", "message": "the period folder must be YYYY-MM"})
+        return FileOutcome(r, None)
     if is_manifest(lf):
         return _manifest_outcome(lf, export, received_at, sha256)
     rtype = export.resource_type(lf.name)

@@ -43,6 +43,7 @@ from jobs.publish.package import HashingWriter, Package
 from phmx import lakehouse
 from phmx.log import get_logger
 from phmx.period import PeriodKind
+from phmx.recipients import sources_of
 from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
@@ -102,9 +103,8 @@ def _split_ddl() -> list[tuple[str, str]]:
 
 def attributed_members(spark: SparkSession, recipient: str, scope: Scope) -> DataFrame:
     """(member_id) with enrollment from ``recipient`` overlapping the period."""
-    from pyspark.sql import functions as F
 
-    cov = lakehouse.read(spark, COVERAGE).where(F.col("source") == recipient)
+    cov = lakehouse.read(spark, COVERAGE).where(sources_of(recipient))
     pred = _overlap(scope)
     if pred is not None:
         cov = cov.where(pred)
@@ -174,14 +174,14 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
     if when is not None:
         ev = ev.where(when)
     # Only non-identifying demographics: silver.person's direct identifiers are never read here.
-    person = (lakehouse.read(spark, PERSON).where(F.col("source") == recipient)
+    person = (lakehouse.read(spark, PERSON).where(sources_of(recipient))
               .select("source", "source_person_id", "birth_date", "sex", "zip")
               .join(xw, ["source", "source_person_id"]))
     own = [
         _shape(person, kind=F.lit("patient"), source="source", record_id="source_person_id", member_id="member_id",
                d1="birth_date", code="sex", code3="zip", security_labels=F.array().cast("array<string>")),
     ]
-    cov = lakehouse.read(spark, COVERAGE).where(F.col("source") == recipient)
+    cov = lakehouse.read(spark, COVERAGE).where(sources_of(recipient))
     ov = _overlap(scope)
     if ov is not None:
         cov = cov.where(ov)

@@ -355,10 +355,20 @@ def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
     return problems
 
 
+def _one_invalid(e: Any, rtype: str) -> str:  # noqa: ANN401 - a pydantic error dict
+    """One validation error as element path and kind; a resource-level error (no path, e.g. a choice
+    element like occurrence[x] missing) keeps the model's sentence, which names elements, not values."""
+    loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
+    if loc:
+        return f"{rtype}.{loc} ({e.get('type')})"
+    msg = re.sub(r"\s+", " ", str(e.get("msg", ""))).strip()
+    msg = re.sub(r"^Value error, ", "", msg)[:200]
+    return f"{rtype}: {msg}" if msg else f"{rtype} ({e.get('type')})"
+
+
 def _invalid_message(exc: ValidationError, rtype: str) -> str:
     errs = exc.errors()
-    parts = sorted({f"{rtype}." + ".".join(str(x) for x in e.get("loc", ()) if x != "__root__") + f" ({e.get('type')})"
-                    for e in errs})
+    parts = sorted({_one_invalid(e, rtype) for e in errs})
     more = f" and {len(parts) - 3} more" if len(parts) > 3 else ""
     return "invalid elements: " + ", ".join(parts[:3]) + more
 
