@@ -111,14 +111,15 @@ def test_immunization_resolves_a_patient_of_the_same_submission():
     assert_conserved(out)
 
 
-def test_not_done_doses_are_excluded_never_loaded_as_given():
+def test_immunization_status_is_kept_as_vxu_keeps_rxa20_and_rxa21():
     contained = {"contained": [dict(patient("p"), identifier=[{"system": "urn:phmx:cair2-patient-id", "value": "R1"}])]}
-    given = immunization("i1", "#p", **contained)
-    not_done = immunization("i2", "#p", status="not-done", **contained)
-    out = run_file(ndjson(given, not_done), "fhir_immunization", "cair2")
-    assert [r["vaccination_id"] for r in accepted_rows(out)] == ["i1"]
-    (err,) = out.receipt.errors
-    assert err["rule_id"] == "fhir_not_taken" and "not-done" in err["message"]
+    refused = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "PATOBJ"}]}
+    data = ndjson(immunization("i1", "#p", **contained), immunization("i2", "#p", status="not-done", **contained),
+                  immunization("i3", "#p", status="not-done", statusReason=refused, **contained),
+                  immunization("i4", "#p", status="entered-in-error", **contained))
+    rows = accepted_rows(run_file(data, "fhir_immunization", "cair2"))
+    assert [(r["vaccination_id"], r["completion_status"], r["action_code"]) for r in rows] == [
+        ("i1", "CP", "A"), ("i2", "NA", "A"), ("i3", "RE", "A"), ("i4", "CP", "D")]
 
 
 def test_receipt_names_the_element_to_send():
