@@ -83,6 +83,9 @@ class FieldSpec(_Strict):
     separator: str = ""
     # A made-up example of an accepted value, shown in receipts' fixes (pattern fields need one).
     example: str | None = None
+    # ``all`` (FHIR paths): keep every match of the path as a JSON array, not only the first (every
+    # coding of a CodeableConcept with its system, every component of an Observation).
+    all_matches: bool = Field(default=False, alias="all")
 
     @model_validator(mode="before")
     @classmethod
@@ -316,6 +319,8 @@ def _check_source(path: Path, key: str, f: FieldSpec, raw: dict[str, Any], forma
                         f"feeds (this one is {format_type})")
         if src is not None:
             raise _fail(path, f"{key}.constant", "a constant field has no source")
+    if raw.get("all") and format_type != "fhir_ndjson":
+        raise _fail(path, f"{key}.all", "keeps every match of a FHIR path; this feed is not FHIR")
     if "separator" in raw and not isinstance(src, list | tuple) and format_type != "fixed_width":
         raise _fail(path, f"{key}.separator", "joins the parts of a list source; this field has one source")
 

@@ -126,8 +126,8 @@ def test_receipt_names_the_element_to_send():
     no_birth = dict(patient("p"))
     del no_birth["birthDate"]
     out = run_file(ndjson(immunization("i1", "#p", contained=[no_birth])), "fhir_immunization", "cair2")
-    by_field = {e["field"]: e["message"] for e in out.receipt.errors}
-    assert "Immunization.patient -> referenced resource: birthDate" in by_field["birth_date"]
+    fixes = {e["field"]: e["how_to_fix"] for e in out.receipt.errors}
+    assert "Fill in Immunization.patient -> the referenced resource's birthDate" in fixes["birth_date"]
     res = immunization("i2", "#p", contained=[patient("p")])
     del res["occurrenceDateTime"]  # occurrence[x] is 1..1 in FHIR: the model's own sentence names it
     (err,) = run_file(ndjson(res), "fhir_immunization", "cair2").receipt.errors

@@ -18,18 +18,10 @@ if TYPE_CHECKING:
 
 Parser = Callable[..., Iterator[Chunk]]
 
-__all__ = ["Chunk", "FileRejected", "RecordIssue", "field_elements", "get_parser"]
+__all__ = ["Chunk", "FileRejected", "RecordIssue", "get_parser"]
 
 
 def get_parser(spec: FeedSpec) -> Parser:
     """The ``parse`` function for the spec's format type."""
     module = importlib.import_module(f"jobs.ingest.formats.{spec.format_type}")
     return module.parse
-
-
-def field_elements(spec: FeedSpec) -> dict[str, str]:
-    """Where each field sits in the submitted format, in the standard's own terms, for receipts
-    (``Immunization.occurrenceDateTime``); formats without such paths give nothing."""
-    module = importlib.import_module(f"jobs.ingest.formats.{spec.format_type}")
-    fn = getattr(module, "field_elements", None)
-    return fn(spec) if fn is not None else {}

@@ -316,9 +316,6 @@ def fhir_date(value: str, kind: str) -> tuple[str | None, str | None]:
     return stamp, None
 
 
-_EXTRA_KEYS = {"all"}
-
-
 def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
     problems = []
     rtype = spec.format.get("resource_type")
@@ -345,12 +342,7 @@ def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
             compile_path(str(f.source))
         except ValueError as exc:
             problems.append((f"fields[{i}].source", str(exc)))
-        for k, v in f.extra.items():
-            if k not in _EXTRA_KEYS:
-                problems.append((f"fields[{i}].{k}", f"unknown field key for a FHIR feed (known: {sorted(_EXTRA_KEYS)})"))
-            elif not isinstance(v, bool):
-                problems.append((f"fields[{i}].{k}", "must be true or false"))
-        if f.extra.get("all") and f.type != "string":
+        if f.all_matches and f.type != "string":
             problems.append((f"fields[{i}].all", "only a string field can hold every match (a JSON array)"))
     return problems
 
@@ -407,11 +399,11 @@ def _fields(spec: FeedSpec, rtype: str) -> list[_Field]:
     def kind(f: FieldSpec) -> str:
         return f.type if f.type in ("date", "timestamp") and str(f.source).strip() != "$" else "other"
 
-    return [_Field(f.name, compile_path(str(f.source)), kind(f), bool(f.extra.get("all")), f.required,
+    return [_Field(f.name, compile_path(str(f.source)), kind(f), f.all_matches, f.required,
                    f"{rtype}.{str(f.source).split('||')[0].strip()}") for f in spec.fields]
 
 
-_SHOW = [(re.compile(r"\.@resolve\."), " -> referenced resource: "), (re.compile(r"\.@identifier\(([^()]*)\)"), r".identifier (system \1)"),
+_SHOW = [(re.compile(r"\.@resolve\."), " -> the referenced resource's "), (re.compile(r"\.@identifier\(([^()]*)\)"), r".identifier (system \1)"),
          (re.compile(r"\.@ref_id(\([^()]*\))?"), ".reference"), (re.compile(r"\.@(token|component)"), "")]
 
 
