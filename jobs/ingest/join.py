@@ -82,9 +82,22 @@ def check_join(spec: FeedSpec) -> list[tuple[str, str]]:
     return problems
 
 
+def reference_files(spec: FeedSpec) -> list[str]:
+    """A FHIR feed's ``format.companions``: name patterns of files sent beside its own whose resources
+    its references point at (``Patient*.ndjson`` beside Immunizations that reference ``Patient/<id>``)."""
+    raw = spec.format.get("companions") if spec.format_type == "fhir_ndjson" else None
+    return [str(x) for x in raw] if isinstance(raw, list) else []
+
+
+def takes_companions(spec: FeedSpec) -> bool:
+    """Whether files of this feed's folder may be companions rather than submissions of their own."""
+    return bool(joins(spec) or reference_files(spec))
+
+
 def is_companion(spec: FeedSpec, file_name: str) -> bool:
     """Whether a landed file is a companion of this feed (read with its main file, not on its own)."""
-    return any(fnmatch.fnmatch(file_name, str(j["file"])) for j in joins(spec).values())
+    patterns = [str(j["file"]) for j in joins(spec).values()] + reference_files(spec)
+    return any(fnmatch.fnmatch(file_name, p) for p in patterns)
 
 
 def companions_of(spec: FeedSpec, names: list[str]) -> list[str]:

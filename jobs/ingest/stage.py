@@ -110,7 +110,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             export = exports[key]
             routed = bulk.routed_feed(lf, export, specs)
             companion_files = export.companions(lf.name)
-        elif spec is not None and join.joins(spec) and lf.layout_ok:
+        elif spec is not None and join.takes_companions(spec) and lf.layout_ok:
             if join.is_companion(spec, lf.name):
                 continue  # read with the main file(s) of its folder, not a submission of its own
             companion_files = {c.name: storage.read_bytes(c.uri) for c in folders[(lf.submitter, lf.feed, lf.period)]

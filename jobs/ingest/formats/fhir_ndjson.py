@@ -337,6 +337,9 @@ def check_spec(spec: FeedSpec) -> list[tuple[str, str]]:
             get_fhir_model_class(str(rtype))
         except (KeyError, ValueError):
             problems.append(("format.resource_type", f"{rtype!r} is not an R4 resource type"))
+    companions = spec.format.get("companions")
+    if companions is not None and (not isinstance(companions, list) or not all(isinstance(c, str) for c in companions)):
+        problems.append(("format.companions", "a list of file name patterns, e.g. [\"Patient*.ndjson\"]"))
     for i, f in enumerate(spec.fields):
         try:
             compile_path(str(f.source))
