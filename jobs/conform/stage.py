@@ -77,6 +77,12 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     if mapping.get("having"):  # a predicate on the target's columns (e.g. a span whose start is known)
         df = df.where(F.expr(str(mapping["having"])))
     # Keep the latest version of every key (later period, then later row) so resends converge.
+    # A key column the spec does not map (a contract that gained one, e.g. coverage_type for feeds
+    # without insurance lines) is null for every row, as conform_to would make it, not a failure.
+    types = dict(table.columns)
+    for k in table.keys:
+        if k not in df.columns:
+            df = df.withColumn(k, F.lit(None).cast(types[k]))
     w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
     df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
     if "security_labels" in table.column_names:
