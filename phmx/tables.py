@@ -302,12 +302,13 @@ OBSERVATION = _t(
     "source string, observation_id string, source_person_id string, encounter_id string, status string,"
     f"category string, {_CODINGS}, loinc_code string, effective_date date, value_num double,"
     "value_unit string, value_code string, value_text string,"
-    "components array<struct<code:string;value:double;unit:string;value_code:string>>,"
+    "components array<string>,"
     f"{_SILVER_LINEAGE}, {_LABELS}",
     keys="source observation_id",
     doc="Vital signs, labs and screening scores (FHIR Observation): the value as a number with its UCUM "
     "unit, a coded value as a token, or text; blood pressure's systolic (LOINC 8480-6) and diastolic "
-    "(8462-4) readings and other panel parts as components (code as a token). E.g. BMI 39156-5, HbA1c "
+    "(8462-4) readings and other panel parts as components, each a JSON object {code (a token), value, unit, "
+    "value_code}: from_json(c, 'struct<code:string,value:double,unit:string,value_code:string>'). E.g. BMI 39156-5, HbA1c "
     "4548-4, PHQ-2 55758-7, PHQ-9 44261-6.",
 )
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from jobs.ingest.landing import PERIOD, LandedFile, submission_id
+from jobs.ingest.landing import LandedFile, is_landing_period, submission_id
 from jobs.ingest.process import FileOutcome, process_file, submission_sha
 from jobs.ingest.receipts import Receipt, group_findings
 from phmx.feedspec import FeedSpec
@@ -115,7 +115,7 @@ def process_export_file(lf: LandedFile, export: Export, specs: dict[str, FeedSpe
                         sha256: str) -> FileOutcome:
     """One file of an export folder: the manifest, a file routed to its type's feed, or a type not taken."""
     data = export.files[lf.name]
-    if not PERIOD.match(lf.period):
+    if not is_landing_period(lf.period):
         r = _receipt(lf, export, sha256, received_at, "rejected")
         r.file_errors.append({"rule_id": "bad_period", "message": "the period folder must be YYYY-MM"})
         return FileOutcome(r, None)

@@ -89,7 +89,7 @@ def test_codes_reach_silver_with_their_code_system(spark, corpus_run):
     assert imm == 44
     obs = lakehouse.read(spark, "silver.observation").where("source = 'mcp_example:fhir'").collect()
     bp = next(o for o in obs if o.loinc_code == "85354-9")
-    assert {c.code for c in bp.components} == {"http://loinc.org|8480-6", "http://loinc.org|8462-4"}
+    assert {json.loads(c)["code"] for c in bp.components} == {"http://loinc.org|8480-6", "http://loinc.org|8462-4"}
     bmi = next(o for o in obs if o.loinc_code == "39156-5")
     assert bmi.value_num is not None and bmi.value_unit == "kg/m2"
 

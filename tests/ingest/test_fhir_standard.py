@@ -158,7 +158,7 @@ def test_observation_values_components_and_screening_scores():
            "effectivePeriod": {"start": "2025-01-10T08:00:00Z"}, "valueQuantity": {"value": 0.000065, "unit": "%"}}
     rows = {r["observation_id"]: r for r in accepted_rows(run_file(ndjson(bp, phq9, a1c), "fhir_observation",
                                                                    "mcp_bluecoast"))}
-    assert json.loads(rows["bp"]["components"]) == [
+    assert [json.loads(c) for c in json.loads(rows["bp"]["components"])] == [
         {"code": "http://loinc.org|8480-6", "value": 128, "unit": "mm[Hg]", "value_code": None},
         {"code": "http://loinc.org|8462-4", "value": 81.5, "unit": "mm[Hg]", "value_code": None}]
     assert (rows["phq9"]["loinc_code"], rows["phq9"]["value_num"]) == ("44261-6", "14")

@@ -27,7 +27,7 @@ Field paths (``source``) walk the JSON:
                                        element or a conditional reference
                                        (``Practitioner?identifier=<system>|<value>``)
 ``code.coding.@token``                 a Coding as a FHIR token ``<system>|<code>``
-``component.@component``               an Observation component as an object {code, value, unit,
+``component.@component``               an Observation component as JSON {code, value, unit,
                                        value_code} (with ``all: true``: blood pressure's two readings)
 ``a || b``                             the first of the alternatives that has a value
 ``$``                                  the whole resource as compact JSON (for bronze.fhir_consent)
@@ -179,7 +179,7 @@ def _token(coding: Any) -> list[Any]:  # noqa: ANN401 - JSON
 
 
 def _component(comp: Any) -> list[Any]:  # noqa: ANN401 - JSON
-    """An Observation component as ``{code, value, unit, value_code}`` (code and value_code as tokens)."""
+    """An Observation component as compact JSON ``{code, value, unit, value_code}`` (codes as tokens)."""
     if not isinstance(comp, dict):
         return []
     codings = [t for c in _items((comp.get("code") or {}).get("coding")) for t in _token(c)]
@@ -188,8 +188,9 @@ def _component(comp: Any) -> list[Any]:  # noqa: ANN401 - JSON
     value_codes = [t for c in _items((comp.get("valueCodeableConcept") or {}).get("coding")) for t in _token(c)]
     if not codings:
         return []
-    return [{"code": codings[0], "value": value if isinstance(value, int | float) and not isinstance(value, bool)
-             else None, "unit": qty.get("code") or qty.get("unit"), "value_code": value_codes[0] if value_codes else None}]
+    part = {"code": codings[0], "value": value if isinstance(value, int | float) and not isinstance(value, bool)
+            else None, "unit": qty.get("code") or qty.get("unit"), "value_code": value_codes[0] if value_codes else None}
+    return [orjson.dumps(part).decode()]
 
 
 def compile_path(src: str) -> Getter:
@@ -524,9 +525,7 @@ def _extract(res: dict[str, Any], fields: list[_Field], index: Mapping[str, Any]
         except (TypeError, AttributeError, IndexError, RecursionError):
             found = []
         if f.all:
-            # Scalars as strings; objects (@component) as objects: a JSON array conform reads with from_json.
-            items = [v if isinstance(v, dict) else _scalar(v) for v in found]
-            distinct = list({orjson.dumps(v, option=orjson.OPT_SORT_KEYS): v for v in items if v is not None}.values())
+            distinct = list(dict.fromkeys(s for s in map(_scalar, found) if s is not None))
             out[f.name] = orjson.dumps(distinct).decode() if distinct else None
             continue
         v = _scalar(found[0]) if found else None
