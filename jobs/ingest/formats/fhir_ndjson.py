@@ -90,7 +90,9 @@ Getter = Callable[[Any, Ctx], list[Any]]
 
 def _split_top(src: str, sep: str) -> list[str]:
     """Split on ``sep`` where it is not inside parentheses (filter values are URLs)."""
-    out, depth, cur, i = [], 0, [], 0
+    out: list[str] = []
+    cur: list[str] = []
+    depth = i = 0
     while i < len(src):
         ch = src[i]
         if ch == "(":
@@ -183,7 +185,8 @@ def _component(comp: Any) -> list[Any]:  # noqa: ANN401 - JSON
     if not isinstance(comp, dict):
         return []
     codings = [t for c in _items((comp.get("code") or {}).get("coding")) for t in _token(c)]
-    qty = comp.get("valueQuantity") if isinstance(comp.get("valueQuantity"), dict) else {}
+    raw_qty = comp.get("valueQuantity")
+    qty: dict[str, Any] = raw_qty if isinstance(raw_qty, dict) else {}
     value = qty.get("value", comp.get("valueInteger"))
     value_codes = [t for c in _items((comp.get("valueCodeableConcept") or {}).get("coding")) for t in _token(c)]
     if not codings:
