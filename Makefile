@@ -32,12 +32,13 @@ $(JVM_STAMP): jvm/pom.xml
 
 jvm: $(JVM_STAMP)
 
-# The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
-# The browser the portal's tests drive: Debian's chromium (Playwright never downloads one here).
+# The browser the portal's and the LHJ report's tests drive: Debian's chromium (Playwright never downloads one here).
 browser:
 	@test -x /usr/bin/chromium || { echo 'installing Debian chromium for the portal browser tests'; \
-		if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium; else sudo apt-get install -y chromium; fi; }
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y chromium; \
+		else sudo apt-get update -q && sudo apt-get install -y chromium; fi; }
 
+# The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
 test: $(STAMP) $(JVM_STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -33,11 +33,12 @@ def recipient_checks(packages: list[dict]) -> dict:
     published measures table with the calendar's roll-ups (``phmx privacy attack``)."""
     import pandas as pd
 
+    from jobs.publish.lhj_suppression import suppressed_cells
     from jobs.publish.verify import verify_package
     from privacy.attack import audit
     from privacy.suppression import with_calendar
 
-    verified = audited = suppressed = 0
+    verified = audited = suppressed = attacked = 0
     failures: list[str] = []
     for p in packages:
         verify_package(p["path"])  # raises PackageInvalid (exit 71) naming the bad file
@@ -47,10 +48,14 @@ def recipient_checks(packages: list[dict]) -> dict:
             table = pd.read_parquet(table_path)
             report = audit(table, with_calendar(table))
             audited += 1
-            suppressed += report.suppressed_cells
+            # the package's own count (as its manifest, dictionary and report state it); the audit
+            # attacks the numerator and denominator of each of those rows and of the calendar roll-ups
+            suppressed += suppressed_cells(table)
+            attacked += report.suppressed_cells
             if not report.ok:
                 failures.append(p["recipient"])
-    return {"verified": verified, "lhj_audited": audited, "suppressed_cells": suppressed, "audit_failures": failures}
+    return {"verified": verified, "lhj_audited": audited, "suppressed_cells": suppressed, "attacked_values": attacked,
+            "audit_failures": failures}
 
 
 def summarize(console) -> dict:  # noqa: ANN001 - rich Console
@@ -105,7 +110,8 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
     checks = recipient_checks(packages)
     console.print(f"Recipient-side checks: {checks['verified']} of {len(packages)} packages verify (signature, "
                   f"checksums); LP attacker audit on {checks['lhj_audited']} LHJ measure tables: "
-                  f"{checks['suppressed_cells']} suppressed cells, "
+                  f"{checks['suppressed_cells']} suppressed cells ({checks['attacked_values']} withheld counts "
+                  "with the calendar's roll-ups), "
                   + ("none can be narrowed below [0, 11]" if not checks["audit_failures"] else
                      f"FAILED for {', '.join(checks['audit_failures'])}") + " (phmx privacy attack)")
     audit = verify()

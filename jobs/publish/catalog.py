@@ -64,3 +64,27 @@ def describe(measure_id: str) -> tuple[str, str]:
         if measure_id.upper() == key or measure_id.upper().replace("_", "-") == key:
             return val
     return measure_id, ""
+
+
+#: The measures stage's sensitivity levels that make a measure itself a behavioural-health one.
+BEHAVIOURAL_DOMAINS = frozenset({"mh", "sud", "smi"})
+
+
+@lru_cache(maxsize=1)
+def _domains() -> dict[str, str]:
+    try:
+        from jobs.measures import config  # type: ignore[import-not-found]
+
+        cfg = config.default()
+    except Exception:  # noqa: BLE001 - without the stage's catalogue no measure is labelled by domain
+        return {}
+    return {mid: str(spec.sensitivity) for spec in cfg.measures.values() for mid in spec.measure_ids}
+
+
+def domain(measure_id: str) -> str | None:
+    """The measure's own domain as the measures catalogue declares it (``sensitivity`` in
+    mappings/measures/measures.yaml: general, mh, sud, ...), or None when it is not catalogued.
+
+    This, not whether some of a measure's units touch sensitive services (TRC-30 counts county
+    mental health follow-ups), decides whether a report calls it a mental health or SUD measure."""
+    return _domains().get(measure_id)

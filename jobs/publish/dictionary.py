@@ -48,8 +48,11 @@ def _table(rows: tuple[tuple[str, str, str], ...]) -> list[str]:
     return ["| column | type | meaning |", "|---|---|---|"] + [f"| `{c}` | {t} | {d} |" for c, t, d in rows]
 
 
-def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str) -> str:
-    """The dictionary as Markdown; ``measures`` has measure_id and sensitive."""
+def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str, cells: int | None = None,
+             suppressed_cells: int | None = None) -> str:
+    """The dictionary as Markdown; ``measures`` has measure_id and sensitive. ``cells`` and
+    ``suppressed_cells`` (the package's counts, :func:`jobs.publish.lhj_suppression.suppressed_cells`)
+    are stated under the annotation codes when given."""
     out = ["# Data dictionary: LHJ population health measures feed", "",
            "Audience: epidemiologists and analysts at local health jurisdictions.", "",
            "## measures.csv / measures.parquet", "", "One row per cell. Contract: the columns below, in this order.", ""]
@@ -68,6 +71,9 @@ def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str)
             "suppressed (CalHHS DDG 5.6.2).", "",
             "## Annotation codes", "", "| code | name | meaning |", "|---|---|---|"]
     out += [f"| {c} | {n} | {d} |" for c, n, d in ANNOTATIONS]
+    if cells is not None and suppressed_cells is not None:
+        out += ["", f"This package: {suppressed_cells:,} of {cells:,} cells of measures.csv are suppressed "
+                "(annotation 1 or 2); manifest.json (content.suppressed_cells) and report.html give the same count."]
     out += ["", "## service_counts.csv", ""] + _table(SERVICE_COLUMNS)
     out += ["", "## Methods", "", f"- Confidence interval: {ci_method} (95%).",
             f"- Suppression: {suppression_method}.",

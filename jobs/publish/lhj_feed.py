@@ -287,7 +287,7 @@ def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_
     state_t = state_published if state_published is not None else state_table(state, ci_method)
     svc = lhj_suppression.primary_only(services.reset_index(drop=True), "members") if len(services) else \
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
-    suppressed = int(measures["annotation"].isin(["1", "2"]).sum()) if len(measures) else 0
+    suppressed = lhj_suppression.suppressed_cells(measures)
     spec = lhj_suppression.privacy_spec(cells) if len(cells) and method.startswith("privacy.") else None
     return LhjTables(measures, state_t, svc, method, len(measures), suppressed, spec)
 
@@ -352,7 +352,8 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
             "application/fhir+json")
     meas = t.measures[["measure_id", "sensitive"]] if len(t.measures) else pd.DataFrame(columns=["measure_id", "sensitive"])
     pkg.add("data_dictionary.md", dictionary.markdown(meas, ci_method=f"{ci_method} 95% interval",
-                                                      suppression_method=t.suppression_method), "text/markdown")
+                                                      suppression_method=t.suppression_method,
+                                                      cells=t.cells, suppressed_cells=t.suppressed), "text/markdown")
     pkg.add("data_dictionary.csv", dictionary.csv_text(), "text/csv")
     files = sorted([*pkg.files, "report.html"])
     html = report_html.render(lhj=lhj, recipient=recipient, period=period, run_id=run_id, table=t.measures,
@@ -360,12 +361,12 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
                               fingerprint=publisher.fingerprint, key_id=publisher.key_id,
                               generated_at=generated_at, files=files)
     pkg.add("report.html", html, "text/html; charset=utf-8")
-    ann = t.measures["annotation"].value_counts().to_dict() if len(t.measures) else {}
+    ann = lhj_suppression.annotation_counts(t.measures)
     pkg.meta = {
         "lhj": lhj, "purpose": PURPOSE, "legal_basis": LEGAL_BASIS, "rule_ids": list(RULE_IDS),
         "content": {"measures": sorted(set(t.measures["measure_id"])) if len(t.measures) else [],
                     "cells": t.cells, "suppressed_cells": t.suppressed,
-                    "annotations": {str(k): int(v) for k, v in sorted(ann.items())},
+                    "annotations": ann,
                     "service_count_rows": len(t.services)},
         "methods": {"confidence_interval": f"{ci_method} 95%", "suppression": t.suppression_method,
                     "suppression_spec": _jsonable(t.suppression_spec),

@@ -33,6 +33,27 @@ TOPICS = {"sud": "sud", "mh": "mental_health", "smi": "serious_mental_illness"}
 SPEC_FILE = "privacy/policies/suppression_lhj.yaml"
 
 
+#: Annotation codes of a withheld count: 1 small cell, 2 complementary (3, no data, hides nothing).
+SUPPRESSED_CODES = ("1", "2")
+
+
+def annotation_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Rows per annotation code ("1", "2", "3") of a published measures table."""
+    if table.empty or "annotation" not in table:
+        return {}
+    ann = table["annotation"].dropna().astype(str)
+    ann = ann[ann != ""]
+    return {str(k): int(v) for k, v in sorted(ann.value_counts().items())}
+
+
+def suppressed_cells(table: pd.DataFrame) -> int:
+    """The package's suppressed-cell count: rows of the published measures table whose counts are
+    withheld (annotation 1 or 2). The one definition the manifest, the data dictionary, the HTML
+    report and the demo summary all print, so one package never shows two totals."""
+    counts = annotation_counts(table)
+    return sum(counts.get(c, 0) for c in SUPPRESSED_CODES)
+
+
 def base_spec() -> dict[str, Any]:
     """The privacy package's LHJ default spec (``privacy/policies/suppression_lhj.yaml``), if present."""
     from pathlib import Path

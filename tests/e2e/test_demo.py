@@ -28,6 +28,10 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
     assert summary["ledger_ok"] and len(summary["published"]) == checks["verified"] >= 3
     assert checks["lhj_audited"] == len(lhj_packages) >= 1 and checks["audit_failures"] == []
     assert checks["suppressed_cells"] > 0  # a small population: the audit had something to attack
+    assert checks["attacked_values"] >= checks["suppressed_cells"]
+    manifests = [json.loads((Path(p) / "manifest.json").read_text()) for p in lhj_packages]
+    # one suppressed-cell count: the summary's total is the sum of what each package states
+    assert checks["suppressed_cells"] == sum(m["content"]["suppressed_cells"] for m in manifests)
     text = console.export_text()
     assert "none can be narrowed below [0, 11]" in text and "report.html" in text
     for p in lhj_packages:

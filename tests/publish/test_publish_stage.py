@@ -299,3 +299,58 @@ def test_statewide_rows_are_decided_from_every_lhj_table_and_stored_for_the_mapp
         pd.testing.assert_frame_equal(back.reset_index(drop=True), table.reset_index(drop=True), check_dtype=False)
         pd.testing.assert_frame_equal(back_state.reset_index(drop=True), state.reset_index(drop=True),
                                       check_dtype=False)
+
+
+@pytest.mark.slow
+def test_html_report_in_a_real_browser(published):
+    """Each LHJ's report in headless Chromium: no console errors, legends match marks, categories
+    in natural order, the one suppressed-cell count; screenshots kept under var/artifacts/report."""
+    import re
+
+    from report_browser import open_report
+
+    from jobs.publish.report_charts import stratum_order
+
+    home, _ = published
+    age_panels: list[list[str]] = []
+    for recipient in ("lhj_alameda", "lhj_berkeley", "lhj_long_beach"):
+        folder = _latest(home, recipient, "lhj_measures")
+        manifest = json.loads((folder / "manifest.json").read_text())
+        html = (folder / "report.html").read_text()
+        assert "<script" not in html.lower() and "<link" not in html.lower()
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched from elsewhere
+        seen = open_report(folder / "report.html", recipient)
+        assert seen.console_errors == [], seen.console_errors
+        assert seen.screenshot is not None and seen.screenshot.stat().st_size > 10_000
+        drawn = [c for c in seen.charts if c["svg"]]
+        assert drawn, "no chart was drawn"
+        for chart in drawn:
+            assert chart["legend"], f"a chart without a legend: {chart['panels']}"
+            for bar in chart["bars"]:  # every bar's fill is its own series' legend colour
+                assert bar["fill"] == chart["legend"][bar["series"]], (bar, chart["legend"])
+            for line in chart["lines"]:
+                assert line["stroke"] == chart["legend"][line["series"]], (line, chart["legend"])
+            for panel in chart["panels"]:
+                cats = panel["categories"]
+                assert cats == stratum_order(cats), (panel["title"], cats)
+                if panel["title"] == "By age band":
+                    lows = [int(c.split("-")[0].rstrip("+")) for c in cats if c != "unknown"]
+                    assert lows == sorted(lows), cats
+                    age_panels.append(cats)
+        # empty charts are a sentence, not empty axes
+        for chart in seen.charts:
+            if not chart["svg"]:
+                assert "No chart:" in chart["text"] or "Not drawn" in chart["text"]
+        # the one suppressed-cell count: report == manifest == data dictionary
+        total = int(seen.suppressed_total.replace(",", ""))
+        assert total == manifest["content"]["suppressed_cells"]
+        dictionary = (folder / "data_dictionary.md").read_text()
+        m = re.search(r"This package: ([\d,]+) of ([\d,]+) cells", dictionary)
+        assert m and int(m.group(1).replace(",", "")) == total
+        assert int(m.group(2).replace(",", "")) == manifest["content"]["cells"]
+        t = _measures(home, recipient)
+        assert total == int(t["annotation"].isin(["1", "2"]).sum())
+        # codes explained next to the table that uses them
+        if t["annotation"].isin(["1", "2", "3"]).any():
+            assert "small cell:" in seen.text or "complementary:" in seen.text or "no data:" in seen.text
+    assert age_panels, "no age band panel was drawn"
