@@ -110,10 +110,11 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
     checks = recipient_checks(packages)
     console.print(f"Recipient-side checks: {checks['verified']} of {len(packages)} packages verify (signature, "
                   f"checksums); LP attacker audit on {checks['lhj_audited']} LHJ measure tables: "
-                  f"{checks['suppressed_cells']} suppressed cells ({checks['attacked_values']} withheld counts "
-                  "with the calendar's roll-ups), "
+                  f"{checks['suppressed_cells']} suppressed cells, "
                   + ("none can be narrowed below [0, 11]" if not checks["audit_failures"] else
                      f"FAILED for {', '.join(checks['audit_failures'])}") + " (phmx privacy attack)")
+    console.print(f"(The same count as the packages' manifests, dictionaries and reports; the audit bounded their "
+                  f"{checks['attacked_values']} withheld numerators and denominators with the calendar's roll-ups.)")
     audit = verify()
     console.print(f"Consent ledger: {audit.entries} entries, {audit.checkpoints} signed checkpoints, "
                   f"{audit.disclosures} disclosures; verify {'OK' if audit.ok else 'FAILED'} "

@@ -73,7 +73,7 @@ BEHAVIOURAL_DOMAINS = frozenset({"mh", "sud", "smi"})
 @lru_cache(maxsize=1)
 def _domains() -> dict[str, str]:
     try:
-        from jobs.measures import config  # type: ignore[import-not-found]
+        from jobs.measures import config
 
         cfg = config.default()
     except Exception:  # noqa: BLE001 - without the stage's catalogue no measure is labelled by domain
