@@ -88,7 +88,8 @@ def period_sequence(labels: list[str]) -> list[str]:
     else:
         return sorted(set(labels))
     ps = [pd.Period(x, freq=freq) for x in labels]
-    return [str(p) for p in pd.period_range(min(ps), max(ps), freq=freq)]
+    fmt = {"M": "%Y-%m", "Q": "%Y-Q%q", "Y": "%Y"}[freq]
+    return [p.strftime(fmt) for p in pd.period_range(min(ps), max(ps), freq=freq)]
 
 
 def _frame(points: list[Point]) -> pd.DataFrame:
@@ -153,7 +154,7 @@ def bars(title: str, panels: list[tuple[str, list[Point]]], *, series: list[str]
     charts = []
     for name, pts in drawn:
         df = _frame(pts)
-        order = stratum_order(list(df["label"]), natural=natural)
+        order = stratum_order(list(df["label"]), natural=[*series, *(natural or [])])  # the LHJ above the state
         y = alt.Y("label:N", title=None, sort=order, scale=alt.Scale(domain=order))
         base = alt.Chart(df)
         bar = base.transform_filter("isValid(datum.rate)").mark_bar(height=14).encode(

@@ -35,7 +35,9 @@ _READ = """() => Array.from(document.querySelectorAll('figure')).map(fig => {
       .filter(t => !t.textContent.endsWith('%'))
       .map(t => ({text: t.textContent, top: t.getBoundingClientRect().top}))
       .sort((a, b) => a.top - b.top).map(t => t.text);
-    return {title: title ? title.textContent : '', categories: cats};
+    const ticks = Array.from(g.querySelectorAll('g.role-axis-label text'))
+      .filter(t => t.textContent.endsWith('%')).map(t => t.textContent);
+    return {title: title ? title.textContent : '', categories: cats, ticks};
   });
   const lines = Array.from(fig.querySelectorAll('path[aria-roledescription="line mark"]')).map(l => ({
     series: field(l.getAttribute('aria-label'), 'series'), stroke: (l.getAttribute('stroke') || '').toLowerCase(),
