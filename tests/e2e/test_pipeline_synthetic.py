@@ -13,6 +13,10 @@ from phmx.tables import ALL, SUBMISSIONS
 # Columns that record when something happened; everything else must be identical on a rerun.
 _CLOCK_COLUMNS = {"ingested_at", "received_at", "quarantined_at", "linked_at", "decided_at", "recorded_at",
                   "run_id", "as_of", "generated_at", "published_at"}
+# gold.feed_log records deliveries, which are events: every publish of a period is a new version
+# (jobs/publish/package.py), so a rerun adds rows. What each delivery carries must not change.
+_DELIVERY_LOG = "gold.feed_log"
+_DELIVERY_CONTENT = ("recipient", "feed", "period", "files", "cells", "suppressed_cells", "members", "status")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def synthetic_home(tmp_path_factory):
 def _snapshot(spark) -> dict[str, list]:
     snap = {}
     for t in ALL:
-        if t.layer in ("bronze", "silver", "gold") and lakehouse.exists(t):
+        if t.layer in ("bronze", "silver", "gold") and t.fqn != _DELIVERY_LOG and lakehouse.exists(t):
             df = lakehouse.read(spark, t)
             cols = [c for c in df.columns if c not in _CLOCK_COLUMNS]
             snap[t.fqn] = sorted(map(repr, (tuple(r) for r in df.select(*cols).collect())))
@@ -63,3 +67,8 @@ def test_conservation_and_idempotency_on_synthetic_submitters(spark, synthetic_h
     assert second["ingest"].counts["files"] == 0
     assert second["ingest"].counts["skipped_already_ingested"] == ingest["files"]
     assert _snapshot(spark) == before
+    log = lakehouse.read(spark, _DELIVERY_LOG)
+    runs = {rid: sorted(tuple(r) for r in log.where(log.run_id == rid).select(*_DELIVERY_CONTENT).collect())
+            for rid in ("run-a", "run-b")}
+    assert runs["run-a"] and runs["run-a"] == runs["run-b"]
+    assert {r.version for r in log.where(log.run_id == "run-b").collect()} == {2}
