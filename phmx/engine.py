@@ -121,9 +121,10 @@ def classic_builder(app_name: str = "phmx", shuffle_partitions: int | None = Non
         os.environ[key] = value if key == "PYTHONPATH" else os.environ.get(key) or value
     partitions = shuffle_partitions or settings_mod.load().shuffle_partitions
     builder = SparkSession.builder.appName(app_name)
-    if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("PYSPARK_GATEWAY_PORT"):
+    submitted = jvm.under_spark_submit()  # the submitter chose master, jars and memory
+    if not submitted:
         builder = builder.master(settings_mod.load().spark_master or "local[2]")
-    for key, value in jvm.session_conf(shuffle_partitions=partitions).items():
+    for key, value in jvm.session_conf(shuffle_partitions=partitions, jars_needed=not submitted).items():
         builder = builder.config(key, value)
     return builder
 
@@ -166,7 +167,8 @@ def _remote_uses_tls(remote: str) -> bool:
 
 
 def _classic_master() -> str:
-    if _session is not None and settings_mod.load().engine == "classic":
+    """The classic session's master: the running one's, else the one it would be started with."""
+    if _session is not None and type(_session).__module__ == "pyspark.sql.session":
         return str(_session.conf.get("spark.master", "local"))
     return settings_mod.load().spark_master or "local"
 

@@ -117,7 +117,12 @@ def object_store_conf() -> dict[str, str]:
                     region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2")
 
 
-def session_conf(*, shuffle_partitions: int, local: bool = True) -> dict[str, str]:
+def under_spark_submit() -> bool:
+    """Whether this Python was started by ``spark-submit`` (the JVM, its jars and master exist)."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
+def session_conf(*, shuffle_partitions: int, local: bool = True, jars_needed: bool = True) -> dict[str, str]:
     """Everything a JVM session of ours is configured with (classic session and Connect server).
 
     Local jars (never ``spark.jars.packages``): on a local master they go on the JVM's class
@@ -127,8 +132,10 @@ def session_conf(*, shuffle_partitions: int, local: bool = True) -> dict[str, st
     shuffle partitions), few partitions for Delta's log replay (50 by default, for one small
     log), Arrow for pandas UDFs and conversions, no UI and no console progress bar.
     """
-    jar_list = jars()
-    if local:
+    jar_list = jars() if jars_needed else []
+    if not jar_list:
+        jar_conf: dict[str, str] = {}
+    elif local:
         jar_conf = {"spark.driver.extraClassPath": os.pathsep.join(jar_list),
                     "spark.executor.extraClassPath": os.pathsep.join(jar_list)}
     else:

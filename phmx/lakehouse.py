@@ -147,10 +147,28 @@ def overwrite(df: DataFrame, table: Table | str, *, replace_where: str | None = 
     _write(df, table, mode="overwrite", options=opts)
 
 
+def plain_strings(df: DataFrame) -> DataFrame:
+    """Re-cast top-level string columns to plain ``string`` before a Delta write.
+
+    A pandas UDF declared ``string`` (encryption, pseudonyms) comes back from a JVM Spark Connect
+    server as ``string collate UTF8_BINARY``; Delta records that type in the table's schema and
+    delta-rs (history, time travel, vacuum, restore in this module) refuses the table. The
+    client shows both as ``StringType()``, so every string column is cast (a no-op otherwise).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    fields = df.schema.fields
+    if not any(isinstance(f.dataType, StringType) for f in fields):
+        return df
+    return df.select(*[F.col(f"`{f.name}`").cast("string").alias(f.name) if isinstance(f.dataType, StringType)
+                       else F.col(f"`{f.name}`") for f in fields])
+
+
 def _write(df: DataFrame, table: Table | str, *, mode: str, options: dict[str, str] | None = None) -> None:
     path = table_path(table)
     try:
-        writer = df.write.format("delta").mode(mode)
+        writer = plain_strings(df).write.format("delta").mode(mode)
         for k, v in (options or {}).items():
             writer = writer.option(k, v)
         writer.save(path)

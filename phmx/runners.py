@@ -120,6 +120,11 @@ def _shared_roots(cfg: settings_mod.Settings) -> dict[str, str]:
 
 
 # ---- configuration of the two cluster runners ------------------------------------------------
+def _jars_setting(value: str) -> str:
+    value = value.strip()
+    return ",".join(jvm.jars()) if value == "make-jvm" else value
+
+
 @dataclass(frozen=True)
 class SparkSubmitConfig:
     """Settings of the ``spark_submit`` runner (all optional).
@@ -129,11 +134,16 @@ class SparkSubmitConfig:
     | PHMX_SPARK_CONN_ID    | spark_default                   | Airflow connection naming the master     |
     | PHMX_DELTA_PACKAGE    | from the installed delta-spark  | delta-spark Maven coordinate             |
     | PHMX_SPARK_APPLICATION| jobs/submit.py of this install  | driver script spark-submit runs          |
+    | PHMX_SPARK_JARS       | unset                           | local jars instead of ``--packages``     |
+
+    ``PHMX_SPARK_JARS=make-jvm`` ships the jars ``make jvm`` resolved (``--jars``), any other value
+    is a comma-separated list passed as is; then nothing is resolved from Maven when the driver starts.
     """
 
     conn_id: str = "spark_default"
     delta_package: str = field(default_factory=delta_package)
     application: str = field(default_factory=submit_script)
+    jars: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSubmitConfig:
@@ -144,10 +154,13 @@ class SparkSubmitConfig:
     def from_settings(cls, cfg: settings_mod.Settings) -> SparkSubmitConfig:
         return cls(conn_id=cfg.spark_conn_id or "spark_default",
                    delta_package=cfg.delta_package or delta_package(),
-                   application=cfg.spark_application or submit_script())
+                   application=cfg.spark_application or submit_script(),
+                   jars=_jars_setting(cfg.spark_jars or ""))
 
     def packages(self, cfg: settings_mod.Settings) -> str:
-        """delta-spark, plus hadoop-aws when any data root is on S3."""
+        """delta-spark, plus hadoop-aws when any data root is on S3 (none when ``jars`` are given)."""
+        if self.jars:
+            return ""
         pkgs = [self.delta_package]
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
             pkgs.append(HADOOP_AWS_PACKAGE)
@@ -347,7 +360,8 @@ class SparkSubmitRunner(TaskRunner):
             "task_id": task_id,
             "conn_id": sub.conn_id,
             "application": sub.application,
-            "packages": sub.packages(self.cfg),
+            "packages": sub.packages(self.cfg) or None,
+            "jars": sub.jars or None,
             "conf": sub.conf(self.cfg),
             "env_vars": job_environment(self.cfg),
             "name": f"phmx-{task_id}",

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
                                      "spark_submit: delta-spark Maven coordinate")
     spark_application: str | None = _var("PHMX_SPARK_APPLICATION", None, "`jobs/submit.py` of the installed package",
                                          "spark_submit: driver script path")
+    spark_jars: str | None = _var("PHMX_SPARK_JARS", None, "unset (`--packages` from Maven)",
+                                  "spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a "
+                                  "comma-separated list of jars; then nothing is resolved when the driver starts")
     emr_application_id: str | None = _var("PHMX_EMR_APPLICATION_ID", None, "required for EMR",
                                           "Terraform output `emr_application_id`")
     emr_execution_role_arn: str | None = _var("PHMX_EMR_EXECUTION_ROLE_ARN", None, "required for EMR",

@@ -1,0 +1,122 @@
+"""The same pipeline on every engine route, per-stage wall time side by side.
+
+    python -m benchmarks.engines                      # 2,000 members (the demo size), all three routes
+    python -m benchmarks.engines --members 300        # the size the cross-engine test uses
+    python -m benchmarks.engines --routes sail classic
+    python -m benchmarks.engines --quick              # 200 members
+
+Routes: ``sail`` (embedded), ``classic`` (JVM Spark local[2] with Delta, ``PHMX_ENGINE=classic``),
+``connect`` (a JVM Spark Connect server with Delta on 127.0.0.1, started here). Each route runs
+the whole pipeline in a fresh process on the same synthetic landing zone (same seed) with its own
+PHMX_HOME under ``--out``; the JVM start-up is inside the first stage's time. The machine and its
+load are printed with the figures (2 cores shared with other work make figures noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess  # noqa: S404 - runs this project's own pipeline in a child process
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_ID = "run-engines"
+ROUTES = ("sail", "classic", "connect")
+RUN_SCRIPT = """
+import json, resource, sys, time
+from phmx.pipeline import run_pipeline
+results = run_pipeline(period="all", run_id=sys.argv[1])
+print("STAGES " + json.dumps({r.stage: r.details.get("seconds") for r in results}))
+print("COUNTS " + json.dumps({r.stage: r.counts for r in results}, default=str))
+print("RSS_MB " + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+
+def prepare(base: Path, members: int, seed: int = 7) -> Path:
+    """One synthetic landing zone (same seed, byte-identical files) shared by every route."""
+    from phmx.synth import generate
+
+    src = base / "source"
+    if not (src / "landing").is_dir():
+        generate(src, members=members, counties=["06001", "06075"], seed=seed, months=3)
+    return src / "landing"
+
+
+def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeout: int = 3600) -> dict:
+    """Run every stage on ``route`` in a fresh process with its own home and the shared keys.
+
+    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "COUNTS", "RSS_MB"}``.
+    """
+    home = base / route
+    if (home / "stages.json").is_file():
+        return json.loads((home / "stages.json").read_text())
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(landing, home / "landing")
+    full = {**os.environ, "PHMX_HOME": str(home), "PHMX_KEYS_DIR": str(base / "keys"), "PYTHONPATH": str(REPO),
+            "PHMX_SHUFFLE_PARTITIONS": os.environ.get("PHMX_SHUFFLE_PARTITIONS", "2"),
+            "PHMX_LOG_LEVEL": "WARNING", **env}
+    if full.get("PHMX_ENGINE") != "connect":
+        full.pop("SPARK_REMOTE", None)
+    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, RUN_ID], env=full, capture_output=True,  # noqa: S603
+                          text=True, timeout=timeout, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the pipeline failed on {route}:\n{proc.stderr[-5000:]}")
+    out = {k: json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
+           for k in ("STAGES", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
+    (home / "stages.json").write_text(json.dumps(out))
+    return out
+
+
+def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES) -> dict[str, dict]:
+    """Run ``routes`` in order; the Spark Connect route gets its own server for its run."""
+    from phmx.jvm import ConnectServer
+
+    out = {}
+    for route in routes:
+        if route == "connect" and not (base / "connect" / "stages.json").is_file():
+            with ConnectServer(log_path=base / "connect-server.log") as server:
+                out[route] = run_route(base, route, landing, {"PHMX_ENGINE": "connect",
+                                                              "SPARK_REMOTE": server.address})
+        else:
+            out[route] = run_route(base, route, landing, {"PHMX_ENGINE": route} if route != "connect" else {})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.pipeline import machine
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engines")
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--routes", nargs="*", default=list(ROUTES), choices=ROUTES)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="var/bench/engines")
+    args = parser.parse_args(argv)
+    members = 200 if args.quick else args.members
+    base = Path(args.out).resolve() / f"m{members}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    landing = prepare(base, members)
+    load_before = os.getloadavg()
+    results = run_routes(base, landing, tuple(args.routes))
+    load_after = os.getloadavg()
+    print(f"machine: {machine()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
+    print(f"{members:,} members; seconds per stage (JVM start-up inside ingest):")
+    stages = list(next(iter(results.values()))["STAGES"])
+    print(f"  {'stage':<10}" + "".join(f"{r:>10}" for r in results))
+    for stage in [*stages, "total"]:
+        cells = []
+        for r in results.values():
+            secs = sum(r["STAGES"].values()) if stage == "total" else r["STAGES"][stage]
+            cells.append(f"{secs:>10.1f}")
+        print(f"  {stage:<10}" + "".join(cells))
+    print("  peak RSS of the driver process (MB): " + ", ".join(f"{k} {v['RSS_MB']:.0f}" for k, v in results.items()))
+    (base / "engines.json").write_text(json.dumps({"machine": machine(), "members": members,
+                                                   "load": [load_before, load_after], "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
