@@ -139,6 +139,10 @@ def get_spark() -> SparkSession:
         from pyspark.sql import SparkSession
 
         if cfg.engine == "classic":
+            # Inherited from a parent that used Spark Connect (an Airflow worker that ran the
+            # embedded engine, then spark-submit): pyspark would refuse to build a classic session.
+            for var in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE"):
+                os.environ.pop(var, None)
             _session = classic_builder(shuffle_partitions=cfg.shuffle_partitions).getOrCreate()
         else:
             remote = cfg.spark_remote if cfg.engine == "connect" else None
