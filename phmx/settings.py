@@ -40,6 +40,7 @@ with the fields.
 | `PHMX_SPARK_CONN_ID` | `spark_default` | spark_submit: Airflow connection of the cluster |
 | `PHMX_DELTA_PACKAGE` | `io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`) | spark_submit: delta-spark Maven coordinate |
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
+| `PHMX_SPARK_JARS` | unset (`--packages` from Maven) | spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a comma-separated list of jars; then nothing is resolved when the driver starts |
 | `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
 | `PHMX_EMR_EXECUTION_ROLE_ARN` | required for EMR | Terraform output `emr_execution_role_arn` |
 | `PHMX_EMR_CODE_URI` | required for EMR | Terraform output `emr_code_uri` (holds `submit.py`) |
