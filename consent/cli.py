@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from phmx.errors import ConfigError, LedgerError
+from phmx.errors import ConfigError, LedgerError, PhmxError
 
 
 def _console() -> Any:
@@ -35,29 +35,48 @@ def _head(s: str) -> tuple[int, str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify the ledger: exit 0 only for a ledger that verifies; 50 for any finding (including a
+    missing, empty or unreadable ledger), printed with its location, never as a traceback."""
     from consent import audit, signing
 
-    keys = signing.load_public_keys(args.public_key) if args.public_key else None
-    rep = audit.verify(args.ledger, public_keys=keys, members_path=args.members,
-                       expect_head=_head(args.expect_head) if args.expect_head else None)
+    try:
+        keys = signing.load_public_keys(args.public_key) if args.public_key else None
+    except Exception as exc:  # noqa: BLE001 - a bad key file is the auditor's input, named
+        raise LedgerError(f"the public key given cannot be read: {type(exc).__name__}",
+                          hint="pass the PEM file the hub published (publisher or ledger key)") from None
+    try:
+        rep = audit.verify(args.ledger, public_keys=keys, members_path=args.members,
+                           expect_head=_head(args.expect_head) if args.expect_head else None)
+    except PhmxError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - belt and braces: verify reports, it never crashes
+        rep = audit.VerifyReport(ok=False, entries=0, checkpoints=0, last_signed_seq=0, unsigned_tail=0,
+                                 disclosures=0, problems=[audit.Problem(None, "unverifiable",
+                                                                        f"{type(exc).__name__}")])
     con = _console()
     if args.json:
         con.print_json(json.dumps(rep.to_dict(), default=str))
-    else:
-        con.print(f"entries: {rep.entries}  checkpoints: {rep.checkpoints}  disclosures: {rep.disclosures}  "
-                  f"last signed seq: {rep.last_signed_seq}")
-        for w in rep.warnings:
-            con.print(f"[yellow]warning[/] seq {w.seq}: {w.kind}: {w.detail}")
-        if rep.ok:
-            con.print("[green]OK[/]: hash chain, checkpoint signatures and disclosure digests verify")
-        else:
-            fb = rep.first_bad
-            if fb is not None:
-                con.print(f"[red]FAILED[/]: first bad entry seq {fb.seq}: {fb.kind}: {fb.detail}"
-                          + (f" (file {fb.file})" if fb.file else ""))
-            for p in rep.problems:
-                con.print(f"  seq {p.seq}: {p.kind}: {p.detail}" + (f" (file {p.file})" if p.file else ""))
-    return 0 if rep.ok else LedgerError.exit_code
+        return 0 if rep.ok else LedgerError.exit_code
+    con.print(f"entries: {rep.entries}  checkpoints: {rep.checkpoints}  disclosures: {rep.disclosures}  "
+              f"last signed seq: {rep.last_signed_seq}")
+    if rep.head:
+        con.print(f"head: {rep.head}   (keep this; pass it as --expect-head next time to detect truncation)")
+    for w in rep.warnings:
+        con.print(f"[yellow]warning[/] seq {w.seq}: {w.kind}: {w.detail}")
+    if rep.ok:
+        con.print("[green]OK[/]: hash chain, checkpoint signatures and disclosure digests verify")
+        return 0
+    fb = rep.first_bad
+    kinds = {p.kind for p in rep.problems}
+    if kinds & {"no_ledger", "empty_ledger"}:
+        con.print(f"[red]FAILED[/]: {fb.detail if fb else 'no ledger'}" + (f" ({fb.file})" if fb and fb.file else "")
+                  + "; check --ledger / PHMX_LEDGER_ROOT (or PHMX_HOME) point at the hub's ledger")
+    elif fb is not None:
+        con.print(f"[red]FAILED[/]: first bad entry seq {fb.seq}: {fb.kind}: {fb.detail}"
+                  + (f" (file {fb.file})" if fb.file else ""))
+    for p in rep.problems:
+        con.print(f"  seq {p.seq}: {p.kind}: {p.detail}" + (f" (file {p.file})" if p.file else ""))
+    return LedgerError.exit_code
 
 
 def cmd_disclosures(args: argparse.Namespace) -> int:
@@ -65,12 +84,18 @@ def cmd_disclosures(args: argparse.Namespace) -> int:
 
     rows = audit.disclosures_for_member(args.member, since=_date(args.since) if args.since else None,
                                         until=_date(args.until) if args.until else None)
+    if not rows and not audit.member_known(args.member):
+        raise ConfigError("member not found: no such member_id in gold.member and no disclosure recorded for it",
+                          hint="use the hub's member_id (gold.member), not a plan or county id")
     con = _console()
     if args.json:
         con.print_json(json.dumps(rows))
         return 0
     from rich.table import Table
 
+    if not rows:
+        con.print("no disclosures recorded for this member in the period asked")
+        return 0
     t = Table(title=f"Accounting of disclosures ({len(rows)})")
     for c in ("when", "recipient", "purpose", "class", "rules", "consents", "files", "seq"):
         t.add_column(c)

@@ -14,30 +14,32 @@ Which members' data went out in a disclosure is kept in ``audit.disclosure_membe
 member and class); the disclosure entry pins the row count and a SHA-256 digest over those rows.
 
 Append only: this module has no update or delete, and the tables are created with
-``delta.appendOnly=true`` so Delta writers refuse to remove rows. Concurrency: one writer at a
-time. Appends take an exclusive lock file next to the table (``O_CREAT|O_EXCL``; local roots),
-then read the last seq and hash and append; after the commit the Delta version must be exactly
-one more than the one read (optimistic check), else the append is reported as a conflict. On S3
-the lock file is not atomic: run ledger writers in one Airflow pool with one slot (documented in
-docs/auditor-guide.md); a fork would still be caught by ``phmx audit verify`` (duplicate seq).
+``delta.appendOnly=true`` so Delta writers refuse to remove rows.
+
+Concurrency and crashes: one writer at a time, under a lease (:mod:`phmx.lease`: holder, host and
+an expiry, renewed while held; a dead or expired holder is taken over, on local disks and on S3
+alike). Inside the lease an append reads the last seq and hash, writes the disclosed-member rows
+first, then the entries in one Delta commit; after the commit the Delta version must be exactly one
+more than the one read (optimistic check). A process killed between the member rows and the entry
+leaves member rows under a seq no entry has yet; the next append finds them and first records a
+``note`` entry of kind ``interrupted_append`` at that seq (with their count and digest), so the
+retried disclosure gets the next seq, ``phmx audit verify`` finds every row accounted for, and the
+orphans never appear in a member's accounting of disclosures. The fault points named
+``ledger.append.*`` (:mod:`phmx.faults`) are the commit boundaries the crash tests kill at.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consent import signing
-from phmx import lakehouse, storage
+from phmx import faults, lakehouse, lease, storage
 from phmx.errors import LedgerError
 from phmx.log import get_logger
 from phmx.tables import DISCLOSURE_MEMBER, LEDGER
@@ -108,40 +110,14 @@ def ledger_path() -> str:
     return lakehouse.table_path(LEDGER)
 
 
-def _opts(path: str) -> dict[str, str] | None:
-    return storage.delta_storage_options(path) if storage.is_s3(path) else None
-
-
 def _exists(path: str) -> bool:
-    if storage.is_s3(path):
-        return any(True for _ in storage.list_files(storage.join(path, "_delta_log")))
-    return Path(path, "_delta_log").is_dir()
+    return lakehouse.delta_exists(path)
 
 
-@contextmanager
-def _writer_lock(path: str, timeout_s: float = 120.0) -> Iterator[None]:
-    """One appender at a time: a thread lock plus an exclusive lock file for local roots."""
-    with _thread_lock:
-        if storage.is_s3(path):
-            yield
-            return
-        lock = Path(path).parent / f".{Path(path).name}.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                break
-            except FileExistsError:
-                if time.monotonic() > deadline:
-                    raise LedgerError("the ledger is locked by another writer", hint=f"remove {lock} if stale") from None
-                time.sleep(0.05)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            os.close(fd)
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+def lock_uri(path: str) -> str:
+    """Where the ledger writer's lease record lives: beside the table (``.ledger.lock``)."""
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return storage.join(parent, f".{name}.lock")
 
 
 @dataclass(frozen=True)
@@ -156,12 +132,11 @@ class Head:
 def read_head(path: str | None = None) -> Head:
     """The last seq and hash (0 and the genesis hash for an empty ledger)."""
     import pyarrow.compute as pc
-    from deltalake import DeltaTable
 
     path = path or ledger_path()
     if not _exists(path):
         return Head(0, GENESIS, None)
-    dt = DeltaTable(path, storage_options=_opts(path))
+    dt = lakehouse.open_delta(path)
     tbl = dt.to_pyarrow_table(columns=["seq", "entry_hash"])
     if tbl.num_rows == 0:
         return Head(0, GENESIS, dt.version())
@@ -170,10 +145,7 @@ def read_head(path: str | None = None) -> Head:
 
 
 def _write(path: str, table: pa.Table) -> None:
-    from deltalake import write_deltalake
-
-    write_deltalake(path, table, mode="append", configuration=_APPEND_ONLY if not _exists(path) else None,
-                    storage_options=_opts(path))
+    lakehouse.append_arrow(path, table, configuration=_APPEND_ONLY)
 
 
 @dataclass(frozen=True)
@@ -200,16 +172,27 @@ def append(entries: list[NewEntry], *, checkpoint: bool = True,
             raise LedgerError(f"unknown or reserved ledger entry type {e.entry_type!r}")
     path = ledger_path()
     signer = signing.get_signer() if checkpoint else None
-    with _writer_lock(path):
+    with _thread_lock, lease.held(lock_uri(path), purpose="ledger writer") as held:
         head = read_head(path)
         now = _at or datetime.now(UTC)
         rows: list[dict[str, Any]] = []
         prev, seq = head.entry_hash, head.seq
+        for orphan_seq, info in sorted(_orphans(head.seq).items()):
+            while seq + 1 < orphan_seq:  # member rows beyond a gap: keep seqs contiguous
+                seq += 1
+                rows.append(_row(seq, "note", now, "", {"kind": "seq_skipped", "reason": "interrupted_append"}, prev))
+                prev = rows[-1]["entry_hash"]
+            seq += 1
+            rows.append(_row(seq, "note", now, "", {"kind": "interrupted_append", "members": info}, prev))
+            prev = rows[-1]["entry_hash"]
+        first_new = len(rows)
         for i, e in enumerate(entries):
             seq += 1
             payload = dict(e.payload)
             if members and i in members:
+                faults.point("ledger.append.before_members")
                 payload["members"] = _write_members(seq, members[i])
+                faults.point("ledger.append.after_members")
             rows.append(_row(seq, e.entry_type, now, e.run_id, payload, prev))
             prev = rows[-1]["entry_hash"]
         if signer is not None:
@@ -220,14 +203,35 @@ def append(entries: list[NewEntry], *, checkpoint: bool = True,
             rows.append(_row(seq, "checkpoint", now, entries[-1].run_id if entries else "", payload, prev))
         if not rows:
             return []
+        held.check()
+        faults.point("ledger.append.before_commit")
         _write(path, pa.Table.from_pylist(rows, schema=LEDGER.arrow_schema))
+        faults.point("ledger.append.after_commit")
         after = read_head(path)
         expected = None if head.version is None else head.version + 1
         if after.seq != seq or (expected is not None and after.version != expected):
             raise LedgerError("concurrent ledger append detected; run `phmx audit verify`",
                               hint="ledger writers must be serialised (one Airflow pool slot)")
     log.info("ledger: appended %d entries (seq %d..%d)", len(rows), rows[0]["seq"], rows[-1]["seq"])
-    return [r["seq"] for r in rows[: len(entries)]]
+    return [r["seq"] for r in rows[first_new: first_new + len(entries)]]
+
+
+def _orphans(head_seq: int) -> dict[int, dict[str, Any]]:
+    """Disclosed-member rows under seqs after the head (an append killed after writing them):
+    their count and digest per seq, for the ``interrupted_append`` note that accounts for them."""
+    mpath = lakehouse.table_path(DISCLOSURE_MEMBER)
+    if not _exists(mpath):
+        return {}
+    data = lakehouse.open_delta(mpath).to_pyarrow_table(filters=[("seq", ">", head_seq)])
+    if data.num_rows == 0:
+        return {}
+    by_seq: dict[int, list[tuple[str, str, list[str], list[str]]]] = {}
+    for r in data.to_pylist():
+        by_seq.setdefault(int(r["seq"]), []).append(
+            (r["member_id"], r["data_class"], r["rule_ids"] or [], r["consent_ids"] or []))
+    log.warning("ledger: member rows of %d interrupted append(s) found; recording them as such", len(by_seq))
+    return {s: {"table": DISCLOSURE_MEMBER.fqn, "rows": len(rs), "digest": members_digest(iter(rs))}
+            for s, rs in by_seq.items()}
 
 
 def _row(seq: int, entry_type: str, now: datetime, run_id: str, payload: dict[str, Any], prev: str) -> dict[str, Any]:
@@ -302,9 +306,7 @@ def checkpoint() -> int:
 
 def read_entries(path: str | None = None) -> pa.Table:
     """The whole ledger as an Arrow table sorted by seq (via delta-rs; no engine needed)."""
-    from deltalake import DeltaTable
-
     path = path or ledger_path()
     if not _exists(path):
         return LEDGER.arrow_schema.empty_table()
-    return DeltaTable(path, storage_options=_opts(path)).to_pyarrow_table().sort_by("seq")
+    return lakehouse.open_delta(path).to_pyarrow_table().sort_by("seq")

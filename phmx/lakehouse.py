@@ -87,11 +87,8 @@ def _read_version(spark: SparkSession, table: Table | str, version: int) -> Data
     (our tables are unpartitioned and written without deletion vectors, so the files are the
     version). A version with no files reads as an empty frame of the table's schema then.
     """
-    from deltalake import DeltaTable
-
     path = table_path(table)
-    opts = storage.delta_storage_options(path) if storage.is_s3(path) else None
-    dt = DeltaTable(path, version=version, storage_options=opts)
+    dt = open_delta(path, version=version)
     if dt.metadata().partition_columns:
         return spark.createDataFrame(dt.to_pyarrow_table().to_pandas())
     files = list(dt.file_uris())
@@ -245,13 +242,54 @@ def run_sql(spark: SparkSession, sql: str, *, table: str = "", stage: str = "") 
                           stage=stage, table=table, sql=sql) from exc
 
 
-# ---- history, vacuum, restore: delta-rs ---------------------------------------------------
-def _delta_table(table: Table | str) -> Any:
+# ---- delta-rs: the one way to open, read and append a Delta table without the engine ---------
+def delta_options(path: str) -> dict[str, str] | None:
+    """Storage options for delta-rs at ``path`` (S3 endpoint, credentials, the zone's KMS key);
+    None for a local path. Built here only, so every delta-rs caller reaches storage the same way."""
+    return storage.delta_storage_options(path) if storage.is_s3(path) else None
+
+
+def delta_path(table: Table | str) -> str:
+    """A table contract or ``layer.name`` as its path; a path (local or s3://) is returned as is."""
+    if isinstance(table, Table) or ("/" not in table and table.count(".") == 1):
+        return table_path(table)
+    return table
+
+
+def delta_exists(table: Table | str) -> bool:
+    """Whether a Delta log exists at the table (contract, ``layer.name`` or path)."""
+    path = delta_path(table)
+    if storage.is_s3(path):
+        return any(True for _ in storage.list_files(storage.join(path, "_delta_log")))
+    from pathlib import Path
+
+    return Path(path, "_delta_log").is_dir()
+
+
+def open_delta(table: Table | str, *, version: int | None = None) -> Any:
+    """A ``deltalake.DeltaTable`` for a table contract, ``layer.name`` or path (optionally as of a version)."""
     from deltalake import DeltaTable
 
-    path = table_path(table)
-    opts = storage.delta_storage_options(path) if storage.is_s3(path) else None
-    return DeltaTable(path, storage_options=opts)
+    path = delta_path(table)
+    return DeltaTable(path, version=version, storage_options=delta_options(path))
+
+
+def append_arrow(table: Table | str, data: Any, *, configuration: dict[str, str] | None = None,
+                 merge_schema: bool = False) -> None:
+    """Append an Arrow table with delta-rs (no engine; delta-rs retries an append that lost a commit
+    race). ``configuration`` applies when the table is created (e.g. ``delta.appendOnly``)."""
+    from deltalake import write_deltalake
+
+    path = delta_path(table)
+    kwargs: dict[str, Any] = {}
+    if merge_schema:
+        kwargs["schema_mode"] = "merge"
+    write_deltalake(path, data, mode="append", configuration=None if delta_exists(path) else configuration,
+                    storage_options=delta_options(path), **kwargs)
+
+
+def _delta_table(table: Table | str) -> Any:
+    return open_delta(table)
 
 
 def version(table: Table | str) -> int:

@@ -32,7 +32,9 @@ with the fields.
 | `PHMX_LOG_LEVEL` | `INFO` | log level of phmx's loggers |
 | `PHMX_RUNNER` | `inprocess` | `inprocess`, `spark_submit` or `emr_serverless` (section 3) |
 | `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
-| `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (1 with the ledger on S3) |
+| `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (the ledger's lease serialises their appends, local or S3) |
+| `PHMX_LEASE_SECONDS` | `120` | the ledger writer's lease; renewed every third of it while held; an expired or dead holder is taken over |
+| `PHMX_FAULT` | unset | tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production |
 | `PHMX_DEK_UNWRAP` | `driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote engine and in cluster job environments | where data keys of encrypted columns are unwrapped: `driver` (the key stays on this machine) or `executor` (each worker unwraps through the key provider, no plaintext key in task closures); `driver` towards a remote `sc://` without `;use_ssl=true` is refused; see [encryption at rest](encryption-at-rest.md) |
 | `PHMX_FHIR_BASE_URL` | `https://phmx.calaim.example/fhir` (a reserved example domain) | canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your published base before the first publish |
 | `PHMX_FHIR_VALIDATE` | `sample` | plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources (structural checks on all), `all` every resource, `none` structural checks only |
@@ -129,7 +131,13 @@ class Settings(BaseSettings):
                        "`inprocess`, `spark_submit` or `emr_serverless` (section 3)")
     task_retries: int = _var("PHMX_TASK_RETRIES", 1, "`1`", "retries of every DAG task")
     publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
-                                 "publish tasks running at once (1 with the ledger on S3)")
+                                 "publish tasks running at once (the ledger's lease serialises their appends, "
+                                 "local or S3)")
+    lease_seconds: float = _var("PHMX_LEASE_SECONDS", 120.0, "`120`",
+                                "the ledger writer's lease; renewed every third of it while held; an expired or "
+                                "dead holder is taken over")
+    fault: str | None = _var("PHMX_FAULT", None, "unset",
+                             "tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production")
     dek_unwrap: str | None = _var(
         "PHMX_DEK_UNWRAP", None,
         "`driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote "
