@@ -71,12 +71,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if kinds & {"no_ledger", "empty_ledger"}:
         con.print(f"[red]FAILED[/]: {fb.detail if fb else 'no ledger'}" + (f" ({fb.file})" if fb and fb.file else "")
                   + "; check --ledger / PHMX_LEDGER_ROOT (or PHMX_HOME) point at the hub's ledger")
+        demo = _demo_home_hint()
+        if demo:
+            con.print(demo)
     elif fb is not None:
         con.print(f"[red]FAILED[/]: first bad entry seq {fb.seq}: {fb.kind}: {fb.detail}"
                   + (f" (file {fb.file})" if fb.file else ""))
     for p in rep.problems:
         con.print(f"  seq {p.seq}: {p.kind}: {p.detail}" + (f" (file {p.file})" if p.file else ""))
     return LedgerError.exit_code
+
+
+def _demo_home_hint() -> str:
+    """When nothing is configured and ``make demo``'s hub exists, say how to look at it."""
+    import os
+    from pathlib import Path
+
+    demo = Path(os.environ.get("PHMX_DEMO_HOME", "var/demo")).resolve()
+    if "PHMX_HOME" in os.environ or not (demo / "lakehouse" / "audit" / "ledger").is_dir():
+        return ""
+    return f"The demo's hub is at {demo}: run `export PHMX_HOME={demo}` first (make demo prints this too)."
 
 
 def cmd_disclosures(args: argparse.Namespace) -> int:

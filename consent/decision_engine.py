@@ -192,39 +192,25 @@ def _eligible(policy: Policy) -> Column:
     return cond
 
 
-class _Scratch:
-    """Intermediate results written once and read back (parquet under the lakehouse's _scratch/).
-
-    Used for results read several times in the plan: without it the engine recomputes them for
-    every use (measured: 3-5x slower). ``cleanup_scratch`` removes them after the caller wrote.
-    """
-
-    def __init__(self, spark: SparkSession, run_id: str) -> None:
-        import re
-        import uuid
-
-        self.spark = spark
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:60]
-        self.root = storage.join(scratch_root(), f"{safe}-{uuid.uuid4().hex[:8]}")
-
-    def keep(self, df: DataFrame, name: str) -> DataFrame:
-        path = storage.join(self.root, name)
-        schema = df.schema
-        df.write.mode("overwrite").parquet(path)
-        if not any(f.relpath.endswith(".parquet") for f in storage.list_files(path)):
-            return self.spark.createDataFrame([], schema)  # nothing written: keep the schema
-        return self.spark.read.schema(schema).parquet(path)
+_open_scratch: list[lakehouse.Scratch] = []
 
 
-def scratch_root() -> str:
-    return storage.join(settings_mod.load().lakehouse_root, "_scratch", "consent")
+def _scratch(spark: SparkSession) -> lakehouse.Scratch:
+    """A scratch area (:class:`phmx.lakehouse.Scratch`, area ``consent``) for results read several
+    times in the plan: without it the engine recomputes them for every use (measured: 3-5x
+    slower). The decisions read from it lazily, so it stays until :func:`cleanup_scratch`."""
+    scratch = lakehouse.Scratch(spark, "consent")
+    _open_scratch.append(scratch)
+    return scratch
 
 
 def cleanup_scratch() -> None:
     """Remove the engine's intermediate files (call after the decisions have been written)."""
-    root = scratch_root()
-    if storage.is_s3(root) or Path(root).exists():
-        storage.delete_prefix(root)
+    while _open_scratch:
+        _open_scratch.pop().drop()
+    legacy = storage.join(settings_mod.load().lakehouse_root, "_scratch", "consent")
+    if storage.is_s3(legacy) or Path(legacy).exists():
+        storage.delete_prefix(legacy)  # where earlier versions kept it
 
 
 def decide(spark: SparkSession, *, pairs: list[tuple[str, str]], run_id: str, decided_at: datetime,
@@ -240,8 +226,8 @@ def decide(spark: SparkSession, *, pairs: list[tuple[str, str]], run_id: str, de
     empty = F.array().cast("array<string>")
 
     # -- 2. provisions matched to the grid, per member
-    scratch = _Scratch(spark, run_id)
-    matched = scratch.keep(_match_grid(provision_nodes(inputs.consents, inputs.xwalk), grid, policy), "matched")
+    scratch = _scratch(spark)
+    matched = scratch.put_parquet(_match_grid(provision_nodes(inputs.consents, inputs.xwalk), grid, policy), "matched")
     members = inputs.members.select(
         "member_id",
         F.to_timestamp(F.add_months(F.col("birth_date"), 12 * policy.minor_age)).alias("bday_minor"),
@@ -310,7 +296,7 @@ def decide(spark: SparkSession, *, pairs: list[tuple[str, str]], run_id: str, de
     # from the previous segment's; it ends where the next run starts (the last segment of every
     # timeline is open-ended, so the last run is too). Windows and a filter only: a GROUP BY on a
     # derived island key lost that key on the embedded engine (its optimiser pruned it).
-    seg_dec = scratch.keep(seg_dec.withColumn("_k", F.concat_ws("\x1f", *_COMBO)), "segments")
+    seg_dec = scratch.put_parquet(seg_dec.withColumn("_k", F.concat_ws("\x1f", *_COMBO)), "segments")
     w_c = Window.partitionBy("_k").orderBy("seg_start")
     outcome = F.concat_ws("|", F.col("decision"), F.array_join("rule_ids", ","), F.array_join("consent_ids", ","))
     starts = seg_dec.withColumn("_outcome", outcome) \

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from phmx.context import RunContext, StageResult
-from phmx.errors import PhmxError
+from phmx.errors import ConfigError, PhmxError
+
+#: Run ids: Airflow's (``manual__2025-01-01T00:00:00+00:00``, ``scheduled__...``) and ours (``run-<hex>``).
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
+RECIPIENT = re.compile(r"^(lhj|mcp)_[a-z0-9_]{1,60}$")
+
+
+def check_params(*, period: str = "all", run_id: str | None = None, recipient: str | None = None,
+                 stages: tuple[str, ...] | list[str] | None = None) -> None:
+    """Refuse a bad period, run id, recipient or stage name before anything is read or written
+    (a run that fails on its parameters half way leaves tables and ledger entries behind)."""
+    from jobs import STAGES
+    from jobs.measures.period import parse
+
+    parse(period)  # ConfigError naming the period and the forms allowed
+    if run_id is not None and not RUN_ID.match(run_id):
+        raise ConfigError("run id must be 1-128 letters, digits and _ . : + - (starting with a letter or digit)",
+                          hint="e.g. --run-id run-2025-01 (or leave it out for a fresh one)")
+    if recipient is not None and not RECIPIENT.match(recipient):
+        raise ConfigError(f"unknown recipient {recipient!r}", hint="recipients are lhj_<name> or mcp_<plan>")
+    bad = [s for s in stages or () if s not in STAGES]
+    if bad:
+        raise ConfigError(f"unknown stage {bad[0]!r}", hint=f"stages are {', '.join(STAGES)}")
 
 
 def run_stage(stage: str, *, period: str = "all", run_id: str | None = None) -> StageResult:
@@ -15,6 +38,7 @@ def run_stage(stage: str, *, period: str = "all", run_id: str | None = None) -> 
     from jobs import stage_package
     from phmx.engine import get_spark
 
+    check_params(period=period, run_id=run_id, stages=[stage])
     module = importlib.import_module(stage_package(stage))
     ctx = RunContext.new(period=period, run_id=run_id)
     return module.run(get_spark(), ctx)

@@ -119,6 +119,13 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
     console.print(f"Consent ledger: {audit.entries} entries, {audit.checkpoints} signed checkpoints, "
                   f"{audit.disclosures} disclosures; verify {'OK' if audit.ok else 'FAILED'} "
                   "(phmx audit verify)")
+    from consent import report as audit_report
+
+    home = Path(os.environ.get("PHMX_HOME", "var")).resolve()
+    written = audit_report.write_report(str(home / "audit-report"))
+    revs = audit_report.figures()["revocation_violations"]
+    console.print(f"Auditor report: {written['report']} (disclosures that relied on a revoked consent: "
+                  f"{len(revs) - 1})")
     feeds = [p["path"] for p in packages]
     return {"feeds": [r.asDict() for r in subs], "members": members, "records": records,
             "published": feeds, "ledger_ok": audit.ok, "recipient_checks": checks}
@@ -164,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     t2 = time.perf_counter()
     summarize(console)
     console.print(f"synthetic data {t1 - t0:.1f} s; pipeline {t2 - t1:.1f} s; lakehouse at {home / 'lakehouse'}")
+    console.print("To look at this hub with the other commands, point them at its home first:\n"
+                  f"  export PHMX_HOME={home}\n"
+                  "  phmx submissions; phmx feeds; phmx audit verify; phmx audit report --out audit-report")
     return 0
 
 

@@ -11,12 +11,15 @@ overwrite with an explicit ``replaceWhere`` predicate naming only that submissio
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from phmx import faults, storage
 from phmx import settings as settings_mod
-from phmx import storage
 from phmx.errors import EngineError
 from phmx.log import get_logger
 from phmx.tables import Table, by_fqn
@@ -163,7 +166,14 @@ def plain_strings(df: DataFrame) -> DataFrame:
 
 
 def _write(df: DataFrame, table: Table | str, *, mode: str, options: dict[str, str] | None = None) -> None:
-    path = table_path(table)
+    fqn = _fqn(table)
+    faults.point(f"lakehouse.write.before:{fqn}")
+    _write_path(df, table_path(table), mode=mode, options=options, label=fqn)
+    faults.point(f"lakehouse.write.after:{fqn}")
+
+
+def _write_path(df: DataFrame, path: str, *, mode: str, options: dict[str, str] | None = None,
+                label: str = "") -> None:
     try:
         writer = plain_strings(df).write.format("delta").mode(mode)
         for k, v in (options or {}).items():
@@ -171,7 +181,7 @@ def _write(df: DataFrame, table: Table | str, *, mode: str, options: dict[str, s
         writer.save(path)
     except Exception as exc:  # noqa: BLE001 - re-raised with the table named
         raise EngineError(f"delta {mode} failed: {type(exc).__name__}: {_first_line(exc)}",
-                          table=_fqn(table)) from exc
+                          table=label) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -217,7 +227,9 @@ def merge(
     sql += f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})"  # noqa: S608 - names from contracts
     if delete_where:
         sql += f" WHEN NOT MATCHED BY SOURCE AND ({delete_where}) THEN DELETE"
+    faults.point(f"lakehouse.write.before:{table.fqn}")
     run_sql(spark, sql, table=table.fqn)
+    faults.point(f"lakehouse.write.after:{table.fqn}")
     spark.catalog.dropTempView(view)
 
 
@@ -225,7 +237,9 @@ def delete(spark: SparkSession, table: Table, predicate: str) -> None:
     """Delete rows matching a predicate (used to retract a superseded submission)."""
     if exists(table):
         sql = f"DELETE FROM {_sql_path(table_path(table))} WHERE {predicate}"  # noqa: S608 - see sql_literal
+        faults.point(f"lakehouse.write.before:{table.fqn}")
         run_sql(spark, sql, table=table.fqn)
+        faults.point(f"lakehouse.write.after:{table.fqn}")
 
 
 def sql_literal(value: str) -> str:
@@ -311,3 +325,233 @@ def vacuum(table: Table | str, *, retention_hours: int = 168, dry_run: bool = Tr
 def restore(table: Table | str, to_version: int) -> dict[str, Any]:
     """Restore a table to an earlier version (a new commit; history is kept)."""
     return dict(_delta_table(table).restore(to_version))
+
+
+# ---- scratch: a process's PHI work area -------------------------------------------------------
+#: Folder (under the lakehouse root) of every scratch table and file; the ``work`` layer.
+SCRATCH_LAYER = "work"
+#: A scratch folder of another host is removed once it is this old (its owner cannot be checked).
+STALE_ELSEWHERE_S = 24 * 3600
+_OWNER = re.compile(r"_o([0-9a-f]{8})x(\d+)(?:_|$)")
+
+
+def owner_tag() -> str:
+    """``o<host hash>x<pid>``: which process owns a scratch folder, written into the folder's name
+    so a later run can tell a live owner's area from one a crash left behind."""
+    host = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+    return f"o{host}x{os.getpid()}"
+
+
+def _owner_gone(name: str, age_s: float | None) -> bool:
+    """Whether the process named in a scratch folder's name is gone (same host: its pid is not
+    running; another host: the folder is older than :data:`STALE_ELSEWHERE_S`). Untagged (legacy)
+    names count as gone."""
+    m = _OWNER.search(name)
+    if m is None:
+        return True
+    if m.group(1) != owner_tag()[1:9]:
+        return age_s is None or age_s > STALE_ELSEWHERE_S
+    pid = int(m.group(2))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def protect(path: str) -> None:
+    """Make a local scratch folder private to the hub's user: folders 0700, files 0600 (PHI zone).
+    On S3 the bucket policy and SSE-KMS do this; nothing to change per object."""
+    if storage.is_s3(path):
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        return
+    if p.is_file():
+        p.chmod(0o600)
+        return
+    p.chmod(0o700)
+    for dirpath, dirnames, filenames in os.walk(p):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o700)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o600)
+
+
+def private_dir(path: str) -> str:
+    """Create a local folder (and its missing parents) with mode 0700; return it. S3: unchanged."""
+    if not storage.is_s3(path):
+        from pathlib import Path
+
+        target = Path(path)
+        missing = [p for p in (target, *target.parents) if not p.exists()]
+        for p in reversed(missing):  # each missing level 0700 (mkdir's mode covers the leaf only)
+            p.mkdir(mode=0o700, exist_ok=True)
+            p.chmod(0o700)
+        target.chmod(0o700)
+    return path
+
+
+def _entries(root: str) -> dict[str, float | None]:
+    """Immediate sub-folders of ``root`` with their age in seconds (newest file inside on S3)."""
+    import time
+
+    now = time.time()
+    out: dict[str, float | None] = {}
+    if storage.is_s3(root):
+        for f in storage.list_files(root):
+            if "/" in f.relpath:
+                out.setdefault(f.relpath.split("/", 1)[0], None)
+        return out
+    from pathlib import Path
+
+    base = Path(root)
+    if not base.is_dir():
+        return out
+    for p in base.iterdir():
+        try:
+            out[p.name] = now - p.stat().st_mtime
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def purge_stale(root: str, prefix: str) -> list[str]:
+    """Remove the folders directly under ``root`` whose names start with ``prefix`` and whose owner
+    process is gone (see :func:`owner_tag`): what a crashed run left behind. Returns their names."""
+    removed = []
+    for name, age in sorted(_entries(root).items()):
+        if name.startswith(prefix) and _owner_gone(name, age):
+            storage.delete_prefix(storage.join(root, name))
+            removed.append(name)
+    if removed:
+        log.warning("removed %d scratch folder(s) left by an earlier run under %s", len(removed), root)
+    return removed
+
+
+def scratch_root(root: str | None = None) -> str:
+    """Where scratch lives: ``<lakehouse>/work`` unless another root is given (``identity link``)."""
+    if root is not None:
+        return root
+    return storage.join(settings_mod.load().lakehouse_root, SCRATCH_LAYER)
+
+
+class Scratch:
+    """One process's scratch area for one stage: frames written once and read back (the engine has
+    no cache, so a frame used twice is otherwise computed twice), and staged files.
+
+    Every scratch item is a folder ``<root>/<area>_<owner>_<name>`` (a Delta table, a Parquet
+    folder or staged files), where ``<owner>`` is :func:`owner_tag`. Scratch holds PHI (decrypted
+    identifiers, SUD and mental-health events): local folders are 0700 and files 0600, everything is
+    removed by :meth:`drop` at the end of the stage, pass or fail, and a new ``Scratch`` of the same
+    area first removes what a crashed process left (:func:`purge_stale`). ``persist`` names the few
+    tables that are kept on purpose (no identifiers), under ``<root>/<area>_<name>``.
+    """
+
+    def __init__(self, spark: SparkSession | None, area: str, *, root: str | None = None,
+                 persist: tuple[str, ...] = ()) -> None:
+        if not _SAFE.match(area):
+            raise EngineError(f"unsafe scratch area {area!r}")
+        self.spark = spark
+        self.area = area
+        self.root = scratch_root(root)
+        self.prefix = f"{area}_{owner_tag()}"
+        self.persist = persist
+        self.paths: list[str] = []
+        private_dir(self.root)
+        purge_stale(self.root, f"{area}_o")
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
+
+    def path(self, name: str) -> str:
+        if not _SAFE.match(name):
+            raise EngineError(f"unsafe scratch name {name!r}")
+        leaf = f"{self.area}_{name}" if name in self.persist else f"{self.prefix}_{name}"
+        path = storage.join(self.root, leaf)
+        if path not in self.paths and name not in self.persist:
+            self.paths.append(path)
+        return path.replace("s3a://", "s3://")
+
+    def _spark(self) -> SparkSession:
+        if self.spark is None:
+            raise EngineError("this scratch area has no engine session", table=self.area)
+        return self.spark
+
+    def put(self, df: DataFrame, name: str) -> DataFrame:
+        """Write ``df`` as a fresh Delta table and return it read back."""
+        path = self.path(name)
+        storage.delete_prefix(path)  # ours alone: a changed schema never meets an old table
+        _write_path(df, path, mode="overwrite", label=f"{SCRATCH_LAYER}.{self.area}:{name}")
+        protect(path)
+        return self._spark().read.format("delta").load(path)
+
+    def append(self, df: DataFrame, name: str) -> DataFrame:
+        """Add rows to a table written by :meth:`put` (chunked work); return the whole table."""
+        path = self.path(name)
+        _write_path(df, path, mode="append", label=f"{SCRATCH_LAYER}.{self.area}:{name}")
+        protect(path)
+        return self._spark().read.format("delta").load(path)
+
+    def put_parquet(self, df: DataFrame, name: str) -> DataFrame:
+        """Write ``df`` as plain Parquet (no Delta log: cheaper for a one-off intermediate) and read
+        it back with the same schema (an empty result reads as an empty frame)."""
+        path = self.path(name)
+        schema = df.schema
+        df.write.mode("overwrite").parquet(path)
+        protect(path)
+        if not any(f.relpath.endswith(".parquet") for f in storage.list_files(path)):
+            return self._spark().createDataFrame([], schema)
+        return self._spark().read.schema(schema).parquet(path)
+
+    def folder(self, name: str) -> str:
+        """A fresh private folder for files this process writes itself (e.g. staged Parquet parts)."""
+        path = self.path(name)
+        storage.delete_prefix(path)
+        return private_dir(path)
+
+    def drop(self) -> None:
+        """Remove every scratch item of this area written by this object (persisted ones stay)."""
+        for path in self.paths:
+            try:
+                storage.delete_prefix(path)
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's outcome
+                log.warning("could not remove scratch %s: %s", path.rsplit("/", 1)[-1], type(exc).__name__)
+        self.paths.clear()
+
+
+def put_work_table(spark: SparkSession, df: DataFrame, table: Table | str) -> DataFrame:
+    """Replace a run's shared work table (``work.<name>``, read by the run's other tasks, e.g.
+    Airflow mapped tasks in other processes, so it is named for the run's step rather than for a
+    process) and return it read back. The old table is removed first, so a changed schema never
+    meets the previous run's; the folder is private (0700/0600). :func:`drop_work` removes the
+    stage's work tables at the end of its run and at the start of the next."""
+    fqn = _fqn(table)
+    if not fqn.startswith(f"{SCRATCH_LAYER}."):
+        raise EngineError("work tables live in the work layer", table=fqn)
+    path = table_path(fqn)
+    storage.delete_prefix(path)
+    append(df, fqn)
+    protect(path)
+    return read(spark, fqn)
+
+
+def drop_work(prefix: str, *, keep: tuple[str, ...] = ()) -> list[str]:
+    """Remove every folder of the work layer whose name starts with ``prefix`` (a stage's shared
+    work tables and files), except those named in ``keep``. Returns the names removed."""
+    root = scratch_root()
+    removed = []
+    for name in sorted(_entries(root)):
+        if name.startswith(prefix) and name not in keep:
+            storage.delete_prefix(storage.join(root, name))
+            removed.append(name)
+    return removed

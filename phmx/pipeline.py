@@ -12,9 +12,10 @@ def run_pipeline(*, period: str = "all", run_id: str | None = None,
                  stages: Sequence[str] | None = None) -> list[StageResult]:
     """Run the given stages (default: all, in order) on the process-wide engine session."""
     from jobs import STAGES
-    from jobs.entry import run_stage
+    from jobs.entry import check_params, run_stage
     from phmx.context import RunContext
 
+    check_params(period=period, run_id=run_id, stages=list(stages or STAGES))
     run_id = run_id or RunContext.new().run_id
     results = []
     for stage in stages or STAGES:

@@ -18,7 +18,7 @@ from jobs.identity import blocking, comparisons, standardise
 from jobs.identity.cluster import ClusterResult, GuardParams, cluster, edge_guard_reasons, explained_conflicts
 from jobs.identity.config import IdentitySettings
 from jobs.identity.model import Model, estimate_u, probability_column, train
-from phmx import lakehouse, storage
+from phmx import lakehouse
 from phmx.log import get_logger
 
 if TYPE_CHECKING:
@@ -27,44 +27,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-class Scratch:
-    """Where intermediate frames are written once and read back.
-
-    With ``root=None`` they are Delta tables in the lakehouse's ``work`` layer (through
-    :mod:`phmx.lakehouse`); with a root (the ``link`` command) they are Delta tables below it.
-    """
-
-    def __init__(self, spark: SparkSession, root: str | None = None, prefix: str = "identity") -> None:
-        self.spark = spark
-        self.root = root
-        self.prefix = prefix
-
-    def _name(self, name: str) -> str:
-        return f"work.{self.prefix}_{name}"
-
-    def put(self, df: DataFrame, name: str) -> DataFrame:
-        t0 = time.perf_counter()
-        if self.root is None:
-            # Scratch tables are ours alone: drop the previous one so a changed schema
-            # (settings edited between runs) cannot fail the overwrite.
-            storage.delete_prefix(lakehouse.table_path(self._name(name)))
-            lakehouse.overwrite(df, self._name(name))
-            out = lakehouse.read(self.spark, self._name(name))
-        else:
-            path = storage.join(self.root, f"{self.prefix}_{name}")
-            df.write.format("delta").mode("overwrite").save(path)
-            out = self.spark.read.format("delta").load(path)
-        log.debug("identity: materialised %s in %.2fs", name, time.perf_counter() - t0)
-        return out
-
-    def append(self, df: DataFrame, name: str) -> DataFrame:
-        """Add rows to a frame written by :meth:`put` (chunked work)."""
-        if self.root is None:
-            lakehouse.append(df, self._name(name))
-            return lakehouse.read(self.spark, self._name(name))
-        path = storage.join(self.root, f"{self.prefix}_{name}")
-        df.write.format("delta").mode("append").save(path)
-        return self.spark.read.format("delta").load(path)
+#: Where intermediate frames are written once and read back: the lakehouse's one scratch mechanism
+#: (area ``identity``; the ``link`` command gives its own root).
+Scratch = lakehouse.Scratch
 
 
 @dataclass

@@ -312,7 +312,7 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
         raise ConfigError("the mapping gives too few fields to block and compare records",
                           hint="map at least names and a birth date, or an identifier")
     work = storage.join(out_dir, "_work")
-    scratch = linkage.Scratch(spark, root=work)
+    scratch = linkage.Scratch(spark, "identity", root=work)
     std = linkage.prepare(person, scratch, s)
     n = std.count()
     if std.select("rid").distinct().count() != n:

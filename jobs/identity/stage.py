@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -33,7 +32,7 @@ import pandas as pd
 from jobs.identity import config, golden, ids, linkage, model_store, review, standardise
 from jobs.identity.comparisons import pattern_string
 from jobs.identity.standardise import PERSON_FIELDS
-from phmx import lakehouse, storage, tables
+from phmx import lakehouse, tables
 from phmx import settings as settings_mod
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
@@ -58,8 +57,10 @@ def _mode(ctx: RunContext) -> str:
     return mode
 
 
-#: Scratch tables kept after a run (no identifiers: record ids and name frequencies).
-KEPT_SCRATCH = ("identity_tf",)
+#: Scratch tables kept after a run (no identifiers: record ids and name frequencies), as work.identity_<name>.
+KEPT_SCRATCH = ("tf",)
+
+
 def decrypted_columns(settings: config.IdentitySettings) -> tuple[str, ...]:
     """silver.person columns the stage decrypts: the person fields standardisation and
     survivorship read, and the columns of the declared identifiers."""
@@ -77,12 +78,12 @@ def stage_settings(path: str | None = None) -> config.IdentitySettings:
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Link ``silver.person`` into members and write the gold identity tables."""
-    scratch = linkage.Scratch(spark)
+    scratch = lakehouse.Scratch(spark, "identity", persist=KEPT_SCRATCH)
     try:
         with decryption_errors():
             return _run(spark, ctx, scratch)
     finally:
-        purge_scratch(scratch)
+        scratch.drop()
 
 
 def read_person(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings) -> DataFrame:
@@ -93,19 +94,7 @@ def read_person(spark: SparkSession, ctx: RunContext, settings: config.IdentityS
     return decrypt_for_read(person.select(*keep), tables.PERSON.fqn, get_provider(ctx.settings))
 
 
-def purge_scratch(scratch: linkage.Scratch) -> None:
-    """Delete this stage's scratch tables (standardised identifiers in plaintext) but the kept ones."""
-    root = lakehouse.table_path(scratch._name("x")).rsplit("/", 1)[0]
-    if storage.is_s3(root):
-        names = {f.relpath.split("/", 1)[0] for f in storage.list_files(root) if "/" in f.relpath}
-    else:
-        names = {p.name for p in Path(root).iterdir() if p.is_dir()} if Path(root).is_dir() else set()
-    for name in sorted(names):
-        if name.startswith(scratch.prefix + "_") and name not in KEPT_SCRATCH:
-            storage.delete_prefix(storage.join(root, name))
-
-
-def _run(spark: SparkSession, ctx: RunContext, scratch: linkage.Scratch) -> StageResult:
+def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> StageResult:
     t0 = time.perf_counter()
     settings = stage_settings(ctx.settings.extra.get("identity_settings"))
     mode = _mode(ctx)
@@ -234,7 +223,7 @@ def _check_unique_rids(std: DataFrame, n: int) -> None:
                           stage="identity", table="silver.person")
 
 
-def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFrame, scratch: linkage.Scratch,
+def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFrame, scratch: lakehouse.Scratch,
                       n_records: int) -> tuple[bool, int, DataFrame]:
     """Decide full vs incremental; in incremental mode add ``is_new`` to the features."""
     from pyspark.sql import functions as F

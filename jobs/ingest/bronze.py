@@ -1,11 +1,12 @@
 """Writing intake's Arrow batches to Delta through the engine, in one commit per table per batch.
 
-Accepted rows are staged as Parquet files under ``<lakehouse>/_staging/<id>/`` and the engine
+Accepted rows are staged as Parquet files in a private scratch folder (``<lakehouse>/work/ingest_*``) and the engine
 reads them back and writes the Delta table with one ``replaceWhere`` overwrite. Why not
 ``spark.createDataFrame(arrow)``: over Spark Connect that ships the rows inside the query plan,
 and a plan larger than the gRPC message limit (128 MiB, about 400,000 enrollment rows) fails;
 staging keeps one atomic commit at any size and lets the engine read columnar files natively.
-The staging folder is removed after the write (and is harmless if a crash leaves it behind).
+The staging folder is removed after the write; one a crash left behind is removed by the next
+intake (:class:`phmx.lakehouse.Scratch`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Sche
         ddl = ", ".join(f"{f.name} {_ddl_type(f.type)}" for f in schema)
         lakehouse.overwrite(spark.createDataFrame([], ddl), fqn, replace_where=predicate)
         return
-    stage = storage.join(lakehouse_root, "_staging", uuid.uuid4().hex)
+    # Staged parts hold submitted rows as sent (names, birth dates): a private scratch folder,
+    # removed after the commit, and by the next intake if a crash leaves it behind.
+    scratch = lakehouse.Scratch(spark, "ingest", root=storage.join(lakehouse_root, lakehouse.SCRATCH_LAYER))
+    stage = scratch.folder(f"stage_{uuid.uuid4().hex}")
+    lakehouse.purge_stale(storage.join(lakehouse_root, "_staging"), "")  # where earlier versions staged
     try:
         part = 0
         for t in tables:
@@ -54,10 +59,11 @@ def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Sche
                 pq.write_table(t.slice(off, STAGE_ROWS), buf, compression="none")
                 storage.write_bytes(storage.join(stage, f"part-{part:05d}.parquet"), buf.getvalue())
                 part += 1
+        lakehouse.protect(stage)
         df = spark.read.parquet(stage.replace("s3a://", "s3://"))
         lakehouse.overwrite(df, fqn, replace_where=predicate)
     finally:
-        storage.delete_prefix(stage)
+        scratch.drop()
 
 
 def write_quarantine(spark: SparkSession, outcomes: list[FileOutcome], lakehouse_root: str) -> None:

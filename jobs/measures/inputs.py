@@ -33,7 +33,7 @@ from phmx.tables import (
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from jobs.measures.scratch import Scratch
+    from phmx.lakehouse import Scratch
 
 log = get_logger(__name__)
 
@@ -122,7 +122,7 @@ def load(spark: SparkSession, scratch: Scratch | None = None) -> Inputs:
 
 
 def materialise(inputs: Inputs, scratch: Scratch) -> Inputs:
-    """Write every shared input once (see jobs.measures.scratch) and read them back."""
+    """Write every shared input once (see phmx.lakehouse.Scratch) and read them back."""
     put = scratch.put
     out = Inputs(
         members=put(inputs.members, "members"), encounters=put(inputs.encounters, "encounters"),

@@ -20,7 +20,6 @@ from jobs.measures.immunization import immunization
 from jobs.measures.inputs import load
 from jobs.measures.measurement_period import MeasurePeriod, resolve
 from jobs.measures.risk import member_risk
-from jobs.measures.scratch import Scratch
 from jobs.measures.strata import finalize
 from jobs.measures.wellchild import well_care_year, well_child
 from phmx import lakehouse
@@ -71,16 +70,16 @@ def run(spark: SparkSession, ctx: RunContext, *, groups: list[str] | None = None
     """Compute and write the period's measures (all groups, or those named) and member risk.
 
     The shared inputs are materialised once in the ``work`` layer for the run and removed at
-    the end (see jobs.measures.scratch).
+    the end (see phmx.lakehouse.Scratch).
     """
-    scratch = Scratch(spark, ctx.run_id)
+    scratch = lakehouse.Scratch(spark, "measures")
     try:
         return _run(spark, ctx, scratch, groups=groups, risk=risk, cfg=cfg)
     finally:
         scratch.drop()
 
 
-def _run(spark: SparkSession, ctx: RunContext, scratch: Scratch, *, groups: list[str] | None,
+def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, groups: list[str] | None,
          risk: bool, cfg: MeasuresConfig | None) -> StageResult:
     from pyspark.sql import functions as F
 

@@ -11,21 +11,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from phmx import lakehouse, storage
+from phmx import faults, lakehouse
 from phmx.tables import FEED_LOG
 
 if TYPE_CHECKING:
     from jobs.publish.package import Delivered
 
 
-def _opts(path: str) -> dict[str, str] | None:
-    return storage.delta_storage_options(path) if storage.is_s3(path) else None
 
 
 def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0, suppressed: int = 0,
            members: int = 0) -> None:
     import pyarrow as pa
-    from deltalake import write_deltalake
 
     row: dict[str, Any] = {
         "recipient": d.recipient, "feed": d.feed, "period": d.period, "version": d.version, "uri": d.uri,
@@ -33,18 +30,16 @@ def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0,
         "manifest_sha256": d.manifest_sha256, "key_id": d.key_id, "ledger_seq": ledger_seq, "cells": cells,
         "suppressed_cells": suppressed, "members": members, "status": "published",
     }
-    path = lakehouse.table_path(FEED_LOG)
-    write_deltalake(path, pa.Table.from_pylist([row], schema=FEED_LOG.arrow_schema), mode="append", storage_options=_opts(path))
+    faults.point("publish.feed_log.before")
+    lakehouse.append_arrow(FEED_LOG, pa.Table.from_pylist([row], schema=FEED_LOG.arrow_schema))
+    faults.point("publish.feed_log.after")
 
 
 def read(recipient: str | None = None) -> list[dict[str, Any]]:
     """Every logged delivery (newest first), optionally for one recipient."""
-    from deltalake import DeltaTable
-
-    path = lakehouse.table_path(FEED_LOG)
-    if not lakehouse.exists(FEED_LOG):
+    if not lakehouse.delta_exists(FEED_LOG):
         return []
-    rows = DeltaTable(path, storage_options=_opts(path)).to_pyarrow_table().to_pylist()
+    rows = lakehouse.open_delta(FEED_LOG).to_pyarrow_table().to_pylist()
     if recipient:
         rows = [r for r in rows if r["recipient"] == recipient]
     return sorted(rows, key=lambda r: (r["published_at"] or datetime.min.replace(tzinfo=UTC), r["recipient"]),

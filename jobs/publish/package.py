@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.publish import signing
-from phmx import settings, storage
+from phmx import faults, lakehouse, settings, storage
 from phmx.errors import PhmxError, StorageError
 from phmx.log import get_logger
 
@@ -50,6 +50,7 @@ SIGNATURE = "manifest.sig"
 PUBLIC_KEY = "publisher.pem"
 LATEST = "latest"
 STAGING = "_staging"
+SPOOL = "_spool"
 KEYS = "_keys"
 FORMAT = "phmx-feed-manifest/1"
 PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 maximum
@@ -107,9 +108,10 @@ class HashingWriter:
     :class:`SpooledFile`. Memory stays at one piece whatever the file's size."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        self._fh = path.open("wb")
+        # PHI (a plan feed's Patient.ndjson): readable by the hub's user only.
+        self._fh = os.fdopen(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "wb")
         self._hash = hashlib.sha256()
         self.size = 0
 
@@ -128,14 +130,41 @@ class HashingWriter:
 
 
 def spool_dir(root: str, recipient: str) -> Path:
-    """A fresh local folder for a package's big files: under the publish root's staging prefix when
-    the root is a local folder (so staging is a rename on the same disk), else a temporary folder."""
-    name = f"{recipient}-{uuid.uuid4().hex[:12]}"
+    """A fresh private (0700) local folder for a package's big files: under the publish root's
+    staging prefix when the root is a local folder (so staging is a rename on the same disk), else a
+    temporary folder. Its name carries the owning process (:func:`phmx.lakehouse.owner_tag`), so
+    :func:`clean_staging` removes what a crashed process left and nothing a live one is writing."""
+    name = f"{recipient}_{lakehouse.owner_tag()}_{uuid.uuid4().hex[:12]}"
     if storage.is_s3(root):
         return Path(tempfile.mkdtemp(prefix=f"phmx-spool-{name}-"))
-    path = Path(root, STAGING, "_spool", name)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    path = Path(root, STAGING, SPOOL, name)
+    lakehouse.private_dir(str(path.parent.parent))
+    lakehouse.private_dir(str(path.parent))
+    return Path(lakehouse.private_dir(str(path)))
+
+
+def clean_staging(root: str, recipient: str) -> list[str]:
+    """Remove the staging and spool folders of ``recipient`` that a crashed process left behind
+    (run at the start of each publish to that recipient; a live process's folders are kept)."""
+    removed = lakehouse.purge_stale(storage.join(root, STAGING, SPOOL), f"{recipient}_")
+    if not storage.is_s3(root):
+        import glob
+
+        for period_dir in sorted(glob.glob(str(Path(root, STAGING, recipient, "*", "*")))):
+            removed += lakehouse.purge_stale(period_dir, "v")
+    else:
+        prefix = storage.join(root, STAGING, recipient)
+        dirs = {f.relpath.rsplit("/", 2)[0] for f in storage.list_files(prefix) if f.relpath.count("/") >= 3}
+        for d in sorted(dirs):
+            removed += lakehouse.purge_stale(storage.join(prefix, d), "v")
+    if storage.is_s3(root):
+        import glob
+
+        for leftover in glob.glob(str(Path(tempfile.gettempdir(), f"phmx-spool-{recipient}_o*"))):
+            if lakehouse._owner_gone(Path(leftover).name, None):  # noqa: SLF001 - same mechanism
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(Path(leftover).name)
+    return removed
 
 
 def _digest(data: FileData) -> tuple[str, int]:
@@ -301,7 +330,11 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
     have = versions(base)
     version = (max(have) if have else 0) + 1
     final = storage.join(base, f"v{version}")
-    staging = storage.join(root, STAGING, pkg.recipient, pkg.feed, pkg.period, f"v{version}-{uuid.uuid4().hex[:12]}")
+    staging = storage.join(root, STAGING, pkg.recipient, pkg.feed, pkg.period,
+                           f"v{version}_{lakehouse.owner_tag()}_{uuid.uuid4().hex[:12]}")
+    if not storage.is_s3(root):
+        for folder in (storage.join(root, STAGING), storage.join(root, STAGING, pkg.recipient), staging):
+            lakehouse.private_dir(folder)
     files = {k: v for k, v in pkg.files.items() if k != PUBLIC_KEY}
     files[PUBLIC_KEY] = (signing.public_pem(signer.public_key()), "application/x-pem-file")
     staged = Package(pkg.recipient, pkg.feed, pkg.period, pkg.run_id, files, pkg.meta)
@@ -313,6 +346,8 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
             _write(storage.join(staging, name), data, media)
         storage.write_bytes(storage.join(staging, MANIFEST), manifest, content_type="application/json")
         storage.write_bytes(storage.join(staging, SIGNATURE), signature, content_type="application/octet-stream")
+        lakehouse.protect(staging)
+        faults.point("publish.stage.after_write")
     except Exception as exc:
         _discard(staging)
         if isinstance(exc, PhmxError):
@@ -331,12 +366,12 @@ def promote(st: Staged) -> Delivered:
     """Make a staged package visible as its version and point ``latest`` at it. All or nothing."""
     promoted = False
     try:
+        faults.point("publish.promote.before_move")
         _promote(st.staging, st.final, st.names, st.sizes)
         promoted = True
-        pointer = {"version": f"v{st.version}", "manifest_sha256": st.manifest_sha256,
-                   "published_at": st.generated_at.astimezone(UTC).isoformat(timespec="seconds")}
-        storage.write_text(storage.join(st.base, LATEST), json.dumps(pointer, sort_keys=True) + "\n",
-                           content_type="application/json")
+        faults.point("publish.promote.before_latest")
+        write_latest(st.base, st.version, st.manifest_sha256, st.generated_at)
+        faults.point("publish.promote.after_latest")
     except Exception as exc:
         _discard(st.staging)
         if not promoted:
@@ -349,6 +384,14 @@ def promote(st: Staged) -> Delivered:
     log.info("delivered %s/%s/%s v%d (%d files)", st.recipient, st.feed, st.period, st.version, len(st.names))
     return Delivered(st.recipient, st.feed, st.period, st.version, st.final, st.manifest_sha256, st.key_id,
                      st.files, st.bytes, st.generated_at)
+
+
+def write_latest(base: str, version: int, manifest_sha256: str, published_at: datetime) -> None:
+    """Point ``latest`` at a complete version (an atomic replace; a recipient reads the old or the new)."""
+    pointer = {"version": f"v{version}", "manifest_sha256": manifest_sha256,
+               "published_at": published_at.astimezone(UTC).isoformat(timespec="seconds")}
+    storage.write_text(storage.join(base, LATEST), json.dumps(pointer, sort_keys=True) + "\n",
+                       content_type="application/json")
 
 
 def discard(st: Staged) -> None:
@@ -388,6 +431,11 @@ def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] |
             client.copy(source, fb, f"{fk}/{name}", ExtraArgs=extra or None)  # managed multipart copy
             continue
         client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource=source, MetadataDirective="COPY", **extra)
+
+
+def discard_folder(uri: str) -> None:
+    """Remove a version folder that was never completely promoted (S3: copies stopped midway)."""
+    _discard(uri)
 
 
 def _discard(uri: str) -> None:

@@ -10,7 +10,13 @@ Per recipient: build the package, write it to staging, record the disclosure in 
 files' final locations and SHA-256, the members counted by data class), promote it (all or
 nothing), then log it in ``gold.feed_log``. Recording before promoting means the ledger never
 misses a disclosure; if the promotion then fails, a ``note`` entry says the disclosure was not
-delivered.
+delivered. A process killed between those commits is caught up by the next publish to that
+recipient (:mod:`jobs.publish.recovery`), and a retried task of a run that already delivered to
+a recipient returns that delivery instead of publishing it twice.
+
+Work tables and files of the run (``work.publish_*``, the prepare step's folder) hold PHI: they
+are removed when the run ends (in this process: pass or fail; under Airflow: by the report step
+once every recipient is published) and by the next run's prepare step.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, signing
+from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery, signing
 from jobs.publish.lhj_cube import Scope
-from phmx import settings
+from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -37,14 +43,29 @@ POOL_MIN = 8  # fewer LHJs than this are built in this process (starting workers
 __all__ = ["publish_recipient", "recipient_id", "run", "run_recipients"]
 
 
+def _known_recipients(run_id: str) -> list[str] | None:
+    """The recipients the prepare step of ``run_id`` found, or None when it has not run."""
+    from phmx import storage
+
+    if not storage.exists(prepare.summary_uri(run_id)):
+        return None
+    return run_recipients(run_id)
+
+
 def run_recipients(run_id: str) -> list[str]:
     """Every recipient the prepare step of ``run_id`` found (LHJs, then plans), read from storage: no
     engine, and it never prepares (ConfigError when that run has not been prepared)."""
     return prepare.read_summary(run_id).all_recipients
 
 
+def cleanup() -> None:
+    """Remove the publish work tables (PHI: member rows of the consent gate)."""
+    lakehouse.drop_work("publish_")
+
+
 def report(run_id: str) -> dict[str, Any]:
-    """What run ``run_id`` published (from gold.feed_log); PhmxError naming any recipient left out."""
+    """What run ``run_id`` published (from gold.feed_log); PhmxError naming any recipient left out.
+    When every recipient is published the run's work is removed (else kept for the retries)."""
     expected = run_recipients(run_id)
     done = {r["recipient"]: r for r in feed_log.read() if r["run_id"] == run_id}
     missing = sorted(set(expected) - set(done))
@@ -53,6 +74,7 @@ def report(run_id: str) -> dict[str, Any]:
     if missing:
         raise PhmxError(f"publish failed for {len(missing)} of {len(expected)} recipients: {', '.join(missing)}",
                         hint="the others were published; fix and re-run (a new version is made)")
+    cleanup()
     return summary
 
 
@@ -110,8 +132,18 @@ def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared
             "ledger_seq": seq, "cells": cells, "suppressed_cells": suppressed, "members": n_members}
 
 
+def _resume(ctx: RunContext, recipient: str) -> dict[str, Any] | None:
+    """Finish what a crashed publish to ``recipient`` left (:func:`recovery.reconcile`); this run's
+    delivery to it if one was already made (then nothing is published again)."""
+    recovery.reconcile(ctx.settings.publish_root, recipient)
+    return recovery.already_published(recipient, ctx.run_id)
+
+
 def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
                 decided: lhj_tables.Decided | None = None) -> dict[str, Any]:
+    done = _resume(ctx, recipient)
+    if done is not None:
+        return done
     signer = signing.get_signer(ctx.settings)
     job = lhj_job(spark, ctx, recipient, prepared, signer.publisher(), decided)
     pkg, cells, suppressed = lhj_feed.build_job(job)
@@ -137,6 +169,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     if decided is None:
         decided = lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
     if workers <= 1 or len(recipients) < POOL_MIN or not lhj_tables.may_start_workers():
+        # publish_lhj resumes each recipient itself
         for r in recipients:
             try:
                 done.append(publish_lhj(spark, ctx, r, prepared, decided))
@@ -150,6 +183,10 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     jobs = {}
     for r in recipients:
         try:
+            resumed = _resume(ctx, r)
+            if resumed is not None:
+                done.append(resumed)
+                continue
             jobs[r] = lhj_job(spark, ctx, r, prepared, signer.publisher(), decided)
         except Exception as exc:  # noqa: BLE001
             _failed(r, exc, failed)
@@ -172,6 +209,9 @@ def _failed(recipient: str, exc: Exception, failed: list[str]) -> None:
 def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
+    resumed = _resume(ctx, recipient)
+    if resumed is not None:
+        return resumed
     rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
     signer = signing.get_signer(ctx.settings)
     now = datetime.now(UTC)
@@ -208,23 +248,37 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     if step is not None and step != "prepare":
         raise ConfigError(f"unknown publish step {step!r}", hint="use step=prepare, or recipient=<id>")
     if step == "prepare":
+        lakehouse.drop_work("publish_")  # what an earlier run left (a crash, or failed recipients)
         prepared = prepare.prepare(spark, ctx)
         lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+        lakehouse.protect(prepare.work_uri(ctx.run_id))
         return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
                            {"recipients": prepared.all_recipients})
     if recipient is not None:
+        from jobs.entry import check_params
+
+        check_params(recipient=recipient)
+        known = _known_recipients(ctx.run_id)
+        if known is not None and recipient not in known:
+            raise ConfigError(f"recipient {recipient!r} is not one the prepare step of this run found",
+                              hint="run step=prepare first; recipients are listed in its result")
         out = publish_recipient(spark, ctx, recipient)
         figures = {k: v for k, v in out.items() if isinstance(v, int | float | str)}
         return StageResult("publish", figures, {"recipient": recipient, "uri": out["uri"]})
-    prepared = prepare.prepare(spark, ctx)
-    decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
-    todo = prepared.all_recipients
-    done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
-    for r in prepared.plans:
-        try:
-            done.append(publish_plan(spark, ctx, r))
-        except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
-            _failed(r, exc, failed)
+    lakehouse.drop_work("publish_")
+    try:
+        prepared = prepare.prepare(spark, ctx)
+        decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+        lakehouse.protect(prepare.work_uri(ctx.run_id))
+        todo = prepared.all_recipients
+        done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
+        for r in prepared.plans:
+            try:
+                done.append(publish_plan(spark, ctx, r))
+            except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
+                _failed(r, exc, failed)
+    finally:
+        cleanup()
     counts: dict[str, int | float | str] = {
         "lhj_feeds": sum(1 for d in done if is_lhj(d["recipient"])),
         "plan_feeds": sum(1 for d in done if is_plan(d["recipient"])),

@@ -46,25 +46,48 @@ def _norm(fp: str) -> str:
 
 def resolve(directory: str | Path) -> Path:
     """The version folder: ``directory`` itself, or the one its ``latest`` pointer names."""
+    return _resolve(directory)[0]
+
+
+def _resolve(directory: str | Path) -> tuple[Path, dict[str, Any] | None]:
+    """The version folder and the ``latest`` pointer that names it (None when there is none)."""
     d = Path(directory)
     if not d.is_dir():
         raise PackageInvalid(f"{d}: not a folder")
     if not (d / MANIFEST).exists() and (d / LATEST).is_file():
-        try:
-            version = json.loads((d / LATEST).read_text(encoding="utf-8"))["version"]
-        except (ValueError, KeyError) as exc:
-            raise PackageInvalid(f"{d / LATEST}: not a valid latest pointer") from exc
-        d = d / str(version)
-    return d
+        pointer = _pointer(d / LATEST)
+        version = str(pointer.get("version", ""))
+        if not version or "/" in version or version.startswith("."):
+            raise PackageInvalid(f"{d / LATEST}: names no version folder")
+        return d / version, pointer
+    parent_latest = d.parent / LATEST
+    if (d / MANIFEST).exists() and parent_latest.is_file():
+        pointer = _pointer(parent_latest)
+        if pointer.get("version") == d.name:
+            return d, pointer
+    return d, None
+
+
+def _pointer(path: Path) -> dict[str, Any]:
+    try:
+        pointer = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise PackageInvalid(f"{path}: not a valid latest pointer") from exc
+    if not isinstance(pointer, dict) or "version" not in pointer:
+        raise PackageInvalid(f"{path}: not a valid latest pointer")
+    return pointer
 
 
 def verify_package(directory: str | Path, *, expected_fingerprint: str | None = None) -> Verified:
     """Verify a received package; return what it is, or raise PackageInvalid naming the bad file."""
-    d = resolve(directory)
+    d, pointer = _resolve(directory)
     for name in (MANIFEST, SIGNATURE, PUBLIC_KEY):
         if not (d / name).is_file():
             raise PackageInvalid(f"{d / name}: missing", hint="the package is incomplete; ask the hub to resend")
     raw = (d / MANIFEST).read_bytes()
+    if pointer is not None and pointer.get("manifest_sha256") != hashlib.sha256(raw).hexdigest():
+        raise PackageInvalid(f"{d.parent / LATEST}: its manifest_sha256 is not the SHA-256 of {d / MANIFEST}",
+                             hint="the pointer or the manifest was altered; do not use the package, ask the hub")
     try:
         pub = signing.load_public_pem((d / PUBLIC_KEY).read_bytes())
     except PrivacyError as exc:

@@ -25,10 +25,8 @@ def work_table(name: str, recipient: str | None = None) -> str:
 
 def materialize(spark: SparkSession, df: DataFrame, name: str) -> DataFrame:
     """Write ``df`` to a fresh work table and return it read back: later queries start from stored
-    rows instead of re-planning (and re-running) the consent joins behind ``df``. The old table is
-    removed first, so a changed schema never meets the previous run's."""
-    from phmx import lakehouse, storage
+    rows instead of re-planning (and re-running) the consent joins behind ``df``
+    (:func:`phmx.lakehouse.put_work_table`; removed at the end of the publish run)."""
+    from phmx import lakehouse
 
-    storage.delete_prefix(lakehouse.table_path(name))
-    lakehouse.append(df, name)
-    return lakehouse.read(spark, name)
+    return lakehouse.put_work_table(spark, df, name)

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent import cli, ledger
-from phmx.tables import DISCLOSURE_MEMBER
 from phmx import lakehouse
+from phmx.tables import DISCLOSURE_MEMBER
 
 
 @pytest.fixture
