@@ -7,8 +7,8 @@ Modules:
 * :mod:`consent.decision_engine`   decisions per (member, data class, purpose, recipient) over time
 * :mod:`consent.enforce`           permitted rows of an outbound dataset (joins only)
 * :mod:`consent.labels`            security labels from value sets (``consent/valuesets/``)
-* :mod:`consent.ledger`            the append-only, hash-chained, signed audit ledger
-* :mod:`consent.signing`           Ed25519 checkpoint keys, wrapped by the hub's key provider
+* :mod:`consent.ledger`            the append-only, hash-chained, signed audit ledger (keys:
+                                   :mod:`phmx.signing`, purpose ``LEDGER``)
 * :mod:`consent.audit`             auditor tools: verify, accounting of disclosures, report
 * :mod:`consent.cli`               ``phmx audit ...``
 

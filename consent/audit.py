@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consent import ledger, signing
-from phmx import lakehouse, storage
+from consent import ledger
+from phmx import lakehouse, signing, storage
 from phmx.errors import LedgerError, PhmxError
 from phmx.tables import DISCLOSURE_MEMBER
 
@@ -150,7 +150,7 @@ def verify(path: str | None = None, *, public_keys: dict[str, Any] | None = None
                                 "path is wrong)", path))
         return rep
     try:
-        keys = public_keys if public_keys is not None else signing.load_public_keys()
+        keys = public_keys if public_keys is not None else signing.load_public_keys(signing.LEDGER)
     except PhmxError as exc:
         problems.append(Problem(None, "public_key_unreadable", str(exc)[:300]))
         keys = {}
@@ -251,7 +251,7 @@ def _check_checkpoint(seq: int, payload: dict[str, Any], prev_hash: str, keys: d
     if not isinstance(upto, int):
         return  # already reported as checkpoint_mismatch
     msg = ledger.checkpoint_message(upto, str(payload.get("head_hash")), str(kid))
-    if not signing.verify_signature(key, msg, str(payload.get("signature", ""))):
+    if not signing.verify_b64(key, msg, str(payload.get("signature", ""))):
         problems.append(Problem(seq, "bad_signature", "checkpoint signature does not verify", uri))
 
 

@@ -37,10 +37,11 @@ def _head(s: str) -> tuple[int, str]:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify the ledger: exit 0 only for a ledger that verifies; 50 for any finding (including a
     missing, empty or unreadable ledger), printed with its location, never as a traceback."""
-    from consent import audit, signing
+    from consent import audit
+    from phmx import signing
 
     try:
-        keys = signing.load_public_keys(args.public_key) if args.public_key else None
+        keys = signing.load_public_keys(signing.LEDGER, args.public_key) if args.public_key else None
     except Exception as exc:  # noqa: BLE001 - a bad key file is the auditor's input, named
         raise LedgerError(f"the public key given cannot be read: {type(exc).__name__}",
                           hint="pass the PEM file the hub published (publisher or ledger key)") from None

@@ -8,7 +8,7 @@ Every entry is one row of ``audit.ledger`` (contract ``phmx.tables.LEDGER``)::
 prev_hash})``; ``prev_hash`` is the previous entry's hash (64 zeros for the first). Canonical JSON
 is UTF-8, keys sorted, no whitespace, no floats (see :func:`canonical`). Every append ends with a
 ``checkpoint`` entry whose payload signs ``(upto_seq, head_hash, key_id)`` with the ledger's
-Ed25519 key (:mod:`consent.signing`), so rewriting history needs the private key.
+Ed25519 key (:mod:`phmx.signing`, purpose ``LEDGER``), so rewriting history needs the private key.
 
 Which members' data went out in a disclosure is kept in ``audit.disclosure_member`` (one row per
 member and class); the disclosure entry pins the row count and a SHA-256 digest over those rows.
@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from consent import signing
-from phmx import faults, lakehouse, lease, storage
+from phmx import faults, lakehouse, lease, signing, storage
 from phmx.errors import LedgerError
 from phmx.log import get_logger
 from phmx.tables import DISCLOSURE_MEMBER, LEDGER
@@ -171,7 +170,7 @@ def append(entries: list[NewEntry], *, checkpoint: bool = True,
         if e.entry_type not in ENTRY_TYPES or e.entry_type == "checkpoint":
             raise LedgerError(f"unknown or reserved ledger entry type {e.entry_type!r}")
     path = ledger_path()
-    signer = signing.get_signer() if checkpoint else None
+    signer = signing.get_signer(signing.LEDGER) if checkpoint else None
     with _thread_lock, lease.held(lock_uri(path), purpose="ledger writer") as held:
         head = read_head(path)
         now = _at or datetime.now(UTC)
@@ -197,7 +196,7 @@ def append(entries: list[NewEntry], *, checkpoint: bool = True,
             prev = rows[-1]["entry_hash"]
         if signer is not None:
             seq += 1
-            sig = signer.sign(checkpoint_message(seq - 1, prev, signer.key_id))
+            sig = signer.sign_b64(checkpoint_message(seq - 1, prev, signer.key_id))
             payload = {"upto_seq": seq - 1, "head_hash": prev, "key_id": signer.key_id, "alg": "Ed25519",
                        "signature": sig}
             rows.append(_row(seq, "checkpoint", now, entries[-1].run_id if entries else "", payload, prev))

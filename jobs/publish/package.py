@@ -38,8 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobs.publish import signing
-from phmx import faults, lakehouse, settings, storage
+from phmx import faults, lakehouse, settings, signing, storage
 from phmx.errors import PhmxError, StorageError
 from phmx.log import get_logger
 
@@ -324,7 +323,7 @@ def stage(pkg: Package, root: str, *, signer: signing.Signer | None = None, now:
 
 
 def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datetime | None) -> Staged:
-    signer = signer or signing.get_signer()
+    signer = signer or signing.get_signer(signing.PUBLISH)
     now = now or datetime.now(UTC)
     base = period_root(root, pkg.recipient, pkg.feed, pkg.period)
     have = versions(base)

@@ -25,9 +25,9 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery, signing
+from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery
 from jobs.publish.lhj_cube import Scope
-from phmx import lakehouse, settings
+from phmx import lakehouse, settings, signing
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -144,7 +144,7 @@ def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: 
     done = _resume(ctx, recipient)
     if done is not None:
         return done
-    signer = signing.get_signer(ctx.settings)
+    signer = signing.get_signer(signing.PUBLISH, ctx.settings)
     job = lhj_job(spark, ctx, recipient, prepared, signer.publisher(), decided)
     pkg, cells, suppressed = lhj_feed.build_job(job)
     return deliver_lhj(spark, ctx, prepared, pkg, cells, suppressed, signer, job.generated_at)
@@ -179,7 +179,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    signer = signing.get_signer(ctx.settings)
+    signer = signing.get_signer(signing.PUBLISH, ctx.settings)
     jobs = {}
     for r in recipients:
         try:
@@ -213,7 +213,7 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
     if resumed is not None:
         return resumed
     rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
-    signer = signing.get_signer(ctx.settings)
+    signer = signing.get_signer(signing.PUBLISH, ctx.settings)
     now = datetime.now(UTC)
     pkg, counts = plan_feed.build(spark, recipient=recipient, period=ctx.period.label, run_id=ctx.run_id, rows=rows,
                                   generated_at=now, root=ctx.settings.publish_root)

@@ -16,8 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jobs.publish import signing
 from jobs.publish.package import FORMAT, LATEST, MANIFEST, PUBLIC_KEY, SIGNATURE
+from phmx import signing
 from phmx.errors import PrivacyError
 
 

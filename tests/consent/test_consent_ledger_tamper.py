@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consent import audit, cli, ledger, signing
-from phmx import lakehouse
+from consent import audit, cli, ledger
+from phmx import lakehouse, signing
 from phmx.tables import DISCLOSURE_MEMBER
 
 
@@ -68,7 +68,7 @@ def test_clean_ledger_verifies(book):
     rep = audit.verify()
     assert rep.ok, rep.problems
     assert (rep.entries, rep.checkpoints, rep.disclosures, rep.unsigned_tail) == (6, 3, 2, 0)
-    assert Path(signing.public_keys_dir()).glob("*.pem")
+    assert Path(signing.public_keys_root(signing.LEDGER)).glob("*.pem")
 
 
 def test_change_one_byte_of_an_entry(book):
@@ -127,7 +127,7 @@ def test_replace_a_checkpoint_signature_and_rechain(book):
             for r in rows:
                 if r["seq"] == 4:
                     p = json.loads(r["payload"])
-                    p["signature"] = signing.Signer(p["key_id"], forged).sign(
+                    p["signature"] = signing.Signer(p["key_id"], forged).sign_b64(
                         ledger.checkpoint_message(p["upto_seq"], p["head_hash"], p["key_id"]))
                     r["payload"] = ledger.canonical(p).decode()
             out = _rechain(rows, prev_box[0])
@@ -196,7 +196,7 @@ def test_append_only_table_refuses_delete(book):
 
 
 def test_verify_with_public_key_alone_and_cli_exit_codes(book, tmp_path, capsys):
-    pems = list(Path(signing.public_keys_dir()).glob("*.pem"))
+    pems = list(Path(signing.public_keys_root(signing.LEDGER)).glob("*.pem"))
     key_copy = tmp_path / "auditor.pem"
     key_copy.write_bytes(pems[0].read_bytes())
     parser = argparse.ArgumentParser()
@@ -209,5 +209,5 @@ def test_verify_with_public_key_alone_and_cli_exit_codes(book, tmp_path, capsys)
     assert "first bad entry seq 5" in capsys.readouterr().out
     other = tmp_path / "other.pem"
     other.write_bytes(signing.public_pem(Ed25519PrivateKey.generate().public_key()))
-    rep = audit.verify(public_keys=signing.load_public_keys([str(other)]))
+    rep = audit.verify(public_keys=signing.load_public_keys(signing.LEDGER, [str(other)]))
     assert any(p.kind == "unknown_key" for p in rep.problems)

@@ -90,9 +90,7 @@ def test_no_two_modules_share_a_name_for_different_things():
     """Modules with the same name in different packages must be the same role (listed here)."""
     same_role = {"__init__", "__main__", "cli", "stage", "config",
                  # a reader under jobs/ingest/formats and the writer of the same format under phmx/synth/writers
-                 "delimited", "fixed_width", "fhir_ndjson", "hl7_vxu", "x12_834",
-                 # consent/signing.py and jobs/publish/signing.py: being merged into one module elsewhere
-                 "signing"}
+                 "delimited", "fixed_width", "fhir_ndjson", "hl7_vxu", "x12_834"}
     seen: dict[str, list[str]] = defaultdict(list)
     for top in FIRST_PARTY:
         for path in (REPO / top).rglob("*.py"):

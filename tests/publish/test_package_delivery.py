@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.publish import package, signing
+from jobs.publish import package
 from jobs.publish.verify import PackageInvalid, verify_package
-from phmx import settings, storage
+from phmx import settings, signing, storage
 from phmx.errors import PhmxError, StorageError
 
 
@@ -45,7 +45,7 @@ def test_deliver_verify_and_versions(keys_home, capsys):
     assert json.loads((base / "latest").read_text())["version"] == "v2"
     v = verify_package(base)  # follows latest
     assert v.version == "v2" and v.files == 3 and v.fingerprint.startswith("SHA256:")
-    signer = signing.get_signer()
+    signer = signing.get_signer(signing.PUBLISH)
     published = json.loads(Path(root, "_keys", f"{signer.key_id}.json").read_text())
     assert published["fingerprint"] == v.fingerprint
     code, _ = _cli(["feeds", "verify", str(base / "v1"), "--fingerprint", v.fingerprint])
@@ -76,7 +76,7 @@ def test_verify_names_the_bad_file(keys_home, tamper, names):
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         other = Ed25519PrivateKey.generate()
-        hub_fp = signing.fingerprint(signing.get_signer().public_key())
+        hub_fp = signing.fingerprint(signing.get_signer(signing.PUBLISH).public_key())
         (folder / "publisher.pem").write_bytes(signing.public_pem(other.public_key()))
         (folder / "manifest.sig").write_bytes(other.sign((folder / "manifest.json").read_bytes()))
         code, msg = _cli(["feeds", "verify", str(folder), "--fingerprint", hub_fp])
