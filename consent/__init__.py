@@ -8,7 +8,7 @@ Modules:
 * :mod:`consent.enforce`           permitted rows of an outbound dataset (joins only)
 * :mod:`consent.labels`            security labels from value sets (``consent/valuesets/``)
 * :mod:`consent.ledger`            the append-only, hash-chained, signed audit ledger (keys:
-                                   :mod:`phmx.signing`, purpose ``LEDGER``)
+                                   :mod:`privacy.signing`, purpose ``LEDGER``)
 * :mod:`consent.audit`             auditor tools: verify, accounting of disclosures, report
 * :mod:`consent.cli`               ``phmx audit ...``
 

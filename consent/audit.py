@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from consent import ledger
-from phmx import lakehouse, signing, storage
+from phmx import lakehouse, storage
 from phmx.errors import LedgerError, PhmxError
 from phmx.tables import DISCLOSURE_MEMBER
+from privacy import signing
 
 
 @dataclass(frozen=True)

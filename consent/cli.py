@@ -38,7 +38,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Verify the ledger: exit 0 only for a ledger that verifies; 50 for any finding (including a
     missing, empty or unreadable ledger), printed with its location, never as a traceback."""
     from consent import audit
-    from phmx import signing
+    from privacy import signing
 
     try:
         keys = signing.load_public_keys(signing.LEDGER, args.public_key) if args.public_key else None

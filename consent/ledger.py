@@ -8,7 +8,7 @@ Every entry is one row of ``audit.ledger`` (contract ``phmx.tables.LEDGER``)::
 prev_hash})``; ``prev_hash`` is the previous entry's hash (64 zeros for the first). Canonical JSON
 is UTF-8, keys sorted, no whitespace, no floats (see :func:`canonical`). Every append ends with a
 ``checkpoint`` entry whose payload signs ``(upto_seq, head_hash, key_id)`` with the ledger's
-Ed25519 key (:mod:`phmx.signing`, purpose ``LEDGER``), so rewriting history needs the private key.
+Ed25519 key (:mod:`privacy.signing`, purpose ``LEDGER``), so rewriting history needs the private key.
 
 Which members' data went out in a disclosure is kept in ``audit.disclosure_member`` (one row per
 member and class); the disclosure entry pins the row count and a SHA-256 digest over those rows.
@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from phmx import faults, lakehouse, lease, signing, storage
+from phmx import faults, lakehouse, lease, storage
 from phmx.errors import LedgerError
 from phmx.log import get_logger
 from phmx.tables import DISCLOSURE_MEMBER, LEDGER
+from privacy import signing
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -20,9 +20,9 @@ def check_params(*, period: str = "all", run_id: str | None = None, recipient: s
     """Refuse a bad period, run id, recipient or stage name before anything is read or written
     (a run that fails on its parameters half way leaves tables and ledger entries behind)."""
     from jobs import STAGES
-    from jobs.measures.period import parse
+    from phmx.period import RUN_KINDS, Period
 
-    parse(period)  # ConfigError naming the period and the forms allowed
+    Period.parse(period, allowed=RUN_KINDS, what="run period")  # names the label and the forms allowed
     if run_id is not None and not RUN_ID.match(run_id):
         raise ConfigError("run id must be 1-128 letters, digits and _ . : + - (starting with a letter or digit)",
                           hint="e.g. --run-id run-2025-01 (or leave it out for a fresh one)")

@@ -17,9 +17,9 @@ import pandas as pd
 from jobs.publish import dictionary, fhir_measure, lhj_suppression, report_html, stats
 from jobs.publish.lhj_cube import ALL, CELL_COLUMNS
 from jobs.publish.package import Package
-from phmx import signing
 from phmx.log import get_logger
 from phmx.spreadsheet import escape_frame
+from privacy import signing
 
 log = get_logger(__name__)
 

@@ -38,9 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from phmx import faults, lakehouse, settings, signing, storage
+from phmx import faults, lakehouse, settings, storage
 from phmx.errors import PhmxError, StorageError
 from phmx.log import get_logger
+from privacy import signing
 
 log = get_logger(__name__)
 

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery
 from jobs.publish.lhj_cube import Scope
-from phmx import lakehouse, settings, signing
+from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
 from phmx.recipients import is_lhj, is_plan, lhj_name, recipient_id
+from privacy import signing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs.publish.package import FORMAT, LATEST, MANIFEST, PUBLIC_KEY, SIGNATURE
-from phmx import signing
 from phmx.errors import PrivacyError
+from privacy import signing
 
 
 class PackageInvalid(PrivacyError):

@@ -177,10 +177,10 @@ def package_file(principal: Principal, feed: str, period: str, version: str, nam
 
 def publish_key() -> dict[str, Any]:
     """The hub's published feed-signing public key(s) and fingerprint(s) (``<publish>/_keys``)."""
-    from jobs.publish.signing import public_keys_root
+    from privacy import signing
 
     out = []
-    root = public_keys_root()
+    root = signing.public_keys_root(signing.PUBLISH)
     for f in storage.list_files(root):
         if f.relpath.endswith(".json"):
             meta = json.loads(storage.read_bytes(f.uri))

@@ -16,8 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consent import audit, cli, ledger
-from phmx import lakehouse, signing
+from phmx import lakehouse
 from phmx.tables import DISCLOSURE_MEMBER
+from privacy import signing
 
 
 def _members(ids: list[str]) -> pa.Table:

@@ -15,11 +15,11 @@ def _written(home: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["run", "--period", "2025-13"], "month must be 01-12"),
-    (["run", "--period", "last-month"], "expected YYYY, YYYY-MM"),
+    (["run", "--period", "2025-13"], "'2025-13' is not a valid period"),
+    (["run", "--period", "last-month"], "is not a valid period"),
     (["run", "--run-id", "../../etc"], "run id must be"),
     (["run", "--run-id", "run 1"], "run id must be"),
-    (["stage", "publish", "--period", "2025-00"], "month must be 01-12"),
+    (["stage", "publish", "--period", "2025-00"], "is not a valid period"),
 ])
 def test_bad_run_parameters_are_refused_before_any_write(phmx_home, capsys, argv, needle):
     before = _written(phmx_home)

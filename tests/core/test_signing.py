@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from phmx import settings, signing
+from phmx import settings
 from phmx.errors import PrivacyError
+from privacy import signing
 
 
 @pytest.fixture

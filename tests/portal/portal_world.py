@@ -83,11 +83,12 @@ def write_directory(home: Path) -> None:
 
 def build(home: Path, spark: Any) -> World:
     from jobs.ingest import stage as ingest
-    from jobs.publish import package, signing
+    from jobs.publish import package
     from phmx import settings
     from phmx.context import RunContext
     from phmx.portal.app import create_app
     from phmx.portal.directory import Scope, add_token
+    from privacy import signing
 
     write_directory(home)
     ps = settings.load_portal()
@@ -103,7 +104,7 @@ def build(home: Path, spark: Any) -> World:
     ingest.run(spark, RunContext.new())
     sids = [p.stem for p in (home / "outbox" / "cair2" / "receipts").rglob("sub-*.json")]
     assert len(sids) == 1, sids
-    signer = signing.get_signer()
+    signer = signing.get_signer(signing.PUBLISH)
     # Alameda: two versions for 2025; Butte: one for 2024 (so Alameda's URLs name nothing of Butte's).
     for recipient, period, body in (("lhj_alameda", "2025", "area,measure,value\nA,flu,10\n"),
                                     ("lhj_alameda", "2025", "area,measure,value\nA,flu,11\n"),

@@ -11,8 +11,9 @@ import pytest
 
 from jobs.publish import package
 from jobs.publish.verify import PackageInvalid, verify_package
-from phmx import settings, signing, storage
+from phmx import settings, storage
 from phmx.errors import PhmxError, StorageError
+from privacy import signing
 
 
 def _pkg(period: str = "2025-01", body: str = "a,b\n1,2\n") -> package.Package:
