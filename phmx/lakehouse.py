@@ -446,7 +446,7 @@ class Scratch:
     """One process's scratch area for one stage: frames written once and read back (the engine has
     no cache, so a frame used twice is otherwise computed twice), and staged files.
 
-    Every scratch item is a folder ``<root>/<area>_<owner>_<name>`` (a Delta table, a Parquet
+    Every scratch item is a folder ``<root>/<area>_<owner>_<id>_<name>`` (a Delta table, a Parquet
     folder or staged files), where ``<owner>`` is :func:`owner_tag`. Scratch holds PHI (decrypted
     identifiers, SUD and mental-health events): local folders are 0700 and files 0600, everything is
     removed by :meth:`drop` at the end of the stage, pass or fail, and a new ``Scratch`` of the same
@@ -461,7 +461,9 @@ class Scratch:
         self.spark = spark
         self.area = area
         self.root = scratch_root(root)
-        self.prefix = f"{area}_{owner_tag()}"
+        # One prefix per Scratch: two areas of the same stage in one process (the consent stage
+        # decides several recipient sets, each read lazily until the write) never share a folder.
+        self.prefix = f"{area}_{owner_tag()}_{uuid.uuid4().hex[:6]}"
         self.persist = persist
         self.paths: list[str] = []
         private_dir(self.root)
