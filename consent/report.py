@@ -134,7 +134,7 @@ def model(kinds: RuleKinds | None = None) -> dict[str, Any]:
         rules = ",".join(sorted(r["rule_ids"] or []))
         for cid in r["consent_ids"]:
             cited[(seq, cid, r["data_class"], code, detail, rules)] += 1
-    citations = [["seq", "consent_id", "data_class", "reason", "detail", "rule_ids", "member_rows"]]
+    citations: list[list[Any]] = [["seq", "consent_id", "data_class", "reason", "detail", "rule_ids", "member_rows"]]
     per_disclosure: dict[tuple[int, str, str, str], int] = Counter()
     for (seq, cid, cls, code, detail, rules), n in sorted(cited.items()):
         citations.append([seq, cid, cls, code, detail, rules, n])
@@ -203,10 +203,10 @@ def _revocations(consents: dict[str, dict[str, Any]], disclosures: dict[int, dic
             rows_after[(seq, cid, cls)] += n
         else:
             before[cid].add(seq)
-    table = [["consent_id", "revoked_at", "relied_on_before", "relied_on_after_revocation", "cited_not_relied_on"]]
+    table: list[list[Any]] = [["consent_id", "revoked_at", "relied_on_before", "relied_on_after_revocation", "cited_not_relied_on"]]
     for cid, ts in sorted(revoked.items()):
         table.append([cid, ledger.iso(ts), len(before[cid]), len(after[cid]), len(only_cited[cid])])
-    drill = [["seq", "disclosed_at", "recipient", "purpose", "consent_id", "revoked_at", "data_class", "member_rows"]]
+    drill: list[list[Any]] = [["seq", "disclosed_at", "recipient", "purpose", "consent_id", "revoked_at", "data_class", "member_rows"]]
     for (seq, cid, cls), n in sorted(rows_after.items()):
         d = disclosures[seq]
         drill.append([seq, d["disclosed_at"], d["recipient"], d["purpose"], cid, ledger.iso(revoked[cid]), cls, n])

@@ -187,9 +187,8 @@ class _S3Backend(_Backend):
         return Record.parse(obj["Body"].read(), mtime), obj["ETag"]
 
     def swap(self, tag: Any, record: Record) -> bool:
-        from botocore.exceptions import ClientError
-
         client = storage.s3_client()
+        client_error = client.exceptions.ClientError  # botocore's, without importing botocore here
         cond = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
         extra: dict[str, str] = {}
         kms = os.environ.get("PHMX_LEDGER_KMS_KEY_ID") or os.environ.get("PHMX_KMS_KEY_ID")
@@ -198,7 +197,7 @@ class _S3Backend(_Backend):
         try:
             client.put_object(Bucket=self.bucket, Key=self.key, Body=record.to_json(),
                               ContentType="application/json", **cond, **extra)
-        except ClientError as exc:
+        except client_error as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey") or status in (409, 412):
