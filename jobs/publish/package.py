@@ -129,6 +129,11 @@ class HashingWriter:
         self.path.unlink(missing_ok=True)
 
 
+def published_keys_root() -> str:
+    """Where the hub publishes its feed-signing public keys (``<publish root>/_keys``)."""
+    return signing.public_keys_root(signing.PUBLISH)
+
+
 def spool_dir(root: str, recipient: str) -> Path:
     """A fresh private (0700) local folder for a package's big files: under the publish root's
     staging prefix when the root is a local folder (so staging is a rename on the same disk), else a

@@ -177,10 +177,10 @@ def package_file(principal: Principal, feed: str, period: str, version: str, nam
 
 def publish_key() -> dict[str, Any]:
     """The hub's published feed-signing public key(s) and fingerprint(s) (``<publish>/_keys``)."""
-    from privacy import signing
+    from jobs.publish.package import published_keys_root
 
     out = []
-    root = signing.public_keys_root(signing.PUBLISH)
+    root = published_keys_root()
     for f in storage.list_files(root):
         if f.relpath.endswith(".json"):
             meta = json.loads(storage.read_bytes(f.uri))
