@@ -85,11 +85,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _demo_home_hint() -> str:
     """When nothing is configured and ``make demo``'s hub exists, say how to look at it."""
-    import os
     from pathlib import Path
 
-    demo = Path(os.environ.get("PHMX_DEMO_HOME", "var/demo")).resolve()
-    if "PHMX_HOME" in os.environ or not (demo / "lakehouse" / "audit" / "ledger").is_dir():
+    from phmx import settings as settings_mod
+
+    s = settings_mod.load()
+    demo = Path(s.demo_home).resolve()
+    if Path(s.home).resolve() == demo or not (demo / "lakehouse" / "audit" / "ledger").is_dir():
         return ""
     return f"The demo's hub is at {demo}: run `export PHMX_HOME={demo}` first (make demo prints this too)."
 

@@ -120,8 +120,9 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
                   f"{audit.disclosures} disclosures; verify {'OK' if audit.ok else 'FAILED'} "
                   "(phmx audit verify)")
     from consent import report as audit_report
+    from phmx import settings as settings_mod
 
-    home = Path(os.environ.get("PHMX_HOME", "var")).resolve()
+    home = Path(settings_mod.load().home).resolve()
     written = audit_report.write_report(str(home / "audit-report"))
     revs = audit_report.figures()["revocation_violations"]
     console.print(f"Auditor report: {written['report']} (disclosures that relied on a revoked consent: "

@@ -46,7 +46,9 @@ def _spec() -> tuple[str, int, str] | None:
 
 def point(name: str) -> None:
     """A named commit boundary: crash here when ``PHMX_FAULT`` says so (see the module docstring)."""
-    trace = os.environ.get("PHMX_FAULT_TRACE")
+    from phmx import settings as settings_mod
+
+    trace = settings_mod.load().fault_trace
     if trace:
         with _lock, open(trace, "a", encoding="utf-8") as fh:
             fh.write(name + "\n")

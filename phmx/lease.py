@@ -191,7 +191,9 @@ class _S3Backend(_Backend):
         client_error = client.exceptions.ClientError  # botocore's, without importing botocore here
         cond = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
         extra: dict[str, str] = {}
-        kms = os.environ.get("PHMX_LEDGER_KMS_KEY_ID") or os.environ.get("PHMX_KMS_KEY_ID")
+        from phmx import settings as settings_mod
+
+        kms = settings_mod.load().ledger_kms_key_id
         if kms:
             extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
         try:

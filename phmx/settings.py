@@ -35,6 +35,7 @@ with the fields.
 | `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (the ledger's lease serialises their appends, local or S3) |
 | `PHMX_LEASE_SECONDS` | `120` | the ledger writer's lease; renewed every third of it while held; an expired or dead holder is taken over |
 | `PHMX_FAULT` | unset | tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production |
+| `PHMX_FAULT_TRACE` | unset | tests only: a file every commit boundary reached is appended to (`phmx/faults.py`) |
 | `PHMX_DEK_UNWRAP` | `driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote engine and in cluster job environments | where data keys of encrypted columns are unwrapped: `driver` (the key stays on this machine) or `executor` (each worker unwraps through the key provider, no plaintext key in task closures); `driver` towards a remote `sc://` without `;use_ssl=true` is refused; see [encryption at rest](encryption-at-rest.md) |
 | `PHMX_FHIR_BASE_URL` | `https://phmx.calaim.example/fhir` (a reserved example domain) | canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your published base before the first publish |
 | `PHMX_FHIR_VALIDATE` | `sample` | plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources (structural checks on all), `all` every resource, `none` structural checks only |
@@ -138,6 +139,8 @@ class Settings(BaseSettings):
                                 "dead holder is taken over")
     fault: str | None = _var("PHMX_FAULT", None, "unset",
                              "tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production")
+    fault_trace: str | None = _var("PHMX_FAULT_TRACE", None, "unset",
+                                   "tests only: a file every commit boundary reached is appended to (`phmx/faults.py`)")
     dek_unwrap: str | None = _var(
         "PHMX_DEK_UNWRAP", None,
         "`driver` on this machine (Sail, a `local` classic master, a loopback `sc://`), `executor` on every remote "
