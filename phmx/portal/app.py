@@ -57,7 +57,8 @@ class DisclosureQuery(BaseModel):
 
 def _me(request: Request) -> Principal:
     """The caller, as :func:`phmx.portal.security.authorize` found it."""
-    return request.state.principal
+    principal: Principal = request.state.principal
+    return principal
 
 
 Me = Annotated[Principal, Depends(_me)]
