@@ -23,7 +23,7 @@ def linked(spark, tmp_path_factory) -> pd.DataFrame:
     person = pd.concat([background, hard], ignore_index=True)
     person["birth_date"] = pd.to_datetime(person["birth_date"]).dt.date
     settings = stage_settings()
-    scratch = linkage.Scratch(spark, root=str(tmp_path_factory.mktemp("hard") / "work"))
+    scratch = linkage.Scratch(spark, "identity", root=str(tmp_path_factory.mktemp("hard") / "work"))
     std = linkage.prepare(identity_records.to_spark(spark, person), scratch, settings)
     scored = linkage.score(spark, std, settings, scratch)
     links = linkage.link(spark, scored, settings)
