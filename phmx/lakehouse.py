@@ -391,10 +391,17 @@ def private_dir(path: str) -> str:
 
         target = Path(path)
         missing = [p for p in (target, *target.parents) if not p.exists()]
-        for p in reversed(missing):  # each missing level 0700 (mkdir's mode covers the leaf only)
-            p.mkdir(mode=0o700, exist_ok=True)
-            p.chmod(0o700)
-        target.chmod(0o700)
+        try:
+            for p in reversed(missing):  # each missing level 0700 (mkdir's mode covers the leaf only)
+                p.mkdir(mode=0o700, exist_ok=True)
+                p.chmod(0o700)
+            target.chmod(0o700)
+        except OSError as exc:
+            from phmx.errors import StorageError
+
+            raise StorageError(f"cannot create the private folder {path}: {exc.strerror}",
+                               hint="check that the lakehouse root (PHMX_LAKEHOUSE_ROOT) is a writable "
+                                    "directory and not a file") from exc
     return path
 
 
