@@ -32,11 +32,13 @@ $(JVM_STAMP): jvm/pom.xml
 
 jvm: $(JVM_STAMP)
 
-# The browser the portal's and the LHJ report's tests drive: Debian's chromium (Playwright never downloads one here).
+# The browser the portal's and the LHJ report's tests drive: Debian's chromium (Playwright never downloads one here),
+# and Debian's pango, which WeasyPrint needs to render the portal's member statement as PDF.
 browser:
-	@test -x /usr/bin/chromium || { echo 'installing Debian chromium for the portal browser tests'; \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y chromium; \
-		else sudo apt-get update -q && sudo apt-get install -y chromium; fi; }
+	@{ test -x /usr/bin/chromium && ldconfig -p | grep -q libpangoft2-1.0; } || { \
+		echo 'installing Debian chromium and pango for the portal tests'; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y chromium libpango-1.0-0 libpangoft2-1.0-0; \
+		else sudo apt-get update -q && sudo apt-get install -y chromium libpango-1.0-0 libpangoft2-1.0-0; fi; }
 
 # The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
 test: $(STAMP) $(JVM_STAMP) browser

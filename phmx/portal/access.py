@@ -30,7 +30,7 @@ def _r(*roles: Role, scope: Scope | None = Scope.READ) -> Rule:
 
 PUBLIC = Rule(frozenset(), None, public=True)
 ANYONE = _r(*Role)
-S, R, A = Role.SUBMITTER, Role.RECIPIENT, Role.AUDITOR
+S, R, A, OP = Role.SUBMITTER, Role.RECIPIENT, Role.AUDITOR, Role.OPERATOR
 
 RULES: dict[str, Rule] = {
     # public
@@ -64,6 +64,12 @@ RULES: dict[str, Rule] = {
     "disclosures_page": _r(A, scope=None),
     "api_ledger_verify": _r(A),
     "api_disclosures": _r(A),
+    # auditors and operators: one member's statement of how their data were used
+    "statement_form": _r(A, OP, scope=None),
+    "statement_page": _r(A, OP, scope=None),
+    "statement_pdf": _r(A, OP, scope=None),
+    "api_statement": _r(A, OP),
+    "api_statement_pdf": _r(A, OP),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jinja2
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -23,7 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from phmx import settings as settings_mod
 from phmx.errors import LedgerError, StorageError
 from phmx.log import get_logger
-from phmx.portal import intake, views
+from phmx.portal import intake, statement, views
 from phmx.portal.directory import Directory, Principal, Role
 from phmx.portal.security import (
     SESSION_COOKIE,
@@ -53,6 +53,13 @@ class DisclosureQuery(BaseModel):
     member_id: str = Field(min_length=1, max_length=80, pattern=views.MEMBER_ID.pattern)
     since: date | None = None
     until: date | None = None
+
+
+class StatementQuery(BaseModel):
+    """A member statement request (a POST body: a member id never goes in a URL)."""
+
+    member_id: str = Field(min_length=1, max_length=80, pattern=views.MEMBER_ID.pattern)
+    language: Literal["en", "es"] = "en"
 
 
 def _me(request: Request) -> Principal:
@@ -322,6 +329,63 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
               summary="Accounting of disclosures for one member (the member id in the body; recorded)")
     def api_disclosures(who: Me, q: DisclosureQuery) -> list[dict[str, Any]]:
         return _disclosures(who, q)
+
+    # ---- auditors and operators: a member's statement of how their data were used -------------------
+    def _statement(who: Principal, q: StatementQuery, fmt: str) -> statement.Statement:
+        views.record_access(who, action="member_statement", resource={"language": q.language, "format": fmt},
+                            subject=q.member_id)
+        d: Directory = app.state.directory
+        names = {**{o.submitter: o.name for o in d.organisations.values() if o.submitter and o.name},
+                 **{o.recipient: o.name for o in d.organisations.values() if o.recipient and o.name}}
+        by = f"{who.name} ({who.organisation.name or who.organisation.id})"
+        return statement.build(q.member_id, q.language, prepared_by=by, recipient_names=names)
+
+    def _statement_form(member_id: str, language: str) -> StatementQuery | None:
+        try:
+            return StatementQuery(member_id=member_id.strip(), language=language)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+
+    def _pdf(s: statement.Statement) -> Response:
+        name = f"member-statement-{s.language}-{s.generated_at:%Y%m%d}.pdf"
+        return Response(statement.render_pdf(s), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    bad_statement = "Enter a member id (letters, digits, . _ : -) and choose English or Spanish."
+
+    @app.get("/statements", name="statement_form", response_class=HTMLResponse, include_in_schema=False)
+    def statement_form(request: Request) -> HTMLResponse:
+        return page(request, "statement.html.j2", s=None)
+
+    @app.post("/statements", name="statement_page", response_class=HTMLResponse, include_in_schema=False)
+    def statement_page(request: Request, who: Me, member_id: Annotated[str, Form(max_length=80)],
+                       language: Annotated[str, Form(max_length=5)] = "en") -> HTMLResponse:
+        q = _statement_form(member_id, language)
+        if q is None:
+            return page(request, "statement.html.j2", status=422, s=None, error=bad_statement)
+        s = _statement(who, q, "html")
+        return page(request, "statement.html.j2", s=s, t=s.text)
+
+    @app.post("/statements/pdf", name="statement_pdf", include_in_schema=False)
+    def statement_pdf(request: Request, who: Me, member_id: Annotated[str, Form(max_length=80)],
+                      language: Annotated[str, Form(max_length=5)] = "en") -> Response:
+        q = _statement_form(member_id, language)
+        if q is None:
+            return page(request, "statement.html.j2", status=422, s=None, error=bad_statement)
+        return _pdf(_statement(who, q, "pdf"))
+
+    @app.post(f"{API}/statements", name="api_statement", tags=["audit"],
+              summary="A member's statement of how their data were used: disclosures and consents in force "
+                      "(the member id in the body; recorded)")
+    def api_statement(who: Me, q: StatementQuery) -> dict[str, Any]:
+        return _statement(who, q, "json").to_dict()
+
+    @app.post(f"{API}/statements/pdf", name="api_statement_pdf", tags=["audit"],
+              summary="The member's statement as PDF, in English or Spanish (the member id in the body; recorded)",
+              response_class=Response,
+              responses={200: {"content": {"application/pdf": {}}, "description": "the statement as PDF"}})
+    def api_statement_pdf(who: Me, q: StatementQuery) -> Response:
+        return _pdf(_statement(who, q, "pdf"))
 
     @app.exception_handler(StorageError)
     async def _storage_down(request: Request, exc: StorageError) -> Response:

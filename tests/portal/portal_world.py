@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ CORPUS = Path(__file__).resolve().parents[1] / "conformance"
 PASSWORD = "a long test passphrase 7"
 PERIOD = "2026-01"
 DISCLOSED_MEMBER = "M-SYNTH-0001"
+OTHER_MEMBER = "M-SYNTH-0002"  # disclosed in the same event, with consents of its own: never in the first's statement
+COUNTY_A, COUNTY_B = "county_06001_bh", "county_06013_bh"
 ORGS = [
     {"id": "cair2", "name": "California Immunization Registry", "kind": "submitter", "submitter": "cair2"},
     {"id": "alpha_plan", "name": "Alpha Health Plan", "kind": "submitter", "submitter": "mcp_alpha"},
@@ -116,11 +119,42 @@ def build(home: Path, spark: Any) -> World:
     # One disclosure of one synthetic member, recorded the way publish records it, for the auditor.
     from consent import ledger
 
-    members = spark.createDataFrame([(DISCLOSED_MEMBER, "immunization")], ["member_id", "data_class"])
+    members = spark.createDataFrame([(DISCLOSED_MEMBER, "immunization"), (OTHER_MEMBER, "SUD")],
+                                    ["member_id", "data_class"])
     ledger.record_disclosure(spark, recipient="lhj_alameda", purpose="PUBHLTH", run_id="run-portal",
                              files=[("publish/lhj_alameda/lhj_measures/2025/v2/measures.csv", "0" * 64)],
                              members_by_class=members, rule_ids=["pubhlth_aggregate"], consent_ids=[])
+    other = spark.createDataFrame([(OTHER_MEMBER, "SUD")], ["member_id", "data_class"])
+    ledger.record_disclosure(spark, recipient="mcp_beta", purpose="TREAT", run_id="run-portal",
+                             files=[("publish/mcp_beta/plan_feed/2025/v1/members.csv", "1" * 64)],
+                             members_by_class=other, rule_ids=["PART2-2.31-WRITTEN-CONSENT"],
+                             consent_ids=[f"{COUNTY_B}:F-200"])
+    consents(spark)
     return World(home, app, sids[0], ("lhj_measures", "2025", "v2"), tokens)
+
+
+def consents(spark: Any) -> None:
+    """County consent forms through the consent registry (bronze -> silver.consent) and the crosswalk
+    that links them to members. Both members are client "C1" locally, in two counties' id spaces."""
+    from consent_testdata import form, write_forms
+
+    from consent import registry
+    from phmx import lakehouse
+    from phmx.tables import MEMBER_XWALK
+
+    write_forms(spark, [
+        form("F-100", "C1", recipients="mcp_alpha", purposes="TREAT|HOPERAT", submitter=COUNTY_A),
+        form("F-101", "C1", recipients="mcp_alpha", classes="SUD", status="revoked", revoked="2024-06-01T00:00:00",
+             submitter=COUNTY_A, row=2),
+        form("F-102", "C1", recipients="all_treating", classes="SUD", expires="2024-12-31", submitter=COUNTY_A, row=3),
+        form("F-200", "C1", recipients="mcp_beta", purposes="TREAT", submitter=COUNTY_B, row=4),
+    ])
+    registry.refresh(spark)
+    schema = lakehouse.conform_to(spark.createDataFrame([], MEMBER_XWALK.ddl), MEMBER_XWALK).schema
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    xw = spark.createDataFrame([(f"{COUNTY_A}:sud", "C1", DISCLOSED_MEMBER, "exact", 1.0, "r0", now),
+                                (f"{COUNTY_B}:sud", "C1", OTHER_MEMBER, "exact", 1.0, "r0", now)], schema)
+    lakehouse.overwrite(xw, MEMBER_XWALK)
 
 
 @contextmanager

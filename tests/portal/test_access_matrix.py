@@ -86,6 +86,10 @@ def _request(world: World, name: str, method: str, path: str, actor: str, n: int
         kwargs["data"] = {"member_id": "M-MATRIX", "csrf_token": csrf}
     elif name == "api_disclosures":
         kwargs["json"] = {"member_id": "M-MATRIX"}
+    elif name in ("statement_page", "statement_pdf"):
+        kwargs["data"] = {"member_id": "M-MATRIX", "language": "es", "csrf_token": csrf}
+    elif name in ("api_statement", "api_statement_pdf"):
+        kwargs["json"] = {"member_id": "M-MATRIX", "language": "en"}
     elif name in ("logout",):
         kwargs["data"] = {"csrf_token": csrf}
     return client.request(method, url, **kwargs)

@@ -112,3 +112,21 @@ def test_an_auditor_finds_a_members_disclosures(browser, world: World):
     assert "1 disclosure(s)" in page.inner_text("main") and "lhj_alameda" in page.inner_text("main")
     _accessible(page, "auditor-disclosures")
     ctx.close()
+
+
+def test_an_operator_prepares_a_members_statement_in_spanish_and_downloads_the_pdf(browser, world: World):
+    ctx, page = _sign_in(browser, "hub_ops")
+    page.get_by_role("link", name="Prepare a member's statement of how their data were used").click()
+    _accessible(page, "operator-statement-form")
+    page.get_by_label("Member id").fill(DISCLOSED_MEMBER)
+    page.get_by_label("Español (Spanish)").check()
+    page.get_by_role("button", name="Show statement").click()
+    assert DISCLOSED_MEMBER not in page.url and page.url.endswith("/statements")
+    main = page.inner_text("main")
+    assert "Declaración sobre cómo se usó su información de salud" in main and "salud pública" in main
+    _accessible(page, "operator-statement-es")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download this statement as PDF").click()
+    assert dl.value.suggested_filename.startswith("member-statement-es-")
+    assert Path(dl.value.path()).read_bytes().startswith(b"%PDF")
+    ctx.close()
