@@ -1,4 +1,4 @@
-"""The LHJ report's charts: Vega-Lite specifications built with altair, rendered offline to SVG.
+"""The LHJ report's charts: Vega-Lite specifications, rendered offline to SVG by vl-convert.
 
 Why a charting library: the hand-drawn SVG this replaces drew legends and marks from separate
 colour lists (they disagreed), sorted age bands as text and picked tick values by dividing the axis
@@ -6,6 +6,13 @@ in four (18.8%, 56.2%). Here one colour scale serves marks and legend, categorie
 sort, Vega picks nice ticks, and the panels of one measure share one rate scale. vl-convert
 renders each spec to SVG inside the Python process (its Vega engine is bundled: no network, no
 browser, no script tag in the report).
+
+Cost: a report has two charts per measure and the publish stage writes one report per LHJ, so
+building and rendering are kept apart. :func:`trend` and :func:`bars` only write the specification
+as plain Vega-Lite JSON (building it through altair's objects, with their deep copies and schema
+validation at every step, cost more CPU than Vega's rendering; the tests validate every kind of
+spec against the Vega-Lite schema altair ships), and :func:`render` turns all of a report's charts
+into SVG in one batch on a small thread pool (vl-convert releases the GIL while Vega renders).
 
 Only published values are drawn. A suppressed or no-data value is a gap in a line or the word
 "suppressed"/"no data" in place of a bar, never a zero; a chart with nothing to draw is not drawn at
@@ -15,11 +22,12 @@ all (:class:`Chart` then carries the sentence saying why).
 from __future__ import annotations
 
 import math
+import os
 import re
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import vl_convert
 
@@ -47,11 +55,13 @@ class Point:
 
 @dataclass(frozen=True)
 class Chart:
-    """A rendered chart (``svg``) or, when there is nothing to draw, the sentence saying why."""
+    """A chart: its Vega-Lite ``spec`` until :func:`render` fills ``svg``; or, when there is nothing to
+    draw, neither, and the sentence saying why (``empty_reason``, also used for panels left out)."""
 
     title: str
     svg: str = ""
     empty_reason: str = ""
+    spec: dict[str, Any] | None = None
 
 
 def nice_top(values: list[float | None]) -> float:
@@ -92,20 +102,48 @@ def period_sequence(labels: list[str]) -> list[str]:
     return [p.strftime(fmt) for p in pd.period_range(min(ps), max(ps), freq=freq)]
 
 
-def _frame(points: list[Point]) -> pd.DataFrame:
-    return pd.DataFrame([{"series": p.series, "label": p.label, "rate": p.rate, "low": p.low, "high": p.high,
-                          "note": p.note} for p in points])
+#: The Vega-Lite schema the specifications are written against (the version vl-convert bundles).
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 
 
-def _colour(series: list[str]) -> alt.Color:
+def _records(points: list[Point]) -> list[dict[str, Any]]:
+    return [{"series": p.series, "label": p.label, "rate": p.rate, "low": p.low, "high": p.high, "note": p.note}
+            for p in points]
+
+
+def _colour(series: list[str]) -> dict[str, Any]:
     rng = [STATE_COLOUR if s == STATE else LHJ_COLOUR for s in series]
-    return alt.Color("series:N", title=None, scale=alt.Scale(domain=series, range=rng),
-                     legend=alt.Legend(orient="top", symbolType="square"))
+    return {"field": "series", "type": "nominal", "title": None, "scale": {"domain": series, "range": rng},
+            "legend": {"orient": "top", "symbolType": "square"}}
 
 
-def _svg(chart: alt.TopLevelMixin) -> str:
-    svg = vl_convert.vegalite_to_svg(chart.to_dict())
+def _rate_axis(top: float) -> dict[str, Any]:
+    return {"title": "rate", "scale": {"domain": [0, top], "nice": True, "zero": True},
+            "axis": {"format": ".0%", "tickCount": 5}}
+
+
+def _svg(spec: dict[str, Any]) -> str:
+    svg: str = vl_convert.vegalite_to_svg(spec)
     return svg.replace("<svg ", '<svg role="img" ', 1) if 'role="img"' not in svg[:300] else svg
+
+
+def render(charts: list[Chart], *, workers: int | None = None) -> list[Chart]:
+    """Every chart with its SVG, in the order given; charts without a spec are returned as they are.
+    One batch per report, rendered on ``workers`` threads (default: the machine's cores, at most 4)."""
+    todo = [(i, c.spec) for i, c in enumerate(charts) if c.spec is not None and not c.svg]
+    if not todo:
+        return list(charts)
+    n = max(1, min(workers or os.cpu_count() or 1, 4, len(todo)))
+    specs = [spec for _, spec in todo]
+    if n == 1:
+        svgs = [_svg(spec) for spec in specs]
+    else:
+        with ThreadPoolExecutor(n, thread_name_prefix="vl-convert") as pool:
+            svgs = list(pool.map(_svg, specs))
+    out = list(charts)
+    for (i, _), svg in zip(todo, svgs, strict=True):
+        out[i] = replace(charts[i], svg=svg)
+    return out
 
 
 def trend(title: str, points: list[Point], *, series: list[str], top: float | None = None) -> Chart:
@@ -119,21 +157,22 @@ def trend(title: str, points: list[Point], *, series: list[str], top: float | No
     present = {(p.series, p.label) for p in points}
     filled = points + [Point(s, lab, None, note="no data") for s in series for lab in labels
                        if (s, lab) not in present]
-    df = _frame(filled)
-    y_top = top if top is not None else nice_top([*df["rate"], *df["high"]])
-    x = alt.X("label:O", title=None, sort=labels, scale=alt.Scale(domain=labels),
-              axis=alt.Axis(labelAngle=-45 if len(labels) > 6 else 0))
-    y = alt.Y("rate:Q", title="rate", scale=alt.Scale(domain=[0, y_top], nice=True, zero=True),
-              axis=alt.Axis(format=".0%", tickCount=5))
+    y_top = top if top is not None else nice_top([v for p in filled for v in (p.rate, p.high)])
+    x = {"field": "label", "type": "ordinal", "title": None, "sort": labels, "scale": {"domain": labels},
+         "axis": {"labelAngle": -45 if len(labels) > 6 else 0}}
     colour = _colour(series)
-    tip = [alt.Tooltip("series:N"), alt.Tooltip("label:N", title="period"), alt.Tooltip("rate:Q", format=".1%")]
-    base = alt.Chart(df)
-    line = base.mark_line(point=alt.OverlayMarkDef(filled=True, size=30)).encode(x=x, y=y, color=colour,
-                                                                                   tooltip=tip)
-    ci = base.transform_filter("isValid(datum.low) && isValid(datum.rate)").mark_rule(opacity=0.5).encode(
-        x=x, y=alt.Y("low:Q"), y2="high:Q", color=colour)
-    chart = alt.layer(ci, line).properties(title=title, width=WIDTH, height=200)
-    return Chart(title, svg=_svg(chart))
+    tip = [{"field": "series", "type": "nominal"}, {"field": "label", "type": "nominal", "title": "period"},
+           {"field": "rate", "type": "quantitative", "format": ".1%"}]
+    ci = {"transform": [{"filter": "isValid(datum.low) && isValid(datum.rate)"}],
+          "mark": {"type": "rule", "opacity": 0.5},
+          "encoding": {"x": x, "y": {"field": "low", "type": "quantitative"}, "y2": {"field": "high"},
+                       "color": colour}}
+    line = {"mark": {"type": "line", "point": {"filled": True, "size": 30}},
+            "encoding": {"x": x, "y": {"field": "rate", "type": "quantitative", **_rate_axis(y_top)},
+                         "color": colour, "tooltip": tip}}
+    spec = {"$schema": SCHEMA, "title": title, "width": WIDTH, "height": 200,
+            "data": {"values": _records(filled)}, "layer": [ci, line]}
+    return Chart(title, spec=spec)
 
 
 def bars(title: str, panels: list[tuple[str, list[Point]]], *, series: list[str],
@@ -148,29 +187,32 @@ def bars(title: str, panels: list[tuple[str, list[Point]]], *, series: list[str]
         return Chart(title, empty_reason="No chart: every value for this period is suppressed or has no data "
                                          "(see the table below).")
     top = nice_top([v for _, pts in drawn for p in pts for v in (p.rate, p.high)])
-    x = alt.X("rate:Q", title="rate", scale=alt.Scale(domain=[0, top], nice=True, zero=True),
-              axis=alt.Axis(format=".0%", tickCount=5))
+    x = {"field": "rate", "type": "quantitative", **_rate_axis(top)}
     colour = _colour(series)
-    charts = []
+    tip = [{"field": "series", "type": "nominal"}, {"field": "label", "type": "nominal"},
+           {"field": "rate", "type": "quantitative", "format": ".1%"}]
+    panels_out = []
     for name, pts in drawn:
-        df = _frame(pts)
-        order = stratum_order(list(df["label"]), natural=[*series, *(natural or [])])  # the LHJ above the state
-        y = alt.Y("label:N", title=None, sort=order, scale=alt.Scale(domain=order))
-        base = alt.Chart(df)
-        bar = base.transform_filter("isValid(datum.rate)").mark_bar(height=14).encode(
-            x=x, y=y, color=colour,
-            tooltip=[alt.Tooltip("series:N"), alt.Tooltip("label:N"), alt.Tooltip("rate:Q", format=".1%")])
-        whisker = base.transform_filter("isValid(datum.low) && isValid(datum.rate)").mark_rule(
-            color="#222").encode(x="low:Q", x2="high:Q", y=y)
-        value = base.transform_filter("isValid(datum.rate)").mark_text(align="left", dx=4, fontSize=10).encode(
-            x=alt.X("text_at:Q"), y=y, text=alt.Text("rate:Q", format=".1%")).transform_calculate(
-            text_at="isValid(datum.high) ? datum.high : datum.rate")
-        gap = base.transform_filter("!isValid(datum.rate)").mark_text(
-            align="left", dx=4, fontSize=10, color="#666").encode(x=alt.datum(0), y=y, text="note:N")
-        charts.append(alt.layer(bar, whisker, value, gap).properties(
-            title=name, width=WIDTH - 120, height=alt.Step(20)))
-    chart = alt.vconcat(*charts).resolve_scale(x="shared", color="shared").properties(title=title)
-    return Chart(title, svg=_svg(chart), empty_reason=reason)
+        order = stratum_order([p.label for p in pts], natural=[*series, *(natural or [])])  # the LHJ above the state
+        y = {"field": "label", "type": "nominal", "title": None, "sort": order, "scale": {"domain": order}}
+        bar = {"transform": [{"filter": "isValid(datum.rate)"}], "mark": {"type": "bar", "height": 14},
+               "encoding": {"x": x, "y": y, "color": colour, "tooltip": tip}}
+        whisker = {"transform": [{"filter": "isValid(datum.low) && isValid(datum.rate)"}],
+                   "mark": {"type": "rule", "color": "#222"},
+                   "encoding": {"x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}, "y": y}}
+        value = {"transform": [{"filter": "isValid(datum.rate)"},
+                               {"calculate": "isValid(datum.high) ? datum.high : datum.rate", "as": "text_at"}],
+                 "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
+                 "encoding": {"x": {"field": "text_at", "type": "quantitative"}, "y": y,
+                              "text": {"field": "rate", "type": "quantitative", "format": ".1%"}}}
+        gap = {"transform": [{"filter": "!isValid(datum.rate)"}],
+               "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10, "color": "#666"},
+               "encoding": {"x": {"datum": 0}, "y": y, "text": {"field": "note", "type": "nominal"}}}
+        panels_out.append({"title": name, "width": WIDTH - 120, "height": {"step": 20},
+                           "data": {"values": _records(pts)}, "layer": [bar, whisker, value, gap]})
+    spec = {"$schema": SCHEMA, "title": title, "vconcat": panels_out,
+            "resolve": {"scale": {"x": "shared", "color": "shared"}}}
+    return Chart(title, spec=spec, empty_reason=reason)
 
 
 def spec_colours(svg: str) -> dict[str, Any]:

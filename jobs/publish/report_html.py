@@ -149,7 +149,6 @@ def _measure(measure: str, lhj: str, mine: pd.DataFrame, state: pd.DataFrame, se
             rows.append({"period": str(r["period"]), "numerator": _fmt(r.get("numerator")),
                          "denominator": _fmt(r.get("denominator")), "rate": _fmt(r.get("rate"), True), "ci": ci,
                          "annotation": code})
-    charts = [Chart(c.title, Markup(c.svg), c.empty_reason) for c in charts]  # noqa: S704 - SVG from vl-convert
     return {"id": measure, "name": name, "description": desc, "domain_note": _domain_note(measure, sensitive),
             "charts": charts, "rows": rows,
             "codes": [(c, ANNOTATIONS[c]) for c in sorted(codes_used) if c in ANNOTATIONS]}
@@ -177,6 +176,12 @@ def render(*, lhj: str, recipient: str, period: str, run_id: str, table: pd.Data
         mine = table[table["measure_id"] == m]
         st = state[state["measure_id"] == m] if not state.empty else state
         sections.append(_measure(m, lhj, mine, st, bool(sens.get(m, False))))
+    # Every chart of the report rendered in one batch (see report_charts.render), then marked safe:
+    # the SVG comes from vl-convert, which escapes the text it draws.
+    drawn = iter(report_charts.render([c for sec in sections for c in sec["charts"]]))
+    for sec in sections:
+        sec["charts"] = [Chart(c.title, Markup(c.svg), c.empty_reason)  # noqa: S704 - SVG from vl-convert
+                         for c in (next(drawn) for _ in sec["charts"])]
     totals = annotation_counts(table)
     return _env().get_template(TEMPLATE).render(
         lhj=lhj, recipient=recipient, period=period, run_id=run_id, generated=when, ci_method=ci_method,

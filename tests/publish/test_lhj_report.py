@@ -95,3 +95,35 @@ def test_report_content_in_a_real_browser(tmp_path):
     total = suppressed_cells(table)
     assert total == 6 and int(seen.suppressed_total) == total  # per measure: Feb, F, M (code 3 hides nothing)
     assert re.search(rf"\b{total}\b of {len(table)} cells in this package are suppressed", text)
+
+
+def test_every_chart_spec_is_valid_vega_lite_and_renders_in_order():
+    """The specs are built as plain Vega-Lite JSON (no schema check at publish time, for speed), so
+    each kind the report draws is checked here against the Vega-Lite schema altair ships, and the
+    batch renderer must hand back each chart's own SVG in the order given."""
+    import altair as alt
+
+    from jobs.publish import report_charts
+    from jobs.publish.report_charts import STATE, Point
+
+    pts = [Point("Yolo", "2025-01", 0.3, 0.25, 0.35), Point(STATE, "2025-01", 0.4, 0.35, 0.45),
+           Point("Yolo", "2025-03", 0.2), Point("Yolo", "2025-04", None, note="suppressed")]
+    line = report_charts.trend("Rate by month", pts, series=["Yolo", STATE])
+    panels = report_charts.bars("2025: Yolo and California", [
+        ("Yolo and California", [Point("Yolo", "Yolo", 0.3, 0.2, 0.4), Point(STATE, STATE, 0.35, 0.3, 0.4)]),
+        ("By age band", [Point("Yolo", "6-11", 0.3), Point("Yolo", "0-5", None, note="suppressed")]),
+        ("By sex", [Point("Yolo", "F", None, note="suppressed")])], series=["Yolo", STATE])
+    empty = report_charts.trend("Nothing", [Point("Yolo", "2025-01", None, note="suppressed")], series=["Yolo"])
+    assert empty.spec is None and empty.empty_reason.startswith("No chart")
+    assert panels.empty_reason == "Not drawn (every value suppressed or no data): By sex."
+    alt.LayerChart.from_dict(line.spec, validate=True)
+    alt.VConcatChart.from_dict(panels.spec, validate=True)
+
+    drawn = report_charts.render([line, empty, panels], workers=2)
+    assert [c.title for c in drawn] == ["Rate by month", "Nothing", "2025: Yolo and California"]
+    assert drawn[1].svg == ""
+    assert drawn[0].svg.startswith('<svg role="img"') and "2025-02" in drawn[0].svg  # the gap month is on the axis
+    assert "By age band" in drawn[2].svg and "Rate by month" not in drawn[2].svg
+    colours = report_charts.spec_colours(drawn[2].svg)
+    assert colours["legend"] == {"Yolo": report_charts.LHJ_COLOUR, STATE: report_charts.STATE_COLOUR}
+    assert colours["marks"] == {"Yolo": {report_charts.LHJ_COLOUR}, STATE: {report_charts.STATE_COLOUR}}
