@@ -1,4 +1,4 @@
-"""Pipeline stages, in order: ingest, conform, identity, consent, measures, publish.
+"""Pipeline stages, in order: ingest, conform, identity, consent, measures, indicators, publish.
 
 Each stage is a package ``jobs/<package>/`` laid out the same way: ``stage.py`` holds
 ``run(spark, ctx) -> StageResult``, ``__init__`` re-exports it and ``__main__`` runs it by hand
@@ -16,6 +16,7 @@ STAGE_PACKAGES: dict[str, str] = {
     "identity": "jobs.identity",
     "consent": "jobs.consent_decisions",
     "measures": "jobs.measures",
+    "indicators": "jobs.indicators",
     "publish": "jobs.publish",
 }
 STAGES: tuple[str, ...] = tuple(STAGE_PACKAGES)

@@ -479,6 +479,66 @@ MEMBER_RISK = _t(
         "the ECM population-of-focus flags. security_labels: of the evidence behind the flags.",
 )
 
+# ---- population indicators (jobs/indicators) ----------------------------------------------
+MEMBER_MONTH = _t(
+    "gold",
+    "member_month",
+    "member_id string, month date, lhj string, county string, zip string, age int, age_group string,"
+    "age_band string, age_cut int, sex string, race_ethnicity string, language string, plan_count int,"
+    "run_id string",
+    keys="member_id month",
+    doc="One row per member and calendar month with medical coverage on at least one day, from every "
+    "plan's coverage spans merged per gold member (two plans covering one month count once). Where the "
+    "member lived that month: the latest person record dated on or before the month's end (the earliest "
+    "if none), so a move mid-year splits the member-months between LHJs. lhj: the city LHJ (Berkeley, "
+    "Long Beach, Pasadena) for its ZIPs, else the county; zip 'unknown' when none. age: on the month's "
+    "first day; age_group: the NCHS 2000 standard's 11 groups; age_cut: the catalogue's age cut the age "
+    "falls in (mappings/indicators). plan_count: plans covering the member in the month.",
+)
+
+INDICATOR_DENOMINATOR = _t(
+    "gold",
+    "indicator_denominator",
+    "period string, grain string, lhj string, zip string, age_band string, sex string, race_ethnicity string,"
+    "language string, members bigint, member_months bigint, run_id string",
+    keys="period lhj zip age_band sex race_ethnicity language",
+    doc="Medi-Cal members and member-months by LHJ x ZIP x age band x sex x race/ethnicity x preferred "
+    "language, per month ('YYYY-MM'), quarter ('YYYY-Qn') and year ('YYYY'); grain names which. members: "
+    "distinct gold members with a member-month in the cell (one member who moved or changed age band in "
+    "a quarter or year is in each cell they were in, so members do not add up across cells; "
+    "member_months do). Internal (unsuppressed).",
+)
+
+INDICATOR_CUBE = _t(
+    "gold",
+    "indicator_cube",
+    "indicator_id string, period string, lhj string, zip string, age_group string, age_band string,"
+    "sex string, race_ethnicity string, language string, numerator bigint, denominator bigint,"
+    "sensitivity string, run_id string",
+    keys="indicator_id period lhj zip age_group age_band sex race_ethnicity language",
+    doc="The indicators' finest cells (jobs/indicators, mappings/indicators/indicators.yaml). Prevalence: "
+    "period 'YYYY', numerator members with the condition, denominator members enrolled at least the "
+    "indicator's months that year (attributes of their last enrolled month). Utilization: period "
+    "'YYYY-MM', numerator events, denominator member-months. Only the indicator's ages are in its rows. "
+    "Internal (unsuppressed).",
+)
+
+INDICATOR_RATE = _t(
+    "gold",
+    "indicator_rate",
+    "indicator_id string, period string, lhj string, stratifier string, stratum string, numerator bigint,"
+    "denominator bigint, rate_type string, rate double, ci_low double, ci_high double, per int,"
+    "state_rate double, state_ci_low double, state_ci_high double, age_groups_missing int, sensitivity string,"
+    "run_id string",
+    keys="indicator_id period lhj stratifier stratum rate_type",
+    doc="Crude and age-adjusted (direct, 2000 U.S. standard population, NCHS 11 groups) rates per `per` "
+    "(100 members or 1,000 member-months) with 95% gamma intervals (Fay-Feuer 1997), for every LHJ and the "
+    "state (lhj = California) by period (months, quarters, the year), stratifier and stratum; the state's "
+    "rate of the same type, period, stratifier and stratum beside each LHJ's. Age-adjusted rows are not "
+    "given for the age_band stratifier. age_groups_missing: standard age groups the indicator covers that "
+    "have no population in the cell. Internal (unsuppressed): the LHJ feed suppresses before publishing.",
+)
+
 DISCLOSURE_MEMBER = _t(
     "audit",
     "disclosure_member",
@@ -568,6 +628,10 @@ ALL: tuple[Table, ...] = (
     CONSENT_DECISION,
     MEASURE_EVENT,
     MEMBER_RISK,
+    MEMBER_MONTH,
+    INDICATOR_DENOMINATOR,
+    INDICATOR_CUBE,
+    INDICATOR_RATE,
     LEDGER,
     DISCLOSURE_MEMBER,
     FEED_LOG,

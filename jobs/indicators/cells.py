@@ -1,0 +1,99 @@
+"""Indicator rates from the cube: crude and age-adjusted, for every LHJ and the state, by period
+and stratum, with the state's value beside each LHJ's (gold.indicator_rate).
+
+Everything here is pandas on the grouped cube (a few rows per LHJ, indicator, period and age
+group), vectorised so that the gamma intervals of every cell are one scipy call.
+
+Periods: utilization by month, quarter and year (events and member-months add up over time);
+prevalence by year. Stratifiers: the total (``all``/``all``), age band, sex, race/ethnicity,
+preferred language and ZIP code, each on its own, for the year; months and quarters carry the
+total only (the trend), as the measure feed does. Age-adjusted rates are given for every
+stratifier but age band.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jobs.indicators.catalogue import Catalogue, StandardPopulation
+from jobs.indicators.rates import Method, adjusted_arrays, weights
+from phmx.recipients import STATE
+
+ALL = "all"
+STRATIFIERS: tuple[str, ...] = ("age_band", "sex", "race_ethnicity", "language", "zip")
+CRUDE, ADJUSTED = "crude", "age_adjusted"
+KEY = ["indicator_id", "period", "lhj", "stratifier", "stratum"]
+RATE_COLUMNS = [*KEY, "numerator", "denominator", "rate_type", "rate", "ci_low", "ci_high", "per",
+                "state_rate", "state_ci_low", "state_ci_high", "age_groups_missing", "sensitivity"]
+
+
+def _quarter(month: str) -> str:
+    return f"{month[:4]}-Q{(int(month[5:7]) - 1) // 3 + 1}"
+
+
+def with_periods(cube: pd.DataFrame) -> pd.DataFrame:
+    """Monthly utilization rows also as their quarter and year (sums); yearly rows as they are."""
+    monthly = cube[cube["period"].str.len() == 7]
+    out = [cube]
+    if not monthly.empty:
+        for label in (monthly["period"].map(_quarter), monthly["period"].str[:4]):
+            out.append(monthly.assign(period=label.to_numpy()))
+    return pd.concat(out, ignore_index=True)
+
+
+def strata(cube: pd.DataFrame) -> pd.DataFrame:
+    """Long rows (KEY + age_group, numerator, denominator): the total and each stratifier, for each
+    LHJ and the state; stratified rows for years only."""
+    dims = ["indicator_id", "period", "age_group"]
+    geo = pd.concat([cube, cube.assign(lhj=STATE)], ignore_index=True)
+    parts = [geo.groupby(["lhj", *dims], observed=True, sort=False)[["numerator", "denominator"]].sum()
+             .reset_index().assign(stratifier=ALL, stratum=ALL)]
+    yearly = geo[geo["period"].str.len() == 4]
+    for s in STRATIFIERS:
+        g = yearly.groupby(["lhj", *dims, s], observed=True, sort=False)[["numerator", "denominator"]].sum() \
+            .reset_index().rename(columns={s: "stratum"}).assign(stratifier=s)
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True)
+
+
+def rates(cube: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *, method: Method = "fay-feuer") -> pd.DataFrame:
+    """gold.indicator_rate rows (without run_id) from gold.indicator_cube rows."""
+    if cube.empty:
+        return pd.DataFrame(columns=RATE_COLUMNS)
+    cube = cube.copy()
+    cube["numerator"] = cube["numerator"].astype("int64")
+    cube["denominator"] = cube["denominator"].astype("int64")
+    sens = cube.groupby("indicator_id")["sensitivity"].first().to_dict()
+    long = strata(with_periods(cube))
+    labels = list(std.labels)
+    # age group matrices per cell
+    cells = long.pivot_table(index=KEY, columns="age_group", values=["numerator", "denominator"],
+                             aggfunc="sum", fill_value=0, observed=True)
+    num_all = cells["numerator"].sum(axis=1).to_numpy()
+    den_all = cells["denominator"].sum(axis=1).to_numpy()
+    x = np.column_stack([cells["numerator"][g].to_numpy() if g in cells["numerator"] else np.zeros(len(cells))
+                         for g in labels])
+    n = np.column_stack([cells["denominator"][g].to_numpy() if g in cells["denominator"] else np.zeros(len(cells))
+                         for g in labels])
+    idx = cells.index.to_frame(index=False)
+    per = idx["indicator_id"].map(lambda i: cat.indicators[i].multiplier).to_numpy(dtype=float)
+    wrow = {iid: weights([g.weight for g in std.groups], [ind.in_ages(g.low, g.high) for g in std.groups])
+            for iid, ind in cat.indicators.items()}
+    w = np.vstack([wrow[i] for i in idx["indicator_id"]])
+    crude = adjusted_arrays(num_all[:, None], den_all[:, None], np.ones((len(idx), 1)), method=method)
+    adj = adjusted_arrays(x, n, w, method=method)
+    base = idx.assign(numerator=num_all.astype("int64"), denominator=den_all.astype("int64"),
+                      per=per.astype("int64"), sensitivity=idx["indicator_id"].map(sens))
+    c = base.assign(rate_type=CRUDE, rate=crude["rate"] * per, ci_low=crude["low"] * per,
+                    ci_high=crude["high"] * per, age_groups_missing=0)
+    a = base.assign(rate_type=ADJUSTED, rate=adj["rate"] * per, ci_low=adj["low"] * per,
+                    ci_high=adj["high"] * per, age_groups_missing=adj["missing"].astype("int64"))
+    a = a[a["stratifier"] != "age_band"]
+    out = pd.concat([c, a], ignore_index=True)
+    state = out[out["lhj"] == STATE][["indicator_id", "period", "stratifier", "stratum", "rate_type", "rate",
+                                      "ci_low", "ci_high"]].rename(
+        columns={"rate": "state_rate", "ci_low": "state_ci_low", "ci_high": "state_ci_high"})
+    out = out.merge(state, on=["indicator_id", "period", "stratifier", "stratum", "rate_type"], how="left")
+    return out[RATE_COLUMNS].sort_values(["indicator_id", "lhj", "period", "stratifier", "stratum", "rate_type"],
+                                         ignore_index=True)

@@ -1,0 +1,96 @@
+"""The indicators stage: population denominators and indicators for the LHJ community health assessment.
+
+Reads silver events, coverage and person records and gold members (through the measures stage's
+inputs, :func:`jobs.measures.inputs.load`); writes, for the run's measurement year:
+
+* gold.member_month: one row per member and covered month, where the member lived that month;
+* gold.indicator_denominator: members and member-months per cell, per month, quarter and year;
+* gold.indicator_cube: each indicator's finest cells (numerator, denominator);
+* gold.indicator_rate: crude and age-adjusted rates with 95% gamma intervals, LHJ and state.
+
+Each table's rows of the year are replaced (``replaceWhere``), so rerunning a year is idempotent
+and never touches another year: the year-over-year change reads the previous year's cube.
+Definitions: mappings/indicators/ and docs/measures.md ("Population indicators").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from jobs.indicators import catalogue as catalogue_mod
+from jobs.indicators.cells import rates
+from jobs.indicators.cube import cube
+from jobs.indicators.population import denominators, member_months
+from jobs.measures import config as measures_config
+from jobs.measures.inputs import load
+from jobs.measures.measurement_period import resolve
+from phmx import lakehouse
+from phmx.context import RunContext, StageResult
+from phmx.log import get_logger
+from phmx.tables import INDICATOR_CUBE, INDICATOR_DENOMINATOR, INDICATOR_RATE, MEMBER_MONTH
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.indicators.catalogue import Catalogue, StandardPopulation
+
+log = get_logger(__name__)
+
+STAGE = "indicators"
+
+
+def run(spark: SparkSession, ctx: RunContext, *, catalogue: tuple[Catalogue, StandardPopulation] | None = None
+        ) -> StageResult:
+    """Compute and write the measurement year's denominators, indicator cells and rates."""
+    scratch = lakehouse.Scratch(spark, "indicators")
+    try:
+        return _run(spark, ctx, scratch, catalogue)
+    finally:
+        scratch.drop()
+
+
+def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
+         catalogue: tuple[Catalogue, StandardPopulation] | None) -> StageResult:
+    from pyspark.sql import functions as F
+
+    cat, std = catalogue or catalogue_mod.default()
+    period = resolve(spark, ctx.period, fallback_year=ctx.started_at.year)
+    year = str(period.start.year)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    inputs = load(spark, scratch)
+    seconds["inputs"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter()
+    mm = member_months(spark, inputs, cat, std, measures_config.default(), period.start, period.end, ctx.run_id)
+    lakehouse.overwrite(mm, MEMBER_MONTH, replace_where=f"year(month) = {int(year)}")
+    mm = lakehouse.read(spark, MEMBER_MONTH).where(F.year("month") == int(year))
+    seconds["member_months"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter()
+    lakehouse.overwrite(denominators(mm, ctx.run_id), INDICATOR_DENOMINATOR,
+                        replace_where=f"substring(period, 1, 4) = {lakehouse.sql_literal(year)}")
+    seconds["denominators"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter()
+    lakehouse.overwrite(cube(spark, inputs, mm, cat, period.start, period.end, ctx.run_id), INDICATOR_CUBE,
+                        replace_where=f"substring(period, 1, 4) = {lakehouse.sql_literal(year)}")
+    seconds["cube"] = round(time.perf_counter() - t, 2)
+
+    t = time.perf_counter()
+    cells = lakehouse.read(spark, INDICATOR_CUBE).where(F.substring("period", 1, 4) == year).toPandas()
+    out = rates(cells, cat, std).assign(run_id=ctx.run_id)
+    rate_df = spark.createDataFrame(out[INDICATOR_RATE.column_names].astype(object).where(out.notna(), None),
+                                    INDICATOR_RATE.ddl)
+    lakehouse.overwrite(rate_df, INDICATOR_RATE,
+                        replace_where=f"substring(period, 1, 4) = {lakehouse.sql_literal(year)}")
+    seconds["rates"] = round(time.perf_counter() - t, 2)
+
+    totals = mm.agg(F.countDistinct("member_id").alias("members"), F.count(F.lit(1)).alias("mm")).collect()[0]
+    counts: dict[str, int | float | str] = {
+        "period": year, "members": int(totals["members"] or 0), "member_months": int(totals["mm"] or 0),
+        "indicator_cells": len(cells), "rate_rows": len(out)}
+    log.info("indicators for %s: %s members, %s member-months", year, counts["members"], counts["member_months"])
+    return StageResult(STAGE, counts, {"seconds": seconds, "catalogue_version": cat.version,
+                                       "standard_population": std.version})
