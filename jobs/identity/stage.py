@@ -111,11 +111,16 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
             lakehouse.ensure(spark, t)
         return StageResult(stage="identity", counts={"records": 0, "members": 0, "mode": mode})
     _check_unique_rids(std, n_records)
+    from pyspark.sql import functions as F
 
-    old_xwalk = lakehouse.read(spark, tables.MEMBER_XWALK)
-    events = lakehouse.read(spark, IDENTITY_EVENTS)
+    # The state this run started from, not what an interrupted attempt of the same run id left:
+    # a re-run after a crash (or a retry) must give what the first attempt would have given.
+    old_xwalk = before_run(spark, tables.MEMBER_XWALK, ctx.run_id)
+    events = lakehouse.read(spark, IDENTITY_EVENTS).where(~F.col("run_id").eqNullSafe(F.lit(ctx.run_id)))
+    if model_store.load(ctx.run_id) is not None:
+        mode = "full"  # an earlier attempt of this run trained a model: it was a full run
     stored = model_store.load() if mode != "full" else None
-    incremental, n_new, std = _incremental_plan(spark, mode, stored, std, scratch, n_records)
+    incremental, n_new, std = _incremental_plan(spark, mode, stored, std, scratch, n_records, ctx.run_id)
 
     phases = {"standardise": round(time.perf_counter() - t0, 2)}
     t1 = time.perf_counter()
@@ -141,7 +146,6 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
 
     pairs = _pairs_table(spark, scored, links, records, settings, ctx)
     pairs = scratch.put(pairs, "link_pairs")
-    from pyspark.sql import functions as F
 
     with _timed("member_xwalk"):
         xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
@@ -223,8 +227,39 @@ def _check_unique_rids(std: DataFrame, n: int) -> None:
                           stage="identity", table="silver.person")
 
 
+def before_run(spark: SparkSession, table: tables.Table, run_id: str) -> DataFrame:
+    """``table`` (rewritten whole by each identity run, every row tagged with its ``run_id``) as it
+    stood before run ``run_id`` first wrote it: the newest Delta version without that run id.
+
+    An identity run killed between its writes (say after gold.member_xwalk, before
+    gold.identity_events) and re-run would otherwise read its own crosswalk as the previous one,
+    keep every id it had just minted and never log their ``new`` events. Reading the earlier
+    version (time travel) makes the re-run compute what the interrupted attempt would have.
+    """
+    if not lakehouse.exists(table):
+        return lakehouse.read(spark, table)
+    # Pinned to a version, not read lazily by path: the stage overwrites the table before some
+    # of what it computes from the previous one is evaluated (the retire events would otherwise
+    # be worked out against this run's own crosswalk and retire every member it created).
+    latest = lakehouse.version(table)
+    current = lakehouse.read(spark, table, version=latest)
+    if not _has_run(current, run_id):
+        return current
+    for v in range(latest - 1, -1, -1):
+        older = lakehouse.read(spark, table, version=v)
+        if not _has_run(older, run_id):
+            return older
+    return spark.createDataFrame([], table.ddl)
+
+
+def _has_run(df: DataFrame, run_id: str) -> bool:
+    from pyspark.sql import functions as F
+
+    return bool(df.where(F.col("run_id") == F.lit(run_id)).limit(1).count())
+
+
 def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFrame, scratch: lakehouse.Scratch,
-                      n_records: int) -> tuple[bool, int, DataFrame]:
+                      n_records: int, run_id: str) -> tuple[bool, int, DataFrame]:
     """Decide full vs incremental; in incremental mode add ``is_new`` to the features."""
     from pyspark.sql import functions as F
 
@@ -232,7 +267,7 @@ def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFram
         if mode == "incremental":
             log.warning("identity: incremental run requested but no model or crosswalk yet; running full")
         return False, n_records, std
-    prev = lakehouse.read(spark, IDENTITY_RECORDS).select("rid", F.col("fingerprint").alias("_old_fp"))
+    prev = before_run(spark, IDENTITY_RECORDS, run_id).select("rid", F.col("fingerprint").alias("_old_fp"))
     flags = std.select("rid", "fingerprint").join(prev, "rid", "left").select(
         "rid", (F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("fingerprint"))).alias("is_new"))
     n_new = flags.where(F.col("is_new")).count()
