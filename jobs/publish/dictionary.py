@@ -39,6 +39,37 @@ SERVICE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("annotation", "string", "1 when the count is suppressed."),
 )
 
+INDICATOR_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("lhj", "string", "The LHJ (or California: the state) where the members lived in the month (utilization) "
+                      "or in their last enrolled month of the year (prevalence)."),
+    ("indicator_id", "string", "Indicator identifier (see Indicators below)."),
+    ("indicator", "string", "Indicator name."),
+    ("kind", "string", "prevalence (members with the condition per 100 members enrolled at least 6 months of "
+                       "the year) or utilization (events per 1,000 member-months)."),
+    ("period", "string", "YYYY; utilization also YYYY-Qn and YYYY-MM (the trend, total only)."),
+    ("stratifier", "string", "all, age_band, sex, race_ethnicity, language or zip (each for the year)."),
+    ("stratum", "string", "all for the total; else the stratum (a 5-digit ZIP for zip; unknown = missing). "
+                          "The strata of a stratifier add up to the total."),
+    ("numerator", "integer", "Members with the condition, or events. Empty when withheld (annotation)."),
+    ("denominator", "integer", "Members enrolled (prevalence) or member-months (utilization). Empty when withheld."),
+    ("denominator_unit", "string", "members or member-months."),
+    ("rate_type", "string", "crude, or age_adjusted (direct standardisation to the 2000 U.S. standard population, "
+                            "NCHS 11 age groups, over the ages the indicator covers). Two rows per cell; the counts "
+                            "repeat. No age_adjusted rows by age band."),
+    ("rate", "decimal", "Per `per`: 100 members (a percentage) or 1,000 member-months. Empty when a count is withheld."),
+    ("ci_low", "decimal", "Lower 95% limit, gamma method (Fay & Feuer 1997; exact Poisson for crude rates)."),
+    ("ci_high", "decimal", "Upper 95% limit, gamma method."),
+    ("per", "integer", "100 or 1000."),
+    ("state_rate", "decimal", "California's rate of the same type, period and stratum (empty for ZIPs, and where "
+                              "the state's counts are withheld)."),
+    ("state_ci_low", "decimal", "Lower 95% limit of the state's rate."),
+    ("state_ci_high", "decimal", "Upper 95% limit of the state's rate."),
+    ("age_groups_missing", "integer", "Age groups of the standard the indicator covers with no population in the "
+                                      "cell (they count 0 in the adjusted rate: read it with care when above 0)."),
+    ("annotation", "string", "What is hidden: 1 a count of 1-10 (numerator, denominator or member-months); 4 the "
+                             "numerator, because denominator minus numerator is 1-10; 2 complementary; 3 no data."),
+)
+
 ANNOTATIONS = (("1", "small cell", "a count of 1-10; never published"),
                ("2", "complementary", "suppressed so that a small cell cannot be worked out by subtraction"),
                ("3", "no data", "the denominator is 0"))
@@ -48,8 +79,36 @@ def _table(rows: tuple[tuple[str, str, str], ...]) -> list[str]:
     return ["| column | type | meaning |", "|---|---|---|"] + [f"| `{c}` | {t} | {d} |" for c, t, d in rows]
 
 
+def indicator_section(indicators: pd.DataFrame) -> list[str]:
+    """The indicators.csv part of the dictionary: columns, the indicators with their sources, the
+    annotation codes and the package's withheld-cell count."""
+    from jobs.indicators.catalogue import default
+    from jobs.publish.lhj_indicators import ANNOTATIONS as IND_ANN
+    from jobs.publish.lhj_indicators import suppressed_cells
+
+    cat, std = default()
+    present = set(indicators["indicator_id"]) if len(indicators) else set()
+    crude = indicators[indicators["rate_type"] == "crude"] if len(indicators) else indicators
+    out = ["", "## indicators.csv / indicators.parquet", "",
+           "Population indicators for the community health assessment, one row per cell and rate type. "
+           "Definitions and code lists: the hub's mappings/indicators/indicators.yaml (public sources below).", ""]
+    out += _table(INDICATOR_COLUMNS)
+    out += ["", "### Indicators", "", "| indicator_id | name | kind | sensitivity | source |", "|---|---|---|---|---|"]
+    for iid, ind in cat.indicators.items():
+        if iid in present:
+            out.append(f"| {iid} | {ind.name} | {ind.kind} | {ind.sensitivity} | {ind.source} |")
+    out += ["", f"Standard population: {std.name} ({std.source}).", "",
+            "### Annotation codes of indicators.csv", "", "| code | meaning |", "|---|---|"]
+    out += [f"| {c} | {d} |" for c, d in sorted(IND_ANN.items())]
+    out += ["", f"This package: {suppressed_cells(indicators):,} of {len(crude):,} indicator cells are withheld "
+            "(annotation 1, 2 or 4). Small counts are hidden across every LHJ's package and the state's rows at "
+            "once (ZIPs within the LHJ, ZIPs shared by two LHJs, LHJs within the state), and an attacker's linear "
+            "program over all of them bounds every hidden count to a range reaching 0 and 11."]
+    return out
+
+
 def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str, cells: int | None = None,
-             suppressed_cells: int | None = None) -> str:
+             suppressed_cells: int | None = None, indicators: pd.DataFrame | None = None) -> str:
     """The dictionary as Markdown; ``measures`` has measure_id and sensitive. ``cells`` and
     ``suppressed_cells`` (the package's counts, :func:`jobs.publish.lhj_suppression.suppressed_cells`)
     are stated under the annotation codes when given."""
@@ -74,6 +133,8 @@ def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str,
     if cells is not None and suppressed_cells is not None:
         out += ["", f"This package: {suppressed_cells:,} of {cells:,} cells of measures.csv are suppressed "
                 "(annotation 1 or 2); manifest.json (content.suppressed_cells) and report.html give the same count."]
+    if indicators is not None:
+        out += indicator_section(indicators)
     out += ["", "## service_counts.csv", ""] + _table(SERVICE_COLUMNS)
     out += ["", "## Methods", "", f"- Confidence interval: {ci_method} (95%).",
             f"- Suppression: {suppression_method}.",
@@ -93,4 +154,6 @@ def csv_text() -> str:
         w.writerow([escape_cell(v) for v in ("measures", c, t, d)])
     for c, t, d in SERVICE_COLUMNS:
         w.writerow([escape_cell(v) for v in ("service_counts", c, t, d)])
+    for c, t, d in INDICATOR_COLUMNS:
+        w.writerow([escape_cell(v) for v in ("indicators", c, t, d)])
     return buf.getvalue()

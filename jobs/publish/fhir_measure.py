@@ -155,11 +155,80 @@ def measure_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_
     return reports
 
 
-def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime, bundle_id: str) -> bytes:
-    """The validated collection Bundle as JSON bytes (raises if any resource does not validate)."""
+INDICATOR_SET = f"{HUB}/Measure/phmx-population-indicators"
+INDICATOR_CS = f"{HUB}/CodeSystem/phmx-indicator"
+
+
+def _rate_score(row: dict[str, Any]) -> dict[str, Any]:
+    """An indicator's rate per 100 members or 1,000 member-months, with its 95% interval."""
+    r = _num(row.get("rate"))
+    if r is None:
+        return _absent(row.get("annotation") or "3")
+    unit = "per 100 members" if int(row.get("per") or 100) == 100 else "per 1,000 member-months"
+    q: dict[str, Any] = {"value": round(r, 4), "unit": unit}
+    lo, hi = _num(row.get("ci_low")), _num(row.get("ci_high"))
+    if lo is not None and hi is not None:
+        q["extension"] = [{"url": CI_EXT, "valueRange": {"low": {"value": round(lo, 4)},
+                                                          "high": {"value": round(hi, 4)}}}]
+    return q
+
+
+def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime) -> list[dict[str, Any]]:
+    """One summary MeasureReport per period of the population indicators (indicators.csv rows):
+    a group per indicator and rate type (``DIAB-crude``, ``DIAB-age_adjusted``), the rate as the
+    score, the strata (ZIPs included) as stratifiers; withheld values carry data-absent-reason."""
+    if table is None or table.empty:
+        return []
+    when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
+    cols = ["indicator_id", "indicator", "rate_type", "period", "stratifier", "stratum", "numerator", "denominator",
+            "rate", "ci_low", "ci_high", "per", "annotation"]
+    nested: dict[str, dict[tuple[str, str, str], list[dict[str, Any]]]] = {}
+    for rec in table[cols].astype(object).where(table[cols].notna(), None).to_dict("records"):
+        key = (str(rec["indicator_id"]), str(rec["indicator"]), str(rec["rate_type"]))
+        nested.setdefault(str(rec["period"]), {}).setdefault(key, []).append(rec)
+    reports = []
+    for period, groups_of in nested.items():
+        start, end = period_bounds(period)
+        groups = []
+        for (iid, name, rate_type), recs in groups_of.items():
+            group: dict[str, Any] = {"id": _SAFE_ID.sub("-", f"{iid}-{rate_type}"),
+                                     "code": {"coding": [{"system": INDICATOR_CS, "code": iid, "display": name}],
+                                              "text": f"{name} ({rate_type.replace('_', '-')})"}}
+            total = next((r for r in recs if r["stratifier"] == ALL), None)
+            if total is not None:
+                group["population"] = _populations(total)
+                group["measureScore"] = _rate_score(total)
+            by_strat: dict[str, list[dict[str, Any]]] = {}
+            for r in recs:
+                if r["stratifier"] != ALL:
+                    by_strat.setdefault(str(r["stratifier"]), []).append(r)
+            if by_strat:
+                group["stratifier"] = [{"code": [_concept(st, STRATIFIER_CS)],
+                                        "stratum": [{"value": _concept(str(r["stratum"])), "population": _populations(r),
+                                                     "measureScore": _rate_score(r),
+                                                     **({"extension": [{"url": ANNOTATION_EXT,
+                                                                        "valueCode": str(r["annotation"])}]}
+                                                        if r.get("annotation") else {})}
+                                                    for r in rows]} for st, rows in by_strat.items()]
+            groups.append(group)
+        reports.append({
+            "resourceType": "MeasureReport", "id": _SAFE_ID.sub("-", f"{recipient}-ind-{period}")[:64],
+            "status": "complete", "type": "summary", "measure": INDICATOR_SET,
+            "subject": {"display": f"{lhj} local health jurisdiction"}, "date": when,
+            "reporter": {"display": "phmx statewide PHM hub"}, "period": {"start": start, "end": end},
+            "group": groups})
+    return reports
+
+
+def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime, bundle_id: str,
+           indicators: pd.DataFrame | None = None) -> bytes:
+    """The validated collection Bundle as JSON bytes (raises if any resource does not validate);
+    with ``indicators``, their MeasureReports too."""
     from fhir.resources.R4B.bundle import Bundle
 
     reports = measure_reports(table, lhj=lhj, recipient=recipient, generated_at=generated_at)
+    if indicators is not None:
+        reports += indicator_reports(indicators, lhj=lhj, recipient=recipient, generated_at=generated_at)
     doc = {"resourceType": "Bundle", "id": _SAFE_ID.sub("-", bundle_id)[:64], "type": "collection",
            "timestamp": generated_at.astimezone(UTC).isoformat(timespec="seconds"),
            "entry": [{"fullUrl": f"{HUB}/MeasureReport/{r['id']}", "resource": r} for r in reports]}

@@ -43,6 +43,8 @@ class LhjTables:
     cells: int
     suppressed: int
     suppression_spec: dict[str, Any] | None = None
+    #: the population indicators of this LHJ (jobs.publish.lhj_indicators.COLUMNS), or None
+    indicators: pd.DataFrame | None = None
 
 
 def finalize(table: pd.DataFrame, ci_method: str) -> pd.DataFrame:
@@ -279,7 +281,7 @@ def _state_hidden(state: pd.DataFrame, frames: list[pd.DataFrame]) -> dict[str, 
 
 def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_method: str, *,
            state_published: pd.DataFrame | None = None,
-           decided: tuple[pd.DataFrame, str] | None = None) -> LhjTables:
+           decided: tuple[pd.DataFrame, str] | None = None, indicators: pd.DataFrame | None = None) -> LhjTables:
     """The package's tables. ``decided``: this LHJ's published measure table and method as
     :mod:`jobs.publish.lhj_tables` decided them with every other LHJ's (the stage always passes
     it, with ``state_published``); without it the table is suppressed here, and without
@@ -290,7 +292,7 @@ def tables(cells: pd.DataFrame, state: pd.DataFrame, services: pd.DataFrame, ci_
         pd.DataFrame(columns=["lhj", "month", "source_kind", "members", "annotation"])
     suppressed = lhj_suppression.suppressed_cells(measures)
     spec = lhj_suppression.privacy_spec(cells) if len(cells) and method.startswith("privacy.") else None
-    return LhjTables(measures, state_t, svc, method, len(measures), suppressed, spec)
+    return LhjTables(measures, state_t, svc, method, len(measures), suppressed, spec, indicators)
 
 
 def _csv(df: pd.DataFrame) -> bytes:
@@ -342,6 +344,16 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
           publisher: signing.Publisher, generated_at: datetime, extra_meta: dict[str, Any] | None = None) -> Package:
     """Assemble the package (not yet delivered)."""
     check_deidentified(t.measures, t.services)
+    if t.indicators is not None and len(t.indicators):
+        from privacy.checker import assert_clean
+
+        # ZIP strata are the place the LHJ asked for (aggregates to a public health authority, suppressed):
+        # the other text columns go through the checker.
+        not_zip = t.indicators[t.indicators["stratifier"] != "zip"]
+        assert_clean(t.indicators[["indicator_id", "stratifier", "annotation"]].astype("string"),
+                     what="LHJ indicators table", names=False)
+        if len(not_zip):
+            assert_clean(not_zip[["stratum"]].astype("string"), what="LHJ indicators strata", names=False)
     pkg = Package(recipient, FEED, period, run_id)
     out = t.measures[OUTPUT_COLUMNS] if len(t.measures) else pd.DataFrame(columns=OUTPUT_COLUMNS)
     pkg.add("measures.csv", _csv(out), "text/csv")
@@ -349,13 +361,21 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
     pkg.add("service_counts.csv", _csv(t.services[["lhj", "month", "source_kind", "members", "annotation"]]),
             "text/csv")
     pkg.add("measure_report.json", fhir_measure.bundle(out, lhj=lhj, recipient=recipient, generated_at=generated_at,
-                                                       bundle_id=f"{recipient}-{period}-{run_id}"),
+                                                       bundle_id=f"{recipient}-{period}-{run_id}",
+                                                       indicators=t.indicators),
             "application/fhir+json")
     meas = t.measures[["measure_id", "sensitive"]] if len(t.measures) else pd.DataFrame(columns=["measure_id", "sensitive"])
     pkg.add("data_dictionary.md", dictionary.markdown(meas, ci_method=f"{ci_method} 95% interval",
                                                       suppression_method=t.suppression_method,
-                                                      cells=t.cells, suppressed_cells=t.suppressed), "text/markdown")
+                                                      cells=t.cells, suppressed_cells=t.suppressed,
+                                                      indicators=t.indicators), "text/markdown")
     pkg.add("data_dictionary.csv", dictionary.csv_text(), "text/csv")
+    ind = t.indicators
+    if ind is not None:
+        from jobs.publish import lhj_indicators
+
+        pkg.add("indicators.csv", lhj_indicators.csv_bytes(ind), "text/csv")
+        pkg.add("indicators.parquet", lhj_indicators.parquet_bytes(ind), "application/vnd.apache.parquet")
     files = sorted([*pkg.files, "report.html"])
     html = report_html.render(lhj=lhj, recipient=recipient, period=period, run_id=run_id, table=t.measures,
                               state=t.state, suppression_method=t.suppression_method, ci_method=ci_method,
@@ -368,7 +388,8 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
         "content": {"measures": sorted(set(t.measures["measure_id"])) if len(t.measures) else [],
                     "cells": t.cells, "suppressed_cells": t.suppressed,
                     "annotations": ann,
-                    "service_count_rows": len(t.services)},
+                    "service_count_rows": len(t.services),
+                    **(_indicator_meta(ind) if ind is not None else {})},
         "methods": {"confidence_interval": f"{ci_method} 95%", "suppression": t.suppression_method,
                     "suppression_spec": _jsonable(t.suppression_spec),
                     "small_cell_threshold": lhj_suppression.THRESHOLD, "rate": "proportion numerator/denominator"},
@@ -376,6 +397,14 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
         **(extra_meta or {}),
     }
     return pkg
+
+
+def _indicator_meta(ind: pd.DataFrame) -> dict[str, Any]:
+    from jobs.publish import lhj_indicators
+
+    crude = ind[ind["rate_type"] == "crude"] if len(ind) else ind
+    return {"indicators": sorted(set(ind["indicator_id"])) if len(ind) else [],
+            "indicator_cells": len(crude), "indicator_suppressed_cells": lhj_indicators.suppressed_cells(ind)}
 
 
 @dataclass(frozen=True)
@@ -395,13 +424,14 @@ class LhjJob:
     publisher: signing.Publisher
     generated_at: datetime
     decided: tuple[pd.DataFrame, str] | None = None
+    indicators: pd.DataFrame | None = None
 
 
 def build_job(job: LhjJob) -> tuple[Package, int, int]:
     """Assemble one LHJ's package (suppressing only if the job carries no decided table):
     (package, cells, suppressed cells). Pure Python."""
     t = tables(job.cells, job.state, job.services, job.ci_method, state_published=job.state_published,
-               decided=job.decided)
+               decided=job.decided, indicators=job.indicators)
     pkg = build(recipient=job.recipient, lhj=job.lhj, period=job.period, run_id=job.run_id, t=t,
                 ci_method=job.ci_method, publisher=job.publisher, generated_at=job.generated_at)
     return pkg, t.cells, t.suppressed

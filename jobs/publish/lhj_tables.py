@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from jobs.publish import lhj_feed, prepare
+from jobs.publish import lhj_feed, lhj_indicators, prepare
 from phmx import storage
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 STATE_FILE = "state_published.parquet"
+INDICATORS_FILE = "indicators_published.parquet"
 METHODS_FILE = "lhj_tables.json"
 
 
@@ -51,6 +52,13 @@ class Decided:
     methods: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # lhj -> error (no values)
     state: pd.DataFrame | None = None
+    #: every LHJ's and the state's published indicator rows (jobs.publish.lhj_indicators), or None
+    indicators: pd.DataFrame | None = None
+
+    def indicators_of(self, lhj: str) -> pd.DataFrame | None:
+        if self.indicators is None:
+            return None
+        return lhj_indicators.for_lhj(self.indicators, lhj)
 
 
 def _withheld(cells: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +107,7 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
             log.error("suppression of %s failed: %s; it publishes nothing this run", lhj, error)
     seen = {**out.tables, **{lhj: _withheld(frames[lhj]) for lhj in out.failed}}
     out.state = lhj_feed.state_table(state, ci, seen)
+    out.indicators = indicator_table(spark, prepared.period)
     if store:
         save(prepared.run_id, out)
     shown = int(out.state["numerator"].notna().sum() + out.state["denominator"].notna().sum()) if len(out.state) else 0
@@ -142,6 +151,8 @@ def save(run_id: str, decided: Decided) -> None:
         storage.write_bytes(prepare.work_uri(run_id, "lhj_tables", _lhj_file(lhj)), _parquet(table))
     if decided.state is not None:
         storage.write_bytes(prepare.work_uri(run_id, STATE_FILE), _parquet(decided.state))
+    if decided.indicators is not None:
+        storage.write_bytes(prepare.work_uri(run_id, INDICATORS_FILE), lhj_indicators.parquet_bytes(decided.indicators))
     index = {"methods": decided.methods, "failed": decided.failed,
              "files": {lhj: _lhj_file(lhj) for lhj in decided.tables}}
     storage.write_text(prepare.work_uri(run_id, METHODS_FILE), json.dumps(index, indent=1, sort_keys=True),
@@ -164,3 +175,21 @@ def load_one(run_id: str, lhj: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     table = _frame(storage.read_bytes(prepare.work_uri(run_id, "lhj_tables", index["files"][lhj])))
     state = _frame(storage.read_bytes(prepare.work_uri(run_id, STATE_FILE)))
     return table, index["methods"][lhj], state
+
+
+def indicator_table(spark: SparkSession, period: str) -> pd.DataFrame | None:
+    """Every LHJ's and the state's published indicators for the run's year (all years for a run
+    of ``all``); None when the indicators stage has not run."""
+    year = period[:4] if period[:4].isdigit() else None
+    cube = lhj_indicators.load_cube(spark, year)
+    if cube is None or cube.empty:
+        return None
+    return lhj_indicators.decide_all(cube)
+
+
+def load_indicators(run_id: str, lhj: str) -> pd.DataFrame | None:
+    """This LHJ's published indicator rows as the prepare step stored them (None if there were none)."""
+    uri = prepare.work_uri(run_id, INDICATORS_FILE)
+    if not storage.exists(uri):
+        return None
+    return lhj_indicators.for_lhj(_frame(storage.read_bytes(uri)), lhj)

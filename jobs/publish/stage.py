@@ -108,12 +108,15 @@ def lhj_job(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prep
     mine, state, svc = prepare.lhj_frames(spark, prepared, lhj)
     if decided is None:
         table, method, state_published = lhj_tables.load_one(prepared.run_id, lhj)
+        indicators = lhj_tables.load_indicators(prepared.run_id, lhj)
     else:
         if lhj in decided.failed:
             raise PhmxError(f"suppression of {lhj} failed: {decided.failed[lhj]}")
         table, method, state_published = decided.tables[lhj], decided.methods[lhj], decided.state
+        indicators = decided.indicators_of(lhj)
     return lhj_feed.LhjJob(recipient, lhj, ctx.period.label, ctx.run_id, mine, state, svc, state_published,
-                           prepared.ci_method, publisher, datetime.now(UTC), decided=(table, method))
+                           prepared.ci_method, publisher, datetime.now(UTC), decided=(table, method),
+                           indicators=indicators)
 
 
 def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, pkg: package.Package,

@@ -65,6 +65,10 @@ def test_all_four_source_types_reach_a_published_feed(spark, handbuilt):
     assert verify_package(lhj).recipient == "lhj_alameda"
     counts = (lhj / "service_counts.csv").read_text()
     assert "plan_medical" in counts and "dental" in counts and "immunization" in counts
+    # the population indicators (jobs/indicators) ride in the same signed package
+    assert results["indicators"].counts["members"] > 0
+    indicators = (lhj / "indicators.csv").read_text()
+    assert indicators.startswith("lhj,indicator_id,") and ",DIAB," in indicators and ",age_adjusted," in indicators
     # The county SUD admissions are 42 CFR Part 2 records with no consent on file: the plan's
     # record-level feed must carry nothing of them (no SUD code, no county client id).
     plan = next(phmx_home.joinpath("publish", "mcp_bluecoast").rglob("manifest.json")).parent

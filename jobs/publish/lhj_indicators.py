@@ -1,0 +1,279 @@
+"""The population indicators in the LHJ package (``indicators.csv`` / ``.parquet``), suppressed for
+every LHJ and the state at once.
+
+Why one suppression for all LHJs: the indicators are published by ZIP code, and ZIPs nest in LHJs
+that nest in the state; a ZIP straddling two LHJs (90805: Long Beach and Los Angeles County) is
+two cells, one in each LHJ's table. An attacker holding every LHJ's package (they are the same
+feed) can difference ZIPs from their LHJ's total and LHJs from the state's. So the suppression
+(privacy.suppression: DDG 2.0 primary and complementary suppression, then the LP attacker audit
+of privacy.attack until no small count can be bounded) runs on one table holding every LHJ's rows
+and the state's, with the relations: strata of each stratifier = the total (ZIPs within the LHJ),
+LHJs = the state (``geography_total``), months = quarter and quarters = year.
+
+Utilization counts are events over member-months, and a cell may hold more events than
+member-months, which the measure-feed shape (numerator <= denominator) cannot express. The
+suppression sees them as numerator = events and denominator = events + member-months: every
+relation still adds up, and its implied count (denominator - numerator) is then the member-months,
+so events and member-months are both protected counts. The file publishes member-months.
+
+Rates (crude and age-adjusted, gamma 95% intervals; :mod:`jobs.indicators.rates`) are given only
+where both counts of the row are published; the state's rates beside each LHJ's only where the
+state's counts are published, and never beside a ZIP (the statewide value of a straddling ZIP
+would add the other LHJ's part).
+
+Annotation codes (what exactly is hidden): 1 a count of 1-10 (numerator, denominator or
+member-months), 4 the numerator of a row whose complement (denominator - numerator: members
+without the condition) is 1-10, 2 complementary (hidden so that a small count cannot be worked out
+from the others), 3 no data (denominator 0). privacy.attack.audit, given this table, agrees: it
+bounds every hidden count.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from jobs.indicators import catalogue as catalogue_mod
+from jobs.indicators.cells import ADJUSTED, ALL, CRUDE, strata, with_periods
+from jobs.indicators.rates import adjusted_arrays, weights
+from phmx.log import get_logger
+from phmx.recipients import STATE
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from jobs.indicators.catalogue import Catalogue, StandardPopulation
+
+log = get_logger(__name__)
+
+FILE = "indicators"
+SMALL, COMPLEMENTARY, NO_DATA, COMPLEMENT_SMALL = "1", "2", "3", "4"
+SUPPRESSED_CODES = (SMALL, COMPLEMENTARY, COMPLEMENT_SMALL)
+ANNOTATIONS = {
+    SMALL: "a count of 1-10 is hidden (the numerator, the denominator or the member-months)",
+    COMPLEMENT_SMALL: "the numerator is hidden because denominator minus numerator (members without it) is 1-10",
+    COMPLEMENTARY: "hidden so that a small count elsewhere cannot be worked out by subtraction (complementary)",
+    NO_DATA: "no data: no member or member-month in the cell",
+}
+COLUMNS = ["lhj", "indicator_id", "indicator", "kind", "period", "stratifier", "stratum", "numerator",
+           "denominator", "denominator_unit", "rate_type", "rate", "ci_low", "ci_high", "per", "state_rate",
+           "state_ci_low", "state_ci_high", "age_groups_missing", "annotation"]
+TOPICS = {"sud": "sud", "mh": "mental_health"}
+
+
+def _topics(cat: Catalogue) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for iid, ind in cat.indicators.items():
+        t = ind.topic or TOPICS.get(ind.sensitivity)
+        if t:
+            out[iid] = [t]
+    return out
+
+
+def spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
+    """The privacy.suppression spec of the all-LHJ indicator table."""
+    from jobs.publish.lhj_suppression import base_spec
+
+    s: dict[str, Any] = dict(base_spec())
+    s["measure_topics"] = {**(s.get("measure_topics") or {}), **_topics(cat)}
+    s["geography_total"] = STATE
+    s["always_mask"] = True  # ZIP-level tables of a Medi-Cal population: mask small cells everywhere
+    periods = sorted(set(table["period"].astype(str)))
+    rollups: dict[str, list[str]] = {}
+    for p in periods:
+        if "-Q" in p:
+            if p[:4] in periods:
+                rollups.setdefault(p[:4], []).append(p)
+        elif len(p) == 7:
+            q = f"{p[:4]}-Q{(int(p[5:7]) - 1) // 3 + 1}"
+            if q in periods:
+                rollups.setdefault(q, []).append(p)
+    s["period_rollups"] = rollups
+    s["period_rollup_columns"] = ["numerator", "denominator"]
+    s["period_granularity"] = "month" if any(len(p) == 7 and "-Q" not in p for p in periods) else "year"
+    return s
+
+
+def count_table(long: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
+    """Feed-shaped count rows (lhj, measure_id, period, stratifier, stratum, numerator, denominator,
+    member_months) from :func:`jobs.indicators.cells.strata` rows; utilization denominators are
+    events + member-months (see the module docstring); the state's ZIP rows are dropped."""
+    sums = long.groupby(["lhj", "indicator_id", "period", "stratifier", "stratum"], observed=True, sort=True)[
+        ["numerator", "denominator"]].sum().reset_index()
+    sums = sums[~((sums["lhj"] == STATE) & (sums["stratifier"] == "zip"))]
+    util = sums["indicator_id"].map(lambda i: cat.indicators[i].kind == "utilization").to_numpy()
+    num = sums["numerator"].astype("int64").to_numpy()
+    den = sums["denominator"].astype("int64").to_numpy()
+    out = sums.rename(columns={"indicator_id": "measure_id"}).assign(
+        numerator=num, denominator=np.where(util, num + den, den), member_months=np.where(util, den, 0),
+        utilization=util)
+    return out.reset_index(drop=True)
+
+
+def _annotate(masked: pd.DataFrame, counts: pd.DataFrame) -> pd.Series:
+    """Refine privacy.suppression's code 1 into 1 (a count of 1-10 hidden) and 4 (its complement is)."""
+    ann = [None if pd.isna(v) else str(int(v)) for v in masked["annotation"]]
+    num = counts["numerator"].to_numpy()
+    den = counts["denominator"].to_numpy()
+    util = counts["utilization"].to_numpy()
+    small = lambda v: (v >= 1) & (v <= 10)  # noqa: E731 - a local predicate
+    own_small = small(num) | np.where(util, small(den - num), small(den))
+    comp_small = ~util & small(den - num)
+    out: list[str | None] = []
+    for i, a in enumerate(ann):
+        if a == SMALL and not own_small[i] and comp_small[i]:
+            out.append(COMPLEMENT_SMALL)
+        else:
+            out.append(a)
+    return pd.Series(out, index=masked.index, dtype="object")
+
+
+def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None) -> pd.DataFrame:
+    """The published indicator rows of every LHJ and the state (COLUMNS), from gold.indicator_cube rows."""
+    from privacy.suppression import suppress
+
+    if cat is None or std is None:
+        cat, std = catalogue_mod.default()
+    if cube.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    cube = cube[cube["indicator_id"].isin(list(cat.indicators))].copy()
+    cube["numerator"] = cube["numerator"].astype("int64")
+    cube["denominator"] = cube["denominator"].astype("int64")
+    long = strata(with_periods(cube))
+    counts = count_table(long, cat)
+    feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
+    sp = spec(feed, cat)
+    masked = suppress(feed, sp, on_failure="report")
+    summary = masked.attrs.get("privacy.suppression", {})
+    masked.attrs = {}
+    failed = {(str(a), str(m)) for a, m in summary.get("failed_measures", [])}
+    ann = _annotate(masked, counts)
+    if failed:  # withhold every count of an indicator the audit could still bound (never expected)
+        bad = np.array([(str(a), str(m)) in failed for a, m in zip(masked["lhj"], masked["measure_id"], strict=True)])
+        masked.loc[bad, ["numerator", "denominator"]] = pd.NA
+        ann[bad & ann.isna().to_numpy()] = COMPLEMENTARY
+        log.error("indicator suppression: the audit still fails for %d (LHJ, indicator) pair(s); withheld", len(failed))
+    pub_num = masked["numerator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    pub_den = masked["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    util = counts["utilization"].to_numpy()
+    shown_den = np.where(util, pub_den - pub_num, pub_den)  # member-months need both counts
+    ok = ~np.isnan(pub_num) & ~np.isnan(shown_den) & (shown_den > 0)
+
+    # rates from the age-specific counts, for rows whose counts are both published
+    key = ["lhj", "indicator_id", "period", "stratifier", "stratum"]
+    labels = list(std.labels)
+    piv = long.pivot_table(index=key, columns="age_group", values=["numerator", "denominator"], aggfunc="sum",
+                           fill_value=0, observed=True)
+    rows = pd.MultiIndex.from_frame(counts.rename(columns={"measure_id": "indicator_id"})[key])
+    piv = piv.reindex(rows, fill_value=0)
+    x = np.column_stack([piv["numerator"][g].to_numpy() if g in piv["numerator"] else np.zeros(len(piv))
+                         for g in labels])
+    n = np.column_stack([piv["denominator"][g].to_numpy() if g in piv["denominator"] else np.zeros(len(piv))
+                         for g in labels])
+    ids = counts["measure_id"].to_numpy()
+    per = np.array([cat.indicators[i].multiplier for i in ids], dtype=float)
+    wrow = {iid: weights([g.weight for g in std.groups], [ind.in_ages(g.low, g.high) for g in std.groups])
+            for iid, ind in cat.indicators.items()}
+    w = np.vstack([wrow[i] for i in ids])
+    true_num = counts["numerator"].to_numpy(dtype=float)
+    true_den = np.where(util, counts["member_months"], counts["denominator"]).astype(float)
+    cr = adjusted_arrays(true_num[:, None], true_den[:, None], np.ones((len(ids), 1)))
+    ad = adjusted_arrays(x, n, w)
+    base = pd.DataFrame({
+        "lhj": counts["lhj"], "indicator_id": ids, "indicator": [cat.indicators[i].name for i in ids],
+        "kind": [cat.indicators[i].kind for i in ids], "period": counts["period"],
+        "stratifier": counts["stratifier"], "stratum": counts["stratum"],
+        "numerator": pd.array(np.where(np.isnan(pub_num), None, pub_num), dtype="Int64"),
+        "denominator": pd.array(np.where(np.isnan(shown_den), None, shown_den), dtype="Int64"),
+        "denominator_unit": np.where(util, "member-months", "members"),
+        "per": per.astype("int64"), "annotation": ann.to_numpy()})
+
+    def shown(v: np.ndarray) -> np.ndarray:
+        return np.round(np.where(ok, v * per, np.nan), 4)
+
+    crude_rows = base.assign(rate_type=CRUDE, rate=shown(cr["rate"]), ci_low=shown(cr["low"]),
+                             ci_high=shown(cr["high"]), age_groups_missing=0)
+    adj_rows = base.assign(rate_type=ADJUSTED, rate=shown(ad["rate"]), ci_low=shown(ad["low"]),
+                           ci_high=shown(ad["high"]), age_groups_missing=ad["missing"].astype("int64"))
+    adj_rows = adj_rows[adj_rows["stratifier"] != "age_band"]
+    out = pd.concat([crude_rows, adj_rows], ignore_index=True)
+    state = out[out["lhj"] == STATE][["indicator_id", "period", "stratifier", "stratum", "rate_type", "rate",
+                                      "ci_low", "ci_high"]].rename(
+        columns={"rate": "state_rate", "ci_low": "state_ci_low", "ci_high": "state_ci_high"})
+    out = out.merge(state, on=["indicator_id", "period", "stratifier", "stratum", "rate_type"], how="left")
+    out = out[COLUMNS].sort_values(["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"],
+                                   ignore_index=True)
+    log.info("indicators: %d rows for %d LHJs and the state; %d primary, %d complementary suppressions",
+             len(out), out["lhj"].nunique() - 1, summary.get("primary", 0), summary.get("complementary", 0))
+    return out
+
+
+def audit_table(published: pd.DataFrame) -> pd.DataFrame:
+    """The crude rows of ``published`` in the measure-feed shape privacy.attack.audit reads, with
+    utilization denominators as events + member-months (what the suppression protected)."""
+    crude = published[published["rate_type"] == CRUDE].reset_index(drop=True)
+    num = crude["numerator"].astype("Float64")
+    den = crude["denominator"].astype("Float64")
+    util = crude["kind"] == "utilization"
+    feed_den = den.where(~util, num + den)
+    feed_den = feed_den.where(~(util & (num.isna() | den.isna())), pd.NA)  # member-months alone do not show the sum
+    return pd.DataFrame({"lhj": crude["lhj"], "measure_id": crude["indicator_id"], "period": crude["period"],
+                         "stratifier": crude["stratifier"], "stratum": crude["stratum"],
+                         "numerator": num.astype("Int64"), "denominator": feed_den.round().astype("Int64"),
+                         "rate": crude["rate"], "ci_low": crude["ci_low"], "ci_high": crude["ci_high"],
+                         "annotation": crude["annotation"]})
+
+
+def suppressed_cells(table: pd.DataFrame) -> int:
+    """Rows (crude, one per cell) whose counts are withheld: annotation 1, 2 or 4."""
+    if table.empty:
+        return 0
+    crude = table[table["rate_type"] == CRUDE]
+    return int(crude["annotation"].isin(SUPPRESSED_CODES).sum())
+
+
+def load_cube(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
+    """gold.indicator_cube rows of ``year`` (all years when None); None when the table does not exist."""
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.tables import INDICATOR_CUBE
+
+    if not lakehouse.exists(INDICATOR_CUBE):
+        return None
+    df = lakehouse.read(spark, INDICATOR_CUBE)
+    if year:
+        df = df.where(F.substring("period", 1, 4) == year)
+    out: pd.DataFrame = df.drop("run_id").toPandas()
+    return out
+
+
+def for_lhj(published: pd.DataFrame, lhj: str) -> pd.DataFrame:
+    return published[published["lhj"] == lhj].reset_index(drop=True)
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    from phmx.spreadsheet import escape_frame
+
+    buf = io.StringIO()
+    escape_frame(table[COLUMNS]).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def parquet_bytes(table: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = table[COLUMNS].copy()
+    for c in ("numerator", "denominator"):
+        frame[c] = frame[c].astype("Int64")
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf, compression="zstd")
+    return buf.getvalue()
+
+
+def is_total(stratifier: str) -> bool:
+    return stratifier == ALL

@@ -1,0 +1,163 @@
+"""The indicators in the LHJ feed: suppressed for every LHJ and the state at once, across the
+overlapping geographies (ZIPs within an LHJ, a ZIP straddling two LHJs, LHJs within the state), and
+the attacker's LP recovers no small count. Hand-built cubes, no engine (all counts invented).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.indicators.catalogue import default
+from jobs.publish import lhj_indicators
+from privacy.attack import audit
+from privacy.suppression import SuppressionSpec
+
+CUBE_COLUMNS = ["indicator_id", "period", "lhj", "zip", "age_group", "age_band", "sex", "race_ethnicity",
+                "language", "numerator", "denominator", "sensitivity"]
+# (lhj, zip, members, diabetes cases, ED visits per month); 90805 straddles Long Beach and Los Angeles
+PLACES = [("Long Beach", "90802", 400, 40, 30), ("Long Beach", "90805", 6, 2, 1),
+          ("Long Beach", "90813", 50, 45, 9),
+          ("Los Angeles", "90001", 900, 95, 70), ("Los Angeles", "90805", 30, 4, 3),
+          ("Pasadena", "91101", 300, 28, 25)]
+
+
+def cube() -> pd.DataFrame:
+    rows = []
+    for lhj, z, members, cases, ed in PLACES:
+        # two age groups and two sexes; the counts split roughly in half (remainders to the first)
+        for (ag, band), sex in itertools.product([("25-34", "21-44"), ("45-54", "45-64")], ["F", "M"]):
+            share = 4
+            first = (ag, sex) == ("25-34", "F")
+            m = members // share + (members % share if first else 0)
+            c = cases // share + (cases % share if first else 0)
+            rows.append(("DIAB", "2025", lhj, z, ag, band, sex, "Hispanic", "Spanish", c, m, "general"))
+            rows.append(("SUD", "2025", lhj, z, ag, band, sex, "Hispanic", "Spanish", c // 4, m, "sud"))
+            for month in ("2025-01", "2025-02", "2025-03"):
+                e = ed // share + (ed % share if first else 0)
+                rows.append(("ED", month, lhj, z, ag, band, sex, "Hispanic", "Spanish", e, m, "general"))
+    return pd.DataFrame(rows, columns=CUBE_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def published():
+    cat, std = default()
+    c = cube()
+    return SimpleCase(c, lhj_indicators.decide_all(c, cat, std), cat)
+
+
+class SimpleCase:
+    def __init__(self, c: pd.DataFrame, table: pd.DataFrame, cat) -> None:
+        self.cube, self.table, self.cat = c, table, cat
+
+
+def _truth(c: pd.DataFrame) -> pd.DataFrame:
+    """True counts per LHJ and ZIP for the year (the test's own arithmetic)."""
+    y = c.assign(year=c["period"].str[:4])
+    return y.groupby(["indicator_id", "lhj", "zip"])[["numerator", "denominator"]].sum().reset_index()
+
+
+def test_every_small_count_is_hidden(published):
+    t = published.table
+    truth = _truth(published.cube)
+    zips = t[(t.stratifier == "zip") & (t.period == "2025") & (t.rate_type == "crude")]
+    merged = zips.merge(truth, left_on=["indicator_id", "lhj", "stratum"], right_on=["indicator_id", "lhj", "zip"],
+                        suffixes=("", "_true"))
+    assert len(merged) == len(zips) > 0
+    for r in merged.itertuples():
+        if 1 <= r.numerator_true <= 10:
+            assert pd.isna(r.numerator), (r.indicator_id, r.lhj, r.stratum)
+        if 1 <= r.denominator_true <= 10:
+            assert pd.isna(r.denominator), (r.indicator_id, r.lhj, r.stratum)
+        if pd.isna(r.numerator) or pd.isna(r.denominator):
+            assert pd.isna(r.rate) and r.annotation in ("1", "2", "4")
+
+
+def test_complement_of_1_to_10_has_its_own_code(published):
+    t = published.table
+    row = t[(t.indicator_id == "DIAB") & (t.lhj == "Long Beach") & (t.stratifier == "zip") & (t.stratum == "90813")
+            & (t.rate_type == "crude")].iloc[0]
+    assert pd.isna(row.numerator) and row.annotation == "4"  # 45 of 50: the 5 without diabetes are the small count
+
+
+def test_the_attackers_lp_bounds_every_hidden_count_across_geographies(published):
+    t = published.table
+    spec = SuppressionSpec.from_dict(lhj_indicators.spec(lhj_indicators.audit_table(t), published.cat))
+    report = audit(lhj_indicators.audit_table(t), spec)
+    assert report.suppressed_cells > 0
+    assert report.ok, report.failures[:3]
+    assert not report.derived_leaks
+
+
+def test_differencing_the_straddling_zip_does_not_recover_it(published):
+    """By hand, the attack the LP generalises: Long Beach's total minus its other published ZIPs."""
+    t = published.table
+    lb = t[(t.indicator_id == "DIAB") & (t.lhj == "Long Beach") & (t.period == "2025") & (t.rate_type == "crude")]
+    total = lb[lb.stratifier == "all"].iloc[0]
+    zips = lb[lb.stratifier == "zip"]
+    hidden = zips[zips.numerator.isna()]
+    assert "90805" in set(hidden.stratum)
+    if pd.notna(total.numerator):
+        assert len(hidden) >= 2  # never one hidden ZIP beside a published total
+
+
+def test_state_value_beside_each_lhj_but_not_beside_a_zip(published):
+    t = published.table
+    la = t[(t.lhj == "Los Angeles") & (t.indicator_id == "DIAB") & (t.period == "2025") & (t.stratifier == "all")]
+    st = t[(t.lhj == "California") & (t.indicator_id == "DIAB") & (t.period == "2025") & (t.stratifier == "all")]
+    for rt in ("crude", "age_adjusted"):
+        a, s = la[la.rate_type == rt].iloc[0], st[st.rate_type == rt].iloc[0]
+        assert (pd.isna(a.state_rate) and pd.isna(s.rate)) or a.state_rate == pytest.approx(s.rate)
+    assert t[t.stratifier == "zip"].state_rate.isna().all()
+    assert not ((t.lhj == "California") & (t.stratifier == "zip")).any()
+
+
+def test_utilization_publishes_member_months_and_rates_per_1000(published):
+    t = published.table
+    row = t[(t.indicator_id == "ED") & (t.lhj == "Los Angeles") & (t.period == "2025") & (t.stratifier == "all")
+            & (t.rate_type == "crude")].iloc[0]
+    assert row.denominator_unit == "member-months" and row.per == 1000
+    if pd.notna(row.numerator):
+        assert row.denominator == 3 * (900 + 30)
+        assert row.rate == pytest.approx(1000 * row.numerator / row.denominator, rel=1e-6)
+    periods = set(t[(t.indicator_id == "ED") & (t.lhj == "Los Angeles")].period)
+    assert {"2025-01", "2025-Q1", "2025"} <= periods
+
+
+def test_suppressed_cell_count_is_one_per_cell(published):
+    t = published.table
+    n = lhj_indicators.suppressed_cells(t)
+    crude = t[t.rate_type == "crude"]
+    assert n == int(crude.annotation.isin(["1", "2", "4"]).sum()) > 0
+    assert np.all(crude.numerator.isna() | crude.denominator.notna() | crude.annotation.notna())
+
+
+def test_indicators_in_the_fhir_bundle_and_the_dictionary(published):
+    import json
+    from datetime import UTC, datetime
+
+    from jobs.publish import dictionary, fhir_measure
+
+    mine = lhj_indicators.for_lhj(published.table, "Long Beach")
+    doc = json.loads(fhir_measure.bundle(pd.DataFrame(columns=["measure_id", "period", "stratifier", "stratum",
+                                                               "numerator", "denominator", "rate", "ci_low",
+                                                               "ci_high", "annotation"]),
+                                         lhj="Long Beach", recipient="lhj_long_beach",
+                                         generated_at=datetime(2026, 1, 5, tzinfo=UTC), bundle_id="b1",
+                                         indicators=mine))
+    reports = [e["resource"] for e in doc["entry"]]
+    assert {r["period"]["start"] for r in reports} >= {"2025-01-01"}
+    year = next(r for r in reports if r["period"] == {"start": "2025-01-01", "end": "2025-12-31"})
+    groups = {g["id"]: g for g in year["group"]}
+    assert {"DIAB-crude", "DIAB-age-adjusted", "ED-crude"} <= set(groups)
+    zips = next(s for s in groups["DIAB-crude"]["stratifier"] if s["code"][0]["text"] == "zip")
+    hidden = [s for s in zips["stratum"] if s["value"]["text"] == "90805"][0]
+    assert "measureScore" in hidden and "value" not in hidden["measureScore"]  # withheld, with its reason
+    md = dictionary.markdown(pd.DataFrame(columns=["measure_id", "sensitive"]), ci_method="wilson",
+                             suppression_method="x", indicators=mine)
+    assert "## indicators.csv" in md and "| DIAB | Diabetes |" in md
+    assert f"{lhj_indicators.suppressed_cells(mine):,} of" in md
+    assert "indicators,annotation" in dictionary.csv_text()
