@@ -320,7 +320,8 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
         lv.label for lv in settings.comparison("given_name").levels if lv.kind not in ("initial", "else"))) \
         if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
     exact_id = level_mask(edges, settings, "any_identifier", ("exact",))
-    parts.append(exact_id & named)
+    personal = level_mask(edges, settings, "personal_identifier", ("exact",))
+    parts.append((exact_id & named) | personal)
     names.append("birth_date")
     # Two confirmed given names may join through an edge whose own names are related (a
     # nickname, a part of a compound name, an alias) or that agrees exactly on an identifier.

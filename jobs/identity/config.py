@@ -49,6 +49,10 @@ FEATURES = BASE_FEATURES | {"cin", "ssn"}
 #: In guard and deterministic rules, a condition on every declared identifier at once: it holds
 #: when any identifier reaches one of the named levels.
 ANY_IDENTIFIER = "any_identifier"
+#: Like ``any_identifier``, over the identifiers declared ``personal`` only: numbers that are
+#: never written on another person's record (unlike an SSN or CIN on a dependant's claim).
+PERSONAL_IDENTIFIER = "personal_identifier"
+IDENTIFIER_GROUPS = (ANY_IDENTIFIER, PERSONAL_IDENTIFIER)
 #: The comparison levels an identifier may declare, strongest first. ``consecutive``: two
 #: numbers one or two apart (twins and triplets are often issued consecutive SSNs), kept apart
 #: from ``one_typo`` so the model and the guards can tell a sibling from a keying error.
@@ -118,6 +122,9 @@ class Identifier:
     ``namespace``: ``global`` (one id space across sources) or ``source`` (the value means
     something only within its source: prefixed by it). ``sources``: fnmatch patterns of the
     sources that carry it. ``guard``: two different valid values in one member conflict.
+    ``personal``: the number is only ever written on its holder's own records (a registry's
+    person number), never on a relative's (a parent's SSN or CIN on a child's claim): exact
+    agreement then outweighs the household guards (``personal_identifier`` in guard rules).
     """
 
     name: str
@@ -132,6 +139,7 @@ class Identifier:
     guard: bool = True
     block: bool = True
     max_block_size: int | None = None
+    personal: bool = False
 
     def comparison(self) -> Comparison:
         """The comparison this identifier contributes: its declared levels, then ``else``."""
@@ -223,7 +231,13 @@ class IdentitySettings:
     def gammas(self, cname: str, labels: tuple[str, ...] | list[str]) -> list[tuple[str, list[int]]]:
         """(comparison, gamma values) of the named levels; ``any_identifier`` expands to every
         identifier comparison; the label ``null`` means a side has no value (gamma -1)."""
-        names = self.identifier_comparisons() if cname == ANY_IDENTIFIER else (cname,)
+        if cname == ANY_IDENTIFIER:
+            names = self.identifier_comparisons()
+        elif cname == PERSONAL_IDENTIFIER:
+            personal = {i.name for i in self.identifiers if i.personal}
+            names = tuple(n for n in self.identifier_comparisons() if n in personal)
+        else:
+            names = (cname,)
         out = []
         wanted = set(labels)
         for n in names:
@@ -247,7 +261,7 @@ class IdentitySettings:
         comps = tuple(c for c in comps if len(c.levels) > 1)
         rules = tuple(r for r in self.rules if all(k in available for k in r.keys))
         training = tuple(t for t in self.training_rules if any(r.name == t for r in rules))
-        names = {c.name for c in comps} | {ANY_IDENTIFIER}
+        names = {c.name for c in comps} | set(IDENTIFIER_GROUPS)
         idents = tuple(i for i in self.identifiers if i.name in available)
         guards = tuple(
             replace(g, unless=tuple((c, lv) for c, lv in g.unless if c in names))
@@ -332,6 +346,7 @@ class IdentifierSpec(_Strict):
     levels: Annotated[list[Literal[IDENTIFIER_LEVELS]], Field(min_length=1)] = list(DEFAULT_IDENTIFIER_LEVELS)  # type: ignore[valid-type]
     guard: bool = True
     block: bool = True
+    personal: bool = False
 
     @model_validator(mode="after")
     def _valid_pattern(self) -> IdentifierSpec:
@@ -349,7 +364,7 @@ class IdentifierSpec(_Strict):
         return Identifier(name=self.name, column=self.column or self.name, normalise=self.normalise,
                           pattern=self.pattern, check=self.check, invalid=tuple(self.invalid),
                           namespace=self.namespace, sources=tuple(self.sources), levels=tuple(order),
-                          guard=self.guard, block=self.block)
+                          guard=self.guard, block=self.block, personal=self.personal)
 
 
 class LevelRuleSpec(_Strict):
@@ -448,13 +463,13 @@ def _check_level_rules(raw: list[LevelRuleSpec], where: str, by_name: dict[str, 
         for part in ("when", "unless"):
             items = []
             for cname, labels in getattr(g, part).items():
-                if cname == ANY_IDENTIFIER:
+                if cname in IDENTIFIER_GROUPS:
                     known = id_levels | {"null"}
                 elif cname in by_name:
                     known = {lv.label for lv in by_name[cname].levels} | {"null"}
                 else:
                     raise ConfigError(f"{where}[{i}].{part}.{cname}: no such comparison "
-                                      f"(known: {sorted(by_name)} and {ANY_IDENTIFIER})")
+                                      f"(known: {sorted(by_name)}, {ANY_IDENTIFIER} and {PERSONAL_IDENTIFIER})")
                 bad = [lb for lb in labels if lb not in known]
                 if bad:
                     raise ConfigError(f"{where}[{i}].{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")

@@ -205,9 +205,19 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     attrs = _attrs(spark, scored.std, rids, settings.guarded_identifiers)
     result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)
     stats = dict(result.stats)
+    stats["identifier_disagreement"] = identifier_disagreement(scored.model, settings)
     stats["link_edges"] = int(link_mask.sum())
     stats["edge_guarded"] = int((guarded["match_weight"] >= settings.link_weight).sum())
     return Links(labels=result.labels, kept_pairs=kept, refused=result.refused, guarded=guarded, stats=stats)
+
+
+def identifier_disagreement(model: Model, settings: IdentitySettings) -> dict[str, float]:
+    """Per identifier, the share of true matches the trained model finds disagreeing on
+    it (its m of ``else``). Reported, not acted on: a guard is declared, because EM on a small
+    or unusual population misjudges it (twins with consecutive SSNs read as matches); a
+    number whose share is high (a registry whose duplicates often carry a fresh number) is
+    one to declare ``guard: false``."""
+    return {n: round(float(model.m[n][0]), 4) for n in settings.identifier_comparisons() if n in model.m}
 
 
 def deterministic_column(settings: IdentitySettings):  # noqa: ANN201 - a pyspark Column

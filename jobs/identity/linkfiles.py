@@ -340,6 +340,7 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
     counts = {"records": int(n), "pairs": len(pairs), "members": int(cl["member_id"].nunique()),
               "comparisons": [c.name for c in s.comparisons], "blocking_rules": [r.name for r in s.rules],
               "identifiers": [i.name for i in s.identifiers], "model": scored.model.meta.get("em_runs"),
+              "identifier_disagreement": linkage.identifier_disagreement(scored.model, s),
               "seconds": round(time.perf_counter() - t0, 2)}
     log.info("identity link: %s records -> %s members, %s pairs", n, counts["members"], len(pairs))
     return counts

@@ -275,15 +275,26 @@ def _monotone(m: np.ndarray, u: np.ndarray, caps: list[float | None]) -> np.ndar
     m = np.asarray(m, dtype=float).copy()
     top = len(m) - 1
     top_bf = m[top] / u[top]
+    limits = []
     for g in range(1, top):
         cap = top_bf
         bits = caps[top - g] if caps is not None else None
         if bits is not None:
             cap = min(cap, 2.0 ** bits)
+        limits.append(cap)
         if m[g] / u[g] > cap:
             m[0] += m[g] - cap * u[g]
             m[g] = cap * u[g]
-    return m
+    # Nor for less than total disagreement: a near miss (a date one keystroke off, a nickname)
+    # that EM saw too rarely among the matches of a small file would otherwise weigh far below
+    # ``else`` (FEBRL 1: a one-digit birth-date typo scored -9.8 bits, a different date -4.4).
+    # After the caps (they move m to ``else``); renormalising keeps every ratio.
+    else_bf = m[0] / u[0]
+    for g, cap in zip(range(1, top), limits, strict=True):
+        floor = min(else_bf, cap)
+        if m[g] / u[g] < floor:
+            m[g] = floor * u[g]
+    return m / m.sum()
 
 
 def _comparisons_on_keys(settings: IdentitySettings, keys: tuple[str, ...]) -> set[str]:

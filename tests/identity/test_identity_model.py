@@ -75,3 +75,19 @@ def test_weights_explain_and_prior_agree():
     prior = estimate_prior(patterns, model, s, total_pairs=1e8)
     assert abs(prior - 5e-6) / 5e-6 < 0.01
     assert Model.from_json(model.to_json()).m == model.m
+
+
+def test_a_near_miss_never_weighs_less_than_total_disagreement():
+    # EM on a small file saw no one-digit birth-date typos among its matches: m of that level
+    # is at the floor, which would make a typo count far more against a pair than a wholly
+    # different date. Levels are ordinal: a near miss weighs at least what ``else`` weighs,
+    # and at most what exact agreement weighs.
+    from jobs.identity.model import _monotone
+
+    u = np.array([0.90, 0.002, 0.003, 0.095])   # else, typo, similar, exact (gamma order)
+    m = np.array([0.05, 1e-6, 0.20, 0.749999])
+    out = _monotone(m, u, [None, None, None, None])
+    bf = np.log2(out / u)
+    assert abs(out.sum() - 1.0) < 1e-12
+    assert bf[1] >= bf[0] - 1e-9 and bf[2] >= bf[0] - 1e-9
+    assert max(bf[1], bf[2]) <= bf[3] + 1e-9

@@ -46,12 +46,15 @@ fields:
   city: suburb
   zip: zip
 identifiers:
-  person_number: {column: person_no, normalise: digits, pattern: "^[0-9]{7}$", guard: true}
+  person_number: {column: person_no, normalise: digits, pattern: "^[0-9]{7}$",
+                  levels: [exact, one_typo, transposition], guard: false, personal: true}
 """)
     out = tmp_path / "out"
     counts = linkfiles.link_files(spark, [str(DATA / "febrl4a_subset.csv"), str(tmp_path / "febrl4b.parquet")],
                                   [str(DATA / "mapping.yaml"), str(tmp_path / "b.yaml")], str(out))
     assert counts["identifiers"] == ["person_number"]
+    # The share of matches whose numbers disagree, as the model learned it, is reported.
+    assert 0 < counts["identifier_disagreement"]["person_number"] < 0.5
     clusters = pd.read_parquet(out / "clusters.parquet")
     assert len(clusters) == 800 and set(clusters["source"]) == {"febrl4a_subset", "febrl4b"}
     precision, recall = pairwise(clusters)

@@ -70,6 +70,23 @@ identifiers:
     assert "mrn" in {r.name for r in s.rules} and "mrn" not in s.guarded_identifiers
 
 
+def test_a_personal_identifier_outweighs_the_household_guards(tmp_path):
+    # SSN and CIN are written on dependants' records: not personal. A registry's own person
+    # number is: exact agreement on it lifts the household guards, and only on it.
+    (tmp_path / "m.yaml").write_text("""\
+id: rec_id
+fields: {given_name: first, family_name: last, birth_date: dob}
+identifiers:
+  person_number: {column: pno, normalise: digits, guard: false, personal: true}
+""")
+    s = linkfiles.link_settings(config.load(), [linkfiles.load_mapping(tmp_path / "m.yaml")])
+    assert [i.name for i in s.identifiers if i.personal] == ["person_number"]
+    assert [n for n, _ in s.gammas("personal_identifier", ["exact"])] == ["person_number"]
+    household = next(g for g in s.edge_guards if g.name == "household_member")
+    assert ("personal_identifier", ("exact",)) in household.unless
+    assert [n for n, _ in config.load().gammas("personal_identifier", ["exact"])] == []
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("id: a\nfields: {given_name: g}\nidentifiers: {mrn: {column: c, normalize: digits}}\n",
      "identifiers.mrn.normalize: unknown key"),
