@@ -204,7 +204,7 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     rids = pd.unique(pd.concat([link_edges["rid_l"], link_edges["rid_r"]], ignore_index=True))
     attrs = _attrs(spark, scored.std, rids, settings.guarded_identifiers)
     result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)
-    stats = dict(result.stats)
+    stats: dict[str, Any] = dict(result.stats)
     stats["identifier_disagreement"] = identifier_disagreement(scored.model, settings)
     stats["link_edges"] = int(link_mask.sum())
     stats["edge_guarded"] = int((guarded["match_weight"] >= settings.link_weight).sum())
