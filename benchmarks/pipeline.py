@@ -4,7 +4,9 @@
     python -m benchmarks.pipeline --quick                      # 2,000 members, under a minute
 
 Each size runs in a fresh PHMX_HOME under var/bench/ on the embedded engine. Reports, per
-stage: seconds, the input rows it processed, rows/s; the whole run's wall time; peak RSS of
+stage: seconds, CPU seconds (every thread of this process, so the embedded engine's too: the
+figure to compare when the machine is shared), the input rows it processed, rows/s; the whole
+run's wall time; the load average at the start; peak RSS of
 this process (the engine runs in-process, so this includes it).
 """
 
@@ -70,15 +72,15 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
     stages = []
     t_all = time.perf_counter()
     for stage in STAGES:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         try:
             result = run_stage(stage, period="all", run_id=f"bench-{members}")
             failure = None
         except PhmxError as exc:  # e.g. publish refusing a feed the privacy audit cannot protect
             result, failure = None, str(exc).splitlines()[0][:160]
-        secs = time.perf_counter() - t
+        secs, cpu = time.perf_counter() - t, time.process_time() - cpu
         rows = _input_rows(spark, stage)
-        stages.append({"stage": stage, "seconds": round(secs, 2), "input_rows": rows,
+        stages.append({"stage": stage, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "input_rows": rows,
                        "rows_per_s": round(rows / secs) if secs > 0 else None,
                        "failure": failure,
                        "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [2_000] if args.quick else args.members
     root = Path(args.out).resolve()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
     results = []
     for n in sizes:
         r = run_size(n, args.counties.split(","), args.months, root)
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {n:,} members: synth {r['synth_seconds']} s, pipeline {r['pipeline_seconds']} s, "
               f"peak RSS {r['peak_rss_mb']} MB")
         for s in r["stages"]:
-            print(f"  {s['stage']:<9} {s['seconds']:>8.1f} s  {s['input_rows']:>11,} rows in  "
+            print(f"  {s['stage']:<9} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
+                  f"{s['input_rows']:>11,} rows in  "
                   f"{(s['rows_per_s'] or 0):>10,} rows/s" + (f"  FAILED: {s['failure']}" if s["failure"] else ""))
         sys.stdout.flush()
     (root / "pipeline.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
