@@ -2,13 +2,16 @@
 
     .venv/bin/python -m benchmarks.portal            # 50 concurrent 10 MB uploads; 200 history req/s for 60 s
     .venv/bin/python -m benchmarks.portal --quick    # 10 concurrent 1 MB uploads; 20 req/s for 5 s
+    .venv/bin/python -m benchmarks.portal --receipts 1000   # a longer history (default 200 receipts)
     .venv/bin/python -m benchmarks.portal --uploads 20 --upload-mb 10 --rate 50 --seconds 30
 
 The portal runs as ``phmx serve`` in its own process (uvicorn, one worker) on 127.0.0.1 with a
-fresh hub home: organisations, a submitter token, and one public NIST VXU message ingested so the
-history has a row. Uploads go through ``POST /api/v1/submissions`` (multipart, streamed to the
-landing zone, SHA-256 computed); the history is ``GET /api/v1/submissions`` (the code behind
-``phmx submissions``: a Delta read through the engine plus the receipts' rule summaries). The
+fresh hub home: organisations, a submitter token, and one public NIST VXU message ingested, whose
+JSON receipt is then copied under new submission ids so the history holds ``--receipts`` rows (a
+busy submitter's year). Uploads go through ``POST /api/v1/submissions`` (multipart, streamed to the
+landing zone, SHA-256 computed); the history is ``GET /api/v1/submissions`` (read from the
+submitter's receipts through the portal's in-process receipt index: a folder listing per request
+and a parse of each receipt the first time it is seen; the 200 newest rows answered). The
 history requests are sent open-loop (one every 1/rate seconds whatever the latency), so a slow
 server shows as latency and a lower achieved rate, not as a politely slower client. Figures:
 latency p50/p95/p99/max, errors (any status other than the expected, or no answer within 10 s), achieved rate, upload
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import socket
@@ -57,8 +61,9 @@ def _line(name: str, lat: list[float], errors: int, n: int, wall: float) -> str:
             f"p50 {_pct(ms, .5):.0f}, p95 {_pct(ms, .95):.0f}, p99 {_pct(ms, .99):.0f}, max {max(ms, default=0):.0f}")
 
 
-def _prepare(home: Path) -> tuple[dict[str, str], str]:
-    """A hub home with organisations, a token, and one ingested submission; returns (env, token)."""
+def _prepare(home: Path, receipts: int) -> tuple[dict[str, str], str]:
+    """A hub home with organisations, a token, one ingested submission and its receipt copied to
+    make ``receipts`` in all; returns (env, token)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHMX_")}
     env.update(PHMX_HOME=str(home), PHMX_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     orgs = home / "portal" / "organisations.yaml"
@@ -72,6 +77,12 @@ def _prepare(home: Path) -> tuple[dict[str, str], str]:
     landed.write_bytes(VXU.read_bytes())
     subprocess.run([sys.executable, "-m", "phmx.cli", "stage", "ingest", "--period", "2026-01"], env=env, check=True,
                    capture_output=True)
+    real = next((home / "outbox" / "cair2" / "receipts").rglob("sub-*.json"))
+    doc = json.loads(real.read_text())
+    for i in range(1, receipts):
+        sid = f"sub-{i:020x}"
+        copy = {**doc, "submission_id": sid, "received_at": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00+00:00"}
+        (real.parent / f"{sid}.json").write_text(json.dumps(copy, indent=2))
     return env, token
 
 
@@ -140,16 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--upload-mb", type=float, default=None)
     ap.add_argument("--rate", type=float, default=None, help="history requests per second")
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--receipts", type=int, default=None, help="receipts in the submitter's history (default 200)")
     args = ap.parse_args(argv)
     uploads = args.uploads or (10 if args.quick else 50)
     size = int((args.upload_mb or (1 if args.quick else 10)) * 2**20)
     rate = args.rate or (20 if args.quick else 200)
     seconds = args.seconds or (5 if args.quick else 60)
+    receipts = args.receipts or (20 if args.quick else 200)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB; load average before: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="phmx-bench-portal-") as tmp:
         home = Path(tmp) / "var"
-        env, token = _prepare(home)
+        env, token = _prepare(home, receipts)
         port = _free_port()
         server = subprocess.Popen([sys.executable, "-m", "phmx.cli", "serve", "--port", str(port)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -166,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit("the portal did not start: " + (server.stderr.read().decode()[-2000:]
                                                                       if server.stderr else ""))
                 time.sleep(0.2)
-            asyncio.run(_history(base, token, 2, 1))  # warm the engine (first Delta read starts Sail)
+            asyncio.run(_history(base, token, 2, 1))  # the first request fills the receipt index
             lat, errors, wall = asyncio.run(_uploads(base, token, uploads, size))
             print(_line(f"uploads ({uploads} concurrent x {size / 2**20:.0f} MB)", lat, errors, uploads, wall)
                   + f"; {uploads * size / 2**20 / wall:.0f} MB/s in total", flush=True)
             lat, errors, n, wall = asyncio.run(_history(base, token, rate, seconds))
-            print(_line(f"history (target {rate:.0f}/s for {seconds:.0f} s)", lat, errors, n, wall), flush=True)
+            print(_line(f"history of {receipts} receipts (target {rate:.0f}/s for {seconds:.0f} s)", lat, errors, n,
+                        wall), flush=True)
             if lat:
                 print(f"history mean latency {statistics.fmean(lat) * 1000:.0f} ms", flush=True)
         finally:

@@ -179,3 +179,33 @@ def test_an_upload_over_the_limit_is_cut_off_with_413(world: World):
                "period": "2026-05"}, files={"file": ("big.hl7", b"MSH|" + b"x" * 10_000)})
     assert r.status_code == 413 and "limit" in r.json()["detail"]
     assert not (world.home / "landing" / "cair2" / "immunizations_vxu" / "2026-05").exists()
+
+
+def test_the_history_read_from_receipts_matches_the_submissions_ledger_and_sees_new_receipts(world: World):
+    """The history page reads receipts (no engine per request): it must say what bronze.submissions says."""
+    from jobs.ingest.cli import list_submissions
+    from phmx.portal import views
+
+    c = world.signed_in("cair2")
+    ledger_rows = list_submissions("cair2")
+    history = c.get("/api/v1/submissions").json()
+    keys = ("submission_id", "feed", "period", "status", "rows_landed", "rows_accepted", "rows_quarantined",
+            "source_file_sha256", "superseded_by")
+    assert [tuple(h[k] for k in keys) for h in history] == [tuple(r[k] for k in keys) for r in ledger_rows]
+    # A receipt written after the index was filled (or rewritten) is seen on the next request.
+    src = next((world.home / "outbox" / "cair2" / "receipts").rglob(f"{world.submission_id}.json"))
+    doc = json.loads(src.read_text())
+    twin = {**doc, "submission_id": "sub-" + "f" * 20, "received_at": "2099-01-01T00:00:00+00:00",
+            "status": "rejected", "rows_accepted": 0}
+    new = src.with_name(twin["submission_id"] + ".json")
+    try:
+        new.write_text(json.dumps(twin))
+        top = c.get("/api/v1/submissions").json()[0]
+        assert (top["submission_id"], top["status"], top["rows_accepted"]) == (twin["submission_id"], "rejected", 0)
+        new.write_text(json.dumps({**twin, "status": "accepted_with_errors", "rows_accepted": 1, "extra": "x" * 9}))
+        assert c.get("/api/v1/submissions").json()[0]["status"] == "accepted_with_errors"
+        assert c.get("/api/v1/submissions", params={"period": "1999-01"}).json() == []
+        assert views.submissions(world.app.state.directory.principal_for("cy@alameda")) == []
+    finally:
+        new.unlink()
+    assert [h["submission_id"] for h in c.get("/api/v1/submissions").json()] == [world.submission_id]
