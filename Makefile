@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test test-fast lint typecheck bench airflow portal browser install clean jvm
+.PHONY: demo test test-fast lint typecheck bench airflow portal browser oidc install clean jvm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,14 +40,24 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y chromium libpango-1.0-0 libpangoft2-1.0-0; \
 		else sudo apt-get update -q && sudo apt-get install -y chromium libpango-1.0-0 libpangoft2-1.0-0; fi; }
 
+# The OpenID Provider the portal's single sign-on tests run on 127.0.0.1: panva's oidc-provider from npm,
+# pinned by its package-lock.json, installed under tests/portal/oidc/node_modules; redone only when the lock changes.
+OIDC_DIR := tests/portal/oidc
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.installed
+$(OIDC_STAMP): $(OIDC_DIR)/package-lock.json
+	npm ci --prefix $(OIDC_DIR) --ignore-scripts --no-audit --no-fund
+	touch $(OIDC_STAMP)
+
+oidc: $(OIDC_STAMP)
+
 # The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
-test: $(STAMP) $(JVM_STAMP) browser
+test: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	bash scripts/run_tests.sh --cov --cov-report=term:skip-covered
 
 # The development lane: lint, then the tests not marked slow (no type check, no coverage).
-test-fast: $(STAMP) $(JVM_STAMP) browser
+test-fast: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	bash scripts/run_tests.sh -m "not slow"
 

@@ -65,6 +65,12 @@ with the fields.
 | `PHMX_PORTAL_SECRET_FILE` | `$PHMX_KEYS_DIR/portal-session.key` | the portal's session-signing secret (made once, 0600) |
 | `PHMX_PORTAL_TLS` | `0` | `1` when the portal is reached over HTTPS (directly or behind a TLS proxy): Secure cookies and HSTS |
 | `PHMX_PORTAL_MAX_UPLOAD_MB` | `512` | the portal's largest upload |
+| `PHMX_PORTAL_OIDC_ISSUER` | unset | the identity provider's OpenID Connect issuer URL; set, the sign-in page offers single sign-on (see [portal guide](portal-guide.md)) |
+| `PHMX_PORTAL_OIDC_CLIENT_ID` | unset | the portal's client id at the identity provider |
+| `PHMX_PORTAL_OIDC_CLIENT_SECRET_FILE` | `$PHMX_KEYS_DIR/portal-oidc-client.secret` | file holding the portal's client secret (0600) |
+| `PHMX_PORTAL_OIDC_SCOPES` | `openid email profile` | scopes the portal asks for (space-separated; `openid` is always sent) |
+| `PHMX_PORTAL_OIDC_MAPPING` | `$PHMX_HOME/portal/oidc.yaml` | which ID token claims put a person in which organisation (rules as data) |
+| `PHMX_PORTAL_OIDC_REDIRECT_URL` | `<the portal's URL>/auth/oidc/callback` | the callback URL registered at the identity provider (set it behind a proxy) |
 """
 
 from __future__ import annotations
@@ -211,6 +217,21 @@ class Settings(BaseSettings):
                             "`1` when the portal is reached over HTTPS (directly or behind a TLS proxy): Secure "
                             "cookies and HSTS")
     portal_max_upload_mb: float = _var("PHMX_PORTAL_MAX_UPLOAD_MB", 512, "`512`", "the portal's largest upload")
+    portal_oidc_issuer: str | None = _var("PHMX_PORTAL_OIDC_ISSUER", None, "unset",
+                                          "the identity provider's OpenID Connect issuer URL; set, the sign-in page "
+                                          "offers single sign-on (see [portal guide](portal-guide.md))")
+    portal_oidc_client_id: str | None = _var("PHMX_PORTAL_OIDC_CLIENT_ID", None, "unset",
+                                             "the portal's client id at the identity provider")
+    portal_oidc_client_secret_file: str | None = _var(
+        "PHMX_PORTAL_OIDC_CLIENT_SECRET_FILE", None, "`$PHMX_KEYS_DIR/portal-oidc-client.secret`",
+        "file holding the portal's client secret (0600)")
+    portal_oidc_scopes: str = _var("PHMX_PORTAL_OIDC_SCOPES", "openid email profile", "`openid email profile`",
+                                   "scopes the portal asks for (space-separated; `openid` is always sent)")
+    portal_oidc_mapping: str | None = _var("PHMX_PORTAL_OIDC_MAPPING", None, "`$PHMX_HOME/portal/oidc.yaml`",
+                                           "which ID token claims put a person in which organisation (rules as data)")
+    portal_oidc_redirect_url: str | None = _var(
+        "PHMX_PORTAL_OIDC_REDIRECT_URL", None, "`<the portal's URL>/auth/oidc/callback`",
+        "the callback URL registered at the identity provider (set it behind a proxy)")
     # Stage options for one run (tests, one-off runs); not read from the environment.
     extra: Mapping[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -368,6 +389,12 @@ class PortalSettings:
     secret_file: str
     tls: bool
     max_upload_bytes: int
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret_file: str = ""
+    oidc_scopes: str = "openid email profile"
+    oidc_mapping_file: str = ""
+    oidc_redirect_url: str | None = None
 
 
 def load_portal(base: Settings | None = None) -> PortalSettings:
@@ -379,4 +406,9 @@ def load_portal(base: Settings | None = None) -> PortalSettings:
         users_file=s.portal_users or str(Path(s.home, "portal", "users.yaml")),
         secret_file=s.portal_secret_file or str(Path(s.keys_dir, "portal-session.key")),
         tls=s.portal_tls, max_upload_bytes=int(s.portal_max_upload_mb * 2**20),
+        oidc_issuer=s.portal_oidc_issuer, oidc_client_id=s.portal_oidc_client_id,
+        oidc_client_secret_file=s.portal_oidc_client_secret_file or str(Path(s.keys_dir, "portal-oidc-client.secret")),
+        oidc_scopes=s.portal_oidc_scopes,
+        oidc_mapping_file=s.portal_oidc_mapping or str(Path(s.home, "portal", "oidc.yaml")),
+        oidc_redirect_url=s.portal_oidc_redirect_url,
     )

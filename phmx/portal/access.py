@@ -36,6 +36,8 @@ RULES: dict[str, Rule] = {
     # public
     "login_form": PUBLIC,
     "login": PUBLIC,
+    "oidc_login": PUBLIC,
+    "oidc_callback": PUBLIC,
     "healthz": PUBLIC,
     "openapi": PUBLIC,
     "static": PUBLIC,

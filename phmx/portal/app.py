@@ -23,11 +23,12 @@ from starlette.middleware.sessions import SessionMiddleware
 from phmx import settings as settings_mod
 from phmx.errors import LedgerError, StorageError
 from phmx.log import get_logger
-from phmx.portal import intake, statement, views
+from phmx.portal import intake, oidc, statement, views
 from phmx.portal.directory import Directory, Principal, Role
 from phmx.portal.security import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
+    SSO_PREFIX,
     BodyLimit,
     LoginLimiter,
     NotSignedIn,
@@ -62,8 +63,8 @@ class StatementQuery(BaseModel):
     language: Literal["en", "es"] = "en"
 
 
-def _me(request: Request) -> Principal:
-    """The caller, as :func:`phmx.portal.security.authorize` found it."""
+async def _me(request: Request) -> Principal:
+    """The caller, as :func:`phmx.portal.security.authorize` found it (async: no thread hop)."""
     principal: Principal = request.state.principal
     return principal
 
@@ -95,9 +96,13 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
     app.state.directory = Directory(ps.orgs_file, ps.users_file)
     app.state.limiter = LoginLimiter()
     app.state.settings = ps
+    secret = session_secret(ps.secret_file)
+    sso = oidc.client_from_settings(ps, app.state.directory.organisations, secret)
+    app.state.oidc = sso
     env = _templates()
+    env.globals["sso"] = sso is not None
 
-    app.add_middleware(SessionMiddleware, secret_key=session_secret(ps.secret_file), session_cookie=SESSION_COOKIE,
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE,
                        max_age=SESSION_MAX_AGE, same_site="strict", https_only=ps.tls)
     app.add_middleware(BodyLimit, max_bytes=ps.max_upload_bytes)
     app.add_middleware(SecurityHeaders, tls=ps.tls)
@@ -177,6 +182,42 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
         csrf_token(request)
         return RedirectResponse("/", status_code=303)
 
+    # ---- single sign-on (OpenID Connect; see phmx.portal.oidc) ----------------------------------------
+    @app.get("/auth/oidc/login", name="oidc_login", include_in_schema=False)
+    def oidc_login(request: Request) -> Response:
+        if sso is None:
+            raise not_found()
+        try:
+            url, flow = sso.start(str(request.base_url))
+        except oidc.SignInRefused as exc:
+            return page(request, "login.html.j2", status=503, error=str(exc))
+        resp = RedirectResponse(url, status_code=303)
+        resp.set_cookie(oidc.FLOW_COOKIE, flow, max_age=oidc.FLOW_MAX_AGE, path="/auth/oidc", httponly=True,
+                        samesite="lax", secure=ps.tls)
+        return resp
+
+    @app.get(oidc.CALLBACK_PATH, name="oidc_callback", response_class=HTMLResponse, include_in_schema=False)
+    def oidc_callback(request: Request) -> Response:
+        if sso is None:
+            raise not_found()
+        params = {k: v for k, v in request.query_params.items() if k in ("code", "state", "iss", "error")}
+        try:
+            org, name, _ = sso.finish(base_url=str(request.base_url), params=params,
+                                      cookie=request.cookies.get(oidc.FLOW_COOKIE))
+        except oidc.SignInRefused as exc:
+            log.info("portal: single sign-on refused")
+            resp: Response = page(request, "login.html.j2", status=403, error=f"Single sign-on failed: {exc}.")
+        else:
+            request.session.clear()  # a new session on sign-in (no fixation)
+            request.session["user"] = SSO_PREFIX + name
+            request.session["org"] = org
+            csrf_token(request)
+            # A page, not a redirect: the browser arrives here from the identity provider's site, and
+            # the session's SameSite=Strict cookie is sent on the next, same-site navigation.
+            resp = page(request, "signed_in.html.j2")
+        resp.delete_cookie(oidc.FLOW_COOKIE, path="/auth/oidc")
+        return resp
+
     # ---- anyone signed in ---------------------------------------------------------------------------
     @app.get("/", name="home", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, who: Me) -> Response:
@@ -235,9 +276,12 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
         return intake.land(who, feed=feed, period=period, filename=file.filename or "", fileobj=file.file).to_dict()
 
     @app.get(f"{API}/submissions", name="api_submissions", tags=["submissions"],
-             summary="The caller's submission history with per-rule error shares")
-    def api_submissions(who: Me, feed: str | None = None, period: str | None = None) -> list[dict[str, Any]]:
-        return views.submissions(who, feed=feed, period=period)
+             summary="The caller's submission history with per-rule error shares",
+             response_model=list[dict[str, Any]])
+    async def api_submissions(who: Me, feed: str | None = None, period: str | None = None) -> Response:
+        # Serialised once per history rebuild (views.HISTORY_TTL_S), not per request; served on the
+        # event loop (no thread hop): a rebuild is a folder listing and the new receipts' parse.
+        return Response(views.submissions_json(who, feed=feed, period=period), media_type="application/json")
 
     @app.get(f"{API}/submissions/{{submission_id}}", name="api_receipt", tags=["submissions"],
              summary="The receipt of one of the caller's submissions")

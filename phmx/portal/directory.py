@@ -175,6 +175,14 @@ class Directory:
         return Principal(name=acct.username, organisation=self.organisations[acct.organisation],
                          scopes=frozenset(Scope))
 
+    def principal_for_organisation(self, name: str, organisation: str) -> Principal | None:
+        """A person signed in through the identity provider, acting for ``organisation`` (None when
+        the organisation is no longer in the directory)."""
+        org = self.organisations.get(organisation)
+        if org is None:
+            return None
+        return Principal(name=name, organisation=org, scopes=frozenset(Scope))
+
     def authenticate_token(self, presented: str) -> Principal | None:
         """``phmx_<id>_<secret>`` -> the token's principal, else None."""
         prefix, _, rest = presented.partition("_")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SESSION_COOKIE = "phmx_session"
 SESSION_MAX_AGE = 8 * 3600
+SSO_PREFIX = "sso:"  # a session user signed in through the identity provider: "sso:<display name>"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -74,6 +75,9 @@ def principal_of(request: Request) -> Principal | None:
             return None
         return directory.authenticate_token(value.strip())
     user = request.session.get("user") if "session" in request.scope else None
+    if isinstance(user, str) and user.startswith(SSO_PREFIX):
+        org = request.session.get("org")
+        return directory.principal_for_organisation(user[len(SSO_PREFIX):], org) if isinstance(org, str) else None
     return directory.principal_for(user) if isinstance(user, str) else None
 
 

@@ -15,9 +15,12 @@ import json
 import os
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from phmx import settings, storage
 from phmx.portal.directory import Principal
@@ -118,15 +121,46 @@ class ReceiptIndex:
 
 
 RECEIPTS = ReceiptIndex()
+# A submitter's history is rebuilt at most once per HISTORY_TTL_S: at a busy hour hundreds of page
+# views a second share one listing, and a new receipt shows within a second.
+HISTORY_TTL_S = 1.0
+_history_cache: dict[tuple[str, str, str, int], tuple[float, list[dict[str, Any]], bytes]] = {}
+_history_lock = threading.Lock()
+
+
+def _history(submitter: str, feed: str | None, period: str | None, limit: int) -> tuple[list[dict[str, Any]], bytes]:
+    key = (submitter, feed or "", period or "", limit)
+    now = time.monotonic()
+    with _history_lock:
+        held = _history_cache.get(key)
+    if held is not None and now - held[0] < HISTORY_TTL_S:
+        return held[1], held[2]
+    rows = _build_history(submitter, feed, period, limit)
+    body = orjson.dumps(rows)
+    with _history_lock:
+        if len(_history_cache) > 10_000:
+            _history_cache.clear()
+        _history_cache[key] = (now, rows, body)
+    return rows, body
 
 
 def submissions(principal: Principal, *, feed: str | None = None, period: str | None = None,
                 limit: int = 200) -> list[dict[str, Any]]:
     """The organisation's submission history, newest first, each with its rule summary and
-    ``superseded_by`` (what ``phmx submissions`` shows), from its receipts (:class:`ReceiptIndex`)."""
+    ``superseded_by`` (what ``phmx submissions`` shows), from its receipts (:class:`ReceiptIndex`).
+    The rows are shared between callers for up to :data:`HISTORY_TTL_S`: do not change them."""
     submitter = principal.organisation.submitter
-    if not submitter:
-        return []
+    return _history(submitter, feed, period, limit)[0] if submitter else []
+
+
+def submissions_json(principal: Principal, *, feed: str | None = None, period: str | None = None,
+                     limit: int = 200) -> bytes:
+    """:func:`submissions` as JSON, serialised once per rebuild (the API's hot path)."""
+    submitter = principal.organisation.submitter
+    return _history(submitter, feed, period, limit)[1] if submitter else b"[]"
+
+
+def _build_history(submitter: str, feed: str | None, period: str | None, limit: int) -> list[dict[str, Any]]:
     rows = RECEIPTS.rows(submitter)
     superseded_by: dict[str, str] = {}
     for r in sorted(rows, key=lambda x: (str(x["received_at"] or ""), x["submission_id"])):

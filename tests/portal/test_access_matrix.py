@@ -24,7 +24,8 @@ ORG_ROLE = {"cair2": Role.SUBMITTER, "alpha_plan": Role.SUBMITTER, "lhj_alameda"
 # (organisation, scopes) of each test token
 TOKENS = {"submit": ("cair2", {Scope.SUBMIT}), "read": ("lhj_alameda", {Scope.READ})}
 OWNER = {"submission_id": "cair2", "feed": "lhj_alameda"}  # whose object a path parameter names
-PUBLIC_STATUS = {"login_form": 200, "login": 422, "healthz": 200, "openapi": 200, "static": 200}
+PUBLIC_STATUS = {"login_form": 200, "login": 422, "healthz": 200, "openapi": 200, "static": 200,
+                 "oidc_login": 404, "oidc_callback": 404}  # single sign-on is not configured in this world
 SUCCESS = {"api_submit": 201, "upload_form": 303, "logout": 303, "home": 303}
 VXU = (CORPUS / "hl7v2_vxu" / "mcir_dtap.hl7").read_bytes()
 
