@@ -50,6 +50,7 @@ SIGNATURE = "manifest.sig"
 PUBLIC_KEY = "publisher.pem"
 LATEST = "latest"
 STAGING = "_staging"
+CLAIMS = "_claims"  # S3: one object per version number ever taken (no PHI), so no two publishes share one
 SPOOL = "_spool"
 KEYS = "_keys"
 FORMAT = "phmx-feed-manifest/1"
@@ -311,6 +312,7 @@ class Staged:
     bytes: int
     generated_at: datetime
     sizes: dict[str, int] = field(default_factory=dict)  # name -> bytes (S3 promotion picks the copy API)
+    claim: str = ""  # S3: the version number's claim object (released if this package is not promoted)
 
     def uris(self) -> list[tuple[str, str]]:
         """(final URI, sha256) of every file, for the ledger's disclosure entry."""
@@ -333,7 +335,8 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
     now = now or datetime.now(UTC)
     base = period_root(root, pkg.recipient, pkg.feed, pkg.period)
     have = versions(base)
-    version = (max(have) if have else 0) + 1
+    version = _claim_version(root, pkg, have) if storage.is_s3(root) else (max(have) if have else 0) + 1
+    claim = storage.join(root, CLAIMS, pkg.recipient, pkg.feed, pkg.period, f"v{version}") if storage.is_s3(root) else ""
     final = storage.join(base, f"v{version}")
     staging = storage.join(root, STAGING, pkg.recipient, pkg.feed, pkg.period,
                            f"v{version}_{lakehouse.owner_tag()}_{uuid.uuid4().hex[:12]}")
@@ -355,6 +358,7 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
         faults.point("publish.stage.after_write")
     except Exception as exc:
         _discard(staging)
+        _release(claim)
         if isinstance(exc, PhmxError):
             raise
         raise StorageError(f"staging {pkg.recipient}/{pkg.feed}/{pkg.period} failed: {type(exc).__name__}",
@@ -364,7 +368,32 @@ def _stage(pkg: Package, root: str, *, signer: signing.Signer | None, now: datet
     hashes = {n: h for n, (h, _) in digests.items()} | {MANIFEST: sha256(manifest)}
     return Staged(pkg.recipient, pkg.feed, pkg.period, version, base, staging, final,
                   [*sorted(files), MANIFEST, SIGNATURE], sha256(manifest), signer.key_id, hashes, total, now,
-                  {n: size for n, (_, size) in digests.items()})
+                  {n: size for n, (_, size) in digests.items()}, claim)
+
+
+def _claim_version(root: str, pkg: Package, have: list[int]) -> int:
+    """S3: take the next version number with a conditional PutObject (``If-None-Match: *``) of
+    ``_claims/<recipient>/<feed>/<period>/v<N>``, so two publishes never stage the same version
+    (S3 has no atomic folder rename; the local route relies on one). Claims are kept: a version a
+    crash left unpromoted is skipped, never reused."""
+    prefix = storage.join(root, CLAIMS, pkg.recipient, pkg.feed, pkg.period)
+    claimed = {int(m.group(1)) for f in storage.list_files(prefix)
+               if (m := _VERSION.match(f.relpath.rsplit("/", 1)[-1]))}
+    version = max({*have, *claimed}, default=0) + 1
+    client = storage.s3_client()
+    body = json.dumps({"owner": lakehouse.owner_tag(), "run_id": pkg.run_id,
+                       "at": datetime.now(UTC).isoformat(timespec="seconds")}).encode()
+    for _ in range(64):
+        bucket, key = storage.split_s3(storage.join(prefix, f"v{version}"))
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+            return version
+        except Exception as exc:
+            if not _precondition_failed(exc):
+                raise
+            version += 1
+    raise StorageError(f"no free version number for {pkg.recipient}/{pkg.feed}/{pkg.period} after 64 tries",
+                       hint="other publishes to this recipient are running; re-run the publish later")
 
 
 def promote(st: Staged) -> Delivered:
@@ -379,8 +408,9 @@ def promote(st: Staged) -> Delivered:
         faults.point("publish.promote.after_latest")
     except Exception as exc:
         _discard(st.staging)
-        if not promoted:
+        if not promoted and not isinstance(exc, VersionTaken):
             _discard(st.final)
+            _release(st.claim)
         if isinstance(exc, PhmxError):
             raise
         raise StorageError(f"delivery of {st.recipient}/{st.feed}/{st.period} failed: {type(exc).__name__}",
@@ -400,8 +430,20 @@ def write_latest(base: str, version: int, manifest_sha256: str, published_at: da
 
 
 def discard(st: Staged) -> None:
-    """Drop a staged package that will not be promoted."""
+    """Drop a staged package that will not be promoted (its version number is free again)."""
     _discard(st.staging)
+    _release(st.claim)
+
+
+def _release(claim: str) -> None:
+    """Give back a version number this process took and will not promote (a failure it saw; a
+    killed process cannot, and its number is skipped)."""
+    if claim:
+        try:
+            bucket, key = storage.split_s3(claim)
+            storage.s3_client().delete_object(Bucket=bucket, Key=key)
+        except Exception:  # noqa: BLE001 - a claim left behind only skips a number
+            log.warning("could not release the version claim %s", claim)
 
 
 def deliver(pkg: Package, root: str, *, signer: signing.Signer | None = None,
@@ -415,7 +457,7 @@ COPY_OBJECT_MAX = 5 * 2**30  # S3's limit for a single CopyObject; bigger object
 
 def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] | None = None) -> None:
     """Local: one directory rename. S3: copy each object (in parts above 5 GiB, as S3 requires),
-    manifest and signature last."""
+    then write the manifest, the commit, last and only once."""
     if not storage.is_s3(final):
         target = Path(final)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -430,12 +472,39 @@ def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] |
     kms = settings.load().kms_key_id
     if kms:
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
-    for name in names:
+    if storage.exists(storage.join(final, MANIFEST)):
+        raise VersionTaken(f"version folder {final} already has a manifest",
+                           hint="another publish promoted this version; re-run the publish")
+    for name in [n for n in names if n != MANIFEST]:
         source = {"Bucket": sb, "Key": f"{sk}/{name}"}
         if (sizes or {}).get(name, 0) >= COPY_OBJECT_MAX:
             client.copy(source, fb, f"{fk}/{name}", ExtraArgs=extra or None)  # managed multipart copy
-            continue
-        client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource=source, MetadataDirective="COPY", **extra)
+        else:
+            client.copy_object(Bucket=fb, Key=f"{fk}/{name}", CopySource=source, MetadataDirective="COPY", **extra)
+        faults.point("publish.promote.copied")
+    # The manifest is the version's commit: written last (everything it names is already there)
+    # and only if no manifest is there yet (a conditional PutObject, If-None-Match: *), so a
+    # promoted version is never overwritten, whatever another publisher did.
+    manifest = client.get_object(Bucket=sb, Key=f"{sk}/{MANIFEST}")["Body"].read()
+    try:
+        client.put_object(Bucket=fb, Key=f"{fk}/{MANIFEST}", Body=manifest, ContentType="application/json",
+                          IfNoneMatch="*", **extra)
+    except Exception as exc:
+        if _precondition_failed(exc):
+            raise VersionTaken(f"version folder {final} already has a manifest",
+                               hint="another publish promoted this version; re-run the publish") from exc
+        raise
+
+
+class VersionTaken(StorageError):
+    """The version being promoted was committed by another process (its manifest is there)."""
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 def discard_folder(uri: str) -> None:

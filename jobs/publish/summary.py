@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jobs.publish.package import KEYS, LATEST, MANIFEST, STAGING
+from jobs.publish.package import CLAIMS, KEYS, LATEST, MANIFEST, STAGING
 from phmx import storage
 
 
@@ -21,11 +21,11 @@ def summarize_publish(publish_root: str) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str, str], set[str]] = {}
     for f in files:
         parts = f.relpath.split("/")
-        if len(parts) > 4 and parts[0] not in (STAGING, KEYS) and parts[3].startswith("v"):
+        if len(parts) > 4 and parts[0] not in (STAGING, KEYS, CLAIMS) and parts[3].startswith("v"):
             seen.setdefault((parts[0], parts[1], parts[2]), set()).add(parts[3])
     for f in files:
         parts = f.relpath.split("/")
-        if len(parts) != 4 or parts[-1] != LATEST or parts[0] in (STAGING, KEYS):
+        if len(parts) != 4 or parts[-1] != LATEST or parts[0] in (STAGING, KEYS, CLAIMS):
             continue
         recipient, feed, period, _ = parts
         base = storage.join(publish_root, recipient, feed, period)
