@@ -245,6 +245,72 @@ ADT_EVENT = _t(
         "measures read.",
 )
 
+# ECM data exchange (Enhanced Care Management): the plan's assignments and the ECM providers'
+# returns. source = the submitter; source_person_id = the plan's member id (assignments) or the
+# member's CIN (the providers' files), both linked to gold.member by identity like any person record.
+_ECM = "plan_id string, provider_npi string"
+
+ECM_ASSIGNMENT = _t(
+    "silver",
+    "ecm_assignment",
+    "source string, assignment_id string, source_person_id string, plan_id string, provider_npi string,"
+    "populations_of_focus array<string>, referral_date date, authorization_start date, authorization_end date,"
+    f"end_reason string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source assignment_id",
+    doc="A plan's ECM authorization and assignment of a member to an ECM provider (feed "
+    "ecm_member_information, after DHCS's member information file): the provider by NPI, the populations of "
+    "focus (value set ecm_population_of_focus), the authorization span [authorization_start, authorization_end] "
+    "and why it ended (ecm_end_reason). assignment_id = member id|NPI|start.",
+)
+
+ECM_CARE_PLAN = _t(
+    "silver",
+    "ecm_care_plan",
+    f"source string, source_person_id string, {_ECM}, status_date date, benefit_status string,"
+    "enrollment_date date, assessment_date date, care_plan_date date, care_plan_review_date date,"
+    "lead_care_manager_id string, lead_care_manager_start date, end_date date, end_reason string,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source source_person_id plan_id status_date",
+    doc="The ECM provider's status of an assigned member on status_date (feed ecm_return_transmission, after "
+    "DHCS's return transmission file): benefit status (PENDING, ENROLLED, DECLINED, UNREACHABLE, "
+    "DISCONTINUED), enrollment, comprehensive assessment and care plan dates, lead care manager, end date "
+    "and reason. Every status row is kept: a month reads the latest row on or before its last day.",
+)
+
+ECM_OUTREACH = _t(
+    "silver",
+    "ecm_outreach",
+    f"source string, outreach_id string, source_person_id string, {_ECM}, attempt_date date, method string,"
+    f"outcome string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source outreach_id",
+    doc="One outreach attempt by an ECM provider (feed ecm_outreach): method (ecm_outreach_method) and "
+    "outcome (ecm_outreach_outcome; CONTACT_* = successful). MAIL is kept but is not an attempt in the "
+    "metrics (DHCS counts only communication the member can answer directly).",
+)
+
+ECM_SERVICE = _t(
+    "silver",
+    "ecm_service",
+    f"source string, service_id string, source_person_id string, {_ECM}, service_date date, core_service string,"
+    "contact_mode string, minutes int, lead_care_manager_id string, hcpcs string, hcpcs_modifier string,"
+    f"{_SILVER_LINEAGE}, {_LABELS}",
+    keys="source service_id",
+    doc="One ECM service delivered (feed ecm_services), by core service (value set ecm_core_service: the "
+    "seven DHCS core services).",
+)
+
+CS_REFERRAL = _t(
+    "silver",
+    "cs_referral",
+    f"source string, referral_id string, source_person_id string, {_ECM}, cs_service string,"
+    "cs_provider_id string, referral_date date, status string, accepted_date date, delivered_date date,"
+    f"closed_date date, close_reason string, {_SILVER_LINEAGE}, {_LABELS}",
+    keys="source referral_id",
+    doc="A Community Supports referral by an ECM provider (feed cs_referrals) with its closed-loop milestones "
+    "gathered from every status update: status is the furthest reached (MADE < ACCEPTED < DELIVERED/CLOSED); "
+    "the loop is closed when status is DELIVERED or CLOSED. provider_npi is the referring ECM provider.",
+)
+
 MEDICATION = _t(
     "silver",
     "medication",
@@ -607,6 +673,11 @@ ALL: tuple[Table, ...] = (
     COVERAGE,
     ENCOUNTER,
     ADT_EVENT,
+    ECM_ASSIGNMENT,
+    ECM_CARE_PLAN,
+    ECM_OUTREACH,
+    ECM_SERVICE,
+    CS_REFERRAL,
     BH_SERVICE,
     DENTAL_SERVICE,
     IMMUNIZATION,
