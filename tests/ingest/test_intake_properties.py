@@ -44,7 +44,7 @@ TEXT = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp"))
 
 def _submitter(spec: FeedSpec) -> str:
     for candidate in ("mcp_bluecoast", "county_06001_bh", "county_06019_bh", "cair2", "dental_delta",
-                      "registry_synthea", "pharmacy_x"):
+                      "registry_synthea", "pharmacy_x", "ecm_harbor"):
         if spec.accepts_submitter(candidate):
             return candidate
     pytest.skip(f"no sample submitter for {spec.feed}")
