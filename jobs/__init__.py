@@ -1,4 +1,4 @@
-"""Pipeline stages, in order: ingest, conform, identity, consent, measures, indicators, publish.
+"""Pipeline stages, in order: ingest, conform, identity, consent, measures, indicators, ecm, publish.
 
 Each stage is a package ``jobs/<package>/`` laid out the same way: ``stage.py`` holds
 ``run(spark, ctx) -> StageResult``, ``__init__`` re-exports it and ``__main__`` runs it by hand
@@ -17,6 +17,7 @@ STAGE_PACKAGES: dict[str, str] = {
     "consent": "jobs.consent_decisions",
     "measures": "jobs.measures",
     "indicators": "jobs.indicators",
+    "ecm": "jobs.ecm",
     "publish": "jobs.publish",
 }
 STAGES: tuple[str, ...] = tuple(STAGE_PACKAGES)

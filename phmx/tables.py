@@ -605,6 +605,33 @@ INDICATOR_RATE = _t(
     "have no population in the cell. Internal (unsuppressed): the LHJ feed suppresses before publishing.",
 )
 
+# ---- ECM (jobs/ecm) -------------------------------------------------------------------------
+ECM_MEMBER_MONTH = _t(
+    "gold",
+    "ecm_member_month",
+    "member_id string, provider_npi string, plan_id string, month string, assignment_id string,"
+    "populations_of_focus array<string>, authorization_start date, authorization_end date, enrollment_date date,"
+    "end_date date, care_plan_date date, lead_care_manager_id string, engaged boolean, outreach_attempts int,"
+    "successful_outreach int, services int, run_id string",
+    keys="member_id provider_npi plan_id month",
+    doc="One row per member, ECM provider, plan and month (YYYY-MM) in which the member was authorized for ECM "
+    "with that provider: whether they were engaged (enrolled on or before the month's last day and not ended "
+    "before its first), the month's counted outreach attempts (letters excluded), successful ones and ECM "
+    "services. The members behind each line of gold.ecm_provider_month and of a payment statement.",
+)
+
+ECM_PROVIDER_MONTH = _t(
+    "gold",
+    "ecm_provider_month",
+    "provider_npi string, plan_id string, month string, metric_id string, family string, numerator double,"
+    "denominator double, value double, run_id string",
+    keys="provider_npi plan_id month metric_id",
+    doc="Every ECM metric of mappings/ecm/metrics.yaml per ECM provider (NPI), plan and month: numerator, "
+    "denominator (null for counts) and value (numerator / denominator, null when the denominator is 0; the "
+    "numerator for counts). metric_id <id>:<code> splits a metric by a value set's codes (outreach method, "
+    "core service). Every provider, plan and month with an authorized member has every metric, zeros included.",
+)
+
 DISCLOSURE_MEMBER = _t(
     "audit",
     "disclosure_member",
@@ -703,6 +730,8 @@ ALL: tuple[Table, ...] = (
     INDICATOR_DENOMINATOR,
     INDICATOR_CUBE,
     INDICATOR_RATE,
+    ECM_MEMBER_MONTH,
+    ECM_PROVIDER_MONTH,
     LEDGER,
     DISCLOSURE_MEMBER,
     FEED_LOG,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from phmx import storage
 from phmx.errors import ConfigError
 
 DEFAULT_COUNTIES = "06001,06013,06075"
@@ -27,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="", help="extra formats, comma-separated (e.g. x12_834,hl7_vxu)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (output is identical for any value)")
     p.add_argument("--chunk-size", type=int, default=None, help="people per chunk (changes the output)")
+    p.add_argument("--ecm-share", type=float, default=0.0,
+                   help="share of plan members with a CIN authorized for ECM (e.g. 0.05); 0 writes no ECM files")
+    p.add_argument("--ecm-providers", type=int, default=4, help="number of synthetic ECM providers")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -46,6 +50,17 @@ def run(args: argparse.Namespace) -> int:
     formats = {f.strip() for f in args.formats.split(",") if f.strip()}
     summary = generate(args.out, members=args.members, counties=args.counties.split(","), seed=args.seed,
                        start=args.start, months=args.months, formats=formats, config=cfg, workers=args.workers)
+    if args.ecm_share > 0:
+        if storage.is_s3(args.out):
+            raise ConfigError("synth: --ecm-share writes beside a local output only", hint="use a local --out")
+        from phmx.synth.ecm import generate_ecm
+
+        for rel, n in generate_ecm(args.out, seed=args.seed, share=args.ecm_share,
+                                   providers=args.ecm_providers).items():
+            summary.files[rel] = n
+            if rel.startswith("landing/"):
+                feed = rel.split("/")[2]
+                summary.rows_by_feed[feed] = summary.rows_by_feed.get(feed, 0) + n
     console = Console()
     if args.json:
         console.print_json(json.dumps(summary.to_dict()))

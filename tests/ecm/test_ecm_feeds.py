@@ -93,7 +93,8 @@ def test_assignment_and_returns_reach_silver(spark, phmx_home, land):
 
     plans = sorted(lakehouse.read(spark, "silver.ecm_care_plan").collect(), key=lambda r: r.status_date)
     assert [(r.source, r.source_person_id, r.benefit_status) for r in plans] == [
-        ("ecm_harbor", "91234567A", "PENDING"), ("ecm_harbor", "91234567A", "ENROLLED")]
+        ("ecm_harbor:ecm_return_transmission", "91234567A", "PENDING"),
+        ("ecm_harbor:ecm_return_transmission", "91234567A", "ENROLLED")]
     assert plans[1].enrollment_date == dt.date(2025, 2, 12) and plans[1].care_plan_date == dt.date(2025, 3, 20)
     assert plans[1].lead_care_manager_id == "LCM07"
 
@@ -108,9 +109,12 @@ def test_assignment_and_returns_reach_silver(spark, phmx_home, land):
     assert ref.referral_date == dt.date(2025, 3, 5) and ref.accepted_date == dt.date(2025, 3, 9)
     assert ref.delivered_date == dt.date(2025, 4, 2) and ref.closed_date is None
 
-    # every provider record is a person record identity can link (the CIN and name, encrypted at rest)
+    # every ECM feed keeps its own person records (source <submitter>:<feed>), so identity can link each
+    # file's records whatever else has arrived, and no feed's refresh replaces another's people
     people = {(r.source, r.source_person_id) for r in lakehouse.read(spark, "silver.person").collect()}
-    assert {("mcp_bluecoast", "BC1"), ("mcp_bluecoast", "BC2"), ("ecm_harbor", "91234567A")} <= people
+    assert {("mcp_bluecoast:ecm_member_information", "BC1"), ("mcp_bluecoast:ecm_member_information", "BC2")} <= people
+    assert {(f"ecm_harbor:{feed}", "91234567A") for feed in
+            ("ecm_return_transmission", "ecm_outreach", "ecm_services", "cs_referrals")} <= people
 
     # nothing lost: each refused row is in quarantine with the rule that refused it, and no PHI in receipts
     q = {(r.feed, r.row_number, r.rule_id, r.field) for r in lakehouse.read(spark, "bronze.quarantine").collect()}

@@ -1,0 +1,59 @@
+"""The ECM stage: the plans' assignments and providers' returns -> provider-month metrics.
+
+Writes gold.ecm_member_month (the members behind every line) and gold.ecm_provider_month (every
+metric of mappings/ecm/metrics.yaml) for the run's months, replacing exactly those months' rows,
+so rerunning a period is idempotent and never touches another month. With no ECM data it writes
+nothing and says so in its counts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from jobs.ecm import config as config_mod
+from jobs.ecm.frames import build
+from jobs.ecm.metrics import provider_month
+from phmx import lakehouse
+from phmx.context import RunContext, StageResult
+from phmx.log import get_logger
+from phmx.tables import ECM_ASSIGNMENT, ECM_MEMBER_MONTH, ECM_PROVIDER_MONTH
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = get_logger(__name__)
+
+STAGE = "ecm"
+
+
+def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig | None = None) -> StageResult:
+    from pyspark.sql import functions as F
+
+    cfg = cfg or config_mod.load()
+    if not lakehouse.exists(ECM_ASSIGNMENT):
+        return StageResult(STAGE, {"assignments": 0, "months": 0}, {"note": "no ECM assignments received"})
+    t0 = time.perf_counter()
+    scratch = lakehouse.Scratch(spark, "ecm")
+    try:
+        frames = build(spark, str(ctx.period), scratch)
+        if not frames.months:
+            return StageResult(STAGE, {"assignments": 0, "months": 0}, {"note": "no ECM assignments linked"})
+        months = [m for m, _, _ in frames.months]
+        where = "month IN (" + ", ".join(lakehouse.sql_literal(m) for m in months) + ")"
+        mm = frames.member_month.select(*[c for c in ECM_MEMBER_MONTH.column_names if c != "run_id"]).withColumn(
+            "run_id", F.lit(ctx.run_id))
+        lakehouse.overwrite(lakehouse.conform_to(mm, ECM_MEMBER_MONTH), ECM_MEMBER_MONTH, replace_where=where)
+        lakehouse.overwrite(provider_month(spark, frames, cfg, ctx.run_id), ECM_PROVIDER_MONTH, replace_where=where)
+        written = lakehouse.read(spark, ECM_PROVIDER_MONTH).where(where)
+        cells = written.select("provider_npi", "plan_id", "month").distinct().count()
+        engaged = written.where("metric_id = 'engaged_members'").agg(F.sum("numerator")).collect()[0][0] or 0
+        counts: dict[str, int | float | str] = {
+            "months": len(months), "provider_plan_months": cells, "metrics": len(cfg.metrics),
+            "engaged_member_months": int(engaged), "assignments_unlinked": frames.unlinked}
+        log.info("ecm metrics written for %d months (%d provider-plan-months)", len(months), cells)
+        return StageResult(STAGE, counts, {"first_month": months[0], "last_month": months[-1],
+                                           "metrics_version": cfg.version,
+                                           "seconds": round(time.perf_counter() - t0, 2)})
+    finally:
+        scratch.drop()

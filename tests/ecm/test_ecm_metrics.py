@@ -1,0 +1,92 @@
+"""ECM provider-month metrics: on a hand-built sequence, and against the synthetic generator's ground truth."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+
+import pytest
+from ecm_world import EXPECTED, NPI, PLAN, land_world
+
+from jobs import conform, ecm, identity, ingest
+from jobs.ecm.config import load
+from phmx import lakehouse
+from phmx.context import RunContext
+
+
+def _pipeline(spark, period: str = "all"):  # noqa: ANN001, ANN202
+    for stage in (ingest, conform, identity):
+        stage.run(spark, RunContext.new())
+    return ecm.run(spark, RunContext.new(period))
+
+
+def _defaults(month: str, metric_id: str) -> tuple[float, float | None, float | None]:
+    """A metric's row where nothing happened: 0 for counts, 0/0 (no value) for ratios and means, and
+    0 over the other metric's count for a ``denominator_metric`` (services per engaged member)."""
+    m = load().get(metric_id.split(":")[0])
+    if m.denominator_metric:
+        den = EXPECTED.get((month, m.denominator_metric), (0.0,))[0]
+        return (0.0, den, 0.0 if den else None)
+    if m.denominator:
+        return (0.0, 0.0, None)
+    return (0.0, None, 0.0)
+
+
+def test_hand_built_sequence_gives_the_worked_out_metrics(spark, phmx_home, land):
+    land_world(land)
+    result = _pipeline(spark)
+    assert result.counts["months"] == 4 and result.counts["assignments_unlinked"] == 0
+    rows = lakehouse.read(spark, "gold.ecm_provider_month").collect()
+    got = {(r.month, r.metric_id): (r.numerator, r.denominator, r.value) for r in rows}
+    assert {(r.provider_npi, r.plan_id) for r in rows} == {(NPI, PLAN)}
+    assert {m for m, _ in got} == {"2025-01", "2025-02", "2025-03", "2025-04"}
+    for key, have in sorted(got.items()):
+        want = EXPECTED.get(key, _defaults(*key))
+        assert have == tuple(None if v is None else float(v) for v in want), key
+    # the members behind the lines: B's March row ends on the day B declined, and was never engaged
+    mm = {(r.member_id, r.month): r for r in lakehouse.read(spark, "gold.ecm_member_month").collect()}
+    assert len(mm) == 6
+    b = [r for r in mm.values() if r.month == "2025-03" and r.authorization_end is not None]
+    assert len(b) == 1 and b[0].authorization_end == dt.date(2025, 3, 5) and not b[0].engaged
+    assert b[0].outreach_attempts == 1 and b[0].successful_outreach == 1
+
+
+def test_a_month_run_replaces_only_its_month(spark, phmx_home, land):
+    land_world(land)
+    _pipeline(spark)
+    before = sorted(map(tuple, lakehouse.read(spark, "gold.ecm_provider_month").drop("run_id").collect()))
+    result = ecm.run(spark, RunContext.new("2025-03"))
+    assert result.counts["months"] == 1
+    after = sorted(map(tuple, lakehouse.read(spark, "gold.ecm_provider_month").drop("run_id").collect()))
+    assert after == before
+    runs = {r.month: r.run_id for r in lakehouse.read(spark, "gold.ecm_provider_month").collect()}
+    assert runs["2025-03"] == result_run(spark, "2025-03") and runs["2025-02"] != runs["2025-03"]
+
+
+def result_run(spark, month: str) -> str:  # noqa: ANN001
+    (r,) = lakehouse.read(spark, "gold.ecm_provider_month").where(f"month = '{month}'").select("run_id").distinct().collect()
+    return r.run_id
+
+
+@pytest.mark.slow
+def test_every_metric_matches_the_generators_ground_truth(spark, phmx_home, tmp_path):
+    from phmx.synth.ecm import generate_ecm
+    from phmx.synth.generator import generate
+
+    out = tmp_path / "synth"
+    generate(out, members=800, counties=["06001"], seed=11, months=12)
+    written = generate_ecm(out, seed=11, share=0.1, providers=3)
+    assert written["ground_truth/ecm_members.csv"] >= 40
+    shutil.copytree(out / "landing", phmx_home / "landing")
+    _pipeline(spark)
+    got = {(r.provider_npi, r.plan_id, r.month, r.metric_id): (r.numerator, r.denominator, r.value)
+           for r in lakehouse.read(spark, "gold.ecm_provider_month").collect()}
+    with (out / "ground_truth" / "ecm_provider_month.csv").open() as fh:
+        truth = {(r["provider_npi"], r["plan_id"], r["month"], r["metric_id"]):
+                 (float(r["numerator"]), float(r["denominator"]) if r["denominator"] else None,
+                  float(r["value"]) if r["value"] else None) for r in csv.DictReader(fh)}
+    assert len(truth) > 500
+    assert set(got) == set(truth)
+    wrong = {k: (truth[k], got[k]) for k in truth if truth[k] != got[k]}
+    assert not wrong, list(wrong.items())[:5]
