@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from jobs.ecm import config as config_mod
 from jobs.ecm.frames import build
-from jobs.ecm.metrics import provider_month
+from jobs.ecm.provider_month import provider_month
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger

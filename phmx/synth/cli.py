@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ecm_share > 0:
         if storage.is_s3(args.out):
             raise ConfigError("synth: --ecm-share writes beside a local output only", hint="use a local --out")
-        from phmx.synth.ecm import generate_ecm
+        from phmx.synth.ecm_submitters import generate_ecm
 
         for rel, n in generate_ecm(args.out, seed=args.seed, share=args.ecm_share,
                                    providers=args.ecm_providers).items():

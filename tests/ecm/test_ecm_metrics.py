@@ -71,7 +71,7 @@ def result_run(spark, month: str) -> str:  # noqa: ANN001
 
 @pytest.mark.slow
 def test_every_metric_matches_the_generators_ground_truth(spark, phmx_home, tmp_path):
-    from phmx.synth.ecm import generate_ecm
+    from phmx.synth.ecm_submitters import generate_ecm
     from phmx.synth.generator import generate
 
     out = tmp_path / "synth"
