@@ -632,6 +632,28 @@ ECM_PROVIDER_MONTH = _t(
     "core service). Every provider, plan and month with an authorized member has every metric, zeros included.",
 )
 
+ECM_STATEMENT_LINE = _t(
+    "gold",
+    "ecm_statement_line",
+    "contract_id string, plan_id string, provider_npi string, month string, line_id string, description string,"
+    "quantity double, rate double, amount double, run_id string",
+    keys="contract_id provider_npi month line_id",
+    doc="A monthly ECM payment statement per value-based contract (mappings/ecm/contracts), provider NPI and "
+    "month: line_id PMPM (engaged member-months x rate), OUTREACH (paid attempts x rate), QUALITY:<metric> "
+    "(quantity: the metric's value; rate: the share of the PMPM amount earned), TOTAL. Reproducible from "
+    "gold.ecm_member_month, gold.ecm_provider_month and the contract.",
+)
+
+ECM_STATEMENT_MEMBER = _t(
+    "gold",
+    "ecm_statement_member",
+    "contract_id string, plan_id string, provider_npi string, month string, line_id string, member_id string,"
+    "units double, amount double, run_id string",
+    keys="contract_id provider_npi month line_id member_id",
+    doc="The members behind each PMPM and OUTREACH statement line (units: member-months or paid attempts), for "
+    "the paying plan only. Their amounts add up to the line's.",
+)
+
 DISCLOSURE_MEMBER = _t(
     "audit",
     "disclosure_member",
@@ -732,6 +754,8 @@ ALL: tuple[Table, ...] = (
     INDICATOR_RATE,
     ECM_MEMBER_MONTH,
     ECM_PROVIDER_MONTH,
+    ECM_STATEMENT_LINE,
+    ECM_STATEMENT_MEMBER,
     LEDGER,
     DISCLOSURE_MEMBER,
     FEED_LOG,

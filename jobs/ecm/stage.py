@@ -1,7 +1,9 @@
 """The ECM stage: the plans' assignments and providers' returns -> provider-month metrics.
 
-Writes gold.ecm_member_month (the members behind every line) and gold.ecm_provider_month (every
-metric of mappings/ecm/metrics.yaml) for the run's months, replacing exactly those months' rows,
+Writes gold.ecm_member_month (the members behind every line), gold.ecm_provider_month (every
+metric of mappings/ecm/metrics.yaml) and the payment statements of every contract in
+mappings/ecm/contracts (gold.ecm_statement_line, gold.ecm_statement_member) for the run's months,
+replacing exactly those months' rows,
 so rerunning a period is idempotent and never touches another month. With no ECM data it writes
 nothing and says so in its counts.
 """
@@ -12,6 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 from jobs.ecm import config as config_mod
+from jobs.ecm import statements
+from jobs.ecm.contracts import Contract, load_all
 from jobs.ecm.frames import build
 from jobs.ecm.provider_month import provider_month
 from phmx import lakehouse
@@ -27,7 +31,8 @@ log = get_logger(__name__)
 STAGE = "ecm"
 
 
-def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig | None = None) -> StageResult:
+def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig | None = None,
+        contracts: list[Contract] | None = None) -> StageResult:
     from pyspark.sql import functions as F
 
     cfg = cfg or config_mod.load()
@@ -45,12 +50,14 @@ def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig |
             "run_id", F.lit(ctx.run_id))
         lakehouse.overwrite(lakehouse.conform_to(mm, ECM_MEMBER_MONTH), ECM_MEMBER_MONTH, replace_where=where)
         lakehouse.overwrite(provider_month(spark, frames, cfg, ctx.run_id), ECM_PROVIDER_MONTH, replace_where=where)
+        lines = statements.write(spark, load_all() if contracts is None else contracts, months, ctx.run_id)
         written = lakehouse.read(spark, ECM_PROVIDER_MONTH).where(where)
         cells = written.select("provider_npi", "plan_id", "month").distinct().count()
         engaged = written.where("metric_id = 'engaged_members'").agg(F.sum("numerator")).collect()[0][0] or 0
         counts: dict[str, int | float | str] = {
             "months": len(months), "provider_plan_months": cells, "metrics": len(cfg.metrics),
-            "engaged_member_months": int(engaged), "assignments_unlinked": frames.unlinked}
+            "engaged_member_months": int(engaged), "assignments_unlinked": frames.unlinked,
+            "statement_lines": lines}
         log.info("ecm metrics written for %d months (%d provider-plan-months)", len(months), cells)
         return StageResult(STAGE, counts, {"first_month": months[0], "last_month": months[-1],
                                            "metrics_version": cfg.version,
