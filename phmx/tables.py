@@ -542,7 +542,22 @@ MEMBER_RISK = _t(
     keys="member_id period",
     doc="Risk tier (high / rising / low) from the transparent points model in "
         "mappings/measures/risk.yaml over the 12 months ending as_of, with every component and "
-        "the ECM population-of-focus flags. security_labels: of the evidence behind the flags.",
+        "the ECM population-of-focus flags. security_labels: of the evidence behind the flags. "
+        "period: R12-YYYY-MM for a monthly run or a run over all data (the 12 months ending that month, "
+        "never year to date), YYYY for a yearly run; the R12 rows month after month are the tier history "
+        "(gold.risk_transition).",
+)
+
+RISK_TRANSITION = _t(
+    "gold",
+    "risk_transition",
+    "month string, horizon_months int, from_tier string, members bigint, to_high bigint, to_rising bigint,"
+    "to_low bigint, left_tier bigint, share_left double, run_id string",
+    keys="month horizon_months from_tier",
+    doc="How members move between risk tiers: of the members in from_tier for the rolling 12 months ending "
+    "month (gold.member_risk period R12-<month>) who have a tier horizon_months (1, 5, 12) later, how many "
+    "are in each tier then, how many left from_tier and the share that left. Rebuilt from the whole tier "
+    "history after every risk run.",
 )
 
 # ---- population indicators (jobs/indicators) ----------------------------------------------
@@ -748,6 +763,7 @@ ALL: tuple[Table, ...] = (
     CONSENT_DECISION,
     MEASURE_EVENT,
     MEMBER_RISK,
+    RISK_TRANSITION,
     MEMBER_MONTH,
     INDICATOR_DENOMINATOR,
     INDICATOR_CUBE,

@@ -5,6 +5,8 @@
 * ``phmx measures run [--period P] [--run-id R] [--group FUM ...] [--no-risk] [--json]``
 * ``phmx measures rates [--period P] [--by lhj|age_band|sex|race_ethnicity|plan_id] [--json]``
 * ``phmx measures list [--json]``: every measure, its family and the public specification
+* ``phmx measures risk-history --from YYYY-MM --to YYYY-MM [--json]``: rolling 12-month risk tiers for
+  every month of the range (the tier history) and the transition matrix
 
 Output is counts and rates only (never a member). Handlers return an exit code; user errors
 raise phmx.errors types, printed once by phmx.cli.
@@ -42,6 +44,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     risk = {k: v for k, v in result.counts.items() if k.startswith(("risk_", "ecm_"))}
     if risk:
         _console().print("member risk: " + ", ".join(f"{k}={v}" for k, v in sorted(risk.items())))
+    return 0
+
+
+def cmd_risk_history(args: argparse.Namespace) -> int:
+    from jobs.measures.risk_history import backfill, months_between
+    from phmx.context import RunContext
+    from phmx.engine import get_spark
+
+    months = months_between(args.first, args.last)
+    counts = backfill(get_spark(), months, RunContext.new(run_id=args.run_id).run_id)
+    if args.json:
+        sys.stdout.write(json.dumps(counts, sort_keys=True) + "\n")
+    else:
+        _console().print("member risk per rolling period: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
 
 
@@ -131,6 +147,13 @@ def register(subparsers: Any) -> None:
     s.add_argument("--by", choices=STRATIFIERS, default=None)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_rates)
+
+    h = sub.add_parser("risk-history", help="rolling 12-month risk tiers for every month of a range, and transitions")
+    h.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
+    h.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
+    h.add_argument("--run-id", default=None)
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_risk_history)
 
     ls = sub.add_parser("list", help="the measures, their families and the specifications they follow")
     ls.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""The measures stage: silver + gold members -> gold.measure_event and gold.member_risk.
+"""The measures stage: silver + gold members -> gold.measure_event, gold.member_risk, gold.risk_transition.
 
 Each measure group (FUM, FUA, FUH, ...) is computed and written on its own, with an overwrite
 of exactly that period's rows of that group's measure ids (``replaceWhere``), so rerunning a
@@ -20,12 +20,14 @@ from jobs.measures.immunization import immunization
 from jobs.measures.inputs import load
 from jobs.measures.measurement_period import MeasurePeriod, resolve
 from jobs.measures.risk import member_risk
+from jobs.measures.risk_history import rolling, write_transitions
 from jobs.measures.strata import finalize
 from jobs.measures.wellchild import well_care_year, well_child
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
 from phmx.log import get_logger
+from phmx.period import Period, PeriodKind
 from phmx.tables import MEASURE_EVENT, MEMBER_RISK
 
 if TYPE_CHECKING:
@@ -47,6 +49,23 @@ FAMILIES: dict[str, Family] = {
     "well_child": well_child,
     "well_care_year": well_care_year,
 }
+
+
+def risk_period_of(spark: SparkSession, run_period: Period, measure_period: MeasurePeriod) -> MeasurePeriod:
+    """The window member risk is computed over: the 12 months ending the run's month (a monthly run, a
+    rolling period, or for ``all`` the month of the latest encounter), never year to date; a yearly
+    run keeps its calendar year (the same 12 months)."""
+    if run_period.kind in (PeriodKind.MONTH, PeriodKind.ROLLING_12):
+        return rolling(run_period)
+    if run_period.kind is PeriodKind.ALL:
+        from pyspark.sql import functions as F
+
+        from phmx.tables import ENCOUNTER
+
+        latest = lakehouse.read(spark, ENCOUNTER).agg(F.max("service_date")).collect()[0][0]
+        if latest is not None:
+            return rolling(Period.month_of(latest))
+    return measure_period
 
 
 def compute_group(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod,
@@ -98,10 +117,12 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, gr
         write_group(compute_group(inputs, cfg, spec, period, ctx.run_id), spec, period)
         seconds[name] = round(time.perf_counter() - t, 2)
         log.info("measures %s written for period %s in %.1f s", name, period.label, seconds[name])
+    risk_period = risk_period_of(spark, ctx.period, period)
     if risk:
         t = time.perf_counter()
-        lakehouse.overwrite(member_risk(inputs, cfg, period, ctx.run_id), MEMBER_RISK,
-                            replace_where=f"period = {lakehouse.sql_literal(period.label)}")
+        lakehouse.overwrite(member_risk(inputs, cfg, risk_period, ctx.run_id), MEMBER_RISK,
+                            replace_where=f"period = {lakehouse.sql_literal(risk_period.label)}")
+        write_transitions(spark, ctx.run_id)
         seconds["member_risk"] = round(time.perf_counter() - t, 2)
 
     counts: dict[str, int | float | str] = {"period": period.label}
@@ -119,7 +140,8 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, gr
         rates[r["measure_id"]] = {"units": int(r["units"]), "denominator": den, "numerator": num,
                                   "rate": round(num / den, 4) if den else 0.0}
     if risk:
-        mr = lakehouse.read(spark, MEMBER_RISK).where(F.col("period") == period.label)
+        mr = lakehouse.read(spark, MEMBER_RISK).where(F.col("period") == risk_period.label)
+        counts["member_risk_period"] = risk_period.label
         agg = mr.groupBy("risk_tier").agg(F.count("*").alias("n")).collect()
         for r in agg:
             counts[f"risk_{r['risk_tier']}"] = int(r["n"])

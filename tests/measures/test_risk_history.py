@@ -1,0 +1,51 @@
+"""Risk that stays fresh: rolling 12-month windows for monthly runs, the tier history and transitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from jobs.measures.measurement_period import MeasurePeriod
+from jobs.measures.risk_history import months_between, transitions
+from jobs.measures.stage import risk_period_of
+from phmx import lakehouse
+from phmx.period import Period
+from phmx.tables import ENCOUNTER, MEMBER_RISK
+
+# member -> {rolling period month: tier}
+HISTORY = {
+    "m1": {"2025-01": "high", "2025-02": "high", "2025-06": "rising"},
+    "m2": {"2025-01": "high", "2025-02": "low", "2025-06": "low"},
+    "m3": {"2025-01": "rising", "2025-02": "rising"},
+    "m4": {"2025-01": "high"},                       # no later tier: not a transition
+    "m5": {"2025-01": "high", "2026-01": "high"},
+}
+
+
+def test_transition_matrix_from_the_tier_history(spark, phmx_home):
+    rows = [(m, f"R12-{month}", tier) for m, h in HISTORY.items() for month, tier in h.items()]
+    rows.append(("m1", "2025", "low"))  # a calendar-year row is not part of the monthly history
+    df = spark.createDataFrame(rows, "member_id string, period string, risk_tier string")
+    lakehouse.overwrite(lakehouse.conform_to(df, MEMBER_RISK), MEMBER_RISK)
+    got = {(r.month, r.horizon_months, r.from_tier): (r.members, r.to_high, r.to_rising, r.to_low, r.left_tier,
+                                                      r.share_left)
+           for r in transitions(spark, "run-t").collect()}
+    assert got == {
+        ("2025-01", 1, "high"): (2, 1, 0, 1, 1, 0.5),      # m1 stayed, m2 fell to low (m4, m5: no February)
+        ("2025-01", 5, "high"): (2, 0, 1, 1, 2, 1.0),      # by June both had left
+        ("2025-01", 12, "high"): (1, 1, 0, 0, 0, 0.0),     # m5 still high a year later
+        ("2025-01", 1, "rising"): (1, 0, 1, 0, 0, 0.0),    # m3
+    }
+
+
+def test_monthly_and_all_runs_use_the_rolling_12_months(spark, phmx_home):
+    year = MeasurePeriod("2025", dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+    march = risk_period_of(spark, Period.parse("2025-03"), year)
+    assert (march.label, march.start, march.end) == ("R12-2025-03", dt.date(2024, 4, 1), dt.date(2025, 3, 31))
+    assert risk_period_of(spark, Period.parse("2025"), year) == year  # a calendar year is already 12 months
+    enc = spark.createDataFrame([("s", "e1", "p1", "ED", dt.date(2025, 8, 14))],
+                                "source string, encounter_id string, source_person_id string, setting string, "
+                                "service_date date")
+    lakehouse.overwrite(lakehouse.conform_to(enc, ENCOUNTER), ENCOUNTER)
+    latest = risk_period_of(spark, Period.parse("all"), year)
+    assert (latest.label, latest.start, latest.end) == ("R12-2025-08", dt.date(2024, 9, 1), dt.date(2025, 8, 31))
+    assert [str(p) for p in months_between("2024-11", "2025-02")] == ["2024-11", "2024-12", "2025-01", "2025-02"]
