@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -123,7 +124,7 @@ def _npi(i: int) -> str:
     return base + str((10 - total % 10) % 10)
 
 
-def _months(start: str, months: int) -> list[tuple[date, date]]:
+def months_of(start: str, months: int) -> list[tuple[date, date]]:
     y, m = (int(x) for x in start.split("-"))
     out = []
     for _ in range(months):
@@ -273,6 +274,37 @@ def _status_on(m: Member, day: date) -> dict[str, str] | None:
     return row
 
 
+def stories(candidates: Iterable[dict[str, str]], *, seed: int, share: float, providers: int,
+            cal: list[tuple[date, date]], pids: dict[tuple[str, str], str] | None = None,
+            flags: dict[str, dict[str, str]] | None = None) -> tuple[list[Member], list[Provider]]:
+    """Choose ``share`` of the ``candidates`` (plan members: submitter, member_local_id, cin, names,
+    birth_date YYYYMMDD, sex, plan_id), authorize each with one of ``providers`` ECM providers and play
+    their stories out over the months ``cal``. Deterministic for a seed."""
+    if not 0 < share <= 1 or providers < 1:
+        raise ConfigError("synth ecm: share must be in (0, 1] and providers at least 1")
+    pids = pids or {}
+    flags = flags or {}
+    first, end = cal[0][0], cal[-1][1]
+    rng = random.Random(f"ecm:{seed}")  # noqa: S311 - synthetic data, not security
+    provs = [Provider(f"ecm_p{i:03d}", _npi(i), tuple(f"LCM{i:03d}{k}" for k in range(rng.randint(2, 5))))
+             for i in range(1, providers + 1)]
+    chosen = [c for c in candidates if rng.random() < share]
+    members: list[Member] = []
+    for c in chosen:
+        pid = pids.get((c["submitter"], c["member_local_id"]), "")
+        bd = c["birth_date"]
+        who = {"cin": c["cin"], "given_name": c["given_name"], "family_name": c["family_name"],
+               "birth_date": f"{bd[:4]}-{bd[4:6]}-{bd[6:8]}"}
+        # authorized in the first three quarters of the window, so most stories have time to unfold
+        auth = first + timedelta(days=rng.randint(0, max(1, int((end - first).days * 0.75))))
+        m = Member(pid, c["submitter"], c["member_local_id"], c["plan_id"], who, c.get("sex", ""),
+                   rng.randint(0, providers - 1), _pofs(flags.get(pid, {}), rng),
+                   auth - timedelta(days=rng.randint(0, 20)), auth)
+        _play(m, provs[m.provider], rng, end)
+        members.append(m)
+    return members, provs
+
+
 class _Files:
     """CSV files under the output root, one per (submitter, feed, month), in a fixed order."""
 
@@ -312,31 +344,10 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
     manifest = json.loads((root / "ground_truth" / "manifest.json").read_text())
     start = start or str(manifest["start"])
     months = months or int(manifest["months"])
-    if not 0 < share <= 1 or providers < 1:
-        raise ConfigError("synth ecm: share must be in (0, 1] and providers at least 1")
-    cal = _months(start, months)
-    end = cal[-1][1]
-    rng = random.Random(f"ecm:{seed}")  # noqa: S311 - synthetic data, not security
-    provs = [Provider(f"ecm_p{i:03d}", _npi(i), tuple(f"LCM{i:03d}{k}" for k in range(rng.randint(2, 5))))
-             for i in range(1, providers + 1)]
-    pids = _person_ids(root)
-    flags = _people_flags(root)
+    cal = months_of(start, months)
     candidates = _plan_members(root, start if months < 1 else f"{cal[-1][0]:%Y-%m}")
-    chosen = [c for c in candidates if rng.random() < share]
-    members: list[Member] = []
-    for c in chosen:
-        pid = pids.get((c["submitter"], c["member_local_id"]), "")
-        bd = c["birth_date"]
-        who = {"cin": c["cin"], "given_name": c["given_name"], "family_name": c["family_name"],
-               "birth_date": f"{bd[:4]}-{bd[4:6]}-{bd[6:8]}"}
-        # authorized in the first three quarters of the window, so most stories have time to unfold
-        first = cal[0][0]
-        auth = first + timedelta(days=rng.randint(0, max(1, int((end - first).days * 0.75))))
-        m = Member(pid, c["submitter"], c["member_local_id"], c["plan_id"], who, c.get("sex", ""),
-                   rng.randint(0, providers - 1), _pofs(flags.get(pid, {}), rng),
-                   auth - timedelta(days=rng.randint(0, 20)), auth)
-        _play(m, provs[m.provider], rng, end)
-        members.append(m)
+    members, provs = stories(candidates, seed=seed, share=share, providers=providers, cal=cal,
+                             pids=_person_ids(root), flags=_people_flags(root))
 
     files = _Files(root)
     for first, last in cal:
