@@ -66,6 +66,10 @@ RULES: dict[str, Rule] = {
     "disclosures_page": _r(A, scope=None),
     "api_ledger_verify": _r(A),
     "api_disclosures": _r(A),
+    "decisions_page": _r(A, scope=None),
+    "decision_disclosure_page": _r(A, scope=None),
+    "api_decisions": _r(A),
+    "api_disclosure_detail": _r(A),
     # auditors and operators: one member's statement of how their data were used
     "statement_form": _r(A, OP, scope=None),
     "statement_page": _r(A, OP, scope=None),

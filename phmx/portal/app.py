@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jinja2
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -23,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from phmx import settings as settings_mod
 from phmx.errors import LedgerError, StorageError
 from phmx.log import get_logger
-from phmx.portal import intake, oidc, statement, views
+from phmx.portal import decisions, intake, oidc, statement, views
 from phmx.portal.directory import Directory, Principal, Role
 from phmx.portal.security import (
     SESSION_COOKIE,
@@ -70,6 +71,7 @@ async def _me(request: Request) -> Principal:
 
 
 Me = Annotated[Principal, Depends(_me)]
+Text = Annotated[str | None, Query(max_length=80)]  # a search field (recipient, purpose, rule id)
 
 
 def _templates() -> jinja2.Environment:
@@ -373,6 +375,53 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
               summary="Accounting of disclosures for one member (the member id in the body; recorded)")
     def api_disclosures(who: Me, q: DisclosureQuery) -> list[dict[str, Any]]:
         return _disclosures(who, q)
+
+    # ---- auditors: decision reports and search, with a drill-down per disclosure ----------------------
+    def _search(recipient: str | None, purpose: str | None, rule: str | None, since: date | None,
+                until: date | None) -> decisions.Search:
+        def clean(v: str | None) -> str | None:
+            v = (v or "").strip()
+            return v if v and views.FEED_OR_PERIOD.match(v) else None
+        return decisions.Search(clean(recipient), clean(purpose), clean(rule), since, until)
+
+    def _day(value: str | None) -> date | None:
+        try:
+            return date.fromisoformat(value.strip()) if value and value.strip() else None
+        except ValueError:
+            return None
+
+    @app.get("/audit/decisions", name="decisions_page", response_class=HTMLResponse, include_in_schema=False)
+    def decisions_page(request: Request, recipient: Text = None, purpose: Text = None, rule: Text = None,
+                       since: Text = None, until: Text = None) -> HTMLResponse:
+        # A browser's form sends empty fields: an empty or unreadable date means "no bound" here.
+        q = _search(recipient, purpose, rule, _day(since), _day(until))
+        return page(request, "decisions.html.j2", q=q, counts=decisions.decision_counts(q),
+                    rows=decisions.disclosures(q))
+
+    @app.get("/audit/decisions/disclosures/{seq}", name="decision_disclosure_page", response_class=HTMLResponse,
+             include_in_schema=False)
+    def decision_disclosure_page(request: Request, who: Me, seq: Annotated[int, PathParam(ge=1, le=10**12)]) -> HTMLResponse:
+        d = decisions.disclosure(seq)
+        if d is None:
+            raise not_found()
+        views.record_access(who, action="disclosure_detail", resource={"seq": seq})
+        return page(request, "decision_disclosure.html.j2", d=d)
+
+    @app.get(f"{API}/audit/decisions", name="api_decisions", tags=["audit"],
+             summary="Decisions in force (counts) and disclosures, searched by recipient, purpose, rule and date")
+    def api_decisions(recipient: Text = None, purpose: Text = None, rule: Text = None, since: date | None = None,
+                      until: date | None = None) -> dict[str, Any]:
+        q = _search(recipient, purpose, rule, since, until)
+        return {"decisions": decisions.decision_counts(q), "disclosures": decisions.disclosures(q)}
+
+    @app.get(f"{API}/audit/disclosures/{{seq}}", name="api_disclosure_detail", tags=["audit"],
+             summary="One disclosure in full: files, rules and what they cite, consents and why cited, rows by class")
+    def api_disclosure_detail(who: Me, seq: Annotated[int, PathParam(ge=1, le=10**12)]) -> dict[str, Any]:
+        d = decisions.disclosure(seq)
+        if d is None:
+            raise not_found()
+        views.record_access(who, action="disclosure_detail", resource={"seq": seq})
+        return d
 
     # ---- auditors and operators: a member's statement of how their data were used -------------------
     def _statement(who: Principal, q: StatementQuery, fmt: str) -> statement.Statement:

@@ -55,6 +55,7 @@ class World:
     submission_id: str
     package: tuple[str, str, str]  # feed, period, version of lhj_alameda's package
     tokens: dict[str, str]
+    disclosure_seq: int = 0  # the disclosure of both members to lhj_alameda
     clients: dict[str, TestClient] = field(default_factory=dict)
     csrf: dict[str, str] = field(default_factory=dict)
 
@@ -121,16 +122,17 @@ def build(home: Path, spark: Any) -> World:
 
     members = spark.createDataFrame([(DISCLOSED_MEMBER, "immunization"), (OTHER_MEMBER, "SUD")],
                                     ["member_id", "data_class"])
-    ledger.record_disclosure(spark, recipient="lhj_alameda", purpose="PUBHLTH", run_id="run-portal",
+    seq = ledger.record_disclosure(spark, recipient="lhj_alameda", purpose="PUBHLTH", run_id="run-portal",
                              files=[("publish/lhj_alameda/lhj_measures/2025/v2/measures.csv", "0" * 64)],
                              members_by_class=members, rule_ids=["pubhlth_aggregate"], consent_ids=[])
-    other = spark.createDataFrame([(OTHER_MEMBER, "SUD")], ["member_id", "data_class"])
+    other = spark.createDataFrame([(OTHER_MEMBER, "SUD", ["PART2-2.31-WRITTEN-CONSENT"], [f"{COUNTY_B}:F-200"])],
+                                  "member_id string, data_class string, rule_ids array<string>, consent_ids array<string>")
     ledger.record_disclosure(spark, recipient="mcp_beta", purpose="TREAT", run_id="run-portal",
                              files=[("publish/mcp_beta/plan_feed/2025/v1/members.csv", "1" * 64)],
                              members_by_class=other, rule_ids=["PART2-2.31-WRITTEN-CONSENT"],
                              consent_ids=[f"{COUNTY_B}:F-200"])
     consents(spark)
-    return World(home, app, sids[0], ("lhj_measures", "2025", "v2"), tokens)
+    return World(home, app, sids[0], ("lhj_measures", "2025", "v2"), tokens, seq)
 
 
 def consents(spark: Any) -> None:
@@ -155,6 +157,23 @@ def consents(spark: Any) -> None:
     xw = spark.createDataFrame([(f"{COUNTY_A}:sud", "C1", DISCLOSED_MEMBER, "exact", 1.0, "r0", now),
                                 (f"{COUNTY_B}:sud", "C1", OTHER_MEMBER, "exact", 1.0, "r0", now)], schema)
     lakehouse.overwrite(xw, MEMBER_XWALK)
+    # Decisions in force (what the consent stage writes): two permits and a deny.
+    import pyarrow as pa
+
+    from phmx.tables import CONSENT_DECISION
+
+    types = {"string": pa.string(), "array<string>": pa.list_(pa.string()), "timestamp": pa.timestamp("us", tz="UTC")}
+    schema_d = pa.schema([(n, types[t]) for n, t in CONSENT_DECISION.columns])
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    rows = [
+        (DISCLOSED_MEMBER, "GENERAL", "PUBHLTH", "lhj_alameda", "permit", ["HIPAA-164.512B-PUBLIC-HEALTH"], []),
+        (OTHER_MEMBER, "SUD", "TREAT", "mcp_beta", "permit", ["PART2-2.31-WRITTEN-CONSENT"], [f"{COUNTY_B}:F-200"]),
+        (OTHER_MEMBER, "SUD", "TREAT", "mcp_alpha", "deny", ["DEFAULT-DENY"], []),
+    ]
+    names = [n for n, _ in CONSENT_DECISION.columns]
+    data = [dict(zip(names, (m, c, p, r, d, rules, cons, t0, None, "2026.1", "run-portal", t0), strict=True))
+            for m, c, p, r, d, rules, cons in rows]
+    lakehouse.append_arrow(CONSENT_DECISION, pa.Table.from_pylist(data, schema=schema_d))
 
 
 @contextmanager

@@ -68,7 +68,7 @@ def _expected(name: str, path: str, actor: str) -> int:
 def _request(world: World, name: str, method: str, path: str, actor: str, n: int) -> Any:
     feed, period, version = world.package
     url = path.replace(":path}", "}").format(submission_id=world.submission_id, feed=feed, period=period, version=version,
-                      name="measures.csv")
+                      name="measures.csv", seq=world.disclosure_seq)
     kind, _, who = actor.partition(":")
     headers: dict[str, str] = {}
     if kind == "user":

@@ -130,3 +130,16 @@ def test_an_operator_prepares_a_members_statement_in_spanish_and_downloads_the_p
     assert dl.value.suggested_filename.startswith("member-statement-es-")
     assert Path(dl.value.path()).read_bytes().startswith(b"%PDF")
     ctx.close()
+
+
+def test_an_auditor_searches_decisions_and_drills_down_to_a_disclosure(browser, world: World):
+    ctx, page = _sign_in(browser, "state_audit")
+    page.get_by_role("link", name="Decisions and disclosures: search by recipient, purpose, rule and date").click()
+    page.get_by_label("Recipient (hub id, e.g. lhj_alameda)").fill("mcp_beta")
+    page.get_by_role("button", name="Search").click()
+    assert "PART2-2.31-WRITTEN-CONSENT" in page.inner_text("main")
+    _accessible(page, "auditor-decisions")
+    page.get_by_role("table").nth(1).get_by_role("link").first.click()
+    assert "county_06013_bh:F-200" in page.inner_text("main") and "permitting" in page.inner_text("main")
+    _accessible(page, "auditor-disclosure-detail")
+    ctx.close()
