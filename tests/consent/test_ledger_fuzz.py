@@ -117,3 +117,19 @@ def test_verify_prints_the_head_to_keep(small_ledger, capsys):
     head = ledger.read_head()
     rc, out = _verify_rc(small_ledger, capsys)
     assert rc == 0 and f"head: {head.seq}:{head.entry_hash}" in out
+
+
+def test_verify_outside_the_demo_hub_says_where_it_is(phmx_home, tmp_path, monkeypatch, capsys):
+    # After `make demo` the hub is in var/demo; verify run with the default home finds no ledger and
+    # says how to look at the demo's (issue 16, found 8).
+    demo = tmp_path / "demo"
+    (demo / "lakehouse" / "audit" / "ledger").mkdir(parents=True)
+    monkeypatch.setenv("PHMX_DEMO_HOME", str(demo))
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    rc, out = _verify_rc(parser.parse_args(["audit", "verify"]), capsys)
+    assert rc == 50 and "no ledger" in out
+    assert f"export PHMX_HOME={demo.resolve()}" in " ".join(out.split())
+    monkeypatch.setenv("PHMX_HOME", str(demo))  # looking at the demo's hub itself: no hint
+    rc, out = _verify_rc(parser.parse_args(["audit", "verify"]), capsys)
+    assert "export PHMX_HOME" not in out
