@@ -1,6 +1,6 @@
 """Crash consistency: kill the pipeline at each commit boundary of every stage, re-run, compare.
 
-One clean baseline run (hand-built files from the five source kinds, one run id) is made once,
+One clean baseline run (hand-built files from the five source kinds and the ECM exchange, one run id) is made once,
 stage by stage, with the lakehouse copied before and after each stage and every commit boundary
 the code reaches recorded (``PHMX_FAULT_TRACE``, :mod:`phmx.faults`). Then, for each crash point,
 a copy of the lakehouse as it was before the stage is handed to a child process that runs the
@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ecm.ecm_world import land_world
 from test_pipeline_handbuilt import _files
 
 from jobs import STAGE_PACKAGES
@@ -142,6 +143,7 @@ def baseline(tmp_path_factory, spark):
         p.write_text("\n".join(content) + "\n" if isinstance(content, list) else content)
 
     _files(land)
+    land_world(land)  # the ECM exchange feeds, so the ecm stage has something to write
     snaps: dict[str, Path] = {}
     points: dict[str, list[str]] = {}
     for stage in STAGES:
