@@ -146,7 +146,8 @@ class _Clusters:
         if self.names[a] and self.names[b] and self.names[a].isdisjoint(self.names[b]) \
                 and "given_name" not in explained:
             return "given_name"
-        if "birth_date" in explained and len(self.dobs[a]) <= 1 and len(self.dobs[b]) <= 1:
+        if "personal" in explained or ("birth_date" in explained
+                                       and len(self.dobs[a]) <= 1 and len(self.dobs[b]) <= 1):
             return None
         for x in self.dobs[a]:
             for y in self.dobs[b]:
@@ -331,6 +332,11 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
         if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
     parts.append(exact_id | related)
     names.append("given_name")
+    # A personal identifier (never on a relative's record) agreeing exactly: the two records are
+    # one holder's, whatever birth dates the clusters around them carry (FEBRL 3's duplicates
+    # replace a birth date in one copy of several).
+    parts.append(personal)
+    names.append("personal")
     # A bit per conflict kind, then one frozenset per distinct code (a handful), vectorised.
     code = np.zeros(len(edges), dtype=np.int64)
     for bit, hit in enumerate(parts):

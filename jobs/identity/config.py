@@ -195,6 +195,9 @@ class IdentitySettings:
     unique_sources: tuple[str, ...] = ()
     identifiers: tuple[Identifier, ...] = ()
     source_file: str = ""
+    #: Cluster-guard conflicts whose refused edges go to the review queue (None: all of them);
+    #: the others are decided (kept apart) without asking.
+    review_cluster_conflicts: tuple[str, ...] | None = None
 
     @property
     def link_weight(self) -> float:
@@ -393,6 +396,7 @@ class GuardsSpec(_Strict):
     override_margin_bits: float = 12.0
     unique_sources: list[str] = Field(default_factory=list)
     edge: list[LevelRuleSpec] = Field(default_factory=list)
+    review_cluster_conflicts: list[str] | None = None
 
 
 class BlockingRuleSpec(_Strict):
@@ -539,6 +543,8 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         source_trust=tuple(spec.survivorship.source_trust),
         survivorship=dict(spec.survivorship.fields),
         unique_sources=tuple(spec.guards.unique_sources),
+        review_cluster_conflicts=(None if spec.guards.review_cluster_conflicts is None
+                                  else tuple(spec.guards.review_cluster_conflicts)),
         source_file=source,
     )
     s = _with_identifier_parts(base, idents)
@@ -549,6 +555,12 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
     unknown = [t for t in training if t not in names]
     if unknown:
         raise ConfigError(f"{source}: em.training_rules: not blocking rules: {unknown}")
+    if s.review_cluster_conflicts is not None:
+        known = {"birth_date", "given_name", "same_source", "reviewer_rejected", *(i.name for i in s.identifiers)}
+        bad = [c for c in s.review_cluster_conflicts if c not in known]
+        if bad:
+            raise ConfigError(f"{source}: guards.review_cluster_conflicts: unknown conflicts {bad} "
+                              f"(known: {sorted(known)})")
     by_name = {c.name: c for c in s.comparisons}
     id_levels = set(IDENTIFIER_LEVELS) | {"else"}
     edge = _check_level_rules(spec.guards.edge, f"{source}: guards.edge", by_name, id_levels)

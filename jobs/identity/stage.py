@@ -315,13 +315,22 @@ def _pairs_table(spark: SparkSession, scored: linkage.Scored, links: linkage.Lin
                      .otherwise(F.lit("review")))
     p = p.withColumn("reason", F.when((F.col("decision") == "review") & F.col("reason").isNull(),
                                       F.lit("probability_band")).otherwise(F.col("reason")))
+    # A guarded identifier present on both sides and different, none agreeing: the pair is two
+    # people unless a reviewer has reason to think otherwise (the queue leaves such band pairs out).
+    conflict, agree = F.lit(False), F.lit(False)
+    for name, gammas in settings.gammas("any_identifier", ["else"]):
+        if name in settings.guarded_identifiers:
+            conflict = conflict | F.col(f"g_{name}").isin(gammas)
+    for name, gammas in settings.gammas("any_identifier", ["exact", "one_typo", "transposition"]):
+        agree = agree | F.col(f"g_{name}").isin(gammas)
+    p = p.withColumn("identifier_conflict", conflict & ~agree)
     return p.select(
         review.pair_id_column(F.col("source_l"), F.col("source_person_id_l"), F.col("source_r"),
                               F.col("source_person_id_r")).alias("pair_id"),
         "source_l", "source_person_id_l", "source_r", "source_person_id_r", "match_weight", "match_probability",
         "decision", "reason", pattern_string(settings).alias("gamma"), rule_name_column(settings).alias("blocking_rule"),
         F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.started_at).cast("timestamp").alias("scored_at"),
-        "rid_l", "rid_r", "member_l", "member_r")
+        "rid_l", "rid_r", "member_l", "member_r", "identifier_conflict")
 
 
 def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings: config.IdentitySettings,
@@ -353,16 +362,25 @@ def _xwalk(pairs: DataFrame, records: DataFrame, old_xwalk: DataFrame, settings:
 
 
 def _queue(spark: SparkSession, pairs: DataFrame, settings: config.IdentitySettings, ctx: RunContext) -> DataFrame:
-    """Open review items: pairs left in different members that a reviewer should look at
-    (edge guards marked ``review: false`` refuse without asking: household members), one per
-    pair of members."""
+    """Open review items: pairs left in different members that a reviewer should look at, one
+    per pair of members. Decided without asking (kept apart, recorded in gold.link_pairs): edge
+    guards marked ``review: false`` (household members, twins), cluster conflicts not listed
+    in ``guards.review_cluster_conflicts``, and review-band pairs whose numbers conflict."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     silent = [f"edge_guard:{g.name}" for g in settings.edge_guards if not g.review]
+    if settings.review_cluster_conflicts is not None:
+        # Cluster-guard refusals decided without asking (two records of a one-per-member roster,
+        # two CINs): guards.review_cluster_conflicts lists the ones a reviewer is asked about.
+        asked = set(settings.review_cluster_conflicts)
+        silent += [f"cluster_guard:{c}" for c in ("birth_date", "given_name", "same_source", "reviewer_rejected",
+                                                  *(i.name for i in settings.identifiers)) if c not in asked]
     q = pairs.where(F.col("decision").isin("review", "guard_refused"))
     if silent:
         q = q.where(~F.col("reason").isin(silent))
+    # A band pair whose numbers conflict (both present, different, none agreeing) is two people.
+    q = q.where(~((F.col("reason") == "probability_band") & F.col("identifier_conflict")))
     # One item per pair of members: a reviewer decides whether two members are one person,
     # and the other record pairs between the same two members ask the same question. The
     # strongest pair stands for them (its evidence is the best case for accepting).

@@ -30,6 +30,9 @@ def test_defaults_declare_cin_and_ssn_as_identifiers(raw):
                                                                "else"]
     assert [r.name for r in s.rules][:3] == ["cin", "ssn", "county_client_number"]
     assert set(s.guarded_identifiers) == {"cin", "ssn"}
+    # Two records of a one-per-member roster and two CINs are decided without a reviewer.
+    assert s.review_cluster_conflicts is not None
+    assert "same_source" not in s.review_cluster_conflicts and "cin" not in s.review_cluster_conflicts
     # No training rule blocks on an identifier: EM is not seeded by shared numbers.
     assert not set(s.training_rules) & set(names)
 
@@ -42,6 +45,8 @@ def test_defaults_declare_cin_and_ssn_as_identifiers(raw):
     (("blocking", "rules", 0, "keys"), ["shoe_size"], "blocking.rules[0].keys: unknown features ['shoe_size']"),
     (("guards", "edge", 0, "when"), {"given_name": ["twin"]}, "guards.edge[0].when.given_name: unknown level"),
     (("guards", "edge", 0, "unless"), {"any_identifier": ["close"]}, "guards.edge[0].unless.any_identifier"),
+    (("guards", "review_cluster_conflicts"), ["ssn", "shoe_size"],
+     "guards.review_cluster_conflicts: unknown conflicts ['shoe_size']"),
 ])
 def test_unknown_keys_and_values_are_refused_naming_file_and_key(raw, path, value, message):
     data = copy.deepcopy(raw)
