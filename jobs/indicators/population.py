@@ -99,8 +99,9 @@ def months(inputs: Inputs, start: date, end: date) -> DataFrame:
     isl = inputs.islands.where((F.col("island_start") <= hi) & (F.col("island_end") >= lo))
     first = F.trunc(F.greatest("island_start", lo), "month")
     last = F.trunc(F.least("island_end", hi), "month")
-    mm = isl.select("member_id", F.explode(F.sequence(first, last, F.expr("interval 1 month"))).alias("month")) \
-        .distinct()
+    # a span ending before it starts (a sender's error the coverage feed lets through) covers no month
+    mm = isl.where(F.col("island_end") >= F.col("island_start")).select(
+        "member_id", F.explode(F.sequence(first, last, F.expr("interval 1 month"))).alias("month")).distinct()
     cov = inputs.coverage.where((F.col("start_date") <= hi) & (F.col("end_date") >= lo)).select(
         F.col("member_id").alias("_cm"), "plan_id", "start_date", "end_date")
     plans = mm.join(cov, (F.col("member_id") == F.col("_cm")) & (F.col("start_date") <= F.last_day("month"))

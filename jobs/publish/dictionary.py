@@ -101,9 +101,10 @@ def indicator_section(indicators: pd.DataFrame) -> list[str]:
             "### Annotation codes of indicators.csv", "", "| code | meaning |", "|---|---|"]
     out += [f"| {c} | {d} |" for c, d in sorted(IND_ANN.items())]
     out += ["", f"This package: {suppressed_cells(indicators):,} of {len(crude):,} indicator cells are withheld "
-            "(annotation 1, 2 or 4). Small counts are hidden across every LHJ's package and the state's rows at "
-            "once (ZIPs within the LHJ, ZIPs shared by two LHJs, LHJs within the state), and an attacker's linear "
-            "program over all of them bounds every hidden count to a range reaching 0 and 11."]
+            "(annotation 1, 2 or 4). Each LHJ's table is suppressed with its relations (ZIPs and strata within the "
+            "total, months within quarters within the year) until an attacker's linear program bounds every hidden "
+            "count to a range reaching 0 and 11; California's rows show a count only where every LHJ publishes it, "
+            "and the state's ZIP rows are not published, so no count is recovered by differencing geographies."]
     return out
 
 

@@ -380,7 +380,7 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
     html = report_html.render(lhj=lhj, recipient=recipient, period=period, run_id=run_id, table=t.measures,
                               state=t.state, suppression_method=t.suppression_method, ci_method=ci_method,
                               fingerprint=publisher.fingerprint, key_id=publisher.key_id,
-                              generated_at=generated_at, files=files)
+                              generated_at=generated_at, files=files, indicators=t.indicators)
     pkg.add("report.html", html, "text/html; charset=utf-8")
     ann = lhj_suppression.annotation_counts(t.measures)
     pkg.meta = {

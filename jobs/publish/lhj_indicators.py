@@ -1,14 +1,19 @@
 """The population indicators in the LHJ package (``indicators.csv`` / ``.parquet``), suppressed for
 every LHJ and the state at once.
 
-Why one suppression for all LHJs: the indicators are published by ZIP code, and ZIPs nest in LHJs
-that nest in the state; a ZIP straddling two LHJs (90805: Long Beach and Los Angeles County) is
-two cells, one in each LHJ's table. An attacker holding every LHJ's package (they are the same
-feed) can difference ZIPs from their LHJ's total and LHJs from the state's. So the suppression
+Why this protects across geographies: the indicators are published by ZIP code, and ZIPs nest
+in LHJs that nest in the state; a ZIP straddling two LHJs (90805: Long Beach and Los Angeles
+County) is two cells, one in each LHJ's table, and the state's ZIP rows are not published, so no
+published relation links two LHJs' ZIP cells. Each LHJ's table is suppressed on its own
 (privacy.suppression: DDG 2.0 primary and complementary suppression, then the LP attacker audit
-of privacy.attack until no small count can be bounded) runs on one table holding every LHJ's rows
-and the state's, with the relations: strata of each stratifier = the total (ZIPs within the LHJ),
-LHJs = the state (``geography_total``), months = quarter and quarters = year.
+of privacy.attack until no small count can be bounded; relations: the strata of each stratifier
+add up to the total, ZIPs included, and months to quarters to the year). The state's rows follow
+the rule of the measure feed's statewide rows (:func:`jobs.publish.lhj_feed.state_table`): a
+statewide count is shown only where every LHJ publishes the same count, so it is the sum of
+published counts and tells an attacker nothing new, and "state minus the other LHJs" recovers
+nothing. The test runs the attacker's LP over the union of every LHJ's table and the state's rows
+(tests/publish/test_lhj_indicators.py). An earlier version suppressed all LHJs as one table with
+the geography relation; its LP components spanned every LHJ and it did not finish at 3,000 members.
 
 Utilization counts are events over member-months, and a cell may hold more events than
 member-months, which the measure-feed shape (numerator <= denominator) cannot express. The
@@ -131,6 +136,40 @@ def _annotate(masked: pd.DataFrame, counts: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=masked.index, dtype="object")
 
 
+def _lhj_spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
+    sp = spec(table, cat)
+    sp.pop("geography_total", None)
+    return sp
+
+
+def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
+    """Hide each statewide count that some LHJ does not publish (same indicator, period, stratum,
+    column); annotate hidden statewide rows 1 (a small count) or 2."""
+    key = ["measure_id", "period", "stratifier", "stratum"]
+    is_state = (counts["lhj"] == STATE).to_numpy()
+    lhj_rows = masked[~is_state]
+    out = masked.copy()
+    num = counts["numerator"].to_numpy()
+    den = counts["denominator"].to_numpy()
+    util = counts["utilization"].to_numpy()
+    small = lambda v: (v >= 1) & (v <= 10)  # noqa: E731
+    n_lhj = lhj_rows["lhj"].nunique()
+    for c in ("numerator", "denominator"):
+        shown = lhj_rows.assign(_shown=lhj_rows[c].notna()).groupby(key)["_shown"].agg(["all", "size"]).reset_index()
+        st = masked.loc[is_state, key].merge(shown, on=key, how="left")
+        ok = st["all"].fillna(False).astype(bool).to_numpy() & (st["size"].fillna(0).to_numpy() == n_lhj)
+        vals = out.loc[is_state, c].astype("Int64").to_numpy(dtype=object)
+        vals[~ok] = pd.NA
+        out.loc[is_state, c] = pd.array(vals, dtype="Int64")
+    hidden = is_state & (out["numerator"].isna() | out["denominator"].isna()).to_numpy()
+    tiny = small(num) | np.where(util, small(den - num), small(den) | small(den - num))
+    ann = out["annotation"].astype("object").to_numpy()
+    ann[hidden] = np.where(tiny[hidden], SMALL, COMPLEMENTARY)
+    ann[is_state & ~hidden & (den == 0)] = NO_DATA
+    out["annotation"] = ann
+    return out
+
+
 def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None) -> pd.DataFrame:
     """The published indicator rows of every LHJ and the state (COLUMNS), from gold.indicator_cube rows."""
     from privacy.suppression import suppress
@@ -145,17 +184,39 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     long = strata(with_periods(cube))
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
-    sp = spec(feed, cat)
-    masked = suppress(feed, sp, on_failure="report")
-    summary = masked.attrs.get("privacy.suppression", {})
-    masked.attrs = {}
-    failed = {(str(a), str(m)) for a, m in summary.get("failed_measures", [])}
+    parts: list[pd.DataFrame] = []
+    primary = complementary = 0
+    failed: set[tuple[str, str]] = set()
+    for _lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True):
+        table = rows.reset_index()
+        m = suppress(table.drop(columns="index"), _lhj_spec(table, cat), on_failure="report")
+        summary = m.attrs.get("privacy.suppression", {})
+        m.attrs = {}
+        primary += int(summary.get("primary", 0))
+        complementary += int(summary.get("complementary", 0))
+        failed |= {(str(a), str(b)) for a, b in summary.get("failed_measures", [])}
+        m.index = table["index"].to_numpy()
+        m["annotation"] = pd.Series([None if pd.isna(v) else str(int(v)) for v in m["annotation"]], index=m.index,
+                                    dtype="object")
+        parts.append(m)
+    state = feed[feed["lhj"] == STATE].copy()
+    state["annotation"] = pd.Series([None] * len(state), index=state.index, dtype="object")
+    parts.append(state)
+    masked = pd.concat(parts).sort_index()
+    masked["numerator"] = masked["numerator"].astype("Int64")
+    masked["denominator"] = masked["denominator"].astype("Int64")
     ann = _annotate(masked, counts)
+    masked["annotation"] = ann.to_numpy()
     if failed:  # withhold every count of an indicator the audit could still bound (never expected)
-        bad = np.array([(str(a), str(m)) in failed for a, m in zip(masked["lhj"], masked["measure_id"], strict=True)])
+        bad = np.array([(str(a), str(b)) in failed for a, b in zip(masked["lhj"], masked["measure_id"], strict=True)])
         masked.loc[bad, ["numerator", "denominator"]] = pd.NA
-        ann[bad & ann.isna().to_numpy()] = COMPLEMENTARY
+        a = masked["annotation"].to_numpy(dtype=object)
+        a[bad & pd.isna(a)] = COMPLEMENTARY
+        masked["annotation"] = a
         log.error("indicator suppression: the audit still fails for %d (LHJ, indicator) pair(s); withheld", len(failed))
+    masked = _state_rule(counts, masked)
+    ann = masked["annotation"]
+    summary = {"primary": primary, "complementary": complementary}
     pub_num = masked["numerator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     pub_den = masked["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     util = counts["utilization"].to_numpy()

@@ -164,9 +164,53 @@ def _suppression_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _interval(r: dict[str, Any] | None, rate: str = "rate", low: str = "ci_low", high: str = "ci_high") -> str:
+    if r is None or _v(r.get(rate)) is None:
+        return ""
+    lo, hi = _v(r.get(low)), _v(r.get(high))
+    text = f"{_v(r.get(rate)):.1f}"
+    return text + (f" ({lo:.1f}-{hi:.1f})" if lo is not None and hi is not None else "")
+
+
+def indicator_summary(indicators: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The report's indicator table: the latest year's total per indicator (catalogue order), crude
+    and age-adjusted with intervals, California's age-adjusted rate beside; the codes used explained."""
+    if indicators is None or indicators.empty:
+        return None
+    from jobs.indicators.catalogue import default
+    from jobs.publish.lhj_indicators import ANNOTATIONS as IND_CODES
+    from jobs.publish.lhj_indicators import suppressed_cells as ind_suppressed
+
+    cat, _ = default()
+    years = sorted(p for p in indicators["period"].unique() if len(str(p)) == 4)
+    if not years:
+        return None
+    year = str(years[-1])
+    tot = indicators[(indicators["period"] == year) & (indicators["stratifier"] == ALL)]
+    rows, used = [], set()
+    for iid, ind in cat.indicators.items():
+        sub = tot[tot["indicator_id"] == iid]
+        if sub.empty:
+            continue
+        crude = sub[sub["rate_type"] == "crude"].iloc[0].to_dict()
+        adj_rows = sub[sub["rate_type"] == "age_adjusted"]
+        adj = adj_rows.iloc[0].to_dict() if len(adj_rows) else None
+        code = str(crude.get("annotation") or "")
+        code = "" if code in ("", "<NA>", "None") else code
+        if code:
+            used.add(code)
+        rows.append({"id": iid, "name": ind.name, "unit": ind.unit, "sensitive": ind.sensitivity != "general",
+                     "numerator": _fmt(crude.get("numerator")), "denominator": _fmt(crude.get("denominator")),
+                     "crude": _interval(crude), "adjusted": _interval(adj),
+                     "state": _interval(adj, "state_rate", "state_ci_low", "state_ci_high"), "annotation": code})
+    return {"year": year, "rows": rows, "codes": [(c, IND_CODES[c]) for c in sorted(used) if c in IND_CODES],
+            "cells": int((indicators["rate_type"] == "crude").sum()), "suppressed": ind_suppressed(indicators)}
+
+
 def render(*, lhj: str, recipient: str, period: str, run_id: str, table: pd.DataFrame, state: pd.DataFrame,
            suppression_method: str, ci_method: str, fingerprint: str, key_id: str,
-           generated_at: datetime | None = None, files: list[str] | None = None) -> str:
+           generated_at: datetime | None = None, files: list[str] | None = None,
+           indicators: pd.DataFrame | None = None) -> str:
     """The whole report as one HTML document."""
     when = (generated_at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     measures = [str(m) for m in dict.fromkeys(table["measure_id"])] if not table.empty else []
@@ -189,4 +233,4 @@ def render(*, lhj: str, recipient: str, period: str, run_id: str, table: pd.Data
         totals={"c1": totals.get("1", 0), "c2": totals.get("2", 0), "c3": totals.get("3", 0)},
         suppression_rows=_suppression_rows(table) if not table.empty else [],
         annotation_codes=list(ANNOTATIONS.items()), suppression_method=suppression_method,
-        fingerprint=fingerprint, key_id=key_id, files=files or [])
+        fingerprint=fingerprint, key_id=key_id, files=files or [], indicators=indicator_summary(indicators))

@@ -161,3 +161,41 @@ def test_indicators_in_the_fhir_bundle_and_the_dictionary(published):
     assert "## indicators.csv" in md and "| DIAB | Diabetes |" in md
     assert f"{lhj_indicators.suppressed_cells(mine):,} of" in md
     assert "indicators,annotation" in dictionary.csv_text()
+
+
+@pytest.mark.slow
+def test_indicators_in_the_report_in_a_real_browser(published, tmp_path):
+    from datetime import UTC, datetime
+
+    from report_browser import open_report
+
+    from jobs.publish import report_html
+
+    mine = lhj_indicators.for_lhj(published.table, "Los Angeles")
+    cols = ["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator", "rate", "ci_low",
+            "ci_high", "annotation", "sensitive"]
+    measures = pd.DataFrame([["Los Angeles", "OEV-CH", "2025", "all", "all", 120, 400, 0.3, 0.26, 0.35, None, False]],
+                            columns=cols)
+    html = report_html.render(lhj="Los Angeles", recipient="lhj_los_angeles", period="2025", run_id="r1",
+                              table=measures, state=measures.iloc[0:0], suppression_method="m", ci_method="wilson", fingerprint="SHA256:00",
+                              key_id="k1", generated_at=datetime(2026, 1, 1, tzinfo=UTC), files=["indicators.csv"],
+                              indicators=mine)
+    path = tmp_path / "report.html"
+    path.write_text(html)
+    seen = open_report(path, "indicators_los_angeles")
+    assert seen.console_errors == []
+    text = seen.text
+    part = text[text.index("Population indicators, 2025"):text.index("What was suppressed and why")]
+    # catalogue order: Diabetes, then Substance use disorder, then ED visits
+    assert part.index("Diabetes") < part.index("Substance use disorder") < part.index("Emergency department visits")
+    diab = mine[(mine.indicator_id == "DIAB") & (mine.period == "2025") & (mine.stratifier == "all")]
+    adj = diab[diab.rate_type == "age_adjusted"].iloc[0]
+    if pd.notna(adj.rate):
+        assert f"{adj.rate:.1f} ({adj.ci_low:.1f}-{adj.ci_high:.1f})" in part
+    if pd.notna(adj.state_rate):
+        assert f"{adj.state_rate:.1f} ({adj.state_ci_low:.1f}-{adj.state_ci_high:.1f})" in part
+    n = lhj_indicators.suppressed_cells(mine)
+    assert f"{n:,} of {int((mine.rate_type == 'crude').sum()):,} indicator cells are withheld" in part
+    used = {str(a) for a in mine[(mine.period == "2025") & (mine.stratifier == "all")].annotation.dropna()}
+    for code in used:
+        assert lhj_indicators.ANNOTATIONS[code] in part  # the codes the table uses, explained beside it
