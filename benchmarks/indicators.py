@@ -105,6 +105,9 @@ def timed(spark, home: Path, period: str) -> dict:  # noqa: ANN001
                                                .nunique().gt(1).sum()),
                         "suppressed_cells": lhj_indicators.suppressed_cells(published),
                         "audit_ok": report.ok, "audit_failures": len(report.failures),
+                        # high < 11: a small count recovered; low > 0 only: a count proven non-zero (the audit's
+                        # stricter rule), which reveals no small count
+                        "audit_failures_small_count": sum(1 for f in report.failures if f["high"] < 11 - 1e-6),
                         "audit_suppressed_cells": report.suppressed_cells, "audit_components": report.components}
     out["peak_rss_mb"] = _rss_mb()
     return out

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.indicators import catalogue as catalogue_mod
+from jobs.indicators.catalogue import BmiEvidence, Indicator
 from jobs.indicators.cells import ADJUSTED, ALL, CRUDE, strata, with_periods
 from jobs.indicators.rates import adjusted_arrays, weights
 from phmx.log import get_logger
@@ -170,6 +171,61 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def population_key(ind: Indicator) -> str:
+    """Indicators with the same key share their published denominator (see :func:`shared_populations`)."""
+    bmi = any(isinstance(e, BmiEvidence) for e in ind.evidence)
+    return f"{ind.kind}|{ind.min_enrolled_months}|{'bmi' if bmi else ''}"
+
+
+CELL_KEYS = ["period", "lhj", "zip", "age_group", "age_band", "sex", "race_ethnicity", "language"]
+
+
+def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
+    """The cube as the feed publishes it: every indicator of a population key over one denominator.
+
+    Why: two indicators' denominators that differ by an age limit (diabetes: all members; COPD:
+    adults) would publish, by subtraction, the members under the limit in a cell, and so a count
+    the suppression of either indicator hid. So in the feed an age-limited indicator's numerator is
+    counted over the population of its kind (members enrolled 6 months, or member-months, of every
+    age): its crude rate is per member of any age, and its age-adjusted rate stays over its own
+    ages. The gold tables keep the age-limited denominators."""
+    out = [cube]
+    for key in sorted({population_key(i) for i in cat.indicators.values()}):
+        same = [i for i in cat.indicators.values() if population_key(i) == key]
+        ref = next((i for i in same if i.ages is None and i.id in set(cube["indicator_id"])), None)
+        limited = [i for i in same if i.ages is not None and i.id in set(cube["indicator_id"])]
+        if ref is None or not limited:
+            continue
+        grid = cube[cube["indicator_id"] == ref.id][CELL_KEYS + ["denominator"]]
+        for ind in limited:
+            mine = cube[cube["indicator_id"] == ind.id][CELL_KEYS + ["numerator", "sensitivity"]]
+            rows = grid.merge(mine, on=CELL_KEYS, how="left")
+            rows["numerator"] = rows["numerator"].fillna(0).astype("int64")
+            rows["sensitivity"] = ind.sensitivity
+            rows["indicator_id"] = ind.id
+            out[0] = out[0][out[0]["indicator_id"] != ind.id]
+            out.append(rows[cube.columns.intersection(rows.columns)])
+    return pd.concat(out, ignore_index=True)
+
+
+def _harmonise_denominators(counts: pd.DataFrame, cat: Catalogue, shown_den: np.ndarray,
+                            ann: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """A denominator is one count shared by every indicator of the same population (diabetes and
+    hypertension have the same members; ED visits and dental visits the same member-months): each
+    indicator's suppression decides alone, so a denominator hidden for one indicator must be hidden
+    for all, or another indicator's row would give it back. Hiding more never narrows an attacker's
+    bounds on a small count."""
+    keys = counts["measure_id"].map(lambda i: population_key(cat.indicators[i]))
+    frame = pd.DataFrame({"k": keys, "lhj": counts["lhj"], "p": counts["period"], "s": counts["stratifier"],
+                          "st": counts["stratum"], "hidden": np.isnan(shown_den)})
+    any_hidden = frame.groupby(["k", "lhj", "p", "s", "st"])["hidden"].transform("any").to_numpy()
+    extra = any_hidden & ~np.isnan(shown_den)
+    out = np.where(any_hidden, np.nan, shown_den)
+    a = ann.to_numpy(dtype=object).copy()
+    a[extra & pd.isna(a)] = COMPLEMENTARY
+    return out, pd.Series(a, index=ann.index, dtype="object")
+
+
 def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None) -> pd.DataFrame:
     """The published indicator rows of every LHJ and the state (COLUMNS), from gold.indicator_cube rows."""
     from privacy.suppression import suppress
@@ -181,6 +237,7 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     cube = cube[cube["indicator_id"].isin(list(cat.indicators))].copy()
     cube["numerator"] = cube["numerator"].astype("int64")
     cube["denominator"] = cube["denominator"].astype("int64")
+    cube = shared_populations(cube, cat)
     long = strata(with_periods(cube))
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
@@ -221,6 +278,7 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     pub_den = masked["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     util = counts["utilization"].to_numpy()
     shown_den = np.where(util, pub_den - pub_num, pub_den)  # member-months need both counts
+    shown_den, ann = _harmonise_denominators(counts, cat, shown_den, ann)
     ok = ~np.isnan(pub_num) & ~np.isnan(shown_den) & (shown_den > 0)
 
     # rates from the age-specific counts, for rows whose counts are both published

@@ -199,3 +199,15 @@ def test_indicators_in_the_report_in_a_real_browser(published, tmp_path):
     used = {str(a) for a in mine[(mine.period == "2025") & (mine.stratifier == "all")].annotation.dropna()}
     for code in used:
         assert lhj_indicators.ANNOTATIONS[code] in part  # the codes the table uses, explained beside it
+
+
+def test_a_shared_denominator_is_hidden_for_every_indicator_or_none(published):
+    """DIAB (all ages) and SUD (12+) publish one denominator, the members of every age enrolled 6
+    months: where one hides it, the other does too (else subtraction would give it back)."""
+    t = published.table
+    cols = ["lhj", "period", "stratifier", "stratum"]
+    crude = t[(t.rate_type == "crude") & t.indicator_id.isin(["DIAB", "SUD"]) & (t.stratifier == "zip")].copy()
+    assert crude.indicator_id.nunique() == 2
+    assert (crude.groupby(cols)["denominator"].agg(lambda v: v.isna().sum()) != 1).all()
+    crude["hidden"] = crude.denominator.isna()
+    assert crude.groupby(cols)["hidden"].nunique().eq(1).all()
