@@ -305,8 +305,8 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
         "lhj": counts["lhj"], "indicator_id": ids, "indicator": [cat.indicators[i].name for i in ids],
         "kind": [cat.indicators[i].kind for i in ids], "period": counts["period"],
         "stratifier": counts["stratifier"], "stratum": counts["stratum"],
-        "numerator": pd.array(np.where(np.isnan(pub_num), None, pub_num), dtype="Int64"),
-        "denominator": pd.array(np.where(np.isnan(shown_den), None, shown_den), dtype="Int64"),
+        "numerator": pd.Series(pub_num, dtype="float64").round().astype("Int64").to_numpy(),
+        "denominator": pd.Series(shown_den, dtype="float64").round().astype("Int64").to_numpy(),
         "denominator_unit": np.where(util, "member-months", "members"),
         "per": per.astype("int64"), "annotation": ann.to_numpy()})
 
