@@ -1,10 +1,18 @@
 """The demo's own summary on a small synthetic run: every package verifies as its recipient would
 check it, and the LP attacker audit (with the calendar's roll-ups) passes on every published LHJ
-measure table: issue #6's "attacker test over the demo's feeds"."""
+measure table: issue #6's "attacker test over the demo's feeds". And the demo's auditor report
+(``phmx audit report``) raises no false alarm: checked in headless chromium, every red figure has
+its drill-down, and "disclosures after revocation" equals a count made here from the ledger, the
+disclosure rows and the consent registry (disclosures that relied on a consent revoked before them)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -41,3 +49,84 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
             {f["name"] for f in manifest["files"]}
         hidden = table["numerator"].isna() | table["denominator"].isna()
         assert table.loc[hidden, ["rate", "ci_low", "ci_high"]].isna().all().all()  # no rate gives a count back
+    _check_auditor_report(tmp_path)
+
+
+class _Page(HTMLParser):
+    """Ids, in-page links and the red (``class="bad"``) figures of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.red: list[str] = []
+        self._in_red: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        d = dict(attrs)
+        if d.get("id"):
+            self.ids.add(str(d["id"]))
+        if tag == "a" and str(d.get("href", "")).startswith("#"):
+            self.hrefs.append(str(d["href"])[1:])
+        if "bad" in str(d.get("class", "")).split():
+            self.red.append(str(d.get("id", "")))
+
+
+def _relied_on_after_revocation() -> int:
+    """Disclosures (delivered) with a member row whose rules include a consent-permit rule and that
+    cites a consent revoked at or before the disclosure: counted from the stored data alone."""
+    from deltalake import DeltaTable
+
+    from consent import audit, ledger
+    from consent.disclosure_policy import load_policy
+    from phmx import lakehouse
+    from phmx.tables import CONSENT, DISCLOSURE_MEMBER
+
+    permit = set(load_policy().consent_permit.values())
+    consents: dict[str, dict] = {}
+    for c in DeltaTable(lakehouse.table_path(CONSENT)).to_pyarrow_table(
+            columns=["consent_id", "version", "status", "revoked_at"]).to_pylist():
+        if c["consent_id"] not in consents or c["version"] > consents[c["consent_id"]]["version"]:
+            consents[c["consent_id"]] = c
+    revoked = {k: v["revoked_at"].astimezone(UTC) for k, v in consents.items()
+               if v["revoked_at"] is not None and v["status"] != "active"}
+    entries = ledger.read_entries().to_pylist()
+    gone = audit.not_delivered(entries)
+    when = {int(e["seq"]): datetime.fromisoformat(json.loads(e["payload"])["disclosed_at"].replace("Z", "+00:00"))
+            for e in entries if e["entry_type"] == "disclosure" and int(e["seq"]) not in gone}
+    hits = set()
+    path = lakehouse.table_path(DISCLOSURE_MEMBER)
+    rows = DeltaTable(path).to_pyarrow_table().to_pylist() if lakehouse.exists(DISCLOSURE_MEMBER) else []
+    for r in rows:
+        seq = int(r["seq"])
+        if seq in when and set(r["rule_ids"] or []) & permit:
+            if any(c in revoked and revoked[c] <= when[seq] for c in r["consent_ids"] or []):
+                hits.add(seq)
+    return len(hits)
+
+
+def _check_auditor_report(tmp_path: Path) -> None:
+    from consent import report
+
+    written = report.write_report(str(tmp_path / "audit"))
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("Debian chromium is not installed (apt-get install -y chromium); the project set-up installs it")
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+                           Path(written["report"]).resolve().as_uri()],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = _Page()
+    page.feed(proc.stdout)
+    assert "Consent and disclosure audit report" in proc.stdout
+    assert not [h for h in page.hrefs if h not in page.ids], "a link with no target"
+    # The chain verifies; the only figure that may be red is "after revocation", and only with
+    # its drill-down, and only counting what the stored data say relied on a revoked consent.
+    assert re.search(r'id="chain-status" class="ok"', proc.stdout)
+    assert set(page.red) <= {"after-revocation"}, page.red
+    shown = int(re.search(r'id="after-revocation" class="(?:ok|bad)">(\d+)<', proc.stdout).group(1))
+    assert shown == _relied_on_after_revocation()
+    if shown:
+        assert "revocation-violations" in page.ids and "revocation-violations" in page.hrefs
+        assert len(report.model()["figures"]["revocation_violations"]) - 1 >= shown
