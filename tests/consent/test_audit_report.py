@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from testkit import relied_on_after_revocation
 
 from consent import ledger, report
 from phmx import lakehouse
@@ -65,6 +66,8 @@ def test_revocation_counts_only_disclosures_that_relied_on_the_consent(book):
     assert revs["c-sud"][3] == 1
     drill = m["figures"]["revocation_violations"]
     assert [r[0] for r in drill[1:]] == [book["sud"]] and drill[1][4] == "c-sud"
+    # The count the demo's report is checked against agrees here (one disclosure relied on c-sud).
+    assert relied_on_after_revocation() == len(drill) - 1 == 1
     reasons = {(c["consent_id"], d["seq"]): c["reason"] for d in m["disclosures"] for c in d["citations"]}
     assert reasons == {("c-mh", book["mh"]): report.NOT_RELIED_ON, ("c-sud", book["sud"]): report.PERMITTING,
                        (ODD_ID, book["ok"]): report.PERMITTING}

@@ -11,12 +11,12 @@ import json
 import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from testkit import relied_on_after_revocation
 
 
 @pytest.mark.slow
@@ -72,39 +72,6 @@ class _Page(HTMLParser):
             self.red.append(str(d.get("id", "")))
 
 
-def _relied_on_after_revocation() -> int:
-    """Disclosures (delivered) with a member row whose rules include a consent-permit rule and that
-    cites a consent revoked at or before the disclosure: counted from the stored data alone."""
-    from deltalake import DeltaTable
-
-    from consent import audit, ledger
-    from consent.disclosure_policy import load_policy
-    from phmx import lakehouse
-    from phmx.tables import CONSENT, DISCLOSURE_MEMBER
-
-    permit = set(load_policy().consent_permit.values())
-    consents: dict[str, dict] = {}
-    for c in DeltaTable(lakehouse.table_path(CONSENT)).to_pyarrow_table(
-            columns=["consent_id", "version", "status", "revoked_at"]).to_pylist():
-        if c["consent_id"] not in consents or c["version"] > consents[c["consent_id"]]["version"]:
-            consents[c["consent_id"]] = c
-    revoked = {k: v["revoked_at"].astimezone(UTC) for k, v in consents.items()
-               if v["revoked_at"] is not None and v["status"] != "active"}
-    entries = ledger.read_entries().to_pylist()
-    gone = audit.not_delivered(entries)
-    when = {int(e["seq"]): datetime.fromisoformat(json.loads(e["payload"])["disclosed_at"].replace("Z", "+00:00"))
-            for e in entries if e["entry_type"] == "disclosure" and int(e["seq"]) not in gone}
-    hits = set()
-    path = lakehouse.table_path(DISCLOSURE_MEMBER)
-    rows = DeltaTable(path).to_pyarrow_table().to_pylist() if lakehouse.exists(DISCLOSURE_MEMBER) else []
-    for r in rows:
-        seq = int(r["seq"])
-        if seq in when and set(r["rule_ids"] or []) & permit:
-            if any(c in revoked and revoked[c] <= when[seq] for c in r["consent_ids"] or []):
-                hits.add(seq)
-    return len(hits)
-
-
 def _check_auditor_report(tmp_path: Path) -> None:
     from consent import report
 
@@ -126,7 +93,7 @@ def _check_auditor_report(tmp_path: Path) -> None:
     assert re.search(r'id="chain-status" class="ok"', proc.stdout)
     assert set(page.red) <= {"after-revocation"}, page.red
     shown = int(re.search(r'id="after-revocation" class="(?:ok|bad)">(\d+)<', proc.stdout).group(1))
-    assert shown == _relied_on_after_revocation()
+    assert shown == relied_on_after_revocation()
     if shown:
         assert "revocation-violations" in page.ids and "revocation-violations" in page.hrefs
         assert len(report.model()["figures"]["revocation_violations"]) - 1 >= shown
