@@ -70,6 +70,9 @@ with the fields.
 | `PHMX_PORTAL_OIDC_CLIENT_SECRET_FILE` | `$PHMX_KEYS_DIR/portal-oidc-client.secret` | file holding the portal's client secret (0600) |
 | `PHMX_PORTAL_OIDC_SCOPES` | `openid email profile` | scopes the portal asks for (space-separated; `openid` is always sent) |
 | `PHMX_PORTAL_OIDC_MAPPING` | `$PHMX_HOME/portal/oidc.yaml` | which ID token claims put a person in which organisation (rules as data) |
+| `PHMX_PORTAL_AIRFLOW_URL` | `http://127.0.0.1:8080` | the operators' pages: Airflow's API server (runs, stages, triggering a run) |
+| `PHMX_PORTAL_AIRFLOW_USER` | `admin` | the Airflow account the portal calls the REST API as |
+| `PHMX_PORTAL_AIRFLOW_PASSWORD_FILE` | `$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated` | that account's password: the file's text, or its entry in a JSON {user: password} file |
 | `PHMX_PORTAL_OIDC_REDIRECT_URL` | `<the portal's URL>/auth/oidc/callback` | the callback URL registered at the identity provider (set it behind a proxy) |
 """
 
@@ -229,6 +232,13 @@ class Settings(BaseSettings):
                                    "scopes the portal asks for (space-separated; `openid` is always sent)")
     portal_oidc_mapping: str | None = _var("PHMX_PORTAL_OIDC_MAPPING", None, "`$PHMX_HOME/portal/oidc.yaml`",
                                            "which ID token claims put a person in which organisation (rules as data)")
+    portal_airflow_url: str = _var("PHMX_PORTAL_AIRFLOW_URL", "http://127.0.0.1:8080", "`http://127.0.0.1:8080`",
+                                   "the operators' pages: Airflow's API server (runs, stages, triggering a run)")
+    portal_airflow_user: str = _var("PHMX_PORTAL_AIRFLOW_USER", "admin", "`admin`",
+                                    "the Airflow account the portal calls the REST API as")
+    portal_airflow_password_file: str | None = _var(
+        "PHMX_PORTAL_AIRFLOW_PASSWORD_FILE", None, "`$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated`",
+        "that account's password: the file's text, or its entry in a JSON {user: password} file")
     portal_oidc_redirect_url: str | None = _var(
         "PHMX_PORTAL_OIDC_REDIRECT_URL", None, "`<the portal's URL>/auth/oidc/callback`",
         "the callback URL registered at the identity provider (set it behind a proxy)")
@@ -395,6 +405,9 @@ class PortalSettings:
     oidc_scopes: str = "openid email profile"
     oidc_mapping_file: str = ""
     oidc_redirect_url: str | None = None
+    airflow_url: str = "http://127.0.0.1:8080"
+    airflow_user: str = "admin"
+    airflow_password_file: str = ""
 
 
 def load_portal(base: Settings | None = None) -> PortalSettings:
@@ -411,4 +424,7 @@ def load_portal(base: Settings | None = None) -> PortalSettings:
         oidc_scopes=s.portal_oidc_scopes,
         oidc_mapping_file=s.portal_oidc_mapping or str(Path(s.home, "portal", "oidc.yaml")),
         oidc_redirect_url=s.portal_oidc_redirect_url,
+        airflow_url=s.portal_airflow_url, airflow_user=s.portal_airflow_user,
+        airflow_password_file=s.portal_airflow_password_file or str(
+            Path(s.airflow_home or Path(s.home, "airflow"), "simple_auth_manager_passwords.json.generated")),
     )

@@ -70,6 +70,14 @@ RULES: dict[str, Rule] = {
     "decision_disclosure_page": _r(A, scope=None),
     "api_decisions": _r(A),
     "api_disclosure_detail": _r(A),
+    # operators: runs and stages (Airflow's REST API), triggering a run, quarantine summaries
+    "operations_page": _r(OP, scope=None),
+    "run_page": _r(OP, scope=None),
+    "trigger_form": _r(OP, scope=None),
+    "api_runs": _r(OP),
+    "api_run": _r(OP),
+    "api_trigger_run": _r(OP),
+    "api_quarantine": _r(OP),
     # auditors and operators: one member's statement of how their data were used
     "statement_form": _r(A, OP, scope=None),
     "statement_page": _r(A, OP, scope=None),

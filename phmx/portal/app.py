@@ -24,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from phmx import settings as settings_mod
 from phmx.errors import LedgerError, StorageError
 from phmx.log import get_logger
-from phmx.portal import decisions, intake, oidc, statement, views
+from phmx.portal import decisions, intake, oidc, operations, statement, views
 from phmx.portal.directory import Directory, Principal, Role
 from phmx.portal.security import (
     SESSION_COOKIE,
@@ -46,7 +46,8 @@ from phmx.portal.security import (
 log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 API = "/api/v1"
-HOME_OF = {Role.SUBMITTER: "/submissions", Role.RECIPIENT: "/packages", Role.AUDITOR: "/audit"}
+HOME_OF = {Role.SUBMITTER: "/submissions", Role.RECIPIENT: "/packages", Role.AUDITOR: "/audit",
+           Role.OPERATOR: "/operations"}
 
 
 class DisclosureQuery(BaseModel):
@@ -55,6 +56,12 @@ class DisclosureQuery(BaseModel):
     member_id: str = Field(min_length=1, max_length=80, pattern=views.MEMBER_ID.pattern)
     since: date | None = None
     until: date | None = None
+
+
+class TriggerRequest(BaseModel):
+    """Run the pipeline for one period (YYYY-MM) or every period (all)."""
+
+    period: str = Field(pattern=operations.PERIOD.pattern)
 
 
 class StatementQuery(BaseModel):
@@ -223,10 +230,7 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
     # ---- anyone signed in ---------------------------------------------------------------------------
     @app.get("/", name="home", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, who: Me) -> Response:
-        target = HOME_OF.get(who.role)
-        if target:
-            return RedirectResponse(target, status_code=303)
-        return page(request, "operator.html.j2")
+        return RedirectResponse(HOME_OF[who.role], status_code=303)
 
     @app.post("/logout", name="logout", include_in_schema=False)
     def logout(request: Request) -> Response:
@@ -422,6 +426,89 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
             raise not_found()
         views.record_access(who, action="disclosure_detail", resource={"seq": seq})
         return d
+
+    # ---- operators: runs and stages through Airflow's REST API, triggering a run, quarantine ---------
+    airflow = operations.Airflow(ps.airflow_url, ps.airflow_user, ps.airflow_password_file)
+    app.state.airflow = airflow
+
+    def _unavailable(exc: operations.AirflowUnavailable) -> HTTPException:
+        log.warning("portal: Airflow unavailable")
+        return HTTPException(503, str(exc))
+
+    @app.get("/operations", name="operations_page", response_class=HTMLResponse, include_in_schema=False)
+    def operations_page(request: Request, who: Me) -> HTMLResponse:
+        try:
+            runs, problem = app.state.airflow.runs(), None
+        except operations.AirflowUnavailable as exc:
+            runs, problem = [], str(exc)
+        return page(request, "operator.html.j2", runs=runs, problem=problem,
+                    quarantine=operations.quarantine_summary())
+
+    @app.get("/operations/runs/{run_id}", name="run_page", response_class=HTMLResponse, include_in_schema=False)
+    def run_page(request: Request, run_id: str) -> HTMLResponse:
+        try:
+            stages = app.state.airflow.stages(run_id)
+        except operations.AirflowUnavailable as exc:
+            raise _unavailable(exc) from None
+        if stages is None:
+            raise not_found()
+        return page(request, "run.html.j2", run_id=run_id, stages=stages)
+
+    @app.post("/operations/runs", name="trigger_form", include_in_schema=False)
+    def trigger_form(request: Request, who: Me, period: Annotated[str, Form(max_length=7)]) -> Response:
+        period = period.strip()
+        if not operations.PERIOD.match(period):
+            request.session["flash"] = {"error": True, "detail": "The period is YYYY-MM (for example 2026-01) or all."}
+            return RedirectResponse("/operations", status_code=303)
+        try:
+            run_id = _trigger(who, period)
+        except operations.AirflowUnavailable as exc:
+            request.session["flash"] = {"error": True, "detail": f"The run was not started: {exc}."}
+            return RedirectResponse("/operations", status_code=303)
+        request.session["flash"] = {"error": False, "detail": f"Run {run_id} queued for period {period}."}
+        return RedirectResponse("/operations", status_code=303)
+
+    def _trigger(who: Principal, period: str) -> str:
+        run_id: str = app.state.airflow.trigger(period)
+        log.info("portal: pipeline run triggered")
+        views.record_access(who, action="trigger_run", resource={"period": period, "run_id": run_id})
+        return run_id
+
+    @app.get(f"{API}/operations/runs", name="api_runs", tags=["operations"],
+             summary="The pipeline's newest runs (through Airflow's REST API)",
+             responses={503: {"description": "Airflow cannot be reached"}})
+    def api_runs() -> list[dict[str, Any]]:
+        try:
+            runs: list[dict[str, Any]] = app.state.airflow.runs()
+        except operations.AirflowUnavailable as exc:
+            raise _unavailable(exc) from None
+        return runs
+
+    @app.get(f"{API}/operations/runs/{{run_id}}", name="api_run", tags=["operations"],
+             summary="One run's stages and their states", responses={503: {"description": "Airflow cannot be reached"}})
+    def api_run(run_id: str) -> dict[str, Any]:
+        try:
+            stages = app.state.airflow.stages(run_id)
+        except operations.AirflowUnavailable as exc:
+            raise _unavailable(exc) from None
+        if stages is None:
+            raise not_found()
+        return {"run_id": run_id, "stages": stages}
+
+    @app.post(f"{API}/operations/runs", name="api_trigger_run", status_code=201, tags=["operations"],
+              summary="Trigger a pipeline run for a period (YYYY-MM or all)",
+              responses={503: {"description": "Airflow cannot be reached"}})
+    def api_trigger_run(who: Me, body: TriggerRequest) -> dict[str, str]:
+        try:
+            return {"run_id": _trigger(who, body.period), "period": body.period}
+        except operations.AirflowUnavailable as exc:
+            raise _unavailable(exc) from None
+
+    @app.get(f"{API}/operations/quarantine", name="api_quarantine", tags=["operations"],
+             summary="Quarantined rows counted by submitter, feed, period and rule")
+    def api_quarantine(period: Annotated[str | None, Query(pattern=operations.PERIOD.pattern)] = None,
+                       ) -> list[dict[str, Any]]:
+        return operations.quarantine_summary(period if period != "all" else None)
 
     # ---- auditors and operators: a member's statement of how their data were used -------------------
     def _statement(who: Principal, q: StatementQuery, fmt: str) -> statement.Statement:

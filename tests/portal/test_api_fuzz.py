@@ -44,6 +44,11 @@ def fuzz_app(world: World) -> dict[str, Any]:
     return {"app": app, "tokens": tokens, "names": names}
 
 
+# No Airflow runs in this world: these answer 503 "Airflow cannot be reached" (a dependency down,
+# not a fault of the portal); every other 5xx fails.
+AIRFLOW_ROUTES = {"api_runs", "api_run", "api_trigger_run"}
+
+
 def _fuzz(op: Any, name: str, public: bool, headers: dict[str, str]) -> int:  # noqa: ANN401 - an APIOperation
     """Bounded generated requests to one operation: as an allowed caller, then without credentials.
     Returns how many statuses the allowed caller got, by class (to show the handlers ran)."""
@@ -53,7 +58,12 @@ def _fuzz(op: Any, name: str, public: bool, headers: dict[str, str]) -> int:  # 
     @settings(max_examples=12, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def fuzz(case: Any) -> None:  # noqa: ANN401 - a schemathesis Case
-        statuses.append(case.call_and_validate(headers=headers, checks=[not_a_server_error]).status_code)
+        if name in AIRFLOW_ROUTES:
+            r = case.call(headers=headers)
+            assert r.status_code < 500 or (r.status_code == 503 and "Airflow" in r.text), (name, r.status_code)
+            statuses.append(r.status_code)
+        else:
+            statuses.append(case.call_and_validate(headers=headers, checks=[not_a_server_error]).status_code)
         # The same request without credentials is refused, never a server error either.
         anonymous = case.call()
         assert anonymous.status_code < 500, (name, anonymous.status_code)
