@@ -78,22 +78,27 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.Table]:
     """The frame's rows as Arrow tables, as the engine streams them (Spark Connect), or in chunks of
     rows from ``toLocalIterator`` on a classic session. Never the whole result at once."""
     import pyarrow as pa
+    from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-    client = getattr(df.sparkSession, "client", None)
-    if client is not None and hasattr(client, "to_table_as_iterator"):
+    # The frame's class says which API it is: a classic session's ``.client`` raises
+    # (ONLY_SUPPORTED_WITH_SPARK_CONNECT) rather than being absent.
+    if isinstance(df, ConnectDataFrame):
+        client: Any = df.sparkSession.client
         plan: Any = df._plan  # noqa: SLF001 - Spark Connect's streaming fetch takes the plan
         for item in client.to_table_as_iterator(plan.to_proto(client), plan.observations):
             if isinstance(item, pa.Table) and item.num_rows:
                 yield item
         return
+    schema = to_arrow_schema(df.schema)  # the types Connect would stream, not ones guessed from values
     chunk: list[dict[str, Any]] = []
     for row in df.toLocalIterator():
-        chunk.append(row.asDict())
+        chunk.append(row.asDict(recursive=True))
         if len(chunk) >= 10_000:
-            yield pa.Table.from_pylist(chunk)
+            yield pa.Table.from_pylist(chunk, schema=schema)
             chunk = []
     if chunk:
-        yield pa.Table.from_pylist(chunk)
+        yield pa.Table.from_pylist(chunk, schema=schema)
 
 
 def _string_bytes(arr: pa.Array) -> memoryview:

@@ -45,6 +45,19 @@ SCRIPT = textwrap.dedent("""
     t = Table("gold", "jvm_strings", (("member_id", "string"), ("cin", "string"), ("n", "bigint")), ("member_id",))
     lakehouse.overwrite(lakehouse.conform_to(enc.select(F.col("n").cast("string").alias("member_id"), "cin", "n"), t), t)
     out["path"] = lakehouse.table_path(t)
+
+    # 4. a plan feed's NDJSON is streamed from a classic frame (no Spark Connect client there)
+    from pathlib import Path
+    from jobs.publish.ndjson_stream import write_ndjson
+    from jobs.publish.package import HashingWriter
+    docs = spark.createDataFrame(
+        [(f"p{i}", json.dumps({"resourceType": "Patient", "id": f"p{i}"}) + "\\n", i % 2 == 0, None) for i in range(3)],
+        "id string, line string, part2 boolean, problem string")
+    writer = HashingWriter(Path(sys.argv[1]).parent / "Patient.ndjson")
+    stats = write_ndjson(docs.orderBy("id"), writer, "Patient", mode="all")
+    spooled = writer.close()
+    out["ndjson"] = {"count": stats.count, "part2": stats.part2, "validated": stats.validated,
+                     "text": spooled.path.read_text()}
     print("RESULT " + json.dumps(out))
 """)
 
@@ -78,3 +91,10 @@ def test_strings_written_on_the_jvm_are_plain_strings_delta_rs_reads(classic_res
     types = {f.name: str(f.type) for f in dt.schema().fields}
     assert "collat" not in json.dumps(dt.schema().to_json()).lower()
     assert dt.to_pyarrow_table().num_rows == 2 and set(types) == {"member_id", "cin", "n"}
+
+
+def test_plan_feed_ndjson_streams_from_a_classic_frame(classic_result):
+    # once a PySparkRuntimeError (SparkSession.client exists only on Spark Connect)
+    nd = classic_result["ndjson"]
+    assert (nd["count"], nd["part2"], nd["validated"]) == (3, 2, 3)
+    assert [json.loads(line)["id"] for line in nd["text"].splitlines()] == ["p0", "p1", "p2"]
