@@ -69,6 +69,22 @@ def test_claims_outside_coverage_are_warned_about(spark, phmx_home):
     assert lakehouse.read(spark, "bronze.claims").count() == 4
 
 
+def test_coverage_warnings_go_to_the_file_that_has_the_rows(spark, phmx_home):
+    # Two claims files of one batch (two periods) are checked in one join; each receipt gets only its own rows.
+    land(phmx_home, "mcp_bluecoast", "claims", "2025-01", "c1.csv",
+         "\n".join([CLAIMS_HEADER, claim("A1", "BC000001", "2025-01-10"), claim("A2", "BC000001", "2024-12-01")]) + "\n")
+    land(phmx_home, "mcp_bluecoast", "claims", "2025-02", "c2.csv",
+         "\n".join([CLAIMS_HEADER, claim("B1", "BC000009", "2025-02-10"), claim("B2", "BC000001", "2025-02-11"),
+                    claim("B3", "BC000001", "2025-02-12", plan="OTHER")]) + "\n")
+    land(phmx_home, "mcp_bluecoast", "enrollment", "2025-01", "e.txt",
+         HEADER + "\n" + enrollment_row(1, coverage_start="20250101") + "\n")
+    ingest.run(spark, RunContext.new())
+    by_file = {r["source_file"].rsplit("/", 1)[-1]: r for r in receipts(phmx_home, "mcp_bluecoast") if r["feed"] == "claims"}
+    rows = {name: [w["rows"] for w in r["warnings"] if w["rule_id"] == "service_within_coverage"]
+            for name, r in by_file.items()}
+    assert rows == {"c1.csv": [[3]], "c2.csv": [[2, 4]]}
+
+
 def test_claims_without_any_enrollment_say_the_check_was_skipped(spark, phmx_home):
     land(phmx_home, "mcp_bluecoast", "claims", "2025-01", "c.csv",
          CLAIMS_HEADER + "\n" + claim("A1", "BC000001", "2025-01-10") + "\n")
