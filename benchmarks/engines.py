@@ -26,14 +26,38 @@ REPO = Path(__file__).resolve().parents[1]
 RUN_ID = "run-engines"
 ROUTES = ("sail", "classic", "connect")
 RUN_SCRIPT = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+import psutil
+from jobs import STAGES
 from phmx.pipeline import run_pipeline
-results = run_pipeline(period="all", run_id=sys.argv[1])
-print("STAGES " + json.dumps({r.stage: r.details.get("seconds") for r in results}))
-print("COUNTS " + json.dumps({r.stage: r.counts for r in results}, default=str))
+
+def cpu_seconds():
+    # This process, its live descendants (the classic JVM and its Python workers) and the Spark
+    # Connect server (PHMX_BENCH_SERVER_PID): user + system seconds so far.
+    procs = [psutil.Process()]
+    procs += procs[0].children(recursive=True)
+    if os.environ.get("PHMX_BENCH_SERVER_PID"):
+        server = psutil.Process(int(os.environ["PHMX_BENCH_SERVER_PID"]))
+        procs += [server, *server.children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+stages, cpu, counts = {}, {}, {}
+for stage in STAGES:
+    c0 = cpu_seconds()
+    (r,) = run_pipeline(period="all", run_id=sys.argv[1], stages=[stage])
+    stages[stage], cpu[stage], counts[stage] = r.details.get("seconds"), round(cpu_seconds() - c0, 2), r.counts
+print("STAGES " + json.dumps(stages))
+print("CPU " + json.dumps(cpu))
+print("COUNTS " + json.dumps(counts, default=str))
 print("RSS_MB " + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 """
-
 
 def prepare(base: Path, members: int, seed: int = 7) -> Path:
     """One synthetic landing zone (same seed, byte-identical files) shared by every route."""
@@ -48,7 +72,9 @@ def prepare(base: Path, members: int, seed: int = 7) -> Path:
 def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeout: int = 3600) -> dict:
     """Run every stage on ``route`` in a fresh process with its own home and the shared keys.
 
-    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "COUNTS", "RSS_MB"}``.
+    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "CPU", "COUNTS", "RSS_MB"}``:
+    wall and CPU seconds per stage (CPU of the whole process tree, the JVM and the Connect server
+    included), each stage's counts, the driver's peak RSS.
     """
     home = base / route
     if (home / "stages.json").is_file():
@@ -65,7 +91,7 @@ def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeou
     if proc.returncode != 0:
         raise RuntimeError(f"the pipeline failed on {route}:\n{proc.stderr[-5000:]}")
     out = {k: json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
-           for k in ("STAGES", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
+           for k in ("STAGES", "CPU", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
     (home / "stages.json").write_text(json.dumps(out))
     return out
 
@@ -79,7 +105,8 @@ def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES) -> d
         if route == "connect" and not (base / "connect" / "stages.json").is_file():
             with ConnectServer(log_path=base / "connect-server.log") as server:
                 out[route] = run_route(base, route, landing, {"PHMX_ENGINE": "connect",
-                                                              "SPARK_REMOTE": server.address})
+                                                              "SPARK_REMOTE": server.address,
+                                                              "PHMX_BENCH_SERVER_PID": str(server.pid)})
         else:
             out[route] = run_route(base, route, landing, {"PHMX_ENGINE": route} if route != "connect" else {})
     return out
@@ -103,15 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     results = run_routes(base, landing, tuple(args.routes))
     load_after = os.getloadavg()
     print(f"machine: {machine()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
-    print(f"{members:,} members; seconds per stage (JVM start-up inside ingest):")
+    print(f"{members:,} members; wall / CPU seconds per stage (JVM start-up inside ingest; CPU of the "
+          "whole process tree: driver, JVM, Python workers, Connect server):")
     stages = list(next(iter(results.values()))["STAGES"])
-    print(f"  {'stage':<10}" + "".join(f"{r:>10}" for r in results))
+    print(f"  {'stage':<11}" + "".join(f"{r + ' wall':>15}{r + ' cpu':>14}" for r in results))
     for stage in [*stages, "total"]:
         cells = []
         for r in results.values():
-            secs = sum(r["STAGES"].values()) if stage == "total" else r["STAGES"][stage]
-            cells.append(f"{secs:>10.1f}")
-        print(f"  {stage:<10}" + "".join(cells))
+            cpu = r.get("CPU", {})
+            wall = sum(r["STAGES"].values()) if stage == "total" else r["STAGES"][stage]
+            used = sum(cpu.values()) if stage == "total" else cpu.get(stage, float("nan"))
+            cells.append(f"{wall:>15.1f}{used:>14.1f}")
+        print(f"  {stage:<11}" + "".join(cells))
     print("  peak RSS of the driver process (MB): " + ", ".join(f"{k} {v['RSS_MB']:.0f}" for k, v in results.items()))
     (base / "engines.json").write_text(json.dumps({"machine": machine(), "members": members,
                                                    "load": [load_before, load_after], "results": results}, indent=2))

@@ -182,6 +182,11 @@ class ConnectServer:
     def address(self) -> str:
         return f"sc://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks add its CPU time to the stages')."""
+        return self._proc.pid if self._proc is not None else None
+
     def command(self) -> list[str]:
         conf = session_conf(shuffle_partitions=self.shuffle_partitions)
         conf.update({"spark.connect.grpc.binding.address": "127.0.0.1",
