@@ -48,13 +48,22 @@ def cpu_seconds():
             pass
     return total
 
-stages, cpu, counts = {}, {}, {}
+def delta_commits():
+    # Commit files of every Delta table of this home (a commit is a JSON file in _delta_log).
+    root = os.path.join(os.environ["PHMX_HOME"], "lakehouse")
+    return sum(1 for d, _, files in os.walk(root) if d.endswith("_delta_log")
+               for f in files if f.endswith(".json") and f[:-5].isdigit())
+
+stages, cpu, counts, commits, windows = {}, {}, {}, {}, {}
 for stage in STAGES:
-    c0 = cpu_seconds()
+    c0, n0, t0 = cpu_seconds(), delta_commits(), time.time()
     (r,) = run_pipeline(period="all", run_id=sys.argv[1], stages=[stage])
     stages[stage], cpu[stage], counts[stage] = r.details.get("seconds"), round(cpu_seconds() - c0, 2), r.counts
+    commits[stage], windows[stage] = delta_commits() - n0, [int(t0 * 1000), int(time.time() * 1000)]
 print("STAGES " + json.dumps(stages))
 print("CPU " + json.dumps(cpu))
+print("COMMITS " + json.dumps(commits))
+print("WINDOWS " + json.dumps(windows))
 print("COUNTS " + json.dumps(counts, default=str))
 print("RSS_MB " + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 """
@@ -72,9 +81,11 @@ def prepare(base: Path, members: int, seed: int = 7) -> Path:
 def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeout: int = 3600) -> dict:
     """Run every stage on ``route`` in a fresh process with its own home and the shared keys.
 
-    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "CPU", "COUNTS", "RSS_MB"}``:
+    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB"}``:
     wall and CPU seconds per stage (CPU of the whole process tree, the JVM and the Connect server
-    included), each stage's counts, the driver's peak RSS.
+    included), Delta commits per stage, each stage's clock window, counts, the driver's peak RSS.
+    On the classic route the JVM writes a Spark event log under ``<home>/events``, summarised per
+    stage as ``SPARK`` (:func:`spark_jobs_per_stage`).
     """
     home = base / route
     if (home / "stages.json").is_file():
@@ -86,13 +97,56 @@ def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeou
             "PHMX_LOG_LEVEL": "WARNING", **env}
     if full.get("PHMX_ENGINE") != "connect":
         full.pop("SPARK_REMOTE", None)
+    events = home / "events"
+    if full.get("PHMX_ENGINE") == "classic":
+        events.mkdir(parents=True, exist_ok=True)
+        full["PYSPARK_SUBMIT_ARGS"] = (f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir={events.as_uri()} "
+                                       "--conf spark.eventLog.compress=false pyspark-shell")
     proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, RUN_ID], env=full, capture_output=True,  # noqa: S603
                           text=True, timeout=timeout, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"the pipeline failed on {route}:\n{proc.stderr[-5000:]}")
     out = {k: json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
-           for k in ("STAGES", "CPU", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
+           for k in ("STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
+    if events.is_dir():
+        out["SPARK"] = spark_jobs_per_stage(events, out["WINDOWS"])
     (home / "stages.json").write_text(json.dumps(out))
+    return out
+
+
+def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """Spark jobs, their summed seconds and tasks per pipeline stage, from a Spark event log.
+
+    A job belongs to the stage whose clock window holds its submission time (the stages run one
+    after the other in one process). Where the time goes on the JVM: per job and per Delta commit
+    far more than per row, so these counts are the figures to bring down.
+    """
+    out = {stage: {"jobs": 0, "job_seconds": 0.0, "tasks": 0} for stage in windows}
+
+    def stage_at(ms: int) -> str | None:
+        return next((s for s, (t0, t1) in windows.items() if t0 <= ms <= t1), None)
+
+    submitted: dict[int, tuple[int, str | None]] = {}
+    stage_of: dict[int, str | None] = {}
+    for path in sorted(events.rglob("events_*")) + sorted(p for p in events.glob("local-*") if p.is_file()):
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue  # the last line of a log still being written
+                kind = e.get("Event")
+                if kind == "SparkListenerJobStart":
+                    stage = stage_at(e["Submission Time"])
+                    submitted[e["Job ID"]] = (e["Submission Time"], stage)
+                    stage_of.update(dict.fromkeys(e.get("Stage IDs", []), stage))
+                elif kind == "SparkListenerJobEnd" and e["Job ID"] in submitted:
+                    t0, stage = submitted[e["Job ID"]]
+                    if stage:
+                        out[stage]["jobs"] += 1
+                        out[stage]["job_seconds"] += round((e["Completion Time"] - t0) / 1000, 3)
+                elif kind == "SparkListenerTaskEnd" and stage_of.get(e.get("Stage ID", -1)):
+                    out[str(stage_of[e["Stage ID"]])]["tasks"] += 1
     return out
 
 
@@ -142,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             used = sum(cpu.values()) if stage == "total" else cpu.get(stage, float("nan"))
             cells.append(f"{wall:>15.1f}{used:>14.1f}")
         print(f"  {stage:<11}" + "".join(cells))
+    print("  Delta commits per stage: " + "; ".join(
+        f"{k} " + ", ".join(f"{s} {n}" for s, n in v.get("COMMITS", {}).items()) for k, v in results.items()))
+    for k, v in results.items():
+        if "SPARK" in v:
+            print(f"  Spark jobs per stage on {k} (jobs / job-seconds / tasks): " + ", ".join(
+                f"{s} {j['jobs']}/{j['job_seconds']:.0f}/{j['tasks']}" for s, j in v["SPARK"].items()))
     print("  peak RSS of the driver process (MB): " + ", ".join(f"{k} {v['RSS_MB']:.0f}" for k, v in results.items()))
     (base / "engines.json").write_text(json.dumps({"machine": machine(), "members": members,
                                                    "load": [load_before, load_after], "results": results}, indent=2))
