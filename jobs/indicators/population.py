@@ -77,9 +77,10 @@ def residence_records(spark: SparkSession, cat: Catalogue) -> DataFrame:
         "source", "source_person_id", "record_date", "county_fips", "language",
         F.substring(F.regexp_replace(F.col("zip"), "[^0-9]", ""), 1, 5).alias("zip5"))
     linked = person.join(xwalk, ["source", "source_person_id"], "inner")
+    # Ties (two records of one date) broken on the value itself, so every engine picks the same one.
     wl = Window.partitionBy("member_id").orderBy(
         F.when(F.col("language").isNull() | (F.trim("language") == ""), 1).otherwise(0),
-        F.col("record_date").desc_nulls_last())
+        F.col("record_date").desc_nulls_last(), F.col("language").asc_nulls_last())
     linked = linked.withColumn("lang_pick", F.first("language").over(wl))
     linked = linked.withColumn("zip5", F.when(F.length("zip5") == 5, F.col("zip5")))
     geo = linked.where(F.col("zip5").isNotNull() | F.col("county_fips").isNotNull())
@@ -120,9 +121,14 @@ def member_months(spark: SparkSession, inputs: Inputs, cat: Catalogue, std: Stan
     res = residence_records(spark, cat).withColumnRenamed("member_id", "_rm")
     month_end = F.last_day("month")
     before = F.col("record_date") <= month_end
+    # Records as near the month end as each other (same date, two sources): the one with a county,
+    # then with a ZIP, then the lowest values. Without this the pick is the engine's row order, and
+    # Sail and JVM Spark placed the same member in different counties.
     w = Window.partitionBy("member_id", "month").orderBy(
         F.when(F.col("rec_lhj").isNull(), 2).when(before, 0).otherwise(1),
-        F.abs(F.datediff(F.col("record_date"), month_end)).asc_nulls_last())
+        F.abs(F.datediff(F.col("record_date"), month_end)).asc_nulls_last(),
+        F.col("county_fips").isNull(), F.col("zip5").isNull(),
+        F.col("county_fips").asc_nulls_last(), F.col("zip5").asc_nulls_last(), F.col("rec_lhj").asc_nulls_last())
     picked = mm.join(res, F.col("member_id") == F.col("_rm"), "left") \
         .withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn", "_rm")
     members = inputs.members.select("member_id", "birth_date", "sex", "race", "ethnicity",
