@@ -1,7 +1,6 @@
-"""Same results on the engine routes: the whole pipeline on one synthetic population on Sail
-(embedded) and through a JVM Spark Connect server on 127.0.0.1. Classic JVM Spark is not in
-ROUTES yet: its plan FHIR publish fails (PySparkRuntimeError, an open engine gap in
-docs/ARCHITECTURE.md); its stages up to measures ran on the same population.
+"""Same results on the three engine routes: the whole pipeline on one synthetic population on Sail
+(embedded), on classic JVM Spark (``PHMX_ENGINE=classic``, local[2]) and through a JVM Spark
+Connect server on 127.0.0.1.
 
 Every gold table (read back with delta-rs, which must be able to read it), every published
 measures.csv and every FHIR resource must be identical across the three, clock columns, run ids
@@ -24,7 +23,7 @@ from same_results import gold_tables, normalise, published
 
 pytestmark = [requires_jvm, pytest.mark.slow]
 
-ROUTES = ("sail", "connect")
+ROUTES = ("sail", "classic", "connect")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,8 @@ def test_every_route_ran_every_stage_with_the_same_counts(runs):
     _, out = runs
     counts = {route: {stage: {k: v for k, v in c.items() if k != "seconds"} for stage, c in r["COUNTS"].items()}
               for route, r in out.items()}
-    assert counts["sail"] == counts["connect"]
+    for route in ROUTES[1:]:
+        assert counts[route] == counts["sail"], route
     assert counts["sail"]["ingest"]["rows_accepted"] > 1000
     assert counts["sail"]["identity"]["members"] > 100
 
