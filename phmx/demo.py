@@ -25,6 +25,10 @@ def _prepare(home: Path, members: int, seed: int) -> None:
     for sub in ("landing", "lakehouse", "outbox", "publish", "ground_truth"):
         shutil.rmtree(home / sub, ignore_errors=True)
     generate(home, members=members, counties=list(DEFAULT_COUNTIES), seed=seed)
+    from phmx.synth.ecm_submitters import generate_ecm
+
+    shutil.rmtree(home / "ecm_packages", ignore_errors=True)  # written by _ecm_packages after the run
+    generate_ecm(home, seed=seed, share=0.05, providers=4)  # ECM plans' and providers' files, with truth
 
 
 def recipient_checks(packages: list[dict]) -> dict:
@@ -56,6 +60,25 @@ def recipient_checks(packages: list[dict]) -> dict:
                 failures.append(p["recipient"])
     return {"verified": verified, "lhj_audited": audited, "suppressed_cells": suppressed, "attacked_values": attacked,
             "audit_failures": failures}
+
+
+def _ecm_packages(console) -> None:  # noqa: ANN001 - rich Console
+    """One ECM provider's and one plan's packages (metrics, statements, dashboard) beside the hub."""
+    from jobs.ecm.package import write_package
+    from phmx import lakehouse
+    from phmx.engine import get_spark
+    from phmx.tables import ECM_PROVIDER_MONTH
+
+    spark = get_spark()
+    if not lakehouse.exists(ECM_PROVIDER_MONTH):
+        return
+    from phmx import settings
+
+    out = Path(settings.load().publish_root).parent / "ecm_packages"  # the demo's home, beside publish/
+    for recipient in ("ecm_p001", "mcp_bluecoast"):
+        write_package(spark, recipient, out / recipient)
+    console.print(f"An ECM provider's dashboard: {out / 'ecm_p001' / 'dashboard.html'} "
+                  f"(its plan's: {out / 'mcp_bluecoast' / 'dashboard.html'})")
 
 
 def summarize(console) -> dict:  # noqa: ANN001 - rich Console
@@ -107,6 +130,7 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
         console.print(f"An LHJ's HTML report: {report}")
     if packages:
         console.print(f"Verify a package as its recipient would: phmx feeds verify {packages[0]['path']}")
+    _ecm_packages(console)
     checks = recipient_checks(packages)
     console.print(f"Recipient-side checks: {checks['verified']} of {len(packages)} packages verify (signature, "
                   f"checksums); LP attacker audit on {checks['lhj_audited']} LHJ measure tables: "
