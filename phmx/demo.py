@@ -64,7 +64,7 @@ def recipient_checks(packages: list[dict]) -> dict:
 
 def _ecm_packages(console) -> None:  # noqa: ANN001 - rich Console
     """One ECM provider's and one plan's packages (metrics, statements, dashboard) beside the hub."""
-    from jobs.ecm.package import write_package
+    from jobs.ecm.ecm_package import write_package
     from phmx import lakehouse
     from phmx.engine import get_spark
     from phmx.tables import ECM_PROVIDER_MONTH

@@ -13,7 +13,7 @@ from testkit import csv_rows
 
 from jobs import conform, ecm, identity, ingest
 from jobs.ecm.contracts import parse
-from jobs.ecm.package import write_package
+from jobs.ecm.ecm_package import write_package
 from phmx.context import RunContext
 from phmx.feedspec import get_spec
 
@@ -99,7 +99,7 @@ def _open(path: Path) -> dict:
 
 
 def test_dashboard_sums_a_providers_plans_per_month():
-    from jobs.ecm.package import _sum_rows
+    from jobs.ecm.ecm_package import _sum_rows
 
     rows = [{"month": "2025-01", "metric_id": "engaged_members", "plan_id": "A", "numerator": 3.0, "denominator": None},
             {"month": "2025-01", "metric_id": "engaged_members", "plan_id": "B", "numerator": 4.0, "denominator": None},
