@@ -346,6 +346,22 @@ def audit_table(published: pd.DataFrame) -> pd.DataFrame:
                          "annotation": crude["annotation"]})
 
 
+def protected(published: pd.DataFrame, cat: Catalogue | None = None) -> tuple[bool, dict[str, int]]:
+    """The last gate: the attacker's LP over the union of every LHJ's table and the state's rows
+    (with the state = sum of LHJs and the calendar's roll-ups). (passes, figures without values)."""
+    from privacy.attack import audit
+    from privacy.suppression import SuppressionSpec
+
+    if published.empty:
+        return True, {}
+    cat = cat or catalogue_mod.default()[0]
+    table = audit_table(published)
+    report = audit(table, SuppressionSpec.from_dict(spec(table, cat)))
+    small = sum(1 for f in report.failures if f["high"] < 11 - 1e-6)
+    return report.ok, {"failures": len(report.failures), "small_count_failures": small,
+                       "suppressed_cells": report.suppressed_cells, "components": report.components}
+
+
 def suppressed_cells(table: pd.DataFrame) -> int:
     """Rows (crude, one per cell) whose counts are withheld: annotation 1, 2 or 4."""
     if table.empty:

@@ -184,7 +184,15 @@ def indicator_table(spark: SparkSession, period: str) -> pd.DataFrame | None:
     cube = lhj_indicators.load_cube(spark, year)
     if cube is None or cube.empty:
         return None
-    return lhj_indicators.decide_all(cube)
+    published = lhj_indicators.decide_all(cube)
+    ok, figures = lhj_indicators.protected(published)
+    if not ok:
+        # Never publish a table the attacker's LP can still bound: the packages go out without
+        # indicators this run (the measures and service counts are unaffected).
+        log.error("indicators withheld from every LHJ package: the attacker audit over all LHJs and the state "
+                  "still bounds %d hidden count(s) (%d below 11)", figures["failures"], figures["small_count_failures"])
+        return None
+    return published
 
 
 def load_indicators(run_id: str, lhj: str) -> pd.DataFrame | None:

@@ -211,3 +211,20 @@ def test_a_shared_denominator_is_hidden_for_every_indicator_or_none(published):
     assert (crude.groupby(cols)["denominator"].agg(lambda v: v.isna().sum()) != 1).all()
     crude["hidden"] = crude.denominator.isna()
     assert crude.groupby(cols)["hidden"].nunique().eq(1).all()
+
+
+def test_the_last_gate_passes_the_protected_table_and_refuses_a_leaky_one(published):
+    ok, figures = lhj_indicators.protected(published.table, published.cat)
+    assert ok and figures["failures"] == 0
+    leaky = published.table.copy()
+    # publish Long Beach's diabetes total and every ZIP numerator but 90805's: 90805 follows by subtraction
+    truth = _truth(published.cube)
+    lb = truth[(truth.indicator_id == "DIAB") & (truth.lhj == "Long Beach")]
+    rows = (leaky.rate_type == "crude") & (leaky.lhj == "Long Beach") & (leaky.indicator_id == "DIAB") \
+        & (leaky.period == "2025")
+    leaky.loc[rows & (leaky.stratifier == "all"), "numerator"] = int(lb.numerator.sum())
+    for z, n in zip(lb.zip, lb.numerator, strict=True):
+        if z != "90805":
+            leaky.loc[rows & (leaky.stratifier == "zip") & (leaky.stratum == z), "numerator"] = int(n)
+    ok, figures = lhj_indicators.protected(leaky, published.cat)
+    assert not ok and figures["failures"] > 0
