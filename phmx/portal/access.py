@@ -51,6 +51,8 @@ RULES: dict[str, Rule] = {
     "upload_form": _r(S, scope=None),
     "receipt_page": _r(S, scope=None),
     "api_submit": _r(S, scope=Scope.SUBMIT),
+    "withdraw_form": _r(S, scope=None),
+    "api_withdraw": _r(S, scope=Scope.SUBMIT),
     "api_submissions": _r(S),
     "api_receipt": _r(S),
     "api_acknowledgments": _r(S),

@@ -58,6 +58,13 @@ class DisclosureQuery(BaseModel):
     until: date | None = None
 
 
+class WithdrawRequest(BaseModel):
+    """Withdraw one period (YYYY-MM) of one of the caller's feeds."""
+
+    feed: str = Field(min_length=1, max_length=80)
+    period: str = Field(min_length=1, max_length=20)
+
+
 class TriggerRequest(BaseModel):
     """Run the pipeline for one period (YYYY-MM) or every period (all)."""
 
@@ -251,8 +258,10 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
     def submissions_page(request: Request, who: Me) -> HTMLResponse:
         from jobs.ingest.specs import load_specs
 
-        feeds = sorted(f for f, s in load_specs().items() if s.accepts_submitter(who.organisation.submitter or ""))
-        return page(request, "submissions.html.j2", rows=views.submissions(who), feeds=feeds)
+        specs = {f: s for f, s in load_specs().items() if s.accepts_submitter(who.organisation.submitter or "")}
+        withdrawable = sorted(f for f, s in specs.items() if intake.withdrawable(s))
+        return page(request, "submissions.html.j2", rows=views.submissions(who), feeds=sorted(specs),
+                    withdrawable=withdrawable)
 
     @app.post("/submissions", name="upload_form", include_in_schema=False)
     def upload_form(request: Request, who: Me, feed: Annotated[str, Form(max_length=80)],
@@ -262,6 +271,26 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
                                     f"{landed.period} ({landed.size} bytes, SHA-256 {landed.sha256[:16]}...). "
                                     "Its receipt appears below after the next intake run."}
         return RedirectResponse("/submissions", status_code=303)
+
+    @app.post("/submissions/withdraw", name="withdraw_form", include_in_schema=False)
+    def withdraw_form(request: Request, who: Me, feed: Annotated[str, Form(max_length=80)],
+                      period: Annotated[str, Form(max_length=20)],
+                      confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
+        if confirm != "yes":
+            request.session["flash"] = {"error": True, "detail": "Nothing was withdrawn: tick the box to confirm."}
+            return RedirectResponse("/submissions", status_code=303)
+        landed = intake.withdraw(who, feed=feed, period=period)
+        request.session["flash"] = {"error": False, "detail": f"Withdrawal of {landed.feed} {landed.period} received "
+                                    f"({landed.name}). The next intake run replaces the period's records with none; "
+                                    "its receipt appears below."}
+        return RedirectResponse("/submissions", status_code=303)
+
+    @app.post(f"{API}/submissions/withdraw", name="api_withdraw", status_code=201, tags=["submissions"],
+              summary="Withdraw a period of a feed whose files replace each other (a header-only file is landed)",
+              responses={409: {"description": "a withdrawal was already received this second"},
+                         422: {"description": "not a feed of this submitter, not withdrawable, or a bad period"}})
+    def api_withdraw(who: Me, body: WithdrawRequest) -> dict[str, Any]:
+        return intake.withdraw(who, feed=body.feed, period=body.period).to_dict()
 
     @app.get("/submissions/{submission_id}", name="receipt_page", response_class=HTMLResponse,
              include_in_schema=False)

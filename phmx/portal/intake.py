@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from phmx import settings, storage
 
 if TYPE_CHECKING:
+    from phmx.feedspec import FeedSpec
     from phmx.portal.directory import Principal
 
 SNIFF_BYTES = 8192
@@ -136,3 +137,35 @@ def land(principal: Principal, *, feed: str, period: str, filename: str, fileobj
     reader = _Hashing(fileobj)
     storage.write_stream(uri, reader, content_type="application/octet-stream")  # type: ignore[arg-type]
     return Landed(submitter, feed, label, name, reader.size, reader.hash.hexdigest())
+
+
+def withdrawable(spec: FeedSpec) -> bool:
+    """Whether a header-only file withdraws a period of the feed (replace feeds sent as delimited text)."""
+    return spec.on_resubmit == "replace" and spec.format_type == "delimited" and bool(spec.format.get("header", True))
+
+
+def withdraw(principal: Principal, *, feed: str, period: str) -> Landed:
+    """Withdraw one period of a feed whose files replace each other: land, in the caller's own
+    prefix, a file holding the feed's header line and no records. Intake's rule for such a file
+    (``period_withdrawn``) then replaces every record of the period with nothing on the next run,
+    and the receipt says so; the earlier files keep their ledger rows and receipts, marked replaced.
+    Only delimited feeds with a header can be withdrawn this way (others: UploadProblem 422)."""
+    import io
+    from datetime import UTC, datetime
+
+    from jobs.ingest.specs import load_specs
+
+    spec = load_specs().get(feed)
+    submitter = principal.organisation.submitter or ""
+    if spec is not None and spec.accepts_submitter(submitter) and not withdrawable(spec):
+        raise UploadProblem(422, "feed", f"a period of feed {feed!r} cannot be withdrawn from the portal (only "
+                            "feeds whose files replace each other, sent as delimited text with a header)",
+                            "ask the hub's operators to remove the period")
+    columns: list[str] = []
+    for f in spec.fields if spec is not None else ():
+        columns += [c for c in f.sources if c not in columns]
+    delimiter = str(spec.format.get("delimiter", ",")) if spec is not None else ","
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    body = (delimiter.join(columns) + "\n").encode()
+    return land(principal, feed=feed, period=period, filename=f"withdraw_{feed}_{period}_{stamp}.csv",
+                fileobj=io.BytesIO(body))

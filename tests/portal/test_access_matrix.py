@@ -29,7 +29,8 @@ PUBLIC_STATUS = {"login_form": 200, "login": 422, "healthz": 200, "openapi": 200
 # No Airflow runs in this world: its pages say so (the list page shows the problem; a trigger comes
 # back with a message), its API answers 503. tests/portal/test_operations.py runs them against Airflow.
 AIRFLOW_DOWN = {"run_page": 503, "api_runs": 503, "api_run": 503, "api_trigger_run": 503, "trigger_form": 303}
-SUCCESS = {"api_submit": 201, "upload_form": 303, "logout": 303, "home": 303}
+SUCCESS = {"api_submit": 201, "upload_form": 303, "logout": 303, "home": 303, "withdraw_form": 303,
+           "api_withdraw": 422}  # the sample feed (HL7) cannot be withdrawn: the refusal, after the access check
 VXU = (CORPUS / "hl7v2_vxu" / "mcir_dtap.hl7").read_bytes()
 
 
@@ -94,6 +95,10 @@ def _request(world: World, name: str, method: str, path: str, actor: str, n: int
         kwargs["data"] = {"member_id": "M-MATRIX", "language": "es", "csrf_token": csrf}
     elif name in ("api_statement", "api_statement_pdf"):
         kwargs["json"] = {"member_id": "M-MATRIX", "language": "en"}
+    elif name == "withdraw_form":
+        kwargs["data"] = {"feed": "immunizations_vxu", "period": "2026-03", "confirm": "yes", "csrf_token": csrf}
+    elif name == "api_withdraw":
+        kwargs["json"] = {"feed": "immunizations_vxu", "period": "2026-03"}
     elif name == "trigger_form":
         kwargs["data"] = {"period": "2026-01", "csrf_token": csrf}
     elif name == "api_trigger_run":

@@ -75,7 +75,7 @@ def test_sign_in_page_is_accessible_and_scripts_are_blocked(browser):
 def test_a_submitter_uploads_a_file_and_reads_its_receipt_and_ack(browser, world: World):
     ctx, page = _sign_in(browser, "cair2")
     assert page.url.endswith("/submissions")
-    page.get_by_label("Feed").select_option("immunizations_vxu")
+    page.get_by_label("Feed", exact=True).select_option("immunizations_vxu")
     page.get_by_label("Reporting month (YYYY-MM)").fill("2026-06")
     page.get_by_label("File", exact=True).set_input_files(str(CORPUS / "hl7v2_vxu" / "mcir_dtap.hl7"))
     page.get_by_role("button", name="Send").click()
