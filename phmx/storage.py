@@ -136,6 +136,27 @@ def read_bytes(uri: str) -> bytes:
         raise StorageError(f"cannot read {uri}: {type(exc).__name__}") from exc
 
 
+def iter_chunks(uri: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """The file's bytes in chunks of at most ``size``, never the whole file in memory: checksums
+    and downloads of large packages (a plan's FHIR NDJSON) stream through this."""
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            body = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(size)
+            finally:
+                body.close()
+            return
+        with Path(uri).open("rb") as fh:
+            while chunk := fh.read(size):
+                yield chunk
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the location
+        raise StorageError(f"cannot read {uri}: {type(exc).__name__}") from exc
+
+
 def write_bytes(uri: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
     """Write a whole object/file. On S3 with a KMS key configured, SSE-KMS is requested."""
     try:

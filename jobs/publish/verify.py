@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.publish.package import FORMAT, LATEST, MANIFEST, PUBLIC_KEY, SIGNATURE
+from phmx import storage
 from phmx.errors import PrivacyError
 from privacy import signing
 
@@ -78,56 +79,133 @@ def _pointer(path: Path) -> dict[str, Any]:
     return pointer
 
 
+class _Folder:
+    """A package version folder on this machine (what a recipient holds)."""
+
+    def __init__(self, d: Path) -> None:
+        self.d = d
+
+    def where(self, name: str) -> str:
+        return str(self.d / name)
+
+    def has(self, name: str) -> bool:
+        return (self.d / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        return (self.d / name).read_bytes()
+
+    def digest(self, name: str) -> tuple[str, int]:
+        h = hashlib.sha256()
+        with (self.d / name).open("rb") as fh:
+            for chunk in iter(partial(fh.read, 1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest(), (self.d / name).stat().st_size
+
+    def names(self) -> list[str]:
+        return sorted(str(p.relative_to(self.d)).replace("\\", "/") for p in self.d.rglob("*") if p.is_file())
+
+
+class _Stored:
+    """A package version under a storage URI (the hub's publish zone, local or ``s3://``), read
+    through :mod:`phmx.storage` and hashed as a stream, never copied to local disk."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        self._files = {f.relpath: f.size for f in storage.list_files(self.uri)}
+
+    def where(self, name: str) -> str:
+        return storage.join(self.uri, name)
+
+    def has(self, name: str) -> bool:
+        return name in self._files
+
+    def read(self, name: str) -> bytes:
+        return storage.read_bytes(self.where(name))
+
+    def digest(self, name: str) -> tuple[str, int]:
+        h, n = hashlib.sha256(), 0
+        for chunk in storage.iter_chunks(self.where(name)):
+            h.update(chunk)
+            n += len(chunk)
+        return h.hexdigest(), n
+
+    def names(self) -> list[str]:
+        return sorted(self._files)
+
+
 def verify_package(directory: str | Path, *, expected_fingerprint: str | None = None) -> Verified:
     """Verify a received package; return what it is, or raise PackageInvalid naming the bad file."""
     d, pointer = _resolve(directory)
+    return _verify(_Folder(d), pointer, str(d.parent / LATEST), expected_fingerprint)
+
+
+def verify_stored(version_uri: str, *, expected_fingerprint: str | None = None) -> Verified:
+    """Verify one version folder where the hub keeps it (a local path or ``s3://`` prefix), with
+    its ``latest`` pointer when that names this version: the portal's check before it serves a
+    package. Same checks and messages as :func:`verify_package`."""
+    if not storage.is_s3(version_uri):
+        return verify_package(version_uri, expected_fingerprint=expected_fingerprint)
+    uri = version_uri.rstrip("/")
+    parent, version = uri.rsplit("/", 1)
+    latest = storage.join(parent, LATEST)
+    pointer = None
+    if storage.exists(latest):
+        try:
+            candidate = json.loads(storage.read_bytes(latest))
+        except ValueError as exc:
+            raise PackageInvalid(f"{latest}: not a valid latest pointer") from exc
+        if isinstance(candidate, dict) and candidate.get("version") == version:
+            pointer = candidate
+    return _verify(_Stored(uri), pointer, latest, expected_fingerprint)
+
+
+def _verify(pkg: _Folder | _Stored, pointer: dict[str, Any] | None, pointer_where: str,
+            expected_fingerprint: str | None) -> Verified:
     for name in (MANIFEST, SIGNATURE, PUBLIC_KEY):
-        if not (d / name).is_file():
-            raise PackageInvalid(f"{d / name}: missing", hint="the package is incomplete; ask the hub to resend")
-    raw = (d / MANIFEST).read_bytes()
+        if not pkg.has(name):
+            raise PackageInvalid(f"{pkg.where(name)}: missing", hint="the package is incomplete; ask the hub to resend")
+    raw = pkg.read(MANIFEST)
     if pointer is not None and pointer.get("manifest_sha256") != hashlib.sha256(raw).hexdigest():
-        raise PackageInvalid(f"{d.parent / LATEST}: its manifest_sha256 is not the SHA-256 of {d / MANIFEST}",
+        raise PackageInvalid(f"{pointer_where}: its manifest_sha256 is not the SHA-256 of {pkg.where(MANIFEST)}",
                              hint="the pointer or the manifest was altered; do not use the package, ask the hub")
     try:
-        pub = signing.load_public_pem((d / PUBLIC_KEY).read_bytes())
+        pub = signing.load_public_pem(pkg.read(PUBLIC_KEY))
     except PrivacyError as exc:
-        raise PackageInvalid(f"{d / PUBLIC_KEY}: {exc}") from exc
+        raise PackageInvalid(f"{pkg.where(PUBLIC_KEY)}: {exc}") from exc
     fp = signing.fingerprint(pub)
     if expected_fingerprint and _norm(expected_fingerprint) != _norm(fp):
-        raise PackageInvalid(f"{d / PUBLIC_KEY}: fingerprint {fp} is not the expected one",
+        raise PackageInvalid(f"{pkg.where(PUBLIC_KEY)}: fingerprint {fp} is not the expected one",
                              hint="the package was not signed by the hub's published key; do not use it")
-    if not signing.verify(pub, raw, (d / SIGNATURE).read_bytes()):
-        raise PackageInvalid(f"{d / MANIFEST}: signature does not verify with {PUBLIC_KEY}",
+    if not signing.verify(pub, raw, pkg.read(SIGNATURE)):
+        raise PackageInvalid(f"{pkg.where(MANIFEST)}: signature does not verify with {PUBLIC_KEY}",
                              hint="the manifest was altered or signed by another key; do not use the package")
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
-        raise PackageInvalid(f"{d / MANIFEST}: not valid JSON") from exc
+        raise PackageInvalid(f"{pkg.where(MANIFEST)}: not valid JSON") from exc
     if manifest.get("format") != FORMAT:
-        raise PackageInvalid(f"{d / MANIFEST}: unknown format {manifest.get('format')!r}")
+        raise PackageInvalid(f"{pkg.where(MANIFEST)}: unknown format {manifest.get('format')!r}")
     if manifest.get("publisher", {}).get("key_id") != signing.key_id_of(pub):
-        raise PackageInvalid(f"{d / PUBLIC_KEY}: key id does not match the manifest's publisher")
+        raise PackageInvalid(f"{pkg.where(PUBLIC_KEY)}: key id does not match the manifest's publisher")
     listed = set()
     for f in manifest.get("files", []):
         name = str(f["name"])
-        p = d / name
         if ".." in Path(name).parts or Path(name).is_absolute():
-            raise PackageInvalid(f"{d / MANIFEST}: unsafe file name {name!r}")
+            raise PackageInvalid(f"{pkg.where(MANIFEST)}: unsafe file name {name!r}")
         listed.add(name)
-        if not p.is_file():
-            raise PackageInvalid(f"{p}: listed in the manifest but missing")
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for chunk in iter(partial(fh.read, 1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != f["sha256"]:
-            raise PackageInvalid(f"{p}: SHA-256 does not match the manifest", hint="the file was altered or truncated")
-        if p.stat().st_size != int(f["bytes"]):
-            raise PackageInvalid(f"{p}: size does not match the manifest")
-    extra = sorted(str(p.relative_to(d)).replace("\\", "/") for p in d.rglob("*") if p.is_file()
-                   and str(p.relative_to(d)).replace("\\", "/") not in listed | {MANIFEST, SIGNATURE})
+        if not pkg.has(name):
+            raise PackageInvalid(f"{pkg.where(name)}: listed in the manifest but missing")
+        sha, size = pkg.digest(name)
+        if sha != f["sha256"]:
+            raise PackageInvalid(f"{pkg.where(name)}: SHA-256 does not match the manifest",
+                                 hint="the file was altered or truncated")
+        if size != int(f["bytes"]):
+            raise PackageInvalid(f"{pkg.where(name)}: size does not match the manifest")
+    extra = [n for n in pkg.names() if n not in listed | {MANIFEST, SIGNATURE}]
     if extra:
-        raise PackageInvalid(f"{d / extra[0]}: not listed in the manifest",
+        raise PackageInvalid(f"{pkg.where(extra[0])}: not listed in the manifest",
                              hint="files not covered by the signature cannot be trusted; remove them")
-    return Verified(str(d), str(manifest.get("recipient")), str(manifest.get("feed")), str(manifest.get("period")),
-                    str(manifest.get("version")), signing.key_id_of(pub), fp, len(listed), manifest)
+    directory = pkg.d if isinstance(pkg, _Folder) else pkg.uri
+    return Verified(str(directory), str(manifest.get("recipient")), str(manifest.get("feed")),
+                    str(manifest.get("period")), str(manifest.get("version")), signing.key_id_of(pub), fp,
+                    len(listed), manifest)

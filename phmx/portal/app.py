@@ -15,13 +15,21 @@ from typing import Annotated, Any, Literal
 import jinja2
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from phmx import settings as settings_mod
+from phmx import storage
 from phmx.errors import LedgerError, StorageError
 from phmx.log import get_logger
 from phmx.portal import decisions, intake, oidc, operations, statement, views
@@ -347,17 +355,20 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
             raise not_found()
         return page(request, "package.html.j2", p=p)
 
-    def _download(who: Principal, feed: str, period: str, version: str, name: str) -> FileResponse:
+    def _download(who: Principal, feed: str, period: str, version: str, name: str) -> Response:
         found = views.package_file(who, feed, period, version, name)
         if found is None:
             raise not_found()
-        path, sha = found
+        where, sha = found
         views.record_access(who, action="download", resource={"feed": feed, "period": period, "version": version,
-                                                                "file": name}, files=[(str(path), sha)])
-        return FileResponse(path, filename=Path(name).name, media_type="application/octet-stream")
+                                                                "file": name}, files=[(where, sha)])
+        if storage.is_s3(where):  # streamed from the publish zone, never copied to this machine's disk
+            return StreamingResponse(storage.iter_chunks(where), media_type="application/octet-stream",
+                                     headers={"Content-Disposition": f'attachment; filename="{Path(name).name}"'})
+        return FileResponse(where, filename=Path(name).name, media_type="application/octet-stream")
 
     @app.get("/packages/{feed}/{period}/{version}/files/{name:path}", name="package_file", include_in_schema=False)
-    def package_file(who: Me, feed: str, period: str, version: str, name: str) -> FileResponse:
+    def package_file(who: Me, feed: str, period: str, version: str, name: str) -> Response:
         return _download(who, feed, period, version, name)
 
     @app.get(f"{API}/packages", name="api_packages", tags=["packages"], summary="The caller's packages")
@@ -375,7 +386,7 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
     @app.get(f"{API}/packages/{{feed}}/{{period}}/{{version}}/files/{{name:path}}", name="api_package_file",
              tags=["packages"], summary="Download one file of a package (recorded in the audit ledger)",
              response_class=FileResponse)
-    def api_package_file(who: Me, feed: str, period: str, version: str, name: str) -> FileResponse:
+    def api_package_file(who: Me, feed: str, period: str, version: str, name: str) -> Response:
         return _download(who, feed, period, version, name)
 
     # ---- auditors -----------------------------------------------------------------------------------

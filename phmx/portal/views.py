@@ -226,52 +226,73 @@ def packages(principal: Principal) -> list[dict[str, Any]]:
     return out
 
 
-def _package_dir(principal: Principal, feed: str, period: str, version: str) -> Path | None:
+def _package_dir(principal: Principal, feed: str, period: str, version: str) -> str | None:
+    """Where the caller's package version lives (a local folder or an ``s3://`` prefix of the
+    publish zone), or None when it is not the caller's or has no manifest."""
+    from jobs.publish.package import MANIFEST
+
     recipient = principal.organisation.recipient
     if not recipient or not (FEED_OR_PERIOD.match(feed) and FEED_OR_PERIOD.match(period) and VERSION.match(version)):
         return None
-    root = settings.load().publish_root
-    if storage.is_s3(root):
-        return None  # served from the local publish root only in this release (see docs/portal-guide.md)
-    d = Path(root, recipient, feed, period, version)
-    return d if (d / "manifest.json").is_file() else None
+    d = storage.join(settings.load().publish_root, recipient, feed, period, version)
+    if storage.is_s3(d):
+        return d if storage.exists(storage.join(d, MANIFEST)) else None
+    return d if Path(d, MANIFEST).is_file() else None
 
 
 def package(principal: Principal, feed: str, period: str, version: str) -> dict[str, Any] | None:
-    """One package version: its manifest's file list and the result of verifying it (``phmx feeds verify``)."""
-    from jobs.publish.verify import PackageInvalid, verify_package
+    """One package version: its manifest's file list and the result of verifying it (``phmx feeds verify``),
+    read where the publish zone keeps it (local or S3, streamed)."""
+    from jobs.publish.package import MANIFEST, SIGNATURE
+    from jobs.publish.verify import PackageInvalid, verify_stored
 
     d = _package_dir(principal, feed, period, version)
     if d is None:
         return None
-    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads(storage.read_bytes(storage.join(d, MANIFEST)).decode("utf-8"))
     try:
-        v = verify_package(d)
+        v = verify_stored(d)
         verification = {"ok": True, "key_id": v.key_id, "fingerprint": v.fingerprint, "files": v.files,
                         "detail": "signature valid; every file matches its SHA-256"}
     except PackageInvalid as exc:
-        verification = {"ok": False, "detail": str(exc).replace(str(d) + "/", "")}
+        verification = {"ok": False, "detail": str(exc).replace(d.rstrip("/") + "/", "")}
+    sizes = {f.relpath: f.size for f in storage.list_files(d) if f.relpath in (MANIFEST, SIGNATURE)}
     return {"feed": feed, "period": period, "version": version, "verification": verification,
             "files": [{"name": f["name"], "bytes": f["bytes"], "sha256": f["sha256"]}
-                      for f in manifest.get("files", [])] + [{"name": n, "bytes": (d / n).stat().st_size,
-                                                              "sha256": ""} for n in ("manifest.json", "manifest.sig")]}
+                      for f in manifest.get("files", [])] + [{"name": n, "bytes": sizes.get(n, 0), "sha256": ""}
+                                                              for n in (MANIFEST, SIGNATURE)]}
 
 
-def package_file(principal: Principal, feed: str, period: str, version: str, name: str) -> tuple[Path, str] | None:
-    """(path, sha256) of a file the package's manifest lists (or the manifest and its signature), else None."""
-    from jobs.publish.package import MANIFEST, SIGNATURE, sha256_file
+def package_file(principal: Principal, feed: str, period: str, version: str, name: str) -> tuple[str, str] | None:
+    """(location, sha256) of a file the package's manifest lists (or the manifest and its signature),
+    else None. The location is a local path or an ``s3://`` URI (:func:`phmx.storage.iter_chunks`)."""
+    from jobs.publish.package import MANIFEST, SIGNATURE
 
     d = _package_dir(principal, feed, period, version)
     if d is None:
         return None
-    manifest = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+    manifest = json.loads(storage.read_bytes(storage.join(d, MANIFEST)).decode("utf-8"))
     listed = {str(f["name"]): str(f["sha256"]) for f in manifest.get("files", [])}
     if name not in listed and name not in (MANIFEST, SIGNATURE):
         return None
-    p = d / name
-    if not p.is_file() or d.resolve() not in p.resolve().parents:
+    if ".." in Path(name).parts or Path(name).is_absolute():
         return None
-    return p, listed.get(name) or sha256_file(p)
+    uri = storage.join(d, name)
+    if storage.is_s3(uri):
+        if not storage.exists(uri):
+            return None
+    else:
+        p = Path(uri)
+        if not p.is_file() or Path(d).resolve() not in p.resolve().parents:
+            return None
+    return uri, listed.get(name) or _sha256(uri)
+
+
+def _sha256(uri: str) -> str:
+    h = hashlib.sha256()
+    for chunk in storage.iter_chunks(uri):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def publish_key() -> dict[str, Any]:

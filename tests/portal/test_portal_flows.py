@@ -214,3 +214,37 @@ def test_the_history_read_from_receipts_matches_the_submissions_ledger_and_sees_
         new.unlink()
     time.sleep(wait)
     assert [h["submission_id"] for h in c.get("/api/v1/submissions").json()] == [world.submission_id]
+
+
+def test_packages_on_an_s3_publish_root_are_verified_and_streamed_from_s3(world: World, s3_bucket: str,
+                                                                         monkeypatch):
+    """A hub whose publish zone is S3 (moto on 127.0.0.1): the recipient's list, verification and
+    downloads come from the bucket, streamed; an object altered in the bucket fails verification
+    naming the file (not the bucket); another organisation still gets 404."""
+    from phmx import storage
+
+    local = str(world.home / "publish")
+    root = f"s3://{s3_bucket}/publish"
+    for f in storage.list_files(local):
+        storage.write_bytes(storage.join(root, f.relpath), storage.read_bytes(f.uri))
+    monkeypatch.setenv("PHMX_PUBLISH_ROOT", root)
+    c = world.signed_in("lhj_alameda")
+    feed, period, version = world.package
+    pkgs = c.get("/api/v1/packages").json()
+    assert [(p["feed"], p["period"], p["latest"]) for p in pkgs] == [(feed, period, "v2")]
+    pkg = c.get(f"/api/v1/packages/{feed}/{period}/{version}").json()
+    assert pkg["verification"]["ok"], pkg["verification"]
+    assert {f["name"] for f in pkg["files"]} >= {"measures.csv", "manifest.json", "manifest.sig"}
+    assert all(f["bytes"] > 0 for f in pkg["files"])
+    before = len(_notes("download"))
+    r = c.get(f"/api/v1/packages/{feed}/{period}/{version}/files/measures.csv")
+    assert r.status_code == 200 and r.content == b"area,measure,value\nA,flu,11\n"
+    assert 'filename="measures.csv"' in r.headers["content-disposition"]
+    notes = _notes("download")
+    assert len(notes) == before + 1 and notes[-1]["resource"]["file"] == "measures.csv"
+    assert c.get(f"/api/v1/packages/{feed}/{period}/{version}/files/not-listed.csv").status_code == 404
+    assert world.signed_in("lhj_butte").get(f"/api/v1/packages/{feed}/{period}/{version}").status_code == 404
+    storage.write_bytes(storage.join(root, "lhj_alameda", feed, period, version, "measures.csv"), b"altered\n")
+    bad = c.get(f"/api/v1/packages/{feed}/{period}/{version}").json()["verification"]
+    assert not bad["ok"] and bad["detail"].startswith("measures.csv: SHA-256 does not match")
+    assert s3_bucket not in bad["detail"]
