@@ -136,6 +136,14 @@ def read_bytes(uri: str) -> bytes:
         raise StorageError(f"cannot read {uri}: {type(exc).__name__}") from exc
 
 
+def encryption_args() -> dict[str, str]:
+    """The S3 request arguments every object the hub writes carries: SSE-KMS with the configured
+    key (``PHMX_KMS_KEY_ID``), else nothing (the bucket's default encryption). One place, so no
+    writer (a claim, a manifest, a copy) can forget it."""
+    kms = settings_mod.load().kms_key_id
+    return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
+
+
 def iter_chunks(uri: str, size: int = 1 << 20) -> Iterator[bytes]:
     """The file's bytes in chunks of at most ``size``, never the whole file in memory: checksums
     and downloads of large packages (a plan's FHIR NDJSON) stream through this."""
@@ -162,10 +170,7 @@ def write_bytes(uri: str, data: bytes, *, content_type: str = "application/octet
     try:
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            extra: dict[str, str] = {"ContentType": content_type}
-            kms = settings_mod.load().kms_key_id
-            if kms:
-                extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
+            extra = {"ContentType": content_type, **encryption_args()}
             s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
             return
         path = Path(uri)
@@ -188,10 +193,7 @@ def write_stream(uri: str, fileobj: BinaryIO, *, content_type: str = "applicatio
     try:
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            extra: dict[str, str] = {"ContentType": content_type}
-            kms = settings_mod.load().kms_key_id
-            if kms:
-                extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
+            extra = {"ContentType": content_type, **encryption_args()}
             start = fileobj.tell()
             s3_client().upload_fileobj(fileobj, bucket, key, ExtraArgs=extra)
             return fileobj.tell() - start

@@ -196,10 +196,7 @@ def _write(uri: str, data: FileData, media: str) -> None:
         return
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
-        extra: dict[str, str] = {"ContentType": media}
-        kms = settings.load().kms_key_id
-        if kms:
-            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms)
+        extra = {"ContentType": media, **storage.encryption_args()}
         storage.s3_client().upload_file(str(data.path), bucket, key, ExtraArgs=extra)
         return
     target = Path(uri)
@@ -386,7 +383,8 @@ def _claim_version(root: str, pkg: Package, have: list[int]) -> int:
     for _ in range(64):
         bucket, key = storage.split_s3(storage.join(prefix, f"v{version}"))
         try:
-            client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+            client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*",
+                              **storage.encryption_args())
             return version
         except Exception as exc:
             if not _precondition_failed(exc):
@@ -468,10 +466,7 @@ def _promote(staging: str, final: str, names: list[str], sizes: dict[str, int] |
     client = storage.s3_client()
     sb, sk = storage.split_s3(staging)
     fb, fk = storage.split_s3(final)
-    extra: dict[str, str] = {}
-    kms = settings.load().kms_key_id
-    if kms:
-        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms}
+    extra = storage.encryption_args()
     if storage.exists(storage.join(final, MANIFEST)):
         raise VersionTaken(f"version folder {final} already has a manifest",
                            hint="another publish promoted this version; re-run the publish")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from phmx import settings, storage
+from phmx import storage
 from phmx.errors import ConfigError, StorageError
 from phmx.log import get_logger
 from phmx.synth.config import SynthConfig
@@ -265,8 +265,7 @@ def _remove_previous_remote(dest: str) -> None:
 def _upload_tree(local_root: Path, dest: str) -> None:
     """Upload every file under ``local_root`` to the ``dest`` s3:// prefix (multipart, streamed)."""
     client = storage.s3_client()
-    kms = settings.load().kms_key_id
-    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
+    extra = storage.encryption_args()
     bucket, prefix = storage.split_s3(dest)
     for path in sorted(local_root.rglob("*")):
         if path.is_file():
