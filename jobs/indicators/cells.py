@@ -13,6 +13,8 @@ stratifier but age band.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,39 @@ CRUDE, ADJUSTED = "crude", "age_adjusted"
 KEY = ["indicator_id", "period", "lhj", "stratifier", "stratum"]
 RATE_COLUMNS = [*KEY, "numerator", "denominator", "rate_type", "rate", "ci_low", "ci_high", "per",
                 "state_rate", "state_ci_low", "state_ci_high", "age_groups_missing", "sensitivity"]
+
+
+def age_matrices(cells: pd.DataFrame, labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(numerators, denominators) as cells x age groups, in ``labels`` order, from a pivot with
+    ``numerator``/``denominator`` column groups by age group (a group absent from the pivot is 0)."""
+    def matrix(part: str) -> np.ndarray:
+        return np.column_stack([cells[part][g].to_numpy() if g in cells[part] else np.zeros(len(cells))
+                                for g in labels])
+    return matrix("numerator"), matrix("denominator")
+
+
+def age_weights(cat: Catalogue, std: StandardPopulation, ids: Iterable[str]) -> np.ndarray:
+    """Each cell's standard-population weights (cells x age groups): the groups inside its
+    indicator's ages, re-proportioned to sum to 1."""
+    per_indicator = {iid: weights([g.weight for g in std.groups], [ind.in_ages(g.low, g.high) for g in std.groups])
+                     for iid, ind in cat.indicators.items()}
+    return np.vstack([per_indicator[i] for i in ids])
+
+
+def rate_rows(base: pd.DataFrame, crude: dict[str, np.ndarray], adjusted: dict[str, np.ndarray],
+              scale: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+    """One crude and one age-adjusted row per cell of ``base`` (no adjusted row by age band, where
+    adjustment means nothing), rate and interval passed through ``scale`` (per 1,000 and, for
+    publishing, masked and rounded), with the state's row of the same kind beside each."""
+    c = base.assign(rate_type=CRUDE, rate=scale(crude["rate"]), ci_low=scale(crude["low"]),
+                    ci_high=scale(crude["high"]), age_groups_missing=0)
+    a = base.assign(rate_type=ADJUSTED, rate=scale(adjusted["rate"]), ci_low=scale(adjusted["low"]),
+                    ci_high=scale(adjusted["high"]), age_groups_missing=adjusted["missing"].astype("int64"))
+    out = pd.concat([c, a[a["stratifier"] != "age_band"]], ignore_index=True)
+    state = out[out["lhj"] == STATE][["indicator_id", "period", "stratifier", "stratum", "rate_type", "rate",
+                                      "ci_low", "ci_high"]].rename(
+        columns={"rate": "state_rate", "ci_low": "state_ci_low", "ci_high": "state_ci_high"})
+    return out.merge(state, on=["indicator_id", "period", "stratifier", "stratum", "rate_type"], how="left")
 
 
 def _quarter(month: str) -> str:
@@ -72,28 +107,14 @@ def rates(cube: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *, method
                              aggfunc="sum", fill_value=0, observed=True)
     num_all = cells["numerator"].sum(axis=1).to_numpy()
     den_all = cells["denominator"].sum(axis=1).to_numpy()
-    x = np.column_stack([cells["numerator"][g].to_numpy() if g in cells["numerator"] else np.zeros(len(cells))
-                         for g in labels])
-    n = np.column_stack([cells["denominator"][g].to_numpy() if g in cells["denominator"] else np.zeros(len(cells))
-                         for g in labels])
+    x, n = age_matrices(cells, labels)
     idx = cells.index.to_frame(index=False)
     per = idx["indicator_id"].map(lambda i: cat.indicators[i].multiplier).to_numpy(dtype=float)
-    wrow = {iid: weights([g.weight for g in std.groups], [ind.in_ages(g.low, g.high) for g in std.groups])
-            for iid, ind in cat.indicators.items()}
-    w = np.vstack([wrow[i] for i in idx["indicator_id"]])
+    w = age_weights(cat, std, idx["indicator_id"])
     crude = adjusted_arrays(num_all[:, None], den_all[:, None], np.ones((len(idx), 1)), method=method)
     adj = adjusted_arrays(x, n, w, method=method)
     base = idx.assign(numerator=num_all.astype("int64"), denominator=den_all.astype("int64"),
                       per=per.astype("int64"), sensitivity=idx["indicator_id"].map(sens))
-    c = base.assign(rate_type=CRUDE, rate=crude["rate"] * per, ci_low=crude["low"] * per,
-                    ci_high=crude["high"] * per, age_groups_missing=0)
-    a = base.assign(rate_type=ADJUSTED, rate=adj["rate"] * per, ci_low=adj["low"] * per,
-                    ci_high=adj["high"] * per, age_groups_missing=adj["missing"].astype("int64"))
-    a = a[a["stratifier"] != "age_band"]
-    out = pd.concat([c, a], ignore_index=True)
-    state = out[out["lhj"] == STATE][["indicator_id", "period", "stratifier", "stratum", "rate_type", "rate",
-                                      "ci_low", "ci_high"]].rename(
-        columns={"rate": "state_rate", "ci_low": "state_ci_low", "ci_high": "state_ci_high"})
-    out = out.merge(state, on=["indicator_id", "period", "stratifier", "stratum", "rate_type"], how="left")
+    out = rate_rows(base, crude, adj, lambda v: v * per)
     return out[RATE_COLUMNS].sort_values(["indicator_id", "lhj", "period", "stratifier", "stratum", "rate_type"],
                                          ignore_index=True)

@@ -43,8 +43,8 @@ import pandas as pd
 
 from jobs.indicators import catalogue as catalogue_mod
 from jobs.indicators.catalogue import BmiEvidence, Indicator
-from jobs.indicators.cells import ADJUSTED, ALL, CRUDE, strata, with_periods
-from jobs.indicators.rates import adjusted_arrays, weights
+from jobs.indicators.cells import ALL, CRUDE, age_matrices, age_weights, rate_rows, strata, with_periods
+from jobs.indicators.rates import adjusted_arrays
 from phmx.log import get_logger
 from phmx.recipients import STATE
 
@@ -288,15 +288,10 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
                            fill_value=0, observed=True)
     rows = pd.MultiIndex.from_frame(counts.rename(columns={"measure_id": "indicator_id"})[key])
     piv = piv.reindex(rows, fill_value=0)
-    x = np.column_stack([piv["numerator"][g].to_numpy() if g in piv["numerator"] else np.zeros(len(piv))
-                         for g in labels])
-    n = np.column_stack([piv["denominator"][g].to_numpy() if g in piv["denominator"] else np.zeros(len(piv))
-                         for g in labels])
+    x, n = age_matrices(piv, labels)
     ids = counts["measure_id"].to_numpy()
     per = np.array([cat.indicators[i].multiplier for i in ids], dtype=float)
-    wrow = {iid: weights([g.weight for g in std.groups], [ind.in_ages(g.low, g.high) for g in std.groups])
-            for iid, ind in cat.indicators.items()}
-    w = np.vstack([wrow[i] for i in ids])
+    w = age_weights(cat, std, ids)
     true_num = counts["numerator"].to_numpy(dtype=float)
     true_den = np.where(util, counts["member_months"], counts["denominator"]).astype(float)
     cr = adjusted_arrays(true_num[:, None], true_den[:, None], np.ones((len(ids), 1)))
@@ -313,18 +308,8 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     def shown(v: np.ndarray) -> np.ndarray:
         return np.round(np.where(ok, v * per, np.nan), 4)
 
-    crude_rows = base.assign(rate_type=CRUDE, rate=shown(cr["rate"]), ci_low=shown(cr["low"]),
-                             ci_high=shown(cr["high"]), age_groups_missing=0)
-    adj_rows = base.assign(rate_type=ADJUSTED, rate=shown(ad["rate"]), ci_low=shown(ad["low"]),
-                           ci_high=shown(ad["high"]), age_groups_missing=ad["missing"].astype("int64"))
-    adj_rows = adj_rows[adj_rows["stratifier"] != "age_band"]
-    out = pd.concat([crude_rows, adj_rows], ignore_index=True)
-    state = out[out["lhj"] == STATE][["indicator_id", "period", "stratifier", "stratum", "rate_type", "rate",
-                                      "ci_low", "ci_high"]].rename(
-        columns={"rate": "state_rate", "ci_low": "state_ci_low", "ci_high": "state_ci_high"})
-    out = out.merge(state, on=["indicator_id", "period", "stratifier", "stratum", "rate_type"], how="left")
-    out = out[COLUMNS].sort_values(["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"],
-                                   ignore_index=True)
+    out = rate_rows(base, cr, ad, shown)[COLUMNS].sort_values(
+        ["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"], ignore_index=True)
     log.info("indicators: %d rows for %d LHJs and the state; %d primary, %d complementary suppressions",
              len(out), out["lhj"].nunique() - 1, summary.get("primary", 0), summary.get("complementary", 0))
     return out
