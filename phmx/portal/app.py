@@ -475,6 +475,17 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
         log.warning("portal: Airflow unavailable")
         return HTTPException(503, str(exc))
 
+    def _stages(run_id: str) -> list[dict[str, Any]]:
+        """One run's stages for the page and the API: 503 when Airflow cannot be reached, 404 when
+        it has no such run."""
+        try:
+            stages: list[dict[str, Any]] | None = app.state.airflow.stages(run_id)
+        except operations.AirflowUnavailable as exc:
+            raise _unavailable(exc) from None
+        if stages is None:
+            raise not_found()
+        return stages
+
     @app.get("/operations", name="operations_page", response_class=HTMLResponse, include_in_schema=False)
     def operations_page(request: Request, who: Me) -> HTMLResponse:
         try:
@@ -486,13 +497,7 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
 
     @app.get("/operations/runs/{run_id}", name="run_page", response_class=HTMLResponse, include_in_schema=False)
     def run_page(request: Request, run_id: str) -> HTMLResponse:
-        try:
-            stages = app.state.airflow.stages(run_id)
-        except operations.AirflowUnavailable as exc:
-            raise _unavailable(exc) from None
-        if stages is None:
-            raise not_found()
-        return page(request, "run.html.j2", run_id=run_id, stages=stages)
+        return page(request, "run.html.j2", run_id=run_id, stages=_stages(run_id))
 
     @app.post("/operations/runs", name="trigger_form", include_in_schema=False)
     def trigger_form(request: Request, who: Me, period: Annotated[str, Form(max_length=7)]) -> Response:
@@ -527,13 +532,7 @@ def create_app(portal: settings_mod.PortalSettings | None = None) -> FastAPI:
     @app.get(f"{API}/operations/runs/{{run_id}}", name="api_run", tags=["operations"],
              summary="One run's stages and their states", responses={503: {"description": "Airflow cannot be reached"}})
     def api_run(run_id: str) -> dict[str, Any]:
-        try:
-            stages = app.state.airflow.stages(run_id)
-        except operations.AirflowUnavailable as exc:
-            raise _unavailable(exc) from None
-        if stages is None:
-            raise not_found()
-        return {"run_id": run_id, "stages": stages}
+        return {"run_id": run_id, "stages": _stages(run_id)}
 
     @app.post(f"{API}/operations/runs", name="api_trigger_run", status_code=201, tags=["operations"],
               summary="Trigger a pipeline run for a period (YYYY-MM or all)",
