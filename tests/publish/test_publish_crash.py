@@ -59,7 +59,9 @@ def _deliver(run_id: str, fault: str | None = None) -> subprocess.CompletedProce
                           timeout=120, check=False)
 
 
-def _invariants(root: Path) -> None:
+def _delivery_counts() -> tuple[dict[str, int], dict[str, int]]:
+    """After ``audit verify`` passes: how many times each version folder is in the ledger (as a
+    delivered disclosure's manifest) and in gold.feed_log. Shared with the S3 crash tests."""
     rep = audit.verify()
     assert rep.ok, [p.__dict__ for p in rep.problems]
     entries = ledger.read_entries().to_pylist()
@@ -74,6 +76,11 @@ def _invariants(root: Path) -> None:
     logged: dict[str, int] = {}
     for r in feed_log.read(RECIPIENT):
         logged[r["uri"]] = logged.get(r["uri"], 0) + 1
+    return in_ledger, logged
+
+
+def _invariants(root: Path) -> None:
+    in_ledger, logged = _delivery_counts()
     versions = sorted(str(m.parent) for m in root.glob(f"{RECIPIENT}/*/*/v*/manifest.json"))
     assert versions
     for v in versions:

@@ -12,14 +12,12 @@ is half there, a retracted version number is not reused, and the staging area is
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
 import pytest
-from test_publish_crash import DELIVER, RECIPIENT, _deliver
+from test_publish_crash import DELIVER, RECIPIENT, _deliver, _delivery_counts
 
-from consent import audit, ledger
 from jobs.publish import feed_log, package, recovery
 from jobs.publish.verify import Verified, verify_package
 from phmx import faults, storage
@@ -74,20 +72,7 @@ def _version_folders(root: str) -> dict[str, set[str]]:
 
 
 def _invariants(root: str, tmp: Path) -> None:
-    rep = audit.verify()
-    assert rep.ok, [p.__dict__ for p in rep.problems]
-    entries = ledger.read_entries().to_pylist()
-    undelivered = audit.not_delivered(entries)
-    in_ledger: dict[str, int] = {}
-    for e in entries:
-        if e["entry_type"] == "disclosure" and e["seq"] not in undelivered:
-            for f in json.loads(e["payload"])["files"]:
-                if f["uri"].endswith("/manifest.json"):
-                    folder = f["uri"].rsplit("/", 1)[0]
-                    in_ledger[folder] = in_ledger.get(folder, 0) + 1
-    logged: dict[str, int] = {}
-    for r in feed_log.read(RECIPIENT):
-        logged[r["uri"]] = logged.get(r["uri"], 0) + 1
+    in_ledger, logged = _delivery_counts()
     folders = _version_folders(root)
     assert folders
     for folder, names in folders.items():
