@@ -91,11 +91,17 @@ def worker_environment() -> dict[str, str]:
     return env
 
 
-def s3a_conf(*, endpoint: str | None, kms_key_id: str | None, region: str) -> dict[str, str]:
-    """Hadoop S3A settings for ``s3://`` and ``s3a://`` roots (endpoint, region, SSE-KMS).
+def s3a_conf(*, endpoint: str | None, kms_key_id: str | None, region: str,
+             credentials_provider: str | None = None,
+             bucket_keys: dict[str, str] | None = None) -> dict[str, str]:
+    """Hadoop S3A settings for ``s3://`` and ``s3a://`` roots (endpoint, region, credentials, SSE-KMS).
 
     ``s3://`` is mapped to S3A so the same URIs work on Sail and on the JVM. A plain-HTTP
-    endpoint (moto on loopback in tests) turns SSL off and uses path-style addressing.
+    endpoint (moto on loopback in tests, a MinIO) turns SSL off and uses path-style addressing.
+    ``credentials_provider`` replaces S3A's default chain (environment, profile, web identity,
+    instance role; right for EMR and EC2, so unset is the normal case). With a KMS key every
+    object S3A writes carries SSE-KMS with it; ``bucket_keys`` gives a bucket its own key
+    (S3A's per-bucket ``fs.s3a.bucket.<name>.*``): the ledger bucket takes only the audit key.
     """
     conf = {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
             "spark.hadoop.fs.s3a.endpoint.region": region}
@@ -104,17 +110,38 @@ def s3a_conf(*, endpoint: str | None, kms_key_id: str | None, region: str) -> di
         conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
         if endpoint.startswith("http://"):
             conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+    if credentials_provider:
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = credentials_provider
     if kms_key_id:
         conf["spark.hadoop.fs.s3a.encryption.algorithm"] = "SSE-KMS"
         conf["spark.hadoop.fs.s3a.encryption.key"] = kms_key_id
+    for bucket, key in sorted((bucket_keys or {}).items()):
+        conf[f"spark.hadoop.fs.s3a.bucket.{bucket}.encryption.algorithm"] = "SSE-KMS"
+        conf[f"spark.hadoop.fs.s3a.bucket.{bucket}.encryption.key"] = key
     return conf
 
 
-def object_store_conf() -> dict[str, str]:
-    """:func:`s3a_conf` from the standard AWS variables and ``PHMX_KMS_KEY_ID`` of this process."""
+def object_store_conf(cfg: settings.Settings | None = None) -> dict[str, str]:
+    """:func:`s3a_conf` from the project's settings and the standard AWS variables of this process.
+
+    The endpoint is ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (as boto3 and delta-rs read
+    it), the key ``PHMX_KMS_KEY_ID``, the provider ``PHMX_S3A_CREDENTIALS_PROVIDER``; a ledger root
+    in a bucket of its own gets ``PHMX_LEDGER_KMS_KEY_ID`` (as :func:`phmx.storage.delta_storage_options`).
+    """
+    from phmx import storage
+
+    cfg = cfg or settings.load()
+    bucket_keys: dict[str, str] = {}
+    ledger_key = cfg.ledger_kms_key_id
+    if ledger_key and ledger_key != cfg.kms_key_id and storage.is_s3(cfg.ledger_root):
+        ledger_bucket = storage.split_s3(cfg.ledger_root)[0]
+        lake_bucket = storage.split_s3(cfg.lakehouse_root)[0] if storage.is_s3(cfg.lakehouse_root) else None
+        if ledger_bucket != lake_bucket:
+            bucket_keys[ledger_bucket] = ledger_key
     return s3a_conf(endpoint=os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"),
-                    kms_key_id=settings.load().kms_key_id,
-                    region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2")
+                    kms_key_id=cfg.kms_key_id,
+                    region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-west-2",
+                    credentials_provider=cfg.s3a_credentials_provider, bucket_keys=bucket_keys)
 
 
 def under_spark_submit() -> bool:

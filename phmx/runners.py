@@ -167,15 +167,13 @@ class SparkSubmitConfig:
         return ",".join(pkgs)
 
     def conf(self, cfg: settings_mod.Settings) -> dict[str, str]:
-        """Delta's SQL extension and catalog; S3A for ``s3://`` roots, with SSE-KMS when a key is set."""
+        """Delta's SQL extension and catalog; S3A for ``s3://`` roots (:func:`phmx.jvm.object_store_conf`:
+        endpoint, credentials provider, SSE-KMS with the zone's key)."""
         conf = dict(DELTA_SQL_CONF)
         conf["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
         conf["spark.sql.session.timeZone"] = "UTC"
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
-            conf["spark.hadoop.fs.s3.impl"] = "org.apache.hadoop.fs.s3a.S3AFileSystem"
-            if cfg.kms_key_id:
-                conf["spark.hadoop.fs.s3a.encryption.algorithm"] = "SSE-KMS"
-                conf["spark.hadoop.fs.s3a.encryption.key"] = cfg.kms_key_id
+            conf.update(jvm.object_store_conf(cfg))  # the same S3A settings as a classic session's
         return conf
 
 

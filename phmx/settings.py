@@ -27,6 +27,7 @@ with the fields.
 | `PHMX_SPARK_MASTER` | `local[2]` | classic started from Python (not under spark-submit): the Spark master |
 | `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic and the local Spark Connect server: `spark.driver.memory` |
 | `PHMX_SPARK_LOG_LEVEL` | `WARN` | classic and the local Spark Connect server: the JVM's log level |
+| `PHMX_S3A_CREDENTIALS_PROVIDER` | unset (S3A's default chain) | classic, spark-submit and the Spark Connect server script: `fs.s3a.aws.credentials.provider` |
 | `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
 | `PHMX_SHUFFLE_PARTITIONS` | `4` | `spark.sql.shuffle.partitions` (section 7) |
 | `PHMX_LOG_LEVEL` | `INFO` | log level of phmx's loggers |
@@ -134,6 +135,9 @@ class Settings(BaseSettings):
                                     "classic and the local Spark Connect server: `spark.driver.memory`")
     spark_log_level: str = _var("PHMX_SPARK_LOG_LEVEL", "WARN", "`WARN`",
                                 "classic and the local Spark Connect server: the JVM's log level")
+    s3a_credentials_provider: str | None = _var(
+        "PHMX_S3A_CREDENTIALS_PROVIDER", None, "unset (S3A's default chain)",
+        "classic, spark-submit and the Spark Connect server script: `fs.s3a.aws.credentials.provider`")
     spark_remote: str | None = _var("SPARK_REMOTE", None, "unset", "`sc://host:port` of a Spark Connect server")
     shuffle_partitions: int = _var("PHMX_SHUFFLE_PARTITIONS", 4, "`4`", "`spark.sql.shuffle.partitions` (section 7)")
     log_level: str | None = _var("PHMX_LOG_LEVEL", None, "`INFO`", "log level of phmx's loggers")
