@@ -1,13 +1,17 @@
 """End-to-end scale benchmark: synthetic submitters -> every stage, rows/s per stage and peak memory.
 
     python -m benchmarks.pipeline --members 10000 100000      # the issue #2 figures
+    python -m benchmarks.pipeline --members 1000000            # one real million (issue #15)
     python -m benchmarks.pipeline --quick                      # 2,000 members, under a minute
 
-Each size runs in a fresh PHMX_HOME under var/bench/ on the embedded engine. Reports, per
-stage: seconds, CPU seconds (every thread of this process, so the embedded engine's too: the
-figure to compare when the machine is shared), the input rows it processed, rows/s; the whole
-run's wall time; the load average at the start; peak RSS of
-this process (the engine runs in-process, so this includes it).
+Each size runs in a fresh PHMX_HOME under var/bench/ on the embedded engine. The population is
+generated first in a child process (``phmx synth``), so its peak RSS is the generator's own and
+shows whether generation stays in bounded memory. Reports, per stage: wall seconds, CPU seconds
+(every thread of this process, so the embedded engine's too, plus any worker processes the stage
+waited for: the figure to compare when the machine is shared), peak RSS during that stage (the
+high-water mark is reset before each stage through /proc/self/clear_refs, so each figure is that
+stage's own; Linux only, else the process's peak so far), the input rows it processed, rows/s;
+the whole run's wall time; the load average at the start and end.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +30,49 @@ from pathlib import Path
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's RSS high-water mark (Linux: writing 5 to clear_refs); False elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _stage_peak_rss_mb() -> float:
+    """The RSS high-water mark since the last reset (VmHWM), or the process's peak so far."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return _peak_rss_mb()
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def synth_in_child(home: Path, members: int, counties: list[str], months: int) -> dict:
+    """Run ``phmx synth`` in a child process; its wall seconds, CPU seconds and peak RSS (MB)."""
+    t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, "-m", "phmx.cli", "synth", "--members", str(members), "--counties", ",".join(counties),
+           "--seed", "1", "--months", str(months), "--out", str(home), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"synth failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary = json.loads(proc.stdout)
+    # ru_maxrss of RUSAGE_CHILDREN is the largest child waited for so far: the synth is the first.
+    return {"seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "peak_rss_mb": round(after.ru_maxrss / 1024.0), "rows": summary.get("total_rows", 0),
+            "rows_by_feed": summary.get("rows_by_feed", {})}
 
 
 def machine() -> str:
@@ -60,34 +108,37 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
     from jobs.entry import run_stage
     from phmx.engine import get_spark
     from phmx.errors import PhmxError
-    from phmx.synth import generate
 
     home = root / f"m{members}"
     shutil.rmtree(home, ignore_errors=True)
     os.environ["PHMX_HOME"] = str(home)
-    t0 = time.perf_counter()
-    generate(home, members=members, counties=counties, seed=1, months=months)
-    synth_s = time.perf_counter() - t0
+    synth = synth_in_child(home, members, counties, months)
     spark = get_spark()
     stages = []
     t_all = time.perf_counter()
+    load_start = os.getloadavg()[0]
     for stage in STAGES:
-        t, cpu = time.perf_counter(), time.process_time()
+        _reset_peak_rss()
+        t, cpu, child_cpu = time.perf_counter(), time.process_time(), _children_cpu()
         try:
             result = run_stage(stage, period="all", run_id=f"bench-{members}")
             failure = None
         except PhmxError as exc:  # e.g. publish refusing a feed the privacy audit cannot protect
             result, failure = None, str(exc).splitlines()[0][:160]
-        secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+        secs = time.perf_counter() - t
+        cpu = time.process_time() - cpu + _children_cpu() - child_cpu
+        peak = _stage_peak_rss_mb()
         rows = _input_rows(spark, stage)
-        stages.append({"stage": stage, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "input_rows": rows,
+        stages.append({"stage": stage, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2),
+                       "peak_rss_mb": round(peak), "input_rows": rows,
                        "rows_per_s": round(rows / secs) if secs > 0 else None,
                        "failure": failure,
                        "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}
                        if result else {}})
-    return {"members": members, "synth_seconds": round(synth_s, 1),
+    return {"members": members, "synth_seconds": synth["seconds"], "synth": synth,
             "pipeline_seconds": round(time.perf_counter() - t_all, 1), "stages": stages,
-            "peak_rss_mb": round(_peak_rss_mb())}
+            "peak_rss_mb": max([round(_peak_rss_mb())] + [s["peak_rss_mb"] for s in stages]), "load_start": round(load_start, 1),
+            "load_end": round(os.getloadavg()[0], 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         r = run_size(n, args.counties.split(","), args.months, root)
         results.append(r)
-        print(f"\n== {n:,} members: synth {r['synth_seconds']} s, pipeline {r['pipeline_seconds']} s, "
-              f"peak RSS {r['peak_rss_mb']} MB")
+        sy = r["synth"]
+        print(f"\n== {n:,} members: synth {sy['seconds']} s (CPU {sy['cpu_seconds']} s, peak RSS "
+              f"{sy['peak_rss_mb']} MB, {sy['rows']:,} rows), pipeline {r['pipeline_seconds']} s, "
+              f"peak RSS {r['peak_rss_mb']} MB, load {r['load_start']} -> {r['load_end']}")
         for s in r["stages"]:
-            print(f"  {s['stage']:<9} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
-                  f"{s['input_rows']:>11,} rows in  "
+            print(f"  {s['stage']:<10} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
+                  f"peak {s['peak_rss_mb']:>6,} MB  {s['input_rows']:>11,} rows in  "
                   f"{(s['rows_per_s'] or 0):>10,} rows/s" + (f"  FAILED: {s['failure']}" if s["failure"] else ""))
         sys.stdout.flush()
     (root / "pipeline.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
