@@ -3,7 +3,13 @@
 Thin on purpose: each task runs a stage's job entry point with the run's period and run id, on
 the runner ``PHMX_RUNNER`` selects (``phmx.runners``: in this Airflow worker, spark-submit or EMR
 Serverless) without changing the DAG's structure; all logic lives in jobs/. Trigger with conf
-{"period": "YYYY-MM"} to process one period (backfill by period), or leave it "all".
+{"period": "YYYY-MM"} to process one period, or leave it "all".
+
+Month by month: with ``PHMX_SCHEDULE=@monthly`` the DAG runs once per calendar month and each
+scheduled or backfill run processes the month of its data interval (``phmx.runners.run_period``);
+``PHMX_CATCHUP=1`` runs every missed month since the start date in order (one run at a time), and
+``airflow backfill create --dag-id phm_exchange --from-date 2025-01-01 --to-date 2025-03-31``
+re-runs a range of months. Unset (the default), runs are triggered by hand or by the portal.
 
 Publishing fans out per recipient (dynamic task mapping, ``.expand``), so one failing recipient
 does not block the others:
@@ -19,7 +25,7 @@ does not block the others:
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import TriggerRule, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, get_current_context, task
 
 from jobs import STAGES
 from phmx import settings
@@ -29,6 +35,11 @@ PUBLISH = "publish"
 # Recipients published at the same time. The ledger serialises appends with a lock file on local
 # roots; with the ledger on S3 set PHMX_PUBLISH_PARALLEL=1 (see docs/lhj-guide.md, operations).
 PUBLISH_PARALLEL = settings.load().publish_parallel
+# A schedule gives each run a real data interval (the calendar month for @monthly), not Airflow 3's
+# default trigger timetable whose interval is one instant at the trigger time; the run's period is
+# the month its interval starts in (phmx.runners.run_period).
+SCHEDULE = settings.load().schedule
+TIMETABLE = CronDataIntervalTimetable(SCHEDULE, timezone="UTC") if SCHEDULE else None
 
 
 def _publish_recipients() -> list[str]:
@@ -58,9 +69,9 @@ def _publish_tasks() -> tuple:
 
 @dag(
     dag_id="phm_exchange",
-    schedule=None,
+    schedule=TIMETABLE,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=settings.load().catchup,
     max_active_runs=1,
     params={"period": "all"},
     default_args={"retries": settings.load().task_retries,

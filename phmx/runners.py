@@ -36,9 +36,12 @@ from phmx import jvm, storage
 from phmx import settings as settings_mod
 from phmx.errors import ConfigError
 
-# Jinja templates the operators render at run time: the run's period (trigger conf
-# {"period": "YYYY-MM"}, default "all") and Airflow's run id.
-PERIOD_TEMPLATE = "{{ params.period }}"
+# Jinja templates the operators render at run time: the run's period and Airflow's run id. The
+# period is the trigger conf's {"period": ...} when given; a scheduled or backfill run left at the
+# default "all" processes the month its data interval starts in (run_period below, the same rule).
+PERIOD_TEMPLATE = ("{{ params.period if params.period != 'all' or dag_run.run_type not in ('scheduled', 'backfill') "
+                   "else data_interval_start.strftime('%Y-%m') }}")
+INTERVAL_RUN_TYPES: frozenset[str] = frozenset({"scheduled", "backfill"})
 RUN_ID_TEMPLATE = "{{ run_id }}"
 # The same two values as environment variables (the driver's defaults for --period and --run-id).
 RUN_ENV_TEMPLATES: dict[str, str] = {"PHMX_JOB_PERIOD": PERIOD_TEMPLATE, "PHMX_JOB_RUN_ID": RUN_ID_TEMPLATE}
@@ -274,6 +277,21 @@ class Runner(StrEnum):
 RUNNERS: tuple[str, ...] = tuple(r.value for r in Runner)
 
 
+def run_period(params: Mapping[str, Any] | None, run_type: str | None, data_interval_start: Any) -> str:
+    """The period a DAG run processes (the rule ``PERIOD_TEMPLATE`` renders for the cluster runners).
+
+    A period in the trigger conf wins (a manual run or a re-run of one month). A scheduled or
+    backfill run left at ``all`` takes the month its data interval starts in: with
+    ``PHMX_SCHEDULE=@monthly`` the run for the interval [2025-03-01, 2025-04-01) processes 2025-03,
+    so catch-up and ``airflow backfill create`` process month by month.
+    """
+    period = str((params or {}).get("period", "all"))
+    if period == "all" and str(getattr(run_type, "value", run_type)) in INTERVAL_RUN_TYPES \
+            and data_interval_start is not None:
+        return f"{data_interval_start.year:04d}-{data_interval_start.month:02d}"
+    return period
+
+
 def run_inprocess(stage: str, **options: str) -> dict[str, Any]:
     """The in-process task body: run the stage on this worker's engine session; counts to XCom."""
     from airflow.sdk import get_current_context
@@ -281,7 +299,8 @@ def run_inprocess(stage: str, **options: str) -> dict[str, Any]:
     from jobs.submit import run_job
 
     ctx = get_current_context()
-    period = (ctx["params"] or {}).get("period", "all")
+    dag_run = ctx.get("dag_run")
+    period = run_period(ctx["params"], getattr(dag_run, "run_type", None), ctx.get("data_interval_start"))
     result = run_job(stage, period=period, run_id=ctx["run_id"], options=options)
     return {"stage": result.stage, "counts": result.counts}
 

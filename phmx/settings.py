@@ -33,6 +33,8 @@ with the fields.
 | `PHMX_LOG_LEVEL` | `INFO` | log level of phmx's loggers |
 | `PHMX_RUNNER` | `inprocess` | `inprocess`, `spark_submit` or `emr_serverless` (section 3) |
 | `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
+| `PHMX_SCHEDULE` | unset (runs are triggered) | the exchange DAG's schedule, e.g. `@monthly`: a scheduled or backfill run processes the month of its data interval (section 3) |
+| `PHMX_CATCHUP` | `0` | with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused |
 | `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (the ledger's lease serialises their appends, local or S3) |
 | `PHMX_LEASE_SECONDS` | `120` | the ledger writer's lease; renewed every third of it while held; an expired or dead holder is taken over |
 | `PHMX_FAULT` | unset | tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production |
@@ -144,6 +146,11 @@ class Settings(BaseSettings):
     runner: str = _var("PHMX_RUNNER", "inprocess", "`inprocess`",
                        "`inprocess`, `spark_submit` or `emr_serverless` (section 3)")
     task_retries: int = _var("PHMX_TASK_RETRIES", 1, "`1`", "retries of every DAG task")
+    schedule: str | None = _var("PHMX_SCHEDULE", None, "unset (runs are triggered)",
+                                "the exchange DAG's schedule, e.g. `@monthly`: a scheduled or backfill run "
+                                "processes the month of its data interval (section 3)")
+    catchup: bool = _var("PHMX_CATCHUP", False, "`0`",
+                         "with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused")
     publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
                                  "publish tasks running at once (the ledger's lease serialises their appends, "
                                  "local or S3)")
