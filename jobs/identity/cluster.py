@@ -172,7 +172,9 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     """Cluster link edges under the guards.
 
     ``edges``: rid_l, rid_r, weight, forced (bool), optionally ``explained`` (per edge, the
-    conflicts its own evidence accounts for: see :meth:`_Clusters.conflict`). ``attrs``: rid,
+    conflicts its own evidence accounts for: see :meth:`_Clusters.conflict`) and ``compared``
+    (per edge, the guarded identifiers both of its records carry: only those conflicts its
+    weight may override; without the column any may). ``attrs``: rid,
     the guarded identifiers, dob_str, source for (at least) the records on the edges.
     ``cannot``: rid_l, rid_r pairs a reviewer rejected.
     """
@@ -251,11 +253,13 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
                             "f": edges["forced"].to_numpy(dtype=bool)[mask],
                             "a": left[mask], "b": right[mask],
                             "e": (edges["explained"].to_numpy(dtype=object)[mask] if "explained" in edges.columns
-                                  else np.full(int(mask.sum()), frozenset(), dtype=object))})
+                                  else np.full(int(mask.sum()), frozenset(), dtype=object)),
+                            "c": (edges["compared"].to_numpy(dtype=object)[mask] if "compared" in edges.columns
+                                  else np.full(int(mask.sum()), None, dtype=object))})
         # Strongest first; ties broken by the record ids, so the order never depends on how
         # the engine returned the rows.
         sub = sub.sort_values(["f", "w", "a", "b"], ascending=[False, False, True, True], kind="mergesort")
-        sub = sub[["l", "r", "w", "f", "e"]]
+        sub = sub[["l", "r", "w", "f", "e", "c"]]
 
         def vals(col: pd.Series) -> list:
             arr = col.to_numpy(dtype=object)[risky_nodes]
@@ -264,14 +268,19 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
         uf = _Clusters(len(risky_nodes), {c: vals(a[c]) for c in idents}, vals(a["dob_str"]),
                        {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq),
                        names=list(confirmed_name[risky_nodes]))
-        for x, y, w, forced, explained in sub.itertuples(index=False):
+        for x, y, w, forced, explained, compared in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
                 continue
             if not forced:
                 reason = uf.conflict(rx, ry, guards, explained if isinstance(explained, frozenset) else frozenset())
                 if reason is not None:
-                    if reason not in NEVER_OVERRIDDEN and w >= guards.override_weight:
+                    # Only an edge that weighed the conflicting identifier itself may override
+                    # it: a record without that number (a registry or dental record) bridging
+                    # two clusters with different CINs never compared them, and its weight
+                    # says nothing about whether they are one person.
+                    if reason not in NEVER_OVERRIDDEN and w >= guards.override_weight \
+                            and (compared is None or reason in compared):
                         overrides += 1
                     else:
                         refused_rows.append((int(nodes[risky_nodes[x]]), int(nodes[risky_nodes[y]]), float(w),
@@ -302,6 +311,17 @@ def edge_guard_reasons(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Se
             fire &= ~level_mask(edges, settings, cname, labels)
         reasons = reasons.where(~(fire & reasons.isna().to_numpy()), guard.name)
     return reasons
+
+
+def compared_identifiers(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Series:
+    """Per edge, the guarded identifiers both of its records carry (the edge's weight has
+    weighed their agreement or disagreement): the identifier conflicts it may override."""
+    names = [n for n in settings.guarded_identifiers if f"g_{n}" in edges.columns]
+    if not names:
+        return pd.Series([frozenset()] * len(edges), index=edges.index, dtype="object")
+    present = {n: (edges[f"g_{n}"].to_numpy() != -1) for n in names}
+    return pd.Series([frozenset(n for n in names if present[n][i]) for i in range(len(edges))],
+                     index=edges.index, dtype="object")
 
 
 def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.Series:

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from jobs.identity import blocking, comparisons, standardise
-from jobs.identity.cluster import ClusterResult, GuardParams, cluster, edge_guard_reasons, explained_conflicts
+from jobs.identity.cluster import (
+    ClusterResult,
+    GuardParams,
+    cluster,
+    compared_identifiers,
+    edge_guard_reasons,
+    explained_conflicts,
+)
 from jobs.identity.config import IdentitySettings
 from jobs.identity.model import Model, estimate_u, probability_column, train
 from phmx import lakehouse
@@ -194,12 +201,14 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
     guarded = edges.loc[edges["guard"].notna(), ["rid_l", "rid_r", "match_weight", "guard"]]
     link_edges = edges.loc[link_mask, ["rid_l", "rid_r", "match_weight"]].rename(columns={"match_weight": "weight"})
     link_edges["explained"] = explained_conflicts(edges.loc[link_mask], settings)
+    link_edges["compared"] = compared_identifiers(edges.loc[link_mask], settings)
     link_edges["forced"] = False
     if forced is not None and not forced.empty:
         f = forced[["rid_l", "rid_r"]].copy()
         f["weight"] = math.inf
         f["forced"] = True
         f["explained"] = [frozenset()] * len(f)
+        f["compared"] = [frozenset()] * len(f)
         link_edges = pd.concat([f, link_edges], ignore_index=True)
     rids = pd.unique(pd.concat([link_edges["rid_l"], link_edges["rid_r"]], ignore_index=True))
     attrs = _attrs(spark, scored.std, rids, settings.guarded_identifiers)

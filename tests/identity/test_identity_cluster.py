@@ -40,6 +40,20 @@ def test_override_margin_lets_overwhelming_evidence_through():
     assert lab[1] != lab[2]
 
 
+
+def test_only_an_edge_that_compared_the_numbers_overrides_their_conflict():
+    # 1 and 3 hold different CINs; 2 (a dental record, no CIN) links to both with weights over
+    # the override. The 2-3 edge never weighed the CINs, so it cannot override their conflict;
+    # a direct 1-3 edge that did (a CIN typo with everything else agreeing) can.
+    attrs = _attrs([(1, "91111111A", None, "19900102"), (2, None, None, "19900102"),
+                    (3, "95555555B", None, "19900102")])
+    bridged = _edges([(1, 2, 60.0), (2, 3, 55.0)]).assign(compared=[frozenset(), frozenset()])
+    lab = _members(cluster(bridged, attrs, GuardParams(override_weight=40.0)))
+    assert lab[1] == lab[2] and lab[3] != lab[1]
+    direct = _edges([(1, 3, 60.0)]).assign(compared=[frozenset({"cin"})])
+    lab = _members(cluster(direct, attrs, GuardParams(override_weight=40.0)))
+    assert lab[1] == lab[3]
+
 def test_ssn_and_far_birth_dates_conflict_but_typos_do_not():
     edges = _edges([(1, 2, 20.0), (3, 4, 20.0), (5, 6, 20.0), (7, 8, 20.0)])
     attrs = _attrs([
