@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.phmx-installed
 
-.PHONY: demo test test-fast lint typecheck bench airflow portal browser oidc install clean jvm
+.PHONY: demo test test-fast lint typecheck bench airflow portal browser oidc install clean jvm dist
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ $(JVM_STAMP): jvm/pom.xml
 	touch $(JVM_STAMP)
 
 jvm: $(JVM_STAMP)
+
+# The job bundle the cluster runners ship (docs/scaling.md section 6): dist/phmx-<version>-py3-none-any.whl,
+# dist/phmx-venv.tar.gz (a packed environment: the wheel and its runtime dependencies at constraints.txt's
+# versions, copied from this install, so no download) and dist/submit.py (the driver).
+dist: $(STAMP)
+	$(BIN)/python -m phmx.dist
 
 # The browser the portal's and the LHJ report's tests drive: Debian's chromium (Playwright never downloads one here),
 # and Debian's pango, which WeasyPrint needs to render the portal's member statement as PDF.

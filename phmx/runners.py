@@ -54,7 +54,7 @@ EMR_DELTA_PARAMETERS = " ".join(
     [f"--conf spark.jars={EMR_DELTA_JARS}"] + [f"--conf {k}={v}" for k, v in DELTA_SQL_CONF.items()]
 )
 HADOOP_AWS_PACKAGE = jvm.HADOOP_AWS_PACKAGE  # the Hadoop of pyspark's own client jars (phmx.jvm)
-VENV_ARCHIVE_NAME = "phmx-venv.tar.gz"
+VENV_ARCHIVE_NAME = "phmx-venv.tar.gz"  # what `make dist` builds (phmx.dist)
 
 _OPTION_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -138,6 +138,7 @@ class SparkSubmitConfig:
     | PHMX_DELTA_PACKAGE    | from the installed delta-spark  | delta-spark Maven coordinate             |
     | PHMX_SPARK_APPLICATION| jobs/submit.py of this install  | driver script spark-submit runs          |
     | PHMX_SPARK_JARS       | unset                           | local jars instead of ``--packages``     |
+    | PHMX_SPARK_PYTHON     | unset                           | driver and workers' Python (``make dist``) |
 
     ``PHMX_SPARK_JARS=make-jvm`` ships the jars ``make jvm`` resolved (``--jars``), any other value
     is a comma-separated list passed as is; then nothing is resolved from Maven when the driver starts.
@@ -147,6 +148,7 @@ class SparkSubmitConfig:
     delta_package: str = field(default_factory=delta_package)
     application: str = field(default_factory=submit_script)
     jars: str = ""
+    python: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSubmitConfig:
@@ -158,7 +160,18 @@ class SparkSubmitConfig:
         return cls(conn_id=cfg.spark_conn_id or "spark_default",
                    delta_package=cfg.delta_package or delta_package(),
                    application=cfg.spark_application or submit_script(),
-                   jars=_jars_setting(cfg.spark_jars or ""))
+                   jars=_jars_setting(cfg.spark_jars or ""), python=(cfg.spark_python or "").strip())
+
+    def python_environment(self) -> dict[str, str]:
+        """``PHMX_SPARK_PYTHON`` as the driver's and workers' Python, and an empty ``PYTHONPATH``.
+
+        spark-submit starts with the Airflow worker's environment; its ``PYTHONPATH`` (a checkout
+        of the project, the worker's packages) would shadow the bundle's, so the job runs the
+        code ``make dist`` packed and nothing else. spark-submit adds its own pyspark and py4j.
+        """
+        if not self.python:
+            return {}
+        return {"PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python, "PYTHONPATH": ""}
 
     def packages(self, cfg: settings_mod.Settings) -> str:
         """delta-spark, plus hadoop-aws when any data root is on S3 (none when ``jars`` are given)."""
@@ -380,7 +393,7 @@ class SparkSubmitRunner(TaskRunner):
             "packages": sub.packages(self.cfg) or None,
             "jars": sub.jars or None,
             "conf": sub.conf(self.cfg),
-            "env_vars": job_environment(self.cfg),
+            "env_vars": {**job_environment(self.cfg), **sub.python_environment()},
             "name": f"phmx-{task_id}",
         }
 

@@ -47,6 +47,7 @@ with the fields.
 | `PHMX_DELTA_PACKAGE` | `io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`) | spark_submit: delta-spark Maven coordinate |
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
 | `PHMX_SPARK_JARS` | unset (`--packages` from Maven) | spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a comma-separated list of jars; then nothing is resolved when the driver starts |
+| `PHMX_SPARK_PYTHON` | unset (the Airflow worker's environment) | spark_submit: the Python of the driver and its workers, e.g. `bin/python` of the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from the Airflow worker |
 | `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
 | `PHMX_EMR_EXECUTION_ROLE_ARN` | required for EMR | Terraform output `emr_execution_role_arn` |
 | `PHMX_EMR_CODE_URI` | required for EMR | Terraform output `emr_code_uri` (holds `submit.py`) |
@@ -189,6 +190,10 @@ class Settings(BaseSettings):
     spark_jars: str | None = _var("PHMX_SPARK_JARS", None, "unset (`--packages` from Maven)",
                                   "spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a "
                                   "comma-separated list of jars; then nothing is resolved when the driver starts")
+    spark_python: str | None = _var("PHMX_SPARK_PYTHON", None, "unset (the Airflow worker's environment)",
+                                    "spark_submit: the Python of the driver and its workers, e.g. `bin/python` of "
+                                    "the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from "
+                                    "the Airflow worker")
     emr_application_id: str | None = _var("PHMX_EMR_APPLICATION_ID", None, "required for EMR",
                                           "Terraform output `emr_application_id`")
     emr_execution_role_arn: str | None = _var("PHMX_EMR_EXECUTION_ROLE_ARN", None, "required for EMR",
