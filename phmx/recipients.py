@@ -8,6 +8,11 @@ them, so publish never meets a recipient the consent stage did not decide for.
   Recipient id ``lhj_<slug>``: ``lhj_alameda``, ``lhj_long_beach``.
 * Plans: the distinct managed care plan submitters (``mcp_*``) found in ``silver.coverage``
   (the plan's own enrollment): ``mcp_bluecoast``, ``mcp_sierra``.
+* ECM providers: the Enhanced Care Management providers that send return transmission files
+  (``ecm_*`` submitters, e.g. ``ecm_p001``), each known by the NPIs it sends under. They are
+  treating providers for the members a plan ASSIGNED to one of those NPIs
+  (``silver.ecm_assignment``) and for no one else: the consent stage decides for them per
+  assigned member (:func:`ecm_assignments`), and their package holds only those members.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 LHJ_FILE = Path(__file__).resolve().parents[1] / "mappings" / "geo" / "lhj.yaml"
 LHJ_PREFIX = "lhj_"
 PLAN_PREFIX = "mcp_"
+ECM_PREFIX = "ecm_"
 STATE = "California"
 
 
@@ -60,6 +66,10 @@ def is_lhj(recipient: str) -> bool:
 
 def is_plan(recipient: str) -> bool:
     return recipient.startswith(PLAN_PREFIX)
+
+
+def is_ecm_provider(recipient: str) -> bool:
+    return recipient.startswith(ECM_PREFIX)
 
 
 def lhj_name(recipient: str) -> str:
@@ -109,3 +119,51 @@ def sources_of(recipient: str) -> Column:
     from pyspark.sql import functions as F
 
     return (F.col("source") == recipient) | F.col("source").startswith(recipient + ":")
+
+
+def ecm_provider_npis(spark: SparkSession) -> dict[str, list[str]]:
+    """``{ECM provider recipient id: its NPIs}``: the NPIs each ``ecm_*`` submitter sends its return
+    transmission, outreach and service files under (a provider that has sent none of them is not
+    yet a recipient: the hub does not know which NPIs are its own)."""
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.tables import ECM_CARE_PLAN, ECM_OUTREACH, ECM_SERVICE
+
+    found: dict[str, set[str]] = {}
+    for t in (ECM_CARE_PLAN, ECM_OUTREACH, ECM_SERVICE):
+        if not lakehouse.exists(t):
+            continue
+        rows = (lakehouse.read(spark, t).where(F.col("source").startswith(ECM_PREFIX))
+                .select(F.split("source", ":").getItem(0).alias("s"), "provider_npi").distinct().collect())
+        for s, npi in rows:
+            if s and npi:
+                found.setdefault(str(s), set()).add(str(npi))
+    return {r: sorted(v) for r, v in sorted(found.items())}
+
+
+def ecm_provider_recipients(spark: SparkSession) -> list[str]:
+    """The ECM providers publish serves (:func:`ecm_provider_npis`)."""
+    return sorted(ecm_provider_npis(spark))
+
+
+def ecm_assignments(spark: SparkSession) -> DataFrame:
+    """(member_id, recipient, provider_npi, plan_id, authorization_start, authorization_end): every
+    plan authorization of a member to an NPI of an ECM provider recipient, resolved to the member
+    through gold.member_xwalk. Ended authorizations are kept (the feed picks those current on its
+    date); a member never appears here for a provider the plan did not assign them to."""
+    from pyspark.sql import functions as F
+
+    from phmx import lakehouse
+    from phmx.tables import ECM_ASSIGNMENT, MEMBER_XWALK
+
+    npis = [(npi, r) for r, vs in ecm_provider_npis(spark).items() for npi in vs]
+    cols = "member_id string, recipient string, provider_npi string, plan_id string, authorization_start date, "\
+           "authorization_end date"
+    if not npis or not lakehouse.exists(ECM_ASSIGNMENT):
+        return spark.createDataFrame([], cols)
+    owner = spark.createDataFrame(npis, "provider_npi string, recipient string")
+    xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
+    return (lakehouse.read(spark, ECM_ASSIGNMENT).join(xwalk, ["source", "source_person_id"])
+            .join(F.broadcast(owner), "provider_npi")
+            .select("member_id", "recipient", "provider_npi", "plan_id", "authorization_start", "authorization_end"))

@@ -5,6 +5,10 @@
    purpose the policy lists for it -> gold.consent_decision:
 
    * plans (and any recipient in PHMX_CONSENT_RECIPIENTS): every member;
+   * ECM providers: each member toward the ECM providers a plan assigned them to
+     (:func:`phmx.recipients.ecm_assignments`), the only members whose records their package holds.
+     Decided the same way as the LHJs below, under the stand-in :data:`ANY_ECM` (every ``ecm_*``
+     id has the same roles), with providers named in a consent decided under their own id;
    * LHJs: each member toward their own LHJ (``gold.member.lhj``), the only LHJ whose feed counts
      them. One engine pass decides them all under a stand-in LHJ id (:data:`ANY_LHJ`) and the rows
      are stored under each member's own LHJ id. That is exact: the engine's answer depends on the
@@ -27,7 +31,16 @@ from consent.disclosure_policy import Policy, load_policy
 from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger
-from phmx.recipients import LHJ_PREFIX, PLAN_PREFIX, is_lhj, member_recipients, plan_recipients
+from phmx.recipients import (
+    ECM_PREFIX,
+    LHJ_PREFIX,
+    PLAN_PREFIX,
+    ecm_assignments,
+    is_ecm_provider,
+    is_lhj,
+    member_recipients,
+    plan_recipients,
+)
 from phmx.tables import CONSENT, CONSENT_DECISION, COVERAGE, SUBMISSIONS
 
 if TYPE_CHECKING:
@@ -36,6 +49,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 ANY_LHJ = "lhj_any_jurisdiction"  # has the LHJ roles (pattern lhj_*), names no real LHJ
+ANY_ECM = "ecm_any_provider"  # has the ECM provider roles (pattern ecm_*), names no real provider
 
 
 def recipients(spark: SparkSession) -> list[str]:
@@ -57,43 +71,67 @@ def outbound_pairs(policy: Policy, recips: list[str]) -> list[tuple[str, str]]:
     return sorted({(r, p) for r in recips for p in policy.outbound_purposes(r)})
 
 
-def lhjs_named_in_consents(spark: SparkSession) -> list[str]:
-    """LHJ recipient ids that some consent provision names explicitly (rare; decided one by one)."""
+def named_in_consents(spark: SparkSession, prefix: str = LHJ_PREFIX) -> list[str]:
+    """Recipient ids starting with ``prefix`` that some consent provision names explicitly (rare;
+    decided one by one)."""
     from pyspark.sql import functions as F
 
     if not lakehouse.exists(CONSENT):
         return []
     nodes = lakehouse.read(spark, CONSENT).select(
         F.explode(F.from_json("provisions", decision_engine.NODE_SCHEMA)).alias("n"))
-    rows = (nodes.select(F.explode_outer("n.recipients").alias("r")).where(F.col("r").startswith(LHJ_PREFIX))
+    rows = (nodes.select(F.explode_outer("n.recipients").alias("r")).where(F.col("r").startswith(prefix))
             .distinct().collect())
     return sorted(r[0] for r in rows)
 
 
-def lhj_decisions(spark: SparkSession, *, policy: Policy, run_id: str, decided_at: datetime,
-                  decided_in_full: list[str]) -> DataFrame | None:
-    """Each member's decisions toward their own LHJ, stored under that LHJ's recipient id (None when
-    the policy lists no LHJ purpose). ``decided_in_full``: LHJ ids already decided for every member."""
+def lhjs_named_in_consents(spark: SparkSession) -> list[str]:
+    """LHJ recipient ids that some consent provision names explicitly."""
+    return named_in_consents(spark, LHJ_PREFIX)
+
+
+def per_member_decisions(spark: SparkSession, *, stand_in: str, prefix: str, pairs: DataFrame, policy: Policy,
+                         run_id: str, decided_at: datetime, decided_in_full: list[str]) -> DataFrame | None:
+    """Decisions for ``pairs`` (member_id, recipient) only, stored under each pair's recipient id
+    (None when the policy lists no purpose for the stand-in). One engine pass under ``stand_in``
+    (same roles as every ``prefix*`` id, named in no consent), plus one for the recipients some
+    consent names; ``decided_in_full``: ids already decided for every member (left out here)."""
     from pyspark.sql import functions as F
 
-    purposes = policy.outbound_purposes(ANY_LHJ)
+    purposes = policy.outbound_purposes(stand_in)
     if not purposes:
         return None
-    mr = member_recipients(spark)
-    named = [r for r in lhjs_named_in_consents(spark) if r not in decided_in_full]
+    named = [r for r in named_in_consents(spark, prefix) if r not in decided_in_full]
     skip = decided_in_full + named
-    rest = mr.where(~F.col("recipient").isin(*skip)) if skip else mr
-    generic = decision_engine.decide(spark, pairs=[(ANY_LHJ, p) for p in purposes], run_id=run_id,
+    rest = pairs.where(~F.col("recipient").isin(*skip)) if skip else pairs
+    generic = decision_engine.decide(spark, pairs=[(stand_in, p) for p in purposes], run_id=run_id,
                                      decided_at=decided_at, policy=policy)
     cols = CONSENT_DECISION.column_names
     out = generic.drop("recipient").join(rest, "member_id").select(*cols)
     if named:
         own = decision_engine.decide(spark, pairs=[(r, p) for r in named for p in purposes], run_id=run_id,
                                      decided_at=decided_at, policy=policy)
-        out = out.unionByName(own.join(mr, ["member_id", "recipient"]).select(*cols))
-    log.info("consent: LHJ decisions per member toward their own LHJ (%d named in consents, %d decided in full)",
-             len(named), len(decided_in_full))
+        out = out.unionByName(own.join(pairs, ["member_id", "recipient"]).select(*cols))
+    log.info("consent: %s decisions per member toward their own recipients (%d named in consents, %d decided in "
+             "full)", prefix.rstrip("_"), len(named), len(decided_in_full))
     return out
+
+
+def lhj_decisions(spark: SparkSession, *, policy: Policy, run_id: str, decided_at: datetime,
+                  decided_in_full: list[str]) -> DataFrame | None:
+    """Each member's decisions toward their own LHJ, stored under that LHJ's recipient id (None when
+    the policy lists no LHJ purpose). ``decided_in_full``: LHJ ids already decided for every member."""
+    return per_member_decisions(spark, stand_in=ANY_LHJ, prefix=LHJ_PREFIX, pairs=member_recipients(spark),
+                                policy=policy, run_id=run_id, decided_at=decided_at, decided_in_full=decided_in_full)
+
+
+def ecm_decisions(spark: SparkSession, *, policy: Policy, run_id: str, decided_at: datetime,
+                  decided_in_full: list[str]) -> DataFrame | None:
+    """Each member's decisions toward every ECM provider a plan assigned them to (ended
+    assignments included: the feed decides which are current), under that provider's id."""
+    pairs = ecm_assignments(spark).select("member_id", "recipient").distinct()
+    return per_member_decisions(spark, stand_in=ANY_ECM, prefix=ECM_PREFIX, pairs=pairs, policy=policy,
+                                run_id=run_id, decided_at=decided_at, decided_in_full=decided_in_full)
 
 
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
@@ -109,6 +147,10 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                         decided_in_full=sorted({r for r, _ in pairs if is_lhj(r)}))
     if lhj is not None:
         decisions = decisions.select(*CONSENT_DECISION.column_names).unionByName(lhj)
+    ecm = ecm_decisions(spark, policy=policy, run_id=ctx.run_id, decided_at=ctx.started_at,
+                        decided_in_full=sorted({r for r, _ in pairs if is_ecm_provider(r)}))
+    if ecm is not None:
+        decisions = decisions.select(*CONSENT_DECISION.column_names).unionByName(ecm)
     lakehouse.overwrite(decisions, CONSENT_DECISION)
     decision_engine.cleanup_scratch()
     written = lakehouse.read(spark, CONSENT_DECISION)

@@ -78,6 +78,17 @@ def plan_decisions(spark: SparkSession, recipient: str) -> DataFrame:
     return mine
 
 
+def recipient_decisions(spark: SparkSession, recipient: str, purpose: str = TREAT) -> DataFrame:
+    """A recipient's stored decisions for ``purpose`` (an ECM provider's: its assigned members only);
+    ConsentError naming the recipient when there are none."""
+    from pyspark.sql import functions as F
+
+    mine = _stored(spark).where((F.col("recipient") == recipient) & (F.col("purpose") == purpose))
+    if mine.limit(1).count() == 0:
+        raise ConsentError(f"no {purpose} consent decisions in {CONSENT_DECISION.fqn} for {recipient}", hint=HINT)
+    return mine
+
+
 def lhj_permitted(spark: SparkSession, events: DataFrame, *, at: datetime, policy: Policy | None = None,
                   decisions: DataFrame | None = None) -> tuple[DataFrame, DataFrame]:
     """The rows every LHJ may count (one pass for all LHJs), and the decisions used.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from jobs.publish import consent_gate, lhj_cube, work_tables
+from jobs.publish import consent_gate, ecm_feed, lhj_cube, work_tables
 from jobs.publish.events import member_events
 from phmx import lakehouse, storage
 from phmx.log import get_logger
@@ -46,18 +46,20 @@ class Prepared:
     consents: dict[str, list[str]] = field(default_factory=dict)
     members: dict[str, int] = field(default_factory=dict)
     plans: list[str] = field(default_factory=list)
+    ecm: list[str] = field(default_factory=list)  # ECM package recipients: ECM providers, then plans
     cells: pd.DataFrame | None = None
     services: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "period": self.period, "ci_method": self.ci_method,
                 "recipients": self.recipients, "plans": self.plans, "rules": self.rules,
-                "consents": self.consents, "members": self.members}
+                "consents": self.consents, "members": self.members, "ecm": self.ecm}
 
     @property
     def all_recipients(self) -> list[str]:
-        """Every recipient of this run: the LHJs with members, then the plans."""
-        return self.recipients + self.plans
+        """Every recipient of this run: the LHJs with members, the plans, then the ECM providers
+        (a plan's ECM package is published with its plan feed)."""
+        return self.recipients + self.plans + [r for r in self.ecm if r not in self.plans]
 
 
 # De-duplicating on the engine: ``groupBy`` over string keys with ``count``/``min`` aggregates is
@@ -205,7 +207,8 @@ def prepare(spark: SparkSession, ctx: RunContext) -> Prepared:
                         rules={r["recipient"]: list(r["rules"]) for r in stats},
                         consents={r["recipient"]: list(r["consents"]) for r in stats},
                         members={r["recipient"]: int(r["members"]) for r in stats},
-                        plans=plan_recipients(spark), cells=cell_table, services=services)
+                        plans=plan_recipients(spark), ecm=ecm_feed.recipients(spark), cells=cell_table,
+                        services=services)
     storage.write_text(summary_uri(ctx.run_id), json.dumps(prepared.summary(), indent=1, sort_keys=True),
                        content_type="application/json")
     log.info("prepared %d LHJ feeds: %d cells, %d service-count rows", len(prepared.recipients), len(cell_table),
@@ -222,7 +225,7 @@ def read_summary(run_id: str) -> Prepared:
         raise ConfigError(f"no prepared publish for run {run_id}", hint="run the publish prepare step first")
     doc = json.loads(storage.read_bytes(uri))
     return Prepared(doc["run_id"], doc["period"], doc["ci_method"], list(doc["recipients"]), doc["rules"],
-                    doc["consents"], doc["members"], list(doc.get("plans", [])))
+                    doc["consents"], doc["members"], list(doc.get("plans", [])), list(doc.get("ecm", [])))
 
 
 def load(spark: SparkSession, run_id: str) -> Prepared:

@@ -122,11 +122,12 @@ def _log_delivered(e: dict[str, Any], folder: str, raw: bytes) -> dict[str, Any]
             "suppressed_cells": int(content.get("suppressed_cells", 0)), "members": int(members)}
 
 
-def already_published(recipient: str, run_id: str) -> dict[str, Any] | None:
-    """This run's delivery to ``recipient`` if gold.feed_log has it (a retried task then does
-    not publish a second version), else None."""
+def already_published(recipient: str, run_id: str, feed: str | None = None) -> dict[str, Any] | None:
+    """This run's delivery to ``recipient`` (of ``feed``, when a recipient gets several: a plan's
+    care-team feed and its ECM package) if gold.feed_log has it (a retried task then does not
+    publish a second version), else None."""
     for r in feed_log.read(recipient):
-        if r["run_id"] == run_id:
+        if r["run_id"] == run_id and (feed is None or r["feed"] == feed):
             return {"recipient": recipient, "feed": r["feed"], "version": int(r["version"]), "uri": r["uri"],
                     "ledger_seq": r["ledger_seq"], "cells": int(r["cells"] or 0),
                     "suppressed_cells": int(r["suppressed_cells"] or 0), "members": int(r["members"] or 0)}

@@ -25,13 +25,13 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery
+from jobs.publish import ecm_feed, feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery
 from jobs.publish.lhj_cube import Scope
 from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
-from phmx.recipients import is_lhj, is_plan, lhj_name, recipient_id
+from phmx.recipients import is_ecm_provider, is_lhj, is_plan, lhj_name, recipient_id
 from privacy import signing
 
 if TYPE_CHECKING:
@@ -136,11 +136,11 @@ def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared
             "ledger_seq": seq, "cells": cells, "suppressed_cells": suppressed, "members": n_members}
 
 
-def _resume(ctx: RunContext, recipient: str) -> dict[str, Any] | None:
+def _resume(ctx: RunContext, recipient: str, feed: str | None = None) -> dict[str, Any] | None:
     """Finish what a crashed publish to ``recipient`` left (:func:`recovery.reconcile`); this run's
-    delivery to it if one was already made (then nothing is published again)."""
+    delivery to it (of ``feed``) if one was already made (then nothing is published again)."""
     recovery.reconcile(ctx.settings.publish_root, recipient)
-    return recovery.already_published(recipient, ctx.run_id)
+    return recovery.already_published(recipient, ctx.run_id, feed)
 
 
 def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
@@ -213,7 +213,7 @@ def _failed(recipient: str, exc: Exception, failed: list[str]) -> None:
 def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    resumed = _resume(ctx, recipient)
+    resumed = _resume(ctx, recipient, plan_feed.FEED)
     if resumed is not None:
         return resumed
     rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
@@ -232,14 +232,45 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
             "ledger_seq": seq, "resources": counts, "members": rows.attributed}
 
 
+def publish_ecm(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[str, Any]:
+    """An ECM provider's package (its assigned members, consent-gated) or a plan's ECM oversight
+    package, delivered like every feed: staged, signed, ledgered, promoted, logged."""
+    from pyspark.sql import functions as F
+
+    resumed = _resume(ctx, recipient, ecm_feed.FEED)
+    if resumed is not None:
+        return resumed
+    rows = ecm_feed.permitted(spark, recipient, ctx.period, ctx.started_at)
+    signer = signing.get_signer(signing.PUBLISH, ctx.settings)
+    now = datetime.now(UTC)
+    pkg = ecm_feed.build(spark, recipient=recipient, period=ctx.period.label, run_id=ctx.run_id, rows=rows)
+    staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
+    members = rows.members
+    rules = sorted({r[0] for r in members.select(F.explode("rule_ids")).distinct().collect() if r[0]})
+    consents = sorted({r[0] for r in members.select(F.explode("consent_ids")).distinct().collect() if r[0]})
+    delivered, seq = _record_and_promote(spark, staged, recipient=recipient, purpose=ecm_feed.PURPOSE,
+                                         run_id=ctx.run_id, members=members, rule_ids=rules, consent_ids=consents)
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.roster)
+    return {"recipient": recipient, "feed": ecm_feed.FEED, "version": delivered.version, "uri": delivered.uri,
+            "ledger_seq": seq, "members": rows.roster}
+
+
 def publish_recipient(spark: SparkSession, ctx: RunContext, recipient: str,
                       prepared: prepare.Prepared | None = None) -> dict[str, Any]:
-    """Build, stage, ledger and deliver one recipient's feed (an Airflow mapped task calls this)."""
+    """Build, stage, ledger and deliver one recipient's feed (an Airflow mapped task calls this).
+
+    A plan that assigns members to ECM gets its ECM oversight package too (``ecm_uri``)."""
     if is_lhj(recipient):
         return publish_lhj(spark, ctx, recipient, prepared or prepare.load(spark, ctx.run_id))
     if is_plan(recipient):
-        return publish_plan(spark, ctx, recipient)
-    raise ConfigError(f"no feed is defined for recipient {recipient!r}", hint="recipients are lhj_* or mcp_*")
+        out = publish_plan(spark, ctx, recipient)
+        if recipient in ecm_feed.recipients(spark):
+            out["ecm_uri"] = publish_ecm(spark, ctx, recipient)["uri"]
+        return out
+    if is_ecm_provider(recipient):
+        return publish_ecm(spark, ctx, recipient)
+    raise ConfigError(f"no feed is defined for recipient {recipient!r}",
+                      hint="recipients are lhj_*, mcp_* or ecm_*")
 
 
 def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipient: str | None = None) -> StageResult:
@@ -274,18 +305,24 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
         prepared = prepare.prepare(spark, ctx)
         decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
         lakehouse.protect(prepare.work_uri(ctx.run_id))
-        todo = prepared.all_recipients
+        todo = prepared.all_recipients + [r for r in prepared.ecm if is_plan(r)]
         done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
         for r in prepared.plans:
             try:
                 done.append(publish_plan(spark, ctx, r))
             except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
                 _failed(r, exc, failed)
+        for r in prepared.ecm:
+            try:
+                done.append(publish_ecm(spark, ctx, r))
+            except Exception as exc:  # noqa: BLE001
+                _failed(r, exc, failed)
     finally:
         cleanup()
     counts: dict[str, int | float | str] = {
         "lhj_feeds": sum(1 for d in done if is_lhj(d["recipient"])),
-        "plan_feeds": sum(1 for d in done if is_plan(d["recipient"])),
+        "plan_feeds": sum(1 for d in done if is_plan(d["recipient"]) and d["feed"] != ecm_feed.FEED),
+        "ecm_packages": sum(1 for d in done if d["feed"] == ecm_feed.FEED),
         "cells": sum(int(d.get("cells", 0)) for d in done),
         "suppressed_cells": sum(int(d.get("suppressed_cells", 0)) for d in done),
         "failed": len(failed),
