@@ -41,7 +41,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.publish import consent_gate
+from jobs.publish import consent_gate, ecm_fhir
+from jobs.publish.fhir_sql import PART2_NOTICE
 from jobs.publish.package import Package
 from phmx import lakehouse
 from phmx.errors import ConfigError
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+VALUESETS = Path(__file__).resolve().parents[2] / "mappings" / "valuesets"
 FEED = "ecm"
 PURPOSE = consent_gate.TREAT
 TABLES = ("members", "risk", "populations", "care_gaps")
@@ -271,6 +273,7 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
     for name, pdf in rows.tables.items():
         for fname, (data, media) in _files(name, pdf, COLUMNS[name]).items():
             pkg.add(fname, data, media)
+    metric_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="phmx-ecm-") as tmp:
         try:
             write_package(spark, recipient, Path(tmp))
@@ -279,7 +282,42 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
         for p in sorted(Path(tmp).iterdir()):
             if p.name != "manifest.json":
                 pkg.add(p.name, p.read_bytes(), MEDIA.get(p.suffix, "application/octet-stream"))
+        if (Path(tmp) / "provider_month.parquet").exists():
+            import pandas as pd
+
+            metric_rows = pd.read_parquet(Path(tmp) / "provider_month.parquet").to_dict("records")
+    resources = fhir_resources(recipient, rows, metric_rows)
+    for rtype, items in resources.items():
+        pkg.add(f"{rtype}.ndjson", ecm_fhir.ndjson(items), "application/fhir+ndjson")
+    if any(ecm_fhir.part2(list(r["security_labels"])) for name in ("risk", "populations", "care_gaps")
+           for r in _records(rows.tables.get(name))):
+        pkg.add("part2_notice.txt", PART2_NOTICE, "text/plain; charset=utf-8")
     counts = {name: int(len(pdf)) for name, pdf in rows.tables.items()}
     pkg.meta = {"content": {"kind": "ecm", "purpose": PURPOSE, "as_of": rows.as_of.isoformat() if rows.as_of else None,
-                            "attributed_members": rows.roster, "rows": counts}}
+                            "attributed_members": rows.roster, "rows": counts,
+                            "fhir_resources": {k: len(v) for k, v in resources.items()}}}
     return pkg
+
+
+def _records(pdf: Any) -> list[dict[str, Any]]:
+    return [] if pdf is None or not len(pdf) else list(pdf.to_dict("records"))
+
+
+def fhir_resources(recipient: str, rows: EcmRows, metric_rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """RiskAssessment per permitted risk row, Flag per permitted population of focus, MeasureReport
+    per provider NPI, plan and month of the package's metrics (:mod:`jobs.publish.ecm_fhir`)."""
+    from jobs.ecm import config as metrics_config
+
+    displays = population_displays()
+    titles = {m.id: m.title for m in metrics_config.load().metrics}
+    return {"RiskAssessment": [ecm_fhir.risk_assessment(r, recipient) for r in _records(rows.tables.get("risk"))],
+            "Flag": [ecm_fhir.flag(r, recipient, displays) for r in _records(rows.tables.get("populations"))],
+            "MeasureReport": ecm_fhir.measure_reports(metric_rows, recipient, titles)}
+
+
+def population_displays() -> dict[str, str]:
+    """Population-of-focus code -> its description (value set ecm_population_of_focus)."""
+    import yaml
+
+    doc = yaml.safe_load((VALUESETS / "ecm_population_of_focus.yaml").read_text(encoding="utf-8")) or {}
+    return {str(k): str(v) for k, v in (doc.get("codes") or {}).items()}

@@ -43,7 +43,7 @@ def _world(spark) -> None:  # noqa: ANN001
     from consent_testdata import form, write_forms, write_members, write_submissions
 
     from phmx import lakehouse
-    from phmx.tables import ECM_ASSIGNMENT, ECM_CARE_PLAN, ECM_MEMBER_MONTH, MEMBER_RISK
+    from phmx.tables import ECM_ASSIGNMENT, ECM_CARE_PLAN, ECM_MEMBER_MONTH, ECM_PROVIDER_MONTH, MEMBER_RISK
 
     write_members(spark, [(m, pid, date(1980, 1, 1)) for m, pid, *_ in WORLD],
                   sources=(COUNTY, f"{COUNTY}:sud", PLAN, "ecm_harbor:ecm_return_transmission"))
@@ -70,6 +70,9 @@ def _world(spark) -> None:  # noqa: ANN001
         "member_id string, provider_npi string, plan_id string, month string, assignment_id string, "
         "populations_of_focus array<string>, authorization_start date, authorization_end date, "
         "enrollment_date date, lead_care_manager_id string, engaged boolean")), ECM_MEMBER_MONTH), ECM_MEMBER_MONTH)
+    pm = [(npi, "BC", "2025-03", "engaged_members", "process", 3.0, None, 3.0, "e1") for npi in (H, N)]
+    pm += [(H, "BC", "2025-03", "care_plan_within_90_days", "process", 1.0, 2.0, 0.5, "e1")]
+    lakehouse.overwrite(spark.createDataFrame(pm, ECM_PROVIDER_MONTH.ddl), ECM_PROVIDER_MONTH)
     risk = [(m, "R12-2025-03", date(2025, 3, 31), tier, 9, 3, 2, 4 if labels else 0, 0, 2, 1, bool(labels),
              bool(labels), "BC", labels) for m, _, _, _, _, _, labels, tier in WORLD]
     lakehouse.overwrite(lakehouse.conform_to(spark.createDataFrame(risk, (
@@ -82,17 +85,25 @@ def _table(uri: str, name: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(Path(uri, f"{name}.parquet").read_bytes()))
 
 
-@pytest.fixture
-def delivered(spark, phmx_home):  # noqa: ANN001
+@pytest.fixture(scope="module")
+def delivered(spark, tmp_path_factory):  # noqa: ANN001
+    """The world built, decided and published once for the module (its own PHMX_HOME)."""
     from jobs.consent_decisions import run as consent_run
     from jobs.publish import stage
     from phmx.context import RunContext
 
-    _world(spark)
-    consent_run(spark, RunContext.new(run_id="c1"))
-    ctx = RunContext.new(run_id="p1")
-    out = {r: stage.publish_ecm(spark, ctx, r) for r in ("ecm_harbor", "ecm_north", PLAN)}
-    return ctx, out
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("ecm_delivery") / "var"
+        home.mkdir()
+        mp.setenv("PHMX_HOME", str(home))
+        for var in ("PHMX_LANDING_ROOT", "PHMX_LAKEHOUSE_ROOT", "PHMX_OUTBOX_ROOT", "PHMX_PUBLISH_ROOT",
+                    "PHMX_KEYS_DIR"):
+            mp.delenv(var, raising=False)
+        _world(spark)
+        consent_run(spark, RunContext.new(run_id="c1"))
+        ctx = RunContext.new(run_id="p1")
+        out = {r: stage.publish_ecm(spark, ctx, r) for r in ("ecm_harbor", "ecm_north", PLAN)}
+        yield ctx, out
 
 
 def test_a_provider_receives_its_current_assigned_members_with_part2_only_under_consent(delivered, spark):
@@ -144,3 +155,35 @@ def test_a_provider_receives_its_current_assigned_members_with_part2_only_under_
     assert stage.publish_ecm(spark, RunContext.new(run_id="p2"), "ecm_harbor")["version"] == 2
     blob = b"".join(p.read_bytes() for p in Path(harbor).iterdir())
     assert b"m2" not in blob and datetime.now(UTC).year > 2000
+
+
+def test_the_package_fhir_parses_back(delivered):
+    """RiskAssessment (tier, window, basis), Flag (population of focus) and MeasureReport (metrics)
+    read back with fhir.resources, holding only what the consent gate let through."""
+    from fhir.resources.R4B.flag import Flag
+    from fhir.resources.R4B.measurereport import MeasureReport
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    _, out = delivered
+    folder = Path(out["ecm_harbor"]["uri"])
+
+    def read(name: str, model):  # noqa: ANN001, ANN202
+        return [model.model_validate_json(line) for line in (folder / f"{name}.ndjson").read_text().splitlines()]
+
+    ras = {r.subject.identifier.value: r for r in read("RiskAssessment", RiskAssessment)}
+    assert set(ras) == {"BC1", "BC5"}  # BC2's SUD-derived tier is withheld (no Part 2 consent)
+    ra = ras["BC1"]
+    assert ra.prediction[0].qualitativeRisk.coding[0].code == "high"
+    assert (str(ra.occurrencePeriod.start), str(ra.occurrencePeriod.end)) == ("2024-04-01", "2025-03-31")
+    assert "behavioral points: 4" in {b.display for b in ra.basis}
+    assert {c.code for c in ra.meta.security} >= {"42CFRPart2", "R"}
+    flags = {(f.subject.identifier.value, f.code.coding[0].code) for f in read("Flag", Flag)}
+    assert ("BC2", "HOMELESS_ADULT") in flags and ("BC2", "SMH_SUD") not in flags and ("BC1", "SMH_SUD") in flags
+    assert not any(p in ("BC3", "BC4") for p, _ in flags)
+    mrs = read("MeasureReport", MeasureReport)
+    assert [m.subject.identifier.value for m in mrs] == [H]  # its own NPI only
+    groups = {g.code.coding[0].code: g for g in mrs[0].group}
+    assert float(groups["care_plan_within_90_days"].measureScore.value) == 0.5
+    assert {p.code.coding[0].code: p.count for p in groups["care_plan_within_90_days"].population} == \
+        {"numerator": 1, "denominator": 2}
+    assert (folder / "part2_notice.txt").exists()
