@@ -145,9 +145,13 @@ def build(out: Path | None = None, root: Path = PROJECT_ROOT, compresslevel: int
     for old in out.glob("phmx-*.whl"):
         old.unlink()
 
-    # 1. the project wheel (setuptools from this environment: no build isolation, no download)
+    # 1. the project wheel (setuptools from this environment: no build isolation, no download);
+    # setuptools builds in <root>/build, removed afterwards unless it was there before
+    had_build = (root / "build").exists()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",  # noqa: S603
                     "--wheel-dir", str(out), str(root)], check=True, cwd=root)
+    if not had_build:
+        shutil.rmtree(root / "build", ignore_errors=True)
     (wheel,) = sorted(out.glob("phmx-*.whl"))
 
     # 2. the environment: a fresh venv, the pinned dependencies copied in, the wheel installed

@@ -136,11 +136,22 @@ def read_bytes(uri: str) -> bytes:
         raise StorageError(f"cannot read {uri}: {type(exc).__name__}") from exc
 
 
-def encryption_args() -> dict[str, str]:
-    """The S3 request arguments every object the hub writes carries: SSE-KMS with the configured
-    key (``PHMX_KMS_KEY_ID``), else nothing (the bucket's default encryption). One place, so no
-    writer (a claim, a manifest, a copy) can forget it."""
-    kms = settings_mod.load().kms_key_id
+def zone_kms_key(uri: str | None = None) -> str | None:
+    """The KMS key of the zone ``uri`` is in: the audit key (``PHMX_LEDGER_KMS_KEY_ID``) under a
+    ledger root of its own (its bucket refuses any other key), the PHI key elsewhere."""
+    cfg = settings_mod.load()
+    if uri and cfg.ledger_root and cfg.ledger_root != cfg.lakehouse_root and \
+            (uri == cfg.ledger_root or uri.startswith(cfg.ledger_root.rstrip("/") + "/")):
+        return cfg.ledger_kms_key_id
+    return cfg.kms_key_id
+
+
+def encryption_args(uri: str | None = None) -> dict[str, str]:
+    """The S3 request arguments every object the hub writes carries: SSE-KMS with the key of the
+    zone written (:func:`zone_kms_key`; the PHI key when ``uri`` is not given), else nothing (the
+    bucket's default encryption). One place, so no writer (a claim, a manifest, a copy, a public
+    key under the ledger) can forget it or use the wrong zone's key."""
+    kms = zone_kms_key(uri)
     return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else {}
 
 
@@ -170,7 +181,7 @@ def write_bytes(uri: str, data: bytes, *, content_type: str = "application/octet
     try:
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            extra = {"ContentType": content_type, **encryption_args()}
+            extra = {"ContentType": content_type, **encryption_args(uri)}
             s3_client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
             return
         path = Path(uri)
@@ -193,7 +204,7 @@ def write_stream(uri: str, fileobj: BinaryIO, *, content_type: str = "applicatio
     try:
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            extra = {"ContentType": content_type, **encryption_args()}
+            extra = {"ContentType": content_type, **encryption_args(uri)}
             start = fileobj.tell()
             s3_client().upload_fileobj(fileobj, bucket, key, ExtraArgs=extra)
             return fileobj.tell() - start
@@ -254,10 +265,7 @@ def delta_storage_options(path: str | None = None) -> dict[str, str]:
     root (its bucket refuses any other key), the PHI key elsewhere.
     """
     opts: dict[str, str] = {}
-    cfg = settings_mod.load()
-    key = cfg.kms_key_id
-    if path and cfg.ledger_root and path.startswith(cfg.ledger_root) and cfg.ledger_root != cfg.lakehouse_root:
-        key = cfg.ledger_kms_key_id
+    key = zone_kms_key(path)
     if key:
         opts["AWS_SERVER_SIDE_ENCRYPTION"] = "aws:kms"
         opts["AWS_SSE_KMS_KEY_ID"] = key

@@ -173,7 +173,8 @@ class DataKeyRing:
         if storage.is_s3(uri):
             bucket, key = storage.split_s3(uri)
             try:
-                storage.s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+                storage.s3_client().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*",
+                                               **storage.encryption_args(uri))
             except Exception as exc:  # noqa: BLE001 - a precondition failure means someone else won
                 if "PreconditionFailed" in type(exc).__name__ or "PreconditionFailed" in str(exc):
                     return False

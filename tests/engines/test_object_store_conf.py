@@ -55,3 +55,17 @@ def test_spark_submit_runner_passes_the_same_s3a_settings(monkeypatch):
     cfg = _cfg(PHMX_LEDGER_KMS_KEY_ID=AUDIT)
     conf = runners.SparkSubmitConfig(jars="/jars/delta.jar").conf(cfg)
     assert jvm.object_store_conf(cfg).items() <= conf.items()
+
+
+def test_every_writer_uses_the_ledger_zones_audit_key(monkeypatch):
+    from phmx import storage
+
+    for var, value in {**ROOTS, "PHMX_KMS_KEY_ID": PHI, "PHMX_LEDGER_KMS_KEY_ID": AUDIT}.items():
+        monkeypatch.setenv(var, value)
+    ledger_obj, lake_obj = "s3://hub-ledger/ledger/audit/ledger_keys/k.pem", "s3://hub-lake/lakehouse/gold/x/a.parquet"
+    assert storage.encryption_args(ledger_obj) == {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": AUDIT}
+    assert storage.encryption_args(lake_obj)["SSEKMSKeyId"] == PHI
+    assert storage.encryption_args()["SSEKMSKeyId"] == PHI
+    assert storage.encryption_args("s3://hub-ledger/ledger-other/x")["SSEKMSKeyId"] == PHI  # a prefix, not the root
+    assert storage.delta_storage_options("s3://hub-ledger/ledger/audit/ledger")["AWS_SSE_KMS_KEY_ID"] == AUDIT
+    assert jvm.object_store_conf()["spark.hadoop.fs.s3a.bucket.hub-ledger.encryption.key"] == AUDIT
