@@ -13,7 +13,9 @@ returns it masked:
 2. **Primary suppression** (DDG 4.4.1): in masked tables, numerators of 1-10 (never 0) and,
    by default, denominators of 1-10 (small denominators identify people too: DDG 4.2), and the
    numerator where the implied count ``denominator - numerator`` (units not meeting the
-   measure) is 1-10. Annotation ``1``.
+   measure) is 1-10. Annotation ``1`` when a count of the row is 1-10; ``4`` when only the
+   implied count is (the numerator shown empty may be well above 10: a reader must not read
+   it as a small count).
 3. **Complementary suppression** (DDG 4.4.1 (a)/(b), 4.4.3): in every additive relation
    (each stratifier's strata vs the total, two-way cells vs margins, LHJs vs the state row,
    roll-ups) that holds a suppressed cell, suppress more cells while only one is suppressed, all
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +64,10 @@ log = get_logger("phmx.privacy.suppression")
 SMALL_CELL = 1
 COMPLEMENTARY = 2
 NO_DATA = 3
+COMPLEMENT_SMALL = 4  # the numerator is hidden because denominator - numerator is 1-10
+#: A row with several hidden counts carries the most specific reason: a small count of its own,
+#: then a small complement, then complementary.
+_CODE_RANK = {SMALL_CELL: 0, COMPLEMENT_SMALL: 1, COMPLEMENTARY: 2}
 
 #: Topics DDG 2.0 section 5.6.2 says are always suppressed below 11, whatever the score, plus
 #: HIV/STD and mental health (W&I 5328 confidentiality), which this hub treats the same way.
@@ -276,7 +283,7 @@ def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
         hidden[row] = True
         shown = code if spec.distinguish_complementary else SMALL_CELL
         prev = codes[row]
-        codes[row] = shown if prev is None else min(prev, shown)
+        codes[row] = shown if prev is None else min(prev, shown, key=_CODE_RANK.__getitem__)
     out["numerator"] = num
     out["denominator"] = den
     for col in ("rate", "ci_low", "ci_high"):
@@ -295,8 +302,14 @@ def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
 
 
 def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None = None, *,
-             on_failure: str = "raise") -> pd.DataFrame:
+             on_failure: str = "raise", hide: Iterable[tuple[int, str]] = ()) -> pd.DataFrame:
     """Mask a measure feed per DDG 2.0 (see the module docstring). Returns a new frame.
+
+    ``hide``: (positional row, column) cells the caller needs hidden whatever their value (a count
+    it withholds for a reason outside this table, e.g. a denominator shared with another table
+    that hid it). They are suppressed before the complementary rules and the attacker audit, so
+    the audit judges the table as it will be published: hiding more can still fail the audit,
+    e.g. an implied count that was provably 11 or more becomes boundable between 1 and 10.
 
     ``result.attrs["privacy.suppression"]`` summarises what was done (counts, tables masked and
     their scores, rounds, the attacker audit). Raises PrivacyError if no suppression pattern
@@ -351,8 +364,13 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
         gap = vals[den_cell] - vals[num_cell]
         if spec.suppress_implied and 0 < gap < spec.threshold and num_cell not in st.code and den_cell not in st.code:
             # the units NOT meeting the measure are a small count too (DDG 4.4.1): hide the numerator
-            st.add(num_cell, SMALL_CELL)
+            st.add(num_cell, COMPLEMENT_SMALL)
             primary += 1
+
+    for row, col in hide:
+        if not 0 <= row < len(base):
+            raise SpecError(f"suppress(hide=...): row {row} is not in the table of {len(base)} row(s)")
+        st.add(CellSystem.cell(row, col), COMPLEMENTARY)
 
     # 3-4: complements by the DDG rules, then by the attacker audit until it passes
     rounds, report = 0, AttackReport()

@@ -26,8 +26,10 @@ MEASURE_COLUMNS: tuple[tuple[str, str, str], ...] = (
                         "suppressed or the denominator is 0."),
     ("ci_low", "decimal", "Lower bound of the 95% confidence interval of the rate (method in manifest.json)."),
     ("ci_high", "decimal", "Upper bound of the 95% confidence interval of the rate."),
-    ("annotation", "string", "CalHHS DDG open-data code: 1 small cell (1-10) suppressed; 2 complementary "
-                             "suppression; 3 no data (denominator 0). Empty when nothing is withheld."),
+    ("annotation", "string", "What is hidden (CalHHS DDG open-data codes, the same as indicators.csv): 1 a count "
+                             "of 1-10 (numerator or denominator); 4 the numerator, because denominator minus "
+                             "numerator is 1-10 (the numerator itself may be large); 2 complementary suppression; "
+                             "3 no data (denominator 0). Empty when nothing is withheld."),
 )
 
 SERVICE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -64,13 +66,22 @@ INDICATOR_COLUMNS: tuple[tuple[str, str, str], ...] = (
                               "the state's counts are withheld)."),
     ("state_ci_low", "decimal", "Lower 95% limit of the state's rate."),
     ("state_ci_high", "decimal", "Upper 95% limit of the state's rate."),
+    ("change", "decimal", "Year-over-year change: this rate minus the rate of the same period a year earlier "
+                          "(2025 vs 2024, 2025-Q3 vs 2024-Q3, 2025-07 vs 2024-07), same type and stratum, per `per`. "
+                          "Empty where either year's counts are withheld or the earlier year is not in the package."),
+    ("change_ci_low", "decimal", "Lower 95% limit of the change: difference of two independent rates, normal "
+                                 "interval d +/- 1.96 sqrt(v1 + v2) (NCHS's comparison of two age-adjusted rates). "
+                                 "An interval containing 0: no change shown at the 5% level."),
+    ("change_ci_high", "decimal", "Upper 95% limit of the change."),
     ("age_groups_missing", "integer", "Age groups of the standard the indicator covers with no population in the "
                                       "cell (they count 0 in the adjusted rate: read it with care when above 0)."),
     ("annotation", "string", "What is hidden: 1 a count of 1-10 (numerator, denominator or member-months); 4 the "
                              "numerator, because denominator minus numerator is 1-10; 2 complementary; 3 no data."),
 )
 
-ANNOTATIONS = (("1", "small cell", "a count of 1-10; never published"),
+ANNOTATIONS = (("1", "small cell", "a count of 1-10 (the numerator or the denominator); never published"),
+               ("4", "small complement", "the numerator is hidden because denominator minus numerator (units not "
+                                         "meeting the measure) is 1-10; the numerator itself may be large"),
                ("2", "complementary", "suppressed so that a small cell cannot be worked out by subtraction"),
                ("3", "no data", "the denominator is 0"))
 
@@ -133,7 +144,7 @@ def markdown(measures: pd.DataFrame, *, ci_method: str, suppression_method: str,
     out += [f"| {c} | {n} | {d} |" for c, n, d in ANNOTATIONS]
     if cells is not None and suppressed_cells is not None:
         out += ["", f"This package: {suppressed_cells:,} of {cells:,} cells of measures.csv are suppressed "
-                "(annotation 1 or 2); manifest.json (content.suppressed_cells) and report.html give the same count."]
+                "(annotation 1, 2 or 4); manifest.json (content.suppressed_cells) and report.html give the same count."]
     if indicators is not None:
         out += indicator_section(indicators)
     out += ["", "## service_counts.csv", ""] + _table(SERVICE_COLUMNS)

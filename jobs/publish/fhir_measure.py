@@ -32,6 +32,9 @@ MEASURE_CS = f"{HUB}/CodeSystem/phmx-measure"
 STRATIFIER_CS = f"{HUB}/CodeSystem/phmx-stratifier"
 ANNOTATION_EXT = f"{HUB}/StructureDefinition/ddg-annotation"
 CI_EXT = f"{HUB}/StructureDefinition/confidence-interval-95"
+#: indicators.csv's change/change_ci_low/change_ci_high: the rate minus the same period's a year
+#: earlier, per 100 or 1,000, with its 95% interval (a complex extension: difference + interval)
+CHANGE_EXT = f"{HUB}/StructureDefinition/year-over-year-change"
 DAR_EXT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 POP_CS = "http://terminology.hl7.org/CodeSystem/measure-population"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9\-.]")
@@ -173,6 +176,25 @@ def _rate_score(row: dict[str, Any]) -> dict[str, Any]:
     return q
 
 
+def _change_ext(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The year-over-year change of an indicator row as an extension (none when not published)."""
+    d, lo, hi = _num(row.get("change")), _num(row.get("change_ci_low")), _num(row.get("change_ci_high"))
+    if d is None or lo is None or hi is None:
+        return []
+    return [{"url": CHANGE_EXT, "extension": [
+        {"url": "difference", "valueDecimal": round(d, 4)},
+        {"url": "interval95", "valueRange": {"low": {"value": round(lo, 4)}, "high": {"value": round(hi, 4)}}}]}]
+
+
+def _indicator_stratum(r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": _concept(str(r["stratum"])), "population": _populations(r),
+                           "measureScore": _rate_score(r)}
+    ext = ([{"url": ANNOTATION_EXT, "valueCode": str(r["annotation"])}] if r.get("annotation") else []) + _change_ext(r)
+    if ext:
+        out["extension"] = ext
+    return out
+
+
 def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime) -> list[dict[str, Any]]:
     """One summary MeasureReport per period of the population indicators (indicators.csv rows):
     a group per indicator and rate type (``DIAB-crude``, ``DIAB-age_adjusted``), the rate as the
@@ -181,7 +203,7 @@ def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generate
         return []
     when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
     cols = ["indicator_id", "indicator", "rate_type", "period", "stratifier", "stratum", "numerator", "denominator",
-            "rate", "ci_low", "ci_high", "per", "annotation"]
+            "rate", "ci_low", "ci_high", "per", "change", "change_ci_low", "change_ci_high", "annotation"]
     nested: dict[str, dict[tuple[str, str, str], list[dict[str, Any]]]] = {}
     for rec in table[cols].astype(object).where(table[cols].notna(), None).to_dict("records"):
         key = (str(rec["indicator_id"]), str(rec["indicator"]), str(rec["rate_type"]))
@@ -198,18 +220,15 @@ def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generate
             if total is not None:
                 group["population"] = _populations(total)
                 group["measureScore"] = _rate_score(total)
+                if _change_ext(total):
+                    group["extension"] = _change_ext(total)
             by_strat: dict[str, list[dict[str, Any]]] = {}
             for r in recs:
                 if r["stratifier"] != ALL:
                     by_strat.setdefault(str(r["stratifier"]), []).append(r)
             if by_strat:
                 group["stratifier"] = [{"code": [_concept(st, STRATIFIER_CS)],
-                                        "stratum": [{"value": _concept(str(r["stratum"])), "population": _populations(r),
-                                                     "measureScore": _rate_score(r),
-                                                     **({"extension": [{"url": ANNOTATION_EXT,
-                                                                        "valueCode": str(r["annotation"])}]}
-                                                        if r.get("annotation") else {})}
-                                                    for r in rows]} for st, rows in by_strat.items()]
+                                        "stratum": [_indicator_stratum(r) for r in rows]} for st, rows in by_strat.items()]
             groups.append(group)
         reports.append({
             "resourceType": "MeasureReport", "id": _SAFE_ID.sub("-", f"{recipient}-ind-{period}")[:64],

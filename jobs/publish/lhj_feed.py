@@ -182,8 +182,9 @@ def state_table(state: pd.DataFrame, ci_method: str,
         vals = out[c].astype("Int64").to_numpy(dtype=object)
         vals[hide[c]] = pd.NA
         out[c] = pd.array(vals, dtype="Int64")
-    ann = np.where(hidden_row, np.where(small(num) | small(den) | small(den - num), lhj_suppression.SMALL_CELL,
-                                        WITHHELD), np.where(den == 0, lhj_suppression.NO_DATA, ""))
+    ann = np.where(hidden_row, np.select([small(num) | small(den), small(den - num)],
+                                         [lhj_suppression.SMALL_CELL, lhj_suppression.COMPLEMENT_SMALL], WITHHELD),
+                   np.where(den == 0, lhj_suppression.NO_DATA, ""))
     out["annotation"] = pd.Series([a or None for a in ann], index=out.index, dtype="object")
     return finalize(out, ci_method)
 

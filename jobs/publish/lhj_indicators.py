@@ -66,7 +66,8 @@ ANNOTATIONS = {
 }
 COLUMNS = ["lhj", "indicator_id", "indicator", "kind", "period", "stratifier", "stratum", "numerator",
            "denominator", "denominator_unit", "rate_type", "rate", "ci_low", "ci_high", "per", "state_rate",
-           "state_ci_low", "state_ci_high", "age_groups_missing", "annotation"]
+           "state_ci_low", "state_ci_high", "change", "change_ci_low", "change_ci_high", "age_groups_missing",
+           "annotation"]
 TOPICS = {"sud": "sud", "mh": "mental_health"}
 
 
@@ -120,20 +121,12 @@ def count_table(long: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
 
 
 def _annotate(masked: pd.DataFrame, counts: pd.DataFrame) -> pd.Series:
-    """Refine privacy.suppression's code 1 into 1 (a count of 1-10 hidden) and 4 (its complement is)."""
-    ann = [None if pd.isna(v) else str(int(v)) for v in masked["annotation"]]
-    num = counts["numerator"].to_numpy()
-    den = counts["denominator"].to_numpy()
+    """privacy.suppression's codes as indicators.csv reads them: its 4 (denominator - numerator is
+    1-10) is kept for prevalence; for utilization that difference is the member-months, a count
+    of the row itself, so 1."""
     util = counts["utilization"].to_numpy()
-    small = lambda v: (v >= 1) & (v <= 10)  # noqa: E731 - a local predicate
-    own_small = small(num) | np.where(util, small(den - num), small(den))
-    comp_small = ~util & small(den - num)
-    out: list[str | None] = []
-    for i, a in enumerate(ann):
-        if a == SMALL and not own_small[i] and comp_small[i]:
-            out.append(COMPLEMENT_SMALL)
-        else:
-            out.append(a)
+    ann = [None if pd.isna(v) else str(int(v)) for v in masked["annotation"]]
+    out = [SMALL if (a == COMPLEMENT_SMALL and util[i]) else a for i, a in enumerate(ann)]
     return pd.Series(out, index=masked.index, dtype="object")
 
 
@@ -145,7 +138,12 @@ def _lhj_spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
 
 def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     """Hide each statewide count that some LHJ does not publish (same indicator, period, stratum,
-    column); annotate hidden statewide rows 1 (a small count) or 2."""
+    column); annotate hidden statewide rows 1 (a small count), 4 (a small complement) or 2.
+
+    An LHJ without the row (no member of that stratum there) publishes its zero by the row's
+    absence, so it does not hide the state's count: the state's count is then the sum of the
+    published ones. (Hiding it anyway left the attacker a hidden cell provably 0, which the audit
+    counts as a recovered count: 186 such cells withheld every indicator at benchmark scale.)"""
     key = ["measure_id", "period", "stratifier", "stratum"]
     is_state = (counts["lhj"] == STATE).to_numpy()
     lhj_rows = masked[~is_state]
@@ -154,18 +152,18 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     den = counts["denominator"].to_numpy()
     util = counts["utilization"].to_numpy()
     small = lambda v: (v >= 1) & (v <= 10)  # noqa: E731
-    n_lhj = lhj_rows["lhj"].nunique()
     for c in ("numerator", "denominator"):
         shown = lhj_rows.assign(_shown=lhj_rows[c].notna()).groupby(key)["_shown"].agg(["all", "size"]).reset_index()
         st = masked.loc[is_state, key].merge(shown, on=key, how="left")
-        ok = st["all"].fillna(False).astype(bool).to_numpy() & (st["size"].fillna(0).to_numpy() == n_lhj)
+        ok = st["all"].fillna(True).astype(bool).to_numpy()
         vals = out.loc[is_state, c].astype("Int64").to_numpy(dtype=object)
         vals[~ok] = pd.NA
         out.loc[is_state, c] = pd.array(vals, dtype="Int64")
     hidden = is_state & (out["numerator"].isna() | out["denominator"].isna()).to_numpy()
-    tiny = small(num) | np.where(util, small(den - num), small(den) | small(den - num))
+    own = small(num) | np.where(util, small(den - num), small(den))  # utilization: den - num is member-months
+    complement = ~util & small(den - num)
     ann = out["annotation"].astype("object").to_numpy()
-    ann[hidden] = np.where(tiny[hidden], SMALL, COMPLEMENTARY)
+    ann[hidden] = np.select([own[hidden], complement[hidden]], [SMALL, COMPLEMENT_SMALL], COMPLEMENTARY)
     ann[is_state & ~hidden & (den == 0)] = NO_DATA
     out["annotation"] = ann
     return out
@@ -208,6 +206,24 @@ def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def _shared_denominator_cells(masked: pd.DataFrame, util: np.ndarray, groups: np.ndarray) -> set[tuple[int, str]]:
+    """The denominators of one LHJ's suppressed table (positional rows) that publishing would hide
+    after the suppression: a utilization row's member-months (denominator - numerator) when its
+    events are hidden, and every shown denominator of a population (``groups``: population key,
+    period and stratum; see :func:`_harmonise_denominators`) where one indicator hides it.
+
+    Why they go back into the suppression (``privacy.suppression.suppress(hide=...)``): its
+    attacker audit must judge the table as published. Hiding a count afterwards never narrows an
+    interval, but it can turn one that was provably 11 or more into one reaching down into 1-10
+    (an implied count bounded to [7, 121] at benchmark scale), which the audit rightly refuses."""
+    num_hidden = masked["numerator"].isna().to_numpy()
+    den_hidden = masked["denominator"].isna().to_numpy()
+    shown_den_hidden = den_hidden | (util & num_hidden)
+    group_hidden = pd.Series(shown_den_hidden).groupby(groups).transform("any").to_numpy()
+    rows = np.flatnonzero(~den_hidden & (group_hidden | (util & num_hidden)))
+    return {(int(r), "denominator") for r in rows}
+
+
 def _harmonise_denominators(counts: pd.DataFrame, cat: Catalogue, shown_den: np.ndarray,
                             ann: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """A denominator is one count shared by every indicator of the same population (diabetes and
@@ -244,9 +260,20 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     parts: list[pd.DataFrame] = []
     primary = complementary = 0
     failed: set[tuple[str, str]] = set()
+    pop_keys = counts["measure_id"].map(lambda i: population_key(cat.indicators[i]))
     for _lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True):
         table = rows.reset_index()
-        m = suppress(table.drop(columns="index"), _lhj_spec(table, cat), on_failure="report")
+        util = counts["utilization"].to_numpy()[table["index"].to_numpy()]
+        groups = pd.Series(pop_keys.to_numpy()[table["index"].to_numpy()]).str.cat(
+            table[["period", "stratifier", "stratum"]].astype(str), sep="|").to_numpy()
+        spec_lhj = _lhj_spec(table, cat)
+        hide: set[tuple[int, str]] = set()
+        for _ in range(20):  # each pass only hides more; converges in two or three
+            m = suppress(table.drop(columns="index"), spec_lhj, on_failure="report", hide=sorted(hide))
+            more = _shared_denominator_cells(m, util, groups) - hide
+            if not more:
+                break
+            hide |= more
         summary = m.attrs.get("privacy.suppression", {})
         m.attrs = {}
         primary += int(summary.get("primary", 0))
@@ -308,11 +335,54 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     def shown(v: np.ndarray) -> np.ndarray:
         return np.round(np.where(ok, v * per, np.nan), 4)
 
-    out = rate_rows(base, cr, ad, shown)[COLUMNS].sort_values(
+    out = rate_rows(base, cr, ad, shown)
+    out = out.merge(year_over_year(base, cr, ad, ok, per), on=CHANGE_KEY, how="left")[COLUMNS].sort_values(
         ["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"], ignore_index=True)
     log.info("indicators: %d rows for %d LHJs and the state; %d primary, %d complementary suppressions",
              len(out), out["lhj"].nunique() - 1, summary.get("primary", 0), summary.get("complementary", 0))
     return out
+
+
+CHANGE_KEY = ["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"]
+
+
+def _year_after(period: str) -> str:
+    """The same period a year later: 2024 -> 2025, 2024-Q3 -> 2025-Q3, 2024-07 -> 2025-07."""
+    return f"{int(period[:4]) + 1}{period[4:]}"
+
+
+def year_over_year(base: pd.DataFrame, cr: dict[str, np.ndarray], ad: dict[str, np.ndarray], ok: np.ndarray,
+                   per: np.ndarray) -> pd.DataFrame:
+    """Change from the same period a year earlier (CHANGE_KEY + change, change_ci_low, change_ci_high),
+    per ``per``, for crude and age-adjusted rows: the difference of two independent rates with the
+    normal interval of :func:`jobs.indicators.rates.change` (NCHS's test of two age-adjusted rates).
+
+    Given only where both years' rates are published (their counts are both shown), so the change
+    is arithmetic on published numbers and its interval on their published counts: it reveals
+    nothing the two rows do not. Empty where the earlier period is not in the table."""
+    from scipy import stats
+
+    from jobs.indicators.rates import ALPHA
+
+    frames = []
+    for rate_type, arrays, keep in ((CRUDE, cr, np.ones(len(base), dtype=bool)),
+                                    ("age_adjusted", ad, (base["stratifier"] != "age_band").to_numpy())):
+        f = base.loc[keep, CHANGE_KEY[:-1]].assign(rate_type=rate_type, _r=arrays["rate"][keep],
+                                                  _v=arrays["variance"][keep], _ok=ok[keep], _per=per[keep])
+        frames.append(f)
+    now = pd.concat(frames, ignore_index=True)
+    before = now.assign(period=now["period"].astype(str).map(_year_after))  # last year's row, keyed as this year
+    both = now.merge(before, on=CHANGE_KEY, how="left", suffixes=("", "_prev"))
+    z = float(stats.norm.ppf(1 - ALPHA / 2))
+    d = both["_r"].to_numpy(dtype=float) - both["_r_prev"].to_numpy(dtype=float)
+    se = np.sqrt(both["_v"].to_numpy(dtype=float) + both["_v_prev"].to_numpy(dtype=float))
+    shown = both["_ok"].to_numpy(dtype=bool) & both["_ok_prev"].astype("boolean").fillna(False).to_numpy(dtype=bool) & np.isfinite(d)
+    scale = both["_per"].to_numpy(dtype=float)
+
+    def col(v: np.ndarray) -> np.ndarray:
+        return np.round(np.where(shown, v * scale, np.nan), 4)
+
+    return both[CHANGE_KEY].assign(change=col(d), change_ci_low=col(d - z * se), change_ci_high=col(d + z * se))
 
 
 def audit_table(published: pd.DataFrame) -> pd.DataFrame:
@@ -356,7 +426,8 @@ def suppressed_cells(table: pd.DataFrame) -> int:
 
 
 def load_cube(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
-    """gold.indicator_cube rows of ``year`` (all years when None); None when the table does not exist."""
+    """gold.indicator_cube rows of ``year`` and the year before (for the year-over-year change; all
+    years when None); None when the table does not exist."""
     from pyspark.sql import functions as F
 
     from phmx import lakehouse
@@ -366,7 +437,7 @@ def load_cube(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
         return None
     df = lakehouse.read(spark, INDICATOR_CUBE)
     if year:
-        df = df.where(F.substring("period", 1, 4) == year)
+        df = df.where(F.substring("period", 1, 4).isin(str(int(year) - 1), year))
     out: pd.DataFrame = df.drop("run_id").toPandas()
     return out
 

@@ -7,7 +7,8 @@ DDG topics, the finest time grain, the period roll-ups), the call (:func:`suppre
 :func:`suppress_report`) and primary-only suppression of the service counts, which have no
 additive relations (:func:`primary_only`).
 
-``annotation``: 1 small cell, 2 complementary, 3 no data (denominator 0), else empty.
+``annotation``: 1 a count of 1-10 (numerator or denominator), 4 the numerator, hidden because
+denominator minus numerator is 1-10, 2 complementary, 3 no data (denominator 0), else empty.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from phmx.period import CELL_KINDS, Period, PeriodKind
 log = get_logger(__name__)
 
 THRESHOLD = 11  # cells 1..10 are small (DDG 2.0; CMS cell suppression policy)
-SMALL_CELL, COMPLEMENTARY, NO_DATA = "1", "2", "3"
+SMALL_CELL, COMPLEMENTARY, NO_DATA, COMPLEMENT_SMALL = "1", "2", "3", "4"
 COLUMNS = ("numerator", "denominator")
 # the measures stage's sensitivity -> the DDG topic privacy.suppression masks below 11 whatever the score
 TOPICS = {"sud": "sud", "mh": "mental_health", "smi": "serious_mental_illness"}
@@ -33,12 +34,13 @@ TOPICS = {"sud": "sud", "mh": "mental_health", "smi": "serious_mental_illness"}
 SPEC_FILE = "privacy/policies/suppression_lhj.yaml"
 
 
-#: Annotation codes of a withheld count: 1 small cell, 2 complementary (3, no data, hides nothing).
-SUPPRESSED_CODES = ("1", "2")
+#: Annotation codes of a withheld count: 1 a count of 1-10, 4 a complement (denominator - numerator)
+#: of 1-10, 2 complementary (3, no data, hides nothing). The same codes as indicators.csv.
+SUPPRESSED_CODES = (SMALL_CELL, COMPLEMENTARY, COMPLEMENT_SMALL)
 
 
 def annotation_counts(table: pd.DataFrame) -> dict[str, int]:
-    """Rows per annotation code ("1", "2", "3") of a published measures table."""
+    """Rows per annotation code ("1" to "4") of a published measures table."""
     if table.empty or "annotation" not in table:
         return {}
     ann = table["annotation"].dropna().astype(str)
@@ -48,7 +50,7 @@ def annotation_counts(table: pd.DataFrame) -> dict[str, int]:
 
 def suppressed_cells(table: pd.DataFrame) -> int:
     """The package's suppressed-cell count: rows of the published measures table whose counts are
-    withheld (annotation 1 or 2). The one definition the manifest, the data dictionary, the HTML
+    withheld (annotation 1, 2 or 4). The one definition the manifest, the data dictionary, the HTML
     report and the demo summary all print, so one package never shows two totals."""
     counts = annotation_counts(table)
     return sum(counts.get(c, 0) for c in SUPPRESSED_CODES)

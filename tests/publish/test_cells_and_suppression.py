@@ -95,7 +95,7 @@ def test_privacy_suppression_is_used_and_leaves_nothing_derivable():
         shown = final[col].dropna()
         assert not ((shown > 0) & (shown < 11)).any()
     assert final.loc[final.numerator.isna() | final.denominator.isna(), "rate"].isna().all()
-    assert set(final["annotation"].dropna()) <= {"1", "2", "3"}
+    assert set(final["annotation"].dropna()) <= {"1", "2", "3", "4"}
 
 
 def test_sensitive_measures_map_to_ddg_topics():

@@ -228,3 +228,87 @@ def test_the_last_gate_passes_the_protected_table_and_refuses_a_leaky_one(publis
             leaky.loc[rows & (leaky.stratifier == "zip") & (leaky.stratum == z), "numerator"] = int(n)
     ok, figures = lhj_indicators.protected(leaky, published.cat)
     assert not ok and figures["failures"] > 0
+
+
+def test_a_stratum_only_one_lhj_has_keeps_the_union_audit_passing():
+    """The benchmark-scale failure, by hand: Pasadena alone has Armenian-speaking members, none with
+    diabetes. Long Beach and Los Angeles have no Armenian row at all (their zero is published by
+    the row's absence), so the state's Armenian count is the sum of what is published and must be
+    shown: hiding it left the attacker a hidden cell pinned to 0, which the audit over the union
+    counts as a recovered count, and every indicator was withheld from every package."""
+    cat, std = default()
+    extra = []
+    for ag, band in [("25-34", "21-44"), ("45-54", "45-64")]:
+        extra.append(("DIAB", "2025", "Pasadena", "91101", ag, band, "F", "White NH", "Armenian", 0, 20, "general"))
+        extra.append(("SUD", "2025", "Pasadena", "91101", ag, band, "F", "White NH", "Armenian", 0, 20, "sud"))
+    c = pd.concat([cube(), pd.DataFrame(extra, columns=CUBE_COLUMNS)], ignore_index=True)
+    table = lhj_indicators.decide_all(c, cat, std)
+    crude = table[(table.rate_type == "crude") & (table.stratifier == "language") & (table.stratum == "Armenian")]
+    assert set(crude.lhj) == {"Pasadena", "California"}
+    state = crude[(crude.lhj == "California") & (crude.indicator_id == "DIAB")].iloc[0]
+    assert state["numerator"] == 0 and state["annotation"] is None
+    ok, figures = lhj_indicators.protected(table, cat)
+    assert ok, figures
+
+
+def test_a_count_hidden_after_the_suppression_goes_back_into_its_audit():
+    """privacy.suppression.suppress(hide=...): a denominator another table hides (a shared
+    population) is hidden before the audit, so the audit judges the table as published."""
+    from privacy.suppression import suppress
+
+    feed = pd.DataFrame({"lhj": "X", "measure_id": "M", "period": "2025",
+                         "stratifier": ["all", "sex", "sex"], "stratum": ["all", "F", "M"],
+                         "numerator": [300, 150, 150], "denominator": [900, 420, 480]})
+    plain = suppress(feed, {"always_mask": True})
+    assert plain["denominator"].notna().all()
+    hidden = suppress(feed, {"always_mask": True}, hide=[(1, "denominator")])
+    assert pd.isna(hidden.loc[1, "denominator"]) and hidden.loc[1, "annotation"] == 2
+    # one hidden cell in a relation is given back by subtraction (DDG 4.4.1): the rules hid a second
+    assert hidden["denominator"].isna().sum() >= 2
+    assert audit(hidden, SuppressionSpec(always_mask=True)).ok
+
+
+def test_year_over_year_change_with_its_interval_in_the_csv_the_bundle_and_the_dictionary():
+    """2024 and 2025 in one package: each row of 2025 (and each month and quarter) carries its
+    change from the same period of 2024 with the normal interval of rates.change, only where both
+    rates are published; the FHIR bundle carries it as an extension and the dictionary explains it."""
+    import json
+    from datetime import UTC, datetime
+
+    from jobs.indicators.rates import change, crude
+    from jobs.publish import dictionary, fhir_measure
+
+    cat, std = default()
+    now = cube()
+    before = now.assign(period=now["period"].str.replace("2025", "2024"),
+                        numerator=(now["numerator"] * 0.8).round().astype("int64"))
+    table = lhj_indicators.decide_all(pd.concat([before, now], ignore_index=True), cat, std)
+    c = table[table.rate_type == "crude"]
+    key = ["lhj", "indicator_id", "stratifier", "stratum"]
+    pair = c[c.period == "2025"].merge(c[c.period == "2024"], on=key, suffixes=("", "_prev"))
+    both = pair[pair.rate.notna() & pair.rate_prev.notna()]
+    assert len(both) > 10
+    assert pair.loc[pair.rate.isna() | pair.rate_prev.isna(), "change"].isna().all()
+    for r in both.itertuples():
+        want = change(crude(r.numerator_prev, r.denominator_prev, multiplier=r.per),
+                      crude(r.numerator, r.denominator, multiplier=r.per))
+        assert (r.change, r.change_ci_low, r.change_ci_high) == pytest.approx(
+            (want.difference, want.low, want.high), abs=2e-4)
+    assert table.loc[table.period.str.startswith("2024"), "change"].isna().all()  # no 2023 in the package
+    adj = table[(table.rate_type == "age_adjusted") & (table.period == "2025") & table.change.notna()]
+    assert len(adj) > 0
+    months = table[(table.indicator_id == "ED") & (table.period == "2025-02") & table.change.notna()]
+    assert len(months) > 0 and (months.change > 0).all()  # 2024's counts were 80% of 2025's
+
+    la = table[(table.lhj == "Los Angeles")]
+    no_measures = pd.DataFrame(columns=["measure_id", "period", "stratifier", "stratum", "numerator", "denominator",
+                                        "rate", "ci_low", "ci_high", "annotation"])
+    doc = json.loads(fhir_measure.bundle(no_measures, lhj="Los Angeles", recipient="lhj-los-angeles",
+                                         generated_at=datetime(2026, 1, 5, tzinfo=UTC), bundle_id="b1", indicators=la))
+    exts = [e for entry in doc["entry"] for g in entry["resource"].get("group", [])
+            for e in g.get("extension", []) if e["url"] == fhir_measure.CHANGE_EXT]
+    assert exts and {x["url"] for x in exts[0]["extension"]} == {"difference", "interval95"}
+    text = "\n".join(dictionary.indicator_section(la))
+    for col in ("change", "change_ci_low", "change_ci_high"):
+        assert f"| `{col}` |" in text
+    assert lhj_indicators.csv_bytes(la).decode().splitlines()[0].split(",") == lhj_indicators.COLUMNS

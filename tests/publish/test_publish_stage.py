@@ -72,7 +72,7 @@ def test_measures_table_contract_totals_and_suppression(published):
     for col in ("numerator", "denominator"):
         shown = t[col].dropna()
         assert not ((shown > 0) & (shown < 11)).any()
-        assert t.loc[t[col].isna(), "annotation"].isin(["1", "2"]).all()
+        assert t.loc[t[col].isna(), "annotation"].isin(["1", "2", "4"]).all()
     assert t.loc[t.numerator.isna() | t.denominator.isna(), "rate"].isna().all()
     # strata partition the total: where every stratum is published they add up exactly
     for (m, p, s), g in t[t.stratifier != "all"].groupby(["measure_id", "period", "stratifier"]):
@@ -351,8 +351,8 @@ def test_html_report_in_a_real_browser(published):
         assert m and int(m.group(1).replace(",", "")) == total
         assert int(m.group(2).replace(",", "")) == manifest["content"]["cells"]
         t = _measures(home, recipient)
-        assert total == int(t["annotation"].isin(["1", "2"]).sum())
+        assert total == int(t["annotation"].isin(["1", "2", "4"]).sum())
         # codes explained next to the table that uses them
-        if t["annotation"].isin(["1", "2", "3"]).any():
-            assert "small cell:" in seen.text or "complementary:" in seen.text or "no data:" in seen.text
+        if t["annotation"].isin(["1", "2", "3", "4"]).any():
+            assert "small cell:" in seen.text or "small complement:" in seen.text or "complementary:" in seen.text or "no data:" in seen.text
     assert age_panels, "no age band panel was drawn"
