@@ -1,7 +1,13 @@
 """Identity benchmark: linkage quality on synthetic ground truth, Splink side by side, and scale.
 
     .venv/bin/python -m benchmarks.identity [--quick] [--members 10000 100000] [--no-splink]
-                                            [--scale 1000000] [--work DIR]
+                                            [--records 1000000] [--incremental 0.02] [--work DIR]
+
+``make bench`` runs it with no arguments: populations of 10,000 and 100,000 members (phmx and
+Splink), the review queue figure at 100,000 members (``review queue:`` line; target at most
+0.2% of records), then 1,000,000 records linked in full and, in another process, 98% of them
+linked and the other 2% added by an incremental run (``scale:`` lines). ``--quick``: 1,000
+members and 20,000 records.
 
 For each population size: ``phmx synth`` files (all four kinds of source), silver.person-shaped
 records built from them (benchmarks/identity_synth.py), then, each in its own process on the
@@ -10,9 +16,12 @@ same records, the phmx identity stage (full run) and Splink 5 with DuckDB
 household-shared phone and address; each timed on its own, peak RSS is the Splink process's). Reported per tool: pairwise precision / recall / F1 against
 ``ground_truth/person_map.csv``, cluster-level figures (B-cubed F1, share of people whose
 records form exactly one cluster, clusters that merge two people, twins and lookalikes
-merged), wall time, records/s and peak RSS of the process. ``--scale N`` deduplicates N source
-records with phmx alone and reports records/s and peak memory. The machine (cores, RAM) is
-printed first.
+merged), wall time, records/s and peak RSS of the process. ``--records N`` (``--scale N``)
+deduplicates N source records with phmx alone (a 3-month window of a population of N / 1.85
+people) and reports wall time, CPU seconds, records/s, peak memory and precision / recall
+against the generator's truth; with ``--incremental SHARE`` a second process links all but
+SHARE of them in full and then adds the rest in an incremental run, and prints both wall times.
+The machine (cores, RAM, load average) is printed first and the load again with each figure.
 """
 
 from __future__ import annotations
@@ -123,8 +132,10 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
         os.environ["PHMX_IDENTITY_MODE"] = "incremental"
     identity_records.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     result = run(spark, RunContext.new(run_id="bench"))
     seconds = time.perf_counter() - t0
+    extra["cpu_seconds"] = round(_cpu_seconds() - cpu0, 1)
     if holdback > 0:
         extra.update({"incremental_seconds": round(seconds, 2), "mode": result.counts.get("mode"),
                       "new_records": result.counts.get("new_or_changed_records")})
@@ -132,8 +143,11 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
     xw["uid"] = xw["source"] + "|" + xw["source_person_id"]
     xw.rename(columns={"member_id": "cluster"})[["uid", "cluster"]].to_parquet(out_path)
     shutil.rmtree(home, ignore_errors=True)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": round(seconds, 2), "phases": result.details.get("phase_seconds"),
-            "counts": result.counts, "maxrss_mb": _maxrss_mb(), **extra}
+            "counts": result.counts, "maxrss_mb": _maxrss_mb(),
+            # The embedded engine runs in this process, so this is the engine's CPU time too.
+            "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
 
 
 SPLINK_VARIANTS = ("standard", "no_household")
@@ -152,6 +166,12 @@ def _worker_splink(input_path: str, out_path: str) -> dict[str, Any]:
                           .assign(threshold=th, variant=variant))
     pd.concat(frames).astype({"cluster": "string"}).to_parquet(out_path)
     return {"seconds": seconds, "maxrss_mb": _maxrss_mb()}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process (the embedded engine's threads included)."""
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    return cpu.ru_utime + cpu.ru_stime
 
 
 def _maxrss_mb() -> float:
@@ -204,6 +224,7 @@ def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> l
                  "peak_rss_mb": info["maxrss_mb"], "phases": info.get("phases"),
                  "review_items": info.get("counts", {}).get("review_items"),
                  "review_share": round(info.get("counts", {}).get("review_items", 0) / max(len(person), 1), 5)})
+    print(review_line(rows[-1]), flush=True)
     if splink:
         info = _spawn("splink", inp, work / "splink-clusters.parquet")
         cl = pd.read_parquet(work / "splink-clusters.parquet")
@@ -216,9 +237,24 @@ def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> l
     return rows
 
 
+#: The issue's target for the open review queue: at most this share of records.
+REVIEW_SHARE_TARGET = 0.002
+
+
+def review_line(row: dict[str, Any]) -> str:
+    """The review queue figure, with the quality it was reached at."""
+    share = row.get("review_share") or 0.0
+    verdict = "met" if share <= REVIEW_SHARE_TARGET else "NOT met"
+    return (f"review queue: {row.get('review_items')} open items for {row['records']:,} records at "
+            f"{row['members']:,} members = {share:.3%} of records (target <= {REVIEW_SHARE_TARGET:.1%}: {verdict}); "
+            f"pairwise precision {row['pair_precision']}, recall {row['pair_recall']}, F1 {row['pair_f1']}; "
+            f"load {os.getloadavg()[0]:.1f}")
+
+
 def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
-    """Deduplicate about ``records`` source records with phmx; records/s and peak memory. With
-    ``holdback``, the full run covers all but that share and an incremental run adds them."""
+    """Deduplicate about ``records`` source records with phmx (full run): wall, CPU, records/s,
+    peak memory, quality. With ``holdback``, another process links all but that share in full
+    and adds them in an incremental run; its wall times are reported next to the full run's."""
     from benchmarks.identity_synth import ensure_synth, load_person
 
     ratio = 1.85  # source records per synthetic person over a 3-month window (measured)
@@ -228,14 +264,39 @@ def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
     person = person.sort_values(["source", "source_person_id"]).head(records)
     inp = work / f"person-scale-{records}.parquet"
     person.to_parquet(inp)
-    info = _spawn("phmx", inp, work / "phmx-scale-clusters.parquet", holdback)
+    del person
     truth = truth.assign(uid=truth["source"] + "|" + truth["source_person_id"])[["uid", "person_id"]]
-    q = metrics(pd.read_parquet(work / "phmx-scale-clusters.parquet"), truth, _people(root))
-    return {"records": len(person), "members_generated": members, "seconds": info["seconds"],
-            "records_per_s": round(len(person) / info["seconds"]), "peak_rss_mb": info["maxrss_mb"],
-            "phases": info.get("phases"), **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1")},
-            **{k: info[k] for k in ("base_seconds", "base_records", "incremental_seconds", "mode", "new_records")
-               if k in info}}
+    people = _people(root)
+    load = os.getloadavg()[0]
+    info = _spawn("phmx", inp, work / "phmx-scale-clusters.parquet")
+    q = metrics(pd.read_parquet(work / "phmx-scale-clusters.parquet"), truth, people)
+    n = info["counts"].get("records") or records
+    out: dict[str, Any] = {
+        "records": n, "members_generated": members, "seconds": info["seconds"], "cpu_seconds": info.get("cpu_seconds"),
+        "records_per_s": round(n / info["seconds"]), "peak_rss_mb": info["maxrss_mb"],
+        "load_at_start": round(load, 1), "load_at_end": round(os.getloadavg()[0], 1), "phases": info.get("phases"),
+        **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1", "twins_merged", "lookalikes_merged") if k in q}}
+    print(f"scale: {n:,} records linked in full in {out['seconds']} s (CPU {out['cpu_seconds']} s, "
+          f"{out['records_per_s']:,} records/s, peak RSS {out['peak_rss_mb']} MB, load {out['load_at_start']} -> "
+          f"{out['load_at_end']}); precision {out['pair_precision']}, recall {out['pair_recall']}; "
+          f"phases {out['phases']}", flush=True)
+    if holdback > 0:
+        load = os.getloadavg()[0]
+        inc = _spawn("phmx", inp, work / "phmx-scale-inc-clusters.parquet", holdback)
+        qi = metrics(pd.read_parquet(work / "phmx-scale-inc-clusters.parquet"), truth, people)
+        out["incremental"] = {
+            "share": holdback, "base_records": inc.get("base_records"), "base_seconds": inc.get("base_seconds"),
+            "new_records": inc.get("new_records"), "mode": inc.get("mode"),
+            "incremental_seconds": inc.get("incremental_seconds"), "incremental_cpu_seconds": inc.get("cpu_seconds"),
+            "phases": inc.get("phases"), "load_at_start": round(load, 1), "load_at_end": round(os.getloadavg()[0], 1),
+            **{k: qi[k] for k in ("pair_precision", "pair_recall", "pair_f1")}}
+        i = out["incremental"]
+        print(f"scale, incremental: full run on {i['base_records']:,} records {i['base_seconds']} s; then "
+              f"{i['new_records']:,} new records ({holdback:.0%}) added in a {i['mode']} run: {i['incremental_seconds']} s "
+              f"(CPU {i['incremental_cpu_seconds']} s; the full run on all {n:,}: {out['seconds']} s; load "
+              f"{i['load_at_start']} -> {i['load_at_end']}); precision {i['pair_precision']}, recall {i['pair_recall']}; "
+              f"phases {i['phases']}", flush=True)
+    return out
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
@@ -255,12 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one small population (under a minute)")
     ap.add_argument("--members", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--no-splink", action="store_true")
-    ap.add_argument("--scale", type=int, default=0, help="also deduplicate this many source records")
+    ap.add_argument("--records", "--scale", dest="scale", type=int, default=None,
+                    help="also deduplicate this many source records with phmx alone (default: 1,000,000; "
+                         "20,000 with --quick; 0 to skip)")
     ap.add_argument("--work", default=str(ROOT / "var" / "bench" / "identity"))
     ap.add_argument("--json", default=None, help="also write the results here")
-    ap.add_argument("--incremental", type=float, default=0.0, metavar="SHARE",
-                    help="with --scale: link all but this share of the records (e.g. 0.02), then add them "
-                         "in an incremental run and time it")
+    ap.add_argument("--incremental", type=float, default=None, metavar="SHARE",
+                    help="with --records: link all but this share of the records in full, then add them "
+                         "in an incremental run and time it (default 0.02; 0 to skip)")
     ap.add_argument("--holdback", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=("phmx", "splink"), help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
@@ -280,10 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = compare_at(n, work, splink=not args.no_splink, months=3 if args.quick else 12)
         results["compare"] += rows
         _print_rows(rows)
-    if args.scale:
-        res = scale(args.scale, work, args.incremental)
+    records = (20_000 if args.quick else 1_000_000) if args.scale is None else args.scale
+    if records:
+        res = scale(records, work, 0.02 if args.incremental is None else args.incremental)
         results["scale"] = res
-        print(f"scale: {res}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0
