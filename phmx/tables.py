@@ -669,6 +669,18 @@ ECM_STATEMENT_MEMBER = _t(
     "the paying plan only. Their amounts add up to the line's.",
 )
 
+ECM_POPULATION_FLAG = _t(
+    "gold",
+    "ecm_population_flag",
+    "member_id string, period string, as_of date, population string, evidence string,"
+    "security_labels array<string>, sensitivity string, run_id string",
+    keys="member_id period population",
+    doc="The ECM populations of focus the hub's data show for a member over the rolling 12 months ending as_of "
+    "(period R12-YYYY-MM, as gold.member_risk): one row per member and population (codes of value set "
+    "ecm_population_of_focus), rules and DHCS sources in mappings/ecm/populations.yaml. evidence: the inputs "
+    "that showed it; security_labels: theirs (an SUD flag carries the Part 2 labels of its evidence).",
+)
+
 DISCLOSURE_MEMBER = _t(
     "audit",
     "disclosure_member",
@@ -772,6 +784,7 @@ ALL: tuple[Table, ...] = (
     ECM_PROVIDER_MONTH,
     ECM_STATEMENT_LINE,
     ECM_STATEMENT_MEMBER,
+    ECM_POPULATION_FLAG,
     LEDGER,
     DISCLOSURE_MEMBER,
     FEED_LOG,

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from jobs.ecm import config as config_mod
-from jobs.ecm import statements
+from jobs.ecm import populations, statements
 from jobs.ecm.contracts import Contract, load_all
 from jobs.ecm.frames import build
 from jobs.ecm.provider_month import provider_month
@@ -51,13 +51,14 @@ def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig |
         lakehouse.overwrite(lakehouse.conform_to(mm, ECM_MEMBER_MONTH), ECM_MEMBER_MONTH, replace_where=where)
         lakehouse.overwrite(provider_month(spark, frames, cfg, ctx.run_id), ECM_PROVIDER_MONTH, replace_where=where)
         lines = statements.write(spark, load_all() if contracts is None else contracts, months, ctx.run_id)
+        flagged = populations.write(spark, ctx.run_id)
         written = lakehouse.read(spark, ECM_PROVIDER_MONTH).where(where)
         cells = written.select("provider_npi", "plan_id", "month").distinct().count()
         engaged = written.where("metric_id = 'engaged_members'").agg(F.sum("numerator")).collect()[0][0] or 0
         counts: dict[str, int | float | str] = {
             "months": len(months), "provider_plan_months": cells, "metrics": len(cfg.metrics),
             "engaged_member_months": int(engaged), "assignments_unlinked": frames.unlinked,
-            "statement_lines": lines}
+            "statement_lines": lines, "population_flags": flagged}
         log.info("ecm metrics written for %d months (%d provider-plan-months)", len(months), cells)
         return StageResult(STAGE, counts, {"first_month": months[0], "last_month": months[-1],
                                            "metrics_version": cfg.version,

@@ -48,7 +48,14 @@ from phmx import lakehouse
 from phmx.errors import ConfigError
 from phmx.log import get_logger
 from phmx.recipients import ecm_assignments, ecm_provider_npis, is_ecm_provider, is_plan
-from phmx.tables import ECM_ASSIGNMENT, ECM_MEMBER_MONTH, MEASURE_EVENT, MEMBER, MEMBER_RISK
+from phmx.tables import (
+    ECM_ASSIGNMENT,
+    ECM_MEMBER_MONTH,
+    ECM_POPULATION_FLAG,
+    MEASURE_EVENT,
+    MEMBER,
+    MEMBER_RISK,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -57,7 +64,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-VALUESETS = Path(__file__).resolve().parents[2] / "mappings" / "valuesets"
 FEED = "ecm"
 PURPOSE = consent_gate.TREAT
 TABLES = ("members", "risk", "populations", "care_gaps")
@@ -164,10 +170,10 @@ def _risk(spark: SparkSession, roster: DataFrame, month: str) -> DataFrame:
                                                 "ecm_smi_sud")
 
 
-def _populations(spark: SparkSession, roster: DataFrame, risk: DataFrame) -> DataFrame:
+def _populations(spark: SparkSession, roster: DataFrame, risk: DataFrame, month: str) -> DataFrame:
     """Populations of focus, one row each: the plan's authorization (basis ``plan``) and what the
-    hub's data show (basis ``hub``: the risk row's population-of-focus flags), each with the labels
-    of its evidence."""
+    hub's data show (basis ``hub``: gold.ecm_population_flag for the latest rolling period up to
+    ``month``, or the risk row's flags before that table exists), each with its evidence's labels."""
     from pyspark.sql import functions as F
 
     keys = ["member_id", "plan_id", "plan_member_id", "provider_npi"]
@@ -182,6 +188,12 @@ def _populations(spark: SparkSession, roster: DataFrame, risk: DataFrame) -> Dat
                       ).otherwise(sens)
     plan = plan.select(*keys, "population", F.lit("plan").alias("basis"),
                        F.coalesce(sens, F.array().cast("array<string>")).alias("security_labels"))
+    if lakehouse.exists(ECM_POPULATION_FLAG):
+        flagged = lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period") <= f"R12-{month}")
+        latest_period = flagged.agg(F.max("period")).collect()[0][0]
+        hub = (flagged.where(F.col("period") == latest_period).join(roster.select(*keys), "member_id")
+               .select(*keys, "population", F.lit("hub").alias("basis"), "security_labels"))
+        return plan.unionByName(hub)
     latest = risk.select(*keys, F.explode(F.array(
         F.when(F.col("ecm_homeless"), F.lit("HOMELESS_ADULT")),
         F.when(F.col("ecm_high_utilizer"), F.lit("AVOIDABLE_UTILIZATION")),
@@ -225,7 +237,7 @@ def permitted(spark: SparkSession, recipient: str, period: Period, at: Any) -> E
     decisions = consent_gate.recipient_decisions(spark, recipient, PURPOSE)
     risk = _risk(spark, roster, month)
     frames = {"members": roster, "risk": risk.select("member_id", *RISK_COLUMNS, "security_labels"),
-              "populations": _populations(spark, roster, risk), "care_gaps": _gaps(spark, roster, day)}
+              "populations": _populations(spark, roster, risk, month), "care_gaps": _gaps(spark, roster, day)}
     tables: dict[str, Any] = {}
     members = None
     for name, df in frames.items():
@@ -307,17 +319,10 @@ def fhir_resources(recipient: str, rows: EcmRows, metric_rows: list[dict[str, An
     """RiskAssessment per permitted risk row, Flag per permitted population of focus, MeasureReport
     per provider NPI, plan and month of the package's metrics (:mod:`jobs.publish.ecm_fhir`)."""
     from jobs.ecm import config as metrics_config
+    from jobs.ecm.populations import population_displays
 
     displays = population_displays()
     titles = {m.id: m.title for m in metrics_config.load().metrics}
     return {"RiskAssessment": [ecm_fhir.risk_assessment(r, recipient) for r in _records(rows.tables.get("risk"))],
             "Flag": [ecm_fhir.flag(r, recipient, displays) for r in _records(rows.tables.get("populations"))],
             "MeasureReport": ecm_fhir.measure_reports(metric_rows, recipient, titles)}
-
-
-def population_displays() -> dict[str, str]:
-    """Population-of-focus code -> its description (value set ecm_population_of_focus)."""
-    import yaml
-
-    doc = yaml.safe_load((VALUESETS / "ecm_population_of_focus.yaml").read_text(encoding="utf-8")) or {}
-    return {str(k): str(v) for k, v in (doc.get("codes") or {}).items()}
