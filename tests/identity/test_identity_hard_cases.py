@@ -12,7 +12,7 @@ from jobs.identity import linkage
 from jobs.identity.stage import stage_settings
 from phmx.synth import identity_records
 
-APART = ("twin", "household", "namesake", "lookalike")
+APART = ("twin", "household", "namesake", "lookalike", "lookalike_phone", "bridged")
 TOGETHER = ("compound", "nickname", "swapped", "no_birth_date")
 
 
@@ -56,3 +56,5 @@ def test_one_person_written_two_ways_links(linked, kind, max_split):
 def test_hard_negatives_own_records_still_link(linked):
     # Keeping twins apart must not split each twin: both of a twin's records are one member.
     assert _split_people(linked, "twin") == 0 and _split_people(linked, "namesake") <= 2
+    # ... and a plan member's dental record (no CIN) still joins them.
+    assert _split_people(linked, "bridged") == 0
