@@ -139,6 +139,7 @@ class SparkSubmitConfig:
     | PHMX_SPARK_APPLICATION| jobs/submit.py of this install  | driver script spark-submit runs          |
     | PHMX_SPARK_JARS       | unset                           | local jars instead of ``--packages``     |
     | PHMX_SPARK_PYTHON     | unset                           | driver and workers' Python (``make dist``) |
+    | PHMX_SPARK_ARCHIVE    | unset                           | ``make dist`` environment, ``--archives`` |
 
     ``PHMX_SPARK_JARS=make-jvm`` ships the jars ``make jvm`` resolved (``--jars``), any other value
     is a comma-separated list passed as is; then nothing is resolved from Maven when the driver starts.
@@ -149,6 +150,7 @@ class SparkSubmitConfig:
     application: str = field(default_factory=submit_script)
     jars: str = ""
     python: str = ""
+    archive: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkSubmitConfig:
@@ -160,7 +162,8 @@ class SparkSubmitConfig:
         return cls(conn_id=cfg.spark_conn_id or "spark_default",
                    delta_package=cfg.delta_package or delta_package(),
                    application=cfg.spark_application or submit_script(),
-                   jars=_jars_setting(cfg.spark_jars or ""), python=(cfg.spark_python or "").strip())
+                   jars=_jars_setting(cfg.spark_jars or ""), python=(cfg.spark_python or "").strip(),
+                   archive=(cfg.spark_archive or "").strip())
 
     def python_environment(self) -> dict[str, str]:
         """``PHMX_SPARK_PYTHON`` as the driver's and workers' Python, and an empty ``PYTHONPATH``.
@@ -172,6 +175,16 @@ class SparkSubmitConfig:
         if not self.python:
             return {}
         return {"PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python, "PYTHONPATH": ""}
+
+    def archive_kwargs(self) -> dict[str, Any]:
+        """``PHMX_SPARK_ARCHIVE``: the packed environment as ``--archives <it>#environment``, and
+        the driver's and executors' Python inside it (YARN and Kubernetes unpack it in each
+        container's working directory, as PySpark's guide to packing a virtualenv describes)."""
+        if not self.archive:
+            return {}
+        python = "./environment/bin/python"
+        return {"archives": f"{self.archive}#environment",
+                "conf": {"spark.pyspark.python": python, "spark.pyspark.driver.python": python}}
 
     def packages(self, cfg: settings_mod.Settings) -> str:
         """delta-spark, plus hadoop-aws when any data root is on S3 (none when ``jars`` are given)."""
@@ -386,13 +399,15 @@ class SparkSubmitRunner(TaskRunner):
 
     def _kwargs(self, task_id: str) -> dict[str, Any]:
         sub = SparkSubmitConfig.from_settings(self.cfg)
+        archive = sub.archive_kwargs()
         return {
             "task_id": task_id,
             "conn_id": sub.conn_id,
             "application": sub.application,
             "packages": sub.packages(self.cfg) or None,
             "jars": sub.jars or None,
-            "conf": sub.conf(self.cfg),
+            "archives": archive.get("archives"),
+            "conf": {**sub.conf(self.cfg), **archive.get("conf", {})},
             "env_vars": {**job_environment(self.cfg), **sub.python_environment()},
             "name": f"phmx-{task_id}",
         }

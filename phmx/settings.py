@@ -48,6 +48,7 @@ with the fields.
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
 | `PHMX_SPARK_JARS` | unset (`--packages` from Maven) | spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a comma-separated list of jars; then nothing is resolved when the driver starts |
 | `PHMX_SPARK_PYTHON` | unset (the Airflow worker's environment) | spark_submit: the Python of the driver and its workers, e.g. `bin/python` of the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from the Airflow worker |
+| `PHMX_SPARK_ARCHIVE` | unset | spark_submit on YARN or Kubernetes: the `make dist` environment (`phmx-venv.tar.gz`, local or a URI the cluster reads), shipped with `--archives ...#environment`; the driver and executors run `./environment/bin/python` |
 | `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
 | `PHMX_EMR_EXECUTION_ROLE_ARN` | required for EMR | Terraform output `emr_execution_role_arn` |
 | `PHMX_EMR_CODE_URI` | required for EMR | Terraform output `emr_code_uri` (holds `submit.py`) |
@@ -194,6 +195,11 @@ class Settings(BaseSettings):
                                     "spark_submit: the Python of the driver and its workers, e.g. `bin/python` of "
                                     "the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from "
                                     "the Airflow worker")
+    spark_archive: str | None = _var("PHMX_SPARK_ARCHIVE", None, "unset",
+                                     "spark_submit on YARN or Kubernetes: the `make dist` environment "
+                                     "(`phmx-venv.tar.gz`, local or a URI the cluster reads), shipped with "
+                                     "`--archives ...#environment`; the driver and executors run "
+                                     "`./environment/bin/python`")
     emr_application_id: str | None = _var("PHMX_EMR_APPLICATION_ID", None, "required for EMR",
                                           "Terraform output `emr_application_id`")
     emr_execution_role_arn: str | None = _var("PHMX_EMR_EXECUTION_ROLE_ARN", None, "required for EMR",

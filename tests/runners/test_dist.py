@@ -36,3 +36,21 @@ def test_spark_submit_jobs_run_the_bundles_python_without_the_workers_pythonpath
                                         "PYSPARK_DRIVER_PYTHON": "/opt/phmx/environment/bin/python",
                                         "PYTHONPATH": ""}
     assert runners.SparkSubmitConfig.from_settings(settings.load({"PHMX_HOME": "/tmp/hub"})).python_environment() == {}
+
+
+def test_spark_submit_ships_the_packed_environment_to_a_cluster(monkeypatch):
+    from airflow.sdk import DAG
+
+    monkeypatch.setenv("PHMX_HOME", "/tmp/hub")
+    monkeypatch.setenv("PHMX_RUNNER", "spark_submit")
+    monkeypatch.setenv("PHMX_SPARK_ARCHIVE", "hdfs:///apps/phmx/phmx-venv.tar.gz")
+    monkeypatch.setenv("PHMX_SPARK_JARS", "/opt/jars/delta-spark_4.2_2.13-4.4.0.jar")
+    with DAG("dist_archive", schedule=None):
+        op = runners.stage_task("conform")
+    assert op._archives == "hdfs:///apps/phmx/phmx-venv.tar.gz#environment"
+    assert op.conf["spark.pyspark.python"] == op.conf["spark.pyspark.driver.python"] == "./environment/bin/python"
+    assert op.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"  # the rest stays
+    monkeypatch.delenv("PHMX_SPARK_ARCHIVE")
+    with DAG("dist_no_archive", schedule=None):
+        op = runners.stage_task("conform")
+    assert not op._archives and "spark.pyspark.python" not in op.conf
