@@ -117,9 +117,22 @@ def _colour(series: list[str]) -> dict[str, Any]:
             "legend": {"orient": "top", "symbolType": "square"}}
 
 
-def _rate_axis(top: float) -> dict[str, Any]:
+def _rate_axis(top: float, per: str | None = None) -> dict[str, Any]:
+    """The rate axis: a proportion shown as percent; or, with ``per`` (e.g. "per 1,000 member-months"),
+    a plain number with that title (Vega picks nice round ticks from ``top``)."""
+    if per:
+        return {"title": per, "scale": {"domain": [0, top], "nice": True, "zero": True},
+                "axis": {"format": "~s", "tickCount": 5}}
     return {"title": "rate", "scale": {"domain": [0, top], "nice": True, "zero": True},
             "axis": {"format": ".0%", "tickCount": 5}}
+
+
+def _nice_number(top: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``top`` (an axis end)."""
+    if top <= 0:
+        return 1.0
+    base = 10.0 ** math.floor(math.log10(top))
+    return float(next(m * base for m in (1, 2, 2.5, 5, 10) if top <= m * base + 1e-12))
 
 
 def _svg(spec: dict[str, Any]) -> str:
@@ -176,39 +189,49 @@ def trend(title: str, points: list[Point], *, series: list[str], top: float | No
 
 
 def bars(title: str, panels: list[tuple[str, list[Point]]], *, series: list[str],
-         natural: list[str] | None = None) -> Chart:
+         natural: list[str] | None = None, per: str | None = None) -> Chart:
     """Horizontal bars with 95% CI whiskers, one panel per comparison (LHJ and state; each
     stratifier), all on one rate scale so bar lengths compare across panels. A panel with no
-    published value is left out and named in ``empty_reason``; a suppressed stratum is labelled."""
+    published value is left out and named in ``empty_reason``; a suppressed stratum is labelled.
+    Rates are proportions (a percent axis) unless ``per`` names their unit (the population
+    indicators: per 1,000 member-months)."""
     drawn = [(name, pts) for name, pts in panels if any(p.rate is not None for p in pts)]
     empty_names = [name for name, pts in panels if not any(p.rate is not None for p in pts)]
     reason = (f"Not drawn (every value suppressed or no data): {', '.join(empty_names)}." if empty_names else "")
     if not drawn:
         return Chart(title, empty_reason="No chart: every value for this period is suppressed or has no data "
                                          "(see the table below).")
-    top = nice_top([v for _, pts in drawn for p in pts for v in (p.rate, p.high)])
-    x = {"field": "rate", "type": "quantitative", **_rate_axis(top)}
+    ends = [v for _, pts in drawn for p in pts for v in (p.rate, p.high)]
+    top = _nice_number(max([v for v in ends if v is not None and not math.isnan(v)] + [0.0])) if per \
+        else nice_top(ends)
+    x = {"field": "rate", "type": "quantitative", **_rate_axis(top, per)}
     colour = _colour(series)
+    fmt = ".1f" if per else ".1%"
     tip = [{"field": "series", "type": "nominal"}, {"field": "label", "type": "nominal"},
-           {"field": "rate", "type": "quantitative", "format": ".1%"}]
+           {"field": "rate", "type": "quantitative", "format": fmt}]
     panels_out = []
     for name, pts in drawn:
         order = stratum_order([p.label for p in pts], natural=[*series, *(natural or [])])  # the LHJ above the state
         y = {"field": "label", "type": "nominal", "title": None, "sort": order, "scale": {"domain": order}}
-        bar = {"transform": [{"filter": "isValid(datum.rate)"}], "mark": {"type": "bar", "height": 14},
-               "encoding": {"x": x, "y": y, "color": colour, "tooltip": tip}}
+        # several series on one category (an indicator: the LHJ and the state): side by side, never stacked
+        grouped = len({(p.series, p.label) for p in pts}) > len({p.label for p in pts})
+        off: dict[str, Any] = ({"yOffset": {"field": "series", "type": "nominal", "sort": series,
+                                            "scale": {"domain": series}}} if grouped else {})
+        bar = {"transform": [{"filter": "isValid(datum.rate)"}],
+               "mark": {"type": "bar", **({} if grouped else {"height": 14})},
+               "encoding": {"x": {**x, "stack": None}, "y": y, "color": colour, "tooltip": tip, **off}}
         whisker = {"transform": [{"filter": "isValid(datum.low) && isValid(datum.rate)"}],
                    "mark": {"type": "rule", "color": "#222"},
-                   "encoding": {"x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}, "y": y}}
+                   "encoding": {"x": {"field": "low", "type": "quantitative"}, "x2": {"field": "high"}, "y": y, **off}}
         value = {"transform": [{"filter": "isValid(datum.rate)"},
                                {"calculate": "isValid(datum.high) ? datum.high : datum.rate", "as": "text_at"}],
                  "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10},
-                 "encoding": {"x": {"field": "text_at", "type": "quantitative"}, "y": y,
-                              "text": {"field": "rate", "type": "quantitative", "format": ".1%"}}}
+                 "encoding": {"x": {"field": "text_at", "type": "quantitative"}, "y": y, **off,
+                              "text": {"field": "rate", "type": "quantitative", "format": fmt}}}
         gap = {"transform": [{"filter": "!isValid(datum.rate)"}],
                "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10, "color": "#666"},
-               "encoding": {"x": {"datum": 0}, "y": y, "text": {"field": "note", "type": "nominal"}}}
-        panels_out.append({"title": name, "width": WIDTH - 120, "height": {"step": 20},
+               "encoding": {"x": {"datum": 0}, "y": y, **off, "text": {"field": "note", "type": "nominal"}}}
+        panels_out.append({"title": name, "width": WIDTH - 120, "height": {"step": 36 if grouped else 20},
                            "data": {"values": _records(pts)}, "layer": [bar, whisker, value, gap]})
     spec = {"$schema": SCHEMA, "title": title, "vconcat": panels_out,
             "resolve": {"scale": {"x": "shared", "color": "shared"}}}

@@ -160,7 +160,7 @@ def _suppression_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
         sub = table[table["measure_id"] == m]
         c = annotation_counts(sub)
         out.append({"measure": m, "cells": len(sub), "suppressed": suppressed_cells(sub),
-                    "c1": c.get("1", 0), "c2": c.get("2", 0), "c3": c.get("3", 0)})
+                    "c1": c.get("1", 0), "c2": c.get("2", 0), "c3": c.get("3", 0), "c4": c.get("4", 0)})
     return out
 
 
@@ -204,7 +204,52 @@ def indicator_summary(indicators: pd.DataFrame | None) -> dict[str, Any] | None:
                      "crude": _interval(crude), "adjusted": _interval(adj),
                      "state": _interval(adj, "state_rate", "state_ci_low", "state_ci_high"), "annotation": code})
     return {"year": year, "rows": rows, "codes": [(c, IND_CODES[c]) for c in sorted(used) if c in IND_CODES],
-            "cells": int((indicators["rate_type"] == "crude").sum()), "suppressed": ind_suppressed(indicators)}
+            "cells": int((indicators["rate_type"] == "crude").sum()), "suppressed": ind_suppressed(indicators),
+            "charts": indicator_charts(indicators, year)}
+
+
+def indicator_charts(indicators: pd.DataFrame, year: str) -> list[Chart]:
+    """The LHJ beside California, age-adjusted with 95% intervals, for the year's totals: one chart
+    for prevalence (per 100 members, a percent axis) and one for use of care (per 1,000
+    member-months), each on one scale, indicators in catalogue order. An indicator whose rate is
+    withheld is labelled, never drawn as 0; a chart with nothing published says so instead."""
+    from jobs.indicators.catalogue import default
+    from jobs.publish.lhj_indicators import SUPPRESSED_CODES as ind_codes
+
+    cat, _ = default()
+    lhj = str(next((x for x in indicators["lhj"].unique() if x != STATE), STATE))
+    tot = indicators[(indicators["period"] == year) & (indicators["stratifier"] == ALL)
+                     & (indicators["rate_type"] == "age_adjusted")]
+    charts = []
+    for kind, title, per in (("prevalence", "Conditions among members", None),
+                             ("utilization", "Use of care", "per 1,000 member-months")):
+        names, points, has_state = [], [], False
+        for iid, ind in cat.indicators.items():
+            hit = tot[(tot["indicator_id"] == iid) & (tot["kind"] == kind)]
+            if hit.empty:
+                continue
+            r = hit.iloc[0].to_dict()
+            scale = 0.01 if per is None else 1.0  # per 100 -> a proportion on the percent axis
+
+            def v(key: str, row: dict[str, Any] = r, k: float = scale) -> float | None:
+                x = _v(row.get(key))
+                return None if x is None else x * k
+
+            note = "suppressed" if str(r.get("annotation") or "") in ind_codes else "no data"
+            names.append(ind.name)
+            points.append(report_charts.Point(lhj, ind.name, v("rate"), v("ci_low"), v("ci_high"),
+                                              note if v("rate") is None else ""))
+            if v("state_rate") is not None:
+                has_state = True
+            points.append(report_charts.Point(STATE, ind.name, v("state_rate"), v("state_ci_low"),
+                                              v("state_ci_high"), "withheld" if v("state_rate") is None else ""))
+        if not names:
+            continue
+        series = [lhj, STATE] if has_state else [lhj]
+        pts = [p for p in points if p.series in series]
+        chart_title = f"{title}, {year}, age-adjusted: {lhj}" + (" and California" if has_state else "")
+        charts.append(report_charts.bars(chart_title, [(title, pts)], series=series, natural=names, per=per))
+    return charts
 
 
 def render(*, lhj: str, recipient: str, period: str, run_id: str, table: pd.DataFrame, state: pd.DataFrame,
@@ -222,15 +267,18 @@ def render(*, lhj: str, recipient: str, period: str, run_id: str, table: pd.Data
         sections.append(_measure(m, lhj, mine, st, bool(sens.get(m, False))))
     # Every chart of the report rendered in one batch (see report_charts.render), then marked safe:
     # the SVG comes from vl-convert, which escapes the text it draws.
-    drawn = iter(report_charts.render([c for sec in sections for c in sec["charts"]]))
-    for sec in sections:
+    ind = indicator_summary(indicators)
+    chart_owners = [*sections, *([ind] if ind else [])]
+    drawn = iter(report_charts.render([c for sec in chart_owners for c in sec["charts"]]))
+    for sec in chart_owners:
         sec["charts"] = [Chart(c.title, Markup(c.svg), c.empty_reason)  # noqa: S704 - SVG from vl-convert
                          for c in (next(drawn) for _ in sec["charts"])]
     totals = annotation_counts(table)
     return _env().get_template(TEMPLATE).render(
         lhj=lhj, recipient=recipient, period=period, run_id=run_id, generated=when, ci_method=ci_method,
         measures=sections, cells=len(table), suppressed=suppressed_cells(table),
-        totals={"c1": totals.get("1", 0), "c2": totals.get("2", 0), "c3": totals.get("3", 0)},
+        totals={"c1": totals.get("1", 0), "c2": totals.get("2", 0), "c3": totals.get("3", 0),
+                "c4": totals.get("4", 0)},
         suppression_rows=_suppression_rows(table) if not table.empty else [],
         annotation_codes=list(ANNOTATIONS.items()), suppression_method=suppression_method,
-        fingerprint=fingerprint, key_id=key_id, files=files or [], indicators=indicator_summary(indicators))
+        fingerprint=fingerprint, key_id=key_id, files=files or [], indicators=ind)

@@ -199,6 +199,24 @@ def test_indicators_in_the_report_in_a_real_browser(published, tmp_path):
     used = {str(a) for a in mine[(mine.period == "2025") & (mine.stratifier == "all")].annotation.dropna()}
     for code in used:
         assert lhj_indicators.ANNOTATIONS[code] in part  # the codes the table uses, explained beside it
+    # the charts: Los Angeles beside California, age-adjusted, legend colours = bar colours,
+    # indicators in catalogue order, withheld rates labelled (never a zero bar), or a sentence
+    titles = ("Conditions among members", "Use of care")
+    ind_charts = [c for c in seen.charts if c["panels"] and c["panels"][0]["title"] in titles]
+    assert len(ind_charts) == 2, [c["text"][:60] for c in seen.charts]
+    order = [ind.name for ind in published.cat.indicators.values()]
+    for chart in ind_charts:
+        if not chart["bars"]:
+            assert "No chart:" in chart["text"]
+            continue
+        assert chart["bars"] and set(chart["legend"]) >= {b["series"] for b in chart["bars"]}
+        for b in chart["bars"]:
+            assert b["fill"] == chart["legend"][b["series"]], b
+        cats = [c for c in chart["panels"][0]["categories"] if c in order]
+        assert cats == sorted(cats, key=order.index)
+    prevalence = next(c for c in ind_charts if c["panels"][0]["title"] == titles[0])
+    assert {b["label"] for b in prevalence["bars"]} >= {"Diabetes"}
+    assert any(t.endswith("%") for t in prevalence["panels"][0]["ticks"])
 
 
 def test_a_shared_denominator_is_hidden_for_every_indicator_or_none(published):

@@ -118,6 +118,15 @@ def test_every_chart_spec_is_valid_vega_lite_and_renders_in_order():
     assert panels.empty_reason == "Not drawn (every value suppressed or no data): By sex."
     alt.LayerChart.from_dict(line.spec, validate=True)
     alt.VConcatChart.from_dict(panels.spec, validate=True)
+    # the indicators' kind: the LHJ and the state side by side per category, a per-1,000 axis
+    grouped = report_charts.bars("Use of care", [("Use of care", [
+        Point("Yolo", "ED visits", 21.2, 18.5, 24.2), Point(STATE, "ED visits", 22.1, 20.1, 24.4),
+        Point("Yolo", "Dental visits", None, note="suppressed"), Point(STATE, "Dental visits", 40.0)])],
+        series=["Yolo", STATE], natural=["ED visits", "Dental visits"], per="per 1,000 member-months")
+    alt.VConcatChart.from_dict(grouped.spec, validate=True)
+    layer = grouped.spec["vconcat"][0]["layer"][0]["encoding"]
+    assert layer["x"]["stack"] is None and layer["yOffset"]["field"] == "series"  # never stacked
+    assert grouped.spec["vconcat"][0]["layer"][0]["encoding"]["x"]["scale"]["domain"] == [0, 50]
 
     drawn = report_charts.render([line, empty, panels], workers=2)
     assert [c.title for c in drawn] == ["Rate by month", "Nothing", "2025: Yolo and California"]
