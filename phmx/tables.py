@@ -190,9 +190,10 @@ ENCOUNTER = _t(
     "source string, encounter_id string, source_person_id string, setting string,"
     "service_date date, admit_date date, discharge_date date, place_of_service string,"
     "procedure_codes array<string>, diagnosis_codes array<string>, provider_id string,"
-    f"plan_id string, {_SILVER_LINEAGE}, {_LABELS}",
+    f"plan_id string, {_SILVER_LINEAGE}, {_LABELS}, paid_amount double",
     keys="source encounter_id",
-    doc="Medical encounters and claims. setting: ED, IP, OP, RX.",
+    doc="Medical encounters and claims. setting: ED, IP, OP, RX. paid_amount: what the plan paid for the claim "
+        "(US dollars, the sum of its lines; null for encounters without one, e.g. those built from ADT visits).",
 )
 
 BH_SERVICE = _t(

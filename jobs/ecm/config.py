@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -17,7 +18,7 @@ from phmx.errors import SpecError
 from phmx.feedspec import load_valueset
 
 METRICS_FILE = Path(__file__).resolve().parents[2] / "mappings" / "ecm" / "metrics.yaml"
-FRAMES = ("member_month", "assignment", "outreach", "service", "referral")
+FRAMES = ("member_month", "assignment", "outreach", "service", "referral", "discharge", "screen")
 FAMILIES = ("process", "clinical", "quality", "financial")
 
 
@@ -48,6 +49,12 @@ class Metric(_Strict):
     where: str | None = None
     month: str | None = None
     by: SplitBy | None = None
+    #: value = numerator / denominator x scale (1000: per 1,000 member-months).
+    scale: float = 1.0
+    #: Whether a higher or a lower value is better (gsd_poor_control: lower); contracts' bonus tiers follow it.
+    better: Literal["higher", "lower"] = "higher"
+    #: Where the definition comes from (HEDIS MY2025, DHCS), with any simplification: shown in the guide.
+    source: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> Metric:
@@ -57,6 +64,8 @@ class Metric(_Strict):
             raise ValueError(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.denominator and self.denominator_metric:
             raise ValueError("give denominator or denominator_metric, not both")
+        if self.scale != 1.0 and not (self.denominator or self.denominator_metric):
+            raise ValueError("scale needs a denominator")
         if self.frame == "assignment" and not self.month:
             raise ValueError("an assignment-frame metric names its month (a date expression)")
         return self

@@ -45,8 +45,22 @@ class Outreach(_Strict):
 
 
 class Tier(_Strict):
-    min_value: float
+    """A bonus tier: the metric's value at least ``min_value`` (higher is better) or at most ``max_value``
+    (a metric where lower is better, e.g. gsd_poor_control)."""
+
+    min_value: float | None = None
+    max_value: float | None = None
     share_of_pmpm: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Tier:
+        if (self.min_value is None) == (self.max_value is None):
+            raise ValueError("a tier gives min_value or max_value (one of them)")
+        return self
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.max_value is not None
 
 
 class QualityBonus(_Strict):
@@ -56,10 +70,23 @@ class QualityBonus(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> QualityBonus:
-        values = [t.min_value for t in self.tiers]
-        if not values or values != sorted(values, reverse=True):
-            raise ValueError("tiers must be listed highest min_value first")
+        if not self.tiers:
+            raise ValueError("a quality bonus needs at least one tier")
+        if len({t.lower_is_better for t in self.tiers}) > 1:
+            raise ValueError("tiers give all min_value or all max_value")
+        if self.lower_is_better:
+            lows = [t.max_value for t in self.tiers]
+            if lows != sorted(lows):  # type: ignore[type-var]
+                raise ValueError("tiers must be listed lowest max_value first (the best tier first)")
+        else:
+            highs = [t.min_value for t in self.tiers]
+            if highs != sorted(highs, reverse=True):  # type: ignore[type-var]
+                raise ValueError("tiers must be listed highest min_value first")
         return self
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.tiers[0].lower_is_better
 
 
 class Contract(_Strict):
@@ -93,11 +120,16 @@ def parse(doc: object, path: Path, metrics: MetricsConfig | None = None) -> Cont
         err = exc.errors()[0]
         loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
         raise SpecError(f"{path.name}: {loc or '(root)'}: {err['msg']}", hint=f"edit {path}") from None
-    known = {m.id for m in (metrics or load_metrics()).metrics}
+    known = {m.id: m for m in (metrics or load_metrics()).metrics}
     for i, q in enumerate(c.quality):
         if q.metric not in known:
             raise SpecError(f"{path.name}: quality[{i}].metric: {q.metric!r} is not a metric of "
                             "mappings/ecm/metrics.yaml", hint=f"edit {path}")
+        lower = known[q.metric].better == "lower"
+        if lower != q.lower_is_better:
+            raise SpecError(f"{path.name}: quality[{i}].tiers: {q.metric!r} is better when "
+                            f"{'lower' if lower else 'higher'}: give its tiers as {'max_value' if lower else 'min_value'}",
+                            hint=f"edit {path}")
     return c
 
 

@@ -19,9 +19,25 @@ from jobs.ecm.config import load as load_metrics
 from jobs.publish.report_charts import Chart, render
 
 TEMPLATE = "ecm_dashboard.html.j2"
-#: The process metrics drawn as monthly lines (the table lists every metric).
-CHARTED = (("Members authorized and engaged", ("authorized_members", "engaged_members"), "members"),
-           ("Outreach attempts, all and successful", ("outreach_attempts", "successful_outreach"), "attempts"))
+#: The four metric families in page order, each with its monthly line charts (title, metric ids, y axis);
+#: every metric of the family is also listed in the family's table.
+FAMILIES: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...], str], ...]], ...] = (
+    ("process", "Process: engagement, outreach, care plans, caseload", (
+        ("Members authorized and engaged", ("authorized_members", "engaged_members"), "members"),
+        ("Outreach attempts, all and successful", ("outreach_attempts", "successful_outreach"), "attempts"))),
+    ("clinical", "Clinical: utilisation and transitions of care", (
+        ("ED visits and admissions per 1,000 engaged member-months", ("ed_visits_per_1000", "admissions_per_1000"),
+         "per 1,000 member-months"),
+        ("Follow-up within 7 days of an inpatient discharge", ("follow_up_7_days_after_discharge",),
+         "share of discharges"))),
+    ("financial", "Financial: total cost of care and payment statements", (
+        ("Total cost of care PMPM: engaged members before and after enrollment, and the comparison group",
+         ("tcoc_pmpm_before_enrollment", "tcoc_pmpm_after_enrollment", "tcoc_pmpm_comparison_before",
+          "tcoc_pmpm_comparison_after"), "US dollars per member-month"),)),
+    ("quality", "Quality: blood pressure, glycemic status, depression screening", (
+        ("CBP, GSD > 9% (lower is better) and DSF", ("cbp", "gsd_poor_control", "dsf_screening", "dsf_follow_up"),
+         "share of members or screens"),)),
+)
 
 
 @lru_cache(maxsize=1)
@@ -58,13 +74,17 @@ def render_html(who: str, metric_rows: list[dict[str, Any]], statement_rows: lis
     cfg = cfg or load_metrics()
     months = sorted({r["month"] for r in metric_rows})
     by_key = {(r["month"], r["metric_id"]): r["value"] for r in metric_rows}
-    charts = render([_line(t, ids, unit, {k: v for k, v in by_key.items() if v is not None})
-                     for t, ids, unit in CHARTED], workers=1)
-    process = [{"title": m.title, "cells": [_fmt(by_key.get((mo, m.id))) for mo in months]}
-               for m in cfg.metrics]
+    flat = [(fam, t, ids, unit) for fam, _h, charts in FAMILIES for t, ids, unit in charts]
+    rendered = render([_line(t, ids, unit, {k: v for k, v in by_key.items() if v is not None})
+                       for _f, t, ids, unit in flat], workers=1)
+    sections = []
+    for fam, heading, _charts in FAMILIES:
+        rows = [{"title": m.title, "cells": [_fmt(by_key.get((mo, m.id))) for mo in months]}
+                for m in cfg.metrics if m.family == fam]
+        sections.append({"family": fam, "heading": heading, "rows": rows,
+                         "charts": [c for (f, *_), c in zip(flat, rendered, strict=True) if f == fam]})
     lines = [{**r, "quantity": _fmt(r["quantity"]), "rate": _fmt(r["rate"]), "amount": _fmt(r["amount"])}
              for r in sorted(statement_rows, key=lambda r: (r["month"], r["contract_id"], r["line_id"]))]
     return _env().get_template(TEMPLATE).render(
         who=who, months=months, first_month=months[0] if months else "-", last_month=months[-1] if months else "-",
-        plans=plans, run_id=run_id, charts=charts, process_rows=process,
-        statement_rows=lines)
+        plans=plans, run_id=run_id, sections=sections, statement_rows=lines)

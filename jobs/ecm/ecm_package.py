@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.ecm.config import load as load_metrics
 from jobs.ecm.dashboard import render_html
 from phmx import lakehouse
 from phmx.errors import ConfigError
@@ -88,7 +89,7 @@ def write_package(spark: SparkSession, recipient: str, out: Path) -> dict[str, s
 
 def _sum_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     """Per month and metric, numerators and denominators summed over the rows' providers and plans
-    (value recomputed as numerator / denominator; the plan ids kept as a list)."""
+    (value recomputed as numerator / denominator x the metric's scale; the plan ids kept as a list)."""
     acc: dict[tuple[str, str], dict[str, object]] = {}
     for r in rows:
         key = (str(r["month"]), str(r["metric_id"]))
@@ -97,7 +98,9 @@ def _sum_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
         a["numerator"] = float(a["numerator"]) + float(r["numerator"] or 0)  # type: ignore[arg-type]
         if r["denominator"] is not None:
             a["denominator"] = float(a["denominator"] or 0) + float(r["denominator"])  # type: ignore[arg-type]
+    scale = {m.id: m.scale for m in load_metrics().metrics}
     for a in acc.values():
         den, num = a["denominator"], float(a["numerator"])  # type: ignore[arg-type]
-        a["value"] = num if den is None else (round(num / float(den), 6) if float(den) else None)  # type: ignore[arg-type]
+        k = scale.get(str(a["metric_id"]).split(":")[0], 1.0)
+        a["value"] = num if den is None else (round(num / float(den) * k, 6) if float(den) else None)  # type: ignore[arg-type]
     return list(acc.values())

@@ -60,7 +60,7 @@ def _rows(spark: SparkSession, frames: Frames, grid: DataFrame, m: Metric, numer
     else:
         df = df.withColumn("denominator", F.lit(None).cast("double"))
     value = F.when(F.col("denominator").isNull(), F.col("numerator")).when(
-        F.col("denominator") > 0, F.round(F.col("numerator") / F.col("denominator"), 6))
+        F.col("denominator") > 0, F.round(F.col("numerator") / F.col("denominator") * F.lit(m.scale), 6))
     return df.select(*CELL, mid.alias("metric_id"), F.lit(m.family).alias("family"), "numerator", "denominator",
                      value.alias("value"))
 

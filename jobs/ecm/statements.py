@@ -82,9 +82,11 @@ def statement(spark: SparkSession, contract: Contract, months: list[str], run_id
     for q in contract.quality:
         share: Column = F.lit(0.0)
         for t in reversed(q.tiers):  # highest tier wins: built innermost-last
-            share = F.when(F.col("value") >= t.min_value, F.lit(float(t.share_of_pmpm))).otherwise(share)
+            reached = F.col("value") <= t.max_value if t.max_value is not None else F.col("value") >= F.lit(t.min_value)
+            share = F.when(reached, F.lit(float(t.share_of_pmpm))).otherwise(share)
         met = F.col("value").isNotNull() & (F.coalesce("denominator", F.lit(0.0)) >= q.min_denominator)
-        tiers = "; ".join(f">= {t.min_value:g}: {t.share_of_pmpm:.0%}" for t in q.tiers)
+        tiers = "; ".join((f"<= {t.max_value:g}" if t.max_value is not None else f">= {t.min_value:g}")
+                          + f": {t.share_of_pmpm:.0%}" for t in q.tiers)
         ql = (grid.join(pm.where(F.col("metric_id") == q.metric).select(*CELL, "value", "denominator"), CELL, "left")
               .join(pmpm_amount, CELL, "left")
               .withColumn("share", F.when(met, share).otherwise(F.lit(0.0)))

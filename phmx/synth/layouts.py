@@ -29,7 +29,8 @@ LAYOUTS: dict[str, Layout] = {
             address_line city state zip county_fips phone email language race ethnicity plan_id aid_code
             coverage_start coverage_end maintenance_type"""), "|", ".txt", "plan"),
         Layout("claims", _f("""claim_id claim_line member_local_id cin claim_type service_from service_to admit_date
-            discharge_date place_of_service revenue_code cpt_hcpcs dx1 dx2 dx3 dx4 provider_npi plan_id"""),
+            discharge_date place_of_service revenue_code cpt_hcpcs dx1 dx2 dx3 dx4 provider_npi plan_id
+            paid_amount"""),
                ",", ".csv", "plan"),
         Layout("pharmacy", _f("""rx_claim_id member_local_id cin fill_date ndc days_supply quantity prescriber_npi
             plan_id"""), ",", ".csv", "plan"),

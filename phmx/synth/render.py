@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from phmx.synth import reference as ref
 from phmx.synth.clinical import Clinical, ClinicalBuilder
 from phmx.synth.config import SynthConfig
+from phmx.synth.costs import line_paid
 from phmx.synth.households import Person, PopulationBuilder, assign_conditions, make_lookalikes, plan_id
 from phmx.synth.identifiers import Scrambler, rng_for
 from phmx.synth.layouts import LAYOUTS
@@ -251,16 +252,18 @@ class ChunkRenderer:
             if c.institutional:
                 cid = self.next_id(prefix + "I")
                 for n, (rev, cpt) in enumerate(c.lines, 1):
+                    paid = line_paid(c.kind, cid, n, (c.end - c.start).days)
                     self.emit(plan, "claims", period, [cid, str(n), lid, v.cin, "I", iso(c.start), iso(c.end), admit, disch,
-                                                       c.pos, rev, cpt, *dx, npi, plan_id(plan)], lid, p)
+                                                       c.pos, rev, cpt, *dx, npi, plan_id(plan), paid], lid, p)
             if not c.institutional or c.professional_too:
                 cid = self.next_id(prefix + "P")
                 cpts = [cpt for _rev, cpt in c.lines] if not c.institutional else \
                     [r.choice(ref.CPT_ED) if c.kind == "ed" else r.choice(ref.CPT_IP)]
                 doc = r.choice(prov.pcp) if c.kind == "ip" else npi
                 for n, cpt in enumerate(cpts, 1):
+                    paid = line_paid(c.kind, cid, n, professional=c.institutional)
                     self.emit(plan, "claims", period, [cid, str(n), lid, v.cin, "P", iso(c.start), iso(c.end),
-                                                       "", "", c.pos, "", cpt, *dx, doc, plan_id(plan)], lid, p)
+                                                       "", "", c.pos, "", cpt, *dx, doc, plan_id(plan), paid], lid, p)
 
     def pharmacy(self, p: Person, cl: Clinical, views: dict[str, SourceView]) -> None:
         r = self.rng

@@ -12,7 +12,9 @@ from test_ecm_statements import CONTRACT
 from testkit import csv_rows
 
 from jobs import conform, ecm, identity, ingest
+from jobs.ecm.config import load
 from jobs.ecm.contracts import parse
+from jobs.ecm.dashboard import FAMILIES
 from jobs.ecm.ecm_package import write_package
 from phmx.context import RunContext
 from phmx.feedspec import get_spec
@@ -72,9 +74,45 @@ def test_provider_and_plan_packages_hold_only_their_own_rows(spark, phmx_home, l
 
     seen = _open(prov / "dashboard.html")
     assert seen["errors"] == []
-    assert seen["figures"] == 2 and seen["svgs"] == 2
-    assert "Members authorized and engaged" in seen["text"] and "TOTAL" in seen["text"]
-    assert seen["process_rows"] == 10 and seen["statement_rows"] == 20
+    # the four metric families in order, each with its charts and a table of all its metrics
+    assert seen["sections"] == ["process", "clinical", "financial", "quality"]
+    assert [f["caption"] for f in seen["charts"]] == [t for _f, _h, charts in FAMILIES for t, _ids, _u in charts]
+    cfg = load()
+    for fam in ("process", "clinical", "financial", "quality"):
+        assert seen["rows"][fam] == sum(m.family == fam for m in cfg.metrics), fam
+    assert "TOTAL" in seen["text"] and seen["statement_rows"] == 20
+    # this world has no clinical data: no discharges and no covered months (the 7-day and cost charts say
+    # so instead of drawing); every other chart is drawn, its legend naming exactly the series drawn as
+    # lines, each in its legend colour
+    by_caption = {f["caption"]: f for f in seen["charts"]}
+    empty = {"Follow-up within 7 days of an inpatient discharge",
+             "Total cost of care PMPM: engaged members before and after enrollment, and the comparison group"}
+    assert {c for c, f in by_caption.items() if f["svg"] == 0} == empty
+    for caption, chart in by_caption.items():
+        if caption in empty:
+            continue
+        ids = next(ids for _f, _h, charts in FAMILIES for t, ids, _u in charts if t == caption)
+        drawn = {ln["series"]: ln["stroke"] for ln in chart["lines"]}
+        assert drawn and set(chart["legend"]) == set(drawn) and set(drawn) <= set(ids), caption
+        assert all(chart["legend"][s] == stroke for s, stroke in drawn.items()), caption
+
+
+# Per chart (figure): its caption, legend label -> symbol colour, and every line mark's series and stroke
+# (Vega's SVG names a line's fields in its aria-label).
+_READ = """() => Array.from(document.querySelectorAll('figure')).map(fig => {
+  const field = (label, name) => {
+    const m = (label || '').match(new RegExp('(?:^|; )' + name + ': ([^;]*)'));
+    return m ? m[1] : null;
+  };
+  const syms = Array.from(fig.querySelectorAll('g.role-legend-symbol path'));
+  const labs = Array.from(fig.querySelectorAll('g.role-legend-label text'));
+  const legend = {};
+  syms.forEach((s, i) => { if (labs[i]) legend[labs[i].textContent] =
+    (s.getAttribute('stroke') || s.getAttribute('fill') || '').toLowerCase(); });
+  const lines = Array.from(fig.querySelectorAll('path[aria-roledescription="line mark"]')).map(l => ({
+    series: field(l.getAttribute('aria-label'), 'series'), stroke: (l.getAttribute('stroke') || '').toLowerCase()}));
+  return {caption: fig.querySelector('figcaption').textContent, legend, lines, svg: fig.querySelectorAll('svg').length};
+})"""
 
 
 def _open(path: Path) -> dict:
@@ -90,9 +128,10 @@ def _open(path: Path) -> dict:
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
             page.goto(path.resolve().as_uri(), wait_until="load")
-            return {"errors": errors, "figures": page.locator("figure").count(),
-                    "svgs": page.locator("figure svg").count(), "text": page.inner_text("body"),
-                    "process_rows": page.locator("#process-table tbody tr").count(),
+            return {"errors": errors, "charts": page.evaluate(_READ), "text": page.inner_text("body"),
+                    "sections": page.eval_on_selector_all("h2[id]", "hs => hs.map(h => h.id)"),
+                    "rows": {fam: page.locator(f"#{fam}-table tbody tr").count()
+                             for fam in ("process", "clinical", "financial", "quality")},
                     "statement_rows": page.locator("#statement-table tbody tr").count()}
         finally:
             browser.close()

@@ -78,9 +78,16 @@ def test_statement_lines_and_the_members_behind_them(spark, phmx_home, land):
 
 def test_contracts_are_validated_with_file_and_key(tmp_path):
     assert {c.plan_id for c in load_all()} == {"BLC001", "SRA001"}  # the shipped contracts load
-    with pytest.raises(SpecError, match=r"bad.yaml: quality\[0\].metric: 'cbp' is not a metric"):
-        parse({**CONTRACT, "quality": [{"metric": "cbp", "tiers": [{"min_value": 1, "share_of_pmpm": 0.1}]}]},
+    with pytest.raises(SpecError, match=r"bad.yaml: quality\[0\].metric: 'hba1c_control' is not a metric"):
+        parse({**CONTRACT, "quality": [{"metric": "hba1c_control", "tiers": [{"min_value": 1, "share_of_pmpm": 0.1}]}]},
               Path("bad.yaml"))
+    # a lower-is-better measure (GSD > 9%) is paid on max_value tiers, best (lowest) first
+    with pytest.raises(SpecError, match=r"bad.yaml: quality\[0\].tiers: 'gsd_poor_control' is better when lower"):
+        parse({**CONTRACT, "quality": [{"metric": "gsd_poor_control", "tiers": [{"min_value": 0.2, "share_of_pmpm": 0.1}]}]},
+              Path("bad.yaml"))
+    with pytest.raises(SpecError, match=r"bad.yaml: quality.0.*lowest max_value first"):
+        parse({**CONTRACT, "quality": [{"metric": "gsd_poor_control", "tiers": [
+            {"max_value": 0.5, "share_of_pmpm": 0.02}, {"max_value": 0.2, "share_of_pmpm": 0.04}]}]}, Path("bad.yaml"))
     with pytest.raises(SpecError, match=r"bad.yaml: outreach"):
         parse({**CONTRACT, "outreach": {"basis": "per_visit", "rate": 1, "cap_per_member_month": 1}}, Path("bad.yaml"))
     with pytest.raises(SpecError, match=r"bad.yaml: quality.0"):
