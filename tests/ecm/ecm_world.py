@@ -90,8 +90,4 @@ EXPECTED: dict[tuple[str, str], tuple[float, float | None, float | None]] = {
     ("2025-02", "services_per_engaged_member:ASSESSMENT_CARE_PLAN"): (1, 1, 1.0),
     ("2025-03", "services_per_engaged_member:CARE_COORDINATION"): (2, 1, 2.0),
     ("2025-03", "cs_closed_loop_rate"): (1, 1, 1.0), ("2025-04", "cs_closed_loop_rate"): (0, 1, 0.0),
-    # no clinical data in this world: the engaged member (A) is in the denominators of the rates over engaged
-    # member-months, with nothing in the numerators
-    **{(m, mid): (0, 1, 0.0) for m in ("2025-01", "2025-02", "2025-03", "2025-04")
-       for mid in ("ed_visits_per_1000", "admissions_per_1000", "dsf_screening")},
 }

@@ -1,16 +1,21 @@
-"""ECM provider-month metrics: on a hand-built sequence, and against the synthetic generator's ground truth."""
+"""ECM provider-month metrics: on a hand-built sequence, and against the synthetic generator's ground truth
+(the process metrics after the real stages; the clinical, cost and quality ones on the benchmark's lakehouse)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import pytest
+from ecm_clinical_world import CLINICAL_EXPECTED, land_clinical, write_coverage_and_tiers
 from ecm_world import EXPECTED, NPI, PLAN, land_world
 
 from jobs import conform, ecm, identity, ingest
+from jobs.ecm import statements
 from jobs.ecm.config import load
+from jobs.ecm.contracts import parse
 from phmx import lakehouse
 from phmx.context import RunContext
 
@@ -34,22 +39,53 @@ def _defaults(month: str, metric_id: str) -> tuple[float, float | None, float | 
 
 
 def test_hand_built_sequence_gives_the_worked_out_metrics(spark, phmx_home, land):
+    """The process metrics of ecm_world.py and the clinical, cost and quality metrics of
+    ecm_clinical_world.py (claims with paid amounts, FHIR Observations, ADT messages, a comparison
+    member) in one run: every row of the grid is the worked-out value, or the default where nothing happened."""
     land_world(land)
-    result = _pipeline(spark)
+    land_clinical(land)
+    for stage in (ingest, conform, identity):
+        stage.run(spark, RunContext.new())
+    assert lakehouse.read(spark, "bronze.quarantine").count() == 0  # every clinical row taken
+    write_coverage_and_tiers(spark)
+    result = ecm.run(spark, RunContext.new("all"))
     assert result.counts["months"] == 4 and result.counts["assignments_unlinked"] == 0
     rows = lakehouse.read(spark, "gold.ecm_provider_month").collect()
     got = {(r.month, r.metric_id): (r.numerator, r.denominator, r.value) for r in rows}
     assert {(r.provider_npi, r.plan_id) for r in rows} == {(NPI, PLAN)}
     assert {m for m, _ in got} == {"2025-01", "2025-02", "2025-03", "2025-04"}
+    expected = {**EXPECTED, **CLINICAL_EXPECTED}
     for key, have in sorted(got.items()):
-        want = EXPECTED.get(key, _defaults(*key))
+        want = expected.get(key, _defaults(*key))
         assert have == tuple(None if v is None else float(v) for v in want), key
+    family = {r.metric_id: r.family for r in rows}
+    assert family["cbp"] == "quality" and family["tcoc_pmpm_after_enrollment"] == "financial"
+    assert family["ed_visits_per_1000"] == "clinical" and family["engaged_members"] == "process"
     # the members behind the lines: B's March row ends on the day B declined, and was never engaged
     mm = {(r.member_id, r.month): r for r in lakehouse.read(spark, "gold.ecm_member_month").collect()}
     assert len(mm) == 6
     b = [r for r in mm.values() if r.month == "2025-03" and r.authorization_end is not None]
     assert len(b) == 1 and b[0].authorization_end == dt.date(2025, 3, 5) and not b[0].engaged
     assert b[0].outreach_attempts == 1 and b[0].successful_outreach == 1
+
+    # a contract paying quality bonuses on CBP, GSD (lower is better: max_value tiers) and DSF screening,
+    # priced by hand from the values above: PMPM 450 (A engaged every month); CBP 1.0 in March and April
+    # (5% = 22.50), nothing in January and February (no hypertensive member: denominator 0); GSD 1.0 in
+    # January and February (no bonus), 0.0 in March and April (best tier, 4% = 18.00); DSF screening
+    # 1.0 every month (1% = 4.50).
+    contract = parse({"contract_id": "bc-quality", "plan_id": PLAN, "providers": "all", "start": "2025-01",
+                      "pmpm": {"rate": 450.0}, "quality": [
+                          {"metric": "cbp", "tiers": [{"min_value": 0.8, "share_of_pmpm": 0.05}]},
+                          {"metric": "gsd_poor_control", "tiers": [{"max_value": 0.2, "share_of_pmpm": 0.04},
+                                                                   {"max_value": 0.5, "share_of_pmpm": 0.02}]},
+                          {"metric": "dsf_screening", "tiers": [{"min_value": 0.9, "share_of_pmpm": 0.01}]}]},
+                     Path("bc-quality.yaml"))
+    lines, _ = statements.statement(spark, contract, ["2025-01", "2025-02", "2025-03", "2025-04"], "r")
+    priced = {(r.month, r.line_id): r.amount for r in lines.collect()}
+    for m, cbp, gsd, total in (("2025-01", 0.0, 0.0, 454.5), ("2025-02", 0.0, 0.0, 454.5),
+                               ("2025-03", 22.5, 18.0, 495.0), ("2025-04", 22.5, 18.0, 495.0)):
+        assert (priced[(m, "QUALITY:cbp")], priced[(m, "QUALITY:gsd_poor_control")],
+                priced[(m, "QUALITY:dsf_screening")], priced[(m, "TOTAL")]) == (cbp, gsd, 4.5, total), m
 
 
 def test_a_month_run_replaces_only_its_month(spark, phmx_home, land):
@@ -90,3 +126,14 @@ def test_every_metric_matches_the_generators_ground_truth(spark, phmx_home, tmp_
     assert set(got) == set(truth)
     wrong = {k: (truth[k], got[k]) for k in truth if truth[k] != got[k]}
     assert not wrong, list(wrong.items())[:5]
+
+
+@pytest.mark.slow
+def test_clinical_metrics_match_the_generators_ground_truth(spark, tmp_path, monkeypatch):  # noqa: ANN001
+    """Every metric (process, clinical, financial, quality) of 3,000 members with clinical histories
+    (phmx.synth.ecm_clinical) and a comparison population equals its plain-Python ground truth; the
+    lakehouse is written as conform and the earlier stages would leave it (benchmarks/ecm.py)."""
+    from benchmarks import ecm as bench
+
+    monkeypatch.setenv("PHMX_HOME", str(tmp_path / "var"))  # the benchmark points PHMX_HOME at its root
+    assert bench.main(["--members", "3000", "--providers", "3", "--root", str(tmp_path / "bench")]) == 0

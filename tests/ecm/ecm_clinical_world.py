@@ -1,4 +1,4 @@
-"""ECM clinical, utilisation, cost and quality metrics on a hand-built sequence, every value worked out by hand.
+"""The clinical side of the hand-built ECM world: every clinical, cost and quality value worked out by hand.
 
 The ECM world of ecm_world.py (member A enrolled 2025-01-25 and engaged January to April; member B
 authorized 2025-02-01 to 2025-03-05, never engaged) gets clinical data through the real feeds:
@@ -30,16 +30,11 @@ Worked out (A is the only engaged member; months 2025-01..04):
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from ecm_world import NPI, PLAN, A, B, land_world
+from ecm_world import PLAN, A, B
 from testkit import csv_rows
 
-from jobs import conform, ecm, identity, ingest
-from jobs.ecm import statements
-from jobs.ecm.contracts import parse
 from phmx import lakehouse
-from phmx.context import RunContext
 from phmx.feedspec import get_spec
 from phmx.tables import MEMBER_MONTH, MEMBER_RISK
 
@@ -126,7 +121,7 @@ def _adt() -> str:
     ])
 
 
-def _write_coverage_and_tiers(spark) -> dict[str, str]:  # noqa: ANN001
+def write_coverage_and_tiers(spark) -> dict[str, str]:  # noqa: ANN001
     """Every member covered 2024-01..2025-04; A high before enrollment, C high every month (hand-written gold)."""
     import datetime as dt
 
@@ -145,7 +140,7 @@ def _write_coverage_and_tiers(spark) -> dict[str, str]:  # noqa: ANN001
 
 
 #: (month, metric id) -> (numerator, denominator, value), from the worked-out sequence above.
-EXPECTED: dict[tuple[str, str], tuple[float, float | None, float | None]] = {
+CLINICAL_EXPECTED: dict[tuple[str, str], tuple[float, float | None, float | None]] = {
     ("2025-01", "ed_visits_per_1000"): (0, 1, 0.0), ("2025-02", "ed_visits_per_1000"): (1, 1, 1000.0),
     ("2025-03", "ed_visits_per_1000"): (0, 1, 0.0), ("2025-04", "ed_visits_per_1000"): (0, 1, 0.0),
     ("2025-01", "admissions_per_1000"): (0, 1, 0.0), ("2025-02", "admissions_per_1000"): (0, 1, 0.0),
@@ -172,44 +167,11 @@ EXPECTED: dict[tuple[str, str], tuple[float, float | None, float | None]] = {
 }
 
 
-def test_clinical_cost_and_quality_metrics_match_the_worked_out_sequence(spark, phmx_home, land):
-    land_world(land)
+def land_clinical(land) -> None:  # noqa: ANN001 - the conftest fixture
+    """The plan's enrollment and claims, its FHIR Patients and Observations, a hospital's ADT messages."""
     land("mcp_bluecoast", "enrollment", "2025-01", "enr.txt", _enrollment())
     land("mcp_bluecoast", "claims", "2025-03", "claims.csv", _claims())
     patients, observations = _fhir()
     land("mcp_bluecoast", "fhir_patient", "2025-03", "patients.ndjson", patients)
     land("mcp_bluecoast", "fhir_observation", "2025-03", "observations.ndjson", observations)
     land("hosp_test", "adt", "2025-03", "adt.hl7", _adt())
-    for stage in (ingest, conform, identity):
-        stage.run(spark, RunContext.new())
-    rejected = lakehouse.read(spark, "bronze.quarantine").count() if lakehouse.exists("bronze.quarantine") else 0
-    assert rejected == 0
-    _write_coverage_and_tiers(spark)
-    ecm.run(spark, RunContext.new("all"))
-    rows = lakehouse.read(spark, "gold.ecm_provider_month").where(
-        f"provider_npi = '{NPI}' AND plan_id = '{PLAN}'").collect()
-    got = {(r.month, r.metric_id): (r.numerator, r.denominator, r.value) for r in rows}
-    for key, want in sorted(EXPECTED.items()):
-        assert got[key] == tuple(None if v is None else float(v) for v in want), (key, got[key])
-    family = {r.metric_id: r.family for r in rows}
-    assert family["cbp"] == "quality" and family["tcoc_pmpm_after_enrollment"] == "financial"
-    assert family["ed_visits_per_1000"] == "clinical"
-
-    # a contract paying quality bonuses on CBP, GSD (lower is better: max_value tiers) and DSF screening,
-    # priced by hand from the values above: PMPM 450 (A engaged every month); CBP 1.0 in March and April
-    # (5% = 22.50), nothing in January and February (no hypertensive member: denominator 0); GSD 1.0 in
-    # January and February (no bonus), 0.0 in March and April (best tier, 4% = 18.00); DSF screening
-    # 1.0 every month (1% = 4.50).
-    contract = parse({"contract_id": "bc-quality", "plan_id": PLAN, "providers": "all", "start": "2025-01",
-                      "pmpm": {"rate": 450.0}, "quality": [
-                          {"metric": "cbp", "tiers": [{"min_value": 0.8, "share_of_pmpm": 0.05}]},
-                          {"metric": "gsd_poor_control", "tiers": [{"max_value": 0.2, "share_of_pmpm": 0.04},
-                                                                   {"max_value": 0.5, "share_of_pmpm": 0.02}]},
-                          {"metric": "dsf_screening", "tiers": [{"min_value": 0.9, "share_of_pmpm": 0.01}]}]},
-                     Path("bc-quality.yaml"))
-    lines, _ = statements.statement(spark, contract, ["2025-01", "2025-02", "2025-03", "2025-04"], "r")
-    priced = {(r.month, r.line_id): r.amount for r in lines.collect()}
-    for m, cbp, gsd, total in (("2025-01", 0.0, 0.0, 454.5), ("2025-02", 0.0, 0.0, 454.5),
-                               ("2025-03", 22.5, 18.0, 495.0), ("2025-04", 22.5, 18.0, 495.0)):
-        assert (priced[(m, "QUALITY:cbp")], priced[(m, "QUALITY:gsd_poor_control")],
-                priced[(m, "QUALITY:dsf_screening")], priced[(m, "TOTAL")]) == (cbp, gsd, 4.5, total), m
