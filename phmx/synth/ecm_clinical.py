@@ -215,12 +215,12 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
                 if any(c.startswith("I10") and dx24 <= d <= last for d, c in dxs):
                     htn_n += 1
                     days: dict[date, list[tuple[float, float]]] = defaultdict(list)
-                    for _, d, s, di in h.bp:
+                    for _, d, sy, di in h.bp:
                         if r12 <= d <= last:
-                            days[d].append((s, di))
+                            days[d].append((sy, di))
                     if days:
                         latest = days[max(days)]
-                        htn_ok += min(s for s, _ in latest) < 140 and min(di for _, di in latest) < 90
+                        htn_ok += min(sy for sy, _ in latest) < 140 and min(di for _, di in latest) < 90
                 if any(c[:3] in ("E10", "E11", "E13") and dx24 <= d <= last for d, c in dxs):
                     dm_n += 1
                     vals: dict[date, list[float]] = defaultdict(list)
@@ -239,9 +239,9 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
                     before_paid += paid_in(h, lo, e_first - timedelta(days=1))
                     before_months += months_before
                 after_paid += paid_in(h, first, last)
-                t = tier_of(index_of[m.member_local_id])
+                tr = tier_of(index_of[m.member_local_id])
                 parity = index_of[m.member_local_id] % 2
-                a, b = cmp_after(parity, t, month), cmp_before(parity, t, month)
+                a, b = cmp_after(parity, tr, month), cmp_before(parity, tr, month)
                 if a is not None:
                     cmp_a.append(a)
                 if b is not None:
@@ -250,12 +250,12 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
             disc = fu = 0
             for m in ms:
                 h = histories[m.member_local_id]
-                tc = [s[1] for s in m.services if s[2] == "TRANSITIONAL_CARE" and in_span(m, s[1])]
-                for s in h.stays:
-                    end = s.discharge + timedelta(days=7)
-                    if in_span(m, s.discharge) and first <= end <= last:
+                tc = [sv[1] for sv in m.services if sv[2] == "TRANSITIONAL_CARE" and in_span(m, sv[1])]
+                for st in h.stays:
+                    end = st.discharge + timedelta(days=7)
+                    if in_span(m, st.discharge) and first <= end <= last:
                         disc += 1
-                        lo_d, hi_d = s.discharge + timedelta(days=1), end
+                        lo_d, hi_d = st.discharge + timedelta(days=1), end
                         fu += any(lo_d <= d <= hi_d for _, d, _, _ in h.office) or any(lo_d <= d <= hi_d for d in tc)
             # positive screens whose 30 days end in the month, inside the span
             pos = pos_fu = 0
