@@ -246,6 +246,7 @@ class ClinicalBuilder:
     def _routine(self, p: Person, cl: Clinical) -> None:
         r, w, y = self.rng, self.w, self.years
         office_p = min(0.65, 0.18 + 0.15 * len(p.chronic))
+        food = _food_insecurity_code(w.seed, p)
         for month in w.months:
             if r.random() < office_p:
                 d = _rand_date(r, month.first, month.last)
@@ -254,6 +255,9 @@ class ClinicalBuilder:
                     dx = dx or (r.choice(ref.DX_ROUTINE),)
                     if p.homeless and r.random() < 0.5:
                         dx = dx[:3] + (r.choice(ref.DX_HOMELESS),)
+                    if food:
+                        dx = dx + (food,) if len(dx) < 4 else dx[:3] + (food,)
+                        food = ""  # coded once a year, at the first visit
                     lines = [("", r.choice(ref.CPT_OFFICE))]
                     if r.random() < 0.35:  # labs billed on the same professional claim
                         lines += [("", "36415"), ("", "83036" if "diabetes" in p.chronic else r.choice(("80053", "80061", "85025")))]
@@ -468,3 +472,17 @@ def child_schedule(r: random.Random) -> list[tuple[int, str]]:
     out.append((teen, "165"))
     out.append((teen + r.randrange(180, 400), "165"))
     return out
+
+
+def _food_insecurity_code(seed: int, p: Person) -> str:
+    """The Z59.4x code a provider records for this member's food insecurity ("" for none).
+
+    Drawn from its own seed (the world's seed and the person), not from the generator's stream, so
+    adding it left every other value of a seed's output unchanged; deterministic per seed."""
+    from phmx.synth.identifiers import derive_seed
+
+    u = derive_seed(seed, "food-insecurity", p.pid) / 2.0**64
+    rate = ref.FOOD_INSECURITY_CODED_HOMELESS if p.homeless else ref.FOOD_INSECURITY_CODED
+    if u >= rate:
+        return ""
+    return ref.DX_FOOD_INSECURITY[int(u / rate * len(ref.DX_FOOD_INSECURITY))]

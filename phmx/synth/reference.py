@@ -230,6 +230,13 @@ DX_IP_GENERAL = ("J189", "A419", "N390", "K8590", "I214", "J441", "E1165", "I509
                  "O80", "S72001A")
 DX_ROUTINE = ("Z0000", "Z0001", "Z00129", "Z00121", "Z23", "J069", "M545", "R05", "E785", "K219", "Z1331")
 DX_HOMELESS = ("Z5900", "Z5901", "Z5902")
+# Z59.41 food insecurity, Z59.48 other specified lack of adequate food (ICD-10-CM FY2024)
+DX_FOOD_INSECURITY = ("Z5941", "Z5941", "Z5948")
+#: Members whose food insecurity a provider codes in the year (Z59.4x on a claim): social-needs Z
+#: codes are rarely coded (CMS OMH Data Highlight 2023: Z codes on ~1.6% of Medicare FFS members),
+#: more often for unhoused members.
+FOOD_INSECURITY_CODED = 0.03
+FOOD_INSECURITY_CODED_HOMELESS = 0.25
 CPT_ED = ("99283", "99284", "99285", "99284")
 CPT_OFFICE = ("99213", "99214", "99213", "99212", "99203", "99204")
 CPT_MH_OUTPT = ("90834", "90837", "90832", "90791", "99214", "90847", "H0031", "H0032")

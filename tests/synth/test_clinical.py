@@ -119,6 +119,26 @@ def test_chronic_conditions_homelessness_and_pharmacy(dataset):
         assert row["diagnosis"].startswith("F1") and len(row["provider_id"]) == 6
 
 
+def test_food_insecurity_is_coded_at_a_realistic_rate_more_often_when_unhoused(dataset):
+    """Z59.4x (the catalogue's food insecurity indicator) on an office claim, once a year, for
+    about 3% of members who see a provider (25% of those unhoused): social Z codes are rarely coded."""
+    pmap = {(r["submitter"], r["feed"], r["source_person_id"]): r["person_id"] for r in dataset.truth("person_map.csv")}
+    homeless = {r["person_id"] for r in dataset.truth("people.csv") if r["homeless"] == "1"}
+    seen, coded = set(), defaultdict(set)
+    for sub, row in dataset.rows("claims"):
+        pid = pmap[(sub, "claims", row["member_local_id"])]
+        seen.add(pid)
+        if any(row[f"dx{i}"].startswith("Z594") for i in range(1, 5)):
+            coded[pid].add(row["claim_id"])  # a claim's lines repeat its diagnoses
+            assert row["place_of_service"] == "11"
+    assert coded and max(len(c) for c in coded.values()) == 1  # coded once in the year
+    share = len(coded) / len(seen)
+    assert 0.01 < share < 0.08, share
+    unhoused = [p for p in seen if p in homeless]
+    if len(unhoused) >= 30:
+        assert sum(p in coded for p in unhoused) / len(unhoused) > share
+
+
 def test_children_dental_evaluations_and_fluoride(dataset):
     people = {r["person_id"]: r for r in dataset.truth("people.csv")}
     pmap = {(r["submitter"], r["feed"], r["source_person_id"]): r["person_id"] for r in dataset.truth("person_map.csv")}
