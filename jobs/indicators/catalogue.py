@@ -81,8 +81,23 @@ class DentalEvidence(_Evidence):
     kind: Literal["dental_visit"]
 
 
-Evidence = Annotated[DiagnosisEvidence | CountyServiceEvidence | BmiEvidence | SocialEvidence | DentalEvidence,
-                     Field(discriminator="kind")]
+class RiskTierEvidence(_Evidence):
+    """The member's risk tier over the 12 months ending the year's last day (gold.member_risk period
+    ``R12-YYYY-12``, :mod:`jobs.measures.risk`) is one of ``tiers``. The lookback is the risk
+    model's own (12 months); ``lookback_months`` must say so."""
+
+    kind: Literal["risk_tier"]
+    tiers: tuple[Literal["high", "rising", "low"], ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _twelve(self) -> RiskTierEvidence:
+        if self.lookback_months != 12:
+            raise ValueError("risk_tier evidence reads the rolling 12-month tier: lookback_months must be 12")
+        return self
+
+
+Evidence = Annotated[DiagnosisEvidence | CountyServiceEvidence | BmiEvidence | SocialEvidence | DentalEvidence
+                     | RiskTierEvidence, Field(discriminator="kind")]
 
 
 class DxGroup(Spec):

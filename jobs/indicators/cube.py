@@ -22,6 +22,7 @@ from jobs.indicators.catalogue import (
     DentalEvidence,
     DiagnosisEvidence,
     Indicator,
+    RiskTierEvidence,
     SocialEvidence,
 )
 from jobs.measures.inputs import ed_visits, inpatient_stays
@@ -89,6 +90,26 @@ def _bmi(spark: SparkSession, start: date, end: date) -> DataFrame | None:
         F.max_by("value_num", F.struct("effective_date", "observation_id")).alias("bmi"))
 
 
+def _risk_tier(spark: SparkSession, year_end: date) -> DataFrame | None:
+    """(member_id, _risk_tier): the tier over the rolling 12 months ending with the latest month of
+    the year gold.member_risk has (``R12-YYYY-MM``, at most ``year_end``'s month); None when the
+    year has no rolling tier at all (the indicator then has no cells: no data, not zeros).
+
+    A member without a tier for that month counts in the denominator and not in the numerator, so
+    the indicator shares the published denominator of every other prevalence indicator (a
+    denominator of its own would publish, by subtraction, the few members without a tier)."""
+    from pyspark.sql import functions as F
+
+    from phmx.tables import MEMBER_RISK
+
+    risk = lakehouse.read(spark, MEMBER_RISK).where(
+        F.col("period").between(f"R12-{year_end.year:04d}-01", f"R12-{year_end.year:04d}-{year_end.month:02d}"))
+    period = risk.agg(F.max("period")).collect()[0][0]
+    if period is None:
+        return None
+    return risk.where(F.col("period") == F.lit(period)).select("member_id", F.col("risk_tier").alias("_risk_tier"))
+
+
 def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogue, year_start: date,
                year_end: date) -> DataFrame | None:
     """Prevalence cells for the year (None when the catalogue has no prevalence indicator)."""
@@ -110,6 +131,7 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
     aggs: dict[str, Column] = {}
     dental_aggs: dict[str, Column] = {}
     social_aggs: dict[str, Column] = {}
+    risk_tiers = False
     for ind in inds:
         for n, ev in enumerate(ind.evidence):
             key = f"{ind.id}_{n}"
@@ -125,6 +147,8 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
                 dental_aggs[f"{key}_dv"] = F.countDistinct(F.when(F.col("service_date") >= since, F.col("service_date")))
             elif isinstance(ev, SocialEvidence):
                 social_aggs[f"{key}_so"] = F.count(F.when(F.col("event_date") >= since, F.lit(1)))
+            elif isinstance(ev, RiskTierEvidence):
+                risk_tiers = True
     df = my
     if aggs:
         days = _claim_days(inputs, earliest, year_end)
@@ -135,6 +159,9 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
     if social_aggs and inputs.homeless_records is not None:
         soc = inputs.homeless_records.where(F.col("event_date").between(F.lit(earliest), F.lit(year_end)))
         df = df.join(soc.groupBy("member_id").agg(*[c.alias(k) for k, c in social_aggs.items()]), "member_id", "left")
+    tiers = _risk_tier(spark, year_end) if risk_tiers else None
+    if tiers is not None:
+        df = df.join(tiers, "member_id", "left")
     has_bmi = any(isinstance(e, BmiEvidence) for i in inds for e in i.evidence)
     bmi = _bmi(spark, earliest, year_end) if has_bmi else None
     if bmi is not None:
@@ -158,6 +185,11 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
                 met = met | (col(f"{key}_dv") >= 1)
             elif isinstance(ev, SocialEvidence):
                 met = met | (col(f"{key}_so") >= 1)
+            elif isinstance(ev, RiskTierEvidence):
+                if tiers is None:
+                    den = F.lit(False)
+                else:
+                    met = met | F.coalesce(F.col("_risk_tier").isin(*ev.tiers), F.lit(False))
             elif isinstance(ev, BmiEvidence):
                 value = F.col("bmi") if bmi is not None else F.lit(None).cast("double")
                 den = den & value.isNotNull()

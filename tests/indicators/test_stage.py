@@ -153,6 +153,21 @@ def _cube_of(world_run: Any, key: str, indicator: str) -> tuple[int, int]:
     return int(rows.numerator.sum()), int(rows.denominator.sum())
 
 
+#: gold.member_risk tiers of the rolling 12 months ending December (R12-2025-12); an older period
+#: (R12-2025-06) must not count, and a member without a tier is in the denominator only (the shared one).
+TIERS = {"diab_pos": "high", "diab_neg": "low", "htn_pos": "rising"}
+
+
+def _risk_tiers(spark: Any) -> None:
+    from phmx import lakehouse
+    from phmx.tables import MEMBER_RISK
+
+    rows = [(World.mid(k), "R12-2025-12", d("2025-12-31"), t) for k, t in TIERS.items()]
+    rows.append((World.mid("diab_neg"), "R12-2025-06", d("2025-06-30"), "high"))
+    lakehouse.overwrite(lakehouse.conform_to(spark.createDataFrame(
+        rows, "member_id string, period string, as_of date, risk_tier string"), MEMBER_RISK), MEMBER_RISK)
+
+
 @pytest.fixture(scope="module")
 def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
     from jobs.indicators.stage import run
@@ -168,6 +183,7 @@ def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
                     "PHMX_KEYS_DIR"):
             mp.delenv(var, raising=False)
         build().write(spark)
+        _risk_tiers(spark)
         result = run(spark, RunContext.new(period=YEAR, run_id="run-i1"))
         read = {t.name: lakehouse.read(spark, t).toPandas()
                 for t in (MEMBER_MONTH, INDICATOR_DENOMINATOR, INDICATOR_CUBE, INDICATOR_RATE)}
@@ -215,6 +231,14 @@ def test_short_enrollment_is_outside_the_prevalence_denominator(world_run):
 def test_prevalence_positive_and_negative(world_run, indicator, positive, negative):
     assert _cube_of(world_run, positive, indicator) == (1, 1)
     assert _cube_of(world_run, negative, indicator) == (0, 1)
+
+
+def test_high_risk_tier_counts_the_latest_rolling_tier_of_the_year(world_run):
+    assert _cube_of(world_run, "diab_pos", "RISK_HIGH") == (1, 1)
+    assert _cube_of(world_run, "diab_neg", "RISK_HIGH") == (0, 1)   # high in June, low in December
+    assert _cube_of(world_run, "htn_pos", "RISK_HIGH") == (0, 1)
+    assert _cube_of(world_run, "asth_pos", "RISK_HIGH") == (0, 1)   # no tier: not high
+    assert _cube_of(world_run, "asth_pos", "RISK_HIGH")[1] == _cube_of(world_run, "asth_pos", "DIAB")[1]
 
 
 def test_age_limited_and_bmi_denominators(world_run):
