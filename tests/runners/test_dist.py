@@ -50,6 +50,12 @@ def test_spark_submit_ships_the_packed_environment_to_a_cluster(monkeypatch):
     assert op._archives == "hdfs:///apps/phmx/phmx-venv.tar.gz#environment"
     assert op.conf["spark.pyspark.python"] == op.conf["spark.pyspark.driver.python"] == "./environment/bin/python"
     assert op.conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"  # the rest stays
+    monkeypatch.setenv("PHMX_SPARK_PYTHON", "/opt/phmx/environment/bin/python")
+    with DAG("dist_python", schedule=None):
+        op = runners.stage_task("conform")
+    assert op.env_vars["PYSPARK_PYTHON"] == "/opt/phmx/environment/bin/python" and op.env_vars["PYTHONPATH"] == ""
+    assert op.env_vars["PHMX_ENGINE"] == "classic"
+    monkeypatch.delenv("PHMX_SPARK_PYTHON")
     monkeypatch.delenv("PHMX_SPARK_ARCHIVE")
     with DAG("dist_no_archive", schedule=None):
         op = runners.stage_task("conform")
