@@ -27,7 +27,6 @@ def _prepare(home: Path, members: int, seed: int) -> None:
     generate(home, members=members, counties=list(DEFAULT_COUNTIES), seed=seed)
     from phmx.synth.ecm_submitters import generate_ecm
 
-    shutil.rmtree(home / "ecm_packages", ignore_errors=True)  # written by _ecm_packages after the run
     generate_ecm(home, seed=seed, share=0.05, providers=4)  # ECM plans' and providers' files, with truth
 
 
@@ -62,23 +61,28 @@ def recipient_checks(packages: list[dict]) -> dict:
             "audit_failures": failures}
 
 
-def _ecm_packages(console) -> None:  # noqa: ANN001 - rich Console
-    """One ECM provider's and one plan's packages (metrics, statements, dashboard) beside the hub."""
-    from jobs.ecm.ecm_package import write_package
-    from phmx import lakehouse
-    from phmx.engine import get_spark
-    from phmx.tables import ECM_PROVIDER_MONTH
+def _ecm_packages(console) -> dict[str, str]:  # noqa: ANN001 - rich Console
+    """Where the publish stage delivered an ECM provider's package (the provider with the most
+    currently assigned members) and its plan's (signed, ledgered, consent-gated member tables, FHIR,
+    metrics, statements and the dashboard). Returns {recipient: package folder}."""
+    from jobs.publish import ecm_feed, feed_log
 
-    spark = get_spark()
-    if not lakehouse.exists(ECM_PROVIDER_MONTH):
-        return
-    from phmx import settings
-
-    out = Path(settings.load().publish_root).parent / "ecm_packages"  # the demo's home, beside publish/
-    for recipient in ("ecm_p001", "mcp_bluecoast"):
-        write_package(spark, recipient, out / recipient)
-    console.print(f"An ECM provider's dashboard: {out / 'ecm_p001' / 'dashboard.html'} "
-                  f"(its plan's: {out / 'mcp_bluecoast' / 'dashboard.html'})")
+    latest: dict[str, dict] = {}
+    for r in feed_log.read():  # newest first
+        if r["feed"] == ecm_feed.FEED:
+            latest.setdefault(r["recipient"], r)
+    providers = sorted((r for k, r in latest.items() if k.startswith("ecm_")),
+                       key=lambda r: (-int(r["members"] or 0), r["recipient"]))
+    shown: dict[str, str] = {}
+    if providers:
+        p = providers[0]
+        shown[p["recipient"]] = p["uri"]
+        console.print(f"An ECM provider's package ({p['recipient']}, {p['members']} assigned members): {p['uri']} "
+                      f"(dashboard: {p['uri']}/dashboard.html)")
+    if "mcp_bluecoast" in latest:
+        shown["mcp_bluecoast"] = latest["mcp_bluecoast"]["uri"]
+        console.print(f"Its plan's ECM oversight package: {shown['mcp_bluecoast']}")
+    return shown
 
 
 def summarize(console) -> dict:  # noqa: ANN001 - rich Console
@@ -130,7 +134,7 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
         console.print(f"An LHJ's HTML report: {report}")
     if packages:
         console.print(f"Verify a package as its recipient would: phmx feeds verify {packages[0]['path']}")
-    _ecm_packages(console)
+    ecm_packages = _ecm_packages(console)
     checks = recipient_checks(packages)
     console.print(f"Recipient-side checks: {checks['verified']} of {len(packages)} packages verify (signature, "
                   f"checksums); LP attacker audit on {checks['lhj_audited']} LHJ measure tables: "
@@ -153,7 +157,7 @@ def summarize(console) -> dict:  # noqa: ANN001 - rich Console
                   f"{len(revs) - 1})")
     feeds = [p["path"] for p in packages]
     return {"feeds": [r.asDict() for r in subs], "members": members, "records": records,
-            "published": feeds, "ledger_ok": audit.ok, "recipient_checks": checks}
+            "published": feeds, "ledger_ok": audit.ok, "recipient_checks": checks, "ecm_packages": ecm_packages}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,10 +279,15 @@ MEDIA = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet", ".htm
 
 def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows: EcmRows) -> Package:
     """The package: member tables (as permitted), the aggregate metrics, statements and dashboard."""
+    import pandas as pd
+
     from jobs.ecm.ecm_package import write_package
 
     pkg = Package(recipient, FEED, period, run_id)
-    for name, pdf in rows.tables.items():
+    for name in TABLES:  # every table, empty ones included, so a package always has the same files
+        pdf = rows.tables.get(name)
+        if pdf is None:
+            pdf = pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS[name]})
         for fname, (data, media) in _files(name, pdf, COLUMNS[name]).items():
             pkg.add(fname, data, media)
     metric_rows: list[dict[str, Any]] = []
@@ -295,8 +300,6 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
             if p.name != "manifest.json":
                 pkg.add(p.name, p.read_bytes(), MEDIA.get(p.suffix, "application/octet-stream"))
         if (Path(tmp) / "provider_month.parquet").exists():
-            import pandas as pd
-
             metric_rows = pd.read_parquet(Path(tmp) / "provider_month.parquet").to_dict("records")
     resources = fhir_resources(recipient, rows, metric_rows)
     for rtype, items in resources.items():

@@ -37,11 +37,14 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
     assert checks["lhj_audited"] == len(lhj_packages) >= 1 and checks["audit_failures"] == []
     assert checks["suppressed_cells"] > 0  # a small population: the audit had something to attack
     assert checks["attacked_values"] >= checks["suppressed_cells"]
-    # an ECM provider's and its plan's packages, with the dashboard the demo points to
-    for recipient in ("ecm_p001", "mcp_bluecoast"):
-        ecm_manifest = json.loads((home / "ecm_packages" / recipient / "manifest.json").read_text())
-        assert "dashboard.html" in ecm_manifest["files"] and "statement.csv" in ecm_manifest["files"]
-    assert "An ECM provider's dashboard" in console.export_text(clear=False)
+    # an ECM provider's and its plan's packages, delivered by publish, with the dashboard the demo points to
+    assert "mcp_bluecoast" in summary["ecm_packages"] and len(summary["ecm_packages"]) == 2
+    for recipient, folder in summary["ecm_packages"].items():
+        ecm_manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        names = {f["name"] for f in ecm_manifest["files"]}
+        assert {"dashboard.html", "statement.csv", "members.parquet", "RiskAssessment.ndjson"} <= names
+        assert ecm_manifest["content"]["attributed_members"] > 0, recipient
+    assert "An ECM provider's package" in console.export_text(clear=False)
     manifests = [json.loads((Path(p) / "manifest.json").read_text()) for p in lhj_packages]
     # one suppressed-cell count: the summary's total is the sum of what each package states
     assert checks["suppressed_cells"] == sum(m["content"]["suppressed_cells"] for m in manifests)
