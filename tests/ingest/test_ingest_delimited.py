@@ -131,3 +131,21 @@ def test_latin1_and_crlf_and_quoted_fields(spark, phmx_home):
     assert any("latin-1" in n for n in r["notes"])
     got = lakehouse.read(spark, "bronze.enrollment").collect()[0]
     assert got.family_name == "Peña|Ruiz" and got.city == "San José" and got.birth_date == "1980-01-01"
+
+
+def test_a_monthly_run_ingests_only_its_months_folders(spark, phmx_home):
+    # Month by month (PHMX_SCHEDULE=@monthly): a run at 2025-02 reads only the 2025-02 folders, a
+    # later run at 2025-01 (a backfill) only 2025-01's, and a repeated month ingests nothing again.
+    for i, period in enumerate(("2025-01", "2025-02"), start=1):
+        land(phmx_home, "mcp_bluecoast", "enrollment", period, f"m{i}.txt",
+             HEADER + "\n" + enrollment_row(i) + "\n" + enrollment_row(10 + i) + "\n")
+    feb = ingest.run(spark, RunContext.new(period="2025-02"))
+    assert feb.counts["files"] == 1 and feb.counts["rows_accepted"] == 2
+    bronze = lakehouse.read(spark, "bronze.enrollment")
+    assert sorted(r["period"] for r in bronze.select("period").collect()) == ["2025-02", "2025-02"]
+    jan = ingest.run(spark, RunContext.new(period="2025-01"))
+    assert jan.counts["files"] == 1 and jan.counts["skipped_already_ingested"] == 0
+    again = ingest.run(spark, RunContext.new(period="2025-02"))
+    assert again.counts["files"] == 0 and again.counts["skipped_already_ingested"] == 1
+    bronze = lakehouse.read(spark, "bronze.enrollment")
+    assert sorted(r["period"] for r in bronze.select("period").collect()) == ["2025-01", "2025-01", "2025-02", "2025-02"]
