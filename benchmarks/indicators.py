@@ -159,10 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PHMX_HOME"] = str(home)
     built["person_rows"] = spread_zips(spark)
     built["build_seconds"] = round(time.perf_counter() - t, 1)
+    load_before = [round(x, 1) for x in os.getloadavg()]
     out = {"machine": machine(), "build": built, **timed(spark, home, args.period, union=args.union_audit)}
+    out["load"] = {"before": load_before, "after": [round(x, 1) for x in os.getloadavg()]}
     out["total_seconds"] = round(out["stage_seconds"] + out["suppress_seconds"] + out["audit_seconds"], 1)
     print(json.dumps(out, indent=2, default=str) if args.json else "\n".join(
-        [f"machine: {out['machine']}",
+        [f"machine: {out['machine']}; load average (1, 5, 15 min) before {out['load']['before']}, "
+         f"after {out['load']['after']}",
          f"members: {out['stage']['counts']['members']:,}  member-months: {out['stage']['counts']['member_months']:,}",
          f"indicators stage: {out['stage_seconds']} s {out['stage']['seconds']}",
          f"suppression (all LHJs + state, LP audit inside): {out['suppress_seconds']} s",
