@@ -26,12 +26,18 @@ from datetime import date
 from typing import Any
 
 from jobs.publish.fhir_measure import HUB
-from jobs.publish.fhir_sql import ACT_CODE, CONFIDENTIALITY, FLAG_CATEGORY, PART2_CODES, RESTRICTED_LABELS
+from jobs.publish.fhir_sql import (
+    ACT_CODE,
+    CONFIDENTIALITY,
+    FLAG_CATEGORY,
+    PART2_CODES,
+    POPULATION_CS,
+    RESTRICTED_LABELS,
+    RISK_METHOD_CS,
+    TIER_CS,
+)
 from phmx.errors import PhmxError
 
-TIER_CS = f"{HUB}/CodeSystem/phmx-risk-tier"
-RISK_METHOD_CS = f"{HUB}/CodeSystem/phmx-risk-model"
-POPULATION_CS = f"{HUB}/CodeSystem/ecm-population-of-focus"
 ECM_METRIC_CS = f"{HUB}/CodeSystem/ecm-metric"
 ECM_MEASURE_SET = f"{HUB}/Measure/ecm-provider-metrics"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"

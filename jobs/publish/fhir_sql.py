@@ -55,7 +55,10 @@ RESTRICTED_LABELS = {"SUD", "ETH", "ETHUD", "OPIOIDUD", "42CFRPart2", "PSY", "MH
 ENCOUNTER_CLASS = {"ED": ("EMER", "emergency"), "IP": ("IMP", "inpatient encounter"),
                    "OP": ("AMB", "ambulatory"), "RX": ("AMB", "ambulatory")}
 GENDER = {"M": "male", "F": "female", "U": "unknown", "X": "other"}
-RESOURCE_TYPES = ("Patient", "Coverage", "Encounter", "Immunization", "Condition", "Flag")
+RESOURCE_TYPES = ("Patient", "Coverage", "Encounter", "Immunization", "Condition", "Flag", "RiskAssessment")
+TIER_CS = f"{HUB}/CodeSystem/phmx-risk-tier"
+RISK_METHOD_CS = f"{HUB}/CodeSystem/phmx-risk-model"
+POPULATION_CS = f"{HUB}/CodeSystem/ecm-population-of-focus"
 PART2_NOTICE = (
     "Notice under 42 CFR 2.32. This record, which has been disclosed to you, is protected by federal "
     "confidentiality rules (42 CFR part 2). These rules prohibit you from using or disclosing this record, or "
@@ -257,6 +260,45 @@ def flags(df: DataFrame, measures: list[str]) -> DataFrame:
     return _out(df, doc, "security_labels", _problems(**_ids_ok("rid", "pid"), code=present("code").isNotNull()))
 
 
+def risk_assessments(df: DataFrame) -> DataFrame:
+    """RiskAssessment per member (rows of kind ``risk``): the rolling-12-month tier (code), its
+    window (``occurrencePeriod``: the 12 whole months ending as_of, a month's last day, d1; the
+    period label in text1), the model
+    and its basis (the points per component, ``codes``) and the total (text2)."""
+    F = _f()
+    end = F.col("d1").cast("date")
+    window = F.struct(F.add_months(F.trunc(end, "month"), -11).cast("string").alias("start"),
+                      end.cast("string").alias("end"))
+    basis = F.when(F.size("codes") > 0, F.transform("codes", lambda c: F.struct(c.alias("display"))))
+    doc = F.struct(
+        F.lit("RiskAssessment").alias("resourceType"), F.col("rid").alias("id"), security("security_labels").alias("meta"),
+        F.lit("final").alias("status"),
+        F.struct(F.array(F.struct(F.lit(RISK_METHOD_CS).alias("system"), F.lit("phmx-points").alias("code")))
+                 .alias("coding"), F.concat(F.lit("rolling 12 months, period "), F.col("text1")).alias("text"))
+        .alias("method"),
+        _ref().alias("subject"), window.alias("occurrencePeriod"), basis.alias("basis"),
+        F.array(F.struct(F.struct(F.array(F.struct(F.lit(TIER_CS).alias("system"), F.col("code").alias("code")))
+                                  .alias("coding")).alias("qualitativeRisk"))).alias("prediction"),
+        F.when(F.col("text2").isNotNull(), F.array(F.struct(F.concat(F.lit("total points "), F.col("text2"))
+                                                            .alias("text")))).alias("note"))
+    return _out(df, doc, "security_labels", _problems(**_ids_ok("rid", "pid"), code=present("code").isNotNull(),
+                                                      as_of=F.col("d1").isNotNull()))
+
+
+def population_flags(df: DataFrame) -> DataFrame:
+    """Flag per ECM population of focus the hub's data show (rows of kind ``pof``), category admin."""
+    F = _f()
+    doc = F.struct(
+        F.lit("Flag").alias("resourceType"), F.col("rid").alias("id"), security("security_labels").alias("meta"),
+        F.lit("active").alias("status"),
+        F.array(F.struct(F.array(F.struct(F.lit(FLAG_CATEGORY).alias("system"), F.lit("admin").alias("code")))
+                         .alias("coding"))).alias("category"),
+        F.struct(F.array(F.struct(F.lit(POPULATION_CS).alias("system"), F.col("code").alias("code"))).alias("coding"),
+                 F.concat(F.lit("ECM population of focus: "), F.col("code")).alias("text")).alias("code"),
+        _ref().alias("subject"))
+    return _out(df, doc, "security_labels", _problems(**_ids_ok("rid", "pid"), code=present("code").isNotNull()))
+
+
 def condition_rows(df: DataFrame) -> DataFrame:
     """(member_id, pid, code, recorded, labels): one row per (member, diagnosis code) of the permitted
     (already redacted) encounters and BH services: first date, program labels (42CFRPart2, PSY) of
@@ -330,5 +372,6 @@ def resource_frames(rows: DataFrame, recipient: str, provider: KeyProvider,
         "Encounter": lambda: encounters(of("encounter", "bh", "dental"), recipient),
         "Immunization": lambda: immunizations(of("immunization")),
         "Condition": cond,
-        "Flag": lambda: flags(of("gap"), measures),
+        "Flag": lambda: flags(of("gap"), measures).unionByName(population_flags(of("pof"))),
+        "RiskAssessment": lambda: risk_assessments(of("risk")),
     }

@@ -48,10 +48,12 @@ from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
     DENTAL_SERVICE,
+    ECM_POPULATION_FLAG,
     ENCOUNTER,
     IMMUNIZATION,
     IMMUNIZATION_GIVEN,
     MEASURE_EVENT,
+    MEMBER_RISK,
     MEMBER_XWALK,
     PERSON,
 )
@@ -190,9 +192,45 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
                       member_id="member_id",
                       d1="start_date", d2="end_date", code="plan_id", code2="aid_code", text1="source_person_id",
                       security_labels=F.array().cast("array<string>")))
-    rows = ev.unionByName(own[0]).unionByName(own[1])
+    own += _risk_rows(spark, scope)
+    rows = ev
+    for o in own:
+        rows = rows.unionByName(o)
     return rows.join(attributed_members(spark, recipient, scope), "member_id").select(
         *[n for n, _ in _split_ddl()])
+
+
+def _risk_rows(spark: SparkSession, scope: Scope) -> list[DataFrame]:
+    """Each member's risk tier for the latest rolling 12 months up to the scope's end (gold.member_risk
+    ``R12-YYYY-MM``; kind ``risk``: tier, as_of, period, points, points per component) and the
+    populations of focus the hub's data show for that period (gold.ecm_population_flag; kind
+    ``pof``), each with its evidence's labels, so consent decides them like any row."""
+    from pyspark.sql import functions as F
+
+    if not lakehouse.exists(MEMBER_RISK):
+        return []
+    risk = lakehouse.read(spark, MEMBER_RISK).where(F.col("period").startswith("R12-"))
+    end = scope.period.end
+    if end is not None:
+        risk = risk.where(F.col("period") <= f"R12-{end.year:04d}-{end.month:02d}")
+    latest = risk.agg(F.max("period")).collect()[0][0]
+    if latest is None:
+        return []
+    labels = F.coalesce("security_labels", F.array().cast("array<string>"))
+    parts = F.array(*[F.concat(F.lit(f"{c.replace('_points', '')} points: "), F.col(c).cast("string"))
+                      for c in ("utilization_points", "chronic_points", "behavioral_points", "social_points")])
+    r = risk.where(F.col("period") == latest)
+    out = [_shape(r, kind=F.lit("risk"), source=F.lit("hub"), record_id=F.concat_ws("|", "member_id", "period"),
+                  member_id="member_id", d1="as_of",
+                  code="risk_tier", text1="period", text2=F.col("points").cast("string"),
+                  codes=F.filter(parts, lambda x: x.isNotNull()), security_labels=labels)]
+    if lakehouse.exists(ECM_POPULATION_FLAG):
+        f = lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period") == latest)
+        out.append(_shape(f, kind=F.lit("pof"), source=F.lit("hub"),
+                          record_id=F.concat_ws("|", "member_id", "period", "population"), member_id="member_id",
+                          d1="as_of",
+                          code="population", text1="period", text2="evidence", security_labels=labels))
+    return out
 
 
 def permitted(spark: SparkSession, recipient: str, scope: Scope, at: datetime) -> PlanRows:

@@ -32,8 +32,11 @@ from jobs.publish.fhir_sql import (
     ENCOUNTER_CLASS,
     GENDER,
     ICD10CM,
+    POPULATION_CS,
     RESOURCE_TYPES,
     RESTRICTED_LABELS,
+    RISK_METHOD_CS,
+    TIER_CS,
 )
 
 
@@ -190,6 +193,32 @@ def validate(resources: list[dict[str, Any]]) -> None:
         models[t].model_validate(r)
 
 
+def risk_assessment(rid: str, pid: str, row: dict[str, Any]) -> dict[str, Any]:
+    end = date.fromisoformat(str(_d(row.get("d1"))))
+    start = date(end.year - 1 + (end.month == 12), end.month % 12 + 1, 1)  # the 12 whole months ending as_of
+    res: dict[str, Any] = {
+        "resourceType": "RiskAssessment", "id": rid, "meta": security(row.get("security_labels")), "status": "final",
+        "method": {"coding": [{"system": RISK_METHOD_CS, "code": "phmx-points"}],
+                   "text": f"rolling 12 months, period {row.get('text1')}"},
+        "subject": _ref(pid), "occurrencePeriod": {"start": start.isoformat(), "end": end.isoformat()},
+    }
+    if row.get("codes"):
+        res["basis"] = [{"display": c} for c in row["codes"]]
+    res["prediction"] = [{"qualitativeRisk": {"coding": [{"system": TIER_CS, "code": row.get("code")}]}}]
+    if row.get("text2") is not None:
+        res["note"] = [{"text": f"total points {row.get('text2')}"}]
+    return res
+
+
+def population_flag(rid: str, pid: str, row: dict[str, Any]) -> dict[str, Any]:
+    code = str(row.get("code"))
+    return {"resourceType": "Flag", "id": rid, "meta": security(row.get("security_labels")), "status": "active",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                                      "code": "admin"}]}],
+            "code": {"coding": [{"system": POPULATION_CS, "code": code}], "text": f"ECM population of focus: {code}"},
+            "subject": _ref(pid)}
+
+
 def ndjson(resources: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in resources).encode("utf-8")
 
@@ -223,6 +252,10 @@ def resources(rows: list[dict[str, Any]], recipient: str) -> dict[str, list[dict
             out["Immunization"].append(immunization(rid, pid, r))
         elif kind == "gap":
             out["Flag"].append(flag(rid, pid, r))
+        elif kind == "pof":
+            out["Flag"].append(population_flag(rid, pid, r))
+        elif kind == "risk":
+            out["RiskAssessment"].append(risk_assessment(rid, pid, r))
     out["Condition"] = conditions(rows, pids, cond_ids)
     for t in out:
         out[t].sort(key=lambda res: res["id"])

@@ -16,11 +16,13 @@ from phmx.tables import (
     BH_SERVICE,
     COVERAGE,
     DENTAL_SERVICE,
+    ECM_POPULATION_FLAG,
     ENCOUNTER,
     IMMUNIZATION,
     MEASURE_EVENT,
     MEDICATION,
     MEMBER,
+    MEMBER_RISK,
     MEMBER_XWALK,
     PERSON,
 )
@@ -67,6 +69,8 @@ def build(spark) -> None:
     lin = ("sub-1", "2025-01", 1)
     members, xwalk, person, coverage = [], [], [], []
     enc, bh, dental, imm, meas, med = [], [], [], [], [], []
+    risk: list[tuple] = []
+    pof: list[tuple] = []
     for i in range(1, N + 1):
         m = mid(i)
         lhj, fips, zip5 = lhj_of(i)
@@ -110,6 +114,24 @@ def build(spark) -> None:
         if i % 5 == 0:  # FUM-7: ED visits for mental illness, sensitive
             meas.append(("FUM-7", "2025", m, f"{m}|ED", anchor, True, i % 10 == 0, None, None, None, 30, lhj,
                          "21-44", sex, race, "BC" if plan == "mcp_bluecoast" else "SR", ["MH"], "mh", "r0"))
+    # rolling risk tiers (the latest period, R12-2025-06, goes to the plan feed; R12-2025-03 must not) and
+    # populations of focus; members with county SUD records (i % 11 == 0) carry Part 2 labels on both
+    for i in range(4, N + 1, 4):
+        sud = ["42CFRPart2", "SUD"] if i % 11 == 0 else []
+        tier = ("high", "rising", "low")[i % 3]
+        for period, as_of in (("R12-2025-03", date(2025, 3, 31)), ("R12-2025-06", date(2025, 6, 30))):
+            risk.append((mid(i), period, as_of, tier, 3 + i % 5, 2, 1, 3 if sud else 0, i % 2, 2, 0, sud))
+            if i % 8 == 0:
+                pof.append((mid(i), period, as_of, "HOMELESS_ADULT", "risk", []))
+            if sud:
+                pof.append((mid(i), period, as_of, "SMH_SUD", "risk", sud))
+    lakehouse.overwrite(lakehouse.conform_to(spark.createDataFrame(risk, (
+        "member_id string, period string, as_of date, risk_tier string, points int, utilization_points int, "
+        "chronic_points int, behavioral_points int, social_points int, ed_visits int, unplanned_admissions int, "
+        "security_labels array<string>")), MEMBER_RISK), MEMBER_RISK)
+    lakehouse.overwrite(lakehouse.conform_to(spark.createDataFrame(pof, (
+        "member_id string, period string, as_of date, population string, evidence string, "
+        "security_labels array<string>")), ECM_POPULATION_FLAG), ECM_POPULATION_FLAG)
     meas.append(("OEV-CH", "2025", mid(1), "x|excluded", date(2025, 2, 15), False, False, "hospice", None, None, 7,
                  "Alameda", "6-11", "F", "white", "BC", [], "general", "r0"))
     lakehouse.overwrite(_df(spark, MEMBER, members), MEMBER)

@@ -124,3 +124,36 @@ def test_string_buffer_bytes_respect_slices(kind):
     assert bytes(_string_bytes(arr)) == b'{"a":1}\n{"b":2}\n{"c":3}\n{"d":4}\n'
     assert bytes(_string_bytes(arr.slice(1, 2))) == b'{"b":2}\n{"c":3}\n'
     assert bytes(_string_bytes(arr.slice(4, 0))) == b""
+
+
+def test_risk_tiers_and_populations_of_focus_parse_back(feeds, spark):
+    """RiskAssessment (the latest rolling tier, its window and basis) and Flags for populations of focus
+    read back with fhir.resources; a Part 2 labelled tier only where the plan has the member's consent."""
+    from fhir.resources.R4B.flag import Flag
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+    from pyspark.sql import functions as F
+
+    from jobs.publish.fhir_sql import POPULATION_CS
+    from phmx import lakehouse
+    from phmx.tables import CONSENT_DECISION, MEMBER_RISK
+
+    rows, _, counts, folder = feeds["mcp_bluecoast"]
+    ras = [RiskAssessment.model_validate(r) for r in _read(folder, "RiskAssessment")]
+    assert ras and counts["RiskAssessment"] == len(ras)
+    assert {(str(r.occurrencePeriod.start), str(r.occurrencePeriod.end)) for r in ras} == {("2024-07-01", "2025-06-30")}
+    assert {r.method.text for r in ras} == {"rolling 12 months, period R12-2025-06"}  # never the older period
+    assert all(r.prediction[0].qualitativeRisk.coding[0].code in ("high", "rising", "low") for r in ras)
+    assert all(any("utilization points" in b.display for b in r.basis) for r in ras)
+    pops = [Flag.model_validate(f) for f in _read(folder, "Flag")
+            if f["code"]["coding"][0]["system"] == POPULATION_CS]
+    assert {f.code.coding[0].code for f in pops} >= {"HOMELESS_ADULT"}
+    # Part 2 labelled tiers: sent exactly for the plan's members whose SUD decision toward it permits
+    records = rows.records()
+    mine = {r["member_id"] for r in records if r["kind"] == "patient"}
+    labelled = {r.member_id for r in lakehouse.read(spark, MEMBER_RISK).where(
+        (F.col("period") == "R12-2025-06") & F.array_contains("security_labels", "42CFRPart2")).collect()} & mine
+    permitted = {r.member_id for r in lakehouse.read(spark, CONSENT_DECISION).where(
+        (F.col("recipient") == "mcp_bluecoast") & (F.col("purpose") == "TREAT") & (F.col("data_class") == "SUD")
+        & (F.col("decision") == "permit") & F.col("valid_to").isNull()).collect()}
+    sent = {r["member_id"] for r in records if r["kind"] == "risk" and "42CFRPart2" in (r["security_labels"] or [])}
+    assert labelled and sent == labelled & permitted and labelled - permitted  # some withheld

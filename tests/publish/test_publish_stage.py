@@ -185,7 +185,13 @@ def test_plan_feed_attribution_consent_redaction_and_ids(published):
     assert ed and all(c["coding"][0]["code"] == "J459" for e in ed for c in e["reasonCode"])
     # CAIR2 protection indicator Y never leaves: 37 immunized members with i % 4 == 0, 7 of them locked
     assert len(res["Immunization"]) == 30
-    assert res["Flag"] and all(f["code"]["coding"][0]["code"] in ("OEV-CH", "FUM-7") for f in res["Flag"])
+    from jobs.publish.fhir_sql import MEASURE_CS, POPULATION_CS
+
+    gaps = [f for f in res["Flag"] if f["code"]["coding"][0]["system"] == MEASURE_CS]
+    assert gaps and all(f["code"]["coding"][0]["code"] in ("OEV-CH", "FUM-7") for f in gaps)
+    pops = [f for f in res["Flag"] if f["code"]["coding"][0]["system"] == POPULATION_CS]
+    assert len(gaps) + len(pops) == len(res["Flag"]) and {f["code"]["coding"][0]["code"] for f in pops} == {
+        "HOMELESS_ADULT"}  # SMH_SUD flags carry Part 2 labels: this plan has no consent for them
     assert not (folder / "part2_notice.txt").exists()
 
 
@@ -200,7 +206,7 @@ def test_consented_sud_record_goes_to_that_plan_with_the_part2_notice(published)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["purpose"] == "TREAT" and manifest["part2_notice"] == "part2_notice.txt"
     assert {o["type"] for o in manifest["fhir_bulk"]["output"]} == {"Patient", "Coverage", "Encounter", "Immunization",
-                                                                    "Condition", "Flag"}
+                                                                    "Condition", "Flag", "RiskAssessment"}
 
 
 def test_packages_verify_and_summary_and_feed_log(published):
