@@ -310,7 +310,7 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
     counts = {name: int(len(pdf)) for name, pdf in rows.tables.items()}
     pkg.meta = {"content": {"kind": "ecm", "purpose": PURPOSE, "as_of": rows.as_of.isoformat() if rows.as_of else None,
                             "attributed_members": rows.roster, "rows": counts,
-                            "fhir_resources": {k: len(v) for k, v in resources.items()}}}
+                            "resources": {k: len(v) for k, v in resources.items()}}}
     return pkg
 
 
