@@ -598,11 +598,44 @@ def load(path: str | Path | None = None) -> IdentitySettings:
     return _load_cached(str(p), p.stat().st_mtime)
 
 
+def package_nicknames() -> dict[str, set[str]]:
+    """Canonical given name -> its nicknames, from the list shipped inside the PyPI package
+    ``nicknames`` (carltonnorthern/nicknames, Apache-2.0; a hand-curated list of English names),
+    read at run time from the installed package.
+
+    The list also records full given names as nicknames of a third name (MARY and MARIA both
+    under MARIAH), and the names of one group agree with each other, so taken whole it would
+    make MARY and MARIA one name: a pair of twins named so would then pass the twin guards,
+    which fire only on given names that differ. So a group keeps at most one name that is a
+    canonical name in its own right (has nicknames of its own: WILLIAM keeps BILL); where it
+    lists several, they are dropped from it (MARIAH keeps neither MARY nor MARIA).
+    """
+    import csv
+    from importlib.resources import files
+
+    text = files("nicknames").joinpath("names.csv").read_text(encoding="utf-8")
+    pairs = [(r["name1"].strip().upper(), r["name2"].strip().upper())
+             for r in csv.DictReader(text.splitlines()) if r.get("relationship") == "has_nickname"]
+    canonicals = {a for a, _ in pairs}
+    out: dict[str, set[str]] = {}
+    for canon, nick in pairs:
+        if nick != canon:
+            out.setdefault(canon, set()).add(nick)
+    for nicks in out.values():
+        full = nicks & canonicals
+        if len(full) > 1:
+            nicks -= full
+    return {c: n for c, n in out.items() if n}
+
+
 @lru_cache(maxsize=2)
-def nicknames(path: str = str(NICKNAMES_FILE)) -> dict[str, tuple[str, ...]]:
+def nicknames(path: str = str(NICKNAMES_FILE), public: bool = True) -> dict[str, tuple[str, ...]]:
     """Given name -> the nickname groups (canonical names) it belongs to, sorted.
 
-    A canonical name belongs to its own group; a nickname to every group that lists it.
+    A canonical name belongs to its own group; a nickname to every group that lists it. The
+    groups are the curated table's (``mappings/identity/nicknames.yaml``: Spanish, Filipino and
+    cross-language forms) and, for the default table, the public English list of
+    :func:`package_nicknames` (``public``); a name the curated table groups is grouped as it says.
     """
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
@@ -615,6 +648,14 @@ def nicknames(path: str = str(NICKNAMES_FILE)) -> dict[str, tuple[str, ...]]:
         groups.setdefault(c, set()).add(c)
         for v in variants:
             groups.setdefault(str(v).upper(), set()).add(c)
+    if public and Path(path) == NICKNAMES_FILE:
+        curated, curated_canon = set(groups), {str(k).upper() for k in data}
+        for canon, nicks in sorted(package_nicknames().items()):
+            if canon in curated and canon not in curated_canon:
+                continue  # the curated table has it as another name's nickname: as it says
+            groups.setdefault(canon, set()).add(canon)
+            for n in sorted(nicks - curated):  # a curated name keeps the groups the table gives it
+                groups.setdefault(n, set()).add(canon)
     return {k: tuple(sorted(v)) for k, v in groups.items()}
 
 

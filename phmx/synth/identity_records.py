@@ -122,7 +122,8 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
     r = random.Random(seed)  # noqa: S311 - synthetic test data, not security
     male, female, family, streets = _pools(seed)
     inverse_nick: dict[str, list[str]] = {}
-    for nick, groups in config.nicknames().items():
+    # The curated table only: the records' nicknames do not grow with the linker's public list.
+    for nick, groups in config.nicknames(public=False).items():
         for canon in groups:
             if nick != canon:
                 inverse_nick.setdefault(canon, []).append(nick)

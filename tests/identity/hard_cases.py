@@ -5,6 +5,8 @@ or where spelling hides one person:
 
 * ``twin``: same family name, birth date, address and phone; different (sometimes similar)
   given names, and SSNs one or two apart (consecutive issue), as twins often have.
+* ``twin_nickname``: twins whose given names a nickname table relates (MARIA / MARY), with
+  consecutive SSNs in one source and no number in the registry.
 * ``household``: a parent and a child at one address; the child's record carries the
   parent's SSN (common on dependants' claims), or is a newborn (BABY GIRL) under it.
 * ``namesake``: father and son with the same given and family name and home (Jr/Sr),
@@ -78,6 +80,20 @@ def cases(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
         for src in ("county_06001_sud", "county_06001_mh"):
             add(f"twin{i}a", "twin", _row(src, "t", a, fam, dob, sa, ssn=s1, address=addr, phone=phone))
             add(f"twin{i}b", "twin", _row(src, "t", b, fam, dob, sb, ssn=s2, address=addr, phone=phone))
+    # Twins whose given names one nickname table relates (MARIA / MARY, FRANCES / FRANCIS):
+    # the nickname level must not make them one person.
+    for i, (a, b, sa, sb) in enumerate([("Maria", "Mary", "F", "F"), ("Frances", "Francis", "F", "M"),
+                                        ("Mary", "Marie", "F", "F"), ("Sam", "Samantha", "M", "F"),
+                                        ("Aaron", "Erin", "M", "F")]):
+        fam = FAMILIES[(i + 9) % len(FAMILIES)]
+        dob = dt.date(2015 + i, 4, 9 + i)
+        addr, phone = f"{200 + i} Lakeshore Ave", f"510{r.randint(2000000, 9999999)}"
+        s1 = ssn()
+        s2 = f"{int(s1) + 1:09d}"
+        add(f"tn{i}a", "twin_nickname", _row("county_06001_mh", "w", a, fam, dob, sa, ssn=s1, address=addr, phone=phone))
+        add(f"tn{i}b", "twin_nickname", _row("county_06001_mh", "w", b, fam, dob, sb, ssn=s2, address=addr, phone=phone))
+        add(f"tn{i}a", "twin_nickname", _row("cair2", "w", a, fam, dob, sa, address=addr, phone=phone))
+        add(f"tn{i}b", "twin_nickname", _row("cair2", "w", b, fam, dob, sb, address=addr, phone=phone))
     for i in range(20):
         fam = FAMILIES[(i + 5) % len(FAMILIES)]
         addr, phone = f"{300 + i} Foothill Blvd", f"510{r.randint(2000000, 9999999)}"

@@ -121,3 +121,18 @@ def test_identifier_normalisation_and_validity(spark):
     ns = config.Identifier(name="client", column="pn", namespace="source", levels=("exact",))
     got = {r["source_person_id"]: r["client"] for r in standardise.standardise(df, s.with_identifiers((ns,))).collect()}
     assert got["1"] == "a\u001f5304218" and got["4"] == "b\u001f6169819"  # numbers agree only within a source
+
+
+def test_public_nickname_list_joins_the_curated_table_without_relating_full_names():
+    from jobs.identity import config
+
+    package = config.package_nicknames()  # read from the installed ``nicknames`` package
+    assert "BEDNEY" in package["ABEDNEGO"] and len(package) > 500
+    # A group keeps at most one name with nicknames of its own (the list has MARY and MARIA
+    # under MARIAH: taken whole, twins Maria and Mary would share a group through it).
+    assert all(len(nicks & package.keys()) <= 1 for nicks in package.values())
+    groups = config.nicknames()
+    assert "ABEDNEGO" in groups["BEDNEY"]
+    assert "MARIAH" not in groups["MARIA"] and "MARIAH" not in groups["MARY"]
+    # The curated table decides for the names it holds (MARIA's group is its own).
+    assert groups["MARIA"] == ("MARIA",)
