@@ -302,7 +302,8 @@ def _masked_output(st: _State, spec: SuppressionSpec) -> pd.DataFrame:
 
 
 def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None = None, *,
-             on_failure: str = "raise", hide: Iterable[tuple[int, str]] = ()) -> pd.DataFrame:
+             on_failure: str = "raise", hide: Iterable[tuple[int, str]] = (),
+             reuse: dict[str, dict[Any, Any]] | None = None) -> pd.DataFrame:
     """Mask a measure feed per DDG 2.0 (see the module docstring). Returns a new frame.
 
     ``hide``: (positional row, column) cells the caller needs hidden whatever their value (a count
@@ -310,6 +311,11 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     that hid it). They are suppressed before the complementary rules and the attacker audit, so
     the audit judges the table as it will be published: hiding more can still fail the audit,
     e.g. an implied count that was provably 11 or more becomes boundable between 1 and 10.
+
+    ``reuse``: a dict the caller keeps between calls on the *same* table where each call hides
+    everything the previous one did (pass its hidden cells in ``hide``): the attacker audit's
+    solved groups and certified variables are kept in it, so a repeat call solves only the groups
+    its extra cells changed (the rounds of one call rely on the same two facts).
 
     ``result.attrs["privacy.suppression"]`` summarises what was done (counts, tables masked and
     their scores, rounds, the attacker audit). Raises PrivacyError if no suppression pattern
@@ -375,8 +381,10 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     # 3-4: complements by the DDG rules, then by the attacker audit until it passes
     rounds, report = 0, AttackReport()
     complements = _apply_rules(st, spec.threshold)
-    cache: dict[Any, Any] = {}
-    known: dict[Any, Any] = {}  # certified variables stay certified: each round only adds suppressions
+    reuse = {} if reuse is None else reuse
+    cache: dict[Any, Any] = reuse.setdefault("cache", {})
+    # certified variables stay certified: each round (and each call given ``reuse``) only adds suppressions
+    known: dict[Any, Any] = reuse.setdefault("known", {})
     while True:
         report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache, known=known)
                   if st.code else AttackReport())

@@ -268,12 +268,14 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
             table[["period", "stratifier", "stratum"]].astype(str), sep="|").to_numpy()
         spec_lhj = _lhj_spec(table, cat)
         hide: set[tuple[int, str]] = set()
-        for _ in range(20):  # each pass only hides more; converges in two or three
-            m = suppress(table.drop(columns="index"), spec_lhj, on_failure="report", hide=sorted(hide))
-            more = _shared_denominator_cells(m, util, groups) - hide
+        reuse: dict[str, dict[Any, Any]] = {}
+        for _ in range(20):  # each pass hides all the last one did and more; converges in two or three
+            m = suppress(table.drop(columns="index"), spec_lhj, on_failure="report", hide=sorted(hide), reuse=reuse)
+            more = _shared_denominator_cells(m, util, groups)
             if not more:
                 break
-            hide |= more
+            hidden = {(int(r), c) for c in ("numerator", "denominator") for r in np.flatnonzero(m[c].isna().to_numpy())}
+            hide = hidden | more
         summary = m.attrs.get("privacy.suppression", {})
         m.attrs = {}
         primary += int(summary.get("primary", 0))

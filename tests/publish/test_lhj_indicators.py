@@ -284,6 +284,16 @@ def test_a_count_hidden_after_the_suppression_goes_back_into_its_audit():
     # one hidden cell in a relation is given back by subtraction (DDG 4.4.1): the rules hid a second
     assert hidden["denominator"].isna().sum() >= 2
     assert audit(hidden, SuppressionSpec(always_mask=True)).ok
+    # a repeat call hiding all the last one did and more may reuse its audit's solved groups: same result
+    reuse: dict = {}
+    first = suppress(feed, {"always_mask": True}, hide=[(1, "denominator")], reuse=reuse)
+    assert reuse["cache"]
+    again_hide = sorted({(int(r), c) for c in ("numerator", "denominator") for r in np.flatnonzero(first[c].isna())}
+                        | {(2, "numerator")})
+    again = suppress(feed, {"always_mask": True}, hide=again_hide, reuse=reuse)
+    fresh = suppress(feed, {"always_mask": True}, hide=again_hide)
+    again.attrs, fresh.attrs = {}, {}
+    pd.testing.assert_frame_equal(again, fresh)
 
 
 def test_year_over_year_change_with_its_interval_in_the_csv_the_bundle_and_the_dictionary():
