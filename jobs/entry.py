@@ -12,7 +12,7 @@ from phmx.errors import ConfigError, PhmxError
 
 #: Run ids: Airflow's (``manual__2025-01-01T00:00:00+00:00``, ``scheduled__...``) and ours (``run-<hex>``).
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
-RECIPIENT = re.compile(r"^(lhj|mcp)_[a-z0-9_]{1,60}$")
+RECIPIENT = re.compile(r"^(lhj|mcp|ecm)_[a-z0-9_]{1,60}$")  # LHJs, plans, ECM providers
 
 
 def check_params(*, period: str = "all", run_id: str | None = None, recipient: str | None = None,
@@ -27,7 +27,7 @@ def check_params(*, period: str = "all", run_id: str | None = None, recipient: s
         raise ConfigError("run id must be 1-128 letters, digits and _ . : + - (starting with a letter or digit)",
                           hint="e.g. --run-id run-2025-01 (or leave it out for a fresh one)")
     if recipient is not None and not RECIPIENT.match(recipient):
-        raise ConfigError(f"unknown recipient {recipient!r}", hint="recipients are lhj_<name> or mcp_<plan>")
+        raise ConfigError(f"unknown recipient {recipient!r}", hint="recipients are lhj_<name>, mcp_<plan> or ecm_<provider>")
     bad = [s for s in stages or () if s not in STAGES]
     if bad:
         raise ConfigError(f"unknown stage {bad[0]!r}", hint=f"stages are {', '.join(STAGES)}")

@@ -35,6 +35,9 @@ def test_bad_recipient_is_refused(phmx_home):
     with pytest.raises(ConfigError, match="unknown recipient"):
         check_params(recipient="lhj_../x")
     check_params(period="R12-2025-06", run_id="manual__2025-01-01T00:00:00+00:00", recipient="mcp_bluecoast")
+    check_params(recipient="ecm_p001")  # an ECM provider (its package is an Airflow mapped task too)
+    with pytest.raises(ConfigError, match="unknown recipient"):
+        check_params(recipient="ecm_../x")
 
 
 def test_publish_one_recipient_the_prepare_step_did_not_find(phmx_home, spark):

@@ -187,3 +187,16 @@ def test_the_package_fhir_parses_back(delivered):
     assert {p.code.coding[0].code: p.count for p in groups["care_plan_within_90_days"].population} == \
         {"numerator": 1, "denominator": 2}
     assert (folder / "part2_notice.txt").exists()
+
+
+def test_the_airflow_steps_publish_an_ecm_provider_as_a_mapped_recipient(delivered, spark):
+    """prepare lists the ECM providers among the run's recipients; a mapped task publishes one."""
+    from jobs.publish import stage
+    from phmx.context import RunContext
+
+    ctx = RunContext.new(run_id="p3")
+    found = stage.run(spark, ctx, step="prepare").details["recipients"]
+    assert {"ecm_harbor", "ecm_north", PLAN} <= set(found)
+    out = stage.run(spark, ctx, recipient="ecm_harbor")
+    assert out.details["uri"].endswith("/ecm_harbor/ecm/all/v3")
+    stage.cleanup()
