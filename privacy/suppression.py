@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from phmx.errors import PrivacyError, SpecError
@@ -341,22 +342,25 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     # 1-2: which tables need masking, and primary suppression in them
     masked_rows: set[int] = set()
     scores: list[dict[str, Any]] = []
-    strat = base["stratifier"].astype(str)
+    strat = base["stratifier"].astype(str).to_numpy()  # positional (base has a RangeIndex); numpy, not Series
     for key, idx in base.groupby(list(KEY), sort=True).groups.items():
         lhj, measure, _period = (str(k) for k in key)
-        rows = base.loc[idx]
         sensitive = spec.is_sensitive(measure)
+        rows = base if sensitive else base.loc[idx]
         total_rows = [i for i in idx if strat[i] == ALL]
-        for s in sorted(set(strat[idx]) - {ALL}) or [ALL]:
+        for s in sorted(set(strat[np.asarray(idx)]) - {ALL}) or [ALL]:
             t_idx = [i for i in idx if strat[i] == s] + total_rows
-            t_rows = base.loc[t_idx]
-            tn = pd.to_numeric(t_rows["numerator"])
-            td = pd.to_numeric(t_rows["denominator"])
-            clean = bool(((tn == 0) | (tn >= spec.threshold)).all() and (td >= spec.large_denominator).all())
-            parts = publication_score(rows, s, lhj, spec)
-            mask = sensitive or (not clean and parts["total"] >= spec.score_cutoff)
+            if sensitive:  # masked whatever the score: the score is not computed (None in the summary)
+                mask, score = True, None
+            else:
+                t_rows = base.loc[t_idx]
+                tn = pd.to_numeric(t_rows["numerator"])
+                td = pd.to_numeric(t_rows["denominator"])
+                clean = bool(((tn == 0) | (tn >= spec.threshold)).all() and (td >= spec.large_denominator).all())
+                score = publication_score(rows, s, lhj, spec)["total"]
+                mask = not clean and score >= spec.score_cutoff
             scores.append({"lhj": lhj, "measure_id": measure, "period": str(key[2]), "stratifier": s,
-                           "score": parts["total"], "sensitive": sensitive, "masked": mask})
+                           "score": score, "sensitive": sensitive, "masked": mask})
             if mask:
                 masked_rows.update(t_idx)
     primary = 0
