@@ -24,6 +24,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 from phmx.synth.ecm_submitters import Member, Provider
 
@@ -285,3 +286,76 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
                             "numerator": float(num), "denominator": float(den),
                             "value": "" if value is None else value})
     return out
+
+
+def _hl7_adt(n: str, event: str, m: Member, mr: str, st: Stay, when: date) -> str:
+    """One HL7 v2.5.1 ADT message (A01 admit or A03 discharge) of an inpatient stay."""
+    who = m.who
+    admit = f"{st.admit:%Y%m%d}0900"
+    disch = f"{st.discharge:%Y%m%d}1200" if event == "A03" else ""
+    pv1 = ["PV1", "1", "I", *[""] * 16, f"{st.visit}^^^SYNTHHOSP^VN", *[""] * 24, admit, disch]
+    return "\r".join([
+        f"MSH|^~\\&|SYNTHEHR|SYNTHHOSP|PHMX|CDPH|{when:%Y%m%d}1200||ADT^{event}^ADT_A01|{n}|P|2.5.1",
+        f"EVN|{event}|{when:%Y%m%d}1200",
+        f"PID|1||{mr}^^^SYNTHHOSP^MR~{who['cin']}^^^CADHCS^MA||{who['family_name']}^{who['given_name']}||"
+        f"{who['birth_date'].replace('-', '')}|{m.sex if m.sex in ('F', 'M') else 'U'}",
+        "|".join(pv1)]) + "\r"
+
+
+def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]], seed: int,
+                hospital: str = "hosp_synth_general") -> dict[str, int]:
+    """Write the clinical histories' observations and hospital stays as submitters send them: each plan's
+    FHIR Patients and Observations (blood pressure panels with systolic and diastolic components, HbA1c,
+    PHQ-2/PHQ-9 totals) and one hospital's HL7 v2 ADT admits and discharges, per month of the calendar.
+    The plans' claims for these members come from the main generator (with paid amounts), so the
+    histories' own claims are not written; the ground truth of the clinical metrics is for the
+    benchmark's lakehouse, where the histories are the only clinical data (see the module docstring)."""
+    import json
+
+    months = {f"{f:%Y-%m}" for f, _ in cal}
+    files: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    loinc = "http://loinc.org"
+    ucum = "http://unitsofmeasure.org"
+    first_period = f"{cal[0][0]:%Y-%m}"
+    for m in sorted(members, key=lambda x: (x.plan_submitter, x.member_local_id)):
+        h = play(m, seed, cal)
+        pid = f"pt-{m.member_local_id}"
+        sex = {"F": "female", "M": "male"}.get(m.sex, "unknown")
+        files[(m.plan_submitter, "fhir_patient", first_period)].append(json.dumps({
+            "resourceType": "Patient", "id": pid,
+            "identifier": [{"system": "urn:phmx:medi-cal-cin", "value": m.who["cin"]}],
+            "name": [{"family": m.who["family_name"], "given": [m.who["given_name"]]}],
+            "birthDate": m.who["birth_date"], "gender": sex}))
+
+        items: list[tuple[str, date, str, dict[str, object]]] = []
+        for oid, day, sy, di in h.bp:
+            items.append((oid, day, "85354-9", {"component": [
+                {"code": {"coding": [{"system": loinc, "code": c}]},
+                 "valueQuantity": {"value": v, "unit": "mm[Hg]", "system": ucum, "code": "mm[Hg]"}}
+                for c, v in (("8480-6", sy), ("8462-4", di))]}))
+        for oid, day, v in h.a1c:
+            items.append((oid, day, "4548-4", {"valueQuantity": {"value": v, "unit": "%", "system": ucum, "code": "%"}}))
+        for oid, day, inst, score in h.screens:
+            items.append((oid, day, "44261-6" if inst == "PHQ9" else "55758-7", {"valueInteger": int(score)}))
+        for oid, day, code, value in items:
+            period = f"{day:%Y-%m}"
+            if period in months:
+                files[(m.plan_submitter, "fhir_observation", period)].append(json.dumps({
+                    "resourceType": "Observation", "id": oid, "status": "final",
+                    "code": {"coding": [{"system": loinc, "code": code}]},
+                    "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": day.isoformat(), **value}))
+        for st in h.stays:
+            for event, when in (("A01", st.admit), ("A03", st.discharge)):
+                period = f"{when:%Y-%m}"
+                if period in months:
+                    files[(hospital, "adt", period)].append(
+                        _hl7_adt(f"{st.visit}-{event}", event, m, f"H{m.member_local_id}", st, when))
+    written: dict[str, int] = {}
+    for (sub, feed, period), rows in sorted(files.items()):
+        suffix = ".hl7" if feed == "adt" else ".ndjson"
+        rel = f"landing/{sub}/{feed}/{period}/{sub}_{feed}_{period.replace('-', '')}{suffix}"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(rows) if feed == "adt" else "\n".join(rows) + "\n", encoding="utf-8")
+        written[rel] = len(rows)
+    return written

@@ -389,6 +389,9 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
                             "closed_date": _iso(when) if status == "CLOSED" else "",
                             "close_reason": ref.reason if status == "CLOSED" else ""})
     written = files.write()
+    from phmx.synth.ecm_clinical import write_files  # the members' observations and hospital stays
+
+    written.update(write_files(root, members, cal, seed))
     _write_csv(root / "ground_truth" / "ecm_members.csv", MEMBER_TRUTH_FIELDS, [
         {"person_id": m.person_id, "plan_submitter": m.plan_submitter, "member_local_id": m.member_local_id,
          "plan_id": m.plan_id, "provider_npi": provs[m.provider].npi, "provider": provs[m.provider].submitter,

@@ -125,6 +125,18 @@ def test_every_metric_matches_the_generators_ground_truth(spark, phmx_home, tmp_
                   float(r["value"]) if r["value"] else None) for r in csv.DictReader(fh)}
     assert len(truth) > 500
     assert set(got) == set(truth)
+    # the members' clinical files (FHIR Patients and Observations, a hospital's ADT) are all taken and linked
+    # to the ECM members the plans assigned
+    obs_sent = sum(n for rel, n in written.items() if "/fhir_observation/" in rel)
+    adt_sent = sum(n for rel, n in written.items() if "/adt/" in rel)
+    assert obs_sent > 100 and adt_sent > 0
+    assert lakehouse.read(spark, "bronze.quarantine").where("feed IN ('fhir_observation', 'fhir_patient', 'adt')").count() == 0
+    xw = lakehouse.read(spark, "gold.member_xwalk")
+    ecm_ids = lakehouse.read(spark, "gold.ecm_member_month").select("member_id").distinct()
+    for table, sent in (("silver.observation", obs_sent), ("silver.adt_event", adt_sent)):
+        rows = lakehouse.read(spark, table)
+        assert rows.count() == sent, table
+        assert rows.join(xw, ["source", "source_person_id"]).join(ecm_ids, "member_id").count() == sent, table
     wrong = {k: (truth[k], got[k]) for k in truth if truth[k] != got[k]}
     assert not wrong, list(wrong.items())[:5]
 
