@@ -260,7 +260,7 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
             .agg(F.sum("paid_amount").alias("paid")))
     midx = F.expr("year(to_date(concat(month, '-01'))) * 12 + month(to_date(concat(month, '-01')))")
     # covered member-months (every member: the comparison group needs them), with the 12 months before each
-    cov = (lakehouse.read(spark, MEMBER_MONTH).select("member_id", _month("month").alias("month")).distinct()
+    cov = (lakehouse.read(spark, MEMBER_MONTH).select("member_id", _month("month").alias("month"))  # keys: unique
            .where(F.col("month") <= F.lit(last))
            .where(F.to_date(F.concat("month", F.lit("-01"))) >= F.add_months(F.to_date(F.lit(first + "-01")), -24))
            .join(paid, ["member_id", "month"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0)))
@@ -282,15 +282,17 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
            .agg((F.sum("paid") / F.count("*")).alias("cmp_pmpm"),
                 (F.sum("before_paid") / F.sum("before_months")).alias("cmp_before_pmpm")))
 
+    cov_ecm = scratch.put(cov.join(assignment.select("member_id").distinct(), "member_id", "left_semi"), "clin_cov_ecm")
     base = (assignment.select(*KEY, "enrollment_date").where("enrollment_date IS NOT NULL")
             .withColumn("enroll_month", _month("enrollment_date"))
             .withColumn("risk_month", F.date_format(F.add_months(F.trunc("enrollment_date", "MM"), -1), "yyyy-MM"))
             .join(risk.select("member_id", "risk_month", "risk_tier"), ["member_id", "risk_month"], "left")
-            .join(cov.select("member_id", F.col("month").alias("enroll_month"), "before_paid", "before_months"),
+            .join(cov_ecm.select("member_id", F.col("month").alias("enroll_month"), "before_paid", "before_months"),
                   ["member_id", "enroll_month"], "left")
             .select(*KEY, "risk_tier", "before_paid", "before_months"))
     return (member_month.select(*KEY, "month").join(base, list(KEY), "left")
-            .join(cov.select("member_id", "month", "paid", F.lit(True).alias("covered")), ["member_id", "month"], "left")
+            .join(cov_ecm.select("member_id", "month", "paid", F.lit(True).alias("covered")), ["member_id", "month"],
+                  "left")
             .join(cmp, ["plan_id", "risk_tier", "month"], "left")
             .select(*KEY, "month", "risk_tier", "paid", "covered", "before_paid", "before_months", "cmp_pmpm",
                     "cmp_before_pmpm"))
