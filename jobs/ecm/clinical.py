@@ -253,6 +253,12 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
     if not months:
         return member_month.select(*KEY, "month").limit(0)
     first, last = min(months), max(months)
+    # the 12 months before the first index month: the run's first month, or an earlier enrollment month
+    earliest = assignment.agg(F.min("enrollment_date")).collect()[0][0]
+    if earliest is not None and f"{earliest:%Y-%m}" < first:
+        first_index = f"{earliest:%Y-%m}"
+    else:
+        first_index = first
     xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
     enc = lakehouse.conform_to(lakehouse.read(spark, ENCOUNTER), ENCOUNTER).where(
         "paid_amount IS NOT NULL AND service_date IS NOT NULL")
@@ -262,7 +268,7 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
     # covered member-months (every member: the comparison group needs them), with the 12 months before each
     cov = (lakehouse.read(spark, MEMBER_MONTH).select("member_id", _month("month").alias("month"))  # keys: unique
            .where(F.col("month") <= F.lit(last))
-           .where(F.to_date(F.concat("month", F.lit("-01"))) >= F.add_months(F.to_date(F.lit(first + "-01")), -24))
+           .where(F.to_date(F.concat("month", F.lit("-01"))) >= F.add_months(F.to_date(F.lit(first_index + "-01")), -12))
            .join(paid, ["member_id", "month"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0)))
            .withColumn("midx", midx))
     w = Window.partitionBy("member_id").orderBy("midx").rangeBetween(-12, -1)

@@ -68,6 +68,13 @@ def test_hand_built_sequence_gives_the_worked_out_metrics(spark, phmx_home, land
     assert len(b) == 1 and b[0].authorization_end == dt.date(2025, 3, 5) and not b[0].engaged
     assert b[0].outreach_attempts == 1 and b[0].successful_outreach == 1
 
+    # a month run gives the month the same clinical, cost and quality values as the run over all data
+    # (its windows reach back before the month: diagnoses, the 12 months before enrollment, screens)
+    ecm.run(spark, RunContext.new("2025-03"))
+    again = {(r.month, r.metric_id): (r.numerator, r.denominator, r.value)
+             for r in lakehouse.read(spark, "gold.ecm_provider_month").where("month = '2025-03'").collect()}
+    assert again == {k: v for k, v in got.items() if k[0] == "2025-03"}
+
     # a contract paying quality bonuses on CBP, GSD (lower is better: max_value tiers) and DSF screening,
     # priced by hand from the values above: PMPM 450 (A engaged every month); CBP 1.0 in March and April
     # (5% = 22.50), nothing in January and February (no hypertensive member: denominator 0); GSD 1.0 in
