@@ -4,6 +4,7 @@
     python -m benchmarks.engines --members 300        # the size the cross-engine test uses
     python -m benchmarks.engines --routes sail classic
     python -m benchmarks.engines --quick              # 200 members
+    python -m benchmarks.engines --parallel           # routes after the first at the same time
 
 Routes: ``sail`` (embedded), ``classic`` (JVM Spark local[2] with Delta, ``PHMX_ENGINE=classic``),
 ``connect`` (a JVM Spark Connect server with Delta on 127.0.0.1, started here). Each route runs
@@ -150,19 +151,32 @@ def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[st
     return out
 
 
-def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES) -> dict[str, dict]:
-    """Run ``routes`` in order; the Spark Connect route gets its own server for its run."""
-    from phmx.jvm import ConnectServer
+def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES, parallel: bool = False) -> dict[str, dict]:
+    """Run ``routes``; the Spark Connect route gets its own server for its run.
 
-    out = {}
-    for route in routes:
+    With ``parallel`` the first route runs alone (it makes the shared keys folder, so every route
+    pseudonymises with the same keys) and the others then run at the same time, each in its own
+    process: a JVM route spends most of its wall time between small Spark jobs, so two of them
+    overlap well on two cores. Per-stage figures of overlapping routes include each other's load;
+    the benchmark runs them one after the other unless told otherwise.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(route: str) -> dict:
         if route == "connect" and not (base / "connect" / "stages.json").is_file():
+            from phmx.jvm import ConnectServer
+
             with ConnectServer(log_path=base / "connect-server.log") as server:
-                out[route] = run_route(base, route, landing, {"PHMX_ENGINE": "connect",
-                                                              "SPARK_REMOTE": server.address,
-                                                              "PHMX_BENCH_SERVER_PID": str(server.pid)})
-        else:
-            out[route] = run_route(base, route, landing, {"PHMX_ENGINE": route} if route != "connect" else {})
+                return run_route(base, route, landing, {"PHMX_ENGINE": "connect", "SPARK_REMOTE": server.address,
+                                                        "PHMX_BENCH_SERVER_PID": str(server.pid)})
+        return run_route(base, route, landing, {"PHMX_ENGINE": route} if route != "connect" else {})
+
+    if not parallel or len(routes) < 2:
+        return {route: one(route) for route in routes}
+    out = {routes[0]: one(routes[0])}
+    with ThreadPoolExecutor(max_workers=len(routes) - 1) as pool:
+        futures = {route: pool.submit(one, route) for route in routes[1:]}
+        out.update({route: f.result() for route, f in futures.items()})
     return out
 
 
@@ -173,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--routes", nargs="*", default=list(ROUTES), choices=ROUTES)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the routes after the first at the same time (quicker; figures include each other's load)")
     parser.add_argument("--out", default="var/bench/engines")
     args = parser.parse_args(argv)
     members = 200 if args.quick else args.members
@@ -181,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True)
     landing = prepare(base, members)
     load_before = os.getloadavg()
-    results = run_routes(base, landing, tuple(args.routes))
+    results = run_routes(base, landing, tuple(args.routes), parallel=args.parallel)
     load_after = os.getloadavg()
     print(f"machine: {machine()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print(f"{members:,} members; wall / CPU seconds per stage (JVM start-up inside ingest; CPU of the "

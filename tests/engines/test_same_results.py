@@ -34,7 +34,9 @@ def runs(tmp_path_factory):
         tmp_path_factory.mktemp("engines")
     base.mkdir(parents=True, exist_ok=True)
     landing = prepare(base, int(os.environ.get("PHMX_ENGINES_MEMBERS", "200")))
-    return base, run_routes(base, landing, ROUTES)
+    # Sail first (it makes the shared keys), then classic and Connect at the same time: each JVM
+    # route waits between small Spark jobs most of its wall time, so the two overlap on two cores.
+    return base, run_routes(base, landing, ROUTES, parallel=True)
 
 
 def test_every_route_ran_every_stage_with_the_same_counts(runs):
