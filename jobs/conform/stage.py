@@ -108,13 +108,18 @@ def target_sources(bronze: DataFrame, mapping: dict[str, Any], ledger: DataFrame
     from pyspark.sql import functions as F
 
     expr = F.expr(str(mapping.get("source", "submitter")))
-    found = {r[0] for r in bronze.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+    ours = bronze.select(expr.alias("source"))
+    rows = None
     if ledger is not None:
+        # One action for both (one job on JVM Spark, not two). A JVM session analyses the
+        # ledger's select at once, Spark Connect only at collect: both failures mean the same.
         try:
-            found |= {r[0] for r in ledger.select(expr.alias("source")).distinct().collect() if r[0] is not None}
+            rows = ours.unionByName(ledger.select(expr.alias("source"))).distinct().collect()
         except PySparkException:  # the expression names a column the ledger has not got
-            pass
-    return sorted(found)
+            rows = None
+    if rows is None:
+        rows = ours.distinct().collect()
+    return sorted({r[0] for r in rows if r[0] is not None})
 
 
 def withdrawn_sources_ledger(spark: SparkSession, bronze_table: str) -> DataFrame | None:

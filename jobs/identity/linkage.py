@@ -70,21 +70,27 @@ def prepare(person: DataFrame, scratch: Scratch, settings: IdentitySettings,
 
 
 def exact_u(std: DataFrame, settings: IdentitySettings) -> dict[str, float]:
-    """u of each comparison's top level when it is exact agreement: sum of p_v^2 over its column."""
+    """u of each comparison's top level when it is exact agreement: sum of p_v^2 over its column.
+
+    One engine action for all comparisons (a union of one aggregate row each): on JVM Spark
+    every action is a job with its own planning, and this ran once per comparison.
+    """
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
-    out = {}
-    aggs = []
+    parts = []
     for c in settings.comparisons:
-        if c.levels[0].kind == "exact":
-            aggs.append(c)
-    for c in aggs:
+        if c.levels[0].kind != "exact":
+            continue
         col = c.levels[0].column or c.column
         counts = std.where(F.col(col).isNotNull()).groupBy(col).agg(F.count(F.lit(1)).alias("n"))
-        row = counts.agg(F.sum(F.col("n") * F.col("n")).alias("sq"), F.sum("n").alias("tot")).collect()[0]
-        if row["tot"]:
-            out[c.name] = float(row["sq"]) / float(row["tot"]) ** 2
-    return out
+        parts.append(counts.agg(F.sum(F.col("n") * F.col("n")).alias("sq"), F.sum("n").alias("tot"))
+                     .select(F.lit(c.name).alias("name"), "sq", "tot"))
+    if not parts:
+        return {}
+    rows = reduce(lambda a, b: a.unionByName(b), parts).collect()
+    return {r["name"]: float(r["sq"]) / float(r["tot"]) ** 2 for r in rows if r["tot"]}
 
 
 def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch) -> dict[str, pd.DataFrame]:
@@ -95,6 +101,8 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
     with themselves and weighted by their counts: names repeat, so this is far fewer (and
     narrower) rows than crossing whole records.
     """
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
     # A deterministic sample (the records with the smallest seeded hashes), so a re-run on the
@@ -102,7 +110,7 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
     order = F.xxhash64(F.col("rid"), F.lit(settings.seed))
     sample = std.orderBy(order, F.col("rid")).limit(settings.u_sample_records)
     sample = scratch.put(sample.select("rid", *comparisons.needed_features(settings)), "u_sample")
-    out: dict[str, pd.DataFrame] = {}
+    parts = []
     for comp in settings.comparisons:
         cols = list(comp.columns)
         vals = sample.groupBy(*cols).agg(F.count(F.lit(1)).alias("n"), F.min("rid").alias("vid"))
@@ -114,8 +122,16 @@ def sample_u_levels(std: DataFrame, settings: IdentitySettings, scratch: Scratch
         for c in comparisons.jw_columns(settings):
             if c in cols:
                 sides = comparisons.with_jaro_winkler(sides, c)
-        g = sides.select(comparisons.gamma_column(comp), weight.alias("w"))
-        counts: pd.DataFrame = g.groupBy(f"g_{comp.name}").agg(F.sum("w").alias("n")).toPandas()
+        g = sides.select(comparisons.gamma_column(comp).alias("g"), weight.alias("w"))
+        parts.append(g.groupBy("g").agg(F.sum("w").alias("n")).select(F.lit(comp.name).alias("comparison"), "g", "n"))
+    # One engine action for every comparison (one job on JVM Spark instead of one each). The
+    # weights are whole numbers, so their sums are exact in any order.
+    both: pd.DataFrame = reduce(lambda a, b: a.unionByName(b), parts).toPandas() if parts else pd.DataFrame()
+    out: dict[str, pd.DataFrame] = {}
+    for comp in settings.comparisons:
+        mine = both[both["comparison"] == comp.name] if len(both) else both
+        counts = pd.DataFrame({f"g_{comp.name}": mine["g"].to_numpy() if len(mine) else [],
+                               "n": mine["n"].to_numpy() if len(mine) else []})
         out[comp.name] = counts.sort_values(f"g_{comp.name}").reset_index(drop=True)
     return out
 

@@ -142,12 +142,13 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, gr
     if risk:
         mr = lakehouse.read(spark, MEMBER_RISK).where(F.col("period") == risk_period.label)
         counts["member_risk_period"] = risk_period.label
-        agg = mr.groupBy("risk_tier").agg(F.count("*").alias("n")).collect()
+        flags = ("ecm_homeless", "ecm_high_utilizer", "ecm_smi_sud")
+        # Tiers and ECM flags in one engine action (one Spark job on the JVM, not two).
+        agg = mr.groupBy("risk_tier").agg(F.count("*").alias("n"),
+                                          *[F.sum(F.col(c).cast("int")).alias(c) for c in flags]).collect()
         for r in agg:
             counts[f"risk_{r['risk_tier']}"] = int(r["n"])
-        ecm = mr.agg(*[F.sum(F.col(c).cast("int")).alias(c)
-                       for c in ("ecm_homeless", "ecm_high_utilizer", "ecm_smi_sud")]).collect()[0]
-        for c in ("ecm_homeless", "ecm_high_utilizer", "ecm_smi_sud"):
-            counts[c] = int(ecm[c] or 0)
+        for c in flags:
+            counts[c] = sum(int(r[c] or 0) for r in agg)
     return StageResult(STAGE, counts, {"rates": rates, "seconds": seconds, "period_start": str(period.start),
                                        "period_end": str(period.end), "config_versions": cfg.versions})

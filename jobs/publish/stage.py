@@ -223,8 +223,12 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
                                   generated_at=now, root=ctx.settings.publish_root)
     staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
     members = rows.members.select("member_id", "data_class", "rule_ids", "consent_ids")
-    rules = sorted({r[0] for r in members.select(F.explode("rule_ids")).distinct().collect() if r[0]})
-    consents = sorted({r[0] for r in members.select(F.explode("consent_ids")).distinct().collect() if r[0]})
+    # Both id lists in one engine action (one Spark job on the JVM, not two).
+    ids = (members.select(F.lit("rule").alias("kind"), F.explode("rule_ids").alias("id"))
+           .unionByName(members.select(F.lit("consent").alias("kind"), F.explode("consent_ids").alias("id")))
+           .distinct().collect())
+    rules = sorted({r["id"] for r in ids if r["kind"] == "rule" and r["id"]})
+    consents = sorted({r["id"] for r in ids if r["kind"] == "consent" and r["id"]})
     delivered, seq = _record_and_promote(spark, staged, recipient=recipient, purpose=plan_feed.PURPOSE,
                                          run_id=ctx.run_id, members=members, rule_ids=rules, consent_ids=consents)
     feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.attributed)
