@@ -58,6 +58,11 @@ SCRIPT = textwrap.dedent("""
     spooled = writer.close()
     out["ndjson"] = {"count": stats.count, "part2": stats.part2, "validated": stats.validated,
                      "text": spooled.path.read_text()}
+
+    # 5. the batched engine actions (identity's u estimates, conform's source list): compared with Sail's
+    sys.path.insert(0, "tests/engines")
+    from batched_actions import figures
+    out["batched"] = figures(spark, str(Path(sys.argv[1]).parent / "work"))
     print("RESULT " + json.dumps(out))
 """)
 
@@ -98,3 +103,14 @@ def test_plan_feed_ndjson_streams_from_a_classic_frame(classic_result):
     nd = classic_result["ndjson"]
     assert (nd["count"], nd["part2"], nd["validated"]) == (3, 2, 3)
     assert [json.loads(line)["id"] for line in nd["text"].splitlines()] == ["p0", "p1", "p2"]
+
+
+def test_batched_engine_actions_give_sails_results(classic_result, spark, tmp_path):
+    # one union and one action where there was one action per comparison or per side
+    from batched_actions import figures
+
+    ours = json.loads(json.dumps(figures(spark, str(tmp_path / "work"))))
+    assert ours["sources"] == ["planA", "planB", "planC"] and ours["sources_no_ledger"] == ["planA", "planB"]
+    assert ours["sources_bronze_only"] == ["planA-x", "planA-z", "planB-y"]
+    assert ours["exact_u"] and any(len(v) >= 2 for v in ours["u_levels"].values())
+    assert classic_result["batched"] == ours
