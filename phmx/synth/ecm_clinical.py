@@ -181,9 +181,6 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
         lo = max(0, k - 12)
         return float(np.sum(paid_sum[parity, ti, lo:k])) / (c * (k - lo))
 
-    def in_span(m: Member, d: date) -> bool:
-        return m.auth_start <= d and (m.auth_end is None or d <= m.auth_end)
-
     def paid_in(h: History, lo: date, hi: date) -> float:
         return (sum(p for _, d, _, p in h.office if lo <= d <= hi) + sum(p for _, d, p in h.ed if lo <= d <= hi)
                 + sum(s.paid for s in h.stays if lo <= s.admit <= hi))
@@ -194,11 +191,10 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
         groups[(provs[m.provider].npi, m.plan_id)].append(m)
     for (npi, plan), ms in sorted(groups.items()):
         for first, last in cal:
-            auth = [m for m in ms if m.auth_start <= last and (m.auth_end is None or m.auth_end >= first)]
+            auth = [m for m in ms if m.authorized_during(first, last)]
             if not auth:
                 continue
-            eng = [m for m in auth if m.enrollment is not None and m.enrollment <= last
-                   and not (m.outcome == "DISCONTINUED" and m.auth_end is not None and m.auth_end < first)]
+            eng = [m for m in auth if m.engaged_during(first, last)]
             month = _mkey(first)
             r12 = _add_months(first, -11)
             dx24 = _add_months(first, -23)
@@ -251,10 +247,10 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
             disc = fu = 0
             for m in ms:
                 h = histories[m.member_local_id]
-                tc = [sv[1] for sv in m.services if sv[2] == "TRANSITIONAL_CARE" and in_span(m, sv[1])]
+                tc = [sv[1] for sv in m.services if sv[2] == "TRANSITIONAL_CARE" and m.authorized_on(sv[1])]
                 for st in h.stays:
                     end = st.discharge + timedelta(days=7)
-                    if in_span(m, st.discharge) and first <= end <= last:
+                    if m.authorized_on(st.discharge) and first <= end <= last:
                         disc += 1
                         lo_d, hi_d = st.discharge + timedelta(days=1), end
                         fu += any(lo_d <= d <= hi_d for _, d, _, _ in h.office) or any(lo_d <= d <= hi_d for d in tc)
@@ -265,7 +261,7 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
                 pdays = {d for _, d, inst, sc in h.screens if sc >= (10 if inst == "PHQ9" else 3)}
                 for d in pdays:
                     end = d + timedelta(days=30)
-                    if in_span(m, d) and first <= end <= last:
+                    if m.authorized_on(d) and first <= end <= last:
                         pos += 1
                         pos_fu += any(d <= v <= end and any(c.startswith(("F32", "F33", "F341")) for c in cs)
                                       for _, v, cs, _ in h.office)

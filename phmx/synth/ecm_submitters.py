@@ -103,6 +103,20 @@ class Member:
     referrals: list[Referral] = field(default_factory=list)
     decided: date | None = None  # the day the member declined or outreach was closed as unreachable
 
+    def authorized_on(self, d: date) -> bool:
+        """Whether the ECM authorization covers day ``d``."""
+        return self.auth_start <= d and (self.auth_end is None or d <= self.auth_end)
+
+    def authorized_during(self, first: date, last: date) -> bool:
+        """Whether the authorization covers some day of the month ``first``..``last``."""
+        return self.auth_start <= last and (self.auth_end is None or self.auth_end >= first)
+
+    def engaged_during(self, first: date, last: date) -> bool:
+        """Engaged in the month (the PMPM basis): enrolled by its end and not discontinued before it
+        began. Meaningful for a member authorized during the month."""
+        return (self.enrollment is not None and self.enrollment <= last
+                and not (self.outcome == "DISCONTINUED" and self.auth_end is not None and self.auth_end < first))
+
 
 @dataclass(frozen=True)
 class Provider:
@@ -420,21 +434,17 @@ def provider_month_truth(members: list[Member], provs: list[Provider],
     for m in members:
         groups[(provs[m.provider].npi, m.plan_id)].append(m)
 
-    def in_span(m: Member, d: date) -> bool:
-        return m.auth_start <= d and (m.auth_end is None or d <= m.auth_end)
-
     for (npi, plan), ms in sorted(groups.items()):
         for first, last in cal:
-            auth = [m for m in ms if m.auth_start <= last and (m.auth_end is None or m.auth_end >= first)]
+            auth = [m for m in ms if m.authorized_during(first, last)]
             if not auth:
                 continue
-            eng = [m for m in auth if m.enrollment is not None and m.enrollment <= last
-                   and not (m.outcome == "DISCONTINUED" and m.auth_end is not None and m.auth_end < first)]
+            eng = [m for m in auth if m.engaged_during(first, last)]
             att = [(m, a) for m in ms for a in m.attempts
-                   if a[2] != "MAIL" and first <= a[1] <= last and in_span(m, a[1])]
+                   if a[2] != "MAIL" and first <= a[1] <= last and m.authorized_on(a[1])]
             firsts = []
             for m in ms:
-                counted = [a[1] for a in m.attempts if a[2] != "MAIL" and in_span(m, a[1])]
+                counted = [a[1] for a in m.attempts if a[2] != "MAIL" and m.authorized_on(a[1])]
                 if counted and first <= min(counted) <= last:
                     firsts.append((min(counted) - m.auth_start).days)
             enrolled = [(m.enrollment - m.auth_start).days for m in ms
@@ -443,8 +453,8 @@ def provider_month_truth(members: list[Member], provs: list[Provider],
             cp90 = [m for m in due if m.care_plan is not None and m.enrollment is not None
                     and m.care_plan <= m.enrollment + timedelta(days=90)]
             lcms = {m.lcm for m in eng if m.lcm}
-            svc = [(m, s) for m in ms for s in m.services if first <= s[1] <= last and in_span(m, s[1])]
-            refs = [r for m in ms for r in m.referrals if first <= r.made <= last and in_span(m, r.made)]
+            svc = [(m, s) for m in ms for s in m.services if first <= s[1] <= last and m.authorized_on(s[1])]
+            refs = [r for m in ms for r in m.referrals if first <= r.made <= last and m.authorized_on(r.made)]
             closed = [r for r in refs if r.delivered is not None or r.closed is not None]
             month = f"{first:%Y-%m}"
             rows: list[tuple[str, float, float | None]] = [
