@@ -12,7 +12,7 @@ services after the authorization ended, are kept in silver but are not ECM for t
 * ``member_month``: one row per authorization and month it overlaps, engaged or not, with the month's
   counted outreach attempts, successful ones and services.
 * ``outreach``, ``service``, ``referral``: events inside their authorization's span, with ``month``.
-* the clinical side (jobs/ecm/clinical.py): utilisation, cost and quality columns on ``member_month``,
+* the clinical side (jobs/ecm/outcomes.py): utilisation, cost and quality columns on ``member_month``,
   and the ``discharge`` and ``screen`` event frames.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from jobs.ecm import clinical
+from jobs.ecm import outcomes
 from phmx import lakehouse
 from phmx.period import Period, PeriodKind
 from phmx.tables import CS_REFERRAL, ECM_ASSIGNMENT, ECM_CARE_PLAN, ECM_OUTREACH, ECM_SERVICE, MEMBER_XWALK
@@ -152,7 +152,7 @@ def build(spark: SparkSession, period: str, scratch: lakehouse.Scratch) -> Frame
           .withColumn("outreach_attempts", F.coalesce("outreach_attempts", F.lit(0)).cast("int"))
           .withColumn("successful_outreach", F.coalesce("successful_outreach", F.lit(0)).cast("int"))
           .withColumn("services", F.coalesce("services", F.lit(0)).cast("int")))
-    clin = clinical.build(spark, scratch.put(mm, "member_month_base"), assignment, service, scratch)
+    clin = outcomes.build(spark, scratch.put(mm, "member_month_base"), assignment, service, scratch)
     member_month = scratch.put(clin.member_month, "member_month")
     discharge = scratch.put(clin.discharge, "discharge")
     screen = scratch.put(clin.screen, "screen")

@@ -14,7 +14,7 @@ The comparison population (members never in ECM) is described by formulas of the
 the engine can build the same rows with SQL.
 
 ``clinical_truth`` is a second implementation, in plain Python, of the definitions in
-jobs/ecm/clinical.py and mappings/ecm/metrics.yaml (it shares no code with the Spark one it checks).
+jobs/ecm/outcomes.py and mappings/ecm/metrics.yaml (it shares no code with the Spark one it checks).
 Kept in its own module; deterministic for a seed.
 """
 

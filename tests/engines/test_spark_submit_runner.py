@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 from jvm_kit import REPO, requires_jvm
@@ -37,7 +38,9 @@ def test_spark_submit_runner_runs_a_stage_on_local_jvm_spark(tmp_path, monkeypat
     assert op.__class__.__name__ == "SparkSubmitOperator"
     assert not op.packages and "delta-spark_4.2_2.13" in op.jars  # nothing from Maven at run time
     assert op.env_vars["PHMX_ENGINE"] == "classic"
-    op.render_template_fields({"params": {"period": "all"}, "run_id": "manual__engines"})
+    # a manual run (Airflow's context always holds its dag_run): the period stays the one asked for
+    op.render_template_fields({"params": {"period": "all"}, "run_id": "manual__engines",
+                               "dag_run": SimpleNamespace(run_type="manual")})
     assert op.application_args == ["--stage", "ingest", "--period", "all", "--run-id", "manual__engines"]
     op.execute({})
     submissions = deltalake.DeltaTable(str(home / "lakehouse" / "bronze" / "submissions")).to_pandas()
