@@ -78,12 +78,13 @@ def arrow_batches(df: DataFrame) -> Iterator[pa.Table]:
     """The frame's rows as Arrow tables, as the engine streams them (Spark Connect), or in chunks of
     rows from ``toLocalIterator`` on a classic session. Never the whole result at once."""
     import pyarrow as pa
-    from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
     from pyspark.sql.pandas.types import to_arrow_schema
 
     # The frame's class says which API it is: a classic session's ``.client`` raises
-    # (ONLY_SUPPORTED_WITH_SPARK_CONNECT) rather than being absent.
-    if isinstance(df, ConnectDataFrame):
+    # (ONLY_SUPPORTED_WITH_SPARK_CONNECT) rather than being absent. Its module is read rather than
+    # importing Spark Connect's DataFrame: that import needs grpc, which a cluster's job bundle
+    # (make dist) does not ship, so a classic job must never import it.
+    if type(df).__module__.startswith("pyspark.sql.connect."):
         client: Any = df.sparkSession.client
         plan: Any = df._plan  # noqa: SLF001 - Spark Connect's streaming fetch takes the plan
         for item in client.to_table_as_iterator(plan.to_proto(client), plan.observations):

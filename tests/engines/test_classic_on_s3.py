@@ -125,7 +125,12 @@ def test_pipeline_on_classic_jvm_spark_with_every_zone_on_s3(moto_endpoint, s3_b
     ours, theirs = gold_tables(ref), gold_tables(got)
     assert sorted(ours) == sorted(theirs) and len(ours) > 5
     for name in ours:
-        pd.testing.assert_frame_equal(normalise(ours[name]), normalise(theirs[name]), obj=f"gold.{name} on S3")
+        a, b = ours[name], theirs[name]
+        if name == "feed_log":
+            # a package delivered to S3 has a larger manifest by design: its `delivery` block (the
+            # location, SSE and presigned URLs for the recipient); the files' own hashes are compared below
+            a, b = a.drop(columns=["bytes"]), b.drop(columns=["bytes"])
+        pd.testing.assert_frame_equal(normalise(a), normalise(b), obj=f"gold.{name} on S3")
     want, have = published(ref), published(got)
     assert any(k.endswith("measures.csv") for k in want) and any(k.endswith(".ndjson") for k in want)
     assert sorted(want) == sorted(have)

@@ -57,7 +57,8 @@ SCRIPT = textwrap.dedent("""
     stats = write_ndjson(docs.orderBy("id"), writer, "Patient", mode="all")
     spooled = writer.close()
     out["ndjson"] = {"count": stats.count, "part2": stats.part2, "validated": stats.validated,
-                     "text": spooled.path.read_text()}
+                     "text": spooled.path.read_text(),
+                     "connect_imported": "pyspark.sql.connect.dataframe" in sys.modules}
 
     # 5. the batched engine actions (identity's u estimates, conform's source list): compared with Sail's
     sys.path.insert(0, "tests/engines")
@@ -103,6 +104,8 @@ def test_plan_feed_ndjson_streams_from_a_classic_frame(classic_result):
     nd = classic_result["ndjson"]
     assert (nd["count"], nd["part2"], nd["validated"]) == (3, 2, 3)
     assert [json.loads(line)["id"] for line in nd["text"].splitlines()] == ["p0", "p1", "p2"]
+    # the cluster bundle has no grpc: a classic job that imported the Spark Connect client would fail
+    assert nd["connect_imported"] is False
 
 
 def test_batched_engine_actions_give_sails_results(classic_result, spark, tmp_path):
