@@ -534,11 +534,20 @@ def for_lhj(published: pd.DataFrame, lhj: str) -> pd.DataFrame:
     return published[published["lhj"] == lhj].reset_index(drop=True)
 
 
+def _published_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The contract's columns, counts as nullable integers: a count column that reached here as floats
+    (NaN for hidden cells; which dtype depends on the engine that computed it) would print as 19.0."""
+    frame = table[COLUMNS].copy()
+    for c in ("numerator", "denominator"):
+        frame[c] = frame[c].astype("Int64")
+    return frame
+
+
 def csv_bytes(table: pd.DataFrame) -> bytes:
     from phmx.spreadsheet import escape_frame
 
     buf = io.StringIO()
-    escape_frame(table[COLUMNS]).to_csv(buf, index=False, lineterminator="\n")
+    escape_frame(_published_columns(table)).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue().encode("utf-8")
 
 
@@ -546,9 +555,7 @@ def parquet_bytes(table: pd.DataFrame) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frame = table[COLUMNS].copy()
-    for c in ("numerator", "denominator"):
-        frame[c] = frame[c].astype("Int64")
+    frame = _published_columns(table)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf, compression="zstd")
     return buf.getvalue()

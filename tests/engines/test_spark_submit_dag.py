@@ -88,7 +88,12 @@ def test_dag_runs_every_stage_with_spark_submit_from_the_bundle(tmp_path, monkey
     ours, theirs = gold_tables(ref), gold_tables(home)
     assert sorted(ours) == sorted(theirs) and len(ours) > 5
     for name in ours:
-        pd.testing.assert_frame_equal(normalise(ours[name]), normalise(theirs[name]), obj=f"gold.{name}")
+        a, b = ours[name], theirs[name]
+        if name == "feed_log":
+            # a package's size depends on its run id (an Airflow run's is longer than the reference's),
+            # printed in the manifest and the report; the files themselves are compared below
+            a, b = a.drop(columns=["bytes"]), b.drop(columns=["bytes"])
+        pd.testing.assert_frame_equal(normalise(a), normalise(b), obj=f"gold.{name}")
     want, have = published(ref), published(home)
     assert any(k.endswith("measures.csv") for k in want) and any(k.endswith(".ndjson") for k in want)
     assert sorted(want) == sorted(have)
