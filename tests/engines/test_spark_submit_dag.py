@@ -25,7 +25,7 @@ import pytest
 from jvm_kit import requires_jvm, run_script
 from same_results import gold_tables, normalise, published
 
-pytestmark = [requires_jvm, pytest.mark.slow]
+pytestmark = [requires_jvm, pytest.mark.slow, pytest.mark.cluster]  # make test-cluster
 
 MEMBERS = 30
 RUN = textwrap.dedent("""
