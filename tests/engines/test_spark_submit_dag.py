@@ -94,6 +94,9 @@ def test_dag_runs_every_stage_with_spark_submit_from_the_bundle(tmp_path, monkey
             # printed in the manifest and the report, and its ledger sequence on the order Airflow's
             # mapped publish tasks finished in; the files themselves are compared below
             a, b = a.drop(columns=["bytes", "ledger_seq"]), b.drop(columns=["bytes", "ledger_seq"])
+        if name == "identity_events":
+            # an event's id is derived from its run's id (the reference run's and Airflow's differ)
+            a, b = a.drop(columns=["event_id"]), b.drop(columns=["event_id"])
         pd.testing.assert_frame_equal(normalise(a), normalise(b), obj=f"gold.{name}")
     want, have = published(ref), published(home)
     assert any(k.endswith("measures.csv") for k in want) and any(k.endswith(".ndjson") for k in want)
