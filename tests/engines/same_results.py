@@ -74,3 +74,20 @@ def _package_relative(p: Path, root: Path) -> str:
     """``recipient/feed/period/<file>``: the package version folder (a clock) left out."""
     parts = p.relative_to(root).parts
     return "/".join(parts[:3] + parts[-1:]) if len(parts) > 4 else "/".join(parts)
+
+
+def assert_same_outputs(ref: Path, home: Path, *, set_aside: dict[str, list[str]], label: str = "") -> None:
+    """Every gold table and every published measures.csv and FHIR resource of ``home`` equal
+    ``ref``'s, after :func:`normalise`. ``set_aside`` names, per table, columns that differ by design
+    between the two runs being compared (each caller says why)."""
+    ours, theirs = gold_tables(ref), gold_tables(home)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 5
+    for name in ours:
+        drop = set_aside.get(name, [])
+        pd.testing.assert_frame_equal(normalise(ours[name].drop(columns=drop)),
+                                      normalise(theirs[name].drop(columns=drop)), obj=f"gold.{name}{label}")
+    want, have = published(ref), published(home)
+    assert any(k.endswith("measures.csv") for k in want) and any(k.endswith(".ndjson") for k in want)
+    assert sorted(want) == sorted(have)
+    for key in want:
+        assert want[key] == have[key], key
