@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from phmx.synth.ecm_submitters import Member, Provider
+from phmx.synth.ecm_submitters import Member, Provider, provider_plan_months
 
 TIERS = ("high", "rising", "low")
 
@@ -186,101 +186,93 @@ def clinical_truth(members: list[Member], provs: list[Provider], cal: list[tuple
                 + sum(s.paid for s in h.stays if lo <= s.admit <= hi))
 
     out: list[dict[str, object]] = []
-    groups: dict[tuple[str, str], list[Member]] = defaultdict(list)
-    for m in members:
-        groups[(provs[m.provider].npi, m.plan_id)].append(m)
-    for (npi, plan), ms in sorted(groups.items()):
-        for first, last in cal:
-            auth = [m for m in ms if m.authorized_during(first, last)]
-            if not auth:
-                continue
-            eng = [m for m in auth if m.engaged_during(first, last)]
-            month = _mkey(first)
-            r12 = _add_months(first, -11)
-            dx24 = _add_months(first, -23)
-            ed = adm = 0
-            htn_n = htn_ok = dm_n = dm_poor = screened = 0
-            before_paid = before_months = 0.0
-            after_paid = 0.0
-            cmp_a: list[float] = []
-            cmp_b: list[float] = []
-            for m in eng:
-                h = histories[m.member_local_id]
-                ed += len({d for _, d, _ in h.ed if first <= d <= last})
-                adm += len({s.admit for s in h.stays if first <= s.admit <= last})
-                dxs = [(d, c) for _, d, cs, _ in h.office for c in cs]
-                if any(c.startswith("I10") and dx24 <= d <= last for d, c in dxs):
-                    htn_n += 1
-                    days: dict[date, list[tuple[float, float]]] = defaultdict(list)
-                    for _, d, sy, di in h.bp:
-                        if r12 <= d <= last:
-                            days[d].append((sy, di))
-                    if days:
-                        latest = days[max(days)]
-                        htn_ok += min(sy for sy, _ in latest) < 140 and min(di for _, di in latest) < 90
-                if any(c[:3] in ("E10", "E11", "E13") and dx24 <= d <= last for d, c in dxs):
-                    dm_n += 1
-                    vals: dict[date, list[float]] = defaultdict(list)
-                    for _, d, v in h.a1c:
-                        if r12 <= d <= last:
-                            vals[d].append(v)
-                    dm_poor += (not vals) or min(vals[max(vals)]) > 9.0
-                screened += any(r12 <= d <= last for _, d, _, _ in h.screens)
-                assert m.enrollment is not None
-                e_first = date(m.enrollment.year, m.enrollment.month, 1)
-                b_lo = _add_months(e_first, -12)
-                covered_from = hist_months[0][0]
-                lo = max(b_lo, covered_from)
-                months_before = (e_first.year - lo.year) * 12 + e_first.month - lo.month
-                if months_before > 0:
-                    before_paid += paid_in(h, lo, e_first - timedelta(days=1))
-                    before_months += months_before
-                after_paid += paid_in(h, first, last)
-                tr = tier_of(index_of[m.member_local_id])
-                parity = index_of[m.member_local_id] % 2
-                a, b = cmp_after(parity, tr, month), cmp_before(parity, tr, month)
-                if a is not None:
-                    cmp_a.append(a)
-                if b is not None:
-                    cmp_b.append(b)
-            # discharges whose 7 days end in the month, inside the span
-            disc = fu = 0
-            for m in ms:
-                h = histories[m.member_local_id]
-                tc = [sv[1] for sv in m.services if sv[2] == "TRANSITIONAL_CARE" and m.authorized_on(sv[1])]
-                for st in h.stays:
-                    end = st.discharge + timedelta(days=7)
-                    if m.authorized_on(st.discharge) and first <= end <= last:
-                        disc += 1
-                        lo_d, hi_d = st.discharge + timedelta(days=1), end
-                        fu += any(lo_d <= d <= hi_d for _, d, _, _ in h.office) or any(lo_d <= d <= hi_d for d in tc)
-            # positive screens whose 30 days end in the month, inside the span
-            pos = pos_fu = 0
-            for m in ms:
-                h = histories[m.member_local_id]
-                pdays = {d for _, d, inst, sc in h.screens if sc >= (10 if inst == "PHQ9" else 3)}
-                for d in pdays:
-                    end = d + timedelta(days=30)
-                    if m.authorized_on(d) and first <= end <= last:
-                        pos += 1
-                        pos_fu += any(d <= v <= end and any(c.startswith(("F32", "F33", "F341")) for c in cs)
-                                      for _, v, cs, _ in h.office)
-            n = len(eng)
-            rows: list[tuple[str, float, float, float]] = [
-                ("ed_visits_per_1000", ed, n, 1000.0), ("admissions_per_1000", adm, n, 1000.0),
-                ("follow_up_7_days_after_discharge", fu, disc, 1.0),
-                ("tcoc_pmpm_before_enrollment", round(before_paid, 2), before_months, 1.0),
-                ("tcoc_pmpm_after_enrollment", round(after_paid, 2), n, 1.0),
-                ("tcoc_pmpm_comparison_before", round(sum(cmp_b), 2), len(cmp_b), 1.0),
-                ("tcoc_pmpm_comparison_after", round(sum(cmp_a), 2), len(cmp_a), 1.0),
-                ("cbp", htn_ok, htn_n, 1.0), ("gsd_poor_control", dm_poor, dm_n, 1.0),
-                ("dsf_screening", screened, n, 1.0), ("dsf_follow_up", pos_fu, pos, 1.0),
-            ]
-            for mid, num, den, scale in rows:
-                value = round(num / den * scale, 6) if den else None
-                out.append({"provider_npi": npi, "plan_id": plan, "month": month, "metric_id": mid,
-                            "numerator": float(num), "denominator": float(den),
-                            "value": "" if value is None else value})
+    for npi, plan, first, last, ms, _auth, eng in provider_plan_months(members, provs, cal):
+        month = _mkey(first)
+        r12 = _add_months(first, -11)
+        dx24 = _add_months(first, -23)
+        ed = adm = 0
+        htn_n = htn_ok = dm_n = dm_poor = screened = 0
+        before_paid = before_months = 0.0
+        after_paid = 0.0
+        cmp_a: list[float] = []
+        cmp_b: list[float] = []
+        for m in eng:
+            h = histories[m.member_local_id]
+            ed += len({d for _, d, _ in h.ed if first <= d <= last})
+            adm += len({s.admit for s in h.stays if first <= s.admit <= last})
+            dxs = [(d, c) for _, d, cs, _ in h.office for c in cs]
+            if any(c.startswith("I10") and dx24 <= d <= last for d, c in dxs):
+                htn_n += 1
+                days: dict[date, list[tuple[float, float]]] = defaultdict(list)
+                for _, d, sy, di in h.bp:
+                    if r12 <= d <= last:
+                        days[d].append((sy, di))
+                if days:
+                    latest = days[max(days)]
+                    htn_ok += min(sy for sy, _ in latest) < 140 and min(di for _, di in latest) < 90
+            if any(c[:3] in ("E10", "E11", "E13") and dx24 <= d <= last for d, c in dxs):
+                dm_n += 1
+                vals: dict[date, list[float]] = defaultdict(list)
+                for _, d, v in h.a1c:
+                    if r12 <= d <= last:
+                        vals[d].append(v)
+                dm_poor += (not vals) or min(vals[max(vals)]) > 9.0
+            screened += any(r12 <= d <= last for _, d, _, _ in h.screens)
+            assert m.enrollment is not None
+            e_first = date(m.enrollment.year, m.enrollment.month, 1)
+            b_lo = _add_months(e_first, -12)
+            covered_from = hist_months[0][0]
+            lo = max(b_lo, covered_from)
+            months_before = (e_first.year - lo.year) * 12 + e_first.month - lo.month
+            if months_before > 0:
+                before_paid += paid_in(h, lo, e_first - timedelta(days=1))
+                before_months += months_before
+            after_paid += paid_in(h, first, last)
+            tr = tier_of(index_of[m.member_local_id])
+            parity = index_of[m.member_local_id] % 2
+            a, b = cmp_after(parity, tr, month), cmp_before(parity, tr, month)
+            if a is not None:
+                cmp_a.append(a)
+            if b is not None:
+                cmp_b.append(b)
+        # discharges whose 7 days end in the month, inside the span
+        disc = fu = 0
+        for m in ms:
+            h = histories[m.member_local_id]
+            tc = [sv[1] for sv in m.services if sv[2] == "TRANSITIONAL_CARE" and m.authorized_on(sv[1])]
+            for st in h.stays:
+                end = st.discharge + timedelta(days=7)
+                if m.authorized_on(st.discharge) and first <= end <= last:
+                    disc += 1
+                    lo_d, hi_d = st.discharge + timedelta(days=1), end
+                    fu += any(lo_d <= d <= hi_d for _, d, _, _ in h.office) or any(lo_d <= d <= hi_d for d in tc)
+        # positive screens whose 30 days end in the month, inside the span
+        pos = pos_fu = 0
+        for m in ms:
+            h = histories[m.member_local_id]
+            pdays = {d for _, d, inst, sc in h.screens if sc >= (10 if inst == "PHQ9" else 3)}
+            for d in pdays:
+                end = d + timedelta(days=30)
+                if m.authorized_on(d) and first <= end <= last:
+                    pos += 1
+                    pos_fu += any(d <= v <= end and any(c.startswith(("F32", "F33", "F341")) for c in cs)
+                                  for _, v, cs, _ in h.office)
+        n = len(eng)
+        rows: list[tuple[str, float, float, float]] = [
+            ("ed_visits_per_1000", ed, n, 1000.0), ("admissions_per_1000", adm, n, 1000.0),
+            ("follow_up_7_days_after_discharge", fu, disc, 1.0),
+            ("tcoc_pmpm_before_enrollment", round(before_paid, 2), before_months, 1.0),
+            ("tcoc_pmpm_after_enrollment", round(after_paid, 2), n, 1.0),
+            ("tcoc_pmpm_comparison_before", round(sum(cmp_b), 2), len(cmp_b), 1.0),
+            ("tcoc_pmpm_comparison_after", round(sum(cmp_a), 2), len(cmp_a), 1.0),
+            ("cbp", htn_ok, htn_n, 1.0), ("gsd_poor_control", dm_poor, dm_n, 1.0),
+            ("dsf_screening", screened, n, 1.0), ("dsf_follow_up", pos_fu, pos, 1.0),
+        ]
+        for mid, num, den, scale in rows:
+            value = round(num / den * scale, 6) if den else None
+            out.append({"provider_npi": npi, "plan_id": plan, "month": month, "metric_id": mid,
+                        "numerator": float(num), "denominator": float(den),
+                        "value": "" if value is None else value})
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -421,6 +421,20 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
     return written
 
 
+
+def provider_plan_months(members: list[Member], provs: list[Provider], cal: list[tuple[date, date]]
+                         ) -> Iterator[tuple[str, str, date, date, list[Member], list[Member], list[Member]]]:
+    """Each (provider NPI, plan, month) the ground truths report on, in order, with its members, those
+    authorized in the month (a row needs at least one) and those engaged in it (the PMPM basis)."""
+    groups: dict[tuple[str, str], list[Member]] = defaultdict(list)
+    for m in members:
+        groups[(provs[m.provider].npi, m.plan_id)].append(m)
+    for (npi, plan), ms in sorted(groups.items()):
+        for first, last in cal:
+            auth = [m for m in ms if m.authorized_during(first, last)]
+            if auth:
+                yield npi, plan, first, last, ms, auth, [m for m in auth if m.engaged_during(first, last)]
+
 def provider_month_truth(members: list[Member], provs: list[Provider],
                          cal: list[tuple[date, date]]) -> list[dict[str, object]]:
     """Every metric per provider, plan and month, straight from the stories (mappings/ecm/metrics.yaml says
@@ -430,52 +444,43 @@ def provider_month_truth(members: list[Member], provs: list[Provider],
     methods = sorted(load_valueset("ecm_outreach_method").codes - {"MAIL"})
     cores = sorted(load_valueset("ecm_core_service").codes)
     out: list[dict[str, object]] = []
-    groups: dict[tuple[str, str], list[Member]] = defaultdict(list)
-    for m in members:
-        groups[(provs[m.provider].npi, m.plan_id)].append(m)
-
-    for (npi, plan), ms in sorted(groups.items()):
-        for first, last in cal:
-            auth = [m for m in ms if m.authorized_during(first, last)]
-            if not auth:
-                continue
-            eng = [m for m in auth if m.engaged_during(first, last)]
-            att = [(m, a) for m in ms for a in m.attempts
-                   if a[2] != "MAIL" and first <= a[1] <= last and m.authorized_on(a[1])]
-            firsts = []
-            for m in ms:
-                counted = [a[1] for a in m.attempts if a[2] != "MAIL" and m.authorized_on(a[1])]
-                if counted and first <= min(counted) <= last:
-                    firsts.append((min(counted) - m.auth_start).days)
-            enrolled = [(m.enrollment - m.auth_start).days for m in ms
-                        if m.enrollment is not None and first <= m.enrollment <= last]
-            due = [m for m in ms if m.enrollment is not None and first <= m.enrollment + timedelta(days=90) <= last]
-            cp90 = [m for m in due if m.care_plan is not None and m.enrollment is not None
-                    and m.care_plan <= m.enrollment + timedelta(days=90)]
-            lcms = {m.lcm for m in eng if m.lcm}
-            svc = [(m, s) for m in ms for s in m.services if first <= s[1] <= last and m.authorized_on(s[1])]
-            refs = [r for m in ms for r in m.referrals if first <= r.made <= last and m.authorized_on(r.made)]
-            closed = [r for r in refs if r.delivered is not None or r.closed is not None]
-            month = f"{first:%Y-%m}"
-            rows: list[tuple[str, float, float | None]] = [
-                ("authorized_members", len(auth), None),
-                ("engaged_members", len(eng), None),
-                ("outreach_attempts", len(att), None),
-                ("successful_outreach", sum(a[3].startswith("CONTACT_") for _, a in att), None),
-                ("days_to_first_outreach", sum(firsts), len(firsts)),
-                ("days_to_enrollment", sum(enrolled), len(enrolled)),
-                ("care_plan_within_90_days", len(cp90), len(due)),
-                ("caseload_per_lead_care_manager", len(eng), len(lcms)),
-                ("services_per_engaged_member", len(svc), len(eng)),
-                ("cs_closed_loop_rate", len(closed), len(refs)),
-            ]
-            rows += [(f"outreach_attempts:{k}", sum(a[2] == k for _, a in att), None) for k in methods]
-            rows += [(f"successful_outreach:{k}", sum(a[2] == k and a[3].startswith("CONTACT_") for _, a in att), None)
-                     for k in methods]
-            rows += [(f"services_per_engaged_member:{k}", sum(s[2] == k for _, s in svc), len(eng)) for k in cores]
-            for mid, num, den in rows:
-                value = float(num) if den is None else (round(num / den, 6) if den else None)
-                out.append({"provider_npi": npi, "plan_id": plan, "month": month, "metric_id": mid,
-                            "numerator": num, "denominator": "" if den is None else den,
-                            "value": "" if value is None else value})
+    for npi, plan, first, last, ms, auth, eng in provider_plan_months(members, provs, cal):
+        att = [(m, a) for m in ms for a in m.attempts
+               if a[2] != "MAIL" and first <= a[1] <= last and m.authorized_on(a[1])]
+        firsts = []
+        for m in ms:
+            counted = [a[1] for a in m.attempts if a[2] != "MAIL" and m.authorized_on(a[1])]
+            if counted and first <= min(counted) <= last:
+                firsts.append((min(counted) - m.auth_start).days)
+        enrolled = [(m.enrollment - m.auth_start).days for m in ms
+                    if m.enrollment is not None and first <= m.enrollment <= last]
+        due = [m for m in ms if m.enrollment is not None and first <= m.enrollment + timedelta(days=90) <= last]
+        cp90 = [m for m in due if m.care_plan is not None and m.enrollment is not None
+                and m.care_plan <= m.enrollment + timedelta(days=90)]
+        lcms = {m.lcm for m in eng if m.lcm}
+        svc = [(m, s) for m in ms for s in m.services if first <= s[1] <= last and m.authorized_on(s[1])]
+        refs = [r for m in ms for r in m.referrals if first <= r.made <= last and m.authorized_on(r.made)]
+        closed = [r for r in refs if r.delivered is not None or r.closed is not None]
+        month = f"{first:%Y-%m}"
+        rows: list[tuple[str, float, float | None]] = [
+            ("authorized_members", len(auth), None),
+            ("engaged_members", len(eng), None),
+            ("outreach_attempts", len(att), None),
+            ("successful_outreach", sum(a[3].startswith("CONTACT_") for _, a in att), None),
+            ("days_to_first_outreach", sum(firsts), len(firsts)),
+            ("days_to_enrollment", sum(enrolled), len(enrolled)),
+            ("care_plan_within_90_days", len(cp90), len(due)),
+            ("caseload_per_lead_care_manager", len(eng), len(lcms)),
+            ("services_per_engaged_member", len(svc), len(eng)),
+            ("cs_closed_loop_rate", len(closed), len(refs)),
+        ]
+        rows += [(f"outreach_attempts:{k}", sum(a[2] == k for _, a in att), None) for k in methods]
+        rows += [(f"successful_outreach:{k}", sum(a[2] == k and a[3].startswith("CONTACT_") for _, a in att), None)
+                 for k in methods]
+        rows += [(f"services_per_engaged_member:{k}", sum(s[2] == k for _, s in svc), len(eng)) for k in cores]
+        for mid, num, den in rows:
+            value = float(num) if den is None else (round(num / den, 6) if den else None)
+            out.append({"provider_npi": npi, "plan_id": plan, "month": month, "metric_id": mid,
+                        "numerator": num, "denominator": "" if den is None else den,
+                        "value": "" if value is None else value})
     return out
