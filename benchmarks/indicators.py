@@ -111,6 +111,10 @@ def timed(spark, home: Path, period: str, *, union: bool = False) -> dict:  # no
                                                .nunique().gt(1).sum()),
                         "suppressed_cells": lhj_indicators.suppressed_cells(published),
                         "withheld_share": round(lhj_indicators.suppressed_cells(published) / max(len(crude), 1), 3),
+                        # indicator rows only (not the population rows): the share whose rate is withheld
+                        "withheld_share_indicators": round(float(
+                            crude[crude["kind"] != "population"]["annotation"]
+                            .isin(lhj_indicators.SUPPRESSED_CODES).mean()), 3),
                         "withheld_share_lhj_totals": round(float(
                             crude[(crude["stratifier"] == "all") & (crude["lhj"] != "California")]["annotation"]
                             .isin(lhj_indicators.SUPPRESSED_CODES).mean()), 3),

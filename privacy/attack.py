@@ -557,4 +557,5 @@ def _relation_options(spec: Any) -> dict[str, Any]:
     return {"geography_total": getattr(spec, "geography_total", None),
             "rollups": tuple(getattr(spec, "rollups", ()) or ()),
             "period_rollups": getattr(spec, "period_rollups", None),
-            "period_rollup_columns": tuple(getattr(spec, "period_rollup_columns", ("numerator",)))}
+            "period_rollup_columns": tuple(getattr(spec, "period_rollup_columns", ("numerator",))),
+            "shared_denominators": dict(getattr(spec, "shared_denominators", None) or {})}

@@ -17,7 +17,12 @@ and from the spec, when given:
 * ``rollups``: a stratum that is the sum of strata of another stratifier (age 65+ = 65-74 +
   75-84 + 85+), within each (lhj, measure_id, period);
 * ``period_rollups``: a period that is the sum of others (year = quarters), for the columns named
-  (events add up over time; member counts usually do not).
+  (events add up over time; member counts usually do not);
+* ``shared_denominators``: ``{measure: population}``, the denominator of a measure's row is the
+  same count as the denominator of the population's row with the same lhj, period, stratifier and
+  stratum (one population count published once and used by several measures). An equality is a
+  relation with one child, so the suppression hides the two together and the attacker's LP
+  knows they are one number.
 
 Each relation holds for the numerator and for the denominator separately (unless limited), and
 every row has numerator <= denominator (the attacker's LP models it as an implied count
@@ -100,7 +105,8 @@ def check_feed(table: pd.DataFrame) -> None:
 
 def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
                  rollups: tuple[Rollup, ...] = (), period_rollups: dict[str, tuple[str, ...]] | None = None,
-                 period_rollup_columns: tuple[str, ...] = ("numerator",)) -> CellSystem:
+                 period_rollup_columns: tuple[str, ...] = ("numerator",),
+                 shared_denominators: dict[str, str] | None = None) -> CellSystem:
     """Find every additive relation among the rows of ``table`` (positional row numbers)."""
     check_feed(table)
     sysm = CellSystem(len(table))
@@ -165,6 +171,16 @@ def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
             present = [x for x in found if x is not None]
             if len(present) == len(found):
                 add(i, present, "period", period_rollup_columns)
+    if shared_denominators:
+        for (lhj, m, p, s, st), i in index.items():
+            population = shared_denominators.get(m)
+            if population is None or population == m:
+                continue
+            pop_row = index.get((lhj, population, p, s, st))
+            if pop_row is None:
+                raise SpecError(f"measure {m} shares the denominator of {population}, which has no row for "
+                                f"{p} / {s} = {st} in one LHJ", hint="publish the population row of every cell")
+            add(pop_row, [i], "shared", ("denominator",))
     return sysm
 
 

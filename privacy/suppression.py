@@ -103,6 +103,8 @@ class SuppressionSpec:
     rollups: tuple[Rollup, ...] = ()
     period_rollups: dict[str, tuple[str, ...]] | None = None
     period_rollup_columns: tuple[str, ...] = ("numerator",)
+    #: measure -> population measure whose denominator it shares (privacy.cell_relations.build_system)
+    shared_denominators: dict[str, str] = field(default_factory=dict)
     suppress_denominators: bool = True
     suppress_implied: bool = True
     score_cutoff: int = 13
@@ -332,7 +334,8 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     if (num < 0).any() or (den < 0).any() or (num > den).any():
         raise SpecError("measure feed has negative counts or a numerator above its denominator")
     system = build_system(base, geography_total=spec.geography_total, rollups=spec.rollups,
-                          period_rollups=spec.period_rollups, period_rollup_columns=spec.period_rollup_columns)
+                          period_rollups=spec.period_rollups, period_rollup_columns=spec.period_rollup_columns,
+                          shared_denominators=spec.shared_denominators)
     vals: list[float] = []
     for a, b in zip(num.tolist(), den.tolist(), strict=True):
         vals += [float(a), float(b)]

@@ -44,16 +44,20 @@ SERVICE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 INDICATOR_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("lhj", "string", "The LHJ (or California: the state) where the members lived in the month (utilization) "
                       "or in their last enrolled month of the year (prevalence)."),
-    ("indicator_id", "string", "Indicator identifier (see Indicators below)."),
+    ("indicator_id", "string", "Indicator identifier (see Indicators below), or a population: MEMBERS, "
+                               "MEMBER_MONTHS, MEMBERS_BMI (see Populations below)."),
     ("indicator", "string", "Indicator name."),
     ("kind", "string", "prevalence (members with the condition per 100 members enrolled at least 6 months of "
-                       "the year) or utilization (events per 1,000 member-months)."),
+                       "the year), utilization (events per 1,000 member-months) or population (a denominator "
+                       "published once: the count in `numerator` and `denominator`, no rate)."),
     ("period", "string", "YYYY; utilization also YYYY-Qn and YYYY-MM (the trend, total only)."),
     ("stratifier", "string", "all, age_band, sex, race_ethnicity, language or zip (each for the year)."),
     ("stratum", "string", "all for the total; else the stratum (a 5-digit ZIP for zip; unknown = missing). "
                           "The strata of a stratifier add up to the total."),
     ("numerator", "integer", "Members with the condition, or events. Empty when withheld (annotation)."),
-    ("denominator", "integer", "Members enrolled (prevalence) or member-months (utilization). Empty when withheld."),
+    ("denominator", "integer", "Members enrolled (prevalence) or member-months (utilization): the count of the "
+                               "indicator's population row for the same LHJ, period and stratum, repeated here, "
+                               "shown or withheld with it. Empty when withheld."),
     ("denominator_unit", "string", "members or member-months."),
     ("rate_type", "string", "crude, or age_adjusted (direct standardisation to the 2000 U.S. standard population, "
                             "NCHS 11 age groups, over the ages the indicator covers). Two rows per cell; the counts "
@@ -61,7 +65,7 @@ INDICATOR_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rate", "decimal", "Per `per`: 100 members (a percentage) or 1,000 member-months. Empty when a count is withheld."),
     ("ci_low", "decimal", "Lower 95% limit, gamma method (Fay & Feuer 1997; exact Poisson for crude rates)."),
     ("ci_high", "decimal", "Upper 95% limit, gamma method."),
-    ("per", "integer", "100 or 1000."),
+    ("per", "integer", "100 or 1000 (empty on population rows)."),
     ("state_rate", "decimal", "California's rate of the same type, period and stratum (empty for ZIPs, and where "
                               "the state's counts are withheld)."),
     ("state_ci_low", "decimal", "Lower 95% limit of the state's rate."),
@@ -108,6 +112,15 @@ def indicator_section(indicators: pd.DataFrame) -> list[str]:
     for iid, ind in cat.indicators.items():
         if iid in present:
             out.append(f"| {iid} | {ind.name} | {ind.kind} | {ind.sensitivity} | {ind.source} |")
+    pops = indicators[indicators["kind"] == "population"] if len(indicators) else indicators
+    if len(pops):
+        out += ["", "### Populations", "",
+                "Each denominator is published once per LHJ, period and stratum as its own row (kind population) "
+                "and suppressed on its own merits; every indicator of that population repeats it as its "
+                "`denominator`, shown or withheld with it. An indicator's hidden count hides no other indicator's "
+                "rate.", "", "| indicator_id | population |", "|---|---|"]
+        for pid, name in pops.drop_duplicates("indicator_id")[["indicator_id", "indicator"]].itertuples(index=False):
+            out.append(f"| {pid} | {name} |")
     out += ["", f"Standard population: {std.name} ({std.source}).", "",
             "### Annotation codes of indicators.csv", "", "| code | meaning |", "|---|---|"]
     out += [f"| {c} | {d} |" for c, d in sorted(IND_ANN.items())]

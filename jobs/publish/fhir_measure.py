@@ -201,6 +201,8 @@ def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generate
     score, the strata (ZIPs included) as stratifiers; withheld values carry data-absent-reason."""
     if table is None or table.empty:
         return []
+    if "kind" in table:  # population rows (members, member-months) are each group's population, not a group
+        table = table[table["kind"] != "population"]
     when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
     cols = ["indicator_id", "indicator", "rate_type", "period", "stratifier", "stratum", "numerator", "denominator",
             "rate", "ci_low", "ci_high", "per", "change", "change_ci_low", "change_ci_high", "annotation"]

@@ -15,11 +15,15 @@ nothing. The test runs the attacker's LP over the union of every LHJ's table and
 (tests/publish/test_lhj_indicators.py). An earlier version suppressed all LHJs as one table with
 the geography relation; its LP components spanned every LHJ and it did not finish at 3,000 members.
 
-Utilization counts are events over member-months, and a cell may hold more events than
-member-months, which the measure-feed shape (numerator <= denominator) cannot express. The
-suppression sees them as numerator = events and denominator = events + member-months: every
-relation still adds up, and its implied count (denominator - numerator) is then the member-months,
-so events and member-months are both protected counts. The file publishes member-months.
+Denominators are published once: a population row (``kind`` population: MEMBERS, MEMBER_MONTHS,
+MEMBERS_BMI) per LHJ, period and stratum, suppressed as a count of its own, and every indicator of
+that population repeats it as its denominator, shown or hidden with it. What the suppression sees
+(:func:`count_table`): a population row is 0 over its count; a prevalence row is cases over the
+population count, tied to the population row by an equality (``shared_denominators``); a
+utilization row is 0 over its events (events may exceed member-months, and nothing ties them). So
+one indicator's hidden events hide no other indicator's rate. (Until this layout each utilization
+row carried events + member-months, one member-months count shared by all: one indicator's hidden
+events withheld the member-months, and with them every rate of the stratum.)
 
 Rates (crude and age-adjusted, gamma 95% intervals; :mod:`jobs.indicators.rates`) are given only
 where both counts of the row are published; the state's rates beside each LHJ's only where the
@@ -27,7 +31,7 @@ state's counts are published, and never beside a ZIP (the statewide value of a s
 would add the other LHJ's part).
 
 Annotation codes (what exactly is hidden): 1 a count of 1-10 (numerator, denominator or
-member-months), 4 the numerator of a row whose complement (denominator - numerator: members
+member-months; on an indicator row whose own counts are shown, its population's), 4 the numerator of a row whose complement (denominator - numerator: members
 without the condition) is 1-10, 2 complementary (hidden so that a small count cannot be worked out
 from the others), 3 no data (denominator 0). privacy.attack.audit, given this table, agrees: it
 bounds every hidden count.
@@ -101,44 +105,99 @@ def spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
     s["period_rollups"] = rollups
     s["period_rollup_columns"] = ["numerator", "denominator"]
     s["period_granularity"] = "month" if any(len(p) == 7 and "-Q" not in p for p in periods) else "year"
+    # a prevalence row's denominator is its population row's count (see count_table)
+    s["shared_denominators"] = {iid: population_id(ind, cat) for iid, ind in cat.indicators.items()
+                                if ind.kind == "prevalence"}
     return s
 
 
+POPULATION = "population"  # the kind of a population row (MEMBERS, MEMBER_MONTHS, ...)
+
+
+def population_id(ind: Indicator, cat: Catalogue) -> str:
+    """The population whose count is the indicator's published denominator: ``MEMBER_MONTHS`` for
+    utilization; ``MEMBERS`` (enrolled the catalogue's minimum months of the year) for prevalence,
+    ``_<N>M`` when the indicator asks for another minimum, ``_BMI`` when only members with a BMI
+    observation count (obesity). Indicators with the same id share one count (see
+    :func:`shared_populations`)."""
+    if ind.kind == "utilization":
+        return "MEMBER_MONTHS"
+    months = cat.enrolled_months(ind)
+    out = "MEMBERS" + ("" if months == cat.min_enrolled_months else f"_{months}M")
+    return out + ("_BMI" if any(isinstance(e, BmiEvidence) for e in ind.evidence) else "")
+
+
+def population_name(pop: str, cat: Catalogue) -> str:
+    """A reader's name for a population row of indicators.csv."""
+    users = [i.name for i in cat.indicators.values() if population_id(i, cat) == pop]
+    if pop == "MEMBER_MONTHS":
+        return "Member-months (the denominator of every use-of-care indicator)"
+    months = pop.split("_")[1][:-1] if pop.split("_")[1:2] and pop.split("_")[1].endswith("M") else \
+        str(cat.min_enrolled_months)
+    what = f"Members enrolled at least {months} months of the year"
+    if pop.endswith("_BMI"):
+        what += " with a BMI observation"
+    return f"{what} (the denominator of {', '.join(users)})" if len(users) <= 2 else \
+        f"{what} (the denominator of the prevalence indicators)"
+
+
+def population_key(ind: Indicator, cat: Catalogue | None = None) -> str:
+    """Indicators with the same key share their published denominator: :func:`population_id`."""
+    return population_id(ind, cat or catalogue_mod.default()[0])
+
+
 def count_table(long: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
-    """Feed-shaped count rows (lhj, measure_id, period, stratifier, stratum, numerator, denominator,
-    member_months) from :func:`jobs.indicators.cells.strata` rows; utilization denominators are
-    events + member-months (see the module docstring); the state's ZIP rows are dropped."""
+    """The rows privacy.suppression protects, from :func:`jobs.indicators.cells.strata` rows: one
+    per indicator and one per population (POPULATION rows), each by LHJ, period and stratum (the
+    state's ZIP rows dropped). Columns: lhj, measure_id, period, stratifier, stratum, numerator,
+    denominator (the suppression's shape), kind, count (the indicator's events or cases, or the
+    population's count), population (the population id), population_count.
+
+    The suppression's shape (numerator <= denominator, the implied count denominator - numerator
+    protected too):
+
+    * a population row: 0 over the population count (members, member-months), a count of its own;
+    * a prevalence row: cases over the population count, the denominator tied to the population
+      row's by ``shared_denominators`` (one number: hidden for every indicator or none; members
+      without the condition protected as the implied count);
+    * a utilization row: 0 over the events. Events may exceed member-months, and no relation ties
+      them to the member-months, so the events are a count of their own, as the population is:
+      hiding one indicator's events hides no other indicator's rate."""
     sums = long.groupby(["lhj", "indicator_id", "period", "stratifier", "stratum"], observed=True, sort=True)[
         ["numerator", "denominator"]].sum().reset_index()
     sums = sums[~((sums["lhj"] == STATE) & (sums["stratifier"] == "zip"))]
-    util = sums["indicator_id"].map(lambda i: cat.indicators[i].kind == "utilization").to_numpy()
+    pop_of = {iid: population_id(ind, cat) for iid, ind in cat.indicators.items()}
+    kind_of = {iid: ind.kind for iid, ind in cat.indicators.items()}
+    sums = sums.assign(population=sums["indicator_id"].map(pop_of), kind=sums["indicator_id"].map(kind_of))
+    cell = ["lhj", "population", "period", "stratifier", "stratum"]
+    pops = sums.groupby(cell, sort=True)["denominator"].agg(["min", "max"]).reset_index()
+    if (pops["min"] != pops["max"]).any():
+        bad = pops[pops["min"] != pops["max"]].iloc[0]
+        raise ValueError(f"indicators of population {bad['population']} disagree on its count in "
+                         f"{bad['period']} / {bad['stratifier']}; jobs.publish.lhj_indicators.shared_populations "
+                         "must give every indicator of a population one denominator")
+    util = (sums["kind"] == "utilization").to_numpy()
     num = sums["numerator"].astype("int64").to_numpy()
     den = sums["denominator"].astype("int64").to_numpy()
-    out = sums.rename(columns={"indicator_id": "measure_id"}).assign(
-        numerator=num, denominator=np.where(util, num + den, den), member_months=np.where(util, den, 0),
-        utilization=util)
-    return out.reset_index(drop=True)
-
-
-def _annotate(masked: pd.DataFrame, counts: pd.DataFrame) -> pd.Series:
-    """privacy.suppression's codes as indicators.csv reads them: its 4 (denominator - numerator is
-    1-10) is kept for prevalence; for utilization that difference is the member-months, a count
-    of the row itself, so 1."""
-    util = counts["utilization"].to_numpy()
-    ann = [None if pd.isna(v) else str(int(v)) for v in masked["annotation"]]
-    out = [SMALL if (a == COMPLEMENT_SMALL and util[i]) else a for i, a in enumerate(ann)]
-    return pd.Series(out, index=masked.index, dtype="object")
-
-
-def _lhj_spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
-    sp = spec(table, cat)
-    sp.pop("geography_total", None)
-    return sp
+    rows = pd.DataFrame({
+        "lhj": sums["lhj"].to_numpy(), "measure_id": sums["indicator_id"].to_numpy(), "period": sums["period"].to_numpy(),
+        "stratifier": sums["stratifier"].to_numpy(), "stratum": sums["stratum"].to_numpy(),
+        "numerator": np.where(util, 0, num), "denominator": np.where(util, num, den),
+        "kind": sums["kind"].to_numpy(), "count": num, "population": sums["population"].to_numpy(),
+        "population_count": den})
+    p = pops["min"].astype("int64").to_numpy()
+    pop_rows = pd.DataFrame({
+        "lhj": pops["lhj"].to_numpy(), "measure_id": pops["population"].to_numpy(), "period": pops["period"].to_numpy(),
+        "stratifier": pops["stratifier"].to_numpy(), "stratum": pops["stratum"].to_numpy(),
+        "numerator": np.zeros(len(pops), dtype="int64"), "denominator": p, "kind": POPULATION, "count": p,
+        "population": pops["population"].to_numpy(), "population_count": p})
+    return pd.concat([pop_rows, rows], ignore_index=True)
 
 
 def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
-    """Hide each statewide count that some LHJ does not publish (same indicator, period, stratum,
-    column); annotate hidden statewide rows 1 (a small count), 4 (a small complement) or 2.
+    """Hide each statewide count that some LHJ does not publish (same indicator or population,
+    period, stratum, column); annotate hidden statewide rows 1 (a small count), 4 (a small
+    complement) or 2.
 
     An LHJ without the row (no member of that stratum there) publishes its zero by the row's
     absence, so it does not hide the state's count: the state's count is then the sum of the
@@ -150,7 +209,7 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     out = masked.copy()
     num = counts["numerator"].to_numpy()
     den = counts["denominator"].to_numpy()
-    util = counts["utilization"].to_numpy()
+    prev = (counts["kind"] == "prevalence").to_numpy()
     small = lambda v: (v >= 1) & (v <= 10)  # noqa: E731
     for c in ("numerator", "denominator"):
         shown = lhj_rows.assign(_shown=lhj_rows[c].notna()).groupby(key)["_shown"].agg(["all", "size"]).reset_index()
@@ -160,8 +219,8 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
         vals[~ok] = pd.NA
         out.loc[is_state, c] = pd.array(vals, dtype="Int64")
     hidden = is_state & (out["numerator"].isna() | out["denominator"].isna()).to_numpy()
-    own = small(num) | np.where(util, small(den - num), small(den))  # utilization: den - num is member-months
-    complement = ~util & small(den - num)
+    own = small(num) | small(den)
+    complement = prev & small(den - num)
     ann = out["annotation"].astype("object").to_numpy()
     ann[hidden] = np.select([own[hidden], complement[hidden]], [SMALL, COMPLEMENT_SMALL], COMPLEMENTARY)
     ann[is_state & ~hidden & (den == 0)] = NO_DATA
@@ -169,17 +228,11 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def population_key(ind: Indicator) -> str:
-    """Indicators with the same key share their published denominator (see :func:`shared_populations`)."""
-    bmi = any(isinstance(e, BmiEvidence) for e in ind.evidence)
-    return f"{ind.kind}|{ind.min_enrolled_months}|{'bmi' if bmi else ''}"
-
-
 CELL_KEYS = ["period", "lhj", "zip", "age_group", "age_band", "sex", "race_ethnicity", "language"]
 
 
 def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
-    """The cube as the feed publishes it: every indicator of a population key over one denominator.
+    """The cube as the feed publishes it: every indicator of a population over one denominator.
 
     Why: two indicators' denominators that differ by an age limit (diabetes: all members; COPD:
     adults) would publish, by subtraction, the members under the limit in a cell, and so a count
@@ -188,10 +241,11 @@ def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
     age): its crude rate is per member of any age, and its age-adjusted rate stays over its own
     ages. The gold tables keep the age-limited denominators."""
     out = [cube]
-    for key in sorted({population_key(i) for i in cat.indicators.values()}):
-        same = [i for i in cat.indicators.values() if population_key(i) == key]
-        ref = next((i for i in same if i.ages is None and i.id in set(cube["indicator_id"])), None)
-        limited = [i for i in same if i.ages is not None and i.id in set(cube["indicator_id"])]
+    present = set(cube["indicator_id"])
+    for key in sorted({population_id(i, cat) for i in cat.indicators.values()}):
+        same = [i for i in cat.indicators.values() if population_id(i, cat) == key]
+        ref = next((i for i in same if i.ages is None and i.id in present), None)
+        limited = [i for i in same if i.ages is not None and i.id in present]
         if ref is None or not limited:
             continue
         grid = cube[cube["indicator_id"] == ref.id][CELL_KEYS + ["denominator"]]
@@ -206,46 +260,46 @@ def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _shared_denominator_cells(masked: pd.DataFrame, util: np.ndarray, groups: np.ndarray) -> set[tuple[int, str]]:
-    """The denominators of one LHJ's suppressed table (positional rows) that publishing would hide
-    after the suppression: a utilization row's member-months (denominator - numerator) when its
-    events are hidden, and every shown denominator of a population (``groups``: population key,
-    period and stratum; see :func:`_harmonise_denominators`) where one indicator hides it.
-
-    Why they go back into the suppression (``privacy.suppression.suppress(hide=...)``): its
-    attacker audit must judge the table as published. Hiding a count afterwards never narrows an
-    interval, but it can turn one that was provably 11 or more into one reaching down into 1-10
-    (an implied count bounded to [7, 121] at benchmark scale), which the audit rightly refuses."""
-    num_hidden = masked["numerator"].isna().to_numpy()
-    den_hidden = masked["denominator"].isna().to_numpy()
-    shown_den_hidden = den_hidden | (util & num_hidden)
-    group_hidden = pd.Series(shown_den_hidden).groupby(groups).transform("any").to_numpy()
-    rows = np.flatnonzero(~den_hidden & (group_hidden | (util & num_hidden)))
-    return {(int(r), "denominator") for r in rows}
+def _lhj_spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
+    sp = spec(table, cat)
+    sp.pop("geography_total", None)
+    return sp
 
 
-def _harmonise_denominators(counts: pd.DataFrame, cat: Catalogue, shown_den: np.ndarray,
-                            ann: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """A denominator is one count shared by every indicator of the same population (diabetes and
-    hypertension have the same members; ED visits and dental visits the same member-months): each
-    indicator's suppression decides alone, so a denominator hidden for one indicator must be hidden
-    for all, or another indicator's row would give it back. Hiding more never narrows an attacker's
-    bounds on a small count."""
-    keys = counts["measure_id"].map(lambda i: population_key(cat.indicators[i]))
-    frame = pd.DataFrame({"k": keys, "lhj": counts["lhj"], "p": counts["period"], "s": counts["stratifier"],
-                          "st": counts["stratum"], "hidden": np.isnan(shown_den)})
-    any_hidden = frame.groupby(["k", "lhj", "p", "s", "st"])["hidden"].transform("any").to_numpy()
-    extra = any_hidden & ~np.isnan(shown_den)
-    out = np.where(any_hidden, np.nan, shown_den)
-    a = ann.to_numpy(dtype=object).copy()
-    a[extra & pd.isna(a)] = COMPLEMENTARY
-    return out, pd.Series(a, index=ann.index, dtype="object")
+_RANK = {SMALL: 0, COMPLEMENT_SMALL: 1, COMPLEMENTARY: 2}
+
+
+def _most_specific(a: Any, b: Any) -> Any:  # noqa: ANN401
+    """Of two annotation codes (or None), the one that says most exactly what is hidden."""
+    codes = [c for c in (a, b) if c in _RANK]
+    return min(codes, key=_RANK.__getitem__) if codes else (a if a is not None else b)
+
+
+def _suppress_lhjs(feed: pd.DataFrame, cat: Catalogue) -> tuple[list[pd.DataFrame], dict[str, int], set[tuple[str, str]]]:
+    """privacy.suppression.suppress on each LHJ's rows (their relations never reach another LHJ)."""
+    from privacy.suppression import suppress
+
+    parts: list[pd.DataFrame] = []
+    summary = {"primary": 0, "complementary": 0}
+    failed: set[tuple[str, str]] = set()
+    for _lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True):
+        table = rows.reset_index()
+        m = suppress(table.drop(columns="index"), _lhj_spec(table, cat), on_failure="report")
+        info = m.attrs.get("privacy.suppression", {})
+        m.attrs = {}
+        summary["primary"] += int(info.get("primary", 0))
+        summary["complementary"] += int(info.get("complementary", 0))
+        failed |= {(str(a), str(b)) for a, b in info.get("failed_measures", [])}
+        m.index = table["index"].to_numpy()
+        m["annotation"] = pd.Series([None if pd.isna(v) else str(int(v)) for v in m["annotation"]], index=m.index,
+                                    dtype="object")
+        parts.append(m)
+    return parts, summary, failed
 
 
 def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None) -> pd.DataFrame:
-    """The published indicator rows of every LHJ and the state (COLUMNS), from gold.indicator_cube rows."""
-    from privacy.suppression import suppress
-
+    """The published indicator and population rows of every LHJ and the state (COLUMNS), from
+    gold.indicator_cube rows."""
     if cat is None or std is None:
         cat, std = catalogue_mod.default()
     if cube.empty:
@@ -257,42 +311,13 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     long = strata(with_periods(cube))
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
-    parts: list[pd.DataFrame] = []
-    primary = complementary = 0
-    failed: set[tuple[str, str]] = set()
-    pop_keys = counts["measure_id"].map(lambda i: population_key(cat.indicators[i]))
-    for _lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True):
-        table = rows.reset_index()
-        util = counts["utilization"].to_numpy()[table["index"].to_numpy()]
-        groups = pd.Series(pop_keys.to_numpy()[table["index"].to_numpy()]).str.cat(
-            table[["period", "stratifier", "stratum"]].astype(str), sep="|").to_numpy()
-        spec_lhj = _lhj_spec(table, cat)
-        hide: set[tuple[int, str]] = set()
-        reuse: dict[str, dict[Any, Any]] = {}
-        for _ in range(20):  # each pass hides all the last one did and more; converges in two or three
-            m = suppress(table.drop(columns="index"), spec_lhj, on_failure="report", hide=sorted(hide), reuse=reuse)
-            more = _shared_denominator_cells(m, util, groups)
-            if not more:
-                break
-            hidden = {(int(r), c) for c in ("numerator", "denominator") for r in np.flatnonzero(m[c].isna().to_numpy())}
-            hide = hidden | more
-        summary = m.attrs.get("privacy.suppression", {})
-        m.attrs = {}
-        primary += int(summary.get("primary", 0))
-        complementary += int(summary.get("complementary", 0))
-        failed |= {(str(a), str(b)) for a, b in summary.get("failed_measures", [])}
-        m.index = table["index"].to_numpy()
-        m["annotation"] = pd.Series([None if pd.isna(v) else str(int(v)) for v in m["annotation"]], index=m.index,
-                                    dtype="object")
-        parts.append(m)
+    parts, summary, failed = _suppress_lhjs(feed, cat)
     state = feed[feed["lhj"] == STATE].copy()
     state["annotation"] = pd.Series([None] * len(state), index=state.index, dtype="object")
     parts.append(state)
     masked = pd.concat(parts).sort_index()
     masked["numerator"] = masked["numerator"].astype("Int64")
     masked["denominator"] = masked["denominator"].astype("Int64")
-    ann = _annotate(masked, counts)
-    masked["annotation"] = ann.to_numpy()
     if failed:  # withhold every count of an indicator the audit could still bound (never expected)
         bad = np.array([(str(a), str(b)) in failed for a, b in zip(masked["lhj"], masked["measure_id"], strict=True)])
         masked.loc[bad, ["numerator", "denominator"]] = pd.NA
@@ -301,45 +326,68 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
         masked["annotation"] = a
         log.error("indicator suppression: the audit still fails for %d (LHJ, indicator) pair(s); withheld", len(failed))
     masked = _state_rule(counts, masked)
-    ann = masked["annotation"]
-    summary = {"primary": primary, "complementary": complementary}
-    pub_num = masked["numerator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    pub_den = masked["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    util = counts["utilization"].to_numpy()
-    shown_den = np.where(util, pub_den - pub_num, pub_den)  # member-months need both counts
-    shown_den, ann = _harmonise_denominators(counts, cat, shown_den, ann)
-    ok = ~np.isnan(pub_num) & ~np.isnan(shown_den) & (shown_den > 0)
 
-    # rates from the age-specific counts, for rows whose counts are both published
+    # what each row publishes: an indicator's count, and its population's count as its denominator
+    kind = counts["kind"].to_numpy()
+    is_pop, util = kind == POPULATION, kind == "utilization"
+    m_num = masked["numerator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    m_den = masked["denominator"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    own_count = np.where(util | is_pop, m_den, m_num)
+    cell = ["lhj", "population", "period", "stratifier", "stratum"]
+    pops = counts.loc[is_pop, cell].assign(_pop=m_den[is_pop], _pop_ann=masked["annotation"].to_numpy()[is_pop])
+    joined = counts[cell].merge(pops, on=cell, how="left")
+    pub_den = joined["_pop"].to_numpy(dtype=float)
+    pub_den = np.where(util | is_pop, pub_den, np.where(np.isnan(m_den), np.nan, pub_den))
+    ann_own = masked["annotation"].to_numpy(dtype=object)
+    ann = np.array([a if p or not np.isnan(d) else _most_specific(a, pa)
+                    for a, pa, d, p in zip(ann_own, joined["_pop_ann"].to_numpy(dtype=object), pub_den, is_pop,
+                                           strict=True)], dtype=object)
+    ok = ~np.isnan(own_count) & ~np.isnan(pub_den) & (pub_den > 0) & ~is_pop
+
+    # rates from the age-specific counts, for indicator rows whose counts are both published
+    ind = ~is_pop
+    ic = counts[ind].reset_index(drop=True)
     key = ["lhj", "indicator_id", "period", "stratifier", "stratum"]
     labels = list(std.labels)
     piv = long.pivot_table(index=key, columns="age_group", values=["numerator", "denominator"], aggfunc="sum",
                            fill_value=0, observed=True)
-    rows = pd.MultiIndex.from_frame(counts.rename(columns={"measure_id": "indicator_id"})[key])
+    rows = pd.MultiIndex.from_frame(ic.rename(columns={"measure_id": "indicator_id"})[key])
     piv = piv.reindex(rows, fill_value=0)
     x, n = age_matrices(piv, labels)
-    ids = counts["measure_id"].to_numpy()
+    ids = ic["measure_id"].to_numpy()
     per = np.array([cat.indicators[i].multiplier for i in ids], dtype=float)
     w = age_weights(cat, std, ids)
-    true_num = counts["numerator"].to_numpy(dtype=float)
-    true_den = np.where(util, counts["member_months"], counts["denominator"]).astype(float)
+    true_num = ic["count"].to_numpy(dtype=float)
+    true_den = ic["population_count"].to_numpy(dtype=float)
     cr = adjusted_arrays(true_num[:, None], true_den[:, None], np.ones((len(ids), 1)))
     ad = adjusted_arrays(x, n, w)
+    ok_i = ok[ind]
     base = pd.DataFrame({
-        "lhj": counts["lhj"], "indicator_id": ids, "indicator": [cat.indicators[i].name for i in ids],
-        "kind": [cat.indicators[i].kind for i in ids], "period": counts["period"],
-        "stratifier": counts["stratifier"], "stratum": counts["stratum"],
-        "numerator": pd.Series(pub_num, dtype="float64").round().astype("Int64").to_numpy(),
-        "denominator": pd.Series(shown_den, dtype="float64").round().astype("Int64").to_numpy(),
-        "denominator_unit": np.where(util, "member-months", "members"),
-        "per": per.astype("int64"), "annotation": ann.to_numpy()})
+        "lhj": ic["lhj"], "indicator_id": ids, "indicator": [cat.indicators[i].name for i in ids],
+        "kind": ic["kind"], "period": ic["period"], "stratifier": ic["stratifier"], "stratum": ic["stratum"],
+        "numerator": pd.Series(own_count[ind], dtype="float64").round().astype("Int64").to_numpy(),
+        "denominator": pd.Series(pub_den[ind], dtype="float64").round().astype("Int64").to_numpy(),
+        "denominator_unit": np.where(util[ind], "member-months", "members"),
+        "per": per.astype("int64"), "annotation": ann[ind]})
 
     def shown(v: np.ndarray) -> np.ndarray:
-        return np.round(np.where(ok, v * per, np.nan), 4)
+        return np.round(np.where(ok_i, v * per, np.nan), 4)
 
     out = rate_rows(base, cr, ad, shown)
-    out = out.merge(year_over_year(base, cr, ad, ok, per), on=CHANGE_KEY, how="left")[COLUMNS].sort_values(
-        ["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"], ignore_index=True)
+    out = out.merge(year_over_year(base, cr, ad, ok_i, per), on=CHANGE_KEY, how="left")
+    pc = counts[is_pop].reset_index(drop=True)
+    shown_pop = pd.Series(own_count[is_pop], dtype="float64").round().astype("Int64").to_numpy()
+    population = pd.DataFrame({
+        "lhj": pc["lhj"], "indicator_id": pc["measure_id"],
+        "indicator": [population_name(str(p), cat) for p in pc["measure_id"]], "kind": POPULATION,
+        "period": pc["period"], "stratifier": pc["stratifier"], "stratum": pc["stratum"],
+        "numerator": shown_pop, "denominator": shown_pop,
+        "denominator_unit": np.where(pc["measure_id"] == "MEMBER_MONTHS", "member-months", "members"),
+        "rate_type": CRUDE, "age_groups_missing": 0, "annotation": ann[is_pop]})
+    out = pd.concat([out, population], ignore_index=True)
+    out["per"] = out["per"].astype("Int64")
+    out = out[COLUMNS].sort_values(["lhj", "indicator_id", "period", "stratifier", "stratum", "rate_type"],
+                                   ignore_index=True)
     log.info("indicators: %d rows for %d LHJs and the state; %d primary, %d complementary suppressions",
              len(out), out["lhj"].nunique() - 1, summary.get("primary", 0), summary.get("complementary", 0))
     return out
@@ -387,26 +435,56 @@ def year_over_year(base: pd.DataFrame, cr: dict[str, np.ndarray], ad: dict[str, 
     return both[CHANGE_KEY].assign(change=col(d), change_ci_low=col(d - z * se), change_ci_high=col(d + z * se))
 
 
-def audit_table(published: pd.DataFrame) -> pd.DataFrame:
-    """The crude rows of ``published`` in the measure-feed shape privacy.attack.audit reads, with
-    utilization denominators as events + member-months (what the suppression protected)."""
+def audit_table(published: pd.DataFrame, cat: Catalogue | None = None) -> pd.DataFrame:
+    """The crude rows of ``published`` in the shape privacy.suppression protected (see
+    :func:`count_table`), which privacy.attack.audit reads: a population row 0 over its count, a
+    utilization row 0 over its events, a prevalence row cases over its population's count.
+
+    A population count counts as published if any row shows it (its own row, or an indicator row's
+    denominator), so a count shown in one place and hidden in another is judged as shown."""
+    cat = cat or catalogue_mod.default()[0]
     crude = published[published["rate_type"] == CRUDE].reset_index(drop=True)
-    num = crude["numerator"].astype("Float64")
-    den = crude["denominator"].astype("Float64")
-    util = crude["kind"] == "utilization"
-    feed_den = den.where(~util, num + den)
-    feed_den = feed_den.where(~(util & (num.isna() | den.isna())), pd.NA)  # member-months alone do not show the sum
+    num = pd.to_numeric(crude["numerator"], errors="coerce").astype("Float64")
+    den = pd.to_numeric(crude["denominator"], errors="coerce").astype("Float64")
+    kind = crude["kind"].astype(str)
+    pop_of = {iid: population_id(ind, cat) for iid, ind in cat.indicators.items()}
+    population = crude["indicator_id"].map(lambda i: pop_of.get(str(i), str(i)))
+    cell = ["lhj", "population", "period", "stratifier", "stratum"]
+    seen = crude[cell[:1] + cell[2:]].assign(population=population, _d=den).dropna(subset=["_d"]) \
+        .drop_duplicates(cell)[[*cell, "_d"]]
+    any_shown = crude[cell[:1] + cell[2:]].assign(population=population).merge(seen, on=cell, how="left")["_d"]
+    pop_count = pd.Series(any_shown.to_numpy(), dtype="Float64")
+    is_pop, util = (kind == POPULATION).to_numpy(), (kind == "utilization").to_numpy()
+    feed_num = num.where(~(pd.Series(is_pop | util)), 0)
+    feed_den = den.where(~pd.Series(is_pop), pop_count).where(~pd.Series(util), num)
     return pd.DataFrame({"lhj": crude["lhj"], "measure_id": crude["indicator_id"], "period": crude["period"],
                          "stratifier": crude["stratifier"], "stratum": crude["stratum"],
-                         "numerator": num.astype("Int64"), "denominator": feed_den.round().astype("Int64"),
+                         "numerator": feed_num.round().astype("Int64"), "denominator": feed_den.round().astype("Int64"),
                          "rate": crude["rate"], "ci_low": crude["ci_low"], "ci_high": crude["ci_high"],
                          "annotation": crude["annotation"]})
+
+
+DERIVED = ("rate", "ci_low", "ci_high", "state_rate", "state_ci_low", "state_ci_high", "change", "change_ci_low",
+           "change_ci_high")
+
+
+def rate_leaks(published: pd.DataFrame) -> int:
+    """Rows of ``published`` (any rate type) that show a rate, interval or change while their
+    numerator or denominator is hidden: a rate times a published count gives the other count back.
+    ``state_*`` beside an LHJ's row are the state's, checked on the state's own row."""
+    if published.empty:
+        return 0
+    hidden = published["numerator"].isna() | published["denominator"].isna()
+    own = [c for c in DERIVED if not c.startswith("state_")]
+    shown = published[own].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)
+    return int((hidden & shown).sum())
 
 
 def protected(published: pd.DataFrame, cat: Catalogue | None = None, *,
               decompose: bool = True) -> tuple[bool, dict[str, int]]:
     """The last gate: the attacker's LP over the union of every LHJ's table and the state's rows
-    (with the state = sum of LHJs and the calendar's roll-ups). (passes, figures without values).
+    (with the state = sum of LHJs, the calendar's roll-ups and the shared population counts), and
+    no rate beside a hidden count. (passes, figures without values).
 
     With ``decompose`` (default) the union is solved exactly in parts when it can be (see
     :func:`_decomposed_audit`: one LP per LHJ, the state's hidden counts as sums of the LHJs'
@@ -417,16 +495,19 @@ def protected(published: pd.DataFrame, cat: Catalogue | None = None, *,
     if published.empty:
         return True, {}
     cat = cat or catalogue_mod.default()[0]
-    table = audit_table(published)
+    leaks = rate_leaks(published)
+    table = audit_table(published, cat)
     sp = SuppressionSpec.from_dict(spec(table, cat))
     if decompose:
         decided = _decomposed_audit(table, sp)
         if decided is not None and decided[0]:
-            return decided
+            ok, figures = decided
+            return ok and not leaks, {**figures, "rate_leaks": leaks}
     report = audit(table, sp)
     small = sum(1 for f in report.failures if f["high"] < 11 - 1e-6)
-    return report.ok, {"failures": len(report.failures), "small_count_failures": small,
-                       "suppressed_cells": report.suppressed_cells, "components": report.components}
+    return report.ok and not leaks, {"failures": len(report.failures), "small_count_failures": small,
+                                     "suppressed_cells": report.suppressed_cells, "components": report.components,
+                                     "rate_leaks": leaks}
 
 
 def _decomposed_audit(table: pd.DataFrame, sp: Any) -> tuple[bool, dict[str, int]] | None:  # noqa: ANN401

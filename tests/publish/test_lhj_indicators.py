@@ -63,7 +63,7 @@ def _truth(c: pd.DataFrame) -> pd.DataFrame:
 def test_every_small_count_is_hidden(published):
     t = published.table
     truth = _truth(published.cube)
-    zips = t[(t.stratifier == "zip") & (t.period == "2025") & (t.rate_type == "crude")]
+    zips = t[(t.stratifier == "zip") & (t.period == "2025") & (t.rate_type == "crude") & (t.kind != "population")]
     merged = zips.merge(truth, left_on=["indicator_id", "lhj", "stratum"], right_on=["indicator_id", "lhj", "zip"],
                         suffixes=("", "_true"))
     assert len(merged) == len(zips) > 0
@@ -390,3 +390,52 @@ def test_counts_print_as_integers_whatever_dtype_the_engine_returned(published):
     values = [row.split(",")[i] for row in rows[1:] for i in cols]
     assert any(v for v in values) and not any(v.endswith(".0") for v in values)
     assert lhj_indicators.csv_bytes(table) == lhj_indicators.csv_bytes(published.table)
+
+
+def test_one_indicators_hidden_events_hide_no_other_indicators_rate():
+    """Member-months are one population row per cell, suppressed on their own merits: Los Angeles
+    has a single avoidable admission (PQI90) in the year, hidden, and its ED rate, its member-months
+    and every other LHJ's rates stay published (they were all withheld when each indicator carried
+    the member-months in its own row). The audit over the union still passes."""
+    cat, std = default()
+    c = cube()
+    ed = c[c.indicator_id == "ED"]
+    one = (ed.lhj == "Los Angeles") & (ed.zip == "90001") & (ed.period == "2025-01") & (ed.age_group == "25-34") \
+        & (ed.sex == "F")
+    pqi = ed.assign(indicator_id="PQI90", numerator=np.where(one, 1, 0))
+    table = lhj_indicators.decide_all(pd.concat([c, pqi], ignore_index=True), cat, std)
+    crude = table[(table.rate_type == "crude") & (table.period == "2025") & (table.stratifier == "all")]
+
+    def row(lhj: str, iid: str) -> pd.Series:
+        return crude[(crude.lhj == lhj) & (crude.indicator_id == iid)].iloc[0]
+
+    assert pd.isna(row("Los Angeles", "PQI90").numerator) and row("Los Angeles", "PQI90").annotation == "1"
+    assert pd.isna(row("Los Angeles", "PQI90").rate)
+    mm = row("Los Angeles", "MEMBER_MONTHS")
+    assert mm.kind == "population" and mm.numerator == 3 * (900 + 30) and mm.annotation is None
+    la_ed = row("Los Angeles", "ED")
+    assert la_ed.denominator == mm.numerator and la_ed.rate == pytest.approx(1000 * la_ed.numerator / mm.numerator)
+    # every indicator's denominator is its population row's count, shown or hidden with it
+    pops = table[(table.kind == "population") & (table.rate_type == "crude")]
+    keyed = table[table.kind != "population"].assign(
+        population=lambda d: d.indicator_id.map(lambda i: lhj_indicators.population_id(cat.indicators[i], cat)))
+    both = keyed.merge(pops[["lhj", "indicator_id", "period", "stratifier", "stratum", "numerator"]]
+                       .rename(columns={"indicator_id": "population", "numerator": "pop"}),
+                       on=["lhj", "population", "period", "stratifier", "stratum"], how="left")
+    assert len(both) == len(keyed)
+    assert (both.denominator.isna() == both["pop"].isna()).all()
+    assert (both.denominator.dropna() == both["pop"].dropna()).all()
+    # one population row per LHJ, period and stratum, not one per indicator
+    assert not pops.duplicated(["lhj", "indicator_id", "period", "stratifier", "stratum"]).any()
+    ok, figures = lhj_indicators.protected(table, cat)
+    assert ok and figures["rate_leaks"] == 0, figures
+
+
+def test_a_rate_beside_a_hidden_count_fails_the_gate(published):
+    """A rate times a published count gives the hidden one back: the gate refuses it."""
+    leaky = published.table.copy()
+    hidden = (leaky.kind != "population") & leaky.denominator.isna() & (leaky.rate_type == "crude")
+    assert hidden.any()
+    leaky.loc[hidden.idxmax(), "rate"] = 12.5
+    ok, figures = lhj_indicators.protected(leaky, published.cat)
+    assert not ok and figures["rate_leaks"] == 1
