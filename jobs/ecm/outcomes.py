@@ -260,45 +260,111 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
     else:
         first_index = first
     xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
-    enc = lakehouse.conform_to(lakehouse.read(spark, ENCOUNTER), ENCOUNTER).where(
+    # months as counts (year * 12 + month): formatting dates as text costs more than the rest of the
+    # read on the population's tens of millions of member-months
+    lo = _month_index(first_index) - 12
+    hi = _month_index(last)
+    enc = lakehouse.read(spark, ENCOUNTER).select("source", "source_person_id", "service_date", "paid_amount").where(
         "paid_amount IS NOT NULL AND service_date IS NOT NULL")
-    paid = (enc.join(xwalk, ["source", "source_person_id"]).groupBy("member_id", _month("service_date").alias("month"))
-            .agg(F.sum("paid_amount").alias("paid")))
-    midx = F.expr("year(to_date(concat(month, '-01'))) * 12 + month(to_date(concat(month, '-01')))")
-    # covered member-months (every member: the comparison group needs them), with the 12 months before each
-    cov = (lakehouse.read(spark, MEMBER_MONTH).select("member_id", _month("month").alias("month"))  # keys: unique
-           .where(F.col("month") <= F.lit(last))
-           .where(F.to_date(F.concat("month", F.lit("-01"))) >= F.add_months(F.to_date(F.lit(first_index + "-01")), -12))
-           .join(paid, ["member_id", "month"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0)))
-           .withColumn("midx", midx))
-    w = Window.partitionBy("member_id").orderBy("midx").rangeBetween(-12, -1)
-    cov = scratch.put(cov.withColumn("before_paid", F.sum("paid").over(w))
-                      .withColumn("before_months", F.count("paid").over(w)), "clin_cov")
-
+    paid = scratch.put(
+        enc.join(xwalk, ["source", "source_person_id"]).groupBy("member_id", _midx("service_date").alias("midx"))
+        .agg(F.sum("paid_amount").alias("paid")).where(F.col("midx").between(lo, hi)), "clin_paid")
+    # covered member-months (keys unique) the costs reach: the 12 before the first index month up to the last
+    cov = (lakehouse.read(spark, MEMBER_MONTH).select("member_id", _midx("month").alias("midx"))
+           .where(F.col("midx").between(lo, hi)))
+    # gold.member_risk's rolling tiers, by the month their 12 months end
     risk = lakehouse.read(spark, MEMBER_RISK).where("period LIKE 'R12-%'").select(
-        "member_id", F.substring("period", 5, 7).alias("risk_month"), "risk_tier", F.col("plan_id").alias("risk_plan"))
-    prev = F.date_format(F.add_months(F.to_date(F.concat("month", F.lit("-01"))), -1), "yyyy-MM")
+        "member_id", F.expr("cast(substring(period, 5, 4) AS int) * 12 + cast(substring(period, 10, 2) AS int)")
+        .alias("risk_midx"), "risk_tier", F.col("plan_id").alias("risk_plan"))
 
-    # the comparison group: never authorized for ECM, covered in the month, tier as of the month before
-    ever_ecm = lakehouse.read(spark, ECM_ASSIGNMENT).select("source", "source_person_id").join(
-        xwalk, ["source", "source_person_id"]).select("member_id").distinct()
-    cmp = (cov.where(F.col("month") >= F.lit(first)).join(ever_ecm, "member_id", "left_anti")
-           .withColumn("risk_month", prev).join(risk, ["member_id", "risk_month"])
-           .groupBy(F.col("risk_plan").alias("plan_id"), "risk_tier", "month")
-           .agg((F.sum("paid") / F.count("*")).alias("cmp_pmpm"),
-                (F.sum("before_paid") / F.sum("before_months")).alias("cmp_before_pmpm")))
-
-    cov_ecm = scratch.put(cov.join(assignment.select("member_id").distinct(), "member_id", "left_semi"), "clin_cov_ecm")
+    # ECM members (a few percent of the population): each covered month with its 12 months before
+    w = Window.partitionBy("member_id").orderBy("midx").rangeBetween(-12, -1)
+    cov_ecm = scratch.put(
+        cov.join(assignment.select("member_id").distinct(), "member_id", "left_semi")
+        .join(paid, ["member_id", "midx"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0)))
+        .withColumn("before_paid", F.sum("paid").over(w)).withColumn("before_months", F.count("paid").over(w)),
+        "clin_cov_ecm")
+    cmp = _comparison(spark, cov, paid, risk, xwalk, lo, hi, _month_index(first))
     base = (assignment.select(*KEY, "enrollment_date").where("enrollment_date IS NOT NULL")
-            .withColumn("enroll_month", _month("enrollment_date"))
-            .withColumn("risk_month", F.date_format(F.add_months(F.trunc("enrollment_date", "MM"), -1), "yyyy-MM"))
-            .join(risk.select("member_id", "risk_month", "risk_tier"), ["member_id", "risk_month"], "left")
-            .join(cov_ecm.select("member_id", F.col("month").alias("enroll_month"), "before_paid", "before_months"),
-                  ["member_id", "enroll_month"], "left")
+            .withColumn("midx", _midx("enrollment_date")).withColumn("risk_midx", F.col("midx") - 1)
+            .join(risk.select("member_id", "risk_midx", "risk_tier"), ["member_id", "risk_midx"], "left")
+            .join(cov_ecm.select("member_id", "midx", "before_paid", "before_months"), ["member_id", "midx"], "left")
             .select(*KEY, "risk_tier", "before_paid", "before_months"))
     return (member_month.select(*KEY, "month").join(base, list(KEY), "left")
-            .join(cov_ecm.select("member_id", "month", "paid", F.lit(True).alias("covered")), ["member_id", "month"],
-                  "left")
+            .join(cov_ecm.select("member_id", _month_text("midx").alias("month"), "paid", F.lit(True).alias("covered")),
+                  ["member_id", "month"], "left")
             .join(cmp, ["plan_id", "risk_tier", "month"], "left")
             .select(*KEY, "month", "risk_tier", "paid", "covered", "before_paid", "before_months", "cmp_pmpm",
                     "cmp_before_pmpm"))
+
+
+def _midx(col: str) -> Column:
+    """A date's month as a count (year * 12 + month)."""
+    from pyspark.sql import functions as F
+
+    return F.year(col) * 12 + F.month(col)
+
+
+def _month_text(col: str) -> Column:
+    """A month count as ``YYYY-MM``."""
+    from pyspark.sql import functions as F
+
+    return F.expr(f"concat(cast(cast(floor(({col} - 1) / 12) AS int) AS string), '-', "
+                  f"lpad(cast(({col} - 1) % 12 + 1 AS string), 2, '0'))")
+
+
+def _month_index(month: str) -> int:
+    """``YYYY-MM`` as a month count (year * 12 + month), the index the cost windows are in."""
+    return int(month[:4]) * 12 + int(month[5:7])
+
+
+def _comparison(spark: SparkSession, cov: DataFrame, paid: DataFrame, risk: DataFrame, xwalk: DataFrame,
+                lo: int, hi: int, first: int) -> DataFrame:
+    """The comparison group's PMPMs per (plan, tier, month) for the months from ``first`` on: after (paid
+    in the month / covered members) and before (paid / covered months in each member's 12 months before).
+
+    The group is nearly the whole population (24 million covered member-months at a million members), and
+    only its sums per plan, tier and month are needed. So nothing is windowed or joined per member-month:
+    each member becomes one row with a column per month (covered, paid, plan and tier as of the month
+    before), the 12-month sums are those columns added, and the rows are summed into groups.
+    """
+    from pyspark.sql import functions as F
+
+    ever_ecm = lakehouse.read(spark, ECM_ASSIGNMENT).select("source", "source_person_id").join(
+        xwalk, ["source", "source_person_id"]).select("member_id").distinct()
+    span = hi - lo + 1
+    ks = range(span)
+    k = F.col("midx") - F.lit(lo)
+    covered = (cov.join(ever_ecm, "member_id", "left_anti").groupBy("member_id")
+               .agg(*[F.max(F.when(k == i, F.lit(1))).alias(f"c{i}") for i in ks]))
+    spent = (paid.groupBy("member_id")
+             .agg(*[F.sum(F.when(k == i, F.col("paid"))).alias(f"p{i}") for i in ks]))
+    index = range(first - lo, span)  # the comparison's months, as column numbers
+    tiers = (risk.withColumnRenamed("risk_midx", "midx").where(F.col("midx").between(first - 1, hi - 1))
+             .withColumn("pt", F.concat_ws("|", "risk_plan", "risk_tier")).groupBy("member_id")
+             .agg(*[F.max(F.when(k == i - 1, F.col("pt"))).alias(f"t{i}") for i in index]))
+    wide = covered.join(tiers, "member_id").join(spent, "member_id", "left")
+
+    def cov_(i: int) -> Column:
+        return F.coalesce(F.col(f"c{i}"), F.lit(0))
+
+    def paid_(i: int) -> Column:  # paid counts in covered months only
+        return F.when(F.col(f"c{i}") == 1, F.coalesce(F.col(f"p{i}"), F.lit(0.0))).otherwise(F.lit(0.0))
+
+    cells = []
+    for i in index:
+        before = [j for j in range(i - 12, i) if j >= 0]
+        before_paid = sum((paid_(j) for j in before[1:]), paid_(before[0])) if before else F.lit(0.0)
+        before_months = sum((cov_(j) for j in before[1:]), cov_(before[0])) if before else F.lit(0)
+        y, m = divmod(i + lo - 1, 12)
+        cells.append(F.struct(F.lit(f"{y:04d}-{m + 1:02d}").alias("month"), F.col(f"t{i}").alias("pt"), cov_(i).alias("covered"),
+                              paid_(i).alias("paid"), before_paid.alias("before_paid"),
+                              before_months.alias("before_months")))
+    rows = wide.select(F.explode(F.array(*cells)).alias("r")).select("r.*").where("covered = 1 AND pt IS NOT NULL")
+    return (rows.groupBy("pt", "month")
+            .agg(F.sum("paid").alias("paid"), F.count("*").alias("n"), F.sum("before_paid").alias("before_paid"),
+                 F.sum("before_months").alias("before_months"))
+            .select(F.split("pt", "[|]").getItem(0).alias("plan_id"), F.split("pt", "[|]").getItem(1).alias("risk_tier"),
+                    "month", (F.col("paid") / F.col("n")).alias("cmp_pmpm"),
+                    F.when(F.col("before_months") > 0, F.col("before_paid") / F.col("before_months"))
+                    .alias("cmp_before_pmpm")))

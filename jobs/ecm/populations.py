@@ -94,8 +94,27 @@ def load(path: Path = POPULATIONS_FILE) -> PopulationsConfig:
     return PopulationsConfig(str(doc.get("version", "")), int(doc.get("lookback_months", 12)), dx, tuple(pops))
 
 
-def flags(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig | None = None) -> DataFrame:
-    """gold.ecm_population_flag rows for one ``R12-YYYY-MM`` period of gold.member_risk."""
+def diagnosis_hits(spark: SparkSession, cfg: PopulationsConfig) -> DataFrame:
+    """The claims and encounters with a diagnosis some population reads: (member_id, d, ``_l_<name>``:
+    the row's security labels where it matches diagnosis set ``name``, else null). A small share of all
+    encounters, so :func:`write` keeps it once for all the periods it flags."""
+    from pyspark.sql import functions as F
+
+    enc = (lakehouse.read(spark, ENCOUNTER)
+           .join(lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id"),
+                 ["source", "source_person_id"])
+           .select("member_id", F.coalesce("service_date", "admit_date").alias("d"), "diagnosis_codes",
+                   F.coalesce("security_labels", F.array().cast("array<string>")).alias("security_labels")))
+    hits = enc.select("member_id", "d", *[
+        F.when(F.concat_ws(",", "diagnosis_codes").rlike(rx), F.col("security_labels")).alias(f"_l_{n}")
+        for n, rx in cfg.diagnoses.items()])
+    return hits.where(" OR ".join(f"_l_{n} IS NOT NULL" for n in cfg.diagnoses))
+
+
+def flags(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig | None = None,
+          hits: DataFrame | None = None) -> DataFrame:
+    """gold.ecm_population_flag rows for one ``R12-YYYY-MM`` period of gold.member_risk (``hits``: the
+    :func:`diagnosis_hits` frame, computed here when not given)."""
     from pyspark.sql import functions as F
 
     from jobs.measures.config import load as measures_config
@@ -111,18 +130,12 @@ def flags(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig 
         race_ethnicity(measures_config().race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"))
     if cfg.diagnoses:
         as_of = base.select("as_of").limit(1).collect()
-        enc = (lakehouse.read(spark, ENCOUNTER)
-               .join(lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id"),
-                     ["source", "source_person_id"])
-               .select("member_id", F.coalesce("service_date", "admit_date").alias("d"), "diagnosis_codes",
-                       F.coalesce("security_labels", F.array().cast("array<string>")).alias("security_labels")))
+        if hits is None:
+            hits = diagnosis_hits(spark, cfg)
         if as_of:
             end = as_of[0][0]
-            enc = enc.where((F.col("d") <= F.lit(end))
-                            & (F.col("d") > F.add_months(F.lit(end), -cfg.lookback_months)))
-        hits = enc.select("member_id", *[
-            F.when(F.concat_ws(",", "diagnosis_codes").rlike(rx), F.col("security_labels")).alias(f"_l_{n}")
-            for n, rx in cfg.diagnoses.items()])
+            hits = hits.where((F.col("d") <= F.lit(end))
+                              & (F.col("d") > F.add_months(F.lit(end), -cfg.lookback_months)))
         per = hits.groupBy("member_id").agg(*[
             F.array_sort(F.array_distinct(F.flatten(F.collect_list(f"_l_{n}")))).alias(f"_labels_{n}")
             for n in cfg.diagnoses] + [F.max(F.col(f"_l_{n}").isNotNull().cast("int")).alias(f"dx_{n}")
@@ -162,9 +175,19 @@ def write(spark: SparkSession, run_id: str, periods: list[str] | None = None) ->
             done = {r[0] for r in lakehouse.read(spark, ECM_POPULATION_FLAG).select("period").distinct().collect()}
         periods = sorted({p for p in have if p not in done} | set(have[-1:]))
     total = 0
-    for period in periods:
-        df = flags(spark, period, run_id, cfg)
-        lakehouse.overwrite(df, ECM_POPULATION_FLAG, replace_where=f"period = {lakehouse.sql_literal(period)}")
-        total += lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period") == period).count()
+    with lakehouse.Scratch(spark, "ecm_pof") as scratch:
+        hits = scratch.put(diagnosis_hits(spark, cfg), "dx_hits") if cfg.diagnoses and periods else None
+        for period in periods:
+            total += _write_period(spark, period, run_id, cfg, hits)
     log.info("ecm populations of focus flagged for %d period(s): %d rows", len(periods), total)
     return total
+
+
+def _write_period(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig,
+                  hits: DataFrame | None) -> int:
+    """Replace one period's flags; return its rows."""
+    from pyspark.sql import functions as F
+
+    df = flags(spark, period, run_id, cfg, hits)
+    lakehouse.overwrite(df, ECM_POPULATION_FLAG, replace_where=f"period = {lakehouse.sql_literal(period)}")
+    return int(lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period") == period).count())
