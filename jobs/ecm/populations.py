@@ -111,36 +111,34 @@ def diagnosis_hits(spark: SparkSession, cfg: PopulationsConfig) -> DataFrame:
     return hits.where(" OR ".join(f"_l_{n} IS NOT NULL" for n in cfg.diagnoses))
 
 
-def flags(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig | None = None,
+def flags(spark: SparkSession, periods: list[str], run_id: str, cfg: PopulationsConfig | None = None,
           hits: DataFrame | None = None) -> DataFrame:
-    """gold.ecm_population_flag rows for one ``R12-YYYY-MM`` period of gold.member_risk (``hits``: the
-    :func:`diagnosis_hits` frame, computed here when not given)."""
+    """gold.ecm_population_flag rows for ``R12-YYYY-MM`` periods of gold.member_risk, all in one pass
+    (``hits``: the :func:`diagnosis_hits` frame, computed here when not given)."""
     from pyspark.sql import functions as F
 
     from jobs.measures.config import load as measures_config
     from jobs.measures.strata import race_ethnicity, sensitivity_of
 
     cfg = cfg or load()
-    risk = lakehouse.read(spark, MEMBER_RISK).where(F.col("period") == period)
+    risk = lakehouse.read(spark, MEMBER_RISK).where(F.col("period").isin(periods))
     member = lakehouse.read(spark, MEMBER).select("member_id", "birth_date", "race", "ethnicity")
     base = risk.join(member, "member_id", "left").select(
-        "member_id", "as_of", "homeless", "smi", "sud", "ecm_high_utilizer", "ed_visits", "unplanned_admissions",
+        "member_id", "period", "as_of", "homeless", "smi", "sud", "ecm_high_utilizer", "ed_visits", "unplanned_admissions",
         F.coalesce("security_labels", F.array().cast("array<string>")).alias("_labels_risk"),
         F.floor(F.months_between("as_of", "birth_date") / 12).cast("int").alias("age"),
         race_ethnicity(measures_config().race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"))
     if cfg.diagnoses:
-        as_of = base.select("as_of").limit(1).collect()
         if hits is None:
             hits = diagnosis_hits(spark, cfg)
-        if as_of:
-            end = as_of[0][0]
-            hits = hits.where((F.col("d") <= F.lit(end))
-                              & (F.col("d") > F.add_months(F.lit(end), -cfg.lookback_months)))
-        per = hits.groupBy("member_id").agg(*[
+        # each period's diagnoses: the lookback months ending its as_of
+        hits = hits.join(base.select("member_id", "period", "as_of"), "member_id").where(
+            (F.col("d") <= F.col("as_of")) & (F.col("d") > F.add_months(F.col("as_of"), -cfg.lookback_months)))
+        per = hits.groupBy("member_id", "period").agg(*[
             F.array_sort(F.array_distinct(F.flatten(F.collect_list(f"_l_{n}")))).alias(f"_labels_{n}")
             for n in cfg.diagnoses] + [F.max(F.col(f"_l_{n}").isNotNull().cast("int")).alias(f"dx_{n}")
                                        for n in cfg.diagnoses])
-        base = base.join(per, "member_id", "left")
+        base = base.join(per, ["member_id", "period"], "left")
         for n in cfg.diagnoses:
             base = base.withColumn(f"dx_{n}", F.coalesce(F.col(f"dx_{n}") == 1, F.lit(False)))
     rows = None
@@ -149,7 +147,7 @@ def flags(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig 
         for e in p.evidence:
             labels = F.array_union(labels, F.coalesce(F.col(f"_labels_{e}"), F.array().cast("array<string>")))
         one = base.where(F.coalesce(F.expr(p.rule), F.lit(False))).select(
-            "member_id", F.lit(period).alias("period"), "as_of", F.lit(p.code).alias("population"),
+            "member_id", "period", "as_of", F.lit(p.code).alias("population"),
             F.lit(", ".join(p.evidence)).alias("evidence"), F.array_sort(labels).alias("security_labels"))
         rows = one if rows is None else rows.unionByName(one)
     if rows is None:
@@ -174,20 +172,14 @@ def write(spark: SparkSession, run_id: str, periods: list[str] | None = None) ->
         if lakehouse.exists(ECM_POPULATION_FLAG):
             done = {r[0] for r in lakehouse.read(spark, ECM_POPULATION_FLAG).select("period").distinct().collect()}
         periods = sorted({p for p in have if p not in done} | set(have[-1:]))
-    total = 0
+    if not periods:
+        return 0
+    # one pass and one commit for all the periods (a first run over all data flags a dozen)
     with lakehouse.Scratch(spark, "ecm_pof") as scratch:
-        hits = scratch.put(diagnosis_hits(spark, cfg), "dx_hits") if cfg.diagnoses and periods else None
-        for period in periods:
-            total += _write_period(spark, period, run_id, cfg, hits)
+        hits = scratch.put(diagnosis_hits(spark, cfg), "dx_hits") if cfg.diagnoses else None
+        where = "period IN (" + ", ".join(lakehouse.sql_literal(p) for p in periods) + ")"
+        lakehouse.overwrite(flags(spark, periods, run_id, cfg, hits), ECM_POPULATION_FLAG, replace_where=where)
+    total = int(lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period").isin(periods)).count())
     log.info("ecm populations of focus flagged for %d period(s): %d rows", len(periods), total)
     return total
 
-
-def _write_period(spark: SparkSession, period: str, run_id: str, cfg: PopulationsConfig,
-                  hits: DataFrame | None) -> int:
-    """Replace one period's flags; return its rows."""
-    from pyspark.sql import functions as F
-
-    df = flags(spark, period, run_id, cfg, hits)
-    lakehouse.overwrite(df, ECM_POPULATION_FLAG, replace_where=f"period = {lakehouse.sql_literal(period)}")
-    return int(lakehouse.read(spark, ECM_POPULATION_FLAG).where(F.col("period") == period).count())
