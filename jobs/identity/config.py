@@ -151,8 +151,14 @@ class Identifier:
 
 @dataclass(frozen=True)
 class BlockingRule:
+    """A self-join on ``keys``. ``max_block_size`` (default: the settings' one) skips keys held by
+    more records than that: a broad rule (family name and ZIP) then adds only its small blocks,
+    where it finds what the narrower rules miss, instead of pairs that grow with the square of
+    the population's density."""
+
     name: str
     keys: tuple[str, ...]
+    max_block_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,7 @@ class IdentitySettings:
 def _with_identifier_parts(s: IdentitySettings, idents: tuple[Identifier, ...]) -> IdentitySettings:
     """Add the identifiers, their comparisons (before the others) and blocking rules (first)."""
     comps = tuple(i.comparison() for i in idents) + s.comparisons
-    rules = tuple(BlockingRule(i.name, (i.name,)) for i in idents if i.block) + s.rules
+    rules = tuple(BlockingRule(i.name, (i.name,), i.max_block_size) for i in idents if i.block) + s.rules
     return replace(s, identifiers=s.identifiers + idents, comparisons=comps, rules=rules)
 
 
@@ -402,6 +408,7 @@ class GuardsSpec(_Strict):
 class BlockingRuleSpec(_Strict):
     name: Annotated[str, Field(pattern=_NAME)]
     keys: Annotated[list[str], Field(min_length=1)]
+    max_block_size: Annotated[int | None, Field(ge=2)] = None
 
 
 class BlockingSpec(_Strict):
@@ -504,7 +511,7 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         bad = [k for k in r.keys if k not in features]
         if bad:
             raise ConfigError(f"{source}: blocking.rules[{i}].keys: unknown features {bad}")
-        rules.append(BlockingRule(r.name, tuple(r.keys)))
+        rules.append(BlockingRule(r.name, tuple(r.keys), r.max_block_size))
     comps = []
     for i, c in enumerate(spec.comparisons):
         where = f"{source}: comparisons[{i}]"

@@ -1,0 +1,46 @@
+"""Blocking: a rule's own block-size cap, and the oversized-key counts it reports."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from jobs.identity import blocking, config
+
+
+def _std(spark):  # noqa: ANN001, ANN202 - a SparkSession in, a DataFrame out
+    # Eight records share family Soundex and ZIP (a common name in one ZIP); two of them also
+    # share the birth year. Two more share a rare family name in the same ZIP.
+    rows = [{"rid": i, "fn_sdx": "G620", "zip5": "90011", "birth_year": "1990" if i < 2 else str(1950 + i)}
+            for i in range(8)]
+    rows += [{"rid": 100 + i, "fn_sdx": "Z200", "zip5": "90011", "birth_year": str(1960 + i)} for i in range(2)]
+    return spark.createDataFrame(pd.DataFrame(rows))
+
+
+def _settings(rules: tuple[config.BlockingRule, ...]) -> config.IdentitySettings:
+    return replace(config.load(), rules=rules, max_block_size=60)
+
+
+def test_a_rule_with_its_own_cap_keeps_only_small_blocks(spark) -> None:
+    rules = (config.BlockingRule("family_zip_year", ("fn_sdx", "zip5", "birth_year")),
+             config.BlockingRule("family_zip", ("fn_sdx", "zip5"), max_block_size=6))
+    pairs, stats = blocking.candidate_pairs(_std(spark), _settings(rules), with_stats=True)
+    got = {(r["rid_l"], r["rid_r"]): (r["rule"], r["rules"]) for r in pairs.collect()}
+    # The common name's block of 8 is over the rule's cap: only the pair the year rule finds;
+    # the rare name's block of 2 is under it.
+    assert got == {(0, 1): (0, 1), (100, 101): (1, 2)}
+    assert stats is not None and stats.skipped_keys == {"family_zip_year": 0, "family_zip": 1}
+
+
+def test_without_a_cap_of_its_own_the_settings_cap_applies(spark) -> None:
+    rules = (config.BlockingRule("family_zip", ("fn_sdx", "zip5")),)
+    pairs, stats = blocking.candidate_pairs(_std(spark), _settings(rules), with_stats=True)
+    assert pairs.count() == 8 * 7 // 2 + 1
+    assert stats is not None and stats.skipped_keys == {"family_zip": 0}
+
+
+def test_the_cap_is_read_from_the_settings_file() -> None:
+    s = config.load()
+    capped = {r.name: r.max_block_size for r in s.rules if r.max_block_size}
+    assert capped == {"family_zip": 6}
