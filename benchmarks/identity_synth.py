@@ -1,8 +1,9 @@
 """silver.person-shaped records and the true person of each, straight from ``phmx synth`` files.
 
 The identity benchmark builds its input from the synthetic landing files directly (as conform
-would: the latest version of each source record, the same field mapping as the feed specs'
-``person`` targets), so it measures linkage without depending on ingest and conform.
+would: the latest version of each source record with the address lines of all its versions as
+``address_history``, the same field mapping as the feed specs' ``person`` targets), so it
+measures linkage without depending on ingest and conform.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from phmx.synth import generate
 
 PERSON_COLS = ["source", "source_person_id", "cin", "ssn", "given_name", "middle_name", "family_name",
                "birth_date", "sex", "address_line", "city", "state", "zip", "county_fips", "phone", "race",
-               "ethnicity", "record_date"]
+               "ethnicity", "record_date", "address_history"]
 
 # feed -> (delimiter, id column, source suffix, birth date format)
 FEEDS = {
@@ -49,12 +50,20 @@ def _read_feed(root: Path, submitter: str, feed: str, id_col: str) -> pd.DataFra
     delim = FEEDS[feed][0]
     wanted = set(PERSON_COLS) | {id_col, "record_type", "county_code"}
     latest = pd.DataFrame()
+    lines: dict[str, set[str]] = {}
     for f in sorted((root / "landing" / submitter / feed).glob("*/*")):
         df = pd.read_csv(f, sep=delim, dtype=str, keep_default_na=False, usecols=lambda c: c in wanted)
         if feed == "mh_csi":
             df = df[df["record_type"] == "C"]
         df["_period"] = f.parent.name
+        if "address_line" in df.columns:
+            for key, line in zip(df[id_col], df["address_line"].str.strip(), strict=True):
+                if line:
+                    lines.setdefault(key, set()).add(line)
         latest = pd.concat([latest, df], ignore_index=True).drop_duplicates(id_col, keep="last")
+    if lines and not latest.empty:
+        # As conform keeps it: every address line any version of the record carried.
+        latest["address_history"] = latest[id_col].map(lambda k: "\n".join(sorted(lines.get(k, ()))) or "")
     return latest
 
 

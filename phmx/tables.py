@@ -160,14 +160,16 @@ PERSON = _t(
     "person",
     "source string, source_person_id string, cin string, ssn string, county_client_number string,"
     "given_name string, middle_name string, family_name string, birth_date date, sex string,"
-    "address_line string, city string, state string, zip string, county_fips string, phone string,"
-    "email string, race string, ethnicity string, language string, record_date date,"
+    "address_line string, address_history string, city string, state string, zip string, county_fips string,"
+    "phone string, email string, race string, ethnicity string, language string, record_date date,"
     f"submission_id string, period string, row_number bigint, {_LABELS}, pii_fingerprint string",
     keys="source source_person_id",
     doc="A person as one source knows them. source = submitter id; source_person_id is local to it. "
+        "address_history: every address line this source has sent for the person (all versions in "
+        "bronze, newline-separated, sorted), so identity can tell a move from a different person. "
         "Direct identifiers are ciphertexts (only the identity stage decrypts); pii_fingerprint is a "
         "keyed HMAC of the row key and those identifiers (unchanged rows keep their ciphertexts).",
-    encrypted="cin ssn county_client_number given_name middle_name family_name address_line phone email",
+    encrypted="cin ssn county_client_number given_name middle_name family_name address_line address_history phone email",
 )
 
 COVERAGE = _t(

@@ -83,6 +83,7 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     for k in table.keys:
         if k not in df.columns:
             df = df.withColumn(k, F.lit(None).cast(types[k]))
+    df = with_address_history(df, table)
     w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
     df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
     if "security_labels" in table.column_names:
@@ -92,6 +93,29 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
         df = df.withColumn("security_labels", label_expr(dx, list(spec.labels)))
         df = df.withColumn("sensitivity", sensitivity_expr("security_labels"))
     return lakehouse.conform_to(df, table)
+
+
+#: A target column holding every address line any version of the key carried (see PERSON's doc).
+ADDRESS_HISTORY = "address_history"
+
+
+def with_address_history(df: DataFrame, table: Table) -> DataFrame:
+    """Add ``address_history`` (every distinct address line of all versions of each key, sorted,
+    newline-separated) when the target has that column and the spec maps ``address_line``.
+
+    Keeping only the latest version of a person loses where they lived before: a registry that
+    still has the old address then looks like someone else. Identity compares these lines
+    (jobs/identity: the ``lived_at`` location level and the ``lookalike_elsewhere`` guard).
+    The column is encrypted at rest like the address line itself.
+    """
+    from pyspark.sql import functions as F
+
+    if ADDRESS_HISTORY not in table.column_names or "address_line" not in df.columns or ADDRESS_HISTORY in df.columns:
+        return df
+    line = F.trim(F.col("address_line"))
+    hist = (df.where(line.isNotNull() & (line != "")).groupBy(*table.keys)
+            .agg(F.array_join(F.array_sort(F.collect_set(line)), "\n").alias(ADDRESS_HISTORY)))
+    return df.join(hist, list(table.keys), "left")
 
 
 def target_sources(bronze: DataFrame, mapping: dict[str, Any], ledger: DataFrame | None = None) -> list[str]:

@@ -106,7 +106,9 @@ class _Clusters:
     """Union-find whose roots carry the guarded identifiers seen in their cluster."""
 
     def __init__(self, n: int, idents: dict[str, list], dobs: list, tokens: dict[int, set[int]],
-                 sources: list, names: list | None = None) -> None:
+                 sources: list, names: list | None = None, token_reasons: dict[int, str] | None = None) -> None:
+        #: Why token k's two records are kept apart (default: a reviewer rejected the pair).
+        self.token_reasons = token_reasons or {}
         self.parent = list(range(n))
         # Confirmed given names (nickname group keys that at least two records of the
         # component carry: a typo does not repeat itself across sources).
@@ -134,8 +136,10 @@ class _Clusters:
         replaced birth date exactly as the edge guards decided for this pair.
         """
         ta, tb = self.tokens[a], self.tokens[b]
-        if ta and tb and any(-t in tb for t in ta):
-            return "reviewer_rejected"
+        if ta and tb:
+            hit = next((t for t in ta if -t in tb), None)
+            if hit is not None:
+                return self.token_reasons.get(abs(hit), "reviewer_rejected")
         if self.sources[a] and self.sources[b] and not self.sources[a].isdisjoint(self.sources[b]):
             return "same_source"
         for name, sets in self.ids.items():
@@ -176,7 +180,8 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     (per edge, the guarded identifiers both of its records carry: only those conflicts its
     weight may override; without the column any may). ``attrs``: rid,
     the guarded identifiers, dob_str, source for (at least) the records on the edges.
-    ``cannot``: rid_l, rid_r pairs a reviewer rejected.
+    ``cannot``: rid_l, rid_r pairs a reviewer rejected (or, with a ``reason`` column, pairs an
+    edge guard keeps apart: that reason is the conflict's; never overridden).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -226,7 +231,13 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
     for k in range(len(idents)):
         risky = risky | (per[f"n_id{k}"] > 1)
     tokens: dict[int, set[int]] = {}
+    token_reasons: dict[int, str] = {}
+    never = set(NEVER_OVERRIDDEN)
     if cannot is not None and not cannot.empty:
+        if "reason" in cannot.columns:
+            reasons = cannot["reason"].where(cannot["reason"].notna(), "reviewer_rejected").tolist()
+            token_reasons = {k: str(r) for k, r in enumerate(reasons, start=1) if r != "reviewer_rejected"}
+            never |= set(token_reasons.values())
         pos = pd.Series(np.arange(n), index=nodes)
         cl = pos.reindex(cannot["rid_l"].to_numpy()).to_numpy()
         cr = pos.reindex(cannot["rid_r"].to_numpy()).to_numpy()
@@ -267,7 +278,7 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
 
         uf = _Clusters(len(risky_nodes), {c: vals(a[c]) for c in idents}, vals(a["dob_str"]),
                        {int(local[k]): v for k, v in tokens.items() if local[k] >= 0}, vals(uniq),
-                       names=list(confirmed_name[risky_nodes]))
+                       names=list(confirmed_name[risky_nodes]), token_reasons=token_reasons)
         for x, y, w, forced, explained, compared in sub.itertuples(index=False):
             rx, ry = uf.find(int(x)), uf.find(int(y))
             if rx == ry:
@@ -279,7 +290,7 @@ def cluster(edges: pd.DataFrame, attrs: pd.DataFrame, guards: GuardParams,
                     # it: a record without that number (a registry or dental record) bridging
                     # two clusters with different CINs never compared them, and its weight
                     # says nothing about whether they are one person.
-                    if reason not in NEVER_OVERRIDDEN and w >= guards.override_weight \
+                    if reason not in never and w >= guards.override_weight \
                             and (compared is None or reason in compared):
                         overrides += 1
                     else:

@@ -136,6 +136,12 @@ def level_condition(comp: Comparison, level: Level) -> Column:
         # One record's main value is the other's alias (``column`` names the alias feature).
         main = comp.column
         return F.coalesce((_l(main) == right) | (_r(main) == left) | (left == right), F.lit(False))
+    if level.kind == "disjoint":
+        # Both records have values in this (``|``-separated) column and share none of them:
+        # "each side had something to compare, and nothing matched" (``else`` also holds when
+        # this level's column is missing on one side while the comparison's main one is not).
+        both = left.isNotNull() & right.isNotNull()
+        return F.coalesce(both & ~F.arrays_overlap(F.split(left, "\\|"), F.split(right, "\\|")), F.lit(False))
     if level.kind == "else":
         return F.lit(True)
     raise ValueError(f"unknown level kind {level.kind}")

@@ -34,14 +34,15 @@ NICKNAMES_FILE = MAPPINGS / "identity" / "nicknames.yaml"
 ADDRESS_FILE = MAPPINGS / "identity" / "address_abbreviations.yaml"
 
 LEVEL_KINDS = ("exact", "jaro_winkler", "levenshtein", "transposition", "token_overlap", "date_transposed",
-               "date_year_off", "date_within", "prefix", "initial", "cross_equal", "numeric_within", "else")
+               "date_year_off", "date_within", "prefix", "initial", "cross_equal", "numeric_within", "disjoint",
+               "else")
 
 #: Standardised feature columns (besides the declared identifiers) that blocking keys and
 #: comparisons may name.
 BASE_FEATURES = frozenset({
     "gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "gn_tokens", "gn_alias", "mi", "fn", "fn_sdx", "fn_tokens",
     "fn_alias", "name_set", "birth_date", "dob_str", "birth_year", "dob_md", "dob_ym", "sex", "phone", "zip5",
-    "addr_key", "city", "mmn",
+    "addr_key", "addr_hist", "city", "mmn",
 })
 #: Kept for readers of the old constant: the base features plus the default identifiers.
 FEATURES = BASE_FEATURES | {"cin", "ssn"}
@@ -174,6 +175,10 @@ class EdgeGuard:
     unless: tuple[tuple[str, tuple[str, ...]], ...] = ()
     review: bool = True
     protects: str = ""
+    #: Also keep the two records apart when other records would bridge them (a cannot-link in
+    #: clustering, until a reviewer decides): for guards whose pairs are one step from a merge
+    #: through a third record that carries less evidence (a dental record with only a ZIP).
+    apart: bool = False
 
 
 @dataclass(frozen=True)
@@ -384,6 +389,7 @@ class LevelRuleSpec(_Strict):
     unless: dict[str, list[str]] = Field(default_factory=dict)
     review: bool = True
     protects: str = ""
+    apart: bool = False
 
 
 class ThresholdsSpec(_Strict):
@@ -486,7 +492,7 @@ def _check_level_rules(raw: list[LevelRuleSpec], where: str, by_name: dict[str, 
                     raise ConfigError(f"{where}[{i}].{part}.{cname}: unknown level labels {bad} (known: {sorted(known)})")
                 items.append((cname, tuple(labels)))
             parts[part] = tuple(items)
-        out.append(EdgeGuard(g.name, parts["when"], parts["unless"], g.review, g.protects))
+        out.append(EdgeGuard(g.name, parts["when"], parts["unless"], g.review, g.protects, g.apart))
     return tuple(out)
 
 

@@ -226,6 +226,14 @@ def link(spark: SparkSession, scored: Scored, settings: IdentitySettings, *,
         f["explained"] = [frozenset()] * len(f)
         f["compared"] = [frozenset()] * len(f)
         link_edges = pd.concat([f, link_edges], ignore_index=True)
+    # Guards marked 'apart': their pairs must not end up together through other records either.
+    apart = {g.name for g in settings.edge_guards if g.apart}
+    if apart:
+        kept_apart = guarded.loc[guarded["guard"].isin(apart), ["rid_l", "rid_r", "guard"]] \
+            .rename(columns={"guard": "reason"})
+        if not kept_apart.empty:
+            base = cannot if cannot is not None else pd.DataFrame(columns=["rid_l", "rid_r"])
+            cannot = pd.concat([base, kept_apart], ignore_index=True)
     rids = pd.unique(pd.concat([link_edges["rid_l"], link_edges["rid_r"]], ignore_index=True))
     attrs = _attrs(spark, scored.std, rids, settings.guarded_identifiers)
     result: ClusterResult = cluster(link_edges, attrs, GuardParams.from_settings(settings), cannot)

@@ -370,6 +370,9 @@ def _queue(spark: SparkSession, pairs: DataFrame, settings: config.IdentitySetti
     from pyspark.sql import functions as F
 
     silent = [f"edge_guard:{g.name}" for g in settings.edge_guards if not g.review]
+    # A guard that keeps its pair apart also refuses the bridges through third records: the
+    # guarded pair itself is the question a reviewer answers (or none, for a silent guard).
+    silent += [f"cluster_guard:{g.name}" for g in settings.edge_guards if g.apart]
     if settings.review_cluster_conflicts is not None:
         # Cluster-guard refusals decided without asking (two records of a one-per-member roster,
         # two CINs): guards.review_cluster_conflicts lists the ones a reviewer is asked about.

@@ -280,7 +280,7 @@ def record_id(source: Column, source_person_id: Column) -> Column:
 #: fields). Identifier columns come from the settings' declarations on top of these.
 PERSON_FIELDS = ("given_name", "middle_name", "family_name", "birth_date", "sex", "address_line", "city", "state",
                  "zip", "county_fips", "phone", "record_date", "alias_given_name", "alias_family_name",
-                 "mother_maiden_name")
+                 "mother_maiden_name", "address_history")
 
 #: Person field -> the standardised features it makes available (a field nobody has is left
 #: out of blocking and comparisons).
@@ -290,6 +290,7 @@ FEATURES_OF = {
     "birth_date": {"birth_date", "dob_str", "birth_year", "dob_md", "dob_ym"},
     "sex": {"sex"}, "phone": {"phone"}, "zip": {"zip5"}, "address_line": {"addr_key"}, "city": {"city"},
     "alias_given_name": {"gn_alias"}, "alias_family_name": {"fn_alias"}, "mother_maiden_name": {"mmn"},
+    "address_history": {"addr_hist"},
 }
 
 
@@ -373,10 +374,37 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
                             "|")).alias("name_set"),
     )
     std = std.drop("_fn_parts")
+    if "address_history" in present:
+        std = with_address_history(std, person)
+    else:
+        std = std.withColumn("addr_hist", F.lit(None).cast("string"))
     fp_cols = ["gn", "mi", "fn", "dob_str", "sex", *[i.name for i in idents], "phone", "zip5", "addr_key", "city",
-               "county_fips", "gn_tokens", "gn_alias", "fn_alias", "mmn"]
+               "county_fips", "gn_tokens", "gn_alias", "fn_alias", "mmn", "addr_hist"]
     return std.withColumn("fingerprint", F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000"))
                                                        for c in fp_cols]))
+
+
+def with_address_history(std: DataFrame, person: DataFrame) -> DataFrame:
+    """Add ``addr_hist``: the address keys of every address the record's source ever sent for
+    it (``address_history``, newline-separated lines) and of its current address, distinct,
+    sorted and ``|``-joined (the ``disjoint`` location level asks "did they ever share an
+    address"); null when the source sent no history or the record has no usable address.
+
+    The lines (history and current) are exploded and standardised by :func:`address_key` (the
+    same key as ``addr_key``), then gathered back per record: one more pass over the records,
+    not the pairs. Built from ``person`` alone (the engine mis-resolves a derived frame joined
+    back onto its own source).
+    """
+    F = _f()
+    current = F.col("address_line") if "address_line" in person.columns else F.lit(None).cast("string")
+    # Only where the source sent a history: without one, "never recorded the other's address"
+    # is unknown, and a differing current address alone is no such evidence.
+    text = F.when(F.col("address_history").isNotNull(), F.concat_ws("\n", current, F.col("address_history")))
+    lines = person.select(record_id(F.col("source"), F.col("source_person_id")).alias("_hrid"),
+                          F.explode(F.split(text, "\n")).alias("_line"))
+    hist = (lines.select("_hrid", address_key(F.col("_line")).alias("_k")).where(F.col("_k").isNotNull())
+            .groupBy("_hrid").agg(F.array_join(F.array_sort(F.collect_set("_k")), "|").alias("addr_hist")))
+    return std.join(hist, std["rid"] == hist["_hrid"], "left").drop("_hrid")
 
 
 def add_term_frequencies(std: DataFrame, columns: tuple[str, ...] = ("gn", "fn")) -> DataFrame:

@@ -26,7 +26,7 @@ from jobs.identity import config
 
 PERSON_COLUMNS = ["source", "source_person_id", "cin", "ssn", "given_name", "middle_name", "family_name",
                   "birth_date", "sex", "address_line", "city", "state", "zip", "county_fips", "phone",
-                  "record_date"]
+                  "record_date", "address_history"]
 
 # (zip, county_fips, city): a handful of California places, including the three city LHJs.
 PLACES = [
@@ -242,8 +242,9 @@ def generate(members: int, seed: int = 7, rates: Rates | None = None) -> tuple[p
             # Plans and dental keep one record per member; counties and the registry duplicate.
             if src.startswith(("county_", "cair2")) and r.random() < rates.dup_in_source:
                 emit(pid, src, fields)
-    person = pd.DataFrame(rows, columns=PERSON_COLUMNS)
-    return person, pd.DataFrame(truth, columns=["source", "source_person_id", "person_id"])
+    # One version per record here, so no address history (the column stays null).
+    person = pd.DataFrame(rows, columns=[c for c in PERSON_COLUMNS if c != "address_history"])
+    return person.reindex(columns=PERSON_COLUMNS), pd.DataFrame(truth, columns=["source", "source_person_id", "person_id"])
 
 
 def to_spark(spark, person: pd.DataFrame):  # noqa: ANN001, ANN201 - pyspark types
@@ -255,7 +256,7 @@ def to_spark(spark, person: pd.DataFrame):  # noqa: ANN001, ANN201 - pyspark typ
                                "source string, source_person_id string, cin string, ssn string, given_name string,"
                                " middle_name string, family_name string, birth_date date, sex string,"
                                " address_line string, city string, state string, zip string, county_fips string,"
-                               " phone string, record_date date")
+                               " phone string, record_date date, address_history string")
     return lakehouse.conform_to(df, tables.PERSON)
 
 
