@@ -558,4 +558,5 @@ def _relation_options(spec: Any) -> dict[str, Any]:
             "rollups": tuple(getattr(spec, "rollups", ()) or ()),
             "period_rollups": getattr(spec, "period_rollups", None),
             "period_rollup_columns": tuple(getattr(spec, "period_rollup_columns", ("numerator",))),
-            "shared_denominators": dict(getattr(spec, "shared_denominators", None) or {})}
+            "shared_denominators": dict(getattr(spec, "shared_denominators", None) or {}),
+            "partitions": {k: tuple(v) for k, v in (getattr(spec, "partitions", None) or {}).items()}}

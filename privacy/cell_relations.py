@@ -23,6 +23,9 @@ and from the spec, when given:
   stratum (one population count published once and used by several measures). An equality is a
   relation with one child, so the suppression hides the two together and the attacker's LP
   knows they are one number.
+* ``partitions``: ``{population: (measure, ...)}``, the numerators of those measures' rows add up
+  to the denominator of the population's row with the same lhj, period, stratifier and stratum
+  (risk tiers partition the members): a table with its margin.
 
 Each relation holds for the numerator and for the denominator separately (unless limited), and
 every row has numerator <= denominator (the attacker's LP models it as an implied count
@@ -106,7 +109,8 @@ def check_feed(table: pd.DataFrame) -> None:
 def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
                  rollups: tuple[Rollup, ...] = (), period_rollups: dict[str, tuple[str, ...]] | None = None,
                  period_rollup_columns: tuple[str, ...] = ("numerator",),
-                 shared_denominators: dict[str, str] | None = None) -> CellSystem:
+                 shared_denominators: dict[str, str] | None = None,
+                 partitions: dict[str, tuple[str, ...]] | None = None) -> CellSystem:
     """Find every additive relation among the rows of ``table`` (positional row numbers)."""
     check_feed(table)
     sysm = CellSystem(len(table))
@@ -181,6 +185,15 @@ def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
                 raise SpecError(f"measure {m} shares the denominator of {population}, which has no row for "
                                 f"{p} / {s} = {st} in one LHJ", hint="publish the population row of every cell")
             add(pop_row, [i], "shared", ("denominator",))
+    for population, parts in (partitions or {}).items():
+        for (lhj, m, p, s, st), i in index.items():
+            if m != population:
+                continue
+            # a part without a row has no unit in the cell: it is 0, and the others still add up
+            kids = [k for k in (index.get((lhj, part, p, s, st)) for part in parts) if k is not None]
+            if kids:
+                sysm.relations.append(Relation(CellSystem.cell(i, "denominator"),
+                                               tuple(CellSystem.cell(x, "numerator") for x in kids), "partition"))
     return sysm
 
 

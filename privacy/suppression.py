@@ -105,6 +105,8 @@ class SuppressionSpec:
     period_rollup_columns: tuple[str, ...] = ("numerator",)
     #: measure -> population measure whose denominator it shares (privacy.cell_relations.build_system)
     shared_denominators: dict[str, str] = field(default_factory=dict)
+    #: population measure -> measures whose numerators add up to its denominator (risk tiers)
+    partitions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     suppress_denominators: bool = True
     suppress_implied: bool = True
     score_cutoff: int = 13
@@ -130,6 +132,8 @@ class SuppressionSpec:
         if "measure_topics" in doc:
             doc["measure_topics"] = {**DEFAULT_MEASURE_TOPICS,
                                      **{k: tuple(v) for k, v in doc["measure_topics"].items()}}
+        if doc.get("partitions"):
+            doc["partitions"] = {k: tuple(v) for k, v in doc["partitions"].items()}
         if doc.get("period_rollups"):
             doc["period_rollups"] = {k: tuple(v) for k, v in doc["period_rollups"].items()}
         unknown = set(doc) - set(cls.__dataclass_fields__)
@@ -335,7 +339,7 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
         raise SpecError("measure feed has negative counts or a numerator above its denominator")
     system = build_system(base, geography_total=spec.geography_total, rollups=spec.rollups,
                           period_rollups=spec.period_rollups, period_rollup_columns=spec.period_rollup_columns,
-                          shared_denominators=spec.shared_denominators)
+                          shared_denominators=spec.shared_denominators, partitions=spec.partitions)
     vals: list[float] = []
     for a, b in zip(num.tolist(), den.tolist(), strict=True):
         vals += [float(a), float(b)]

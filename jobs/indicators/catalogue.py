@@ -87,7 +87,9 @@ class RiskTierEvidence(_Evidence):
     model's own (12 months); ``lookback_months`` must say so."""
 
     kind: Literal["risk_tier"]
-    tiers: tuple[Literal["high", "rising", "low"], ...] = Field(min_length=1)
+    #: ``none``: no tier for that month (a member the risk model has not scored): with it the tier
+    #: indicators partition the members, a relation the LHJ suppression protects (``partitions``)
+    tiers: tuple[Literal["high", "rising", "low", "none"], ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _twelve(self) -> RiskTierEvidence:

@@ -189,7 +189,11 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
                 if tiers is None:
                     den = F.lit(False)
                 else:
-                    met = met | F.coalesce(F.col("_risk_tier").isin(*ev.tiers), F.lit(False))
+                    tiered = [t for t in ev.tiers if t != "none"]
+                    if tiered:
+                        met = met | F.coalesce(F.col("_risk_tier").isin(*tiered), F.lit(False))
+                    if "none" in ev.tiers:
+                        met = met | F.col("_risk_tier").isNull()
             elif isinstance(ev, BmiEvidence):
                 value = F.col("bmi") if bmi is not None else F.lit(None).cast("double")
                 den = den & value.isNotNull()

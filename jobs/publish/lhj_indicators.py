@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.indicators import catalogue as catalogue_mod
-from jobs.indicators.catalogue import BmiEvidence, Indicator
+from jobs.indicators.catalogue import BmiEvidence, Indicator, RiskTierEvidence
 from jobs.indicators.cells import ALL, CRUDE, age_matrices, age_weights, rate_rows, strata, with_periods
 from jobs.indicators.rates import adjusted_arrays
 from phmx.log import get_logger
@@ -108,7 +108,31 @@ def spec(table: pd.DataFrame, cat: Catalogue) -> dict[str, Any]:
     # a prevalence row's denominator is its population row's count (see count_table)
     s["shared_denominators"] = {iid: population_id(ind, cat) for iid, ind in cat.indicators.items()
                                 if ind.kind == "prevalence"}
+    s["partitions"] = tier_partitions(cat)
     return s
+
+
+TIERS = frozenset({"high", "rising", "low", "none"})
+
+
+def tier_partitions(cat: Catalogue) -> dict[str, tuple[str, ...]]:
+    """{population: the tier indicators}, where a population's risk-tier indicators (RISK_HIGH,
+    RISK_RISING, RISK_LOW, RISK_NONE) each count disjoint tiers that together cover every member:
+    their counts add up to the population's, a relation the suppression and the audit protect (a
+    table with its margin), so every tier can be published. Tier indicators that do not cover every
+    member (no ``none``, say) add no relation; then publishing all but one would still give it
+    by subtraction, which is why the catalogue ships all four."""
+    by_pop: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for iid, ind in cat.indicators.items():
+        if ind.kind == "prevalence" and ind.evidence and all(isinstance(e, RiskTierEvidence) for e in ind.evidence):
+            tiers = tuple(t for e in ind.evidence if isinstance(e, RiskTierEvidence) for t in e.tiers)
+            by_pop.setdefault(population_id(ind, cat), []).append((iid, tiers))
+    out: dict[str, tuple[str, ...]] = {}
+    for pop, inds in by_pop.items():
+        every = [t for _, tiers in inds for t in tiers]
+        if len(every) == len(set(every)) and set(every) == TIERS:
+            out[pop] = tuple(iid for iid, _ in inds)
+    return out
 
 
 POPULATION = "population"  # the kind of a population row (MEMBERS, MEMBER_MONTHS, ...)

@@ -239,6 +239,11 @@ def test_high_risk_tier_counts_the_latest_rolling_tier_of_the_year(world_run):
     assert _cube_of(world_run, "htn_pos", "RISK_HIGH") == (0, 1)
     assert _cube_of(world_run, "asth_pos", "RISK_HIGH") == (0, 1)   # no tier: not high
     assert _cube_of(world_run, "asth_pos", "RISK_HIGH")[1] == _cube_of(world_run, "asth_pos", "DIAB")[1]
+    # every tier, and members without one: the four partition the shared denominator
+    assert _cube_of(world_run, "htn_pos", "RISK_RISING") == (1, 1)
+    assert _cube_of(world_run, "diab_neg", "RISK_LOW") == (1, 1)
+    assert _cube_of(world_run, "asth_pos", "RISK_NONE") == (1, 1)
+    assert _cube_of(world_run, "diab_pos", "RISK_NONE") == (0, 1)
 
 
 def test_age_limited_and_bmi_denominators(world_run):
