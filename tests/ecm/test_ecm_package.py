@@ -19,7 +19,6 @@ from jobs.ecm.ecm_package import write_package
 from phmx.context import RunContext
 from phmx.feedspec import get_spec
 
-CHROMIUM = Path("/usr/bin/chromium")
 NPI2 = "1987654328"
 C = {"cin": "95555555C", "given_name": "Cruz", "family_name": "Lane", "birth_date": "1990-07-07"}
 
@@ -97,44 +96,15 @@ def test_provider_and_plan_packages_hold_only_their_own_rows(spark, phmx_home, l
         assert all(chart["legend"][s] == stroke for s, stroke in drawn.items()), caption
 
 
-# Per chart (figure): its caption, legend label -> symbol colour, and every line mark's series and stroke
-# (Vega's SVG names a line's fields in its aria-label).
-_READ = """() => Array.from(document.querySelectorAll('figure')).map(fig => {
-  const field = (label, name) => {
-    const m = (label || '').match(new RegExp('(?:^|; )' + name + ': ([^;]*)'));
-    return m ? m[1] : null;
-  };
-  const syms = Array.from(fig.querySelectorAll('g.role-legend-symbol path'));
-  const labs = Array.from(fig.querySelectorAll('g.role-legend-label text'));
-  const legend = {};
-  syms.forEach((s, i) => { if (labs[i]) legend[labs[i].textContent] =
-    (s.getAttribute('stroke') || s.getAttribute('fill') || '').toLowerCase(); });
-  const lines = Array.from(fig.querySelectorAll('path[aria-roledescription="line mark"]')).map(l => ({
-    series: field(l.getAttribute('aria-label'), 'series'), stroke: (l.getAttribute('stroke') || '').toLowerCase()}));
-  return {caption: fig.querySelector('figcaption').textContent, legend, lines, svg: fig.querySelectorAll('svg').length};
-})"""
-
-
 def _open(path: Path) -> dict:
-    from playwright.sync_api import sync_playwright
+    from chart_reader import browse, read_charts
 
-    assert CHROMIUM.exists(), "Debian chromium is needed for the dashboard test"
-    errors: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-            page.goto(path.resolve().as_uri(), wait_until="load")
-            return {"errors": errors, "charts": page.evaluate(_READ), "text": page.inner_text("body"),
-                    "sections": page.eval_on_selector_all("h2[id]", "hs => hs.map(h => h.id)"),
-                    "rows": {fam: page.locator(f"#{fam}-table tbody tr").count()
-                             for fam in ("process", "clinical", "financial", "quality")},
-                    "statement_rows": page.locator("#statement-table tbody tr").count()}
-        finally:
-            browser.close()
+    with browse(path) as (page, errors):
+        return {"errors": errors, "charts": read_charts(page), "text": page.inner_text("body"),
+                "sections": page.eval_on_selector_all("h2[id]", "hs => hs.map(h => h.id)"),
+                "rows": {fam: page.locator(f"#{fam}-table tbody tr").count()
+                         for fam in ("process", "clinical", "financial", "quality")},
+                "statement_rows": page.locator("#statement-table tbody tr").count()}
 
 
 def test_dashboard_sums_a_providers_plans_per_month():
