@@ -13,7 +13,8 @@ ZIPs, a county's over 3-99 synthetic ZIPs (``8`` + county index + 2 digits, so t
 real city ZIP), and 3% of county members in a neighbouring county's ZIP, so ZIPs straddle LHJs.
 
 Timed: the indicators stage (member-months, denominators, cube, rates), then the LHJ feed's
-indicator table for every LHJ and the state at once (privacy.suppression with its LP audit), then
+indicator table for every LHJ and the state at once (privacy.suppression with its LP audit, one
+LHJ per worker process: PHMX_PUBLISH_WORKERS, default the cores up to 4), then
 an independent privacy.attack.audit of the published table. Prints seconds, rows, peak RSS and
 the machine with its load.
 """
@@ -89,8 +90,10 @@ def timed(spark, home: Path, period: str, *, union: bool = False) -> dict:  # no
     t = time.perf_counter()
     cube = lhj_indicators.load_cube(spark, year)
     assert cube is not None
-    published = lhj_indicators.decide_all(cube)
+    workers = lhj_indicators.workers_default()
+    published = lhj_indicators.decide_all(cube, workers=workers)
     out["suppress_seconds"] = round(time.perf_counter() - t, 1)
+    out["suppress_workers"] = workers
     t = time.perf_counter()
     if union:  # the attacker's LP over the union as one system (what protected() falls back to)
         from jobs.indicators.catalogue import default
@@ -172,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
          f"after {out['load']['after']}",
          f"members: {out['stage']['counts']['members']:,}  member-months: {out['stage']['counts']['member_months']:,}",
          f"indicators stage: {out['stage_seconds']} s {out['stage']['seconds']}",
-         f"suppression (all LHJs + state, LP audit inside): {out['suppress_seconds']} s",
+         f"suppression (all LHJs + state, LP audit inside; {out['suppress_workers']} process(es), "
+         f"PHMX_PUBLISH_WORKERS): {out['suppress_seconds']} s",
          f"attacker audit over every LHJ and the state ({out['published']['audit']}): {out['audit_seconds']} s",
          f"total: {out['total_seconds']} s   peak RSS: {out['peak_rss_mb']:,} MB",
          f"published: {json.dumps(out['published'])}"]), flush=True)

@@ -299,31 +299,73 @@ def _most_specific(a: Any, b: Any) -> Any:  # noqa: ANN401
     return min(codes, key=_RANK.__getitem__) if codes else (a if a is not None else b)
 
 
-def _suppress_lhjs(feed: pd.DataFrame, cat: Catalogue) -> tuple[list[pd.DataFrame], dict[str, int], set[tuple[str, str]]]:
-    """privacy.suppression.suppress on each LHJ's rows (their relations never reach another LHJ)."""
+def suppress_one(table: pd.DataFrame, sp: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """privacy.suppression.suppress of one LHJ's rows: (masked rows, its summary). A module-level
+    function, so worker processes can run it."""
     from privacy.suppression import suppress
 
+    m = suppress(table, sp, on_failure="report")
+    info = dict(m.attrs.get("privacy.suppression", {}))
+    # pandas deep-copies attrs on every later operation (and across processes): keep the figures only
+    m.attrs = {}
+    return m, {k: info.get(k) for k in ("primary", "complementary", "failed_measures")}
+
+
+#: below this many LHJ tables the suppression runs in this process (a worker's start costs seconds)
+POOL_MIN = 8
+
+
+def _suppress_lhjs(feed: pd.DataFrame, cat: Catalogue, workers: int = 1) -> tuple[list[pd.DataFrame], dict[str, int],
+                                                                                 set[tuple[str, str]]]:
+    """privacy.suppression.suppress on each LHJ's rows: their relations never reach another LHJ,
+    so they are independent, and with ``workers`` > 1 they run in that many processes (the LPs are
+    CPU-bound Python and HiGHS; the largest tables go first)."""
+    from functools import partial
+
+    tables = {str(lhj): rows.reset_index() for lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True)}
+    jobs = {lhj: (t.drop(columns="index"), _lhj_spec(t, cat)) for lhj, t in tables.items()}
+    order = sorted(jobs, key=lambda k: -len(jobs[k][0]))
+    from jobs.publish.lhj_tables import may_start_workers
+
+    if workers > 1 and len(jobs) >= POOL_MIN and may_start_workers():
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {lhj: pool.submit(suppress_one, *jobs[lhj]) for lhj in order}
+            results = {lhj: fut.result() for lhj, fut in futures.items()}
+    else:
+        results = {lhj: partial(suppress_one, *jobs[lhj])() for lhj in order}
     parts: list[pd.DataFrame] = []
     summary = {"primary": 0, "complementary": 0}
     failed: set[tuple[str, str]] = set()
-    for _lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True):
-        table = rows.reset_index()
-        m = suppress(table.drop(columns="index"), _lhj_spec(table, cat), on_failure="report")
-        info = m.attrs.get("privacy.suppression", {})
-        m.attrs = {}
-        summary["primary"] += int(info.get("primary", 0))
-        summary["complementary"] += int(info.get("complementary", 0))
-        failed |= {(str(a), str(b)) for a, b in info.get("failed_measures", [])}
-        m.index = table["index"].to_numpy()
+    for lhj in sorted(results):
+        m, info = results[lhj]
+        summary["primary"] += int(info.get("primary") or 0)
+        summary["complementary"] += int(info.get("complementary") or 0)
+        failed |= {(str(a), str(b)) for a, b in info.get("failed_measures") or []}
+        m.index = tables[lhj]["index"].to_numpy()
         m["annotation"] = pd.Series([None if pd.isna(v) else str(int(v)) for v in m["annotation"]], index=m.index,
                                     dtype="object")
         parts.append(m)
     return parts, summary, failed
 
 
-def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None) -> pd.DataFrame:
+def workers_default() -> int:
+    """Processes for the per-LHJ suppression: PHMX_PUBLISH_WORKERS, else the cores (up to 4)."""
+    import os
+
+    from phmx import settings
+
+    n = settings.load().publish_workers
+    return n if n > 0 else min(4, os.cpu_count() or 1)
+
+
+def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None, *,
+               workers: int | None = None) -> pd.DataFrame:
     """The published indicator and population rows of every LHJ and the state (COLUMNS), from
-    gold.indicator_cube rows."""
+    gold.indicator_cube rows. ``workers``: processes for the per-LHJ suppression (default
+    :func:`workers_default`; 1 = in this process)."""
     if cat is None or std is None:
         cat, std = catalogue_mod.default()
     if cube.empty:
@@ -335,7 +377,7 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     long = strata(with_periods(cube))
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
-    parts, summary, failed = _suppress_lhjs(feed, cat)
+    parts, summary, failed = _suppress_lhjs(feed, cat, workers_default() if workers is None else workers)
     state = feed[feed["lhj"] == STATE].copy()
     state["annotation"] = pd.Series([None] * len(state), index=state.index, dtype="object")
     parts.append(state)

@@ -439,3 +439,13 @@ def test_a_rate_beside_a_hidden_count_fails_the_gate(published):
     leaky.loc[hidden.idxmax(), "rate"] = 12.5
     ok, figures = lhj_indicators.protected(leaky, published.cat)
     assert not ok and figures["rate_leaks"] == 1
+
+
+@pytest.mark.slow  # two spawned processes: their imports cost more than the suppression of this cube
+def test_the_lhj_tables_suppressed_in_worker_processes_give_the_same_table(published, monkeypatch):
+    """Each LHJ's suppression is independent (no relation reaches another LHJ): run in two worker
+    processes, the published table is the one of a single process."""
+    monkeypatch.setattr(lhj_indicators, "POOL_MIN", 1)
+    cat, std = default()
+    parallel = lhj_indicators.decide_all(published.cube, cat, std, workers=2)
+    pd.testing.assert_frame_equal(parallel, lhj_indicators.decide_all(published.cube, cat, std, workers=1))
