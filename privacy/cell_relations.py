@@ -185,12 +185,12 @@ def build_system(table: pd.DataFrame, *, geography_total: str | None = None,
                 raise SpecError(f"measure {m} shares the denominator of {population}, which has no row for "
                                 f"{p} / {s} = {st} in one LHJ", hint="publish the population row of every cell")
             add(pop_row, [i], "shared", ("denominator",))
-    for population, parts in (partitions or {}).items():
+    for population, tiers in (partitions or {}).items():
         for (lhj, m, p, s, st), i in index.items():
             if m != population:
                 continue
             # a part without a row has no unit in the cell: it is 0, and the others still add up
-            kids = [k for k in (index.get((lhj, part, p, s, st)) for part in parts) if k is not None]
+            kids = [k for k in (index.get((lhj, part, p, s, st)) for part in tiers) if k is not None]
             if kids:
                 sysm.relations.append(Relation(CellSystem.cell(i, "denominator"),
                                                tuple(CellSystem.cell(x, "numerator") for x in kids), "partition"))
