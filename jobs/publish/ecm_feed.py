@@ -304,7 +304,7 @@ def build(spark: SparkSession, *, recipient: str, period: str, run_id: str, rows
     resources = fhir_resources(recipient, rows, metric_rows)
     for rtype, items in resources.items():
         pkg.add(f"{rtype}.ndjson", ecm_fhir.ndjson(items), "application/fhir+ndjson")
-    if any(ecm_fhir.part2(list(r["security_labels"])) for name in ("risk", "populations", "care_gaps")
+    if any(ecm_fhir.part2(list(r["security_labels"] if r["security_labels"] is not None else [])) for name in ("risk", "populations", "care_gaps")
            for r in _records(rows.tables.get(name))):
         pkg.add("part2_notice.txt", PART2_NOTICE, "text/plain; charset=utf-8")
     counts = {name: int(len(pdf)) for name, pdf in rows.tables.items()}
