@@ -352,7 +352,8 @@ def explained_conflicts(edges: pd.DataFrame, settings: IdentitySettings) -> pd.S
         lv.label for lv in settings.comparison("given_name").levels if lv.kind not in ("initial", "else"))) \
         if "g_given_name" in edges.columns else np.zeros(len(edges), dtype=bool)
     exact_id = level_mask(edges, settings, "any_identifier", ("exact",))
-    personal = level_mask(edges, settings, "personal_identifier", ("exact",))
+    # (within a keying error: see the household guards in settings.yaml)
+    personal = level_mask(edges, settings, "personal_identifier", ("exact", "one_typo", "transposition"))
     parts.append((exact_id & named) | personal)
     names.append("birth_date")
     # Two confirmed given names may join through an edge whose own names are related (a

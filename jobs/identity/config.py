@@ -141,6 +141,16 @@ class Identifier:
     block: bool = True
     max_block_size: int | None = None
     personal: bool = False
+    #: Also block on the number's first and last halves (overlapping in the middle character)
+    #: and on its characters sorted: a pair whose numbers differ by one typo agrees on a half,
+    #: one whose numbers have two characters swapped on the sorted key. Opt-in: on a 9-digit
+    #: SSN at a million records each half is a block of about ten records.
+    block_typos: bool = False
+
+    @property
+    def typo_keys(self) -> tuple[str, ...]:
+        """The blocking features ``block_typos`` adds (empty when off)."""
+        return (f"{self.name}_head", f"{self.name}_tail", f"{self.name}_sorted") if self.block_typos else ()
 
     def comparison(self) -> Comparison:
         """The comparison this identifier contributes: its declared levels, then ``else``."""
@@ -290,7 +300,8 @@ class IdentitySettings:
         names = {i.name for i in extra}
         kept = tuple(i for i in self.identifiers if i.name not in names)
         comps = tuple(c for c in self.comparisons if c.name not in names)
-        rules = tuple(r for r in self.rules if r.name not in names)
+        replaced = names | {k for i in self.identifiers if i.name in names for k in i.typo_keys}
+        rules = tuple(r for r in self.rules if r.name not in replaced)
         base = replace(self, identifiers=kept, comparisons=comps, rules=rules)
         return _with_identifier_parts(base, extra)
 
@@ -298,7 +309,9 @@ class IdentitySettings:
 def _with_identifier_parts(s: IdentitySettings, idents: tuple[Identifier, ...]) -> IdentitySettings:
     """Add the identifiers, their comparisons (before the others) and blocking rules (first)."""
     comps = tuple(i.comparison() for i in idents) + s.comparisons
-    rules = tuple(BlockingRule(i.name, (i.name,), i.max_block_size) for i in idents if i.block) + s.rules
+    rules = tuple(BlockingRule(i.name, (i.name,), i.max_block_size) for i in idents if i.block)
+    rules += tuple(BlockingRule(k, (k,), i.max_block_size) for i in idents if i.block for k in i.typo_keys)
+    rules += s.rules
     return replace(s, identifiers=s.identifiers + idents, comparisons=comps, rules=rules)
 
 
@@ -361,6 +374,7 @@ class IdentifierSpec(_Strict):
     guard: bool = True
     block: bool = True
     personal: bool = False
+    block_typos: bool = False
 
     @model_validator(mode="after")
     def _valid_pattern(self) -> IdentifierSpec:
@@ -378,7 +392,8 @@ class IdentifierSpec(_Strict):
         return Identifier(name=self.name, column=self.column or self.name, normalise=self.normalise,
                           pattern=self.pattern, check=self.check, invalid=tuple(self.invalid),
                           namespace=self.namespace, sources=tuple(self.sources), levels=tuple(order),
-                          guard=self.guard, block=self.block, personal=self.personal)
+                          guard=self.guard, block=self.block, personal=self.personal,
+                          block_typos=self.block_typos)
 
 
 class LevelRuleSpec(_Strict):

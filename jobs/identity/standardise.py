@@ -302,6 +302,7 @@ def available_features(fields: set[str], settings: config.IdentitySettings) -> s
     if {"given_name", "family_name"} <= fields:
         out.add("name_set")
     out |= {i.name for i in settings.identifiers if i.column in fields}
+    out |= {k for i in settings.identifiers if i.column in fields for k in i.typo_keys}
     return out
 
 
@@ -374,6 +375,9 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
                             "|")).alias("name_set"),
     )
     std = std.drop("_fn_parts")
+    typo = [(i.name, k) for i in idents for k in i.typo_keys]
+    if typo:
+        std = std.select("*", *[identifier_typo_key(F.col(name), key).alias(key) for name, key in typo])
     if "address_history" in present:
         std = with_address_history(std, person)
     else:
@@ -382,6 +386,18 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
                "county_fips", "gn_tokens", "gn_alias", "fn_alias", "mmn", "addr_hist"]
     return std.withColumn("fingerprint", F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000"))
                                                        for c in fp_cols]))
+
+
+def identifier_typo_key(c: Column, key: str) -> Column:
+    """One of an identifier's typo-blocking keys (``<name>_head``, ``_tail``, ``_sorted``):
+    the first or last ``ceil(n/2)`` characters, or the characters sorted."""
+    F = _f()
+    half = F.ceil(F.length(c) / F.lit(2)).cast("int")
+    if key.endswith("_head"):
+        return F.substring(c, F.lit(1), half)
+    if key.endswith("_tail"):
+        return F.substring(c, F.length(c) - half + F.lit(1), half)
+    return F.array_join(F.array_sort(F.split(c, "")), "")
 
 
 def with_address_history(std: DataFrame, person: DataFrame) -> DataFrame:

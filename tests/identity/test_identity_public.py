@@ -47,7 +47,8 @@ fields:
   zip: zip
 identifiers:
   person_number: {column: person_no, normalise: digits, pattern: "^[0-9]{7}$",
-                  levels: [exact, one_typo, transposition], guard: false, personal: true}
+                  levels: [exact, one_typo, transposition], guard: false, personal: true,
+                  block_typos: true}
 """)
     out = tmp_path / "out"
     counts = linkfiles.link_files(spark, [str(DATA / "febrl4a_subset.csv"), str(tmp_path / "febrl4b.parquet")],

@@ -89,3 +89,28 @@ def test_term_frequencies_and_fingerprint(spark):
     assert tf == {"ANA": 0.5, "LUZ": 0.25, "EVA": 0.25}
     fps = [r["fingerprint"] for r in rows]
     assert len(set(fps)) == 3  # the two ANA records standardise alike
+
+
+def test_typo_blocking_keys_and_address_history(spark):
+    # An identifier declared block_typos gets its halves and sorted characters as blocking
+    # keys: 1234567 / 1234568 (one digit) share the head, 1234567 / 1243567 (a swap) the
+    # sorted key. The address history's lines become address keys next to the current one.
+    from dataclasses import replace
+
+    from jobs.identity import config
+
+    base = config.load()
+    pno = replace(next(i for i in base.identifiers if i.name == "ssn"), name="pno", column="pno", pattern=None,
+                  check=None, invalid=(), block_typos=True)
+    s = base.with_identifiers((pno,))
+    assert [r.name for r in s.rules if r.name.startswith("pno")] == ["pno", "pno_head", "pno_tail", "pno_sorted"]
+    df = spark.createDataFrame(
+        [("s", "1", "1234567", "12 Main Street", "12 MAIN ST\n4 Oak Avenue Apt 2"), ("s", "2", "1234568", None, None),
+         ("s", "3", "1243567", "9 Elm St", None)],
+        "source string, source_person_id string, pno string, address_line string, address_history string")
+    rows = {r["source_person_id"]: r for r in standardise.standardise(df, s).collect()}
+    assert (rows["1"]["pno_head"], rows["1"]["pno_tail"], rows["1"]["pno_sorted"]) == ("1234", "4567", "1234567")
+    assert rows["2"]["pno_head"] == "1234" and rows["3"]["pno_sorted"] == "1234567"
+    assert rows["1"]["addr_hist"] == "12 MAIN ST|4 OAK AVE"
+    # No history sent: unknown, not "never lived anywhere else".
+    assert rows["2"]["addr_hist"] is None and rows["3"]["addr_hist"] is None
