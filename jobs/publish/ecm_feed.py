@@ -162,9 +162,11 @@ def _risk(spark: SparkSession, roster: DataFrame, month: str) -> DataFrame:
         return _none(keys, MEMBER_RISK, [*RISK_COLUMNS, "security_labels", "homeless", "ecm_homeless",
                                          "ecm_high_utilizer", "smi", "sud", "ecm_smi_sud"])
     w = Window.partitionBy("member_id").orderBy(F.col("period").desc())
+    # the roster's members first: the window then sorts a provider's few hundred rows, not the population's
     risk = (lakehouse.read(spark, MEMBER_RISK).where(F.col("period").startswith("R12-"))
-            .where(F.col("period") <= f"R12-{month}").withColumn("_rn", F.row_number().over(w)).where("_rn = 1")
-            .drop("plan_id", "_rn"))
+            .where(F.col("period") <= f"R12-{month}").join(keys.select("member_id").distinct(), "member_id",
+                                                           "left_semi")
+            .withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("plan_id", "_rn"))
     return keys.join(risk, "member_id").select("member_id", *RISK_COLUMNS, "security_labels",
                                                 "homeless", "ecm_homeless", "ecm_high_utilizer", "smi", "sud",
                                                 "ecm_smi_sud")
@@ -231,9 +233,13 @@ def permitted(spark: SparkSession, recipient: str, period: Period, at: Any) -> E
     if found is None:
         return EcmRows({}, empty, 0, None)
     month, day = found
-    roster = _current(spark, recipient, month, day).cache()
-    if roster.limit(1).count() == 0:
+    # the roster is a few hundred rows: read once and sent back as a local frame, so the queries below
+    # do not each recompute it from the member-months and the crosswalk
+    current = _current(spark, recipient, month, day)
+    roster_pdf = current.toPandas()
+    if not len(roster_pdf):
         return EcmRows({}, empty, 0, day)
+    roster = spark.createDataFrame(roster_pdf, schema=current.schema)
     decisions = consent_gate.recipient_decisions(spark, recipient, PURPOSE)
     risk = _risk(spark, roster, month)
     frames = {"members": roster, "risk": risk.select("member_id", *RISK_COLUMNS, "security_labels"),
@@ -249,7 +255,6 @@ def permitted(spark: SparkSession, recipient: str, period: Period, at: Any) -> E
             mc = enforce.disclosure_members(spark, sent, recipient=recipient, purpose=PURPOSE, at=at,
                                             decisions=decisions)
             members = mc if members is None else members.unionByName(mc)
-    roster.unpersist()
     members = (members if members is not None else empty).groupBy("member_id", "data_class").agg(
         F.first("rule_ids").alias("rule_ids"), F.first("consent_ids").alias("consent_ids"))
     return EcmRows(tables, members, int(len(tables["members"])), day)
