@@ -1,7 +1,7 @@
 """Identity benchmark: linkage quality on synthetic ground truth, Splink side by side, and scale.
 
     .venv/bin/python -m benchmarks.identity [--quick] [--members 10000 100000] [--no-splink]
-                                            [--records 1000000] [--incremental 0.02] [--work DIR]
+                                            [--records 1000000] [--incremental 0.02] [--rules] [--work DIR]
 
 ``make bench`` runs it with no arguments: populations of 10,000 and 100,000 members (phmx and
 Splink), the review queue figure at 100,000 members (``review queue:`` line; target at most
@@ -20,7 +20,9 @@ merged), wall time, records/s and peak RSS of the process. ``--records N`` (``--
 deduplicates N source records with phmx alone (a 3-month window of a population of N / 1.85
 people) and reports wall time, CPU seconds, records/s, peak memory and precision / recall
 against the generator's truth; with ``--incremental SHARE`` a second process links all but
-SHARE of them in full and then adds the rest in an incremental run, and prints both wall times.
+SHARE of them in full and then adds the rest in an incremental run, and prints both wall times;
+with ``--rules`` it first prints, per blocking rule, the candidate pairs it makes, the true pairs
+among them and those no other rule finds (what each rule costs and what it adds to recall).
 The machine (cores, RAM, load average) is printed first and the load again with each figure.
 """
 
@@ -150,6 +152,47 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
             "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
 
 
+def _worker_rules(input_path: str, truth_path: str) -> dict[str, Any]:
+    """Per blocking rule of the stage's settings: the candidate pairs it makes, the true pairs
+    among them, and the pairs (and true pairs) no other rule makes. A rule's cost is its pairs;
+    what it adds to recall is the true pairs only it finds."""
+    home = tempfile.mkdtemp(prefix="phmx-bench-identity-rules-")
+    os.environ["PHMX_HOME"] = home
+    os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
+    from jobs.identity import blocking, linkage, stage
+    from phmx import lakehouse
+    from phmx.context import RunContext
+    from phmx.engine import get_spark
+    from phmx.synth import identity_records
+
+    spark = get_spark()
+    identity_records.write_person(spark, spark.read.parquet(str(Path(input_path).resolve()))
+                                  .select(*identity_records.PERSON_COLUMNS))
+    settings = stage.stage_settings()
+    scratch = lakehouse.Scratch(spark, "identity")
+    try:
+        std = linkage.prepare(stage.read_person(spark, RunContext.new(run_id="rules"), settings), scratch, settings)
+        pairs, _ = blocking.candidate_pairs(std, settings)
+        pp = scratch.put(pairs, "pairs").select("rid_l", "rid_r", "rules").toPandas()
+        ids = std.select("rid", "source", "source_person_id").toPandas()
+    finally:
+        scratch.drop()
+        shutil.rmtree(home, ignore_errors=True)
+    truth = pd.read_parquet(truth_path)
+    person_of = ids.merge(truth, on=["source", "source_person_id"], how="left").set_index("rid")["person_id"]
+    true = (pp["rid_l"].map(person_of) == pp["rid_r"].map(person_of)).to_numpy()
+    sizes = person_of.value_counts()
+    rules_mask = pp["rules"].to_numpy(dtype="int64")
+    rows = []
+    for i, rule in enumerate(settings.rules):
+        has = (rules_mask & (1 << i)) != 0
+        only = rules_mask == (1 << i)
+        rows.append({"rule": rule.name, "pairs": int(has.sum()), "true_pairs": int((has & true).sum()),
+                     "only_pairs": int(only.sum()), "only_true_pairs": int((only & true).sum())})
+    return {"records": len(ids), "candidate_pairs": len(pp), "true_pairs": _pairs(sizes),
+            "true_candidates": int(true.sum()), "rules": rows}
+
+
 SPLINK_VARIANTS = ("standard", "no_household")
 
 
@@ -179,6 +222,8 @@ def _maxrss_mb() -> float:
 
 
 def _spawn(tool: str, input_path: Path, out_path: Path, holdback: float = 0.0) -> dict[str, Any]:
+    """Run one worker (phmx, splink, rules: ``out_path`` is then the truth file it reads) in its
+    own process; its result is the last line it prints."""
     cmd = [sys.executable, "-m", "benchmarks.identity", "--worker", tool, "--input", str(input_path),
            "--out", str(out_path), *(["--holdback", str(holdback)] if holdback else [])]
     t0 = time.perf_counter()
@@ -251,10 +296,11 @@ def review_line(row: dict[str, Any]) -> str:
             f"load {os.getloadavg()[0]:.1f}")
 
 
-def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
+def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = False) -> dict[str, Any]:
     """Deduplicate about ``records`` source records with phmx (full run): wall, CPU, records/s,
     peak memory, quality. With ``holdback``, another process links all but that share in full
-    and adds them in an incremental run; its wall times are reported next to the full run's."""
+    and adds them in an incremental run; its wall times are reported next to the full run's.
+    With ``rules``, first the candidate pairs and true pairs of each blocking rule."""
     from benchmarks.identity_synth import ensure_synth, load_person
 
     ratio = 1.85  # source records per synthetic person over a 3-month window (measured)
@@ -265,6 +311,10 @@ def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
     inp = work / f"person-scale-{records}.parquet"
     person.to_parquet(inp)
     del person
+    if rules:
+        truth_file = work / f"truth-scale-{records}.parquet"
+        truth[["source", "source_person_id", "person_id"]].to_parquet(truth_file)
+        print_rules(_spawn("rules", inp, truth_file))
     truth = truth.assign(uid=truth["source"] + "|" + truth["source_person_id"])[["uid", "person_id"]]
     people = _people(root)
     load = os.getloadavg()[0]
@@ -299,6 +349,14 @@ def scale(records: int, work: Path, holdback: float = 0.0) -> dict[str, Any]:
     return out
 
 
+def print_rules(info: dict[str, Any]) -> None:
+    """The per-rule blocking table (``--rules``)."""
+    print(f"blocking rules on {info['records']:,} records: {info['candidate_pairs']:,} candidate pairs "
+          f"({info['candidate_pairs'] / max(info['records'], 1):.2f} per record); true pairs that are candidates "
+          f"{info['true_candidates']:,} of {info['true_pairs']:,}; load {os.getloadavg()[0]:.1f}")
+    print(pd.DataFrame(info["rules"]).to_string(index=False), flush=True)
+
+
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     cols = ["members", "tool", "threshold", "records", "pair_precision", "pair_recall", "pair_f1", "b3_f1",
             "people_exact", "clusters_merging_people", "twins_merged", "lookalikes_merged", "review_items",
@@ -324,14 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--incremental", type=float, default=None, metavar="SHARE",
                     help="with --records: link all but this share of the records in full, then add them "
                          "in an incremental run and time it (default 0.02; 0 to skip)")
+    ap.add_argument("--rules", action="store_true",
+                    help="with --records: first print each blocking rule's candidate pairs, true pairs and the "
+                         "true pairs no other rule finds")
     ap.add_argument("--holdback", type=float, default=0.0, help=argparse.SUPPRESS)
-    ap.add_argument("--worker", choices=("phmx", "splink"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=("phmx", "splink", "rules"), help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        out = _worker_phmx(args.input, args.out, args.holdback) if args.worker == "phmx" \
-            else _worker_splink(args.input, args.out)
+        if args.worker == "rules":
+            out = _worker_rules(args.input, args.out)
+        elif args.worker == "phmx":
+            out = _worker_phmx(args.input, args.out, args.holdback)
+        else:
+            out = _worker_splink(args.input, args.out)
         print(json.dumps(out))
         return 0
     work = Path(args.work)
@@ -345,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_rows(rows)
     records = (20_000 if args.quick else 1_000_000) if args.scale is None else args.scale
     if records:
-        res = scale(records, work, 0.02 if args.incremental is None else args.incremental)
+        res = scale(records, work, 0.02 if args.incremental is None else args.incremental, rules=args.rules)
         results["scale"] = res
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
