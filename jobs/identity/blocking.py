@@ -51,6 +51,12 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
                              .select(F.lit(rule.name).alias("rule"), "n"))
         ok = sizes.where((F.col("_n") >= 2) & (F.col("_n") <= cap)).select(*keys)
         recs = recs.join(ok, keys, "left_semi")
+        if new_col:
+            # Only the blocks a new record is in: the self-join then grows with the new records'
+            # blocks, not with the index (block sizes above are still counted over every record,
+            # so a block is skipped exactly as a full run would skip it).
+            touched = recs.where(F.col(new_col)).select(*keys).distinct()
+            recs = recs.join(touched, keys, "left_semi")
         left = recs.select(F.col("rid").alias("a"), *keys, *([F.col(new_col).alias("a_new")] if new_col else []))
         right = recs.select(F.col("rid").alias("b"), *keys, *([F.col(new_col).alias("b_new")] if new_col else []))
         joined = left.join(right, keys).where(F.col("a") < F.col("b"))

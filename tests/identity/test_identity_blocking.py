@@ -44,3 +44,16 @@ def test_the_cap_is_read_from_the_settings_file() -> None:
     s = config.load()
     capped = {r.name: r.max_block_size for r in s.rules if r.max_block_size}
     assert capped == {"family_zip": 6}
+
+
+def test_incremental_pairs_are_the_full_pairs_that_have_a_new_record(spark) -> None:
+    from pyspark.sql import functions as F
+
+    rules = (config.BlockingRule("family_zip_year", ("fn_sdx", "zip5", "birth_year")),
+             config.BlockingRule("family_zip", ("fn_sdx", "zip5"), max_block_size=9))
+    std = _std(spark).withColumn("is_new", F.col("rid").isin(1, 101))
+    full, _ = blocking.candidate_pairs(std, _settings(rules))
+    incremental, _ = blocking.candidate_pairs(std, _settings(rules), new_col="is_new")
+    want = {tuple(r) for r in full.collect() if r["rid_l"] in (1, 101) or r["rid_r"] in (1, 101)}
+    got = {tuple(r) for r in incremental.collect()}
+    assert got == want and len(got) == 8
