@@ -15,7 +15,8 @@ The lakehouse (synthetic submitters -> ingest -> conform -> identity) is built o
 under var/bench/measures/m<N>/ in a child process, and reused on later runs (``--rebuild`` to
 start over), so the figures here are the measures stage alone: its peak RSS is this process's
 (the embedded engine runs in-process). Reports input rows (silver events + coverage), units
-written (gold.measure_event rows), seconds per measure group, member-risk seconds, total
+written (gold.measure_event rows), seconds for the inputs, for every group's measure events
+(written together in one commit) and for member risk, total
 seconds, rows/s, peak RSS, and the machine.
 """
 
@@ -105,7 +106,7 @@ def _input_rows(spark) -> int:  # noqa: ANN001
 
 
 def measure(home: Path, period: str) -> dict:
-    """Run the measures stage on a built lakehouse; per-group seconds from the stage itself."""
+    """Run the measures stage on a built lakehouse; per-step seconds from the stage itself."""
     from jobs.measures.stage import run
     from phmx import lakehouse
     from phmx.context import RunContext
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lakehouse ({'reused' if b.get('reused') else 'built'}): synth {b.get('synth_seconds')} s, "
               + ", ".join(f"{s} {b.get(f'{s}_seconds')} s" for s in BUILD_STAGES))
     print(f"members {out['members']:,}; silver event + coverage rows {out['input_rows']:,}; period {out['period']}")
-    print(f"{'group':14s} {'seconds':>8s}")
+    print(f"{'step':14s} {'seconds':>8s}")
     for g, s in out["seconds_per_group"].items():
         print(f"{g:14s} {s:8.2f}")
     print(f"total {out['seconds_total']} s (incl. reading inputs and the result counts); "

@@ -18,6 +18,7 @@ A table written in plaintext by an older release is encrypted in place on the fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from phmx import lakehouse
@@ -183,9 +184,45 @@ def _encrypt_legacy(spark: SparkSession, table: Table, stored: DataFrame, ctx: R
     return lakehouse.read(spark, table)
 
 
+@dataclass
+class _Planned:
+    """One (bronze table, silver target) pair ready to MERGE: its rows and the sources it refreshes."""
+
+    key: str                # "<feed>-><target>", the stage count's name
+    df: DataFrame
+    sources: list[str]
+
+
+def merge_rounds(items: list[_Planned]) -> list[list[_Planned]]:
+    """The pairs writing one silver table, grouped into as few MERGEs as give the same table.
+
+    A MERGE refreshes its scope (``source IN (...)``) and touches no row outside it, and every
+    silver key starts with ``source``: two pairs whose sources are disjoint commute, so their rows
+    go in one MERGE (one Delta commit instead of two; on JVM Spark about 11 Spark jobs each).
+    Pairs sharing a source keep their order: a pair goes in the round after the last one holding
+    a pair it shares a source with.
+    """
+    rounds: list[list[_Planned]] = []
+    placed: list[tuple[int, set[str]]] = []
+    for item in items:
+        mine = set(item.sources)
+        after = max((i for i, theirs in placed if theirs & mine), default=-1)
+        if after + 1 == len(rounds):
+            rounds.append([])
+        rounds[after + 1].append(item)
+        placed.append((after + 1, mine))
+    return rounds
+
+
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
-    """Conform every bronze table that exists into the silver tables its spec targets."""
-    counts: dict[str, int] = {}
+    """Conform every bronze table that exists into the silver tables its spec targets.
+
+    Every pair is planned first, then each silver table is written with as few MERGEs as keep
+    the result (:func:`merge_rounds`), and its rows per source counted in one action per MERGE.
+    """
+    from functools import reduce
+
+    planned: dict[str, list[_Planned]] = {}
     for bronze_table, spec in sorted(base_specs().items()):
         fqn = f"bronze.{bronze_table}"
         if not lakehouse.exists(fqn):
@@ -195,16 +232,23 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         sources_of: dict[str, list[str]] = {}  # targets of one feed mostly share a source expression
         for target, mapping in spec.targets.items():
             df = build_target(bronze, spec, target, mapping)
-            table = SILVER[target]
             expr = str(mapping.get("source", "submitter"))
             if expr not in sources_of:
                 sources_of[expr] = target_sources(bronze, mapping, ledger)
-            sources = sources_of[expr]
-            if not sources:
-                continue
-            scope = "t.source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
-            lakehouse.merge(spark, protect(spark, df, table, ctx), table, delete_where=scope)
-            key = f"{spec.feed}->{target}"
-            counts[key] = lakehouse.read(spark, table).where(scope.replace("t.", "")).count()
-            log.info("conformed %s rows of %s into %s", counts[key], fqn, table.fqn)
+            if sources_of[expr]:
+                planned.setdefault(target, []).append(_Planned(f"{spec.feed}->{target}", df, sources_of[expr]))
+    counts: dict[str, int] = {}
+    for target, items in planned.items():
+        table = SILVER[target]
+        rounds = merge_rounds(items) if table.keys[:1] == ("source",) else [[i] for i in items]
+        for batch in rounds:
+            sources = sorted({s for i in batch for s in i.sources})
+            scope = "source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
+            df = reduce(lambda a, b: a.unionByName(b), [i.df for i in batch])
+            lakehouse.merge(spark, protect(spark, df, table, ctx), table, delete_where=f"t.{scope}")
+            per_source: dict[str, int] = {r[0]: int(r[1]) for r in
+                                          lakehouse.read(spark, table).where(scope).groupBy("source").count().collect()}
+            for item in batch:
+                counts[item.key] = sum(per_source.get(s, 0) for s in item.sources)
+                log.info("conformed %s rows of %s into %s", counts[item.key], item.key.split("->")[0], table.fqn)
     return StageResult("conform", {**counts})

@@ -69,9 +69,8 @@ def transitions(spark: SparkSession, run_id: str) -> DataFrame:
     return lakehouse.conform_to(out, RISK_TRANSITION)
 
 
-def write_transitions(spark: SparkSession, run_id: str) -> int:
+def write_transitions(spark: SparkSession, run_id: str) -> None:
     lakehouse.overwrite(transitions(spark, run_id), RISK_TRANSITION)
-    return lakehouse.read(spark, RISK_TRANSITION).count()
 
 
 def backfill(spark: SparkSession, months: list[Period], run_id: str, cfg: MeasuresConfig | None = None) -> dict[str, int]:
@@ -94,5 +93,6 @@ def backfill(spark: SparkSession, months: list[Period], run_id: str, cfg: Measur
                 f"period = {lakehouse.sql_literal(period.label)}").count()
     finally:
         scratch.drop()
-    counts["transitions"] = write_transitions(spark, run_id)
+    write_transitions(spark, run_id)
+    counts["transitions"] = lakehouse.read(spark, RISK_TRANSITION).count()
     return counts

@@ -48,7 +48,10 @@ def test_county_feeds_label_whole_records_and_keep_mh_and_sud_id_spaces_apart(sp
     land("county_06001_bh", "sud_caloms", "2025-01", "s.csv", csv_rows(SUD, sud))
     land("county_06001_bh", "mh_csi", "2025-01", "m.csv", csv_rows(MH, mh))
     ingest.run(spark, RunContext.new())
-    conform.run(spark, RunContext.new())
+    result = conform.run(spark, RunContext.new())
+    assert result.counts["sud_caloms->bh_service"] == 1 and result.counts["mh_csi->bh_service"] == 1
+    # two feeds with disjoint sources into one silver table: one write (one Delta commit), not one each
+    assert [len(lakehouse.history(t)) for t in ("silver.person", "silver.bh_service")] == [1, 1]
     people = {(r.source, r.source_person_id): r for r in lakehouse.read(spark, "silver.person").collect()}
     assert set(people) == {("county_06001_bh:sud", "77"), ("county_06001_bh:mh", "77")}
     assert people[("county_06001_bh:sud", "77")].zip is None  # 00000 = homeless, not a ZIP
@@ -68,3 +71,15 @@ def test_conform_twice_is_idempotent(spark, phmx_home, land):
     first = sorted(map(tuple, lakehouse.read(spark, "silver.encounter").collect()))
     conform.run(spark, RunContext.new())
     assert sorted(map(tuple, lakehouse.read(spark, "silver.encounter").collect())) == first
+
+
+def test_merge_rounds_batch_disjoint_sources_and_keep_the_order_of_shared_ones():
+    from jobs.conform.stage import _Planned, merge_rounds
+
+    def item(key: str, *sources: str) -> _Planned:
+        return _Planned(key, None, list(sources))  # type: ignore[arg-type]  # frames play no part here
+
+    rounds = merge_rounds([item("a", "p1"), item("b", "p2"), item("c", "p1", "p3"), item("d", "p4"),
+                           item("e", "p3")])
+    assert [[i.key for i in r] for r in rounds] == [["a", "b", "d"], ["c"], ["e"]]
+    assert merge_rounds([]) == []
