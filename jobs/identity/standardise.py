@@ -300,7 +300,7 @@ def available_features(fields: set[str], settings: config.IdentitySettings) -> s
     for f in fields:
         out |= FEATURES_OF.get(f, set())
     if {"given_name", "family_name"} <= fields:
-        out.add("name_set")
+        out |= {"name_set", "no_zip"}
     out |= {i.name for i in settings.identifiers if i.column in fields}
     out |= {k for i in settings.identifiers if i.column in fields for k in i.typo_keys}
     return out
@@ -369,6 +369,8 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
         F.year(F.col("birth_date")).alias("birth_year"),
         F.date_format(F.col("birth_date"), "MMdd").alias("dob_md"),
         F.date_format(F.col("birth_date"), "yyyyMM").alias("dob_ym"),
+        # "1" for a record without a ZIP, else null: a blocking key that confines a rule to them.
+        F.when(F.col("zip5").isNull(), F.lit("1")).alias("no_zip"),
         # Given name and first family-name part, in sorted order: blocks swapped names together.
         F.when(F.col("gn").isNotNull() & F.col("fn").isNotNull(),
                F.array_join(F.array_sort(F.array(F.col("gn"), F.coalesce(F.get(F.col("_fn_parts"), 0), F.col("fn")))),

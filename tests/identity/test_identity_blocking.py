@@ -43,7 +43,7 @@ def test_without_a_cap_of_its_own_the_settings_cap_applies(spark) -> None:
 def test_the_cap_is_read_from_the_settings_file() -> None:
     s = config.load()
     capped = {r.name: r.max_block_size for r in s.rules if r.max_block_size}
-    assert capped == {"family_zip": 6}
+    assert capped == {"family_zip": 6, "names_without_zip": 6}
 
 
 def test_incremental_pairs_are_the_full_pairs_that_have_a_new_record(spark) -> None:
