@@ -83,3 +83,19 @@ def test_merge_rounds_batch_disjoint_sources_and_keep_the_order_of_shared_ones()
                            item("e", "p3")])
     assert [[i.key for i in r] for r in rounds] == [["a", "b", "d"], ["c"], ["e"]]
     assert merge_rounds([]) == []
+
+
+def test_person_keeps_every_address_line_its_versions_carried(spark):
+    # Conform keeps the latest version of a person, and in address_history every address line
+    # any version carried (identity tells a move from a lookalike by it).
+    from jobs.conform.stage import with_address_history
+    from phmx.tables import PERSON
+
+    df = spark.createDataFrame(
+        [("s", "1", "12 Main St", "2025-01"), ("s", "1", " 4 Oak Ave ", "2025-02"), ("s", "1", "12 Main St", "2025-03"),
+         ("s", "2", None, "2025-01"), ("t", "1", "9 Elm St", "2025-01")],
+        "source string, source_person_id string, address_line string, period string")
+    got = {(r["source"], r["source_person_id"], r["period"]): r["address_history"]
+           for r in with_address_history(df, PERSON).collect()}
+    assert got[("s", "1", "2025-03")] == got[("s", "1", "2025-01")] == "12 Main St\n4 Oak Ave"
+    assert got[("s", "2", "2025-01")] is None and got[("t", "1", "2025-01")] == "9 Elm St"

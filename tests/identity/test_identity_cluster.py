@@ -104,3 +104,20 @@ def test_two_confirmed_given_names_stay_apart_unless_the_edge_relates_them():
     explained = edges.assign(explained=[frozenset(), frozenset(), frozenset({"given_name"}), frozenset()])
     lab = _members(cluster(explained, attrs, GuardParams(override_weight=40.0)))
     assert len({lab[i] for i in (1, 2, 3, 4)}) == 1
+
+
+def test_a_pair_an_apart_guard_refused_is_not_bridged_by_a_third_record():
+    # The demo's shape: a registry record (3) an edge guard keeps apart from a plan member (1),
+    # and the member's dental record (2, a ZIP and no street) linked to both. The plan-dental
+    # edge is the stronger: the registry record stays alone, refused with the guard's name.
+    edges = _edges([(1, 2, 30.0), (2, 3, 20.0)])
+    attrs = _attrs([(1, "91111111A", None, "19770918"), (2, "91111111A", None, "19770918"),
+                    (3, None, None, "19770918")])
+    apart = pd.DataFrame({"rid_l": [1], "rid_r": [3], "reason": ["lookalike_elsewhere"]})
+    res = cluster(edges, attrs, GuardParams(override_weight=5.0), apart)
+    lab = _members(res)
+    assert lab[1] == lab[2] != lab[3]
+    assert res.refused["reason"].tolist() == ["lookalike_elsewhere"]  # never overridden, whatever the weight
+    # A reviewer's reject (no reason column) is still named as one.
+    res = cluster(edges, attrs, GuardParams(override_weight=5.0), apart[["rid_l", "rid_r"]])
+    assert res.refused["reason"].tolist() == ["reviewer_rejected"]
