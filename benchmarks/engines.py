@@ -5,11 +5,15 @@
     python -m benchmarks.engines --routes sail classic
     python -m benchmarks.engines --quick              # 200 members
     python -m benchmarks.engines --parallel           # routes after the first at the same time
+    python -m benchmarks.engines --routes sail dag    # the DAG under spark-submit beside Sail
 
 Routes: ``sail`` (embedded), ``classic`` (JVM Spark local[2] with Delta, ``PHMX_ENGINE=classic``),
-``connect`` (a JVM Spark Connect server with Delta on 127.0.0.1, started here). Each route runs
-the whole pipeline in a fresh process on the same synthetic landing zone (same seed) with its own
-PHMX_HOME under ``--out``; the JVM start-up is inside the first stage's time. The machine and its
+``connect`` (a JVM Spark Connect server with Delta on 127.0.0.1, started here), ``dag`` (the
+Airflow DAG under ``PHMX_RUNNER=spark_submit``: every task a ``spark-submit --master local[2]``
+of the ``make dist`` bundle, its own JVM; per-task seconds from Airflow's metadata database).
+Each route runs the whole pipeline in a fresh process on the same synthetic landing zone (same
+seed) with its own PHMX_HOME under ``--out``; the JVM start-up is inside the first stage's time
+(in every task's, on ``dag``). The machine and its
 load are printed with the figures (2 cores shared with other work make figures noisy).
 """
 
@@ -25,7 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_ID = "run-engines"
-ROUTES = ("sail", "classic", "connect")
+ROUTES = ("sail", "classic", "connect", "dag")
+DEFAULT_ROUTES = ("sail", "classic", "connect")
 RUN_SCRIPT = """
 import json, os, resource, sys, time
 import psutil
@@ -115,6 +120,103 @@ def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeou
     return out
 
 
+DAG_SET_ASIDE = {
+    # a package's size depends on its run id (an Airflow run's is longer than the in-process
+    # runs'), printed in its manifest and report; its ledger sequence on the order Airflow's mapped
+    # publish tasks finished in; an identity event's id derives from its run's id
+    "feed_log": ["bytes", "ledger_seq"], "identity_events": ["event_id"],
+}
+# What an in-process run's environment may carry that the DAG's tasks must not inherit.
+_NOT_FOR_THE_DAG = ("PHMX_LANDING_ROOT", "PHMX_LAKEHOUSE_ROOT", "PHMX_OUTBOX_ROOT", "PHMX_PUBLISH_ROOT",
+                    "PHMX_LEDGER_ROOT", "SPARK_REMOTE", "PHMX_ENGINE", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON",
+                    "PYSPARK_SUBMIT_ARGS", "AIRFLOW_HOME", "PHMX_AIRFLOW_HOME")
+_TIMED = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+          "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+          "print(f'DAG_CPU {r.ru_utime + r.ru_stime:.2f} {r.ru_maxrss / 1024:.0f}'); sys.exit(rc)")
+
+
+def job_bundle(base: Path) -> Path:
+    """The ``make dist`` bundle, built once under ``base``, its environment unpacked where a worker
+    would: returns the unpacked environment's folder (``bin/python``; the entry point beside it)."""
+    import tarfile
+
+    from phmx import dist
+
+    env_dir = base / "worker" / "environment"
+    if (env_dir / "bin" / "python").exists() and (base / "worker" / "submit.py").is_file():
+        return env_dir
+    shutil.rmtree(base / "worker", ignore_errors=True)
+    bundle = dist.build(base / "dist", compresslevel=1)
+    env_dir.mkdir(parents=True)
+    with tarfile.open(bundle.archive) as tar:
+        tar.extractall(env_dir, filter="fully_trusted")  # keeps bin/python, a link to the interpreter
+    shutil.copy2(bundle.entry_point, base / "worker" / "submit.py")
+    shutil.rmtree(base / "dist", ignore_errors=True)
+    return env_dir
+
+
+def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
+    """``airflow dags test phm_exchange`` with ``PHMX_RUNNER=spark_submit`` on ``base/dag``.
+
+    Every stage task is a ``spark-submit --master local[2]`` of the bundle's ``submit.py`` on the
+    bundle's Python with no ``PYTHONPATH`` from the Airflow worker (the jars ``make jvm``
+    resolved, nothing from Maven), so the driver and its UDF workers import only what ``make
+    dist`` packed. Returns ``STAGES`` (wall seconds per task, a mapped task's instances summed),
+    ``TASKS`` (task -> [instances, seconds, states]), ``CPU`` (the whole run's, Airflow and every
+    JVM included, under ``dag``) and ``RSS_MB`` (the largest process's peak).
+    """
+    import sqlite3
+    import time
+
+    from phmx import jvm, settings
+    from phmx.airflow_env import airflow_bin, airflow_env, ensure_db
+
+    home = base / "dag"
+    if (home / "stages.json").is_file():
+        return json.loads((home / "stages.json").read_text())
+    env_dir = job_bundle(base)
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(landing, home / "landing")
+    ours = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_THE_DAG}
+    ours.update({"PHMX_HOME": str(home), "PHMX_KEYS_DIR": str(base / "keys"), "PHMX_LOG_LEVEL": "WARNING"})
+    env = {k: v for k, v in airflow_env(settings.load(ours)).items() if k not in _NOT_FOR_THE_DAG[5:]}
+    env.update({
+        "AIRFLOW_HOME": str(home / "airflow"), "PHMX_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
+        "PHMX_RUNNER": "spark_submit", "PHMX_SPARK_JARS": "make-jvm", "PHMX_TASK_RETRIES": "0",
+        "PHMX_SPARK_APPLICATION": str(base / "worker" / "submit.py"),
+        "PHMX_SPARK_PYTHON": str(env_dir / "bin" / "python"),
+        "PHMX_SHUFFLE_PARTITIONS": os.environ.get("PHMX_SHUFFLE_PARTITIONS", "2"), "SPARK_LOCAL_IP": "127.0.0.1",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
+        "PATH": f"{jvm.spark_home() / 'bin'}{os.pathsep}{env['PATH']}",
+    })
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    ensure_db(env)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", _TIMED, airflow_bin(), "dags", "test", "phm_exchange",  # noqa: S603
+                           "--conf", '{"period": "all"}'], env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=home)
+    wall = time.time() - t0
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "state=failed" in log or "Task failed" in log:
+        raise RuntimeError(f"the DAG failed under spark-submit:\n{log[-6000:]}")
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        rows = db.execute("SELECT task_id, state, duration FROM task_instance").fetchall()
+    tasks: dict[str, list] = {}
+    for task_id, state, seconds in rows:
+        n, total, states = tasks.get(task_id, [0, 0.0, []])
+        tasks[task_id] = [n + 1, round(total + float(seconds or 0), 2), sorted({*states, str(state)})]
+    cpu, rss = next(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("DAG_CPU "))
+    stages: dict[str, float] = {}
+    for task_id, (_, seconds, _) in tasks.items():  # publish_prepare, publish_recipient, ... -> publish
+        stage = "publish" if task_id.startswith("publish") else task_id
+        stages[stage] = round(stages.get(stage, 0.0) + seconds, 2)
+    out = {"STAGES": stages, "TASKS": tasks, "WALL": round(wall, 1),
+           "CPU": {"dag": float(cpu)}, "RSS_MB": float(rss), "COUNTS": {}}
+    (home / "stages.json").write_text(json.dumps(out))
+    return out
+
+
 def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[str, dict[str, float]]:
     """Spark jobs, their summed seconds and tasks per pipeline stage, from a Spark event log.
 
@@ -151,7 +253,7 @@ def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[st
     return out
 
 
-def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES, parallel: bool = False) -> dict[str, dict]:
+def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUTES, parallel: bool = False) -> dict[str, dict]:
     """Run ``routes``; the Spark Connect route gets its own server for its run.
 
     With ``parallel`` the first route runs alone (it makes the shared keys folder, so every route
@@ -163,6 +265,8 @@ def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = ROUTES, para
     from concurrent.futures import ThreadPoolExecutor
 
     def one(route: str) -> dict:
+        if route == "dag":
+            return run_dag_route(base, landing)
         if route == "connect" and not (base / "connect" / "stages.json").is_file():
             from phmx.jvm import ConnectServer
 
@@ -185,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.engines")
     parser.add_argument("--members", type=int, default=2000)
-    parser.add_argument("--routes", nargs="*", default=list(ROUTES), choices=ROUTES)
+    parser.add_argument("--routes", nargs="*", default=list(DEFAULT_ROUTES), choices=ROUTES)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parallel", action="store_true",
                         help="run the routes after the first at the same time (quicker; figures include each other's load)")
@@ -203,13 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{members:,} members; wall / CPU seconds per stage (JVM start-up inside ingest; CPU of the "
           "whole process tree: driver, JVM, Python workers, Connect server):")
     stages = list(next(iter(results.values()))["STAGES"])
+    nan = float("nan")
     print(f"  {'stage':<11}" + "".join(f"{r + ' wall':>15}{r + ' cpu':>14}" for r in results))
     for stage in [*stages, "total"]:
         cells = []
         for r in results.values():
             cpu = r.get("CPU", {})
-            wall = sum(r["STAGES"].values()) if stage == "total" else r["STAGES"][stage]
-            used = sum(cpu.values()) if stage == "total" else cpu.get(stage, float("nan"))
+            wall = r.get("WALL", sum(r["STAGES"].values())) if stage == "total" else r["STAGES"].get(stage, nan)
+            used = sum(cpu.values()) if stage == "total" else cpu.get(stage, nan)
             cells.append(f"{wall:>15.1f}{used:>14.1f}")
         print(f"  {stage:<11}" + "".join(cells))
     print("  Delta commits per stage: " + "; ".join(
@@ -218,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         if "SPARK" in v:
             print(f"  Spark jobs per stage on {k} (jobs / job-seconds / tasks): " + ", ".join(
                 f"{s} {j['jobs']}/{j['job_seconds']:.0f}/{j['tasks']}" for s, j in v["SPARK"].items()))
+    if "TASKS" in results.get("dag", {}):
+        print("  DAG tasks under spark-submit (instances / seconds; the whole run's wall and CPU under total): "
+              + ", ".join(f"{t} {n}/{sec:.0f}" for t, (n, sec, _) in results["dag"]["TASKS"].items()))
     print("  peak RSS of the driver process (MB): " + ", ".join(f"{k} {v['RSS_MB']:.0f}" for k, v in results.items()))
     (base / "engines.json").write_text(json.dumps({"machine": machine(), "members": members,
                                                    "load": [load_before, load_after], "results": results}, indent=2))

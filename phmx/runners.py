@@ -197,10 +197,13 @@ class SparkSubmitConfig:
 
     def conf(self, cfg: settings_mod.Settings) -> dict[str, str]:
         """Delta's SQL extension and catalog; S3A for ``s3://`` roots (:func:`phmx.jvm.object_store_conf`:
-        endpoint, credentials provider, SSE-KMS with the zone's key)."""
+        endpoint, credentials provider, SSE-KMS with the zone's key); the driver's memory
+        (``PHMX_SPARK_DRIVER_MEMORY``, as a classic session gets: spark-submit's own default is 1g,
+        and the driver-side steps of identity, measures and publish need more)."""
         conf = dict(DELTA_SQL_CONF)
         conf["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
         conf["spark.sql.session.timeZone"] = "UTC"
+        conf["spark.driver.memory"] = cfg.spark_driver_memory
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
             conf.update(jvm.object_store_conf(cfg))  # the same S3A settings as a classic session's
         return conf

@@ -25,7 +25,7 @@ with the fields.
 | `PHMX_ENGINE` | `sail` (`connect` when `SPARK_REMOTE` is set) | `sail` embedded, `connect` a Spark Connect server, `classic` a JVM session with delta-spark (jars from `make jvm`, see [scaling](scaling.md)) |
 | `PHMX_JVM_JARS` | `<project>/.jvm/jars` | classic and the Spark Connect server script: folder of the jars `make jvm` resolved (Delta, hadoop-aws, AWS SDK) |
 | `PHMX_SPARK_MASTER` | `local[2]` | classic started from Python (not under spark-submit): the Spark master |
-| `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic and the local Spark Connect server: `spark.driver.memory` |
+| `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic, the local Spark Connect server and spark-submit jobs: `spark.driver.memory` |
 | `PHMX_SPARK_LOG_LEVEL` | `WARN` | classic and the local Spark Connect server: the JVM's log level |
 | `PHMX_S3A_CREDENTIALS_PROVIDER` | unset (S3A's default chain) | classic, spark-submit and the Spark Connect server script: `fs.s3a.aws.credentials.provider` |
 | `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     spark_master: str | None = _var("PHMX_SPARK_MASTER", None, "`local[2]`",
                                     "classic started from Python (not under spark-submit): the Spark master")
     spark_driver_memory: str = _var("PHMX_SPARK_DRIVER_MEMORY", "4g", "`4g`",
-                                    "classic and the local Spark Connect server: `spark.driver.memory`")
+                                    "classic, the local Spark Connect server and spark-submit jobs: `spark.driver.memory`")
     spark_log_level: str = _var("PHMX_SPARK_LOG_LEVEL", "WARN", "`WARN`",
                                 "classic and the local Spark Connect server: the JVM's log level")
     s3a_credentials_provider: str | None = _var(

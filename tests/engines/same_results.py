@@ -2,7 +2,9 @@
 
 What is
 compared is what leaves the hub or is the hub's record of a person: every Delta table of the
-``gold`` layer, every published ``measures.csv`` and every FHIR resource of the plan feeds.
+``gold`` layer, every published ``measures.csv`` and ``indicators.csv`` (as text: a count printed
+``0.0`` on one engine and ``0`` on another is a difference) and every FHIR resource of the plan
+feeds.
 Set aside, because they differ by design between any two runs: clock columns (``*_at``,
 timestamps, dates of the run), run ids, ciphertexts (random nonces; their ``pii_fingerprint``
 is compared instead), and package manifests/signatures (they carry the clock).
@@ -54,10 +56,11 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def published(home: Path) -> dict[str, object]:
-    """Every published measures.csv (as rows) and FHIR resource (parsed, meta aside), by relative path."""
+    """Every published measures.csv and indicators.csv (as rows of text) and FHIR resource (parsed,
+    meta aside), by relative path."""
     root = home / "publish"
     out: dict[str, object] = {}
-    for p in sorted(root.rglob("measures.csv")):
+    for p in sorted([*root.rglob("measures.csv"), *root.rglob("indicators.csv")]):
         rel = _package_relative(p, root)
         out[rel] = pd.read_csv(p, dtype=str).fillna("").sort_values(list(pd.read_csv(p, nrows=0).columns)) \
             .reset_index(drop=True).to_dict("records")

@@ -55,6 +55,7 @@ def test_spark_submit_runner_passes_the_same_s3a_settings(monkeypatch):
     cfg = _cfg(PHMX_LEDGER_KMS_KEY_ID=AUDIT)
     conf = runners.SparkSubmitConfig(jars="/jars/delta.jar").conf(cfg)
     assert jvm.object_store_conf(cfg).items() <= conf.items()
+    assert conf["spark.driver.memory"] == cfg.spark_driver_memory  # not spark-submit's 1g
 
 
 def test_every_writer_uses_the_ledger_zones_audit_key(monkeypatch):

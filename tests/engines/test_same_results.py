@@ -3,7 +3,7 @@
 Connect server on 127.0.0.1.
 
 Every gold table (read back with delta-rs, which must be able to read it), every published
-measures.csv and every FHIR resource must be identical across the three, clock columns, run ids
+measures.csv and indicators.csv and every FHIR resource must be identical across the three, clock columns, run ids
 and ciphertexts aside (tests/engines/same_results.py says why each is set aside). The routes
 share one keys folder, so pseudonyms and fingerprints are comparable.
 
@@ -77,7 +77,7 @@ def test_every_table_each_route_wrote_is_readable_by_delta_rs(runs, route):
 def test_published_measures_and_fhir_resources_are_identical_to_sails(runs, route):
     base, _ = runs
     ours, theirs = published(base / "sail"), published(base / route)
-    assert any(k.endswith("measures.csv") for k in ours) and any(k.endswith(".ndjson") for k in ours)
+    assert all(any(k.endswith(end) for k in ours) for end in ("measures.csv", "indicators.csv", ".ndjson"))
     assert sorted(ours) == sorted(theirs)
     for key in ours:
         assert ours[key] == theirs[key], f"{key} differs on {route}"
