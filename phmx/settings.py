@@ -35,6 +35,7 @@ with the fields.
 | `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
 | `PHMX_SCHEDULE` | unset (runs are triggered) | the exchange DAG's schedule, e.g. `@monthly`: a scheduled or backfill run processes the month of its data interval (section 3) |
 | `PHMX_CATCHUP` | `0` | with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused |
+| `PHMX_CONFORM_FULL` | `0` | conform every source again, not only those with new submissions (after a silver table was restored) |
 | `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (the ledger's lease serialises their appends, local or S3) |
 | `PHMX_LEASE_SECONDS` | `120` | the ledger writer's lease; renewed every third of it while held; an expired or dead holder is taken over |
 | `PHMX_FAULT` | unset | tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production |
@@ -59,7 +60,7 @@ with the fields.
 | `PHMX_EMR_JOB_TIMEOUT_MINUTES` | `180` | how long a task waits for its job run |
 | `PHMX_JOB_PERIOD` | unset | set by the runners for mapped tasks; the driver's default for `--period` |
 | `PHMX_JOB_RUN_ID` | unset | set by the runners for mapped tasks; the driver's default for `--run-id` |
-| `PHMX_IDENTITY_MODE` | `auto` | identity: `full`, `incremental` or `auto` |
+| `PHMX_IDENTITY_MODE` | `full` | identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide) |
 | `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every member every run (it always decides for every plan and LHJ publish serves) |
 | `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
 | `AIRFLOW_HOME` | `$PHMX_HOME/airflow` | the embedded Airflow's home (SQLite metadata, logs) |
@@ -153,6 +154,9 @@ class Settings(BaseSettings):
                                 "processes the month of its data interval (section 3)")
     catchup: bool = _var("PHMX_CATCHUP", False, "`0`",
                          "with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused")
+    conform_full: bool = _var("PHMX_CONFORM_FULL", False, "`0`",
+                              "conform every source again, not only those with new submissions (after a silver "
+                              "table was restored)")
     publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
                                  "publish tasks running at once (the ledger's lease serialises their appends, "
                                  "local or S3)")
@@ -221,7 +225,8 @@ class Settings(BaseSettings):
                                   "set by the runners for mapped tasks; the driver's default for `--period`")
     job_run_id: str | None = _var("PHMX_JOB_RUN_ID", None, "unset",
                                   "set by the runners for mapped tasks; the driver's default for `--run-id`")
-    identity_mode: str = _var("PHMX_IDENTITY_MODE", "auto", "`auto`", "identity: `full`, `incremental` or `auto`")
+    identity_mode: str = _var("PHMX_IDENTITY_MODE", "full", "`full`",
+                              "identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide)")
     consent_recipients: Annotated[tuple[str, ...], NoDecode] = _var(
         "PHMX_CONSENT_RECIPIENTS", (), "unset",
         "extra recipients (comma-separated) the consent stage decides for every member every run (it always "

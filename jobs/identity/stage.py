@@ -2,13 +2,16 @@
 
 Modes (``PHMX_IDENTITY_MODE`` or ``ctx.settings.extra["identity_mode"]``):
 
-* ``full``: standardise everything, block and score all candidate pairs, train the model (EM),
+* ``full`` (default): standardise everything, block and score all candidate pairs, train the model (EM),
   cluster, keep member ids stable against the previous crosswalk.
 * ``incremental``: score only pairs with at least one new or changed record, with the stored
   model; unchanged records stay with their members (forced edges), new records join them
   or form new members, and may merge members when the evidence says so (guards still apply).
-* ``auto`` (default): incremental when a model and a crosswalk exist and at most
+* ``auto``: incremental when a model and a crosswalk exist and at most
   ``INCREMENTAL_MAX_SHARE`` of the records are new or changed; otherwise full.
+
+``full`` is the default (``phmx.settings``): incremental clusters can differ from a full run's,
+and a hub run month by month must end with a rebuild's members (docs/scaling.md, month by month).
 
 Reviewer decisions (gold.review_decisions) are honoured in both modes.
 
