@@ -8,7 +8,11 @@ Steps (engine passes per plan; the driver only streams finished NDJSON lines):
    claims), county behavioral health services, dental services, immunizations (CAIR2 rows with
    ``protection_indicator = Y`` never leave at record level) and open care gaps
    (``gold.measure_event`` measurement-year rows: in the denominator, not in the numerator, not
-   excluded), in the period.
+   excluded). For a month (or a year): the records dated in it or received in it (a late claim,
+   a registry's history), care gaps anchored in it, and every record of a member new to the plan
+   in it (attributed now, not in the month before) or whose records this run's identity stage
+   merged or split, so a plan run month by month receives what a
+   package for ``all`` holds of its members while they are its members (docs/scaling.md section 9).
 3. **Consent**: ``consent.enforce.permitted_rows`` for purpose TREAT to this plan: joins only;
    denied classes inside an otherwise permitted record are redacted (an SUD diagnosis dropped from
    a plan encounter), records of a program whose class is denied are withheld. The permitted
@@ -50,6 +54,7 @@ from phmx.tables import (
     DENTAL_SERVICE,
     ECM_POPULATION_FLAG,
     ENCOUNTER,
+    IDENTITY_EVENTS,
     IMMUNIZATION,
     IMMUNIZATION_GIVEN,
     MEASURE_EVENT,
@@ -125,19 +130,82 @@ def _overlap(scope: Scope) -> Column | None:
         (F.col("end_date").isNull() | (F.col("end_date") >= start))
 
 
-def _in_period(scope: Scope) -> Column | None:
+def _in_period(scope: Scope, dated: Column | str = "d1", received: Column | str | None = None) -> Column | None:
+    """Rows of the period: dated in it (``dated``) or, given ``received``, received in it (the
+    silver row's lineage ``period``: the month of the submission its latest version came in).
+
+    Why both: a month's package is what the hub learnt that month. A record dated before the
+    month (a registry's history of immunizations, a claim for last month's visit sent late, a
+    corrected claim) reaches silver in the month it is received; a filter on its date alone would
+    never send it month by month, while a package for ``all`` would. With both, every record of
+    a plan's members goes out in the month it arrives, and its latest version replaces the
+    earlier one by resource id (docs/scaling.md, month by month).
+    """
     from pyspark.sql import functions as F
 
     p = scope.period
-    if p.kind is PeriodKind.MONTH:
-        return F.date_format("d1", "yyyy-MM") == p.label
-    if p.kind is PeriodKind.YEAR:
-        return F.date_format("d1", "yyyy") == p.label
-    return None
+    if p.kind not in (PeriodKind.MONTH, PeriodKind.YEAR):
+        return None
+    fmt = "yyyy-MM" if p.kind is PeriodKind.MONTH else "yyyy"
+    when = F.date_format(dated, fmt) == p.label
+    if received is not None:
+        got = F.coalesce(F.col(received) if isinstance(received, str) else received, F.lit(""))
+        when = when | (got == p.label if p.kind is PeriodKind.MONTH else got.startswith(p.label + "-"))
+    return when
 
 
-def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFrame:
-    """Every row that could go to the plan (before consent), in one frame (ROW_DDL)."""
+def _previous(scope: Scope) -> Scope | None:
+    """The period just before a month or a year (None for any other kind)."""
+    from datetime import timedelta
+
+    from phmx.period import Period
+
+    p = scope.period
+    if p.start is None or p.kind not in (PeriodKind.MONTH, PeriodKind.YEAR):
+        return None
+    before = p.start - timedelta(days=1)
+    return Scope(Period.month_of(before) if p.kind is PeriodKind.MONTH else Period(PeriodKind.YEAR, before.year))
+
+
+def newly_attributed(spark: SparkSession, recipient: str, scope: Scope, run_id: str | None = None) -> DataFrame | None:
+    """(member_id) of the plan's members in the period whose history the plan has not had yet:
+    attributed in the period but not in the one before (new to the plan), or whose records this
+    run's identity stage merged or split (``gold.identity_events`` of ``run_id``: a registry's
+    person linked to the plan's member this month brings records the plan never got).
+    None for ``all`` (everything is sent)."""
+    from pyspark.sql import functions as F
+
+    prev = _previous(scope)
+    if prev is None:
+        return None
+    now = attributed_members(spark, recipient, scope)
+    new = now.join(attributed_members(spark, recipient, prev), "member_id", "left_anti")
+    if run_id and lakehouse.exists(IDENTITY_EVENTS):
+        ev = lakehouse.read(spark, IDENTITY_EVENTS).where(
+            (F.col("run_id") == run_id) & F.col("event_type").isin("merge", "split"))
+        changed = ev.select("member_id").unionByName(ev.select(F.col("other_member_id").alias("member_id")))
+        new = new.unionByName(now.join(changed.where(F.col("member_id").isNotNull()).distinct(), "member_id"))
+    return new.distinct()
+
+
+def _records_of_period(df: DataFrame, scope: Scope, dated: Column | str, new: DataFrame | None,
+                       received: str | None = "period") -> DataFrame:
+    """``df`` (rows with a ``member_id``) kept to the records dated or received in the period, and
+    every record of a member new to the plan in the period (``new``)."""
+    from pyspark.sql import functions as F
+
+    when = _in_period(scope, dated, received)
+    if when is None:
+        return df
+    if new is None:
+        return df.where(when)
+    flagged = df.join(new.select("member_id", F.lit(True).alias("_new_member")), "member_id", "left")
+    return flagged.where(when | F.col("_new_member").isNotNull()).drop("_new_member")
+
+
+def candidate_rows(spark: SparkSession, recipient: str, scope: Scope, run_id: str | None = None) -> DataFrame:
+    """Every row that could go to the plan (before consent), in one frame (ROW_DDL); ``run_id``:
+    the run whose identity changes count as new history (:func:`newly_attributed`)."""
     from pyspark.sql import functions as F
 
     xw = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
@@ -148,6 +216,11 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
     imm = lakehouse.read(spark, IMMUNIZATION).where(IMMUNIZATION_GIVEN).where(
         (F.upper(F.coalesce("protection_indicator", F.lit("N"))) != "Y") & F.col("admin_date").isNotNull()) \
         .join(xw, ["source", "source_person_id"])
+    new = newly_attributed(spark, recipient, scope, run_id)
+    enc = _records_of_period(enc, scope, F.coalesce("admit_date", "service_date"), new)
+    bh = _records_of_period(bh, scope, "service_date", new)
+    den = _records_of_period(den, scope, "service_date", new)
+    imm = _records_of_period(imm, scope, "admin_date", new)
     events = [
         _shape(enc, kind=F.lit("encounter"), source="source", record_id="encounter_id", member_id="member_id",
                d1=F.coalesce("admit_date", "service_date"), d2="discharge_date", code="setting",
@@ -166,15 +239,14 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope) -> DataFra
         me = lakehouse.read(spark, me_table).where(
             F.col("period").rlike(r"^[0-9]{4}$") & F.coalesce(F.col("in_denominator"), F.lit(False)) & ~F.coalesce(F.col("in_numerator"), F.lit(False))
             & F.col("exclusion_reason").isNull())
+        # A care gap is the hub's own finding, not a received record: by its anchor date.
+        me = _records_of_period(me, scope, "anchor_date", new, received=None)
         events.append(_shape(me, kind=F.lit("gap"), source=F.lit("hub"),
                              record_id=F.concat_ws("|", "measure_id", "period", "unit_id"), member_id="member_id",
                              d1="anchor_date", code="measure_id", security_labels=labels))
     ev = events[0]
     for e in events[1:]:
         ev = ev.unionByName(e)
-    when = _in_period(scope)
-    if when is not None:
-        ev = ev.where(when)
     # Only non-identifying demographics: silver.person's direct identifiers are never read here.
     person = (lakehouse.read(spark, PERSON).where(sources_of(recipient))
               .select("source", "source_person_id", "birth_date", "sex", "zip")
@@ -233,11 +305,11 @@ def _risk_rows(spark: SparkSession, scope: Scope) -> list[DataFrame]:
     return out
 
 
-def permitted(spark: SparkSession, recipient: str, scope: Scope, at: datetime) -> PlanRows:
+def permitted(spark: SparkSession, recipient: str, scope: Scope, at: datetime, run_id: str | None = None) -> PlanRows:
     """The rows the plan may receive (materialised by the consent gate; nothing is collected)."""
     from pyspark.sql import functions as F
 
-    rows = candidate_rows(spark, recipient, scope)
+    rows = candidate_rows(spark, recipient, scope, run_id)
     ok, members = consent_gate.plan_permitted(spark, rows, recipient=recipient, at=at)
     attributed = ok.where(F.col("kind") == "patient").select("member_id").distinct().count()
     return PlanRows(ok, members, attributed)
