@@ -160,6 +160,75 @@ def withdrawn_sources_ledger(spark: SparkSession, bronze_table: str) -> DataFram
             .select("submission_id", "submitter", "feed", "period", "source_file", "source_file_sha256"))
 
 
+def source_fingerprints(bronze: DataFrame, expr: str, ledger: DataFrame | None = None) -> dict[str, str]:
+    """Each source's inputs in one digest: its submissions (bronze rows and the ledger's accepted
+    ones, a header-only file included) and how many bronze rows each holds.
+
+    Why: a source whose digest is what the last conform saw has nothing new (no new, replaced or
+    withdrawn submission), so its silver rows are left as they are; a monthly run conforms only
+    the sources that sent something. One engine action per bronze table and source expression.
+    """
+    import hashlib
+
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    source = F.expr(expr).alias("source")
+    counted = bronze.groupBy(source, F.col("submission_id")).agg(F.count(F.lit(1)).alias("n"))
+    rows = None
+    if ledger is not None:
+        try:
+            rows = counted.unionByName(ledger.select(source, "submission_id", F.lit(0).cast("bigint").alias("n"))) \
+                .groupBy("source", "submission_id").agg(F.max("n").alias("n")).collect()
+        except PySparkException:  # the expression names a column the ledger has not got
+            rows = None
+    if rows is None:
+        rows = counted.collect()
+    lines: dict[str, list[str]] = {}
+    for r in rows:
+        if r["source"] is not None:
+            lines.setdefault(r["source"], []).append(f"{r['submission_id']}:{r['n']}")
+    return {s: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest() for s, v in lines.items()}
+
+
+def _state_uri(bronze_table: str) -> str:
+    from phmx import settings as settings_mod
+    from phmx import storage
+
+    return storage.join(settings_mod.load().lakehouse_root, "silver", "_conform_state", f"{bronze_table}.json")
+
+
+def _spec_digest(spec: FeedSpec) -> str:
+    """The targets' expressions and the silver contracts they write: a change re-conforms every source."""
+    import hashlib
+    import json
+
+    doc = {t: {"mapping": m, "columns": SILVER[t].column_names if t in SILVER else None}
+           for t, m in sorted(spec.targets.items())}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def conformed_state(bronze_table: str) -> dict[str, Any]:
+    """What the last conform of ``bronze.<bronze_table>`` saw ({} before the first, or when forced)."""
+    import json
+
+    from phmx import settings as settings_mod
+    from phmx import storage
+
+    uri = _state_uri(bronze_table)
+    if settings_mod.load().conform_full or not storage.exists(uri):
+        return {}
+    return dict(json.loads(storage.read_bytes(uri)))
+
+
+def _save_state(bronze_table: str, state: dict[str, Any]) -> None:
+    import json
+
+    from phmx import storage
+
+    storage.write_text(_state_uri(bronze_table), json.dumps(state, sort_keys=True), content_type="application/json")
+
+
 def protect(spark: SparkSession, df: DataFrame, table: Table, ctx: RunContext) -> DataFrame:
     """``df`` ready to MERGE into ``table``: its ``encrypted`` columns as ciphertexts (reusing the
     stored ones for unchanged rows). Tables without encrypted columns pass through."""
@@ -217,27 +286,46 @@ def merge_rounds(items: list[_Planned]) -> list[list[_Planned]]:
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Conform every bronze table that exists into the silver tables its spec targets.
 
+    Only the sources with something new are conformed: a (silver table, source) whose submissions
+    are those the last conform saw (:func:`source_fingerprints`, same spec) keeps its rows. The
+    state is ``<lakehouse>/silver/_conform_state/<bronze table>.json``, written after every merge;
+    ``PHMX_CONFORM_FULL=1`` (or deleting it) conforms everything again, e.g. after a silver table
+    was restored to an older version.
+
     Every pair is planned first, then each silver table is written with as few MERGEs as keep
     the result (:func:`merge_rounds`), and its rows per source counted in one action per MERGE.
     """
     from functools import reduce
 
+    from pyspark.sql import functions as F
+
     planned: dict[str, list[_Planned]] = {}
+    counts: dict[str, int] = {}
+    states: dict[str, dict[str, Any]] = {}
     for bronze_table, spec in sorted(base_specs().items()):
         fqn = f"bronze.{bronze_table}"
         if not lakehouse.exists(fqn):
             continue
         bronze = lakehouse.read(spark, fqn)
         ledger = withdrawn_sources_ledger(spark, bronze_table)
-        sources_of: dict[str, list[str]] = {}  # targets of one feed mostly share a source expression
+        before = conformed_state(bronze_table)
+        digest = _spec_digest(spec)
+        seen: dict[str, dict[str, str]] = before.get("sources", {}) if before.get("spec") == digest else {}
+        now: dict[str, dict[str, str]] = {}  # targets of one feed mostly share a source expression
         for target, mapping in spec.targets.items():
-            df = build_target(bronze, spec, target, mapping)
             expr = str(mapping.get("source", "submitter"))
-            if expr not in sources_of:
-                sources_of[expr] = target_sources(bronze, mapping, ledger)
-            if sources_of[expr]:
-                planned.setdefault(target, []).append(_Planned(f"{spec.feed}->{target}", df, sources_of[expr]))
-    counts: dict[str, int] = {}
+            if expr not in now:
+                now[expr] = source_fingerprints(bronze, expr, ledger)
+            last = seen.get(expr, {}) if lakehouse.exists(SILVER[target]) else {}
+            sources = sorted(s for s, fp in now[expr].items() if last.get(s) != fp)
+            counts[f"{spec.feed}->{target}:unchanged_sources"] = len(now[expr]) - len(sources)
+            if not sources:
+                continue
+            literals = ", ".join(lakehouse.sql_literal(s) for s in sources)
+            mine = bronze if len(sources) == len(now[expr]) else bronze.where(F.expr(f"({expr}) IN ({literals})"))
+            df = build_target(mine, spec, target, mapping)
+            planned.setdefault(target, []).append(_Planned(f"{spec.feed}->{target}", df, sources))
+        states[bronze_table] = {"spec": digest, "sources": now}
     for target, items in planned.items():
         table = SILVER[target]
         rounds = merge_rounds(items) if table.keys[:1] == ("source",) else [[i] for i in items]
@@ -251,4 +339,6 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             for item in batch:
                 counts[item.key] = sum(per_source.get(s, 0) for s in item.sources)
                 log.info("conformed %s rows of %s into %s", counts[item.key], item.key.split("->")[0], table.fqn)
+    for bronze_table, state in states.items():  # after every merge: a crash before re-conforms
+        _save_state(bronze_table, state)
     return StageResult("conform", {**counts})

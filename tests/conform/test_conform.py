@@ -99,3 +99,45 @@ def test_person_keeps_every_address_line_its_versions_carried(spark):
            for r in with_address_history(df, PERSON).collect()}
     assert got[("s", "1", "2025-03")] == got[("s", "1", "2025-01")] == "12 Main St\n4 Oak Ave"
     assert got[("s", "2", "2025-01")] is None and got[("t", "1", "2025-01")] == "9 Elm St"
+
+
+def test_a_source_with_no_new_submission_is_not_conformed_again(spark, phmx_home, land, monkeypatch):
+    """Month by month, conform touches only the sources that sent something: another plan's
+    silver rows are left as they are, and a run with nothing new writes no silver version."""
+
+    def claims(prefix: str, month: str) -> bytes:
+        return csv_rows(CLAIMS, [{"claim_id": f"{prefix}{month}", "claim_line": "1", "member_local_id": f"{prefix}1",
+                                  "claim_type": "P", "service_from": f"{month}-05", "dx1": "E119", "plan_id": prefix}])
+
+    land("mcp_bluecoast", "claims", "2025-01", "c.csv", claims("BC", "2025-01"))
+    land("mcp_sierra", "claims", "2025-01", "c.csv", claims("SR", "2025-01"))
+    ingest.run(spark, RunContext.new())
+    first = conform.run(spark, RunContext.new())
+    assert first.counts["claims->encounter:unchanged_sources"] == 0
+    assert first.counts["claims->encounter"] == 2
+
+    land("mcp_bluecoast", "claims", "2025-02", "c.csv", claims("BC", "2025-02"))
+    ingest.run(spark, RunContext.new(period="2025-02"))
+    second = conform.run(spark, RunContext.new(period="2025-02"))
+    # Only mcp_bluecoast is conformed (its two encounters counted); mcp_sierra is not read again.
+    assert second.counts["claims->encounter:unchanged_sources"] == 1
+    assert second.counts["claims->encounter"] == 2
+    assert sorted(r.encounter_id for r in lakehouse.read(spark, "silver.encounter").collect()) == \
+        ["BC2025-01", "BC2025-02", "SR2025-01"]
+
+    version = lakehouse.version("silver.encounter")
+    third = conform.run(spark, RunContext.new())
+    assert third.counts["claims->encounter:unchanged_sources"] == 2 and "claims->encounter" not in third.counts
+    assert lakehouse.version("silver.encounter") == version  # nothing new: no commit at all
+
+    # A resent file (same period, new content) replaces the source's rows: conformed again.
+    land("mcp_sierra", "claims", "2025-01", "c2.csv", claims("SQ", "2025-01"))
+    ingest.run(spark, RunContext.new())
+    fourth = conform.run(spark, RunContext.new())
+    assert fourth.counts["claims->encounter:unchanged_sources"] == 1
+    ids = sorted(r.encounter_id for r in lakehouse.read(spark, "silver.encounter").collect())
+    assert "BC2025-02" in ids and "SQ2025-01" in ids
+
+    # PHMX_CONFORM_FULL=1 conforms every source again (after a silver table was restored).
+    monkeypatch.setenv("PHMX_CONFORM_FULL", "1")
+    assert conform.run(spark, RunContext.new()).counts["claims->encounter:unchanged_sources"] == 0
