@@ -701,7 +701,8 @@ FEED_LOG = _t(
     "published_at timestamp, files int, bytes bigint, manifest_sha256 string, key_id string,"
     "ledger_seq bigint, cells int, suppressed_cells int, members int, status string",
     keys="recipient feed period version",
-    doc="One row per package delivered. status: published.",
+    doc="One row per package delivered. status: published (a new version), or unchanged (the run's "
+        "package equalled this version, already published: no new version, no disclosure).",
 )
 
 FEED_CELLS = _t(

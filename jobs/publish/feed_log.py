@@ -21,14 +21,16 @@ if TYPE_CHECKING:
 
 
 def record(d: Delivered, *, run_id: str, ledger_seq: int | None, cells: int = 0, suppressed: int = 0,
-           members: int = 0) -> None:
+           members: int = 0, status: str = "published") -> None:
+    """Log one delivery; ``status="unchanged"``: this run's package equalled version ``d.version``
+    (already published), so none was made and nothing was disclosed (``ledger_seq`` None)."""
     import pyarrow as pa
 
     row: dict[str, Any] = {
         "recipient": d.recipient, "feed": d.feed, "period": d.period, "version": d.version, "uri": d.uri,
         "run_id": run_id, "published_at": d.published_at.astimezone(UTC), "files": len(d.files), "bytes": d.bytes,
         "manifest_sha256": d.manifest_sha256, "key_id": d.key_id, "ledger_seq": ledger_seq, "cells": cells,
-        "suppressed_cells": suppressed, "members": members, "status": "published",
+        "suppressed_cells": suppressed, "members": members, "status": status,
     }
     faults.point("publish.feed_log.before")
     lakehouse.append_arrow(FEED_LOG, pa.Table.from_pylist([row], schema=FEED_LOG.arrow_schema))

@@ -359,7 +359,9 @@ def build(*, recipient: str, lhj: str, period: str, run_id: str, t: LhjTables, c
     out = t.measures[OUTPUT_COLUMNS] if len(t.measures) else pd.DataFrame(columns=OUTPUT_COLUMNS)
     pkg.add("measures.csv", _csv(out), "text/csv")
     pkg.add("measures.parquet", _parquet(out), "application/vnd.apache.parquet")
-    pkg.add("service_counts.csv", _csv(t.services[["lhj", "month", "source_kind", "members", "annotation"]]),
+    # In a fixed row order, so the same counts give the same bytes (an unchanged package is not re-published).
+    services = t.services[["lhj", "month", "source_kind", "members", "annotation"]]
+    pkg.add("service_counts.csv", _csv(services.sort_values(["lhj", "month", "source_kind"], kind="stable")),
             "text/csv")
     pkg.add("measure_report.json", fhir_measure.bundle(out, lhj=lhj, recipient=recipient, generated_at=generated_at,
                                                        bundle_id=f"{recipient}-{period}-{run_id}",

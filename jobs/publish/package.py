@@ -419,6 +419,38 @@ def promote(st: Staged) -> Delivered:
                      st.files, st.bytes, st.generated_at)
 
 
+#: Files stamped with the time a package was made (the manifest, its signature, the signing key,
+#: the HTML report and the FHIR MeasureReport's date): left out when deciding whether a package
+#: holds anything its recipient does not already have.
+STAMPED = frozenset({MANIFEST, SIGNATURE, PUBLIC_KEY, "report.html", "measure_report.json"})
+
+
+def unchanged_since(st: Staged) -> Delivered | None:
+    """The latest published version of ``st``'s recipient, feed and period when every file of ``st``
+    (the stamped ones aside) is byte for byte that version's, else None.
+
+    Why: a run that re-publishes a period whose inputs did not change (a monthly re-run, a retry
+    after another recipient failed, a backfill of a quiet month) would otherwise disclose the same
+    data again as a new version, with a new ledger entry, for the recipient to download again.
+    """
+    latest = read_latest(st.base)
+    if latest is None:
+        return None
+    version = int(str(latest.get("version", "v0")).lstrip("v") or 0)
+    final = storage.join(st.base, f"v{version}")
+    uri = storage.join(final, MANIFEST)
+    if not version or not storage.exists(uri):
+        return None
+    manifest = json.loads(storage.read_bytes(uri))
+    files = {str(f["name"]): str(f["sha256"]) for f in manifest.get("files", [])}
+    if {n: h for n, h in files.items() if n not in STAMPED} != {n: h for n, h in st.files.items() if n not in STAMPED}:
+        return None
+    published = datetime.fromisoformat(str(latest.get("published_at") or manifest.get("generated_at")))
+    return Delivered(st.recipient, st.feed, st.period, version, final, str(latest.get("manifest_sha256", "")),
+                     str(manifest.get("publisher", {}).get("key_id", "")), files,
+                     sum(int(f.get("bytes", 0)) for f in manifest.get("files", [])), published)
+
+
 def write_latest(base: str, version: int, manifest_sha256: str, published_at: datetime) -> None:
     """Point ``latest`` at a complete version (an atomic replace; a recipient reads the old or the new)."""
     pointer = {"version": f"v{version}", "manifest_sha256": manifest_sha256,

@@ -79,6 +79,21 @@ def report(run_id: str) -> dict[str, Any]:
     return summary
 
 
+def _deliver(spark: SparkSession, staged: package.Staged, *, recipient: str, purpose: str, run_id: str,
+             members: DataFrame, rule_ids: list[str], consent_ids: list[str]) -> tuple[package.Delivered, int | None]:
+    """Ledger and promote a staged package, unless its content equals the latest published version
+    of its period (:func:`package.unchanged_since`): then no new version is made and nothing is
+    disclosed again, and that version comes back with seq None (logged as ``unchanged``)."""
+    same = package.unchanged_since(staged)
+    if same is not None:
+        package.discard(staged)
+        log.info("%s/%s/%s unchanged since v%d: not published again", staged.recipient, staged.feed,
+                 staged.period, same.version)
+        return same, None
+    return _record_and_promote(spark, staged, recipient=recipient, purpose=purpose, run_id=run_id, members=members,
+                               rule_ids=rule_ids, consent_ids=consent_ids)
+
+
 def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipient: str, purpose: str, run_id: str,
                         members: DataFrame, rule_ids: list[str], consent_ids: list[str]) -> tuple[package.Delivered, int]:
     from consent import ledger
@@ -97,6 +112,11 @@ def _record_and_promote(spark: SparkSession, staged: package.Staged, *, recipien
                                                         "recipient": recipient, "reason": "promotion failed"})])
         raise
     return delivered, seq
+
+
+def _status(seq: int | None) -> str:
+    """gold.feed_log's status: ``published`` (a new, ledgered version) or ``unchanged`` (none was made)."""
+    return "published" if seq is not None else "unchanged"
 
 
 def lhj_job(spark: SparkSession, ctx: RunContext, recipient: str, prepared: prepare.Prepared,
@@ -125,13 +145,13 @@ def deliver_lhj(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared
     recipient = pkg.recipient
     staged = package.stage(pkg, ctx.settings.publish_root, signer=signer, now=now)
     members = prepare.disclosure_members(spark, prepared.run_id, recipient)
-    delivered, seq = _record_and_promote(
+    delivered, seq = _deliver(
         spark, staged, recipient=recipient, purpose=lhj_feed.PURPOSE, run_id=ctx.run_id, members=members,
         rule_ids=prepared.rules.get(recipient) or list(lhj_feed.RULE_IDS),
         consent_ids=prepared.consents.get(recipient, []))
     n_members = prepared.members.get(recipient, 0)
     feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, cells=cells, suppressed=suppressed,
-                    members=n_members)
+                    members=n_members, status=_status(seq))
     return {"recipient": recipient, "feed": lhj_feed.FEED, "version": delivered.version, "uri": delivered.uri,
             "ledger_seq": seq, "cells": cells, "suppressed_cells": suppressed, "members": n_members}
 
@@ -216,7 +236,7 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
     resumed = _resume(ctx, recipient, plan_feed.FEED)
     if resumed is not None:
         return resumed
-    rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at)
+    rows = plan_feed.permitted(spark, recipient, Scope(ctx.period), ctx.started_at, ctx.run_id)
     signer = signing.get_signer(signing.PUBLISH, ctx.settings)
     now = datetime.now(UTC)
     pkg, counts = plan_feed.build(spark, recipient=recipient, period=ctx.period.label, run_id=ctx.run_id, rows=rows,
@@ -229,9 +249,9 @@ def publish_plan(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[s
            .distinct().collect())
     rules = sorted({r["id"] for r in ids if r["kind"] == "rule" and r["id"]})
     consents = sorted({r["id"] for r in ids if r["kind"] == "consent" and r["id"]})
-    delivered, seq = _record_and_promote(spark, staged, recipient=recipient, purpose=plan_feed.PURPOSE,
+    delivered, seq = _deliver(spark, staged, recipient=recipient, purpose=plan_feed.PURPOSE,
                                          run_id=ctx.run_id, members=members, rule_ids=rules, consent_ids=consents)
-    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.attributed)
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.attributed, status=_status(seq))
     return {"recipient": recipient, "feed": plan_feed.FEED, "version": delivered.version, "uri": delivered.uri,
             "ledger_seq": seq, "resources": counts, "members": rows.attributed}
 
@@ -252,9 +272,9 @@ def publish_ecm(spark: SparkSession, ctx: RunContext, recipient: str) -> dict[st
     members = rows.members
     rules = sorted({r[0] for r in members.select(F.explode("rule_ids")).distinct().collect() if r[0]})
     consents = sorted({r[0] for r in members.select(F.explode("consent_ids")).distinct().collect() if r[0]})
-    delivered, seq = _record_and_promote(spark, staged, recipient=recipient, purpose=ecm_feed.PURPOSE,
+    delivered, seq = _deliver(spark, staged, recipient=recipient, purpose=ecm_feed.PURPOSE,
                                          run_id=ctx.run_id, members=members, rule_ids=rules, consent_ids=consents)
-    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.roster)
+    feed_log.record(delivered, run_id=ctx.run_id, ledger_seq=seq, members=rows.roster, status=_status(seq))
     return {"recipient": recipient, "feed": ecm_feed.FEED, "version": delivered.version, "uri": delivered.uri,
             "ledger_seq": seq, "members": rows.roster}
 

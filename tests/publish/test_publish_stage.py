@@ -227,9 +227,12 @@ def test_packages_verify_and_summary_and_feed_log(published):
     assert all(r["ledger_seq"] and r["status"] == "published" and r["run_id"] == RUN for r in log)
 
 
-def test_airflow_steps_prepare_then_one_recipient_makes_a_new_version_and_report_names_the_rest(published, spark):
-    """The mapped-task path: prepare once, publish one recipient from the stored work, report."""
+def test_airflow_steps_prepare_then_one_recipient_and_report_names_the_rest(published, spark):
+    """The mapped-task path: prepare once, publish one recipient from the stored work, report.
+    The same data again make no new version: the package is logged as unchanged, not re-published."""
+    from consent import ledger
     from jobs import publish
+    from jobs.publish import feed_log
     from phmx.context import RunContext
     from phmx.errors import PhmxError
 
@@ -239,12 +242,15 @@ def test_airflow_steps_prepare_then_one_recipient_makes_a_new_version_and_report
     assert prep.details["recipients"] == ["lhj_alameda", "lhj_berkeley", "lhj_long_beach", "mcp_bluecoast",
                                           "mcp_sierra"]
     assert publish.run_recipients(run2) == prep.details["recipients"]
+    disclosures = sum(1 for e in ledger.read_entries().to_pylist() if e["entry_type"] == "disclosure")
     one = publish.run(spark, RunContext.new(period="all", run_id=run2), recipient="lhj_long_beach")
-    assert one.counts["version"] == 2
+    # Same data, same table (read from the work tables): byte for byte v1, so v1 stays the latest.
+    assert one.counts["version"] == 1
     base = home / "publish" / "lhj_long_beach" / "lhj_measures" / "all"
-    assert json.loads((base / "latest").read_text())["version"] == "v2" and (base / "v1").is_dir()
-    v1 = (base / "v1" / "measures.csv").read_text()
-    assert (base / "v2" / "measures.csv").read_text() == v1  # same data, same table (read from the work tables)
+    assert json.loads((base / "latest").read_text())["version"] == "v1" and not (base / "v2").exists()
+    assert sum(1 for e in ledger.read_entries().to_pylist() if e["entry_type"] == "disclosure") == disclosures
+    logged = [r for r in feed_log.read("lhj_long_beach") if r["run_id"] == run2]
+    assert [(r["status"], r["version"], r["ledger_seq"]) for r in logged] == [("unchanged", 1, None)]
     with pytest.raises(PhmxError) as exc:
         publish.report(run2)
     assert "lhj_alameda" in str(exc.value) and "lhj_long_beach" not in str(exc.value)
