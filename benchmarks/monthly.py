@@ -37,7 +37,7 @@ from jobs import STAGES
 from phmx.pipeline import run_pipeline
 
 out = {}
-for stage in STAGES:
+for stage in (sys.argv[3].split(",") if len(sys.argv) > 3 else STAGES):
     t0, c0 = time.perf_counter(), time.process_time()
     (r,) = run_pipeline(period=sys.argv[1], run_id=sys.argv[2], stages=[stage])
     out[stage] = {"seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2),
@@ -68,12 +68,12 @@ def land(source: Path, home: Path, months: list[str]) -> int:
     return n
 
 
-def run(home: Path, keys: Path, period: str, run_id: str) -> dict:
-    """Every stage at ``period`` in a fresh process on ``home``; per-stage seconds, CPU, counts."""
+def run(home: Path, keys: Path, period: str, run_id: str, stages: tuple[str, ...] = ()) -> dict:
+    """Every stage (or ``stages``) at ``period`` in a fresh process on ``home``; per-stage seconds, CPU, counts."""
     env = {**os.environ, "PHMX_HOME": str(home), "PHMX_KEYS_DIR": str(keys), "PYTHONPATH": str(REPO),
            "PHMX_LOG_LEVEL": "WARNING"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, period, run_id], env=env, capture_output=True,  # noqa: S603
+    proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT, period, run_id, *([",".join(stages)] if stages else [])], env=env, capture_output=True,  # noqa: S603
                           text=True, cwd=REPO, check=False)
     if proc.returncode:
         raise RuntimeError(f"the pipeline failed on {home.name} at period {period}:\n{proc.stderr[-4000:]}")
@@ -89,6 +89,77 @@ def run(home: Path, keys: Path, period: str, run_id: str) -> dict:
 HISTORY = {"identity_events": "one event per run that formed or changed a member",
            "feed_log": "one entry per package published (one set per monthly run)",
            "risk_transition": "month-to-month tier changes: none after a single run"}
+# Columns keyed on the member id (an HMAC over the row's member id and identifiers): equal only where
+# both hubs name the member alike, so compared for those members and set aside for renamed ones.
+MEMBER_KEYED = {"member": ["pii_fingerprint"]}
+# FHIR resources whose id is a pseudonym of the member id and more (Condition: member and code):
+# compared without their id, since their subject and code (both compared) are what it derives from.
+ID_FROM_MEMBER = ("Condition", "RiskAssessment", "Flag")
+# Resources the plan receives as records (each sent in the month the hub receives it); the others
+# (Patient, Coverage, Flag, RiskAssessment) are the member's state as of the package's month.
+RECORDS = ("Encounter", "Immunization")
+# Where each record resource comes from: (row kind, silver table, record id column).
+RECORD_SOURCES = {"Encounter": (("encounter", "encounter", "encounter_id"), ("bh", "bh_service", "service_id"),
+                                ("dental", "dental_service", "service_id")),
+                  "Immunization": (("immunization", "immunization", "immunization_id"),)}
+
+
+def _after_leaving(hub: Path, plan: str, kind: str, lost: set[str], months: list[str], keys: Path) -> int:
+    """How many of ``lost`` (record resource ids for ``plan``) were never the record of a member the
+    plan covered in a month from the one the record arrived in: a monthly package is for the plan's
+    members of its month, a package for ``all`` for everyone the plan ever covered.
+
+    Judged with the hub as each month's publish saw it: gold.member_xwalk as of that month's
+    package (Delta time travel to the last version before it), since a record can join a member
+    (an identity link) after the months the plan covered that member.
+    """
+    import deltalake
+    import pandas as pd
+
+    from phmx import settings as settings_mod
+    from phmx.period import Period
+    from privacy.keys import get_provider
+    from privacy.pseudonyms import pseudonym_values
+
+    def path(layer: str, name: str) -> str:
+        return str(hub / "lakehouse" / layer / name)
+
+    provider = get_provider(settings_mod.load(env={"PHMX_KEYS_DIR": str(keys)}))
+    log = deltalake.DeltaTable(path("gold", "feed_log")).to_pandas()
+    xw_table = deltalake.DeltaTable(path("gold", "member_xwalk"))
+    stamps = {int(h["version"]): int(h["timestamp"]) for h in xw_table.history()}
+    cov = deltalake.DeltaTable(path("silver", "coverage")).to_pandas()
+    cov = cov[cov["source"] == plan]
+    as_of: dict[str, pd.DataFrame] = {}
+    for m in months:
+        sent = log[(log["recipient"] == plan) & (log["period"] == m)]["published_at"]
+        if sent.empty:
+            continue
+        cutoff = int(pd.Timestamp(sent.min()).timestamp() * 1000)
+        version = max(v for v, ts in stamps.items() if ts <= cutoff)
+        xw = deltalake.DeltaTable(path("gold", "member_xwalk"), version=version).to_pandas()
+        as_of[m] = xw[["source", "source_person_id", "member_id"]]
+    records = []
+    for row_kind, name, rid in RECORD_SOURCES[kind]:
+        df = deltalake.DeltaTable(path("silver", name)).to_pandas()
+        if not df.empty:
+            df["rid"] = pseudonym_values([f"{row_kind}|{s}|{r}" for s, r in zip(df["source"], df[rid], strict=True)],
+                                         plan, provider)
+            records.append(df[df["rid"].isin(lost)][["source", "source_person_id", "period"]])
+    explained = 0
+    for _, r in (pd.concat(records) if records else pd.DataFrame()).iterrows():
+        covered = False
+        for m, xw in as_of.items():
+            if m < str(r["period"]):
+                continue
+            p = Period.parse(m)
+            member = xw[(xw["source"] == r["source"]) & (xw["source_person_id"] == r["source_person_id"])]["member_id"]
+            spans = cov.merge(xw, on=["source", "source_person_id"])
+            spans = spans[spans["member_id"].isin(set(member))]
+            covered = covered or any((pd.isna(s) or s <= p.end) and (pd.isna(e) or e >= p.start)
+                                     for s, e in zip(spans["start_date"], spans["end_date"], strict=True))
+        explained += not covered
+    return explained
 
 
 def member_renaming(a: dict, b: dict) -> dict[str, str]:
@@ -109,68 +180,149 @@ def member_renaming(a: dict, b: dict) -> dict[str, str]:
     return dict(zip(one["member_id_a"], one["member_id_b"], strict=True))
 
 
-def compare(a: Path, b: Path) -> dict[str, str]:
-    """Each gold table and published output of home ``a`` against ``b``: ``same`` or what differs."""
+def _renamed(df, rename: dict[str, str]):  # noqa: ANN001, ANN202 - a pandas frame
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(lambda v: rename.get(v, v) if isinstance(v, str) else v)
+    return df
+
+
+def _gold_verdict(name: str, ta, tb, rename: dict[str, str]) -> str:  # noqa: ANN001 - pandas frames
+    from same_results import normalise
+
+    if name == "member_risk":
+        ta = ta[ta["period"].isin(set(tb["period"]))]
+    moved = {k for k, v in rename.items() if k != v}
+    keyed = [c for c in MEMBER_KEYED.get(name, []) if c in ta.columns]
+    if keyed and "member_id" in ta.columns:
+        ta, tb = ta.copy(), tb.copy()
+        for c in keyed:
+            ta.loc[ta["member_id"].isin(moved), c] = "(renamed)"
+            tb.loc[tb["member_id"].isin(set(rename[k] for k in moved)), c] = "(renamed)"
+    x, y = normalise(_renamed(ta, rename)), normalise(tb)
+    if list(x.columns) != list(y.columns):
+        return "DIFFERS: columns differ"
+    if x.equals(y):
+        return f"same ({len(x):,} rows)" + (" on the rebuild's window" if name == "member_risk" else "")
+    both = x.merge(y, how="inner", on=list(x.columns)).shape[0] if len(x.columns) else 0
+    cols = [c for c in x.columns if not x[c].value_counts().sort_index().equals(y[c].value_counts().sort_index())]
+    verdict = f"{len(x):,} rows vs {len(y):,}, {both:,} identical; columns {', '.join(cols[:6])}"
+    return (f"history by design ({HISTORY[name]}): " if name in HISTORY else "DIFFERS: ") + verdict
+
+
+def _pseudonym_map(rename: dict[str, str], recipients: set[str], keys: Path) -> dict[str, str]:
+    """Each renamed member's Patient pseudonym for each plan: hub's -> rebuild's."""
+    from phmx import settings as settings_mod
+    from privacy.keys import get_provider
+    from privacy.pseudonyms import pseudonym_values
+
+    moved = sorted((a, b) for a, b in rename.items() if a != b)
+    if not moved:
+        return {}
+    provider = get_provider(settings_mod.load(env={"PHMX_KEYS_DIR": str(keys)}))
+    out: dict[str, str] = {}
+    for r in sorted(recipients):
+        src = pseudonym_values([a for a, _ in moved], r, provider)
+        dst = pseudonym_values([b for _, b in moved], r, provider)
+        out.update({x: y for x, y in zip(src, dst, strict=True) if x and y})
+    return out
+
+
+def _resources(lines: list[str], mapping: dict[str, str], kind: str) -> set[str]:
+    out = set()
+    for line in lines:
+        for k, v in mapping.items():
+            if k in line:
+                line = line.replace(k, v)
+        if kind in ID_FROM_MEMBER:
+            r = json.loads(line)
+            r.pop("id", None)
+            line = json.dumps(r, sort_keys=True)
+        out.add(line)
+    return out
+
+
+def _other_csv(home: Path) -> dict[str, object]:
+    """Every published CSV besides measures.csv (indicators, service counts, data dictionary), as
+    sorted rows, by ``recipient/feed/period/<file>`` (same_results reads measures.csv and FHIR)."""
+    import pandas as pd
+
+    root = home / "publish"
+    out: dict[str, object] = {}
+    for p in sorted(root.rglob("*.csv")):
+        parts = p.relative_to(root).parts
+        if p.name == "measures.csv" or parts[0].startswith("_") or len(parts) < 5:
+            continue
+        rows = pd.read_csv(p, dtype=str).fillna("")
+        out["/".join(parts[:3] + parts[-1:])] = rows.sort_values(list(rows.columns)).to_dict("records")
+    return out
+
+
+def compare(a: Path, b: Path, *, month: str, keys: Path) -> dict[str, str]:
+    """Each gold table and published output of the month-by-month hub ``a`` against the rebuild ``b``.
+
+    Gold tables: equal after member ids are matched through the crosswalks (``same``), or history
+    by design (:data:`HISTORY`), or ``DIFFERS``. Published: the hub's packages for ``month`` (its
+    last monthly run) against the rebuild's packages for the same month (``b`` publishes at
+    ``month`` after its rebuild), every measures.csv row and FHIR resource; and for each plan's
+    record resources (:data:`RECORDS`) whether every record of the rebuild's package for ``all``
+    went out in one of the hub's monthly packages (``none lost``).
+    """
     sys.path.insert(0, str(REPO / "tests" / "engines"))
-    from same_results import gold_tables, normalise, published
+    from same_results import gold_tables, published
 
     out: dict[str, str] = {}
     ga, gb = gold_tables(a), gold_tables(b)
     rename = member_renaming(ga, gb) if "member_xwalk" in ga and "member_xwalk" in gb else {}
     out["member ids renamed"] = f"{sum(1 for k, v in rename.items() if k != v):,} of {len(rename):,}"
-
-    def renamed(df):  # noqa: ANN001, ANN202 - a pandas frame
-        df = df.copy()
-        for c in df.columns:
-            if df[c].dtype == object:
-                df[c] = df[c].map(lambda v: rename.get(v, v) if isinstance(v, str) else v)
-        return df
-
     for name in sorted(set(ga) | set(gb)):
         if name not in ga or name not in gb:
-            out[f"gold.{name}"] = "only in " + ("the month-added hub" if name in ga else "the rebuild")
+            out[f"gold.{name}"] = "DIFFERS: only in " + ("the month-added hub" if name in ga else "the rebuild")
             continue
-        ta, tb = ga[name], gb[name]
-        if name == "member_risk":
-            ta = ta[ta["period"].isin(set(tb["period"]))]
-        x, y = normalise(renamed(ta)), normalise(tb)
-        if list(x.columns) != list(y.columns):
-            out[f"gold.{name}"] = "columns differ"
-            continue
-        if x.equals(y):
-            out[f"gold.{name}"] = f"same ({len(x):,} rows)" + (" on the rebuild's window" if name == "member_risk"
-                                                                 else "")
-            continue
-        both = x.merge(y, how="inner", on=list(x.columns)).shape[0] if len(x.columns) else 0
-        cols = [c for c in x.columns if not x[c].value_counts().sort_index().equals(y[c].value_counts().sort_index())]
-        verdict = f"{len(x):,} rows vs {len(y):,}, {both:,} identical; columns {', '.join(cols[:6])}"
-        out[f"gold.{name}"] = (f"history by design ({HISTORY[name]}): " if name in HISTORY else "DIFFERS: ") + verdict
-    pa, pb = published(a), published(b)
-    # A monthly run publishes each month's package under the month's period, the rebuild one package
-    # under "all". FHIR resources: the union of the monthly packages must equal the rebuild's (a
-    # resource's period is in its content). measures.csv: the month package holds the month's cells
-    # and "all" the years' and quarters', so the two are different products; they are listed, not compared.
-    def key(rel: str) -> str:
-        parts = rel.split("/")
-        return "/".join(parts[:2] + parts[3:])
+        out[f"gold.{name}"] = _gold_verdict(name, ga[name], gb[name], rename)
 
-    union: dict[str, set[str]] = {}
-    for rel, value in pa.items():
-        if rel.endswith(".ndjson"):
-            text = json.dumps(value)
-            for k, v in rename.items():
-                if k != v:
-                    text = text.replace(k, v)
-            union.setdefault(key(rel), set()).update(json.loads(text))
-    for rel, value in sorted(pb.items()):
-        if rel.endswith(".ndjson"):
-            got = union.get(key(rel), set())
-            want = set(value)  # type: ignore[arg-type]
-            out[f"published {key(rel)}"] = ("same (union of the monthly packages)" if got == want else
-                                            f"DIFFERS: {len(got - want):,} only monthly, {len(want - got):,} only rebuild")
+    pa, pb = {**published(a), **_other_csv(a)}, {**published(b), **_other_csv(b)}
+    mapping = _pseudonym_map(rename, {rel.split("/")[0] for rel in pa if rel.endswith(".ndjson")}, keys)
+
+    def split(rel: str) -> tuple[str, str]:  # (recipient/feed/<file>, period)
+        parts = rel.split("/")
+        return "/".join(parts[:2] + parts[3:]), parts[2]
+
+    for rel, want in sorted(pb.items()):
+        key, period = split(rel)
+        if period != month:
+            continue
+        have = pa.get(rel)
+        if have is None:
+            out[f"published {key} {month}"] = "DIFFERS: not published month by month"
+        elif rel.endswith(".ndjson"):
+            kind = Path(rel).stem
+            got, exp = _resources(have, mapping, kind), _resources(want, {}, kind)  # type: ignore[arg-type]
+            out[f"published {key} {month}"] = (f"same ({len(exp):,} resources)" if got == exp else
+                                               f"DIFFERS: {len(got - exp):,} only monthly, {len(exp - got):,} only rebuild")
         else:
-            months = sorted({r.split("/")[2] for r in pa if key(r) == key(rel)})
-            out[f"published {key(rel)}"] = f"not compared (monthly packages {', '.join(months)} vs all)"
+            out[f"published {key} {month}"] = f"same ({len(want):,} rows)" if have == want else "DIFFERS"  # type: ignore[arg-type]
+    for rel in sorted(pa):
+        key, period = split(rel)
+        if period == month and rel not in pb:
+            out[f"published {key} {month}"] = "DIFFERS: published month by month only"
+    # Records: none of the rebuild's (package "all") missing from every monthly package.
+    months = sorted({split(rel)[1] for rel in pa} - {"all"})
+    ids: dict[str, set[str]] = {}
+    for rel, value in pa.items():
+        key, period = split(rel)
+        if rel.endswith(".ndjson") and Path(rel).stem in RECORDS and period != "all":
+            ids.setdefault(key, set()).update(json.loads(line)["id"] for line in value)  # type: ignore[union-attr]
+    for rel, value in sorted(pb.items()):
+        key, period = split(rel)
+        if rel.endswith(".ndjson") and Path(rel).stem in RECORDS and period == "all":
+            want_ids = {json.loads(line)["id"] for line in value}  # type: ignore[union-attr]
+            lost = want_ids - ids.get(key, set())
+            left = _after_leaving(a, key.split("/")[0], Path(rel).stem, lost, months, keys) if lost else 0
+            out[f"records {key}"] = (f"none lost ({len(want_ids) - len(lost):,} sent month by month, {left:,} of "
+                                     "members the plan no longer covered when they arrived)" if left == len(lost) else
+                                     f"DIFFERS: {len(lost) - left:,} of {len(want_ids):,} never sent month by month")
     return out
 
 
@@ -201,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     added = run(hub, keys, labels[-1], "add-month")
     land(source, rebuild, labels)
     full = run(rebuild, keys, "all", "rebuild")
+    run(rebuild, keys, labels[-1], "rebuild-month", stages=("publish",))  # the month's packages, to compare
     print(f"\nhub of {months} months built in {built['wall']} s; month {labels[-1]} ({added_files} files) added in "
           f"{added['wall']} s (load {added['load']}); full rebuild of {months + 1} months {full['wall']} s "
           f"(load {full['load']})")
@@ -212,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     tf = sum(s["cpu_seconds"] for s in full["STAGES"].values())
     print(f"  {'total':<10} {sum(s['seconds'] for s in added['STAGES'].values()):>9.1f} {ta:>8.1f} "
           f"{sum(s['seconds'] for s in full['STAGES'].values()):>13.1f} {tf:>12.1f}")
-    same = compare(hub, rebuild)
+    same = compare(hub, rebuild, month=labels[-1], keys=keys)
     print("\nmonth-added hub vs full rebuild:")
     for name, verdict in same.items():
         print(f"  {name:<60} {verdict}")
