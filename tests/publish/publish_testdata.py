@@ -80,7 +80,7 @@ def build(spark) -> None:
                         None, None, 2, "r0"))
         xwalk.append((plan, local_id(i), m, "exact", 1.0, "r0", NOW))
         person.append((plan, local_id(i), f"9{i:07d}A", None, None, "Synth", None, f"Person{i}", date(1990, 1, 1),
-                       sex, None, None, "CA", zip5, fips, None, None, None, None, None, None, *lin, [], "general"))
+                       sex, None, None, None, "CA", zip5, fips, None, None, None, None, None, None, *lin, [], "general"))
         coverage.append((plan, local_id(i), "BC" if plan == "mcp_bluecoast" else "SR", "01", date(2024, 7, 1), None,
                          *lin))
         month = 1 + i % 6
