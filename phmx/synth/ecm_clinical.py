@@ -298,52 +298,47 @@ def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]],
     The plans' claims for these members come from the main generator (with paid amounts), so the
     histories' own claims are not written; the ground truth of the clinical metrics is for the
     benchmark's lakehouse, where the histories are the only clinical data (see the module docstring)."""
-    import json
+    from phmx.synth.fhir_resources import landing_ndjson, merge_ndjson, observation, patient, quantity
 
     months = {f"{f:%Y-%m}" for f, _ in cal}
-    files: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    loinc = "http://loinc.org"
-    ucum = "http://unitsofmeasure.org"
+    fhir: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
+    adt: dict[str, list[str]] = defaultdict(list)
     first_period = f"{cal[0][0]:%Y-%m}"
     for m in sorted(members, key=lambda x: (x.plan_submitter, x.member_local_id)):
         h = play(m, seed, cal)
         pid = f"pt-{m.member_local_id}"
-        sex = {"F": "female", "M": "male"}.get(m.sex, "unknown")
-        files[(m.plan_submitter, "fhir_patient", first_period)].append(json.dumps({
-            "resourceType": "Patient", "id": pid,
-            "identifier": [{"system": "urn:phmx:medi-cal-cin", "value": m.who["cin"]}],
-            "name": [{"family": m.who["family_name"], "given": [m.who["given_name"]]}],
-            "birthDate": m.who["birth_date"], "gender": sex}))
+        who = {k: m.who[k] for k in ("cin", "family_name", "given_name", "birth_date")} | {"sex": m.sex}
+        fhir[(m.plan_submitter, "fhir_patient", first_period)].append(patient(pid, who))
 
         items: list[tuple[str, date, str, dict[str, object]]] = []
         for oid, day, sy, di in h.bp:
             items.append((oid, day, "85354-9", {"component": [
-                {"code": {"coding": [{"system": loinc, "code": c}]},
-                 "valueQuantity": {"value": v, "unit": "mm[Hg]", "system": ucum, "code": "mm[Hg]"}}
+                {"code": {"coding": [{"system": "http://loinc.org", "code": c}]}, "valueQuantity": quantity(v, "mm[Hg]")}
                 for c, v in (("8480-6", sy), ("8462-4", di))]}))
         for oid, day, v in h.a1c:
-            items.append((oid, day, "4548-4", {"valueQuantity": {"value": v, "unit": "%", "system": ucum, "code": "%"}}))
+            items.append((oid, day, "4548-4", {"valueQuantity": quantity(v, "%")}))
         for oid, day, inst, score in h.screens:
             items.append((oid, day, "44261-6" if inst == "PHQ9" else "55758-7", {"valueInteger": int(score)}))
         for oid, day, code, value in items:
             period = f"{day:%Y-%m}"
             if period in months:
-                files[(m.plan_submitter, "fhir_observation", period)].append(json.dumps({
-                    "resourceType": "Observation", "id": oid, "status": "final",
-                    "code": {"coding": [{"system": loinc, "code": code}]},
-                    "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": day.isoformat(), **value}))
+                fhir[(m.plan_submitter, "fhir_observation", period)].append(observation(oid, pid, code, day, value))
         for st in h.stays:
             for event, when in (("A01", st.admit), ("A03", st.discharge)):
                 period = f"{when:%Y-%m}"
                 if period in months:
-                    files[(hospital, "adt", period)].append(
-                        _hl7_adt(f"{st.visit}-{event}", event, m, f"H{m.member_local_id}", st, when))
+                    adt[period].append(_hl7_adt(f"{st.visit}-{event}", event, m, f"H{m.member_local_id}", st, when))
     written: dict[str, int] = {}
-    for (sub, feed, period), rows in sorted(files.items()):
-        suffix = ".hl7" if feed == "adt" else ".ndjson"
-        rel = f"landing/{sub}/{feed}/{period}/{sub}_{feed}_{period.replace('-', '')}{suffix}"
+    # the plans' FHIR files may already hold other resources of the month (the adults' BMI,
+    # phmx.synth.bmi): added to, never overwritten, as the hub keeps one file per plan and month
+    for (sub, feed, period), resources in sorted(fhir.items()):
+        rel = landing_ndjson(sub, feed, period)
+        merge_ndjson(root / rel, resources)
+        written[rel] = len(resources)
+    for period, msgs in sorted(adt.items()):
+        rel = f"landing/{hospital}/adt/{period}/{hospital}_adt_{period.replace('-', '')}.hl7"
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(rows) if feed == "adt" else "\n".join(rows) + "\n", encoding="utf-8")
-        written[rel] = len(rows)
+        path.write_text("".join(msgs), encoding="utf-8")
+        written[rel] = len(msgs)
     return written

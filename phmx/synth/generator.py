@@ -4,7 +4,8 @@ Why chunks: a million members must fit in bounded memory. People are generated i
 RNGs derived from (seed, chunk index), households never cross a chunk, and each chunk's rows are
 appended to the month files in chunk order; so output is byte-identical for a seed whatever the
 number of worker processes. Variant formats (X12 834, HL7 VXU, ...) are written afterwards by
-streaming the finished delimited files through the registered writers.
+streaming the finished delimited files through the registered writers, and last the adults' BMI
+observations the plans send as FHIR (phmx.synth.bmi), from the finished enrollment files.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from phmx import storage
 from phmx.errors import ConfigError, StorageError
 from phmx.log import get_logger
+from phmx.synth.bmi import write_bmi
 from phmx.synth.config import SynthConfig
 from phmx.synth.layouts import LAYOUTS
 from phmx.synth.reference import valid_ca_fips
@@ -201,6 +203,10 @@ def generate(out_dir: str | Path, *, members: int, counties: list[str], seed: in
             people += payload.people_count
             log.info("synth chunk %d/%d written (%d people)", i + 1, n_chunks, people)
         _write_variants(sink, variant_specs, feed_files)
+        # last, from the files just written and its own random stream: no other file changes
+        for rel, n in write_bmi(root, seed).items():
+            sink.opened.add(rel)
+            sink.rows[rel] = n
         summary = _summarise(out, sink, people, seed, n_chunks, workers, t0)
         manifest = {
             "generator": "phmx.synth", "seed": seed, "members": members, "counties": counties, "start": start,

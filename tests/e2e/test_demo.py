@@ -7,10 +7,12 @@ disclosure rows and the consent registry (disclosures that relied on a consent r
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 import subprocess
+from datetime import date, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -58,6 +60,13 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
         hidden = table["numerator"].isna() | table["denominator"].isna()
         assert table.loc[hidden, ["rate", "ci_low", "ci_high"]].isna().all().all()  # no rate gives a count back
     _check_auditor_report(tmp_path)
+    # obesity from the BMI the plans send as FHIR Observations (phmx.synth.bmi), against the generator's truth
+    from phmx import lakehouse
+    from phmx.tables import INDICATOR_CUBE
+
+    cube = lakehouse.read(spark, INDICATOR_CUBE).where("indicator_id = 'OBES' AND period = '2025'").toPandas()
+    num, den = obesity_truth(home, 2025)
+    assert den > 0 and (int(cube["numerator"].sum()), int(cube["denominator"].sum())) == (num, den)
 
 
 class _Page(HTMLParser):
@@ -105,3 +114,49 @@ def _check_auditor_report(tmp_path: Path) -> None:
     if shown:
         assert "revocation-violations" in page.ids and "revocation-violations" in page.hrefs
         assert len(report.model()["figures"]["revocation_violations"]) - 1 >= shown
+
+
+def _d(v: str) -> date | None:
+    v = v.strip().replace("-", "")
+    return date(int(v[:4]), int(v[4:6]), int(v[6:8])) if len(v) == 8 and v.isdigit() else None
+
+
+def obesity_truth(root: Path, year: int, min_months: int = 6, min_age: int = 20) -> tuple[int, int]:
+    """The obesity indicator (OBES) statewide for ``year`` in plain Python from what the generator wrote
+    (rosters, person map, people, ``ground_truth/bmi.csv``), by its definition in
+    mappings/indicators/indicators.yaml: adults ``min_age`` or older in their last enrolled month of the
+    year, enrolled at least ``min_months`` months, with a BMI that year (the denominator); those whose
+    latest BMI is 30 or more (the numerator). Shares no code with jobs/indicators."""
+    person_of: dict[tuple[str, str], str] = {}
+    with (root / "ground_truth" / "person_map.csv").open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["feed"] == "enrollment":
+                person_of[(r["submitter"], r["source_person_id"])] = r["person_id"]
+    with (root / "ground_truth" / "people.csv").open(encoding="utf-8", newline="") as fh:
+        birth = {r["person_id"]: _d(r["birth_date"]) for r in csv.DictReader(fh)}
+    months: dict[str, set[date]] = {}
+    for path in sorted((root / "landing").glob(f"mcp_*/enrollment/{year}-*/*.txt")):
+        first = date(int(path.parts[-2][:4]), int(path.parts[-2][5:7]), 1)
+        last = date(first.year + (first.month == 12), first.month % 12 + 1, 1) - timedelta(days=1)
+        with path.open(encoding="utf-8", newline="") as fh:
+            for r in csv.DictReader(fh, delimiter="|"):
+                start, end = _d(r["coverage_start"]), _d(r["coverage_end"])
+                if (start is None or start <= last) and (end is None or end >= first):
+                    months.setdefault(person_of[(path.parts[-4], r["member_local_id"])], set()).add(first)
+    latest: dict[str, tuple[str, str, float]] = {}
+    with (root / "ground_truth" / "bmi.csv").open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["effective_date"][:4] == str(year):
+                key = (r["effective_date"], r["observation_id"], float(r["bmi"]))
+                if r["person_id"] not in latest or latest[r["person_id"]] < key:
+                    latest[r["person_id"]] = key
+    num = den = 0
+    for pid, ms in months.items():
+        b, last_month = birth[pid], max(ms)
+        if len(ms) < min_months or b is None or pid not in latest:
+            continue
+        age = last_month.year - b.year - ((last_month.month, last_month.day) < (b.month, b.day))
+        if age >= min_age:
+            den += 1
+            num += latest[pid][2] >= 30
+    return num, den
