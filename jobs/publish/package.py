@@ -441,14 +441,20 @@ def unchanged_since(st: Staged) -> Delivered | None:
     uri = storage.join(final, MANIFEST)
     if not version or not storage.exists(uri):
         return None
-    manifest = json.loads(storage.read_bytes(uri))
+    raw = storage.read_bytes(uri)
+    manifest = json.loads(raw)
     files = {str(f["name"]): str(f["sha256"]) for f in manifest.get("files", [])}
     if {n: h for n, h in files.items() if n not in STAMPED} != {n: h for n, h in st.files.items() if n not in STAMPED}:
         return None
+    # counted as :func:`stage` counts a staged package: its files and the manifest by hash, and the
+    # manifest and its signature in the bytes, so feed_log says the same of a version either way
+    files[MANIFEST] = sha256(raw)
+    signature = storage.join(final, SIGNATURE)
+    total = sum(int(f.get("bytes", 0)) for f in manifest.get("files", [])) + len(raw) + (
+        len(storage.read_bytes(signature)) if storage.exists(signature) else 0)
     published = datetime.fromisoformat(str(latest.get("published_at") or manifest.get("generated_at")))
     return Delivered(st.recipient, st.feed, st.period, version, final, str(latest.get("manifest_sha256", "")),
-                     str(manifest.get("publisher", {}).get("key_id", "")), files,
-                     sum(int(f.get("bytes", 0)) for f in manifest.get("files", [])), published)
+                     str(manifest.get("publisher", {}).get("key_id", "")), files, total, published)
 
 
 def write_latest(base: str, version: int, manifest_sha256: str, published_at: datetime) -> None:

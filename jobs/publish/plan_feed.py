@@ -251,6 +251,17 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope, run_id: st
     person = (lakehouse.read(spark, PERSON).where(sources_of(recipient))
               .select("source", "source_person_id", "birth_date", "sex", "zip")
               .join(xw, ["source", "source_person_id"]))
+    # One Patient per member: a plan can hold a member under several ids (its enrollment's member id and
+    # a FHIR Patient's resource id, say), and two Patients with one id would be a broken bundle whose
+    # line order changes from run to run. The record the plan enrolled the member under comes first.
+    from pyspark.sql import Window
+
+    enrolled = (lakehouse.read(spark, COVERAGE).where(sources_of(recipient))
+                .select("source", "source_person_id").distinct().withColumn("_enrolled", F.lit(0)))
+    first = Window.partitionBy("member_id").orderBy(F.coalesce(F.col("_enrolled"), F.lit(1)), "source",
+                                                     "source_person_id")
+    person = (person.join(enrolled, ["source", "source_person_id"], "left")
+              .withColumn("_n", F.row_number().over(first)).where(F.col("_n") == 1).drop("_n", "_enrolled"))
     own = [
         _shape(person, kind=F.lit("patient"), source="source", record_id="source_person_id", member_id="member_id",
                d1="birth_date", code="sex", code3="zip", security_labels=F.array().cast("array<string>")),
