@@ -9,11 +9,11 @@ Data export would; these are the feeds the hub already takes from a plan, with t
 Who and how often: a member 18 or older on the day has, per calendar year and plan, a BMI recorded
 with probability :data:`RECORDED_SHARE` (a visit with vitals), a second one later that year with
 probability :data:`SECOND_SHARE`. Each member has one underlying BMI; a reading is it plus a little
-noise. Obesity (BMI >= 30) in :data:`OBESE_SHARE` of members: among low-income US adults about 38%
+noise. Obesity (BMI >= 30) in :data:`OBESE_SHARE` of members, close to low-income US adults'
 (CDC, Ogden CL et al., "Prevalence of Obesity Among Adults, by Household Income and Education -
-United States, 2011-2014", MMWR 2017;66(50):1369-1373: 38.2% at or below 130% of the federal
-poverty level, women 45.2%, men 31.5%), and AskCHIS (California Health Interview Survey, adults
-on Medi-Cal, 2019-2022) reports a similar 35-40%.
+United States, 2011-2014", MMWR 2017;66(50):1369-1373, doi:10.15585/mmwr.mm6650a1: age-adjusted
+39.0% of adults at or below 130% of the federal poverty level; in the lowest income group women
+45.2%, men 31.5%).
 
 Randomness from its own stream (``bmi:<seed>:<plan>:<member id>``), and the step runs after
 every other file is written, reading the plans' enrollment files: nothing else in a seed's output
