@@ -35,7 +35,7 @@ with the fields.
 | `PHMX_TASK_RETRIES` | `1` | retries of every DAG task |
 | `PHMX_SCHEDULE` | unset (runs are triggered) | the exchange DAG's schedule, e.g. `@monthly`: a scheduled or backfill run processes the month of its data interval (section 3) |
 | `PHMX_CATCHUP` | `0` | with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused |
-| `PHMX_CONFORM_FULL` | `0` | conform every source again, not only those with new submissions (after a silver table was restored) |
+| `PHMX_CONFORM_FULL` | `0` | conform every source again, not only those with new submissions (a silver table restored or written since the last conform is detected without it) |
 | `PHMX_PUBLISH_PARALLEL` | `4` | publish tasks running at once (the ledger's lease serialises their appends, local or S3) |
 | `PHMX_LEASE_SECONDS` | `120` | the ledger writer's lease; renewed every third of it while held; an expired or dead holder is taken over |
 | `PHMX_FAULT` | unset | tests only: crash at a named commit boundary (`phmx/faults.py`); never set in production |
@@ -155,8 +155,8 @@ class Settings(BaseSettings):
     catchup: bool = _var("PHMX_CATCHUP", False, "`0`",
                          "with `PHMX_SCHEDULE`: run every missed interval since 2025-01 when the DAG is unpaused")
     conform_full: bool = _var("PHMX_CONFORM_FULL", False, "`0`",
-                              "conform every source again, not only those with new submissions (after a silver "
-                              "table was restored)")
+                              "conform every source again, not only those with new submissions (a silver table "
+                              "restored or written since the last conform is detected without it)")
     publish_parallel: int = _var("PHMX_PUBLISH_PARALLEL", 4, "`4`",
                                  "publish tasks running at once (the ledger's lease serialises their appends, "
                                  "local or S3)")

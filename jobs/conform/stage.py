@@ -218,7 +218,15 @@ def conformed_state(bronze_table: str) -> dict[str, Any]:
     uri = _state_uri(bronze_table)
     if settings_mod.load().conform_full or not storage.exists(uri):
         return {}
-    return dict(json.loads(storage.read_bytes(uri)))
+    state = dict(json.loads(storage.read_bytes(uri)))
+    # The state speaks for the silver tables only as they were when it was written: a table restored
+    # to an older version, or written by anything else since, makes every source conform again.
+    for fqn, seen in dict(state.get("silver", {})).items():
+        if not lakehouse.delta_exists(fqn) or lakehouse.version(fqn) != seen:
+            log.info("conform: %s changed since the last conform of bronze.%s; conforming every source",
+                     fqn, bronze_table)
+            return {}
+    return state
 
 
 def _save_state(bronze_table: str, state: dict[str, Any]) -> None:
@@ -288,9 +296,9 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
 
     Only the sources with something new are conformed: a (silver table, source) whose submissions
     are those the last conform saw (:func:`source_fingerprints`, same spec) keeps its rows. The
-    state is ``<lakehouse>/silver/_conform_state/<bronze table>.json``, written after every merge;
-    ``PHMX_CONFORM_FULL=1`` (or deleting it) conforms everything again, e.g. after a silver table
-    was restored to an older version.
+    state is ``<lakehouse>/silver/_conform_state/<bronze table>.json``, written after every merge
+    with the silver tables' Delta versions: a table at another version since (restored, or written
+    by anything else) makes every source conform again, as ``PHMX_CONFORM_FULL=1`` does.
 
     Every pair is planned first, then each silver table is written with as few MERGEs as keep
     the result (:func:`merge_rounds`), and its rows per source counted in one action per MERGE.
@@ -340,5 +348,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                 counts[item.key] = sum(per_source.get(s, 0) for s in item.sources)
                 log.info("conformed %s rows of %s into %s", counts[item.key], item.key.split("->")[0], table.fqn)
     for bronze_table, state in states.items():  # after every merge: a crash before re-conforms
+        targets = {SILVER[t].fqn for t in base_specs()[bronze_table].targets if t in SILVER}
+        state["silver"] = {fqn: lakehouse.version(fqn) for fqn in sorted(targets) if lakehouse.delta_exists(fqn)}
         _save_state(bronze_table, state)
     return StageResult("conform", {**counts})

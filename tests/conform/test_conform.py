@@ -138,6 +138,16 @@ def test_a_source_with_no_new_submission_is_not_conformed_again(spark, phmx_home
     ids = sorted(r.encounter_id for r in lakehouse.read(spark, "silver.encounter").collect())
     assert "BC2025-02" in ids and "SQ2025-01" in ids
 
-    # PHMX_CONFORM_FULL=1 conforms every source again (after a silver table was restored).
+    # A silver table restored to an older version is conformed again from every source, unasked: the
+    # state recorded the version it spoke for.
+    lakehouse.restore("silver.encounter", 0)
+    assert sorted(r.encounter_id for r in lakehouse.read(spark, "silver.encounter").collect()) == \
+        ["BC2025-01", "SR2025-01"]
+    restored = conform.run(spark, RunContext.new())
+    assert restored.counts["claims->encounter:unchanged_sources"] == 0
+    assert sorted(r.encounter_id for r in lakehouse.read(spark, "silver.encounter").collect()) == ids
+    assert conform.run(spark, RunContext.new()).counts["claims->encounter:unchanged_sources"] == 2
+
+    # PHMX_CONFORM_FULL=1 conforms every source again.
     monkeypatch.setenv("PHMX_CONFORM_FULL", "1")
     assert conform.run(spark, RunContext.new()).counts["claims->encounter:unchanged_sources"] == 0
