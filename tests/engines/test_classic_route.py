@@ -19,6 +19,7 @@ SCRIPT = textwrap.dedent("""
     from phmx.engine import get_spark
     from phmx.tables import Table
     from jobs.identity.blocking import candidate_pairs
+    from jobs.identity.config import BlockingRule
     from privacy import crypto
     from privacy.keys import LocalKeyProvider
 
@@ -28,8 +29,7 @@ SCRIPT = textwrap.dedent("""
     # 1. blocking: the rule bit mask is computed on the JVM (classic F.shiftleft takes no column)
     std = spark.createDataFrame([(1, "a", "x"), (2, "a", "x"), (3, "b", "x"), (4, "b", "y")],
                                 "rid long, k1 string, k2 string")
-    rules = SimpleNamespace(rules=[SimpleNamespace(name="k1", keys=("k1",)), SimpleNamespace(name="k2", keys=("k2",))],
-                            max_block_size=100)
+    rules = SimpleNamespace(rules=[BlockingRule("k1", ("k1",)), BlockingRule("k2", ("k2",))], max_block_size=100)
     pairs, _ = candidate_pairs(std, rules)
     out["pairs"] = sorted(tuple(r) for r in pairs.select("rid_l", "rid_r", "rule", "rules").collect())
 
