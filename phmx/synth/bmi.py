@@ -23,6 +23,7 @@ changes. ``ground_truth/bmi.csv`` lists every reading written, with the person i
 from __future__ import annotations
 
 import csv
+import json
 import random
 from collections import defaultdict
 from datetime import date, timedelta
@@ -84,6 +85,13 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
                     continue
                 months[key].append(period)
                 rosters.setdefault(key, row | {"_period": period})
+    # A plan that already sends its members as FHIR Patients (the fhir_patient variant format) is not sent
+    # a second Patient for the same member: the readings reference the one it has.
+    sent: set[tuple[str, str]] = set()
+    for path in sorted((root / "landing").glob("mcp_*/fhir_patient/*/*.ndjson")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                sent.add((path.parts[-4], str(json.loads(line)["id"])))
     fhir: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     truth: list[tuple[str, ...]] = []
     for (submitter, local_id), periods in sorted(months.items()):
@@ -95,7 +103,8 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
             continue  # a roster row without a usable birth date: no vitals for it
         rng = random.Random(f"bmi:{seed}:{submitter}:{local_id}")  # noqa: S311 - synthetic data
         base = _underlying(rng)
-        pid = f"pt-{local_id}"
+        known = (submitter, local_id) in sent
+        pid = local_id if known else f"pt-{local_id}"
         readings: list[tuple[date, float]] = []
         for year in sorted({p[:4] for p in periods}):
             in_year = [p for p in periods if p[:4] == year]
@@ -108,7 +117,8 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
                     readings.append((day, value))
         if not readings:
             continue
-        fhir[(submitter, "fhir_patient", row["_period"])].append(patient(pid, row | {"birth_date": birth.isoformat()}))
+        if not known:
+            fhir[(submitter, "fhir_patient", row["_period"])].append(patient(pid, row | {"birth_date": birth.isoformat()}))
         for n, (day, value) in enumerate(sorted(readings), 1):
             oid = f"{local_id}-BMI{n}"
             fhir[(submitter, "fhir_observation", f"{day:%Y-%m}")].append(
