@@ -264,12 +264,16 @@ def _files(name: str, pdf: Any, columns: tuple[str, ...]) -> dict[str, tuple[byt
     """CSV and Parquet of a member table, sorted, without the hub's member id or labels."""
     cols = [c for c in columns if c in pdf.columns]
     out = pdf[cols].copy()
-    sort = [c for c in ("plan_id", "plan_member_id", "provider_npi", "population", "measure_id", "period")
-            if c in cols]
+    lists = {c for c in cols if len(out) and out[c].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any()}
+    # every scalar column sorts, after the keys a reader looks by: rows equal on the keys (a population of
+    # focus both assigned and seen in the data) would otherwise keep the engine's order, and the same rows
+    # in another order make a package that is not the published one (jobs/publish/package.unchanged_since)
+    keys = [c for c in ("plan_id", "plan_member_id", "provider_npi", "population", "measure_id", "period") if c in cols]
+    sort = keys + [c for c in cols if c not in keys and c not in lists]
     out = out.sort_values(sort, kind="stable").reset_index(drop=True) if sort and len(out) else out
     csv_df = out.copy()  # arrays as ';'-joined text in the CSV, kept as lists in Parquet
     for c in csv_df.columns:
-        if len(csv_df) and csv_df[c].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+        if c in lists:
             csv_df[c] = csv_df[c].map(lambda v: ";".join(str(x) for x in v) if v is not None else "")
     buf = io.BytesIO()
     out.to_parquet(buf, index=False)

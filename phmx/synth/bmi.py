@@ -23,13 +23,19 @@ changes. ``ground_truth/bmi.csv`` lists every reading written, with the person i
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from phmx.synth.fhir_resources import landing_ndjson, merge_ndjson, observation, patient, quantity
+from phmx.synth.fhir_resources import (
+    landing_ndjson,
+    merge_ndjson,
+    observation,
+    patient,
+    quantity,
+    sent_patient_ids,
+)
 
 BMI_LOINC = "39156-5"
 RECORDED_SHARE = 0.6
@@ -85,13 +91,7 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
                     continue
                 months[key].append(period)
                 rosters.setdefault(key, row | {"_period": period})
-    # A plan that already sends its members as FHIR Patients (the fhir_patient variant format) is not sent
-    # a second Patient for the same member: the readings reference the one it has.
-    sent: set[tuple[str, str]] = set()
-    for path in sorted((root / "landing").glob("mcp_*/fhir_patient/*/*.ndjson")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                sent.add((path.parts[-4], str(json.loads(line)["id"])))
+    sent = sent_patient_ids(root)  # a plan's own FHIR Patients: the readings reference them
     fhir: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     truth: list[tuple[str, ...]] = []
     for (submitter, local_id), periods in sorted(months.items()):

@@ -298,17 +298,27 @@ def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]],
     The plans' claims for these members come from the main generator (with paid amounts), so the
     histories' own claims are not written; the ground truth of the clinical metrics is for the
     benchmark's lakehouse, where the histories are the only clinical data (see the module docstring)."""
-    from phmx.synth.fhir_resources import landing_ndjson, merge_ndjson, observation, patient, quantity
+    from phmx.synth.fhir_resources import (
+        landing_ndjson,
+        merge_ndjson,
+        observation,
+        patient,
+        quantity,
+        sent_patient_ids,
+    )
 
     months = {f"{f:%Y-%m}" for f, _ in cal}
     fhir: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
     adt: dict[str, list[str]] = defaultdict(list)
     first_period = f"{cal[0][0]:%Y-%m}"
+    sent = sent_patient_ids(root)  # a plan's own FHIR Patients: the readings reference them
     for m in sorted(members, key=lambda x: (x.plan_submitter, x.member_local_id)):
         h = play(m, seed, cal)
-        pid = f"pt-{m.member_local_id}"
-        who = {k: m.who[k] for k in ("cin", "family_name", "given_name", "birth_date")} | {"sex": m.sex}
-        fhir[(m.plan_submitter, "fhir_patient", first_period)].append(patient(pid, who))
+        known = (m.plan_submitter, m.member_local_id) in sent
+        pid = m.member_local_id if known else f"pt-{m.member_local_id}"
+        if not known:
+            who = {k: m.who[k] for k in ("cin", "family_name", "given_name", "birth_date")} | {"sex": m.sex}
+            fhir[(m.plan_submitter, "fhir_patient", first_period)].append(patient(pid, who))
 
         items: list[tuple[str, date, str, dict[str, object]]] = []
         for oid, day, sy, di in h.bp:

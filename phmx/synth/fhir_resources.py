@@ -59,6 +59,19 @@ def landing_ndjson(submitter: str, feed: str, period: str) -> str:
     return f"landing/{submitter}/{feed}/{period}/{submitter}_{feed}_{period.replace('-', '')}.ndjson"
 
 
+def sent_patient_ids(root: Path) -> set[tuple[str, str]]:
+    """(plan submitter, Patient id) of every Patient the plans' FHIR files under ``root`` already hold
+    (the ``fhir_patient`` variant format writes one per member under the plan's member id): a writer
+    adding readings for a member references that Patient rather than sending a second one under
+    another id, which a recipient would take for a second person."""
+    sent: set[tuple[str, str]] = set()
+    for path in sorted((root / "landing").glob("mcp_*/fhir_patient/*/*.ndjson")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                sent.add((path.parts[-4], str(json.loads(line)["id"])))
+    return sent
+
+
 def merge_ndjson(path: Path, resources: Iterable[Mapping[str, Any]]) -> int:
     """Add ``resources`` to the NDJSON file at ``path`` (created if absent): a resource whose id the
     file already holds replaces that line in place, new ones follow in order. Writing the same
