@@ -310,7 +310,8 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     planned: dict[str, list[_Planned]] = {}
     counts: dict[str, int] = {}
     states: dict[str, dict[str, Any]] = {}
-    for bronze_table, spec in sorted(base_specs().items()):
+    specs = base_specs()
+    for bronze_table, spec in sorted(specs.items()):
         fqn = f"bronze.{bronze_table}"
         if not lakehouse.exists(fqn):
             continue
@@ -348,7 +349,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                 counts[item.key] = sum(per_source.get(s, 0) for s in item.sources)
                 log.info("conformed %s rows of %s into %s", counts[item.key], item.key.split("->")[0], table.fqn)
     for bronze_table, state in states.items():  # after every merge: a crash before re-conforms
-        targets = {SILVER[t].fqn for t in base_specs()[bronze_table].targets if t in SILVER}
+        targets = {SILVER[t].fqn for t in specs[bronze_table].targets if t in SILVER}
         state["silver"] = {fqn: lakehouse.version(fqn) for fqn in sorted(targets) if lakehouse.delta_exists(fqn)}
         _save_state(bronze_table, state)
     return StageResult("conform", {**counts})
