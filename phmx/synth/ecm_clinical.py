@@ -20,6 +20,7 @@ Kept in its own module; deterministic for a seed.
 
 from __future__ import annotations
 
+import csv
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from pathlib import Path
 from phmx.synth.ecm_submitters import Member, Provider, provider_plan_months
 
 TIERS = ("high", "rising", "low")
+#: ground_truth/ file naming the person behind each FHIR Patient id and hospital record number written here
+#: (person_map.csv holds the main generator's records).
+RECORDS_FILE = "ecm_clinical_records.csv"
 
 
 @dataclass
@@ -82,9 +86,16 @@ def history_months(cal: list[tuple[date, date]]) -> list[tuple[date, date]]:
     return _months(start, 12 + len(cal))
 
 
-def play(m: Member, seed: int, cal: list[tuple[date, date]]) -> History:
+def play(m: Member, seed: int, cal: list[tuple[date, date]], chronic: str | None = None) -> History:
+    """One member's history. ``chronic`` is the person's chronic conditions as the main generator drew them
+    (people.csv, ``|``-separated): when given, blood pressures follow its hypertension and HbA1c results
+    its diabetes, so the readings go to the members whose claims carry the diagnosis; otherwise (the
+    benchmark, where the histories are the only data) both are drawn here."""
     rng = random.Random(f"ecm-clinical:{seed}:{m.member_local_id}")  # noqa: S311 - synthetic data
-    h = History(htn=rng.random() < 0.45, dm=rng.random() < 0.3)
+    htn, dm = rng.random() < 0.45, rng.random() < 0.3  # drawn either way: the rest of the stream is unchanged
+    if chronic is not None:
+        htn, dm = "hypertension" in chronic.split("|"), "diabetes" in chronic.split("|")
+    h = History(htn=htn, dm=dm)
     depressed = rng.random() < 0.3
     n = 0
 
@@ -296,8 +307,10 @@ def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]],
     FHIR Patients and Observations (blood pressure panels with systolic and diastolic components, HbA1c,
     PHQ-2/PHQ-9 totals) and one hospital's HL7 v2 ADT admits and discharges, per month of the calendar.
     The plans' claims for these members come from the main generator (with paid amounts), so the
-    histories' own claims are not written; the ground truth of the clinical metrics is for the
-    benchmark's lakehouse, where the histories are the only clinical data (see the module docstring)."""
+    histories' own claims are not written: the ground truth of a full run reads every file written
+    (phmx.synth.ecm_truth); ``clinical_truth`` here is the benchmark's, where the histories are the
+    only clinical data. Beside them, ``ground_truth/ecm_clinical_records.csv`` names the person
+    behind each Patient id and hospital record number referenced."""
     from phmx.synth.fhir_resources import (
         landing_ndjson,
         merge_ndjson,
@@ -312,10 +325,17 @@ def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]],
     adt: dict[str, list[str]] = defaultdict(list)
     first_period = f"{cal[0][0]:%Y-%m}"
     sent = sent_patient_ids(root)  # a plan's own FHIR Patients: the readings reference them
+    with (root / "ground_truth" / "people.csv").open(encoding="utf-8", newline="") as fh:
+        people = {r["person_id"]: r for r in csv.DictReader(fh)}
+    records: list[dict[str, object]] = []  # the truth of who each record written here is about
     for m in sorted(members, key=lambda x: (x.plan_submitter, x.member_local_id)):
-        h = play(m, seed, cal)
+        h = play(m, seed, cal, people[m.person_id]["chronic"] if m.person_id in people else None)
         known = (m.plan_submitter, m.member_local_id) in sent
         pid = m.member_local_id if known else f"pt-{m.member_local_id}"
+        records.append({"submitter": m.plan_submitter, "feed": "fhir_patient", "source_person_id": pid,
+                        "person_id": m.person_id})
+        records.append({"submitter": hospital, "feed": "adt", "source_person_id": f"H{m.member_local_id}",
+                        "person_id": m.person_id})
         if not known:
             who = {k: m.who[k] for k in ("cin", "family_name", "given_name", "birth_date")} | {"sex": m.sex}
             fhir[(m.plan_submitter, "fhir_patient", first_period)].append(patient(pid, who))
@@ -351,4 +371,10 @@ def write_files(root: Path, members: list[Member], cal: list[tuple[date, date]],
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(msgs), encoding="utf-8")
         written[rel] = len(msgs)
+    path = root / "ground_truth" / RECORDS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=("submitter", "feed", "source_person_id", "person_id"), lineterminator="\n")
+        w.writeheader()
+        w.writerows(records)
     return written

@@ -12,8 +12,10 @@ provider and month) and, beside them, the truth:
 
 * ``ground_truth/ecm_members.csv``: each ECM member's story (dates, outcome), by person id;
 * ``ground_truth/ecm_provider_month.csv``: every metric of mappings/ecm/metrics.yaml per
-  provider NPI, plan and month, computed here in plain Python from the events themselves (an
-  implementation independent of the Spark one it checks).
+  provider NPI, plan and month but the two comparison-group ones, computed in plain Python (an
+  implementation independent of the Spark one it checks): the process metrics here from the
+  events themselves, the clinical, cost and quality ones by phmx.synth.ecm_truth from every file
+  written for the members (it also computes the comparison metrics, given the hub's risk tiers).
 
 Kept in its own module (the generator's other submitters are untouched) and deterministic: the
 same population, seed and arguments give byte-identical files.
@@ -55,6 +57,7 @@ MEMBER_TRUTH_FIELDS = ("person_id", "plan_submitter", "member_local_id", "plan_i
                        "authorization_start", "authorization_end", "end_reason", "outcome", "enrollment_date",
                        "assessment_date", "care_plan_date", "lead_care_manager_id", "attempts", "successful_attempts",
                        "services", "referrals")
+PARAMS_FILE = "ecm_params.json"
 TRUTH_FIELDS = ("provider_npi", "plan_id", "month", "metric_id", "numerator", "denominator", "value")
 
 
@@ -358,10 +361,8 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
     manifest = json.loads((root / "ground_truth" / "manifest.json").read_text())
     start = start or str(manifest["start"])
     months = months or int(manifest["months"])
-    cal = months_of(start, months)
-    candidates = _plan_members(root, start if months < 1 else f"{cal[-1][0]:%Y-%m}")
-    members, provs = stories(candidates, seed=seed, share=share, providers=providers, cal=cal,
-                             pids=_person_ids(root), flags=_people_flags(root))
+    params = {"seed": seed, "share": share, "providers": providers, "start": start, "months": months}
+    members, provs, cal = _stories_of(root, params)
 
     files = _Files(root)
     for first, last in cal:
@@ -406,6 +407,8 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
     from phmx.synth.ecm_clinical import write_files  # the members' observations and hospital stays
 
     written.update(write_files(root, members, cal, seed))
+    # what replays the stories (phmx.synth.ecm_truth reads it to compute the truth of a full run)
+    (root / "ground_truth" / PARAMS_FILE).write_text(json.dumps(params, sort_keys=True, indent=1) + "\n")
     _write_csv(root / "ground_truth" / "ecm_members.csv", MEMBER_TRUTH_FIELDS, [
         {"person_id": m.person_id, "plan_submitter": m.plan_submitter, "member_local_id": m.member_local_id,
          "plan_id": m.plan_id, "provider_npi": provs[m.provider].npi, "provider": provs[m.provider].submitter,
@@ -414,12 +417,39 @@ def generate_ecm(root: str | Path, *, seed: int, share: float = 0.05, providers:
          "care_plan_date": _iso(m.care_plan), "lead_care_manager_id": m.lcm, "attempts": len(m.attempts),
          "successful_attempts": sum(o.startswith("CONTACT_") for *_, o in m.attempts),
          "services": len(m.services), "referrals": len(m.referrals)} for m in members])
-    truth = provider_month_truth(members, provs, cal)
+    from phmx.synth.ecm_truth import full_truth  # every metric, from every file written for these members
+
+    truth = full_truth(root)
     _write_csv(root / "ground_truth" / "ecm_provider_month.csv", TRUTH_FIELDS, truth)
     written["ground_truth/ecm_members.csv"] = len(members)
     written["ground_truth/ecm_provider_month.csv"] = len(truth)
     return written
 
+
+
+def _stories_of(root: Path, params: dict[str, object]) -> tuple[list[Member], list[Provider], list[tuple[date, date]]]:
+    """The ECM stories ``generate_ecm`` plays for ``params`` over the population under ``root``."""
+    cal = months_of(str(params["start"]), int(str(params["months"])))
+    months = int(str(params["months"]))
+    candidates = _plan_members(root, str(params["start"]) if months < 1 else f"{cal[-1][0]:%Y-%m}")
+    members, provs = stories(candidates, seed=int(str(params["seed"])), share=float(str(params["share"])),
+                             providers=int(str(params["providers"])), cal=cal,
+                             pids=_person_ids(root), flags=_people_flags(root))
+    return members, provs, cal
+
+
+def replay(root: str | Path) -> tuple[list[Member], list[Provider], list[tuple[date, date]], int]:
+    """The stories, providers, calendar and seed ``generate_ecm`` wrote under ``root`` (deterministic:
+    the same population and parameters give the same stories), from ``ground_truth/ecm_params.json``."""
+    import json
+
+    root = Path(root)
+    path = root / "ground_truth" / PARAMS_FILE
+    if not path.is_file():
+        raise ConfigError(f"synth ecm: {path} is missing", hint="run generate_ecm (phmx synth --ecm-share) first")
+    params = json.loads(path.read_text(encoding="utf-8"))
+    members, provs, cal = _stories_of(root, params)
+    return members, provs, cal, int(params["seed"])
 
 
 def provider_plan_months(members: list[Member], provs: list[Provider], cal: list[tuple[date, date]]
