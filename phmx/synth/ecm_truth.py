@@ -46,6 +46,12 @@ READ = frozenset({"claims", "enrollment", "mh_csi", "fhir_observation", "fhir_pa
 NOT_READ = frozenset({"pharmacy", "dental_claims", "immunizations", "sud_caloms", "consent_forms",
                       "ecm_member_information", "ecm_return_transmission", "ecm_outreach", "ecm_services",
                       "cs_referrals"})
+#: ``phmx synth --formats`` variants: the same records as a delimited file also written (enrollment as
+#: X12 834 and FHIR Coverage, claims as FHIR Encounters without amounts, county services in the fixed-width
+#: layout, ...). They repeat facts the delimited files already give (the same spans, days and diagnoses),
+#: so reading the delimited files is reading them.
+VARIANTS = frozenset({"enrollment_834", "fhir_coverage", "fhir_encounter", "mh_csi_fixed", "fhir_immunization",
+                      "immunizations_vxu", "fhir_consent"})
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
 HBA1C = frozenset({"4548-4", "17856-6", "4549-2"})
 PHQ9, PHQ2 = frozenset({"44261-6", "44249-1"}), frozenset({"55758-7"})
@@ -125,7 +131,7 @@ def read_files(root: str | Path, only: set[str] | None = None) -> dict[str, Pers
 
     for path in sorted((root / "landing").glob("*/*/*/*")):
         sub, feed = path.parts[-4], path.parts[-3]
-        if feed in NOT_READ:
+        if feed in NOT_READ or feed in VARIANTS:
             continue
         if feed not in READ:
             raise ConfigError(f"ecm truth: {path.relative_to(root)}: feed {feed!r} is not read by the ECM ground truth",
@@ -151,8 +157,12 @@ def read_files(root: str | Path, only: set[str] | None = None) -> dict[str, Pers
                             r["coverage_end"], "%Y%m%d")
         elif feed == "mh_csi":
             with path.open(encoding="utf-8", newline="") as fh:
-                for r in csv.DictReader(fh):
-                    day = _d(r["service_date"])
+                county_layout = fh.readline().startswith("REC_TYPE")  # mappings/feeds/mh_csi_06019.yaml
+                fh.seek(0)
+                for row in csv.DictReader(fh, delimiter="|" if county_layout else ","):
+                    r = ({"record_type": row["REC_TYPE"], "client_number": row["CLIENT_NO"],
+                          "service_date": row["SVC_DT"]} if county_layout else row)
+                    day = _d(r["service_date"], "%m/%d/%Y" if county_layout else "%Y-%m-%d")
                     if r["record_type"] == "S" and day is not None:
                         pid = person(sub, "mh_csi", r["client_number"], path)
                         if only is None or pid in only:
