@@ -3,6 +3,8 @@
     python -m benchmarks.pipeline --members 10000 100000      # the issue #2 figures
     python -m benchmarks.pipeline --members 1000000            # one real million (issue #15)
     python -m benchmarks.pipeline --quick                      # 2,000 members, under a minute
+    python -m benchmarks.pipeline --members 1000000 --population var/pop/m1000000
+                                 # a population ``phmx synth`` made before (same --members), not generated again
 
 Each size runs in a fresh PHMX_HOME under var/bench/ on the embedded engine. The population is
 generated first in a child process (``phmx synth``), so its peak RSS is the generator's own and
@@ -75,6 +77,29 @@ def synth_in_child(home: Path, members: int, counties: list[str], months: int) -
             "rows_by_feed": summary.get("rows_by_feed", {})}
 
 
+def reuse_population(home: Path, population: Path) -> dict:
+    """Put a population made before by ``phmx synth --out <population>`` into ``home`` (hard links where the
+    file system allows, else copies: ingest only reads the landing files) instead of generating it.
+
+    Why: at 1,000,000 members generation is a run of its own (its figures come from that run, e.g. under
+    ``/usr/bin/time -v``); the pipeline's figures do not depend on who generated the files.
+    """
+    if not (population / "landing").is_dir():
+        raise SystemExit(f"{population}: no landing/ folder; make it with phmx synth --out {population}")
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    t0 = time.perf_counter()
+    shutil.copytree(population, home, copy_function=link)
+    # The rows landed are the ingest stage's input_rows.
+    return {"seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": None, "peak_rss_mb": None,
+            "rows": 0, "rows_by_feed": {}, "reused": str(population)}
+
+
 def machine() -> str:
     import psutil
 
@@ -103,7 +128,14 @@ def _input_rows(spark, stage: str) -> int:
     return 0
 
 
-def run_size(members: int, counties: list[str], months: int, root: Path) -> dict:
+def _print_stage(s: dict) -> None:
+    print(f"  {s['stage']:<10} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
+          f"peak {s['peak_rss_mb']:>6,} MB  {s['input_rows']:>11,} rows in  "
+          f"{(s['rows_per_s'] or 0):>10,} rows/s  load {s['load']:.1f}"
+          + (f"  FAILED: {s['failure']}" if s["failure"] else ""), flush=True)
+
+
+def run_size(members: int, counties: list[str], months: int, root: Path, population: Path | None = None) -> dict:
     from jobs import STAGES
     from jobs.entry import run_stage
     from phmx.engine import get_spark
@@ -112,7 +144,9 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
     home = root / f"m{members}"
     shutil.rmtree(home, ignore_errors=True)
     os.environ["PHMX_HOME"] = str(home)
-    synth = synth_in_child(home, members, counties, months)
+    synth = reuse_population(home, population) if population else synth_in_child(home, members, counties, months)
+    print(f"\n== {members:,} members: population {'reused from ' + str(population) if population else 'generated'} "
+          f"in {synth['seconds']} s; load {os.getloadavg()[0]:.1f}", flush=True)
     spark = get_spark()
     stages = []
     t_all = time.perf_counter()
@@ -132,9 +166,11 @@ def run_size(members: int, counties: list[str], months: int, root: Path) -> dict
         stages.append({"stage": stage, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2),
                        "peak_rss_mb": round(peak), "input_rows": rows,
                        "rows_per_s": round(rows / secs) if secs > 0 else None,
-                       "failure": failure,
+                       "failure": failure, "load": round(os.getloadavg()[0], 1),
                        "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}
                        if result else {}})
+        _print_stage(stages[-1])  # as each stage ends: a long run shows its figures before it finishes
+        (root / f"pipeline-{members}.partial.json").write_text(json.dumps(stages, indent=2))
     return {"members": members, "synth_seconds": synth["seconds"], "synth": synth,
             "pipeline_seconds": round(time.perf_counter() - t_all, 1), "stages": stages,
             "peak_rss_mb": max([round(_peak_rss_mb())] + [s["peak_rss_mb"] for s in stages]), "load_start": round(load_start, 1),
@@ -148,22 +184,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="var/bench")
+    parser.add_argument("--population", type=Path, default=None,
+                        help="a folder phmx synth made (same --members): reuse it instead of generating one")
     args = parser.parse_args(argv)
     sizes = [2_000] if args.quick else args.members
     root = Path(args.out).resolve()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
     results = []
     for n in sizes:
-        r = run_size(n, args.counties.split(","), args.months, root)
+        r = run_size(n, args.counties.split(","), args.months, root, args.population.resolve() if args.population else None)
         results.append(r)
         sy = r["synth"]
         print(f"\n== {n:,} members: synth {sy['seconds']} s (CPU {sy['cpu_seconds']} s, peak RSS "
-              f"{sy['peak_rss_mb']} MB, {sy['rows']:,} rows), pipeline {r['pipeline_seconds']} s, "
+              f"{sy['peak_rss_mb']} MB, {sy['rows']:,} rows), pipeline {r['pipeline_seconds']} s "
+              f"(CPU {sum(s['cpu_seconds'] for s in r['stages']):.1f} s), "
               f"peak RSS {r['peak_rss_mb']} MB, load {r['load_start']} -> {r['load_end']}")
         for s in r["stages"]:
-            print(f"  {s['stage']:<10} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
-                  f"peak {s['peak_rss_mb']:>6,} MB  {s['input_rows']:>11,} rows in  "
-                  f"{(s['rows_per_s'] or 0):>10,} rows/s" + (f"  FAILED: {s['failure']}" if s["failure"] else ""))
+            _print_stage(s)
         sys.stdout.flush()
     (root / "pipeline.json").write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
     return 0
