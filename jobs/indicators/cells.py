@@ -14,6 +14,7 @@ stratifier but age band.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ import pandas as pd
 from jobs.indicators.catalogue import Catalogue, StandardPopulation
 from jobs.indicators.rates import Method, adjusted_arrays, weights
 from phmx.recipients import STATE
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 ALL = "all"
 STRATIFIERS: tuple[str, ...] = ("age_band", "sex", "race_ethnicity", "language", "zip")
@@ -92,6 +96,50 @@ def strata(cube: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+LONG_COLUMNS = ["lhj", "indicator_id", "period", "age_group", "numerator", "denominator", "stratifier", "stratum"]
+
+
+def strata_from_engine(cube: DataFrame) -> pd.DataFrame:
+    """``strata(with_periods(cube))`` with the cube an engine DataFrame (gold.indicator_cube rows):
+    the engine sums the finest cells into the long rows, and only those reach pandas.
+
+    Why: the finest cells grow with the population (every ZIP x age group x sex x race x language
+    x month that has a member: 3.1M rows at 50,000 members), while the long rows are bounded by the
+    strata (LHJ x indicator x period x age group x stratum) and stop growing once every stratum is
+    populated. Same rows as the pandas route (a key that is null drops the row from that grouping,
+    as pandas' group-by does); the state's rows are the sums of the LHJs' (a ZIP that straddles two
+    LHJs sums both parts, as there)."""
+    from pyspark.sql import functions as F
+
+    sums = [F.sum("numerator").alias("numerator"), F.sum("denominator").alias("denominator")]
+    dims = ["lhj", "indicator_id", "period", "age_group"]
+
+    def grouped(df: DataFrame, keys: list[str]) -> DataFrame:
+        return df.where(F.greatest(*[F.col(k).isNull() for k in keys]) == F.lit(False)).groupBy(*keys).agg(*sums)
+
+    parts = [grouped(cube, dims).withColumn("stratifier", F.lit(ALL)).withColumn("stratum", F.lit(ALL))]
+    yearly = cube.withColumn("period", F.substring("period", 1, 4))  # months add up to the year
+    for s in STRATIFIERS:
+        parts.append(grouped(yearly, [*dims, s]).withColumnRenamed(s, "stratum").withColumn("stratifier", F.lit(s)))
+    out = parts[0].select(*LONG_COLUMNS)
+    for p in parts[1:]:
+        out = out.unionByName(p.select(*LONG_COLUMNS))
+    lhjs: pd.DataFrame = out.toPandas()
+    lhjs["numerator"] = lhjs["numerator"].astype("int64")
+    lhjs["denominator"] = lhjs["denominator"].astype("int64")
+    # the quarters and years of the monthly totals (small), then the state as the sum of the LHJs
+    monthly = lhjs[(lhjs["stratifier"] == ALL) & (lhjs["period"].str.len() == 7)]
+    rolled = [lhjs]
+    for label in (monthly["period"].map(_quarter), monthly["period"].str[:4]):
+        rolled.append(monthly.assign(period=label.to_numpy()).groupby(
+            ["lhj", "indicator_id", "period", "age_group", "stratifier", "stratum"], sort=False)[
+            ["numerator", "denominator"]].sum().reset_index())
+    lhjs = pd.concat(rolled, ignore_index=True)
+    state = lhjs.groupby(["indicator_id", "period", "age_group", "stratifier", "stratum"], sort=False)[
+        ["numerator", "denominator"]].sum().reset_index().assign(lhj=STATE)
+    return pd.concat([lhjs[LONG_COLUMNS], state[LONG_COLUMNS]], ignore_index=True)
+
+
 def rates(cube: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *, method: Method = "fay-feuer") -> pd.DataFrame:
     """gold.indicator_rate rows (without run_id) from gold.indicator_cube rows."""
     if cube.empty:
@@ -99,8 +147,16 @@ def rates(cube: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *, method
     cube = cube.copy()
     cube["numerator"] = cube["numerator"].astype("int64")
     cube["denominator"] = cube["denominator"].astype("int64")
-    sens = cube.groupby("indicator_id")["sensitivity"].first().to_dict()
-    long = strata(with_periods(cube))
+    return rates_of_strata(strata(with_periods(cube)), cat, std, method=method)
+
+
+def rates_of_strata(long: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *,
+                    method: Method = "fay-feuer") -> pd.DataFrame:
+    """gold.indicator_rate rows (without run_id) from the long rows of :func:`strata` (or
+    :func:`strata_from_engine`)."""
+    if long.empty:
+        return pd.DataFrame(columns=RATE_COLUMNS)
+    sens = {iid: ind.sensitivity for iid, ind in cat.indicators.items()}
     labels = list(std.labels)
     # age group matrices per cell
     cells = long.pivot_table(index=KEY, columns="age_group", values=["numerator", "denominator"],

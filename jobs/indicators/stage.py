@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from jobs.indicators import catalogue as catalogue_mod
-from jobs.indicators.cells import rates
+from jobs.indicators.cells import rates_of_strata, strata_from_engine
 from jobs.indicators.cube import cube
 from jobs.indicators.population import denominators, member_months
 from jobs.measures import config as measures_config
@@ -79,8 +79,8 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
     seconds["cube"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    cells = lakehouse.read(spark, INDICATOR_CUBE).where(F.substring("period", 1, 4) == year).toPandas()
-    out = rates(cells, cat, std).assign(run_id=ctx.run_id)
+    long = strata_from_engine(lakehouse.read(spark, INDICATOR_CUBE).where(F.substring("period", 1, 4) == year))
+    out = rates_of_strata(long, cat, std).assign(run_id=ctx.run_id)
     rate_df = spark.createDataFrame(out[INDICATOR_RATE.column_names].astype(object).where(out.notna(), None),
                                     INDICATOR_RATE.ddl)
     lakehouse.overwrite(rate_df, INDICATOR_RATE,
@@ -90,7 +90,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
     totals = mm.agg(F.countDistinct("member_id").alias("members"), F.count(F.lit(1)).alias("mm")).collect()[0]
     counts: dict[str, int | float | str] = {
         "period": year, "members": int(totals["members"] or 0), "member_months": int(totals["mm"] or 0),
-        "indicator_cells": len(cells), "rate_rows": len(out)}
+        "strata_rows": len(long), "rate_rows": len(out)}
     log.info("indicators for %s: %s members, %s member-months", year, counts["members"], counts["member_months"])
     return StageResult(STAGE, counts, {"seconds": seconds, "catalogue_version": cat.version,
                                        "standard_population": std.version})

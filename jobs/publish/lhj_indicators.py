@@ -252,35 +252,39 @@ def _state_rule(counts: pd.DataFrame, masked: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-CELL_KEYS = ["period", "lhj", "zip", "age_group", "age_band", "sex", "race_ethnicity", "language"]
+#: the key of a long row (:func:`jobs.indicators.cells.strata`) besides its indicator
+LONG_KEYS = ["lhj", "period", "age_group", "stratifier", "stratum"]
 
 
-def shared_populations(cube: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
-    """The cube as the feed publishes it: every indicator of a population over one denominator.
+def shared_populations(long: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
+    """The long rows (:func:`jobs.indicators.cells.strata`) as the feed publishes them: every
+    indicator of a population over one denominator.
 
     Why: two indicators' denominators that differ by an age limit (diabetes: all members; COPD:
     adults) would publish, by subtraction, the members under the limit in a cell, and so a count
     the suppression of either indicator hid. So in the feed an age-limited indicator's numerator is
     counted over the population of its kind (members enrolled 6 months, or member-months, of every
     age): its crude rate is per member of any age, and its age-adjusted rate stays over its own
-    ages. The gold tables keep the age-limited denominators."""
-    out = [cube]
-    present = set(cube["indicator_id"])
+    ages. The gold tables keep the age-limited denominators.
+
+    Done on the summed rows (sums are linear, and a limited indicator's members are among its
+    reference's), so the finest cells never reach pandas."""
+    out = [long]
+    present = set(long["indicator_id"])
     for key in sorted({population_id(i, cat) for i in cat.indicators.values()}):
         same = [i for i in cat.indicators.values() if population_id(i, cat) == key]
         ref = next((i for i in same if i.ages is None and i.id in present), None)
         limited = [i for i in same if i.ages is not None and i.id in present]
         if ref is None or not limited:
             continue
-        grid = cube[cube["indicator_id"] == ref.id][CELL_KEYS + ["denominator"]]
+        grid = long[long["indicator_id"] == ref.id][LONG_KEYS + ["denominator"]]
         for ind in limited:
-            mine = cube[cube["indicator_id"] == ind.id][CELL_KEYS + ["numerator", "sensitivity"]]
-            rows = grid.merge(mine, on=CELL_KEYS, how="left")
+            mine = long[long["indicator_id"] == ind.id][LONG_KEYS + ["numerator"]]
+            rows = grid.merge(mine, on=LONG_KEYS, how="left")
             rows["numerator"] = rows["numerator"].fillna(0).astype("int64")
-            rows["sensitivity"] = ind.sensitivity
             rows["indicator_id"] = ind.id
             out[0] = out[0][out[0]["indicator_id"] != ind.id]
-            out.append(rows[cube.columns.intersection(rows.columns)])
+            out.append(rows[long.columns])
     return pd.concat(out, ignore_index=True)
 
 
@@ -366,15 +370,24 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
     """The published indicator and population rows of every LHJ and the state (COLUMNS), from
     gold.indicator_cube rows. ``workers``: processes for the per-LHJ suppression (default
     :func:`workers_default`; 1 = in this process)."""
-    if cat is None or std is None:
-        cat, std = catalogue_mod.default()
     if cube.empty:
         return pd.DataFrame(columns=COLUMNS)
-    cube = cube[cube["indicator_id"].isin(list(cat.indicators))].copy()
+    cube = cube.copy()
     cube["numerator"] = cube["numerator"].astype("int64")
     cube["denominator"] = cube["denominator"].astype("int64")
-    cube = shared_populations(cube, cat)
-    long = strata(with_periods(cube))
+    return decide_strata(strata(with_periods(cube)), cat, std, workers=workers)
+
+
+def decide_strata(long: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None, *,
+                  workers: int | None = None) -> pd.DataFrame:
+    """:func:`decide_all` from the cube's long rows (:func:`jobs.indicators.cells.strata`, or
+    :func:`load_strata`: summed by the engine)."""
+    if cat is None or std is None:
+        cat, std = catalogue_mod.default()
+    long = long[long["indicator_id"].isin(list(cat.indicators))]
+    if long.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    long = shared_populations(long, cat)
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
     parts, summary, failed = _suppress_lhjs(feed, cat, workers_default() if workers is None else workers)
@@ -660,11 +673,13 @@ def suppressed_cells(table: pd.DataFrame) -> int:
     return int(crude["annotation"].isin(SUPPRESSED_CODES).sum())
 
 
-def load_cube(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
-    """gold.indicator_cube rows of ``year`` and the year before (for the year-over-year change; all
-    years when None); None when the table does not exist."""
+def load_strata(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
+    """The long rows (:func:`jobs.indicators.cells.strata_from_engine`) of gold.indicator_cube for
+    ``year`` and the year before (for the year-over-year change; all years when None); None when
+    the table does not exist."""
     from pyspark.sql import functions as F
 
+    from jobs.indicators.cells import strata_from_engine
     from phmx import lakehouse
     from phmx.tables import INDICATOR_CUBE
 
@@ -673,8 +688,7 @@ def load_cube(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
     df = lakehouse.read(spark, INDICATOR_CUBE)
     if year:
         df = df.where(F.substring("period", 1, 4).isin(str(int(year) - 1), year))
-    out: pd.DataFrame = df.drop("run_id").toPandas()
-    return out
+    return strata_from_engine(df)
 
 
 def for_lhj(published: pd.DataFrame, lhj: str) -> pd.DataFrame:

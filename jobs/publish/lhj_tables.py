@@ -181,10 +181,10 @@ def indicator_table(spark: SparkSession, period: str) -> pd.DataFrame | None:
     """Every LHJ's and the state's published indicators for the run's year (all years for a run
     of ``all``); None when the indicators stage has not run."""
     year = period[:4] if period[:4].isdigit() else None
-    cube = lhj_indicators.load_cube(spark, year)
-    if cube is None or cube.empty:
+    long = lhj_indicators.load_strata(spark, year)
+    if long is None or long.empty:
         return None
-    published = lhj_indicators.decide_all(cube)
+    published = lhj_indicators.decide_strata(long)
     ok, figures = lhj_indicators.protected(published)
     if not ok:
         # Never publish a table the attacker's LP can still bound: the packages go out without
