@@ -14,7 +14,12 @@ after its FEBRL example (name comparisons with term frequencies, date of birth, 
 Levenshtein on the person number, street number and postcode; EM on two blocking rules). Each
 tool runs in its own process, one after the other, so wall time and peak RSS are its own.
 Reported per set: pairwise precision, recall, F1, wall seconds, peak RSS, with the machine and
-its load first. ``--quick`` runs FEBRL 1 only.
+its load first. ``--quick`` runs FEBRL 1 only. ``--why`` adds, per set, phmx's missed true
+pairs by cause (never compared, below the review threshold, an edge guard by name, the review
+band, a cluster guard), what each edge guard refused (true pairs / other pairs) and the review
+queue with the F1 a reviewer deciding every item rightly would reach, and per blocking rule its
+candidate pairs, those no other rule makes and the true pairs among them (:func:`why_missed`); the
+F1 of the main table counts a queued pair as not linked, since Splink has no review.
 
 ``fake_1000`` is Splink's own example set (1,000 records of 251 synthetic people: first name,
 surname, birth date, city, email; MIT; kept in tests/identity/data/splink with its SOURCES and
@@ -35,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +97,71 @@ def run_phmx(name: str, files: list[str], out: str) -> dict[str, Any]:
     cl = pd.read_parquet(Path(out) / "clusters.parquet").rename(columns={"member_id": "cluster"})
     return {"seconds": round(seconds, 2), **score(cl[["record_id", "cluster"]], name),
             "candidate_pairs": counts.get("pairs")}
+
+
+def why_missed(name: str, files: list[str], out: str) -> dict[str, Any]:
+    """phmx's misses on a set, by cause, and what each edge guard refused (true pairs / others).
+
+    Every true pair not put in one cluster gets the first cause that applies: ``never compared``
+    (no blocking rule made it a candidate), ``below review`` (scored under the review
+    threshold), ``edge guard: <name>`` (a guard fired on it), ``review band`` (between the review
+    and link thresholds: a queue item, not a link), else ``cluster guard`` (a link edge the
+    clustering refused or that lost to a conflict elsewhere in the cluster). Review items count as
+    not linked in the F1 the benchmark reports (Splink has no review); ``f1_review_decided`` is the
+    F1 a reviewer deciding every queued pair rightly would reach (pairs only, no closure).
+    """
+    os.environ.setdefault("PHMX_HOME", str(Path(out) / "home"))
+
+    from jobs.identity import linkage, linkfiles
+    from jobs.identity.cluster import edge_guard_reasons
+    from phmx.engine import get_spark
+
+    run = linkfiles.run_link(get_spark(), files, str(MAPPINGS[name]), str(Path(out) / "_work"))
+    s = run.settings
+    rec: pd.DataFrame = run.clusters.select("rid", "source_person_id", "cluster").toPandas()
+    rec["entity"] = truth(name, rec["source_person_id"].astype(str)).to_numpy()
+    tp = rec.merge(rec, on="entity", suffixes=("_l", "_r"))
+    tp = tp.loc[tp["rid_l"] < tp["rid_r"], ["rid_l", "rid_r", "cluster_l", "cluster_r"]]
+    g_cols = [f"g_{c.name}" for c in s.comparisons]
+    sc: pd.DataFrame = run.scored.scored(s).withColumn("deterministic", linkage.deterministic_column(s)) \
+        .select("rid_l", "rid_r", "rules", "match_weight", "deterministic", *g_cols).toPandas()
+    sc["guard"] = edge_guard_reasons(sc, s)
+    ent = dict(zip(rec["rid"], rec["entity"], strict=True))
+    clu = dict(zip(rec["rid"], rec["cluster"], strict=True))
+    sc["true"] = [ent[a] == ent[b] for a, b in zip(sc["rid_l"], sc["rid_r"], strict=True)]
+    sc["together"] = [clu[a] == clu[b] for a, b in zip(sc["rid_l"], sc["rid_r"], strict=True)]
+    linkable = (sc["match_weight"] >= s.link_weight) | sc["deterministic"]
+    review_band = (sc["match_weight"] >= s.review_weight) & ~linkable
+    miss = tp.loc[tp["cluster_l"] != tp["cluster_r"], ["rid_l", "rid_r"]].merge(sc, on=["rid_l", "rid_r"], how="left")
+    det = miss["deterministic"].fillna(False).astype(bool)
+    cause = np.select(
+        [miss["match_weight"].isna(), (miss["match_weight"] < s.review_weight) & ~det, miss["guard"].notna(),
+         (miss["match_weight"] < s.link_weight) & ~det],
+        ["never compared", "below review", "edge guard: " + miss["guard"].fillna("").astype(str), "review band"],
+        "cluster guard")
+    causes = pd.Series(cause).value_counts().to_dict()
+    guarded = sc.loc[sc["guard"].notna() & (linkable | review_band)].groupby("guard")["true"] \
+        .agg(true_pairs="sum", other_pairs=lambda t: int((~t).sum()))
+    review_guards = {g.name for g in s.edge_guards if g.review}
+    queue = sc.loc[~sc["together"] & ((review_band & sc["guard"].isna())
+                                      | (sc["guard"].isin(review_guards) & (linkable | review_band)))]
+    n_true = len(tp)
+    linked_true = n_true - len(miss)
+    pred = int(rec.groupby("cluster").size().map(lambda k: k * (k - 1) // 2).sum())
+
+    def f1(tp_: int, pred_: int) -> float:
+        p, r = (tp_ / pred_ if pred_ else 1.0), tp_ / n_true
+        return round(2 * p * r / (p + r), 4) if p + r else 0.0
+
+    mask = sc["rules"].to_numpy(dtype="int64")
+    rules = {r.name: {"pairs": int(((mask >> i) & 1).sum()), "only_pairs": int((mask == 1 << i).sum()),
+                      "only_true_pairs": int(((mask == 1 << i) & sc["true"].to_numpy()).sum())}
+             for i, r in enumerate(s.rules)}
+    decided = linked_true + int(queue["true"].sum())
+    return {"rules": rules, "missed": len(miss), "causes": {str(k): int(v) for k, v in causes.items()},
+            "guard_refused": {str(g): {k: int(v) for k, v in row.items()} for g, row in guarded.iterrows()},
+            "review_queue": {"items": len(queue), "true_pairs": int(queue["true"].sum())},
+            "f1": f1(linked_true, pred), "f1_review_decided": f1(decided, pred + int(queue["true"].sum()))}
 
 
 def _splink_frame(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -187,6 +258,8 @@ def _child(argv: list[str]) -> int:
     tool, name, out, files = argv[0], argv[1], argv[2], argv[3:]
     if tool == "phmx":
         res = run_phmx(name, files, out)
+    elif tool == "why":
+        res = why_missed(name, files, out)
     else:
         res = run_splink_fake_1000(files[0]) if name == "fake_1000" else run_splink(files)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -222,10 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="FEBRL 1 only")
     ap.add_argument("--sets", nargs="+", choices=SETS, default=None)
     ap.add_argument("--no-splink", action="store_true")
+    ap.add_argument("--why", action="store_true",
+                    help="also report phmx's missed true pairs by cause, what each edge guard refused, and the "
+                         "review queue (one more phmx run per set)")
     args = ap.parse_args(argv)
     sets = args.sets or (["febrl1"] if args.quick else list(SETS))
     print(f"machine: {machine()}", flush=True)
     rows = []
+    whys: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="phmx-febrl-") as tmp:
         for name in sets:
             files = []
@@ -240,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
                 res.update({"set": name, "tool": tool, "records": records})
                 rows.append(res)
                 print(json.dumps(res), flush=True)
+            if args.why:
+                why = _spawn("why", name, files, str(Path(tmp) / f"out_{name}_why"))
+                whys[name] = why
+                print(json.dumps({"set": name, "why": why}), flush=True)
     print("\n| set | records | tool | precision | recall | F1 | seconds | peak RSS MB |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
@@ -247,8 +328,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"| {r['set']} | {r['records']:,} | {r['tool']} | {r['precision']:.4f} | {r['recall']:.4f} | "
               f"{r['f1']:.4f} | {r['process_seconds']:.1f} | {r['peak_rss_mb']:,.0f} |")
+    if whys:
+        print("\nphmx's missed true pairs by cause; edge guards' refusals (true pairs / other pairs); review queue"
+              " (items / true pairs); F1 as reported (queued pairs not linked) and with every queued pair decided"
+              " rightly\n\n| set | missed | causes | guards refused | review queue | F1 | F1 queue decided |"
+              "\n|---|---|---|---|---|---|---|")
+        for name, w in whys.items():
+            if "error" in w:
+                print(f"| {name} | error: {w['error'][-120:]!r} | | | | | |")
+                continue
+            causes = ", ".join(f"{k} {v}" for k, v in sorted(w["causes"].items(), key=lambda kv: -kv[1]))
+            refused = ", ".join(f"{g} {v['true_pairs']}/{v['other_pairs']}" for g, v in w["guard_refused"].items())
+            q = w["review_queue"]
+            print(f"| {name} | {w['missed']} | {causes} | {refused} | {q['items']} / {q['true_pairs']} | "
+                  f"{w['f1']:.4f} | {w['f1_review_decided']:.4f} |")
     print(f"machine after: {machine()}")
-    return 1 if any("error" in r for r in rows) else 0
+    return 1 if any("error" in r for r in [*rows, *whys.values()]) else 0
 
 
 if __name__ == "__main__":

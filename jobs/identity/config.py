@@ -42,7 +42,7 @@ LEVEL_KINDS = ("exact", "jaro_winkler", "levenshtein", "transposition", "token_o
 BASE_FEATURES = frozenset({
     "gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "gn_tokens", "gn_alias", "mi", "fn", "fn_sdx", "fn_tokens",
     "fn_alias", "name_set", "birth_date", "dob_str", "birth_year", "dob_md", "dob_ym", "sex", "phone", "zip5",
-    "addr_key", "addr_hist", "city", "mmn", "no_zip",
+    "addr_key", "addr_num", "addr_words", "addr_hist", "city", "mmn", "no_zip",
 })
 #: Kept for readers of the old constant: the base features plus the default identifiers.
 FEATURES = BASE_FEATURES | {"cin", "ssn"}

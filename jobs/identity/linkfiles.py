@@ -274,15 +274,26 @@ def link_settings(base: IdentitySettings, mappings: list[Mapping]) -> IdentitySe
     return base.with_identifiers(tuple(decls[k] for k in sorted(decls)))
 
 
-def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list[str], out_dir: str, *,
-               settings: IdentitySettings | None = None, min_probability: float | None = None) -> dict[str, Any]:
-    """Link the inputs; write ``pairs.parquet`` and ``clusters.parquet`` under ``out_dir``.
+@dataclass
+class LinkRun:
+    """One ``link`` run's engine results: the settings used (restricted to the fields the
+    inputs have), the standardised records, the scored pairs and model, the clustering."""
 
-    ``mapping_paths``: one mapping for every input, or one per input (in the same order).
-    """
+    settings: IdentitySettings
+    std: DataFrame
+    scored: linkage.Scored
+    links: linkage.Links
+    clusters: DataFrame
+    records: int
+
+
+def run_link(spark: SparkSession, inputs: list[str], mapping_paths: str | list[str], work: str, *,
+             settings: IdentitySettings | None = None) -> LinkRun:
+    """Read, standardise, block, compare, train, score and cluster the inputs (intermediate
+    frames under ``work``). :func:`link_files` writes its outputs from this; the public
+    benchmark's miss report reads the same run."""
     from pyspark.sql import functions as F
 
-    t0 = time.perf_counter()
     if not inputs:
         raise ConfigError("give at least one input file")
     paths = [mapping_paths] if isinstance(mapping_paths, str) else list(mapping_paths)
@@ -311,7 +322,6 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
     if not s.rules or not s.comparisons:
         raise ConfigError("the mapping gives too few fields to block and compare records",
                           hint="map at least names and a birth date, or an identifier")
-    work = storage.join(out_dir, "_work")
     scratch = linkage.Scratch(spark, "identity", root=work)
     std = linkage.prepare(person, scratch, s)
     n = std.count()
@@ -320,6 +330,21 @@ def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list
     scored = linkage.score(spark, std, s, scratch)
     links = linkage.link(spark, scored, s)
     clusters = linkage.cluster_frame(spark, std, links.labels)
+    return LinkRun(settings=s, std=std, scored=scored, links=links, clusters=clusters, records=int(n))
+
+
+def link_files(spark: SparkSession, inputs: list[str], mapping_paths: str | list[str], out_dir: str, *,
+               settings: IdentitySettings | None = None, min_probability: float | None = None) -> dict[str, Any]:
+    """Link the inputs; write ``pairs.parquet`` and ``clusters.parquet`` under ``out_dir``.
+
+    ``mapping_paths``: one mapping for every input, or one per input (in the same order).
+    """
+    from pyspark.sql import functions as F
+
+    t0 = time.perf_counter()
+    work = storage.join(out_dir, "_work")
+    run = run_link(spark, inputs, mapping_paths, work, settings=settings)
+    s, std, scored, clusters, n = run.settings, run.std, run.scored, run.clusters, run.records
     keys = std.select("rid", "source", "source_person_id")
     members = clusters.withColumn("_key", F.concat_ws("\u001f", "source", "source_person_id")) \
         .groupBy("cluster").agg(F.min("_key").alias("_ckey")).select("cluster", ids.mint(F.col("_ckey")).alias("member_id"))

@@ -13,7 +13,8 @@ Features (see :data:`jobs.identity.config.FEATURES`):
 ``birth_date``, ``dob_str`` (yyyymmdd), ``birth_year``, ``dob_md`` (mmdd), ``dob_ym`` (yyyymm);
 ``sex`` M/F/X; one column per declared identifier (``cin``, ``ssn``, ... normalised and
 validated as its declaration says: :class:`jobs.identity.config.Identifier`); ``phone`` 10
-digits; ``zip5``; ``addr_key`` house number + USPS street; ``city``; ``gn_tokens`` every
+digits; ``zip5``; ``addr_key`` house number + USPS street; ``addr_num`` the house number;
+``addr_words`` house number and street words (:func:`street_words`); ``city``; ``gn_tokens`` every
 significant given-name token (compound names); ``gn_alias`` / ``fn_alias`` a recorded alias;
 ``mmn`` mother's maiden name. Invalid or placeholder values become null (no evidence), never a
 wrong agreement.
@@ -257,6 +258,34 @@ def address_key(c: Column) -> Column:
     return F.when((F.length(out) > 2) & ~out.rlike(PLACEHOLDER_ADDRESS), out)
 
 
+def house_number(key: Column) -> Column:
+    """The house number of an address key (its first token, when it is a number: ``123``,
+    ``123A``), else null."""
+    F = _f()
+    first = F.regexp_extract(key, "^([0-9]+[A-Z]?) ", 1)
+    return F.when(first != F.lit(""), first)
+
+
+def street_words(key: Column) -> Column:
+    """``<house number>:<word>`` for each street-name word of an address key, ``|``-separated
+    (``12:COLEBATCH|12:BRENTWOOD``), or null without a house number or such a word.
+
+    Words are the letters-only tokens of three letters or more that are not a USPS suffix or
+    directional (``ST``, ``PL``, ``N``). Two addresses sharing one such entry have the same
+    house number and a street word in common, whatever the order of the parts, a run-together
+    or split word elsewhere, or a second line present on one side only: ``address_similar``
+    (a few keystrokes over the whole line) misses those, and a ZIP alone says little.
+    """
+    F = _f()
+    abbr = config.address_abbreviations()
+    stop = sorted({*abbr["suffixes"], *abbr["suffixes"].values(), *abbr["directionals"],
+                   *abbr["directionals"].values()})
+    num = house_number(key)
+    words = F.filter(F.split(key, " "), lambda t: t.rlike("^[A-Z]{3,}$") & ~t.isin(stop))
+    tagged = F.transform(F.array_distinct(words), lambda t: F.concat(num, F.lit(":"), t))
+    return F.when(num.isNotNull() & (F.size(words) > 0), F.array_join(F.array_sort(tagged), "|"))
+
+
 def city(c: Column) -> Column:
     F = _f()
     s = F.regexp_replace(F.coalesce(clean_text(c), F.lit("")), "[^A-Z ]", "")
@@ -288,7 +317,7 @@ FEATURES_OF = {
     "given_name": {"gn", "gn_canon", "gn_key", "gn_sdx", "gn_initial", "gn_tokens", "mi"}, "middle_name": {"mi"},
     "family_name": {"fn", "fn_sdx", "fn_tokens"},
     "birth_date": {"birth_date", "dob_str", "birth_year", "dob_md", "dob_ym"},
-    "sex": {"sex"}, "phone": {"phone"}, "zip": {"zip5"}, "address_line": {"addr_key"}, "city": {"city"},
+    "sex": {"sex"}, "phone": {"phone"}, "zip": {"zip5"}, "address_line": {"addr_key", "addr_num", "addr_words"}, "city": {"city"},
     "alias_given_name": {"gn_alias"}, "alias_family_name": {"fn_alias"}, "mother_maiden_name": {"mmn"},
     "address_history": {"addr_hist"},
 }
@@ -371,6 +400,8 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
         F.date_format(F.col("birth_date"), "yyyyMM").alias("dob_ym"),
         # "1" for a record without a ZIP, else null: a blocking key that confines a rule to them.
         F.when(F.col("zip5").isNull(), F.lit("1")).alias("no_zip"),
+        house_number(F.col("addr_key")).alias("addr_num"),
+        street_words(F.col("addr_key")).alias("addr_words"),
         # Given name and first family-name part, in sorted order: blocks swapped names together.
         F.when(F.col("gn").isNotNull() & F.col("fn").isNotNull(),
                F.array_join(F.array_sort(F.array(F.col("gn"), F.coalesce(F.get(F.col("_fn_parts"), 0), F.col("fn")))),

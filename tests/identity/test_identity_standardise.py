@@ -78,6 +78,10 @@ def test_phone_zip_and_address(std_rows):
     assert std_rows["6"]["addr_key"] == "77 ELM ST"
     assert std_rows["5"]["addr_key"] == "9 CAM REAL BLVD"
     assert std_rows["1"]["city"] == "SAN JOSE" and std_rows["2"]["city"] == "OAKLAND"
+    # House number and street words (suffixes, directionals and short tokens are not words).
+    assert (std_rows["1"]["addr_num"], std_rows["1"]["addr_words"]) == ("123", "123:MAIN")
+    assert std_rows["5"]["addr_words"] == "9:REAL"  # CAM is the USPS suffix of Camino
+    assert std_rows["3"]["addr_num"] is None and std_rows["3"]["addr_words"] is None  # PO box: no house number
 
 
 def test_term_frequencies_and_fingerprint(spark):
@@ -114,3 +118,28 @@ def test_typo_blocking_keys_and_address_history(spark):
     assert rows["1"]["addr_hist"] == "12 MAIN ST|4 OAK AVE"
     # No history sent: unknown, not "never lived anywhere else".
     assert rows["2"]["addr_hist"] is None and rows["3"]["addr_hist"] is None
+
+
+def test_same_street_level_reads_reordered_and_run_together_addresses(spark):
+    # One address written three ways (the parts reordered, a suffix mistyped, a second line on
+    # one side): whole-line edit distance is far apart, yet the house number and a street word
+    # agree. A neighbour (another house number) and a namesake street elsewhere do not.
+    from jobs.identity import comparisons, config
+
+    s = config.load()
+    rows = [("1", "64 Harbor Pl Mount Pleasant", "95112"), ("2", "64 Harbor Olace Mount Pleasant", "95112"),
+            ("3", "6 Lhotsky St Nunkeri", "95112"), ("4", "6 Nunkeri Lhotsky Street", "95112"),
+            ("5", "66 Harbor Pl", "95112"), ("6", "9 Elm St", "95113"), ("7", "9 Sycamore St", "95113")]
+    # (6 / 7: same number, streets share no word: ST is a suffix, not a word)
+    df = spark.createDataFrame([("s", *r) for r in rows], "source string, source_person_id string, "
+                               "address_line string, zip string")
+    loc = s.comparison("location")
+    cols = list(loc.columns)
+    std = {r["source_person_id"]: r for r in standardise.standardise(df, s).select("source_person_id", *cols).collect()}
+    want = {("1", "2"): "same_street", ("3", "4"): "same_street", ("1", "5"): "zip", ("6", "7"): "zip"}
+    sides = spark.createDataFrame([(a, b, *[std[a][c] for c in cols], *[std[b][c] for c in cols]) for a, b in want],
+                                  ", ".join(["a string", "b string", *[f"l_{c} string" for c in cols],
+                                             *[f"r_{c} string" for c in cols]]))
+    got = {(r["a"], r["b"]): loc.label(r["g"])
+           for r in sides.select("a", "b", comparisons.gamma_column(loc).alias("g")).collect()}
+    assert got == want
