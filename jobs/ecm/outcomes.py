@@ -246,7 +246,6 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
            scratch: lakehouse.Scratch) -> DataFrame:
     """Per ECM authorization and month: paid and covered in the month, paid and covered months in the
     12 months before enrollment, the baseline tier, and the tier-matched comparison PMPMs (after, before)."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     months = [r.month for r in member_month.select("month").distinct().collect()]
@@ -277,18 +276,22 @@ def _costs(spark: SparkSession, assignment: DataFrame, member_month: DataFrame,
         "member_id", F.expr("cast(substring(period, 5, 4) AS int) * 12 + cast(substring(period, 10, 2) AS int)")
         .alias("risk_midx"), "risk_tier", F.col("plan_id").alias("risk_plan"))
 
-    # ECM members (a few percent of the population): each covered month with its 12 months before
-    w = Window.partitionBy("member_id").orderBy("midx").rangeBetween(-12, -1)
+    # ECM members (a few percent of the population): their covered months with what was paid in them
     cov_ecm = scratch.put(
         cov.join(assignment.select("member_id").distinct(), "member_id", "left_semi")
-        .join(paid, ["member_id", "midx"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0)))
-        .withColumn("before_paid", F.sum("paid").over(w)).withColumn("before_months", F.count("paid").over(w)),
+        .join(paid, ["member_id", "midx"], "left").withColumn("paid", F.coalesce("paid", F.lit(0.0))),
         "clin_cov_ecm")
     cmp = _comparison(spark, cov, paid, risk, xwalk, lo, hi, _month_index(first))
-    base = (assignment.select(*KEY, "enrollment_date").where("enrollment_date IS NOT NULL")
-            .withColumn("midx", _midx("enrollment_date")).withColumn("risk_midx", F.col("midx") - 1)
+    enrolled = (assignment.select(*KEY, "enrollment_date").where("enrollment_date IS NOT NULL")
+                .withColumn("midx", _midx("enrollment_date")))
+    # paid and covered months in the 12 months before the enrollment month (whether or not the member was
+    # covered in the enrollment month itself)
+    before = (enrolled.join(cov_ecm.select("member_id", F.col("midx").alias("m"), "paid"), "member_id")
+              .where((F.col("m") >= F.col("midx") - 12) & (F.col("m") < F.col("midx")))
+              .groupBy(*KEY).agg(F.sum("paid").alias("before_paid"), F.count("*").alias("before_months")))
+    base = (enrolled.withColumn("risk_midx", F.col("midx") - 1)
             .join(risk.select("member_id", "risk_midx", "risk_tier"), ["member_id", "risk_midx"], "left")
-            .join(cov_ecm.select("member_id", "midx", "before_paid", "before_months"), ["member_id", "midx"], "left")
+            .join(before, list(KEY), "left")
             .select(*KEY, "risk_tier", "before_paid", "before_months"))
     return (member_month.select(*KEY, "month").join(base, list(KEY), "left")
             .join(cov_ecm.select("member_id", _month_text("midx").alias("month"), "paid", F.lit(True).alias("covered")),

@@ -54,11 +54,20 @@ def run(spark: SparkSession, ctx: RunContext, *, cfg: config_mod.MetricsConfig |
         flagged = populations.write(spark, ctx.run_id)
         written = lakehouse.read(spark, ECM_PROVIDER_MONTH).where(where)
         cells = written.select("provider_npi", "plan_id", "month").distinct().count()
-        engaged = written.where("metric_id = 'engaged_members'").agg(F.sum("numerator")).collect()[0][0] or 0
+        sums = written.agg(
+            F.sum(F.when(F.col("metric_id") == "engaged_members", F.col("numerator"))).alias("engaged"),
+            F.sum(F.when(F.col("metric_id") == "tcoc_pmpm_comparison_before", F.col("denominator"))).alias("compared"),
+        ).collect()[0]
+        engaged, compared = int(sums.engaged or 0), int(sums.compared or 0)
+        if engaged and not compared:
+            # the comparison group is matched on each member's tier as of the month before enrollment: a run
+            # whose gold.member_risk has only its latest rolling month (a single run over all data) has none
+            log.warning("ecm: no engaged member has a baseline risk tier, so the comparison-group metrics are empty; "
+                        "compute the rolling tiers of the months before (phmx measures risk-history --from --to)")
         counts: dict[str, int | float | str] = {
             "months": len(months), "provider_plan_months": cells, "metrics": len(cfg.metrics),
-            "engaged_member_months": int(engaged), "assignments_unlinked": frames.unlinked,
-            "statement_lines": lines, "population_flags": flagged}
+            "engaged_member_months": engaged, "engaged_member_months_compared": compared,
+            "assignments_unlinked": frames.unlinked, "statement_lines": lines, "population_flags": flagged}
         log.info("ecm metrics written for %d months (%d provider-plan-months)", len(months), cells)
         return StageResult(STAGE, counts, {"first_month": months[0], "last_month": months[-1],
                                            "metrics_version": cfg.version,

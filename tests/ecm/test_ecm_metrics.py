@@ -18,6 +18,7 @@ from jobs.ecm.config import load
 from jobs.ecm.contracts import parse
 from phmx import lakehouse
 from phmx.context import RunContext
+from phmx.tables import MEMBER_MONTH
 
 
 def _pipeline(spark, period: str = "all"):  # noqa: ANN001, ANN202
@@ -47,7 +48,7 @@ def test_hand_built_sequence_gives_the_worked_out_metrics(spark, phmx_home, land
     for stage in (ingest, conform, identity):
         stage.run(spark, RunContext.new())
     assert lakehouse.read(spark, "bronze.quarantine").count() == 0  # every clinical row taken
-    write_coverage_and_tiers(spark)
+    ids = write_coverage_and_tiers(spark)
     result = ecm.run(spark, RunContext.new("all"))
     assert result.counts["months"] == 4 and result.counts["assignments_unlinked"] == 0
     rows = lakehouse.read(spark, "gold.ecm_provider_month").collect()
@@ -93,6 +94,18 @@ def test_hand_built_sequence_gives_the_worked_out_metrics(spark, phmx_home, land
                                ("2025-03", 22.5, 18.0, 495.0), ("2025-04", 22.5, 18.0, 495.0)):
         assert (priced[(m, "QUALITY:cbp")], priced[(m, "QUALITY:gsd_poor_control")],
                 priced[(m, "QUALITY:dsf_screening")], priced[(m, "TOTAL")]) == (cbp, gsd, 4.5, total), m
+
+    # the 12 months before enrollment do not depend on the enrollment month itself being covered: with A's
+    # January 2025 (the enrollment month) uncovered, February still averages 2024's 12 covered months
+    kept = [tuple(r) for r in lakehouse.read(spark, "gold.member_month").select("member_id", "month").collect()
+            if not (r.member_id == ids["BC1"] and r.month == dt.date(2025, 1, 1))]
+    lakehouse.overwrite(lakehouse.conform_to(spark.createDataFrame(kept, "member_id string, month date"),
+                                             MEMBER_MONTH), MEMBER_MONTH)
+    ecm.run(spark, RunContext.new("2025-02"))
+    feb = {r.metric_id: (r.numerator, r.denominator, r.value) for r in lakehouse.read(spark, "gold.ecm_provider_month")
+           .where("month = '2025-02' AND family = 'financial'").collect()}
+    assert feb["tcoc_pmpm_before_enrollment"] == (720.0, 12.0, 60.0)
+    assert feb["tcoc_pmpm_after_enrollment"] == (480.0, 1.0, 480.0)
 
 
 def test_a_month_run_replaces_only_its_month(spark, phmx_home, land):
@@ -140,7 +153,8 @@ def test_every_metric_of_a_full_synthetic_run_matches_the_ground_truth(spark, ph
     for stage in (ingest, conform, identity, consent_decisions, measures, indicators):
         stage.run(spark, RunContext.new())
     backfill(spark, months_between("2024-12", "2025-11"), "risk-history")
-    ecm.run(spark, RunContext.new())
+    result = ecm.run(spark, RunContext.new())
+    assert 0 < result.counts["engaged_member_months_compared"] <= result.counts["engaged_member_months"]
 
     def rows(items) -> dict:  # noqa: ANN001
         return {(r["provider_npi"], r["plan_id"], r["month"], r["metric_id"]):
