@@ -24,6 +24,7 @@ DAG file is parsed, as a :class:`~phmx.errors.ConfigError` naming the variable a
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -123,9 +124,11 @@ def _shared_roots(cfg: settings_mod.Settings) -> dict[str, str]:
 
 
 # ---- configuration of the two cluster runners ------------------------------------------------
-def _jars_setting(value: str) -> str:
+def _jars_setting(value: str) -> tuple[str, str]:
+    """``PHMX_SPARK_JARS`` as ``(jars to ship, class path)``: ``make-jvm`` is the class path of the
+    jars ``make jvm`` resolved on this machine, anything else a list shipped with ``--jars``."""
     value = value.strip()
-    return ",".join(jvm.jars()) if value == "make-jvm" else value
+    return ("", os.pathsep.join(jvm.jars())) if value == "make-jvm" else (value, "")
 
 
 @dataclass(frozen=True)
@@ -141,14 +144,19 @@ class SparkSubmitConfig:
     | PHMX_SPARK_PYTHON     | unset                           | driver and workers' Python (``make dist``) |
     | PHMX_SPARK_ARCHIVE    | unset                           | ``make dist`` environment, ``--archives`` |
 
-    ``PHMX_SPARK_JARS=make-jvm`` ships the jars ``make jvm`` resolved (``--jars``), any other value
-    is a comma-separated list passed as is; then nothing is resolved from Maven when the driver starts.
+    ``PHMX_SPARK_JARS=make-jvm`` puts the jars ``make jvm`` resolved on the driver's and executors'
+    class path where they lie (``--driver-class-path`` and ``spark.executor.extraClassPath``: a
+    local master, or nodes holding the same folder). ``--jars`` would copy every jar into each
+    job's scratch folder, 670 MB (the AWS SDK bundle) per task of the DAG, before the first
+    Spark job. Any other value is a comma-separated list shipped with ``--jars``. Either way
+    nothing is resolved from Maven when the driver starts.
     """
 
     conn_id: str = "spark_default"
     delta_package: str = field(default_factory=delta_package)
     application: str = field(default_factory=submit_script)
     jars: str = ""
+    class_path: str = ""
     python: str = ""
     archive: str = ""
 
@@ -159,10 +167,11 @@ class SparkSubmitConfig:
 
     @classmethod
     def from_settings(cls, cfg: settings_mod.Settings) -> SparkSubmitConfig:
+        jars, class_path = _jars_setting(cfg.spark_jars or "")
         return cls(conn_id=cfg.spark_conn_id or "spark_default",
                    delta_package=cfg.delta_package or delta_package(),
                    application=cfg.spark_application or submit_script(),
-                   jars=_jars_setting(cfg.spark_jars or ""), python=(cfg.spark_python or "").strip(),
+                   jars=jars, class_path=class_path, python=(cfg.spark_python or "").strip(),
                    archive=(cfg.spark_archive or "").strip())
 
     def python_environment(self) -> dict[str, str]:
@@ -187,8 +196,8 @@ class SparkSubmitConfig:
                 "conf": {"spark.pyspark.python": python, "spark.pyspark.driver.python": python}}
 
     def packages(self, cfg: settings_mod.Settings) -> str:
-        """delta-spark, plus hadoop-aws when any data root is on S3 (none when ``jars`` are given)."""
-        if self.jars:
+        """delta-spark, plus hadoop-aws when any data root is on S3 (none when jars are given)."""
+        if self.jars or self.class_path:
             return ""
         pkgs = [self.delta_package]
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
@@ -409,8 +418,10 @@ class SparkSubmitRunner(TaskRunner):
             "application": sub.application,
             "packages": sub.packages(self.cfg) or None,
             "jars": sub.jars or None,
+            "driver_class_path": sub.class_path or None,
             "archives": archive.get("archives"),
-            "conf": {**sub.conf(self.cfg), **archive.get("conf", {})},
+            "conf": {**sub.conf(self.cfg), **archive.get("conf", {}),
+                     **({"spark.executor.extraClassPath": sub.class_path} if sub.class_path else {})},
             "env_vars": {**job_environment(self.cfg), **sub.python_environment()},
             "name": f"phmx-{task_id}",
         }

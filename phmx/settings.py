@@ -47,7 +47,7 @@ with the fields.
 | `PHMX_SPARK_CONN_ID` | `spark_default` | spark_submit: Airflow connection of the cluster |
 | `PHMX_DELTA_PACKAGE` | `io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`) | spark_submit: delta-spark Maven coordinate |
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
-| `PHMX_SPARK_JARS` | unset (`--packages` from Maven) | spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a comma-separated list of jars; then nothing is resolved when the driver starts |
+| `PHMX_SPARK_JARS` | unset (`--packages` from Maven) | spark_submit: `make-jvm` puts the jars `make jvm` resolved on the driver's and executors' class path where they lie (a local master, or nodes holding the same folder), or a comma-separated list of jars shipped with `--jars`; then nothing is resolved when the driver starts |
 | `PHMX_SPARK_PYTHON` | unset (the Airflow worker's environment) | spark_submit: the Python of the driver and its workers, e.g. `bin/python` of the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from the Airflow worker |
 | `PHMX_SPARK_ARCHIVE` | unset | spark_submit on YARN or Kubernetes: the `make dist` environment (`phmx-venv.tar.gz`, local or a URI the cluster reads), shipped with `--archives ...#environment`; the driver and executors run `./environment/bin/python` |
 | `PHMX_EMR_APPLICATION_ID` | required for EMR | Terraform output `emr_application_id` |
@@ -193,8 +193,10 @@ class Settings(BaseSettings):
     spark_application: str | None = _var("PHMX_SPARK_APPLICATION", None, "`jobs/submit.py` of the installed package",
                                          "spark_submit: driver script path")
     spark_jars: str | None = _var("PHMX_SPARK_JARS", None, "unset (`--packages` from Maven)",
-                                  "spark_submit: `make-jvm` ships the jars `make jvm` resolved with `--jars`, or a "
-                                  "comma-separated list of jars; then nothing is resolved when the driver starts")
+                                  "spark_submit: `make-jvm` puts the jars `make jvm` resolved on the driver's and "
+                                  "executors' class path where they lie (a local master, or nodes holding the same "
+                                  "folder), or a comma-separated list of jars shipped with `--jars`; then nothing is "
+                                  "resolved when the driver starts")
     spark_python: str | None = _var("PHMX_SPARK_PYTHON", None, "unset (the Airflow worker's environment)",
                                     "spark_submit: the Python of the driver and its workers, e.g. `bin/python` of "
                                     "the `make dist` environment unpacked; the job then gets no `PYTHONPATH` from "

@@ -3,6 +3,7 @@ configuration, and where data keys are unwrapped on each engine route."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -68,7 +69,6 @@ def test_classic_builder_uses_local_jars_and_this_interpreter(monkeypatch):
     assert any(Path(p).name.startswith("delta-spark_4.2_2.13") for p in opts["spark.driver.extraClassPath"].split(":"))
     assert opts["spark.sql.adaptive.enabled"] == "true" and opts["spark.master"] == "local[2]"
     assert opts["spark.driver.bindAddress"] == "127.0.0.1"
-    import os
 
     assert os.environ["PYSPARK_PYTHON"] == sys.executable
     assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
@@ -78,6 +78,21 @@ def test_cluster_conf_ships_the_jars_with_spark_jars():
     conf = jvm.session_conf(shuffle_partitions=8, local=False)
     assert "spark.driver.extraClassPath" not in conf
     assert any(j.endswith(f"delta-spark_4.2_2.13-{jvm.DELTA_VERSION}.jar") for j in conf["spark.jars"].split(","))
+
+
+def test_spark_submit_puts_make_jvms_jars_on_the_class_path_and_ships_a_given_list():
+    """``--jars`` copies every jar into each job's scratch folder (670 MB a DAG task, the AWS SDK
+    bundle); the jars ``make jvm`` resolved are on this machine, so they go on the class path."""
+    from phmx import runners, settings
+
+    local = runners.SparkSubmitConfig.from_settings(settings.load({"PHMX_HOME": "/tmp/hub",
+                                                                   "PHMX_SPARK_JARS": "make-jvm"}))
+    assert not local.jars and local.class_path.split(os.pathsep) == jvm.jars()
+    listed = runners.SparkSubmitConfig.from_settings(settings.load({"PHMX_HOME": "/tmp/hub",
+                                                                    "PHMX_SPARK_JARS": "/opt/jars/delta.jar"}))
+    assert (listed.jars, listed.class_path) == ("/opt/jars/delta.jar", "")
+    cfg = settings.load({"PHMX_HOME": "/tmp/hub"})
+    assert local.packages(cfg) == listed.packages(cfg) == ""  # nothing from Maven either way
 
 
 def test_s3a_conf_maps_s3_and_turns_sse_kms_on():

@@ -1,5 +1,5 @@
 """The spark_submit runner for real: the operator the DAG builds (PHMX_RUNNER=spark_submit) runs
-``spark-submit --master local[2]`` with the jars ``make jvm`` resolved, and the driver
+``spark-submit --master local[2]`` with the jars ``make jvm`` resolved on its class path, and the driver
 (jobs/submit.py on a classic JVM session) runs the ingest stage into Delta tables."""
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def test_spark_submit_runner_runs_a_stage_on_local_jvm_spark(tmp_path, monkeypat
     with DAG("engines_spark_submit", schedule=None):
         op = runners.stage_task("ingest")
     assert op.__class__.__name__ == "SparkSubmitOperator"
-    assert not op.packages and "delta-spark_4.2_2.13" in op.jars  # nothing from Maven at run time
+    # nothing from Maven at run time, and the jars on the class path where they lie: not copied
+    # into the job's scratch folder as --jars would (670 MB per task)
+    assert not op.packages and not op.jars and "delta-spark_4.2_2.13" in op.driver_class_path
+    assert op.conf["spark.executor.extraClassPath"] == op.driver_class_path
     assert op.env_vars["PHMX_ENGINE"] == "classic"
     # a manual run (Airflow's context always holds its dag_run): the period stays the one asked for
     op.render_template_fields({"params": {"period": "all"}, "run_id": "manual__engines",
