@@ -336,6 +336,9 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     """
     rel_index = rel_index if rel_index is not None else system.relations_of()
     lp = _build_lp(system, vals, comp, rel_index)
+    closed = _one_equation(lp)
+    if closed is not False:
+        return closed
     n = lp.n
     bounds: list[Any] = [(0.0, None)] * n
     cap = _cap(vals, threshold)
@@ -388,6 +391,80 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     cells = {lp.comp[i]: CellBound(lp.comp[i], b.low, b.high) for i, b in enumerate(found[:len(lp.comp)])}
     implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[len(lp.comp):], strict=True)}
     return cells, implied
+
+
+def _one_equation(lp: _LP) -> Solution | None | bool:
+    """The exact intervals of a group whose LP is one relation plus box bounds, without solving it;
+    False when the group is not of that shape (then the LP is solved).
+
+    The shape (most groups of a suppressed table: two or three hidden strata of one stratifier, a
+    hidden count in no relation at all): at most one relation equation ``sum a_i x_i = b``
+    (``a_i`` = +-1), and every row with a hidden count has only one (so its implied count ``y =
+    r - c x`` >= 0 is a bound on that cell: ``0 <= x <= denominator`` for a numerator, ``x >=
+    numerator`` for a denominator). Over a box cut by one hyperplane the attainable values of
+    ``x_k`` are exactly ``(b - sum_{i != k} a_i x_i) / a_k`` over the others' boxes, intersected
+    with its own box: the same interval the two LPs would give (None when empty: the published
+    numbers are inconsistent)."""
+    a = lp.a_eq.tocsr()
+    n_cells = len(lp.comp)
+    n_rel = a.shape[0] - len(lp.rows)
+    if n_rel > 1:
+        return False
+    low = np.zeros(n_cells)
+    high = np.full(n_cells, np.inf)
+    row_eq: list[tuple[int, float, float]] = []  # (cell variable, c, r) of y + c x = r
+    for j in range(len(lp.rows)):
+        k = n_rel + j
+        cols = a.indices[a.indptr[k]:a.indptr[k + 1]]
+        data = a.data[a.indptr[k]:a.indptr[k + 1]]
+        cell_vars = [(int(c), float(v)) for c, v in zip(cols, data, strict=True) if c < n_cells]
+        if len(cell_vars) != 1:
+            return False
+        var, c = cell_vars[0]
+        r = float(lp.b_eq[k])
+        row_eq.append((var, c, r))
+        if c > 0:  # y = r - x >= 0
+            high[var] = min(high[var], r)
+        else:  # y = r + x >= 0
+            low[var] = max(low[var], -r)
+    if np.any(low > high + _TOL):
+        return None
+    if n_rel == 1:
+        cols = a.indices[a.indptr[0]:a.indptr[1]]
+        coef = np.zeros(n_cells)
+        coef[cols] = a.data[a.indptr[0]:a.indptr[1]]
+        if np.any(coef == 0) or np.any(np.abs(coef) != 1):
+            return False
+        b = float(lp.b_eq[0])
+        # each term a_i x_i ranges over [t_lo, t_hi]
+        t_lo = np.where(coef > 0, low, -high)
+        t_hi = np.where(coef > 0, high, -low)
+        if b < t_lo.sum() - _TOL or b > t_hi.sum() + _TOL:
+            return None
+        rest_lo, rest_hi = _sum_of_others(t_lo), _sum_of_others(t_hi)
+        term_lo, term_hi = b - rest_hi, b - rest_lo  # a_k x_k
+        x_lo = np.where(coef > 0, term_lo, -term_hi)
+        x_hi = np.where(coef > 0, term_hi, -term_lo)
+        low, high = np.maximum(low, x_lo), np.minimum(high, x_hi)
+        if np.any(low > high + _TOL):
+            return None
+    cells = {cell: CellBound(cell, float(low[i]), float(high[i])) for i, cell in enumerate(lp.comp)}
+    implied: dict[int, CellBound] = {}
+    for row, (var, c, r) in zip(lp.rows, row_eq, strict=True):
+        ys = sorted((r - c * low[var], r - c * high[var]))
+        implied[row] = CellBound(row * 2, float(max(ys[0], 0.0)), float(ys[1]))
+    return cells, implied
+
+
+def _sum_of_others(t: np.ndarray) -> np.ndarray:
+    """For each k, the sum of ``t`` without ``t[k]``; ``t``'s infinite entries all of one sign."""
+    inf = np.isinf(t)
+    finite = np.where(inf, 0.0, t)
+    total = finite.sum()
+    n_inf = int(inf.sum())
+    sign = float(np.sign(t[inf][0])) if n_inf else 0.0
+    others_inf = (n_inf - inf.astype(int)) > 0
+    return np.where(others_inf, sign * np.inf, total - finite)
 
 
 def binding_cells(system: CellSystem, vals: list[float | None], comp: list[int], target: tuple[str, int], side: str,

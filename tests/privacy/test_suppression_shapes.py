@@ -148,3 +148,44 @@ def test_random_tables_with_period_rollups_pass_and_stay_additive(seed, mean, tw
         if not pd.isna(vals[rel.parent]) and not any(pd.isna(p) for p in parts):
             assert vals[rel.parent] == sum(parts)
     assert out.loc[out["numerator"].isna() | out["denominator"].isna(), "rate"].isna().all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.generate])
+@given(cells=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=2, max_size=6),
+       hide=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["numerator", "denominator"])), min_size=1,
+                     max_size=4))
+def test_a_group_of_one_relation_gets_the_exact_lps_intervals_without_solving(cells, hide):
+    """privacy.attack decides a group whose LP is one relation plus the rows' bounds in closed form
+    (most groups of a suppressed table); its intervals, cells and implied counts alike, equal the
+    two exact LPs' of every variable, and an inconsistent table is still reported as such."""
+    from privacy import attack
+    from privacy.cell_relations import values
+
+    rows = [("sex", f"S{i}", min(a, b), max(a, b)) for i, (a, b) in enumerate(cells)]
+    df = table([(ALL, ALL, sum(r[2] for r in rows), sum(r[3] for r in rows)), *rows])
+    names = [ALL] + [r[1] for r in rows]
+    pub = blank(df, [("sex" if names[i % len(names)] != ALL else ALL, names[i % len(names)], col)
+                     for i, col in hide])
+    system = build_system(pub)
+    vals = values(pub)
+    rel_index = system.relations_of()
+    for comp in attack.components(system, vals):
+        lp = attack._build_lp(system, vals, comp, rel_index)
+        closed = attack._one_equation(lp)
+        if closed is False:
+            continue
+        real = attack._one_equation
+        try:
+            attack._one_equation = lambda _lp: False  # the LPs themselves
+            exact = attack.solve_component(system, vals, comp, rel_index, exact=True)
+        finally:
+            attack._one_equation = real
+        assert (closed is None) == (exact is None)
+        if exact is None:
+            continue
+        for got, want in zip(closed, exact, strict=True):
+            assert got.keys() == want.keys()
+            for k, b in want.items():
+                assert got[k].low == pytest.approx(b.low, abs=1e-6)
+                assert got[k].high == pytest.approx(b.high, abs=1e-6) or got[k].high == b.high == float("inf")
