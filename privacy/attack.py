@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import highspy
 import numpy as np
@@ -393,7 +393,7 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     return cells, implied
 
 
-def _one_equation(lp: _LP) -> Solution | None | bool:
+def _one_equation(lp: _LP) -> Solution | None | Literal[False]:
     """The exact intervals of a group whose LP is one relation plus box bounds, without solving it;
     False when the group is not of that shape (then the LP is solved).
 
