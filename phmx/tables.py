@@ -494,6 +494,20 @@ IDENTITY_RECORDS = _t(
         "only new and changed records.",
 )
 
+IDENTITY_INDEX = _t(
+    "gold",
+    "identity_index",
+    "source string, source_person_id string, rid bigint, source_fp string, fingerprint bigint, digest string,"
+    "bk array<string>, tf_keys array<string>, features string, run_id string, pii_fingerprint string",
+    keys="source source_person_id",
+    doc="The identity stage's encrypted index (jobs/identity/index.py), one row per linked source record: "
+        "source_fp detects a changed silver.person row without decrypting it; bk holds each blocking "
+        "rule's key and tf_keys each name's term-frequency key as keyed HMACs (in the settings' order) (equality only); features "
+        "is the standardised feature row, encrypted. An incremental run decrypts only the rows its new "
+        "records share a block or a member with.",
+    encrypted="features",
+)
+
 CONSENT_DECISION = _t(
     "gold",
     "consent_decision",
@@ -776,6 +790,7 @@ ALL: tuple[Table, ...] = (
     REVIEW_DECISIONS,
     IDENTITY_EVENTS,
     IDENTITY_RECORDS,
+    IDENTITY_INDEX,
     CONSENT_DECISION,
     MEASURE_EVENT,
     MEMBER_RISK,

@@ -146,20 +146,28 @@ def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFram
 
 
 def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
-          model: Model | None = None, new_col: str | None = None) -> Scored:
-    """Block, compare and (unless ``model`` is given) train; return materialised vectors."""
+          model: Model | None = None, new_col: str | None = None,
+          pairs: tuple[DataFrame, blocking.BlockingStats | None] | None = None) -> Scored:
+    """Block, compare and (unless ``model`` is given) train; return materialised vectors.
+
+    ``pairs``: candidate pairs already blocked (the incremental run blocks on the encrypted
+    index's keyed keys, :mod:`jobs.identity.index`), with their blocking statistics."""
     from pyspark.sql import functions as F
 
     t0 = time.perf_counter()
-    pairs, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
-    pairs = scratch.put(pairs, "pairs")
-    n_pairs = pairs.count()
+    if pairs is None:
+        blocked, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
+        blocked = scratch.put(blocked, "pairs")
+    else:
+        blocked, stats = pairs
+    pairs_df = blocked
+    n_pairs = pairs_df.count()
     # Compare in slices of about ``compare_chunk_pairs`` pairs: the engine's joins hold each
     # slice in memory, so peak memory stays bounded whatever the number of records.
     chunks = max(1, math.ceil(n_pairs / max(settings.compare_chunk_pairs, 1)))
     gammas = None
     for i in range(chunks):
-        part = pairs if chunks == 1 else pairs.where(F.pmod(F.col("rid_l"), F.lit(chunks)) == i)
+        part = pairs_df if chunks == 1 else pairs_df.where(F.pmod(F.col("rid_l"), F.lit(chunks)) == i)
         g = comparisons.compare(comparisons.with_sides(part, std, settings), settings, keep=("rule", "rules"))
         gammas = scratch.put(g, "gammas") if i == 0 else scratch.append(g, "gammas")
     assert gammas is not None

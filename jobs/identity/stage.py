@@ -26,13 +26,13 @@ tables (``work.identity_*``), which are deleted when the run ends, pass or fail;
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from jobs.identity import config, golden, ids, linkage, model_store, review, standardise
+from jobs.identity import config, golden, ids, index, linkage, model_store, review, standardise
 from jobs.identity.comparisons import pattern_string
 from jobs.identity.standardise import PERSON_FIELDS
 from phmx import lakehouse, tables
@@ -89,23 +89,38 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         scratch.drop()
 
 
-def read_person(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings) -> DataFrame:
-    """``silver.person`` with the identifiers the stage needs decrypted (lazily, in the engine)."""
+def read_person(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings,
+                only: DataFrame | None = None) -> DataFrame:
+    """``silver.person`` with the identifiers the stage needs decrypted (lazily, in the engine);
+    ``only``: just the rows with these (source, source_person_id), filtered before decrypting."""
     person = lakehouse.read(spark, tables.PERSON)
+    if only is not None:
+        person = person.join(only.select("source", "source_person_id"), ["source", "source_person_id"], "left_semi")
     decrypted = decrypted_columns(settings)
     keep = [c for c in person.columns if c not in tables.PERSON.encrypted or c in decrypted]
     return decrypt_for_read(person.select(*keep), tables.PERSON.fqn, get_provider(ctx.settings))
+
+
+def _needed(settings: config.IdentitySettings) -> list[str]:
+    """silver.person columns the stage reads."""
+    return list(dict.fromkeys(["source", "source_person_id", *PERSON_FIELDS,
+                               *[i.column for i in settings.identifiers], "race", "ethnicity"]))
 
 
 def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> StageResult:
     t0 = time.perf_counter()
     settings = stage_settings(ctx.settings.extra.get("identity_settings"))
     mode = _mode(ctx)
+    if mode != "full" and model_store.load(ctx.run_id) is None:
+        stored = model_store.load()
+        if stored is not None and index.usable(spark, ctx.run_id):
+            result = _run_indexed(spark, ctx, scratch, settings, mode, stored, t0)
+            if result is not None:
+                return result
     # Decrypted once into scratch (deleted after the run): standardisation and survivorship
     # both read it, and decryption is the costly part of reading silver.person.
     person = read_person(spark, ctx, settings)
-    needed = list(dict.fromkeys(["source", "source_person_id", *PERSON_FIELDS,
-                                 *[i.column for i in settings.identifiers], "race", "ethnicity"]))
+    needed = _needed(settings)
     person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
     std = linkage.prepare(person, scratch, settings)
     n_records = std.count()
@@ -143,6 +158,26 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
     links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
     clusters = linkage.cluster_frame(spark, std, links.labels)
     phases["cluster"] = round(time.perf_counter() - t1, 2)
+    tf_cols = [c for c in std.columns if c.startswith("tf_")]
+    index_rows = _full_index_rows(spark, ctx, std, settings, incremental=incremental)
+    return _finish(spark, ctx, scratch, settings, t0, phases, scored=scored, links=links, clusters=clusters,
+                   old_xwalk=old_xwalk, events=events, incremental=incremental, n_records=n_records, n_new=n_new,
+                   golden_input=lambda records: _golden_input(person, std, records),
+                   tf=std.select("rid", *tf_cols),
+                   state=std.select("source", "source_person_id", "rid", "fingerprint"),
+                   index_rows=index_rows, route="standardise_all")
+
+
+def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, settings: config.IdentitySettings,
+            t0: float, phases: dict[str, float], *, scored: linkage.Scored, links: linkage.Links, clusters: DataFrame,
+            old_xwalk: DataFrame, events: DataFrame, incremental: bool, n_records: int, n_new: int,
+            golden_input: Callable[[DataFrame], DataFrame], tf: DataFrame, state: DataFrame,
+            index_rows: DataFrame | None, route: str) -> StageResult:
+    """Member ids and every write, in an order a re-run repairs: the crosswalk first, the
+    encrypted index last (an incremental run uses the index only with the crosswalk of the same
+    run, see :func:`jobs.identity.index.usable`)."""
+    from pyspark.sql import functions as F
+
     t1 = time.perf_counter()
     assignment = ids.assign(clusters, old_xwalk, events, run_id=ctx.run_id, at=ctx.started_at, put=scratch.put)
     records = scratch.put(assignment.records, "assigned")
@@ -164,17 +199,19 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
     with _timed("identity_events"):
         lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
     with _timed("member"):
-        g_in = scratch.put(_golden_input(person, std, records), "golden_input")
+        g_in = scratch.put(golden_input(records), "golden_input")
         members = golden.build(spark, g_in, settings, ctx.run_id)
         members = scratch.put(_protect_members(spark, lakehouse.conform_to(members, tables.MEMBER), ctx),
                               "member_encrypted")
         lakehouse.overwrite(members, tables.MEMBER, schema=FINGERPRINT_COLUMN not in _stored_columns(spark))
     with _timed("tf"):
-        tf_cols = [c for c in std.columns if c.startswith("tf_")]
-        scratch.put(std.select("rid", *tf_cols), "tf")
+        scratch.put(tf, "tf")
     with _timed("identity_records"):
-        state = std.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
-        lakehouse.overwrite(lakehouse.conform_to(state, IDENTITY_RECORDS), IDENTITY_RECORDS)
+        st = state.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
+        lakehouse.overwrite(lakehouse.conform_to(st, IDENTITY_RECORDS), IDENTITY_RECORDS)
+    with _timed("identity_index"):
+        if index_rows is not None:
+            lakehouse.overwrite(lakehouse.conform_to(index_rows, index.INDEX), index.INDEX)
 
     phases["ids_and_writes"] = round(time.perf_counter() - t1, 2)
     ev_counts = {r["event_type"]: int(r["count"]) for r in
@@ -196,10 +233,158 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
         "seconds": round(time.perf_counter() - t0, 2),
     }
     details: dict[str, object] = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
-               "cluster": links.stats, "phase_seconds": phases}
+               "cluster": links.stats, "phase_seconds": phases, "route": route}
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
+
+
+def _source_fps(spark: SparkSession, settings: config.IdentitySettings) -> DataFrame | None:
+    """(source, source_person_id, source_fp) of every silver.person row, read without
+    decrypting; None when silver.person carries no ``pii_fingerprint`` (then no index)."""
+    if not lakehouse.exists(tables.PERSON):
+        return None
+    raw = lakehouse.read(spark, tables.PERSON)
+    if FINGERPRINT_COLUMN not in raw.columns:
+        return None
+    return raw.select("source", "source_person_id", index.source_fp(raw, tuple(_needed(settings))).alias("source_fp"))
+
+
+def _full_index_rows(spark: SparkSession, ctx: RunContext, std: DataFrame, settings: config.IdentitySettings, *,
+                     incremental: bool) -> DataFrame | None:
+    """The encrypted index of every record (a run that standardised them all)."""
+    fps = _source_fps(spark, settings)
+    if fps is None:
+        return None
+    provider = get_provider(ctx.settings)
+    previous = before_run(spark, index.INDEX, ctx.run_id) if lakehouse.exists(index.INDEX) else None
+    return index.rows(std, fps, settings, provider, digest=index.settings_digest(settings, provider),
+                      run_id=ctx.run_id, previous=previous)
+
+
+def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, settings: config.IdentitySettings,
+                 mode: str, stored: Any, t0: float) -> StageResult | None:
+    """An incremental run on the encrypted index: decrypt and standardise only the new and
+    changed silver.person rows, block on the index's keyed keys, decrypt the features of the
+    records sharing a block or a member with them, score with the stored model and cluster
+    those records alone (every other member stays as it is). None: run in full instead (too
+    many changes in ``auto`` mode, or nothing to link)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from jobs.identity import blocking
+
+    keys = ["source", "source_person_id"]
+    fps = _source_fps(spark, settings)
+    if fps is None:
+        return None
+    provider = get_provider(ctx.settings)
+    digest = index.settings_digest(settings, provider)
+    prev = before_run(spark, index.INDEX, ctx.run_id)
+    old = prev.select(*keys, F.col("source_fp").alias("_old_fp"), F.col("digest").alias("_old_digest"))
+    changed = F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("source_fp")) | (F.col("_old_digest") != F.lit(digest))
+    flags = scratch.put(fps.join(old, keys, "left").select(*keys, "source_fp", changed.alias("is_new")), "flags")
+    n_records = flags.count()
+    n_new = flags.where(F.col("is_new")).count()
+    if n_records == 0 or (mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records):
+        return None
+
+    # The new and changed rows only: decrypted, standardised, indexed.
+    new_keys = flags.where(F.col("is_new")).select(*keys)
+    person = read_person(spark, ctx, settings, only=new_keys)
+    person = scratch.put(person.select(*[c for c in _needed(settings) if c in person.columns]), "person")
+    std_new = scratch.put(standardise.standardise(person, settings), "std_new")
+    schema = index.feature_schema(std_new)
+    new_rows = scratch.put(index.rows(std_new, flags, settings, provider, digest=digest, run_id=ctx.run_id), "index_new")
+    cols = index.INDEX.column_names
+    kept = prev.join(flags.where(~F.col("is_new")).select(*keys), keys, "left_semi")
+    idx = scratch.put(kept.select(*[c for c in cols if c != "run_id"], F.lit(False).alias("is_new"))
+                      .unionByName(new_rows.select(*[c for c in cols if c != "run_id"], F.lit(True).alias("is_new"))),
+                      "index_next")
+    _check_unique_rids(idx, n_records)
+    phases = {"standardise": round(time.perf_counter() - t0, 2)}
+
+    t1 = time.perf_counter()
+    frame, keyed = index.blocking_frame(idx, settings)
+    blocked, stats = blocking.candidate_pairs(frame, keyed, new_col="is_new", with_stats=True)
+    pairs = scratch.put(blocked, "pairs")
+    # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
+    # on, and every record of their current members (member-level guards weigh them all).
+    old_xwalk = before_run(spark, tables.MEMBER_XWALK, ctx.run_id)
+    events = lakehouse.read(spark, IDENTITY_EVENTS).where(~F.col("run_id").eqNullSafe(F.lit(ctx.run_id)))
+    dec = lakehouse.read(spark, review.REVIEW_DECISIONS)
+    decided = dec.select(F.col("source_l").alias("source"), F.col("source_person_id_l").alias("source_person_id")) \
+        .unionByName(dec.select(F.col("source_r").alias("source"), F.col("source_person_id_r").alias("source_person_id")))
+    seed = pairs.select(F.col("rid_l").alias("rid")).unionByName(pairs.select(F.col("rid_r").alias("rid"))) \
+        .unionByName(idx.where(F.col("is_new")).select("rid")) \
+        .unionByName(idx.join(decided, keys, "left_semi").select("rid"))
+    xw = old_xwalk.select(*keys, "member_id")
+    seed_members = idx.join(seed, "rid", "left_semi").select(*keys).join(xw, keys).select("member_id").distinct()
+    touched = scratch.put(seed.unionByName(idx.join(xw.join(seed_members, "member_id", "left_semi"), keys, "left_semi")
+                                           .select("rid")).distinct(), "touched")
+    std_old = index.features(idx.where(~F.col("is_new")).join(touched, "rid", "left_semi"), schema, provider)
+    feats = ["rid", "source", "source_person_id", "fingerprint", *index.feature_columns(std_new)]
+    tf = scratch.put(index.term_frequencies(idx, settings), "tf_all")
+    std = std_new.select(*feats).unionByName(std_old.select(*feats)) \
+        .join(tf, "rid", "left").join(idx.select("rid", "is_new"), "rid")
+    std = scratch.put(std, "std")
+    scored = linkage.score(spark, std, settings, scratch, model=stored, new_col="is_new", pairs=(pairs, stats))
+    accepted, rejected = review.decisions_for(spark, std)
+    forced = pd.concat([_membership_edges(std, old_xwalk), accepted], ignore_index=True)
+    phases["block_compare_train"] = round(time.perf_counter() - t1, 2)
+
+    t1 = time.perf_counter()
+    links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
+    # Every record of a member no new record touched stays in it: its cluster is the member's
+    # smallest record id (a touched cluster is labelled by its own smallest record id, and the
+    # two sets of records are disjoint).
+    base = idx.select("rid", *keys)
+    untouched = base.join(touched, "rid", "left_anti").join(xw, keys, "left")
+    anchor = F.when(F.col("member_id").isNull(), F.col("rid")) \
+        .otherwise(F.min("rid").over(Window.partitionBy("member_id")))
+    untouched = untouched.select("rid", anchor.alias("anchor"))
+    if links.labels.empty:
+        lab = spark.createDataFrame([], "rid bigint, cluster bigint")
+    else:
+        lab = spark.createDataFrame(links.labels[["rid", "cluster"]].astype({"rid": "int64", "cluster": "int64"}))
+    clusters = base.join(lab, "rid", "left").join(untouched, "rid", "left").select(
+        "rid", *keys, F.coalesce(F.col("cluster"), F.col("anchor"), F.col("rid")).alias("cluster"))
+    phases["cluster"] = round(time.perf_counter() - t1, 2)
+    index_rows = idx.drop("is_new").withColumn("run_id", F.lit(ctx.run_id)).select(*cols)
+    return _finish(spark, ctx, scratch, settings, t0, phases, scored=scored, links=links, clusters=clusters,
+                   old_xwalk=old_xwalk, events=events, incremental=True, n_records=n_records, n_new=n_new,
+                   golden_input=lambda records: _golden_input_plain(spark, ctx, settings, records),
+                   tf=tf, state=idx.select(*keys, "rid", "fingerprint"), index_rows=index_rows, route="index")
+
+
+def _golden_input_plain(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings,
+                        records: DataFrame) -> DataFrame:
+    """:func:`_golden_input` for a run that did not standardise every record: the few fields
+    survivorship reads, from silver.person (decrypting only the names and the CIN), standardised
+    by the same functions as :func:`jobs.identity.standardise.standardise`."""
+    from pyspark.sql import functions as F
+
+    cin = next((i for i in settings.identifiers if i.name == "cin"), None)
+    raw = lakehouse.read(spark, tables.PERSON)
+    want = ["source", "source_person_id", "given_name", "family_name", "birth_date", "sex", "zip", "county_fips",
+            "record_date", "race", "ethnicity", *([cin.column] if cin else [])]
+    person = decrypt_for_read(raw.select(*[c for c in dict.fromkeys(want) if c in raw.columns]), tables.PERSON.fqn,
+                              get_provider(ctx.settings))
+
+    def col(name: str) -> Any:
+        return F.col(name) if name in person.columns else F.lit(None).cast("string")
+
+    src = F.col("source").cast("string")
+    feats = person.select(
+        "source", "source_person_id",
+        (standardise.identifier(col(cin.column).cast("string"), cin, src) if cin else F.lit(None).cast("string"))
+        .alias("cin"),
+        standardise.birth_date(col("birth_date").cast("date")).alias("birth_date"),
+        standardise.sex(col("sex")).alias("sex"), standardise.zip5(col("zip")).alias("zip5"),
+        col("county_fips").alias("county_fips"), col("record_date").cast("date").alias("record_date"),
+        F.trim(col("given_name")).alias("given_name_raw"), F.trim(col("family_name")).alias("family_name_raw"),
+        col("race").alias("race"), col("ethnicity").alias("ethnicity"))
+    return records.select("rid", "source", "source_person_id", "member_id").join(feats, ["source", "source_person_id"])
 
 
 def _stored_columns(spark: SparkSession) -> list[str]:

@@ -118,6 +118,10 @@ def test_no_plaintext_name_on_disk_and_incremental_members_match_a_full_run(
     write_person(person)
     inc = _run(spark, "month2", "incremental", monkeypatch)
     assert inc.counts["mode"] == "incremental" and inc.counts["new_or_changed_records"] == len(new)
+    # Through the encrypted index: only the new records were decrypted and standardised.
+    assert inc.details["route"] == "index"
+    index = lakehouse.read(spark, tables.IDENTITY_INDEX).toPandas()
+    assert len(index) == len(person) and index["features"].map(is_ciphertext).all()
     incremental_members = _partition(spark)
 
     names = _names(person)

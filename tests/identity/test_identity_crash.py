@@ -17,6 +17,8 @@ from phmx import faults, lakehouse, tables
 from phmx.context import RunContext
 
 AFTER_XWALK = "lakehouse.write.after:gold.member_xwalk"
+#: The last write before the encrypted identity index (written last of all).
+BEFORE_INDEX = "lakehouse.write.after:gold.identity_records"
 
 
 def _people(n: int, *, sources: tuple[str, ...] = ("mcp_bluecoast", "dental_medical", "cair2")) -> pd.DataFrame:
@@ -51,8 +53,8 @@ def _state(spark) -> tuple[pd.DataFrame, pd.DataFrame]:
     return xw, ev.sort_values("event_id").reset_index(drop=True)
 
 
-def _interrupted(spark, monkeypatch, run_id: str) -> None:
-    monkeypatch.setenv("PHMX_FAULT", f"{AFTER_XWALK}=raise")
+def _interrupted(spark, monkeypatch, run_id: str, point: str = AFTER_XWALK) -> None:
+    monkeypatch.setenv("PHMX_FAULT", f"{point}=raise")
     faults._hits.clear()
     with pytest.raises(faults.FaultInjected):
         _run(spark, run_id)
@@ -60,16 +62,17 @@ def _interrupted(spark, monkeypatch, run_id: str) -> None:
     faults._hits.clear()
 
 
-@pytest.mark.parametrize("mode", ["full", "auto"])
+@pytest.mark.parametrize(("mode", "point"), [("full", AFTER_XWALK), ("auto", AFTER_XWALK),
+                                             pytest.param("auto", BEFORE_INDEX, marks=pytest.mark.slow)])
 def test_rerun_after_a_kill_between_crosswalk_and_events_logs_every_event(
-        spark, phmx_home, write_person, monkeypatch, mode):
+        spark, phmx_home, write_person, monkeypatch, mode, point):
     monkeypatch.setenv("PHMX_IDENTITY_MODE", mode)
     # Run 1 on seven people; run 2 adds an eighth (a new member; few enough new records for an
     # incremental run in auto mode). Run 2 is interrupted after the crosswalk, then run again.
     write_person(_people(7))
     _run(spark, "r1")
     write_person(_people(8))
-    _interrupted(spark, monkeypatch, "r2")
+    _interrupted(spark, monkeypatch, "r2", point)
     result = _run(spark, "r2")
     xw, ev = _state(spark)
 
@@ -86,6 +89,10 @@ def test_rerun_after_a_kill_between_crosswalk_and_events_logs_every_event(
     pd.testing.assert_frame_equal(ev, ev_clean)
     assert result.counts["members_new"] == clean.counts["members_new"] == 1
     assert result.counts["mode"] == clean.counts["mode"] == ("incremental" if mode == "auto" else "full")
+    # The incremental re-run read the encrypted index as it stood before the interrupted attempt.
+    assert result.details["route"] == clean.details["route"] == ("index" if mode == "auto" else "standardise_all")
+    index = lakehouse.read(spark, tables.IDENTITY_INDEX).toPandas()
+    assert len(index) == len(xw) and set(index["run_id"]) == {"r2"}
     assert set(ev[ev["event_type"] == "new"]["member_id"]) == set(xw["member_id"])
     # Nobody left: no member is retired (the previous crosswalk, read lazily after this run had
     # overwritten it, once retired every member the run created).
