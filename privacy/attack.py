@@ -165,11 +165,13 @@ def components(system: CellSystem, vals: list[float | None]) -> list[list[int]]:
 class _LP:
     """The attacker's linear programme for one group of suppressed cells.
 
-    Variables: the suppressed cells of the group, then one *implied* variable per row with a
-    suppressed count, ``y = denominator - numerator`` (the units not meeting the measure: a count
-    in its own right, DDG 4.4.1). Every relation is an equation; published values are moved to the
-    right-hand side, and ``terms[k]`` remembers which published cells (with their coefficients)
-    went into equation ``k``, so the duals of a bound name the published cells that pin it.
+    Variables: the suppressed cells of the group (``var_of``: cells an equality ties together,
+    a population count and the same count as each prevalence indicator's denominator, are one
+    variable), then one *implied* variable per row with a suppressed count, ``y = denominator -
+    numerator`` (the units not meeting the measure: a count in its own right, DDG 4.4.1). Every
+    other relation is an equation; published values are moved to the right-hand side, and
+    ``terms[k]`` remembers which published cells (with their coefficients) went into equation
+    ``k``, so the duals of a bound name the published cells that pin it.
     """
 
     comp: list[int]
@@ -177,23 +179,38 @@ class _LP:
     a_eq: Any
     b_eq: list[float]
     terms: list[list[tuple[int, float]]]
+    var_of: dict[int, int]
+    n_cells: int  # cell variables (before the implied ones)
 
     @property
     def n(self) -> int:
-        return len(self.comp) + len(self.rows)
+        return self.n_cells + len(self.rows)
 
     def index_of_cell(self, cell: int) -> int:
-        return self.comp.index(cell)
+        return self.var_of[cell]
 
     def index_of_row(self, row: int) -> int:
-        return len(self.comp) + self.rows.index(row)
+        return self.n_cells + self.rows.index(row)
 
 
 def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
               rel_index: dict[int, list[int]]) -> _LP:
     from scipy.sparse import coo_matrix
 
-    pos = {c: i for i, c in enumerate(comp)}
+    rel_ids = sorted({r for c in comp for r in rel_index.get(c, [])})
+    # An equality between two hidden cells (a shared population count: 12 prevalence indicators'
+    # denominators and the population row's, per stratum) makes them one variable rather than 13
+    # variables and 12 equations: the same LP, several times smaller for the largest groups.
+    in_comp = set(comp)
+    same = _UnionFind()
+    tied: set[int] = set()
+    for rid in rel_ids:
+        rel = system.relations[rid]
+        if len(rel.children) == 1 and rel.parent in in_comp and rel.children[0] in in_comp:
+            same.union(rel.parent, rel.children[0])
+            tied.add(rid)
+    first: dict[int, int] = {}
+    pos = {c: first.setdefault(same.find(c), len(first)) for c in comp}
     rows_with = sorted({CellSystem.row_of(c) for c in comp})
     rows: list[int] = []
     cols: list[int] = []
@@ -218,11 +235,13 @@ def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
         b_eq.append(rhs)
         terms.append(used)
 
-    for rid in sorted({r for c in comp for r in rel_index.get(c, [])}):
+    for rid in rel_ids:
+        if rid in tied:
+            continue
         rel = system.relations[rid]
         equation([(pos.get(cell), None if cell in pos else cell, coef)
                   for cell, coef in ((rel.parent, 1.0), *((c, -1.0) for c in rel.children))])
-    base = len(comp)
+    base = len(first)
     for j, row in enumerate(rows_with):
         num, den = row * 2, row * 2 + 1
         equation([(base + j, None, 1.0),
@@ -230,7 +249,7 @@ def _build_lp(system: CellSystem, vals: list[float | None], comp: list[int],
                   (pos.get(den), None if den in pos else den, -1.0)])
     n = base + len(rows_with)
     a_eq = coo_matrix((data, (rows, cols)), shape=(len(b_eq), n)).tocsr()
-    return _LP(comp, rows_with, a_eq, b_eq, terms)
+    return _LP(comp, rows_with, a_eq, b_eq, terms, pos, base)
 
 
 @dataclass
@@ -347,8 +366,9 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
     seen_low = np.full(n, np.inf)
     seen_high = np.full(n, -np.inf)
     if known and not exact:
-        keys = [("cell", c) for c in lp.comp] + [("implied", r) for r in lp.rows]
-        for i, k in enumerate(keys):
+        keys = [(("cell", c), lp.var_of[c]) for c in lp.comp] + \
+            [(("implied", r), lp.n_cells + j) for j, r in enumerate(lp.rows)]
+        for k, i in keys:
             if k in known:
                 seen_low[i], seen_high[i] = known[k].low, known[k].high
 
@@ -388,8 +408,8 @@ def solve_component(system: CellSystem, vals: list[float | None], comp: list[int
             witness(hi)
             high = float("inf") if hi.status == 3 else -hi.fun
         found.append(CellBound(i, low, high))
-    cells = {lp.comp[i]: CellBound(lp.comp[i], b.low, b.high) for i, b in enumerate(found[:len(lp.comp)])}
-    implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[len(lp.comp):], strict=True)}
+    cells = {c: CellBound(c, found[lp.var_of[c]].low, found[lp.var_of[c]].high) for c in lp.comp}
+    implied = {row: CellBound(row * 2, b.low, b.high) for row, b in zip(lp.rows, found[lp.n_cells:], strict=True)}
     return cells, implied
 
 
@@ -406,7 +426,7 @@ def _one_equation(lp: _LP) -> Solution | None | Literal[False]:
     with its own box: the same interval the two LPs would give (None when empty: the published
     numbers are inconsistent)."""
     a = lp.a_eq.tocsr()
-    n_cells = len(lp.comp)
+    n_cells = lp.n_cells
     n_rel = a.shape[0] - len(lp.rows)
     if n_rel > 1:
         return False
@@ -448,7 +468,7 @@ def _one_equation(lp: _LP) -> Solution | None | Literal[False]:
         low, high = np.maximum(low, x_lo), np.minimum(high, x_hi)
         if np.any(low > high + _TOL):
             return None
-    cells = {cell: CellBound(cell, float(low[i]), float(high[i])) for i, cell in enumerate(lp.comp)}
+    cells = {c: CellBound(c, float(low[lp.var_of[c]]), float(high[lp.var_of[c]])) for c in lp.comp}
     implied: dict[int, CellBound] = {}
     for row, (var, c, r) in zip(lp.rows, row_eq, strict=True):
         ys = sorted((r - c * low[var], r - c * high[var]))
