@@ -96,6 +96,37 @@ identifiers:
     assert [n for n, _ in config.load().gammas("personal_identifier", ["exact"])] == []
 
 
+def test_the_newborn_guard_yields_to_a_personal_number_within_a_keying_error(tmp_path):
+    # Given name and birth date replaced, family name and address agreeing: with an SSN one
+    # digit off (a parent's number on a newborn's record, mistyped) the pair is refused; with a
+    # personal number one digit off it is not (such a number is never on a relative's record).
+    import pandas as pd
+
+    from jobs.identity.cluster import edge_guard_reasons
+
+    (tmp_path / "m.yaml").write_text("""\
+id: rec_id
+fields: {given_name: first, family_name: last, birth_date: dob, address_line: addr, postal_code: zip}
+identifiers:
+  ssn: ssn
+  person_number: {column: pno, normalise: digits, guard: false, personal: true}
+""")
+    s = linkfiles.link_settings(config.load(), [linkfiles.load_mapping(tmp_path / "m.yaml")])
+
+    def gamma(cname: str, label: str) -> int:
+        return next(g for _, gs in s.gammas(cname, [label]) for g in gs)
+
+    base = {f"g_{c.name}": -1 for c in s.comparisons}
+    base.update({"g_given_name": gamma("given_name", "else"), "g_birth_date": gamma("birth_date", "else"),
+                 "g_family_name": gamma("family_name", "exact"), "g_location": gamma("location", "address")})
+    ssn_typo = {**base, "g_ssn": gamma("ssn", "one_typo")}
+    pno_typo = {**base, "g_person_number": gamma("person_number", "one_typo")}
+    reasons = edge_guard_reasons(pd.DataFrame([ssn_typo, pno_typo]), s).tolist()
+    assert reasons[0] is not None and reasons[1] is None
+    assert next(g for g in s.edge_guards if g.name == "birth_date_differs_name_unconfirmed").unless == \
+        (("personal_identifier", ("exact", "one_typo", "transposition")),)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("id: a\nfields: {given_name: g}\nidentifiers: {mrn: {column: c, normalize: digits}}\n",
      "identifiers.mrn.normalize: unknown key"),
