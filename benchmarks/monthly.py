@@ -32,19 +32,52 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPT = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from jobs import STAGES
 from phmx.pipeline import run_pipeline
+from benchmarks.monthly import delta_logs, written
 
+lake = os.path.join(os.environ["PHMX_HOME"], "lakehouse")
 out = {}
 for stage in (sys.argv[3].split(",") if len(sys.argv) > 3 else STAGES):
+    before = delta_logs(lake)
     t0, c0 = time.perf_counter(), time.process_time()
     (r,) = run_pipeline(period=sys.argv[1], run_id=sys.argv[2], stages=[stage])
     out[stage] = {"seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2),
-                  "counts": {k: v for k, v in r.counts.items() if isinstance(v, (int, float))}}
+                  "counts": {k: v for k, v in r.counts.items() if isinstance(v, (int, float))},
+                  "written": written(lake, before)}
 print("STAGES " + json.dumps(out))
 print("RSS_MB " + json.dumps(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """
+
+
+def delta_logs(lake: str) -> dict[str, set[str]]:
+    """Every Delta table under ``lake`` (``<layer>/<name>``) with the commit files its log holds."""
+    out: dict[str, set[str]] = {}
+    for log_dir in Path(lake).glob("*/*/_delta_log"):
+        out[f"{log_dir.parent.parent.name}.{log_dir.parent.name}"] = {p.name for p in log_dir.glob("*.json")}
+    return out
+
+
+def written(lake: str, before: dict[str, set[str]]) -> dict[str, dict[str, int]]:
+    """What the commits made since ``before`` wrote, per table: commits, bytes of files added and of
+    files removed (rewritten or deleted), and the table's live bytes after. A stage that touches
+    only the new month adds about a month of bytes and removes few; one that rewrites a table
+    removes about all of it (a MERGE rewrites every file holding a row it matched)."""
+    out: dict[str, dict[str, int]] = {}
+    for table, names in delta_logs(lake).items():
+        new = sorted(names - before.get(table, set()))
+        if not new:
+            continue
+        log_dir = Path(lake, *table.split("."), "_delta_log")
+        added = removed = 0
+        for name in new:
+            for line in (log_dir / name).read_text().splitlines():
+                action = json.loads(line) if line.strip() else {}
+                added += int(action.get("add", {}).get("size") or 0)
+                removed += int(action.get("remove", {}).get("size") or 0)
+        out[table] = {"commits": len(new), "added": added, "removed": removed}
+    return out
 
 
 def month_labels(start: str, n: int) -> list[str]:
@@ -326,6 +359,10 @@ def compare(a: Path, b: Path, *, month: str, keys: Path) -> dict[str, str]:
     return out
 
 
+def _mb(tables: dict[str, dict[str, int]], what: str) -> float:
+    return sum(w[what] for w in tables.values()) / 2**20
+
+
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.pipeline import machine, synth_in_child
 
@@ -365,6 +402,17 @@ def main(argv: list[str] | None = None) -> int:
     tf = sum(s["cpu_seconds"] for s in full["STAGES"].values())
     print(f"  {'total':<10} {sum(s['seconds'] for s in added['STAGES'].values()):>9.1f} {ta:>8.1f} "
           f"{sum(s['seconds'] for s in full['STAGES'].values()):>13.1f} {tf:>12.1f}")
+    print("\n  what each stage wrote (Delta commits; MB of files added / removed; tables written):")
+    print(f"  {'stage':<10} {'add: commits':>12} {'added':>8} {'removed':>8}   {'rebuild: commits':>16} {'added':>8}")
+    for stage, a in added["STAGES"].items():
+        wa, wf = a.get("written", {}), full["STAGES"][stage].get("written", {})
+        print(f"  {stage:<10} {sum(w['commits'] for w in wa.values()):>12} {_mb(wa, 'added'):>8.1f} "
+              f"{_mb(wa, 'removed'):>8.1f}   {sum(w['commits'] for w in wf.values()):>16} {_mb(wf, 'added'):>8.1f}")
+    for stage, a in added["STAGES"].items():
+        heavy = sorted(a.get("written", {}).items(), key=lambda kv: -kv[1]["removed"])[:4]
+        if heavy and heavy[0][1]["removed"]:
+            print(f"  {stage}: rewrote " + ", ".join(f"{t} {w['removed'] / 2**20:.1f} MB" for t, w in heavy
+                                                      if w["removed"]))
     same = compare(hub, rebuild, month=labels[-1], keys=keys)
     print("\nmonth-added hub vs full rebuild:")
     for name, verdict in same.items():

@@ -233,6 +233,56 @@ def merge(
     spark.catalog.dropTempView(view)
 
 
+def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> int:
+    """Make the rows of ``table`` matching ``scope`` (a predicate over its columns, e.g. ``source IN
+    ('a')``) equal ``df``, writing only the rows that differ; returns how many (inserted, updated
+    or deleted; -1 when the table did not exist and ``df`` became it). ``df`` holds at most one
+    row per key.
+
+    The same table as :func:`merge` with ``delete_where`` gives, at the cost of the change, not of
+    the scope: a MERGE that updates every row it matches rewrites every file holding one (Delta
+    rewrites whole files), so refreshing a source that holds twelve months to add a thirteenth
+    rewrote all twelve. Here the rows equal to the stored ones (every column compared, nulls equal)
+    are left out of the MERGE, the keys no longer in ``df`` are deleted by the same MERGE, and the
+    files holding neither are not touched. Nothing differs: no commit at all.
+    """
+    from pyspark.sql import functions as F
+
+    df = conform_to(df, table)
+    if not exists(table):
+        append(df, table)
+        return -1
+    stored = read(spark, table)
+    if set(table.column_names) - set(stored.columns):
+        # A contract that gained a column: widen in place (as merge does) and re-read.
+        overwrite(conform_to(stored, table), table, schema=True)
+        stored = read(spark, table)
+    stored = conform_to(stored.where(scope), table)
+    cols, keys = table.column_names, list(table.keys)
+    changed = df.exceptAll(stored).withColumn("_gone", F.lit(False))
+    gone = stored.select(*keys).exceptAll(df.select(*keys))
+    gone = conform_to(gone, table).withColumn("_gone", F.lit(True))
+    view = f"src_{uuid.uuid4().hex[:12]}"
+    src = put_work_table(spark, changed.unionByName(gone), f"work.refresh_{view}")
+    try:
+        n = src.count()
+        if n:
+            src.createOrReplaceTempView(view)
+            on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+            sets = ", ".join(f"t.{c} = s.{c}" for c in cols)
+            vals = ", ".join(f"s.{c}" for c in cols)
+            sql = (f"MERGE INTO {_sql_path(table_path(table))} t USING {view} s ON {on} "  # noqa: S608 - contract names
+                   f"WHEN MATCHED AND s._gone THEN DELETE WHEN MATCHED THEN UPDATE SET {sets} "
+                   f"WHEN NOT MATCHED AND NOT s._gone THEN INSERT ({', '.join(cols)}) VALUES ({vals})")
+            faults.point(f"lakehouse.write.before:{table.fqn}")
+            run_sql(spark, sql, table=table.fqn)
+            faults.point(f"lakehouse.write.after:{table.fqn}")
+            spark.catalog.dropTempView(view)
+    finally:
+        drop_work(f"refresh_{view}")
+    return n
+
+
 def delete(spark: SparkSession, table: Table, predicate: str) -> None:
     """Delete rows matching a predicate (used to retract a superseded submission)."""
     if exists(table):

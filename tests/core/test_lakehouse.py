@@ -35,6 +35,45 @@ def test_merge_upserts_and_deletes_only_inside_the_given_scope(spark, phmx_home)
     assert got == [("a", "2"), ("b", "9")]
 
 
+def _log_sizes(table, version: int) -> tuple[int, int]:
+    """Files added and removed by one commit, from the Delta log."""
+    import json
+    from pathlib import Path
+
+    path = Path(lakehouse.table_path(table)) / "_delta_log" / f"{version:020d}.json"
+    actions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum("add" in a for a in actions), sum("remove" in a for a in actions)
+
+
+def test_refresh_writes_only_the_rows_that_differ_and_leaves_other_files_alone(spark, phmx_home):
+    """A month's refresh of a source adds its new rows without rewriting the files of earlier
+    months, and gives the table a whole-scope MERGE gives (changed, new and gone rows)."""
+    months = [[("a", f"m{m}p{i}", "P", "1H", "2025-01-01", None, f"s{m}", f"2025-0{m}", i) for i in range(5)]
+              for m in (1, 2, 3)]
+    for rows in months:  # three months, three files
+        lakehouse.append(lakehouse.conform_to(_cov(spark, rows), COVERAGE), COVERAGE)
+    lakehouse.append(lakehouse.conform_to(_cov(spark, [("b", "9", "P", "1H", "2025-01-01", None, "t", "2025-01", 1)]),
+                                          COVERAGE), COVERAGE)
+    v = lakehouse.version(COVERAGE)
+    everything = [r for rows in months for r in rows]
+    # the same rows again: nothing differs, no commit
+    assert lakehouse.refresh(spark, _cov(spark, everything), COVERAGE, scope="source = 'a'") == 0
+    assert lakehouse.version(COVERAGE) == v
+    # a fourth month: only inserts, no file rewritten
+    month4 = [("a", f"m4p{i}", "P", "1H", "2025-01-01", None, "s4", "2025-04", i) for i in range(5)]
+    assert lakehouse.refresh(spark, _cov(spark, everything + month4), COVERAGE, scope="source = 'a'") == 5
+    assert _log_sizes(COVERAGE, v + 1)[1] == 0
+    # one row of month 3 changed, one of month 3 gone: month 1, 2 and 4's files and source b untouched
+    now = [r for r in everything + month4 if r[1] != "m3p4"]
+    now = [(*r[:3], "2B", *r[4:]) if r[1] == "m3p0" else r for r in now]
+    assert lakehouse.refresh(spark, _cov(spark, now), COVERAGE, scope="source = 'a'") == 2
+    assert _log_sizes(COVERAGE, v + 2)[1] == 1  # month 3's file only
+    got = sorted(tuple(r) for r in lakehouse.read(spark, COVERAGE)
+                 .select("source", "source_person_id", "aid_code", "submission_id").collect())
+    want = sorted((r[0], r[1], r[3], r[6]) for r in now) + [("b", "9", "1H", "t")]
+    assert got == want
+
+
 def test_partial_reload_never_drops_another_submissions_rows(spark, phmx_home):
     """The embedded engine's dynamic partition overwrite replaced whole tables: we use replaceWhere."""
     rows = [(f"src{i % 3}", str(i), "P", "1H", "2025-01-01", None, f"sub{i % 3}", "2025-01", i) for i in range(30)]
