@@ -57,3 +57,23 @@ def test_incremental_pairs_are_the_full_pairs_that_have_a_new_record(spark) -> N
     want = {tuple(r) for r in full.collect() if r["rid_l"] in (1, 101) or r["rid_r"] in (1, 101)}
     got = {tuple(r) for r in incremental.collect()}
     assert got == want and len(got) == 8
+
+
+def test_family_house_number_and_city_find_a_pair_no_other_rule_finds(spark) -> None:
+    # A replaced given name, no birth date on one side and a mistyped ZIP: only the family name,
+    # the house number and the city are left to block on (FEBRL 4 has two such true pairs).
+    from jobs.identity import standardise
+
+    df = spark.createDataFrame(
+        [("s", "1", "Joshua", "Cosentino", "1955-05-19", "54 Wentworth Ave Stoney Creek", "Santa Rosa", "95405"),
+         ("s", "2", "Zachary", "Cosentino", None, "54 Wentworth Avenue Stoneyq Creek", "Santa Rosa", "95450")],
+        "source string, source_person_id string, given_name string, family_name string, birth_date string, "
+        "address_line string, city string, zip string")
+    s = config.load()
+    std = standardise.standardise(df.withColumn("birth_date", df["birth_date"].cast("date")), s)
+    a, b = std.collect()
+    # Which rules' keys the two records share (every key non-null and equal):
+    agree = [r.name for r in s.rules if all(a[k] is not None and a[k] == b[k] for k in r.keys)]
+    assert agree == ["family_house_city"]
+    only = replace(s, rules=tuple(r for r in s.rules if r.name == "family_house_city"))
+    assert blocking.candidate_pairs(std, only)[0].count() == 1
