@@ -306,6 +306,8 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
 
     t1 = time.perf_counter()
     frame, keyed = index.blocking_frame(idx, settings)
+    # Materialised once: every rule reads its one key column from it (not the index's arrays).
+    frame = scratch.put(frame, "blocking_keys")
     blocked, stats = blocking.candidate_pairs(frame, keyed, new_col="is_new", with_stats=True)
     pairs = scratch.put(blocked, "pairs")
     # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
