@@ -593,7 +593,8 @@ def implied_ok(bound: CellBound, threshold: int = THRESHOLD, *, strict: bool = F
 def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = THRESHOLD,
           strict: bool = False, exact: bool = False,
           cache: dict[frozenset[int], Solution | None] | None = None,
-          known: dict[tuple[str, int], CellBound] | None = None) -> AttackReport:
+          known: dict[tuple[str, int], CellBound] | None = None,
+          system: CellSystem | None = None, rel_index: dict[int, list[int]] | None = None) -> AttackReport:
     """Bound every suppressed cell of a published measure feed by linear programming.
 
     Besides the suppressed cells, the implied count of every row with a suppressed count
@@ -607,13 +608,16 @@ def audit(published_table: pd.DataFrame, spec: Any = None, *, threshold: int = T
     (privacy.suppression passes one between its rounds). ``known`` (a dict kept by the caller,
     only while the same table gets *more* suppressed cells between calls) collects the variables
     certified to reach 0 and the threshold, which stay certified (see :func:`solve_component`).
+    ``system`` / ``rel_index``: the table's relations when the caller has them (they depend on
+    its rows, not on which counts are hidden: privacy.suppression audits the same rows each round).
     """
     table = published_table.reset_index(drop=True)
-    system = build_system(table, **_relation_options(spec))
+    if system is None:
+        system, rel_index = build_system(table, **_relation_options(spec)), None
+    rel_index = rel_index if rel_index is not None else system.relations_of()
     vals = values(table)
     report = AttackReport(threshold=threshold)
     report.derived_leaks = derived_leaks(table)
-    rel_index = system.relations_of()
     comps = components(system, vals)
     report.components = len(comps)
     report._system, report._vals, report._rel_index = system, vals, rel_index

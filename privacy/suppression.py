@@ -397,7 +397,8 @@ def suppress(table: pd.DataFrame, spec: SuppressionSpec | dict[str, Any] | None 
     # certified variables stay certified: each round (and each call given ``reuse``) only adds suppressions
     known: dict[Any, Any] = reuse.setdefault("known", {})
     while True:
-        report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache, known=known)
+        report = (audit(_masked_output(st, spec), spec, threshold=spec.threshold, cache=cache, known=known,
+                        system=st.system, rel_index=st.rel_index)
                   if st.code else AttackReport())
         if report.ok or rounds >= spec.max_rounds:
             break
