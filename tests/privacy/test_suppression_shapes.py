@@ -189,3 +189,29 @@ def test_a_group_of_one_relation_gets_the_exact_lps_intervals_without_solving(ce
             for k, b in want.items():
                 assert got[k].low == pytest.approx(b.low, abs=1e-6)
                 assert got[k].high == pytest.approx(b.high, abs=1e-6) or got[k].high == b.high == float("inf")
+
+
+def test_cells_an_equality_ties_are_one_variable_of_the_attackers_lp():
+    """A population count hidden by sex hides the same count as a prevalence indicator's
+    denominator (shared_denominators): one LP variable per count, and the bounds the relations
+    give (30 members = F + M, F with 2 cases, M with 3)."""
+    from privacy import attack
+    from privacy.cell_relations import values
+
+    pop = table([(ALL, ALL, 0, 30), ("sex", "F", 0, 12), ("sex", "M", 0, 18)], measure="POP")
+    ind = table([(ALL, ALL, 5, 30), ("sex", "F", 2, 12), ("sex", "M", 3, 18)], measure="A")
+    both = pd.concat([pop, ind], ignore_index=True)
+    pub = blank(both, [("sex", "F", "denominator"), ("sex", "M", "denominator")])
+    sp = SuppressionSpec(shared_denominators={"A": "POP"})
+    system = build_system(pub, shared_denominators={"A": "POP"})
+    vals = values(pub)
+    (comp,) = attack.components(system, vals)
+    lp = attack._build_lp(system, vals, comp, system.relations_of())
+    assert len(comp) == 4 and lp.n_cells == 2
+    report = attack.audit(pub, sp, exact=True)
+    by_row = {(r.measure_id, r.stratum): i for i, r in pub.iterrows()}
+    for m in ("POP", "A"):
+        f, male = report.bounds[by_row[(m, "F")] * 2 + 1], report.bounds[by_row[(m, "M")] * 2 + 1]
+        assert (f.low, f.high) == pytest.approx((2, 27)) and (male.low, male.high) == pytest.approx((3, 28))
+    f_without = report.implied_bounds[by_row[("A", "F")]]
+    assert (f_without.low, f_without.high) == pytest.approx((0, 25))
