@@ -101,6 +101,45 @@ def test_person_keeps_every_address_line_its_versions_carried(spark):
     assert got[("s", "2", "2025-01")] is None and got[("t", "1", "2025-01")] == "9 Elm St"
 
 
+def test_carry_forward_fills_the_latest_version_from_earlier_ones_and_keeps_every_address(spark):
+    # A spec's carry_forward columns: the latest version of a key (period, then row), each empty
+    # column taken from the latest earlier version that has it; address_history from every version.
+    from jobs.conform.stage import latest_carrying_forward
+    from phmx.tables import PERSON
+
+    df = spark.createDataFrame(
+        [("s", "1", "2025-01", 1, "A", "12 Main St", "555-0100", "x1"),
+         ("s", "1", "2025-02", 3, None, " 4 Oak Ave ", None, "x2"),
+         ("s", "1", "2025-02", 7, None, None, None, "x2"),
+         ("s", "2", "2025-01", 1, None, None, "555-0199", "x1"),
+         ("t", "1", "2025-03", 2, "B", "9 Elm St", None, "x3")],
+        "source string, source_person_id string, period string, row_number int, given_name string,"
+        " address_line string, phone string, submission_id string")
+    got = {(r["source"], r["source_person_id"]): r.asDict()
+           for r in latest_carrying_forward(df, PERSON, ["given_name", "address_line"]).collect()}
+    assert len(got) == 3
+    s1 = got[("s", "1")]
+    # carried: given name from 2025-01, address from 2025-02 row 3; not carried: phone stays empty
+    assert (s1["period"], s1["row_number"], s1["submission_id"]) == ("2025-02", 7, "x2")
+    assert (s1["given_name"], s1["address_line"], s1["phone"]) == ("A", " 4 Oak Ave ", None)
+    assert s1["address_history"] == "12 Main St\n4 Oak Ave"
+    assert got[("s", "2")]["given_name"] is None and got[("s", "2")]["address_history"] is None
+    assert got[("t", "1")]["address_history"] == "9 Elm St"
+
+
+def test_carry_forward_of_a_column_the_target_does_not_map_is_refused(spark):
+    import pytest
+
+    from jobs.conform.stage import base_specs, build_target
+    from phmx.errors import SpecError
+
+    spec = base_specs()["enrollment"]
+    mapping = {**spec.targets["person"], "carry_forward": ["no_such_column"]}
+    bronze = spark.createDataFrame([("s", "1")], "submitter string, member_local_id string")
+    with pytest.raises(SpecError, match="carry_forward"):
+        build_target(bronze, spec, "person", mapping)
+
+
 def test_a_source_with_no_new_submission_is_not_conformed_again(spark, phmx_home, land, monkeypatch):
     """Month by month, conform touches only the sources that sent something: another plan's
     silver rows are left as they are, and a run with nothing new writes no silver version."""
