@@ -47,6 +47,7 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
         assert {"dashboard.html", "statement.csv", "members.parquet", "RiskAssessment.ndjson"} <= names
         assert ecm_manifest["content"]["attributed_members"] > 0, recipient
     assert "An ECM provider's package" in console.export_text(clear=False)
+    _check_ecm_packages_against_the_truth(spark, home, summary["ecm_packages"])
     manifests = [json.loads((Path(p) / "manifest.json").read_text()) for p in lhj_packages]
     # one suppressed-cell count: the summary's total is the sum of what each package states
     assert checks["suppressed_cells"] == sum(m["content"]["suppressed_cells"] for m in manifests)
@@ -67,6 +68,31 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
     cube = lakehouse.read(spark, INDICATOR_CUBE).where("indicator_id = 'OBES' AND period = '2025'").toPandas()
     num, den = obesity_truth(home, 2025)
     assert den > 0 and (int(cube["numerator"].sum()), int(cube["denominator"].sum())) == (num, den)
+
+
+def _check_ecm_packages_against_the_truth(spark, home: Path, packages: dict[str, str]) -> None:  # noqa: ANN001
+    """Every metric row of the demo's ECM packages (a provider's, its plan's) equals the generator's truth of
+    the run, phmx.synth.ecm_truth: every file written read back in plain Python; the comparison group on the
+    hub's risk tiers, the one input it shares (tests/ecm/ecm_risk_input.py). A single run over all data has
+    only the latest month's tiers, so the comparison metrics have no members here, in both."""
+    from ecm.ecm_risk_input import tiers_from_lakehouse
+
+    from phmx.synth.ecm_truth import full_truth
+
+    def num(x: object) -> float | None:
+        return None if x in ("", None) or pd.isna(x) else float(x)  # type: ignore[arg-type]
+
+    truth = {(r["provider_npi"], r["plan_id"], r["month"], r["metric_id"]):
+             (num(r["numerator"]), num(r["denominator"]), num(r["value"]))
+             for r in full_truth(home, tiers_from_lakehouse(spark, home))}
+    for recipient, folder in packages.items():
+        pm = pd.read_parquet(Path(folder) / "provider_month.parquet")
+        got = {(r.provider_npi, r.plan_id, r.month, r.metric_id): (num(r.numerator), num(r.denominator), num(r.value))
+               for r in pm.itertuples()}
+        scope = {(k[0], k[1]) for k in got}
+        assert got and set(got) == {k for k in truth if (k[0], k[1]) in scope}, recipient
+        wrong = {k: (truth[k], v) for k, v in got.items() if truth[k] != v}
+        assert not wrong, (recipient, list(wrong.items())[:3])
 
 
 class _Page(HTMLParser):
