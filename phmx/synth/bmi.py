@@ -73,15 +73,42 @@ def _underlying(rng: random.Random) -> float:
 
 def write_bmi(root: Path, seed: int) -> dict[str, int]:
     """Write the BMI Observations (and the Patients they reference) beside the plans' enrollment
-    files under ``root``; returns {relative path: lines} of the files written, truth included."""
-    rosters: dict[tuple[str, str], dict[str, str]] = {}  # (plan, member id) -> first roster row
+    files under ``root``; returns {relative path: lines} of the files written, truth included.
+
+    One plan at a time, each roster row cut to what a Patient needs: at 1,000,000 members the whole
+    roster as row dicts held about 4 GB (docs/scaling.md section 8). The output is the same.
+    """
+    sent = sent_patient_ids(root)  # a plan's own FHIR Patients: the readings reference them
+    truth: list[tuple[str, ...]] = []
+    written: dict[str, int] = {}
+    plans = sorted({p.parts[-4] for p in (root / "landing").glob("mcp_*/enrollment/*/*.txt")})
+    for plan in plans:
+        for rel, n in _write_plan(root, seed, plan, sent, truth).items():
+            written[rel] = n
+    with (root / TRUTH).open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(TRUTH_FIELDS)
+        w.writerows(truth)
+    written[TRUTH] = len(truth)
+    return written
+
+
+#: The roster fields a Patient is built from (:func:`phmx.synth.fhir_resources.patient`).
+_PATIENT_FIELDS = ("cin", "family_name", "given_name", "birth_date", "sex", "city", "state", "zip", "county_fips",
+                   "address_line")
+
+
+def _write_plan(root: Path, seed: int, plan: str, sent: set[tuple[str, str]],
+                truth: list[tuple[str, ...]]) -> dict[str, int]:
+    """One plan's readings (appended to ``truth``) and its NDJSON files written."""
+    rosters: dict[tuple[str, str], dict[str, str]] = {}  # (plan, member id) -> first roster row's Patient fields
     months: dict[tuple[str, str], list[str]] = defaultdict(list)  # covered months (YYYY-MM)
     person_of: dict[tuple[str, str], str] = {}
     with (root / "ground_truth" / "person_map.csv").open(encoding="utf-8", newline="") as fh:
         for r in csv.DictReader(fh):
-            if r["feed"] == "enrollment":
+            if r["feed"] == "enrollment" and r["submitter"] == plan:
                 person_of[(r["submitter"], r["source_person_id"])] = r["person_id"]
-    for path in sorted((root / "landing").glob("mcp_*/enrollment/*/*.txt")):
+    for path in sorted((root / "landing").glob(f"{plan}/enrollment/*/*.txt")):
         submitter, period = path.parts[-4], path.parts[-2]
         first = date(int(period[:4]), int(period[5:7]), 1)
         with path.open(encoding="utf-8", newline="") as fh:
@@ -90,10 +117,9 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
                 if not _covered(row, first, _month_end(first)) or period in months[key]:
                     continue
                 months[key].append(period)
-                rosters.setdefault(key, row | {"_period": period})
-    sent = sent_patient_ids(root)  # a plan's own FHIR Patients: the readings reference them
+                if key not in rosters:
+                    rosters[key] = {f: row[f] for f in _PATIENT_FIELDS if f in row} | {"_period": period}
     fhir: dict[tuple[str, str, str], list[dict[str, object]]] = defaultdict(list)
-    truth: list[tuple[str, ...]] = []
     for (submitter, local_id), periods in sorted(months.items()):
         row = rosters[(submitter, local_id)]
         digits = row["birth_date"].replace("-", "")
@@ -128,9 +154,4 @@ def write_bmi(root: Path, seed: int) -> dict[str, int]:
     for (submitter, feed, period), resources in sorted(fhir.items()):
         rel = landing_ndjson(submitter, feed, period)
         written[rel] = merge_ndjson(root / rel, resources)
-    with (root / TRUTH).open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(TRUTH_FIELDS)
-        w.writerows(truth)
-    written[TRUTH] = len(truth)
     return written
