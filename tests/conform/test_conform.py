@@ -190,3 +190,31 @@ def test_a_source_with_no_new_submission_is_not_conformed_again(spark, phmx_home
     # PHMX_CONFORM_FULL=1 conforms every source again.
     monkeypatch.setenv("PHMX_CONFORM_FULL", "1")
     assert conform.run(spark, RunContext.new()).counts["claims->encounter:unchanged_sources"] == 0
+
+
+def test_each_encounter_gets_only_its_own_claims_diagnoses(spark, phmx_home):
+    """Many claims, most lines with empty secondary diagnoses: each encounter holds the codes of its
+    own lines only, the same on every run. Written with flatten(collect_list(array(dx1, ..., dx4)))
+    the embedded engine gave about half the claims another claim's codes (so wrong MH/SUD labels)."""
+    from jobs.conform.stage import base_specs, build_target
+
+    n = 30_000
+    from pyspark.sql import functions as F
+
+    cols = ["claim_id", "claim_line", "member_local_id", "claim_type", "service_from", "dx1", "dx2", "dx3", "dx4",
+            "plan_id", "submitter", "submission_id", "period", "row_number"]
+    rows = [(f"C{i // 2}", str(i % 2 + 1), f"M{i // 2}", "P", "2025-01-05", f"A{i}", f"B{i}" if i % 7 == 0 else None,
+             None, None, "BC", "mcp_bluecoast", "s1", "2025-01", i) for i in range(2 * n)]
+    bronze = spark.createDataFrame(rows, ", ".join(f"{c} {'bigint' if c == 'row_number' else 'string'}"
+                                                   for c in cols)).repartition(4)
+    bronze = bronze.withColumns({c: F.lit(None).cast("string") for c in CLAIMS if c not in cols})
+    spec = base_specs()["claims"]
+    got = {r.encounter_id: list(r.diagnosis_codes) for r in
+           build_target(bronze, spec, "encounter", spec.targets["encounter"]).select("encounter_id", "diagnosis_codes")
+           .collect()}
+    want = {}
+    for claim, _, _, _, _, dx1, dx2, *_ in rows:
+        want.setdefault(claim, []).extend(c for c in (dx1, dx2) if c)
+    want = {k: [v[0], *sorted(set(v) - {v[0]})] for k, v in want.items()}
+    wrong = [k for k in want if got.get(k) != want[k]]
+    assert not wrong, f"{len(wrong)} of {n} encounters, e.g. {wrong[0]}: {got.get(wrong[0])} != {want[wrong[0]]}"
