@@ -14,7 +14,8 @@ one shared keys folder so pseudonyms and fingerprints are comparable:
 * ``rebuild``: every month's files landed at once and run at period ``all``.
 
 Printed per stage: wall and CPU seconds of adding the month next to the full rebuild's, the load
-average, and then which gold tables and published outputs of the month-added hub equal the
+average, what the stage wrote (from the Delta logs: commits, MB of files added and removed, and the
+tables it rewrote: a stage that touches only the month removes little), and then which gold tables and published outputs of the month-added hub equal the
 rebuild's (clock columns, run ids and ciphertexts aside, as in tests/engines/same_results.py).
 A table that differs is named with its row counts: the month-by-month gaps still open.
 """
