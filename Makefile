@@ -57,15 +57,17 @@ $(OIDC_STAMP): $(OIDC_DIR)/package-lock.json
 oidc: $(OIDC_STAMP)
 
 # The whole suite, as CI runs it: lint, type check, then every test with a coverage figure.
+# TEST_WORKERS test processes (pytest-xdist), each taking one test module at a time, longest first.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	bash scripts/run_tests.sh --cov --cov-report=term:skip-covered -m "not cluster"
+	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --cov --cov-report=term:skip-covered -m "not cluster"
 
 # The development lane: lint, then the tests not marked slow (no type check, no coverage).
 test-fast: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
-	bash scripts/run_tests.sh -m "not slow and not cluster"
+	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not cluster"
 
 # The cluster lane: the whole DAG with PHMX_RUNNER=spark_submit from the make dist bundle on local JVM Spark
 # (about 12 minutes on 2 cores; kept out of make test for the suite's 40-minute budget).
