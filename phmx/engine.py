@@ -61,12 +61,22 @@ def _prepare_object_store_env() -> None:
     os.environ.setdefault("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-west-2"))
 
 
+# One week: longer than any run, so only the process's own end stops the embedded session.
+EMBEDDED_SESSION_TIMEOUT_SECS = 7 * 24 * 3600
+
+
 def _start_sail() -> str:
     """Start the in-process Sail server once; return its ``sc://`` address."""
     global _server
     from pysail.spark import SparkConnectServer
 
     os.environ.setdefault("RUST_LOG", "error")  # Sail warns on every no-op hint; errors still show
+    # Sail drops a session idle for 15 minutes by default. The embedded server lives and dies with
+    # this process and serves only it, so that expiry protects nothing, and a stage can legitimately
+    # spend longer than that in the driver between two engine calls (the LHJ suppression's linear
+    # programs at a large population; a test worker running other modules' subprocesses): the next
+    # call would then fail with "session ... is not running". An operator's own value still wins.
+    os.environ.setdefault("SAIL_SPARK__SESSION_TIMEOUT_SECS", str(EMBEDDED_SESSION_TIMEOUT_SECS))
     _prepare_object_store_env()
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
