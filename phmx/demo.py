@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     os.environ["PHMX_HOME"] = str(home)
     os.environ.setdefault("AIRFLOW_HOME", str(Path("var/airflow").resolve()))
+    # One run over twelve months of data: the tier history of all twelve (as twelve monthly runs would
+    # have written it), so the ECM dashboards' comparison group (members of the same tier) is not empty.
+    os.environ.setdefault("PHMX_RISK_HISTORY_MONTHS", "12")
     t0 = time.perf_counter()
     console.rule("phmx demo")
     console.print(f"Generating synthetic submitters: {args.members} members in counties "

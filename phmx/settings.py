@@ -60,6 +60,7 @@ with the fields.
 | `PHMX_EMR_JOB_TIMEOUT_MINUTES` | `180` | how long a task waits for its job run |
 | `PHMX_JOB_PERIOD` | unset | set by the runners for mapped tasks; the driver's default for `--period` |
 | `PHMX_JOB_RUN_ID` | unset | set by the runners for mapped tasks; the driver's default for `--run-id` |
+| `PHMX_RISK_HISTORY_MONTHS` | `1` | measures at period `all`: write the rolling 12-month risk tiers of this many months, ending with the latest encounter's month (the tier history a monthly run builds one month at a time; the ECM comparison group is matched on it) |
 | `PHMX_IDENTITY_MODE` | `full` | identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide) |
 | `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every member every run (it always decides for every plan and LHJ publish serves) |
 | `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
@@ -227,6 +228,11 @@ class Settings(BaseSettings):
                                   "set by the runners for mapped tasks; the driver's default for `--period`")
     job_run_id: str | None = _var("PHMX_JOB_RUN_ID", None, "unset",
                                   "set by the runners for mapped tasks; the driver's default for `--run-id`")
+    risk_history_months: int = _var(
+        "PHMX_RISK_HISTORY_MONTHS", 1, "`1`",
+        "measures at period `all`: write the rolling 12-month risk tiers of this many months, ending with the "
+        "latest encounter's month (the tier history a monthly run builds one month at a time; the ECM "
+        "comparison group is matched on it)")
     identity_mode: str = _var("PHMX_IDENTITY_MODE", "full", "`full`",
                               "identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide)")
     consent_recipients: Annotated[tuple[str, ...], NoDecode] = _var(

@@ -24,7 +24,7 @@ from jobs.measures.risk import member_risk
 from jobs.measures.risk_history import rolling, write_transitions
 from jobs.measures.strata import finalize
 from jobs.measures.wellchild import well_care_year, well_child
-from phmx import lakehouse
+from phmx import lakehouse, settings
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError
 from phmx.log import get_logger
@@ -67,6 +67,18 @@ def risk_period_of(spark: SparkSession, run_period: Period, measure_period: Meas
         if latest is not None:
             return rolling(Period.month_of(latest))
     return measure_period
+
+
+def risk_windows(run_period: Period, risk_period: MeasurePeriod) -> list[MeasurePeriod]:
+    """The risk windows a run writes: its own, and for a run at ``all`` also the rolling windows of the
+    ``PHMX_RISK_HISTORY_MONTHS - 1`` months before it, oldest first, so a rebuild can hold the tier
+    history (and the transitions) that month-by-month runs build one month at a time."""
+    months = settings.load().risk_history_months
+    if run_period.kind is not PeriodKind.ALL or months <= 1 or not risk_period.label.startswith("R12-"):
+        return [risk_period]
+    last = Period.parse(risk_period.label[4:], allowed=frozenset({PeriodKind.MONTH}), what="risk month")
+    index = last.year * 12 + (last.number or 1) - 1
+    return [rolling(Period(PeriodKind.MONTH, i // 12, i % 12 + 1)) for i in range(index - months + 1, index + 1)]
 
 
 def compute_group(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod,
@@ -125,8 +137,9 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, gr
     risk_period = risk_period_of(spark, ctx.period, period)
     if risk:
         t = time.perf_counter()
-        lakehouse.overwrite(member_risk(inputs, cfg, risk_period, ctx.run_id), MEMBER_RISK,
-                            replace_where=f"period = {lakehouse.sql_literal(risk_period.label)}")
+        for window in risk_windows(ctx.period, risk_period):
+            lakehouse.overwrite(member_risk(inputs, cfg, window, ctx.run_id), MEMBER_RISK,
+                                replace_where=f"period = {lakehouse.sql_literal(window.label)}")
         write_transitions(spark, ctx.run_id)
         seconds["member_risk"] = round(time.perf_counter() - t, 2)
 

@@ -30,6 +30,7 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
     home = tmp_path / "demo"
     monkeypatch.setenv("PHMX_HOME", str(home))  # restored after the test (the demo sets it too)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("PHMX_RISK_HISTORY_MONTHS", "12")  # what the demo sets when unset (restored after)
     assert demo.main(["--members", "300", "--in-process", "--home", str(home)]) == 0
     console = Console(record=True, width=200)
     summary = demo.summarize(console)
@@ -73,11 +74,12 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
 def _check_ecm_packages_against_the_truth(spark, home: Path, packages: dict[str, str]) -> None:  # noqa: ANN001
     """Every metric row of the demo's ECM packages (a provider's, its plan's) equals the generator's truth of
     the run, phmx.synth.ecm_truth: every file written read back in plain Python; the comparison group on the
-    hub's risk tiers, the one input it shares (tests/ecm/ecm_risk_input.py). A single run over all data has
-    only the latest month's tiers, so the comparison metrics have no members here, in both."""
+    hub's risk tiers, the one input it shares (tests/ecm/ecm_risk_input.py). The demo's one run over twelve
+    months writes the tier history of every month (PHMX_RISK_HISTORY_MONTHS), so the comparison group has
+    members: some comparison rows have a denominator, in the packages as in the truth."""
     from ecm.ecm_risk_input import tiers_from_lakehouse
 
-    from phmx.synth.ecm_truth import full_truth
+    from phmx.synth.ecm_truth import COMPARISON, full_truth
 
     def num(x: object) -> float | None:
         return None if x in ("", None) or pd.isna(x) else float(x)  # type: ignore[arg-type]
@@ -93,6 +95,7 @@ def _check_ecm_packages_against_the_truth(spark, home: Path, packages: dict[str,
         assert got and set(got) == {k for k in truth if (k[0], k[1]) in scope}, recipient
         wrong = {k: (truth[k], v) for k, v in got.items() if truth[k] != v}
         assert not wrong, (recipient, list(wrong.items())[:3])
+        assert any(k[3] in COMPARISON and (v[1] or 0) > 0 for k, v in got.items()), recipient
 
 
 class _Page(HTMLParser):

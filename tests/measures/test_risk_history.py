@@ -49,3 +49,17 @@ def test_monthly_and_all_runs_use_the_rolling_12_months(spark, phmx_home):
     latest = risk_period_of(spark, Period.parse("all"), year)
     assert (latest.label, latest.start, latest.end) == ("R12-2025-08", dt.date(2024, 9, 1), dt.date(2025, 8, 31))
     assert [str(p) for p in months_between("2024-11", "2025-02")] == ["2024-11", "2024-12", "2025-01", "2025-02"]
+
+
+def test_a_run_over_all_data_writes_the_tier_history_the_setting_asks_for(monkeypatch):
+    from jobs.measures.stage import risk_windows
+
+    latest = MeasurePeriod("R12-2025-02", dt.date(2024, 3, 1), dt.date(2025, 2, 28))
+    monkeypatch.delenv("PHMX_RISK_HISTORY_MONTHS", raising=False)
+    assert risk_windows(Period.parse("all"), latest) == [latest]  # by default only the latest window
+    monkeypatch.setenv("PHMX_RISK_HISTORY_MONTHS", "3")
+    got = risk_windows(Period.parse("all"), latest)
+    assert [w.label for w in got] == ["R12-2024-12", "R12-2025-01", "R12-2025-02"]  # oldest first, across a year
+    assert (got[0].start, got[0].end) == (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
+    # a monthly run writes its own window only: the months before it were written by their own runs
+    assert risk_windows(Period.parse("2025-02"), latest) == [latest]
