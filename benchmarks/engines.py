@@ -55,10 +55,12 @@ def cpu_seconds():
     return total
 
 def delta_commits():
-    # Commit files of every Delta table of this home (a commit is a JSON file in _delta_log).
-    root = os.path.join(os.environ["PHMX_HOME"], "lakehouse")
-    return sum(1 for d, _, files in os.walk(root) if d.endswith("_delta_log")
-               for f in files if f.endswith(".json") and f[:-5].isdigit())
+    # Commit files of every Delta table of this run's lakehouse (a commit is a JSON file in
+    # _delta_log), a local folder or an s3:// root.
+    from phmx import settings, storage
+    root = settings.load().lakehouse_root
+    return sum(1 for f in storage.list_files(root) if "_delta_log/" in f.relpath
+               and f.relpath.endswith(".json") and f.relpath.rsplit("/", 1)[-1][:-5].isdigit())
 
 stages, cpu, counts, commits, windows = {}, {}, {}, {}, {}
 for stage in STAGES:
@@ -72,6 +74,8 @@ print("COMMITS " + json.dumps(commits))
 print("WINDOWS " + json.dumps(windows))
 print("COUNTS " + json.dumps(counts, default=str))
 print("RSS_MB " + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+from phmx.engine import get_spark
+print("ENGINE " + json.dumps(type(get_spark()).__module__))
 """
 
 def prepare(base: Path, members: int, seed: int = 7) -> Path:
@@ -87,9 +91,12 @@ def prepare(base: Path, members: int, seed: int = 7) -> Path:
 def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeout: int = 3600) -> dict:
     """Run every stage on ``route`` in a fresh process with its own home and the shared keys.
 
-    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB"}``:
-    wall and CPU seconds per stage (CPU of the whole process tree, the JVM and the Connect server
-    included), Delta commits per stage, each stage's clock window, counts, the driver's peak RSS.
+    A finished route (its ``stages.json``) is reused. Returns ``{"STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB",
+    "ENGINE"}``: wall and CPU seconds per stage (CPU of the whole process tree, the JVM and the
+    Connect server included), Delta commits per stage, each stage's clock window, counts, the
+    driver's peak RSS, the session's module (``pyspark.sql.session`` on classic, ``...connect...``
+    otherwise). ``env`` may move any zone elsewhere (``PHMX_LAKEHOUSE_ROOT=s3://...``; the caller
+    puts the landing zone there when it moves ``PHMX_LANDING_ROOT``).
     On the classic route the JVM writes a Spark event log under ``<home>/events``, summarised per
     stage as ``SPARK`` (:func:`spark_jobs_per_stage`).
     """
@@ -113,7 +120,7 @@ def run_route(base: Path, route: str, landing: Path, env: dict[str, str], timeou
     if proc.returncode != 0:
         raise RuntimeError(f"the pipeline failed on {route}:\n{proc.stderr[-5000:]}")
     out = {k: json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines()
-           for k in ("STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB") if line.startswith(k + " ")}
+           for k in ("STAGES", "CPU", "COMMITS", "WINDOWS", "COUNTS", "RSS_MB", "ENGINE") if line.startswith(k + " ")}
     if events.is_dir():
         out["SPARK"] = spark_jobs_per_stage(events, out["WINDOWS"])
     (home / "stages.json").write_text(json.dumps(out))
@@ -253,8 +260,10 @@ def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[st
     return out
 
 
-def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUTES, parallel: bool = False) -> dict[str, dict]:
-    """Run ``routes``; the Spark Connect route gets its own server for its run.
+def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUTES, parallel: bool = False,
+               env: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
+    """Run ``routes``; the Spark Connect route gets its own server for its run. ``env`` adds
+    variables per route (the same-results test puts the classic route's zones on S3 with it).
 
     With ``parallel`` the first route runs alone (it makes the shared keys folder, so every route
     pseudonymises with the same keys) and the others then run at the same time, each in its own
@@ -265,6 +274,7 @@ def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUT
     from concurrent.futures import ThreadPoolExecutor
 
     def one(route: str) -> dict:
+        extra = (env or {}).get(route, {})
         if route == "dag":
             return run_dag_route(base, landing)
         if route == "connect" and not (base / "connect" / "stages.json").is_file():
@@ -272,8 +282,8 @@ def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUT
 
             with ConnectServer(log_path=base / "connect-server.log") as server:
                 return run_route(base, route, landing, {"PHMX_ENGINE": "connect", "SPARK_REMOTE": server.address,
-                                                        "PHMX_BENCH_SERVER_PID": str(server.pid)})
-        return run_route(base, route, landing, {"PHMX_ENGINE": route} if route != "connect" else {})
+                                                        "PHMX_BENCH_SERVER_PID": str(server.pid), **extra})
+        return run_route(base, route, landing, {**({"PHMX_ENGINE": route} if route != "connect" else {}), **extra})
 
     if not parallel or len(routes) < 2:
         return {route: one(route) for route in routes}
