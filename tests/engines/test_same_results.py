@@ -43,7 +43,13 @@ ROUTES = ("sail", "classic", "connect")
 ON_S3 = "classic"
 # A package delivered to S3 has a larger manifest by design: its `delivery` block (the location,
 # SSE and presigned URLs for the recipient); the files' own hashes are compared with the files.
-SET_ASIDE = {ON_S3: {"feed_log": ["bytes"]}}
+# gold.identity_index's pii_fingerprint is the fingerprint of its encrypted `features`, the JSON text of a
+# record's standardised features written by the engine's to_json: it differs between Sail and both JVM
+# routes in a few rows (4 of 150 here) while every visible column, the blocking and term-frequency
+# HMACs included, is equal. What those features decide (scores, gammas, clusters) is compared in
+# gold.link_pairs, member_xwalk and member. An engine gap (docs/ARCHITECTURE.md).
+ENGINE_TEXT = {"identity_index": ["pii_fingerprint"]}
+SET_ASIDE = {ON_S3: {"feed_log": ["bytes"], **ENGINE_TEXT}, "connect": ENGINE_TEXT}
 
 
 def _download(root: str, dest: Path) -> int:
