@@ -210,27 +210,45 @@ def merge(
     if not exists(table):
         append(df, table)
         return
-    stored = read(spark, table)
-    if set(table.column_names) - set(stored.columns):
-        # The contract gained a column since the table was written (a new release): widen it in place,
-        # the new column null on every stored row, so the MERGE below can set it.
-        overwrite(conform_to(stored, table), table, schema=True)
+    _stored_widened(spark, table)
     view = f"src_{uuid.uuid4().hex[:12]}"
     df.createOrReplaceTempView(view)
-    on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
-    sets = ", ".join(f"t.{c} = s.{c}" for c in table.column_names)
-    cols = ", ".join(table.column_names)
-    vals = ", ".join(f"s.{c}" for c in table.column_names)
-    sql = f"MERGE INTO {_sql_path(table_path(table))} t USING {view} s ON {on} "
-    if update:
-        sql += f"WHEN MATCHED THEN UPDATE SET {sets} "
-    sql += f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})"  # noqa: S608 - names from contracts
+    clauses = [f"WHEN MATCHED THEN UPDATE SET {_set_all(table)}"] if update else []
+    clauses.append(f"WHEN NOT MATCHED THEN {_insert_all(table)}")
     if delete_where:
-        sql += f" WHEN NOT MATCHED BY SOURCE AND ({delete_where}) THEN DELETE"
+        clauses.append(f"WHEN NOT MATCHED BY SOURCE AND ({delete_where}) THEN DELETE")
+    _merge_into(spark, table, view, keys, clauses)
+    spark.catalog.dropTempView(view)
+
+
+def _stored_widened(spark: SparkSession, table: Table) -> DataFrame:
+    """The stored table, first widened in place when the contract gained a column since it was written
+    (a new release): the new column null on every stored row, so a MERGE can set it."""
+    stored = read(spark, table)
+    if set(table.column_names) - set(stored.columns):
+        overwrite(conform_to(stored, table), table, schema=True)
+        stored = read(spark, table)
+    return stored
+
+
+def _set_all(table: Table) -> str:
+    return ", ".join(f"t.{c} = s.{c}" for c in table.column_names)
+
+
+def _insert_all(table: Table) -> str:
+    cols = table.column_names
+    return f"INSERT ({', '.join(cols)}) VALUES ({', '.join(f's.{c}' for c in cols)})"  # noqa: S608 - contract names
+
+
+def _merge_into(spark: SparkSession, table: Table, view: str, keys: tuple[str, ...] | list[str],
+                clauses: list[str]) -> None:
+    """``MERGE INTO`` the table from the temporary view ``view`` (``s``) on ``keys`` (nulls equal), with
+    the given ``WHEN`` clauses, between the write's two commit points."""
+    on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+    sql = f"MERGE INTO {_sql_path(table_path(table))} t USING {view} s ON {on} " + " ".join(clauses)  # noqa: S608 - contract names
     faults.point(f"lakehouse.write.before:{table.fqn}")
     run_sql(spark, sql, table=table.fqn)
     faults.point(f"lakehouse.write.after:{table.fqn}")
-    spark.catalog.dropTempView(view)
 
 
 def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> int:
@@ -252,13 +270,8 @@ def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> 
     if not exists(table):
         append(df, table)
         return -1
-    stored = read(spark, table)
-    if set(table.column_names) - set(stored.columns):
-        # A contract that gained a column: widen in place (as merge does) and re-read.
-        overwrite(conform_to(stored, table), table, schema=True)
-        stored = read(spark, table)
-    stored = conform_to(stored.where(scope), table)
-    cols, keys = table.column_names, list(table.keys)
+    stored = conform_to(_stored_widened(spark, table).where(scope), table)
+    keys = list(table.keys)
     changed = df.exceptAll(stored).withColumn("_gone", F.lit(False))
     gone = stored.select(*keys).exceptAll(df.select(*keys))
     gone = conform_to(gone, table).withColumn("_gone", F.lit(True))
@@ -268,15 +281,9 @@ def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> 
         n = src.count()
         if n:
             src.createOrReplaceTempView(view)
-            on = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
-            sets = ", ".join(f"t.{c} = s.{c}" for c in cols)
-            vals = ", ".join(f"s.{c}" for c in cols)
-            sql = (f"MERGE INTO {_sql_path(table_path(table))} t USING {view} s ON {on} "  # noqa: S608 - contract names
-                   f"WHEN MATCHED AND s._gone THEN DELETE WHEN MATCHED THEN UPDATE SET {sets} "
-                   f"WHEN NOT MATCHED AND NOT s._gone THEN INSERT ({', '.join(cols)}) VALUES ({vals})")
-            faults.point(f"lakehouse.write.before:{table.fqn}")
-            run_sql(spark, sql, table=table.fqn)
-            faults.point(f"lakehouse.write.after:{table.fqn}")
+            _merge_into(spark, table, view, keys, [
+                "WHEN MATCHED AND s._gone THEN DELETE", f"WHEN MATCHED THEN UPDATE SET {_set_all(table)}",
+                f"WHEN NOT MATCHED AND NOT s._gone THEN {_insert_all(table)}"])
             spark.catalog.dropTempView(view)
     finally:
         drop_work(f"refresh_{view}")
