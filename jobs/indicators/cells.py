@@ -140,20 +140,10 @@ def strata_from_engine(cube: DataFrame) -> pd.DataFrame:
     return pd.concat([lhjs[LONG_COLUMNS], state[LONG_COLUMNS]], ignore_index=True)
 
 
-def rates(cube: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *, method: Method = "fay-feuer") -> pd.DataFrame:
-    """gold.indicator_rate rows (without run_id) from gold.indicator_cube rows."""
-    if cube.empty:
-        return pd.DataFrame(columns=RATE_COLUMNS)
-    cube = cube.copy()
-    cube["numerator"] = cube["numerator"].astype("int64")
-    cube["denominator"] = cube["denominator"].astype("int64")
-    return rates_of_strata(strata(with_periods(cube)), cat, std, method=method)
-
-
 def rates_of_strata(long: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *,
                     method: Method = "fay-feuer") -> pd.DataFrame:
-    """gold.indicator_rate rows (without run_id) from the long rows of :func:`strata` (or
-    :func:`strata_from_engine`)."""
+    """gold.indicator_rate rows (without run_id) from the long rows of :func:`strata_from_engine` (or
+    :func:`strata` of a pandas cube)."""
     if long.empty:
         return pd.DataFrame(columns=RATE_COLUMNS)
     sens = {iid: ind.sensitivity for iid, ind in cat.indicators.items()}
