@@ -303,6 +303,32 @@ def _check_spec(spec: FeedSpec, doc: dict[str, Any], path: Path) -> None:
     for k in spec.natural_key:
         if k not in names:
             raise _fail(path, "natural_key", f"unknown field {k!r}")
+    _check_target_expressions(path, spec.targets)
+
+
+# Functions a target expression may not call, with the reason and the safe form.
+_UNSAFE_FUNCTIONS = {
+    "array_compact": "on the embedded engine (Sail) array_compact of an array built by an aggregate "
+                     "(collect_list, collect_set, flatten of those) returns other groups' values; "
+                     "write filter(<array>, x -> x IS NOT NULL) instead (docs/ARCHITECTURE.md, engine gaps)",
+}
+
+
+def _check_target_expressions(path: Path, targets: dict[str, Any]) -> None:
+    """Refuse, at load, a target expression calling a function that gives wrong rows on an engine."""
+    def walk(node: Any, key: str) -> None:  # noqa: ANN401 - the raw YAML under targets
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}")
+        elif isinstance(node, list | tuple):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str):
+            for name, why in _UNSAFE_FUNCTIONS.items():
+                if re.search(rf"\b{name}\s*\(", node, re.IGNORECASE):
+                    raise _fail(path, key, f"{name}() is not allowed: {why}")
+
+    walk(targets, "targets")
 
 
 def _check_source(path: Path, key: str, f: FieldSpec, raw: dict[str, Any], format_type: str) -> None:

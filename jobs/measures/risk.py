@@ -58,7 +58,9 @@ def _dx_flags(df: DataFrame, cfg: MeasuresConfig, date_col: str) -> DataFrame:
     mi = any_dx(dx, cfg.icd_regex("mental_illness"))
     homeless = any_dx(dx, cfg.icd_regex("homelessness"))
     other = any_dx(dx, cfg.icd_regex("other_social_needs"))
-    chronic = F.array_compact(F.array(*[F.when(any_dx(dx, rx), F.lit(cat)) for cat, rx in cfg.chronic.items()]))
+    # filter(is not null), never array_compact: Sail's array_compact reads other rows' values (docs/ARCHITECTURE.md).
+    chronic = F.filter(F.array(*[F.when(any_dx(dx, rx), F.lit(cat)) for cat, rx in cfg.chronic.items()]),
+                       lambda c: c.isNotNull())
     sensitive = smi | sud | mi
     return df.select("member_id", F.col(date_col).alias("event_date"), smi.alias("smi"), sud.alias("sud"),
                      mi.alias("mi"), homeless.alias("homeless"), other.alias("other_social"),
