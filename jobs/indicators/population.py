@@ -23,11 +23,16 @@ from phmx import lakehouse
 from phmx.tables import INDICATOR_DENOMINATOR, MEMBER_MONTH, MEMBER_XWALK, PERSON
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from jobs.indicators.catalogue import Catalogue, StandardPopulation
     from jobs.measures.config import MeasuresConfig
     from jobs.measures.inputs import Inputs
+
+    #: writes a frame once and returns it read back (lakehouse.Scratch.put_parquet)
+    Put = Callable[[DataFrame, str], DataFrame]
 
 UNKNOWN = "unknown"
 ATTRS = ("lhj", "zip", "age_band", "sex", "race_ethnicity", "language")
@@ -66,29 +71,111 @@ def age_cut_column(cuts: tuple[int, ...], age: Column) -> Column:
     return expr
 
 
-def residence_records(spark: SparkSession, cat: Catalogue) -> DataFrame:
-    """Each member's dated person records with a ZIP or county: member_id, record_date, zip5,
-    county_fips, lhj (city or county), language (the member's latest non-empty one)."""
-    from pyspark.sql import Window
+#: separates the parts of a record's tie-break key (below every character a ZIP, FIPS code or LHJ
+#: name holds, so comparing two keys compares their parts in order)
+_SEP = "\x01"
+
+
+def _linked_person(spark: SparkSession) -> DataFrame:
+    """silver.person records with their gold member: member_id, record_date, county_fips, language, zip5."""
     from pyspark.sql import functions as F
 
     xwalk = lakehouse.read(spark, MEMBER_XWALK).select("source", "source_person_id", "member_id")
     person = lakehouse.read(spark, PERSON).select(
         "source", "source_person_id", "record_date", "county_fips", "language",
         F.substring(F.regexp_replace(F.col("zip"), "[^0-9]", ""), 1, 5).alias("zip5"))
-    linked = person.join(xwalk, ["source", "source_person_id"], "inner")
-    # Ties (two records of one date) broken on the value itself, so every engine picks the same one.
-    wl = Window.partitionBy("member_id").orderBy(
-        F.when(F.col("language").isNull() | (F.trim("language") == ""), 1).otherwise(0),
-        F.col("record_date").desc_nulls_last(), F.col("language").asc_nulls_last())
-    linked = linked.withColumn("lang_pick", F.first("language").over(wl))
+    return person.join(xwalk, ["source", "source_person_id"], "inner").drop("source", "source_person_id")
+
+
+def member_language(linked: DataFrame, cat: Catalogue) -> DataFrame:
+    """(member_id, language): the published language of each member's latest non-empty language
+    (ties of one date broken on the value itself, so every engine picks the same one).
+
+    One string minimum per member: the key is (empty?, the date inverted, the value) written so
+    that text order is that order; a sort of every record per member cost more."""
+    from pyspark.sql import functions as F
+
+    empty = F.col("language").isNull() | (F.trim("language") == "")
+    inverted = F.coalesce(F.lpad((F.lit(99999999) - F.date_format("record_date", "yyyyMMdd").cast("int"))
+                                 .cast("string"), 8, "0"), F.lit("~~~~~~~~"))
+    key = F.concat(F.when(empty, F.lit("1")).otherwise(F.lit("0")), inverted, F.coalesce("language", F.lit("")))
+    picked = linked.groupBy("member_id").agg(F.min(key).alias("_k"))
+    return picked.select("member_id", language_column(cat, F.substring("_k", 10, 1 << 20)).alias("language"))
+
+
+def residence_records(spark: SparkSession, linked: DataFrame | None = None) -> DataFrame:
+    """Each member's dated person records with a ZIP or county: member_id, record_date, zip5,
+    county_fips, rec_lhj (city or county), county_name."""
+    from pyspark.sql import functions as F
+
+    linked = _linked_person(spark) if linked is None else linked
     linked = linked.withColumn("zip5", F.when(F.length("zip5") == 5, F.col("zip5")))
     geo = linked.where(F.col("zip5").isNotNull() | F.col("county_fips").isNotNull())
     geo = add_lhj(spark, geo, zip_col="zip5", fips_col="county_fips", out="rec_lhj")
-    lang = linked.groupBy("member_id").agg(F.first("lang_pick").alias("raw_language"))
-    return geo.select("member_id", "record_date", "zip5", "county_fips", "rec_lhj").join(lang, "member_id", "full") \
-        .select("member_id", "record_date", "zip5", "county_fips", "rec_lhj",
-                language_column(cat, F.col("raw_language")).alias("language"))
+    return geo.select("member_id", "record_date", "zip5", "county_fips", "rec_lhj",
+                      county_name_column(F.col("county_fips")).alias("county_name"))
+
+
+def residence_by_month(records: DataFrame, start: date, end: date, put: Put | None = None) -> DataFrame:
+    """(member_id, month, zip5, county_fips, rec_lhj, county_name) for every month of [start, end]
+    of every member with a record: the latest record dated on or before the month's last day, else
+    the member's earliest record. Between records of one date: one with a county, then one with a
+    ZIP, then the lowest values (so every engine picks the same one). Records whose ZIP and county
+    name no LHJ count only for a member with no other record; undated ones only for a member with
+    no dated one.
+
+    Why not a window over member x month x record (the obvious form): that sorts every member-month
+    once per record, and at a million members it was most of the stage's time and memory. Here each
+    member's records become intervals of months ([its month, the next record's month)), and the
+    intervals are expanded to months: one row per member and month, joined by key. ``put`` writes
+    the records' picks (one per member and date) once for the three reads below (the engine
+    computes a frame again for every read)."""
+    from pyspark.sql import functions as F
+
+    lo = F.lit(date(start.year, start.month, 1)).cast("date")
+    hi = F.lit(date(end.year, end.month, 1)).cast("date")
+    tier = F.col("rec_lhj").isNull().cast("int") * 2 + F.col("record_date").isNull().cast("int")
+    r = records.withColumn("_tier", tier)
+    r = r.join(r.groupBy("member_id").agg(F.min("_tier").alias("_tier")), ["member_id", "_tier"], "inner")
+
+    def flag(c: str) -> Column:
+        return F.when(F.col(c).isNull(), F.lit("1")).otherwise(F.lit("0"))
+
+    key = F.concat_ws(_SEP, flag("county_fips"), flag("zip5"), F.coalesce("county_fips", F.lit("")),
+                      F.coalesce("zip5", F.lit("")), flag("rec_lhj"), F.coalesce("rec_lhj", F.lit("")),
+                      flag("county_name"), F.coalesce("county_name", F.lit("")))
+    per_date = r.groupBy("member_id", "record_date").agg(F.min(key).alias("_k"))
+    if put is not None:
+        per_date = put(per_date, "residence_picks")
+    dated = per_date.where(F.col("record_date").isNotNull())
+    undated = per_date.where(F.col("record_date").isNull()).select(
+        "member_id", "_k", lo.alias("_from"), hi.alias("_to"))
+    # the latest record of each month a member has records in, and the month of the next such record
+    latest = dated.groupBy("member_id", F.trunc("record_date", "month").alias("_eff")).agg(
+        F.max("record_date").alias("record_date")).join(dated, ["member_id", "record_date"], "inner")
+    effs = latest.select("member_id", "_eff")
+    later = effs.join(effs.select(F.col("member_id").alias("_m2"), F.col("_eff").alias("_e2")),
+                      (F.col("member_id") == F.col("_m2")) & (F.col("_e2") > F.col("_eff")), "inner") \
+        .groupBy("member_id", "_eff").agg(F.min("_e2").alias("_next"))
+    spans = latest.join(later, ["member_id", "_eff"], "left").select(
+        "member_id", "_k", F.greatest("_eff", lo).alias("_from"),
+        F.least(F.coalesce(F.add_months("_next", -1), hi), hi).alias("_to"))
+    # the months before a member's first record: that (earliest) record
+    first = dated.groupBy("member_id").agg(F.min("record_date").alias("record_date")) \
+        .join(dated, ["member_id", "record_date"], "inner").select(
+            "member_id", "_k", lo.alias("_from"),
+            F.least(F.add_months(F.trunc("record_date", "month"), -1), hi).alias("_to"))
+    intervals = spans.unionByName(first).unionByName(undated).where(F.col("_from") <= F.col("_to"))
+    parts = F.split("_k", _SEP)
+
+    def part(flag_at: int) -> Column:
+        return F.when(parts.getItem(flag_at) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(flag_at + 2))
+
+    return intervals.select(
+        "member_id", F.explode(F.sequence("_from", "_to", F.expr("interval 1 month"))).alias("month"),
+        part(0).alias("county_fips"), part(1).alias("zip5"),
+        F.when(parts.getItem(4) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(5)).alias("rec_lhj"),
+        F.when(parts.getItem(6) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(7)).alias("county_name"))
 
 
 def months(inputs: Inputs, start: date, end: date) -> DataFrame:
@@ -105,47 +192,46 @@ def months(inputs: Inputs, start: date, end: date) -> DataFrame:
         "member_id", F.explode(F.sequence(first, last, F.expr("interval 1 month"))).alias("month")).distinct()
     cov = inputs.coverage.where((F.col("start_date") <= hi) & (F.col("end_date") >= lo)).select(
         F.col("member_id").alias("_cm"), "plan_id", "start_date", "end_date")
+    # plans per month in two group-bys (member x month x plan, then member x month) rather than a
+    # countDistinct: the engine keeps a hash set per group for that, and with one group per
+    # member-month it cost 20x the two steps (a left-joined month without a plan counts 0)
     plans = mm.join(cov, (F.col("member_id") == F.col("_cm")) & (F.col("start_date") <= F.last_day("month"))
                     & (F.col("end_date") >= F.col("month")), "left") \
-        .groupBy("member_id", "month").agg(F.countDistinct("plan_id").alias("plan_count"))
+        .groupBy("member_id", "month", "plan_id").agg(F.count(F.lit(1)).alias("_n")) \
+        .groupBy("member_id", "month").agg(F.count("plan_id").alias("plan_count"))
     return plans
 
 
 def member_months(spark: SparkSession, inputs: Inputs, cat: Catalogue, std: StandardPopulation,
-                  mcfg: MeasuresConfig, start: date, end: date, run_id: str) -> DataFrame:
-    """gold.member_month rows for [start, end] (lazy)."""
-    from pyspark.sql import Window
+                  mcfg: MeasuresConfig, start: date, end: date, run_id: str, put: Put | None = None
+                  ) -> DataFrame:
+    """gold.member_month rows for [start, end] (lazy but for the residence picks ``put`` writes). What belongs to the member (sex, race and
+    ethnicity, language) is worked out once per member, what belongs to the month (residence,
+    age) once per member-month."""
     from pyspark.sql import functions as F
 
     mm = months(inputs, start, end)
-    res = residence_records(spark, cat).withColumnRenamed("member_id", "_rm")
-    month_end = F.last_day("month")
-    before = F.col("record_date") <= month_end
-    # Records as near the month end as each other (same date, two sources): the one with a county,
-    # then with a ZIP, then the lowest values. Without this the pick is the engine's row order, and
-    # Sail and JVM Spark placed the same member in different counties.
-    w = Window.partitionBy("member_id", "month").orderBy(
-        F.when(F.col("rec_lhj").isNull(), 2).when(before, 0).otherwise(1),
-        F.abs(F.datediff(F.col("record_date"), month_end)).asc_nulls_last(),
-        F.col("county_fips").isNull(), F.col("zip5").isNull(),
-        F.col("county_fips").asc_nulls_last(), F.col("zip5").asc_nulls_last(), F.col("rec_lhj").asc_nulls_last())
-    picked = mm.join(res, F.col("member_id") == F.col("_rm"), "left") \
-        .withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn", "_rm")
-    members = inputs.members.select("member_id", "birth_date", "sex", "race", "ethnicity",
-                                    F.col("lhj").alias("gold_lhj"))
-    df = picked.join(members, "member_id", "left")
+    linked = _linked_person(spark)
+    where = residence_by_month(residence_records(spark, linked), start, end, put)
+    members = inputs.members.select(
+        "member_id", "birth_date", sex_category(F.col("sex")).alias("sex"),
+        race_ethnicity(mcfg.race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"),
+        F.col("lhj").alias("gold_lhj"))
+    df = mm.join(where, ["member_id", "month"], "left").join(members, "member_id", "left") \
+        .join(member_language(linked, cat), "member_id", "left")
     age = F.greatest(age_at("birth_date", "month"), F.lit(0))
     return df.select(
         "member_id", "month",
         F.coalesce("rec_lhj", "gold_lhj", F.lit("Unknown")).alias("lhj"),
-        F.coalesce(county_name_column(F.col("county_fips")), F.lit("Unknown")).alias("county"),
+        F.coalesce("county_name", F.lit("Unknown")).alias("county"),
         F.coalesce("zip5", F.lit(UNKNOWN)).alias("zip"),
         age.alias("age"),
         F.coalesce(age_group_column(std, age), F.lit(UNKNOWN)).alias("age_group"),
         F.coalesce(age_band(age), F.lit(UNKNOWN)).alias("age_band"),
         F.coalesce(age_cut_column(cat.age_cuts(), age), F.lit(0)).alias("age_cut"),
-        sex_category(F.col("sex")).alias("sex"),
-        race_ethnicity(mcfg.race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"),
+        F.coalesce("sex", F.lit("U")).alias("sex"),
+        F.coalesce("race_ethnicity", race_ethnicity(mcfg.race, F.lit(None).cast("string"),
+                                                    F.lit(None).cast("string"))).alias("race_ethnicity"),
         F.coalesce("language", F.lit("Unknown")).alias("language"),
         F.col("plan_count").cast("int").alias("plan_count"),
         F.lit(run_id).alias("run_id"),
@@ -165,13 +251,19 @@ def period_label(grain: str) -> Column:
 
 def denominators(mm: DataFrame, run_id: str) -> DataFrame:
     """gold.indicator_denominator from member-months: members and member-months per cell, per month,
-    quarter and year."""
+    quarter and year.
+
+    Members are counted in two group-bys (cell x member, then cell) and not with a countDistinct:
+    the engine holds a hash set per group for a distinct count, and over cells this fine (nearly
+    one per member-month) that cost 20x the two steps and grew faster than the population."""
     from pyspark.sql import functions as F
 
     out = None
     for grain in ("month", "quarter", "year"):
-        g = mm.withColumn("period", period_label(grain)).groupBy("period", *ATTRS).agg(
-            F.countDistinct("member_id").alias("members"), F.count(F.lit(1)).alias("member_months")) \
+        per_member = mm.groupBy(period_label(grain).alias("period"), *ATTRS, "member_id").agg(
+            F.count(F.lit(1)).alias("_mm"))
+        g = per_member.groupBy("period", *ATTRS).agg(
+            F.count(F.lit(1)).alias("members"), F.sum("_mm").alias("member_months")) \
             .withColumn("grain", F.lit(grain))
         out = g if out is None else out.unionByName(g)
     assert out is not None

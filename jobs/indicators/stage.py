@@ -63,7 +63,8 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
     seconds["inputs"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    mm = member_months(spark, inputs, cat, std, measures_config.default(), period.start, period.end, ctx.run_id)
+    mm = member_months(spark, inputs, cat, std, measures_config.default(), period.start, period.end, ctx.run_id,
+                       scratch.put_parquet)
     lakehouse.overwrite(mm, MEMBER_MONTH, replace_where=f"year(month) = {int(year)}")
     mm = lakehouse.read(spark, MEMBER_MONTH).where(F.year("month") == int(year))
     seconds["member_months"] = round(time.perf_counter() - t, 2)
