@@ -134,7 +134,7 @@ def classic_builder(app_name: str = "phmx", shuffle_partitions: int | None = Non
     submitted = jvm.under_spark_submit()  # the submitter chose master, jars and memory
     if not submitted:
         builder = builder.master(settings_mod.load().spark_master or "local[2]")
-    for key, value in jvm.session_conf(shuffle_partitions=partitions, jars_needed=not submitted).items():
+    for key, value in jvm.session_conf(shuffle_partitions=partitions, submitted=submitted).items():
         builder = builder.config(key, value)
     return builder
 

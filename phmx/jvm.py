@@ -149,38 +149,58 @@ def under_spark_submit() -> bool:
     return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
 
 
-def session_conf(*, shuffle_partitions: int, local: bool = True, jars_needed: bool = True) -> dict[str, str]:
-    """Everything a JVM session of ours is configured with (classic session and Connect server).
+def engine_conf(*, shuffle_partitions: int, log_level: str | None = None) -> dict[str, str]:
+    """What every JVM driver of ours runs with, however it starts: a classic session started here,
+    the Spark Connect server, a spark-submit driver (``phmx.runners.SparkSubmitConfig.conf`` puts
+    these on its command line) and an EMR driver (its session builder sets them). One list, so
+    the routes cannot drift apart.
 
-    Local jars (never ``spark.jars.packages``): on a local master they go on the JVM's class
-    path directly (``spark.jars`` would copy the 650 MB AWS SDK bundle into every session's
-    scratch folder); for a cluster, ``spark.jars`` ships them. Delta's extension and catalog,
-    UTC, adaptive execution with partition coalescing (small periods make many near-empty
-    shuffle partitions), few partitions for Delta's log replay (50 by default, for one small
-    log), Arrow for pandas UDFs and conversions, no UI and no console progress bar.
+    Delta's extension and catalog, UTC, adaptive execution with partition coalescing (small
+    periods make many near-empty shuffle partitions), few partitions for Delta's log replay (50
+    by default, for one small log), Arrow for pandas UDFs and conversions.
     """
-    jar_list = jars() if jars_needed else []
-    if not jar_list:
-        jar_conf: dict[str, str] = {}
-    elif local:
-        jar_conf = {"spark.driver.extraClassPath": os.pathsep.join(jar_list),
-                    "spark.executor.extraClassPath": os.pathsep.join(jar_list)}
-    else:
-        jar_conf = {"spark.jars": ",".join(jar_list)}
-    conf = {**jar_conf, **DELTA_SQL_CONF,
+    return {**DELTA_SQL_CONF,
             "spark.sql.shuffle.partitions": str(shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.adaptive.enabled": "true",
             "spark.sql.adaptive.coalescePartitions.enabled": "true",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.databricks.delta.snapshotPartitions": "2",
-            "spark.ui.enabled": "false",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.driver.host": "127.0.0.1",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.log.level": settings.load().spark_log_level,
-            "spark.driver.memory": settings.load().spark_driver_memory,
-            **object_store_conf()}
+            "spark.log.level": log_level or settings.load().spark_log_level}
+
+
+# A JVM this process starts on this machine: no UI, the driver on loopback, no progress bar. Never
+# set under spark-submit, where the submitter chose the driver's host (on a cluster, executors on
+# other nodes must reach it) and its memory (fixed when its JVM started).
+OWN_JVM_CONF: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool = False) -> dict[str, str]:
+    """Everything a JVM session of ours is configured with (classic session and Connect server).
+
+    :func:`engine_conf`, the object store's settings, and, for a JVM this process starts
+    (``submitted`` false), :data:`OWN_JVM_CONF`, the driver's memory and the jars. Local jars
+    (never ``spark.jars.packages``): on a local master they go on the JVM's class path directly
+    (``spark.jars`` would copy the 650 MB AWS SDK bundle into every session's scratch folder);
+    for a cluster, ``spark.jars`` ships them. Under spark-submit (``submitted``) the submitter
+    chose the jars, the driver's host and its memory.
+    """
+    conf = engine_conf(shuffle_partitions=shuffle_partitions)
+    if not submitted:
+        jar_list = jars()
+        if jar_list and local:
+            conf.update({"spark.driver.extraClassPath": os.pathsep.join(jar_list),
+                         "spark.executor.extraClassPath": os.pathsep.join(jar_list)})
+        elif jar_list:
+            conf["spark.jars"] = ",".join(jar_list)
+        conf.update(OWN_JVM_CONF)
+        conf["spark.driver.memory"] = settings.load().spark_driver_memory
+    conf.update(object_store_conf())
     return conf
 
 

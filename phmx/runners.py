@@ -205,13 +205,14 @@ class SparkSubmitConfig:
         return ",".join(pkgs)
 
     def conf(self, cfg: settings_mod.Settings) -> dict[str, str]:
-        """Delta's SQL extension and catalog; S3A for ``s3://`` roots (:func:`phmx.jvm.object_store_conf`:
-        endpoint, credentials provider, SSE-KMS with the zone's key); the driver's memory
-        (``PHMX_SPARK_DRIVER_MEMORY``, as a classic session gets: spark-submit's own default is 1g,
-        and the driver-side steps of identity, measures and publish need more)."""
-        conf = dict(DELTA_SQL_CONF)
-        conf["spark.sql.shuffle.partitions"] = str(cfg.shuffle_partitions)
-        conf["spark.sql.session.timeZone"] = "UTC"
+        """:func:`phmx.jvm.engine_conf`, the list every JVM driver of ours runs with (Delta, shuffle
+        partitions, UTC, adaptive execution, Arrow, Delta's snapshot partitions); S3A for ``s3://``
+        roots (:func:`phmx.jvm.object_store_conf`: endpoint, credentials provider, SSE-KMS with the
+        zone's key); the driver's memory (``PHMX_SPARK_DRIVER_MEMORY``, as a classic session gets:
+        spark-submit's own default is 1g, and the driver-side steps of identity, measures and
+        publish need more). The driver's session builder sets the same engine list again
+        (``phmx.engine.classic_builder``), never its host or memory."""
+        conf = jvm.engine_conf(shuffle_partitions=cfg.shuffle_partitions, log_level=cfg.spark_log_level)
         conf["spark.driver.memory"] = cfg.spark_driver_memory
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
             conf.update(jvm.object_store_conf(cfg))  # the same S3A settings as a classic session's

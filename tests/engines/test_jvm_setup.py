@@ -80,6 +80,45 @@ def test_cluster_conf_ships_the_jars_with_spark_jars():
     assert any(j.endswith(f"delta-spark_4.2_2.13-{jvm.DELTA_VERSION}.jar") for j in conf["spark.jars"].split(","))
 
 
+def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
+    """Adaptive execution, Arrow, shuffle partitions, UTC, Delta and its snapshot partitions: the
+    same values for a classic session started here, the Spark Connect server, the spark-submit
+    command line and the driver's session builder under spark-submit (phmx.jvm.engine_conf)."""
+    from phmx import runners, settings
+    from phmx.engine import classic_builder
+
+    for key in jvm.worker_environment():  # classic_builder sets them: restored after the test
+        monkeypatch.setitem(os.environ, key, os.environ.get(key, ""))
+    monkeypatch.setenv("PHMX_SHUFFLE_PARTITIONS", "6")
+    monkeypatch.setenv("PHMX_SPARK_LOG_LEVEL", "ERROR")
+    cfg = settings.load()
+    want = jvm.engine_conf(shuffle_partitions=6)
+    for key in ("spark.sql.adaptive.enabled", "spark.sql.adaptive.coalescePartitions.enabled",
+                "spark.sql.execution.arrow.pyspark.enabled", "spark.databricks.delta.snapshotPartitions",
+                "spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.sql.session.timeZone"):
+        assert key in want
+    assert want["spark.sql.shuffle.partitions"] == "6" and want["spark.log.level"] == "ERROR"
+
+    def has_all(conf: dict[str, str]) -> bool:
+        return {k: conf.get(k) for k in want} == want
+
+    own = classic_builder()._options
+    submit = runners.SparkSubmitConfig.from_settings(cfg).conf(cfg)
+    server = jvm.ConnectServer(port=15002, shuffle_partitions=6).command()
+    server_conf = dict(a.split("=", 1) for a in server[server.index("--name") + 2:-1] if "=" in a)
+    assert has_all(own) and has_all(submit) and has_all(server_conf)
+
+    # The driver spark-submit started sets the same list, but never the driver's host, bind
+    # address, memory or jars: the submitter chose them (on a cluster, executors on other nodes
+    # connect to the driver's host; the memory is fixed once its JVM runs).
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # what spark-submit gives its Python driver
+    driver = classic_builder()._options
+    assert has_all(driver)
+    assert not {"spark.driver.host", "spark.driver.bindAddress", "spark.driver.memory", "spark.jars",
+                "spark.driver.extraClassPath", "spark.master"} & set(driver)
+    assert submit["spark.driver.memory"] == cfg.spark_driver_memory  # set where it takes effect
+
+
 def test_spark_submit_puts_make_jvms_jars_on_the_class_path_and_ships_a_given_list():
     """``--jars`` copies every jar into each job's scratch folder (670 MB a DAG task, the AWS SDK
     bundle); the jars ``make jvm`` resolved are on this machine, so they go on the class path."""
