@@ -5,6 +5,9 @@
     python -m benchmarks.pipeline --quick                      # 2,000 members, under a minute
     python -m benchmarks.pipeline --members 1000000 --population var/pop/m1000000
                                  # a population ``phmx synth`` made before (same --members), not generated again
+    python -m benchmarks.pipeline --members 1000000 --from-stage indicators
+                                 # resume the run kept under --out at a stage (after one failed): the
+                                 # stages before it are not run again; their figures stay in the partial JSON
 
 Each size runs in a fresh PHMX_HOME under var/bench/ on the embedded engine. The population is
 generated first in a child process (``phmx synth``), so its peak RSS is the generator's own and
@@ -12,8 +15,10 @@ shows whether generation stays in bounded memory. Reports, per stage: wall secon
 (every thread of this process, so the embedded engine's too, plus any worker processes the stage
 waited for: the figure to compare when the machine is shared), peak RSS during that stage (the
 high-water mark is reset before each stage through /proc/self/clear_refs, so each figure is that
-stage's own; Linux only, else the process's peak so far), the input rows it processed, rows/s;
-the whole run's wall time; the load average at the start and end.
+stage's own; Linux only, else the process's peak so far), the peak RSS of worker processes the
+stage started (ingest's parsers, publish's LHJ builders: the largest child so far, shown when a
+stage raised it), the input rows it processed, rows/s; the whole run's wall time; the load average
+at the start and end.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ def _stage_peak_rss_mb() -> float:
     except OSError:
         pass
     return _peak_rss_mb()
+
+
+def _children_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
 
 def _children_cpu() -> float:
@@ -129,30 +138,45 @@ def _input_rows(spark, stage: str) -> int:
 
 
 def _print_stage(s: dict) -> None:
+    workers = f"  workers' peak {s['workers_peak_rss_mb']:,} MB" if s.get("workers_peak_rss_mb") else ""
     print(f"  {s['stage']:<10} {s['seconds']:>8.1f} s  CPU {s['cpu_seconds']:>7.1f} s  "
-          f"peak {s['peak_rss_mb']:>6,} MB  {s['input_rows']:>11,} rows in  "
+          f"peak {s['peak_rss_mb']:>6,} MB{workers}  {s['input_rows']:>11,} rows in  "
           f"{(s['rows_per_s'] or 0):>10,} rows/s  load {s['load']:.1f}"
           + (f"  FAILED: {s['failure']}" if s["failure"] else ""), flush=True)
 
 
-def run_size(members: int, counties: list[str], months: int, root: Path, population: Path | None = None) -> dict:
+def run_size(members: int, counties: list[str], months: int, root: Path, population: Path | None = None,
+             from_stage: str | None = None) -> dict:
     from jobs import STAGES
     from jobs.entry import run_stage
     from phmx.engine import get_spark
     from phmx.errors import PhmxError
 
     home = root / f"m{members}"
-    shutil.rmtree(home, ignore_errors=True)
+    partial = root / f"pipeline-{members}.partial.json"
+    stages: list[dict] = []
+    if from_stage:
+        # Resume: the home and the figures of the stages before ``from_stage`` are the kept run's.
+        if from_stage not in STAGES or not home.is_dir():
+            raise SystemExit(f"--from-stage {from_stage}: needs a stage of {', '.join(STAGES)} and the run kept in {home}")
+        before = STAGES[:STAGES.index(from_stage)]
+        stages = [s for s in (json.loads(partial.read_text()) if partial.exists() else []) if s["stage"] in before]
+        synth = {"seconds": 0.0, "cpu_seconds": None, "peak_rss_mb": None, "rows": 0, "rows_by_feed": {},
+                 "resumed_at": from_stage}
+    else:
+        shutil.rmtree(home, ignore_errors=True)
     os.environ["PHMX_HOME"] = str(home)
-    synth = reuse_population(home, population) if population else synth_in_child(home, members, counties, months)
+    if not from_stage:
+        synth = reuse_population(home, population) if population else synth_in_child(home, members, counties, months)
     print(f"\n== {members:,} members: population {'reused from ' + str(population) if population else 'generated'} "
-          f"in {synth['seconds']} s; load {os.getloadavg()[0]:.1f}", flush=True)
+          f"in {synth['seconds']} s; load {os.getloadavg()[0]:.1f}"
+          + (f"; resumed at {from_stage}" if from_stage else ""), flush=True)
     spark = get_spark()
-    stages = []
     t_all = time.perf_counter()
     load_start = os.getloadavg()[0]
-    for stage in STAGES:
+    for stage in STAGES[STAGES.index(from_stage) if from_stage else 0:]:
         _reset_peak_rss()
+        children_peak = _children_peak_mb()
         t, cpu, child_cpu = time.perf_counter(), time.process_time(), _children_cpu()
         try:
             result = run_stage(stage, period="all", run_id=f"bench-{members}")
@@ -162,15 +186,17 @@ def run_size(members: int, counties: list[str], months: int, root: Path, populat
         secs = time.perf_counter() - t
         cpu = time.process_time() - cpu + _children_cpu() - child_cpu
         peak = _stage_peak_rss_mb()
+        workers_peak = _children_peak_mb()
         rows = _input_rows(spark, stage)
         stages.append({"stage": stage, "seconds": round(secs, 2), "cpu_seconds": round(cpu, 2),
                        "peak_rss_mb": round(peak), "input_rows": rows,
+                       "workers_peak_rss_mb": round(workers_peak) if workers_peak > children_peak else None,
                        "rows_per_s": round(rows / secs) if secs > 0 else None,
                        "failure": failure, "load": round(os.getloadavg()[0], 1),
                        "counts": {k: v for k, v in result.counts.items() if isinstance(v, int | float)}
                        if result else {}})
         _print_stage(stages[-1])  # as each stage ends: a long run shows its figures before it finishes
-        (root / f"pipeline-{members}.partial.json").write_text(json.dumps(stages, indent=2))
+        partial.write_text(json.dumps(stages, indent=2))
     return {"members": members, "synth_seconds": synth["seconds"], "synth": synth,
             "pipeline_seconds": round(time.perf_counter() - t_all, 1), "stages": stages,
             "peak_rss_mb": max([round(_peak_rss_mb())] + [s["peak_rss_mb"] for s in stages]), "load_start": round(load_start, 1),
@@ -186,13 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="var/bench")
     parser.add_argument("--population", type=Path, default=None,
                         help="a folder phmx synth made (same --members): reuse it instead of generating one")
+    parser.add_argument("--from-stage", default=None,
+                        help="resume the run kept under --out at this stage (one size only)")
     args = parser.parse_args(argv)
     sizes = [2_000] if args.quick else args.members
     root = Path(args.out).resolve()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the start")
     results = []
     for n in sizes:
-        r = run_size(n, args.counties.split(","), args.months, root, args.population.resolve() if args.population else None)
+        r = run_size(n, args.counties.split(","), args.months, root,
+                     args.population.resolve() if args.population else None, args.from_stage)
         results.append(r)
         sy = r["synth"]
         print(f"\n== {n:,} members: synth {sy['seconds']} s (CPU {sy['cpu_seconds']} s, peak RSS "

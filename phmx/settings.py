@@ -44,6 +44,7 @@ with the fields.
 | `PHMX_FHIR_BASE_URL` | `https://phmx.calaim.example/fhir` (a reserved example domain) | canonical base of the hub's FHIR identifiers, code systems and extensions in every feed; set it to your published base before the first publish |
 | `PHMX_FHIR_VALIDATE` | `sample` | plan feeds: `sample` validates a deterministic sample of each resource type with fhir.resources (structural checks on all), `all` every resource, `none` structural checks only |
 | `PHMX_PUBLISH_WORKERS` | cores, up to 4 | in-process publish: processes building LHJ packages (1 = none) |
+| `PHMX_INGEST_WORKERS` | cores, up to 4 | ingest: processes parsing and validating landed files while the stage writes bronze (1 = none; used when a run's new files hold at least 200 MB) |
 | `PHMX_SPARK_CONN_ID` | `spark_default` | spark_submit: Airflow connection of the cluster |
 | `PHMX_DELTA_PACKAGE` | `io.delta:delta-spark_4.2_2.13:4.4.0` (`phmx.jvm`, the same as `jvm/pom.xml`) | spark_submit: delta-spark Maven coordinate |
 | `PHMX_SPARK_APPLICATION` | `jobs/submit.py` of the installed package | spark_submit: driver script path |
@@ -186,6 +187,9 @@ class Settings(BaseSettings):
         "(structural checks on all), `all` every resource, `none` structural checks only")
     publish_workers: int = _var("PHMX_PUBLISH_WORKERS", 0, "cores, up to 4",
                                 "in-process publish: processes building LHJ packages (1 = none)")
+    ingest_workers: int = _var("PHMX_INGEST_WORKERS", 0, "cores, up to 4",
+                               "ingest: processes parsing and validating landed files while the stage writes bronze "
+                               "(1 = none; used when a run's new files hold at least 200 MB)")
     spark_conn_id: str = _var("PHMX_SPARK_CONN_ID", "spark_default", "`spark_default`",
                               "spark_submit: Airflow connection of the cluster")
     delta_package: str | None = _var("PHMX_DELTA_PACKAGE", None,

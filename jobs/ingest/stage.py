@@ -27,6 +27,7 @@ from jobs.ingest import bronze, bulk, join
 from jobs.ingest.acknowledgments import acknowledge
 from jobs.ingest.coverage import check_within_coverage, coverage_tables
 from jobs.ingest.landing import LandedFile, path_problem, scan, submission_id
+from jobs.ingest.parse_pool import FileParser, Submission, ingest_workers
 from jobs.ingest.process import FileOutcome, bronze_columns, bronze_schema, process_file, submission_sha
 from jobs.ingest.receipts import Receipt, receipt_prefix, write_receipt
 from jobs.ingest.specs import load_specs
@@ -38,6 +39,8 @@ from phmx.log import get_logger
 from phmx.tables import SUBMISSIONS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pyspark.sql import SparkSession
 
 __all__ = ["FileOutcome", "bronze_columns", "bronze_schema", "process_file", "run"]
@@ -50,7 +53,8 @@ FLUSH_ROWS = 1_000_000
 def _previous_submissions(spark: SparkSession) -> list[dict[str, Any]]:
     if not lakehouse.exists(SUBMISSIONS):
         return []
-    cols = ["submission_id", "submitter", "feed", "period", "source_file_sha256", "status", "rows_landed"]
+    cols = ["submission_id", "submitter", "feed", "period", "source_file", "source_file_sha256", "status",
+            "rows_landed"]
     return [r.asDict() for r in lakehouse.read(spark, SUBMISSIONS).select(*cols).collect()]
 
 
@@ -92,6 +96,79 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     per_feed: dict[str, dict[str, int]] = {}
 
     landed = scan(cfg.landing_root, ctx.period)
+    seen = {p["source_file"] for p in previous}
+    workers = ingest_workers(sum(lf.size for lf in landed if lf.relpath not in seen))
+    with FileParser(specs, received_at, workers=workers) as parser:
+        for item in parser.ahead(_submissions(landed, specs, known_ids, counts)):
+            lf, routed, data, sha, sha_key, sid = item.lf, item.routed, item.data, item.sha, item.sha_key, item.sid
+            counts["files"] += 1
+            # The path is judged first: a misplaced file gets its path error, never ``duplicate``.
+            placed = replace(lf, feed=routed)
+            dup = by_sha.get((lf.submitter, routed, sha_key)) if path_problem(placed, specs) is None else None
+            if dup:
+                parser.drop(item)
+                spec = specs.get(routed)
+                r = Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
+                            received_at.isoformat(timespec="seconds"), "duplicate", duplicate_of=dup,
+                            notes=["the same bytes were received before; nothing was changed"],
+                            spec_version=spec.version if spec else "")
+                outcome = FileOutcome(r, None)
+                counts["duplicate_files"] += 1
+            else:
+                try:
+                    outcome = parser.outcome(item)
+                except PhmxError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+                    log.error("internal error on submission %s: %s", sid, type(exc).__name__)
+                    outcome = FileOutcome(Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
+                                                  received_at.isoformat(timespec="seconds"), "rejected",
+                                                  file_errors=[{"rule_id": "internal_error",
+                                                                "message": type(exc).__name__}]), None)
+                try:
+                    outcome.acknowledgments = acknowledge(data, outcome, received_at)
+                except Exception as exc:  # noqa: BLE001 - a missing acknowledgment never costs the submission
+                    log.error("no acknowledgment for submission %s: %s", sid, type(exc).__name__)
+                if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
+                    by_sha[(lf.submitter, routed, sha_key)] = sid
+            r = outcome.receipt
+            if r.status == "rejected":
+                counts["rejected_files"] += 1
+                _quarantine_file(cfg.lakehouse_root, sid, lf, data)
+            counts["rows_landed"] += r.rows_landed
+            counts["rows_accepted"] += r.rows_accepted
+            counts["rows_quarantined"] += r.rows_quarantined
+            pf = per_feed.setdefault(r.feed or "(unknown)", {"files": 0, "landed": 0, "accepted": 0, "quarantined": 0})
+            pf["files"] += 1
+            pf["landed"] += r.rows_landed
+            pf["accepted"] += r.rows_accepted
+            pf["quarantined"] += r.rows_quarantined
+            # Supersession: a corrected file for the same scope replaces the earlier submission's rows.
+            if outcome.spec and outcome.spec.on_resubmit == "replace" and r.status in ("accepted", "accepted_with_errors"):
+                r.supersedes = sorted(
+                    p["submission_id"] for p in previous + [o.receipt.__dict__ for o in outcomes]
+                    if p["submitter"] == lf.submitter and p["feed"] == r.feed and p["period"] == lf.period
+                    and p["submission_id"] != sid and p["status"] in ("accepted", "accepted_with_errors")
+                    and not (p in [o.receipt.__dict__ for o in outcomes] and bulk.same_export(p["source_file"], lf.relpath))
+                )
+            outcomes.append(outcome)
+            if outcome.spec is not None:
+                buffers.setdefault(outcome.spec.bronze_table, []).append(outcome)
+            else:
+                unrecorded.append(outcome)
+            buffered_rows += r.rows_accepted + r.rows_quarantined
+            if buffered_rows >= FLUSH_ROWS:
+                _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
+                buffers, buffered_rows = {}, 0
+    _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
+    _record(spark, unrecorded, cfg.outbox_root, cfg.lakehouse_root)
+    return StageResult("ingest", {**counts}, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
+
+
+def _submissions(landed: list[LandedFile], specs: dict[str, FeedSpec], known_ids: set[str],
+                 counts: dict[str, int]) -> Iterator[Submission]:
+    """The landed files to ingest, in processing order (:func:`_ordered`), each read once with its
+    submission id; a file whose id is in ``known_ids`` (ingested before) is counted and skipped."""
     folders: dict[tuple[str, str, str], list[LandedFile]] = {}
     for lf in landed:
         folders.setdefault((lf.submitter, lf.feed, lf.period), []).append(lf)
@@ -122,71 +199,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         if sid in known_ids:
             counts["skipped_already_ingested"] += 1
             continue
-        counts["files"] += 1
-        # The path is judged first: a misplaced file gets its path error, never ``duplicate``.
-        placed = replace(lf, feed=routed)
-        dup = by_sha.get((lf.submitter, routed, sha_key)) if path_problem(placed, specs) is None else None
-        if dup:
-            spec = specs.get(routed)
-            r = Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
-                        received_at.isoformat(timespec="seconds"), "duplicate", duplicate_of=dup,
-                        notes=["the same bytes were received before; nothing was changed"],
-                        spec_version=spec.version if spec else "")
-            outcome = FileOutcome(r, None)
-            counts["duplicate_files"] += 1
-        else:
-            try:
-                if export is not None:
-                    outcome = bulk.process_export_file(lf, export, specs, received_at=received_at, sha256=sha)
-                else:
-                    outcome = process_file(lf, data, specs, received_at=received_at, sha256=sha,
-                                           companions=companion_files)
-            except PhmxError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
-                log.error("internal error on submission %s: %s", sid, type(exc).__name__)
-                outcome = FileOutcome(Receipt(sid, lf.submitter, routed, lf.period, lf.relpath, sha,
-                                              received_at.isoformat(timespec="seconds"), "rejected",
-                                              file_errors=[{"rule_id": "internal_error",
-                                                            "message": type(exc).__name__}]), None)
-            try:
-                outcome.acknowledgments = acknowledge(data, outcome, received_at)
-            except Exception as exc:  # noqa: BLE001 - a missing acknowledgment never costs the submission
-                log.error("no acknowledgment for submission %s: %s", sid, type(exc).__name__)
-            if _dedupable(outcome.receipt.status, outcome.receipt.rows_landed):
-                by_sha[(lf.submitter, routed, sha_key)] = sid
-        r = outcome.receipt
-        if r.status == "rejected":
-            counts["rejected_files"] += 1
-            _quarantine_file(cfg.lakehouse_root, sid, lf, data)
-        counts["rows_landed"] += r.rows_landed
-        counts["rows_accepted"] += r.rows_accepted
-        counts["rows_quarantined"] += r.rows_quarantined
-        pf = per_feed.setdefault(r.feed or "(unknown)", {"files": 0, "landed": 0, "accepted": 0, "quarantined": 0})
-        pf["files"] += 1
-        pf["landed"] += r.rows_landed
-        pf["accepted"] += r.rows_accepted
-        pf["quarantined"] += r.rows_quarantined
-        # Supersession: a corrected file for the same scope replaces the earlier submission's rows.
-        if outcome.spec and outcome.spec.on_resubmit == "replace" and r.status in ("accepted", "accepted_with_errors"):
-            r.supersedes = sorted(
-                p["submission_id"] for p in previous + [o.receipt.__dict__ for o in outcomes]
-                if p["submitter"] == lf.submitter and p["feed"] == r.feed and p["period"] == lf.period
-                and p["submission_id"] != sid and p["status"] in ("accepted", "accepted_with_errors")
-                and not (p in [o.receipt.__dict__ for o in outcomes] and bulk.same_export(p["source_file"], lf.relpath))
-            )
-        outcomes.append(outcome)
-        if outcome.spec is not None:
-            buffers.setdefault(outcome.spec.bronze_table, []).append(outcome)
-        else:
-            unrecorded.append(outcome)
-        buffered_rows += r.rows_accepted + r.rows_quarantined
-        if buffered_rows >= FLUSH_ROWS:
-            _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
-            buffers, buffered_rows = {}, 0
-    _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
-    _record(spark, unrecorded, cfg.outbox_root, cfg.lakehouse_root)
-    return StageResult("ingest", {**counts}, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
+        yield Submission(lf, routed, data, sha, sha_key, sid, export, companion_files)
 
 
 def _status_counts(outcomes: list[FileOutcome]) -> dict[str, int]:
