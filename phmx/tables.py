@@ -607,18 +607,20 @@ INDICATOR_DENOMINATOR = _t(
     "member_months do). Internal (unsuppressed).",
 )
 
-INDICATOR_CUBE = _t(
+INDICATOR_STRATA = _t(
     "gold",
-    "indicator_cube",
-    "indicator_id string, period string, lhj string, zip string, age_group string, age_band string,"
-    "sex string, race_ethnicity string, language string, numerator bigint, denominator bigint,"
-    "sensitivity string, run_id string",
-    keys="indicator_id period lhj zip age_group age_band sex race_ethnicity language",
-    doc="The indicators' finest cells (jobs/indicators, mappings/indicators/indicators.yaml). Prevalence: "
-    "period 'YYYY', numerator members with the condition, denominator members enrolled at least the "
-    "indicator's months that year (attributes of their last enrolled month). Utilization: period "
-    "'YYYY-MM', numerator events, denominator member-months. Only the indicator's ages are in its rows. "
-    "Internal (unsuppressed).",
+    "indicator_strata",
+    "indicator_id string, period string, lhj string, age_group string, stratifier string, stratum string,"
+    "numerator bigint, denominator bigint, sensitivity string, run_id string",
+    keys="indicator_id period lhj age_group stratifier stratum",
+    doc="Each indicator's numerator and denominator by LHJ x NCHS age group, for the total (stratifier and "
+    "stratum 'all') and by each stratifier on its own (age_band, sex, race_ethnicity, language, zip) "
+    "(jobs/indicators, mappings/indicators/indicators.yaml). Prevalence: period 'YYYY', numerator members "
+    "with the condition, denominator members enrolled at least the indicator's months that year "
+    "(attributes of their last enrolled month). Utilization: numerator events, denominator member-months; "
+    "the total by month ('YYYY-MM'), the stratifiers by year ('YYYY'). Only the indicator's ages count, "
+    "and only rows with a denominator are written. The state, quarters and the total's year are sums of "
+    "these rows (jobs.indicators.cells.strata_from_table). Internal (unsuppressed).",
 )
 
 INDICATOR_RATE = _t(
@@ -797,7 +799,7 @@ ALL: tuple[Table, ...] = (
     RISK_TRANSITION,
     MEMBER_MONTH,
     INDICATOR_DENOMINATOR,
-    INDICATOR_CUBE,
+    INDICATOR_STRATA,
     INDICATOR_RATE,
     ECM_MEMBER_MONTH,
     ECM_PROVIDER_MONTH,

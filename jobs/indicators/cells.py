@@ -1,7 +1,7 @@
-"""Indicator rates from the cube: crude and age-adjusted, for every LHJ and the state, by period
-and stratum, with the state's value beside each LHJ's (gold.indicator_rate).
+"""Indicator rates from the strata (gold.indicator_strata): crude and age-adjusted, for every LHJ
+and the state, by period and stratum, with the state's value beside each LHJ's (gold.indicator_rate).
 
-Everything here is pandas on the grouped cube (a few rows per LHJ, indicator, period and age
+Everything here is pandas on the strata (a few rows per LHJ, indicator, period and age
 group), vectorised so that the gamma intervals of every cell are one scipy call.
 
 Periods: utilization by month, quarter and year (events and member-months add up over time);
@@ -99,31 +99,18 @@ def strata(cube: pd.DataFrame) -> pd.DataFrame:
 LONG_COLUMNS = ["lhj", "indicator_id", "period", "age_group", "numerator", "denominator", "stratifier", "stratum"]
 
 
-def strata_from_engine(cube: DataFrame) -> pd.DataFrame:
-    """``strata(with_periods(cube))`` with the cube an engine DataFrame (gold.indicator_cube rows):
-    the engine sums the finest cells into the long rows, and only those reach pandas.
+def strata_from_table(table: DataFrame) -> pd.DataFrame:
+    """``strata(with_periods(cells))`` from gold.indicator_strata rows (an engine DataFrame, which
+    the stage already summed by stratum: :mod:`jobs.indicators.cube`): only those rows reach
+    pandas, where the monthly totals are summed into quarters and the year, and the state's rows
+    are the sums of the LHJs' (a ZIP that straddles two LHJs sums both parts).
 
-    Why: the finest cells grow with the population (every ZIP x age group x sex x race x language
-    x month that has a member: 3.1M rows at 50,000 members), while the long rows are bounded by the
-    strata (LHJ x indicator x period x age group x stratum) and stop growing once every stratum is
-    populated. Same rows as the pandas route (a key that is null drops the row from that grouping,
-    as pandas' group-by does); the state's rows are the sums of the LHJs' (a ZIP that straddles two
-    LHJs sums both parts, as there)."""
+    Why the stage writes strata and not the finest cells: those grow with the population (nearly
+    one per member-month), the strata stop growing once every stratum is populated."""
     from pyspark.sql import functions as F
 
-    sums = [F.sum("numerator").alias("numerator"), F.sum("denominator").alias("denominator")]
-    dims = ["lhj", "indicator_id", "period", "age_group"]
-
-    def grouped(df: DataFrame, keys: list[str]) -> DataFrame:
-        return df.where(F.greatest(*[F.col(k).isNull() for k in keys]) == F.lit(False)).groupBy(*keys).agg(*sums)
-
-    parts = [grouped(cube, dims).withColumn("stratifier", F.lit(ALL)).withColumn("stratum", F.lit(ALL))]
-    yearly = cube.withColumn("period", F.substring("period", 1, 4))  # months add up to the year
-    for s in STRATIFIERS:
-        parts.append(grouped(yearly, [*dims, s]).withColumnRenamed(s, "stratum").withColumn("stratifier", F.lit(s)))
-    out = parts[0].select(*LONG_COLUMNS)
-    for p in parts[1:]:
-        out = out.unionByName(p.select(*LONG_COLUMNS))
+    keys = ["lhj", "indicator_id", "period", "age_group", "stratifier", "stratum"]
+    out = table.where(F.greatest(*[F.col(k).isNull() for k in keys]) == F.lit(False)).select(*LONG_COLUMNS)
     lhjs: pd.DataFrame = out.toPandas()
     lhjs["numerator"] = lhjs["numerator"].astype("int64")
     lhjs["denominator"] = lhjs["denominator"].astype("int64")
@@ -142,8 +129,8 @@ def strata_from_engine(cube: DataFrame) -> pd.DataFrame:
 
 def rates_of_strata(long: pd.DataFrame, cat: Catalogue, std: StandardPopulation, *,
                     method: Method = "fay-feuer") -> pd.DataFrame:
-    """gold.indicator_rate rows (without run_id) from the long rows of :func:`strata_from_engine` (or
-    :func:`strata` of a pandas cube)."""
+    """gold.indicator_rate rows (without run_id) from the long rows of :func:`strata_from_table` (or
+    :func:`strata` of finest cells in pandas)."""
     if long.empty:
         return pd.DataFrame(columns=RATE_COLUMNS)
     sens = {iid: ind.sensitivity for iid, ind in cat.indicators.items()}

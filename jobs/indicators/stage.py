@@ -5,11 +5,12 @@ inputs, :func:`jobs.measures.inputs.load`); writes, for the run's measurement ye
 
 * gold.member_month: one row per member and covered month, where the member lived that month;
 * gold.indicator_denominator: members and member-months per cell, per month, quarter and year;
-* gold.indicator_cube: each indicator's finest cells (numerator, denominator);
+* gold.indicator_strata: each indicator's numerator and denominator by LHJ x age group, for the
+  total and each stratifier;
 * gold.indicator_rate: crude and age-adjusted rates with 95% gamma intervals, LHJ and state.
 
 Each table's rows of the year are replaced (``replaceWhere``), so rerunning a year is idempotent
-and never touches another year: the year-over-year change reads the previous year's cube.
+and never touches another year: the year-over-year change reads the previous year's strata.
 Definitions: mappings/indicators/ and docs/measures.md ("Population indicators").
 """
 
@@ -19,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from jobs.indicators import catalogue as catalogue_mod
-from jobs.indicators.cells import rates_of_strata, strata_from_engine
+from jobs.indicators.cells import rates_of_strata, strata_from_table
 from jobs.indicators.cube import cube
 from jobs.indicators.population import denominators, member_months
 from jobs.measures import config as measures_config
@@ -28,7 +29,7 @@ from jobs.measures.measurement_period import resolve
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.log import get_logger
-from phmx.tables import INDICATOR_CUBE, INDICATOR_DENOMINATOR, INDICATOR_RATE, MEMBER_MONTH
+from phmx.tables import INDICATOR_DENOMINATOR, INDICATOR_RATE, INDICATOR_STRATA, MEMBER_MONTH
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -75,12 +76,13 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
     seconds["denominators"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    lakehouse.overwrite(cube(spark, inputs, mm, cat, period.start, period.end, ctx.run_id), INDICATOR_CUBE,
+    strata = cube(spark, inputs, mm, cat, period.start, period.end, ctx.run_id, scratch.put_parquet)
+    lakehouse.overwrite(strata, INDICATOR_STRATA,
                         replace_where=f"substring(period, 1, 4) = {lakehouse.sql_literal(year)}")
-    seconds["cube"] = round(time.perf_counter() - t, 2)
+    seconds["strata"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    long = strata_from_engine(lakehouse.read(spark, INDICATOR_CUBE).where(F.substring("period", 1, 4) == year))
+    long = strata_from_table(lakehouse.read(spark, INDICATOR_STRATA).where(F.substring("period", 1, 4) == year))
     out = rates_of_strata(long, cat, std).assign(run_id=ctx.run_id)
     rate_df = spark.createDataFrame(out[INDICATOR_RATE.column_names].astype(object).where(out.notna(), None),
                                     INDICATOR_RATE.ddl)
@@ -88,7 +90,8 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
                         replace_where=f"substring(period, 1, 4) = {lakehouse.sql_literal(year)}")
     seconds["rates"] = round(time.perf_counter() - t, 2)
 
-    totals = mm.agg(F.countDistinct("member_id").alias("members"), F.count(F.lit(1)).alias("mm")).collect()[0]
+    totals = mm.groupBy("member_id").agg(F.count(F.lit(1)).alias("_n")).agg(
+        F.count(F.lit(1)).alias("members"), F.sum("_n").alias("mm")).collect()[0]
     counts: dict[str, int | float | str] = {
         "period": year, "members": int(totals["members"] or 0), "member_months": int(totals["mm"] or 0),
         "strata_rows": len(long), "rate_rows": len(out)}

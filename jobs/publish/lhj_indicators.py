@@ -368,7 +368,9 @@ def workers_default() -> int:
 def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None, *,
                workers: int | None = None) -> pd.DataFrame:
     """The published indicator and population rows of every LHJ and the state (COLUMNS), from
-    gold.indicator_cube rows. ``workers``: processes for the per-LHJ suppression (default
+    finest cells (the columns of gold.indicator_strata with lhj, zip, age_group, age_band, sex,
+    race_ethnicity and language in place of stratifier and stratum: hand-built histories summed
+    per cell). ``workers``: processes for the per-LHJ suppression (default
     :func:`workers_default`; 1 = in this process)."""
     if cube.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -381,7 +383,7 @@ def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPo
 def decide_strata(long: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None, *,
                   workers: int | None = None) -> pd.DataFrame:
     """:func:`decide_all` from the cube's long rows (:func:`jobs.indicators.cells.strata`, or
-    :func:`load_strata`: summed by the engine)."""
+    :func:`load_strata`: summed by the stage in the engine)."""
     if cat is None or std is None:
         cat, std = catalogue_mod.default()
     long = long[long["indicator_id"].isin(list(cat.indicators))]
@@ -674,21 +676,21 @@ def suppressed_cells(table: pd.DataFrame) -> int:
 
 
 def load_strata(spark: SparkSession, year: str | None) -> pd.DataFrame | None:
-    """The long rows (:func:`jobs.indicators.cells.strata_from_engine`) of gold.indicator_cube for
+    """The long rows (:func:`jobs.indicators.cells.strata_from_table`) of gold.indicator_strata for
     ``year`` and the year before (for the year-over-year change; all years when None); None when
     the table does not exist."""
     from pyspark.sql import functions as F
 
-    from jobs.indicators.cells import strata_from_engine
+    from jobs.indicators.cells import strata_from_table
     from phmx import lakehouse
-    from phmx.tables import INDICATOR_CUBE
+    from phmx.tables import INDICATOR_STRATA
 
-    if not lakehouse.exists(INDICATOR_CUBE):
+    if not lakehouse.exists(INDICATOR_STRATA):
         return None
-    df = lakehouse.read(spark, INDICATOR_CUBE)
+    df = lakehouse.read(spark, INDICATOR_STRATA)
     if year:
         df = df.where(F.substring("period", 1, 4).isin(str(int(year) - 1), year))
-    return strata_from_engine(df)
+    return strata_from_table(df)
 
 
 def for_lhj(published: pd.DataFrame, lhj: str) -> pd.DataFrame:

@@ -64,9 +64,10 @@ def test_demo_publishes_verified_packages_no_attacker_can_narrow(tmp_path, monke
     _check_auditor_report(tmp_path)
     # obesity from the BMI the plans send as FHIR Observations (phmx.synth.bmi), against the generator's truth
     from phmx import lakehouse
-    from phmx.tables import INDICATOR_CUBE
+    from phmx.tables import INDICATOR_STRATA
 
-    cube = lakehouse.read(spark, INDICATOR_CUBE).where("indicator_id = 'OBES' AND period = '2025'").toPandas()
+    cube = lakehouse.read(spark, INDICATOR_STRATA).where(
+        "indicator_id = 'OBES' AND period = '2025' AND stratifier = 'all'").toPandas()
     num, den = obesity_truth(home, 2025)
     assert den > 0 and (int(cube["numerator"].sum()), int(cube["denominator"].sum())) == (num, den)
 

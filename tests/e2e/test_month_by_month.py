@@ -91,7 +91,7 @@ def test_three_months_one_by_one_equal_one_rebuild(tmp_path: Path) -> None:
     assert history <= set(HISTORY)
     same = {k for k, v in gold.items() if v.startswith("same")}
     assert {"member", "member_xwalk", "link_pairs", "identity_records", "member_month", "measure_event",
-            "member_risk", "consent_decision", "indicator_cube", "indicator_rate"} <= same
+            "member_risk", "consent_decision", "indicator_strata", "indicator_rate"} <= same
     published = {k: v for k, v in verdicts.items() if k.startswith("published ")}
     assert any("measures.csv" in k for k in published) and any(k.endswith(f".ndjson {months[-1]}") for k in published)
     assert all(v.startswith("same") for v in published.values())

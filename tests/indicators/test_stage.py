@@ -1,5 +1,5 @@
 """The indicators stage on hand-built member histories: each member lives in a ZIP of its own, so
-the cube's rows for that ZIP are that member's (all data invented).
+the strata rows of that ZIP are that member's (all data invented).
 
 Denominators: two plans covering the same months count once; a move between LHJs mid-year
 splits the member-months. Indicators: each has a member that meets it and one that does not.
@@ -148,8 +148,9 @@ def build() -> PopWorld:
 
 
 def _cube_of(world_run: Any, key: str, indicator: str) -> tuple[int, int]:
-    df = world_run.cube
-    rows = df[(df.zip == _ZIPS[key]) & (df.indicator_id == indicator)]
+    """The member's numerator and denominator for the year: its ZIP's stratum (the ZIP is its own)."""
+    df = world_run.strata
+    rows = df[(df.stratifier == "zip") & (df.stratum == _ZIPS[key]) & (df.indicator_id == indicator)]
     return int(rows.numerator.sum()), int(rows.denominator.sum())
 
 
@@ -173,7 +174,7 @@ def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
     from jobs.indicators.stage import run
     from phmx import lakehouse
     from phmx.context import RunContext
-    from phmx.tables import INDICATOR_CUBE, INDICATOR_DENOMINATOR, INDICATOR_RATE, MEMBER_MONTH
+    from phmx.tables import INDICATOR_DENOMINATOR, INDICATOR_RATE, INDICATOR_STRATA, MEMBER_MONTH
 
     home = tmp_path_factory.mktemp("indicators") / "var"
     home.mkdir()
@@ -186,9 +187,9 @@ def world_run(spark: Any, tmp_path_factory: pytest.TempPathFactory):
         _risk_tiers(spark)
         result = run(spark, RunContext.new(period=YEAR, run_id="run-i1"))
         read = {t.name: lakehouse.read(spark, t).toPandas()
-                for t in (MEMBER_MONTH, INDICATOR_DENOMINATOR, INDICATOR_CUBE, INDICATOR_RATE)}
+                for t in (MEMBER_MONTH, INDICATOR_DENOMINATOR, INDICATOR_STRATA, INDICATOR_RATE)}
         yield SimpleNamespace(result=result, mm=read["member_month"], den=read["indicator_denominator"],
-                              cube=read["indicator_cube"], rates=read["indicator_rate"])
+                              strata=read["indicator_strata"], rates=read["indicator_rate"])
 
 
 def test_overlapping_spans_in_two_plans_count_once(world_run):
@@ -268,7 +269,7 @@ def test_utilization_events_per_member_month(world_run, indicator, key, expected
 
 
 def test_sensitivity_follows_the_catalogue(world_run):
-    sens = world_run.cube.groupby("indicator_id").sensitivity.first().to_dict()
+    sens = world_run.strata.groupby("indicator_id").sensitivity.first().to_dict()
     assert sens["SUD"] == sens["CSUD"] == "sud" and sens["DEP"] == sens["CMH"] == "mh" and sens["DIAB"] == "general"
 
 
@@ -294,36 +295,57 @@ def _long_sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(key, ignore_index=True)[[*key, "numerator", "denominator"]]
 
 
-def test_the_engine_sums_the_cube_into_the_same_strata_as_pandas(spark, world_run):
-    """The stage and the LHJ feed sum the cube in the engine (strata_from_engine: only the strata
-    reach pandas); the rows equal the pandas route's, on the stage's cube and on a hand-built one
-    with a ZIP in two LHJs, months of two quarters and cells whose language or age group is
-    unknown (dropped from that grouping, as pandas' group-by drops them)."""
-    from jobs.indicators.cells import strata, strata_from_engine, with_periods
-    from phmx.tables import INDICATOR_CUBE
-
-    def both(cube: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        cube = cube[INDICATOR_CUBE.column_names].astype({"numerator": "int64", "denominator": "int64"})
-        df = spark.createDataFrame(cube.astype(object).where(cube.notna(), None), INDICATOR_CUBE.ddl)
-        return _long_sorted(strata_from_engine(df)), _long_sorted(strata(with_periods(cube)))
-
-    engine, pandas = both(world_run.cube)
-    assert len(engine) > 0
-    pd.testing.assert_frame_equal(engine, pandas, check_dtype=False)
+def test_the_engine_strata_equal_the_pandas_sums_of_finest_cells(spark):
+    """The stage sums wide rows (one per member or member-month, a numerator and a denominator
+    column per indicator) straight into strata (cube.stacked_sums, cube.long_by_indicator), and the
+    feed rolls them up (cells.strata_from_table); the rows equal the pandas route over the same
+    rows as finest cells (cells.strata of cells.with_periods), on hand-built rows with a ZIP in two
+    LHJs, months of two quarters and rows whose language or age group is unknown (left out of that
+    grouping, as pandas' group-by leaves them out)."""
+    from jobs.indicators.catalogue import default
+    from jobs.indicators.cells import strata, strata_from_table, with_periods
+    from jobs.indicators.cube import CELL, long_by_indicator, stacked_sums
 
     cell = dict(indicator_id="ED", age_band="18-64", sex="F", race_ethnicity="Asian", language="eng",
-                sensitivity="general", run_id="r")
+                sensitivity="general")
     rows = [dict(cell, period="2025-03", lhj="Long Beach", zip="90805", age_group="25-34", numerator=2, denominator=5),
             dict(cell, period="2025-03", lhj="Los Angeles", zip="90805", age_group="25-34", numerator=1, denominator=7),
             dict(cell, period="2025-04", lhj="Los Angeles", zip="90805", age_group="25-34", numerator=3, denominator=7),
             dict(cell, period="2025-04", lhj="Los Angeles", zip="90001", age_group="35-44", numerator=0, denominator=4,
                  language=None),
             dict(cell, period="2025-05", lhj="Los Angeles", zip="90001", age_group=None, numerator=4, denominator=9),
+            dict(cell, period="2025-05", lhj="Los Angeles", zip="90001", age_group="35-44", sex="M", numerator=1,
+                 denominator=2),
             dict(cell, indicator_id="DIAB", period="2025", lhj="Long Beach", zip="90805", age_group="45-54",
                  numerator=1, denominator=3)]
-    engine, pandas = both(pd.DataFrame(rows))
-    pd.testing.assert_frame_equal(engine, pandas, check_dtype=False)
-    state = engine[(engine.lhj == "California") & (engine.stratifier == "zip") & (engine.stratum == "90805")
-                   & (engine.indicator_id == "ED")]
+    cells = pd.DataFrame(rows)
+    cat = default()[0]
+    engine = []
+    for kind, total, year in (("ED", "_p", "substring(_p, 1, 4)"), ("DIAB", "_p", "_p")):
+        inds = [cat.indicators[kind]]
+        part = cells[cells.indicator_id == kind]
+        wide = spark.createDataFrame(
+            [tuple(r[c] for c in CELL) + (r["period"], r["numerator"], r["denominator"]) for _, r in part.iterrows()],
+            ", ".join(f"{c} string" for c in CELL) + f", _p string, _num_{kind} long, _den_{kind} long")
+        engine.append(long_by_indicator(stacked_sums(wide, total, year, [f"_num_{kind}", f"_den_{kind}"]), inds))
+    table = engine[0].unionByName(engine[1])
+    got, want = _long_sorted(strata_from_table(table)), _long_sorted(strata(with_periods(cells)))
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    state = got[(got.lhj == "California") & (got.stratifier == "zip") & (got.stratum == "90805")
+                & (got.indicator_id == "ED")]
     assert state.numerator.sum() == 6 and state.denominator.sum() == 19
-    assert set(engine[engine.stratifier == "all"].period) >= {"2025-03", "2025-Q1", "2025-Q2", "2025"}
+    assert set(got[got.stratifier == "all"].period) >= {"2025-03", "2025-Q1", "2025-Q2", "2025"}
+
+
+def test_strata_add_up_to_the_member_months(world_run):
+    """The utilization denominators are the member-months: by LHJ and month for the total, and
+    every stratifier's strata add up to the year's total (ED has no age limit)."""
+    st, mm = world_run.strata, world_run.mm
+    ed = st[st.indicator_id == "ED"]
+    total = ed[ed.stratifier == "all"].groupby(["lhj", "period"]).denominator.sum().to_dict()
+    months = mm.assign(period=pd.to_datetime(mm.month).dt.strftime("%Y-%m")).groupby(["lhj", "period"]).size()
+    assert total == months.to_dict()
+    year = ed[ed.stratifier == "all"].groupby("lhj")[["numerator", "denominator"]].sum()
+    for s in ("age_band", "sex", "race_ethnicity", "language", "zip"):
+        by = ed[(ed.stratifier == s) & (ed.period == YEAR)].groupby("lhj")[["numerator", "denominator"]].sum()
+        pd.testing.assert_frame_equal(by, year, check_dtype=False)
