@@ -14,7 +14,6 @@ months before it). The golden record's LHJ is the fallback when no record has a 
 from __future__ import annotations
 
 from datetime import date
-from itertools import chain
 from typing import TYPE_CHECKING
 
 from jobs.identity.geo import add_lhj, county_name_column
@@ -36,19 +35,6 @@ if TYPE_CHECKING:
 
 UNKNOWN = "unknown"
 ATTRS = ("lhj", "zip", "age_band", "sex", "race_ethnicity", "language")
-
-
-def language_column(cat: Catalogue, raw: Column) -> Column:
-    """ISO 639 code or BCP 47 tag -> the published language name, ``Other`` or ``Unknown``."""
-    from pyspark.sql import functions as F
-
-    lang = cat.languages
-    code = F.lower(F.trim(F.split(raw, "[-_]").getItem(0)))
-    alias = F.create_map(*chain.from_iterable((F.lit(k), F.lit(v)) for k, v in lang.aliases.items()))
-    iso = F.coalesce(F.element_at(alias, code), code)
-    names = F.create_map(*chain.from_iterable((F.lit(k), F.lit(v)) for k, v in lang.names.items()))
-    return (F.when(raw.isNull() | (F.trim(raw) == ""), F.lit("Unknown"))
-            .otherwise(F.coalesce(F.element_at(names, iso), F.lit("Other"))))
 
 
 def age_group_column(std: StandardPopulation, age: Column) -> Column:
@@ -87,20 +73,36 @@ def _linked_person(spark: SparkSession) -> DataFrame:
     return person.join(xwalk, ["source", "source_person_id"], "inner").drop("source", "source_person_id")
 
 
-def member_language(linked: DataFrame, cat: Catalogue) -> DataFrame:
+def language_names(spark: SparkSession, cat: Catalogue) -> DataFrame:
+    """(_code, _language): every code the catalogue knows (an ISO 639 code or an alias of one) and
+    the published name it stands for. A tag is reduced to its language first (``es-MX`` -> ``es``),
+    an alias to its ISO 639 code; a code not listed is ``Other``, an empty value ``Unknown``."""
+    lang = cat.languages
+    codes = sorted(set(lang.aliases) | set(lang.names))
+    return spark.createDataFrame([(c, lang.names.get(lang.aliases.get(c, c), "Other")) for c in codes],
+                                 "_code string, _language string")
+
+
+def member_language(spark: SparkSession, linked: DataFrame, cat: Catalogue) -> DataFrame:
     """(member_id, language): the published language of each member's latest non-empty language
     (ties of one date broken on the value itself, so every engine picks the same one).
 
     One string minimum per member: the key is (empty?, the date inverted, the value) written so
-    that text order is that order; a sort of every record per member cost more."""
+    that text order is that order; a sort of every record per member cost more. The name comes
+    from a join with the catalogue's codes (:func:`language_names`): a literal map in the
+    expression, the obvious form, is built again by the engine for every row."""
     from pyspark.sql import functions as F
 
     empty = F.col("language").isNull() | (F.trim("language") == "")
     inverted = F.coalesce(F.lpad((F.lit(99999999) - F.date_format("record_date", "yyyyMMdd").cast("int"))
                                  .cast("string"), 8, "0"), F.lit("~~~~~~~~"))
     key = F.concat(F.when(empty, F.lit("1")).otherwise(F.lit("0")), inverted, F.coalesce("language", F.lit("")))
-    picked = linked.groupBy("member_id").agg(F.min(key).alias("_k"))
-    return picked.select("member_id", language_column(cat, F.substring("_k", 10, 1 << 20)).alias("language"))
+    raw = linked.groupBy("member_id").agg(F.min(key).alias("_k")).select(
+        "member_id", F.substring("_k", 10, 1 << 20).alias("_raw"))
+    code = F.lower(F.trim(F.split(F.col("_raw"), "[-_]").getItem(0)))
+    named = raw.join(F.broadcast(language_names(spark, cat)), code == F.col("_code"), "left")
+    return named.select("member_id", F.when(F.col("_raw").isNull() | (F.trim("_raw") == ""), F.lit("Unknown"))
+                        .otherwise(F.coalesce("_language", F.lit("Other"))).alias("language"))
 
 
 def residence_records(spark: SparkSession, linked: DataFrame | None = None) -> DataFrame:
@@ -144,12 +146,21 @@ def residence_by_month(records: DataFrame, start: date, end: date, put: Put | No
     key = F.concat_ws(_SEP, flag("county_fips"), flag("zip5"), F.coalesce("county_fips", F.lit("")),
                       F.coalesce("zip5", F.lit("")), flag("rec_lhj"), F.coalesce("rec_lhj", F.lit("")),
                       flag("county_name"), F.coalesce("county_name", F.lit("")))
-    per_date = r.groupBy("member_id", "record_date").agg(F.min(key).alias("_k"))
+    parts = F.split(F.col("_k"), _SEP)
+
+    def part(flag_at: int, value_at: int) -> Column:
+        return F.when(parts.getItem(flag_at) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(value_at))
+
+    # the pick of each member and date, its values read back from the key
+    values = ["county_fips", "zip5", "rec_lhj", "county_name"]
+    per_date = r.groupBy("member_id", "record_date").agg(F.min(key).alias("_k")).select(
+        "member_id", "record_date", *[part(f, v).alias(c) for c, (f, v) in
+                                      zip(values, [(0, 2), (1, 3), (4, 5), (6, 7)], strict=True)])
     if put is not None:
         per_date = put(per_date, "residence_picks")
     dated = per_date.where(F.col("record_date").isNotNull())
     undated = per_date.where(F.col("record_date").isNull()).select(
-        "member_id", "_k", lo.alias("_from"), hi.alias("_to"))
+        "member_id", *values, lo.alias("_from"), hi.alias("_to"))
     # the latest record of each month a member has records in, and the month of the next such record
     latest = dated.groupBy("member_id", F.trunc("record_date", "month").alias("_eff")).agg(
         F.max("record_date").alias("record_date")).join(dated, ["member_id", "record_date"], "inner")
@@ -158,24 +169,16 @@ def residence_by_month(records: DataFrame, start: date, end: date, put: Put | No
                       (F.col("member_id") == F.col("_m2")) & (F.col("_e2") > F.col("_eff")), "inner") \
         .groupBy("member_id", "_eff").agg(F.min("_e2").alias("_next"))
     spans = latest.join(later, ["member_id", "_eff"], "left").select(
-        "member_id", "_k", F.greatest("_eff", lo).alias("_from"),
+        "member_id", *values, F.greatest("_eff", lo).alias("_from"),
         F.least(F.coalesce(F.add_months("_next", -1), hi), hi).alias("_to"))
     # the months before a member's first record: that (earliest) record
     first = dated.groupBy("member_id").agg(F.min("record_date").alias("record_date")) \
         .join(dated, ["member_id", "record_date"], "inner").select(
-            "member_id", "_k", lo.alias("_from"),
+            "member_id", *values, lo.alias("_from"),
             F.least(F.add_months(F.trunc("record_date", "month"), -1), hi).alias("_to"))
     intervals = spans.unionByName(first).unionByName(undated).where(F.col("_from") <= F.col("_to"))
-    parts = F.split("_k", _SEP)
-
-    def part(flag_at: int) -> Column:
-        return F.when(parts.getItem(flag_at) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(flag_at + 2))
-
     return intervals.select(
-        "member_id", F.explode(F.sequence("_from", "_to", F.expr("interval 1 month"))).alias("month"),
-        part(0).alias("county_fips"), part(1).alias("zip5"),
-        F.when(parts.getItem(4) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(5)).alias("rec_lhj"),
-        F.when(parts.getItem(6) == "1", F.lit(None).cast("string")).otherwise(parts.getItem(7)).alias("county_name"))
+        "member_id", F.explode(F.sequence("_from", "_to", F.expr("interval 1 month"))).alias("month"), *values)
 
 
 def months(inputs: Inputs, start: date, end: date) -> DataFrame:
@@ -218,7 +221,7 @@ def member_months(spark: SparkSession, inputs: Inputs, cat: Catalogue, std: Stan
         race_ethnicity(mcfg.race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"),
         F.col("lhj").alias("gold_lhj"))
     df = mm.join(where, ["member_id", "month"], "left").join(members, "member_id", "left") \
-        .join(member_language(linked, cat), "member_id", "left")
+        .join(member_language(spark, linked, cat), "member_id", "left")
     age = F.greatest(age_at("birth_date", "month"), F.lit(0))
     return df.select(
         "member_id", "month",
@@ -258,14 +261,15 @@ def denominators(mm: DataFrame, run_id: str) -> DataFrame:
     one per member-month) that cost 20x the two steps and grew faster than the population."""
     from pyspark.sql import functions as F
 
-    out = None
-    for grain in ("month", "quarter", "year"):
+    # a month: one row per member (gold.member_month's key), so members are the rows
+    out = mm.groupBy(period_label("month").alias("period"), *ATTRS).agg(
+        F.count(F.lit(1)).alias("members"), F.count(F.lit(1)).alias("member_months")).withColumn("grain", F.lit("month"))
+    for grain in ("quarter", "year"):
         per_member = mm.groupBy(period_label(grain).alias("period"), *ATTRS, "member_id").agg(
             F.count(F.lit(1)).alias("_mm"))
         g = per_member.groupBy("period", *ATTRS).agg(
             F.count(F.lit(1)).alias("members"), F.sum("_mm").alias("member_months")) \
             .withColumn("grain", F.lit(grain))
-        out = g if out is None else out.unionByName(g)
-    assert out is not None
+        out = out.unionByName(g)
     return out.withColumn("run_id", F.lit(run_id)).select(
         *[F.col(c).cast(t).alias(c) for c, t in INDICATOR_DENOMINATOR.columns])

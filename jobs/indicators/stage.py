@@ -24,7 +24,7 @@ from jobs.indicators.cells import rates_of_strata, strata_from_table
 from jobs.indicators.cube import cube
 from jobs.indicators.population import denominators, member_months
 from jobs.measures import config as measures_config
-from jobs.measures.inputs import load
+from jobs.measures.inputs import ed_visits, inpatient_stays, load
 from jobs.measures.measurement_period import resolve
 from phmx import lakehouse
 from phmx.context import RunContext, StageResult
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from jobs.indicators.catalogue import Catalogue, StandardPopulation
+    from jobs.measures.inputs import Inputs
 
 log = get_logger(__name__)
 
@@ -51,6 +52,23 @@ def run(spark: SparkSession, ctx: RunContext, *, catalogue: tuple[Catalogue, Sta
         scratch.drop()
 
 
+def _materialised(inputs: Inputs, scratch: lakehouse.Scratch) -> Inputs:
+    """The measures' inputs the indicators read, each written once as Parquet and read back (the
+    engine computes a frame again for every read); immunizations and medications are not read here,
+    so not written (jobs.measures.inputs.materialise writes every input, for the measure families)."""
+    from dataclasses import replace
+
+    put = scratch.put_parquet
+    out = replace(inputs, members=put(inputs.members, "members"), encounters=put(inputs.encounters, "encounters"),
+                  bh=put(inputs.bh, "bh"), dental=put(inputs.dental, "dental"),
+                  coverage=put(inputs.coverage, "coverage"), islands=put(inputs.islands, "islands"),
+                  homeless_records=put(inputs.homeless_records, "homeless")
+                  if inputs.homeless_records is not None else None)
+    out.ed = put(ed_visits(out), "ed_visits")
+    out.stays = put(inpatient_stays(out), "stays")
+    return out
+
+
 def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
          catalogue: tuple[Catalogue, StandardPopulation] | None) -> StageResult:
     from pyspark.sql import functions as F
@@ -60,7 +78,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
     year = str(period.start.year)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    inputs = load(spark, scratch)
+    inputs = _materialised(load(spark), scratch)
     seconds["inputs"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
