@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import uuid
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from phmx import faults, storage
@@ -275,19 +276,71 @@ def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> 
     changed = df.exceptAll(stored).withColumn("_gone", F.lit(False))
     gone = stored.select(*keys).exceptAll(df.select(*keys))
     gone = conform_to(gone, table).withColumn("_gone", F.lit(True))
+    return _merge_flagged(spark, changed.unionByName(gone), table)
+
+
+def _merge_flagged(spark: SparkSession, src: DataFrame, table: Table, *, insert: bool = True,
+                   tag: str = "") -> int:
+    """One ``MERGE`` of ``src`` (the table's columns and ``_gone``): rows flagged ``_gone`` delete
+    their key, the others update it or (``insert``) are inserted. ``src`` is materialised first
+    (a source computed from the table is read before the table is rewritten); no rows, no commit."""
     view = f"src_{uuid.uuid4().hex[:12]}"
-    src = put_work_table(spark, changed.unionByName(gone), f"work.refresh_{view}")
+    src = put_work_table(spark, src, f"work.refresh_{view}")
     try:
         n = src.count()
         if n:
             src.createOrReplaceTempView(view)
-            _merge_into(spark, table, view, keys, [
-                "WHEN MATCHED AND s._gone THEN DELETE", f"WHEN MATCHED THEN UPDATE SET {_set_all(table)}",
-                f"WHEN NOT MATCHED AND NOT s._gone THEN {_insert_all(table)}"])
+            clauses = ["WHEN MATCHED AND s._gone THEN DELETE", f"WHEN MATCHED THEN UPDATE SET {_set_all(table)}"]
+            if insert:
+                clauses.append(f"WHEN NOT MATCHED AND NOT s._gone THEN {_insert_all(table)}")
+            _merge_into(spark, table, view, keys=list(table.keys), clauses=clauses)
             spark.catalog.dropTempView(view)
     finally:
         drop_work(f"refresh_{view}")
     return n
+
+
+def apply_changes(spark: SparkSession, changed: DataFrame, table: Table, *, gone: DataFrame | None = None) -> int:
+    """Upsert the rows ``changed`` (full rows, at most one per key) and delete the keys in ``gone``
+    (their key columns are read; others ignored); returns how many rows it sent (no commit when none; -1 when the table
+    did not exist and ``changed`` became it).
+
+    The writer of an incremental change: it knows which rows differ, so the cost is the change's,
+    not the table's. Rows whose key the table does not hold are appended (new files: no stored
+    file is read or rewritten); updates and deletes go through one ``MERGE``, which rewrites the
+    files holding them. Which keys the table holds is read from the table as it is now, so an
+    attempt killed between the two writes and run again updates what it had appended, never
+    doubles it.
+    """
+    from pyspark.sql import functions as F
+
+    if not exists(table):
+        append(conform_to(changed, table), table)
+        return -1
+    _stored_widened(spark, table)
+    keys = list(table.keys)
+    # Keys compared as MERGE compares them (nulls equal).
+    held = read(spark, table).select(*[F.col(k).alias(f"_held_{k}") for k in keys]).distinct() \
+        .withColumn("_h", F.lit(True))
+    on = reduce(lambda a, b: a & b, [F.col(k).eqNullSafe(F.col(f"_held_{k}")) for k in keys])
+    flagged = conform_to(changed, table).join(held, on, "left") \
+        .select(*table.column_names, F.coalesce(F.col("_h"), F.lit(False)).alias("_held"))
+    name = f"changes_{uuid.uuid4().hex[:12]}"
+    src = put_work_table(spark, flagged, f"work.{name}")
+    try:
+        update = src.where(F.col("_held")).drop("_held").withColumn("_gone", F.lit(False))
+        if gone is not None:
+            update = update.unionByName(conform_to(gone, table).withColumn("_gone", F.lit(True)))
+        n = _merge_flagged(spark, update, table, insert=False)
+        # Kept apart from the deleted keys' rows (nulls outside the key), which a NOT NULL column
+        # of the table would refuse even when filtered out.
+        insert = src.where(~F.col("_held")).select(*table.column_names)
+        n_insert = insert.count()
+        if n_insert:
+            append(insert, table)
+        return n + n_insert
+    finally:
+        drop_work(name)
 
 
 def delete(spark: SparkSession, table: Table, predicate: str) -> None:

@@ -4,7 +4,8 @@ Each rule is a self-join on its keys; the union is de-duplicated and each pair r
 first rule that found it. Keys held by more than ``max_block_size`` records (a default SSN, an
 agency phone number, a clinic address; a rule may set a smaller size of its own) are skipped:
 such blocks are quadratic and carry no identifying signal; their number is reported. In
-incremental mode only pairs with at least one new record are generated.
+incremental mode only pairs with at least one new record are generated, and only the blocks a
+new record is in are counted (and reported when skipped).
 """
 
 from __future__ import annotations
@@ -45,18 +46,18 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
         recs = std.select(*cols)
         for k in keys:
             recs = recs.where(F.col(k).isNotNull())
+        if new_col:
+            # Only the blocks a new record is in: the self-join and the block sizes then grow
+            # with the new records' blocks, not with the index (a block's size still counts every
+            # record in it, so a block is skipped exactly as a full run would skip it).
+            touched = recs.where(F.col(new_col)).select(*keys).distinct()
+            recs = recs.join(touched, keys, "left_semi")
         sizes = recs.groupBy(*keys).agg(F.count(F.lit(1)).alias("_n"))
         if with_stats:
             oversized.append(sizes.where(F.col("_n") > cap).agg(F.count(F.lit(1)).alias("n"))
                              .select(F.lit(rule.name).alias("rule"), "n"))
         ok = sizes.where((F.col("_n") >= 2) & (F.col("_n") <= cap)).select(*keys)
         recs = recs.join(ok, keys, "left_semi")
-        if new_col:
-            # Only the blocks a new record is in: the self-join then grows with the new records'
-            # blocks, not with the index (block sizes above are still counted over every record,
-            # so a block is skipped exactly as a full run would skip it).
-            touched = recs.where(F.col(new_col)).select(*keys).distinct()
-            recs = recs.join(touched, keys, "left_semi")
         left = recs.select(F.col("rid").alias("a"), *keys, *([F.col(new_col).alias("a_new")] if new_col else []))
         right = recs.select(F.col("rid").alias("b"), *keys, *([F.col(new_col).alias("b_new")] if new_col else []))
         joined = left.join(right, keys).where(F.col("a") < F.col("b"))

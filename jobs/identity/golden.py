@@ -62,9 +62,23 @@ def _sort_key(*parts: Column) -> Column:
     return F.concat(*[F.lpad(p.cast("string"), 10, "0") for p in nums], F.lit("|"), last)
 
 
-def build(spark: SparkSession, records: DataFrame, settings: IdentitySettings, run_id: str) -> DataFrame:
+def zip_counties(records: DataFrame) -> DataFrame:
+    """``zip5, _zip_county``: per ZIP, the county most records with that ZIP carry (ties: the
+    smallest code). ``records``: zip5, county_fips."""
+    from pyspark.sql import functions as F
+
+    zc = records.where(F.col("zip5").isNotNull() & F.col("county_fips").isNotNull()) \
+        .groupBy("zip5", "county_fips").agg(F.count(F.lit(1)).alias("_n"))
+    return zc.groupBy("zip5").agg(F.min_by("county_fips", F.struct(-F.col("_n"), F.col("county_fips")))
+                                  .alias("_zip_county"))
+
+
+def build(spark: SparkSession, records: DataFrame, settings: IdentitySettings, run_id: str,
+          zip_county: DataFrame | None = None) -> DataFrame:
     """gold.member rows from ``records`` (member_id, source, source_person_id, record_date, the
-    standardised features and the raw fields in :data:`FIELDS`)."""
+    standardised features and the raw fields in :data:`FIELDS`). ``zip_county``
+    (:func:`zip_counties` over every record) when ``records`` are only some members' (an
+    incremental run): the county fallback counts every record, as a full run's does."""
     from pyspark.sql import functions as F
 
     sources = [r["source"] for r in records.select("source").distinct().collect()]
@@ -99,10 +113,8 @@ def build(spark: SparkSession, records: DataFrame, settings: IdentitySettings, r
         members = members.join(picked, "member_id", "left")
     # County from the ZIP when no record of the member gave one: the county most records
     # with that ZIP carry.
-    zc = records.where(F.col("zip5").isNotNull() & F.col("county_fips").isNotNull()) \
-        .groupBy("zip5", "county_fips").agg(F.count(F.lit(1)).alias("_n"))
-    zip_county = zc.groupBy("zip5").agg(F.min_by("county_fips", F.struct(-F.col("_n"), F.col("county_fips")))
-                                        .alias("_zip_county"))
+    if zip_county is None:
+        zip_county = zip_counties(records)
     members = members.join(zip_county, members["zip"] == zip_county["zip5"], "left") \
         .withColumn("county_fips", F.coalesce(F.col("county_fips"), F.col("_zip_county"))) \
         .drop("zip5", "_zip_county")

@@ -51,11 +51,17 @@ def mint(key_col, salt: int = 0):  # noqa: ANN001, ANN201 - Columns
 
 
 def assign(clusters: DataFrame, old_xwalk: DataFrame, events: DataFrame, *, run_id: str,
-           at: datetime, put: Callable[[DataFrame, str], DataFrame]) -> Assignment:
+           at: datetime, put: Callable[[DataFrame, str], DataFrame], issued: DataFrame | None = None) -> Assignment:
     """Give every cluster a member id, reusing old ids by the rules above.
 
     ``clusters``: rid, source, source_person_id, cluster. ``old_xwalk``: the previous
     gold.member_xwalk. ``events``: the previous gold.identity_events (for the ids' ages).
+
+    An incremental run passes only the records of the members it re-linked (``clusters``) and
+    those members' rows of the previous crosswalk (``old_xwalk``): every old id those records
+    held is then wholly inside, so the rules give what they give over every record, and the
+    untouched members keep their ids without being looked at. ``issued`` (``member_id``): every
+    id ever issued, when ``old_xwalk`` is only a part (a new id must clash with none of them).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -77,7 +83,7 @@ def assign(clusters: DataFrame, old_xwalk: DataFrame, events: DataFrame, *, run_
 
     cluster_keys = rec.groupBy("cluster").agg(F.min("_key").alias("ckey"), F.count(F.lit(1)).alias("size"))
     cl = cluster_keys.join(kept, "cluster", "left")
-    known = old_xwalk.select("member_id").union(events.select("member_id")) \
+    known = (issued if issued is not None else old_xwalk).select("member_id").union(events.select("member_id")) \
         .union(events.where(F.col("other_member_id").isNotNull()).select(F.col("other_member_id").alias("member_id"))) \
         .distinct()
     cand = put(cl.where(F.col("kept_id").isNull()).withColumn("new_id", mint(F.col("ckey"))), "ids_new")

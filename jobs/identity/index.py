@@ -22,10 +22,13 @@ names, birth dates and numbers unencrypted; so each row keeps:
 * ``digest``: a digest of the identity settings, nickname and address tables and key version
   the row was made under; a row made under others is treated as changed (standardised again).
 
-The stage writes the index last, after the crosswalk, with every row tagged with the run id;
-an incremental run reads the index as it stood before its own run id (a re-run after a crash
-computes what the first attempt would have) and uses it only when it comes from the same run
-as the crosswalk it starts from, else it runs in full (which rewrites the index).
+The stage writes the index last, after the crosswalk, every row it writes tagged with the run
+id, and then records both tables' Delta versions (:func:`record_written`); an incremental run
+reads the index as it stood before its own run id (a re-run after a crash computes what the
+first attempt would have) and uses it only when both tables stand where the last finished run
+left them, else it runs in full (which rewrites the index). A full run rewrites the index; an
+incremental run merges the rows of its new and changed records and deletes those of withdrawn
+ones, the other rows (and their ciphertexts and run ids) untouched.
 """
 
 from __future__ import annotations
@@ -130,18 +133,26 @@ def rows(std: DataFrame, fps: DataFrame, settings: config.IdentitySettings, prov
     return encrypt_for_write(out, INDEX.fqn, provider, keys=INDEX.keys, previous=prev)
 
 
+def key_columns(settings: config.IdentitySettings) -> list[Column]:
+    """One column per blocking rule, ``bk_<i>``: the rule's keyed key from the ``bk`` array."""
+    F = _f()
+    return [F.get(F.col("bk"), i).alias(f"bk_{i}") for i in range(len(settings.rules))]
+
+
+def keyed_settings(settings: config.IdentitySettings) -> config.IdentitySettings:
+    """``settings`` whose rules block on the ``bk_<i>`` columns (:func:`key_columns`)."""
+    import dataclasses
+
+    return dataclasses.replace(settings, rules=tuple(dataclasses.replace(r, keys=(f"bk_{i}",))
+                                                     for i, r in enumerate(settings.rules)))
+
+
 def blocking_frame(index: DataFrame, settings: config.IdentitySettings) -> tuple[DataFrame, config.IdentitySettings]:
     """The index as blocking input: ``rid``, one column per rule (its keyed key) and ``is_new``
     when the frame has it; and settings whose rules block on those columns. Equal HMACs are
     equal keys, so the pairs are exactly those the plain keys give."""
-    import dataclasses
-
-    F = _f()
-    cols = [F.get(F.col("bk"), i).alias(f"bk_{i}") for i in range(len(settings.rules))]
     extra = ["is_new"] if "is_new" in index.columns else []
-    keyed = dataclasses.replace(settings, rules=tuple(dataclasses.replace(r, keys=(f"bk_{i}",))
-                                                      for i, r in enumerate(settings.rules)))
-    return index.select("rid", *cols, *extra), keyed
+    return index.select("rid", *key_columns(settings), *extra), keyed_settings(settings)
 
 
 def term_frequencies(index: DataFrame, settings: config.IdentitySettings) -> DataFrame:
@@ -175,13 +186,39 @@ def feature_schema(std: DataFrame) -> str:
     return ", ".join(f"{c} {fields[c]}" for c in feature_columns(std))
 
 
-def usable(spark, run_id: str) -> bool:  # noqa: ANN001 - a SparkSession
-    """An index exists and comes from the run that wrote the crosswalk this run starts from."""
-    if not (lakehouse.exists(INDEX) and lakehouse.exists(tables.MEMBER_XWALK)):
-        return False
-    from jobs.identity.stage import before_run
+def _state_uri() -> str:
+    from phmx import settings as settings_mod
+    from phmx import storage
 
-    idx_runs = {r[0] for r in before_run(spark, INDEX, run_id).select("run_id").distinct().limit(2).collect()}
-    xw_runs = {r[0] for r in before_run(spark, tables.MEMBER_XWALK, run_id)
-               .select("run_id").distinct().limit(2).collect()}
-    return len(idx_runs) == 1 and idx_runs == xw_runs
+    return storage.join(settings_mod.load().lakehouse_root, "gold", "_identity_model", "index_state.json")
+
+
+def record_written(run_id: str) -> None:
+    """Note, after a run's last write, the Delta versions of the crosswalk and the index it left:
+    the next incremental run uses the index only when both tables still stand at these versions
+    (before its own run id), i.e. nothing wrote one without the other since."""
+    import json
+
+    from phmx import storage
+
+    state = {"run_id": run_id, "member_xwalk": lakehouse.version(tables.MEMBER_XWALK),
+             "identity_index": lakehouse.version(INDEX)}
+    storage.write_text(_state_uri(), json.dumps(state), content_type="application/json")
+
+
+def usable(spark, run_id: str) -> bool:  # noqa: ANN001 - a SparkSession
+    """An index exists and was written by the same finished run as the crosswalk this run starts
+    from: both tables, as they stood before this run's id, are at the versions the last finished
+    run recorded (:func:`record_written`). A run killed between its writes and followed by a run
+    under another id, or tables written by anything else, make the next run a full one."""
+    import json
+
+    from phmx import storage
+
+    if not (lakehouse.exists(INDEX) and lakehouse.exists(tables.MEMBER_XWALK) and storage.exists(_state_uri())):
+        return False
+    from jobs.identity.stage import version_before_run
+
+    state = json.loads(storage.read_bytes(_state_uri()).decode("utf-8"))
+    return (state.get("member_xwalk") == version_before_run(spark, tables.MEMBER_XWALK, run_id)
+            and state.get("identity_index") == version_before_run(spark, INDEX, run_id))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -45,12 +46,31 @@ from privacy.crypto import FINGERPRINT_COLUMN, decrypt_for_read, decryption_erro
 from privacy.keys import get_provider
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 log = get_logger(__name__)
 
 INCREMENTAL_MAX_SHARE = 0.2
 MODES = ("auto", "full", "incremental")
+
+
+@dataclass
+class Scope:
+    """What an incremental run on the index re-linked, so that it writes only what changed.
+
+    ``old_xwalk``: the previous crosswalk's rows of the members it re-linked (every member holding
+    a new record's candidate, a reviewed record or a withdrawn record; their records are all in
+    the run's clusters). ``gone``: source, source_person_id of the records withdrawn from
+    silver.person since the last run. ``index_rows`` and ``state_rows``: the gold.identity_index
+    and gold.identity_records rows of the new and changed records. ``idx``: rid, source,
+    source_person_id of every record.
+    """
+
+    old_xwalk: DataFrame
+    gone: DataFrame
+    index_rows: DataFrame
+    state_rows: DataFrame
+    idx: DataFrame
 
 
 def _mode(ctx: RunContext) -> str:
@@ -171,24 +191,42 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
 def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, settings: config.IdentitySettings,
             t0: float, phases: dict[str, float], *, scored: linkage.Scored, links: linkage.Links, clusters: DataFrame,
             old_xwalk: DataFrame, events: DataFrame, incremental: bool, n_records: int, n_new: int,
-            golden_input: Callable[[DataFrame], DataFrame], tf: DataFrame, state: DataFrame,
-            index_rows: DataFrame | None, route: str) -> StageResult:
+            golden_input: Callable[[DataFrame], DataFrame], tf: DataFrame, state: DataFrame | None,
+            index_rows: DataFrame | None, route: str, scope: Scope | None = None,
+            steps: dict[str, float] | None = None) -> StageResult:
     """Member ids and every write, in an order a re-run repairs: the crosswalk first, the
-    encrypted index last (an incremental run uses the index only with the crosswalk of the same
-    run, see :func:`jobs.identity.index.usable`)."""
+    encrypted index last, then the versions both were left at (an incremental run uses the
+    index only with the crosswalk of the same finished run, see :func:`jobs.identity.index.usable`).
+
+    With a ``scope`` (an incremental run on the index) ``clusters`` holds only the re-linked
+    records, and every table gets only its changed rows (:func:`phmx.lakehouse.apply_changes`):
+    the crosswalk rows whose member or link changed, gold.member's rows of the members the run
+    re-linked (and of members whose county fallback moved), the index and identity records of
+    the new and changed records; withdrawn records and the ids no record holds any more are
+    deleted. Without one, the tables are rewritten whole.
+    """
     from pyspark.sql import functions as F
 
     t1 = time.perf_counter()
-    assignment = ids.assign(clusters, old_xwalk, events, run_id=ctx.run_id, at=ctx.started_at, put=scratch.put)
-    records = scratch.put(assignment.records, "assigned")
+    steps = {} if steps is None else steps
+    with _timed("member_ids", steps):
+        assignment = ids.assign(clusters, scope.old_xwalk if scope is not None else old_xwalk, events,
+                                run_id=ctx.run_id, at=ctx.started_at, put=scratch.put,
+                                issued=old_xwalk if scope is not None else None)
+        records = scratch.put(assignment.records, "assigned")
+    with _timed("link_pairs_rows", steps):
+        pairs = _pairs_table(spark, scored, links, records, settings, ctx)
+        pairs = scratch.put(pairs, "link_pairs")
 
-    pairs = _pairs_table(spark, scored, links, records, settings, ctx)
-    pairs = scratch.put(pairs, "link_pairs")
-
-    with _timed("member_xwalk"):
-        xwalk = _xwalk(pairs, records, old_xwalk, settings, ctx, incremental=incremental)
-        lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
-    with _timed("link_pairs and review_queue"):
+    with _timed("member_xwalk", steps):
+        xwalk = _xwalk(pairs, records, scope.old_xwalk if scope is not None else old_xwalk, settings, ctx,
+                       incremental=incremental)
+        if scope is None:
+            lakehouse.overwrite(lakehouse.conform_to(xwalk, tables.MEMBER_XWALK), tables.MEMBER_XWALK)
+        else:
+            lakehouse.apply_changes(spark, _changed_xwalk(xwalk, scope.old_xwalk), tables.MEMBER_XWALK,
+                                    gone=scope.gone)
+    with _timed("link_pairs and review_queue", steps):
         queue = _queue(spark, pairs, settings, ctx)
         if incremental:
             lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
@@ -196,22 +234,34 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         else:
             lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
             lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
-    with _timed("identity_events"):
+    with _timed("identity_events", steps):
         lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
-    with _timed("member"):
-        g_in = scratch.put(golden_input(records), "golden_input")
-        members = golden.build(spark, g_in, settings, ctx.run_id)
-        members = scratch.put(_protect_members(spark, lakehouse.conform_to(members, tables.MEMBER), ctx),
-                              "member_encrypted")
-        lakehouse.overwrite(members, tables.MEMBER, schema=FINGERPRINT_COLUMN not in _stored_columns(spark))
-    with _timed("tf"):
+    with _timed("member", steps):
+        if scope is None:
+            g_in = scratch.put(golden_input(records), "golden_input")
+            members = golden.build(spark, g_in, settings, ctx.run_id)
+            members = scratch.put(_protect_members(spark, lakehouse.conform_to(members, tables.MEMBER), ctx),
+                                  "member_encrypted")
+            lakehouse.overwrite(members, tables.MEMBER, schema=FINGERPRINT_COLUMN not in _stored_columns(spark))
+        else:
+            _write_members_scoped(spark, ctx, scratch, settings, records, scope, old_xwalk, golden_input)
+    with _timed("tf", steps):
         scratch.put(tf, "tf")
-    with _timed("identity_records"):
-        st = state.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
-        lakehouse.overwrite(lakehouse.conform_to(st, IDENTITY_RECORDS), IDENTITY_RECORDS)
-    with _timed("identity_index"):
-        if index_rows is not None:
+    with _timed("identity_records", steps):
+        if scope is None:
+            assert state is not None
+            st = state.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
+            lakehouse.overwrite(lakehouse.conform_to(st, IDENTITY_RECORDS), IDENTITY_RECORDS)
+        else:
+            lakehouse.apply_changes(spark, scope.state_rows.withColumn("run_id", F.lit(ctx.run_id)),
+                                    IDENTITY_RECORDS, gone=scope.gone)
+    with _timed("identity_index", steps):
+        if scope is not None:
+            lakehouse.apply_changes(spark, scope.index_rows, index.INDEX, gone=scope.gone)
+        elif index_rows is not None:
             lakehouse.overwrite(lakehouse.conform_to(index_rows, index.INDEX), index.INDEX)
+        if lakehouse.exists(index.INDEX) and (scope is not None or index_rows is not None):
+            index.record_written(ctx.run_id)
 
     phases["ids_and_writes"] = round(time.perf_counter() - t1, 2)
     ev_counts = {r["event_type"]: int(r["count"]) for r in
@@ -233,7 +283,7 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         "seconds": round(time.perf_counter() - t0, 2),
     }
     details: dict[str, object] = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
-               "cluster": links.stats, "phase_seconds": phases, "route": route}
+               "cluster": links.stats, "phase_seconds": phases, "step_seconds": steps, "route": route}
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
@@ -269,94 +319,153 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     records sharing a block or a member with them, score with the stored model and cluster
     those records alone (every other member stays as it is). None: run in full instead (too
     many changes in ``auto`` mode, or nothing to link)."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from jobs.identity import blocking
 
     keys = ["source", "source_person_id"]
-    fps = _source_fps(spark, settings)
-    if fps is None:
-        return None
-    provider = get_provider(ctx.settings)
-    digest = index.settings_digest(settings, provider)
-    prev = before_run(spark, index.INDEX, ctx.run_id)
-    old = prev.select(*keys, F.col("source_fp").alias("_old_fp"), F.col("digest").alias("_old_digest"))
-    changed = F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("source_fp")) | (F.col("_old_digest") != F.lit(digest))
-    flags = scratch.put(fps.join(old, keys, "left").select(*keys, "source_fp", changed.alias("is_new")), "flags")
-    n_records = flags.count()
-    n_new = flags.where(F.col("is_new")).count()
+    steps: dict[str, float] = {}
+    with _timed("changes", steps):
+        fps = _source_fps(spark, settings)
+        if fps is None:
+            return None
+        provider = get_provider(ctx.settings)
+        digest = index.settings_digest(settings, provider)
+        prev = before_run(spark, index.INDEX, ctx.run_id)
+        old = prev.select(*keys, F.col("source_fp").alias("_old_fp"), F.col("digest").alias("_old_digest"))
+        changed = F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("source_fp")) \
+            | (F.col("_old_digest") != F.lit(digest))
+        flags = scratch.put(fps.join(old, keys, "left").select(*keys, "source_fp", changed.alias("is_new")), "flags")
+        n_records = flags.count()
+        n_new = flags.where(F.col("is_new")).count()
     if n_records == 0 or (mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records):
         return None
 
-    # The new and changed rows only: decrypted, standardised, indexed.
-    new_keys = flags.where(F.col("is_new")).select(*keys)
-    person = read_person(spark, ctx, settings, only=new_keys)
-    person = scratch.put(person.select(*[c for c in _needed(settings) if c in person.columns]), "person")
-    std_new = scratch.put(standardise.standardise(person, settings), "std_new")
-    schema = index.feature_schema(std_new)
-    new_rows = scratch.put(index.rows(std_new, flags, settings, provider, digest=digest, run_id=ctx.run_id), "index_new")
-    cols = index.INDEX.column_names
-    kept = prev.join(flags.where(~F.col("is_new")).select(*keys), keys, "left_semi")
-    idx = scratch.put(kept.select(*[c for c in cols if c != "run_id"], F.lit(False).alias("is_new"))
-                      .unionByName(new_rows.select(*[c for c in cols if c != "run_id"], F.lit(True).alias("is_new"))),
-                      "index_next")
-    _check_unique_rids(idx, n_records)
+    with _timed("standardise_new", steps):
+        # The new and changed rows only: decrypted, standardised, indexed.
+        new_keys = flags.where(F.col("is_new")).select(*keys)
+        person = read_person(spark, ctx, settings, only=new_keys)
+        person = scratch.put(person.select(*[c for c in _needed(settings) if c in person.columns]), "person")
+        std_new = scratch.put(standardise.standardise(person, settings), "std_new")
+        schema = index.feature_schema(std_new)
+        new_rows = scratch.put(index.rows(std_new, flags, settings, provider, digest=digest, run_id=ctx.run_id),
+                               "index_new")
+    with _timed("index_keys", steps):
+        # Every record's keyed blocking and name keys (no ciphertext: the features of the few
+        # records to re-link are read from the stored index below).
+        cols = index.INDEX.column_names
+        # Materialised once, each rule's key in a column of its own (every rule reads just it).
+        plain: list[Column | str] = ["rid", *keys, "fingerprint", *index.key_columns(settings), "tf_keys"]
+        kept = prev.join(flags.where(~F.col("is_new")).select(*keys), keys, "left_semi")
+        idx = scratch.put(kept.select(*plain, F.lit(False).alias("is_new"))
+                          .unionByName(new_rows.select(*plain, F.lit(True).alias("is_new"))), "index_next")
+        _check_unique_rids(idx, n_records)
     phases = {"standardise": round(time.perf_counter() - t0, 2)}
 
     t1 = time.perf_counter()
-    frame, keyed = index.blocking_frame(idx, settings)
-    # Materialised once: every rule reads its one key column from it (not the index's arrays).
-    frame = scratch.put(frame, "blocking_keys")
-    blocked, stats = blocking.candidate_pairs(frame, keyed, new_col="is_new", with_stats=True)
-    pairs = scratch.put(blocked, "pairs")
-    # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
-    # on, and every record of their current members (member-level guards weigh them all).
-    old_xwalk = before_run(spark, tables.MEMBER_XWALK, ctx.run_id)
-    events = lakehouse.read(spark, IDENTITY_EVENTS).where(~F.col("run_id").eqNullSafe(F.lit(ctx.run_id)))
-    dec = lakehouse.read(spark, review.REVIEW_DECISIONS)
-    decided = dec.select(F.col("source_l").alias("source"), F.col("source_person_id_l").alias("source_person_id")) \
-        .unionByName(dec.select(F.col("source_r").alias("source"), F.col("source_person_id_r").alias("source_person_id")))
-    seed = pairs.select(F.col("rid_l").alias("rid")).unionByName(pairs.select(F.col("rid_r").alias("rid"))) \
-        .unionByName(idx.where(F.col("is_new")).select("rid")) \
-        .unionByName(idx.join(decided, keys, "left_semi").select("rid"))
-    xw = old_xwalk.select(*keys, "member_id")
-    seed_members = idx.join(seed, "rid", "left_semi").select(*keys).join(xw, keys).select("member_id").distinct()
-    touched = scratch.put(seed.unionByName(idx.join(xw.join(seed_members, "member_id", "left_semi"), keys, "left_semi")
-                                           .select("rid")).distinct(), "touched")
-    std_old = index.features(idx.where(~F.col("is_new")).join(touched, "rid", "left_semi"), schema, provider)
-    feats = ["rid", "source", "source_person_id", "fingerprint", *index.feature_columns(std_new)]
-    tf = scratch.put(index.term_frequencies(idx, settings), "tf_all")
-    std = std_new.select(*feats).unionByName(std_old.select(*feats)) \
-        .join(tf, "rid", "left").join(idx.select("rid", "is_new"), "rid")
-    std = scratch.put(std, "std")
-    scored = linkage.score(spark, std, settings, scratch, model=stored, new_col="is_new", pairs=(pairs, stats))
-    accepted, rejected = review.decisions_for(spark, std)
-    forced = pd.concat([_membership_edges(std, old_xwalk), accepted], ignore_index=True)
+    with _timed("blocking", steps):
+        blocked, stats = blocking.candidate_pairs(idx, index.keyed_settings(settings), new_col="is_new",
+                                                  with_stats=True)
+        pairs = scratch.put(blocked, "pairs")
+    with _timed("relinked_records", steps):
+        # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
+        # on, and every record of their current members (member-level guards weigh them all) and of
+        # the members that lost a withdrawn record.
+        old_xwalk = before_run(spark, tables.MEMBER_XWALK, ctx.run_id)
+        events = lakehouse.read(spark, IDENTITY_EVENTS).where(~F.col("run_id").eqNullSafe(F.lit(ctx.run_id)))
+        dec = lakehouse.read(spark, review.REVIEW_DECISIONS)
+        decided = dec.select(F.col("source_l").alias("source"), F.col("source_person_id_l").alias("source_person_id")) \
+            .unionByName(dec.select(F.col("source_r").alias("source"),
+                                    F.col("source_person_id_r").alias("source_person_id")))
+        seed = pairs.select(F.col("rid_l").alias("rid")).unionByName(pairs.select(F.col("rid_r").alias("rid"))) \
+            .unionByName(idx.where(F.col("is_new")).select("rid")) \
+            .unionByName(idx.join(decided, keys, "left_semi").select("rid"))
+        xw = old_xwalk.select(*keys, "member_id")
+        gone = scratch.put(prev.select(*keys).unionByName(xw.select(*keys)).distinct()
+                           .join(flags.select(*keys), keys, "left_anti"), "gone")
+        seed_members = scratch.put(
+            idx.join(seed, "rid", "left_semi").select(*keys).join(xw, keys).select("member_id")
+            .unionByName(xw.join(gone, keys, "left_semi").select("member_id")).distinct(), "touched_members")
+        touched = scratch.put(seed.unionByName(idx.join(xw.join(seed_members, "member_id", "left_semi"), keys,
+                                                        "left_semi").select("rid")).distinct(), "touched")
+    with _timed("relinked_features", steps):
+        old_touched = idx.where(~F.col("is_new")).join(touched, "rid", "left_semi").select("rid")
+        std_old = index.features(prev.join(old_touched, "rid", "left_semi"), schema, provider)
+        feats = ["rid", "source", "source_person_id", "fingerprint", *index.feature_columns(std_new)]
+        tf = scratch.put(index.term_frequencies(idx, settings), "tf_all")
+        std = std_new.select(*feats).unionByName(std_old.select(*feats)) \
+            .join(tf, "rid", "left").join(idx.select("rid", "is_new"), "rid")
+        std = scratch.put(std, "std")
+    with _timed("score", steps):
+        scored = linkage.score(spark, std, settings, scratch, model=stored, new_col="is_new", pairs=(pairs, stats))
+        accepted, rejected = review.decisions_for(spark, std)
+        forced = pd.concat([_membership_edges(std, old_xwalk), accepted], ignore_index=True)
     phases["block_compare_train"] = round(time.perf_counter() - t1, 2)
 
     t1 = time.perf_counter()
     links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
-    # Every record of a member no new record touched stays in it: its cluster is the member's
-    # smallest record id (a touched cluster is labelled by its own smallest record id, and the
-    # two sets of records are disjoint).
-    base = idx.select("rid", *keys)
-    untouched = base.join(touched, "rid", "left_anti").join(xw, keys, "left")
-    anchor = F.when(F.col("member_id").isNull(), F.col("rid")) \
-        .otherwise(F.min("rid").over(Window.partitionBy("member_id")))
-    untouched = untouched.select("rid", anchor.alias("anchor"))
-    if links.labels.empty:
-        lab = spark.createDataFrame([], "rid bigint, cluster bigint")
-    else:
-        lab = spark.createDataFrame(links.labels[["rid", "cluster"]].astype({"rid": "int64", "cluster": "int64"}))
-    clusters = base.join(lab, "rid", "left").join(untouched, "rid", "left").select(
-        "rid", *keys, F.coalesce(F.col("cluster"), F.col("anchor"), F.col("rid")).alias("cluster"))
+    # Only the re-linked records get clusters (and then ids): every record of a member no new
+    # record touched stays in it, as it is, without being read again.
+    clusters = linkage.cluster_frame(spark, std, links.labels)
     phases["cluster"] = round(time.perf_counter() - t1, 2)
-    index_rows = idx.drop("is_new").withColumn("run_id", F.lit(ctx.run_id)).select(*cols)
+    scope = Scope(old_xwalk=scratch.put(old_xwalk.join(seed_members, "member_id", "left_semi"), "old_touched"),
+                  gone=gone, index_rows=new_rows.select(*cols),
+                  state_rows=std_new.select(*keys, "rid", "fingerprint"), idx=idx.select("rid", *keys))
     return _finish(spark, ctx, scratch, settings, t0, phases, scored=scored, links=links, clusters=clusters,
                    old_xwalk=old_xwalk, events=events, incremental=True, n_records=n_records, n_new=n_new,
                    golden_input=lambda records: _golden_input_plain(spark, ctx, settings, records),
-                   tf=tf, state=idx.select(*keys, "rid", "fingerprint"), index_rows=index_rows, route="index")
+                   tf=tf, state=None, index_rows=None, route="index", scope=scope, steps=steps)
+
+
+def _changed_xwalk(xwalk: DataFrame, old: DataFrame) -> DataFrame:
+    """The crosswalk rows whose member, link method or probability differ from ``old``'s (or are new)."""
+    from pyspark.sql import functions as F
+
+    o = old.select("source", "source_person_id", F.col("member_id").alias("_m"), F.col("link_method").alias("_lm"),
+                   F.col("link_probability").alias("_lp"))
+    same = F.col("member_id").eqNullSafe(F.col("_m")) & F.col("link_method").eqNullSafe(F.col("_lm")) \
+        & F.col("link_probability").eqNullSafe(F.col("_lp"))
+    return xwalk.join(o, ["source", "source_person_id"], "left").where(F.col("_m").isNull() | ~same) \
+        .drop("_m", "_lm", "_lp")
+
+
+def _write_members_scoped(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch,
+                          settings: config.IdentitySettings, records: DataFrame, scope: Scope, old_xwalk: DataFrame,
+                          golden_input: Callable[[DataFrame], DataFrame]) -> None:
+    """gold.member rows of the members an incremental run re-linked, merged; the ids none of its
+    clusters holds any more (merged into another, or left without records) deleted.
+
+    Survivorship reads only those members' records, except the county fallback (the county most
+    records with the member's ZIP carry), which counts every record as a full run does, from
+    silver.person's plaintext ZIP and county. A member the run did not re-link whose county came
+    from that fallback and whose ZIP's county moved is rebuilt too, so gold.member stays what a
+    full run over the same members gives.
+    """
+    from pyspark.sql import functions as F
+
+    keys = ["source", "source_person_id"]
+    person = lakehouse.read(spark, tables.PERSON)
+    zc = scratch.put(golden.zip_counties(person.select(standardise.zip5(F.col("zip")).alias("zip5"), "county_fips")),
+                     "zip_county")
+    new_ids = records.select("member_id").distinct()
+    stored = lakehouse.read(spark, tables.MEMBER).select("member_id", "zip", "county_fips")
+    cand = stored.where(F.col("zip").isNotNull()).join(new_ids, "member_id", "left_anti") \
+        .join(zc, F.col("zip") == F.col("zip5"), "left") \
+        .where(~F.col("county_fips").eqNullSafe(F.col("_zip_county"))).select("member_id")
+    cand_rows = old_xwalk.join(cand, "member_id", "left_semi").select(*keys, "member_id")
+    moved = cand_rows.join(person.select(*keys, "county_fips"), keys).groupBy("member_id") \
+        .agg(F.max(F.col("county_fips").isNotNull().cast("int")).alias("_has")) \
+        .where(F.col("_has") == 0).select("member_id")
+    extra = cand_rows.join(moved, "member_id", "left_semi").join(scope.idx, keys)
+    g_records = scratch.put(records.select("rid", *keys, "member_id")
+                            .unionByName(extra.select("rid", *keys, "member_id")), "golden_records")
+    g_in = scratch.put(golden_input(g_records), "golden_input")
+    members = golden.build(spark, g_in, settings, ctx.run_id, zip_county=zc)
+    written = g_records.select("member_id").distinct()
+    members = scratch.put(_protect_members(spark, lakehouse.conform_to(members, tables.MEMBER), ctx, only=written),
+                          "member_encrypted")
+    gone_ids = scope.old_xwalk.select("member_id").distinct().join(new_ids, "member_id", "left_anti")
+    lakehouse.apply_changes(spark, members, tables.MEMBER, gone=gone_ids)
 
 
 def _golden_input_plain(spark: SparkSession, ctx: RunContext, settings: config.IdentitySettings,
@@ -367,7 +476,8 @@ def _golden_input_plain(spark: SparkSession, ctx: RunContext, settings: config.I
     from pyspark.sql import functions as F
 
     cin = next((i for i in settings.identifiers if i.name == "cin"), None)
-    raw = lakehouse.read(spark, tables.PERSON)
+    raw = lakehouse.read(spark, tables.PERSON).join(records.select("source", "source_person_id"),
+                                                     ["source", "source_person_id"], "left_semi")
     want = ["source", "source_person_id", "given_name", "family_name", "birth_date", "sex", "zip", "county_fips",
             "record_date", "race", "ethnicity", *([cin.column] if cin else [])]
     person = decrypt_for_read(raw.select(*[c for c in dict.fromkeys(want) if c in raw.columns]), tables.PERSON.fqn,
@@ -393,18 +503,24 @@ def _stored_columns(spark: SparkSession) -> list[str]:
     return lakehouse.read(spark, tables.MEMBER).columns if lakehouse.exists(tables.MEMBER) else []
 
 
-def _protect_members(spark: SparkSession, members: DataFrame, ctx: RunContext) -> DataFrame:
-    """gold.member rows with cin and names encrypted; unchanged members keep their ciphertexts."""
+def _protect_members(spark: SparkSession, members: DataFrame, ctx: RunContext,
+                     only: DataFrame | None = None) -> DataFrame:
+    """gold.member rows with cin and names encrypted; unchanged members keep their ciphertexts.
+    ``only`` (member_id): the members being written, when they are not all."""
     previous = lakehouse.read(spark, tables.MEMBER) if lakehouse.exists(tables.MEMBER) else None
+    if previous is not None and only is not None:
+        previous = previous.join(only, "member_id", "left_semi")
     return encrypt_for_write(members, tables.MEMBER.fqn, get_provider(ctx.settings), keys=tables.MEMBER.keys,
                              previous=previous)
 
 
 @contextmanager
-def _timed(what: str) -> Iterator[None]:
+def _timed(what: str, steps: dict[str, float]) -> Iterator[None]:
+    """Time a step into ``steps`` (the stage result's ``details["step_seconds"]``)."""
     t0 = time.perf_counter()
     yield
-    log.debug("identity: wrote %s in %.2fs", what, time.perf_counter() - t0)
+    steps[what] = round(time.perf_counter() - t0, 2)
+    log.debug("identity: %s in %.2fs", what, steps[what])
 
 
 def _check_unique_rids(std: DataFrame, n: int) -> None:
@@ -418,7 +534,7 @@ def _check_unique_rids(std: DataFrame, n: int) -> None:
 
 
 def before_run(spark: SparkSession, table: tables.Table, run_id: str) -> DataFrame:
-    """``table`` (rewritten whole by each identity run, every row tagged with its ``run_id``) as it
+    """``table`` (every row tagged with the ``run_id`` of the identity run that last wrote it) as it
     stood before run ``run_id`` first wrote it: the newest Delta version without that run id.
 
     An identity run killed between its writes (say after gold.member_xwalk, before
@@ -431,15 +547,22 @@ def before_run(spark: SparkSession, table: tables.Table, run_id: str) -> DataFra
     # Pinned to a version, not read lazily by path: the stage overwrites the table before some
     # of what it computes from the previous one is evaluated (the retire events would otherwise
     # be worked out against this run's own crosswalk and retire every member it created).
+    v = version_before_run(spark, table, run_id)
+    if v is None:
+        return spark.createDataFrame([], table.ddl)
+    return lakehouse.read(spark, table, version=v)
+
+
+def version_before_run(spark: SparkSession, table: tables.Table, run_id: str) -> int | None:
+    """The newest Delta version of ``table`` holding no row of run ``run_id`` (see
+    :func:`before_run`); None when the table does not exist or every version holds one."""
+    if not lakehouse.exists(table):
+        return None
     latest = lakehouse.version(table)
-    current = lakehouse.read(spark, table, version=latest)
-    if not _has_run(current, run_id):
-        return current
-    for v in range(latest - 1, -1, -1):
-        older = lakehouse.read(spark, table, version=v)
-        if not _has_run(older, run_id):
-            return older
-    return spark.createDataFrame([], table.ddl)
+    for v in range(latest, -1, -1):
+        if not _has_run(lakehouse.read(spark, table, version=v), run_id):
+            return v
+    return None
 
 
 def _has_run(df: DataFrame, run_id: str) -> bool:

@@ -140,3 +140,23 @@ def test_lakehouse_on_s3_root(spark, phmx_home, s3_bucket, monkeypatch):
     assert rows == [("1", "2B"), ("3", "1H")]
     assert lakehouse.version(COVERAGE) == 1
     assert lakehouse.read(spark, COVERAGE, version=0).count() == 1
+
+
+def test_apply_changes_appends_new_keys_merges_the_rest_and_repeats_safely(spark, phmx_home):
+    """An incremental writer's change: new keys appended (no file rewritten), changed and gone
+    keys in one MERGE; sent again (a re-run after a kill between the two writes) it changes
+    nothing and doubles nothing."""
+    rows = [("a", f"p{i}", "P", "1H", "2025-01-01", None, "s1", "2025-01", i) for i in range(4)]
+    lakehouse.append(lakehouse.conform_to(_cov(spark, rows), COVERAGE), COVERAGE)
+    v = lakehouse.version(COVERAGE)
+    changed = [("a", "p1", "P", "2B", "2025-01-01", None, "s2", "2025-02", 1),
+               ("a", "p9", "P", "1H", "2025-02-01", None, "s2", "2025-02", 9)]
+    gone = spark.createDataFrame([("a", "p3", "P", "2025-01-01")],
+                                 "source string, source_person_id string, plan_id string, start_date string")
+    for attempt in (1, 2):
+        assert lakehouse.apply_changes(spark, _cov(spark, changed), COVERAGE, gone=gone) == 3
+        got = sorted((r.source_person_id, r.aid_code) for r in lakehouse.read(spark, COVERAGE).collect())
+        assert got == [("p0", "1H"), ("p1", "2B"), ("p2", "1H"), ("p9", "1H")], attempt
+    assert _log_sizes(COVERAGE, v + 2) == (1, 0)  # the first attempt's append: a new file, none removed
+    assert lakehouse.apply_changes(spark, _cov(spark, []), COVERAGE) == 0
+    assert lakehouse.version(COVERAGE) == v + 3  # the second attempt: one MERGE, no append; nothing sent: no commit
