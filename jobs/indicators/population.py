@@ -183,26 +183,28 @@ def residence_by_month(records: DataFrame, start: date, end: date, put: Put | No
 
 def months(inputs: Inputs, start: date, end: date) -> DataFrame:
     """(member_id, month, plan_count): every calendar month of [start, end] with medical coverage on
-    at least one day, one row per member however many plans or spans cover it."""
+    at least one day, one row per member however many plans or spans cover it.
+
+    From the coverage rows expanded to their months, not from the merged islands: a month is
+    covered when any row covers a day of it, which is the islands' months, without the window
+    that merges them. A row ending before it starts (a sender's error the coverage feed lets
+    through) covers no month, but its plan counts in plan_count for a month others cover when it
+    starts and ends in that month (as a row overlapping the month would). Plans are counted in
+    two group-bys (member x month x plan, then member x month), not with a distinct count, which
+    the engine runs with a hash set per group."""
     from pyspark.sql import functions as F
 
     lo, hi = F.lit(start).cast("date"), F.lit(end).cast("date")
-    isl = inputs.islands.where((F.col("island_start") <= hi) & (F.col("island_end") >= lo))
-    first = F.trunc(F.greatest("island_start", lo), "month")
-    last = F.trunc(F.least("island_end", hi), "month")
-    # a span ending before it starts (a sender's error the coverage feed lets through) covers no month
-    mm = isl.where(F.col("island_end") >= F.col("island_start")).select(
-        "member_id", F.explode(F.sequence(first, last, F.expr("interval 1 month"))).alias("month")).distinct()
-    cov = inputs.coverage.where((F.col("start_date") <= hi) & (F.col("end_date") >= lo)).select(
-        F.col("member_id").alias("_cm"), "plan_id", "start_date", "end_date")
-    # plans per month in two group-bys (member x month x plan, then member x month) rather than a
-    # countDistinct: the engine keeps a hash set per group for that, and with one group per
-    # member-month it cost 20x the two steps (a left-joined month without a plan counts 0)
-    plans = mm.join(cov, (F.col("member_id") == F.col("_cm")) & (F.col("start_date") <= F.last_day("month"))
-                    & (F.col("end_date") >= F.col("month")), "left") \
-        .groupBy("member_id", "month", "plan_id").agg(F.count(F.lit(1)).alias("_n")) \
-        .groupBy("member_id", "month").agg(F.count("plan_id").alias("plan_count"))
-    return plans
+    cov = inputs.coverage.where((F.col("start_date") <= hi) & (F.col("end_date") >= lo))
+    first = F.trunc(F.greatest("start_date", lo), "month")
+    last = F.trunc(F.least("end_date", hi), "month")
+    rows = cov.where(last >= first).select(
+        "member_id", "plan_id", (F.col("end_date") >= F.col("start_date")).cast("int").alias("_valid"),
+        F.explode(F.sequence(first, last, F.expr("interval 1 month"))).alias("month"))
+    per_plan = rows.groupBy("member_id", "month", "plan_id").agg(F.max("_valid").alias("_valid"))
+    return per_plan.groupBy("member_id", "month").agg(
+        F.count("plan_id").alias("plan_count"), F.max("_valid").alias("_covered")) \
+        .where(F.col("_covered") == 1).drop("_covered")
 
 
 def member_months(spark: SparkSession, inputs: Inputs, cat: Catalogue, std: StandardPopulation,

@@ -101,3 +101,53 @@ def test_a_part_year_gives_only_its_months(spark: Any, start: date) -> None:
                                     " rec_lhj string, county_name string")
     rows = sorted((r["month"], r["rec_lhj"]) for r in residence_by_month(records, start, date(2025, 11, 30)).collect())
     assert rows == [(date(2025, m, 1), "Berkeley" if m < 10 else "Long Beach") for m in range(4, 12)]
+
+
+#: member_id, plan_id, start_date, end_date (open ends already 9999-12-31, as jobs.measures.inputs gives them)
+COVERAGE = [
+    ("two", "P1", date(2025, 1, 15), date(2025, 6, 30)),
+    ("two", "P2", date(2025, 3, 1), date(2025, 3, 31)),
+    ("two", "P2", date(2025, 3, 20), date(2025, 4, 2)),      # the same plan twice in March
+    ("gap", "P1", date(2024, 6, 1), date(2025, 2, 28)),      # starts before the year
+    ("gap", "P1", date(2025, 5, 31), date(9999, 12, 31)),    # one day of May, open end
+    ("bad", "P1", date(2025, 4, 1), date(2025, 8, 31)),
+    ("bad", "P3", date(2025, 6, 20), date(2025, 6, 5)),      # ends before it starts, within June
+    ("bad", "P4", date(2025, 10, 20), date(2025, 9, 5)),     # ends before it starts, across months
+    ("bad", None, date(2025, 5, 1), date(2025, 5, 31)),      # no plan id
+    ("late", "P1", date(2026, 1, 1), date(2026, 6, 30)),     # after the year
+]
+
+
+def _expected_months(start: date, end: date) -> dict[tuple[str, date], int]:
+    """The rule written out: a month is covered when a row (ending on or after its start) covers a
+    day of it inside [start, end]; plan_count counts the distinct plans of rows overlapping it."""
+    out: dict[tuple[str, date], set[str]] = {}
+    months = [date(2025, m, 1) for m in range(1, 13) if date(2025, m, 1) <= end and _last_day(date(2025, m, 1)) >= start]
+    for member, _plan, s, e in COVERAGE:
+        if e < s:
+            continue
+        for mo in months:
+            if s <= min(_last_day(mo), end) and e >= max(mo, start):
+                out.setdefault((member, mo), set())
+    for member, plan, s, e in COVERAGE:
+        for mo in months:
+            if (member, mo) in out and plan is not None and s <= end and e >= start \
+                    and s <= _last_day(mo) and e >= mo:
+                out[(member, mo)].add(plan)
+    return {k: len(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize(("start", "end"), [(START, END), (date(2025, 3, 10), date(2025, 9, 30))])
+def test_months_and_plan_counts_from_coverage_rows(spark: Any, start: date, end: date) -> None:
+    from types import SimpleNamespace
+
+    from jobs.indicators.population import months
+
+    cov = spark.createDataFrame(COVERAGE, "member_id string, plan_id string, start_date date, end_date date")
+    got = {(r["member_id"], r["month"]): r["plan_count"]
+           for r in months(SimpleNamespace(coverage=cov), start, end).collect()}  # type: ignore[arg-type]
+    assert got == _expected_months(start, end)
+    if start == START:
+        assert got[("two", date(2025, 3, 1))] == 2 and got[("bad", date(2025, 6, 1))] == 2  # P1 and P3
+        assert ("bad", date(2025, 9, 1)) not in got and ("gap", date(2025, 4, 1)) not in got
+        assert got[("gap", date(2025, 5, 1))] == 1 and got[("gap", date(2025, 12, 1))] == 1
