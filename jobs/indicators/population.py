@@ -218,10 +218,14 @@ def member_months(spark: SparkSession, inputs: Inputs, cat: Catalogue, std: Stan
     mm = months(inputs, start, end)
     linked = _linked_person(spark)
     where = residence_by_month(residence_records(spark, linked), start, end, put)
-    members = inputs.members.select(
-        "member_id", "birth_date", sex_category(F.col("sex")).alias("sex"),
-        race_ethnicity(mcfg.race, F.col("race"), F.col("ethnicity")).alias("race_ethnicity"),
-        F.col("lhj").alias("gold_lhj"))
+    # race/ethnicity worked out once per distinct (race, ethnicity) pair and joined back: the rule's
+    # code lookup is a literal map the engine builds again for every row it is applied to
+    pairs = inputs.members.select(F.col("race").alias("_race"), F.col("ethnicity").alias("_eth")).distinct()
+    pairs = pairs.select("_race", "_eth", race_ethnicity(mcfg.race, F.col("_race"), F.col("_eth")).alias("race_ethnicity"))
+    members = inputs.members.join(
+        F.broadcast(pairs), F.col("race").eqNullSafe(F.col("_race")) & F.col("ethnicity").eqNullSafe(F.col("_eth")),
+        "left").select("member_id", "birth_date", sex_category(F.col("sex")).alias("sex"), "race_ethnicity",
+                       F.col("lhj").alias("gold_lhj"))
     df = mm.join(where, ["member_id", "month"], "left").join(members, "member_id", "left") \
         .join(member_language(spark, linked, cat), "member_id", "left")
     age = F.greatest(age_at("birth_date", "month"), F.lit(0))
