@@ -180,6 +180,18 @@ OWN_JVM_CONF: dict[str, str] = {
 }
 
 
+def jvm_start_conf(cfg: settings.Settings) -> dict[str, str]:
+    """What only counts when a driver's JVM starts: its memory (``PHMX_SPARK_DRIVER_MEMORY``) and
+    the extra JVM options of the driver and executors (``PHMX_SPARK_JAVA_OPTIONS``). Set by a
+    classic session or Connect server started here and on spark-submit's command line; too late
+    in a session builder under spark-submit."""
+    conf = {"spark.driver.memory": cfg.spark_driver_memory}
+    if cfg.spark_java_options:
+        conf["spark.driver.extraJavaOptions"] = cfg.spark_java_options
+        conf["spark.executor.extraJavaOptions"] = cfg.spark_java_options
+    return conf
+
+
 def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool = False) -> dict[str, str]:
     """Everything a JVM session of ours is configured with (classic session and Connect server).
 
@@ -199,7 +211,7 @@ def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool
         elif jar_list:
             conf["spark.jars"] = ",".join(jar_list)
         conf.update(OWN_JVM_CONF)
-        conf["spark.driver.memory"] = settings.load().spark_driver_memory
+        conf.update(jvm_start_conf(settings.load()))
     conf.update(object_store_conf())
     return conf
 

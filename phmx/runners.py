@@ -210,10 +210,10 @@ class SparkSubmitConfig:
         roots (:func:`phmx.jvm.object_store_conf`: endpoint, credentials provider, SSE-KMS with the
         zone's key); the driver's memory (``PHMX_SPARK_DRIVER_MEMORY``, as a classic session gets:
         spark-submit's own default is 1g, and the driver-side steps of identity, measures and
-        publish need more). The driver's session builder sets the same engine list again
+        publish need more) and JVM options (:func:`phmx.jvm.jvm_start_conf`). The driver's session builder sets the same engine list again
         (``phmx.engine.classic_builder``), never its host or memory."""
         conf = jvm.engine_conf(shuffle_partitions=cfg.shuffle_partitions, log_level=cfg.spark_log_level)
-        conf["spark.driver.memory"] = cfg.spark_driver_memory
+        conf.update(jvm.jvm_start_conf(cfg))
         if any(storage.is_s3(root) for root in _data_roots(cfg).values()):
             conf.update(jvm.object_store_conf(cfg))  # the same S3A settings as a classic session's
         return conf

@@ -26,6 +26,7 @@ with the fields.
 | `PHMX_JVM_JARS` | `<project>/.jvm/jars` | classic and the Spark Connect server script: folder of the jars `make jvm` resolved (Delta, hadoop-aws, AWS SDK) |
 | `PHMX_SPARK_MASTER` | `local[2]` | classic started from Python (not under spark-submit): the Spark master |
 | `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic, the local Spark Connect server and spark-submit jobs: `spark.driver.memory` |
+| `PHMX_SPARK_JAVA_OPTIONS` | unset | classic, the local Spark Connect server and spark-submit jobs: the driver's and executors' extra JVM options, e.g. `-XX:TieredStopAtLevel=1` for many short jobs on small data (see [scaling](scaling.md)) |
 | `PHMX_SPARK_LOG_LEVEL` | `WARN` | classic and the local Spark Connect server: the JVM's log level |
 | `PHMX_S3A_CREDENTIALS_PROVIDER` | unset (S3A's default chain) | classic, spark-submit and the Spark Connect server script: `fs.s3a.aws.credentials.provider` |
 | `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
@@ -140,6 +141,10 @@ class Settings(BaseSettings):
                                     "classic started from Python (not under spark-submit): the Spark master")
     spark_driver_memory: str = _var("PHMX_SPARK_DRIVER_MEMORY", "4g", "`4g`",
                                     "classic, the local Spark Connect server and spark-submit jobs: `spark.driver.memory`")
+    spark_java_options: str | None = _var(
+        "PHMX_SPARK_JAVA_OPTIONS", None, "unset",
+        "classic, the local Spark Connect server and spark-submit jobs: the driver's and executors' extra JVM "
+        "options, e.g. `-XX:TieredStopAtLevel=1` for many short jobs on small data (see [scaling](scaling.md))")
     spark_log_level: str = _var("PHMX_SPARK_LOG_LEVEL", "WARN", "`WARN`",
                                 "classic and the local Spark Connect server: the JVM's log level")
     s3a_credentials_provider: str | None = _var(

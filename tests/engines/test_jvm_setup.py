@@ -91,6 +91,7 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
         monkeypatch.setitem(os.environ, key, os.environ.get(key, ""))
     monkeypatch.setenv("PHMX_SHUFFLE_PARTITIONS", "6")
     monkeypatch.setenv("PHMX_SPARK_LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("PHMX_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
     cfg = settings.load()
     want = jvm.engine_conf(shuffle_partitions=6)
     for key in ("spark.sql.adaptive.enabled", "spark.sql.adaptive.coalescePartitions.enabled",
@@ -107,6 +108,11 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     server = jvm.ConnectServer(port=15002, shuffle_partitions=6).command()
     server_conf = dict(a.split("=", 1) for a in server[server.index("--name") + 2:-1] if "=" in a)
     assert has_all(own) and has_all(submit) and has_all(server_conf)
+    # what only counts when the driver's JVM starts: where it starts
+    for conf in (own, submit, server_conf):
+        assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] \
+            == "-XX:TieredStopAtLevel=1"
+        assert conf["spark.driver.memory"] == cfg.spark_driver_memory
 
     # The driver spark-submit started sets the same list, but never the driver's host, bind
     # address, memory or jars: the submitter chose them (on a cluster, executors on other nodes
@@ -115,8 +121,7 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     driver = classic_builder()._options
     assert has_all(driver)
     assert not {"spark.driver.host", "spark.driver.bindAddress", "spark.driver.memory", "spark.jars",
-                "spark.driver.extraClassPath", "spark.master"} & set(driver)
-    assert submit["spark.driver.memory"] == cfg.spark_driver_memory  # set where it takes effect
+                "spark.driver.extraClassPath", "spark.master", "spark.driver.extraJavaOptions"} & set(driver)
 
 
 def test_spark_submit_puts_make_jvms_jars_on_the_class_path_and_ships_a_given_list():
