@@ -4,6 +4,7 @@ strata, the suppression and the LP attacker audit included.
     python -m benchmarks.indicators                       # 1,000,000 members (a 20,000 build x50)
     python -m benchmarks.indicators --quick               # 1,000 x3 (a smoke run)
     python -m benchmarks.indicators --source-home H       # replicate an existing lakehouse built through consent
+    python -m benchmarks.indicators --home H --stage-only # the stage alone on a lakehouse kept (--keep) by a run
 
 The lakehouse: a synthetic lakehouse built through consent (``--source-home``, or one of
 ``--source-members`` built once under ``<root>/src-m<N>``), replicated with fresh ids
@@ -73,7 +74,7 @@ def spread_zips(spark) -> int:  # noqa: ANN001
     return int(lakehouse.read(spark, PERSON).count())
 
 
-def timed(spark, home: Path, period: str, *, union: bool = False) -> dict:  # noqa: ANN001
+def timed(spark, home: Path, period: str, *, union: bool = False, stage_only: bool = False) -> dict:  # noqa: ANN001
     from jobs.indicators.stage import run
     from jobs.publish import lhj_indicators
     from phmx.context import RunContext
@@ -91,6 +92,10 @@ def timed(spark, home: Path, period: str, *, union: bool = False) -> dict:  # no
     long = lhj_indicators.load_strata(spark, year)
     assert long is not None
     out["strata_seconds"] = round(time.perf_counter() - t, 1)
+    if stage_only:
+        out["peak_rss_mb"] = _rss_mb()
+        out["strata_rows"] = len(long)
+        return out
     t = time.perf_counter()
     workers = lhj_indicators.workers_default()
     published = lhj_indicators.decide_strata(long, workers=workers)
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", default="all")
     parser.add_argument("--root", default="var/bench/indicators")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--home", help="a lakehouse an earlier run kept (--keep): time it as it is, no build")
+    parser.add_argument("--stage-only", action="store_true",
+                        help="time the indicators stage and the feed's strata only (no suppression, no gate)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--union-audit", action="store_true",
                         help="audit the union of every LHJ and the state as one LP (default: the publish gate, "
@@ -152,25 +160,46 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
     root = Path(args.root).resolve()
     members, src_members = (3_000, 1_000) if args.quick else (args.members, args.source_members)
-    src = Path(args.source_home).resolve() if args.source_home else root / f"src-m{src_members}"
-    if not args.source_home:
-        build_source(src, src_members)
-    from phmx import lakehouse
     from phmx.engine import get_spark
 
-    spark = get_spark()
-    os.environ["PHMX_HOME"] = str(src)
-    have = lakehouse.read(spark, "gold.member").count()
-    factor = max(1, math.ceil(members / max(have, 1)))
-    home = root / f"m{members}"
-    t = time.perf_counter()
-    built = replicate(spark, src, home, factor, tables=BENCH_TABLES)
-    os.environ["PHMX_HOME"] = str(home)
-    built["person_rows"] = spread_zips(spark)
-    built["build_seconds"] = round(time.perf_counter() - t, 1)
+    if args.home:
+        home = Path(args.home).resolve()
+        spark = get_spark()
+        built: dict = {"home": str(home)}
+    else:
+        src = Path(args.source_home).resolve() if args.source_home else root / f"src-m{src_members}"
+        if not args.source_home:
+            build_source(src, src_members)
+        from phmx import lakehouse
+
+        spark = get_spark()
+        os.environ["PHMX_HOME"] = str(src)
+        have = lakehouse.read(spark, "gold.member").count()
+        factor = max(1, math.ceil(members / max(have, 1)))
+        home = root / f"m{members}"
+        t = time.perf_counter()
+        built = replicate(spark, src, home, factor, tables=BENCH_TABLES)
+        os.environ["PHMX_HOME"] = str(home)
+        built["person_rows"] = spread_zips(spark)
+        built["build_seconds"] = round(time.perf_counter() - t, 1)
     load_before = [round(x, 1) for x in os.getloadavg()]
-    out = {"machine": machine(), "build": built, **timed(spark, home, args.period, union=args.union_audit)}
+    cpu = time.process_time()
+    out = {"machine": machine(), "build": built,
+           **timed(spark, home, args.period, union=args.union_audit, stage_only=args.stage_only)}
+    # this process's CPU (the embedded engine's threads included; the suppression's workers not)
+    out["cpu_seconds"] = round(time.process_time() - cpu, 1)
     out["load"] = {"before": load_before, "after": [round(x, 1) for x in os.getloadavg()]}
+    if args.stage_only:
+        print(json.dumps(out, indent=2, default=str) if args.json else
+              f"machine: {out['machine']}; load average before {out['load']['before']}, after {out['load']['after']}\n"
+              f"members: {out['stage']['counts']['members']:,}  member-months: "
+              f"{out['stage']['counts']['member_months']:,}\n"
+              f"indicators stage: {out['stage_seconds']} s {out['stage']['seconds']}\n"
+              f"the strata for the feed: {out['strata_seconds']} s ({out['strata_rows']:,} rows)\n"
+              f"CPU of this process: {out['cpu_seconds']} s   peak RSS: {out['peak_rss_mb']:,} MB", flush=True)
+        if not args.keep and not args.home:
+            shutil.rmtree(home, ignore_errors=True)
+        return 0
     out["total_seconds"] = round(out["stage_seconds"] + out["strata_seconds"] + out["suppress_seconds"]
                                  + out["audit_seconds"], 1)
     print(json.dumps(out, indent=2, default=str) if args.json else "\n".join(
@@ -182,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
          f"suppression (all LHJs + state, LP audit inside; {out['suppress_workers']} process(es), "
          f"PHMX_PUBLISH_WORKERS): {out['suppress_seconds']} s",
          f"attacker audit over every LHJ and the state ({out['published']['audit']}): {out['audit_seconds']} s",
-         f"total: {out['total_seconds']} s   peak RSS: {out['peak_rss_mb']:,} MB",
+         f"total: {out['total_seconds']} s   CPU of this process: {out['cpu_seconds']} s   "
+         f"peak RSS: {out['peak_rss_mb']:,} MB",
          f"published: {json.dumps(out['published'])}"]), flush=True)
-    if not args.keep:
+    if not args.keep and not args.home:
         shutil.rmtree(home, ignore_errors=True)
     return 0
 
