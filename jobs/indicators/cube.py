@@ -121,6 +121,11 @@ def _claim_days(inputs: Inputs, start: date, end: date) -> DataFrame:
     return enc.unionByName(bh).where(F.col("day").between(lo, hi))
 
 
+def _vs_column(value_set: str) -> str:
+    """The column of a claim-day frame that says whether its diagnoses meet ``value_set``."""
+    return "_vs_" + "".join(c if c.isalnum() else "_" for c in value_set)
+
+
 def _days_per_member(rows: DataFrame, day: str, conds: dict[str, Column]) -> DataFrame:
     """member_id and, per condition, the number of distinct days (``day``) with a row meeting it."""
     from pyspark.sql import functions as F
@@ -185,6 +190,7 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
     dental_aggs: dict[str, Column] = {}
     social_aggs: dict[str, Column] = {}
     risk_tiers = False
+    value_sets: set[str] = set()
     for ind in inds:
         for n, ev in enumerate(ind.evidence):
             key = f"{ind.id}_{n}"
@@ -192,7 +198,8 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
             # days with a matching claim: flagged per member and day, then the days summed per member
             # (a distinct count per member holds a hash set per member and column on the engine)
             if isinstance(ev, DiagnosisEvidence):
-                match = (F.col("day") >= since) & F.col("dx").rlike(cat.regex(ev.value_set))
+                value_sets.add(ev.value_set)
+                match = (F.col("day") >= since) & F.col(_vs_column(ev.value_set))
                 aggs[f"{key}_ip"] = match & (F.col("kind") == "ip")
                 aggs[f"{key}_ot"] = match & (F.col("kind") == "other")
             elif isinstance(ev, CountyServiceEvidence):
@@ -205,7 +212,14 @@ def prevalence(spark: SparkSession, inputs: Inputs, mm: DataFrame, cat: Catalogu
                 risk_tiers = True
     df = my
     if aggs:
-        df = df.join(_days_per_member(_claim_days(inputs, earliest, year_end), "day", aggs), "member_id", "left")
+        days = _claim_days(inputs, earliest, year_end)
+        if value_sets:
+            # each value set's regex once per distinct diagnosis list, not once per claim and evidence
+            # (codes repeat across claims; the matches were most of the prevalence's time)
+            lists = days.select("dx").distinct().select(
+                "dx", *[F.col("dx").rlike(cat.regex(v)).alias(_vs_column(v)) for v in sorted(value_sets)])
+            days = days.join(lists, "dx", "inner")
+        df = df.join(_days_per_member(days, "day", aggs), "member_id", "left")
     if dental_aggs:
         dent = inputs.dental.where(F.col("service_date").between(F.lit(earliest), F.lit(year_end)))
         df = df.join(_days_per_member(dent, "service_date", dental_aggs), "member_id", "left")
