@@ -132,6 +132,9 @@ DAG_SET_ASIDE = {
     # runs'), printed in its manifest and report; its ledger sequence on the order Airflow's mapped
     # publish tasks finished in; an identity event's id derives from its run's id
     "feed_log": ["bytes", "ledger_seq"], "identity_events": ["event_id"],
+    # the tasks run JVM Spark, whose to_json text of a few standardised records differs from
+    # Sail's (an engine gap in docs/ARCHITECTURE.md; test_same_results.ENGINE_TEXT sets it aside too)
+    "identity_index": ["pii_fingerprint"],
 }
 # What an in-process run's environment may carry that the DAG's tasks must not inherit.
 _NOT_FOR_THE_DAG = ("PHMX_LANDING_ROOT", "PHMX_LAKEHOUSE_ROOT", "PHMX_OUTBOX_ROOT", "PHMX_PUBLISH_ROOT",

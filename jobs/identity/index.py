@@ -33,6 +33,7 @@ ones, the other rows (and their ciphertexts and run ids) untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -69,9 +70,11 @@ def hmac_method() -> str:
 
 def settings_digest(settings: config.IdentitySettings, provider: KeyProvider) -> str:
     """What standardisation and blocking keys depend on: settings, nickname and address tables,
-    the blocking keys' master key version."""
+    the blocking keys' master key version. Not the settings file's path: the same settings read
+    from another install (a ``make dist`` bundle's site-packages, a moved checkout) would make
+    every row look changed."""
     h = hashlib.sha256()
-    h.update(repr(settings).encode())
+    h.update(repr(dataclasses.replace(settings, source_file="")).encode())
     h.update(repr(sorted(config.nicknames().items())).encode())
     h.update(repr(config.address_abbreviations()).encode())
     h.update(str(provider.current_version()).encode())
