@@ -7,9 +7,11 @@ their standardised features, without decrypting and standardising the whole of
 names, birth dates and numbers unencrypted; so each row keeps:
 
 * ``source_fp``: a 64-bit hash of silver.person's keyed ``pii_fingerprint`` (made by conform
-  over the row's direct identifiers) and of the row's plaintext person fields (birth date, sex,
-  ZIP, county, ...). A changed or new source row is found by comparing it, **without
-  decrypting anything**.
+  over the row's direct identifiers) and of the row's plaintext person fields linkage reads
+  (birth date, sex, ZIP, county, ...), then ``:`` and a hash of the fields only survivorship
+  reads (record date, race, ethnicity). A changed or new source row is found by comparing it,
+  **without decrypting anything**; a row whose second half alone changed is not re-linked, its
+  member's golden record is rebuilt.
 * ``bk``: per blocking rule (in the settings' order), ``HMAC-SHA256(K_rule, the rule's key values)`` (128 bits, hex),
   ``K_rule`` derived by the key provider (``blind-index/identity/<rule>``, as
   :func:`privacy.crypto.blind_index`). Blocking needs only equality, so it runs on these.
@@ -81,13 +83,34 @@ def settings_digest(settings: config.IdentitySettings, provider: KeyProvider) ->
     return h.hexdigest()[:16]
 
 
+#: silver.person fields that only survivorship reads, not standardisation or linkage: a change
+#: to them alone (a roster re-sent with a new month's record date) rebuilds the member's golden
+#: record without re-linking the record.
+GOLDEN_ONLY = ("record_date", "race", "ethnicity")
+
+
 def source_fp(person: DataFrame, fields: tuple[str, ...]) -> Column:
-    """A changed-row detector over silver.person without decrypting it: its keyed
-    ``pii_fingerprint`` (direct identifiers) and the plaintext ``fields`` present."""
+    """A changed-row detector over silver.person without decrypting it, ``<link>:<golden>``:
+    a hash of its keyed ``pii_fingerprint`` (direct identifiers) and the plaintext ``fields``
+    linkage reads, and a hash of the plaintext fields only survivorship reads
+    (:data:`GOLDEN_ONLY`)."""
     F = _f()
     plain = [c for c in fields if c in person.columns and c not in tables.PERSON.encrypted]
-    parts = [F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in (FINGERPRINT_COLUMN, *plain)]
-    return F.xxhash64(*parts).cast("string")
+
+    def digest(cols: list[str]) -> Column:
+        return F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]).cast("string")
+
+    # The record key leads the second hash: over columns that are all null the embedded engine
+    # folds the hash to one value, which it then cannot concatenate with a column (a panic).
+    golden = ["source_person_id", *[c for c in plain if c in GOLDEN_ONLY]]
+    return F.concat(digest([FINGERPRINT_COLUMN, *[c for c in plain if c not in GOLDEN_ONLY]]), F.lit(":"),
+                    digest(golden))
+
+
+def link_part(fp: Column) -> Column:
+    """The linkage half of a :func:`source_fp` (a value written before the split is all of it,
+    so it differs and the record is standardised once more)."""
+    return _f().substring_index(fp, ":", 1)
 
 
 def rule_key(keys: tuple[str, ...]) -> Column:

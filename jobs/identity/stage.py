@@ -69,6 +69,7 @@ class Scope:
     old_xwalk: DataFrame
     gone: DataFrame
     index_rows: DataFrame
+    golden_members: DataFrame
     state_rows: DataFrame
     idx: DataFrame
 
@@ -333,9 +334,12 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
         digest = index.settings_digest(settings, provider)
         prev = before_run(spark, index.INDEX, ctx.run_id)
         old = prev.select(*keys, F.col("source_fp").alias("_old_fp"), F.col("digest").alias("_old_digest"))
-        changed = F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("source_fp")) \
+        changed = F.col("_old_fp").isNull() | (index.link_part(F.col("_old_fp")) != index.link_part(F.col("source_fp"))) \
             | (F.col("_old_digest") != F.lit(digest))
-        flags = scratch.put(fps.join(old, keys, "left").select(*keys, "source_fp", changed.alias("is_new")), "flags")
+        # Only a field survivorship reads changed: the record stays linked as it is.
+        golden_only = ~changed & (F.col("_old_fp") != F.col("source_fp"))
+        flags = scratch.put(fps.join(old, keys, "left").select(*keys, "source_fp", changed.alias("is_new"),
+                                                               golden_only.alias("golden_only")), "flags")
         n_records = flags.count()
         n_new = flags.where(F.col("is_new")).count()
     if n_records == 0 or (mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records):
@@ -408,8 +412,14 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     # record touched stays in it, as it is, without being read again.
     clusters = linkage.cluster_frame(spark, std, links.labels)
     phases["cluster"] = round(time.perf_counter() - t1, 2)
+    # Records whose survivorship fields alone changed: their index rows take the new source_fp
+    # (features and ciphertext as they are) and their members' golden records are rebuilt.
+    golden_keys = flags.where(F.col("golden_only")).select(*keys, F.col("source_fp").alias("_fp"))
+    golden_rows = prev.join(golden_keys, keys).withColumn("source_fp", F.col("_fp")) \
+        .withColumn("run_id", F.lit(ctx.run_id)).select(*cols)
     scope = Scope(old_xwalk=scratch.put(old_xwalk.join(seed_members, "member_id", "left_semi"), "old_touched"),
-                  gone=gone, index_rows=new_rows.select(*cols),
+                  gone=gone, index_rows=new_rows.select(*cols).unionByName(golden_rows),
+                  golden_members=xw.join(golden_keys.select(*keys), keys, "left_semi").select("member_id").distinct(),
                   state_rows=std_new.select(*keys, "rid", "fingerprint"), idx=idx.select("rid", *keys))
     return _finish(spark, ctx, scratch, settings, t0, phases, scored=scored, links=links, clusters=clusters,
                    old_xwalk=old_xwalk, events=events, incremental=True, n_records=n_records, n_new=n_new,
@@ -438,8 +448,9 @@ def _write_members_scoped(spark: SparkSession, ctx: RunContext, scratch: lakehou
     Survivorship reads only those members' records, except the county fallback (the county most
     records with the member's ZIP carry), which counts every record as a full run does, from
     silver.person's plaintext ZIP and county. A member the run did not re-link whose county came
-    from that fallback and whose ZIP's county moved is rebuilt too, so gold.member stays what a
-    full run over the same members gives.
+    from that fallback and whose ZIP's county moved is rebuilt too, and so is a member one of
+    whose records changed only in a field survivorship alone reads (``scope.golden_members``),
+    so gold.member stays what a full run over the same members gives.
     """
     from pyspark.sql import functions as F
 
@@ -456,7 +467,9 @@ def _write_members_scoped(spark: SparkSession, ctx: RunContext, scratch: lakehou
     moved = cand_rows.join(person.select(*keys, "county_fips"), keys).groupBy("member_id") \
         .agg(F.max(F.col("county_fips").isNotNull().cast("int")).alias("_has")) \
         .where(F.col("_has") == 0).select("member_id")
-    extra = cand_rows.join(moved, "member_id", "left_semi").join(scope.idx, keys)
+    rebuilt = moved.unionByName(scope.golden_members).distinct() \
+        .join(scope.old_xwalk.select("member_id").distinct(), "member_id", "left_anti")
+    extra = old_xwalk.select(*keys, "member_id").join(rebuilt, "member_id", "left_semi").join(scope.idx, keys)
     g_records = scratch.put(records.select("rid", *keys, "member_id")
                             .unionByName(extra.select("rid", *keys, "member_id")), "golden_records")
     g_in = scratch.put(golden_input(g_records), "golden_input")

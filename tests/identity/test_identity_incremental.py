@@ -2,7 +2,8 @@
 records leaves.
 
 A new month on a hand-built population: new people, a new record of a known person, a corrected
-record, a record withdrawn from a member that keeps others, a person withdrawn altogether, and
+record, a record re-sent with only a later record date (survivorship reads it, linkage does
+not: not re-linked, its member's golden record rebuilt), a record withdrawn from a member that keeps others, a person withdrawn altogether, and
 two new people whose county moves the county a ZIP-only member is given. Run incrementally
 (through the encrypted index), then in full: the same members with the same ids (the full run
 logs no id event) and the same golden records; and the incremental run's own rows are only
@@ -59,6 +60,7 @@ def month2() -> pd.DataFrame:
     m = month1()
     m = m[~((m["source_person_id"] == "ca3") | m["source_person_id"].str.endswith("4"))]  # withdrawn
     m.loc[m["source_person_id"] == "mc2", "family_name"] = "Benitez Soto"  # corrected
+    m.loc[m["source_person_id"] == "mc6", "record_date"] = dt.date(2026, 2, 1)  # re-sent: a later record date
     new = [*_rows(10), *_rows(11), *_rows(1, ("cair2",), suffix="b")]
     return pd.concat([m, pd.DataFrame(new)], ignore_index=True)
 
@@ -96,6 +98,7 @@ def test_incremental_run_writes_the_change_and_equals_a_full_run(spark, phmx_hom
     write_person(month2())
     result = _run(spark, "m2", "incremental", monkeypatch)  # a quarter of the records: auto would run full
     assert result.counts["mode"] == "incremental" and result.details["route"] == "index"
+    assert result.counts["new_or_changed_records"] == 8  # the re-sent record is not among them
     inc = _tables(spark)
 
     # The same records linked again from scratch: the same members under the same ids (so the
@@ -114,16 +117,16 @@ def test_incremental_run_writes_the_change_and_equals_a_full_run(spark, phmx_hom
     person9 = inc["xwalk"].loc[inc["xwalk"]["source_person_id"] == "mc9", "member_id"].item()
     assert inc["member"].set_index("member_id").loc[person9, "county_fips"] == "06103"
 
-    # Written: the index rows of the new and corrected records, no other.
+    # Written: the index rows of the new, corrected and re-sent records, no other.
     changed = {"mc2", "mc10", "de10", "ca10", "mc11", "de11", "ca11", "ca1b"}
     idx = inc["index"]
-    assert set(idx.loc[idx["run_id"] == "m2", "source_person_id"]) == changed
+    assert set(idx.loc[idx["run_id"] == "m2", "source_person_id"]) == changed | {"mc6"}
     assert len(idx) == len(month2()) and not idx["source_person_id"].isin(["ca3", "mc4", "de4", "ca4"]).any()
     # The crosswalk: the rows of the new records; the rows of members no new record touched
     # are the ones month 1 wrote (a re-linked member's rows change when their best link does).
     xw = inc["xwalk"]
     assert set(xw.loc[xw["run_id"] == "m2", "source_person_id"]) >= changed - {"mc2"}
-    untouched = xw["source_person_id"].str[2:].isin(["5", "6", "8"])
+    untouched = xw["source_person_id"].str[2:].isin(["5", "6", "8"])  # 6: re-sent, not re-linked
     assert untouched.sum() == 9 and (xw.loc[untouched, "run_id"] == "m1").all()
     # gold.member: only the members the run re-linked were rebuilt (person 9's among them); the
     # withdrawn person's member is gone, and an untouched member's row is the one month 1 wrote.
@@ -131,6 +134,7 @@ def test_incremental_run_writes_the_change_and_equals_a_full_run(spark, phmx_hom
     member_of = xw.set_index("source_person_id")["member_id"]
     assert m.loc[member_of["mc5"], "run_id"] == "m1" and m.loc[member_of["mc8"], "run_id"] == "m1"
     assert m.loc[person9, "run_id"] == "m2" and m.loc[member_of["mc10"], "run_id"] == "m2"
+    assert m.loc[member_of["mc6"], "run_id"] == "m2"  # its record date is read by survivorship
     old_member_of_4 = before["xwalk"].set_index("source_person_id").loc["mc4", "member_id"]
     assert old_member_of_4 not in m.index and len(m) == xw["member_id"].nunique()
 
