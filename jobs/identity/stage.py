@@ -61,13 +61,14 @@ class Scope:
     ``old_xwalk``: the previous crosswalk's rows of the members it re-linked (every member holding
     a new record's candidate, a reviewed record or a withdrawn record; their records are all in
     the run's clusters). ``gone``: source, source_person_id of the records withdrawn from
-    silver.person since the last run. ``index_rows`` and ``state_rows``: the gold.identity_index
+    silver.person since the last run; ``changed_keys``: those and the new and changed records. ``index_rows`` and ``state_rows``: the gold.identity_index
     and gold.identity_records rows of the new and changed records. ``idx``: rid, source,
     source_person_id of every record.
     """
 
     old_xwalk: DataFrame
     gone: DataFrame
+    changed_keys: DataFrame
     index_rows: DataFrame
     golden_members: DataFrame
     state_rows: DataFrame
@@ -170,6 +171,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
         forced_parts.append(_membership_edges(std, old_xwalk))
     else:
         scored = linkage.score(spark, std, settings, scratch)
+        scored.model.meta["run_id"] = ctx.run_id  # what auto mode measures the records it has not seen by
         model_store.save(scored.model, ctx.run_id)
     accepted, rejected = review.decisions_for(spark, std)
     forced_parts.append(accepted)
@@ -230,8 +232,22 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
     with _timed("link_pairs and review_queue", steps):
         queue = _queue(spark, pairs, settings, ctx)
         if incremental:
-            lakehouse.merge(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS)
-            lakehouse.merge(spark, queue, REVIEW_QUEUE)
+            # A pair scored again below the review band leaves both tables: its earlier row
+            # would still say "linked" (or ask a reviewer) about what no longer holds.
+            # So does every earlier pair of a changed or withdrawn record (its comparison is of
+            # the old version), unless this run scored the pair again.
+            dropped = _dropped_pairs(scored, links, records)
+            if scope is not None:
+                old_pairs = lakehouse.read(spark, LINK_PAIRS)
+                for side in ("l", "r"):
+                    k = scope.changed_keys.select(F.col("source").alias(f"source_{side}"),
+                                                  F.col("source_person_id").alias(f"source_person_id_{side}"))
+                    dropped = dropped.unionByName(old_pairs.join(k, [f"source_{side}", f"source_person_id_{side}"],
+                                                                 "left_semi").select("pair_id"))
+            dropped = scratch.put(dropped.distinct().join(pairs.select("pair_id"), "pair_id", "left_anti"),
+                                  "dropped_pairs")
+            lakehouse.apply_changes(spark, pairs.select(*LINK_PAIRS.column_names), LINK_PAIRS, gone=dropped)
+            lakehouse.apply_changes(spark, queue, REVIEW_QUEUE, gone=dropped)
         else:
             lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
             lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
@@ -342,7 +358,8 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
                                                                golden_only.alias("golden_only")), "flags")
         n_records = flags.count()
         n_new = flags.where(F.col("is_new")).count()
-    if n_records == 0 or (mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records):
+    if n_records == 0 or (mode == "auto" and n_new + _unseen_by_model(prev, stored, n_records)
+                          > INCREMENTAL_MAX_SHARE * n_records):
         return None
 
     with _timed("standardise_new", steps):
@@ -413,18 +430,46 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     clusters = linkage.cluster_frame(spark, std, links.labels)
     phases["cluster"] = round(time.perf_counter() - t1, 2)
     # Records whose survivorship fields alone changed: their index rows take the new source_fp
-    # (features and ciphertext as they are) and their members' golden records are rebuilt.
+    # (features, ciphertext and the run id of the run that last linked them as they are) and
+    # their members' golden records are rebuilt.
     golden_keys = flags.where(F.col("golden_only")).select(*keys, F.col("source_fp").alias("_fp"))
-    golden_rows = prev.join(golden_keys, keys).withColumn("source_fp", F.col("_fp")) \
-        .withColumn("run_id", F.lit(ctx.run_id)).select(*cols)
+    golden_rows = prev.join(golden_keys, keys).withColumn("source_fp", F.col("_fp")).select(*cols)
     scope = Scope(old_xwalk=scratch.put(old_xwalk.join(seed_members, "member_id", "left_semi"), "old_touched"),
-                  gone=gone, index_rows=new_rows.select(*cols).unionByName(golden_rows),
+                  gone=gone, changed_keys=new_keys.unionByName(gone),
+                  index_rows=new_rows.select(*cols).unionByName(golden_rows),
                   golden_members=xw.join(golden_keys.select(*keys), keys, "left_semi").select("member_id").distinct(),
                   state_rows=std_new.select(*keys, "rid", "fingerprint"), idx=idx.select("rid", *keys))
     return _finish(spark, ctx, scratch, settings, t0, phases, scored=scored, links=links, clusters=clusters,
                    old_xwalk=old_xwalk, events=events, incremental=True, n_records=n_records, n_new=n_new,
                    golden_input=lambda records: _golden_input_plain(spark, ctx, settings, records),
                    tf=tf, state=None, index_rows=None, route="index", scope=scope, steps=steps)
+
+
+def _dropped_pairs(scored: linkage.Scored, links: linkage.Links, records: DataFrame) -> DataFrame:
+    """``pair_id`` of the pairs this run scored and does not keep (below the review band)."""
+    from pyspark.sql import functions as F
+
+    r = records.select("rid", "source", "source_person_id")
+    d = scored.gammas.select("rid_l", "rid_r").join(links.kept_pairs.select("rid_l", "rid_r"), ["rid_l", "rid_r"],
+                                                    "left_anti")
+    d = d.join(r.select(F.col("rid").alias("rid_l"), F.col("source").alias("sl"), F.col("source_person_id").alias("pl")),
+               "rid_l").join(r.select(F.col("rid").alias("rid_r"), F.col("source").alias("sr"),
+                                      F.col("source_person_id").alias("pr")), "rid_r")
+    return d.select(review.pair_id_column(F.col("sl"), F.col("pl"), F.col("sr"), F.col("pr")).alias("pair_id"))
+
+
+def _unseen_by_model(prev: DataFrame, stored: Any, n_records: int) -> int:
+    """Records linked since the stored model was trained (index rows a later run re-linked; by
+    the growth in records for a model that does not name its run). ``auto`` runs in full once
+    these and the run's new records pass ``INCREMENTAL_MAX_SHARE``: the model (its m and u, and
+    what it learnt never happens among matches) was trained on a population that has since
+    moved on, and a full run retrains it."""
+    from pyspark.sql import functions as F
+
+    trained = stored.meta.get("run_id")
+    if trained:
+        return int(prev.where(~F.col("run_id").eqNullSafe(F.lit(trained))).count())
+    return max(0, n_records - int(stored.meta.get("records") or n_records))
 
 
 def _changed_xwalk(xwalk: DataFrame, old: DataFrame) -> DataFrame:

@@ -3,7 +3,8 @@ records leaves.
 
 A new month on a hand-built population: new people, a new record of a known person, a corrected
 record, a record re-sent with only a later record date (survivorship reads it, linkage does
-not: not re-linked, its member's golden record rebuilt), a record withdrawn from a member that keeps others, a person withdrawn altogether, and
+not: not re-linked, its member's golden record rebuilt), a record re-keyed to someone else (it
+leaves its member: a split, and the pair that linked it leaves gold.link_pairs), a record withdrawn from a member that keeps others, a person withdrawn altogether, and
 two new people whose county moves the county a ZIP-only member is given. Run incrementally
 (through the encrypted index), then in full: the same members with the same ids (the full run
 logs no id event) and the same golden records; and the incremental run's own rows are only
@@ -61,6 +62,9 @@ def month2() -> pd.DataFrame:
     m = m[~((m["source_person_id"] == "ca3") | m["source_person_id"].str.endswith("4"))]  # withdrawn
     m.loc[m["source_person_id"] == "mc2", "family_name"] = "Benitez Soto"  # corrected
     m.loc[m["source_person_id"] == "mc6", "record_date"] = dt.date(2026, 2, 1)  # re-sent: a later record date
+    # Re-keyed: the plan's record 3 now describes someone else (name, birth date, place, CIN).
+    m.loc[m["source_person_id"] == "mc3", ["given_name", "family_name", "birth_date", "zip", "county_fips", "cin"]] = \
+        ["Zoe", "Zamora", dt.date(1950, 12, 20), "92114", "06073", "90000099B"]
     new = [*_rows(10), *_rows(11), *_rows(1, ("cair2",), suffix="b")]
     return pd.concat([m, pd.DataFrame(new)], ignore_index=True)
 
@@ -86,7 +90,7 @@ def _tables(spark) -> dict[str, pd.DataFrame]:
         "member": member.drop(columns="pii_fingerprint").sort_values("member_id").reset_index(drop=True),
         "events": events[["event_type", "member_id", "other_member_id", "records", "run_id"]]
         .sort_values(["run_id", "event_type", "member_id"]).reset_index(drop=True),
-        "index": index[[*keys, "rid", "run_id"]].sort_values(keys).reset_index(drop=True),
+        "index": index[[*keys, "rid", "source_fp", "run_id"]].sort_values(keys).reset_index(drop=True),
     }
 
 
@@ -95,11 +99,13 @@ def test_incremental_run_writes_the_change_and_equals_a_full_run(spark, phmx_hom
     write_person(month1())
     _run(spark, "m1", "full", monkeypatch)
     before = _tables(spark)
+    before_pairs = lakehouse.read(spark, tables.LINK_PAIRS).toPandas()
     write_person(month2())
     result = _run(spark, "m2", "incremental", monkeypatch)  # a quarter of the records: auto would run full
     assert result.counts["mode"] == "incremental" and result.details["route"] == "index"
-    assert result.counts["new_or_changed_records"] == 8  # the re-sent record is not among them
+    assert result.counts["new_or_changed_records"] == 9  # the re-sent record is not among them
     inc = _tables(spark)
+    inc_pairs = lakehouse.read(spark, tables.LINK_PAIRS).toPandas()
 
     # The same records linked again from scratch: the same members under the same ids (so the
     # full run logs no id event) and the same golden records.
@@ -112,20 +118,33 @@ def test_incremental_run_writes_the_change_and_equals_a_full_run(spark, phmx_hom
     pd.testing.assert_frame_equal(inc["xwalk"][cols], full["xwalk"][cols])
     pd.testing.assert_frame_equal(inc["member"].drop(columns="run_id"), full["member"].drop(columns="run_id"))
     ev = inc["events"][inc["events"]["run_id"] == "m2"]
-    assert sorted(ev["event_type"]) == ["new", "new", "retire"]
+    assert sorted(ev["event_type"]) == ["new", "new", "new", "retire", "split"]
+    member_of = inc["xwalk"].set_index("source_person_id")["member_id"]
+    assert member_of["mc3"] != member_of["de3"] == before["xwalk"].set_index("source_person_id").loc["de3", "member_id"]
+
+    def linked_3(pairs: pd.DataFrame) -> pd.Series:
+        ends = pairs[["source_person_id_l", "source_person_id_r"]].apply(frozenset, axis=1)
+        return pairs[ends == frozenset({"mc3", "de3"})]["decision"]
+
+    assert list(linked_3(before_pairs)) == ["linked"] and linked_3(inc_pairs).empty
     # Person 9's county follows its ZIP's new most common county, as in the full run.
     person9 = inc["xwalk"].loc[inc["xwalk"]["source_person_id"] == "mc9", "member_id"].item()
     assert inc["member"].set_index("member_id").loc[person9, "county_fips"] == "06103"
 
-    # Written: the index rows of the new, corrected and re-sent records, no other.
-    changed = {"mc2", "mc10", "de10", "ca10", "mc11", "de11", "ca11", "ca1b"}
+    # Written: the index rows of the new and corrected records, and the re-sent one's fingerprint.
+    changed = {"mc2", "mc3", "mc10", "de10", "ca10", "mc11", "de11", "ca11", "ca1b"}
     idx = inc["index"]
-    assert set(idx.loc[idx["run_id"] == "m2", "source_person_id"]) == changed | {"mc6"}
+    assert set(idx.loc[idx["run_id"] == "m2", "source_person_id"]) == changed
+    # The re-sent record's row took the new source fingerprint, its run id (the run that last
+    # linked it) as it was.
+    resent = idx.set_index("source_person_id").loc["mc6"]
+    was = before["index"].set_index("source_person_id").loc["mc6"]
+    assert resent["run_id"] == "m1" and resent["source_fp"] != was["source_fp"]
     assert len(idx) == len(month2()) and not idx["source_person_id"].isin(["ca3", "mc4", "de4", "ca4"]).any()
     # The crosswalk: the rows of the new records; the rows of members no new record touched
     # are the ones month 1 wrote (a re-linked member's rows change when their best link does).
     xw = inc["xwalk"]
-    assert set(xw.loc[xw["run_id"] == "m2", "source_person_id"]) >= changed - {"mc2"}
+    assert set(xw.loc[xw["run_id"] == "m2", "source_person_id"]) >= changed - {"mc2", "mc3"}
     untouched = xw["source_person_id"].str[2:].isin(["5", "6", "8"])  # 6: re-sent, not re-linked
     assert untouched.sum() == 9 and (xw.loc[untouched, "run_id"] == "m1").all()
     # gold.member: only the members the run re-linked were rebuilt (person 9's among them); the
