@@ -130,7 +130,11 @@ def tf_columns(settings: config.IdentitySettings) -> tuple[str, ...]:
 
 
 def feature_columns(std: DataFrame) -> list[str]:
-    return [c for c in std.columns if c not in NOT_FEATURES and not c.startswith("tf_") and c != "is_new"]
+    """The standardised columns the index keeps (encrypted): what linkage reads. The fields only
+    survivorship reads (:data:`GOLDEN_ONLY`) are left out: a run reads them from silver.person,
+    and a re-sent record whose record date alone moved keeps its index row's ciphertext."""
+    return [c for c in std.columns
+            if c not in NOT_FEATURES and c not in GOLDEN_ONLY and not c.startswith("tf_") and c != "is_new"]
 
 
 def rows(std: DataFrame, fps: DataFrame, settings: config.IdentitySettings, provider: KeyProvider, *,
