@@ -162,6 +162,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
                 buffers, buffered_rows = {}, 0
     _flush(spark, buffers, cfg.outbox_root, cfg.lakehouse_root, specs)
     _record(spark, unrecorded, cfg.outbox_root, cfg.lakehouse_root)
+    release_rows(unrecorded)
     return StageResult("ingest", {**counts}, {"per_feed": per_feed, "statuses": _status_counts(outcomes)})
 
 
@@ -241,6 +242,22 @@ def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_ro
     all_outcomes = [o for t in order for o in buffers[t]]
     check_within_coverage(spark, all_outcomes, specs)
     _record(spark, all_outcomes, outbox_root, lakehouse_root)
+    release_rows(all_outcomes)
+
+
+def release_rows(outcomes: list[FileOutcome]) -> None:
+    """Drop the rows of files written and recorded; their receipts stay (the rest of the run reads
+    only those: supersession, status counts).
+
+    Why: the stage keeps every file's outcome until it ends, and with its rows that was the whole
+    landing in memory (13.7 GB of the stage's process while ingesting 25.8 million rows at
+    1,000,000 members); now it is one flush's worth (:data:`FLUSH_ROWS`) and the files in flight.
+    """
+    for o in outcomes:
+        o.accepted = []
+        o.quarantine = []
+        o.warning_findings = []
+        o.acknowledgments = {}
 
 
 def _latest_per_scope(written: list[FileOutcome]) -> list[FileOutcome]:

@@ -13,6 +13,7 @@ import pytest
 
 from jobs import ingest
 from jobs.ingest import parse_pool
+from jobs.ingest import stage as ingest_stage
 from phmx import lakehouse, storage
 from phmx.context import RunContext
 
@@ -68,7 +69,19 @@ def test_ingest_with_worker_processes_writes_what_one_process_writes(spark, phmx
         return real_init(self)
 
     monkeypatch.setattr(parse_pool.FileParser, "__enter__", spy)
+    released: list = []
+    real_release = ingest_stage.release_rows
+
+    def keep(outcomes):
+        real_release(outcomes)
+        released.extend(outcomes)
+
+    monkeypatch.setattr(ingest_stage, "release_rows", keep)
     counts, pooled = _ingest(spark, phmx_home, monkeypatch, 2)
+    # Every file's rows were let go once written and recorded; its receipt stays.
+    assert len(released) == counts["files"]
+    assert all(not o.accepted and not o.quarantine and o.receipt.submission_id for o in released)
+    released.clear()
     counts1, serial = _ingest(spark, other, monkeypatch, 1)
     assert started == [2, 1]
     assert counts == counts1
