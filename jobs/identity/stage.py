@@ -642,7 +642,10 @@ def _incremental_plan(spark: SparkSession, mode: str, stored: Any, std: DataFram
     flags = std.select("rid", "fingerprint").join(prev, "rid", "left").select(
         "rid", (F.col("_old_fp").isNull() | (F.col("_old_fp") != F.col("fingerprint"))).alias("is_new"))
     n_new = flags.where(F.col("is_new")).count()
-    if mode == "auto" and n_new > INCREMENTAL_MAX_SHARE * n_records:
+    # Without the index, the records the model has not seen are counted by the growth since it
+    # was trained (every row of gold.identity_records carries the last run's id).
+    unseen = max(0, n_records - int(stored.meta.get("records") or n_records))
+    if mode == "auto" and n_new + unseen > INCREMENTAL_MAX_SHARE * n_records:
         return False, n_records, std
     flagged = scratch.put(std.join(flags, "rid"), "std_flagged")
     return True, n_new, flagged
