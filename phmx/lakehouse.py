@@ -279,8 +279,7 @@ def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> 
     return _merge_flagged(spark, changed.unionByName(gone), table)
 
 
-def _merge_flagged(spark: SparkSession, src: DataFrame, table: Table, *, insert: bool = True,
-                   tag: str = "") -> int:
+def _merge_flagged(spark: SparkSession, src: DataFrame, table: Table, *, insert: bool = True) -> int:
     """One ``MERGE`` of ``src`` (the table's columns and ``_gone``): rows flagged ``_gone`` delete
     their key, the others update it or (``insert``) are inserted. ``src`` is materialised first
     (a source computed from the table is read before the table is rewritten); no rows, no commit."""
