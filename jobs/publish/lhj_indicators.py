@@ -47,7 +47,7 @@ import pandas as pd
 
 from jobs.indicators import catalogue as catalogue_mod
 from jobs.indicators.catalogue import BmiEvidence, Indicator, RiskTierEvidence
-from jobs.indicators.cells import ALL, CRUDE, age_matrices, age_weights, rate_rows, strata, with_periods
+from jobs.indicators.cells import CRUDE, age_matrices, age_weights, rate_rows, strata, with_periods
 from jobs.indicators.rates import adjusted_arrays
 from phmx.log import get_logger
 from phmx.recipients import STATE
@@ -163,11 +163,6 @@ def population_name(pop: str, cat: Catalogue) -> str:
         what += " with a BMI observation"
     return f"{what} (the denominator of {', '.join(users)})" if len(users) <= 2 else \
         f"{what} (the denominator of the prevalence indicators)"
-
-
-def population_key(ind: Indicator, cat: Catalogue | None = None) -> str:
-    """Indicators with the same key share their published denominator: :func:`population_id`."""
-    return population_id(ind, cat or catalogue_mod.default()[0])
 
 
 def count_table(long: pd.DataFrame, cat: Catalogue) -> pd.DataFrame:
@@ -722,7 +717,3 @@ def parquet_bytes(table: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf, compression="zstd")
     return buf.getvalue()
-
-
-def is_total(stratifier: str) -> bool:
-    return stratifier == ALL
