@@ -63,6 +63,7 @@ with the fields.
 | `PHMX_JOB_PERIOD` | unset | set by the runners for mapped tasks; the driver's default for `--period` |
 | `PHMX_JOB_RUN_ID` | unset | set by the runners for mapped tasks; the driver's default for `--run-id` |
 | `PHMX_RISK_HISTORY_MONTHS` | `1` | measures at period `all`: write the rolling 12-month risk tiers of this many months, ending with the latest encounter's month (the tier history a monthly run builds one month at a time; the ECM comparison group is matched on it) |
+| `PHMX_MEASURE_RUNOUT_MONTHS` | `3` | measures and indicators: a monthly run in the first this many months of a year recomputes the year before too (its claims run-out; `0` = never), so late claims count in their year and a rebuild gives the same rows |
 | `PHMX_IDENTITY_MODE` | `full` | identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide) |
 | `PHMX_CONSENT_RECIPIENTS` | unset | extra recipients (comma-separated) the consent stage decides for every member every run (it always decides for every plan and LHJ publish serves) |
 | `PHMX_DEMO_HOME` | `var/demo` | where `make demo` puts its data |
@@ -242,6 +243,11 @@ class Settings(BaseSettings):
         "measures at period `all`: write the rolling 12-month risk tiers of this many months, ending with the "
         "latest encounter's month (the tier history a monthly run builds one month at a time; the ECM "
         "comparison group is matched on it)")
+    measure_runout_months: int = _var(
+        "PHMX_MEASURE_RUNOUT_MONTHS", 3, "`3`",
+        "measures and indicators: a monthly run in the first this many months of a year recomputes the year "
+        "before too (its claims run-out; `0` = never), so late claims count in their year and a rebuild gives "
+        "the same rows")
     identity_mode: str = _var("PHMX_IDENTITY_MODE", "full", "`full`",
                               "identity: `full` (default: the same clusters as a rebuild), `auto` or `incremental` (faster, may cluster differently, see scaling guide)")
     consent_recipients: Annotated[tuple[str, ...], NoDecode] = _var(

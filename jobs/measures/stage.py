@@ -19,7 +19,7 @@ from jobs.measures.dental import dental
 from jobs.measures.followup import discharge_followup, ed_followup
 from jobs.measures.immunization import immunization
 from jobs.measures.inputs import load
-from jobs.measures.measurement_period import MeasurePeriod, resolve
+from jobs.measures.measurement_period import MeasurePeriod, run_years
 from jobs.measures.risk import member_risk
 from jobs.measures.risk_history import rolling, write_transitions
 from jobs.measures.strata import finalize
@@ -81,6 +81,15 @@ def risk_windows(run_period: Period, risk_period: MeasurePeriod) -> list[Measure
     return [rolling(Period(PeriodKind.MONTH, i // 12, i % 12 + 1)) for i in range(index - months + 1, index + 1)]
 
 
+def with_year_ends(windows: list[MeasurePeriod], earlier: list[MeasurePeriod]) -> list[MeasurePeriod]:
+    """``windows`` and the year-end rolling window (``R12-YYYY-12``) of each earlier measurement
+    year the run recomputes, oldest first: the year's risk-tier indicators read its latest window
+    (jobs.indicators.cube), so a run-out month restates December's tiers with the claims that came
+    late, and a rebuild holds the windows a hub run month by month wrote at each year's end."""
+    ends = [rolling(Period(PeriodKind.MONTH, p.end.year, 12)) for p in earlier if p.label.isdigit()]
+    return sorted({w.label: w for w in [*ends, *windows]}.values(), key=lambda w: w.label)
+
+
 def compute_group(inputs: Inputs, cfg: MeasuresConfig, spec: MeasureSpec, period: MeasurePeriod,
                   run_id: str) -> DataFrame:
     """One measure group's gold.measure_event rows (lazy)."""
@@ -125,25 +134,30 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, *, gr
     unknown = [g for g in wanted if g not in cfg.measures]
     if unknown:
         raise ConfigError(f"unknown measure group(s) {unknown}", hint=f"known: {', '.join(cfg.measures)}")
-    period = resolve(spark, ctx.period, fallback_year=ctx.started_at.year)
+    # The run's own measurement period last; before it, any earlier year the run recomputes (a
+    # monthly run in its year's run-out, a rebuild at all: measurement_period.run_years).
+    periods = run_years(spark, ctx.period, fallback_year=ctx.started_at.year)
+    period = periods[-1]
     t = time.perf_counter()
     inputs = load(spark, scratch)
     seconds: dict[str, float] = {"inputs": round(time.perf_counter() - t, 2)}
     specs = [cfg.measures[name] for name in wanted]
     t = time.perf_counter()
-    write_groups([compute_group(inputs, cfg, spec, period, ctx.run_id) for spec in specs], specs, period)
+    for p in periods:
+        write_groups([compute_group(inputs, cfg, spec, p, ctx.run_id) for spec in specs], specs, p)
     seconds["measure_event"] = round(time.perf_counter() - t, 2)
-    log.info("measures %s written for period %s in %.1f s", ", ".join(wanted), period.label, seconds["measure_event"])
+    log.info("measures %s written for period(s) %s in %.1f s", ", ".join(wanted), ", ".join(p.label for p in periods),
+             seconds["measure_event"])
     risk_period = risk_period_of(spark, ctx.period, period)
     if risk:
         t = time.perf_counter()
-        for window in risk_windows(ctx.period, risk_period):
+        for window in with_year_ends(risk_windows(ctx.period, risk_period), periods[:-1]):
             lakehouse.overwrite(member_risk(inputs, cfg, window, ctx.run_id), MEMBER_RISK,
                                 replace_where=f"period = {lakehouse.sql_literal(window.label)}")
         write_transitions(spark, ctx.run_id)
         seconds["member_risk"] = round(time.perf_counter() - t, 2)
 
-    counts: dict[str, int | float | str] = {"period": period.label}
+    counts: dict[str, int | float | str] = {"period": period.label, "periods": ",".join(p.label for p in periods)}
     ids = [mid for g in wanted for mid in cfg.measures[g].measure_ids]
     written = lakehouse.read(spark, MEASURE_EVENT).where(
         (F.col("period") == period.label) & F.col("measure_id").isin(ids))

@@ -8,8 +8,9 @@ Steps (engine passes per plan; the driver only streams finished NDJSON lines):
    claims), county behavioral health services, dental services, immunizations (CAIR2 rows with
    ``protection_indicator = Y`` never leave at record level) and open care gaps
    (``gold.measure_event`` measurement-year rows: in the denominator, not in the numerator, not
-   excluded). For a month (or a year): the records dated in it or received in it (a late claim,
-   a registry's history), care gaps anchored in it, and every record of a member new to the plan
+   excluded; for a month or a year, only its own measurement year's). For a month (or a year):
+   the records dated in it or received in it (a late claim, a registry's history), care gaps
+   anchored in it, and every record of a member new to the plan
    in it (attributed now, not in the month before) or whose records this run's identity stage
    merged or split, so a plan run month by month receives what a
    package for ``all`` holds of its members while they are its members (docs/scaling.md section 9).
@@ -154,6 +155,13 @@ def _in_period(scope: Scope, dated: Column | str = "d1", received: Column | str 
     return when
 
 
+def _gap_year(scope: Scope) -> str | None:
+    """The measurement year whose care gaps a package carries: its month's or year's own year
+    (None for ``all`` and a rolling period: every year)."""
+    p = scope.period
+    return f"{p.year:04d}" if p.kind in (PeriodKind.MONTH, PeriodKind.YEAR) else None
+
+
 def _previous(scope: Scope) -> Scope | None:
     """The period just before a month or a year (None for any other kind)."""
     from datetime import timedelta
@@ -239,7 +247,13 @@ def candidate_rows(spark: SparkSession, recipient: str, scope: Scope, run_id: st
         me = lakehouse.read(spark, me_table).where(
             F.col("period").rlike(r"^[0-9]{4}$") & F.coalesce(F.col("in_denominator"), F.lit(False)) & ~F.coalesce(F.col("in_numerator"), F.lit(False))
             & F.col("exclusion_reason").isNull())
-        # A care gap is the hub's own finding, not a received record: by its anchor date.
+        # A care gap is the hub's own finding, not a received record: by its anchor date, and only
+        # of the package's measurement year (a month's or a year's own year; every year for all):
+        # a closed year's open gap can no longer be closed by care given now, so it is not
+        # actionable for the care team (docs/measures.md, "Care gaps in a plan's package").
+        year = _gap_year(scope)
+        if year is not None:
+            me = me.where(F.col("period") == year)
         me = _records_of_period(me, scope, "anchor_date", new, received=None)
         events.append(_shape(me, kind=F.lit("gap"), source=F.lit("hub"),
                              record_id=F.concat_ws("|", "measure_id", "period", "unit_id"), member_id="member_id",

@@ -41,7 +41,7 @@ def _monthly_periods(n: int) -> list[str]:
     from airflow.timetables.interval import CronDataIntervalTimetable
 
     timetable = CronDataIntervalTimetable("@monthly", timezone="UTC")  # as dags/phm_exchange.py builds it
-    start = pendulum.datetime(2025, 1, 1, tz="UTC")  # the DAG's start_date
+    start = pendulum.datetime(2025, 11, 1, tz="UTC")  # the DAG's start_date: three months over a year's end
     periods, last = [], None
     for _ in range(n):
         info = timetable.next_dagrun_info(last_automated_data_interval=last,
@@ -56,9 +56,9 @@ def _monthly_periods(n: int) -> list[str]:
 def test_three_months_one_by_one_equal_one_rebuild(tmp_path: Path) -> None:
     from phmx.synth import generate
 
-    generate(tmp_path / "source", members=150, counties=["06001", "06013"], seed=7, start="2025-01", months=3)
+    generate(tmp_path / "source", members=150, counties=["06001", "06013"], seed=7, start="2025-11", months=3)
     months = _monthly_periods(3)
-    assert months == ["2025-01", "2025-02", "2025-03"]
+    assert months == ["2025-11", "2025-12", "2026-01"]  # a measurement year closes between the runs
     source, keys = tmp_path / "source" / "landing", tmp_path / "keys"
     hub, rebuild = tmp_path / "hub", tmp_path / "rebuild"
     # The shared keys folder is made by the first run, before the two homes run side by side.
@@ -83,9 +83,9 @@ def test_three_months_one_by_one_equal_one_rebuild(tmp_path: Path) -> None:
     if errors:
         raise errors[0]
 
-    verdicts = compare(hub, rebuild, month=months[-1], keys=keys)
+    verdicts = compare(hub, rebuild, month=months[-1], keys=keys, run_id=f"month-{months[-1]}")
     differs = {k: v for k, v in verdicts.items() if v.startswith("DIFFERS")}
-    assert not differs, differs
+    assert not differs, "\n".join(f"{k}: {v}" for k, v in differs.items())
     gold = {k.removeprefix("gold."): v for k, v in verdicts.items() if k.startswith("gold.")}
     history = {k for k, v in gold.items() if v.startswith("history by design")}
     assert history <= set(HISTORY)

@@ -63,3 +63,36 @@ def test_a_run_over_all_data_writes_the_tier_history_the_setting_asks_for(monkey
     assert (got[0].start, got[0].end) == (dt.date(2024, 1, 1), dt.date(2024, 12, 31))
     # a monthly run writes its own window only: the months before it were written by their own runs
     assert risk_windows(Period.parse("2025-02"), latest) == [latest]
+
+
+def test_measurement_years_a_run_computes_month_by_month_and_at_all(spark, phmx_home, monkeypatch):
+    """The month-by-month contract (docs/measures.md, Periods): a monthly run computes its year to date
+    and, in its year's run-out months, the year before when the hub received data for it; a run at
+    ``all`` every year received, so a rebuild holds the years a monthly hub computed."""
+    from jobs.measures.measurement_period import run_years
+    from jobs.measures.stage import with_year_ends
+    from phmx.tables import SUBMISSIONS
+
+    def labels(period: str, runout: int | None = None) -> list[str]:
+        return [p.label for p in run_years(spark, period, fallback_year=2026, runout_months=runout)]
+
+    # Nothing landed (a silver built by hand): the run's own year only.
+    assert labels("2026-01") == ["2026"]
+    assert labels("all") == ["2026"]  # no encounters either: the fallback year
+    subs = spark.createDataFrame([("s1", "2025-11", "accepted"), ("s2", "2025-12", "accepted_with_errors"),
+                                  ("s3", "2026-01", "accepted"), ("s4", "2024-06", "rejected")],
+                                 "submission_id string, period string, status string")
+    lakehouse.overwrite(lakehouse.conform_to(subs, SUBMISSIONS), SUBMISSIONS)
+    monkeypatch.delenv("PHMX_MEASURE_RUNOUT_MONTHS", raising=False)
+    assert labels("2026-01") == ["2025", "2026"]  # January closes 2025 (its run-out)
+    assert labels("2026-03") == ["2025", "2026"]  # default run-out: three months
+    assert labels("2026-04") == ["2026"]
+    assert labels("2026-01", runout=0) == ["2026"]
+    assert labels("2025-01") == ["2025"]  # a rejected file of 2024 is no data of 2024
+    assert labels("all") == ["2025", "2026"]  # every year received, whatever the latest encounter's year
+    assert labels("2025") == ["2025"] and labels("R12-2026-01") == ["R12-2026-01"]
+    # With each earlier year, its year-end risk window: the year's risk-tier indicators read it.
+    years = run_years(spark, "2026-01", fallback_year=2026)
+    own = MeasurePeriod("R12-2026-01", dt.date(2025, 2, 1), dt.date(2026, 1, 31))
+    assert [w.label for w in with_year_ends([own], years[:-1])] == ["R12-2025-12", "R12-2026-01"]
+    assert with_year_ends([own], []) == [own]
