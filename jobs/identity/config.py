@@ -219,6 +219,11 @@ class IdentitySettings:
     #: Cluster-guard conflicts whose refused edges go to the review queue (None: all of them);
     #: the others are decided (kept apart) without asking.
     review_cluster_conflicts: tuple[str, ...] | None = None
+    #: Dirichlet pseudo-counts: EM's m per level is estimated as if this many matched pairs had
+    #: been seen spread as the generic starting m (0 turns the prior off).
+    m_prior_pairs: float = 0.0
+    #: Pseudo-count added to each level's count among the random pairs before u is taken.
+    u_prior_count: float = 0.0
 
     @property
     def link_weight(self) -> float:
@@ -445,6 +450,8 @@ class EmSpec(_Strict):
     u_sample_records: Annotated[int, Field(ge=10)] = 2500
     seed: int = 1
     min_probability: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+    m_prior_pairs: Annotated[float, Field(ge=0)] = 0.0
+    u_prior_count: Annotated[float, Field(ge=0)] = 0.0
 
 
 class SurvivorshipSpec(_Strict):
@@ -567,6 +574,8 @@ def parse(data: Any, source: str = "<settings>") -> IdentitySettings:
         u_sample_records=spec.em.u_sample_records,
         seed=spec.em.seed,
         min_probability=spec.em.min_probability,
+        m_prior_pairs=spec.em.m_prior_pairs,
+        u_prior_count=spec.em.u_prior_count,
         comparisons=tuple(comps),
         source_trust=tuple(spec.survivorship.source_trust),
         survivorship=dict(spec.survivorship.fields),

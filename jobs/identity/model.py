@@ -144,6 +144,11 @@ def estimate_u(sample: dict[str, pd.DataFrame], settings: IdentitySettings,
         n = frame["n"].to_numpy(dtype=float) if frame is not None else np.array([], dtype=float)
         counts = np.array([n[g == k].sum() for k in range(levels)], dtype=float)
         total = counts.sum()
+        if total > 0 and settings.u_prior_count > 0:
+            # Add-k (Dirichlet) smoothing: a level no sampled pair reached gets the share a level
+            # seen ``u_prior_count`` times would have, not a floor unrelated to the sample's size.
+            counts = counts + settings.u_prior_count
+            total = counts.sum()
         if total <= 0:
             # Never observed: assume non-matches almost always fall to ``else``.
             u = np.full(levels, floor)
@@ -171,11 +176,18 @@ class EMResult:
 def expectation_maximisation(patterns: pd.DataFrame, comparisons: tuple[Comparison, ...],
                              u: dict[str, np.ndarray], m0: dict[str, np.ndarray], lam0: float, *,
                              ignore: frozenset[str] = frozenset(), max_iterations: int = 60,
-                             tolerance: float = 1e-6, floor: float = 1e-6) -> EMResult:
+                             tolerance: float = 1e-6, floor: float = 1e-6,
+                             m_prior: dict[str, np.ndarray] | None = None,
+                             prior_pairs: float = 0.0) -> EMResult:
     """EM for m and the match proportion on pattern counts, with u held fixed.
 
     ``patterns`` has a ``g_<name>`` column per comparison and ``n`` (pairs with that pattern).
     Comparisons in ``ignore`` (the blocking rule's keys) contribute nothing.
+
+    With ``prior_pairs`` > 0, each M step adds ``prior_pairs * m_prior[name]`` pseudo-counts to the
+    expected matches at each level (a Dirichlet prior whose mean is ``m_prior``): a level no
+    expected match reached in this training set gets a small m that shrinks as evidence grows,
+    instead of the floor (a weight of -15 bits or so that one month's data cannot justify).
     """
     active = [c for c in comparisons if c.name not in ignore]
     n = patterns["n"].to_numpy(dtype=float)
@@ -205,6 +217,8 @@ def expectation_maximisation(patterns: pd.DataFrame, comparisons: tuple[Comparis
         for c in active:
             g = gam[c.name]
             counts = np.array([w[g == k].sum() for k in range(len(c.levels))])
+            if prior_pairs > 0 and m_prior is not None:
+                counts = counts + prior_pairs * np.asarray(m_prior[c.name], dtype=float)
             new_m[c.name] = _normalise(counts / counts.sum(), floor) if counts.sum() > 0 else m[c.name]
             delta = max(delta, float(np.abs(new_m[c.name] - m[c.name]).max()))
         m, lam = new_m, min(max(new_lam, 1e-9), 1 - 1e-9)
@@ -245,7 +259,8 @@ def train(patterns: pd.DataFrame, u: dict[str, np.ndarray], settings: IdentitySe
         ignore = frozenset(_comparisons_on_keys(settings, rule.keys) & comp_names)
         res = expectation_maximisation(sub, settings.comparisons, u, m0, 0.3, ignore=ignore,
                                        max_iterations=settings.max_iterations, tolerance=settings.tolerance,
-                                       floor=settings.min_probability)
+                                       floor=settings.min_probability, m_prior=m0,
+                                       prior_pairs=settings.m_prior_pairs)
         runs.append({"rule": rule_name, "iterations": res.iterations, "converged": res.converged,
                      "match_share": round(res.lam, 6), "pairs": int(sub["n"].sum())})
         for name, mv in res.m.items():

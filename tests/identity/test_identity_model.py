@@ -91,3 +91,33 @@ def test_a_near_miss_never_weighs_less_than_total_disagreement():
     assert abs(out.sum() - 1.0) < 1e-12
     assert bf[1] >= bf[0] - 1e-9 and bf[2] >= bf[0] - 1e-9
     assert max(bf[1], bf[2]) <= bf[3] + 1e-9
+
+
+def test_m_prior_keeps_an_unseen_level_off_the_floor_and_fades_with_evidence():
+    """A level no match reached in the training set (nobody had moved yet) gets a small m from
+    the Dirichlet prior, not the floor; with many matches the prior's pull is a fraction of one."""
+    comps = (_comp("a", 3), _comp("b", 2), _comp("c", 3), _comp("d", 2))
+    # Among matches, comparison 'c' never falls to else (gamma 0): one month, nobody moved.
+    m = {"a": np.array([0.05, 0.1, 0.85]), "b": np.array([0.1, 0.9]), "c": np.array([0.0, 0.2, 0.8]),
+         "d": np.array([0.2, 0.8])}
+    u = {"a": np.array([0.9, 0.07, 0.03]), "b": np.array([0.7, 0.3]), "c": np.array([0.95, 0.04, 0.01]),
+         "d": np.array([0.8, 0.2])}
+    start = {"a": np.array([0.05, 0.1, 0.85]), "b": np.array([0.05, 0.95]), "c": np.array([0.05, 0.1, 0.85]),
+             "d": np.array([0.05, 0.95])}
+    results = {}
+    for total in (1_000, 1_000_000):
+        patterns = _expected_patterns(comps, m, u, 0.2, total)
+        flat = expectation_maximisation(patterns, comps, u, start, 0.5, max_iterations=500, tolerance=1e-10)
+        smoothed = expectation_maximisation(patterns, comps, u, start, 0.5, max_iterations=500,
+                                            tolerance=1e-10, m_prior=start, prior_pairs=50)
+        results[total] = (flat, smoothed)
+    flat, smoothed = results[1_000]
+    assert flat.m["c"][0] < 1e-4  # next to nothing: a later move would weigh below -13 bits
+    # About 200 expected matches and 50 pseudo-pairs at 5%: m(else) near 2.5 / 250.
+    assert 0.005 < smoothed.m["c"][0] < 0.03
+    assert np.log2(smoothed.m["c"][0] / u["c"][0]) > -8
+    # The seen levels barely move, and with 200,000 matches the prior is negligible.
+    assert np.allclose(smoothed.m["a"], m["a"], atol=0.01)
+    _, big = results[1_000_000]
+    for k, v in m.items():
+        assert np.allclose(big.m[k], v, atol=1e-3), k
