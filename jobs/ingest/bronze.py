@@ -12,6 +12,7 @@ intake (:class:`phmx.lakehouse.Scratch`).
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ from phmx import lakehouse, storage
 from phmx.tables import QUARANTINE
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyspark.sql import SparkSession
 
     from jobs.ingest.process import FileOutcome
@@ -38,10 +41,11 @@ def _ddl_type(t: pa.DataType) -> str:
 
 
 def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Schema, predicate: str,
-          lakehouse_root: str) -> None:
-    """Replace the rows matching ``predicate`` in ``fqn`` with ``tables`` (possibly none), atomically."""
+          lakehouse_root: str, parts: Sequence[str] = ()) -> None:
+    """Replace the rows matching ``predicate`` in ``fqn`` with ``tables`` and the Parquet ``parts``
+    already staged by parse workers (:func:`write_part`, same schema), atomically."""
     rows = sum(t.num_rows for t in tables)
-    if rows == 0:
+    if rows == 0 and not parts:
         ddl = ", ".join(f"{f.name} {_ddl_type(f.type)}" for f in schema)
         lakehouse.overwrite(spark.createDataFrame([], ddl), fqn, replace_where=predicate)
         return
@@ -55,15 +59,42 @@ def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Sche
         for t in tables:
             t = t.cast(schema) if t.schema != schema else t
             for off in range(0, t.num_rows, STAGE_ROWS):
-                buf = io.BytesIO()
-                pq.write_table(t.slice(off, STAGE_ROWS), buf, compression="none")
-                storage.write_bytes(storage.join(stage, f"part-{part:05d}.parquet"), buf.getvalue())
+                write_part(storage.join(stage, f"part-{part:05d}.parquet"), t.slice(off, STAGE_ROWS))
                 part += 1
+        for src in parts:  # a worker's parts: moved in (a rename on a local disk)
+            dst = storage.join(stage, src.rsplit("/", 1)[-1])
+            if storage.is_s3(src):
+                storage.copy(src, dst)
+                remove_part(src)
+            else:
+                os.replace(src, dst)
         lakehouse.protect(stage)
         df = spark.read.parquet(stage.replace("s3a://", "s3://"))
         lakehouse.overwrite(df, fqn, replace_where=predicate)
     finally:
         scratch.drop()
+
+
+def write_part(uri: str, table: pa.Table) -> None:
+    """One staged Parquet part (uncompressed: read once, right away), private to the hub's user."""
+    if storage.is_s3(uri):
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="none")
+        storage.write_bytes(uri, buf.getvalue())
+        return
+    fd = os.open(uri, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        pq.write_table(table, fh, compression="none")
+
+
+def remove_part(uri: str) -> None:
+    """Remove one staged part (a file: ``storage.delete_prefix`` removes folders)."""
+    if storage.is_s3(uri):
+        storage.delete_prefix(uri)
+    else:
+        from pathlib import Path
+
+        Path(uri).unlink(missing_ok=True)
 
 
 def write_quarantine(spark: SparkSession, outcomes: list[FileOutcome], lakehouse_root: str) -> None:

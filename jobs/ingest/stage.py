@@ -86,6 +86,22 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         (p["submitter"], p["feed"], p["source_file_sha256"]): p["submission_id"]
         for p in previous if _dedupable(p["status"], p["rows_landed"])
     }
+
+    landed = scan(cfg.landing_root, ctx.period)
+    seen = {p["source_file"] for p in previous}
+    workers = ingest_workers(sum(lf.size for lf in landed if lf.relpath not in seen))
+    # Parse workers stage accepted rows as Parquet here (PHI: the private scratch of this process,
+    # removed when the stage ends) instead of sending them back (:mod:`jobs.ingest.parse_pool`).
+    scratch = lakehouse.Scratch(spark, "ingest", root=storage.join(cfg.lakehouse_root, lakehouse.SCRATCH_LAYER))
+    with scratch:
+        return _run(spark, ctx, specs, previous, by_sha, known_ids, landed, workers,
+                    scratch.folder("parsed") if workers > 1 else None)
+
+
+def _run(spark: SparkSession, ctx: RunContext, specs: dict[str, FeedSpec], previous: list[dict[str, Any]],
+         by_sha: dict[tuple[str, str, str], str], known_ids: set[str], landed: list[LandedFile], workers: int,
+         stage_dir: str | None) -> StageResult:
+    cfg = ctx.settings
     received_at = datetime.now(UTC).replace(microsecond=0)
     buffers: dict[str, list[FileOutcome]] = {}
     buffered_rows = 0
@@ -94,11 +110,7 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     counts = {"files": 0, "skipped_already_ingested": 0, "rows_landed": 0, "rows_accepted": 0,
               "rows_quarantined": 0, "rejected_files": 0, "duplicate_files": 0}
     per_feed: dict[str, dict[str, int]] = {}
-
-    landed = scan(cfg.landing_root, ctx.period)
-    seen = {p["source_file"] for p in previous}
-    workers = ingest_workers(sum(lf.size for lf in landed if lf.relpath not in seen))
-    with FileParser(specs, received_at, workers=workers) as parser:
+    with FileParser(specs, received_at, workers=workers, stage_dir=stage_dir) as parser:
         for item in parser.ahead(_submissions(landed, specs, known_ids, counts)):
             lf, routed, data, sha, sha_key, sid = item.lf, item.routed, item.data, item.sha, item.sha_key, item.sid
             counts["files"] += 1
@@ -238,7 +250,8 @@ def _flush(spark: SparkSession, buffers: dict[str, list[FileOutcome]], outbox_ro
         spec = written[0].spec
         assert spec is not None
         bronze.write(spark, f"bronze.{bronze_table}", [t for o in written for t in o.accepted],
-                     bronze_schema(spec, specs), " OR ".join(sorted(set(scopes))), lakehouse_root)
+                     bronze_schema(spec, specs), " OR ".join(sorted(set(scopes))), lakehouse_root,
+                     parts=[p for o in written for p in o.accepted_parts])
     all_outcomes = [o for t in order for o in buffers[t]]
     check_within_coverage(spark, all_outcomes, specs)
     _record(spark, all_outcomes, outbox_root, lakehouse_root)
@@ -255,6 +268,7 @@ def release_rows(outcomes: list[FileOutcome]) -> None:
     """
     for o in outcomes:
         o.accepted = []
+        o.accepted_parts = []  # moved into bronze's staging by the write (or removed, if superseded)
         o.quarantine = []
         o.warning_findings = []
         o.acknowledgments = {}
@@ -280,6 +294,9 @@ def _latest_per_scope(written: list[FileOutcome]) -> list[FileOutcome]:
             keep.append(o)
             continue
         o.accepted = []
+        for part in o.accepted_parts:
+            bronze.remove_part(part)
+        o.accepted_parts = []
         note = (f"replaced by {winner.receipt.submission_id} ({winner.receipt.source_file.rsplit('/', 1)[-1]}), "
                 "a later file for the same feed and period in the same run: none of this file's records are kept")
         if note not in r.notes:

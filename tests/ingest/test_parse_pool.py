@@ -77,10 +77,24 @@ def test_ingest_with_worker_processes_writes_what_one_process_writes(spark, phmx
         released.extend(outcomes)
 
     monkeypatch.setattr(ingest_stage, "release_rows", keep)
+    staged: list[str] = []
+    real_write = ingest_stage.bronze.write
+
+    def spy_write(*args, parts=(), **kwargs):
+        staged.extend(parts)
+        return real_write(*args, parts=parts, **kwargs)
+
+    monkeypatch.setattr(ingest_stage.bronze, "write", spy_write)
     counts, pooled = _ingest(spark, phmx_home, monkeypatch, 2)
     # Every file's rows were let go once written and recorded; its receipt stays.
     assert len(released) == counts["files"]
-    assert all(not o.accepted and not o.quarantine and o.receipt.submission_id for o in released)
+    assert all(not o.accepted and not o.accepted_parts and not o.quarantine and o.receipt.submission_id
+               for o in released)
+    # The workers staged their accepted rows as Parquet parts (not sent back), and no part is left
+    # anywhere once the stage ended (moved into bronze's staging, which is removed after its commit).
+    assert staged and all(p.endswith(".parquet") for p in staged)
+    assert not any(Path(p).exists() for p in staged)
+    assert not [p for p in (phmx_home / "lakehouse" / "work").rglob("*") if p.name.startswith("ingest_")]
     released.clear()
     counts1, serial = _ingest(spark, other, monkeypatch, 1)
     assert started == [2, 1]
