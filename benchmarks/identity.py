@@ -144,6 +144,12 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
     xw = lakehouse.read(spark, tables.MEMBER_XWALK).select("source", "source_person_id", "member_id").toPandas()
     xw["uid"] = xw["source"] + "|" + xw["source_person_id"]
     xw.rename(columns={"member_id": "cluster"})[["uid", "cluster"]].to_parquet(out_path)
+    # The open review items (record keys, reason, weight), so the caller can say what fills the
+    # queue and how many items are one person (the worker has no ground truth).
+    queue = lakehouse.read(spark, tables.REVIEW_QUEUE).where(F.col("status") == "open") \
+        .select(F.concat_ws("|", "source_l", "source_person_id_l").alias("uid_l"),
+                F.concat_ws("|", "source_r", "source_person_id_r").alias("uid_r"), "reason", "match_weight").toPandas()
+    queue.to_parquet(_queue_path(out_path))
     shutil.rmtree(home, ignore_errors=True)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": round(seconds, 2), "phases": result.details.get("phase_seconds"),
@@ -151,6 +157,23 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
             "counts": result.counts, "maxrss_mb": _maxrss_mb(),
             # The embedded engine runs in this process, so this is the engine's CPU time too.
             "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
+
+
+def _queue_path(out_path: str | Path) -> Path:
+    """Where the phmx worker leaves its open review items, next to its clusters."""
+    p = Path(out_path)
+    return p.with_name(p.stem + "-review.parquet")
+
+
+def queue_by_reason(queue: pd.DataFrame, truth: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Open review items per reason (``probability_band``, ``edge_guard:<name>``,
+    ``cluster_guard:<conflict>``): how many, and how many are one person by the ground truth."""
+    person = dict(zip(truth["uid"], truth["person_id"], strict=True))
+    same = [person.get(a) is not None and person.get(a) == person.get(b)
+            for a, b in zip(queue["uid_l"], queue["uid_r"], strict=True)]
+    q = queue.assign(one_person=same)
+    return {str(r): {"items": len(g), "one_person": int(g["one_person"].sum())}
+            for r, g in q.groupby("reason")}
 
 
 def _worker_rules(input_path: str, truth_path: str) -> dict[str, Any]:
@@ -270,7 +293,13 @@ def compare_at(members: int, work: Path, *, splink: bool, months: int = 12) -> l
                  "peak_rss_mb": info["maxrss_mb"], "phases": info.get("phases"),
                  "review_items": info.get("counts", {}).get("review_items"),
                  "review_share": round(info.get("counts", {}).get("review_items", 0) / max(len(person), 1), 5)})
+    queue_file = _queue_path(work / "phmx-clusters.parquet")
+    if queue_file.exists():
+        rows[-1]["review_by_reason"] = queue_by_reason(pd.read_parquet(queue_file), truth)
     print(review_line(rows[-1]), flush=True)
+    if rows[-1].get("review_by_reason"):
+        print("review queue by reason (items / one person): " + ", ".join(
+            f"{r} {v['items']}/{v['one_person']}" for r, v in rows[-1]["review_by_reason"].items()), flush=True)
     if splink:
         info = _spawn("splink", inp, work / "splink-clusters.parquet")
         cl = pd.read_parquet(work / "splink-clusters.parquet")
