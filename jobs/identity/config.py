@@ -439,7 +439,7 @@ class BlockingRuleSpec(_Strict):
 
 class BlockingSpec(_Strict):
     max_block_size: Annotated[int, Field(ge=2)] = 60
-    compare_chunk_pairs: Annotated[int, Field(ge=1)] = 1_000_000
+    compare_chunk_pairs: Annotated[int, Field(ge=1)] = 4_000_000
     rules: list[BlockingRuleSpec] = Field(default_factory=list)
 
 

@@ -155,6 +155,7 @@ def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scrat
     from pyspark.sql import functions as F
 
     t0 = time.perf_counter()
+    steps: dict[str, float] = {}
     if pairs is None:
         blocked, stats = blocking.candidate_pairs(std, settings, new_col=new_col, with_stats=True)
         blocked = scratch.put(blocked, "pairs")
@@ -162,6 +163,7 @@ def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scrat
         blocked, stats = pairs
     pairs_df = blocked
     n_pairs = pairs_df.count()
+    steps["pairs"] = round(time.perf_counter() - t0, 2)
     # Compare in slices of about ``compare_chunk_pairs`` pairs: the engine's joins hold each
     # slice in memory, so peak memory stays bounded whatever the number of records.
     chunks = max(1, math.ceil(n_pairs / max(settings.compare_chunk_pairs, 1)))
@@ -172,17 +174,28 @@ def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scrat
         gammas = scratch.put(g, "gammas") if i == 0 else scratch.append(g, "gammas")
     assert gammas is not None
     t1 = time.perf_counter()
+    steps["compare"] = round(t1 - t0 - steps["pairs"], 2)
     counts: dict[str, Any] = {"candidate_pairs": n_pairs, "blocking_seconds": round(t1 - t0, 2),
-                              "oversized_blocks": sum(stats.skipped_keys.values()) if stats else 0}
+                              "oversized_blocks": sum(stats.skipped_keys.values()) if stats else 0,
+                              "step_seconds": steps}
     if model is None:
         n_records = std.count()
-        u = estimate_u(sample_u_levels(std, settings, scratch), settings, exact_u(std, settings))
+        t2 = time.perf_counter()
+        levels = sample_u_levels(std, settings, scratch)
+        steps["u_sample"] = round(time.perf_counter() - t2, 2)
+        t2 = time.perf_counter()
+        u = estimate_u(levels, settings, exact_u(std, settings))
+        steps["u_exact"] = round(time.perf_counter() - t2, 2)
+        t2 = time.perf_counter()
         patterns = pattern_counts(gammas, settings)
+        steps["patterns"] = round(time.perf_counter() - t2, 2)
+        t2 = time.perf_counter()
         total_pairs = n_records * (n_records - 1) / 2
         tf_u = {c.name: float(u[c.name][-1]) for c in settings.comparisons if c.tf}
         model = train(patterns, u, settings, total_pairs=total_pairs, tf_u=tf_u)
         model.meta.update({"records": n_records, "candidate_pairs": n_pairs, "trained_at": time.time(),
                            "settings": settings.source_file})
+        steps["em"] = round(time.perf_counter() - t2, 2)
         counts["training_seconds"] = round(time.perf_counter() - t1, 2)
         counts["patterns"] = len(patterns)
     return Scored(std=std, gammas=gammas, model=model, counts=counts)

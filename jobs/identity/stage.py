@@ -141,11 +141,14 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
                 return result
     # Decrypted once into scratch (deleted after the run): standardisation and survivorship
     # both read it, and decryption is the costly part of reading silver.person.
-    person = read_person(spark, ctx, settings)
-    needed = _needed(settings)
-    person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
-    std = linkage.prepare(person, scratch, settings)
-    n_records = std.count()
+    steps: dict[str, float] = {}
+    with _timed("decrypt", steps):
+        person = read_person(spark, ctx, settings)
+        needed = _needed(settings)
+        person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
+    with _timed("standardise", steps):
+        std = linkage.prepare(person, scratch, settings)
+        n_records = std.count()
     if n_records == 0:
         for t in (tables.MEMBER_XWALK, tables.MEMBER, LINK_PAIRS, REVIEW_QUEUE, IDENTITY_EVENTS, IDENTITY_RECORDS):
             lakehouse.ensure(spark, t)
@@ -177,6 +180,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
     forced_parts.append(accepted)
     forced = pd.concat(forced_parts, ignore_index=True)
     phases["block_compare_train"] = round(time.perf_counter() - t1, 2)
+    steps.update(scored.counts.get("step_seconds", {}))
     t1 = time.perf_counter()
     links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
     clusters = linkage.cluster_frame(spark, std, links.labels)
@@ -188,7 +192,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
                    golden_input=lambda records: _golden_input(person, std, records),
                    tf=std.select("rid", *tf_cols),
                    state=std.select("source", "source_person_id", "rid", "fingerprint"),
-                   index_rows=index_rows, route="standardise_all")
+                   index_rows=index_rows, route="standardise_all", steps=steps)
 
 
 def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, settings: config.IdentitySettings,
@@ -372,12 +376,12 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
         new_rows = scratch.put(index.rows(std_new, flags, settings, provider, digest=digest, run_id=ctx.run_id),
                                "index_new")
     with _timed("index_keys", steps):
-        # Every record's keyed blocking and name keys (no ciphertext: the features of the few
-        # records to re-link are read from the stored index below).
+        # Every record's key and name keys (no blocking keys, no ciphertext: the features of the
+        # few records to re-link are read from the stored index below).
         cols = index.INDEX.column_names
-        # Materialised once, each rule's key in a column of its own (every rule reads just it).
-        plain: list[Column | str] = ["rid", *keys, "fingerprint", *index.key_columns(settings), "tf_keys"]
-        kept = prev.join(flags.where(~F.col("is_new")).select(*keys), keys, "left_semi")
+        plain: list[Column | str] = ["rid", *keys, "tf_keys"]
+        unchanged = flags.where(~F.col("is_new")).select(*keys)
+        kept = prev.join(unchanged, keys, "left_semi")
         idx = scratch.put(kept.select(*plain, F.lit(False).alias("is_new"))
                           .unionByName(new_rows.select(*plain, F.lit(True).alias("is_new"))), "index_next")
         _check_unique_rids(idx, n_records)
@@ -385,7 +389,10 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
 
     t1 = time.perf_counter()
     with _timed("blocking", steps):
-        blocked, stats = blocking.candidate_pairs(idx, index.keyed_settings(settings), new_col="is_new",
+        # Blocking reads only the records that share a keyed blocking key with a new record
+        # (every holder of such a key, so block sizes and the skip rule are a full run's).
+        blocks = _sharing_blocks(prev, unchanged, new_rows, settings, scratch)
+        blocked, stats = blocking.candidate_pairs(blocks, index.keyed_settings(settings), new_col="is_new",
                                                   with_stats=True)
         pairs = scratch.put(blocked, "pairs")
     with _timed("relinked_records", steps):
@@ -443,6 +450,27 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
                    old_xwalk=old_xwalk, events=events, incremental=True, n_records=n_records, n_new=n_new,
                    golden_input=lambda records: _golden_input_plain(spark, ctx, settings, records),
                    tf=tf, state=None, index_rows=None, route="index", scope=scope, steps=steps)
+
+
+def _sharing_blocks(prev: DataFrame, unchanged: DataFrame, new_rows: DataFrame, settings: config.IdentitySettings,
+                    scratch: lakehouse.Scratch) -> DataFrame:
+    """``rid``, ``bk_<i>`` per rule and ``is_new`` of the new records and of the unchanged
+    records (``unchanged``: their source, source_person_id) that hold one of their keyed
+    blocking keys, rule by rule: the blocks a new record is in, each with every record in it.
+    One pass over the stored keys (``prev``, exploded and joined with the new records' few
+    keys) instead of writing every record's keys again: what blocking then reads grows with
+    the new records' blocks, not with the index."""
+    from pyspark.sql import functions as F
+
+    new_keys = scratch.put(new_rows.select(F.posexplode("bk").alias("_rule", "_key")).where(F.col("_key").isNotNull())
+                           .distinct(), "new_block_keys")
+    holders = prev.select("rid", F.posexplode("bk").alias("_rule", "_key")) \
+        .join(F.broadcast(new_keys) if new_keys.count() < 1_000_000 else new_keys, ["_rule", "_key"], "left_semi") \
+        .select("rid").distinct()
+    wide = [*index.key_columns(settings)]
+    old = prev.join(holders, "rid", "left_semi").join(unchanged, ["source", "source_person_id"], "left_semi") \
+        .select("rid", *wide, F.lit(False).alias("is_new"))
+    return scratch.put(old.unionByName(new_rows.select("rid", *wide, F.lit(True).alias("is_new"))), "index_blocks")
 
 
 def _dropped_pairs(scored: linkage.Scored, links: linkage.Links, records: DataFrame) -> DataFrame:
