@@ -77,3 +77,33 @@ def test_family_house_number_and_city_find_a_pair_no_other_rule_finds(spark) -> 
     assert agree == ["family_house_city"]
     only = replace(s, rules=tuple(r for r in s.rules if r.name == "family_house_city"))
     assert blocking.candidate_pairs(std, only)[0].count() == 1
+
+
+def test_comparing_in_slices_gives_the_vectors_of_one_pass(spark, phmx_home, population) -> None:
+    """``compare_chunk_pairs`` only bounds memory (and costs a pass over the records per slice):
+    the comparison vectors are the same in any number of slices."""
+    from jobs.identity import linkage
+    from jobs.identity.model import Model, start_m
+    from jobs.identity.stage import stage_settings
+    from phmx import lakehouse
+    from phmx.synth import identity_records
+
+    person, _ = population
+    settings = stage_settings()
+    model = Model(m=start_m(settings), u=start_m(settings), prior=0.01)
+    scratch = lakehouse.Scratch(spark, "identity_slices_test")
+    try:
+        std = linkage.prepare(identity_records.to_spark(spark, person), scratch, settings)
+        pairs = blocking.candidate_pairs(std, settings, with_stats=True)
+        pairs = (scratch.put(pairs[0], "pairs"), pairs[1])
+
+        def vectors(chunk: int) -> pd.DataFrame:
+            s = replace(settings, compare_chunk_pairs=chunk)
+            g = linkage.score(spark, std, s, scratch, model=model, pairs=pairs).gammas.toPandas()
+            return g.sort_values(["rid_l", "rid_r"]).reset_index(drop=True)
+
+        one = vectors(10_000_000)
+        assert len(one) > 100
+        pd.testing.assert_frame_equal(one, vectors(max(1, len(one) // 3)))
+    finally:
+        scratch.drop()
