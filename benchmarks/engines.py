@@ -197,6 +197,7 @@ def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
         "PHMX_SPARK_APPLICATION": str(base / "worker" / "submit.py"),
         "PHMX_SPARK_PYTHON": str(env_dir / "bin" / "python"),
         "PHMX_SHUFFLE_PARTITIONS": os.environ.get("PHMX_SHUFFLE_PARTITIONS", "2"), "SPARK_LOCAL_IP": "127.0.0.1",
+        "PHMX_SPARK_JAVA_OPTIONS": os.environ.get("PHMX_SPARK_JAVA_OPTIONS") or jvm.SHORT_JVM_JAVA_OPTIONS,
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
         "PATH": f"{jvm.spark_home() / 'bin'}{os.pathsep}{env['PATH']}",
     })

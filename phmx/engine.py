@@ -132,11 +132,28 @@ def classic_builder(app_name: str = "phmx", shuffle_partitions: int | None = Non
     partitions = shuffle_partitions or settings_mod.load().shuffle_partitions
     builder = SparkSession.builder.appName(app_name)
     submitted = jvm.under_spark_submit()  # the submitter chose master, jars and memory
-    if not submitted:
-        builder = builder.master(settings_mod.load().spark_master or "local[2]")
-    for key, value in jvm.session_conf(shuffle_partitions=partitions, submitted=submitted).items():
+    if submitted:
+        master = _submitted_master()
+    else:
+        master = settings_mod.load().spark_master or "local[2]"
+        builder = builder.master(master)
+    conf = jvm.session_conf(shuffle_partitions=partitions, submitted=submitted, master=master,
+                            local=jvm.is_local_master(master))
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder
+
+
+def _submitted_master() -> str | None:
+    """The master spark-submit started this driver with (its JVM runs already), or ``None``."""
+    try:
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()  # noqa: SLF001 - joins spark-submit's JVM, as getOrCreate would
+        return SparkConf().get("spark.master")
+    except Exception:  # noqa: BLE001 - no reachable driver JVM: the builder leaves the master's settings alone
+        log.debug("the spark-submit driver's master is unknown", exc_info=True)
+        return None
 
 
 def get_spark() -> SparkSession:

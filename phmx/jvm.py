@@ -149,7 +149,36 @@ def under_spark_submit() -> bool:
     return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
 
 
-def engine_conf(*, shuffle_partitions: int, log_level: str | None = None) -> dict[str, str]:
+def is_local_master(master: str | None) -> bool:
+    """Whether ``master`` runs the whole engine in one JVM on this machine (``local``, ``local[2]``)."""
+    return bool(master) and str(master).strip().startswith("local")
+
+
+# What a JVM on one machine (a ``local[...]`` master) runs with: Spark's interpreted expressions
+# instead of generating and compiling Java code for every query. A run on such a master is
+# thousands of small queries over small periods; compiling each query's generated classes (Janino,
+# then the JIT again for every new class) cost more CPU than evaluating its few rows: one stage of a
+# 200-member hub used a third less CPU without it (docs/scaling.md section 5). PHMX_SPARK_CODEGEN
+# overrides it either way.
+NO_CODEGEN_CONF: dict[str, str] = {"spark.sql.codegen.wholeStage": "false",
+                                   "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+# JVM options for short-lived drivers (a spark-submit task per stage on one machine): the C1 JIT
+# only, which cut a bare driver's start from 24 to 14 CPU seconds. Not a default: over a long
+# session the optimising compiler pays for itself (section 5).
+SHORT_JVM_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
+def codegen_off(master: str | None, cfg: settings.Settings | None = None) -> bool | None:
+    """Whether queries run interpreted: ``PHMX_SPARK_CODEGEN`` when set, else on a local master
+    (:data:`NO_CODEGEN_CONF`); ``None`` when neither says (the master unknown)."""
+    choice = (cfg or settings.load()).spark_codegen
+    if choice:
+        return choice == "off"
+    return is_local_master(master) if master is not None else None
+
+
+def engine_conf(*, shuffle_partitions: int, log_level: str | None = None,
+                master: str | None = None) -> dict[str, str]:
     """What every JVM driver of ours runs with, however it starts: a classic session started here,
     the Spark Connect server, a spark-submit driver (``phmx.runners.SparkSubmitConfig.conf`` puts
     these on its command line) and an EMR driver (its session builder sets them). One list, so
@@ -157,16 +186,25 @@ def engine_conf(*, shuffle_partitions: int, log_level: str | None = None) -> dic
 
     Delta's extension and catalog, UTC, adaptive execution with partition coalescing (small
     periods make many near-empty shuffle partitions), few partitions for Delta's log replay (50
-    by default, for one small log), Arrow for pandas UDFs and conversions.
+    by default, for one small log), Arrow for pandas UDFs and conversions. Code generation follows
+    :func:`codegen_off`: off on a local ``master`` (:data:`NO_CODEGEN_CONF`); with the master
+    unknown (``None``: the spark-submit command line, built before the connection names one) the
+    driver's own builder, which knows it, decides.
     """
-    return {**DELTA_SQL_CONF,
+    cfg = settings.load()
+    conf = {**DELTA_SQL_CONF,
             "spark.sql.shuffle.partitions": str(shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.adaptive.enabled": "true",
             "spark.sql.adaptive.coalescePartitions.enabled": "true",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.databricks.delta.snapshotPartitions": "2",
-            "spark.log.level": log_level or settings.load().spark_log_level}
+            "spark.log.level": log_level or cfg.spark_log_level}
+    off = codegen_off(master, cfg)
+    if off is not None:
+        conf.update(NO_CODEGEN_CONF if off else {"spark.sql.codegen.wholeStage": "true",
+                                                 "spark.sql.codegen.factoryMode": "FALLBACK"})
+    return conf
 
 
 # A JVM this process starts on this machine: no UI, the driver on loopback, no progress bar. Never
@@ -192,7 +230,8 @@ def jvm_start_conf(cfg: settings.Settings) -> dict[str, str]:
     return conf
 
 
-def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool = False) -> dict[str, str]:
+def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool = False,
+                 master: str | None = None) -> dict[str, str]:
     """Everything a JVM session of ours is configured with (classic session and Connect server).
 
     :func:`engine_conf`, the object store's settings, and, for a JVM this process starts
@@ -200,9 +239,12 @@ def session_conf(*, shuffle_partitions: int, local: bool = True, submitted: bool
     (never ``spark.jars.packages``): on a local master they go on the JVM's class path directly
     (``spark.jars`` would copy the 650 MB AWS SDK bundle into every session's scratch folder);
     for a cluster, ``spark.jars`` ships them. Under spark-submit (``submitted``) the submitter
-    chose the jars, the driver's host and its memory.
+    chose the jars, the driver's host and its memory. ``master`` is the session's (see
+    :func:`engine_conf`); by default ``local[2]`` for a JVM started here and unknown under spark-submit.
     """
-    conf = engine_conf(shuffle_partitions=shuffle_partitions)
+    if master is None and not submitted:
+        master = "local[2]" if local else None
+    conf = engine_conf(shuffle_partitions=shuffle_partitions, master=master)
     if not submitted:
         jar_list = jars()
         if jar_list and local:
@@ -247,7 +289,7 @@ class ConnectServer:
         return self._proc.pid if self._proc is not None else None
 
     def command(self) -> list[str]:
-        conf = session_conf(shuffle_partitions=self.shuffle_partitions)
+        conf = session_conf(shuffle_partitions=self.shuffle_partitions, master=self.master)
         conf.update({"spark.connect.grpc.binding.address": "127.0.0.1",
                      "spark.connect.grpc.binding.port": str(self.port),
                      "spark.master": self.master})

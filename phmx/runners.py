@@ -206,7 +206,8 @@ class SparkSubmitConfig:
 
     def conf(self, cfg: settings_mod.Settings) -> dict[str, str]:
         """:func:`phmx.jvm.engine_conf`, the list every JVM driver of ours runs with (Delta, shuffle
-        partitions, UTC, adaptive execution, Arrow, Delta's snapshot partitions); S3A for ``s3://``
+        partitions, UTC, adaptive execution, Arrow, Delta's snapshot partitions; code generation,
+        which depends on the master the connection names, is set by the driver's builder); S3A for ``s3://``
         roots (:func:`phmx.jvm.object_store_conf`: endpoint, credentials provider, SSE-KMS with the
         zone's key); the driver's memory (``PHMX_SPARK_DRIVER_MEMORY``, as a classic session gets:
         spark-submit's own default is 1g, and the driver-side steps of identity, measures and

@@ -27,6 +27,7 @@ with the fields.
 | `PHMX_SPARK_MASTER` | `local[2]` | classic started from Python (not under spark-submit): the Spark master |
 | `PHMX_SPARK_DRIVER_MEMORY` | `4g` | classic, the local Spark Connect server and spark-submit jobs: `spark.driver.memory` |
 | `PHMX_SPARK_JAVA_OPTIONS` | unset | classic, the local Spark Connect server and spark-submit jobs: the driver's and executors' extra JVM options, e.g. `-XX:TieredStopAtLevel=1` for many short jobs on small data (see [scaling](scaling.md)) |
+| `PHMX_SPARK_CODEGEN` | unset (off on a `local` master) | classic, the local Spark Connect server and spark-submit drivers: `off` runs queries interpreted (cheaper for the many small queries of small periods), `on` generates code (large data); unset, off on a `local` master and on elsewhere (see [scaling](scaling.md)) |
 | `PHMX_SPARK_LOG_LEVEL` | `WARN` | classic and the local Spark Connect server: the JVM's log level |
 | `PHMX_S3A_CREDENTIALS_PROVIDER` | unset (S3A's default chain) | classic, spark-submit and the Spark Connect server script: `fs.s3a.aws.credentials.provider` |
 | `SPARK_REMOTE` | unset | `sc://host:port` of a Spark Connect server |
@@ -94,7 +95,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -146,6 +147,11 @@ class Settings(BaseSettings):
         "PHMX_SPARK_JAVA_OPTIONS", None, "unset",
         "classic, the local Spark Connect server and spark-submit jobs: the driver's and executors' extra JVM "
         "options, e.g. `-XX:TieredStopAtLevel=1` for many short jobs on small data (see [scaling](scaling.md))")
+    spark_codegen: Literal["on", "off"] | None = _var(
+        "PHMX_SPARK_CODEGEN", None, "unset (off on a `local` master)",
+        "classic, the local Spark Connect server and spark-submit drivers: `off` runs queries interpreted "
+        "(cheaper for the many small queries of small periods), `on` generates code (large data); unset, "
+        "off on a `local` master and on elsewhere (see [scaling](scaling.md))")
     spark_log_level: str = _var("PHMX_SPARK_LOG_LEVEL", "WARN", "`WARN`",
                                 "classic and the local Spark Connect server: the JVM's log level")
     s3a_credentials_provider: str | None = _var(

@@ -83,7 +83,8 @@ def test_cluster_conf_ships_the_jars_with_spark_jars():
 def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     """Adaptive execution, Arrow, shuffle partitions, UTC, Delta and its snapshot partitions: the
     same values for a classic session started here, the Spark Connect server, the spark-submit
-    command line and the driver's session builder under spark-submit (phmx.jvm.engine_conf)."""
+    command line and the driver's session builder under spark-submit (phmx.jvm.engine_conf).
+    Code generation follows the master where it is known."""
     from phmx import runners, settings
     from phmx.engine import classic_builder
 
@@ -92,6 +93,7 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     monkeypatch.setenv("PHMX_SHUFFLE_PARTITIONS", "6")
     monkeypatch.setenv("PHMX_SPARK_LOG_LEVEL", "ERROR")
     monkeypatch.setenv("PHMX_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    monkeypatch.delenv("PHMX_SPARK_CODEGEN", raising=False)
     cfg = settings.load()
     want = jvm.engine_conf(shuffle_partitions=6)
     for key in ("spark.sql.adaptive.enabled", "spark.sql.adaptive.coalescePartitions.enabled",
@@ -99,6 +101,7 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
                 "spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.sql.session.timeZone"):
         assert key in want
     assert want["spark.sql.shuffle.partitions"] == "6" and want["spark.log.level"] == "ERROR"
+    assert "spark.sql.codegen.factoryMode" not in want  # no master known: the driver's builder decides
 
     def has_all(conf: dict[str, str]) -> bool:
         return {k: conf.get(k) for k in want} == want
@@ -108,6 +111,10 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     server = jvm.ConnectServer(port=15002, shuffle_partitions=6).command()
     server_conf = dict(a.split("=", 1) for a in server[server.index("--name") + 2:-1] if "=" in a)
     assert has_all(own) and has_all(submit) and has_all(server_conf)
+    # a local master (the session's default and the server's): queries run interpreted
+    for conf in (own, server_conf):
+        assert {k: conf.get(k) for k in jvm.NO_CODEGEN_CONF} == jvm.NO_CODEGEN_CONF
+    assert "spark.sql.codegen.factoryMode" not in submit  # spark-submit's master: only its driver knows it
     # what only counts when the driver's JVM starts: where it starts
     for conf in (own, submit, server_conf):
         assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] \
@@ -122,6 +129,22 @@ def test_every_jvm_route_runs_with_the_one_engine_conf(monkeypatch):
     assert has_all(driver)
     assert not {"spark.driver.host", "spark.driver.bindAddress", "spark.driver.memory", "spark.jars",
                 "spark.driver.extraClassPath", "spark.master", "spark.driver.extraJavaOptions"} & set(driver)
+
+
+def test_code_generation_follows_the_master_unless_set(monkeypatch):
+    """A local master runs queries interpreted, a cluster generates code, PHMX_SPARK_CODEGEN wins
+    either way (docs/scaling.md section 5 has the measurement)."""
+    monkeypatch.delenv("PHMX_SPARK_CODEGEN", raising=False)
+    local = jvm.session_conf(shuffle_partitions=2, master="local[2]")
+    assert local["spark.sql.codegen.wholeStage"] == "false" and local["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"
+    cluster = jvm.session_conf(shuffle_partitions=2, master="spark://10.0.0.1:7077", local=False)
+    assert cluster["spark.sql.codegen.wholeStage"] == "true" and cluster["spark.sql.codegen.factoryMode"] == "FALLBACK"
+    server = jvm.ConnectServer(port=15002, master="local[1]").command()
+    assert "spark.sql.codegen.factoryMode=NO_CODEGEN" in server
+    monkeypatch.setenv("PHMX_SPARK_CODEGEN", "on")
+    assert jvm.session_conf(shuffle_partitions=2, master="local[2]")["spark.sql.codegen.wholeStage"] == "true"
+    monkeypatch.setenv("PHMX_SPARK_CODEGEN", "off")
+    assert jvm.engine_conf(shuffle_partitions=2)["spark.sql.codegen.factoryMode"] == "NO_CODEGEN"  # even unknown
 
 
 def test_spark_submit_puts_make_jvms_jars_on_the_class_path_and_ships_a_given_list():

@@ -71,6 +71,7 @@ def test_dag_runs_every_stage_with_spark_submit_from_the_bundle(tmp_path, monkey
         "PHMX_RUNNER": "spark_submit", "PHMX_SPARK_JARS": "make-jvm", "PHMX_TASK_RETRIES": "0",
         "PHMX_SPARK_APPLICATION": str(bundle.entry_point), "PHMX_SPARK_PYTHON": str(python),
         "PHMX_SHUFFLE_PARTITIONS": "2", "SPARK_LOCAL_IP": "127.0.0.1",
+        "PHMX_SPARK_JAVA_OPTIONS": jvm.SHORT_JVM_JAVA_OPTIONS,  # a driver per task: the C1 JIT (docs/scaling.md section 5)
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
         "PATH": f"{jvm.spark_home() / 'bin'}{os.pathsep}{env['PATH']}",
     })

@@ -29,6 +29,8 @@ def test_spark_submit_runner_runs_a_stage_on_local_jvm_spark(tmp_path, monkeypat
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PHMX_RUNNER", "spark_submit")
     monkeypatch.setenv("PHMX_SPARK_JARS", "make-jvm")
+    # a short-lived driver on one machine: the C1 JIT, as docs/scaling.md section 5 advises
+    monkeypatch.setenv("PHMX_SPARK_JAVA_OPTIONS", jvm.SHORT_JVM_JAVA_OPTIONS)
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps({"conn_type": "spark", "host": "local[2]"}))
     monkeypatch.setenv("PATH", f"{jvm.spark_home() / 'bin'}{os.pathsep}{os.environ['PATH']}")
     for key, value in jvm.worker_environment().items():
