@@ -140,8 +140,13 @@ def level_condition(comp: Comparison, level: Level) -> Column:
         # Both records have values in this (``|``-separated) column and share none of them:
         # "each side had something to compare, and nothing matched" (``else`` also holds when
         # this level's column is missing on one side while the comparison's main one is not).
+        # As in ``token_overlap``: most records have one value (one address ever), and then
+        # sharing one is equality; the splits run only where either side has several.
         both = left.isNotNull() & right.isNotNull()
-        return F.coalesce(both & ~F.arrays_overlap(F.split(left, "\\|"), F.split(right, "\\|")), F.lit(False))
+        several = (F.instr(left, "|") > 0) | (F.instr(right, "|") > 0)
+        overlap = F.when(several, F.arrays_overlap(F.split(left, "\\|"), F.split(right, "\\|"))) \
+            .otherwise(left == right)
+        return F.coalesce(both & ~overlap, F.lit(False))
     if level.kind == "else":
         return F.lit(True)
     raise ValueError(f"unknown level kind {level.kind}")
