@@ -247,6 +247,25 @@ def copy(src: str, dst: str) -> None:
     write_bytes(dst, read_bytes(src))
 
 
+def delete(uri: str) -> None:
+    """Remove one file or object; nothing to do when it is absent (folders: :func:`delete_prefix`)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().delete_object(Bucket=bucket, Key=key)
+        return
+    Path(uri).unlink(missing_ok=True)
+
+
+def move(src: str, dst: str) -> None:
+    """Move one file or object: a rename on a local disk, a copy then a delete otherwise."""
+    if not is_s3(src) and not is_s3(dst):
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        return
+    copy(src, dst)
+    delete(src)
+
+
 def delete_prefix(root: str) -> None:
     """Remove everything under a root (used for staging areas and tests)."""
     if is_s3(root):

@@ -181,13 +181,7 @@ def rotate(purpose: Purpose, settings: settings_mod.Settings | None = None) -> S
     if storage.exists(pointer):
         old = json.loads(storage.read_bytes(pointer))["key_id"]
         storage.write_bytes(storage.join(_private_dir(purpose, s), f"retired-{old}.json"), storage.read_bytes(pointer))
-        if storage.is_s3(pointer):
-            bucket, key = storage.split_s3(pointer)
-            storage.s3_client().delete_object(Bucket=bucket, Key=key)
-        else:
-            import os
-
-            os.remove(pointer)
+        storage.delete(pointer)
     return get_signer(purpose, s)
 
 

@@ -62,12 +62,7 @@ def write(spark: SparkSession, fqn: str, tables: list[pa.Table], schema: pa.Sche
                 write_part(storage.join(stage, f"part-{part:05d}.parquet"), t.slice(off, STAGE_ROWS))
                 part += 1
         for src in parts:  # a worker's parts: moved in (a rename on a local disk)
-            dst = storage.join(stage, src.rsplit("/", 1)[-1])
-            if storage.is_s3(src):
-                storage.copy(src, dst)
-                remove_part(src)
-            else:
-                os.replace(src, dst)
+            storage.move(src, storage.join(stage, src.rsplit("/", 1)[-1]))
         lakehouse.protect(stage)
         df = spark.read.parquet(stage.replace("s3a://", "s3://"))
         lakehouse.overwrite(df, fqn, replace_where=predicate)
@@ -85,16 +80,6 @@ def write_part(uri: str, table: pa.Table) -> None:
     fd = os.open(uri, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         pq.write_table(table, fh, compression="none")
-
-
-def remove_part(uri: str) -> None:
-    """Remove one staged part (a file: ``storage.delete_prefix`` removes folders)."""
-    if storage.is_s3(uri):
-        storage.delete_prefix(uri)
-    else:
-        from pathlib import Path
-
-        Path(uri).unlink(missing_ok=True)
 
 
 def write_quarantine(spark: SparkSession, outcomes: list[FileOutcome], lakehouse_root: str) -> None:

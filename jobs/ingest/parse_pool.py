@@ -111,7 +111,7 @@ class StagedParts:
     def clear(self) -> None:
         """The file was rejected after some rows were staged: none of them count."""
         for path in self.paths:
-            bronze.remove_part(path)
+            storage.delete(path)
         self.paths = []
 
 

@@ -295,7 +295,7 @@ def _latest_per_scope(written: list[FileOutcome]) -> list[FileOutcome]:
             continue
         o.accepted = []
         for part in o.accepted_parts:
-            bronze.remove_part(part)
+            storage.delete(part)
         o.accepted_parts = []
         note = (f"replaced by {winner.receipt.submission_id} ({winner.receipt.source_file.rsplit('/', 1)[-1]}), "
                 "a later file for the same feed and period in the same run: none of this file's records are kept")
