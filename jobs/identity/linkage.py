@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +147,15 @@ def pattern_counts(gammas: DataFrame, settings: IdentitySettings) -> pd.DataFram
     return counts.sort_values(cols).reset_index(drop=True)
 
 
+@contextmanager
+def timed(what: str, steps: dict[str, float]) -> Iterator[None]:
+    """Time a step into ``steps`` (the stage result's ``details["step_seconds"]``)."""
+    t0 = time.perf_counter()
+    yield
+    steps[what] = round(time.perf_counter() - t0, 2)
+    log.debug("identity: %s in %.2fs", what, steps[what])
+
+
 def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scratch: Scratch, *,
           model: Model | None = None, new_col: str | None = None,
           pairs: tuple[DataFrame, blocking.BlockingStats | None] | None = None) -> Scored:
@@ -180,22 +191,18 @@ def score(spark: SparkSession, std: DataFrame, settings: IdentitySettings, scrat
                               "step_seconds": steps}
     if model is None:
         n_records = std.count()
-        t2 = time.perf_counter()
-        levels = sample_u_levels(std, settings, scratch)
-        steps["u_sample"] = round(time.perf_counter() - t2, 2)
-        t2 = time.perf_counter()
-        u = estimate_u(levels, settings, exact_u(std, settings))
-        steps["u_exact"] = round(time.perf_counter() - t2, 2)
-        t2 = time.perf_counter()
-        patterns = pattern_counts(gammas, settings)
-        steps["patterns"] = round(time.perf_counter() - t2, 2)
-        t2 = time.perf_counter()
-        total_pairs = n_records * (n_records - 1) / 2
-        tf_u = {c.name: float(u[c.name][-1]) for c in settings.comparisons if c.tf}
-        model = train(patterns, u, settings, total_pairs=total_pairs, tf_u=tf_u)
-        model.meta.update({"records": n_records, "candidate_pairs": n_pairs, "trained_at": time.time(),
-                           "settings": settings.source_file})
-        steps["em"] = round(time.perf_counter() - t2, 2)
+        with timed("u_sample", steps):
+            levels = sample_u_levels(std, settings, scratch)
+        with timed("u_exact", steps):
+            u = estimate_u(levels, settings, exact_u(std, settings))
+        with timed("patterns", steps):
+            patterns = pattern_counts(gammas, settings)
+        with timed("em", steps):
+            total_pairs = n_records * (n_records - 1) / 2
+            tf_u = {c.name: float(u[c.name][-1]) for c in settings.comparisons if c.tf}
+            model = train(patterns, u, settings, total_pairs=total_pairs, tf_u=tf_u)
+            model.meta.update({"records": n_records, "candidate_pairs": n_pairs, "trained_at": time.time(),
+                               "settings": settings.source_file})
         counts["training_seconds"] = round(time.perf_counter() - t1, 2)
         counts["patterns"] = len(patterns)
     return Scored(std=std, gammas=gammas, model=model, counts=counts)

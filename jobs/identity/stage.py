@@ -26,8 +26,7 @@ tables (``work.identity_*``), which are deleted when the run ends, pass or fail;
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,11 +141,11 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
     # Decrypted once into scratch (deleted after the run): standardisation and survivorship
     # both read it, and decryption is the costly part of reading silver.person.
     steps: dict[str, float] = {}
-    with _timed("decrypt", steps):
+    with linkage.timed("decrypt", steps):
         person = read_person(spark, ctx, settings)
         needed = _needed(settings)
         person = scratch.put(person.select(*[c for c in needed if c in person.columns]), "person")
-    with _timed("standardise", steps):
+    with linkage.timed("standardise", steps):
         std = linkage.prepare(person, scratch, settings)
         n_records = std.count()
     if n_records == 0:
@@ -216,16 +215,16 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
 
     t1 = time.perf_counter()
     steps = {} if steps is None else steps
-    with _timed("member_ids", steps):
+    with linkage.timed("member_ids", steps):
         assignment = ids.assign(clusters, scope.old_xwalk if scope is not None else old_xwalk, events,
                                 run_id=ctx.run_id, at=ctx.started_at, put=scratch.put,
                                 issued=old_xwalk if scope is not None else None)
         records = scratch.put(assignment.records, "assigned")
-    with _timed("link_pairs_rows", steps):
+    with linkage.timed("link_pairs_rows", steps):
         pairs = _pairs_table(spark, scored, links, records, settings, ctx)
         pairs = scratch.put(pairs, "link_pairs")
 
-    with _timed("member_xwalk", steps):
+    with linkage.timed("member_xwalk", steps):
         xwalk = _xwalk(pairs, records, scope.old_xwalk if scope is not None else old_xwalk, settings, ctx,
                        incremental=incremental)
         if scope is None:
@@ -233,7 +232,7 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         else:
             lakehouse.apply_changes(spark, _changed_xwalk(xwalk, scope.old_xwalk), tables.MEMBER_XWALK,
                                     gone=scope.gone)
-    with _timed("link_pairs and review_queue", steps):
+    with linkage.timed("link_pairs and review_queue", steps):
         queue = _queue(spark, pairs, settings, ctx)
         if incremental:
             # A pair scored again below the review band leaves both tables: its earlier row
@@ -255,9 +254,9 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         else:
             lakehouse.overwrite(lakehouse.conform_to(pairs, LINK_PAIRS), LINK_PAIRS)
             lakehouse.overwrite(lakehouse.conform_to(queue, REVIEW_QUEUE), REVIEW_QUEUE)
-    with _timed("identity_events", steps):
+    with linkage.timed("identity_events", steps):
         lakehouse.merge(spark, assignment.events, IDENTITY_EVENTS)
-    with _timed("member", steps):
+    with linkage.timed("member", steps):
         if scope is None:
             g_in = scratch.put(golden_input(records), "golden_input")
             members = golden.build(spark, g_in, settings, ctx.run_id)
@@ -266,9 +265,9 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
             lakehouse.overwrite(members, tables.MEMBER, schema=FINGERPRINT_COLUMN not in _stored_columns(spark))
         else:
             _write_members_scoped(spark, ctx, scratch, settings, records, scope, old_xwalk, golden_input)
-    with _timed("tf", steps):
+    with linkage.timed("tf", steps):
         scratch.put(tf, "tf")
-    with _timed("identity_records", steps):
+    with linkage.timed("identity_records", steps):
         if scope is None:
             assert state is not None
             st = state.select("source", "source_person_id", "rid", "fingerprint", F.lit(ctx.run_id).alias("run_id"))
@@ -276,7 +275,7 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         else:
             lakehouse.apply_changes(spark, scope.state_rows.withColumn("run_id", F.lit(ctx.run_id)),
                                     IDENTITY_RECORDS, gone=scope.gone)
-    with _timed("identity_index", steps):
+    with linkage.timed("identity_index", steps):
         if scope is not None:
             lakehouse.apply_changes(spark, scope.index_rows, index.INDEX, gone=scope.gone)
         elif index_rows is not None:
@@ -346,7 +345,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
 
     keys = ["source", "source_person_id"]
     steps: dict[str, float] = {}
-    with _timed("changes", steps):
+    with linkage.timed("changes", steps):
         fps = _source_fps(spark, settings)
         if fps is None:
             return None
@@ -366,7 +365,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
                           > INCREMENTAL_MAX_SHARE * n_records):
         return None
 
-    with _timed("standardise_new", steps):
+    with linkage.timed("standardise_new", steps):
         # The new and changed rows only: decrypted, standardised, indexed.
         new_keys = flags.where(F.col("is_new")).select(*keys)
         person = read_person(spark, ctx, settings, only=new_keys)
@@ -375,7 +374,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
         schema = index.feature_schema(std_new)
         new_rows = scratch.put(index.rows(std_new, flags, settings, provider, digest=digest, run_id=ctx.run_id),
                                "index_new")
-    with _timed("index_keys", steps):
+    with linkage.timed("index_keys", steps):
         # Every record's key and name keys (no blocking keys, no ciphertext: the features of the
         # few records to re-link are read from the stored index below).
         cols = index.INDEX.column_names
@@ -388,14 +387,14 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     phases = {"standardise": round(time.perf_counter() - t0, 2)}
 
     t1 = time.perf_counter()
-    with _timed("blocking", steps):
+    with linkage.timed("blocking", steps):
         # Blocking reads only the records that share a keyed blocking key with a new record
         # (every holder of such a key, so block sizes and the skip rule are a full run's).
         blocks = _sharing_blocks(prev, unchanged, new_rows, settings, scratch)
         blocked, stats = blocking.candidate_pairs(blocks, index.keyed_settings(settings), new_col="is_new",
                                                   with_stats=True)
         pairs = scratch.put(blocked, "pairs")
-    with _timed("relinked_records", steps):
+    with linkage.timed("relinked_records", steps):
         # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
         # on, and every record of their current members (member-level guards weigh them all) and of
         # the members that lost a withdrawn record.
@@ -416,7 +415,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
             .unionByName(xw.join(gone, keys, "left_semi").select("member_id")).distinct(), "touched_members")
         touched = scratch.put(seed.unionByName(idx.join(xw.join(seed_members, "member_id", "left_semi"), keys,
                                                         "left_semi").select("rid")).distinct(), "touched")
-    with _timed("relinked_features", steps):
+    with linkage.timed("relinked_features", steps):
         old_touched = idx.where(~F.col("is_new")).join(touched, "rid", "left_semi").select("rid")
         std_old = index.features(prev.join(old_touched, "rid", "left_semi"), schema, provider)
         feats = ["rid", "source", "source_person_id", "fingerprint", *index.feature_columns(std_new)]
@@ -424,7 +423,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
         std = std_new.select(*feats).unionByName(std_old.select(*feats)) \
             .join(tf, "rid", "left").join(idx.select("rid", "is_new"), "rid")
         std = scratch.put(std, "std")
-    with _timed("score", steps):
+    with linkage.timed("score", steps):
         scored = linkage.score(spark, std, settings, scratch, model=stored, new_col="is_new", pairs=(pairs, stats))
         accepted, rejected = review.decisions_for(spark, std)
         forced = pd.concat([_membership_edges(std, old_xwalk), accepted], ignore_index=True)
@@ -598,15 +597,6 @@ def _protect_members(spark: SparkSession, members: DataFrame, ctx: RunContext,
         previous = previous.join(only, "member_id", "left_semi")
     return encrypt_for_write(members, tables.MEMBER.fqn, get_provider(ctx.settings), keys=tables.MEMBER.keys,
                              previous=previous)
-
-
-@contextmanager
-def _timed(what: str, steps: dict[str, float]) -> Iterator[None]:
-    """Time a step into ``steps`` (the stage result's ``details["step_seconds"]``)."""
-    t0 = time.perf_counter()
-    yield
-    steps[what] = round(time.perf_counter() - t0, 2)
-    log.debug("identity: %s in %.2fs", what, steps[what])
 
 
 def _check_unique_rids(std: DataFrame, n: int) -> None:
