@@ -136,6 +136,7 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
         extra["base_candidate_pairs"] = first.counts.get("candidate_pairs")
         extra["base_phases"] = first.details.get("phase_seconds")
         extra["base_steps"] = first.details.get("step_seconds")
+        extra["base_step_cpu"] = first.details.get("step_cpu_seconds")
         os.environ["PHMX_IDENTITY_MODE"] = "incremental"
     identity_records.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
     t0 = time.perf_counter()
@@ -158,7 +159,7 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
     shutil.rmtree(home, ignore_errors=True)
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": round(seconds, 2), "phases": result.details.get("phase_seconds"),
-            "steps": result.details.get("step_seconds"),
+            "steps": result.details.get("step_seconds"), "step_cpu": result.details.get("step_cpu_seconds"),
             "counts": result.counts, "maxrss_mb": _maxrss_mb(),
             # The embedded engine runs in this process, so this is the engine's CPU time too.
             "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
@@ -360,12 +361,12 @@ def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = Fals
         "records": n, "members_generated": members, "seconds": info["seconds"], "cpu_seconds": info.get("cpu_seconds"),
         "records_per_s": round(n / info["seconds"]), "peak_rss_mb": info["maxrss_mb"],
         "load_at_start": round(load, 1), "load_at_end": round(os.getloadavg()[0], 1), "phases": info.get("phases"),
-        "steps": info.get("steps"),
+        "steps": info.get("steps"), "step_cpu": info.get("step_cpu"),
         **{k: q[k] for k in ("pair_precision", "pair_recall", "pair_f1", "twins_merged", "lookalikes_merged") if k in q}}
     print(f"scale: {n:,} records linked in full in {out['seconds']} s (CPU {out['cpu_seconds']} s, "
           f"{out['records_per_s']:,} records/s, peak RSS {out['peak_rss_mb']} MB, load {out['load_at_start']} -> "
           f"{out['load_at_end']}); precision {out['pair_precision']}, recall {out['pair_recall']}; "
-          f"phases {out['phases']}; steps {out['steps']}", flush=True)
+          f"phases {out['phases']}; steps {out['steps']}; CPU seconds per step {out['step_cpu']}", flush=True)
     if holdback > 0:
         load = os.getloadavg()[0]
         inc = _spawn("phmx", inp, work / "phmx-scale-inc-clusters.parquet", holdback)
@@ -374,14 +375,15 @@ def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = Fals
             "share": holdback, "base_records": inc.get("base_records"), "base_seconds": inc.get("base_seconds"),
             "new_records": inc.get("new_records"), "mode": inc.get("mode"),
             "incremental_seconds": inc.get("incremental_seconds"), "incremental_cpu_seconds": inc.get("cpu_seconds"),
-            "phases": inc.get("phases"), "steps": inc.get("steps"), "load_at_start": round(load, 1), "load_at_end": round(os.getloadavg()[0], 1),
+            "phases": inc.get("phases"), "steps": inc.get("steps"), "step_cpu": inc.get("step_cpu"),
+            "base_steps": inc.get("base_steps"), "base_step_cpu": inc.get("base_step_cpu"), "load_at_start": round(load, 1), "load_at_end": round(os.getloadavg()[0], 1),
             **{k: qi[k] for k in ("pair_precision", "pair_recall", "pair_f1")}}
         i = out["incremental"]
         print(f"scale, incremental: full run on {i['base_records']:,} records {i['base_seconds']} s; then "
               f"{i['new_records']:,} new records ({holdback:.0%}) added in a {i['mode']} run: {i['incremental_seconds']} s "
               f"(CPU {i['incremental_cpu_seconds']} s; the full run on all {n:,}: {out['seconds']} s; load "
               f"{i['load_at_start']} -> {i['load_at_end']}); precision {i['pair_precision']}, recall {i['pair_recall']}; "
-              f"phases {i['phases']}; steps {i['steps']}", flush=True)
+              f"phases {i['phases']}; steps {i['steps']}; CPU seconds per step {i['step_cpu']}", flush=True)
     return out
 
 

@@ -140,7 +140,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
                 return result
     # Decrypted once into scratch (deleted after the run): standardisation and survivorship
     # both read it, and decryption is the costly part of reading silver.person.
-    steps: dict[str, float] = {}
+    steps = linkage.StepTimes()
     with linkage.timed("decrypt", steps):
         person = read_person(spark, ctx, settings)
         needed = _needed(settings)
@@ -179,7 +179,7 @@ def _run(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch) -> St
     forced_parts.append(accepted)
     forced = pd.concat(forced_parts, ignore_index=True)
     phases["block_compare_train"] = round(time.perf_counter() - t1, 2)
-    steps.update(scored.counts.get("step_seconds", {}))
+    steps.merge(scored.counts.get("step_seconds", {}))
     t1 = time.perf_counter()
     links = linkage.link(spark, scored, settings, forced=forced, cannot=rejected)
     clusters = linkage.cluster_frame(spark, std, links.labels)
@@ -199,7 +199,7 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
             old_xwalk: DataFrame, events: DataFrame, incremental: bool, n_records: int, n_new: int,
             golden_input: Callable[[DataFrame], DataFrame], tf: DataFrame, state: DataFrame | None,
             index_rows: DataFrame | None, route: str, scope: Scope | None = None,
-            steps: dict[str, float] | None = None) -> StageResult:
+            steps: linkage.StepTimes | None = None) -> StageResult:
     """Member ids and every write, in an order a re-run repairs: the crosswalk first, the
     encrypted index last, then the versions both were left at (an incremental run uses the
     index only with the crosswalk of the same finished run, see :func:`jobs.identity.index.usable`).
@@ -214,7 +214,7 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
     from pyspark.sql import functions as F
 
     t1 = time.perf_counter()
-    steps = {} if steps is None else steps
+    steps = linkage.StepTimes() if steps is None else steps
     with linkage.timed("member_ids", steps):
         assignment = ids.assign(clusters, scope.old_xwalk if scope is not None else old_xwalk, events,
                                 run_id=ctx.run_id, at=ctx.started_at, put=scratch.put,
@@ -303,7 +303,8 @@ def _finish(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratch, se
         "seconds": round(time.perf_counter() - t0, 2),
     }
     details: dict[str, object] = {"model": {"prior": scored.model.prior, "em_runs": scored.model.meta.get("em_runs")},
-               "cluster": links.stats, "phase_seconds": phases, "step_seconds": steps, "route": route}
+               "cluster": links.stats, "phase_seconds": phases, "step_seconds": dict(steps),
+               "step_cpu_seconds": steps.cpu, "route": route}
     log.info("identity %s run: %s records -> %s members (%s merges, %s splits, %s to review)",
              counts["mode"], n_records, counts["members"], counts["merges"], counts["splits"], counts["review_items"])
     return StageResult(stage="identity", counts=counts, details=details)
@@ -344,7 +345,7 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     from jobs.identity import blocking
 
     keys = ["source", "source_person_id"]
-    steps: dict[str, float] = {}
+    steps = linkage.StepTimes()
     with linkage.timed("changes", steps):
         fps = _source_fps(spark, settings)
         if fps is None:
