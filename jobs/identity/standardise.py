@@ -384,6 +384,8 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
         city(F.col("_city")).alias("city"),
         F.col("_county_fips").alias("county_fips"),
         F.col("_record_date").cast("date").alias("record_date"),
+        *([_one_address(F.col("_address_line"), F.col("_address_history")).alias("_one_address")]
+          if "address_history" in present else []),
     )
     nick = F.broadcast(nickname_frame(person.sparkSession))
     std = std.join(nick, std["gn"] == nick["_nick"], "left").select(
@@ -439,21 +441,44 @@ def with_address_history(std: DataFrame, person: DataFrame) -> DataFrame:
     sorted and ``|``-joined (the ``disjoint`` location level asks "did they ever share an
     address"); null when the source sent no history or the record has no usable address.
 
-    The lines (history and current) are exploded and standardised by :func:`address_key` (the
-    same key as ``addr_key``), then gathered back per record: one more pass over the records,
-    not the pairs. Built from ``person`` alone (the engine mis-resolves a derived frame joined
-    back onto its own source).
+    Most records with a history have one address ever: every line is the current address
+    (97% of such records on the synthetic population). Their ``addr_hist`` is the current
+    address's key, ``addr_key``, already computed: only the other records' lines are exploded,
+    each distinct line keyed by :func:`address_key` (the same key as ``addr_key``) and gathered
+    back per record. Keying every line of every record was 40% of standardising. Built from
+    ``person`` alone (the engine mis-resolves a derived frame joined back onto its own source).
     """
     F = _f()
-    current = F.col("address_line") if "address_line" in person.columns else F.lit(None).cast("string")
-    # Only where the source sent a history: without one, "never recorded the other's address"
-    # is unknown, and a differing current address alone is no such evidence.
-    text = F.when(F.col("address_history").isNotNull(), F.concat_ws("\n", current, F.col("address_history")))
-    lines = person.select(record_id(F.col("source"), F.col("source_person_id")).alias("_hrid"),
-                          F.explode(F.split(text, "\n")).alias("_line"))
-    hist = (lines.select("_hrid", address_key(F.col("_line")).alias("_k")).where(F.col("_k").isNotNull())
-            .groupBy("_hrid").agg(F.array_join(F.array_sort(F.collect_set("_k")), "|").alias("addr_hist")))
-    return std.join(hist, std["rid"] == hist["_hrid"], "left").drop("_hrid")
+    several = person.where(F.col("address_history").isNotNull()
+                           & ~_one_address(_current_line(person), F.col("address_history"))) \
+        .select(record_id(F.col("source"), F.col("source_person_id")).alias("_hrid"),
+                F.explode(_history_lines(_current_line(person), F.col("address_history"))).alias("_line"))
+    hist = (several.select("_hrid", address_key(F.col("_line")).alias("_k")).where(F.col("_k").isNotNull())
+            .groupBy("_hrid").agg(F.array_join(F.array_sort(F.collect_set("_k")), "|").alias("_hist")))
+    out = std.join(hist, std["rid"] == hist["_hrid"], "left").drop("_hrid")
+    return out.withColumn("addr_hist", F.when(F.col("_one_address"), F.col("addr_key")).otherwise(F.col("_hist"))) \
+        .drop("_one_address", "_hist")
+
+
+def _current_line(person: DataFrame) -> Column:
+    F = _f()
+    return F.col("address_line") if "address_line" in person.columns else F.lit(None).cast("string")
+
+
+def _history_lines(current: Column, history: Column) -> Column:
+    """The distinct address lines of a record: its history's and the current one; null when
+    the source sent no history (then "never recorded the other's address" is unknown, and a
+    differing current address alone is no such evidence)."""
+    F = _f()
+    return F.when(history.isNotNull(), F.array_distinct(F.split(F.concat_ws("\n", current, history), "\n")))
+
+
+def _one_address(current: Column, history: Column) -> Column:
+    """True when the source sent a history and every line of it is the current address (a
+    current address with a line break in it is not)."""
+    F = _f()
+    lines = _history_lines(current, history)
+    return F.coalesce((F.size(lines) == 1) & (F.get(lines, 0) == current), F.lit(False))
 
 
 def add_term_frequencies(std: DataFrame, columns: tuple[str, ...] = ("gn", "fn")) -> DataFrame:

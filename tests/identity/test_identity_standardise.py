@@ -120,6 +120,30 @@ def test_typo_blocking_keys_and_address_history(spark):
     assert rows["2"]["addr_hist"] is None and rows["3"]["addr_hist"] is None
 
 
+def test_address_history_of_one_address_is_its_key(spark):
+    # A history whose every line is the current address (most records) takes the current
+    # address's key without keying the lines again; any other line, or a current address the
+    # history does not repeat, goes through the lines, with the same result as keying them all.
+    df = spark.createDataFrame(
+        [("s", "1", "12 Main Street", "12 Main Street"),
+         ("s", "2", "12 Main Street", "12 Main Street\n12 Main Street"),
+         ("s", "3", "12 Main Street", "12 MAIN ST"),
+         ("s", "4", "12 Main Street", "4 Oak Avenue\n12 Main Street"),
+         ("s", "5", None, "4 Oak Avenue"),
+         ("s", "6", "Homeless", "Homeless"),
+         ("s", "7", "12 Main Street", ""),
+         ("s", "8", "12 Main Street\n4 Oak Avenue", "12 Main Street\n4 Oak Avenue")],
+        "source string, source_person_id string, address_line string, address_history string")
+    rows = {r["source_person_id"]: (r["addr_key"], r["addr_hist"])
+            for r in standardise.standardise(df).collect()}
+    assert rows["1"] == rows["2"] == rows["3"] == ("12 MAIN ST", "12 MAIN ST")
+    assert rows["4"] == ("12 MAIN ST", "12 MAIN ST|4 OAK AVE")
+    assert rows["5"] == (None, "4 OAK AVE")
+    assert rows["6"] == (None, None)
+    assert rows["7"] == ("12 MAIN ST", "12 MAIN ST")
+    assert rows["8"][1] == "12 MAIN ST|4 OAK AVE"
+
+
 def test_same_street_level_reads_reordered_and_run_together_addresses(spark):
     # One address written three ways (the parts reordered, a suffix mistyped, a second line on
     # one side): whole-line edit distance is far apart, yet the house number and a street word
