@@ -252,11 +252,21 @@ def _merge_into(spark: SparkSession, table: Table, view: str, keys: tuple[str, .
     faults.point(f"lakehouse.write.after:{table.fqn}")
 
 
-def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> int:
+def with_keys(df: DataFrame, keys: DataFrame, columns: list[str] | tuple[str, ...]) -> DataFrame:
+    """The rows of ``df`` whose ``columns`` equal those of a row of ``keys`` (nulls equal, as a
+    MERGE compares keys: a nullable key column such as coverage_type matches its null)."""
+    k = keys.select(*[keys[c].alias(f"_k_{c}") for c in columns])
+    on = reduce(lambda a, b: a & b, [df[c].eqNullSafe(k[f"_k_{c}"]) for c in columns])
+    return df.join(k, on, "left_semi")
+
+
+def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str, keys: DataFrame | None = None) -> int:
     """Make the rows of ``table`` matching ``scope`` (a predicate over its columns, e.g. ``source IN
     ('a')``) equal ``df``, writing only the rows that differ; returns how many (inserted, updated
     or deleted; -1 when the table did not exist and ``df`` became it). ``df`` holds at most one
-    row per key.
+    row per key. ``keys`` (the table's key columns, in its types) narrows the scope to those keys:
+    the stored rows compared are only theirs, so a caller that recomputed a few keys pays for them,
+    not for the whole scope (``df`` must then hold every row those keys should have).
 
     The same table as :func:`merge` with ``delete_where`` gives, at the cost of the change, not of
     the scope: a MERGE that updates every row it matches rewrites every file holding one (Delta
@@ -272,9 +282,11 @@ def refresh(spark: SparkSession, df: DataFrame, table: Table, *, scope: str) -> 
         append(df, table)
         return -1
     stored = conform_to(_stored_widened(spark, table).where(scope), table)
-    keys = list(table.keys)
+    if keys is not None:
+        stored = with_keys(stored, keys, table.keys)
+    key_columns = list(table.keys)
     changed = df.exceptAll(stored).withColumn("_gone", F.lit(False))
-    gone = stored.select(*keys).exceptAll(df.select(*keys))
+    gone = stored.select(*key_columns).exceptAll(df.select(*key_columns))
     gone = conform_to(gone, table).withColumn("_gone", F.lit(True))
     return _merge_flagged(spark, changed.unionByName(gone), table)
 

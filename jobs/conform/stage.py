@@ -50,7 +50,16 @@ def base_specs() -> dict[str, FeedSpec]:
 
 def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[str, Any]) -> DataFrame:
     """One silver target from one bronze table, as the spec's expressions say."""
-    from pyspark.sql import Window
+    return finish_target(target_rows(bronze, spec, target, mapping), spec, target, mapping)
+
+
+def target_rows(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[str, Any]) -> DataFrame:
+    """The first half of :func:`build_target`: bronze rows filtered (``where``) and mapped to the
+    target's columns, or aggregated per group (``group_by``), each with its key; every version of
+    a key still there (``having`` and the latest version are :func:`finish_target`'s). Without a
+    window among the expressions a silver row depends only on the rows of its key here, which is
+    what lets a month's conform recompute only the keys its new submissions touch
+    (:func:`touched_target`)."""
     from pyspark.sql import functions as F
 
     if target not in SILVER:
@@ -87,6 +96,17 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     for k in table.keys:
         if k not in df.columns:
             df = df.withColumn(k, F.lit(None).cast(types[k]))
+    return df
+
+
+def finish_target(df: DataFrame, spec: FeedSpec, target: str, mapping: dict[str, Any]) -> DataFrame:
+    """The second half of :func:`build_target`: one row per key from :func:`target_rows`' rows
+    (the latest version, gaps carried forward, address history, ``having``), labelled."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    table = SILVER[target]
+    carry = [str(c) for c in mapping.get("carry_forward") or []]
     if carry:
         # One row per key already (the latest version, its gaps filled from earlier versions).
         df = latest_carrying_forward(df, table, carry)
@@ -100,6 +120,67 @@ def build_target(bronze: DataFrame, spec: FeedSpec, target: str, mapping: dict[s
     w = Window.partitionBy(*table.keys).orderBy(F.col("period").desc(), F.col("row_number").desc())
     df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
     return _finish(df, spec, table)
+
+
+def _identifiers(expr: str) -> set[str]:
+    """The column names a Spark SQL expression reads (words not called as functions, literals aside)."""
+    import re
+
+    bare = re.sub(r"'(?:[^'\\]|\\.)*'", "''", expr)
+    return {m.group(1) for m in re.finditer(r"`?\b([A-Za-z_]\w*)\b`?(?!\s*\()", bare)}
+
+
+def key_follows_group(mapping: dict[str, Any], table: Table) -> bool:
+    """Whether a ``group_by`` target's key is made of its group's columns: every key column (and
+    the source) an expression of the group's columns only, and every group column in the key. Then
+    one group gives one key and no other, so a month's conform may recompute only the groups its
+    new rows fall in (:func:`touched_target`); a spec whose key is read otherwise (an aggregate of
+    other columns) is conformed whole, per source."""
+    group = {"submitter", *[str(g) for g in mapping["group_by"]]}
+    columns: dict[str, str] = {k: str(v) for k, v in (mapping.get("columns") or {}).items()}
+    exprs = {k: columns.get(k, k) for k in table.keys if k != "source"}
+    exprs["source"] = str(mapping.get("source", "submitter"))
+    read = [_identifiers(e) for e in exprs.values()]
+    return all(r <= group for r in read) and group <= set().union(*read)
+
+
+def touched_target(bronze: DataFrame, new: DataFrame, spec: FeedSpec, target: str,
+                   mapping: dict[str, Any]) -> tuple[DataFrame, DataFrame] | None:
+    """The target's rows for the keys the bronze rows ``new`` touch, and those keys (the silver
+    key columns, in the table's types); None when the target cannot be recomputed by key.
+
+    ``bronze`` holds every row of the sources concerned (earlier months included): a key's silver
+    row is computed from all of its versions there, as :func:`build_target` computes it, so the
+    rows equal a whole conform's for those keys, and every other key's row is what it was (its
+    bronze rows did not change). The keys are taken before ``having`` and the latest version: a
+    key the new rows make fail ``having`` is among them, and so is deleted from silver.
+
+    A target whose expressions use a window (``OVER``: enrollment's coverage, a termination taking
+    its span's start from the earlier records of the member, plan and coverage type) maps a row
+    from other rows, so a new row's key cannot be read from the new rows alone: None.
+    """
+    import re
+
+    from pyspark.sql import functions as F
+
+    table = SILVER[target]
+    exprs = [str(v) for v in (mapping.get("columns") or {}).values()]
+    exprs += [str(mapping.get(k) or "") for k in ("source", "where", "having")]
+    if any(re.search(r"\bOVER\s*\(", e, re.IGNORECASE) for e in exprs):
+        return None
+    types = dict(table.columns)
+    if mapping.get("group_by"):
+        if not key_follows_group(mapping, table):
+            return None
+        group = ["submitter", *[str(g) for g in mapping["group_by"]]]
+        mine = new.where(F.expr(str(mapping["where"]))) if mapping.get("where") else new
+        rows = target_rows(lakehouse.with_keys(bronze, mine.select(*group).distinct(), group), spec, target, mapping)
+        raw = rows.select(*table.keys)
+    else:
+        raw = target_rows(new, spec, target, mapping).select(*table.keys).distinct()
+        rows = lakehouse.with_keys(target_rows(bronze, spec, target, mapping), raw, table.keys)
+    keys = raw.select(*[F.col(k).cast(types[k]).alias(k) for k in table.keys]).distinct()
+    return finish_target(rows, spec, target, mapping), keys
 
 
 def _finish(df: DataFrame, spec: FeedSpec, table: Table) -> DataFrame:
@@ -216,16 +297,17 @@ def withdrawn_sources_ledger(spark: SparkSession, bronze_table: str) -> DataFram
             .select("submission_id", "submitter", "feed", "period", "source_file", "source_file_sha256"))
 
 
-def source_fingerprints(bronze: DataFrame, expr: str, ledger: DataFrame | None = None) -> dict[str, str]:
-    """Each source's inputs in one digest: its submissions (bronze rows and the ledger's accepted
-    ones, a header-only file included) and how many bronze rows each holds.
+def source_submissions(bronze: DataFrame, expr: str, ledger: DataFrame | None = None) -> dict[str, list[str]]:
+    """Each source's inputs: its submissions (bronze rows and the ledger's accepted ones, a
+    header-only file included) with how many bronze rows each holds, as sorted
+    ``<submission id>:<rows>`` lines.
 
-    Why: a source whose digest is what the last conform saw has nothing new (no new, replaced or
+    Why: a source whose lines are those the last conform saw has nothing new (no new, replaced or
     withdrawn submission), so its silver rows are left as they are; a monthly run conforms only
-    the sources that sent something. One engine action per bronze table and source expression.
+    the sources that sent something. A source that kept every earlier line and gained some only
+    added submissions (no row of its bronze went away), so only the keys of the added ones are
+    conformed (:func:`touched_target`). One engine action per bronze table and source expression.
     """
-    import hashlib
-
     from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
@@ -244,7 +326,16 @@ def source_fingerprints(bronze: DataFrame, expr: str, ledger: DataFrame | None =
     for r in rows:
         if r["source"] is not None:
             lines.setdefault(r["source"], []).append(f"{r['submission_id']}:{r['n']}")
-    return {s: hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest() for s, v in lines.items()}
+    return {s: sorted(v) for s, v in lines.items()}
+
+
+def added_submissions(before: list[str] | None, now: list[str]) -> list[str] | None:
+    """The submission ids a source added since ``before`` (its lines at the last conform), when it
+    only added some: every earlier submission still there with the same rows. None otherwise (a
+    replaced, withdrawn or recounted submission, or no earlier lines): the source is conformed whole."""
+    if before is None or not set(before) <= set(now):
+        return None
+    return sorted(line.rsplit(":", 1)[0] for line in set(now) - set(before))
 
 
 def _state_uri(bronze_table: str) -> str:
@@ -319,11 +410,13 @@ def _encrypt_legacy(spark: SparkSession, table: Table, stored: DataFrame, ctx: R
 
 @dataclass
 class _Planned:
-    """One (bronze table, silver target) pair ready to MERGE: its rows and the sources it refreshes."""
+    """One (bronze table, silver target) pair ready to MERGE: its rows and the sources it refreshes
+    (all their keys, or only ``keys`` when given: the keys their new submissions touched)."""
 
     key: str                # "<feed>-><target>", the stage count's name
     df: DataFrame
     sources: list[str]
+    keys: DataFrame | None = None
 
 
 def merge_rounds(items: list[_Planned]) -> list[list[_Planned]]:
@@ -347,20 +440,47 @@ def merge_rounds(items: list[_Planned]) -> list[list[_Planned]]:
     return rounds
 
 
+def _of_sources(bronze: DataFrame, expr: str, sources: list[str]) -> DataFrame:
+    """The bronze rows of ``sources`` (``expr``: the target's source expression)."""
+    from pyspark.sql import functions as F
+
+    return bronze.where(F.expr(f"({expr}) IN ({', '.join(lakehouse.sql_literal(s) for s in sources)})"))
+
+
+def _batch_keys(spark: SparkSession, table: Table, batch: list[_Planned]) -> DataFrame | None:
+    """The keys one MERGE of ``batch`` refreshes, when a pair in it is conformed by key: those
+    pairs' touched keys and every stored key of the sources conformed whole. None: every key of
+    the batch's sources (no pair by key)."""
+    from functools import reduce
+
+    if all(i.keys is None for i in batch):
+        return None
+    parts = [i.keys for i in batch if i.keys is not None]
+    whole = sorted({s for i in batch if i.keys is None for s in i.sources})
+    if whole and lakehouse.exists(table):
+        literals = ", ".join(lakehouse.sql_literal(s) for s in whole)
+        parts.append(lakehouse.read(spark, table).where(f"source IN ({literals})").select(*table.keys))
+    return reduce(lambda a, b: a.unionByName(b), parts)
+
+
 def run(spark: SparkSession, ctx: RunContext) -> StageResult:
     """Conform every bronze table that exists into the silver tables its spec targets.
 
     Only the sources with something new are conformed: a (silver table, source) whose submissions
-    are those the last conform saw (:func:`source_fingerprints`, same spec) keeps its rows. The
+    are those the last conform saw (:func:`source_submissions`, same spec) keeps its rows. The
     state is ``<lakehouse>/silver/_conform_state/<bronze table>.json``, written after every merge
     with the silver tables' Delta versions: a table at another version since (restored, or written
     by anything else) makes every source conform again, as ``PHMX_CONFORM_FULL=1`` does.
 
+    A source that only added submissions since (its earlier ones all there, unchanged: a month's
+    new files) is conformed by key: only the keys its new rows touch are recomputed, from every
+    bronze version of those keys, and compared with their stored rows (:func:`touched_target`);
+    the other sources with something new (a replaced or withdrawn submission) are conformed whole.
+
     Every pair is planned first, then each silver table is written with as few MERGEs as keep
     the result (:func:`merge_rounds`), and its rows per source counted in one action per MERGE.
-    A MERGE carries only the rows that differ from the stored ones (:func:`phmx.lakehouse.refresh`):
-    a source that sends every month re-reads its bronze rows but rewrites only the files holding
-    rows its new submission changed, not every month it ever sent.
+    A MERGE carries only the rows that differ from the stored ones (:func:`phmx.lakehouse.refresh`),
+    so it rewrites only the files holding rows the new submissions changed.
     """
     from functools import reduce
 
@@ -378,22 +498,36 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
         ledger = withdrawn_sources_ledger(spark, bronze_table)
         before = conformed_state(bronze_table)
         digest = _spec_digest(spec)
-        seen: dict[str, dict[str, str]] = before.get("sources", {}) if before.get("spec") == digest else {}
-        now: dict[str, dict[str, str]] = {}  # targets of one feed mostly share a source expression
+        seen: dict[str, dict[str, list[str]]] = \
+            before.get("submissions", {}) if before.get("spec") == digest else {}
+        now: dict[str, dict[str, list[str]]] = {}  # targets of one feed mostly share a source expression
         for target, mapping in spec.targets.items():
             expr = str(mapping.get("source", "submitter"))
             if expr not in now:
-                now[expr] = source_fingerprints(bronze, expr, ledger)
+                now[expr] = source_submissions(bronze, expr, ledger)
             last = seen.get(expr, {}) if lakehouse.exists(SILVER[target]) else {}
-            sources = sorted(s for s, fp in now[expr].items() if last.get(s) != fp)
+            sources = sorted(s for s, lines in now[expr].items() if last.get(s) != lines)
             counts[f"{spec.feed}->{target}:unchanged_sources"] = len(now[expr]) - len(sources)
             if not sources:
                 continue
-            literals = ", ".join(lakehouse.sql_literal(s) for s in sources)
-            mine = bronze if len(sources) == len(now[expr]) else bronze.where(F.expr(f"({expr}) IN ({literals})"))
-            df = build_target(mine, spec, target, mapping)
-            planned.setdefault(target, []).append(_Planned(f"{spec.feed}->{target}", df, sources))
-        states[bronze_table] = {"spec": digest, "sources": now}
+            added = {s: added_submissions(last.get(s), now[expr][s]) for s in sources}
+            by_key = sorted(s for s in sources if added[s] is not None)
+            whole = sorted(s for s in sources if added[s] is None)
+            if by_key:
+                mine = _of_sources(bronze, expr, by_key)
+                new_ids = sorted({i for s in by_key for i in added[s] or []})
+                touched = touched_target(mine, mine.where(F.col("submission_id").isin(new_ids)), spec, target, mapping)
+                if touched is None:
+                    whole, by_key = sources, []
+                else:
+                    planned.setdefault(target, []).append(
+                        _Planned(f"{spec.feed}->{target}", touched[0], by_key, keys=touched[1]))
+            counts[f"{spec.feed}->{target}:sources_by_key"] = len(by_key)
+            if whole:
+                mine = bronze if len(whole) == len(now[expr]) else _of_sources(bronze, expr, whole)
+                planned.setdefault(target, []).append(
+                    _Planned(f"{spec.feed}->{target}", build_target(mine, spec, target, mapping), whole))
+        states[bronze_table] = {"spec": digest, "submissions": now}
     for target, items in planned.items():
         table = SILVER[target]
         rounds = merge_rounds(items) if table.keys[:1] == ("source",) else [[i] for i in items]
@@ -401,12 +535,13 @@ def run(spark: SparkSession, ctx: RunContext) -> StageResult:
             sources = sorted({s for i in batch for s in i.sources})
             scope = "source IN (" + ", ".join(lakehouse.sql_literal(s) for s in sources) + ")"
             df = reduce(lambda a, b: a.unionByName(b), [i.df for i in batch])
-            written = lakehouse.refresh(spark, protect(spark, df, table, ctx), table, scope=scope)
+            written = lakehouse.refresh(spark, protect(spark, df, table, ctx), table, scope=scope,
+                                        keys=_batch_keys(spark, table, batch))
             counts[f"{target}:rows_written"] = counts.get(f"{target}:rows_written", 0) + max(written, 0)
             per_source: dict[str, int] = {r[0]: int(r[1]) for r in
                                           lakehouse.read(spark, table).where(scope).groupBy("source").count().collect()}
             for item in batch:
-                counts[item.key] = sum(per_source.get(s, 0) for s in item.sources)
+                counts[item.key] = counts.get(item.key, 0) + sum(per_source.get(s, 0) for s in item.sources)
                 log.info("conformed %s rows of %s into %s", counts[item.key], item.key.split("->")[0], table.fqn)
     for bronze_table, state in states.items():  # after every merge: a crash before re-conforms
         targets = {SILVER[t].fqn for t in specs[bronze_table].targets if t in SILVER}

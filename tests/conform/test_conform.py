@@ -192,6 +192,41 @@ def test_a_source_with_no_new_submission_is_not_conformed_again(spark, phmx_home
     assert conform.run(spark, RunContext.new()).counts["claims->encounter:unchanged_sources"] == 0
 
 
+def test_a_month_of_new_submissions_is_conformed_by_key_as_a_whole_conform_would(spark, phmx_home, land,
+                                                                                 monkeypatch):
+    """A source that only added a submission is conformed by key: the claims its new lines touch
+    are recomputed from all their lines (a claim line sent a month later joins its claim), the
+    others kept; conforming every source whole afterwards finds nothing to change."""
+
+    def line(claim: str, n: str, month: str, dx: str) -> dict[str, str]:
+        return {"claim_id": claim, "claim_line": n, "member_local_id": "BC1", "claim_type": "P",
+                "service_from": f"{month}-05", "dx1": dx, "plan_id": "BC"}
+
+    land("mcp_bluecoast", "claims", "2025-01", "c.csv",
+         csv_rows(CLAIMS, [line("C1", "1", "2025-01", "E119"), line("C2", "1", "2025-01", "I10")]))
+    ingest.run(spark, RunContext.new())
+    assert conform.run(spark, RunContext.new()).counts["claims->encounter:sources_by_key"] == 0
+    before = {r.encounter_id: r for r in lakehouse.read(spark, "silver.encounter").collect()}
+
+    land("mcp_bluecoast", "claims", "2025-02", "c.csv",
+         csv_rows(CLAIMS, [line("C1", "2", "2025-01", "J449"), line("C3", "1", "2025-02", "F1120")]))
+    ingest.run(spark, RunContext.new(period="2025-02"))
+    month = conform.run(spark, RunContext.new(period="2025-02"))
+    assert month.counts["claims->encounter:sources_by_key"] == 1
+    assert month.counts["encounter:rows_written"] == 2  # C1 changed, C3 new; C2 not compared
+    after = {r.encounter_id: r for r in lakehouse.read(spark, "silver.encounter").collect()}
+    assert sorted(after) == ["C1", "C2", "C3"]
+    assert list(after["C1"].diagnosis_codes) == ["E119", "J449"]
+    assert after["C2"] == before["C2"]
+    assert "SUD" in after["C3"].security_labels  # labelled as a whole conform labels it
+
+    version = lakehouse.version("silver.encounter")
+    monkeypatch.setenv("PHMX_CONFORM_FULL", "1")
+    whole = conform.run(spark, RunContext.new())
+    assert whole.counts["claims->encounter:sources_by_key"] == 0 and whole.counts["encounter:rows_written"] == 0
+    assert lakehouse.version("silver.encounter") == version
+
+
 def test_each_encounter_gets_only_its_own_claims_diagnoses(spark, phmx_home):
     """Many claims, most lines with empty secondary diagnoses: each encounter holds the codes of its
     own lines only, the same on every run. Written with flatten(collect_list(array(dx1, ..., dx4)))

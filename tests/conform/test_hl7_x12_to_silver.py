@@ -35,12 +35,12 @@ IEA*1*000000104~
 """
 
 
-def _run(spark) -> None:
+def _run(spark) -> dict:
     ingest.run(spark, RunContext.new())
-    conform.run(spark, RunContext.new())
+    return conform.run(spark, RunContext.new()).counts
 
 
-def test_834_maintenance_applies_in_order_across_periods(spark, phmx_home, land):
+def test_834_maintenance_applies_in_order_across_periods(spark, phmx_home, land, monkeypatch):
     x12 = CORPUS / "x12_834"
     land(PLAN, "enrollment_834", "2025-01", "add.x12", (x12 / "ours_maintenance_025_001_multi_hd.x12").read_bytes())
     _run(spark)
@@ -52,7 +52,8 @@ def test_834_maintenance_applies_in_order_across_periods(spark, phmx_home, land)
 
     land(PLAN, "enrollment_834", "2025-02", "term.x12", (x12 / "ours_024_terminate.x12").read_bytes())
     land(PLAN, "enrollment_834", "2025-03", "change.x12", CHANGE_001)
-    _run(spark)
+    # Two new submissions, none replaced: the plan's members they name are conformed by key.
+    assert _run(spark)["enrollment->person:sources_by_key"] == 1
     cov = {(r.source_person_id, r.coverage_type): r for r in lakehouse.read(spark, "silver.coverage").collect()}
     hlt = cov[("SUB0001", "HLT")]
     # the 024 without DTP*348 ended the span the 021 opened; the 001 without dates kept that end
@@ -68,6 +69,12 @@ def test_834_maintenance_applies_in_order_across_periods(spark, phmx_home, land)
     p = people["SUB0001"]
     assert (p.city, p.state, p.zip, p.county_fips, str(p.birth_date), p.sex) == (
         "OAKLAND", "CA", "94607", "06001", "1980-01-01", "F")
+    # Conformed by key as conformed whole: forcing every source again changes no row.
+    versions = {t: lakehouse.version(t) for t in ("silver.person", "silver.coverage")}
+    monkeypatch.setenv("PHMX_CONFORM_FULL", "1")
+    counts = conform.run(spark, RunContext.new()).counts
+    assert counts["person:rows_written"] == 0 and counts["coverage:rows_written"] == 0
+    assert {t: lakehouse.version(t) for t in versions} == versions
 
 
 def test_vxu_refusals_and_deletions_stay_in_silver_but_are_not_given_doses(spark, phmx_home, land):
