@@ -241,10 +241,61 @@ def indicator_reports(table: pd.DataFrame, *, lhj: str, recipient: str, generate
     return reports
 
 
+def _value_class(value: Any) -> Any:
+    """``value`` (a stratum as JSON) with each number replaced by what FHIR's validation of it
+    depends on: an integer in or out of the 32-bit range, a decimal finite or not, whole or not
+    (a bool stays a bool). Strings, codes and the structure are kept as they are."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return "<int>" if -(2**31) <= value < 2**31 else f"<int out of range {value}>"
+    if isinstance(value, float):
+        return f"<decimal finite={math.isfinite(value)} whole={math.isfinite(value) and value.is_integer()}>"
+    if isinstance(value, dict):
+        return {k: _value_class(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_value_class(v) for v in value]
+    return f"<{type(value).__name__} {value!r}>"
+
+
+def validation_skeleton(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (a Bundle of MeasureReports) with each stratifier's strata reduced to those of a
+    kind not seen before in the Bundle, for validating with fhir.resources.
+
+    Why: a stratum validates or fails on its structure, its strings and codes and the class of
+    each number (:func:`_value_class`), never on which count or rate it carries; an LHJ's Bundle
+    holds thousands of strata (every measure and indicator, by every stratifier, ZIPs included,
+    for each month, quarter and year of two years) repeating a few hundred kinds, and validating
+    every one was most of an LHJ package's fixed cost. Every group, report and entry is kept
+    whole, every stratifier keeps its first stratum (an array is never empty), and a stratum
+    with a string or number class found nowhere before is kept: so the skeleton fails whenever
+    the whole Bundle would.
+    """
+    seen: set[str] = set()
+    out = {**doc, "entry": []} if "entry" in doc else dict(doc)
+    for entry in doc.get("entry", []):
+        report = entry["resource"]
+        groups = []
+        for group in report.get("group", []):
+            strats = []
+            for strat in group.get("stratifier", []):
+                kept = []
+                for i, stratum in enumerate(strat.get("stratum", [])):
+                    kind = json.dumps(_value_class(stratum), sort_keys=True)
+                    if i == 0 or kind not in seen:
+                        seen.add(kind)
+                        kept.append(stratum)
+                strats.append({**strat, "stratum": kept} if "stratum" in strat else strat)
+            groups.append({**group, "stratifier": strats} if "stratifier" in group else group)
+        out["entry"].append({**entry, "resource": {**report, "group": groups} if "group" in report else report})
+    return out
+
+
 def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datetime, bundle_id: str,
            indicators: pd.DataFrame | None = None) -> bytes:
     """The validated collection Bundle as JSON bytes (raises if any resource does not validate);
-    with ``indicators``, their MeasureReports too."""
+    with ``indicators``, their MeasureReports too. Validated as :func:`validation_skeleton`
+    (each kind of stratum once; the Bundle written is the whole one)."""
     from fhir.resources.R4B.bundle import Bundle
 
     reports = measure_reports(table, lhj=lhj, recipient=recipient, generated_at=generated_at)
@@ -255,5 +306,5 @@ def bundle(table: pd.DataFrame, *, lhj: str, recipient: str, generated_at: datet
            "entry": [{"fullUrl": f"{HUB}/MeasureReport/{r['id']}", "resource": r} for r in reports]}
     if not doc["entry"]:
         del doc["entry"]  # no measures yet (FHIR arrays are never empty)
-    Bundle.model_validate(doc)
+    Bundle.model_validate(validation_skeleton(doc))
     return (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
