@@ -225,7 +225,10 @@ def unswap_names(sides: DataFrame) -> DataFrame:
 
     swap = F.coalesce((_l("gn") != _r("gn")) & ~_l("fn").eqNullSafe(_r("fn"))
                       & ((_l("gn") == first("r")) | (_r("gn") == first("l"))), F.lit(False))
-    r_given, r_family = first("r"), _r("gn")
+    # The swap test and the right record's first family part once per pair, in their own
+    # projection: each swapped column reads them (written inline, every column re-evaluated them).
+    staged = sides.select("*", swap.alias("_swap"), first("r").alias("_r_first"))
+    r_given, r_family = F.col("_r_first"), _r("gn")
     new = {
         "gn": r_given, "gn_canon": r_given, "fn": r_family, "fn_tokens": r_family,
         "tf_gn": F.lit(None).cast("double"), "tf_fn": F.lit(None).cast("double"),
@@ -234,10 +237,10 @@ def unswap_names(sides: DataFrame) -> DataFrame:
     for c in sides.columns:
         name = c[2:] if c.startswith("r_") else None
         if name in new:
-            out.append(F.when(swap, new[name]).otherwise(F.col(c)).alias(c))
+            out.append(F.when(F.col("_swap"), new[name]).otherwise(F.col(c)).alias(c))
         else:
             out.append(F.col(c))
-    return sides.select(*out)
+    return staged.select(*out)
 
 
 def with_jaro_winkler(sides: DataFrame, col: str) -> DataFrame:
