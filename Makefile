@@ -62,17 +62,18 @@ TEST_WORKERS ?= 2
 test: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --cov --cov-report=term:skip-covered -m "not cluster"
+	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --cov --cov-report=term:skip-covered
 
 # The development lane: lint, then the tests not marked slow (no type check, no coverage).
 test-fast: $(STAMP) $(JVM_STAMP) browser $(OIDC_STAMP)
 	$(BIN)/ruff check .
-	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow and not cluster"
+	bash scripts/run_tests.sh -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not slow"
 
-# The cluster lane: the whole DAG with PHMX_RUNNER=spark_submit from the make dist bundle on local JVM Spark
-# (about 12 minutes on 2 cores; kept out of make test for the suite's 40-minute budget).
+# The cluster lane: the same-results test (tests/engines/test_same_results.py) with the whole DAG under
+# PHMX_RUNNER=spark_submit from the make dist bundle, on local JVM Spark with every zone on S3, as its
+# classic route (make test runs that route in one process: the DAG costs about twice its CPU).
 test-cluster: $(STAMP) $(JVM_STAMP)
-	bash scripts/run_tests.sh -m cluster
+	PHMX_ENGINES_CLASSIC=dag bash scripts/run_tests.sh tests/engines/test_same_results.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -165,15 +165,20 @@ def job_bundle(base: Path) -> Path:
     return env_dir
 
 
-def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
+def run_dag_route(base: Path, landing: Path, env: dict[str, str] | None = None, timeout: int = 3600) -> dict:
     """``airflow dags test phm_exchange`` with ``PHMX_RUNNER=spark_submit`` on ``base/dag``.
 
     Every stage task is a ``spark-submit --master local[2]`` of the bundle's ``submit.py`` on the
     bundle's Python with no ``PYTHONPATH`` from the Airflow worker (the jars ``make jvm``
     resolved, nothing from Maven), so the driver and its UDF workers import only what ``make
-    dist`` packed. Returns ``STAGES`` (wall seconds per task, a mapped task's instances summed),
-    ``TASKS`` (task -> [instances, seconds, states]), ``CPU`` (the whole run's, Airflow and every
-    JVM included, under ``dag``) and ``RSS_MB`` (the largest process's peak).
+    dist`` packed. ``env`` sets the run's zones and keys (``PHMX_LAKEHOUSE_ROOT=s3://...``,
+    ``PHMX_KMS_KEY_ID``; the caller puts the landing zone there when it moves
+    ``PHMX_LANDING_ROOT``): the runner hands them to every task (``phmx.runners.job_environment``).
+    Returns ``STAGES`` (wall seconds per task, a mapped task's instances summed), ``TASKS`` (task
+    -> [instances, seconds, states]), ``COUNTS`` (the counts each stage's driver printed, for the
+    stages that ran as one task: a mapped stage's are per instance), ``CPU`` (the whole run's,
+    Airflow and every JVM included, under ``dag``) and ``RSS_MB`` (the largest process's peak).
+    The run's output is kept in ``<home>/dag.log``.
     """
     import sqlite3
     import time
@@ -184,11 +189,13 @@ def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
     home = base / "dag"
     if (home / "stages.json").is_file():
         return json.loads((home / "stages.json").read_text())
+    zones = env or {}
     env_dir = job_bundle(base)
     shutil.rmtree(home, ignore_errors=True)
-    shutil.copytree(landing, home / "landing")
+    if "PHMX_LANDING_ROOT" not in zones:
+        shutil.copytree(landing, home / "landing")
     ours = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_THE_DAG}
-    ours.update({"PHMX_HOME": str(home), "PHMX_KEYS_DIR": str(base / "keys"), "PHMX_LOG_LEVEL": "WARNING"})
+    ours.update({"PHMX_HOME": str(home), "PHMX_KEYS_DIR": str(base / "keys"), "PHMX_LOG_LEVEL": "WARNING", **zones})
     env = {k: v for k, v in airflow_env(settings.load(ours)).items() if k not in _NOT_FOR_THE_DAG[5:]}
     env.update({
         "AIRFLOW_HOME": str(home / "airflow"), "PHMX_HOME": str(home),
@@ -200,6 +207,8 @@ def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
         "PHMX_SPARK_JAVA_OPTIONS": os.environ.get("PHMX_SPARK_JAVA_OPTIONS") or jvm.SHORT_JVM_JAVA_OPTIONS,
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[2]"}),
         "PATH": f"{jvm.spark_home() / 'bin'}{os.pathsep}{env['PATH']}",
+        # the spark-submit hook logs each line of the driver's output at INFO: the counts line too
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     })
     (home / "airflow").mkdir(parents=True, exist_ok=True)
     ensure_db(env)
@@ -209,6 +218,7 @@ def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
                           cwd=home)
     wall = time.time() - t0
     log = proc.stdout + proc.stderr
+    (home / "dag.log").write_text(log)
     if proc.returncode != 0 or "state=failed" in log or "Task failed" in log:
         raise RuntimeError(f"the DAG failed under spark-submit:\n{log[-6000:]}")
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
@@ -223,9 +233,28 @@ def run_dag_route(base: Path, landing: Path, timeout: int = 3600) -> dict:
         stage = "publish" if task_id.startswith("publish") else task_id
         stages[stage] = round(stages.get(stage, 0.0) + seconds, 2)
     out = {"STAGES": stages, "TASKS": tasks, "WALL": round(wall, 1),
-           "CPU": {"dag": float(cpu)}, "RSS_MB": float(rss), "COUNTS": {}}
+           "CPU": {"dag": float(cpu)}, "RSS_MB": float(rss), "COUNTS": driver_counts(log)}
     (home / "stages.json").write_text(json.dumps(out))
     return out
+
+
+def driver_counts(log: str) -> dict[str, dict]:
+    """Each stage's counts from a DAG run's output: the JSON line ``jobs/submit.py`` prints
+    (``StageResult.to_json``), which the spark-submit hook logs. Only the stages that printed
+    exactly one line (a mapped stage prints one per instance, each a part of the stage)."""
+    found: dict[str, list[dict]] = {}
+    decoder = json.JSONDecoder()
+    for line in log.splitlines():
+        at = line.find('{"counts": ')
+        if at < 0:
+            continue
+        try:
+            result, _ = decoder.raw_decode(line[at:])
+        except ValueError:
+            continue
+        if isinstance(result, dict) and isinstance(result.get("stage"), str):
+            found.setdefault(result["stage"], []).append(result["counts"])
+    return {stage: counts[0] for stage, counts in found.items() if len(counts) == 1}
 
 
 def spark_jobs_per_stage(events: Path, windows: dict[str, list[int]]) -> dict[str, dict[str, float]]:
@@ -280,7 +309,7 @@ def run_routes(base: Path, landing: Path, routes: tuple[str, ...] = DEFAULT_ROUT
     def one(route: str) -> dict:
         extra = (env or {}).get(route, {})
         if route == "dag":
-            return run_dag_route(base, landing)
+            return run_dag_route(base, landing, extra)
         if route == "connect" and not (base / "connect" / "stages.json").is_file():
             from phmx.jvm import ConnectServer
 

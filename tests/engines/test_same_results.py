@@ -1,6 +1,6 @@
 """Same results on the three engine routes: the whole pipeline on one synthetic population on Sail
-(embedded, local folders), on classic JVM Spark (``PHMX_ENGINE=classic``, local[2]) with every
-zone on S3, and through a JVM Spark Connect server on 127.0.0.1 (local folders).
+(embedded, local folders), on classic JVM Spark (local[2]) with every zone on S3, and through a JVM
+Spark Connect server on 127.0.0.1 (local folders).
 
 Every gold table (read back with delta-rs, which must be able to read it), every published
 measures.csv and indicators.csv and every FHIR resource must be identical across the three, clock
@@ -8,15 +8,28 @@ columns, run ids and ciphertexts aside (tests/engines/same_results.py says why e
 The routes share one keys folder and one KMS key (moto's), so pseudonyms and fingerprints are
 comparable.
 
-**The classic route runs on S3** (issue #15 items 3 and 5 in one JVM run): moto's S3 and KMS server
-on 127.0.0.1; the landing zone is uploaded to ``s3://<bucket>/landing/`` and the landing,
-lakehouse, outbox, publish and ledger roots are ``s3://`` URIs, read and written through S3A.
-Nothing here configures S3A: the session gets its endpoint, path-style access and SSE-KMS keys from
-the project's settings (``phmx.jvm.object_store_conf``); the test only sets the standard AWS
-variables and the keys. No bucket has default encryption, so every object's SSE-KMS header comes
-from the writer itself (S3A for the engine's Delta files, phmx.storage and delta-rs for the rest),
-and the ledger bucket gets the audit key, not the PHI key (S3A's per-bucket setting). The gold
-tables and published files are then copied down from S3 and compared with Sail's local ones.
+**The classic route** is one of two (``PHMX_ENGINES_CLASSIC``):
+
+* ``classic`` (the default, ``make test``): one process runs every stage on one classic session
+  (``PHMX_ENGINE=classic``);
+* ``dag`` (``make test-cluster``): the Airflow DAG as production runs it, ``airflow dags test
+  phm_exchange`` with ``PHMX_RUNNER=spark_submit`` (``benchmarks.engines.run_dag_route``). The
+  ``make dist`` bundle is built and its environment unpacked where a worker would; every task is a
+  ``spark-submit --master local[2]`` (the jars ``make jvm`` resolved, nothing from Maven) of the
+  bundle's ``submit.py`` on the bundle's Python with no ``PYTHONPATH`` from the Airflow worker, so
+  each driver (a classic session) and its UDF workers import only what ``make dist`` packed. The
+  zones and keys reach the tasks through the runner (``phmx.runners.job_environment``).
+
+**The classic route runs on S3** (issue #15 items 3 and 5 in one JVM run, and item 8 with ``dag``):
+moto's S3 and KMS server on 127.0.0.1; the landing zone is uploaded to ``s3://<bucket>/landing/``
+and the landing, lakehouse, outbox, publish and ledger roots are ``s3://`` URIs, read and written
+through S3A. Nothing here configures S3A: the session gets its endpoint, path-style access and
+SSE-KMS keys from the project's settings (``phmx.jvm.object_store_conf``); the test only sets the
+standard AWS variables and the keys. No bucket has default encryption, so every object's SSE-KMS
+header comes from the writer itself (S3A for the engine's Delta files, phmx.storage and delta-rs
+for the rest), and the ledger bucket gets the audit key, not the PHI key (S3A's per-bucket
+setting). The gold tables and published files are then copied down from S3 and compared with
+Sail's local ones.
 
 ``PHMX_ENGINES_DIR`` keeps the runs in a folder (a second session reuses them when every route
 finished: the S3 facts are kept beside them, since moto's objects and keys live only as long as
@@ -35,12 +48,15 @@ import pytest
 from jvm_kit import requires_jvm
 from same_results import gold_tables, normalise, published
 
+from benchmarks.engines import DAG_SET_ASIDE
 from phmx import storage
 
 pytestmark = [requires_jvm, pytest.mark.slow]
 
-ROUTES = ("sail", "classic", "connect")
-ON_S3 = "classic"
+ON_S3 = os.environ.get("PHMX_ENGINES_CLASSIC", "classic")  # the classic route: in process, or the DAG
+if ON_S3 not in ("classic", "dag"):
+    raise ValueError(f"PHMX_ENGINES_CLASSIC is classic or dag, not {ON_S3!r}")
+ROUTES = ("sail", ON_S3, "connect")
 # A package delivered to S3 has a larger manifest by design: its `delivery` block (the location,
 # SSE and presigned URLs for the recipient); the files' own hashes are compared with the files.
 # gold.identity_index's pii_fingerprint is the fingerprint of its encrypted `features`, the JSON text of a
@@ -49,7 +65,10 @@ ON_S3 = "classic"
 # HMACs included, is equal. What those features decide (scores, gammas, clusters) is compared in
 # gold.link_pairs, member_xwalk and member. An engine gap (docs/ARCHITECTURE.md).
 ENGINE_TEXT = {"identity_index": ["pii_fingerprint"]}
-SET_ASIDE = {ON_S3: {"feed_log": ["bytes"], **ENGINE_TEXT}, "connect": ENGINE_TEXT}
+# The DAG's run id (an Airflow run's) and the order its mapped publish tasks finish in show in a
+# few more columns (benchmarks.engines.DAG_SET_ASIDE says which and why; feed_log.bytes among them).
+SET_ASIDE = {"classic": {"feed_log": ["bytes"], **ENGINE_TEXT}, "dag": {**DAG_SET_ASIDE, **ENGINE_TEXT},
+             "connect": ENGINE_TEXT}
 
 
 def _download(root: str, dest: Path) -> int:
@@ -143,15 +162,31 @@ def test_every_route_ran_every_stage_with_the_same_counts(runs):
     _, out, _ = runs
     counts = {route: {stage: {k: v for k, v in c.items() if k != "seconds"} for stage, c in r["COUNTS"].items()}
               for route, r in out.items()}
-    for route in ROUTES[1:]:
-        assert counts[route] == counts["sail"], route
+    assert counts["connect"] == counts["sail"]
+    # The DAG runs publish as mapped tasks (a prepare step, one per recipient, a report), each with
+    # its part of the counts: its published files are compared below, file by file.
+    stages = [stage for stage in counts["sail"] if ON_S3 == "classic" or stage != "publish"]
+    assert {stage: counts[ON_S3].get(stage) for stage in stages} == {stage: counts["sail"][stage] for stage in stages}
     assert counts["sail"]["ingest"]["rows_accepted"] > 1000
     assert counts["sail"]["identity"]["members"] > 100
-    assert out[ON_S3]["ENGINE"] == "pyspark.sql.session"  # a classic JVM session, not Spark Connect
+    if ON_S3 == "classic":
+        assert out[ON_S3]["ENGINE"] == "pyspark.sql.session"  # a classic JVM session, not Spark Connect
     assert "connect" in out["connect"]["ENGINE"] and "connect" in out["sail"]["ENGINE"]
 
 
+@pytest.mark.skipif(ON_S3 != "dag", reason="the classic route runs in process (PHMX_ENGINES_CLASSIC=dag: make test-cluster)")
+def test_the_dag_ran_every_stage_as_its_own_task(runs):
+    _, out, _ = runs
+    tasks = out[ON_S3]["TASKS"]  # task -> [instances, seconds, states], from Airflow's database
+    assert {task: states for task, (_, _, states) in tasks.items()} == dict.fromkeys(tasks, ["success"])
+    stages = [stage for stage in out["sail"]["COUNTS"] if stage != "publish"]
+    assert set(stages) | {"publish_prepare", "publish_recipients", "publish_recipient", "publish_report"} == set(tasks)
+    assert tasks["publish_recipient"][0] >= 4, tasks  # one mapped instance per recipient, each its own driver
+
+
 def test_the_s3_route_wrote_every_zone_to_s3_each_object_with_its_zones_kms_key(runs):
+    import deltalake
+
     base, _, facts = runs
     assert not (base / ON_S3 / "lakehouse").exists() and not (base / ON_S3 / "publish").exists()  # nothing local
     assert all(facts["found"].values()), facts["found"]  # every zone has objects
@@ -163,6 +198,10 @@ def test_the_s3_route_wrote_every_zone_to_s3_each_object_with_its_zones_kms_key(
         assert f"{lake}/{fqn}" in facts["tables"], fqn
     assert f"{ledger}/audit/ledger" in facts["tables"]
     assert "Apache-Spark" in facts["member_commit"]
+    # each stage's tables were last written by the JVM, not by the embedded engine
+    copy = _home(base, ON_S3) / "lakehouse"
+    for fqn in ("bronze/enrollment", "silver/person", "gold/member", "gold/member_month"):
+        assert "Apache-Spark" in json.dumps(deltalake.DeltaTable(str(copy / fqn)).history(1)), fqn
     assert facts["downloaded"]["lakehouse"] > 100 and facts["downloaded"]["publish"] > 0
 
 

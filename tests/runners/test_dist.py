@@ -1,5 +1,6 @@
 """``make dist`` (phmx.dist): what the packed environment holds, and how the spark-submit runner
-points a job at it. The bundle itself is built and run by tests/engines/test_spark_submit_dag.py."""
+points a job at it. The bundle itself is built and run by
+tests/engines/test_same_results.py with PHMX_ENGINES_CLASSIC=dag (make test-cluster)."""
 
 from __future__ import annotations
 
