@@ -32,8 +32,8 @@ from phmx import settings
 from phmx.runners import mapped_stage_task, stage_task
 
 PUBLISH = "publish"
-# Recipients published at the same time. The ledger serialises appends with a lock file on local
-# roots; with the ledger on S3 set PHMX_PUBLISH_PARALLEL=1 (see docs/lhj-guide.md, operations).
+# Recipients published at the same time. Their ledger appends are serialised by the ledger writer's
+# lease (phmx.lease: a lock-guarded record on local roots, conditional writes on S3), so any value is safe.
 PUBLISH_PARALLEL = settings.load().publish_parallel
 # A schedule gives each run a real data interval (the calendar month for @monthly), not Airflow 3's
 # default trigger timetable whose interval is one instant at the trigger time; the run's period is
