@@ -227,6 +227,19 @@ def test_a_month_of_new_submissions_is_conformed_by_key_as_a_whole_conform_would
     assert lakehouse.version("silver.encounter") == version
 
 
+def test_a_group_by_target_goes_by_key_only_when_its_key_is_its_groups():
+    """One group, one key: the key read from the group's columns, every group column in the key.
+    Otherwise (a key from another column, or two groups giving one key) the source goes whole."""
+    from jobs.conform.stage import SILVER, base_specs, key_follows_group
+
+    encounter = base_specs()["claims"].targets["encounter"]
+    assert key_follows_group(encounter, SILVER["encounter"])
+    from_member = {**encounter, "columns": {**encounter["columns"], "encounter_id": "first(member_local_id)"}}
+    assert not key_follows_group(from_member, SILVER["encounter"])
+    per_line = {**encounter, "group_by": ["claim_id", "claim_line"]}
+    assert not key_follows_group(per_line, SILVER["encounter"])
+
+
 def test_each_encounter_gets_only_its_own_claims_diagnoses(spark, phmx_home):
     """Many claims, most lines with empty secondary diagnoses: each encounter holds the codes of its
     own lines only, the same on every run. Written with flatten(collect_list(array(dx1, ..., dx4)))

@@ -53,7 +53,9 @@ def test_834_maintenance_applies_in_order_across_periods(spark, phmx_home, land,
     land(PLAN, "enrollment_834", "2025-02", "term.x12", (x12 / "ours_024_terminate.x12").read_bytes())
     land(PLAN, "enrollment_834", "2025-03", "change.x12", CHANGE_001)
     # Two new submissions, none replaced: the plan's members they name are conformed by key.
-    assert _run(spark)["enrollment->person:sources_by_key"] == 1
+    counts = _run(spark)
+    assert counts["enrollment->person:sources_by_key"] == 1
+    assert counts["enrollment->coverage:sources_by_key"] == 0  # its columns use windows: conformed whole
     cov = {(r.source_person_id, r.coverage_type): r for r in lakehouse.read(spark, "silver.coverage").collect()}
     hlt = cov[("SUB0001", "HLT")]
     # the 024 without DTP*348 ended the span the 021 opened; the 001 without dates kept that end
