@@ -3,7 +3,8 @@
 For every bronze table and every target the spec names, select (or aggregate) the target's
 columns with the spec's Spark SQL expressions, keep the latest version of each key, attach
 security labels, and MERGE into the silver table. Rows of a superseded submission disappear
-because each (silver table, source) is refreshed from bronze as a whole.
+because a (silver table, source) with a replaced or withdrawn submission is refreshed from bronze
+as a whole; a source that only added submissions is refreshed for the keys they touch.
 
 Adding a county's variant of a feed needs no code: a spec with ``bronze_table`` pointing at the
 shared bronze table lands in the same place and is conformed by the base spec's targets.
