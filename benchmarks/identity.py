@@ -21,6 +21,9 @@ deduplicates N source records with phmx alone (a 3-month window of a population 
 people) and reports wall time, CPU seconds, records/s, peak memory and precision / recall
 against the generator's truth; with ``--incremental SHARE`` a second process links all but
 SHARE of them in full and then adds the rest in an incremental run, and prints both wall times;
+with ``--base-home DIR`` the hub of that base full run is kept in DIR and, when DIR already holds
+one made from the same records and share, copied in instead of running the base again (trials of
+a change to the incremental run then start from the same index and skip the base's minutes);
 with ``--rules`` it first prints, per blocking rule, the candidate pairs it makes, the true pairs
 among them and those no other rule finds (what each rule costs and what it adds to recall).
 The machine (cores, RAM, load average) is printed first and the load again with each figure.
@@ -103,10 +106,32 @@ def _hard_case_merges(m: pd.DataFrame, people: pd.DataFrame) -> dict[str, int]:
 
 
 # ---- workers (one process per tool, so wall time and peak RSS are each tool's own) -----------
-def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[str, Any]:
+def _base_marker(input_path: str, holdback: float) -> dict[str, Any]:
+    """What a saved base home was made from: the input file (path, size, mtime) and the share held back."""
+    st = Path(input_path).resolve().stat()
+    return {"input": str(Path(input_path).resolve()), "size": st.st_size, "mtime": int(st.st_mtime),
+            "holdback": holdback}
+
+
+def _commit() -> str:
+    """The repository's commit (and whether files differ from it), recorded with a saved base home."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True, check=False)
+    return head.stdout.strip() + (" (modified)" if dirty.stdout.strip() else "")
+
+
+def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0, base_home: str | None = None) -> dict[str, Any]:
     """The stage (full run) on the records; with ``holdback`` > 0, first on all but that share
     of them (chosen by a hash of the record key), then an incremental run after adding them
-    back: a new month's records arriving at an existing index."""
+    back: a new month's records arriving at an existing index.
+
+    ``base_home``: a directory keeping the hub as the base full run left it. Empty or absent, the
+    base run is made and its hub copied there; holding a hub made from the same input and share,
+    that hub is copied in instead of running the base again (at 1,000,000 records the base run
+    takes about 4 minutes, the incremental run about 1), so incremental trials of one change
+    start from the same index. The saved hub records the commit that made it: a change to the
+    full run or to what it writes needs a new one."""
     home = tempfile.mkdtemp(prefix="phmx-bench-identity-")
     os.environ["PHMX_HOME"] = home
     os.environ.setdefault("PHMX_LOG_LEVEL", "WARNING")
@@ -123,7 +148,16 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
     # The engine reads the file itself (a million rows are too big for one client message).
     person = spark.read.parquet(str(Path(input_path).resolve())).select(*identity_records.PERSON_COLUMNS)
     extra: dict[str, Any] = {}
-    if holdback > 0:
+    marker = Path(base_home) / BASE_MARKER if base_home else None
+    if holdback > 0 and marker is not None and marker.exists():
+        saved = json.loads(marker.read_text())
+        if {k: saved.get(k) for k in _base_marker(input_path, holdback)} != _base_marker(input_path, holdback):
+            raise SystemExit(f"{base_home} holds a base hub of another input or share: {saved}")
+        shutil.copytree(base_home, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns(BASE_MARKER))
+        extra.update({k: saved.get(k) for k in saved if k.startswith("base_")})
+        extra["base_reused_from_commit"] = saved.get("commit")
+        os.environ["PHMX_IDENTITY_MODE"] = "incremental"
+    elif holdback > 0:
         bucket = F.pmod(F.xxhash64("source", "source_person_id"), F.lit(10_000))
         base = person.where(bucket >= F.lit(int(holdback * 10_000)))
         identity_records.write_person(spark, base)
@@ -138,6 +172,10 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
         extra["base_steps"] = first.details.get("step_seconds")
         extra["base_step_cpu"] = first.details.get("step_cpu_seconds")
         os.environ["PHMX_IDENTITY_MODE"] = "incremental"
+        if marker is not None:
+            shutil.rmtree(base_home, ignore_errors=True)  # type: ignore[arg-type]
+            shutil.copytree(home, base_home)  # type: ignore[arg-type]
+            marker.write_text(json.dumps({**_base_marker(input_path, holdback), "commit": _commit(), **extra}))
     identity_records.write_person(spark, person)  # encrypted, as conform writes it (identity decrypts)
     t0 = time.perf_counter()
     cpu0 = _cpu_seconds()
@@ -163,6 +201,9 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0) -> dict[
             "counts": result.counts, "maxrss_mb": _maxrss_mb(),
             # The embedded engine runs in this process, so this is the engine's CPU time too.
             "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
+
+
+BASE_MARKER = "phmx-bench-base.json"
 
 
 def _queue_path(out_path: str | Path) -> Path:
@@ -251,11 +292,13 @@ def _maxrss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _spawn(tool: str, input_path: Path, out_path: Path, holdback: float = 0.0) -> dict[str, Any]:
+def _spawn(tool: str, input_path: Path, out_path: Path, holdback: float = 0.0,
+           base_home: str | None = None) -> dict[str, Any]:
     """Run one worker (phmx, splink, rules: ``out_path`` is then the truth file it reads) in its
     own process; its result is the last line it prints."""
     cmd = [sys.executable, "-m", "benchmarks.identity", "--worker", tool, "--input", str(input_path),
-           "--out", str(out_path), *(["--holdback", str(holdback)] if holdback else [])]
+           "--out", str(out_path), *(["--holdback", str(holdback)] if holdback else []),
+           *(["--base-home", base_home] if base_home and holdback else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -332,7 +375,8 @@ def review_line(row: dict[str, Any]) -> str:
             f"load {os.getloadavg()[0]:.1f}")
 
 
-def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = False) -> dict[str, Any]:
+def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = False,
+          base_home: str | None = None) -> dict[str, Any]:
     """Deduplicate about ``records`` source records with phmx (full run): wall, CPU, records/s,
     peak memory, quality. With ``holdback``, another process links all but that share in full
     and adds them in an incremental run; its wall times are reported next to the full run's.
@@ -369,7 +413,7 @@ def scale(records: int, work: Path, holdback: float = 0.0, *, rules: bool = Fals
           f"phases {out['phases']}; steps {out['steps']}; CPU seconds per step {out['step_cpu']}", flush=True)
     if holdback > 0:
         load = os.getloadavg()[0]
-        inc = _spawn("phmx", inp, work / "phmx-scale-inc-clusters.parquet", holdback)
+        inc = _spawn("phmx", inp, work / "phmx-scale-inc-clusters.parquet", holdback, base_home)
         qi = metrics(pd.read_parquet(work / "phmx-scale-inc-clusters.parquet"), truth, people)
         out["incremental"] = {
             "share": holdback, "base_records": inc.get("base_records"), "base_seconds": inc.get("base_seconds"),
@@ -423,6 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", action="store_true",
                     help="with --records: first print each blocking rule's candidate pairs, true pairs and the "
                          "true pairs no other rule finds")
+    ap.add_argument("--base-home", default=None, metavar="DIR",
+                    help="with --incremental: keep the hub the base full run leaves in DIR, and when DIR already "
+                         "holds one made from the same records and share, start the incremental run from a copy "
+                         "of it instead of running the base again")
     ap.add_argument("--holdback", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=("phmx", "splink", "rules"), help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
@@ -432,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.worker == "rules":
             out = _worker_rules(args.input, args.out)
         elif args.worker == "phmx":
-            out = _worker_phmx(args.input, args.out, args.holdback)
+            out = _worker_phmx(args.input, args.out, args.holdback, args.base_home)
         else:
             out = _worker_splink(args.input, args.out)
         print(json.dumps(out))
@@ -448,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_rows(rows)
     records = (20_000 if args.quick else 1_000_000) if args.scale is None else args.scale
     if records:
-        res = scale(records, work, 0.02 if args.incremental is None else args.incremental, rules=args.rules)
+        res = scale(records, work, 0.02 if args.incremental is None else args.incremental, rules=args.rules,
+                    base_home=args.base_home)
         results["scale"] = res
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
