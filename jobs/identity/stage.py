@@ -391,9 +391,9 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
     with linkage.timed("blocking", steps):
         # Blocking reads only the records that share a keyed blocking key with a new record
         # (every holder of such a key, so block sizes and the skip rule are a full run's).
-        blocks = _sharing_blocks(prev, unchanged, new_rows, settings, scratch)
+        blocks = _sharing_blocks(prev, idx, new_rows, scratch)
         blocked, stats = blocking.candidate_pairs(blocks, index.keyed_settings(settings), new_col="is_new",
-                                                  with_stats=True)
+                                                  with_stats=True, long=True)
         pairs = scratch.put(blocked, "pairs")
     with linkage.timed("relinked_records", steps):
         # The records to re-link: those in a candidate pair, the new ones, those a reviewer decided
@@ -452,25 +452,27 @@ def _run_indexed(spark: SparkSession, ctx: RunContext, scratch: lakehouse.Scratc
                    tf=tf, state=None, index_rows=None, route="index", scope=scope, steps=steps)
 
 
-def _sharing_blocks(prev: DataFrame, unchanged: DataFrame, new_rows: DataFrame, settings: config.IdentitySettings,
-                    scratch: lakehouse.Scratch) -> DataFrame:
-    """``rid``, ``bk_<i>`` per rule and ``is_new`` of the new records and of the unchanged
-    records (``unchanged``: their source, source_person_id) that hold one of their keyed
-    blocking keys, rule by rule: the blocks a new record is in, each with every record in it.
-    One pass over the stored keys (``prev``, exploded and joined with the new records' few
-    keys) instead of writing every record's keys again: what blocking then reads grows with
-    the new records' blocks, not with the index."""
+def _sharing_blocks(prev: DataFrame, idx: DataFrame, new_rows: DataFrame, scratch: lakehouse.Scratch) -> DataFrame:
+    """``rid, rule, key, is_new``: for each blocking rule, the new records' keyed keys and the
+    unchanged records (``idx`` rows with ``is_new`` false) holding one of those keys, one row per
+    record and rule: the blocks a new record is in, each with every record in it (so block sizes
+    and the skip rule are a full run's). One pass over the stored keys (``prev``'s ``bk``,
+    exploded and semi-joined with the new records' few keys); only the matching rows are kept, so
+    what blocking then reads grows with the new records' blocks, not with the index, and a record
+    holding one shared key is not carried into the other rules."""
     from pyspark.sql import functions as F
 
-    new_keys = scratch.put(new_rows.select(F.posexplode("bk").alias("_rule", "_key")).where(F.col("_key").isNotNull())
-                           .distinct(), "new_block_keys")
-    holders = prev.select("rid", F.posexplode("bk").alias("_rule", "_key")) \
-        .join(F.broadcast(new_keys) if new_keys.count() < 1_000_000 else new_keys, ["_rule", "_key"], "left_semi") \
-        .select("rid").distinct()
-    wide = [*index.key_columns(settings)]
-    old = prev.join(holders, "rid", "left_semi").join(unchanged, ["source", "source_person_id"], "left_semi") \
-        .select("rid", *wide, F.lit(False).alias("is_new"))
-    return scratch.put(old.unionByName(new_rows.select("rid", *wide, F.lit(True).alias("is_new"))), "index_blocks")
+    def long(frame: DataFrame) -> DataFrame:
+        return frame.select("rid", F.posexplode("bk").alias("rule", "key")).where(F.col("key").isNotNull())
+
+    new_long = scratch.put(long(new_rows), "new_block_keys")
+    new_keys = new_long.select("rule", "key").distinct()
+    # Broadcast the new keys (a month's, a few hundred thousand) rather than shuffle every stored key.
+    old = long(prev).join(F.broadcast(new_keys) if new_long.count() < 1_000_000 else new_keys, ["rule", "key"],
+                          "left_semi") \
+        .join(idx.where(~F.col("is_new")).select("rid"), "rid", "left_semi")
+    return scratch.put(old.withColumn("is_new", F.lit(False))
+                       .unionByName(new_long.withColumn("is_new", F.lit(True))), "block_keys")
 
 
 def _dropped_pairs(scored: linkage.Scored, links: linkage.Links, records: DataFrame) -> DataFrame:

@@ -59,6 +59,29 @@ def test_incremental_pairs_are_the_full_pairs_that_have_a_new_record(spark) -> N
     assert got == want and len(got) == 8
 
 
+def test_long_input_gives_the_pairs_and_counts_of_the_per_rule_joins(spark) -> None:
+    """The incremental run's blocks come as one row per record and rule (its keyed key): one
+    self-join on (rule, key) gives the per-rule joins' pairs, first rules, bit masks and skipped
+    keys, caps of the rules' own and the settings' included."""
+    from pyspark.sql import functions as F
+
+    rules = (config.BlockingRule("family_zip_year", ("fn_sdx", "zip5", "birth_year")),
+             config.BlockingRule("family_zip", ("fn_sdx", "zip5"), max_block_size=6),
+             config.BlockingRule("zip", ("zip5",)))
+    std = _std(spark).withColumn("is_new", F.col("rid").isin(1, 101))
+    wide, want_stats = blocking.candidate_pairs(std, _settings(rules), new_col="is_new", with_stats=True)
+    # Each rule's key as one value, as the index keys them (one column per rule).
+    keyed = std.select("rid", "is_new", *[F.concat_ws("|", *r.keys).alias(f"k{i}") for i, r in enumerate(rules)])
+    long = keyed.select("rid", "is_new", F.posexplode(F.array(*[f"k{i}" for i in range(len(rules))]))
+                        .alias("rule", "key"))
+    one_key = tuple(replace(r, keys=(f"k{i}",)) for i, r in enumerate(rules))
+    got, got_stats = blocking.candidate_pairs(long, _settings(one_key), new_col="is_new", with_stats=True, long=True)
+    want = {tuple(r) for r in wide.collect()}
+    assert {tuple(r) for r in got.collect()} == want and len(want) == 17
+    assert want_stats is not None and got_stats is not None
+    assert got_stats.skipped_keys == want_stats.skipped_keys == {"family_zip_year": 0, "family_zip": 1, "zip": 0}
+
+
 def test_family_house_number_and_city_find_a_pair_no_other_rule_finds(spark) -> None:
     # A replaced given name, no birth date on one side and a mistyped ZIP: only the family name,
     # the house number and the city are left to block on (FEBRL 4 has two such true pairs).
