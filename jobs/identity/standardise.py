@@ -68,8 +68,10 @@ def _f():  # noqa: ANN202 - the functions module, imported lazily
 
 
 def _nullif_empty(c: Column) -> Column:
+    """``c``, or null when it is empty. ``nullif`` reads ``c`` once; ``when(length(c) > 0, c)``
+    evaluated the whole expression behind ``c`` twice (the engine does not share it)."""
     F = _f()
-    return F.when(F.length(c) > 0, c)
+    return F.nullif(c, F.lit(""))
 
 
 def _in(c: Column, values: tuple[str, ...]) -> Column:
@@ -98,8 +100,14 @@ def _name_tokens(c: Column) -> Column:
 
 def given_name(c: Column) -> Column:
     """First significant token of a given name; placeholders (BABY BOY, UNKNOWN) -> null."""
+    return given_from_tokens(_name_tokens(c))
+
+
+def given_from_tokens(toks: Column) -> Column:
+    """:func:`given_name` from the name's tokens (:func:`_name_tokens`). The engine does not
+    share repeated subexpressions: an expression this one reads several times is best a
+    column of an earlier projection."""
     F = _f()
-    toks = _name_tokens(c)
     joined = F.array_join(toks, "")
     first = F.get(toks, 0)
     return F.when(_in(joined, PLACEHOLDER_GIVEN) | _in(first, PLACEHOLDER_GIVEN), F.lit(None)) \
@@ -108,24 +116,39 @@ def given_name(c: Column) -> Column:
 
 def middle_initial(middle: Column, given: Column) -> Column:
     """Middle initial from the middle name, else from a second given-name token."""
+    return middle_from_tokens(_name_tokens(middle), _name_tokens(given))
+
+
+def middle_from_tokens(middle: Column, given: Column) -> Column:
+    """:func:`middle_initial` from the tokens of the middle and given names."""
     F = _f()
-    mid = F.get(_name_tokens(middle), 0)
-    second = F.get(_name_tokens(given), 1)
+    mid = F.get(middle, 0)
+    second = F.get(given, 1)
     return _nullif_empty(F.substring(F.coalesce(_nullif_empty(mid), second), 1, 1))
 
 
 def family_name(c: Column) -> Column:
     """All family-name tokens joined without spaces (DE LA CRUZ -> DELACRUZ)."""
+    return family_from_tokens(_name_tokens(c))
+
+
+def family_from_tokens(toks: Column) -> Column:
+    """:func:`family_name` from the name's tokens."""
     F = _f()
-    joined = F.array_join(_name_tokens(c), "")
+    joined = F.array_join(toks, "")
     return F.when(_in(joined, PLACEHOLDER_FAMILY), F.lit(None)).otherwise(_nullif_empty(joined))
 
 
 def family_tokens(c: Column) -> Column:
     """Significant family-name parts (GARCIA-LOPEZ -> [GARCIA, LOPEZ]; particles dropped)."""
+    return family_parts_from_tokens(_name_tokens(c))
+
+
+def family_parts_from_tokens(toks: Column) -> Column:
+    """:func:`family_tokens` from the name's tokens."""
     F = _f()
-    toks = F.filter(_name_tokens(c), lambda t: (F.length(t) > 1) & ~t.isin(list(FAMILY_PARTICLES)))
-    return F.when(F.size(toks) > 0, toks)
+    parts = F.filter(toks, lambda t: (F.length(t) > 1) & ~t.isin(list(FAMILY_PARTICLES)))
+    return F.when(F.size(parts) > 0, parts)
 
 
 def nickname_frame(spark: SparkSession) -> DataFrame:
@@ -162,14 +185,24 @@ def identifier(c: Column, spec: Identifier, source: Column | None = None) -> Col
     character, or listed in ``invalid``. With ``namespace: source`` the value is prefixed by
     the record's source, so it agrees only within that source.
     """
+    return identifier_of(identifier_normalised(c, spec), spec, source)
+
+
+def identifier_normalised(c: Column, spec: Identifier) -> Column:
+    """The normalisation step of :func:`identifier` (``spec.normalise``)."""
     F = _f()
     raw = c.cast("string")
     if spec.normalise == "digits":
-        v = F.regexp_replace(raw, "[^0-9]", "")
-    elif spec.normalise == "alnum":
-        v = F.upper(F.regexp_replace(raw, "[^0-9A-Za-z]", ""))
-    else:
-        v = F.upper(F.trim(raw))
+        return F.regexp_replace(raw, "[^0-9]", "")
+    if spec.normalise == "alnum":
+        return F.upper(F.regexp_replace(raw, "[^0-9A-Za-z]", ""))
+    return F.upper(F.trim(raw))
+
+
+def identifier_of(v: Column, spec: Identifier, source: Column | None = None) -> Column:
+    """The validation step of :func:`identifier` on the normalised value ``v``, which it reads
+    a dozen times: give it a column of an earlier projection."""
+    F = _f()
     # Not one repeated character (000000000, 999999999): removing the first character's
     # occurrences leaves something. (No back-references: the engine's regex has none.)
     valid = (F.length(v) > 0) & (F.length(F.replace(v, F.substring(v, 1, 1), F.lit(""))) > 0)
@@ -211,8 +244,16 @@ def _default_identifier(name: str) -> Identifier:
 def phone(c: Column) -> Column:
     """Ten-digit NANP number (a leading 1 dropped); invalid area/exchange codes, one repeated
     digit and the fictional 555-01xx range -> null."""
+    return phone_of(_digits(c))
+
+
+def _digits(c: Column) -> Column:
+    return _f().regexp_replace(c, "[^0-9]", "")
+
+
+def phone_of(d: Column) -> Column:
+    """:func:`phone` from the number's digits, which it reads many times (see :func:`identifier_of`)."""
     F = _f()
-    d = F.regexp_replace(c, "[^0-9]", "")
     d = F.when((F.length(d) == 11) & (F.substring(d, 1, 1) == "1"), F.substring(d, 2, 10)).otherwise(d)
     same = [str(i) * 10 for i in range(10)]
     valid = ((F.length(d) == 10) & F.substring(d, 1, 1).rlike("[2-9]") & F.substring(d, 4, 1).rlike("[2-9]")
@@ -224,14 +265,32 @@ def zip5(c: Column) -> Column:
     """First five digits of a ZIP or ZIP+4; 00000 (homeless in CalOMS), 99999 and other
     placeholders -> null. Three- or four-digit codes (a ZIP that lost its leading zeros in a
     spreadsheet, or a non-US postcode in ``phmx identity link``) are left-padded with zeros."""
+    return zip_of(_digits(c))
+
+
+def zip_of(d: Column) -> Column:
+    """:func:`zip5` from the code's digits (see :func:`identifier_of`)."""
     F = _f()
-    d = F.regexp_replace(c, "[^0-9]", "")
     z = F.when(F.length(d) >= 5, F.substring(d, 1, 5)).when(F.length(d) >= 3, F.lpad(d, 5, "0"))
     return F.when(~z.isin([str(i) * 5 for i in range(10)]), z)
 
 
 def address_key(c: Column) -> Column:
     """House number + street with USPS abbreviations, the unit removed (``123 N MAIN ST``)."""
+    return address_key_of(address_text(c))
+
+
+def address_key_of(text: Column) -> Column:
+    """:func:`address_key` from :func:`address_text`: null when too short or a placeholder.
+    It reads ``text`` three times: give it a column of an earlier projection (the engine
+    would evaluate an inline expression each time)."""
+    F = _f()
+    return F.when((F.length(text) > 2) & ~text.rlike(PLACEHOLDER_ADDRESS), text)
+
+
+def address_text(c: Column) -> Column:
+    """An address line normalised (upper case, USPS abbreviations, no unit); :func:`address_key_of`
+    turns it into the key."""
     F = _f()
     abbr = config.address_abbreviations()
     s = F.coalesce(clean_text(F.regexp_replace(c, "#", " # ")), F.lit(""))
@@ -254,8 +313,7 @@ def address_key(c: Column) -> Column:
         return expr.otherwise(token) if expr is not None else token
 
     s = F.array_join(F.transform(F.split(s, " "), standard), " ")
-    out = F.trim(F.regexp_replace(s, " +", " "))
-    return F.when((F.length(out) > 2) & ~out.rlike(PLACEHOLDER_ADDRESS), out)
+    return F.trim(F.regexp_replace(s, " +", " "))
 
 
 def house_number(key: Column) -> Column:
@@ -358,29 +416,45 @@ def standardise(person: DataFrame, settings: config.IdentitySettings | None = No
           .alias(f"_{c}") for c in PERSON_FIELDS],
         *[col(c).cast("string").alias(f"_id_{c}") for c in id_cols],
     )
-    gn = given_name(F.col("_given_name"))
-    fn = family_name(F.col("_family_name"))
-    dob = birth_date(F.col("_birth_date"))
-    given_toks = F.filter(_name_tokens(F.col("_given_name")),
+    # Each name is tokenised once (the address line, phone, ZIP and identifiers normalised once),
+    # in its own projection, and the features built from them in the next: inline, the engine
+    # re-evaluated a name's tokens for every use (a given name's a dozen times per record), the
+    # address three times, a phone number's digits some thirty.
+    names = ("given_name", "middle_name", "family_name", "alias_given_name", "alias_family_name",
+             "mother_maiden_name")
+    base = base.select("*", *[_name_tokens(F.col(f"_{c}")).alias(f"_tok_{c}") for c in names],
+                       address_text(F.col("_address_line")).alias("_addr_text"),
+                       _digits(F.col("_phone")).alias("_phone_digits"), _digits(F.col("_zip")).alias("_zip_digits"),
+                       *[identifier_normalised(F.col(f"_id_{i.column}"), i).alias(f"_idn_{i.name}") for i in idents])
+    given_toks = F.filter(F.col("_tok_given_name"),
                           lambda t: (F.length(t) > 1) & ~t.isin(list(FAMILY_PARTICLES + PLACEHOLDER_GIVEN)))
+    base = base.select(
+        "*",
+        given_from_tokens(F.col("_tok_given_name")).alias("_gn"),
+        family_from_tokens(F.col("_tok_family_name")).alias("_fn"),
+        family_parts_from_tokens(F.col("_tok_family_name")).alias("_fn_parts"),
+        middle_from_tokens(F.col("_tok_middle_name"), F.col("_tok_given_name")).alias("_mi"),
+        F.when(F.size(given_toks) > 0, F.array_join(given_toks, "|")).alias("_gn_tokens"),
+    )
+    gn = F.col("_gn")
+    dob = birth_date(F.col("_birth_date"))
     std = base.select(
         record_id(F.col("source"), F.col("source_person_id")).alias("rid"),
         "source", "source_person_id",
         gn.alias("gn"),
-        F.when(gn.isNotNull() | F.col("_middle_name").isNotNull(),
-               middle_initial(F.col("_middle_name"), F.col("_given_name"))).alias("mi"),
-        fn.alias("fn"),
-        family_tokens(F.col("_family_name")).alias("_fn_parts"),
-        F.when(gn.isNotNull() & (F.size(given_toks) > 0), F.array_join(given_toks, "|")).alias("gn_tokens"),
-        given_name(F.col("_alias_given_name")).alias("gn_alias"),
-        family_name(F.col("_alias_family_name")).alias("fn_alias"),
-        family_name(F.col("_mother_maiden_name")).alias("mmn"),
+        F.when(gn.isNotNull() | F.col("_middle_name").isNotNull(), F.col("_mi")).alias("mi"),
+        F.col("_fn").alias("fn"),
+        "_fn_parts",
+        F.when(gn.isNotNull(), F.col("_gn_tokens")).alias("gn_tokens"),
+        given_from_tokens(F.col("_tok_alias_given_name")).alias("gn_alias"),
+        family_from_tokens(F.col("_tok_alias_family_name")).alias("fn_alias"),
+        family_from_tokens(F.col("_tok_mother_maiden_name")).alias("mmn"),
         dob.alias("birth_date"),
         sex(F.col("_sex")).alias("sex"),
-        *[identifier(F.col(f"_id_{i.column}"), i, F.col("source")).alias(i.name) for i in idents],
-        phone(F.col("_phone")).alias("phone"),
-        zip5(F.col("_zip")).alias("zip5"),
-        address_key(F.col("_address_line")).alias("addr_key"),
+        *[identifier_of(F.col(f"_idn_{i.name}"), i, F.col("source")).alias(i.name) for i in idents],
+        phone_of(F.col("_phone_digits")).alias("phone"),
+        zip_of(F.col("_zip_digits")).alias("zip5"),
+        address_key_of(F.col("_addr_text")).alias("addr_key"),
         city(F.col("_city")).alias("city"),
         F.col("_county_fips").alias("county_fips"),
         F.col("_record_date").cast("date").alias("record_date"),
@@ -453,7 +527,8 @@ def with_address_history(std: DataFrame, person: DataFrame) -> DataFrame:
                            & ~_one_address(_current_line(person), F.col("address_history"))) \
         .select(record_id(F.col("source"), F.col("source_person_id")).alias("_hrid"),
                 F.explode(_history_lines(_current_line(person), F.col("address_history"))).alias("_line"))
-    hist = (several.select("_hrid", address_key(F.col("_line")).alias("_k")).where(F.col("_k").isNotNull())
+    lines = several.select("_hrid", address_text(F.col("_line")).alias("_t"))
+    hist = (lines.select("_hrid", address_key_of(F.col("_t")).alias("_k")).where(F.col("_k").isNotNull())
             .groupBy("_hrid").agg(F.array_join(F.array_sort(F.collect_set("_k")), "|").alias("_hist")))
     out = std.join(hist, std["rid"] == hist["_hrid"], "left").drop("_hrid")
     return out.withColumn("addr_hist", F.when(F.col("_one_address"), F.col("addr_key")).otherwise(F.col("_hist"))) \
