@@ -324,13 +324,10 @@ def _suppress_lhjs(feed: pd.DataFrame, cat: Catalogue, workers: int = 1) -> tupl
     tables = {str(lhj): rows.reset_index() for lhj, rows in feed[feed["lhj"] != STATE].groupby("lhj", sort=True)}
     jobs = {lhj: (t.drop(columns="index"), _lhj_spec(t, cat)) for lhj, t in tables.items()}
     order = sorted(jobs, key=lambda k: -len(jobs[k][0]))
-    from jobs.publish.lhj_tables import may_start_workers
+    from jobs.publish.lhj_tables import may_start_workers, worker_pool
 
     if workers > 1 and len(jobs) >= POOL_MIN and may_start_workers():
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             futures = {lhj: pool.submit(suppress_one, *jobs[lhj]) for lhj in order}
             results = {lhj: fut.result() for lhj, fut in futures.items()}
     else:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from phmx.log import get_logger
 from phmx.recipients import lhj_name
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from pyspark.sql import SparkSession
 
 log = get_logger(__name__)
@@ -77,6 +80,47 @@ def may_start_workers() -> bool:
     return not multiprocessing.current_process().daemon
 
 
+#: The pool :func:`shared_workers` keeps open for a stage run (at most one).
+_shared: list[Executor] = []
+
+
+@contextmanager
+def shared_workers(workers: int) -> Iterator[None]:
+    """One pool of ``workers`` spawned processes for every pooled step inside this block (each
+    LHJ's suppression, each LHJ's indicator suppression, each LHJ's package), shut down on exit.
+
+    Why: a spawned worker imports pandas and the publish modules afresh (about 1.5 CPU seconds
+    each); when each step started its own pool, a run with a pool size of two paid that six
+    times. The workers start on the first task (a run with fewer LHJs than a step's pool minimum
+    starts none). Nested use keeps the outer pool."""
+    if _shared or workers <= 1:
+        yield
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        _shared.append(pool)
+        try:
+            yield
+        finally:
+            _shared.remove(pool)
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor]:
+    """The pool :func:`shared_workers` holds open, else a pool of ``workers`` spawned processes
+    for this block only."""
+    if _shared:
+        yield _shared[-1]
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
 def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1, pool_min: int = 8,
            store: bool = True) -> Decided:
     """Suppress every LHJ of ``prepared``, derive the statewide rows, and (``store``) save both."""
@@ -91,10 +135,7 @@ def decide(spark: SparkSession, prepared: prepare.Prepared, *, workers: int = 1,
             state = state_cells
     ci = prepared.ci_method
     if workers > 1 and len(frames) >= pool_min and may_start_workers():
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             futures = {lhj: pool.submit(lhj_feed.suppress_and_finalize, cells, ci) for lhj, cells in frames.items()}
             outcomes = {lhj: _outcome(fut.result) for lhj, fut in futures.items()}
     else:

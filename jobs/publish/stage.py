@@ -200,9 +200,6 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
             except Exception as exc:  # noqa: BLE001 - one recipient's failure must not stop the others
                 _failed(r, exc, failed)
         return done, failed
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     signer = signing.get_signer(signing.PUBLISH, ctx.settings)
     jobs = {}
     for r in recipients:
@@ -214,7 +211,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
             jobs[r] = lhj_job(spark, ctx, r, prepared, signer.publisher(), decided)
         except Exception as exc:  # noqa: BLE001
             _failed(r, exc, failed)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with lhj_tables.worker_pool(workers) as pool:
         futures = {r: pool.submit(lhj_feed.build_job, job) for r, job in jobs.items()}
         for r, fut in futures.items():
             try:
@@ -309,7 +306,8 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     if step == "prepare":
         lakehouse.drop_work("publish_")  # what an earlier run left (a crash, or failed recipients)
         prepared = prepare.prepare(spark, ctx)
-        lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+        with lhj_tables.shared_workers(_workers()):
+            lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
         lakehouse.protect(prepare.work_uri(ctx.run_id))
         return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
                            {"recipients": prepared.all_recipients})
@@ -327,10 +325,12 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     lakehouse.drop_work("publish_")
     try:
         prepared = prepare.prepare(spark, ctx)
-        decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
-        lakehouse.protect(prepare.work_uri(ctx.run_id))
-        todo = prepared.all_recipients + [r for r in prepared.ecm if is_plan(r)]
-        done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
+        # one worker pool for the LHJs' suppression, their indicators' and their packages
+        with lhj_tables.shared_workers(_workers()):
+            decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+            lakehouse.protect(prepare.work_uri(ctx.run_id))
+            todo = prepared.all_recipients + [r for r in prepared.ecm if is_plan(r)]
+            done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
         for r in prepared.plans:
             try:
                 done.append(publish_plan(spark, ctx, r))
