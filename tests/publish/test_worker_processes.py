@@ -22,3 +22,28 @@ def test_workers_only_where_the_process_may_start_them():
     child.start()
     child.join(timeout=120)
     assert queue.get(timeout=10) is False
+
+
+def test_a_stage_run_starts_one_pool_for_all_its_pooled_steps():
+    """Inside shared_workers every pooled step gets the same pool, so its workers (spawned, each
+    importing the publish modules afresh) start once per run; outside it each step has its own,
+    and the shared pool is shut down when the block ends."""
+    import os
+
+    import pytest
+
+    from jobs.publish.lhj_tables import shared_workers, worker_pool
+
+    with shared_workers(2):
+        with worker_pool(2) as first:
+            pids = {f.result() for f in [first.submit(os.getpid) for _ in range(8)]}
+        with worker_pool(2) as second:
+            pids |= {f.result() for f in [second.submit(os.getpid) for _ in range(8)]}
+        with shared_workers(2), worker_pool(2) as nested:
+            assert nested is first
+    assert second is first and len(pids) <= 2 and os.getpid() not in pids
+    with pytest.raises(RuntimeError):
+        first.submit(os.getpid)  # shut down with the block
+    with worker_pool(2) as a, worker_pool(2) as b:
+        assert a is not b
+        assert a.submit(os.getpid).result() != os.getpid()
