@@ -36,7 +36,7 @@ from phmx.log import get_logger
 from phmx.recipients import lhj_name
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from concurrent.futures import Executor, ProcessPoolExecutor
 
     from pyspark.sql import SparkSession
 
@@ -81,7 +81,14 @@ def may_start_workers() -> bool:
 
 
 #: The pool :func:`shared_workers` keeps open for a stage run (at most one).
-_shared: list[Executor] = []
+_shared: list[ProcessPoolExecutor] = []
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 @contextmanager
@@ -96,28 +103,26 @@ def shared_workers(workers: int) -> Iterator[None]:
     if _shared or workers <= 1:
         yield
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        _shared.append(pool)
-        try:
-            yield
-        finally:
-            _shared.remove(pool)
+    _shared.append(_new_pool(workers))
+    try:
+        yield
+    finally:
+        _shared.pop().shutdown()
 
 
 @contextmanager
 def worker_pool(workers: int) -> Iterator[Executor]:
     """The pool :func:`shared_workers` holds open, else a pool of ``workers`` spawned processes
-    for this block only."""
+    for this block only. A shared pool that a dead worker broke in an earlier step is replaced,
+    so the next step runs as it would have in a pool of its own (the earlier step's tasks failed,
+    as before)."""
     if _shared:
+        if getattr(_shared[-1], "_broken", False):
+            _shared[-1].shutdown(wait=False, cancel_futures=True)
+            _shared[-1] = _new_pool(workers)
         yield _shared[-1]
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _new_pool(workers) as pool:
         yield pool
 
 

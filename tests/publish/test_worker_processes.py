@@ -47,3 +47,22 @@ def test_a_stage_run_starts_one_pool_for_all_its_pooled_steps():
     with worker_pool(2) as a, worker_pool(2) as b:
         assert a is not b
         assert a.submit(os.getpid).result() != os.getpid()
+
+
+def test_a_step_after_a_worker_died_gets_a_fresh_pool():
+    """A worker killed in one step (out of memory, say) breaks the shared pool: that step's tasks
+    fail, and the next step runs in a new pool, as it did when each step had its own."""
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    import pytest
+
+    from jobs.publish.lhj_tables import shared_workers, worker_pool
+
+    with shared_workers(2):
+        with worker_pool(2) as first:
+            with pytest.raises(BrokenProcessPool):
+                first.submit(os._exit, 1).result()
+        with worker_pool(2) as second:
+            assert second is not first
+            assert second.submit(os.getpid).result() != os.getpid()
