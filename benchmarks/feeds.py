@@ -181,7 +181,7 @@ def _reset_outputs(home: Path) -> None:
 
 def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = True) -> dict:
     """Measures (synth only) then publish, step by step, on the lakehouse under ``home``."""
-    from jobs.publish import prepare, stage
+    from jobs.publish import lhj_tables, prepare, stage
     from phmx import lakehouse
     from phmx.context import RunContext
     from phmx.engine import get_spark
@@ -227,7 +227,7 @@ def timed_run(home: Path, *, source: str, period: str = "all", plans: bool = Tru
     out.update({
         "lhj_feeds": n_lhj, "lhj_seconds_total": round(lhj_seconds, 1),
         "lhj_seconds_mean": round(lhj_seconds / n_lhj, 2) if n_lhj else None,
-        "build_workers": stage._workers(),  # noqa: SLF001 - reported, not changed
+        "build_workers": lhj_tables.pool_size(),
         "plan_feeds": n_plans, "plan_seconds_total": round(plan_seconds, 1),
         "publish_seconds": round(time.perf_counter() - t0, 1), "failed": failed,
         "cells": len(prepared.cells) if prepared.cells is not None else 0,

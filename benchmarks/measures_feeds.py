@@ -134,7 +134,7 @@ def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:
     from pyspark.sql import functions as F
 
     from jobs.measures import run as run_measures
-    from jobs.publish import prepare, stage
+    from jobs.publish import lhj_tables, prepare, stage
     from phmx import lakehouse
     from phmx.context import RunContext
     from phmx.tables import MEASURE_EVENT
@@ -171,7 +171,7 @@ def timed(spark, home: Path, period: str, lhj_limit: int | None = None) -> dict:
     out["lhj_recipients"] = len(prepared.recipients)
     out["lhj_published"] = len(lhjs)
     out["lhj_feeds"] = len(done)
-    out["lhj_workers"] = stage._workers()  # noqa: SLF001 - reported, not changed
+    out["lhj_workers"] = lhj_tables.pool_size()
     plans = []
     for r in prepared.plans:
         t = time.perf_counter()

@@ -347,23 +347,13 @@ def _suppress_lhjs(feed: pd.DataFrame, cat: Catalogue, workers: int = 1) -> tupl
     return parts, summary, failed
 
 
-def workers_default() -> int:
-    """Processes for the per-LHJ suppression: PHMX_PUBLISH_WORKERS, else the cores (up to 4)."""
-    import os
-
-    from phmx import settings
-
-    n = settings.load().publish_workers
-    return n if n > 0 else min(4, os.cpu_count() or 1)
-
-
 def decide_all(cube: pd.DataFrame, cat: Catalogue | None = None, std: StandardPopulation | None = None, *,
                workers: int | None = None) -> pd.DataFrame:
     """The published indicator and population rows of every LHJ and the state (COLUMNS), from
     finest cells (the columns of gold.indicator_strata with lhj, zip, age_group, age_band, sex,
     race_ethnicity and language in place of stratifier and stratum: hand-built histories summed
     per cell). ``workers``: processes for the per-LHJ suppression (default
-    :func:`workers_default`; 1 = in this process)."""
+    :func:`jobs.publish.lhj_tables.pool_size`; 1 = in this process)."""
     if cube.empty:
         return pd.DataFrame(columns=COLUMNS)
     cube = cube.copy()
@@ -384,7 +374,9 @@ def decide_strata(long: pd.DataFrame, cat: Catalogue | None = None, std: Standar
     long = shared_populations(long, cat)
     counts = count_table(long, cat)
     feed = counts[["lhj", "measure_id", "period", "stratifier", "stratum", "numerator", "denominator"]].copy()
-    parts, summary, failed = _suppress_lhjs(feed, cat, workers_default() if workers is None else workers)
+    from jobs.publish.lhj_tables import pool_size
+
+    parts, summary, failed = _suppress_lhjs(feed, cat, pool_size() if workers is None else workers)
     state = feed[feed["lhj"] == STATE].copy()
     state["annotation"] = pd.Series([None] * len(state), index=state.index, dtype="object")
     parts.append(state)

@@ -80,6 +80,18 @@ def may_start_workers() -> bool:
     return not multiprocessing.current_process().daemon
 
 
+def pool_size() -> int:
+    """Worker processes for publish's pooled steps (each LHJ's suppression, its indicators'
+    suppression and its package): ``PHMX_PUBLISH_WORKERS``, else the cores up to four; 1 runs
+    them in this process."""
+    import os
+
+    from phmx import settings
+
+    n = settings.load().publish_workers
+    return n if n > 0 else min(4, os.cpu_count() or 1)
+
+
 #: The pool :func:`shared_workers` keeps open for a stage run (at most one).
 _shared: list[ProcessPoolExecutor] = []
 

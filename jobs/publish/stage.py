@@ -21,13 +21,12 @@ once every recipient is published) and by the next run's prepare step.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jobs.publish import ecm_feed, feed_log, lhj_feed, lhj_tables, package, plan_feed, prepare, recovery
 from jobs.publish.lhj_cube import Scope
-from phmx import lakehouse, settings
+from phmx import lakehouse
 from phmx.context import RunContext, StageResult
 from phmx.errors import ConfigError, PhmxError
 from phmx.log import get_logger
@@ -174,12 +173,6 @@ def publish_lhj(spark: SparkSession, ctx: RunContext, recipient: str, prepared: 
     return deliver_lhj(spark, ctx, prepared, pkg, cells, suppressed, signer, job.generated_at)
 
 
-def _workers() -> int:
-    """Worker processes for building LHJ packages in-process (PHMX_PUBLISH_WORKERS; 1 = none)."""
-    n = settings.load().publish_workers
-    return n if n > 0 else min(4, os.cpu_count() or 1)
-
-
 def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepared, recipients: list[str],
                  decided: lhj_tables.Decided | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every LHJ of the run: packages built in worker processes (the suppression audit is CPU-bound
@@ -189,7 +182,7 @@ def publish_lhjs(spark: SparkSession, ctx: RunContext, prepared: prepare.Prepare
     decided here, over all of ``prepared``'s LHJs, when not given."""
     done: list[dict[str, Any]] = []
     failed: list[str] = []
-    workers = _workers()
+    workers = lhj_tables.pool_size()
     if decided is None:
         decided = lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
     if workers <= 1 or len(recipients) < POOL_MIN or not lhj_tables.may_start_workers():
@@ -306,8 +299,8 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     if step == "prepare":
         lakehouse.drop_work("publish_")  # what an earlier run left (a crash, or failed recipients)
         prepared = prepare.prepare(spark, ctx)
-        with lhj_tables.shared_workers(_workers()):
-            lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+        with lhj_tables.shared_workers(lhj_tables.pool_size()):
+            lhj_tables.decide(spark, prepared, workers=lhj_tables.pool_size(), pool_min=POOL_MIN)
         lakehouse.protect(prepare.work_uri(ctx.run_id))
         return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
                            {"recipients": prepared.all_recipients})
@@ -326,8 +319,8 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     try:
         prepared = prepare.prepare(spark, ctx)
         # one worker pool for the LHJs' suppression, their indicators' and their packages
-        with lhj_tables.shared_workers(_workers()):
-            decided = lhj_tables.decide(spark, prepared, workers=_workers(), pool_min=POOL_MIN)
+        with lhj_tables.shared_workers(lhj_tables.pool_size()):
+            decided = lhj_tables.decide(spark, prepared, workers=lhj_tables.pool_size(), pool_min=POOL_MIN)
             lakehouse.protect(prepare.work_uri(ctx.run_id))
             todo = prepared.all_recipients + [r for r in prepared.ecm if is_plan(r)]
             done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
