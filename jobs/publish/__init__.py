@@ -14,8 +14,9 @@ published), ``phmx feeds`` / ``phmx feeds verify DIR`` (:mod:`jobs.publish.cli`)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from phmx import lazy
 
 if TYPE_CHECKING:
     from jobs.publish.stage import publish_recipient, report, run, run_recipients
@@ -24,16 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["publish_recipient", "recipient_id", "report", "run", "run_recipients", "summarize_publish"]
 
-#: Where each public name lives. Imported on first use, not with the package: the worker processes
-#: that build LHJ packages and decide suppression (spawned, so each imports afresh) load only
-#: :mod:`jobs.publish.lhj_feed` and what it needs; importing the stage too (the engine client,
-#: the indicator statistics) cost each of them about 1.8 CPU seconds more.
-_WHERE = {"publish_recipient": "jobs.publish.stage", "report": "jobs.publish.stage", "run": "jobs.publish.stage",
-          "run_recipients": "jobs.publish.stage", "summarize_publish": "jobs.publish.summary",
-          "recipient_id": "phmx.recipients"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Where each public name lives, imported on first use (:mod:`phmx.lazy`): the worker processes
+#: that build LHJ packages and decide suppression load only :mod:`jobs.publish.lhj_feed` and what it
+#: needs, not the stage (the engine client, the indicator statistics).
+__getattr__ = lazy.exports(__name__, {
+    "publish_recipient": "jobs.publish.stage", "report": "jobs.publish.stage", "run": "jobs.publish.stage",
+    "run_recipients": "jobs.publish.stage", "summarize_publish": "jobs.publish.summary",
+    "recipient_id": "phmx.recipients"})

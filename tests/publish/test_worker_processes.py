@@ -66,3 +66,17 @@ def test_a_step_after_a_worker_died_gets_a_fresh_pool():
         with worker_pool(2) as second:
             assert second is not first
             assert second.submit(os.getpid).result() != os.getpid()
+
+
+def test_a_package_worker_imports_the_package_modules_but_not_the_stage():
+    """A spawned worker that builds packages imports jobs.publish.lhj_feed; the package's
+    re-exported names (phmx.lazy) load the stage only when one of them is used."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, jobs.publish.lhj_feed; before = 'jobs.publish.stage' in sys.modules; "
+             "from jobs.publish import run; import jobs.publish as p\n"
+             "try:\n    p.no_such_name\nexcept AttributeError:\n    missing = True\nelse:\n    missing = False\n"
+             "print(before, run.__module__, missing)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "jobs.publish.stage", "True"]
