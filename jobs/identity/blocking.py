@@ -62,13 +62,8 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
         if with_stats:
             oversized.append(sizes.where(F.col("_n") > cap).agg(F.count(F.lit(1)).alias("n"))
                              .select(F.lit(rule.name).alias("rule"), "n"))
-        ok = sizes.where((F.col("_n") >= 2) & (F.col("_n") <= cap)).select(*keys)
-        recs = recs.join(ok, keys, "left_semi")
-        left = recs.select(F.col("rid").alias("a"), *keys, *([F.col(new_col).alias("a_new")] if new_col else []))
-        right = recs.select(F.col("rid").alias("b"), *keys, *([F.col(new_col).alias("b_new")] if new_col else []))
-        joined = left.join(right, keys).where(F.col("a") < F.col("b"))
-        if new_col:
-            joined = joined.where(F.col("a_new") | F.col("b_new"))
+        joined = _block_pairs(recs, sizes.where((F.col("_n") >= 2) & (F.col("_n") <= cap)).select(*keys), keys,
+                              new_col)
         # The rule's bit as a literal: ``shiftleft`` with a column shift is not in classic
         # PySpark (it takes an int), and a literal works on every engine.
         frames.append(joined.select(F.col("a").alias("rid_l"), F.col("b").alias("rid_r"), F.lit(idx).alias("rule"),
@@ -85,6 +80,19 @@ def candidate_pairs(std: DataFrame, settings: IdentitySettings, *, new_col: str 
     pairs = union.groupBy("rid_l", "rid_r").agg(
         F.min("rule").alias("rule"), F.bit_or(F.col("bit").cast("bigint")).alias("rules"))
     return pairs, (BlockingStats(skipped) if with_stats else None)
+
+
+def _block_pairs(recs: DataFrame, ok: DataFrame, block: list[str], new_col: str | None) -> DataFrame:
+    """``a < b`` record pairs (``rid``) sharing a block of ``ok`` (the blocks kept: two records or
+    more, none over its cap), with ``block``'s columns; with ``new_col``, only pairs holding a new
+    record. The one self-join both blocking layouts use."""
+    from pyspark.sql import functions as F
+
+    recs = recs.join(ok, block, "left_semi")
+    left = recs.select(F.col("rid").alias("a"), *block, *([F.col(new_col).alias("a_new")] if new_col else []))
+    right = recs.select(F.col("rid").alias("b"), *block, *([F.col(new_col).alias("b_new")] if new_col else []))
+    joined = left.join(right, block).where(F.col("a") < F.col("b"))
+    return joined.where(F.col("a_new") | F.col("b_new")) if new_col else joined
 
 
 def _candidate_pairs_long(std: DataFrame, settings: IdentitySettings, *, new_col: str | None,
@@ -117,13 +125,8 @@ def _candidate_pairs_long(std: DataFrame, settings: IdentitySettings, *, new_col
         over = {int(r["rule"]): int(r["n"]) for r in sizes.where(F.col("_n") > F.col("_cap")).groupBy("rule")
                 .agg(F.count(F.lit(1)).alias("n")).collect()}
         skipped = {rule.name: over.get(i, 0) for i, rule in enumerate(settings.rules)}
-    ok = sizes.where((F.col("_n") >= 2) & (F.col("_n") <= F.col("_cap"))).select(*block)
-    recs = recs.join(ok, block, "left_semi")
-    left = recs.select(F.col("rid").alias("a"), *block, *([F.col(new_col).alias("a_new")] if new_col else []))
-    right = recs.select(F.col("rid").alias("b"), *block, *([F.col(new_col).alias("b_new")] if new_col else []))
-    joined = left.join(right, block).where(F.col("a") < F.col("b"))
-    if new_col:
-        joined = joined.where(F.col("a_new") | F.col("b_new"))
+    joined = _block_pairs(recs, sizes.where((F.col("_n") >= 2) & (F.col("_n") <= F.col("_cap"))).select(*block),
+                          block, new_col)
     pairs = joined.groupBy(F.col("a").alias("rid_l"), F.col("b").alias("rid_r")).agg(
         F.min("rule").alias("rule"), F.bit_or(by_rule([1 << i for i in range(len(settings.rules))]).cast("bigint")).alias("rules"))
     return pairs, (BlockingStats(skipped) if with_stats else None)
