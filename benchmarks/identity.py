@@ -106,6 +106,10 @@ def _hard_case_merges(m: pd.DataFrame, people: pd.DataFrame) -> dict[str, int]:
 
 
 # ---- workers (one process per tool, so wall time and peak RSS are each tool's own) -----------
+#: The file in a saved base home that says what it was made from (:func:`_base_marker`).
+BASE_MARKER = "phmx-bench-base.json"
+
+
 def _base_marker(input_path: str, holdback: float) -> dict[str, Any]:
     """What a saved base home was made from: the input file (path, size, mtime) and the share held back."""
     st = Path(input_path).resolve().stat()
@@ -150,8 +154,8 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0, base_hom
     extra: dict[str, Any] = {}
     marker = Path(base_home) / BASE_MARKER if base_home else None
     if holdback > 0 and marker is not None and marker.exists():
-        saved = json.loads(marker.read_text())
-        if {k: saved.get(k) for k in _base_marker(input_path, holdback)} != _base_marker(input_path, holdback):
+        saved, made_from = json.loads(marker.read_text()), _base_marker(input_path, holdback)
+        if {k: saved.get(k) for k in made_from} != made_from:
             raise SystemExit(f"{base_home} holds a base hub of another input or share: {saved}")
         shutil.copytree(base_home, home, dirs_exist_ok=True, ignore=shutil.ignore_patterns(BASE_MARKER))
         extra.update({k: saved.get(k) for k in saved if k.startswith("base_")})
@@ -202,8 +206,6 @@ def _worker_phmx(input_path: str, out_path: str, holdback: float = 0.0, base_hom
             # The embedded engine runs in this process, so this is the engine's CPU time too.
             "cpu_seconds_process": round(cpu.ru_utime + cpu.ru_stime, 1), **extra}
 
-
-BASE_MARKER = "phmx-bench-base.json"
 
 
 def _queue_path(out_path: str | Path) -> Path:

@@ -299,8 +299,9 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     if step == "prepare":
         lakehouse.drop_work("publish_")  # what an earlier run left (a crash, or failed recipients)
         prepared = prepare.prepare(spark, ctx)
-        with lhj_tables.shared_workers(lhj_tables.pool_size()):
-            lhj_tables.decide(spark, prepared, workers=lhj_tables.pool_size(), pool_min=POOL_MIN)
+        workers = lhj_tables.pool_size()
+        with lhj_tables.shared_workers(workers):
+            lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
         lakehouse.protect(prepare.work_uri(ctx.run_id))
         return StageResult("publish", {"lhj_recipients": len(prepared.recipients), "plans": len(prepared.plans)},
                            {"recipients": prepared.all_recipients})
@@ -319,8 +320,9 @@ def run(spark: SparkSession, ctx: RunContext, *, step: str | None = None, recipi
     try:
         prepared = prepare.prepare(spark, ctx)
         # one worker pool for the LHJs' suppression, their indicators' and their packages
-        with lhj_tables.shared_workers(lhj_tables.pool_size()):
-            decided = lhj_tables.decide(spark, prepared, workers=lhj_tables.pool_size(), pool_min=POOL_MIN)
+        workers = lhj_tables.pool_size()
+        with lhj_tables.shared_workers(workers):
+            decided = lhj_tables.decide(spark, prepared, workers=workers, pool_min=POOL_MIN)
             lakehouse.protect(prepare.work_uri(ctx.run_id))
             todo = prepared.all_recipients + [r for r in prepared.ecm if is_plan(r)]
             done, failed = publish_lhjs(spark, ctx, prepared, prepared.recipients, decided)
